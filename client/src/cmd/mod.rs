@@ -1,0 +1,15 @@
+//! One module per subcommand.
+
+pub mod card;
+pub mod daemon;
+pub mod init;
+pub mod status;
+
+/// A current-thread runtime for the short-lived commands.
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    use anyhow::Context;
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}

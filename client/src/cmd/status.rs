@@ -1,0 +1,61 @@
+//! `kith status`: the daemon's state.
+
+use crate::rpc::{self, Request, Status};
+use anyhow::{Context, Result};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// `kith status` arguments.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Wait up to SECS for the daemon to answer.
+    #[arg(long, value_name = "SECS")]
+    pub wait: Option<f64>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs `kith status`.
+pub fn run(home: &Path, args: Args) -> Result<()> {
+    let deadline =
+        Instant::now() + Duration::from_secs_f64(args.wait.unwrap_or(0.0).clamp(0.0, 86_400.0));
+    let value = super::runtime()?.block_on(async {
+        loop {
+            match rpc::call(home, &Request::Status).await {
+                Ok(v) => return Ok(v),
+                Err(e) if Instant::now() >= deadline => return Err(e),
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    })?;
+    if args.json {
+        println!("{value}");
+        return Ok(());
+    }
+    let s: Status = serde_json::from_value(value).context("the daemon's status is not valid")?;
+    println!("account    {}", s.account);
+    println!("device     {} ({})", s.device, s.name);
+    println!(
+        "listening  {}",
+        if s.listening.is_empty() {
+            "-".into()
+        } else {
+            s.listening.join(", ")
+        }
+    );
+    println!("peers      {}", s.peers.len());
+    println!("outbox     {}", s.outbox);
+    println!(
+        "protected  {}",
+        if s.protected {
+            "yes (passphrase)"
+        } else {
+            "NO"
+        }
+    );
+    for w in s.warnings {
+        println!("warning: {w}");
+    }
+    Ok(())
+}

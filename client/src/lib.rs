@@ -1,0 +1,79 @@
+//! The kith client: `kith daemon` owns the node; every other command is a
+//! client of the daemon's local socket (see [`rpc`]).
+//!
+//! Not here: protocol logic (in `node_core`), and the helper servers.
+
+pub mod cmd;
+pub mod daemon;
+pub mod passphrase;
+pub mod rpc;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// kith: peer-to-peer, end-to-end encrypted messaging.
+#[derive(Debug, Parser)]
+#[command(name = "kith", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Profile folder (default: the platform data folder, e.g. ~/.local/share/kith).
+    #[arg(long, global = true, env = "KITH_HOME", value_name = "DIR")]
+    pub home: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Make a new device and a new account in an empty profile.
+    Init(cmd::init::Args),
+    /// Run the node in the foreground until SIGINT/SIGTERM.
+    Daemon(cmd::daemon::Args),
+    /// Show the daemon's state.
+    Status(cmd::status::Args),
+    /// Show this account's contact card.
+    Card(cmd::card::Args),
+}
+
+/// Runs the command line; prints one clear line on failure.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let home = match cli.home.clone().or_else(default_home) {
+        Some(h) => h,
+        None => {
+            return fail(anyhow::anyhow!(
+                "no profile folder: give --home DIR or set KITH_HOME"
+            ));
+        }
+    };
+    let result = match cli.command {
+        Command::Init(args) => cmd::init::run(&home, args),
+        Command::Daemon(args) => cmd::daemon::run(&home, args),
+        Command::Status(args) => cmd::status::run(&home, args),
+        Command::Card(args) => cmd::card::run(&home, args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(e),
+    }
+}
+
+fn fail(e: anyhow::Error) -> ExitCode {
+    let chain: Vec<String> = e.chain().map(ToString::to_string).collect();
+    eprintln!("kith: {}", chain.join(": "));
+    ExitCode::FAILURE
+}
+
+fn default_home() -> Option<PathBuf> {
+    dirs::data_dir().map(|d| d.join("kith"))
+}
+
+/// Milliseconds since the Unix epoch, from the system clock (the driver is
+/// the one place that reads it; protocol code is given `now`).
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

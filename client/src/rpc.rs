@@ -1,0 +1,120 @@
+//! The one protocol the CLI (and later the TUI) uses to talk to the daemon:
+//! one JSON request line, one JSON response line, over the profile's
+//! owner-only Unix socket.
+
+use anyhow::{Context, Result, anyhow, bail};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::UnixStream;
+
+/// Longest request or response line accepted.
+pub const MAX_LINE: usize = 1 << 20;
+
+/// What a client asks.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "method", rename_all = "snake_case")]
+pub enum Request {
+    /// Daemon state.
+    Status,
+    /// Own contact card.
+    Card,
+}
+
+/// The daemon's answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Response {
+    /// Success, with the method's value.
+    Ok(serde_json::Value),
+    /// Failure, one line for the user.
+    Error(String),
+}
+
+/// `status` as printed by `kith status --json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Status {
+    /// Account id.
+    pub account: String,
+    /// This device's id.
+    pub device: String,
+    /// Device name.
+    pub name: String,
+    /// Addresses the transport listens on.
+    pub listening: Vec<String>,
+    /// Connected peer devices.
+    pub peers: Vec<String>,
+    /// Events waiting to be delivered.
+    pub outbox: u64,
+    /// Whether the profile is protected by a passphrase.
+    pub protected: bool,
+    /// Warnings the user should see (e.g. an unprotected profile).
+    pub warnings: Vec<String>,
+}
+
+/// `card`'s value.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CardReply {
+    /// The `kith:` URI.
+    pub uri: String,
+}
+
+/// Sends one request to the daemon of the profile at `home`.
+pub async fn call(home: &Path, req: &Request) -> Result<serde_json::Value> {
+    let socket = home.join("kith.sock");
+    let stream = UnixStream::connect(&socket).await.with_context(|| {
+        format!(
+            "no kith daemon is running for {} (start one with `kith daemon`)",
+            home.display()
+        )
+    })?;
+    exchange(stream, req).await
+}
+
+async fn exchange(stream: UnixStream, req: &Request) -> Result<serde_json::Value> {
+    let (read, mut write) = stream.into_split();
+    let mut line = serde_json::to_vec(req)?;
+    line.push(b'\n');
+    write
+        .write_all(&line)
+        .await
+        .context("sending to the daemon")?;
+    let mut reader = BufReader::new(read.take(MAX_LINE as u64));
+    let mut answer = String::new();
+    reader
+        .read_line(&mut answer)
+        .await
+        .context("reading the daemon's answer")?;
+    if answer.is_empty() {
+        bail!("the daemon closed the connection without answering");
+    }
+    match serde_json::from_str(&answer).context("the daemon's answer is not valid")? {
+        Response::Ok(v) => Ok(v),
+        Response::Error(e) => Err(anyhow!(e)),
+    }
+}
+
+use tokio::io::AsyncReadExt as _;
+
+/// Reads one request line (bounded) from a client.
+pub async fn read_request<R: tokio::io::AsyncRead + Unpin>(read: R) -> Result<Request> {
+    let mut reader = BufReader::new(read.take(MAX_LINE as u64));
+    let mut line = String::new();
+    reader
+        .read_line(&mut line)
+        .await
+        .context("reading a request")?;
+    serde_json::from_str(&line).context("malformed request")
+}
+
+/// Writes one response line.
+pub async fn write_response<W: tokio::io::AsyncWrite + Unpin>(
+    mut write: W,
+    resp: &Response,
+) -> Result<()> {
+    let mut line = serde_json::to_vec(resp)?;
+    line.push(b'\n');
+    write.write_all(&line).await?;
+    write.flush().await?;
+    Ok(())
+}

@@ -1,0 +1,13 @@
+//! Every route of `kith-named`, in one place.
+//!
+//! For now only the shared ones: `GET /healthz` and `GET /metrics`. The
+//! name API (register a signed binding, look up `name@domain`) comes with its
+//! own issue, with its domain logic kept free of axum types.
+
+use axum::Router;
+use service_kit::{Health, Metrics};
+
+/// The full router of the server.
+pub fn router(metrics: Metrics, health: Health) -> Router {
+    service_kit::base_router(Router::new(), metrics, health)
+}

@@ -1,0 +1,433 @@
+//! The account log: which devices make up an account, resolved the same way
+//! on every replica whatever order its events arrived in.
+//!
+//! Rules (DESIGN.md "Identity"): adding a device needs an active device and
+//! the new device; revoking needs an active device or the recovery key. An
+//! entry is valid when its author is allowed by the entries among its
+//! ancestors. Concurrent conflicts are settled without clocks: recovery-key
+//! revocations first, then revocations by more senior devices (added
+//! earlier: lower depth, then lower event id); a revocation by a device that
+//! is itself revoked counts only if it is an ancestor of that revocation;
+//! whatever a revoked device signed concurrently with its revocation is
+//! discarded. Invalid entries are filtered, never allowed to break the merge.
+
+use super::entry::{AccountEntry, verify_join};
+use crate::crypto::VerifyingKey;
+use crate::id::{AccountId, DeviceId, EventId};
+use crate::log::{Dag, Event, Rules};
+use std::collections::{BTreeMap, HashMap};
+
+/// Largest account log accepted (devices come and go rarely).
+pub const MAX_ACCOUNT_EVENTS: usize = 1024;
+const MAX_ROUNDS: usize = 8;
+
+/// A device as the account log describes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceRecord {
+    /// Its name.
+    pub name: String,
+    /// The entry that added it (the genesis for the first device).
+    pub added_in: EventId,
+    /// Seniority key: lower is more senior.
+    pub seniority: (u64, EventId),
+    /// Set once the device is revoked.
+    pub revoked: Option<Revocation>,
+}
+
+/// How a device was revoked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Revocation {
+    /// The effective revocation entry (the first in resolution order).
+    pub by: EventId,
+    /// The revoked device's last valid sequence number.
+    pub cutoff_seq: u64,
+}
+
+/// The resolved account.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccountState {
+    /// The account id (the genesis event id).
+    pub account: AccountId,
+    /// Display name from the genesis.
+    pub name: String,
+    /// The recovery key, if the account has one.
+    pub recovery: Option<VerifyingKey>,
+    /// Every device ever validly added.
+    pub devices: BTreeMap<DeviceId, DeviceRecord>,
+    /// Entries stored but discarded by conflict resolution.
+    pub discarded: Vec<EventId>,
+}
+
+impl AccountState {
+    /// Whether `device` is in the account and not revoked.
+    pub fn is_active(&self, device: &DeviceId) -> bool {
+        self.devices
+            .get(device)
+            .is_some_and(|d| d.revoked.is_none())
+    }
+    /// Whether an event by `device` with sequence number `seq` is acceptable:
+    /// the device is active, or revoked with `seq` at or before its cut-off.
+    pub fn may_author(&self, device: &DeviceId, seq: u64) -> bool {
+        match self.devices.get(device) {
+            None => false,
+            Some(d) => d.revoked.is_none_or(|r| seq <= r.cutoff_seq),
+        }
+    }
+    /// The active devices.
+    pub fn active_devices(&self) -> impl Iterator<Item = (&DeviceId, &DeviceRecord)> {
+        self.devices.iter().filter(|(_, d)| d.revoked.is_none())
+    }
+}
+
+/// Why an account log cannot be resolved at all.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AccountError {
+    /// The genesis event is missing or invalid.
+    #[error("account {0}: genesis missing or invalid")]
+    NoGenesis(AccountId),
+}
+
+/// An account log: its events (all verified) and the rules new ones follow.
+#[derive(Debug, Clone)]
+pub struct AccountLog {
+    account: AccountId,
+    events: BTreeMap<EventId, Event>,
+}
+
+impl AccountLog {
+    /// An empty log for `account`.
+    pub fn new(account: AccountId) -> Self {
+        Self {
+            account,
+            events: BTreeMap::new(),
+        }
+    }
+    /// The account id.
+    pub fn account(&self) -> AccountId {
+        self.account
+    }
+    /// Adds an event the DAG accepted.
+    pub fn insert(&mut self, event: Event) {
+        self.events.insert(event.id(), event);
+    }
+    /// The events.
+    pub fn events(&self) -> impl Iterator<Item = &Event> {
+        self.events.values()
+    }
+    /// Resolves the current state.
+    pub fn state(&self) -> Result<AccountState, AccountError> {
+        Resolver::new(self.account, self.events.values()).resolve()
+    }
+}
+
+/// Account-log rules for the DAG: an entry must be valid at its parents.
+impl Rules for AccountLog {
+    fn authorize(&self, event: &Event, _dag: &Dag) -> Result<(), String> {
+        if self.events.len() >= MAX_ACCOUNT_EVENTS {
+            return Err(format!(
+                "account log is full ({MAX_ACCOUNT_EVENTS} entries)"
+            ));
+        }
+        let all = self.events.values().chain(std::iter::once(event));
+        let r = Resolver::new(self.account, all);
+        let i = r.index[&event.id()];
+        match r.validity(&vec![false; r.len()])[i] {
+            true => Ok(()),
+            false => Err(r.reason(i)),
+        }
+    }
+
+    fn accepted(&mut self, event: &Event) {
+        self.insert(event.clone());
+    }
+}
+
+struct Item {
+    id: EventId,
+    author: DeviceId,
+    depth: u64,
+    parents: Vec<usize>,
+    entry: Option<AccountEntry>,
+}
+
+struct Resolver {
+    account: AccountId,
+    items: Vec<Item>,
+    index: HashMap<EventId, usize>,
+    ancestors: Vec<Vec<bool>>,
+    recovery: Option<DeviceId>,
+}
+
+impl Resolver {
+    fn new<'a>(account: AccountId, events: impl Iterator<Item = &'a Event>) -> Self {
+        let mut sorted: Vec<&Event> = events.collect();
+        sorted.sort_by_key(|e| (e.header().depth, e.id()));
+        let index: HashMap<EventId, usize> = sorted
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.id(), i))
+            .collect();
+        let items: Vec<Item> = sorted
+            .iter()
+            .map(|e| Item {
+                id: e.id(),
+                author: e.header().author,
+                depth: e.header().depth,
+                // A parent outside the set makes the entry invalid (usize::MAX).
+                parents: e
+                    .header()
+                    .parents
+                    .iter()
+                    .map(|p| index.get(p).copied().unwrap_or(usize::MAX))
+                    .collect(),
+                entry: e
+                    .body()
+                    .and_then(|b| AccountEntry::decode(e.header().kind, b).ok()),
+            })
+            .collect();
+        let ancestors = ancestor_sets(&items);
+        let recovery = items
+            .iter()
+            .find(|it| it.id.as_bytes() == account.as_bytes())
+            .and_then(|g| match &g.entry {
+                Some(AccountEntry::Genesis { recovery, .. }) => recovery.map(DeviceId::from),
+                _ => None,
+            });
+        Self {
+            account,
+            items,
+            index,
+            ancestors,
+            recovery,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// Which entries are valid at their parents, ignoring `excluded` ones.
+    fn validity(&self, excluded: &[bool]) -> Vec<bool> {
+        let mut valid = vec![false; self.len()];
+        for i in 0..self.len() {
+            let parents_ok = self.items[i]
+                .parents
+                .iter()
+                .all(|&p| p != usize::MAX && valid[p]);
+            valid[i] = !excluded[i] && parents_ok && self.allowed(i, &valid);
+        }
+        valid
+    }
+
+    /// Devices added and revoked among the valid ancestors of `i`.
+    fn membership_at(&self, i: usize, valid: &[bool]) -> (Vec<DeviceId>, Vec<DeviceId>) {
+        let (mut members, mut revoked) = (Vec::new(), Vec::new());
+        for (j, item) in self.items.iter().enumerate().take(i) {
+            if !self.ancestors[i][j] || !valid[j] {
+                continue;
+            }
+            match &item.entry {
+                Some(AccountEntry::Genesis { .. }) => members.push(item.author),
+                Some(AccountEntry::AddDevice { device, .. }) => members.push(*device),
+                Some(AccountEntry::RevokeDevice { device, .. }) => revoked.push(*device),
+                None => {}
+            }
+        }
+        (members, revoked)
+    }
+
+    fn allowed(&self, i: usize, valid: &[bool]) -> bool {
+        let item = &self.items[i];
+        let (members, revoked) = self.membership_at(i, valid);
+        let is_recovery = Some(item.author) == self.recovery;
+        let author_ok =
+            is_recovery || (members.contains(&item.author) && !revoked.contains(&item.author));
+        match &item.entry {
+            None => false,
+            Some(AccountEntry::Genesis { .. }) => item.id.as_bytes() == self.account.as_bytes(),
+            Some(AccountEntry::AddDevice { device, name, join }) => {
+                author_ok
+                    && !members.contains(device)
+                    && Some(*device) != self.recovery
+                    && verify_join(self.account, *device, name, join)
+            }
+            Some(AccountEntry::RevokeDevice { device, .. }) => {
+                author_ok && members.contains(device) && !revoked.contains(device)
+            }
+        }
+    }
+
+    /// A precise reason why entry `i` is not valid at its parents.
+    fn reason(&self, i: usize) -> String {
+        let item = &self.items[i];
+        let valid = self.validity(&vec![false; self.len()]);
+        if item.parents.iter().any(|&p| p == usize::MAX || !valid[p]) {
+            return "a parent is not a valid account-log entry".into();
+        }
+        let (members, revoked) = self.membership_at(i, &valid);
+        let author_known = Some(item.author) == self.recovery || members.contains(&item.author);
+        match &item.entry {
+            None => "body missing or not an account-log entry".into(),
+            Some(AccountEntry::Genesis { .. }) => "a second genesis".into(),
+            _ if !author_known => format!("author {} is not a device of this account", item.author),
+            _ if revoked.contains(&item.author) => format!("author {} is revoked", item.author),
+            Some(AccountEntry::AddDevice { device, .. }) if members.contains(device) => {
+                format!("device {device} is already in the account")
+            }
+            Some(AccountEntry::AddDevice { .. }) => {
+                "the new device's join signature is missing or invalid".into()
+            }
+            Some(AccountEntry::RevokeDevice { device, .. }) => {
+                format!("device {device} is not an active device of this account")
+            }
+        }
+    }
+
+    fn resolve(&self) -> Result<AccountState, AccountError> {
+        let mut excluded = vec![false; self.len()];
+        let mut valid = self.validity(&excluded);
+        for _ in 0..MAX_ROUNDS {
+            let revocations = self.effective_revocations(&valid);
+            let next = self.concurrent_with_revocation(&revocations);
+            if next == excluded {
+                break;
+            }
+            excluded = next;
+            valid = self.validity(&excluded);
+        }
+        self.state(&valid)
+    }
+
+    fn seniority(&self, valid: &[bool]) -> HashMap<DeviceId, (u64, EventId)> {
+        let mut out: HashMap<DeviceId, (u64, EventId)> = HashMap::new();
+        for (i, item) in self.items.iter().enumerate().filter(|(i, _)| valid[*i]) {
+            let device = match &item.entry {
+                Some(AccountEntry::Genesis { .. }) => item.author,
+                Some(AccountEntry::AddDevice { device, .. }) => *device,
+                _ => continue,
+            };
+            // Items are in (depth, id) order, so the first addition is the most senior.
+            out.entry(device).or_insert((self.items[i].depth, item.id));
+        }
+        out
+    }
+
+    /// The revocations that take effect, per revoked device: (entry index,
+    /// cut-off), in resolution order.
+    fn effective_revocations(&self, valid: &[bool]) -> BTreeMap<DeviceId, Vec<(usize, u64)>> {
+        let seniority = self.seniority(valid);
+        let mut candidates: Vec<(usize, DeviceId, u64)> = Vec::new();
+        for (i, item) in self.items.iter().enumerate().filter(|(i, _)| valid[*i]) {
+            if let Some(AccountEntry::RevokeDevice { device, cutoff_seq }) = &item.entry {
+                candidates.push((i, *device, *cutoff_seq));
+            }
+        }
+        let rank = |i: usize| {
+            let item = &self.items[i];
+            let by_recovery = Some(item.author) != self.recovery;
+            let senior = seniority.get(&item.author).copied();
+            (by_recovery, senior, item.depth, item.id)
+        };
+        candidates.sort_by_key(|c| rank(c.0));
+        let mut revoked: BTreeMap<DeviceId, Vec<(usize, u64)>> = BTreeMap::new();
+        for (i, target, cutoff) in candidates {
+            let author = self.items[i].author;
+            if let Some(against_author) = revoked.get(&author) {
+                let before_own_revocation =
+                    against_author.iter().any(|(r, _)| self.ancestors[*r][i]);
+                if !before_own_revocation {
+                    continue;
+                }
+            }
+            revoked.entry(target).or_default().push((i, cutoff));
+        }
+        revoked
+    }
+
+    /// Entries by revoked devices that are not ancestors of any effective
+    /// revocation of their author.
+    fn concurrent_with_revocation(
+        &self,
+        revoked: &BTreeMap<DeviceId, Vec<(usize, u64)>>,
+    ) -> Vec<bool> {
+        self.items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| match revoked.get(&item.author) {
+                Some(revs) if Some(item.author) != self.recovery => {
+                    !revs.iter().any(|(r, _)| self.ancestors[*r][i])
+                }
+                _ => false,
+            })
+            .collect()
+    }
+
+    fn state(&self, valid: &[bool]) -> Result<AccountState, AccountError> {
+        let genesis = self
+            .index
+            .get(&EventId::from_bytes(*self.account.as_bytes()))
+            .filter(|&&g| valid[g])
+            .ok_or(AccountError::NoGenesis(self.account))?;
+        let Some(AccountEntry::Genesis {
+            account_name,
+            device_name,
+            recovery,
+        }) = &self.items[*genesis].entry
+        else {
+            return Err(AccountError::NoGenesis(self.account));
+        };
+        let seniority = self.seniority(valid);
+        let mut devices = BTreeMap::new();
+        for (i, item) in self.items.iter().enumerate().filter(|(i, _)| valid[*i]) {
+            let (device, name) = match &item.entry {
+                Some(AccountEntry::Genesis { .. }) => (item.author, device_name.clone()),
+                Some(AccountEntry::AddDevice { device, name, .. }) => (*device, name.clone()),
+                _ => continue,
+            };
+            devices.entry(device).or_insert(DeviceRecord {
+                name,
+                added_in: self.items[i].id,
+                seniority: seniority[&device],
+                revoked: None,
+            });
+        }
+        for (device, revs) in self.effective_revocations(valid) {
+            if let Some(rec) = devices.get_mut(&device) {
+                let cutoff = revs.iter().map(|(_, c)| *c).min().unwrap_or(0);
+                rec.revoked = Some(Revocation {
+                    by: self.items[revs[0].0].id,
+                    cutoff_seq: cutoff,
+                });
+            }
+        }
+        Ok(AccountState {
+            account: self.account,
+            name: account_name.clone(),
+            recovery: *recovery,
+            devices,
+            discarded: (0..self.len())
+                .filter(|&i| !valid[i])
+                .map(|i| self.items[i].id)
+                .collect(),
+        })
+    }
+}
+
+/// For each item (in depth order), which earlier items are its ancestors.
+fn ancestor_sets(items: &[Item]) -> Vec<Vec<bool>> {
+    let n = items.len();
+    let mut anc: Vec<Vec<bool>> = Vec::with_capacity(n);
+    for item in items {
+        let mut set = vec![false; n];
+        for &p in item.parents.iter().filter(|&&p| p < anc.len()) {
+            set[p] = true;
+            for (j, a) in anc[p].iter().enumerate() {
+                if *a {
+                    set[j] = true;
+                }
+            }
+        }
+        anc.push(set);
+    }
+    anc
+}

@@ -1,0 +1,22 @@
+//! `node_core`: everything a kith device does.
+//!
+//! The pure protocol parts (crypto, identity, event logs, wire encoding) build
+//! without the `node` feature so the helper servers can check identities and
+//! signatures without pulling in the store or the runtime.
+//!
+//! Not in this crate: the command line, the terminal UI and the daemon's local
+//! socket protocol (those live in the `kith` client), and the helper servers.
+#![warn(missing_docs)]
+
+pub mod crypto;
+pub mod id;
+pub mod identity;
+pub mod log;
+pub mod wire;
+
+#[cfg(feature = "node")]
+pub mod node;
+#[cfg(feature = "node")]
+pub mod store;
+
+pub use id::{AccountId, DeviceId, EventId, LogId};

@@ -1,0 +1,433 @@
+//! One log's DAG: the validation pipeline, the pending-parents buffer and
+//! the display order. Pure code: it is given events and `now`, and says what
+//! to store; the store and the network live elsewhere.
+
+use super::event::{Event, EventError, LogKind};
+use crate::id::{DeviceId, EventId, LogId};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
+
+/// How far into the future (relative to when we first saw it) an event's
+/// claimed time may reach before it is clamped, in milliseconds.
+pub const DEFAULT_TIME_MARGIN_MS: i64 = 5 * 60 * 1000;
+/// How many events one log may hold while waiting for their parents.
+pub const DEFAULT_MAX_PENDING: usize = 4096;
+
+/// Limits of one DAG.
+#[derive(Debug, Clone, Copy)]
+pub struct DagConfig {
+    /// Largest pending-parents buffer, in events.
+    pub max_pending: usize,
+    /// Future-time margin for the effective-time clamp.
+    pub time_margin_ms: i64,
+}
+
+impl Default for DagConfig {
+    fn default() -> Self {
+        Self {
+            max_pending: DEFAULT_MAX_PENDING,
+            time_margin_ms: DEFAULT_TIME_MARGIN_MS,
+        }
+    }
+}
+
+/// Whether an accepted event is shown and built on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Valid at its parents and against current state.
+    Accepted,
+    /// Valid at its parents but not against the current state: stored, not
+    /// shown, never built on.
+    SoftFailed,
+}
+
+/// Why an event was refused. The DAG is unchanged after any of these.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Rejection {
+    /// The bytes themselves are bad.
+    #[error(transparent)]
+    Event(#[from] EventError),
+    /// We hold this event already.
+    #[error("duplicate event {0}")]
+    Duplicate(EventId),
+    /// The event names another log or log kind.
+    #[error("event {id} belongs to another log")]
+    WrongLog {
+        /// The event.
+        id: EventId,
+    },
+    /// The depth is not one more than the deepest parent's.
+    #[error("event {id} claims depth {claimed}, expected {expected}")]
+    BadDepth {
+        /// The event.
+        id: EventId,
+        /// What the header says.
+        claimed: u64,
+        /// What the parents imply.
+        expected: u64,
+    },
+    /// The author's previous event does not fit.
+    #[error("event {id} has an invalid previous event: {why}")]
+    BadPrev {
+        /// The event.
+        id: EventId,
+        /// What is wrong.
+        why: &'static str,
+    },
+    /// The log's rules do not allow this author or content here.
+    #[error("event {id} is not authorised: {why}")]
+    Unauthorized {
+        /// The event.
+        id: EventId,
+        /// The rule that refused it.
+        why: String,
+    },
+    /// Too many events already wait for parents; try again later.
+    #[error("pending-parents buffer full ({max} events)")]
+    PendingFull {
+        /// The bound.
+        max: usize,
+    },
+}
+
+/// What a log kind's rules say about an event whose parents are present.
+pub trait Rules {
+    /// Authorisation by the state at the event's parents; `Err` rejects.
+    fn authorize(&self, event: &Event, dag: &Dag) -> Result<(), String>;
+    /// Check against the current state: `true` soft-fails the event.
+    fn soft_fail(&self, _event: &Event, _dag: &Dag) -> bool {
+        false
+    }
+    /// Told of every event the DAG links in, at once, so the rules see
+    /// events released from the pending buffer in the same call.
+    fn accepted(&mut self, _event: &Event) {}
+}
+
+/// Rules that allow every author (for tests and benchmarks of the
+/// machinery itself).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct AllowAll;
+
+impl Rules for AllowAll {
+    fn authorize(&self, _: &Event, _: &Dag) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// What the DAG keeps about each stored event.
+#[derive(Debug, Clone)]
+pub struct NodeInfo {
+    /// Parent ids.
+    pub parents: Vec<EventId>,
+    /// Depth in the DAG.
+    pub depth: u64,
+    /// Author device.
+    pub author: DeviceId,
+    /// Author sequence number.
+    pub seq: u64,
+    /// Claimed time clamped by parents and first sight.
+    pub effective_time: i64,
+    /// When this device first saw the event.
+    pub first_seen: i64,
+    /// Shown or soft-failed.
+    pub status: Status,
+}
+
+/// An event the caller must now store.
+#[derive(Debug, Clone)]
+pub struct Accepted {
+    /// The event.
+    pub event: Event,
+    /// What the DAG recorded for it.
+    pub info: NodeInfo,
+}
+
+/// The result of offering an event.
+#[derive(Debug)]
+pub enum Offer {
+    /// The event (and any held events it completed) are in, in this order.
+    Stored(Vec<Accepted>),
+    /// Parents are missing: the event is held until they come.
+    Held {
+        /// Parents we do not have (fetch these).
+        missing: Vec<EventId>,
+    },
+}
+
+/// A log's DAG.
+#[derive(Debug)]
+pub struct Dag {
+    log: LogId,
+    kind: LogKind,
+    config: DagConfig,
+    nodes: HashMap<EventId, NodeInfo>,
+    heads: BTreeSet<EventId>,
+    pending: BTreeMap<EventId, (Event, i64)>,
+    waiting_on: HashMap<EventId, BTreeSet<EventId>>,
+}
+
+impl Dag {
+    /// An empty DAG for `log`.
+    pub fn new(log: LogId, kind: LogKind, config: DagConfig) -> Self {
+        Self {
+            log,
+            kind,
+            config,
+            nodes: HashMap::new(),
+            heads: BTreeSet::new(),
+            pending: BTreeMap::new(),
+            waiting_on: HashMap::new(),
+        }
+    }
+
+    /// The log id.
+    pub fn log(&self) -> LogId {
+        self.log
+    }
+    /// The log kind.
+    pub fn kind(&self) -> LogKind {
+        self.kind
+    }
+    /// Accepted events nothing accepted builds on yet: a new event's parents.
+    pub fn heads(&self) -> impl Iterator<Item = (EventId, u64)> + '_ {
+        self.heads.iter().map(|id| (*id, self.nodes[id].depth))
+    }
+    /// What is known of a stored event.
+    pub fn node(&self, id: &EventId) -> Option<&NodeInfo> {
+        self.nodes.get(id)
+    }
+    /// Whether the event is stored or held.
+    pub fn knows(&self, id: &EventId) -> bool {
+        self.nodes.contains_key(id) || self.pending.contains_key(id)
+    }
+    /// Number of stored events.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+    /// Whether no event is stored.
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+    /// Number of events waiting for parents.
+    pub fn pending_len(&self) -> usize {
+        self.pending.len()
+    }
+    /// All stored event ids.
+    pub fn ids(&self) -> impl Iterator<Item = &EventId> {
+        self.nodes.keys()
+    }
+
+    /// Puts back an event read from the store, trusting what was checked
+    /// when it was first stored. Parents must be restored first.
+    pub fn restore(&mut self, id: EventId, info: NodeInfo) {
+        self.link(id, info);
+    }
+
+    /// Runs the whole pipeline on one event. On `Err` nothing changed.
+    pub fn offer(
+        &mut self,
+        event: Event,
+        now: i64,
+        rules: &mut dyn Rules,
+    ) -> Result<Offer, Rejection> {
+        event.verify()?;
+        let id = event.id();
+        if self.knows(&id) {
+            return Err(Rejection::Duplicate(id));
+        }
+        self.check_log(&event)?;
+        let missing = self.missing(&event);
+        if !missing.is_empty() {
+            self.hold(event, now, &missing)?;
+            return Ok(Offer::Held { missing });
+        }
+        let first = self.admit(event, now, rules)?;
+        let mut stored = vec![first];
+        self.release(&mut stored, rules);
+        Ok(Offer::Stored(stored))
+    }
+
+    /// Parents (and the author's previous event) not stored yet: the event
+    /// waits for all of them, so arrival order never changes the outcome.
+    fn missing(&self, event: &Event) -> Vec<EventId> {
+        let h = event.header();
+        let mut missing: Vec<EventId> = h
+            .parents
+            .iter()
+            .chain(h.prev.iter())
+            .filter(|p| !self.nodes.contains_key(p))
+            .copied()
+            .collect();
+        missing.sort();
+        missing.dedup();
+        missing
+    }
+
+    /// Checks an event whose parents are all present, and links it in.
+    fn admit(
+        &mut self,
+        event: Event,
+        first_seen: i64,
+        rules: &mut dyn Rules,
+    ) -> Result<Accepted, Rejection> {
+        let info = self.check_linked(&event, first_seen)?;
+        rules
+            .authorize(&event, self)
+            .map_err(|why| Rejection::Unauthorized {
+                id: event.id(),
+                why,
+            })?;
+        let status = if rules.soft_fail(&event, self) {
+            Status::SoftFailed
+        } else {
+            Status::Accepted
+        };
+        let info = NodeInfo { status, ..info };
+        self.link(event.id(), info.clone());
+        rules.accepted(&event);
+        Ok(Accepted { event, info })
+    }
+
+    fn check_log(&self, event: &Event) -> Result<(), Rejection> {
+        let h = event.header();
+        let wrong = Rejection::WrongLog { id: event.id() };
+        if h.log_kind != self.kind {
+            return Err(wrong);
+        }
+        // Account and room logs are named after their genesis, their only root.
+        let genesis_named = matches!(self.kind, LogKind::Account | LogKind::Room);
+        match h.log {
+            Some(_) if genesis_named && h.parents.is_empty() => Err(wrong),
+            Some(log) if log == self.log => Ok(()),
+            // A genesis event belongs to the log named after it.
+            None if genesis_named && event.log_id() == self.log => Ok(()),
+            _ => Err(wrong),
+        }
+    }
+
+    /// Depth, previous event and effective time, given present parents.
+    fn check_linked(&self, event: &Event, first_seen: i64) -> Result<NodeInfo, Rejection> {
+        let h = event.header();
+        let id = event.id();
+        let parents: Vec<&NodeInfo> = h.parents.iter().map(|p| &self.nodes[p]).collect();
+        let expected = parents.iter().map(|p| p.depth + 1).max().unwrap_or(0);
+        if h.depth != expected {
+            return Err(Rejection::BadDepth {
+                id,
+                claimed: h.depth,
+                expected,
+            });
+        }
+        if let Some(prev) = h.prev {
+            let bad = |why| Rejection::BadPrev { id, why };
+            let p = self.nodes.get(&prev).ok_or(bad("not stored before it"))?;
+            if p.author != h.author {
+                return Err(bad("written by another author"));
+            }
+            if p.seq >= h.seq {
+                return Err(bad("sequence number does not increase"));
+            }
+            if p.depth >= h.depth {
+                return Err(bad("not deeper than the previous event"));
+            }
+        }
+        let lower = parents
+            .iter()
+            .map(|p| p.effective_time)
+            .max()
+            .unwrap_or(i64::MIN);
+        let upper = first_seen.saturating_add(self.config.time_margin_ms);
+        Ok(NodeInfo {
+            parents: h.parents.clone(),
+            depth: h.depth,
+            author: h.author,
+            seq: h.seq,
+            effective_time: h.time.min(upper).max(lower),
+            first_seen,
+            status: Status::Accepted,
+        })
+    }
+
+    fn link(&mut self, id: EventId, info: NodeInfo) {
+        if info.status == Status::Accepted {
+            for p in &info.parents {
+                self.heads.remove(p);
+            }
+            self.heads.insert(id);
+        }
+        self.nodes.insert(id, info);
+    }
+
+    fn hold(&mut self, event: Event, now: i64, missing: &[EventId]) -> Result<(), Rejection> {
+        if self.pending.len() >= self.config.max_pending {
+            return Err(Rejection::PendingFull {
+                max: self.config.max_pending,
+            });
+        }
+        let id = event.id();
+        for m in missing {
+            self.waiting_on.entry(*m).or_default().insert(id);
+        }
+        self.pending.insert(id, (event, now));
+        Ok(())
+    }
+
+    /// Admits held events whose parents have now all arrived. Held events
+    /// that turn out invalid are dropped (they were never stored).
+    fn release(&mut self, stored: &mut Vec<Accepted>, rules: &mut dyn Rules) {
+        let mut i = 0;
+        while i < stored.len() {
+            let done = stored[i].event.id();
+            i += 1;
+            let Some(waiters) = self.waiting_on.remove(&done) else {
+                continue;
+            };
+            for w in waiters {
+                let ready = self
+                    .pending
+                    .get(&w)
+                    .is_some_and(|(e, _)| self.missing(e).is_empty());
+                if !ready {
+                    continue;
+                }
+                if let Some((event, seen)) = self.pending.remove(&w)
+                    && let Ok(acc) = self.admit(event, seen, rules)
+                {
+                    stored.push(acc);
+                }
+            }
+        }
+    }
+
+    /// The display order: topological, ties by effective time then id.
+    /// Soft-failed events are left out.
+    pub fn display_order(&self) -> Vec<EventId> {
+        let mut indegree: HashMap<EventId, usize> = HashMap::with_capacity(self.nodes.len());
+        let mut children: HashMap<EventId, Vec<EventId>> = HashMap::new();
+        for (id, n) in &self.nodes {
+            indegree.insert(*id, n.parents.len());
+            for p in &n.parents {
+                children.entry(*p).or_default().push(*id);
+            }
+        }
+        let mut ready: BinaryHeap<Reverse<(i64, EventId)>> = indegree
+            .iter()
+            .filter(|(_, d)| **d == 0)
+            .map(|(id, _)| Reverse((self.nodes[id].effective_time, *id)))
+            .collect();
+        let mut out = Vec::with_capacity(self.nodes.len());
+        while let Some(Reverse((_, id))) = ready.pop() {
+            if self.nodes[&id].status == Status::Accepted {
+                out.push(id);
+            }
+            for c in children.get(&id).into_iter().flatten() {
+                let d = indegree.entry(*c).or_default();
+                *d -= 1;
+                if *d == 0 {
+                    ready.push(Reverse((self.nodes[c].effective_time, *c)));
+                }
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,431 @@
+//! The `Node` facade: one device's identity, logs and store behind one
+//! object. The daemon owns it; nothing else reaches into the store.
+//!
+//! Not here yet: transport, sync and discovery (they plug in around
+//! [`Node::ingest`] and [`Node::append`]).
+
+use crate::crypto::{SecretBytes, SigningKey};
+use crate::id::{AccountId, DeviceId, EventId, LogId};
+use crate::identity::entry::{check_name, kind};
+use crate::identity::{AccountEntry, AccountLog, AccountState, Card, Members};
+use crate::log::{Dag, DagConfig, Draft, Event, EventError, LogKind, Offer, Rejection, Rules};
+use crate::store::{Passphrase, Profile, ProfileLock, Store, StoreError, StoredEvent};
+use crate::wire::to_base32;
+use std::collections::HashMap;
+use std::fmt;
+
+const META_SEED: &str = "device_seed";
+const META_ACCOUNT: &str = "account";
+const META_NAME: &str = "device_name";
+const META_NEXT_SEQ: &str = "next_seq";
+
+/// Why a node operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The event was refused.
+    #[error("event refused: {0}")]
+    Rejected(#[from] Rejection),
+    /// A name is not acceptable.
+    #[error("invalid name: {0}")]
+    BadName(&'static str),
+    /// This device holds no such log (or is not entitled to it).
+    #[error("unknown log {0}")]
+    UnknownLog(LogId),
+    /// The stored profile is inconsistent.
+    #[error("profile is damaged: {0}")]
+    Damaged(String),
+}
+
+impl From<EventError> for NodeError {
+    fn from(e: EventError) -> Self {
+        NodeError::Rejected(e.into())
+    }
+}
+
+/// The recovery key's secret, shown once at creation.
+pub struct RecoveryCode(SecretBytes<32>);
+
+impl RecoveryCode {
+    /// The code as base32 in groups of four, for writing down.
+    pub fn to_words(&self) -> String {
+        let s = to_base32(self.0.as_bytes());
+        s.as_bytes()
+            .chunks(4)
+            .map(|c| String::from_utf8_lossy(c).into_owned())
+            .collect::<Vec<_>>()
+            .join("-")
+    }
+}
+
+impl fmt::Debug for RecoveryCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RecoveryCode(..)")
+    }
+}
+
+/// What happened to an offered event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ingested {
+    /// Stored: these events (the offered one and any it released).
+    Stored(Vec<EventId>),
+    /// Held until these parents arrive.
+    Held(Vec<EventId>),
+}
+
+/// One device.
+pub struct Node {
+    profile: Profile,
+    _lock: ProfileLock,
+    store: Store,
+    key: SigningKey,
+    account: AccountId,
+    name: String,
+    protected: bool,
+    account_log: AccountLog,
+    logs: HashMap<LogId, Dag>,
+    next_seq: u64,
+}
+
+impl fmt::Debug for Node {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Node")
+            .field("account", &self.account)
+            .field("device", &self.device())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Node {
+    /// Makes a new device and a new account in an empty profile folder.
+    pub async fn create(
+        profile: Profile,
+        name: &str,
+        passphrase: Option<&Passphrase>,
+        with_recovery: bool,
+        now: i64,
+    ) -> Result<(Node, Option<RecoveryCode>), NodeError> {
+        check_name(name).map_err(NodeError::BadName)?;
+        profile.create_dir().map_err(StoreError::from)?;
+        let lock = profile.lock().map_err(StoreError::from)?;
+        let store = Store::create(&profile, passphrase).await?;
+        let key = SigningKey::generate();
+        let recovery_key = with_recovery.then(SigningKey::generate);
+        let genesis = Event::sign(
+            &key,
+            Draft {
+                log: None,
+                log_kind: LogKind::Account,
+                seq: 1,
+                prev: None,
+                parents: vec![],
+                time: now,
+                kind: kind::GENESIS,
+                body: AccountEntry::Genesis {
+                    account_name: name.to_owned(),
+                    device_name: name.to_owned(),
+                    recovery: recovery_key.as_ref().map(|k| k.verifying_key()),
+                }
+                .encode(),
+            },
+        );
+        let account = AccountId::from_bytes(*genesis.id().as_bytes());
+        let seed = key.seed();
+        store
+            .set_meta(&[
+                (META_SEED, seed.as_bytes()),
+                (META_ACCOUNT, account.as_bytes()),
+                (META_NAME, name.as_bytes()),
+                (META_NEXT_SEQ, &2u64.to_be_bytes()),
+            ])
+            .await?;
+        let mut node = Node {
+            protected: passphrase.is_some(),
+            profile,
+            _lock: lock,
+            store,
+            key,
+            account,
+            name: name.to_owned(),
+            account_log: AccountLog::new(account),
+            logs: HashMap::new(),
+            next_seq: 2,
+        };
+        node.add_log(LogId::account(account), LogKind::Account);
+        node.add_log(LogId::self_log(account), LogKind::SelfLog);
+        node.ingest_event(genesis, now).await?;
+        Ok((node, recovery_key.map(|k| RecoveryCode(k.seed()))))
+    }
+
+    /// Opens an existing profile.
+    pub async fn open(
+        profile: Profile,
+        passphrase: Option<&Passphrase>,
+    ) -> Result<Node, NodeError> {
+        profile.check().map_err(StoreError::from)?;
+        let lock = profile.lock().map_err(StoreError::from)?;
+        let protected = Store::is_protected(&profile)?;
+        let store = Store::open(&profile, passphrase).await?;
+        let seed = meta_array::<32>(&store, META_SEED).await?;
+        let key = SigningKey::from_seed(&SecretBytes::new(seed));
+        let account = AccountId::from_bytes(meta_array(&store, META_ACCOUNT).await?);
+        let name = String::from_utf8(meta(&store, META_NAME).await?)
+            .map_err(|_| NodeError::Damaged("device name is not UTF-8".into()))?;
+        let next_seq = u64::from_be_bytes(meta_array(&store, META_NEXT_SEQ).await?);
+        let mut node = Node {
+            profile,
+            _lock: lock,
+            store,
+            key,
+            account,
+            name,
+            protected,
+            account_log: AccountLog::new(account),
+            logs: HashMap::new(),
+            next_seq,
+        };
+        node.add_log(LogId::account(account), LogKind::Account);
+        node.add_log(LogId::self_log(account), LogKind::SelfLog);
+        node.load().await?;
+        Ok(node)
+    }
+
+    async fn load(&mut self) -> Result<(), NodeError> {
+        for (log, _) in self.store.logs().await? {
+            let Some(kind) = self.logs.get(&log).map(Dag::kind) else {
+                continue;
+            };
+            let mut dag = Dag::new(log, kind, DagConfig::default());
+            for stored in self.store.events(log).await? {
+                dag.restore(stored.event.id(), stored.info);
+                if kind == LogKind::Account {
+                    self.account_log.insert(stored.event);
+                }
+            }
+            self.logs.insert(log, dag);
+        }
+        Ok(())
+    }
+
+    fn add_log(&mut self, log: LogId, kind: LogKind) {
+        self.logs
+            .entry(log)
+            .or_insert_with(|| Dag::new(log, kind, DagConfig::default()));
+    }
+
+    /// Closes the store cleanly.
+    pub async fn close(self) {
+        self.store.close().await;
+    }
+
+    /// The profile folder.
+    pub fn profile(&self) -> &Profile {
+        &self.profile
+    }
+    /// This device's account.
+    pub fn account(&self) -> AccountId {
+        self.account
+    }
+    /// This device.
+    pub fn device(&self) -> DeviceId {
+        self.key.verifying_key().into()
+    }
+    /// This device's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    /// Whether the store key is protected by a passphrase.
+    pub fn is_protected(&self) -> bool {
+        self.protected
+    }
+    /// The resolved account log.
+    pub fn account_state(&self) -> Result<AccountState, NodeError> {
+        self.account_log
+            .state()
+            .map_err(|e| NodeError::Damaged(e.to_string()))
+    }
+    /// A log's DAG.
+    pub fn log(&self, log: &LogId) -> Option<&Dag> {
+        self.logs.get(log)
+    }
+    /// The store (for counts and reads).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// This account's signed contact card.
+    pub fn card(&self, hints: Vec<String>, now: i64) -> Result<String, NodeError> {
+        let state = self.account_state()?;
+        let card = Card {
+            account: self.account,
+            name: state.name.clone(),
+            signer: self.device(),
+            devices: state.active_devices().map(|(d, _)| *d).collect(),
+            hints,
+            issued: now,
+        };
+        Ok(Card::sign(&self.key, &card))
+    }
+
+    /// Runs an event received as bytes through the whole pipeline and
+    /// stores what it accepts. On error nothing is stored.
+    pub async fn ingest(&mut self, bytes: &[u8], now: i64) -> Result<Ingested, NodeError> {
+        let event = Event::decode(bytes)?;
+        self.ingest_event(event, now).await
+    }
+
+    async fn ingest_event(&mut self, event: Event, now: i64) -> Result<Ingested, NodeError> {
+        let log = event.log_id();
+        let mut rules = self.rules_for(log)?;
+        let dag = self.logs.get_mut(&log).ok_or(NodeError::UnknownLog(log))?;
+        let offer = dag.offer(event.clone(), now, rules.as_rules(&mut self.account_log))?;
+        match offer {
+            Offer::Held { missing } => {
+                self.store.hold(&event, now).await?;
+                Ok(Ingested::Held(missing))
+            }
+            Offer::Stored(accepted) => {
+                let rows: Vec<StoredEvent> = accepted
+                    .into_iter()
+                    .map(|a| StoredEvent {
+                        event: a.event,
+                        info: a.info,
+                    })
+                    .collect();
+                self.persist(log, rows, &[]).await
+            }
+        }
+    }
+
+    /// Stores accepted rows; if the store fails, the log is reloaded from
+    /// disk so memory never runs ahead of what was written.
+    async fn persist(
+        &mut self,
+        log: LogId,
+        rows: Vec<StoredEvent>,
+        meta: &[(&str, &[u8])],
+    ) -> Result<Ingested, NodeError> {
+        if let Err(e) = self.store.insert(&rows, meta).await {
+            self.reload(log).await?;
+            return Err(e.into());
+        }
+        Ok(Ingested::Stored(
+            rows.iter().map(|r| r.event.id()).collect(),
+        ))
+    }
+
+    async fn reload(&mut self, log: LogId) -> Result<(), NodeError> {
+        let kind = self
+            .logs
+            .get(&log)
+            .map(Dag::kind)
+            .ok_or(NodeError::UnknownLog(log))?;
+        let mut dag = Dag::new(log, kind, DagConfig::default());
+        let account_log = log == LogId::account(self.account);
+        if account_log {
+            self.account_log = AccountLog::new(self.account);
+        }
+        for stored in self.store.events(log).await? {
+            dag.restore(stored.event.id(), stored.info);
+            if account_log {
+                self.account_log.insert(stored.event);
+            }
+        }
+        self.logs.insert(log, dag);
+        Ok(())
+    }
+
+    fn rules_for(&self, log: LogId) -> Result<LogRules, NodeError> {
+        if log == LogId::account(self.account) {
+            return Ok(LogRules::Account);
+        }
+        if log == LogId::self_log(self.account) {
+            let own = self.account_state()?;
+            return Ok(LogRules::Members(Members::new(vec![own])));
+        }
+        Err(NodeError::UnknownLog(log))
+    }
+
+    /// Writes a new event by this device on the heads of `log`.
+    pub async fn append(
+        &mut self,
+        log: LogId,
+        kind: u16,
+        body: Vec<u8>,
+        now: i64,
+    ) -> Result<EventId, NodeError> {
+        let mut rules = self.rules_for(log)?;
+        let me = self.device();
+        let dag = self.logs.get_mut(&log).ok_or(NodeError::UnknownLog(log))?;
+        let prev = dag
+            .ids()
+            .filter_map(|id| dag.node(id).map(|n| (n, id)))
+            .filter(|(n, _)| n.author == me)
+            .max_by_key(|(n, _)| n.seq)
+            .map(|(_, id)| *id);
+        let event = Event::sign(
+            &self.key,
+            Draft {
+                log: Some(log),
+                log_kind: dag.kind(),
+                seq: self.next_seq,
+                prev,
+                parents: dag.heads().collect(),
+                time: now,
+                kind,
+                body,
+            },
+        );
+        let id = event.id();
+        let offer = dag.offer(event, now, rules.as_rules(&mut self.account_log))?;
+        let Offer::Stored(accepted) = offer else {
+            return Err(NodeError::Damaged(
+                "own event held for missing parents".into(),
+            ));
+        };
+        self.next_seq += 1;
+        let rows = accepted
+            .into_iter()
+            .map(|a| StoredEvent {
+                event: a.event,
+                info: a.info,
+            })
+            .collect();
+        let seq = self.next_seq.to_be_bytes();
+        self.persist(log, rows, &[(META_NEXT_SEQ, &seq)]).await?;
+        Ok(id)
+    }
+}
+
+enum LogRules {
+    Account,
+    Members(Members),
+}
+
+impl LogRules {
+    fn as_rules<'a>(&'a mut self, account: &'a mut AccountLog) -> &'a mut dyn Rules {
+        match self {
+            LogRules::Account => account,
+            LogRules::Members(m) => m,
+        }
+    }
+}
+
+async fn meta(store: &Store, key: &'static str) -> Result<Vec<u8>, NodeError> {
+    store
+        .meta(key)
+        .await?
+        .ok_or_else(|| NodeError::Damaged(format!("missing {key}")))
+}
+
+async fn meta_array<const N: usize>(
+    store: &Store,
+    key: &'static str,
+) -> Result<[u8; N], NodeError> {
+    meta(store, key)
+        .await?
+        .try_into()
+        .map_err(|_| NodeError::Damaged(format!("{key} has the wrong length")))
+}

@@ -1,0 +1,353 @@
+//! The encrypted local store: one SQLite database encrypted whole by
+//! SQLCipher under a random store key, which the key file wraps.
+//!
+//! Writes are transactions in WAL mode with `synchronous=FULL`: once a call
+//! returns, its rows survive a crash of the process or the machine.
+//!
+//! Not here: what events mean or whether they are valid (`log`,
+//! `identity`); the store keeps what it is given.
+
+pub mod keyfile;
+pub mod profile;
+
+pub use keyfile::{KeyFileError, Passphrase};
+pub use profile::{Profile, ProfileError, ProfileLock};
+
+use crate::crypto::{SecretBytes, Signature};
+use crate::id::LogId;
+use crate::log::{Event, EventError, LogKind, NodeInfo, Status};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{Row, Sqlite, Transaction};
+use std::fmt::Write as _;
+use zeroize::Zeroizing;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The profile folder is not usable.
+    #[error(transparent)]
+    Profile(#[from] ProfileError),
+    /// The key file does not give the key.
+    #[error(transparent)]
+    Key(#[from] KeyFileError),
+    /// The database could not be opened with the key.
+    #[error("cannot open the database {path}: {source}")]
+    Open {
+        /// The database file.
+        path: std::path::PathBuf,
+        /// The cause.
+        source: sqlx::Error,
+    },
+    /// SQLCipher is missing: the build would store plaintext.
+    #[error("this build's SQLite has no SQLCipher; refusing to store plaintext")]
+    NoCipher,
+    /// A query failed.
+    #[error("database error while {what}: {source}")]
+    Db {
+        /// What we were doing.
+        what: &'static str,
+        /// The cause.
+        source: sqlx::Error,
+    },
+    /// A stored row does not decode (the database was tampered with).
+    #[error("stored event {id} is damaged: {source}")]
+    Damaged {
+        /// The row's event id.
+        id: String,
+        /// The cause.
+        source: EventError,
+    },
+}
+
+fn db(what: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+    move |source| StoreError::Db { what, source }
+}
+
+/// An event as stored, with what the DAG recorded for it.
+#[derive(Debug, Clone)]
+pub struct StoredEvent {
+    /// The event (body `None` when deleted).
+    pub event: Event,
+    /// DAG data.
+    pub info: NodeInfo,
+}
+
+/// The open store.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+impl Store {
+    /// Creates the key file and the database of a new profile.
+    pub async fn create(
+        profile: &Profile,
+        passphrase: Option<&Passphrase>,
+    ) -> Result<Self, StoreError> {
+        profile.create_dir()?;
+        let key = SecretBytes::<32>::random();
+        let file = keyfile::wrap(&key, passphrase)?;
+        profile.write_key_file(&file)?;
+        Self::connect(profile, &key).await
+    }
+
+    /// Opens an existing profile's store.
+    pub async fn open(
+        profile: &Profile,
+        passphrase: Option<&Passphrase>,
+    ) -> Result<Self, StoreError> {
+        profile.check()?;
+        let file = profile.read_key_file()?;
+        let key = keyfile::unwrap(&file, passphrase)?;
+        Self::connect(profile, &key).await
+    }
+
+    /// Whether the profile's key is wrapped by a passphrase.
+    pub fn is_protected(profile: &Profile) -> Result<bool, StoreError> {
+        Ok(keyfile::is_protected(&profile.read_key_file()?))
+    }
+
+    async fn connect(profile: &Profile, key: &SecretBytes<32>) -> Result<Self, StoreError> {
+        let path = profile.database();
+        let mut hex = Zeroizing::new(String::with_capacity(70));
+        hex.push_str("\"x'");
+        for b in key.as_bytes() {
+            let _ = write!(hex, "{b:02x}");
+        }
+        hex.push_str("'\"");
+        // sqlx places `key` first, before any other pragma, as SQLCipher needs.
+        let opts = SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true)
+            .pragma("key", hex.to_string())
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(opts)
+            .await
+            .map_err(|source| StoreError::Open {
+                path: path.clone(),
+                source,
+            })?;
+        let cipher: Option<String> = sqlx::query_scalar("PRAGMA cipher_version")
+            .fetch_optional(&pool)
+            .await
+            .map_err(db("checking SQLCipher"))?;
+        if cipher.is_none_or(|v| v.is_empty()) {
+            return Err(StoreError::NoCipher);
+        }
+        MIGRATOR.run(&pool).await.map_err(|e| StoreError::Open {
+            path,
+            source: e.into(),
+        })?;
+        Ok(Self { pool })
+    }
+
+    /// Closes the database, checkpointing the WAL.
+    pub async fn close(self) {
+        self.pool.close().await;
+    }
+
+    /// A metadata value.
+    pub async fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        sqlx::query_scalar("SELECT value FROM meta WHERE key = ?")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db("reading metadata"))
+    }
+
+    /// Sets metadata values in one transaction.
+    pub async fn set_meta(&self, pairs: &[(&str, &[u8])]) -> Result<(), StoreError> {
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(db("beginning a transaction"))?;
+        for (k, v) in pairs {
+            put_meta(&mut tx, k, v).await?;
+        }
+        tx.commit().await.map_err(db("committing metadata"))
+    }
+
+    /// Stores accepted events (and metadata) atomically.
+    pub async fn insert(
+        &self,
+        events: &[StoredEvent],
+        meta: &[(&str, &[u8])],
+    ) -> Result<(), StoreError> {
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(db("beginning a transaction"))?;
+        for e in events {
+            insert_event(&mut tx, e).await?;
+        }
+        for (k, v) in meta {
+            put_meta(&mut tx, k, v).await?;
+        }
+        tx.commit().await.map_err(db("committing events"))
+    }
+
+    /// Keeps a verified event that waits for its parents.
+    pub async fn hold(&self, event: &Event, first_seen: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT OR IGNORE INTO pending (id, log, event, first_seen) VALUES (?, ?, ?, ?)",
+        )
+        .bind(event.id().as_bytes().as_slice())
+        .bind(event.log_id().as_bytes().as_slice())
+        .bind(event.encode())
+        .bind(first_seen)
+        .execute(&self.pool)
+        .await
+        .map_err(db("holding an event"))?;
+        Ok(())
+    }
+
+    /// The logs this store holds.
+    pub async fn logs(&self) -> Result<Vec<(LogId, i64)>, StoreError> {
+        let rows = sqlx::query("SELECT id, kind FROM logs")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db("listing logs"))?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| {
+                let id: Vec<u8> = r.get(0);
+                Some((LogId::from_bytes(id.try_into().ok()?), r.get::<i64, _>(1)))
+            })
+            .collect())
+    }
+
+    /// Every event of a log, parents before children.
+    pub async fn events(&self, log: LogId) -> Result<Vec<StoredEvent>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, effective_time, first_seen, status, header, signature, body
+             FROM events WHERE log = ? ORDER BY depth, id",
+        )
+        .bind(log.as_bytes().as_slice())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db("reading events"))?;
+        rows.iter().map(row_to_event).collect()
+    }
+
+    /// Held events of a log.
+    pub async fn pending(&self, log: LogId) -> Result<Vec<(Vec<u8>, i64)>, StoreError> {
+        let rows = sqlx::query("SELECT event, first_seen FROM pending WHERE log = ?")
+            .bind(log.as_bytes().as_slice())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db("reading pending events"))?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    /// Number of stored events.
+    pub async fn event_count(&self) -> Result<i64, StoreError> {
+        sqlx::query_scalar("SELECT count(*) FROM events")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db("counting events"))
+    }
+}
+
+async fn put_meta(
+    tx: &mut Transaction<'_, Sqlite>,
+    key: &str,
+    value: &[u8],
+) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value")
+        .bind(key)
+        .bind(value)
+        .execute(&mut **tx)
+        .await
+        .map_err(db("writing metadata"))?;
+    Ok(())
+}
+
+fn log_kind_code(kind: LogKind) -> i64 {
+    match kind {
+        LogKind::Account => 1,
+        LogKind::SelfLog => 2,
+        LogKind::Conversation => 3,
+        LogKind::Room => 4,
+    }
+}
+
+async fn insert_event(tx: &mut Transaction<'_, Sqlite>, e: &StoredEvent) -> Result<(), StoreError> {
+    let ev = &e.event;
+    let h = ev.header();
+    let log = ev.log_id();
+    sqlx::query("INSERT OR IGNORE INTO logs (id, kind) VALUES (?, ?)")
+        .bind(log.as_bytes().as_slice())
+        .bind(log_kind_code(h.log_kind))
+        .execute(&mut **tx)
+        .await
+        .map_err(db("recording a log"))?;
+    sqlx::query(
+        "INSERT INTO events (id, log, depth, author, seq, effective_time, first_seen, status, header, signature, body)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(ev.id().as_bytes().as_slice())
+    .bind(log.as_bytes().as_slice())
+    .bind(h.depth as i64)
+    .bind(h.author.as_bytes().as_slice())
+    .bind(h.seq as i64)
+    .bind(e.info.effective_time)
+    .bind(e.info.first_seen)
+    .bind(match e.info.status {
+        Status::Accepted => 0i64,
+        Status::SoftFailed => 1,
+    })
+    .bind(ev.header_bytes())
+    .bind(ev.signature().as_bytes().as_slice())
+    .bind(ev.body())
+    .execute(&mut **tx)
+    .await
+    .map_err(db("storing an event"))?;
+    sqlx::query("DELETE FROM pending WHERE id = ?")
+        .bind(ev.id().as_bytes().as_slice())
+        .execute(&mut **tx)
+        .await
+        .map_err(db("clearing a held event"))?;
+    Ok(())
+}
+
+fn row_to_event(r: &sqlx::sqlite::SqliteRow) -> Result<StoredEvent, StoreError> {
+    let id: Vec<u8> = r.get(0);
+    let damaged = |source| StoreError::Damaged {
+        id: crate::wire::to_base32(&id),
+        source,
+    };
+    let sig: Vec<u8> = r.get(5);
+    let sig: [u8; 64] = sig.try_into().map_err(|_| {
+        damaged(EventError::Format(crate::wire::WireError::Invalid {
+            what: "signature",
+            why: "not 64 bytes",
+        }))
+    })?;
+    let event =
+        Event::from_parts(r.get(4), Signature::from_bytes(sig), r.get(6)).map_err(damaged)?;
+    let h = event.header();
+    let info = NodeInfo {
+        parents: h.parents.clone(),
+        depth: h.depth,
+        author: h.author,
+        seq: h.seq,
+        effective_time: r.get(1),
+        first_seen: r.get(2),
+        status: if r.get::<i64, _>(3) == 0 {
+            Status::Accepted
+        } else {
+            Status::SoftFailed
+        },
+    };
+    Ok(StoredEvent { event, info })
+}

@@ -1,0 +1,14 @@
+//! Every route of `kith-pushd`, in one place.
+//!
+//! For now only the shared ones: `GET /healthz` and `GET /metrics`. The
+//! push API (register a platform token for an opaque handle, post a signed
+//! wake-up) comes with its own issue, with its domain logic kept free of
+//! axum types.
+
+use axum::Router;
+use service_kit::{Health, Metrics};
+
+/// The full router of the server.
+pub fn router(metrics: Metrics, health: Health) -> Router {
+    service_kit::base_router(Router::new(), metrics, health)
+}

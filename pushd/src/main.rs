@@ -1,0 +1,48 @@
+//! `kith-pushd`: the opt-in kith push relay.
+//!
+//! Wakes a phone when a contact signs a wake-up for it, through APNs, FCM
+//! HTTP v1 or UnifiedPush; it never carries message content. This skeleton
+//! serves only `/healthz` and `/metrics`; the push API comes with its own
+//! issue.
+
+use std::process::ExitCode;
+
+use clap::Parser as _;
+
+mod config;
+mod http;
+mod server;
+
+use config::{Cli, Settings};
+
+/// Exit code for bad flags, environment or config file (as clap uses).
+const EXIT_USAGE: u8 = 2;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    service_kit::init_tracing();
+    let settings = match Settings::load(cli) {
+        Ok(settings) => settings,
+        Err(err) => return fail(&err, EXIT_USAGE),
+    };
+    let shutdown = match service_kit::shutdown_signal() {
+        Ok(shutdown) => shutdown,
+        Err(err) => {
+            return fail(
+                &anyhow::Error::new(err).context("installing signal handlers"),
+                1,
+            );
+        }
+    };
+    match server::run(settings, shutdown).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => fail(&err, 1),
+    }
+}
+
+/// Prints the error chain on one line and picks the exit code.
+fn fail(err: &anyhow::Error, code: u8) -> ExitCode {
+    eprintln!("{}: error: {err:#}", config::BINARY);
+    ExitCode::from(code)
+}

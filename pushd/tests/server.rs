@@ -1,0 +1,101 @@
+//! The real `kith-pushd` binary, started on loopback port 0.
+
+use std::process::Command;
+
+use service_kit::testing::{self, RunningServer};
+
+const BIN: &str = env!("CARGO_BIN_EXE_kith-pushd");
+
+/// The binary with none of its environment variables inherited.
+fn pushd() -> Command {
+    let mut command = Command::new(BIN);
+    for var in ["LISTEN", "DATA", "DATABASE", "CONFIG", "READY_FILE"] {
+        command.env_remove(format!("KITH_PUSHD_{var}"));
+    }
+    command
+}
+
+#[test]
+fn serves_health_and_metrics_then_stops_on_sigterm() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut command = pushd();
+    command
+        .args(["--listen", "127.0.0.1:0", "--data"])
+        .arg(dir.path());
+    testing::assert_serves_and_stops(&mut command);
+}
+
+#[test]
+fn help_lists_every_flag() {
+    let flags = [
+        "--listen",
+        "--data",
+        "--database",
+        "--config",
+        "--ready-file",
+    ];
+    testing::assert_help_mentions(BIN, &flags);
+}
+
+#[test]
+fn environment_variables_are_read() {
+    let mut command = pushd();
+    command.env("KITH_PUSHD_LISTEN", "127.0.0.1:0");
+    let server = RunningServer::start(&mut command);
+    assert_eq!(server.get("/healthz").status, 200);
+}
+
+#[test]
+fn flags_win_over_environment() {
+    let mut command = pushd();
+    command.env("KITH_PUSHD_DATABASE", "ftp://ignored").args([
+        "--listen",
+        "127.0.0.1:0",
+        "--database",
+        "sqlite:///tmp/x.db",
+    ]);
+    let server = RunningServer::start(&mut command);
+    assert!(
+        server.stderr().contains("sqlite:///tmp/x.db"),
+        "{}",
+        server.stderr()
+    );
+}
+
+#[test]
+fn config_file_is_read() {
+    let (_dir, config) = testing::temp_file("pushd.toml", "listen = \"127.0.0.1:0\"\n");
+    let server = RunningServer::start(pushd().arg("--config").arg(&config));
+    assert_eq!(server.get("/healthz").status, 200);
+}
+
+#[test]
+fn bad_database_is_a_usage_error() {
+    let mut command = pushd();
+    command.args(["--listen", "127.0.0.1:0", "--database", "ftp://x"]);
+    testing::assert_fails(&mut command, 2, "unsupported database scheme `ftp`");
+}
+
+#[test]
+fn bad_database_in_the_config_file_is_refused() {
+    let text = "listen = \"127.0.0.1:0\"\ndatabase = \"ftp://x\"\n";
+    let (_dir, config) = testing::temp_file("pushd.toml", text);
+    testing::assert_fails(pushd().arg("--config").arg(&config), 2, "ftp");
+}
+
+#[test]
+fn unknown_config_key_is_refused() {
+    let text = "listen = \"127.0.0.1:0\"\ncolour = \"blue\"\n";
+    let (_dir, config) = testing::temp_file("pushd.toml", text);
+    let stderr = testing::assert_fails(
+        pushd().arg("--config").arg(&config),
+        2,
+        "line 2: unknown field `colour`",
+    );
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+}
+
+#[test]
+fn missing_listen_says_how_to_give_it() {
+    testing::assert_fails(&mut pushd(), 2, "--listen ADDR:PORT");
+}

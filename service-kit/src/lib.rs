@@ -1,0 +1,41 @@
+//! The shared shape of every kith helper server (`kith-mailboxd`, `kith-pushd`,
+//! `kith-named`), so the three binaries do not repeat it.
+//!
+//! In this crate:
+//!
+//! - [`config`]: reading the optional TOML config file (unknown keys are an
+//!   error) and merging it with flags and environment variables, in the order
+//!   flag > environment > config file > default; the settings all servers share.
+//! - [`database`]: the `--database` value, `sqlite://PATH` or `postgres://…`.
+//! - [`server`]: binding, `local_addr`, the ready file, serving until SIGINT,
+//!   SIGTERM or a test-provided future.
+//! - [`http`]: the base router (`GET /healthz`, `GET /metrics`, a JSON 404) and
+//!   [`ApiError`], which turns domain errors into a status code and
+//!   `{"error": "..."}`.
+//! - [`metrics`]: the Prometheus registry with a request counter by route and
+//!   status and a build-info gauge.
+//! - [`logging`]: tracing set-up (`RUST_LOG`, default `info`).
+//! - `testing` (feature `testing`): starting a real server binary on port 0 in
+//!   integration tests and talking HTTP/1.1 to it.
+//!
+//! Not in this crate: any server's own API or domain logic, the database
+//! connection itself (each server opens its own store from a [`DatabaseUrl`]),
+//! TLS (servers sit behind a reverse proxy), and anything of the kith node.
+
+#![warn(missing_docs)]
+
+pub mod config;
+pub mod database;
+pub mod http;
+pub mod logging;
+pub mod metrics;
+pub mod server;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+
+pub use config::{CommonOptions, CommonSettings, ConfigFileError, MissingSetting, load_file};
+pub use database::{DatabaseUrl, DatabaseUrlError};
+pub use http::{ApiError, Health, base_router};
+pub use logging::init_tracing;
+pub use metrics::{BuildInfo, Metrics};
+pub use server::{ServeError, Server, shutdown_signal};

@@ -1,0 +1,295 @@
+//! Helpers for integration tests that run a real server binary.
+//!
+//! [`RunningServer::start`] runs the binary with `--ready-file` in a fresh
+//! temporary folder and waits for the bound address to appear there, so
+//! tests can listen on `127.0.0.1:0`. [`http_get`] is a tiny blocking
+//! HTTP/1.1 client, enough for `/healthz` and `/metrics`. Everything stays on
+//! loopback.
+//!
+//! Not for production code: these helpers panic with a clear message
+//! instead of returning errors, as test code does.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long a server may take to start or to stop.
+pub const PATIENCE: Duration = Duration::from_secs(10);
+
+/// A server binary running in the background; killed when dropped.
+#[derive(Debug)]
+pub struct RunningServer {
+    child: Child,
+    addr: SocketAddr,
+    dir: tempfile::TempDir,
+}
+
+/// An HTTP answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpResponse {
+    /// The status code.
+    pub status: u16,
+    /// The body, as text.
+    pub body: String,
+}
+
+impl RunningServer {
+    /// Starts `command` (the binary and its arguments, which must make it
+    /// listen, e.g. `--listen 127.0.0.1:0`) with `--ready-file` added, and
+    /// waits until it has written its bound address.
+    pub fn start(command: &mut Command) -> Self {
+        let dir = tempfile::tempdir().expect("create a temporary folder");
+        let ready = dir.path().join("ready");
+        let stderr = std::fs::File::create(dir.path().join("stderr")).expect("create stderr log");
+        let child = command
+            .arg("--ready-file")
+            .arg(&ready)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .expect("start the server binary");
+        let mut server = Self {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            dir,
+        };
+        server.addr = server.wait_for_address(&ready);
+        server
+    }
+
+    /// The address the server bound.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// A folder that lives as long as the server, for its data.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// What the server logged so far.
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("stderr")).unwrap_or_default()
+    }
+
+    /// `GET path` on the server.
+    pub fn get(&self, path: &str) -> HttpResponse {
+        http_get(self.addr, path)
+            .unwrap_or_else(|err| panic!("GET {path}: {err}\nserver log:\n{}", self.stderr()))
+    }
+
+    /// Sends SIGTERM and waits for the server to exit.
+    pub fn terminate(mut self) -> ExitStatus {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -TERM failed: {status}");
+        wait_timeout(&mut self.child, PATIENCE)
+            .unwrap_or_else(|| panic!("no exit after SIGTERM\nserver log:\n{}", self.stderr()))
+    }
+
+    fn wait_for_address(&mut self, ready: &Path) -> SocketAddr {
+        let deadline = Instant::now() + PATIENCE;
+        while Instant::now() < deadline {
+            if let Some(addr) = read_address(ready) {
+                return addr;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "server exited with {status} before listening\n{}",
+                    self.stderr()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!(
+            "server did not write {} in time\n{}",
+            ready.display(),
+            self.stderr()
+        );
+    }
+}
+
+impl Drop for RunningServer {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Starts the server, checks `/healthz` and `/metrics`, sends SIGTERM and
+/// checks it exits 0 and logged `listening on ADDR`.
+pub fn assert_serves_and_stops(command: &mut Command) {
+    let server = RunningServer::start(command);
+    let health = server.get("/healthz");
+    assert_eq!(
+        (health.status, health.body.as_str()),
+        (200, "ok"),
+        "{}",
+        server.stderr()
+    );
+    let metrics = server.get("/metrics");
+    assert_eq!(metrics.status, 200);
+    for name in ["kith_http_requests_total", "kith_build_info"] {
+        assert!(
+            metrics.body.contains(name),
+            "{name} missing from\n{}",
+            metrics.body
+        );
+    }
+    let listening = format!("listening on {}", server.addr());
+    let log = server.stderr();
+    assert!(
+        log.contains(&listening),
+        "no {listening:?} in the log:\n{log}"
+    );
+    let status = server.terminate();
+    assert_eq!(status.code(), Some(0), "exit after SIGTERM: {status}");
+}
+
+/// Runs `binary --help` and checks it succeeds and names every flag.
+pub fn assert_help_mentions(binary: &str, flags: &[&str]) {
+    let output = run_to_exit(Command::new(binary).arg("--help"));
+    assert!(output.status.success(), "--help: {}", output.status);
+    let help = String::from_utf8_lossy(&output.stdout);
+    for flag in flags {
+        assert!(help.contains(flag), "{flag} missing from --help:\n{help}");
+    }
+}
+
+/// Runs `command`, which must fail with exit code `code` and an error
+/// message on the first line of stderr that contains `needle`.
+pub fn assert_fails(command: &mut Command, code: i32, needle: &str) -> String {
+    let output = run_to_exit(command);
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(output.status.code(), Some(code), "stderr:\n{stderr}");
+    let first = stderr.lines().next().unwrap_or_default();
+    assert!(
+        first.contains("error"),
+        "first line is not an error: {stderr}"
+    );
+    assert!(
+        first.contains(needle),
+        "{needle:?} not on the first line: {stderr}"
+    );
+    stderr
+}
+
+/// Runs `command` to completion (it must exit by itself within
+/// [`PATIENCE`]) and returns its status and output.
+pub fn run_to_exit(command: &mut Command) -> Output {
+    let dir = tempfile::tempdir().expect("create a temporary folder");
+    let out_path = dir.path().join("stdout");
+    let err_path = dir.path().join("stderr");
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out_path).expect("create stdout log"))
+        .stderr(std::fs::File::create(&err_path).expect("create stderr log"))
+        .spawn()
+        .expect("start the binary");
+    let status = wait_timeout(&mut child, PATIENCE).unwrap_or_else(|| {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("{command:?} did not exit in time");
+    });
+    Output {
+        status,
+        stdout: std::fs::read(out_path).unwrap_or_default(),
+        stderr: std::fs::read(err_path).unwrap_or_default(),
+    }
+}
+
+/// Writes `text` to a file in a new temporary folder, e.g. a config file.
+pub fn temp_file(name: &str, text: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("create a temporary folder");
+    let path = dir.path().join(name);
+    std::fs::write(&path, text).expect("write the temporary file");
+    (dir, path)
+}
+
+/// A minimal blocking `GET` over HTTP/1.1 (`Connection: close`).
+pub fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<HttpResponse> {
+    let mut stream = TcpStream::connect_timeout(&addr, PATIENCE)?;
+    stream.set_read_timeout(Some(PATIENCE))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw)?;
+    parse_response(&raw).ok_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("bad response: {raw:?}"),
+        )
+    })
+}
+
+/// Parses a `Connection: close` response; chunked bodies are de-chunked.
+fn parse_response(raw: &str) -> Option<HttpResponse> {
+    let (head, body) = raw.split_once("\r\n\r\n")?;
+    let status = head.split(' ').nth(1)?.parse().ok()?;
+    let chunked = head.lines().any(|l| {
+        l.to_ascii_lowercase()
+            .starts_with("transfer-encoding: chunked")
+    });
+    let body = if chunked {
+        dechunk(body)?
+    } else {
+        body.to_owned()
+    };
+    Some(HttpResponse { status, body })
+}
+
+fn dechunk(mut rest: &str) -> Option<String> {
+    let mut body = String::new();
+    loop {
+        let (size, after) = rest.split_once("\r\n")?;
+        let size = usize::from_str_radix(size.trim(), 16).ok()?;
+        if size == 0 {
+            return Some(body);
+        }
+        body.push_str(after.get(..size)?);
+        rest = after.get(size + 2..)?;
+    }
+}
+
+fn read_address(path: &Path) -> Option<SocketAddr> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+fn wait_timeout(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if let Some(status) = child.try_wait().expect("wait for the child") {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_plain_and_chunked_bodies() {
+        let plain = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+        assert_eq!(
+            parse_response(plain).map(|r| (r.status, r.body)),
+            Some((200, "ok".into()))
+        );
+        let chunked = "HTTP/1.1 404 Not Found\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n";
+        assert_eq!(
+            parse_response(chunked).map(|r| (r.status, r.body)),
+            Some((404, "abcde".into()))
+        );
+    }
+}
