@@ -8,7 +8,9 @@ use crate::crypto::{SecretBytes, SigningKey};
 use crate::id::{AccountId, DeviceId, EventId, LogId};
 use crate::identity::entry::{check_name, kind};
 use crate::identity::{AccountEntry, AccountLog, AccountState, Card, Members};
-use crate::log::{Dag, DagConfig, Draft, Event, EventError, LogKind, Offer, Rejection, Rules};
+use crate::log::{
+    Dag, DagConfig, Draft, Event, EventError, LogKind, Offer, Rejection, Rules, Verified,
+};
 use crate::store::{Passphrase, Profile, ProfileLock, Store, StoreError, StoredEvent};
 use crate::wire::to_base32;
 use std::collections::HashMap;
@@ -276,6 +278,56 @@ impl Node {
         self.ingest_event(event, now).await
     }
 
+    /// Ingests many events of one log at once: decoded and verified on
+    /// `threads` cores, then checked in order and stored in one
+    /// transaction. Returns each event's outcome, in input order.
+    pub async fn ingest_batch(
+        &mut self,
+        log: LogId,
+        batch: &[Vec<u8>],
+        now: i64,
+        threads: usize,
+    ) -> Result<Vec<Result<Ingested, NodeError>>, NodeError> {
+        let verified = verify_all(batch, threads.max(1));
+        let mut rules = self.rules_for(log)?;
+        let dag = self.logs.get_mut(&log).ok_or(NodeError::UnknownLog(log))?;
+        let mut rows = Vec::new();
+        let mut held = Vec::new();
+        let mut outcomes = Vec::with_capacity(batch.len());
+        for v in verified {
+            let outcome = match v {
+                Err(e) => Err(e.into()),
+                Ok(v) if v.event().log_id() != log => {
+                    Err(NodeError::UnknownLog(v.event().log_id()))
+                }
+                Ok(v) => {
+                    let event = v.event().clone();
+                    match dag.offer_verified(v, now, rules.as_rules(&mut self.account_log)) {
+                        Err(e) => Err(e.into()),
+                        Ok(Offer::Held { missing }) => {
+                            held.push(event);
+                            Ok(Ingested::Held(missing))
+                        }
+                        Ok(Offer::Stored(acc)) => {
+                            let ids = acc.iter().map(|a| a.event.id()).collect();
+                            rows.extend(acc.into_iter().map(|a| StoredEvent {
+                                event: a.event,
+                                info: a.info,
+                            }));
+                            Ok(Ingested::Stored(ids))
+                        }
+                    }
+                }
+            };
+            outcomes.push(outcome);
+        }
+        for e in &held {
+            self.store.hold(e, now).await?;
+        }
+        self.persist(log, rows, &[]).await?;
+        Ok(outcomes)
+    }
+
     async fn ingest_event(&mut self, event: Event, now: i64) -> Result<Ingested, NodeError> {
         let log = event.log_id();
         let mut rules = self.rules_for(log)?;
@@ -411,6 +463,25 @@ impl LogRules {
             LogRules::Members(m) => m,
         }
     }
+}
+
+/// Decodes and verifies events on `threads` threads, keeping input order.
+fn verify_all(batch: &[Vec<u8>], threads: usize) -> Vec<Result<Verified, EventError>> {
+    let check = |b: &Vec<u8>| Event::decode(b).and_then(Verified::new);
+    if threads == 1 || batch.len() < 64 {
+        return batch.iter().map(check).collect();
+    }
+    let chunk = batch.len().div_ceil(threads);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = batch
+            .chunks(chunk)
+            .map(|part| s.spawn(move || part.iter().map(check).collect::<Vec<_>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    })
 }
 
 async fn meta(store: &Store, key: &'static str) -> Result<Vec<u8>, NodeError> {

@@ -1,6 +1,8 @@
 //! The account log's rules: both signatures to add, cut-offs, seniority,
 //! the recovery key, order independence.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::*;

@@ -2,7 +2,7 @@
 //! the display order. Pure code: it is given events and `now`, and says what
 //! to store; the store and the network live elsewhere.
 
-use super::event::{Event, EventError, LogKind};
+use super::event::{Event, EventError, LogKind, Verified};
 use crate::id::{DeviceId, EventId, LogId};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
@@ -230,7 +230,18 @@ impl Dag {
         now: i64,
         rules: &mut dyn Rules,
     ) -> Result<Offer, Rejection> {
-        event.verify()?;
+        self.offer_verified(Verified::new(event)?, now, rules)
+    }
+
+    /// [`Dag::offer`] for an event whose signature was checked already
+    /// (e.g. on another core).
+    pub fn offer_verified(
+        &mut self,
+        event: Verified,
+        now: i64,
+        rules: &mut dyn Rules,
+    ) -> Result<Offer, Rejection> {
+        let event = event.into_inner();
         let id = event.id();
         if self.knows(&id) {
             return Err(Rejection::Duplicate(id));

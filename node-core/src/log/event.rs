@@ -388,6 +388,26 @@ impl Event {
     }
 }
 
+/// An event whose signature (and body, if present) has been checked.
+#[derive(Clone, Debug)]
+pub struct Verified(Event);
+
+impl Verified {
+    /// Checks `event`.
+    pub fn new(event: Event) -> Result<Self, EventError> {
+        event.verify()?;
+        Ok(Self(event))
+    }
+    /// The event.
+    pub fn event(&self) -> &Event {
+        &self.0
+    }
+    /// Gives the event back.
+    pub fn into_inner(self) -> Event {
+        self.0
+    }
+}
+
 /// The id of a header: BLAKE2b-256 of its bytes (domain `kith/v1/event-id`).
 pub fn event_id(header_bytes: &[u8]) -> EventId {
     EventId::from_bytes(hash(HashDomain::EVENT_ID, header_bytes))

@@ -187,9 +187,7 @@ impl Store {
             .begin()
             .await
             .map_err(db("beginning a transaction"))?;
-        for e in events {
-            insert_event(&mut tx, e).await?;
-        }
+        insert_events(&mut tx, events).await?;
         for (k, v) in meta {
             put_meta(&mut tx, k, v).await?;
         }
@@ -281,42 +279,61 @@ fn log_kind_code(kind: LogKind) -> i64 {
     }
 }
 
-async fn insert_event(tx: &mut Transaction<'_, Sqlite>, e: &StoredEvent) -> Result<(), StoreError> {
-    let ev = &e.event;
-    let h = ev.header();
-    let log = ev.log_id();
-    sqlx::query("INSERT OR IGNORE INTO logs (id, kind) VALUES (?, ?)")
-        .bind(log.as_bytes().as_slice())
-        .bind(log_kind_code(h.log_kind))
-        .execute(&mut **tx)
-        .await
-        .map_err(db("recording a log"))?;
+/// Rows per multi-row INSERT (11 bound values each; SQLite allows 32766).
+const ROWS_PER_STATEMENT: usize = 256;
+
+async fn insert_events(
+    tx: &mut Transaction<'_, Sqlite>,
+    events: &[StoredEvent],
+) -> Result<(), StoreError> {
+    let mut logs: Vec<(LogId, LogKind)> = events
+        .iter()
+        .map(|e| (e.event.log_id(), e.event.header().log_kind))
+        .collect();
+    logs.sort_by_key(|(l, _)| *l);
+    logs.dedup_by_key(|(l, _)| *l);
+    for (log, kind) in logs {
+        sqlx::query("INSERT OR IGNORE INTO logs (id, kind) VALUES (?, ?)")
+            .bind(log.as_bytes().as_slice())
+            .bind(log_kind_code(kind))
+            .execute(&mut **tx)
+            .await
+            .map_err(db("recording a log"))?;
+    }
+    for chunk in events.chunks(ROWS_PER_STATEMENT) {
+        let mut q = sqlx::QueryBuilder::<Sqlite>::new(
+            "INSERT INTO events (id, log, depth, author, seq, effective_time, first_seen, status, header, signature, body) ",
+        );
+        q.push_values(chunk, |mut row, e| {
+            let ev = &e.event;
+            let h = ev.header();
+            row.push_bind(ev.id().as_bytes().to_vec())
+                .push_bind(ev.log_id().as_bytes().to_vec())
+                .push_bind(h.depth as i64)
+                .push_bind(h.author.as_bytes().to_vec())
+                .push_bind(h.seq as i64)
+                .push_bind(e.info.effective_time)
+                .push_bind(e.info.first_seen)
+                .push_bind(match e.info.status {
+                    Status::Accepted => 0i64,
+                    Status::SoftFailed => 1,
+                })
+                .push_bind(ev.header_bytes().to_vec())
+                .push_bind(ev.signature().as_bytes().to_vec())
+                .push_bind(ev.body().map(<[u8]>::to_vec));
+        });
+        q.build()
+            .execute(&mut **tx)
+            .await
+            .map_err(db("storing events"))?;
+    }
+    // Held events that have now been stored leave the pending table.
     sqlx::query(
-        "INSERT INTO events (id, log, depth, author, seq, effective_time, first_seen, status, header, signature, body)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "DELETE FROM pending WHERE id IN (SELECT p.id FROM pending p JOIN events e ON e.id = p.id)",
     )
-    .bind(ev.id().as_bytes().as_slice())
-    .bind(log.as_bytes().as_slice())
-    .bind(h.depth as i64)
-    .bind(h.author.as_bytes().as_slice())
-    .bind(h.seq as i64)
-    .bind(e.info.effective_time)
-    .bind(e.info.first_seen)
-    .bind(match e.info.status {
-        Status::Accepted => 0i64,
-        Status::SoftFailed => 1,
-    })
-    .bind(ev.header_bytes())
-    .bind(ev.signature().as_bytes().as_slice())
-    .bind(ev.body())
     .execute(&mut **tx)
     .await
-    .map_err(db("storing an event"))?;
-    sqlx::query("DELETE FROM pending WHERE id = ?")
-        .bind(ev.id().as_bytes().as_slice())
-        .execute(&mut **tx)
-        .await
-        .map_err(db("clearing a held event"))?;
+    .map_err(db("clearing held events"))?;
     Ok(())
 }
 

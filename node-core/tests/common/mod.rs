@@ -1,5 +1,6 @@
 //! Builders shared by the node-core integration tests.
 #![allow(dead_code)]
+#![allow(clippy::unwrap_used)]
 
 use node_core::crypto::SigningKey;
 use node_core::identity::entry::sign_join;
