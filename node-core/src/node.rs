@@ -195,10 +195,8 @@ impl Node {
     }
 
     async fn load(&mut self) -> Result<(), NodeError> {
-        for (log, _) in self.store.logs().await? {
-            let Some(kind) = self.logs.get(&log).map(Dag::kind) else {
-                continue;
-            };
+        let known: Vec<(LogId, LogKind)> = self.logs.iter().map(|(l, d)| (*l, d.kind())).collect();
+        for (log, kind) in known {
             let mut dag = Dag::new(log, kind, DagConfig::default());
             for stored in self.store.events(log).await? {
                 dag.restore(stored.event.id(), stored.info);
@@ -207,6 +205,23 @@ impl Node {
                 }
             }
             self.logs.insert(log, dag);
+            self.restore_pending(log).await?;
+        }
+        Ok(())
+    }
+
+    /// Puts events that were waiting for parents back into the buffer.
+    async fn restore_pending(&mut self, log: LogId) -> Result<(), NodeError> {
+        for (bytes, first_seen) in self.store.pending(log).await? {
+            let Ok(event) = Event::decode(&bytes) else {
+                continue;
+            };
+            let mut rules = self.rules_for(log)?;
+            if let Some(dag) = self.logs.get_mut(&log) {
+                // Still held (or, if its parents came meanwhile, rejected as
+                // a duplicate): either way nothing new to store.
+                let _ = dag.offer(event, first_seen, rules.as_rules(&mut self.account_log));
+            }
         }
         Ok(())
     }

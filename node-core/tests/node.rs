@@ -364,3 +364,45 @@ async fn bad_names_are_refused_before_anything_is_written() {
     }
     assert!(!dir.path().join("p").exists());
 }
+
+#[tokio::test]
+async fn held_events_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut node, _) = Node::create(profile(&dir), "alice", None, false, 1_000)
+        .await
+        .unwrap();
+    let mut phone = join_second_device(&mut node).await;
+    let first = self_event(&node, &mut phone, b"first");
+    // The second builds on the first, which the node has not seen.
+    let log = LogId::self_log(node.account());
+    phone.seq += 1;
+    let second = Event::sign(
+        &phone.key,
+        node_core::log::Draft {
+            log: Some(log),
+            log_kind: LogKind::SelfLog,
+            seq: phone.seq,
+            prev: Some(first.id()),
+            parents: vec![(first.id(), first.header().depth)],
+            time: 3_000,
+            kind: 7,
+            body: b"second".to_vec(),
+        },
+    );
+    let held = node.ingest(&second.encode(), 3_000).await.unwrap();
+    assert_eq!(held, Ingested::Held(vec![first.id()]));
+    node.close().await;
+
+    let mut node = Node::open(profile(&dir), None).await.unwrap();
+    assert_eq!(node.log(&log).unwrap().pending_len(), 1);
+    let stored = node.ingest(&first.encode(), 4_000).await.unwrap();
+    assert_eq!(stored, Ingested::Stored(vec![first.id(), second.id()]));
+    assert_eq!(
+        node.log(&log).unwrap().display_order(),
+        vec![first.id(), second.id()]
+    );
+    node.close().await;
+    let node = Node::open(profile(&dir), None).await.unwrap();
+    assert_eq!(node.log(&log).unwrap().pending_len(), 0);
+    assert_eq!(node.log(&log).unwrap().len(), 2);
+}
