@@ -3,6 +3,8 @@
 //!
 //! Not here: protocol logic (in `node_core`), and the helper servers.
 
+#![warn(missing_docs)]
+
 pub mod cmd;
 pub mod daemon;
 pub mod passphrase;
@@ -19,6 +21,7 @@ pub struct Cli {
     /// Profile folder (default: the platform data folder, e.g. ~/.local/share/kith).
     #[arg(long, global = true, env = "KITH_HOME", value_name = "DIR")]
     pub home: Option<PathBuf>,
+    /// What to do.
     #[command(subcommand)]
     pub command: Command,
 }

@@ -1,1 +1,400 @@
-//! Helpers for the whole-system tests.
+//! Helpers for the whole-system tests: find the `kith` binary, make
+//! throw-away profiles, run commands with a time limit, and run daemons that
+//! are stopped (SIGTERM, then wait) when their guard is dropped.
+//!
+//! Daemons only ever listen on loopback (`--listen 127.0.0.1:0`).
+
+use std::collections::BTreeMap;
+use std::ffi::OsStr;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// How long any single command may run before the test gives up on it.
+pub const COMMAND_LIMIT: Duration = Duration::from_secs(60);
+
+/// The `kith` binary: `KITH_BIN`, else `kith` in the target folder holding
+/// this test executable (`target/debug/deps/x` → `target/debug/kith`).
+pub fn kith_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("KITH_BIN") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("current_exe");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test executable is in target/<profile>/deps");
+    let bin = dir.join("kith");
+    assert!(
+        bin.is_file(),
+        "{} not found: run `cargo test --workspace` or set KITH_BIN",
+        bin.display()
+    );
+    bin
+}
+
+/// A `kith` command with a clean environment: no `KITH_HOME`, no
+/// `KITH_PASSPHRASE`, stdin not a terminal.
+pub fn kith_command() -> Command {
+    let mut cmd = Command::new(kith_bin());
+    cmd.env_remove("KITH_HOME")
+        .env_remove("KITH_PASSPHRASE")
+        .env_remove("KITH_LOG")
+        .stdin(Stdio::null());
+    cmd
+}
+
+/// Runs `cmd` to completion, killing it and failing the test if it takes
+/// longer than `limit`.
+pub fn run_limited(cmd: &mut Command, limit: Duration) -> Output {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawning kith");
+    let out = reader(child.stdout.take().expect("piped stdout"));
+    let err = reader(child.stderr.take().expect("piped stderr"));
+    let status = match wait_limited(&mut child, limit) {
+        Some(s) => s,
+        None => {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{cmd:?} still running after {limit:?}");
+        }
+    };
+    Output {
+        status,
+        stdout: out.join().expect("stdout reader"),
+        stderr: err.join().expect("stderr reader"),
+    }
+}
+
+fn reader(mut r: impl Read + Send + 'static) -> thread::JoinHandle<Vec<u8>> {
+    thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = r.read_to_end(&mut buf);
+        buf
+    })
+}
+
+/// Waits for `child` up to `limit`; `None` if it is still running.
+pub fn wait_limited(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(s) = child.try_wait().expect("waiting for a child") {
+            return Some(s);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Sends SIGTERM to `pid` with the `kill` command.
+pub fn sigterm(pid: u32) {
+    let st = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .expect("running kill");
+    assert!(st.success(), "kill -TERM {pid} failed");
+}
+
+/// Stdout as text.
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Stderr as text.
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Asserts that the command succeeded; returns its stdout.
+#[track_caller]
+pub fn assert_ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "expected success, got {:?}\nstdout: {}\nstderr: {}",
+        out.status,
+        stdout(out),
+        stderr(out)
+    );
+    stdout(out)
+}
+
+/// Asserts the contract for a failure: a non-zero exit other than 2 (which
+/// is kept for bad usage) and exactly one line on stderr, starting with
+/// `kith:`. Returns that line.
+#[track_caller]
+pub fn assert_fails_cleanly(out: &Output) -> String {
+    let err = stderr(out);
+    assert!(
+        !out.status.success(),
+        "expected failure, got success\nstdout: {}\nstderr: {err}",
+        stdout(out)
+    );
+    assert_ne!(
+        out.status.code(),
+        Some(2),
+        "exit 2 is for bad usage; stderr: {err}"
+    );
+    assert!(
+        out.status.code().is_some(),
+        "killed by a signal: {:?}; stderr: {err}",
+        out.status
+    );
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "expected one line on stderr, got:\n{err}");
+    assert!(
+        lines[0].starts_with("kith: "),
+        "stderr line does not start with `kith: `: {err}"
+    );
+    lines[0].to_owned()
+}
+
+/// Asserts a clap usage error: exit 2, stderr starting with `error:` and
+/// pointing at `--help`, nothing on stdout.
+#[track_caller]
+pub fn assert_usage_error(out: &Output) {
+    let err = stderr(out);
+    assert_eq!(out.status.code(), Some(2), "stderr: {err}");
+    assert!(err.starts_with("error:"), "stderr: {err}");
+    assert!(err.contains("--help"), "stderr: {err}");
+    assert!(out.stdout.is_empty(), "stdout: {}", stdout(out));
+}
+
+/// True if `s` is a 32-byte id as printed: 52 lowercase base32 characters.
+pub fn is_id(s: &str) -> bool {
+    s.len() == 52
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || (b'2'..=b'7').contains(&b))
+}
+
+/// The ids `kith init` printed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ids {
+    /// Account id.
+    pub account: String,
+    /// Device id.
+    pub device: String,
+}
+
+/// A throw-away profile: `/tmp/kXXXXXX/h` (short, for the Unix socket path
+/// limit), with room for logs and other files beside it in `/tmp/kXXXXXX`.
+#[derive(Debug)]
+pub struct Profile {
+    root: tempfile::TempDir,
+    home: PathBuf,
+    passphrase: Option<String>,
+    daemons: u32,
+}
+
+impl Default for Profile {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Profile {
+    /// A new, not yet initialised profile whose commands get no passphrase.
+    pub fn new() -> Self {
+        let root = tempfile::Builder::new()
+            .prefix("k")
+            .tempdir_in("/tmp")
+            .expect("making a temporary folder");
+        let home = root.path().join("h");
+        Self {
+            root,
+            home,
+            passphrase: None,
+            daemons: 0,
+        }
+    }
+
+    /// Gives every later command this `KITH_PASSPHRASE` (or none).
+    pub fn set_passphrase(&mut self, pass: Option<&str>) {
+        self.passphrase = pass.map(str::to_owned);
+    }
+
+    /// The profile folder (`--home`).
+    pub fn home(&self) -> &Path {
+        &self.home
+    }
+
+    /// A path beside the profile (not inside it), for outputs and logs.
+    pub fn scratch(&self, name: &str) -> PathBuf {
+        self.root.path().join(name)
+    }
+
+    /// A `kith --home HOME ARGS` command, with the profile's passphrase in
+    /// the environment if it has one.
+    pub fn command<I, S>(&self, args: I) -> Command
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut cmd = kith_command();
+        cmd.arg("--home").arg(&self.home).args(args);
+        if let Some(p) = &self.passphrase {
+            cmd.env("KITH_PASSPHRASE", p);
+        }
+        cmd
+    }
+
+    /// Runs `kith --home HOME ARGS` to completion.
+    pub fn kith<I, S>(&self, args: I) -> Output
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        run_limited(&mut self.command(args), COMMAND_LIMIT)
+    }
+
+    /// `kith init --name NAME --json` (with `--no-passphrase` if the profile
+    /// has no passphrase); panics on failure.
+    pub fn init(&self, name: &str) -> Ids {
+        let mut args = vec!["init", "--name", name, "--json"];
+        if self.passphrase.is_none() {
+            args.push("--no-passphrase");
+        }
+        let v: serde_json::Value =
+            serde_json::from_str(&assert_ok(&self.kith(&args))).expect("init --json is JSON");
+        Ids {
+            account: v["account"].as_str().expect("account").to_owned(),
+            device: v["device"].as_str().expect("device").to_owned(),
+        }
+    }
+
+    /// Starts `kith daemon --listen 127.0.0.1:0` without waiting for it.
+    pub fn start_daemon(&mut self) -> Daemon {
+        self.daemons += 1;
+        let log = self.scratch(&format!("daemon{}.log", self.daemons));
+        let file = std::fs::File::create(&log).expect("creating the daemon log");
+        let child = self
+            .command(["daemon", "--listen", "127.0.0.1:0"])
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .expect("spawning kith daemon");
+        Daemon {
+            child: Some(child),
+            log,
+        }
+    }
+
+    /// Starts a daemon and waits (up to 10 s) until it answers `status`.
+    pub fn spawn_daemon(&mut self) -> Daemon {
+        let daemon = self.start_daemon();
+        let out = self.kith(["status", "--wait", "10", "--json"]);
+        assert!(
+            out.status.success(),
+            "daemon did not come up: {}\ndaemon log:\n{}",
+            stderr(&out),
+            daemon.log()
+        );
+        daemon
+    }
+
+    /// `kith status --json`, parsed; panics on failure.
+    pub fn status_json(&self) -> serde_json::Value {
+        let out = self.kith(["status", "--json"]);
+        serde_json::from_str(&assert_ok(&out)).expect("status --json is JSON")
+    }
+
+    /// Every file in the profile folder (recursively) with its contents.
+    pub fn snapshot(&self) -> BTreeMap<PathBuf, Vec<u8>> {
+        let mut files = BTreeMap::new();
+        walk(&self.home, &mut |p| {
+            if p.file_name() == Some(OsStr::new("kith.sock")) {
+                return;
+            }
+            files.insert(p.to_owned(), std::fs::read(p).expect("reading a file"));
+        });
+        files
+    }
+}
+
+/// Calls `f` for every regular file under `dir`.
+pub fn walk(dir: &Path, f: &mut dyn FnMut(&Path)) {
+    for entry in std::fs::read_dir(dir).expect("reading a folder") {
+        let entry = entry.expect("reading a folder entry");
+        let ty = entry.file_type().expect("file type");
+        if ty.is_dir() {
+            walk(&entry.path(), f);
+        } else if ty.is_file() {
+            f(&entry.path());
+        }
+    }
+}
+
+/// A running `kith daemon`; SIGTERMed and waited for when dropped.
+#[derive(Debug)]
+pub struct Daemon {
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl Daemon {
+    /// The daemon's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("daemon not yet stopped").id()
+    }
+
+    /// What the daemon wrote on stderr so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Whether it has exited (without reaping it for good).
+    pub fn try_wait(&mut self) -> Option<ExitStatus> {
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().expect("waiting for the daemon"))
+    }
+
+    /// Waits up to `limit` for the daemon to exit by itself.
+    pub fn wait(&mut self, limit: Duration) -> Option<ExitStatus> {
+        wait_limited(self.child.as_mut().expect("daemon"), limit)
+    }
+
+    /// Kills the daemon with SIGKILL (no clean-up) and reaps it.
+    pub fn kill_hard(&mut self) {
+        let mut child = self.child.take().expect("daemon already stopped");
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    /// Sends SIGTERM and waits up to `limit` for the exit status.
+    pub fn stop(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let child = self.child.as_mut().expect("daemon already stopped");
+        if child.try_wait().expect("waiting for the daemon").is_none() {
+            sigterm(child.id());
+        }
+        let status = wait_limited(child, limit);
+        if status.is_some() {
+            self.child = None;
+        }
+        status
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let Some(child) = self.child.as_mut() else {
+            return;
+        };
+        if let Ok(None) = child.try_wait() {
+            // Not `sigterm`: no panic while perhaps already unwinding.
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            if wait_limited(child, Duration::from_secs(10)).is_none() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+}

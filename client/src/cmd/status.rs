@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Wait up to SECS for the daemon to answer.
-    #[arg(long, value_name = "SECS")]
+    #[arg(long, value_name = "SECS", value_parser = parse_wait)]
     pub wait: Option<f64>,
     /// Print JSON.
     #[arg(long)]
@@ -18,8 +18,7 @@ pub struct Args {
 
 /// Runs `kith status`.
 pub fn run(home: &Path, args: Args) -> Result<()> {
-    let deadline =
-        Instant::now() + Duration::from_secs_f64(args.wait.unwrap_or(0.0).clamp(0.0, 86_400.0));
+    let deadline = Instant::now() + Duration::from_secs_f64(args.wait.unwrap_or(0.0));
     let value = super::runtime()?.block_on(async {
         loop {
             match rpc::call(home, &Request::Status).await {
@@ -58,4 +57,16 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
         println!("warning: {w}");
     }
     Ok(())
+}
+
+/// A number of seconds: finite, from 0 to one day.
+fn parse_wait(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .parse()
+        .map_err(|_| format!("not a number of seconds: {s}"))?;
+    if v.is_finite() && (0.0..=86_400.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("must be between 0 and 86400 seconds: {s}"))
+    }
 }
