@@ -103,7 +103,10 @@ async fn main() {
         let bare = bare_verify_rate(&events, t);
         let start = Instant::now();
         for batch in events.chunks(BATCH) {
-            let out = node.ingest_batch(log, batch, 10_000, t).await.unwrap();
+            let out = node
+                .ingest_batch(log, batch, 10_000, t, None)
+                .await
+                .unwrap();
             assert!(out.iter().all(Result::is_ok));
         }
         let rate = n as f64 / start.elapsed().as_secs_f64();
@@ -123,7 +126,9 @@ async fn main() {
         let m = 10_000;
         let events = chain(&phone, log, m, 1024, 1);
         for batch in events.chunks(BATCH) {
-            node.ingest_batch(log, batch, 10_000, cores).await.unwrap();
+            node.ingest_batch(log, batch, 10_000, cores, None)
+                .await
+                .unwrap();
         }
         node.close().await;
         let size: u64 = std::fs::read_dir(&path)
@@ -146,7 +151,9 @@ async fn main() {
         let m = 100_000;
         let events = chain(&phone, log, m, 200, 1);
         for batch in events.chunks(5 * BATCH) {
-            node.ingest_batch(log, batch, 10_000, cores).await.unwrap();
+            node.ingest_batch(log, batch, 10_000, cores, None)
+                .await
+                .unwrap();
         }
         node.close().await;
         let start = Instant::now();

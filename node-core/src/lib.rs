@@ -12,11 +12,14 @@ pub mod crypto;
 pub mod id;
 pub mod identity;
 pub mod log;
+pub mod sync;
 pub mod wire;
 
 #[cfg(feature = "node")]
 pub mod node;
 #[cfg(feature = "node")]
 pub mod store;
+#[cfg(feature = "node")]
+pub mod transport;
 
 pub use id::{AccountId, DeviceId, EventId, LogId};

@@ -14,7 +14,7 @@ pub use keyfile::{KeyFileError, Passphrase};
 pub use profile::{Profile, ProfileError, ProfileLock};
 
 use crate::crypto::{SecretBytes, Signature};
-use crate::id::LogId;
+use crate::id::{AccountId, EventId, LogId};
 use crate::log::{Event, EventError, LogKind, NodeInfo, Status};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -182,11 +182,31 @@ impl Store {
         events: &[StoredEvent],
         meta: &[(&str, &[u8])],
     ) -> Result<(), StoreError> {
+        self.insert_with_outbox(events, meta, &[]).await
+    }
+
+    /// Stores events, metadata and outbox entries (event, log, recipient
+    /// account) in one transaction.
+    pub async fn insert_with_outbox(
+        &self,
+        events: &[StoredEvent],
+        meta: &[(&str, &[u8])],
+        outbox: &[(EventId, LogId, AccountId)],
+    ) -> Result<(), StoreError> {
         let mut tx = self
             .pool
             .begin()
             .await
             .map_err(db("beginning a transaction"))?;
+        for (event, log, account) in outbox {
+            sqlx::query("INSERT OR IGNORE INTO outbox (event, log, account) VALUES (?, ?, ?)")
+                .bind(event.as_bytes().as_slice())
+                .bind(log.as_bytes().as_slice())
+                .bind(account.as_bytes().as_slice())
+                .execute(&mut *tx)
+                .await
+                .map_err(db("queueing for delivery"))?;
+        }
         insert_events(&mut tx, events).await?;
         for (k, v) in meta {
             put_meta(&mut tx, k, v).await?;
@@ -245,6 +265,82 @@ impl Store {
             .await
             .map_err(db("reading pending events"))?;
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    /// Events by id (those stored), parents before children.
+    pub async fn events_by_id(&self, ids: &[EventId]) -> Result<Vec<StoredEvent>, StoreError> {
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(500) {
+            let mut q = sqlx::QueryBuilder::<Sqlite>::new(
+                "SELECT id, effective_time, first_seen, status, header, signature, body FROM events WHERE id IN (",
+            );
+            let mut sep = q.separated(", ");
+            for id in chunk {
+                sep.push_bind(id.as_bytes().to_vec());
+            }
+            q.push(")");
+            let rows = q
+                .build()
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db("reading events"))?;
+            for r in &rows {
+                out.push(row_to_event(r)?);
+            }
+        }
+        out.sort_by_key(|e| (e.info.depth, e.event.id()));
+        Ok(out)
+    }
+
+    /// The account has these events: they leave its outbox.
+    pub async fn delivered(&self, account: AccountId, ids: &[EventId]) -> Result<(), StoreError> {
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(db("beginning a transaction"))?;
+        for id in ids {
+            sqlx::query("DELETE FROM outbox WHERE event = ? AND account = ?")
+                .bind(id.as_bytes().as_slice())
+                .bind(account.as_bytes().as_slice())
+                .execute(&mut *tx)
+                .await
+                .map_err(db("recording delivery"))?;
+        }
+        tx.commit().await.map_err(db("recording delivery"))
+    }
+
+    /// The account has every event of `log` we have.
+    pub async fn delivered_all(&self, account: AccountId, log: LogId) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM outbox WHERE log = ? AND account = ?")
+            .bind(log.as_bytes().as_slice())
+            .bind(account.as_bytes().as_slice())
+            .execute(&self.pool)
+            .await
+            .map_err(db("recording delivery"))?;
+        Ok(())
+    }
+
+    /// Events of `log` still waiting for delivery to some account.
+    pub async fn undelivered(&self, log: LogId) -> Result<Vec<EventId>, StoreError> {
+        let rows: Vec<Vec<u8>> =
+            sqlx::query_scalar("SELECT DISTINCT event FROM outbox WHERE log = ?")
+                .bind(log.as_bytes().as_slice())
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db("reading the outbox"))?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|b| b.try_into().ok().map(EventId::from_bytes))
+            .collect())
+    }
+
+    /// Number of events waiting for delivery.
+    pub async fn outbox_len(&self) -> Result<i64, StoreError> {
+        sqlx::query_scalar("SELECT count(DISTINCT event) FROM outbox")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db("counting the outbox"))
     }
 
     /// Number of stored events.

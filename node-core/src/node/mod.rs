@@ -1,8 +1,13 @@
 //! The `Node` facade: one device's identity, logs and store behind one
 //! object. The daemon owns it; nothing else reaches into the store.
 //!
-//! Not here yet: transport, sync and discovery (they plug in around
-//! [`Node::ingest`] and [`Node::append`]).
+//! Not here: transport and the sync driver (the daemon runs them around
+//! [`Node::ingest_batch`], [`Node::subscribe`] and the sync `View` this
+//! node implements).
+
+pub mod contacts;
+pub mod messages;
+mod view;
 
 use crate::crypto::{SecretBytes, SigningKey};
 use crate::id::{AccountId, DeviceId, EventId, LogId};
@@ -13,8 +18,10 @@ use crate::log::{
 };
 use crate::store::{Passphrase, Profile, ProfileLock, Store, StoreError, StoredEvent};
 use crate::wire::to_base32;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+use std::sync::Arc;
+use tokio::sync::broadcast;
 
 const META_SEED: &str = "device_seed";
 const META_ACCOUNT: &str = "account";
@@ -36,6 +43,12 @@ pub enum NodeError {
     /// This device holds no such log (or is not entitled to it).
     #[error("unknown log {0}")]
     UnknownLog(LogId),
+    /// A contact card was refused.
+    #[error(transparent)]
+    Card(#[from] crate::identity::CardError),
+    /// The request makes no sense (unknown target, own card, ...).
+    #[error("{0}")]
+    Invalid(String),
     /// The stored profile is inconsistent.
     #[error("profile is damaged: {0}")]
     Damaged(String),
@@ -86,10 +99,27 @@ pub struct Node {
     account: AccountId,
     name: String,
     protected: bool,
-    account_log: AccountLog,
+    accounts: BTreeMap<AccountId, AccountLog>,
     logs: HashMap<LogId, Dag>,
+    contacts: BTreeMap<AccountId, contacts::Contact>,
     next_seq: u64,
+    events: broadcast::Sender<LocalEvent>,
 }
+
+/// A newly stored event, announced to the sync sessions.
+#[derive(Debug, Clone)]
+pub struct LocalEvent {
+    /// Its log.
+    pub log: LogId,
+    /// Wire form.
+    pub bytes: Arc<Vec<u8>>,
+    /// The device it came from (not pushed back there); `None` if made here.
+    pub from: Option<DeviceId>,
+}
+
+/// How many new-event announcements a slow session may lag behind before it
+/// falls back to reconciliation.
+const EVENT_CHANNEL: usize = 4096;
 
 impl fmt::Debug for Node {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -151,13 +181,15 @@ impl Node {
             key,
             account,
             name: name.to_owned(),
-            account_log: AccountLog::new(account),
+            accounts: BTreeMap::from([(account, AccountLog::new(account))]),
             logs: HashMap::new(),
+            contacts: BTreeMap::new(),
             next_seq: 2,
+            events: broadcast::channel(EVENT_CHANNEL).0,
         };
         node.add_log(LogId::account(account), LogKind::Account);
         node.add_log(LogId::self_log(account), LogKind::SelfLog);
-        node.ingest_event(genesis, now).await?;
+        node.ingest_event(genesis, now, None).await?;
         Ok((node, recovery_key.map(|k| RecoveryCode(k.seed()))))
     }
 
@@ -184,9 +216,11 @@ impl Node {
             account,
             name,
             protected,
-            account_log: AccountLog::new(account),
+            accounts: BTreeMap::from([(account, AccountLog::new(account))]),
             logs: HashMap::new(),
+            contacts: BTreeMap::new(),
             next_seq,
+            events: broadcast::channel(EVENT_CHANNEL).0,
         };
         node.add_log(LogId::account(account), LogKind::Account);
         node.add_log(LogId::self_log(account), LogKind::SelfLog);
@@ -195,19 +229,53 @@ impl Node {
     }
 
     async fn load(&mut self) -> Result<(), NodeError> {
-        let known: Vec<(LogId, LogKind)> = self.logs.iter().map(|(l, d)| (*l, d.kind())).collect();
-        for (log, kind) in known {
-            let mut dag = Dag::new(log, kind, DagConfig::default());
-            for stored in self.store.events(log).await? {
-                dag.restore(stored.event.id(), stored.info);
-                if kind == LogKind::Account {
-                    self.account_log.insert(stored.event);
-                }
-            }
-            self.logs.insert(log, dag);
-            self.restore_pending(log).await?;
+        // Own account and self log first: the self log names the contacts,
+        // whose logs are loaded next.
+        self.load_log(LogId::account(self.account)).await?;
+        self.load_log(LogId::self_log(self.account)).await?;
+        let others: Vec<LogId> = self
+            .logs
+            .keys()
+            .filter(|l| **l != LogId::account(self.account) && **l != LogId::self_log(self.account))
+            .copied()
+            .collect();
+        for log in others {
+            self.load_log(log).await?;
         }
         Ok(())
+    }
+
+    async fn load_log(&mut self, log: LogId) -> Result<(), NodeError> {
+        let kind = self
+            .logs
+            .get(&log)
+            .map(Dag::kind)
+            .ok_or(NodeError::UnknownLog(log))?;
+        let mut dag = Dag::new(log, kind, DagConfig::default());
+        let events = self.store.events(log).await?;
+        for stored in &events {
+            dag.restore(stored.event.id(), stored.info.clone());
+        }
+        self.logs.insert(log, dag);
+        if let Some(account) = self.account_of_log(log) {
+            let mut alog = AccountLog::new(account);
+            for stored in &events {
+                alog.insert(stored.event.clone());
+            }
+            self.accounts.insert(account, alog);
+        }
+        if log == LogId::self_log(self.account) {
+            for stored in &events {
+                self.apply_self_entry(&stored.event);
+            }
+        }
+        self.restore_pending(log).await
+    }
+
+    /// The account whose account log `log` is, among those we track.
+    fn account_of_log(&self, log: LogId) -> Option<AccountId> {
+        let account = AccountId::from_bytes(*log.as_bytes());
+        self.accounts.contains_key(&account).then_some(account)
     }
 
     /// Puts events that were waiting for parents back into the buffer.
@@ -220,7 +288,7 @@ impl Node {
             if let Some(dag) = self.logs.get_mut(&log) {
                 // Still held (or, if its parents came meanwhile, rejected as
                 // a duplicate): either way nothing new to store.
-                let _ = dag.offer(event, first_seen, rules.as_rules(&mut self.account_log));
+                let _ = dag.offer(event, first_seen, rules.as_rules(&mut self.accounts));
             }
         }
         Ok(())
@@ -259,7 +327,14 @@ impl Node {
     }
     /// The resolved account log.
     pub fn account_state(&self) -> Result<AccountState, NodeError> {
-        self.account_log
+        self.account_log_state(self.account)
+    }
+
+    /// The resolved account log of `account` (own or a contact's).
+    pub fn account_log_state(&self, account: AccountId) -> Result<AccountState, NodeError> {
+        self.accounts
+            .get(&account)
+            .ok_or(NodeError::UnknownLog(LogId::account(account)))?
             .state()
             .map_err(|e| NodeError::Damaged(e.to_string()))
     }
@@ -290,18 +365,20 @@ impl Node {
     /// stores what it accepts. On error nothing is stored.
     pub async fn ingest(&mut self, bytes: &[u8], now: i64) -> Result<Ingested, NodeError> {
         let event = Event::decode(bytes)?;
-        self.ingest_event(event, now).await
+        self.ingest_event(event, now, None).await
     }
 
     /// Ingests many events of one log at once: decoded and verified on
     /// `threads` cores, then checked in order and stored in one
-    /// transaction. Returns each event's outcome, in input order.
+    /// transaction. Returns each event's outcome, in input order. `from` is
+    /// the device they came from (they are not announced back to it).
     pub async fn ingest_batch(
         &mut self,
         log: LogId,
         batch: &[Vec<u8>],
         now: i64,
         threads: usize,
+        from: Option<DeviceId>,
     ) -> Result<Vec<Result<Ingested, NodeError>>, NodeError> {
         let verified = verify_all(batch, threads.max(1));
         let mut rules = self.rules_for(log)?;
@@ -317,7 +394,7 @@ impl Node {
                 }
                 Ok(v) => {
                     let event = v.event().clone();
-                    match dag.offer_verified(v, now, rules.as_rules(&mut self.account_log)) {
+                    match dag.offer_verified(v, now, rules.as_rules(&mut self.accounts)) {
                         Err(e) => Err(e.into()),
                         Ok(Offer::Held { missing }) => {
                             held.push(event);
@@ -339,15 +416,20 @@ impl Node {
         for e in &held {
             self.store.hold(e, now).await?;
         }
-        self.persist(log, rows, &[]).await?;
+        self.persist(log, rows, &[], &[], from).await?;
         Ok(outcomes)
     }
 
-    async fn ingest_event(&mut self, event: Event, now: i64) -> Result<Ingested, NodeError> {
+    async fn ingest_event(
+        &mut self,
+        event: Event,
+        now: i64,
+        from: Option<DeviceId>,
+    ) -> Result<Ingested, NodeError> {
         let log = event.log_id();
         let mut rules = self.rules_for(log)?;
         let dag = self.logs.get_mut(&log).ok_or(NodeError::UnknownLog(log))?;
-        let offer = dag.offer(event.clone(), now, rules.as_rules(&mut self.account_log))?;
+        let offer = dag.offer(event.clone(), now, rules.as_rules(&mut self.accounts))?;
         match offer {
             Offer::Held { missing } => {
                 self.store.hold(&event, now).await?;
@@ -361,22 +443,39 @@ impl Node {
                         info: a.info,
                     })
                     .collect();
-                self.persist(log, rows, &[]).await
+                self.persist(log, rows, &[], &[], from).await
             }
         }
     }
 
     /// Stores accepted rows; if the store fails, the log is reloaded from
-    /// disk so memory never runs ahead of what was written.
+    /// disk so memory never runs ahead of what was written. Then applies
+    /// what the rows mean and announces them to the sync sessions.
     async fn persist(
         &mut self,
         log: LogId,
         rows: Vec<StoredEvent>,
         meta: &[(&str, &[u8])],
+        outbox: &[(EventId, LogId, AccountId)],
+        from: Option<DeviceId>,
     ) -> Result<Ingested, NodeError> {
-        if let Err(e) = self.store.insert(&rows, meta).await {
+        if rows.is_empty() {
+            return Ok(Ingested::Stored(vec![]));
+        }
+        if let Err(e) = self.store.insert_with_outbox(&rows, meta, outbox).await {
             self.reload(log).await?;
             return Err(e.into());
+        }
+        for r in &rows {
+            if log == LogId::self_log(self.account) {
+                self.apply_self_entry(&r.event);
+            }
+            // No session listening is fine: nothing to push to.
+            let _ = self.events.send(LocalEvent {
+                log,
+                bytes: Arc::new(r.event.encode()),
+                from,
+            });
         }
         Ok(Ingested::Stored(
             rows.iter().map(|r| r.event.id()).collect(),
@@ -384,44 +483,38 @@ impl Node {
     }
 
     async fn reload(&mut self, log: LogId) -> Result<(), NodeError> {
-        let kind = self
-            .logs
-            .get(&log)
-            .map(Dag::kind)
-            .ok_or(NodeError::UnknownLog(log))?;
-        let mut dag = Dag::new(log, kind, DagConfig::default());
-        let account_log = log == LogId::account(self.account);
-        if account_log {
-            self.account_log = AccountLog::new(self.account);
-        }
-        for stored in self.store.events(log).await? {
-            dag.restore(stored.event.id(), stored.info);
-            if account_log {
-                self.account_log.insert(stored.event);
-            }
-        }
-        self.logs.insert(log, dag);
-        Ok(())
+        self.load_log(log).await
     }
 
     fn rules_for(&self, log: LogId) -> Result<LogRules, NodeError> {
-        if log == LogId::account(self.account) {
-            return Ok(LogRules::Account);
+        if let Some(account) = self.account_of_log(log) {
+            return Ok(LogRules::Account(account));
         }
+        let own = self.account_state()?;
         if log == LogId::self_log(self.account) {
-            let own = self.account_state()?;
             return Ok(LogRules::Members(Members::new(vec![own])));
+        }
+        if let Some(contact) = self.contact_of_conversation(log) {
+            let mut members = vec![own];
+            // Until the contact's account log has arrived, its devices
+            // cannot write here.
+            if let Ok(theirs) = self.account_log_state(contact) {
+                members.push(theirs);
+            }
+            return Ok(LogRules::Members(Members::new(members)));
         }
         Err(NodeError::UnknownLog(log))
     }
 
-    /// Writes a new event by this device on the heads of `log`.
-    pub async fn append(
+    /// Writes a new event by this device on the heads of `log`; it is
+    /// queued for delivery to each account in `recipients`.
+    pub async fn append_for(
         &mut self,
         log: LogId,
         kind: u16,
         body: Vec<u8>,
         now: i64,
+        recipients: &[AccountId],
     ) -> Result<EventId, NodeError> {
         let mut rules = self.rules_for(log)?;
         let me = self.device();
@@ -446,7 +539,7 @@ impl Node {
             },
         );
         let id = event.id();
-        let offer = dag.offer(event, now, rules.as_rules(&mut self.account_log))?;
+        let offer = dag.offer(event, now, rules.as_rules(&mut self.accounts))?;
         let Offer::Stored(accepted) = offer else {
             return Err(NodeError::Damaged(
                 "own event held for missing parents".into(),
@@ -461,20 +554,43 @@ impl Node {
             })
             .collect();
         let seq = self.next_seq.to_be_bytes();
-        self.persist(log, rows, &[(META_NEXT_SEQ, &seq)]).await?;
+        let outbox: Vec<(EventId, LogId, AccountId)> =
+            recipients.iter().map(|a| (id, log, *a)).collect();
+        self.persist(log, rows, &[(META_NEXT_SEQ, &seq)], &outbox, None)
+            .await?;
         Ok(id)
+    }
+
+    /// Writes a new event by this device on the heads of `log`.
+    pub async fn append(
+        &mut self,
+        log: LogId,
+        kind: u16,
+        body: Vec<u8>,
+        now: i64,
+    ) -> Result<EventId, NodeError> {
+        self.append_for(log, kind, body, now, &[]).await
+    }
+
+    /// New stored events, as they happen.
+    pub fn subscribe(&self) -> broadcast::Receiver<LocalEvent> {
+        self.events.subscribe()
     }
 }
 
 enum LogRules {
-    Account,
+    Account(AccountId),
     Members(Members),
 }
 
 impl LogRules {
-    fn as_rules<'a>(&'a mut self, account: &'a mut AccountLog) -> &'a mut dyn Rules {
+    fn as_rules<'a>(
+        &'a mut self,
+        accounts: &'a mut BTreeMap<AccountId, AccountLog>,
+    ) -> &'a mut dyn Rules {
         match self {
-            LogRules::Account => account,
+            // `rules_for` only names accounts this node tracks.
+            LogRules::Account(a) => accounts.entry(*a).or_insert_with(|| AccountLog::new(*a)),
             LogRules::Members(m) => m,
         }
     }

@@ -1,0 +1,213 @@
+//! Contacts: added from a card, recorded in the self log (so every own
+//! device learns them), and resolved from the command line's TARGET.
+
+use super::{Node, NodeError};
+use crate::id::{AccountId, DeviceId, LogId};
+use crate::identity::entry::check_name;
+use crate::identity::{AccountLog, Card};
+use crate::log::{Event, LogKind};
+use crate::wire::{Reader, WireError, Writer};
+use std::net::SocketAddr;
+
+/// Body kinds of self-log events.
+pub mod self_kind {
+    /// A contact added (or its alias changed): the card URI and an alias.
+    pub const CONTACT: u16 = 1;
+}
+
+/// A contact as this device knows it.
+#[derive(Debug, Clone)]
+pub struct Contact {
+    /// The card it was added from.
+    pub card: Card,
+    /// The user's name for it.
+    pub alias: Option<String>,
+}
+
+/// A contact as `kith contact list --json` shows it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct ContactInfo {
+    /// Account id.
+    pub id: AccountId,
+    /// The name its card gives.
+    pub name: String,
+    /// The user's alias, if any.
+    pub alias: Option<String>,
+    /// `unvalidated`, `validated` or `compromised`.
+    pub trust: String,
+    /// Its active devices (from its account log once synced, else its card).
+    pub devices: Vec<DeviceId>,
+}
+
+fn encode_contact(uri: &str, alias: Option<&str>) -> Vec<u8> {
+    let mut w = Writer::new();
+    w.str(uri).option(alias, |w, a| {
+        w.str(a);
+    });
+    w.finish()
+}
+
+fn decode_contact(body: &[u8]) -> Result<(Card, Option<String>), WireError> {
+    let mut r = Reader::new(body);
+    let uri = r.str(crate::identity::card::MAX_CARD_URI, "card")?;
+    let card = Card::parse(uri).map_err(|_| WireError::Invalid {
+        what: "card",
+        why: "invalid",
+    })?;
+    let alias = r.option("alias", |r| Ok(r.str(64, "alias")?.to_owned()))?;
+    r.finish("contact")?;
+    Ok((card, alias))
+}
+
+impl Node {
+    /// Adds a contact from its `kith:` card (as `unvalidated`).
+    pub async fn add_contact(
+        &mut self,
+        uri: &str,
+        alias: Option<&str>,
+        now: i64,
+    ) -> Result<AccountId, NodeError> {
+        let card = Card::parse(uri).map_err(NodeError::Card)?;
+        if card.account == self.account {
+            return Err(NodeError::Invalid("that is your own card".into()));
+        }
+        if let Some(a) = alias {
+            check_name(a).map_err(NodeError::BadName)?;
+        }
+        let body = encode_contact(uri.trim(), alias);
+        self.append(LogId::self_log(self.account), self_kind::CONTACT, body, now)
+            .await?;
+        Ok(card.account)
+    }
+
+    /// Applies a stored self-log event to what this device knows.
+    pub(super) fn apply_self_entry(&mut self, event: &Event) {
+        if event.header().kind != self_kind::CONTACT {
+            return;
+        }
+        let Some(Ok((card, alias))) = event.body().map(decode_contact) else {
+            return;
+        };
+        let account = card.account;
+        if account == self.account {
+            return;
+        }
+        match self.contacts.get_mut(&account) {
+            Some(c) => {
+                if card.issued >= c.card.issued {
+                    c.card = card;
+                }
+                if alias.is_some() {
+                    c.alias = alias;
+                }
+            }
+            None => {
+                self.contacts.insert(account, Contact { card, alias });
+            }
+        }
+        self.accounts
+            .entry(account)
+            .or_insert_with(|| AccountLog::new(account));
+        self.add_log(LogId::account(account), LogKind::Account);
+        self.add_log(
+            LogId::conversation(self.account, account),
+            LogKind::Conversation,
+        );
+    }
+
+    /// The contact whose 1:1 conversation `log` is.
+    pub fn contact_of_conversation(&self, log: LogId) -> Option<AccountId> {
+        self.contacts
+            .keys()
+            .find(|c| LogId::conversation(self.account, **c) == log)
+            .copied()
+    }
+
+    /// A contact.
+    pub fn contact(&self, account: &AccountId) -> Option<&Contact> {
+        self.contacts.get(account)
+    }
+
+    /// Every contact, for `kith contact list`.
+    pub fn contacts(&self) -> Vec<ContactInfo> {
+        self.contacts
+            .iter()
+            .map(|(id, c)| ContactInfo {
+                id: *id,
+                name: c.card.name.clone(),
+                alias: c.alias.clone(),
+                trust: "unvalidated".into(),
+                devices: self.contact_devices(id),
+            })
+            .collect()
+    }
+
+    /// A contact's active devices: from its account log once it has
+    /// arrived, else as its card lists them.
+    pub fn contact_devices(&self, account: &AccountId) -> Vec<DeviceId> {
+        match self.account_log_state(*account) {
+            Ok(state) => state.active_devices().map(|(d, _)| *d).collect(),
+            Err(_) => self
+                .contacts
+                .get(account)
+                .map(|c| c.card.devices.clone())
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Devices to keep links with, and the addresses their cards give.
+    pub fn dial_targets(&self) -> Vec<(DeviceId, Vec<SocketAddr>)> {
+        let mut out = Vec::new();
+        for (account, c) in &self.contacts {
+            let hints: Vec<SocketAddr> =
+                c.card.hints.iter().filter_map(|h| h.parse().ok()).collect();
+            for d in self.contact_devices(account) {
+                out.push((d, hints.clone()));
+            }
+        }
+        out
+    }
+
+    /// Resolves a TARGET: an account id, a unique prefix of one (at least
+    /// four characters), an alias or a name.
+    pub fn resolve_target(&self, target: &str) -> Result<AccountId, NodeError> {
+        let t = target.trim();
+        if let Ok(id) = t.parse::<AccountId>()
+            && self.contacts.contains_key(&id)
+        {
+            return Ok(id);
+        }
+        let by_name: Vec<AccountId> = self
+            .contacts
+            .iter()
+            .filter(|(_, c)| c.alias.as_deref() == Some(t))
+            .map(|(id, _)| *id)
+            .collect();
+        let candidates = if !by_name.is_empty() {
+            by_name
+        } else {
+            let lower = t.to_lowercase();
+            self.contacts
+                .iter()
+                .filter(|(id, c)| {
+                    c.card.name.to_lowercase() == lower
+                        || (lower.len() >= 4 && id.to_string().starts_with(&lower))
+                })
+                .map(|(id, _)| *id)
+                .collect()
+        };
+        match candidates.as_slice() {
+            [one] => Ok(*one),
+            [] => Err(NodeError::Invalid(format!(
+                "no contact or room matches {t:?}"
+            ))),
+            many => Err(NodeError::Invalid(format!(
+                "{t:?} is ambiguous: {}",
+                many.iter()
+                    .map(|id| id.short(12))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))),
+        }
+    }
+}

@@ -1,0 +1,89 @@
+//! The node as the sync session sees it, and the store work a sync driver
+//! asks for.
+
+use super::{Node, NodeError};
+use crate::crypto::{HashDomain, Hasher};
+use crate::id::{AccountId, DeviceId, EventId, LogId};
+use crate::sync::View;
+
+impl View for Node {
+    fn shared_logs(&self, account: AccountId, _peer: DeviceId) -> Vec<LogId> {
+        if account == self.account {
+            let mut logs = vec![LogId::account(self.account), LogId::self_log(self.account)];
+            for c in self.contacts.keys() {
+                logs.push(LogId::account(*c));
+                logs.push(LogId::conversation(self.account, *c));
+            }
+            return logs;
+        }
+        if self.contacts.contains_key(&account) {
+            return vec![
+                LogId::account(self.account),
+                LogId::account(account),
+                LogId::conversation(self.account, account),
+            ];
+        }
+        vec![]
+    }
+
+    fn entitled(&self, account: AccountId, peer: DeviceId, log: &LogId) -> bool {
+        self.shared_logs(account, peer).contains(log)
+    }
+
+    fn device_active(&self, account: AccountId, peer: DeviceId) -> bool {
+        self.account_log_state(account)
+            .is_ok_and(|s| s.is_active(&peer))
+    }
+
+    fn digest(&self, log: &LogId) -> [u8; 32] {
+        let mut h = Hasher::new(HashDomain::HEADS);
+        if let Some(dag) = self.logs.get(log) {
+            for (id, _) in dag.heads() {
+                h.update(id.as_bytes());
+            }
+        }
+        h.finalize()
+    }
+
+    fn items(&self, log: &LogId) -> Vec<(u64, EventId)> {
+        match self.logs.get(log) {
+            Some(dag) => dag
+                .ids()
+                .filter_map(|id| dag.node(id).map(|n| (n.depth, *id)))
+                .collect(),
+            None => vec![],
+        }
+    }
+}
+
+impl Node {
+    /// Events of `log` by id, in wire form, parents first (ids of other
+    /// logs are ignored: a peer only gets what it asked for in a log it is
+    /// entitled to).
+    pub async fn serve(&self, log: LogId, ids: &[EventId]) -> Result<Vec<Vec<u8>>, NodeError> {
+        let events = self.store.events_by_id(ids).await?;
+        Ok(events
+            .into_iter()
+            .filter(|e| e.event.log_id() == log)
+            .map(|e| e.event.encode())
+            .collect())
+    }
+
+    /// The peer's account holds these events.
+    pub async fn record_delivery(
+        &self,
+        account: AccountId,
+        ids: &[EventId],
+    ) -> Result<(), NodeError> {
+        Ok(self.store.delivered(account, ids).await?)
+    }
+
+    /// The peer's account holds every event of `log` that we hold.
+    pub async fn record_delivered_all(
+        &self,
+        account: AccountId,
+        log: LogId,
+    ) -> Result<(), NodeError> {
+        Ok(self.store.delivered_all(account, log).await?)
+    }
+}

@@ -1,0 +1,11 @@
+//! Log sync between two devices: messages, and the session state machine
+//! (pure: fed messages, it returns actions; the async driver in the client
+//! daemon carries them out over a transport link).
+//!
+//! Not here: sockets (`transport`), the store, or deciding whom to dial.
+
+pub mod message;
+pub mod session;
+
+pub use message::{MAX_FRAME, Msg, SYNC_VERSION};
+pub use session::{Action, Role, Session, SyncError, View, events_messages};
