@@ -230,6 +230,9 @@ impl Session {
             };
             let Ok(recon) = neg.initiate() else { continue };
             self.recon.insert(log, neg);
+            // Events made from now on are pushed; older ones come through
+            // the reconciliation.
+            self.live.insert(log);
             out.push(Action::Send(Msg::Begin {
                 log,
                 digest: view.digest(&log),
