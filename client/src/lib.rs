@@ -37,6 +37,13 @@ pub enum Command {
     Status(cmd::status::Args),
     /// Show this account's contact card.
     Card(cmd::card::Args),
+    /// Add and list contacts.
+    #[command(subcommand)]
+    Contact(cmd::contact::Args),
+    /// Queue a message to a contact (never waits for the peer).
+    Send(cmd::send::Args),
+    /// Show a conversation in display order.
+    Log(cmd::log::Args),
 }
 
 /// Runs the command line; prints one clear line on failure.
@@ -55,6 +62,9 @@ pub fn main() -> ExitCode {
         Command::Daemon(args) => cmd::daemon::run(&home, args),
         Command::Status(args) => cmd::status::run(&home, args),
         Command::Card(args) => cmd::card::run(&home, args),
+        Command::Contact(args) => cmd::contact::run(&home, args),
+        Command::Send(args) => cmd::send::run(&home, args),
+        Command::Log(args) => cmd::log::run(&home, args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -19,6 +19,29 @@ pub enum Request {
     Status,
     /// Own contact card.
     Card,
+    /// Add a contact from a card.
+    ContactAdd {
+        /// The `kith:` card URI.
+        card: String,
+        /// A local name for it.
+        alias: Option<String>,
+    },
+    /// List contacts.
+    ContactList,
+    /// Queue a message.
+    Send {
+        /// Contact (id, prefix, alias or name).
+        target: String,
+        /// The text.
+        text: String,
+    },
+    /// A conversation in display order.
+    Log {
+        /// Contact (id, prefix, alias or name).
+        target: String,
+        /// Only the last N messages.
+        limit: Option<usize>,
+    },
 }
 
 /// The daemon's answer.

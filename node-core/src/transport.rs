@@ -115,6 +115,21 @@ impl Transport {
         self.endpoint.bound_sockets()
     }
 
+    /// Addresses others can try to reach this endpoint at (the bound
+    /// addresses, with wildcard binds expanded to the interfaces' addresses).
+    pub fn hints(&self) -> Vec<SocketAddr> {
+        let mut out: Vec<SocketAddr> = self
+            .endpoint
+            .addr()
+            .ip_addrs()
+            .copied()
+            .filter(|a| !a.ip().is_unspecified())
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
     /// Dials `device` at the given addresses.
     pub async fn connect(
         &self,
@@ -186,10 +201,6 @@ impl Link {
     /// Waits until the connection is closed.
     pub async fn closed(&self) {
         let _ = self.conn.closed().await;
-    }
-    /// The peer's current address, if direct.
-    pub fn remote_addr(&self) -> Option<SocketAddr> {
-        None
     }
 }
 

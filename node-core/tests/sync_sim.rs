@@ -45,7 +45,10 @@ impl View for Replica {
         out
     }
     fn items(&self, _: &LogId) -> Vec<(u64, EventId)> {
-        self.dag.ids().map(|id| (self.dag.node(id).unwrap().depth, *id)).collect()
+        self.dag
+            .ids()
+            .map(|id| (self.dag.node(id).unwrap().depth, *id))
+            .collect()
     }
 }
 
@@ -65,9 +68,16 @@ impl Replica {
             .map(|(id, _)| Event::decode(&self.bytes[&id]).unwrap())
             .collect();
         let parents: Vec<&Event> = heads.iter().collect();
-        let e = self.dev.event(Some(LOG), LogKind::Conversation, &parents, 1, n.to_be_bytes().to_vec(), now);
+        let e = self.dev.event(
+            Some(LOG),
+            LogKind::Conversation,
+            &parents,
+            1,
+            n.to_be_bytes().to_vec(),
+            now,
+        );
         let bytes = e.encode();
-        self.ingest(&[bytes.clone()], now);
+        self.ingest(std::slice::from_ref(&bytes), now);
         bytes
     }
     /// Returns (stored, missing parents).
@@ -97,7 +107,10 @@ impl Replica {
 struct Rng(u64);
 impl Rng {
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         self.0 >> 33
     }
     fn below(&mut self, n: u64) -> u64 {
@@ -126,12 +139,31 @@ struct Sim {
 
 impl Sim {
     fn connect(&mut self, a: usize, b: usize) {
-        if self.conns.iter().any(|c| (c.a, c.b) == (a, b) || (c.a, c.b) == (b, a)) {
+        if self
+            .conns
+            .iter()
+            .any(|c| (c.a, c.b) == (a, b) || (c.a, c.b) == (b, a))
+        {
             return;
         }
-        let (sa, acts_a) = Session::new(Role::Dialer, self.replicas[a].account, self.replicas[b].dev.id());
-        let (sb, acts_b) = Session::new(Role::Listener, self.replicas[b].account, self.replicas[a].dev.id());
-        self.conns.push(Conn { a, b, sa, sb, to_a: VecDeque::new(), to_b: VecDeque::new() });
+        let (sa, acts_a) = Session::new(
+            Role::Dialer,
+            self.replicas[a].account,
+            self.replicas[b].dev.id(),
+        );
+        let (sb, acts_b) = Session::new(
+            Role::Listener,
+            self.replicas[b].account,
+            self.replicas[a].dev.id(),
+        );
+        self.conns.push(Conn {
+            a,
+            b,
+            sa,
+            sb,
+            to_a: VecDeque::new(),
+            to_b: VecDeque::new(),
+        });
         let k = self.conns.len() - 1;
         self.run_actions(k, true, acts_a);
         self.run_actions(k, false, acts_b);
@@ -141,18 +173,30 @@ impl Sim {
     fn run_actions(&mut self, k: usize, a_side: bool, actions: Vec<Action>) {
         let mut queue: VecDeque<Action> = actions.into();
         while let Some(act) = queue.pop_front() {
-            let me = if a_side { self.conns[k].a } else { self.conns[k].b };
+            let me = if a_side {
+                self.conns[k].a
+            } else {
+                self.conns[k].b
+            };
             match act {
                 Action::Send(msg) => {
                     let bytes = msg.encode();
                     let c = &mut self.conns[k];
-                    if a_side { c.to_b.push_back(bytes) } else { c.to_a.push_back(bytes) }
+                    if a_side {
+                        c.to_b.push_back(bytes)
+                    } else {
+                        c.to_a.push_back(bytes)
+                    }
                 }
                 Action::Serve { log, ids } => {
                     let r = &self.replicas[me];
                     let mut evs: Vec<(u64, Vec<u8>)> = ids
                         .iter()
-                        .filter_map(|id| r.bytes.get(id).map(|b| (r.dag.node(id).unwrap().depth, b.clone())))
+                        .filter_map(|id| {
+                            r.bytes
+                                .get(id)
+                                .map(|b| (r.dag.node(id).unwrap().depth, b.clone()))
+                        })
                         .collect();
                     evs.sort_by_key(|(d, _)| *d);
                     for m in events_messages(log, evs.into_iter().map(|(_, b)| b).collect()) {
@@ -162,7 +206,10 @@ impl Sim {
                 Action::Ingest { log, events } => {
                     let now = self.now;
                     let (stored, missing) = self.replicas[me].ingest(&events, now);
-                    let fresh: Vec<Vec<u8>> = stored.iter().map(|id| self.replicas[me].bytes[id].clone()).collect();
+                    let fresh: Vec<Vec<u8>> = stored
+                        .iter()
+                        .map(|id| self.replicas[me].bytes[id].clone())
+                        .collect();
                     let more = {
                         let c = &mut self.conns[k];
                         let s = if a_side { &mut c.sa } else { &mut c.sb };
@@ -206,12 +253,19 @@ impl Sim {
             }
         };
         let c = &mut self.conns[k];
-        let bytes = if to_a { c.to_a.pop_front() } else { c.to_b.pop_front() }.unwrap();
+        let bytes = if to_a {
+            c.to_a.pop_front()
+        } else {
+            c.to_b.pop_front()
+        }
+        .unwrap();
         self.frames += 1;
         let msg = Msg::decode(&bytes).expect("frames decode");
         let me = if to_a { c.a } else { c.b };
         let s = if to_a { &mut c.sa } else { &mut c.sb };
-        let acts = s.on_msg(msg, &self.replicas[me]).expect("honest peers never misbehave");
+        let acts = s
+            .on_msg(msg, &self.replicas[me])
+            .expect("honest peers never misbehave");
         self.run_actions(k, to_a, acts);
         true
     }
@@ -295,9 +349,20 @@ fn run(seed: u64, replicas: usize, events: u32) -> u64 {
     let want_order = sim.replicas[0].dag.display_order();
     for (i, r) in sim.replicas.iter().enumerate() {
         let ids: BTreeSet<EventId> = r.dag.ids().copied().collect();
-        assert_eq!(ids, sim.created, "seed {seed}: replica {i} lost or invented events");
-        assert_eq!(r.dag.pending_len(), 0, "seed {seed}: replica {i} still waits for parents");
-        assert_eq!(r.dag.display_order(), want_order, "seed {seed}: replica {i} shows another order");
+        assert_eq!(
+            ids, sim.created,
+            "seed {seed}: replica {i} lost or invented events"
+        );
+        assert_eq!(
+            r.dag.pending_len(),
+            0,
+            "seed {seed}: replica {i} still waits for parents"
+        );
+        assert_eq!(
+            r.dag.display_order(),
+            want_order,
+            "seed {seed}: replica {i} shows another order"
+        );
     }
     sim.frames
 }

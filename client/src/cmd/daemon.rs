@@ -14,6 +14,9 @@ pub struct Args {
     /// Address to listen on for device links (repeatable).
     #[arg(long, value_name = "ADDR:PORT")]
     pub listen: Vec<SocketAddr>,
+    /// Benchmark mode: answer every received message automatically.
+    #[arg(long, hide = true)]
+    pub bench_echo: bool,
 }
 
 /// Runs `kith daemon` until SIGINT/SIGTERM.
@@ -35,7 +38,7 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
             .await
             .context("opening the profile")?;
         drop(pass);
-        let daemon = Daemon::new(node, args.listen);
+        let daemon = Daemon::start(node, args.listen, args.bench_echo).await?;
         Daemon::serve(daemon.clone()).await?;
         daemon.close().await;
         Ok(())
@@ -48,5 +51,6 @@ fn init_tracing() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
 }

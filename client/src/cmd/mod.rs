@@ -1,8 +1,11 @@
 //! One module per subcommand.
 
 pub mod card;
+pub mod contact;
 pub mod daemon;
 pub mod init;
+pub mod log;
+pub mod send;
 pub mod status;
 
 /// A current-thread runtime for the short-lived commands.

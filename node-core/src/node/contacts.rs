@@ -128,6 +128,14 @@ impl Node {
         self.contacts.get(account)
     }
 
+    /// The account (own or a contact's) a device belongs to.
+    pub fn account_of_device(&self, device: &DeviceId) -> Option<AccountId> {
+        self.accounts
+            .iter()
+            .find(|(_, log)| log.state().is_ok_and(|s| s.devices.contains_key(device)))
+            .map(|(a, _)| *a)
+    }
+
     /// Every contact, for `kith contact list`.
     pub fn contacts(&self) -> Vec<ContactInfo> {
         self.contacts

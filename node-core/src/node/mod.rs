@@ -572,6 +572,14 @@ impl Node {
         self.append_for(log, kind, body, now, &[]).await
     }
 
+    /// Binds this device's link endpoint (keyed by the device key).
+    pub async fn bind_transport(
+        &self,
+        listen: &[std::net::SocketAddr],
+    ) -> Result<crate::transport::Transport, crate::transport::TransportError> {
+        crate::transport::Transport::bind(&self.key, listen).await
+    }
+
     /// New stored events, as they happen.
     pub fn subscribe(&self) -> broadcast::Receiver<LocalEvent> {
         self.events.subscribe()

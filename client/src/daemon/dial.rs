@@ -1,0 +1,76 @@
+//! Keeps links up: dials contacts' devices that have no link, with
+//! exponential backoff per device.
+
+use super::Daemon;
+use node_core::DeviceId;
+use node_core::sync::Role;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tracing::debug;
+
+const TICK: Duration = Duration::from_millis(250);
+const FIRST_BACKOFF: Duration = Duration::from_millis(500);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Clone, Copy)]
+struct Backoff {
+    next: Instant,
+    wait: Duration,
+}
+
+/// Dials every target without a live link, forever.
+pub(super) async fn dial_loop(d: Arc<Daemon>) {
+    let mut backoff: HashMap<DeviceId, Backoff> = HashMap::new();
+    let mut tick = tokio::time::interval(TICK);
+    loop {
+        tick.tick().await;
+        let now = Instant::now();
+        let connected = d.connected();
+        for (device, addrs) in targets(&d).await {
+            if connected.contains(&device) || addrs.is_empty() {
+                backoff.remove(&device);
+                continue;
+            }
+            let b = backoff.entry(device).or_insert(Backoff {
+                next: now,
+                wait: FIRST_BACKOFF,
+            });
+            if b.next > now {
+                continue;
+            }
+            b.next = now + b.wait;
+            b.wait = (b.wait * 2).min(MAX_BACKOFF);
+            let d = Arc::clone(&d);
+            tokio::spawn(async move { dial(d, device, addrs).await });
+        }
+    }
+}
+
+async fn targets(d: &Daemon) -> Vec<(DeviceId, Vec<SocketAddr>)> {
+    let mut out = d.node.lock().await.dial_targets();
+    let me = d.node.lock().await.device();
+    let hints = d.hints.lock().unwrap_or_else(|p| p.into_inner());
+    for (device, addrs) in &mut out {
+        if let Some(h) = hints.get(device) {
+            addrs.extend(h.iter().copied());
+        }
+        addrs.sort();
+        addrs.dedup();
+    }
+    out.retain(|(device, _)| *device != me);
+    out
+}
+
+async fn dial(d: Arc<Daemon>, device: DeviceId, addrs: Vec<SocketAddr>) {
+    if d.connected().contains(&device) {
+        return;
+    }
+    match tokio::time::timeout(CONNECT_TIMEOUT, d.transport.connect(device, &addrs)).await {
+        Ok(Ok(link)) => super::link::run(d, link, Role::Dialer).await,
+        Ok(Err(e)) => debug!(device = %device.short(8), error = %e, "dial failed"),
+        Err(_) => debug!(device = %device.short(8), "dial timed out"),
+    }
+}

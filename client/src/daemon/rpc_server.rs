@@ -1,0 +1,83 @@
+//! Answers the CLI's requests on the local socket.
+
+use super::Daemon;
+use crate::rpc::{self, CardReply, Request, Response, Status};
+use anyhow::Result;
+use node_core::node::Node;
+use tokio::net::UnixStream;
+use tracing::warn;
+
+impl Daemon {
+    pub(super) async fn handle_client(&self, stream: UnixStream) {
+        let (read, write) = stream.into_split();
+        let resp = match rpc::read_request(read).await {
+            Ok(req) => match self.answer(req).await {
+                Ok(v) => Response::Ok(v),
+                Err(e) => Response::Error(format!("{e:#}")),
+            },
+            Err(e) => Response::Error(format!("{e:#}")),
+        };
+        if let Err(e) = rpc::write_response(write, &resp).await {
+            warn!(error = %e, "answering a client failed");
+        }
+    }
+
+    async fn answer(&self, req: Request) -> Result<serde_json::Value> {
+        let now = crate::now_ms();
+        let mut node = self.node.lock().await;
+        let value = match req {
+            Request::Status => serde_json::to_value(self.status(&node).await?)?,
+            Request::Card => {
+                let hints = self
+                    .transport
+                    .hints()
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect();
+                serde_json::to_value(CardReply {
+                    uri: node.card(hints, now)?,
+                })?
+            }
+            Request::ContactAdd { card, alias } => {
+                let id = node.add_contact(&card, alias.as_deref(), now).await?;
+                serde_json::json!({ "id": id })
+            }
+            Request::ContactList => serde_json::to_value(node.contacts())?,
+            Request::Send { target, text } => {
+                let to = node.resolve_target(&target)?;
+                let id = node.send_message(to, &text, now).await?;
+                serde_json::json!({ "id": id })
+            }
+            Request::Log { target, limit } => {
+                let with = node.resolve_target(&target)?;
+                serde_json::to_value(node.conversation(with, limit).await?)?
+            }
+        };
+        Ok(value)
+    }
+
+    async fn status(&self, node: &Node) -> Result<Status> {
+        let mut warnings = Vec::new();
+        if !node.is_protected() {
+            warnings.push(
+                "profile is unprotected: it has no passphrase, so anyone who can read its files can read your messages"
+                    .to_owned(),
+            );
+        }
+        Ok(Status {
+            account: node.account().to_string(),
+            device: node.device().to_string(),
+            name: node.name().to_owned(),
+            listening: self
+                .transport
+                .local_addrs()
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+            peers: self.connected().iter().map(ToString::to_string).collect(),
+            outbox: node.outbox_len().await?,
+            protected: node.is_protected(),
+            warnings,
+        })
+    }
+}
