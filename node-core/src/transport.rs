@@ -235,6 +235,13 @@ impl FrameWriter {
         }
         self.0.write_all(&buf).await.map_err(link)
     }
+    /// Writes raw bytes with no framing: only for tests that play a
+    /// misbehaving peer.
+    #[doc(hidden)]
+    pub async fn danger_write_raw(&mut self, bytes: &[u8]) -> Result<(), TransportError> {
+        self.0.write_all(bytes).await.map_err(link)
+    }
+
     /// Ends the stream.
     pub fn finish(&mut self) {
         let _ = self.0.finish();

@@ -32,13 +32,41 @@ pub struct Daemon {
     echo: bool,
 }
 
+/// Binds the transport; where the port is 0, first tries the port bound
+/// last time, so contacts' cards and hints keep working after a restart.
+async fn bind(node: &Node, listen: Vec<SocketAddr>) -> Result<Transport> {
+    if let Some(port) = node.saved_listen_port().await {
+        let again: Vec<SocketAddr> = listen
+            .iter()
+            .map(|a| {
+                if a.port() == 0 {
+                    SocketAddr::new(a.ip(), port)
+                } else {
+                    *a
+                }
+            })
+            .collect();
+        if !listen.is_empty()
+            && again != listen
+            && let Ok(t) = node.bind_transport(&again).await
+        {
+            return Ok(t);
+        }
+    }
+    let t = node
+        .bind_transport(&listen)
+        .await
+        .context("starting device links")?;
+    if let Some(port) = t.local_addrs().first().map(SocketAddr::port) {
+        node.save_listen_port(port).await?;
+    }
+    Ok(t)
+}
+
 impl Daemon {
     /// Binds the transport and wraps an opened node.
     pub async fn start(node: Node, listen: Vec<SocketAddr>, echo: bool) -> Result<Arc<Self>> {
-        let transport: Transport = node
-            .bind_transport(&listen)
-            .await
-            .context("starting device links")?;
+        let transport = bind(&node, listen).await?;
         Ok(Arc::new(Self {
             node: Mutex::new(node),
             transport,

@@ -27,6 +27,7 @@ const META_SEED: &str = "device_seed";
 const META_ACCOUNT: &str = "account";
 const META_NAME: &str = "device_name";
 const META_NEXT_SEQ: &str = "next_seq";
+const META_LISTEN_PORT: &str = "listen_port";
 
 /// Why a node operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -578,6 +579,21 @@ impl Node {
         listen: &[std::net::SocketAddr],
     ) -> Result<crate::transport::Transport, crate::transport::TransportError> {
         crate::transport::Transport::bind(&self.key, listen).await
+    }
+
+    /// The port the transport last bound, kept so that cards and peers'
+    /// hints stay valid across restarts.
+    pub async fn saved_listen_port(&self) -> Option<u16> {
+        let bytes = self.store.meta(META_LISTEN_PORT).await.ok()??;
+        Some(u16::from_be_bytes(bytes.try_into().ok()?))
+    }
+
+    /// Remembers the port the transport bound.
+    pub async fn save_listen_port(&self, port: u16) -> Result<(), NodeError> {
+        Ok(self
+            .store
+            .set_meta(&[(META_LISTEN_PORT, &port.to_be_bytes())])
+            .await?)
     }
 
     /// New stored events, as they happen.

@@ -1,0 +1,123 @@
+//! A peer that breaks the protocol — garbage, oversized frames, a stranger,
+//! a contact writing to logs it is not entitled to, floods — is
+//! disconnected; the daemon stays up and its store is unchanged.
+
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use node_core::crypto::SigningKey;
+use node_core::node::Node;
+use node_core::store::Profile;
+use node_core::sync::{Msg, SYNC_VERSION};
+use node_core::transport::{Link, Transport};
+use node_core::{AccountId, DeviceId, EventId, LogId};
+use std::net::SocketAddr;
+use std::time::Duration;
+use support::{Running, kith, ok};
+
+fn target(d: &Running) -> (DeviceId, SocketAddr) {
+    let s = d.status();
+    let device: DeviceId = s["device"].as_str().unwrap().parse().unwrap();
+    let addr: SocketAddr = s["listening"][0].as_str().unwrap().parse().unwrap();
+    (device, addr)
+}
+
+/// Whether the daemon closes the link within a few seconds.
+async fn closed_by_daemon(link: &Link) -> bool {
+    tokio::time::timeout(Duration::from_secs(10), link.closed())
+        .await
+        .is_ok()
+}
+
+async fn dial(t: &Transport, d: &Running) -> Link {
+    let (device, addr) = target(d);
+    t.connect(device, &[addr]).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_peers_are_disconnected_and_change_nothing() {
+    let mut bob = Running::start("Bob");
+    let stranger = Transport::bind(&SigningKey::generate(), &["127.0.0.1:0".parse().unwrap()])
+        .await
+        .unwrap();
+
+    // Garbage frame.
+    let link = dial(&stranger, &bob).await;
+    let (mut w, _r) = link.open().await.unwrap();
+    w.send(&[0xff, 0, 1, 2, 3]).await.unwrap();
+    assert!(closed_by_daemon(&link).await, "garbage frame not refused");
+
+    // A frame header announcing more than the limit.
+    let link = dial(&stranger, &bob).await;
+    let (mut w, _r) = link.open().await.unwrap();
+    let mut raw = (64u32 << 20).to_be_bytes().to_vec();
+    raw.extend_from_slice(&[0u8; 1024]);
+    w.danger_write_raw(&raw).await.unwrap();
+    assert!(closed_by_daemon(&link).await, "oversized frame not refused");
+
+    // A stranger's hello: not a contact.
+    let link = dial(&stranger, &bob).await;
+    let (mut w, _r) = link.open().await.unwrap();
+    let hello = Msg::Hello {
+        version: SYNC_VERSION,
+        account: AccountId::from_bytes([7; 32]),
+    };
+    w.send(&hello.encode()).await.unwrap();
+    assert!(closed_by_daemon(&link).await, "stranger not refused");
+
+    // A contact that writes to a log it is not entitled to, after a flood of wants.
+    let dir = tempfile::tempdir().unwrap();
+    let (mallory, _) = Node::create(
+        Profile::new(dir.path().join("m")),
+        "Mallory",
+        None,
+        false,
+        1,
+    )
+    .await
+    .unwrap();
+    let card = mallory.card(vec![], 1).unwrap();
+    ok(kith(&bob.home, &["contact", "add", &card]));
+    let before = ok(kith(&bob.home, &["contact", "list", "--json"]));
+    let outbox_before = bob.status()["outbox"].clone();
+    let t = mallory
+        .bind_transport(&["127.0.0.1:0".parse().unwrap()])
+        .await
+        .unwrap();
+    let link = dial(&t, &bob).await;
+    let (mut w, _r) = link.open().await.unwrap();
+    w.send(
+        &Msg::Hello {
+            version: SYNC_VERSION,
+            account: mallory.account(),
+        }
+        .encode(),
+    )
+    .await
+    .unwrap();
+    let want = Msg::Want {
+        log: LogId::account(mallory.account()),
+        ids: (0..4096u32)
+            .map(|i| EventId::from_bytes([(i % 251) as u8; 32]))
+            .collect(),
+    };
+    for _ in 0..50 {
+        w.send(&want.encode()).await.unwrap();
+    }
+    let foreign = Msg::Events {
+        log: LogId::from_bytes([9; 32]),
+        events: vec![vec![1, 2, 3]],
+    };
+    w.send(&foreign.encode()).await.unwrap();
+    assert!(
+        closed_by_daemon(&link).await,
+        "events for a foreign log not refused"
+    );
+
+    assert!(bob.is_running(), "daemon died:\n{}", bob.log());
+    assert_eq!(ok(kith(&bob.home, &["contact", "list", "--json"])), before);
+    assert_eq!(bob.status()["outbox"], outbox_before);
+    t.close().await;
+    stranger.close().await;
+}
