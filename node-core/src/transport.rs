@@ -194,6 +194,17 @@ impl Link {
         let (s, r) = self.conn.accept_bi().await.map_err(link)?;
         Ok((FrameWriter(s), FrameReader(r)))
     }
+    /// Whether both handles are the same connection.
+    pub fn same_as(&self, other: &Link) -> bool {
+        self.conn.stable_id() == other.conn.stable_id()
+    }
+
+    /// UDP bytes (sent, received) on this connection so far.
+    pub fn wire_bytes(&self) -> (u64, u64) {
+        let stats = self.conn.stats();
+        (stats.udp_tx.bytes, stats.udp_rx.bytes)
+    }
+
     /// Closes the connection with a reason.
     pub fn close(&self, reason: &str) {
         self.conn.close(0u32.into(), reason.as_bytes());

@@ -35,6 +35,7 @@ pub(super) async fn accept_loop(d: Arc<Daemon>) {
 pub(super) async fn run(d: Arc<Daemon>, link: Link, role: Role) {
     let peer = link.peer();
     d.link_up(peer);
+    d.open_links.lock().unwrap_or_else(|p| p.into_inner()).push(link.clone());
     info!(peer = %peer.short(8), ?role, "link up");
     let result = tokio::time::timeout(MAX_LINK_AGE, drive(&d, &link, role)).await;
     match result {
@@ -47,6 +48,14 @@ pub(super) async fn run(d: Arc<Daemon>, link: Link, role: Role) {
             info!(peer = %peer.short(8), "link renewed after an hour");
             link.close("renew");
         }
+    }
+    {
+        let mut open = d.open_links.lock().unwrap_or_else(|p| p.into_inner());
+        open.retain(|l| !l.same_as(&link));
+        let (tx, rx) = link.wire_bytes();
+        let mut closed = d.wire_closed.lock().unwrap_or_else(|p| p.into_inner());
+        closed.0 += tx;
+        closed.1 += rx;
     }
     d.link_down(peer);
 }

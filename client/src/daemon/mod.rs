@@ -30,6 +30,12 @@ pub struct Daemon {
     hints: std::sync::Mutex<HashMap<DeviceId, Vec<SocketAddr>>>,
     /// Answer every received message automatically (benchmarks).
     echo: bool,
+    /// Asks `serve` to stop (as SIGTERM does).
+    stop: tokio::sync::Notify,
+    /// UDP bytes (sent, received) of links already closed.
+    wire_closed: std::sync::Mutex<(u64, u64)>,
+    /// Links now open, for traffic figures.
+    open_links: std::sync::Mutex<Vec<node_core::transport::Link>>,
 }
 
 /// Binds the transport; where the port is 0, first tries the port bound
@@ -73,6 +79,9 @@ impl Daemon {
             links: Default::default(),
             hints: Default::default(),
             echo,
+            stop: tokio::sync::Notify::new(),
+            wire_closed: Default::default(),
+            open_links: Default::default(),
         }))
     }
 
@@ -101,6 +110,7 @@ impl Daemon {
                 },
                 _ = term.recv() => break,
                 _ = int.recv() => break,
+                _ = self.stop.notified() => break,
             }
         }
         info!("shutting down");
@@ -151,6 +161,28 @@ impl Daemon {
         if let Some(n) = links.get_mut(&peer) {
             *n = n.saturating_sub(1);
         }
+    }
+
+    /// Makes [`Daemon::serve`] return, as SIGTERM does.
+    pub fn shutdown(&self) {
+        self.stop.notify_one();
+    }
+
+    /// The node (for in-process benchmarks and tests).
+    pub fn node(&self) -> &Mutex<Node> {
+        &self.node
+    }
+
+    /// The transport's bound addresses.
+    pub fn listening(&self) -> Vec<SocketAddr> {
+        self.transport.local_addrs()
+    }
+
+    /// UDP bytes (sent, received) over all links so far.
+    pub fn wire_bytes(&self) -> (u64, u64) {
+        let closed = *self.wire_closed.lock().unwrap_or_else(|p| p.into_inner());
+        let open = self.open_links.lock().unwrap_or_else(|p| p.into_inner());
+        open.iter().map(|l| l.wire_bytes()).fold(closed, |(a, b), (x, y)| (a + x, b + y))
     }
 
     /// Closes the node's store.

@@ -562,6 +562,60 @@ impl Node {
         Ok(id)
     }
 
+    /// Writes several events in a chain on the heads of `log` and stores
+    /// them in one transaction (queued for delivery to `recipients`).
+    pub async fn append_many(
+        &mut self,
+        log: LogId,
+        kind: u16,
+        bodies: Vec<Vec<u8>>,
+        now: i64,
+        recipients: &[AccountId],
+    ) -> Result<Vec<EventId>, NodeError> {
+        let mut rules = self.rules_for(log)?;
+        let me = self.device();
+        let key = &self.key;
+        let dag = self.logs.get_mut(&log).ok_or(NodeError::UnknownLog(log))?;
+        let mut prev = dag
+            .ids()
+            .filter_map(|id| dag.node(id).map(|n| (n, id)))
+            .filter(|(n, _)| n.author == me)
+            .max_by_key(|(n, _)| n.seq)
+            .map(|(_, id)| *id);
+        let mut rows = Vec::with_capacity(bodies.len());
+        let mut seq = self.next_seq;
+        for body in bodies {
+            let event = Event::sign(
+                key,
+                Draft {
+                    log: Some(log),
+                    log_kind: dag.kind(),
+                    seq,
+                    prev,
+                    parents: dag.heads().collect(),
+                    time: now,
+                    kind,
+                    body,
+                },
+            );
+            let Offer::Stored(accepted) = dag.offer(event, now, rules.as_rules(&mut self.accounts))? else {
+                return Err(NodeError::Damaged("own event held for missing parents".into()));
+            };
+            seq += 1;
+            for a in accepted {
+                prev = Some(a.event.id());
+                rows.push(StoredEvent { event: a.event, info: a.info });
+            }
+        }
+        self.next_seq = seq;
+        let ids: Vec<EventId> = rows.iter().map(|r| r.event.id()).collect();
+        let outbox: Vec<(EventId, LogId, AccountId)> =
+            ids.iter().flat_map(|id| recipients.iter().map(move |a| (*id, log, *a))).collect();
+        let seq_bytes = self.next_seq.to_be_bytes();
+        self.persist(log, rows, &[(META_NEXT_SEQ, &seq_bytes)], &outbox, None).await?;
+        Ok(ids)
+    }
+
     /// Writes a new event by this device on the heads of `log`.
     pub async fn append(
         &mut self,

@@ -1,0 +1,186 @@
+//! Two real daemons in one process, linked over QUIC on loopback; prints
+//! round-trip latency, sustained throughput, reconnect cost and history
+//! transfer. Run: `cargo bench -p kith --bench link`.
+#![allow(clippy::unwrap_used, clippy::disallowed_methods)]
+
+use kith_client::daemon::Daemon;
+use node_core::LogId;
+use node_core::node::Node;
+use node_core::store::Profile;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+struct Side {
+    _dir: tempfile::TempDir,
+    path: std::path::PathBuf,
+    daemon: Arc<Daemon>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+fn now() -> i64 {
+    kith_client::now_ms()
+}
+
+async fn start(node: Node, echo: bool) -> (Arc<Daemon>, tokio::task::JoinHandle<anyhow::Result<()>>) {
+    let d = Daemon::start(node, vec!["127.0.0.1:0".parse().unwrap()], echo).await.unwrap();
+    let task = tokio::spawn(Daemon::serve(Arc::clone(&d)));
+    (d, task)
+}
+
+async fn side(name: &str, echo: bool) -> Side {
+    let dir = tempfile::Builder::new().prefix("kb").tempdir_in("/tmp").unwrap();
+    let path = dir.path().join("p");
+    let (node, _) = Node::create(Profile::new(&path), name, None, false, now()).await.unwrap();
+    let (daemon, task) = start(node, echo).await;
+    Side { _dir: dir, path, daemon, task }
+}
+
+async fn card(s: &Side) -> String {
+    let hints = s.daemon.listening().iter().map(ToString::to_string).collect();
+    s.daemon.node().lock().await.card(hints, now()).unwrap()
+}
+
+async fn pair(a: &Side, b: &Side) -> (node_core::AccountId, node_core::AccountId) {
+    let (ca, cb) = (card(a).await, card(b).await);
+    let bid = a.daemon.node().lock().await.add_contact(&cb, None, now()).await.unwrap();
+    let aid = b.daemon.node().lock().await.add_contact(&ca, None, now()).await.unwrap();
+    (aid, bid)
+}
+
+async fn count(s: &Side, log: LogId) -> usize {
+    s.daemon.node().lock().await.log(&log).map_or(0, |d| d.len())
+}
+
+async fn wait_count(s: &Side, log: LogId, n: usize, limit: Duration) -> Duration {
+    let start = Instant::now();
+    while count(s, log).await < n {
+        assert!(start.elapsed() < limit, "timed out waiting for {n} events");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    start.elapsed()
+}
+
+async fn stop(s: Side) -> std::path::PathBuf {
+    s.daemon.shutdown();
+    s.task.await.unwrap().unwrap();
+    s.daemon.clone().close().await;
+    let d = s.daemon;
+    drop(d);
+    std::mem::forget(s._dir);
+    s.path
+}
+
+fn pct(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[((v.len() as f64 - 1.0) * p).round() as usize]
+}
+
+async fn round_trips() {
+    let a = side("A", false).await;
+    let b = side("B", true).await;
+    let (_, bid) = pair(&a, &b).await;
+    let log = LogId::conversation(a.daemon.node().lock().await.account(), bid);
+    let b_device = b.daemon.node().lock().await.device();
+    let mut rx = a.daemon.node().lock().await.subscribe();
+    let mut samples = Vec::new();
+    for i in 0..1100 {
+        let t = Instant::now();
+        a.daemon.node().lock().await.send_message(bid, &format!("ping {i}"), now()).await.unwrap();
+        loop {
+            let ev = rx.recv().await.unwrap();
+            if ev.log == log && ev.from == Some(b_device) {
+                break;
+            }
+        }
+        if i >= 100 {
+            samples.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+    }
+    println!(
+        "round trip (send → peer daemon answers → answer stored), 1000 samples: p50 {:.2} ms, p99 {:.2} ms",
+        pct(&mut samples, 0.5),
+        pct(&mut samples, 0.99)
+    );
+}
+
+async fn throughput() {
+    let a = side("A", false).await;
+    let b = side("B", false).await;
+    let (_, bid) = pair(&a, &b).await;
+    let log = LogId::conversation(a.daemon.node().lock().await.account(), bid);
+    wait_count(&b, log, 0, Duration::from_secs(5)).await;
+    // One transaction per message, as `kith send` does.
+    let n = 2000;
+    let t = Instant::now();
+    for i in 0..n {
+        a.daemon.node().lock().await.send_message(bid, &format!("message {i:>6}"), now()).await.unwrap();
+    }
+    wait_count(&b, log, n, Duration::from_secs(120)).await;
+    println!("one-way, one send per transaction: {:.0} messages/s ({n} messages)", n as f64 / t.elapsed().as_secs_f64());
+    // Batched sends (500 per transaction).
+    let m = 50_000;
+    let t = Instant::now();
+    for chunk in 0..m / 500 {
+        let texts: Vec<String> = (0..500).map(|i| format!("message {:>6}", chunk * 500 + i)).collect();
+        a.daemon.node().lock().await.send_messages(bid, &texts, now()).await.unwrap();
+    }
+    wait_count(&b, log, n + m, Duration::from_secs(300)).await;
+    println!("one-way, 500 sends per transaction: {:.0} messages/s ({m} messages)", m as f64 / t.elapsed().as_secs_f64());
+}
+
+async fn history_and_reconnect() {
+    let a = side("A", false).await;
+    let b = side("B", false).await;
+    let (_, bid) = pair(&a, &b).await;
+    let log = LogId::conversation(a.daemon.node().lock().await.account(), bid);
+    // B goes offline; A writes 100k messages of 100 bytes.
+    let b_path = stop(b).await;
+    let n = 100_000;
+    let text = "x".repeat(100);
+    for _ in 0..n / 1000 {
+        let texts = vec![text.clone(); 1000];
+        a.daemon.node().lock().await.send_messages(bid, &texts, now()).await.unwrap();
+    }
+    let event_bytes: usize = {
+        let node = a.daemon.node().lock().await;
+        let ids: Vec<_> = node.log(&log).unwrap().ids().copied().collect();
+        node.serve(log, &ids).await.unwrap().iter().map(Vec::len).sum()
+    };
+    let node = Node::open(Profile::new(&b_path), None).await.unwrap();
+    let (bd, btask) = start(node, false).await;
+    let b = Side { _dir: tempfile::tempdir().unwrap(), path: b_path, daemon: bd, task: btask };
+    let took = wait_count(&b, log, n, Duration::from_secs(600)).await;
+    let (tx, rx) = b.daemon.wire_bytes();
+    let payload = n * text.len();
+    println!(
+        "history: {n} messages in {:.2} s; wire bytes {} (B sent {tx}, received {rx}); text payload {payload} ({:.2}x); signed events {event_bytes} ({:.2}x)",
+        took.as_secs_f64(),
+        tx + rx,
+        (tx + rx) as f64 / payload as f64,
+        (tx + rx) as f64 / event_bytes as f64
+    );
+
+    // Reconnect after missing 10 of 100k.
+    let b_path = stop(b).await;
+    let texts: Vec<String> = (0..10).map(|i| format!("late {i}")).collect();
+    a.daemon.node().lock().await.send_messages(bid, &texts, now()).await.unwrap();
+    let node = Node::open(Profile::new(&b_path), None).await.unwrap();
+    let (bd, btask) = start(node, false).await;
+    let b = Side { _dir: tempfile::tempdir().unwrap(), path: b_path, daemon: bd, task: btask };
+    let took = wait_count(&b, log, n + 10, Duration::from_secs(60)).await;
+    let (tx, rx) = b.daemon.wire_bytes();
+    println!(
+        "reconnect, 10 missed of {n}: {:.1} ms from start, wire bytes {} (sent {tx}, received {rx}, includes the QUIC handshake)",
+        took.as_secs_f64() * 1000.0,
+        tx + rx
+    );
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        round_trips().await;
+        throughput().await;
+        history_and_reconnect().await;
+    });
+}
