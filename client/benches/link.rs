@@ -21,34 +21,73 @@ fn now() -> i64 {
     kith_client::now_ms()
 }
 
-async fn start(node: Node, echo: bool) -> (Arc<Daemon>, tokio::task::JoinHandle<anyhow::Result<()>>) {
-    let d = Daemon::start(node, vec!["127.0.0.1:0".parse().unwrap()], echo).await.unwrap();
+async fn start(
+    node: Node,
+    echo: bool,
+) -> (Arc<Daemon>, tokio::task::JoinHandle<anyhow::Result<()>>) {
+    let d = Daemon::start(node, vec!["127.0.0.1:0".parse().unwrap()], echo)
+        .await
+        .unwrap();
     let task = tokio::spawn(Daemon::serve(Arc::clone(&d)));
     (d, task)
 }
 
 async fn side(name: &str, echo: bool) -> Side {
-    let dir = tempfile::Builder::new().prefix("kb").tempdir_in("/tmp").unwrap();
+    let dir = tempfile::Builder::new()
+        .prefix("kb")
+        .tempdir_in("/tmp")
+        .unwrap();
     let path = dir.path().join("p");
-    let (node, _) = Node::create(Profile::new(&path), name, None, false, now()).await.unwrap();
+    let (node, _) = Node::create(Profile::new(&path), name, None, false, now())
+        .await
+        .unwrap();
     let (daemon, task) = start(node, echo).await;
-    Side { _dir: dir, path, daemon, task }
+    Side {
+        _dir: dir,
+        path,
+        daemon,
+        task,
+    }
 }
 
 async fn card(s: &Side) -> String {
-    let hints = s.daemon.listening().iter().map(ToString::to_string).collect();
+    let hints = s
+        .daemon
+        .listening()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
     s.daemon.node().lock().await.card(hints, now()).unwrap()
 }
 
 async fn pair(a: &Side, b: &Side) -> (node_core::AccountId, node_core::AccountId) {
     let (ca, cb) = (card(a).await, card(b).await);
-    let bid = a.daemon.node().lock().await.add_contact(&cb, None, now()).await.unwrap();
-    let aid = b.daemon.node().lock().await.add_contact(&ca, None, now()).await.unwrap();
+    let bid = a
+        .daemon
+        .node()
+        .lock()
+        .await
+        .add_contact(&cb, None, now())
+        .await
+        .unwrap();
+    let aid = b
+        .daemon
+        .node()
+        .lock()
+        .await
+        .add_contact(&ca, None, now())
+        .await
+        .unwrap();
     (aid, bid)
 }
 
 async fn count(s: &Side, log: LogId) -> usize {
-    s.daemon.node().lock().await.log(&log).map_or(0, |d| d.len())
+    s.daemon
+        .node()
+        .lock()
+        .await
+        .log(&log)
+        .map_or(0, |d| d.len())
 }
 
 async fn wait_count(s: &Side, log: LogId, n: usize, limit: Duration) -> Duration {
@@ -85,7 +124,13 @@ async fn round_trips() {
     let mut samples = Vec::new();
     for i in 0..1100 {
         let t = Instant::now();
-        a.daemon.node().lock().await.send_message(bid, &format!("ping {i}"), now()).await.unwrap();
+        a.daemon
+            .node()
+            .lock()
+            .await
+            .send_message(bid, &format!("ping {i}"), now())
+            .await
+            .unwrap();
         loop {
             let ev = rx.recv().await.unwrap();
             if ev.log == log && ev.from == Some(b_device) {
@@ -113,19 +158,39 @@ async fn throughput() {
     let n = 2000;
     let t = Instant::now();
     for i in 0..n {
-        a.daemon.node().lock().await.send_message(bid, &format!("message {i:>6}"), now()).await.unwrap();
+        a.daemon
+            .node()
+            .lock()
+            .await
+            .send_message(bid, &format!("message {i:>6}"), now())
+            .await
+            .unwrap();
     }
     wait_count(&b, log, n, Duration::from_secs(120)).await;
-    println!("one-way, one send per transaction: {:.0} messages/s ({n} messages)", n as f64 / t.elapsed().as_secs_f64());
+    println!(
+        "one-way, one send per transaction: {:.0} messages/s ({n} messages)",
+        n as f64 / t.elapsed().as_secs_f64()
+    );
     // Batched sends (500 per transaction).
     let m = 50_000;
     let t = Instant::now();
     for chunk in 0..m / 500 {
-        let texts: Vec<String> = (0..500).map(|i| format!("message {:>6}", chunk * 500 + i)).collect();
-        a.daemon.node().lock().await.send_messages(bid, &texts, now()).await.unwrap();
+        let texts: Vec<String> = (0..500)
+            .map(|i| format!("message {:>6}", chunk * 500 + i))
+            .collect();
+        a.daemon
+            .node()
+            .lock()
+            .await
+            .send_messages(bid, &texts, now())
+            .await
+            .unwrap();
     }
     wait_count(&b, log, n + m, Duration::from_secs(300)).await;
-    println!("one-way, 500 sends per transaction: {:.0} messages/s ({m} messages)", m as f64 / t.elapsed().as_secs_f64());
+    println!(
+        "one-way, 500 sends per transaction: {:.0} messages/s ({m} messages)",
+        m as f64 / t.elapsed().as_secs_f64()
+    );
 }
 
 async fn history_and_reconnect() {
@@ -139,16 +204,32 @@ async fn history_and_reconnect() {
     let text = "x".repeat(100);
     for _ in 0..n / 1000 {
         let texts = vec![text.clone(); 1000];
-        a.daemon.node().lock().await.send_messages(bid, &texts, now()).await.unwrap();
+        a.daemon
+            .node()
+            .lock()
+            .await
+            .send_messages(bid, &texts, now())
+            .await
+            .unwrap();
     }
     let event_bytes: usize = {
         let node = a.daemon.node().lock().await;
         let ids: Vec<_> = node.log(&log).unwrap().ids().copied().collect();
-        node.serve(log, &ids).await.unwrap().iter().map(Vec::len).sum()
+        node.serve(log, &ids)
+            .await
+            .unwrap()
+            .iter()
+            .map(Vec::len)
+            .sum()
     };
     let node = Node::open(Profile::new(&b_path), None).await.unwrap();
     let (bd, btask) = start(node, false).await;
-    let b = Side { _dir: tempfile::tempdir().unwrap(), path: b_path, daemon: bd, task: btask };
+    let b = Side {
+        _dir: tempfile::tempdir().unwrap(),
+        path: b_path,
+        daemon: bd,
+        task: btask,
+    };
     let took = wait_count(&b, log, n, Duration::from_secs(600)).await;
     let (tx, rx) = b.daemon.wire_bytes();
     let payload = n * text.len();
@@ -163,10 +244,21 @@ async fn history_and_reconnect() {
     // Reconnect after missing 10 of 100k.
     let b_path = stop(b).await;
     let texts: Vec<String> = (0..10).map(|i| format!("late {i}")).collect();
-    a.daemon.node().lock().await.send_messages(bid, &texts, now()).await.unwrap();
+    a.daemon
+        .node()
+        .lock()
+        .await
+        .send_messages(bid, &texts, now())
+        .await
+        .unwrap();
     let node = Node::open(Profile::new(&b_path), None).await.unwrap();
     let (bd, btask) = start(node, false).await;
-    let b = Side { _dir: tempfile::tempdir().unwrap(), path: b_path, daemon: bd, task: btask };
+    let b = Side {
+        _dir: tempfile::tempdir().unwrap(),
+        path: b_path,
+        daemon: bd,
+        task: btask,
+    };
     let took = wait_count(&b, log, n + 10, Duration::from_secs(60)).await;
     let (tx, rx) = b.daemon.wire_bytes();
     println!(
@@ -177,7 +269,10 @@ async fn history_and_reconnect() {
 }
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         round_trips().await;
         throughput().await;

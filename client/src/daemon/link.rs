@@ -35,7 +35,10 @@ pub(super) async fn accept_loop(d: Arc<Daemon>) {
 pub(super) async fn run(d: Arc<Daemon>, link: Link, role: Role) {
     let peer = link.peer();
     d.link_up(peer);
-    d.open_links.lock().unwrap_or_else(|p| p.into_inner()).push(link.clone());
+    d.open_links
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(link.clone());
     info!(peer = %peer.short(8), ?role, "link up");
     let result = tokio::time::timeout(MAX_LINK_AGE, drive(&d, &link, role)).await;
     match result {

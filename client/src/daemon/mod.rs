@@ -182,7 +182,9 @@ impl Daemon {
     pub fn wire_bytes(&self) -> (u64, u64) {
         let closed = *self.wire_closed.lock().unwrap_or_else(|p| p.into_inner());
         let open = self.open_links.lock().unwrap_or_else(|p| p.into_inner());
-        open.iter().map(|l| l.wire_bytes()).fold(closed, |(a, b), (x, y)| (a + x, b + y))
+        open.iter()
+            .map(|l| l.wire_bytes())
+            .fold(closed, |(a, b), (x, y)| (a + x, b + y))
     }
 
     /// Closes the node's store.

@@ -60,16 +60,27 @@ impl Node {
     }
 
     /// Queues many text messages to a contact in one transaction.
-    pub async fn send_messages(&mut self, to: AccountId, texts: &[String], now: i64) -> Result<Vec<EventId>, NodeError> {
+    pub async fn send_messages(
+        &mut self,
+        to: AccountId,
+        texts: &[String],
+        now: i64,
+    ) -> Result<Vec<EventId>, NodeError> {
         if !self.contacts.contains_key(&to) {
-            return Err(NodeError::Invalid(format!("{} is not a contact", to.short(12))));
+            return Err(NodeError::Invalid(format!(
+                "{} is not a contact",
+                to.short(12)
+            )));
         }
         if texts.iter().any(|t| t.len() > MAX_BODY) {
-            return Err(NodeError::Invalid(format!("a message is longer than {MAX_BODY} bytes")));
+            return Err(NodeError::Invalid(format!(
+                "a message is longer than {MAX_BODY} bytes"
+            )));
         }
         let log = LogId::conversation(self.account, to);
         let bodies = texts.iter().map(|t| t.as_bytes().to_vec()).collect();
-        self.append_many(log, conversation_kind::MESSAGE, bodies, now, &[to]).await
+        self.append_many(log, conversation_kind::MESSAGE, bodies, now, &[to])
+            .await
     }
 
     /// The conversation with a contact in display order (the last `limit`).

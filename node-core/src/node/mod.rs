@@ -598,21 +598,31 @@ impl Node {
                     body,
                 },
             );
-            let Offer::Stored(accepted) = dag.offer(event, now, rules.as_rules(&mut self.accounts))? else {
-                return Err(NodeError::Damaged("own event held for missing parents".into()));
+            let Offer::Stored(accepted) =
+                dag.offer(event, now, rules.as_rules(&mut self.accounts))?
+            else {
+                return Err(NodeError::Damaged(
+                    "own event held for missing parents".into(),
+                ));
             };
             seq += 1;
             for a in accepted {
                 prev = Some(a.event.id());
-                rows.push(StoredEvent { event: a.event, info: a.info });
+                rows.push(StoredEvent {
+                    event: a.event,
+                    info: a.info,
+                });
             }
         }
         self.next_seq = seq;
         let ids: Vec<EventId> = rows.iter().map(|r| r.event.id()).collect();
-        let outbox: Vec<(EventId, LogId, AccountId)> =
-            ids.iter().flat_map(|id| recipients.iter().map(move |a| (*id, log, *a))).collect();
+        let outbox: Vec<(EventId, LogId, AccountId)> = ids
+            .iter()
+            .flat_map(|id| recipients.iter().map(move |a| (*id, log, *a)))
+            .collect();
         let seq_bytes = self.next_seq.to_be_bytes();
-        self.persist(log, rows, &[(META_NEXT_SEQ, &seq_bytes)], &outbox, None).await?;
+        self.persist(log, rows, &[(META_NEXT_SEQ, &seq_bytes)], &outbox, None)
+            .await?;
         Ok(ids)
     }
 
