@@ -73,9 +73,24 @@ pub fn main() -> ExitCode {
 }
 
 fn fail(e: anyhow::Error) -> ExitCode {
-    let chain: Vec<String> = e.chain().map(ToString::to_string).collect();
-    eprintln!("kith: {}", chain.join(": "));
+    eprintln!("kith: {}", one_line(&e));
     ExitCode::FAILURE
+}
+
+/// The error and its causes on one line, leaving out a cause whose text
+/// the message before it already includes.
+pub fn one_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain().map(ToString::to_string) {
+        if line.contains(&cause) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&cause);
+    }
+    line.replace('\n', " ")
 }
 
 fn default_home() -> Option<PathBuf> {

@@ -44,6 +44,9 @@ impl View for Replica {
         }
         out
     }
+    fn has(&self, _: &LogId, id: &EventId) -> bool {
+        self.dag.node(id).is_some()
+    }
     fn items(&self, _: &LogId) -> Vec<(u64, EventId)> {
         self.dag
             .ids()

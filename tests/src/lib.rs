@@ -9,6 +9,7 @@ use std::ffi::OsStr;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -189,7 +190,7 @@ pub struct Profile {
     root: tempfile::TempDir,
     home: PathBuf,
     passphrase: Option<String>,
-    daemons: u32,
+    daemons: AtomicU32,
 }
 
 impl Default for Profile {
@@ -210,7 +211,7 @@ impl Profile {
             root,
             home,
             passphrase: None,
-            daemons: 0,
+            daemons: AtomicU32::new(0),
         }
     }
 
@@ -270,8 +271,19 @@ impl Profile {
 
     /// Starts `kith daemon --listen 127.0.0.1:0` without waiting for it.
     pub fn start_daemon(&mut self) -> Daemon {
-        self.daemons += 1;
-        let log = self.scratch(&format!("daemon{}.log", self.daemons));
+        self.start_daemon_shared()
+    }
+
+    /// Starts a daemon and waits (up to 10 s) until it answers `status`.
+    pub fn spawn_daemon(&mut self) -> Daemon {
+        self.spawn_daemon_shared()
+    }
+
+    /// Like [`Profile::start_daemon`], through a shared reference (for
+    /// restarting a daemon while other threads use the profile).
+    pub fn start_daemon_shared(&self) -> Daemon {
+        let n = self.daemons.fetch_add(1, Ordering::SeqCst) + 1;
+        let log = self.scratch(&format!("daemon{n}.log"));
         let file = std::fs::File::create(&log).expect("creating the daemon log");
         let child = self
             .command(["daemon", "--listen", "127.0.0.1:0"])
@@ -285,9 +297,9 @@ impl Profile {
         }
     }
 
-    /// Starts a daemon and waits (up to 10 s) until it answers `status`.
-    pub fn spawn_daemon(&mut self) -> Daemon {
-        let daemon = self.start_daemon();
+    /// Like [`Profile::spawn_daemon`], through a shared reference.
+    pub fn spawn_daemon_shared(&self) -> Daemon {
+        let daemon = self.start_daemon_shared();
         let out = self.kith(["status", "--wait", "10", "--json"]);
         assert!(
             out.status.success(),
@@ -296,6 +308,85 @@ impl Profile {
             daemon.log()
         );
         daemon
+    }
+
+    /// The logs of every daemon this profile ran so far, oldest first, each
+    /// under a `--- daemonN.log` heading (for assertion messages).
+    pub fn daemon_logs(&self) -> String {
+        let mut all = String::new();
+        for n in 1..=self.daemons.load(Ordering::SeqCst) {
+            let name = format!("daemon{n}.log");
+            let text = std::fs::read_to_string(self.scratch(&name)).unwrap_or_default();
+            all.push_str(&format!("--- {name}\n{text}"));
+        }
+        all
+    }
+
+    /// `kith card`: the profile's `kith:card/…` URI (needs the daemon).
+    pub fn card(&self) -> String {
+        let text = assert_ok(&self.kith(["card"]));
+        let uri = text.trim();
+        assert!(uri.starts_with("kith:card/"), "card: {text}");
+        uri.to_owned()
+    }
+
+    /// `kith contact add CARD`; returns the account id it printed.
+    pub fn add_contact(&self, card: &str) -> String {
+        let out = self.kith(["contact", "add", card]);
+        let id = assert_ok(&out).trim().to_owned();
+        assert!(is_id(&id), "contact add printed {id:?}");
+        id
+    }
+
+    /// `kith contact list --json`, parsed.
+    pub fn contacts_json(&self) -> serde_json::Value {
+        let out = self.kith(["contact", "list", "--json"]);
+        serde_json::from_str(&assert_ok(&out)).expect("contact list --json is JSON")
+    }
+
+    /// `kith send TARGET TEXT`: the message id, or the failure's stderr.
+    pub fn try_send(&self, target: &str, text: &str) -> Result<String, String> {
+        let out = self.kith(["send", target, text]);
+        if out.status.success() {
+            let id = stdout(&out).trim().to_owned();
+            assert!(is_id(&id), "send printed {id:?}");
+            Ok(id)
+        } else {
+            Err(format!("{:?}: {}", out.status, stderr(&out)))
+        }
+    }
+
+    /// `kith send TARGET TEXT`; returns the message id, panics on failure.
+    #[track_caller]
+    pub fn send(&self, target: &str, text: &str) -> String {
+        match self.try_send(target, text) {
+            Ok(id) => id,
+            Err(e) => panic!("send to {target} failed: {e}\n{}", self.daemon_logs()),
+        }
+    }
+
+    /// `kith log TARGET --json`, parsed: the messages in display order, or
+    /// the failure's stderr (e.g. while the daemon is down).
+    pub fn try_log_json(&self, target: &str) -> Result<Vec<Message>, String> {
+        let out = self.kith(["log", target, "--json"]);
+        if !out.status.success() {
+            return Err(format!("{:?}: {}", out.status, stderr(&out)));
+        }
+        let v: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("log --json is JSON");
+        Ok(v.as_array()
+            .expect("log --json is an array")
+            .iter()
+            .map(Message::from_json)
+            .collect())
+    }
+
+    /// `kith log TARGET --json`; panics on failure.
+    #[track_caller]
+    pub fn log_json(&self, target: &str) -> Vec<Message> {
+        match self.try_log_json(target) {
+            Ok(log) => log,
+            Err(e) => panic!("log {target} failed: {e}\n{}", self.daemon_logs()),
+        }
     }
 
     /// `kith status --json`, parsed; panics on failure.
@@ -314,6 +405,67 @@ impl Profile {
             files.insert(p.to_owned(), std::fs::read(p).expect("reading a file"));
         });
         files
+    }
+}
+
+/// One entry of `kith log --json`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// Message id.
+    pub id: String,
+    /// Author's account id.
+    pub author: String,
+    /// Author's device id.
+    pub device: String,
+    /// The text.
+    pub text: String,
+    /// RFC 3339 time.
+    pub time: String,
+    /// Whether a device of every other member has it.
+    pub delivered: bool,
+}
+
+impl Message {
+    /// Reads one `kith log --json` entry; panics on a missing field.
+    pub fn from_json(v: &serde_json::Value) -> Self {
+        let field = |k: &str| {
+            v[k].as_str()
+                .unwrap_or_else(|| panic!("log entry without string {k:?}: {v}"))
+                .to_owned()
+        };
+        Self {
+            id: field("id"),
+            author: field("author"),
+            device: field("device"),
+            text: field("text"),
+            time: field("time"),
+            delivered: v["delivered"]
+                .as_bool()
+                .unwrap_or_else(|| panic!("log entry without bool delivered: {v}")),
+        }
+    }
+}
+
+/// Makes `a` and `b` contacts of each other (each adds the other's card;
+/// both daemons must run). Returns (b's account id as `a` added it, a's
+/// account id as `b` added it).
+pub fn pair(a: &Profile, b: &Profile) -> (String, String) {
+    let (ca, cb) = (a.card(), b.card());
+    (a.add_contact(&cb), b.add_contact(&ca))
+}
+
+/// Polls `cond` (every 100 ms) until it holds or `limit` passes; returns
+/// whether it held.
+pub fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(100));
     }
 }
 

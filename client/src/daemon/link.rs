@@ -31,9 +31,27 @@ pub(super) async fn accept_loop(d: Arc<Daemon>) {
     }
 }
 
-/// Runs a link until it ends, keeping the daemon's link count.
+/// Runs a link until it ends, keeping the daemon's link count. When two
+/// devices dial each other at once, both keep the link dialled by the
+/// lower device id and close the other.
 pub(super) async fn run(d: Arc<Daemon>, link: Link, role: Role) {
     let peer = link.peer();
+    let me = d.node.lock().await.device();
+    let preferred = if me < peer {
+        Role::Dialer
+    } else {
+        Role::Listener
+    };
+    if d.connected().contains(&peer) {
+        if role != preferred {
+            link.close("duplicate");
+            return;
+        }
+        let open = d.open_links.lock().unwrap_or_else(|p| p.into_inner());
+        for other in open.iter().filter(|l| l.peer() == peer) {
+            other.close("duplicate");
+        }
+    }
     d.link_up(peer);
     d.open_links
         .lock()
@@ -67,7 +85,59 @@ struct Driver<'a> {
     d: &'a Daemon,
     link: &'a Link,
     session: Session,
-    writer: FrameWriter,
+    writer: Outgoing,
+}
+
+/// Most bytes queued for a peer that does not read before the link is
+/// dropped.
+const MAX_QUEUED: usize = 64 << 20;
+
+/// Frames to send, written by their own task so that a link never stops
+/// reading while it waits to write (both sides writing at once into full
+/// flow-control windows would otherwise wait on each other forever).
+struct Outgoing {
+    tx: tokio::sync::mpsc::UnboundedSender<Vec<Vec<u8>>>,
+    queued: Arc<std::sync::atomic::AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Outgoing {
+    fn new(mut writer: FrameWriter) -> Self {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Vec<Vec<u8>>>();
+        let queued = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let q = Arc::clone(&queued);
+        let task = tokio::spawn(async move {
+            while let Some(frames) = rx.recv().await {
+                let size: usize = frames.iter().map(Vec::len).sum();
+                let sent = writer.send_many(&frames).await;
+                q.fetch_sub(size, std::sync::atomic::Ordering::Relaxed);
+                if sent.is_err() {
+                    return;
+                }
+            }
+            writer.finish();
+        });
+        Self { tx, queued, task }
+    }
+
+    fn send(&self, frames: Vec<Vec<u8>>) -> Result<()> {
+        let size: usize = frames.iter().map(Vec::len).sum();
+        let before = self
+            .queued
+            .fetch_add(size, std::sync::atomic::Ordering::Relaxed);
+        if before + size > MAX_QUEUED {
+            bail!("peer does not read: over {MAX_QUEUED} bytes queued");
+        }
+        self.tx
+            .send(frames)
+            .map_err(|_| anyhow::anyhow!("link writer stopped"))
+    }
+}
+
+impl Drop for Outgoing {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }
 
 async fn drive(d: &Daemon, link: &Link, role: Role) -> Result<()> {
@@ -84,7 +154,7 @@ async fn drive(d: &Daemon, link: &Link, role: Role) -> Result<()> {
         d,
         link,
         session,
-        writer,
+        writer: Outgoing::new(writer),
     };
     let hints: Vec<String> = d
         .transport
@@ -109,13 +179,21 @@ async fn drive(d: &Daemon, link: &Link, role: Role) -> Result<()> {
                 drv.execute(actions.into()).await?;
             }
             ev = events.recv() => match ev {
-                Ok(ev) if ev.from == Some(link.peer()) => {}
-                Ok(ev) => {
-                    let actions = {
-                        let node = d.node.lock().await;
-                        drv.session.local_event(ev.log, ev.bytes.to_vec(), &*node)
-                    };
-                    drv.execute(actions.into()).await?;
+                Ok(first) => {
+                    // Push everything already waiting in one go, per log.
+                    let mut batch = vec![first];
+                    let mut lagged = false;
+                    while batch.len() < 4096 {
+                        match events.try_recv() {
+                            Ok(ev) => batch.push(ev),
+                            Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_)) => lagged = true,
+                            Err(_) => break,
+                        }
+                    }
+                    drv.push(batch).await?;
+                    if lagged {
+                        drv.resync().await?;
+                    }
                 }
                 Err(RecvError::Lagged(_)) => drv.resync().await?,
                 Err(RecvError::Closed) => return Ok(()),
@@ -126,6 +204,26 @@ async fn drive(d: &Daemon, link: &Link, role: Role) -> Result<()> {
 }
 
 impl Driver<'_> {
+    /// Pushes new local events (not those that came from this peer).
+    async fn push(&mut self, batch: Vec<node_core::node::LocalEvent>) -> Result<()> {
+        let peer = self.link.peer();
+        let mut by_log: Vec<(LogId, Vec<Vec<u8>>)> = Vec::new();
+        for ev in batch.into_iter().filter(|e| e.from != Some(peer)) {
+            match by_log.iter_mut().find(|(l, _)| *l == ev.log) {
+                Some((_, v)) => v.push(ev.bytes.to_vec()),
+                None => by_log.push((ev.log, vec![ev.bytes.to_vec()])),
+            }
+        }
+        let mut actions = VecDeque::new();
+        {
+            let node = self.d.node.lock().await;
+            for (log, events) in by_log {
+                actions.extend(self.session.local_events(log, events, &*node));
+            }
+        }
+        self.execute(actions).await
+    }
+
     async fn resync(&mut self) -> Result<()> {
         let actions = {
             let node = self.d.node.lock().await;
@@ -137,14 +235,14 @@ impl Driver<'_> {
     async fn execute(&mut self, mut queue: VecDeque<Action>) -> Result<()> {
         while let Some(action) = queue.pop_front() {
             match action {
-                Action::Send(msg) => self.writer.send(&msg.encode()).await?,
+                Action::Send(msg) => self.writer.send(vec![msg.encode()])?,
                 Action::Serve { log, ids } => {
                     let events = self.d.node.lock().await.serve(log, &ids).await?;
                     let frames: Vec<Vec<u8>> = events_messages(log, events)
                         .iter()
                         .map(Msg::encode)
                         .collect();
-                    self.writer.send_many(&frames).await?;
+                    self.writer.send(frames)?;
                 }
                 Action::Ingest { log, events } => queue.extend(self.ingest(log, events).await?),
                 Action::Receipts { log: _, ids } => {

@@ -13,9 +13,9 @@ impl Daemon {
         let resp = match rpc::read_request(read).await {
             Ok(req) => match self.answer(req).await {
                 Ok(v) => Response::Ok(v),
-                Err(e) => Response::Error(format!("{e:#}")),
+                Err(e) => Response::Error(crate::one_line(&e)),
             },
-            Err(e) => Response::Error(format!("{e:#}")),
+            Err(e) => Response::Error(crate::one_line(&e)),
         };
         if let Err(e) = rpc::write_response(write, &resp).await {
             warn!(error = %e, "answering a client failed");

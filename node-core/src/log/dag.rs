@@ -164,6 +164,8 @@ pub struct Dag {
     heads: BTreeSet<EventId>,
     pending: BTreeMap<EventId, (Event, i64)>,
     waiting_on: HashMap<EventId, BTreeSet<EventId>>,
+    /// Each author's latest event here: (seq, id).
+    latest: HashMap<DeviceId, (u64, EventId)>,
 }
 
 impl Dag {
@@ -177,6 +179,7 @@ impl Dag {
             heads: BTreeSet::new(),
             pending: BTreeMap::new(),
             waiting_on: HashMap::new(),
+            latest: HashMap::new(),
         }
     }
 
@@ -359,7 +362,19 @@ impl Dag {
         })
     }
 
+    /// The author's latest event in this log (by sequence number).
+    pub fn latest_by(&self, author: &DeviceId) -> Option<EventId> {
+        self.latest.get(author).map(|(_, id)| *id)
+    }
+
     fn link(&mut self, id: EventId, info: NodeInfo) {
+        let newer = self
+            .latest
+            .get(&info.author)
+            .is_none_or(|(seq, _)| *seq < info.seq);
+        if newer {
+            self.latest.insert(info.author, (info.seq, id));
+        }
         if info.status == Status::Accepted {
             for p in &info.parents {
                 self.heads.remove(p);

@@ -520,12 +520,7 @@ impl Node {
         let mut rules = self.rules_for(log)?;
         let me = self.device();
         let dag = self.logs.get_mut(&log).ok_or(NodeError::UnknownLog(log))?;
-        let prev = dag
-            .ids()
-            .filter_map(|id| dag.node(id).map(|n| (n, id)))
-            .filter(|(n, _)| n.author == me)
-            .max_by_key(|(n, _)| n.seq)
-            .map(|(_, id)| *id);
+        let prev = dag.latest_by(&me);
         let event = Event::sign(
             &self.key,
             Draft {
@@ -576,12 +571,7 @@ impl Node {
         let me = self.device();
         let key = &self.key;
         let dag = self.logs.get_mut(&log).ok_or(NodeError::UnknownLog(log))?;
-        let mut prev = dag
-            .ids()
-            .filter_map(|id| dag.node(id).map(|n| (n, id)))
-            .filter(|(n, _)| n.author == me)
-            .max_by_key(|(n, _)| n.seq)
-            .map(|(_, id)| *id);
+        let mut prev = dag.latest_by(&me);
         let mut rows = Vec::with_capacity(bodies.len());
         let mut seq = self.next_seq;
         for body in bodies {

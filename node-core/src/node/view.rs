@@ -26,8 +26,14 @@ impl View for Node {
         vec![]
     }
 
+    /// Account logs go to any device of a contact (they prove who is
+    /// active); every other shared log only to active devices, checked
+    /// against the current account log at every message.
     fn entitled(&self, account: AccountId, peer: DeviceId, log: &LogId) -> bool {
+        let is_account_log =
+            *log == LogId::account(account) || *log == LogId::account(self.account);
         self.shared_logs(account, peer).contains(log)
+            && (is_account_log || self.device_active(account, peer))
     }
 
     fn device_active(&self, account: AccountId, peer: DeviceId) -> bool {
@@ -43,6 +49,10 @@ impl View for Node {
             }
         }
         h.finalize()
+    }
+
+    fn has(&self, log: &LogId, id: &EventId) -> bool {
+        self.logs.get(log).is_some_and(|dag| dag.node(id).is_some())
     }
 
     fn items(&self, log: &LogId) -> Vec<(u64, EventId)> {

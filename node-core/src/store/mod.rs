@@ -425,7 +425,7 @@ async fn insert_events(
     }
     // Held events that have now been stored leave the pending table.
     sqlx::query(
-        "DELETE FROM pending WHERE id IN (SELECT p.id FROM pending p JOIN events e ON e.id = p.id)",
+        "DELETE FROM pending WHERE EXISTS (SELECT 1 FROM events e WHERE e.id = pending.id)",
     )
     .execute(&mut **tx)
     .await

@@ -80,6 +80,8 @@ pub enum Msg {
         /// The log.
         log: LogId,
     },
+    /// Listener → dialer: I fell behind on pushes; please reconcile again.
+    Resync,
     /// Where devices can be reached (peer exchange).
     Hints {
         /// `ip:port` strings.
@@ -98,6 +100,7 @@ mod tag {
     pub const ACK: u8 = 8;
     pub const SYNCED: u8 = 9;
     pub const HINTS: u8 = 10;
+    pub const RESYNC: u8 = 11;
 }
 
 impl Msg {
@@ -135,6 +138,9 @@ impl Msg {
             Msg::Ack { log, ids } => encode_ids(w.u8(tag::ACK), log, ids),
             Msg::Synced { log } => {
                 w.u8(tag::SYNCED).fixed(log.as_bytes());
+            }
+            Msg::Resync => {
+                w.u8(tag::RESYNC);
             }
             Msg::Hints { addrs } => {
                 w.u8(tag::HINTS).u16(addrs.len() as u16);
@@ -194,6 +200,7 @@ impl Msg {
                 }
             }
             tag::SYNCED => Msg::Synced { log: log(&mut r)? },
+            tag::RESYNC => Msg::Resync,
             tag::HINTS => {
                 let n = r.count(MAX_HINTS, "hints")?;
                 let addrs = (0..n)

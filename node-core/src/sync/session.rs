@@ -29,6 +29,8 @@ pub trait View {
     fn digest(&self, log: &LogId) -> [u8; 32];
     /// Every stored event of the log as (depth, id).
     fn items(&self, log: &LogId) -> Vec<(u64, EventId)>;
+    /// Whether the event is stored here (through any link).
+    fn has(&self, log: &LogId, id: &EventId) -> bool;
 }
 
 /// Which end of the link this is.
@@ -117,6 +119,8 @@ pub struct Session {
     needed: HashMap<LogId, BTreeSet<EventId>>,
     /// Logs that finished the initial sync: live pushes go to these.
     live: BTreeSet<LogId>,
+    /// Dialer: reconcile again once the current round is done.
+    resync_wanted: bool,
 }
 
 impl std::fmt::Debug for Session {
@@ -143,6 +147,7 @@ impl Session {
             recon: HashMap::new(),
             needed: HashMap::new(),
             live: BTreeSet::new(),
+            resync_wanted: false,
         };
         let hello = Msg::Hello {
             version: SYNC_VERSION,
@@ -192,6 +197,7 @@ impl Session {
             Msg::Ack { log, ids } => Ok(vec![Action::Receipts { log, ids }]),
             Msg::Synced { log } => self.on_synced(log),
             Msg::Hints { addrs } => Ok(vec![Action::Hints(addrs)]),
+            Msg::Resync => Ok(self.resync(view)),
         }
     }
 
@@ -266,6 +272,9 @@ impl Session {
             }
             Phase::Logs => {
                 self.phase = Phase::Live;
+                if std::mem::take(&mut self.resync_wanted) {
+                    return self.resync(view);
+                }
                 vec![]
             }
             _ => vec![],
@@ -392,6 +401,8 @@ impl Session {
             for id in &stored {
                 needed.remove(id);
             }
+            // Events that arrived through another link count too.
+            needed.retain(|id| !view.has(&log, id));
         }
         for chunk in stored.chunks(MAX_IDS) {
             out.push(Action::Send(Msg::Ack {
@@ -417,18 +428,27 @@ impl Session {
         out
     }
 
-    /// A new local event: pushed at once if this log is live on this link.
-    pub fn local_event(&self, log: LogId, event: Vec<u8>, view: &dyn View) -> Vec<Action> {
+    /// New local events of one log: pushed at once if the log is live on
+    /// this link.
+    pub fn local_events(&self, log: LogId, events: Vec<Vec<u8>>, view: &dyn View) -> Vec<Action> {
         let Some(account) = self.peer_account else {
             return vec![];
         };
-        if !self.live.contains(&log) || !view.entitled(account, self.peer, &log) {
+        if events.is_empty()
+            || !self.live.contains(&log)
+            || !view.entitled(account, self.peer, &log)
+        {
             return vec![];
         }
-        vec![Action::Send(Msg::Events {
-            log,
-            events: vec![event],
-        })]
+        events_messages(log, events)
+            .into_iter()
+            .map(Action::Send)
+            .collect()
+    }
+
+    /// One new local event (see [`Session::local_events`]).
+    pub fn local_event(&self, log: LogId, event: Vec<u8>, view: &dyn View) -> Vec<Action> {
+        self.local_events(log, vec![event], view)
     }
 
     /// Logs that are live on this link (initial sync done).
@@ -436,10 +456,30 @@ impl Session {
         self.live.iter()
     }
 
-    /// Re-runs reconciliation of every shared log (e.g. periodically).
+    /// Re-runs reconciliation of every shared log (periodically, or after
+    /// falling behind on pushes). The listener asks the dialer instead; a
+    /// dialer busy with a round reconciles again when it is done.
     pub fn resync(&mut self, view: &dyn View) -> Vec<Action> {
-        if self.role != Role::Dialer || self.phase != Phase::Live {
-            return vec![];
+        if self.role == Role::Listener {
+            return match self.phase {
+                Phase::AwaitHello => vec![],
+                _ => vec![Action::Send(Msg::Resync)],
+            };
+        }
+        if self.phase != Phase::Live {
+            self.resync_wanted = true;
+            // Wants another link has satisfied meanwhile no longer block.
+            let logs: Vec<LogId> = self.needed.keys().copied().collect();
+            let mut out = Vec::new();
+            for log in logs {
+                if let Some(needed) = self.needed.get_mut(&log) {
+                    needed.retain(|id| !view.has(&log, id));
+                }
+                if !self.recon.contains_key(&log) {
+                    out.extend(self.maybe_synced(log, view));
+                }
+            }
+            return out;
         }
         self.phase = Phase::AccountLogs;
         let Some(account) = self.peer_account else {
@@ -499,7 +539,7 @@ fn msg_log(msg: &Msg) -> Option<LogId> {
         | Msg::Want { log, .. }
         | Msg::Ack { log, .. }
         | Msg::Synced { log } => Some(*log),
-        Msg::Hello { .. } | Msg::Hints { .. } => None,
+        Msg::Hello { .. } | Msg::Hints { .. } | Msg::Resync => None,
     }
 }
 
