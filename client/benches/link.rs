@@ -92,14 +92,11 @@ async fn count(s: &Side, log: LogId) -> usize {
 
 async fn wait_count(s: &Side, log: LogId, n: usize, limit: Duration) -> Duration {
     let start = Instant::now();
-    while count(s, log).await < n {
-        if start.elapsed() > limit {
-            panic!(
-                "timed out waiting for {n} events, have {}",
-                count(s, log).await
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(2)).await;
+    if !try_wait_count(s, log, n, limit).await {
+        panic!(
+            "timed out waiting for {n} events, have {}",
+            count(s, log).await
+        );
     }
     start.elapsed()
 }

@@ -517,44 +517,12 @@ impl Node {
         now: i64,
         recipients: &[AccountId],
     ) -> Result<EventId, NodeError> {
-        let mut rules = self.rules_for(log)?;
-        let me = self.device();
-        let dag = self.logs.get_mut(&log).ok_or(NodeError::UnknownLog(log))?;
-        let prev = dag.latest_by(&me);
-        let event = Event::sign(
-            &self.key,
-            Draft {
-                log: Some(log),
-                log_kind: dag.kind(),
-                seq: self.next_seq,
-                prev,
-                parents: dag.heads().collect(),
-                time: now,
-                kind,
-                body,
-            },
-        );
-        let id = event.id();
-        let offer = dag.offer(event, now, rules.as_rules(&mut self.accounts))?;
-        let Offer::Stored(accepted) = offer else {
-            return Err(NodeError::Damaged(
-                "own event held for missing parents".into(),
-            ));
-        };
-        self.next_seq += 1;
-        let rows = accepted
-            .into_iter()
-            .map(|a| StoredEvent {
-                event: a.event,
-                info: a.info,
-            })
-            .collect();
-        let seq = self.next_seq.to_be_bytes();
-        let outbox: Vec<(EventId, LogId, AccountId)> =
-            recipients.iter().map(|a| (id, log, *a)).collect();
-        self.persist(log, rows, &[(META_NEXT_SEQ, &seq)], &outbox, None)
+        let ids = self
+            .append_many(log, kind, vec![body], now, recipients)
             .await?;
-        Ok(id)
+        ids.first()
+            .copied()
+            .ok_or_else(|| NodeError::Damaged("appending stored no event".into()))
     }
 
     /// Writes several events in a chain on the heads of `log` and stores
