@@ -160,3 +160,41 @@ fn held_events_wait_for_parents_and_the_buffer_is_bounded() {
     assert_eq!(dag.pending_len(), 0);
     assert_eq!(dag.display_order()[0], root.id());
 }
+
+#[test]
+fn a_full_buffer_makes_room_for_ancestors() {
+    let log = LogId::from_bytes([9; 32]);
+    let mut a = Dev::new();
+    let mut chain = vec![a.event(Some(log), LogKind::Conversation, &[], 1, b"0".to_vec(), 1)];
+    for i in 1..6u8 {
+        let e = a.event(
+            Some(log),
+            LogKind::Conversation,
+            &[&chain[i as usize - 1]],
+            1,
+            vec![i],
+            1,
+        );
+        chain.push(e);
+    }
+    let config = DagConfig {
+        max_pending: 2,
+        ..DagConfig::default()
+    };
+    let mut dag = Dag::new(log, LogKind::Conversation, config);
+    // The newest events arrive first and fill the buffer...
+    dag.offer(chain[5].clone(), 5, &mut AllowAll).unwrap();
+    dag.offer(chain[4].clone(), 5, &mut AllowAll).unwrap();
+    // ...older ones still get in, pushing out the deepest.
+    for i in (1..4).rev() {
+        dag.offer(chain[i].clone(), 5, &mut AllowAll).unwrap();
+    }
+    assert_eq!(dag.pending_len(), 2);
+    dag.offer(chain[0].clone(), 5, &mut AllowAll).unwrap();
+    assert_eq!(dag.len(), 3, "root and the two held ancestors are in");
+    // The evicted descendants come again (as a reconciliation would send them).
+    dag.offer(chain[3].clone(), 5, &mut AllowAll).unwrap();
+    dag.offer(chain[4].clone(), 5, &mut AllowAll).unwrap();
+    dag.offer(chain[5].clone(), 5, &mut AllowAll).unwrap();
+    assert_eq!(dag.len(), 6);
+}

@@ -386,9 +386,24 @@ impl Dag {
 
     fn hold(&mut self, event: Event, now: i64, missing: &[EventId]) -> Result<(), Rejection> {
         if self.pending.len() >= self.config.max_pending {
-            return Err(Rejection::PendingFull {
-                max: self.config.max_pending,
-            });
+            // Ancestors before descendants: a full buffer makes room for an
+            // event shallower than its deepest entry (that one is fetched
+            // again later), so a gap in a long chain can always be filled.
+            let deepest = self
+                .pending
+                .iter()
+                .max_by_key(|(id, (e, _))| (e.header().depth, **id))
+                .map(|(id, (e, _))| (*id, e.header().depth));
+            match deepest {
+                Some((id, depth)) if event.header().depth < depth => {
+                    self.pending.remove(&id);
+                }
+                _ => {
+                    return Err(Rejection::PendingFull {
+                        max: self.config.max_pending,
+                    });
+                }
+            }
         }
         let id = event.id();
         for m in missing {
