@@ -50,8 +50,10 @@ pub(super) async fn dial_loop(d: Arc<Daemon>) {
 }
 
 async fn targets(d: &Daemon) -> Vec<(DeviceId, Vec<SocketAddr>)> {
-    let mut out = d.node.lock().await.dial_targets();
-    let me = d.node.lock().await.device();
+    let (mut out, me) = {
+        let node = d.node.lock().await;
+        (node.dial_targets(), node.device())
+    };
     let hints = d.hints.lock().unwrap_or_else(|p| p.into_inner());
     for (device, addrs) in &mut out {
         if let Some(h) = hints.get(device) {

@@ -403,10 +403,7 @@ impl Node {
                         }
                         Ok(Offer::Stored(acc)) => {
                             let ids = acc.iter().map(|a| a.event.id()).collect();
-                            rows.extend(acc.into_iter().map(|a| StoredEvent {
-                                event: a.event,
-                                info: a.info,
-                            }));
+                            rows.extend(acc.into_iter().map(StoredEvent::from));
                             Ok(Ingested::Stored(ids))
                         }
                     }
@@ -437,13 +434,7 @@ impl Node {
                 Ok(Ingested::Held(missing))
             }
             Offer::Stored(accepted) => {
-                let rows: Vec<StoredEvent> = accepted
-                    .into_iter()
-                    .map(|a| StoredEvent {
-                        event: a.event,
-                        info: a.info,
-                    })
-                    .collect();
+                let rows: Vec<StoredEvent> = accepted.into_iter().map(StoredEvent::from).collect();
                 self.persist(log, rows, &[], &[], from).await
             }
         }
@@ -566,10 +557,7 @@ impl Node {
             seq += 1;
             for a in accepted {
                 prev = Some(a.event.id());
-                rows.push(StoredEvent {
-                    event: a.event,
-                    info: a.info,
-                });
+                rows.push(StoredEvent::from(a));
             }
         }
         self.next_seq = seq;

@@ -76,6 +76,15 @@ pub struct StoredEvent {
     pub info: NodeInfo,
 }
 
+impl From<crate::log::Accepted> for StoredEvent {
+    fn from(a: crate::log::Accepted) -> Self {
+        Self {
+            event: a.event,
+            info: a.info,
+        }
+    }
+}
+
 /// The open store.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -227,21 +236,6 @@ impl Store {
         .await
         .map_err(db("holding an event"))?;
         Ok(())
-    }
-
-    /// The logs this store holds.
-    pub async fn logs(&self) -> Result<Vec<(LogId, i64)>, StoreError> {
-        let rows = sqlx::query("SELECT id, kind FROM logs")
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db("listing logs"))?;
-        Ok(rows
-            .iter()
-            .filter_map(|r| {
-                let id: Vec<u8> = r.get(0);
-                Some((LogId::from_bytes(id.try_into().ok()?), r.get::<i64, _>(1)))
-            })
-            .collect())
     }
 
     /// Every event of a log, parents before children.

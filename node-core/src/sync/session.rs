@@ -218,12 +218,18 @@ impl Session {
         if self.role == Role::Listener {
             return Ok(vec![]);
         }
+        Ok(self.begin_account_logs(account, view))
+    }
+
+    /// Dialer: starts a round with the account logs (the rest follow).
+    fn begin_account_logs(&mut self, account: AccountId, view: &dyn View) -> Vec<Action> {
+        self.phase = Phase::AccountLogs;
         self.queue = view
             .shared_logs(account, self.peer)
             .into_iter()
-            .filter(is_account_log(view, account, self.me))
+            .filter(is_account_log(account, self.me))
             .collect();
-        Ok(self.begin_next(view))
+        self.begin_next(view)
     }
 
     /// Dialer: starts every queued log of the current phase.
@@ -266,7 +272,7 @@ impl Session {
                 self.queue = view
                     .shared_logs(account, self.peer)
                     .into_iter()
-                    .filter(|l| !is_account_log(view, account, self.me)(l))
+                    .filter(|l| !is_account_log(account, self.me)(l))
                     .collect();
                 self.begin_next(view)
             }
@@ -451,11 +457,6 @@ impl Session {
         self.local_events(log, vec![event], view)
     }
 
-    /// Logs that are live on this link (initial sync done).
-    pub fn live_logs(&self) -> impl Iterator<Item = &LogId> {
-        self.live.iter()
-    }
-
     /// Re-runs reconciliation of every shared log (periodically, or after
     /// falling behind on pushes). The listener asks the dialer instead; a
     /// dialer busy with a round reconciles again when it is done.
@@ -481,16 +482,10 @@ impl Session {
             }
             return out;
         }
-        self.phase = Phase::AccountLogs;
-        let Some(account) = self.peer_account else {
-            return vec![];
-        };
-        self.queue = view
-            .shared_logs(account, self.peer)
-            .into_iter()
-            .filter(is_account_log(view, account, self.me))
-            .collect();
-        self.begin_next(view)
+        match self.peer_account {
+            Some(account) => self.begin_account_logs(account, view),
+            None => vec![],
+        }
     }
 }
 
@@ -505,7 +500,7 @@ fn want(log: LogId, ids: Vec<EventId>) -> Vec<Action> {
         .collect()
 }
 
-fn is_account_log(_view: &dyn View, peer: AccountId, me: AccountId) -> impl Fn(&LogId) -> bool {
+fn is_account_log(peer: AccountId, me: AccountId) -> impl Fn(&LogId) -> bool {
     move |l| *l == LogId::account(peer) || *l == LogId::account(me)
 }
 
