@@ -120,4 +120,5 @@ async fn hostile_peers_are_disconnected_and_change_nothing() {
     assert_eq!(bob.status()["outbox"], outbox_before);
     t.close().await;
     stranger.close().await;
+    mallory.close().await;
 }

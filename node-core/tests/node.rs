@@ -97,6 +97,7 @@ async fn create_reopen_and_persist() {
     assert!(state.is_active(&phone.id()));
     assert_eq!(node.log(&LogId::self_log(account)).unwrap().len(), 1);
     assert_eq!(node.store().event_count().await.unwrap(), 3);
+    node.close().await;
 }
 
 #[tokio::test]
@@ -149,12 +150,13 @@ async fn wrong_passphrase_fails_and_changes_nothing() {
     assert_eq!(snapshot(&dir.path().join("p")), before);
     let node = Node::open(profile(&dir), Some(&right)).await.unwrap();
     assert!(node.is_protected());
+    node.close().await;
 }
 
 #[tokio::test]
 async fn a_second_opener_is_refused_while_the_first_holds_the_profile() {
     let dir = tempfile::tempdir().unwrap();
-    let (_node, _) = Node::create(profile(&dir), "alice", None, false, 1_000)
+    let (node, _) = Node::create(profile(&dir), "alice", None, false, 1_000)
         .await
         .unwrap();
     let err = Node::open(profile(&dir), None).await.unwrap_err();
@@ -165,6 +167,7 @@ async fn a_second_opener_is_refused_while_the_first_holds_the_profile() {
         ),
         "{err}"
     );
+    node.close().await;
 }
 
 #[tokio::test]
@@ -405,4 +408,5 @@ async fn held_events_survive_a_restart() {
     let node = Node::open(profile(&dir), None).await.unwrap();
     assert_eq!(node.log(&log).unwrap().pending_len(), 0);
     assert_eq!(node.log(&log).unwrap().len(), 2);
+    node.close().await;
 }

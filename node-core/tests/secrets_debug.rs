@@ -28,4 +28,7 @@ async fn recovery_code_and_node_debug_are_redacted() {
         !shown.to_lowercase().contains("seed") && !shown.contains("key"),
         "{shown}"
     );
+    // Close the store before the process exits: SQLCipher's connection
+    // thread must not outlive OpenSSL's exit-time cleanup.
+    node.close().await;
 }
