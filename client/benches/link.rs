@@ -135,6 +135,7 @@ async fn round_trips() {
     let b_device = b.daemon.node().lock().await.device();
     let mut rx = a.daemon.node().lock().await.subscribe();
     let mut samples = Vec::new();
+    let mut sends = Vec::new();
     for i in 0..1100 {
         let t = Instant::now();
         a.daemon
@@ -144,6 +145,9 @@ async fn round_trips() {
             .send_message(bid, &format!("ping {i}"), now())
             .await
             .unwrap();
+        if i >= 100 {
+            sends.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
         loop {
             let ev = rx.recv().await.unwrap();
             if ev.log == log && ev.from == Some(b_device) {
@@ -158,6 +162,10 @@ async fn round_trips() {
         "round trip (send → peer daemon answers → answer stored), 1000 samples: p50 {:.2} ms, p99 {:.2} ms",
         pct(&mut samples, 0.5),
         pct(&mut samples, 0.99)
+    );
+    println!(
+        "local send alone (sign, one fsync'd transaction): p50 {:.2} ms",
+        pct(&mut sends, 0.5)
     );
 }
 
@@ -250,10 +258,12 @@ async fn history_and_reconnect() {
     };
     let took = wait_count(&b, log, n, Duration::from_secs(600)).await;
     let (tx, rx) = b.daemon.wire_bytes();
+    let (ftx, frx) = b.daemon.frame_bytes();
     let payload = n * text.len();
     println!(
-        "history: {n} messages in {:.2} s; wire bytes {} (B sent {tx}, received {rx}); text payload {payload} ({:.2}x); signed events {event_bytes} ({:.2}x)",
+        "history: {n} messages in {:.2} s; sync frames {} bytes; UDP bytes {} (B sent {tx}, received {rx}); text payload {payload} ({:.2}x); signed events {event_bytes} ({:.2}x)",
         took.as_secs_f64(),
+        ftx + frx,
         tx + rx,
         (tx + rx) as f64 / payload as f64,
         (tx + rx) as f64 / event_bytes as f64
@@ -279,9 +289,11 @@ async fn history_and_reconnect() {
     };
     let took = wait_count(&b, log, n + 10, Duration::from_secs(60)).await;
     let (tx, rx) = b.daemon.wire_bytes();
+    let (ftx, frx) = b.daemon.frame_bytes();
     println!(
-        "reconnect, 10 missed of {n}: {:.1} ms from start, wire bytes {} (sent {tx}, received {rx}, includes the QUIC handshake)",
+        "reconnect, 10 missed of {n}: {:.1} ms from start; sync frames {} bytes (sent {ftx}, received {frx}); UDP bytes {} (sent {tx}, received {rx}, with the QUIC handshake)",
         took.as_secs_f64() * 1000.0,
+        ftx + frx,
         tx + rx
     );
 }
@@ -298,8 +310,16 @@ fn main() {
         .build()
         .unwrap();
     rt.block_on(async {
-        round_trips().await;
-        throughput().await;
-        history_and_reconnect().await;
+        // KITH_BENCH=rtt|throughput|history runs one part (for profiling).
+        let only = std::env::var("KITH_BENCH").unwrap_or_default();
+        if only.is_empty() || only == "rtt" {
+            round_trips().await;
+        }
+        if only.is_empty() || only == "throughput" {
+            throughput().await;
+        }
+        if only.is_empty() || only == "history" {
+            history_and_reconnect().await;
+        }
     });
 }

@@ -79,6 +79,52 @@ proptest! {
         prop_assert_eq!(ids, want_ids);
         prop_assert_eq!(order, want_order);
     }
+
+    #[test]
+    fn not_below_is_what_lies_outside_the_known_events_ancestry(
+        shape in proptest::collection::vec((any::<u8>(), any::<u8>(), any::<u8>(), 0i64..2_000_000), 1..40),
+        pick in proptest::collection::vec(any::<u8>(), 0..5),
+    ) {
+        // A branchy DAG: each event cites one or two random earlier ones
+        // (one author per event, so no author's sequence constrains it).
+        let log = LogId::from_bytes([9; 32]);
+        let mut events: Vec<Event> = Vec::new();
+        for (i, (_, p1, p2, time)) in shape.iter().enumerate() {
+            let mut parents: Vec<&Event> = Vec::new();
+            if i > 0 {
+                parents.push(&events[*p1 as usize % i]);
+                if p2 % 2 == 0 {
+                    parents.push(&events[*p2 as usize % i]);
+                }
+            }
+            parents.sort_by_key(|e| e.id());
+            parents.dedup_by_key(|e| e.id());
+            let e = Dev::new().event(
+                Some(log), LogKind::Conversation, &parents, 1, vec![i as u8], *time,
+            );
+            events.push(e);
+        }
+        let mut dag = Dag::new(log, LogKind::Conversation, DagConfig::default());
+        for e in &events {
+            dag.offer(e.clone(), 1_000_000, &mut AllowAll).unwrap();
+        }
+        let mut known: Vec<node_core::EventId> =
+            pick.iter().map(|p| events[*p as usize % events.len()].id()).collect();
+        known.push(node_core::EventId::from_bytes([7; 32])); // not stored: ignored
+        // Brute force: the ancestry of `known`, then everything else.
+        let mut below = BTreeSet::new();
+        let mut stack: Vec<node_core::EventId> =
+            known.iter().filter(|id| dag.node(id).is_some()).copied().collect();
+        while let Some(id) = stack.pop() {
+            if below.insert(id) {
+                stack.extend(dag.node(&id).unwrap().parents.iter().copied());
+            }
+        }
+        let mut want: Vec<node_core::EventId> =
+            dag.ids().filter(|id| !below.contains(*id)).copied().collect();
+        want.sort_by_key(|id| (dag.node(id).unwrap().depth, *id));
+        prop_assert_eq!(dag.not_below(&known), want);
+    }
 }
 
 #[test]

@@ -33,16 +33,11 @@ impl View for Replica {
     fn device_active(&self, _: AccountId, _: DeviceId) -> bool {
         true
     }
-    fn digest(&self, _: &LogId) -> [u8; 32] {
-        let mut heads: Vec<EventId> = self.dag.heads().map(|(id, _)| id).collect();
-        heads.sort();
-        let mut out = [0u8; 32];
-        for (i, h) in heads.iter().enumerate() {
-            for (o, b) in out.iter_mut().zip(h.as_bytes()) {
-                *o ^= b.rotate_left(i as u32);
-            }
-        }
-        out
+    fn heads(&self, _: &LogId) -> Vec<EventId> {
+        self.dag.heads().map(|(id, _)| id).collect()
+    }
+    fn not_below(&self, _: &LogId, known: &[EventId]) -> Vec<EventId> {
+        self.dag.not_below(known)
     }
     fn has(&self, _: &LogId, id: &EventId) -> bool {
         self.dag.node(id).is_some()

@@ -43,8 +43,7 @@ pub(super) async fn dial_loop(d: Arc<Daemon>) {
             }
             b.next = now + b.wait;
             b.wait = (b.wait * 2).min(MAX_BACKOFF);
-            let d = Arc::clone(&d);
-            tokio::spawn(async move { dial(d, device, addrs).await });
+            d.spawn(dial(Arc::clone(&d), device, addrs));
         }
     }
 }

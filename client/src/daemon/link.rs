@@ -9,7 +9,7 @@ use node_core::transport::{FrameReader, FrameWriter, Link};
 use node_core::{AccountId, EventId, LogId};
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::broadcast::error::RecvError;
 use tracing::{debug, info, warn};
 
@@ -23,17 +23,23 @@ pub(super) async fn accept_loop(d: Arc<Daemon>) {
     while let Some(incoming) = d.transport.accept().await {
         match incoming {
             Ok(link) => {
-                let d = Arc::clone(&d);
-                tokio::spawn(async move { run(d, link, Role::Listener).await });
+                let task = run(Arc::clone(&d), link, Role::Listener);
+                d.spawn(task);
             }
             Err(e) => debug!(error = %e, "incoming link failed"),
         }
     }
 }
 
+/// Two links to one peer that came up within this long of each other are
+/// simultaneous dials; an older link is presumed dead (the peer restarted).
+const SIMULTANEOUS: Duration = Duration::from_secs(2);
+
 /// Runs a link until it ends, keeping the daemon's link count. When two
 /// devices dial each other at once, both keep the link dialled by the
-/// lower device id and close the other.
+/// lower device id and close the other. A new link replaces an older one:
+/// a peer that restarted dials again before we can notice that the old
+/// link is dead.
 pub(super) async fn run(d: Arc<Daemon>, link: Link, role: Role) {
     let peer = link.peer();
     let me = d.node.lock().await.device();
@@ -42,21 +48,20 @@ pub(super) async fn run(d: Arc<Daemon>, link: Link, role: Role) {
     } else {
         Role::Listener
     };
-    if d.connected().contains(&peer) {
-        if role != preferred {
+    {
+        let mut open = d.open_links.lock().unwrap_or_else(|p| p.into_inner());
+        let others: Vec<&(Link, Instant)> = open.iter().filter(|(l, _)| l.peer() == peer).collect();
+        let simultaneous = others.iter().any(|(_, up)| up.elapsed() < SIMULTANEOUS);
+        if simultaneous && role != preferred {
             link.close("duplicate");
             return;
         }
-        let open = d.open_links.lock().unwrap_or_else(|p| p.into_inner());
-        for other in open.iter().filter(|l| l.peer() == peer) {
-            other.close("duplicate");
+        for (other, _) in others {
+            other.close("replaced");
         }
+        open.push((link.clone(), Instant::now()));
     }
     d.link_up(peer);
-    d.open_links
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .push(link.clone());
     info!(peer = %peer.short(8), ?role, "link up");
     let result = tokio::time::timeout(MAX_LINK_AGE, drive(&d, &link, role)).await;
     match result {
@@ -72,7 +77,7 @@ pub(super) async fn run(d: Arc<Daemon>, link: Link, role: Role) {
     }
     {
         let mut open = d.open_links.lock().unwrap_or_else(|p| p.into_inner());
-        open.retain(|l| !l.same_as(&link));
+        open.retain(|(l, _)| !l.same_as(&link));
         let (tx, rx) = link.wire_bytes();
         let mut closed = d.wire_closed.lock().unwrap_or_else(|p| p.into_inner());
         closed.0 += tx;
@@ -91,6 +96,12 @@ struct Driver<'a> {
 /// Most bytes queued for a peer that does not read before the link is
 /// dropped.
 const MAX_QUEUED: usize = 64 << 20;
+/// Batches at least this large are verified on every core, off the
+/// async threads; smaller ones inline (a thread hop costs more).
+const PARALLEL_VERIFY: usize = 64;
+/// Serving events (which may be a whole history) waits while more than
+/// this is queued, so the queue stays far from [`MAX_QUEUED`].
+const SERVE_QUEUED: usize = 8 << 20;
 
 /// Frames to send, written by their own task so that a link never stops
 /// reading while it waits to write (both sides writing at once into full
@@ -98,6 +109,8 @@ const MAX_QUEUED: usize = 64 << 20;
 struct Outgoing {
     tx: tokio::sync::mpsc::UnboundedSender<Vec<Vec<u8>>>,
     queued: Arc<std::sync::atomic::AtomicUsize>,
+    /// Signalled each time the writer has sent a batch.
+    sent: Arc<tokio::sync::Notify>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -106,22 +119,47 @@ impl Outgoing {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Vec<Vec<u8>>>();
         let queued = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let q = Arc::clone(&queued);
+        let sent = Arc::new(tokio::sync::Notify::new());
+        let notify = Arc::clone(&sent);
         let task = tokio::spawn(async move {
             while let Some(frames) = rx.recv().await {
                 let size: usize = frames.iter().map(Vec::len).sum();
-                let sent = writer.send_many(&frames).await;
+                let result = writer.send_many(&frames).await;
                 q.fetch_sub(size, std::sync::atomic::Ordering::Relaxed);
-                if sent.is_err() {
+                notify.notify_waiters();
+                if result.is_err() {
                     return;
                 }
             }
             writer.finish();
         });
-        Self { tx, queued, task }
+        Self {
+            tx,
+            queued,
+            sent,
+            task,
+        }
     }
 
-    fn send(&self, frames: Vec<Vec<u8>>) -> Result<()> {
+    /// Waits until at most `limit` bytes are queued.
+    async fn drained_to(&self, limit: usize) -> Result<()> {
+        loop {
+            let sent = self.sent.notified();
+            if self.queued.load(std::sync::atomic::Ordering::Relaxed) <= limit {
+                return Ok(());
+            }
+            if self.task.is_finished() {
+                bail!("link writer stopped");
+            }
+            sent.await;
+        }
+    }
+
+    fn send(&self, d: &Daemon, frames: Vec<Vec<u8>>) -> Result<()> {
         let size: usize = frames.iter().map(Vec::len).sum();
+        for f in &frames {
+            d.count_frames(true, f.len());
+        }
         let before = self
             .queued
             .fetch_add(size, std::sync::atomic::Ordering::Relaxed);
@@ -171,7 +209,9 @@ async fn drive(d: &Daemon, link: &Link, role: Role) -> Result<()> {
         tokio::select! {
             frame = reader.recv() => {
                 let Some(bytes) = frame? else { return Ok(()) };
+                d.count_frames(false, bytes.len());
                 let msg = Msg::decode(&bytes).context("malformed frame")?;
+                tracing::trace!(peer = %link.peer().short(8), tag = bytes[0], len = bytes.len(), "frame in");
                 let actions = {
                     let node = d.node.lock().await;
                     drv.session.on_msg(msg, &*node)?
@@ -235,33 +275,30 @@ impl Driver<'_> {
     async fn execute(&mut self, mut queue: VecDeque<Action>) -> Result<()> {
         while let Some(action) = queue.pop_front() {
             match action {
-                Action::Send(msg) => self.writer.send(vec![msg.encode()])?,
+                Action::Send(msg) => self.writer.send(self.d, vec![msg.encode()])?,
                 Action::Serve { log, ids } => {
+                    self.writer.drained_to(SERVE_QUEUED).await?;
                     let events = self.d.node.lock().await.serve(log, &ids).await?;
                     let frames: Vec<Vec<u8>> = events_messages(log, events)
                         .iter()
                         .map(Msg::encode)
                         .collect();
-                    self.writer.send(frames)?;
+                    self.writer.send(self.d, frames)?;
                 }
                 Action::Ingest { log, events } => queue.extend(self.ingest(log, events).await?),
                 Action::Receipts { log: _, ids } => {
                     let account = self.peer_account()?;
-                    self.d
-                        .node
-                        .lock()
-                        .await
-                        .record_delivery(account, &ids)
-                        .await?;
+                    self.receipt(account, ids).await?;
                 }
-                Action::ReceiptsAll { log } => {
+                Action::ReceiptsAll { log, heads } => {
                     let account = self.peer_account()?;
-                    self.d
-                        .node
-                        .lock()
-                        .await
-                        .record_delivered_all(account, log)
-                        .await?;
+                    let ids = {
+                        let node = self.d.node.lock().await;
+                        node.outbox_below(log, &heads).await?
+                    };
+                    if !ids.is_empty() {
+                        self.receipt(account, ids).await?;
+                    }
                 }
                 Action::Hints(addrs) => {
                     let parsed = addrs.iter().filter_map(|a| a.parse().ok()).collect();
@@ -271,6 +308,15 @@ impl Driver<'_> {
             }
         }
         Ok(())
+    }
+
+    /// Queues receipts for the daemon's receipt writer.
+    async fn receipt(&self, account: AccountId, ids: Vec<EventId>) -> Result<()> {
+        self.d
+            .receipts
+            .send((account, ids))
+            .await
+            .map_err(|_| anyhow::anyhow!("the daemon is stopping"))
     }
 
     fn peer_account(&self) -> Result<AccountId> {
@@ -283,11 +329,20 @@ impl Driver<'_> {
     async fn ingest(&mut self, log: LogId, events: Vec<Vec<u8>>) -> Result<Vec<Action>> {
         let account = self.peer_account()?;
         let peer = self.link.peer();
+        // Signatures are checked on every core before the node is taken.
+        let verified = if events.len() < PARALLEL_VERIFY {
+            node_core::node::verify_all(&events, 1)
+        } else {
+            let threads = std::thread::available_parallelism().map_or(1, usize::from);
+            tokio::task::spawn_blocking(move || node_core::node::verify_all(&events, threads))
+                .await
+                .context("verifying events")?
+        };
         let mut node = self.d.node.lock().await;
         // The session has checked that this peer may write `log` (an active
         // device of an entitled account) before asking for this ingest.
         let outcomes = node
-            .ingest_batch(log, &events, crate::now_ms(), 1, Some(peer))
+            .ingest_verified(log, verified, crate::now_ms(), Some(peer))
             .await?;
         let (mut stored, mut missing): (Vec<EventId>, Vec<EventId>) = (Vec::new(), Vec::new());
         for o in outcomes {

@@ -7,9 +7,9 @@ mod link;
 mod rpc_server;
 
 use anyhow::{Context, Result};
-use node_core::DeviceId;
 use node_core::node::Node;
 use node_core::transport::Transport;
+use node_core::{AccountId, DeviceId, EventId};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
@@ -34,8 +34,17 @@ pub struct Daemon {
     stop: tokio::sync::Notify,
     /// UDP bytes (sent, received) of links already closed.
     wire_closed: std::sync::Mutex<(u64, u64)>,
-    /// Links now open, for traffic figures.
-    open_links: std::sync::Mutex<Vec<node_core::transport::Link>>,
+    /// Sync frame bytes (sent, received) with their length prefixes: the
+    /// protocol's share of the wire bytes.
+    frame_bytes: [std::sync::atomic::AtomicU64; 2],
+    /// Receipts from peers, written in batches by one task (they are soft
+    /// state: a lost one only means an event is offered again).
+    receipts: tokio::sync::mpsc::Sender<Receipt>,
+    receipts_rx: std::sync::Mutex<Option<tokio::sync::mpsc::Receiver<Receipt>>>,
+    /// Link, dial and client tasks: all end when the daemon stops.
+    tasks: std::sync::Mutex<tokio::task::JoinSet<()>>,
+    /// Links now open, with when each came up.
+    open_links: std::sync::Mutex<Vec<(node_core::transport::Link, std::time::Instant)>>,
 }
 
 /// Binds the transport; where the port is 0, first tries the port bound
@@ -69,11 +78,46 @@ async fn bind(node: &Node, listen: Vec<SocketAddr>) -> Result<Transport> {
     Ok(t)
 }
 
+/// Events a peer's account holds.
+type Receipt = (AccountId, Vec<EventId>);
+
+/// Receipt batches waiting to be written before links wait to queue more.
+const RECEIPTS_QUEUED: usize = 256;
+/// How long receipts gather before they are written.
+const RECEIPTS_GATHER: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// Writes receipts, gathering what arrives within [`RECEIPTS_GATHER`] into
+/// one transaction.
+async fn write_receipts(
+    writer: node_core::node::Receipts,
+    mut rx: tokio::sync::mpsc::Receiver<Receipt>,
+) {
+    while let Some(first) = rx.recv().await {
+        tokio::time::sleep(RECEIPTS_GATHER).await;
+        let mut by_account: HashMap<AccountId, Vec<EventId>> = HashMap::new();
+        let mut add = |(account, ids): (AccountId, Vec<EventId>)| {
+            by_account.entry(account).or_default().extend(ids);
+        };
+        add(first);
+        while let Ok(more) = rx.try_recv() {
+            add(more);
+        }
+        for (account, ids) in by_account {
+            if let Err(e) = writer.delivered(account, &ids).await {
+                warn!(error = %e, "recording deliveries failed");
+            }
+        }
+    }
+}
+
 impl Daemon {
     /// Binds the transport and wraps an opened node.
     pub async fn start(node: Node, listen: Vec<SocketAddr>, echo: bool) -> Result<Arc<Self>> {
         let transport = bind(&node, listen).await?;
+        let (receipts, receipts_rx) = tokio::sync::mpsc::channel(RECEIPTS_QUEUED);
         Ok(Arc::new(Self {
+            receipts,
+            receipts_rx: std::sync::Mutex::new(Some(receipts_rx)),
             node: Mutex::new(node),
             transport,
             links: Default::default(),
@@ -81,7 +125,9 @@ impl Daemon {
             echo,
             stop: tokio::sync::Notify::new(),
             wire_closed: Default::default(),
+            frame_bytes: Default::default(),
             open_links: Default::default(),
+            tasks: Default::default(),
         }))
     }
 
@@ -99,12 +145,24 @@ impl Daemon {
         let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
         let accept = tokio::spawn(link::accept_loop(Arc::clone(&self)));
         let dial = tokio::spawn(dial::dial_loop(Arc::clone(&self)));
+        let rx = self
+            .receipts_rx
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        let receipts = match rx {
+            Some(rx) => {
+                let writer = self.node.lock().await.receipts();
+                Some(tokio::spawn(write_receipts(writer, rx)))
+            }
+            None => None,
+        };
         loop {
             tokio::select! {
                 accepted = listener.accept() => match accepted {
                     Ok((stream, _)) => {
                         let me = Arc::clone(&self);
-                        tokio::spawn(async move { me.handle_client(stream).await });
+                        self.spawn(async move { me.handle_client(stream).await });
                     }
                     Err(e) => warn!(error = %e, "accepting a client failed"),
                 },
@@ -116,6 +174,16 @@ impl Daemon {
         info!("shutting down");
         accept.abort();
         dial.abort();
+        let _ = accept.await;
+        let _ = dial.await;
+        // Every task holding the daemon ends, so the store can be closed.
+        let mut tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|p| p.into_inner()));
+        tasks.shutdown().await;
+        if let Some(receipts) = receipts {
+            // Ends once the links, which hold senders, are gone.
+            receipts.abort();
+            let _ = receipts.await;
+        }
         drop(listener);
         let _ = std::fs::remove_file(&socket);
         self.transport.close().await;
@@ -139,6 +207,14 @@ impl Daemon {
         if !node.is_protected() {
             warn!("this profile has no passphrase: anyone with the files can read it");
         }
+    }
+
+    /// Runs a task that ends when the daemon stops.
+    fn spawn(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
+        let mut tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
+        // Forget tasks that have finished.
+        while tasks.try_join_next().is_some() {}
+        tasks.spawn(task);
     }
 
     /// Devices with at least one live link.
@@ -178,12 +254,26 @@ impl Daemon {
         self.transport.local_addrs()
     }
 
+    /// Sync frame bytes (sent, received) over all links so far.
+    pub fn frame_bytes(&self) -> (u64, u64) {
+        let [tx, rx] = &self.frame_bytes;
+        (
+            tx.load(std::sync::atomic::Ordering::Relaxed),
+            rx.load(std::sync::atomic::Ordering::Relaxed),
+        )
+    }
+
+    fn count_frames(&self, sent: bool, bytes: usize) {
+        self.frame_bytes[usize::from(!sent)]
+            .fetch_add(bytes as u64 + 4, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// UDP bytes (sent, received) over all links so far.
     pub fn wire_bytes(&self) -> (u64, u64) {
         let closed = *self.wire_closed.lock().unwrap_or_else(|p| p.into_inner());
         let open = self.open_links.lock().unwrap_or_else(|p| p.into_inner());
         open.iter()
-            .map(|l| l.wire_bytes())
+            .map(|(l, _)| l.wire_bytes())
             .fold(closed, |(a, b), (x, y)| (a + x, b + y))
     }
 

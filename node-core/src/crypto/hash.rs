@@ -30,8 +30,6 @@ impl HashDomain {
     pub const LOG_ID: HashDomain = HashDomain("kith/v1/log-id");
     /// Keys and checksums inside the local store.
     pub const STORE: HashDomain = HashDomain("kith/v1/store");
-    /// A summary of a log's heads, compared to skip logs in sync.
-    pub const HEADS: HashDomain = HashDomain("kith/v1/heads");
 
     /// Every hash domain; a new constant must be added here too.
     pub const ALL: &'static [HashDomain] = &[
@@ -39,7 +37,6 @@ impl HashDomain {
         HashDomain::BODY,
         HashDomain::LOG_ID,
         HashDomain::STORE,
-        HashDomain::HEADS,
     ];
 
     /// The domain string.

@@ -220,6 +220,66 @@ impl Dag {
         self.nodes.keys()
     }
 
+    /// The stored events that are not `known` or ancestors of them: what a
+    /// peer whose heads are `known` lacks, parents first ((depth, id)
+    /// order). Ids in `known` that are not stored here are ignored.
+    ///
+    /// Walks down from both head sets at once, deepest first, and stops
+    /// as soon as everything left to visit is below `known`; the cost
+    /// follows the size of the difference, not of the log.
+    pub fn not_below(&self, known: &[EventId]) -> Vec<EventId> {
+        use std::collections::BinaryHeap;
+        // Per queued or visited event: whether it is below `known`.
+        let mut below: HashMap<EventId, bool> = HashMap::new();
+        let mut queue: BinaryHeap<(u64, EventId)> = BinaryHeap::new();
+        let mut unknown_queued = 0usize;
+        for id in known {
+            if let Some(n) = self.nodes.get(id)
+                && below.insert(*id, true).is_none()
+            {
+                queue.push((n.depth, *id));
+            }
+        }
+        for id in &self.heads {
+            if below.contains_key(id) {
+                continue;
+            }
+            below.insert(*id, false);
+            unknown_queued += 1;
+            queue.push((self.nodes[id].depth, *id));
+        }
+        let mut out = Vec::new();
+        while unknown_queued > 0 {
+            let Some((_, id)) = queue.pop() else { break };
+            // Every child has a greater depth, so this flag is final.
+            let is_below = below[&id];
+            if !is_below {
+                unknown_queued -= 1;
+                out.push(id);
+            }
+            for p in &self.nodes[&id].parents {
+                match below.get_mut(p) {
+                    Some(flag) => {
+                        if is_below && !*flag {
+                            *flag = true;
+                            unknown_queued -= 1;
+                        }
+                    }
+                    None => {
+                        let Some(n) = self.nodes.get(p) else { continue };
+                        below.insert(*p, is_below);
+                        if !is_below {
+                            unknown_queued += 1;
+                        }
+                        queue.push((n.depth, *p));
+                    }
+                }
+            }
+        }
+        out.sort_by_key(|id| (self.nodes[id].depth, *id));
+        out
+    }
+
     /// Puts back an event read from the store, trusting what was checked
     /// when it was first stored. Parents must be restored first.
     pub fn restore(&mut self, id: EventId, info: NodeInfo) {

@@ -8,6 +8,7 @@
 pub mod contacts;
 pub mod messages;
 mod view;
+pub use view::Receipts;
 
 use crate::crypto::{SecretBytes, SigningKey};
 use crate::id::{AccountId, DeviceId, EventId, LogId};
@@ -382,11 +383,23 @@ impl Node {
         from: Option<DeviceId>,
     ) -> Result<Vec<Result<Ingested, NodeError>>, NodeError> {
         let verified = verify_all(batch, threads.max(1));
+        self.ingest_verified(log, verified, now, from).await
+    }
+
+    /// [`Node::ingest_batch`] for events decoded and verified already with
+    /// [`verify_all`] (e.g. without holding the node while verifying).
+    pub async fn ingest_verified(
+        &mut self,
+        log: LogId,
+        verified: Vec<Result<Verified, EventError>>,
+        now: i64,
+        from: Option<DeviceId>,
+    ) -> Result<Vec<Result<Ingested, NodeError>>, NodeError> {
         let mut rules = self.rules_for(log)?;
         let dag = self.logs.get_mut(&log).ok_or(NodeError::UnknownLog(log))?;
         let mut rows = Vec::new();
         let mut held = Vec::new();
-        let mut outcomes = Vec::with_capacity(batch.len());
+        let mut outcomes = Vec::with_capacity(verified.len());
         for v in verified {
             let outcome = match v {
                 Err(e) => Err(e.into()),
@@ -631,7 +644,9 @@ impl LogRules {
 }
 
 /// Decodes and verifies events on `threads` threads, keeping input order.
-fn verify_all(batch: &[Vec<u8>], threads: usize) -> Vec<Result<Verified, EventError>> {
+/// Needs no node: run it before taking the node for
+/// [`Node::ingest_verified`].
+pub fn verify_all(batch: &[Vec<u8>], threads: usize) -> Vec<Result<Verified, EventError>> {
     let check = |b: &Vec<u8>| Event::decode(b).and_then(Verified::new);
     if threads == 1 || batch.len() < 64 {
         return batch.iter().map(check).collect();

@@ -2,7 +2,6 @@
 //! asks for.
 
 use super::{Node, NodeError};
-use crate::crypto::{HashDomain, Hasher};
 use crate::id::{AccountId, DeviceId, EventId, LogId};
 use crate::sync::View;
 
@@ -41,14 +40,19 @@ impl View for Node {
             .is_ok_and(|s| s.is_active(&peer))
     }
 
-    fn digest(&self, log: &LogId) -> [u8; 32] {
-        let mut h = Hasher::new(HashDomain::HEADS);
-        if let Some(dag) = self.logs.get(log) {
-            for (id, _) in dag.heads() {
-                h.update(id.as_bytes());
-            }
-        }
-        h.finalize()
+    fn heads(&self, log: &LogId) -> Vec<EventId> {
+        // The DAG keeps its heads sorted.
+        self.logs
+            .get(log)
+            .map(|dag| dag.heads().map(|(id, _)| id).collect())
+            .unwrap_or_default()
+    }
+
+    fn not_below(&self, log: &LogId, known: &[EventId]) -> Vec<EventId> {
+        self.logs
+            .get(log)
+            .map(|dag| dag.not_below(known))
+            .unwrap_or_default()
     }
 
     fn has(&self, log: &LogId, id: &EventId) -> bool {
@@ -79,21 +83,45 @@ impl Node {
             .collect())
     }
 
-    /// The peer's account holds these events.
-    pub async fn record_delivery(
+    /// Of the events of `log` waiting in the outbox, those `heads` cover
+    /// (the heads and everything below them). Unknown heads cover nothing.
+    pub async fn outbox_below(
         &self,
-        account: AccountId,
-        ids: &[EventId],
-    ) -> Result<(), NodeError> {
-        Ok(self.store.delivered(account, ids).await?)
+        log: LogId,
+        heads: &[EventId],
+    ) -> Result<Vec<EventId>, NodeError> {
+        let waiting = self.store.undelivered(log).await?;
+        let Some(dag) = self.logs.get(&log) else {
+            return Ok(vec![]);
+        };
+        if waiting.is_empty() {
+            return Ok(vec![]);
+        }
+        let above: std::collections::HashSet<EventId> = dag.not_below(heads).into_iter().collect();
+        Ok(waiting
+            .into_iter()
+            .filter(|id| dag.node(id).is_some() && !above.contains(id))
+            .collect())
     }
 
-    /// The peer's account holds every event of `log` that we hold.
-    pub async fn record_delivered_all(
-        &self,
-        account: AccountId,
-        log: LogId,
-    ) -> Result<(), NodeError> {
-        Ok(self.store.delivered_all(account, log).await?)
+    /// A handle that records deliveries without holding the node.
+    pub fn receipts(&self) -> Receipts {
+        Receipts {
+            store: self.store.clone(),
+        }
+    }
+}
+
+/// Records which events other accounts hold (they leave the outbox). Used
+/// without the node, so receipts never wait behind other node work.
+#[derive(Debug, Clone)]
+pub struct Receipts {
+    store: crate::store::Store,
+}
+
+impl Receipts {
+    /// The account holds these events.
+    pub async fn delivered(&self, account: AccountId, ids: &[EventId]) -> Result<(), NodeError> {
+        Ok(self.store.delivered(account, ids).await?)
     }
 }

@@ -89,6 +89,19 @@ impl From<crate::log::Accepted> for StoredEvent {
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: SqlitePool,
+    /// What the database is known to hold, to skip needless statements on
+    /// the write path.
+    known: std::sync::Arc<std::sync::Mutex<Known>>,
+}
+
+#[derive(Debug, Default)]
+struct Known {
+    /// Logs with a row in `logs`.
+    logs: std::collections::HashSet<LogId>,
+    /// Whether `pending` may have rows.
+    pending: bool,
+    /// Holds so far (a hold during a write keeps `pending` set).
+    holds: u64,
 }
 
 impl Store {
@@ -155,7 +168,19 @@ impl Store {
             path,
             source: e.into(),
         })?;
-        Ok(Self { pool })
+        let pending: i64 = sqlx::query_scalar("SELECT count(*) FROM pending")
+            .fetch_one(&pool)
+            .await
+            .map_err(db("counting held events"))?;
+        let known = Known {
+            logs: Default::default(),
+            pending: pending > 0,
+            holds: 0,
+        };
+        Ok(Self {
+            pool,
+            known: std::sync::Arc::new(std::sync::Mutex::new(known)),
+        })
     }
 
     /// Closes the database, checkpointing the WAL.
@@ -216,15 +241,41 @@ impl Store {
                 .await
                 .map_err(db("queueing for delivery"))?;
         }
-        insert_events(&mut tx, events).await?;
+        let (new_logs, pending, holds) = {
+            let known = self.known();
+            let mut logs: Vec<(LogId, LogKind)> = events
+                .iter()
+                .map(|e| (e.event.log_id(), e.event.header().log_kind))
+                .filter(|(l, _)| !known.logs.contains(l))
+                .collect();
+            logs.sort_by_key(|(l, _)| *l);
+            logs.dedup_by_key(|(l, _)| *l);
+            (logs, known.pending, known.holds)
+        };
+        let still_pending = insert_events(&mut tx, events, &new_logs, pending).await?;
         for (k, v) in meta {
             put_meta(&mut tx, k, v).await?;
         }
-        tx.commit().await.map_err(db("committing events"))
+        tx.commit().await.map_err(db("committing events"))?;
+        let mut known = self.known();
+        known.logs.extend(new_logs.into_iter().map(|(l, _)| l));
+        if !still_pending && known.holds == holds {
+            known.pending = false;
+        }
+        Ok(())
+    }
+
+    fn known(&self) -> std::sync::MutexGuard<'_, Known> {
+        self.known.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Keeps a verified event that waits for its parents.
     pub async fn hold(&self, event: &Event, first_seen: i64) -> Result<(), StoreError> {
+        {
+            let mut known = self.known();
+            known.pending = true;
+            known.holds += 1;
+        }
         sqlx::query(
             "INSERT OR IGNORE INTO pending (id, log, event, first_seen) VALUES (?, ?, ?, ?)",
         )
@@ -293,26 +344,21 @@ impl Store {
             .begin()
             .await
             .map_err(db("beginning a transaction"))?;
-        for id in ids {
-            sqlx::query("DELETE FROM outbox WHERE event = ? AND account = ?")
-                .bind(id.as_bytes().as_slice())
-                .bind(account.as_bytes().as_slice())
+        for chunk in ids.chunks(500) {
+            let mut q = sqlx::QueryBuilder::<Sqlite>::new("DELETE FROM outbox WHERE account = ");
+            q.push_bind(account.as_bytes().to_vec());
+            q.push(" AND event IN (");
+            let mut sep = q.separated(", ");
+            for id in chunk {
+                sep.push_bind(id.as_bytes().to_vec());
+            }
+            q.push(")");
+            q.build()
                 .execute(&mut *tx)
                 .await
                 .map_err(db("recording delivery"))?;
         }
         tx.commit().await.map_err(db("recording delivery"))
-    }
-
-    /// The account has every event of `log` we have.
-    pub async fn delivered_all(&self, account: AccountId, log: LogId) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM outbox WHERE log = ? AND account = ?")
-            .bind(log.as_bytes().as_slice())
-            .bind(account.as_bytes().as_slice())
-            .execute(&self.pool)
-            .await
-            .map_err(db("recording delivery"))?;
-        Ok(())
     }
 
     /// Events of `log` still waiting for delivery to some account.
@@ -372,20 +418,19 @@ fn log_kind_code(kind: LogKind) -> i64 {
 /// Rows per multi-row INSERT (11 bound values each; SQLite allows 32766).
 const ROWS_PER_STATEMENT: usize = 256;
 
+/// Inserts events; `new_logs` are their logs not known to be recorded,
+/// `pending` whether held events may be waiting (and may now leave).
+/// Returns whether held events remain.
 async fn insert_events(
     tx: &mut Transaction<'_, Sqlite>,
     events: &[StoredEvent],
-) -> Result<(), StoreError> {
-    let mut logs: Vec<(LogId, LogKind)> = events
-        .iter()
-        .map(|e| (e.event.log_id(), e.event.header().log_kind))
-        .collect();
-    logs.sort_by_key(|(l, _)| *l);
-    logs.dedup_by_key(|(l, _)| *l);
-    for (log, kind) in logs {
+    new_logs: &[(LogId, LogKind)],
+    pending: bool,
+) -> Result<bool, StoreError> {
+    for (log, kind) in new_logs {
         sqlx::query("INSERT OR IGNORE INTO logs (id, kind) VALUES (?, ?)")
             .bind(log.as_bytes().as_slice())
-            .bind(log_kind_code(kind))
+            .bind(log_kind_code(*kind))
             .execute(&mut **tx)
             .await
             .map_err(db("recording a log"))?;
@@ -417,6 +462,9 @@ async fn insert_events(
             .await
             .map_err(db("storing events"))?;
     }
+    if !pending {
+        return Ok(false);
+    }
     // Held events that have now been stored leave the pending table.
     sqlx::query(
         "DELETE FROM pending WHERE EXISTS (SELECT 1 FROM events e WHERE e.id = pending.id)",
@@ -424,7 +472,10 @@ async fn insert_events(
     .execute(&mut **tx)
     .await
     .map_err(db("clearing held events"))?;
-    Ok(())
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pending)")
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(db("checking held events"))
 }
 
 fn row_to_event(r: &sqlx::sqlite::SqliteRow) -> Result<StoredEvent, StoreError> {

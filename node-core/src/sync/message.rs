@@ -15,6 +15,9 @@ pub const MAX_IDS: usize = 4096;
 pub const MAX_EVENTS: usize = 1024;
 /// Largest negentropy message.
 pub const MAX_RECON: usize = 256 * 1024;
+/// Most heads in `Begin` or `Heads`; a log with more is reconciled with
+/// negentropy straight away.
+pub const MAX_HEADS: usize = 64;
 /// Most address hints in one `Hints` message.
 pub const MAX_HINTS: usize = 32;
 
@@ -28,16 +31,23 @@ pub enum Msg {
         /// The sender's account.
         account: AccountId,
     },
-    /// Dialer → listener: start reconciling a log.
+    /// Dialer → listener: start syncing a log; these are my heads.
     Begin {
         /// The log.
         log: LogId,
-        /// Summary of the dialer's heads.
-        digest: [u8; 32],
-        /// The first negentropy message.
-        recon: Vec<u8>,
+        /// The dialer's heads (at most [`MAX_HEADS`]).
+        heads: Vec<EventId>,
     },
-    /// Listener → dialer: same heads, nothing to do.
+    /// Listener → dialer: I do not hold all your heads; these are mine
+    /// (`None`: too many to list, reconcile).
+    Heads {
+        /// The log.
+        log: LogId,
+        /// The listener's heads (at most [`MAX_HEADS`]).
+        heads: Option<Vec<EventId>>,
+    },
+    /// Listener → dialer: you now hold everything I hold (the events you
+    /// lacked came just before this).
     Same {
         /// The log.
         log: LogId,
@@ -101,6 +111,7 @@ mod tag {
     pub const SYNCED: u8 = 9;
     pub const HINTS: u8 = 10;
     pub const RESYNC: u8 = 11;
+    pub const HEADS: u8 = 12;
 }
 
 impl Msg {
@@ -111,12 +122,13 @@ impl Msg {
             Msg::Hello { version, account } => {
                 w.u8(tag::HELLO).u16(*version).fixed(account.as_bytes());
             }
-            Msg::Begin { log, digest, recon } => {
-                w.u8(tag::BEGIN)
-                    .fixed(log.as_bytes())
-                    .fixed(digest)
-                    .bytes(recon);
-            }
+            Msg::Begin { log, heads } => encode_ids(w.u8(tag::BEGIN), log, heads),
+            Msg::Heads { log, heads } => match heads {
+                Some(heads) => encode_ids(w.u8(tag::HEADS).u8(1), log, heads),
+                None => {
+                    w.u8(tag::HEADS).u8(0).fixed(log.as_bytes());
+                }
+            },
             Msg::Same { log } => {
                 w.u8(tag::SAME).fixed(log.as_bytes());
             }
@@ -168,10 +180,28 @@ impl Msg {
                 version: r.u16("version")?,
                 account: AccountId::from_bytes(r.array("account")?),
             },
-            tag::BEGIN => Msg::Begin {
-                log: log(&mut r)?,
-                digest: r.array("digest")?,
-                recon: r.bytes(MAX_RECON, "reconciliation")?.to_vec(),
+            tag::BEGIN => {
+                let (log, heads) = decode_ids(&mut r, MAX_HEADS, "heads")?;
+                Msg::Begin { log, heads }
+            }
+            tag::HEADS => match r.u8("heads flag")? {
+                0 => Msg::Heads {
+                    log: log(&mut r)?,
+                    heads: None,
+                },
+                1 => {
+                    let (log, heads) = decode_ids(&mut r, MAX_HEADS, "heads")?;
+                    Msg::Heads {
+                        log,
+                        heads: Some(heads),
+                    }
+                }
+                _ => {
+                    return Err(WireError::Invalid {
+                        what: "heads flag",
+                        why: "not 0 or 1",
+                    });
+                }
             },
             tag::SAME => Msg::Same { log: log(&mut r)? },
             tag::RECON => Msg::Recon {
@@ -188,11 +218,7 @@ impl Msg {
                 Msg::Events { log, events }
             }
             t @ (tag::WANT | tag::ACK) => {
-                let log = log(&mut r)?;
-                let n = r.count(MAX_IDS, "ids")?;
-                let ids = (0..n)
-                    .map(|_| Ok(EventId::from_bytes(r.array("event id")?)))
-                    .collect::<Result<_, WireError>>()?;
+                let (log, ids) = decode_ids(&mut r, MAX_IDS, "ids")?;
                 if t == tag::WANT {
                     Msg::Want { log, ids }
                 } else {
@@ -224,5 +250,86 @@ fn encode_ids(w: &mut Writer, log: &LogId, ids: &[EventId]) {
     w.fixed(log.as_bytes()).u16(ids.len() as u16);
     for id in ids {
         w.fixed(id.as_bytes());
+    }
+}
+
+fn decode_ids(
+    r: &mut Reader<'_>,
+    max: usize,
+    what: &'static str,
+) -> Result<(LogId, Vec<EventId>), WireError> {
+    let log = LogId::from_bytes(r.array("log id")?);
+    let n = r.count(max, what)?;
+    let ids = (0..n)
+        .map(|_| Ok(EventId::from_bytes(r.array("event id")?)))
+        .collect::<Result<_, WireError>>()?;
+    Ok((log, ids))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn ids(n: usize) -> Vec<EventId> {
+        (0..n).map(|i| EventId::from_bytes([i as u8; 32])).collect()
+    }
+
+    #[test]
+    fn every_message_round_trips() {
+        let log = LogId::from_bytes([3; 32]);
+        let all = [
+            Msg::Hello {
+                version: SYNC_VERSION,
+                account: AccountId::from_bytes([1; 32]),
+            },
+            Msg::Begin { log, heads: ids(3) },
+            Msg::Begin { log, heads: vec![] },
+            Msg::Heads {
+                log,
+                heads: Some(ids(MAX_HEADS)),
+            },
+            Msg::Heads { log, heads: None },
+            Msg::Same { log },
+            Msg::Recon {
+                log,
+                recon: vec![1, 2, 3],
+            },
+            Msg::Refuse { log },
+            Msg::Events {
+                log,
+                events: vec![vec![9; 10], vec![]],
+            },
+            Msg::Want { log, ids: ids(2) },
+            Msg::Ack { log, ids: ids(1) },
+            Msg::Synced { log },
+            Msg::Resync,
+            Msg::Hints {
+                addrs: vec!["127.0.0.1:5".into()],
+            },
+        ];
+        for m in all {
+            assert_eq!(Msg::decode(&m.encode()).unwrap(), m);
+        }
+    }
+
+    #[test]
+    fn counts_and_flags_are_bounded() {
+        let log = LogId::from_bytes([3; 32]);
+        let too_many = Msg::Begin {
+            log,
+            heads: ids(MAX_HEADS + 1),
+        };
+        assert!(matches!(
+            Msg::decode(&too_many.encode()),
+            Err(WireError::TooLarge { .. })
+        ));
+        let mut bad_flag = Msg::Heads { log, heads: None }.encode();
+        bad_flag[1] = 2;
+        assert!(Msg::decode(&bad_flag).is_err());
+        let mut trailing = Msg::Same { log }.encode();
+        trailing.push(0);
+        assert!(Msg::decode(&trailing).is_err());
+        assert!(Msg::decode(&[99]).is_err());
     }
 }

@@ -2,17 +2,25 @@
 //! back actions for a driver to carry out (send, serve, ingest, record
 //! receipts). No I/O, no clock, no store.
 //!
-//! Flow: both sides send `Hello`. The dialer reconciles each shared log
-//! with negentropy (`Begin`/`Recon`), account logs first; a log whose heads
-//! digest matches is skipped (`Same`). It then sends what the listener
-//! lacks, asks (`Want`) for what it lacks itself and, once that has
-//! arrived, says `Synced`. Stored events are acknowledged (`Ack`); while
-//! connected, new local events are pushed at once.
+//! Flow: both sides send `Hello`. The dialer then syncs each shared log,
+//! account logs first, starting with its heads (`Begin`):
+//! - equal heads: nothing to do (`Same`);
+//! - the listener holds all the dialer's heads: it sends what lies above
+//!   them, then `Same` (one round trip);
+//! - otherwise it answers with its own heads (`Heads`); if the dialer
+//!   holds all of those, it sends what lies above them, then `Synced`;
+//! - otherwise (both sides wrote, or too many heads) the dialer
+//!   reconciles with negentropy (`Recon`), sends what the listener lacks,
+//!   asks (`Want`) for what it lacks itself and, once that has arrived,
+//!   says `Synced`.
+//!
+//! Stored events are acknowledged (`Ack`); while connected, new local
+//! events are pushed at once.
 
-use super::message::{MAX_EVENTS, MAX_IDS, Msg, SYNC_VERSION};
+use super::message::{MAX_EVENTS, MAX_HEADS, MAX_IDS, Msg, SYNC_VERSION};
 use crate::id::{AccountId, DeviceId, EventId, LogId};
 use negentropy::{Id, Negentropy, NegentropyStorageVector};
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 /// Largest negentropy frame we produce.
 pub const RECON_FRAME_LIMIT: u64 = 60_000;
@@ -25,8 +33,11 @@ pub trait View {
     fn entitled(&self, account: AccountId, peer: DeviceId, log: &LogId) -> bool;
     /// Whether the peer device is (still) an active device of `account`.
     fn device_active(&self, account: AccountId, peer: DeviceId) -> bool;
-    /// A summary of the log's heads.
-    fn digest(&self, log: &LogId) -> [u8; 32];
+    /// The log's heads, sorted.
+    fn heads(&self, log: &LogId) -> Vec<EventId>;
+    /// Stored events that are neither in `known` nor below it, parents
+    /// first (see [`crate::log::Dag::not_below`]).
+    fn not_below(&self, log: &LogId, known: &[EventId]) -> Vec<EventId>;
     /// Every stored event of the log as (depth, id).
     fn items(&self, log: &LogId) -> Vec<(u64, EventId)>;
     /// Whether the event is stored here (through any link).
@@ -69,10 +80,12 @@ pub enum Action {
         /// Event ids.
         ids: Vec<EventId>,
     },
-    /// The peer's account holds every event of this log we hold.
+    /// The peer's account holds these heads and everything below them.
     ReceiptsAll {
         /// The log.
         log: LogId,
+        /// Heads (ours at the start of the round).
+        heads: Vec<EventId>,
     },
     /// The peer gave address hints.
     Hints(Vec<String>),
@@ -113,6 +126,12 @@ pub struct Session {
     phase: Phase,
     /// Dialer: logs still to begin in the current phase.
     queue: VecDeque<LogId>,
+    /// Dialer: logs begun, waiting for `Same`, `Heads` or `Refuse`, with
+    /// the heads we sent.
+    begun: BTreeMap<LogId, Vec<EventId>>,
+    /// Listener: our heads when the dialer began a log (what its `Synced`
+    /// vouches for).
+    began: HashMap<LogId, Vec<EventId>>,
     /// Dialer: reconciliations in flight.
     recon: HashMap<LogId, Negentropy<'static, NegentropyStorageVector>>,
     /// Dialer: per log, events wanted and not yet stored.
@@ -144,6 +163,8 @@ impl Session {
             peer_account: None,
             phase: Phase::AwaitHello,
             queue: VecDeque::new(),
+            begun: BTreeMap::new(),
+            began: HashMap::new(),
             recon: HashMap::new(),
             needed: HashMap::new(),
             live: BTreeSet::new(),
@@ -188,9 +209,10 @@ impl Session {
         }
         match msg {
             Msg::Hello { .. } => Err(protocol("second hello")),
-            Msg::Begin { log, digest, recon } => self.on_begin(log, digest, &recon, view),
+            Msg::Begin { log, heads } => self.on_begin(log, &heads, view),
+            Msg::Heads { log, heads } => self.on_heads(log, heads, view),
             Msg::Recon { log, recon } => self.on_recon(log, &recon, view),
-            Msg::Same { log } => Ok(self.with_receipts_all(log, view)),
+            Msg::Same { log } => self.on_same(log, view),
             Msg::Refuse { log } => Ok(self.finish_log(log, view)),
             Msg::Events { log, events } => Ok(vec![Action::Ingest { log, events }]),
             Msg::Want { log, ids } => Ok(vec![Action::Serve { log, ids }]),
@@ -236,29 +258,38 @@ impl Session {
     fn begin_next(&mut self, view: &dyn View) -> Vec<Action> {
         let mut out = Vec::new();
         while let Some(log) = self.queue.pop_front() {
-            let mut neg = match negentropy_for(view, &log) {
-                Some(n) => n,
-                None => continue,
-            };
-            let Ok(recon) = neg.initiate() else { continue };
-            self.recon.insert(log, neg);
             // Events made from now on are pushed; older ones come through
-            // the reconciliation.
+            // this round.
             self.live.insert(log);
-            out.push(Action::Send(Msg::Begin {
-                log,
-                digest: view.digest(&log),
-                recon,
-            }));
+            let heads = view.heads(&log);
+            if heads.len() <= MAX_HEADS {
+                self.begun.insert(log, heads.clone());
+                out.push(Action::Send(Msg::Begin { log, heads }));
+            } else {
+                out.extend(self.reconcile(log, view));
+            }
         }
         out.extend(self.advance(view));
         out
+    }
+
+    /// Dialer: starts a negentropy reconciliation of `log`.
+    fn reconcile(&mut self, log: LogId, view: &dyn View) -> Vec<Action> {
+        let Some(mut neg) = negentropy_for(view, &log) else {
+            return vec![];
+        };
+        let Ok(recon) = neg.initiate() else {
+            return vec![];
+        };
+        self.recon.insert(log, neg);
+        vec![Action::Send(Msg::Recon { log, recon })]
     }
 
     /// Dialer: moves to the next phase once the current one is done.
     fn advance(&mut self, view: &dyn View) -> Vec<Action> {
         if self.role != Role::Dialer
             || !self.recon.is_empty()
+            || !self.begun.is_empty()
             || self.needed.values().any(|n| !n.is_empty())
         {
             return vec![];
@@ -290,24 +321,72 @@ impl Session {
     fn on_begin(
         &mut self,
         log: LogId,
-        digest: [u8; 32],
-        recon: &[u8],
+        theirs: &[EventId],
         view: &dyn View,
     ) -> Result<Vec<Action>, SyncError> {
         if self.role != Role::Listener {
             return Err(protocol("only the dialer begins"));
         }
         self.live.insert(log);
-        if digest == view.digest(&log) {
-            let mut out = vec![Action::Send(Msg::Same { log })];
-            out.push(Action::ReceiptsAll { log });
+        let mine = view.heads(&log);
+        let mut theirs = theirs.to_vec();
+        theirs.sort();
+        theirs.dedup();
+        if theirs == mine {
+            return Ok(vec![
+                Action::Send(Msg::Same { log }),
+                Action::ReceiptsAll { log, heads: mine },
+            ]);
+        }
+        if theirs.iter().all(|id| view.has(&log, id)) {
+            // The dialer holds a part of what we hold: send the rest.
+            let mut out = serve(log, view.not_below(&log, &theirs));
+            out.push(Action::Send(Msg::Same { log }));
             return Ok(out);
         }
-        let mut neg = negentropy_for(view, &log).ok_or_else(|| protocol("cannot reconcile"))?;
-        let reply = neg
-            .reconcile(recon)
-            .map_err(|e| protocol(format!("bad reconciliation: {e}")))?;
-        Ok(vec![Action::Send(Msg::Recon { log, recon: reply })])
+        self.began.insert(log, mine.clone());
+        let heads = (mine.len() <= MAX_HEADS).then_some(mine);
+        Ok(vec![Action::Send(Msg::Heads { log, heads })])
+    }
+
+    /// Dialer: the listener lacks some of our heads and told us its own.
+    fn on_heads(
+        &mut self,
+        log: LogId,
+        theirs: Option<Vec<EventId>>,
+        view: &dyn View,
+    ) -> Result<Vec<Action>, SyncError> {
+        if self.role != Role::Dialer || self.begun.remove(&log).is_none() {
+            return Err(protocol("unexpected heads"));
+        }
+        match theirs {
+            Some(theirs) if theirs.iter().all(|id| view.has(&log, id)) => {
+                // The listener holds a part of what we hold: send the rest.
+                let mut out = serve(log, view.not_below(&log, &theirs));
+                out.push(Action::Send(Msg::Synced { log }));
+                out.extend(self.finish_log(log, view));
+                Ok(out)
+            }
+            _ => {
+                let out = self.reconcile(log, view);
+                if out.is_empty() {
+                    return Ok(self.finish_log(log, view));
+                }
+                Ok(out)
+            }
+        }
+    }
+
+    fn on_same(&mut self, log: LogId, view: &dyn View) -> Result<Vec<Action>, SyncError> {
+        let Some(heads) = self.begun.get(&log).filter(|_| self.role == Role::Dialer) else {
+            return Err(protocol("unexpected same"));
+        };
+        let mut out = vec![Action::ReceiptsAll {
+            log,
+            heads: heads.clone(),
+        }];
+        out.extend(self.finish_log(log, view));
+        Ok(out)
     }
 
     fn on_recon(
@@ -318,6 +397,9 @@ impl Session {
     ) -> Result<Vec<Action>, SyncError> {
         match self.role {
             Role::Listener => {
+                self.live.insert(log);
+                // A dialer with many heads starts here rather than with `Begin`.
+                self.began.entry(log).or_insert_with(|| view.heads(&log));
                 // Stateless on this side: a fresh storage answers each round.
                 let mut neg =
                     negentropy_for(view, &log).ok_or_else(|| protocol("cannot reconcile"))?;
@@ -362,13 +444,8 @@ impl Session {
         }
     }
 
-    fn with_receipts_all(&mut self, log: LogId, view: &dyn View) -> Vec<Action> {
-        let mut out = vec![Action::ReceiptsAll { log }];
-        out.extend(self.finish_log(log, view));
-        out
-    }
-
     fn finish_log(&mut self, log: LogId, view: &dyn View) -> Vec<Action> {
+        self.begun.remove(&log);
         self.recon.remove(&log);
         self.needed.remove(&log);
         self.live.insert(log);
@@ -390,7 +467,10 @@ impl Session {
             return Err(protocol("only the dialer says synced"));
         }
         self.live.insert(log);
-        Ok(vec![Action::ReceiptsAll { log }])
+        Ok(match self.began.remove(&log) {
+            Some(heads) => vec![Action::ReceiptsAll { log, heads }],
+            None => vec![],
+        })
     }
 
     /// Reports what the driver stored from an `Ingest` action: acknowledge
@@ -489,6 +569,16 @@ impl Session {
     }
 }
 
+/// Serve actions for `ids` (parents first), a bounded number each.
+fn serve(log: LogId, ids: Vec<EventId>) -> Vec<Action> {
+    ids.chunks(MAX_IDS)
+        .map(|c| Action::Serve {
+            log,
+            ids: c.to_vec(),
+        })
+        .collect()
+}
+
 fn want(log: LogId, ids: Vec<EventId>) -> Vec<Action> {
     ids.chunks(MAX_IDS)
         .map(|c| {
@@ -527,6 +617,7 @@ fn negentropy_for(
 fn msg_log(msg: &Msg) -> Option<LogId> {
     match msg {
         Msg::Begin { log, .. }
+        | Msg::Heads { log, .. }
         | Msg::Same { log }
         | Msg::Recon { log, .. }
         | Msg::Refuse { log }
