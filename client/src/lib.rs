@@ -44,6 +44,11 @@ pub enum Command {
     Send(cmd::send::Args),
     /// Show a conversation in display order.
     Log(cmd::log::Args),
+    /// This account's devices: invite a new one, list, revoke.
+    #[command(subcommand)]
+    Device(cmd::device::Args),
+    /// Delete messages (or a whole conversation) on all own devices.
+    Delete(cmd::delete::Args),
 }
 
 /// Runs the command line; prints one clear line on failure.
@@ -65,6 +70,8 @@ pub fn main() -> ExitCode {
         Command::Contact(args) => cmd::contact::run(&home, args),
         Command::Send(args) => cmd::send::run(&home, args),
         Command::Log(args) => cmd::log::run(&home, args),
+        Command::Device(args) => cmd::device::run(&home, args),
+        Command::Delete(args) => cmd::delete::run(&home, args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

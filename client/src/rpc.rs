@@ -42,6 +42,22 @@ pub enum Request {
         /// Only the last N messages.
         limit: Option<usize>,
     },
+    /// A one-time code for a new device of this account.
+    DeviceInvite,
+    /// This account's devices.
+    DeviceList,
+    /// Revoke one of this account's devices.
+    DeviceRevoke {
+        /// Device id, unique prefix or name.
+        device: String,
+    },
+    /// Delete messages (or the whole conversation) on all own devices.
+    Delete {
+        /// Contact (id, prefix, alias or name).
+        target: String,
+        /// Message ids (or unique prefixes); empty: the whole conversation.
+        messages: Vec<String>,
+    },
 }
 
 /// The daemon's answer.

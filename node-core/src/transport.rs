@@ -22,6 +22,8 @@ use std::time::Duration;
 
 /// The ALPN: protocol name and version.
 pub const ALPN: &[u8] = b"kith/1";
+/// The ALPN of a device joining an account with an invite code.
+pub const ALPN_JOIN: &[u8] = b"kith-join/1";
 /// Connections idle this long are closed.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Keep-alive interval on idle connections.
@@ -96,7 +98,7 @@ impl Transport {
         };
         let mut builder = Endpoint::builder(presets::Minimal)
             .secret_key(secret)
-            .alpns(vec![ALPN.to_vec()])
+            .alpns(vec![ALPN.to_vec(), ALPN_JOIN.to_vec()])
             .relay_mode(RelayMode::Disabled)
             .clear_address_lookup()
             .portmapper_config(PortmapperConfig::Disabled)
@@ -136,6 +138,24 @@ impl Transport {
         device: DeviceId,
         addrs: &[SocketAddr],
     ) -> Result<Link, TransportError> {
+        self.connect_alpn(device, addrs, ALPN).await
+    }
+
+    /// Dials `device` to join its account (see [`ALPN_JOIN`]).
+    pub async fn connect_join(
+        &self,
+        device: DeviceId,
+        addrs: &[SocketAddr],
+    ) -> Result<Link, TransportError> {
+        self.connect_alpn(device, addrs, ALPN_JOIN).await
+    }
+
+    async fn connect_alpn(
+        &self,
+        device: DeviceId,
+        addrs: &[SocketAddr],
+        alpn: &[u8],
+    ) -> Result<Link, TransportError> {
         let id = iroh::PublicKey::from_bytes(device.as_bytes()).map_err(|e| {
             TransportError::Connect {
                 device,
@@ -148,7 +168,7 @@ impl Transport {
         }
         let conn =
             self.endpoint
-                .connect(addr, ALPN)
+                .connect(addr, alpn)
                 .await
                 .map_err(|e| TransportError::Connect {
                     device,
@@ -163,7 +183,7 @@ impl Transport {
         Some(
             async move {
                 let conn = incoming.await.map_err(link)?;
-                if conn.alpn() != ALPN {
+                if conn.alpn() != ALPN && conn.alpn() != ALPN_JOIN {
                     return Err(TransportError::Link("wrong protocol".into()));
                 }
                 let peer = DeviceId::from_bytes(*conn.remote_id().as_bytes());
@@ -183,6 +203,10 @@ impl Link {
     /// The authenticated peer device.
     pub fn peer(&self) -> DeviceId {
         self.peer
+    }
+    /// Whether the peer dialled to join our account (see [`ALPN_JOIN`]).
+    pub fn is_join(&self) -> bool {
+        self.conn.alpn() == ALPN_JOIN
     }
     /// Opens the sync stream (dialer).
     pub async fn open(&self) -> Result<(FrameWriter, FrameReader), TransportError> {

@@ -550,3 +550,124 @@ impl Drop for Daemon {
         }
     }
 }
+
+// ---- multi-device helpers ----
+
+/// One entry of `kith device list --json`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Device {
+    /// Device id.
+    pub id: String,
+    /// The name it was given (`init --join … --name`).
+    pub name: String,
+    /// `active` or `revoked`.
+    pub state: String,
+    /// Whether it is the device that answered.
+    pub current: bool,
+}
+
+impl Device {
+    /// Reads one `kith device list --json` entry; panics on a missing field.
+    pub fn from_json(v: &serde_json::Value) -> Self {
+        let field = |k: &str| {
+            v[k].as_str()
+                .unwrap_or_else(|| panic!("device entry without string {k:?}: {v}"))
+                .to_owned()
+        };
+        Self {
+            id: field("id"),
+            name: field("name"),
+            state: field("state"),
+            current: v["current"]
+                .as_bool()
+                .unwrap_or_else(|| panic!("device entry without bool current: {v}")),
+        }
+    }
+}
+
+impl Profile {
+    /// `kith device invite`: a one-time `kith:join/…` code (needs the daemon).
+    pub fn invite(&self) -> String {
+        let text = assert_ok(&self.kith(["device", "invite"]));
+        let code = text.trim();
+        assert!(
+            code.starts_with("kith:join/") && code.lines().count() == 1,
+            "device invite printed {text:?}"
+        );
+        code.to_owned()
+    }
+
+    /// `kith init --join CODE --name NAME --json` (with `--no-passphrase` if
+    /// the profile has no passphrase), whatever its outcome.
+    pub fn try_join(&self, code: &str, name: &str) -> Output {
+        let mut args = vec!["init", "--join", code, "--name", name, "--json"];
+        if self.passphrase.is_none() {
+            args.push("--no-passphrase");
+        }
+        self.kith(&args)
+    }
+
+    /// Links this new profile to `inviter`'s account as device `name`: a code
+    /// from `device invite` on `inviter` (whose daemon must run), then
+    /// `init --join` here. Does not start this profile's daemon; panics on
+    /// failure.
+    pub fn join(&self, inviter: &Profile, name: &str) -> Ids {
+        let code = inviter.invite();
+        let out = self.try_join(&code, name);
+        assert!(
+            out.status.success(),
+            "init --join failed: {:?}\nstdout: {}\nstderr: {}\ninviter's daemons:\n{}",
+            out.status,
+            stdout(&out),
+            stderr(&out),
+            inviter.daemon_logs()
+        );
+        let v: serde_json::Value =
+            serde_json::from_str(&stdout(&out)).expect("init --join --json is JSON");
+        let ids = Ids {
+            account: v["account"].as_str().expect("account").to_owned(),
+            device: v["device"].as_str().expect("device").to_owned(),
+        };
+        assert!(
+            is_id(&ids.account) && is_id(&ids.device),
+            "init --join: {v}"
+        );
+        ids
+    }
+
+    /// `kith device list --json`, parsed; panics on failure.
+    pub fn devices_json(&self) -> serde_json::Value {
+        let out = self.kith(["device", "list", "--json"]);
+        serde_json::from_str(&assert_ok(&out)).expect("device list --json is JSON")
+    }
+
+    /// `kith device list --json` as [`Device`]s.
+    pub fn devices(&self) -> Vec<Device> {
+        self.devices_json()
+            .as_array()
+            .expect("device list --json is an array")
+            .iter()
+            .map(Device::from_json)
+            .collect()
+    }
+
+    /// The devices `kith contact list --json` shows for the contact with
+    /// account id `account` (its active devices); empty if it is not listed.
+    pub fn contact_devices(&self, account: &str) -> std::collections::BTreeSet<String> {
+        let contacts = self.contacts_json();
+        let Some(contact) = contacts
+            .as_array()
+            .expect("contact list --json is an array")
+            .iter()
+            .find(|c| c["id"] == account)
+        else {
+            return std::collections::BTreeSet::new();
+        };
+        contact["devices"]
+            .as_array()
+            .unwrap_or_else(|| panic!("contact without a devices array: {contact}"))
+            .iter()
+            .map(|d| d.as_str().expect("device ids are strings").to_owned())
+            .collect()
+    }
+}

@@ -3,6 +3,8 @@
 pub mod card;
 pub mod contact;
 pub mod daemon;
+pub mod delete;
+pub mod device;
 pub mod init;
 pub mod log;
 pub mod send;

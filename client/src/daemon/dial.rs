@@ -49,18 +49,9 @@ pub(super) async fn dial_loop(d: Arc<Daemon>) {
 }
 
 async fn targets(d: &Daemon) -> Vec<(DeviceId, Vec<SocketAddr>)> {
-    let (mut out, me) = {
-        let node = d.node.lock().await;
-        (node.dial_targets(), node.device())
-    };
-    let hints = d.hints.lock().unwrap_or_else(|p| p.into_inner());
-    for (device, addrs) in &mut out {
-        if let Some(h) = hints.get(device) {
-            addrs.extend(h.iter().copied());
-        }
-        addrs.sort();
-        addrs.dedup();
-    }
+    let node = d.node.lock().await;
+    let me = node.device();
+    let mut out = node.dial_targets();
     out.retain(|(device, _)| *device != me);
     out
 }

@@ -22,6 +22,7 @@ const RESYNC_EVERY: Duration = Duration::from_secs(60);
 pub(super) async fn accept_loop(d: Arc<Daemon>) {
     while let Some(incoming) = d.transport.accept().await {
         match incoming {
+            Ok(link) if link.is_join() => d.spawn(super::join::serve(Arc::clone(&d), link)),
             Ok(link) => {
                 let task = run(Arc::clone(&d), link, Role::Listener);
                 d.spawn(task);
@@ -301,9 +302,15 @@ impl Driver<'_> {
                     }
                 }
                 Action::Hints(addrs) => {
-                    let parsed = addrs.iter().filter_map(|a| a.parse().ok()).collect();
-                    let mut hints = self.d.hints.lock().unwrap_or_else(|p| p.into_inner());
-                    hints.insert(self.link.peer(), parsed);
+                    let parsed: Vec<std::net::SocketAddr> =
+                        addrs.iter().filter_map(|a| a.parse().ok()).collect();
+                    // Kept across restarts: the device may be dialled later.
+                    self.d
+                        .node
+                        .lock()
+                        .await
+                        .set_hints(self.link.peer(), parsed)
+                        .await?;
                 }
             }
         }
@@ -354,6 +361,9 @@ impl Driver<'_> {
                 }
                 Err(e) => debug!(peer = %peer.short(8), error = %e, "event refused"),
             }
+        }
+        if log == LogId::account(node.account()) && node.is_revoked() {
+            self.d.revoked();
         }
         missing.sort();
         missing.dedup();

@@ -3,6 +3,7 @@
 //! and stops cleanly on SIGINT/SIGTERM.
 
 mod dial;
+mod join;
 mod link;
 mod rpc_server;
 
@@ -26,12 +27,12 @@ pub struct Daemon {
     transport: Transport,
     /// Live links per peer device.
     links: std::sync::Mutex<HashMap<DeviceId, usize>>,
-    /// Addresses peers told us about (peer exchange), per device.
-    hints: std::sync::Mutex<HashMap<DeviceId, Vec<SocketAddr>>>,
     /// Answer every received message automatically (benchmarks).
     echo: bool,
     /// Asks `serve` to stop (as SIGTERM does).
     stop: tokio::sync::Notify,
+    /// Set once this device learns that it was revoked.
+    was_revoked: std::sync::atomic::AtomicBool,
     /// UDP bytes (sent, received) of links already closed.
     wire_closed: std::sync::Mutex<(u64, u64)>,
     /// Sync frame bytes (sent, received) with their length prefixes: the
@@ -121,9 +122,9 @@ impl Daemon {
             node: Mutex::new(node),
             transport,
             links: Default::default(),
-            hints: Default::default(),
             echo,
             stop: tokio::sync::Notify::new(),
+            was_revoked: Default::default(),
             wire_closed: Default::default(),
             frame_bytes: Default::default(),
             open_links: Default::default(),
@@ -187,6 +188,9 @@ impl Daemon {
         drop(listener);
         let _ = std::fs::remove_file(&socket);
         self.transport.close().await;
+        if self.was_revoked.load(std::sync::atomic::Ordering::SeqCst) {
+            anyhow::bail!("this device was revoked from its account; its profile is locked");
+        }
         Ok(())
     }
 
@@ -236,6 +240,17 @@ impl Daemon {
         let mut links = self.links.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(n) = links.get_mut(&peer) {
             *n = n.saturating_sub(1);
+        }
+    }
+
+    /// This device was revoked: stop at once (the profile is locked).
+    fn revoked(&self) {
+        if !self
+            .was_revoked
+            .swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            warn!("this device was revoked from its account: stopping, its profile is locked");
+            self.stop.notify_one();
         }
     }
 

@@ -52,6 +52,21 @@ impl Daemon {
                 let with = node.resolve_target(&target)?;
                 serde_json::to_value(node.conversation(with, limit).await?)?
             }
+            Request::DeviceInvite => {
+                let code = node.invite(self.transport.hints(), now)?;
+                serde_json::json!({ "code": code })
+            }
+            Request::DeviceList => serde_json::to_value(node.devices()?)?,
+            Request::DeviceRevoke { device } => {
+                let id = node.revoke_device(&device, now).await?;
+                serde_json::json!({ "id": id })
+            }
+            Request::Delete { target, messages } => {
+                let with = node.resolve_target(&target)?;
+                let log = node_core::LogId::conversation(node.account(), with);
+                let count = node.delete(log, &messages, now).await?;
+                serde_json::json!({ "deleted": count })
+            }
         };
         Ok(value)
     }

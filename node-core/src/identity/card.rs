@@ -95,7 +95,7 @@ impl Card {
         Ok(card)
     }
 
-    fn encode_unsigned(&self) -> Vec<u8> {
+    pub(crate) fn encode_unsigned(&self) -> Vec<u8> {
         let mut w = Writer::new();
         w.u8(CARD_VERSION)
             .fixed(self.account.as_bytes())

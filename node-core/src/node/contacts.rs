@@ -13,15 +13,20 @@ use std::net::SocketAddr;
 pub mod self_kind {
     /// A contact added (or its alias changed): the card URI and an alias.
     pub const CONTACT: u16 = 1;
+    /// Messages deleted on all own devices.
+    pub const DELETE: u16 = 2;
 }
 
 /// A contact as this device knows it.
 #[derive(Debug, Clone)]
 pub struct Contact {
-    /// The card it was added from.
+    /// The card it was added from (the newest issued).
     pub card: Card,
     /// The user's name for it.
     pub alias: Option<String>,
+    /// Which self-log entry set `alias` (a register: the entry with the
+    /// highest (depth, author, id) wins, whatever the arrival order).
+    alias_by: (u64, DeviceId, crate::id::EventId),
 }
 
 /// A contact as `kith contact list --json` shows it.
@@ -80,10 +85,15 @@ impl Node {
         Ok(card.account)
     }
 
-    /// Applies a stored self-log event to what this device knows.
+    /// Applies a stored self-log event to what this device knows. The
+    /// result does not depend on the order entries arrive in: contacts are
+    /// an add-wins set, the card is the newest issued (ties by signature
+    /// bytes), the alias a register ordered by (depth, author, id).
     pub(super) fn apply_self_entry(&mut self, event: &Event) {
-        if event.header().kind != self_kind::CONTACT {
-            return;
+        match event.header().kind {
+            self_kind::CONTACT => {}
+            self_kind::DELETE => return self.apply_delete_entry(event),
+            _ => return,
         }
         let Some(Ok((card, alias))) = event.body().map(decode_contact) else {
             return;
@@ -92,17 +102,33 @@ impl Node {
         if account == self.account {
             return;
         }
+        let h = event.header();
+        let by = (h.depth, h.author, event.id());
         match self.contacts.get_mut(&account) {
             Some(c) => {
-                if card.issued >= c.card.issued {
+                if (card.issued, card.encode_unsigned()) > (c.card.issued, c.card.encode_unsigned())
+                {
                     c.card = card;
                 }
-                if alias.is_some() {
+                if alias.is_some() && by > c.alias_by {
                     c.alias = alias;
+                    c.alias_by = by;
                 }
             }
             None => {
-                self.contacts.insert(account, Contact { card, alias });
+                let alias_by = if alias.is_some() {
+                    by
+                } else {
+                    (0, h.author, crate::id::EventId::from_bytes([0; 32]))
+                };
+                self.contacts.insert(
+                    account,
+                    Contact {
+                        card,
+                        alias,
+                        alias_by,
+                    },
+                );
             }
         }
         self.accounts
@@ -163,14 +189,26 @@ impl Node {
         }
     }
 
-    /// Devices to keep links with, and the addresses their cards give.
+    /// Devices to keep links with (own other active devices and contacts'
+    /// active devices), with the addresses cards, invite codes and the
+    /// devices' own reports gave.
     pub fn dial_targets(&self) -> Vec<(DeviceId, Vec<SocketAddr>)> {
         let mut out = Vec::new();
+        let me = self.device();
+        if let Ok(own) = self.account_state() {
+            for (d, _) in own.active_devices().filter(|(d, _)| **d != me) {
+                out.push((*d, self.hints_of(d)));
+            }
+        }
         for (account, c) in &self.contacts {
-            let hints: Vec<SocketAddr> =
+            let card: Vec<SocketAddr> =
                 c.card.hints.iter().filter_map(|h| h.parse().ok()).collect();
             for d in self.contact_devices(account) {
-                out.push((d, hints.clone()));
+                let mut hints = self.hints_of(&d);
+                hints.extend(card.iter().copied());
+                hints.sort();
+                hints.dedup();
+                out.push((d, hints));
             }
         }
         out

@@ -103,7 +103,10 @@ impl Node {
         let own = self.account_state()?;
         Ok(events
             .into_iter()
-            .filter(|e| e.event.header().kind == conversation_kind::MESSAGE)
+            // Deleted messages keep only their header: not shown.
+            .filter(|e| {
+                e.event.header().kind == conversation_kind::MESSAGE && e.event.body().is_some()
+            })
             .map(|e| {
                 let h = e.event.header();
                 let author = if own.devices.contains_key(&h.author) {

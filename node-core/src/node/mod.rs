@@ -6,6 +6,8 @@
 //! node implements).
 
 pub mod contacts;
+pub mod delete;
+pub mod devices;
 pub mod messages;
 mod view;
 pub use view::Receipts;
@@ -54,6 +56,9 @@ pub enum NodeError {
     /// The stored profile is inconsistent.
     #[error("profile is damaged: {0}")]
     Damaged(String),
+    /// This device was revoked from its account: its profile is locked.
+    #[error("this device was revoked from its account; its profile is locked")]
+    Revoked,
 }
 
 impl From<EventError> for NodeError {
@@ -106,6 +111,25 @@ pub struct Node {
     contacts: BTreeMap<AccountId, contacts::Contact>,
     next_seq: u64,
     events: broadcast::Sender<LocalEvent>,
+    /// Open invite codes: (secret, expiry). Not stored: a restart of the
+    /// daemon voids them.
+    invites: Vec<(SecretBytes<16>, i64)>,
+    /// Known addresses of devices (own and contacts'), kept across restarts.
+    device_hints: BTreeMap<DeviceId, Vec<std::net::SocketAddr>>,
+    /// Deletions from the self log, per log.
+    deletions: HashMap<LogId, delete::Deletions>,
+}
+
+/// What [`Node::assemble`] needs.
+struct Parts {
+    profile: Profile,
+    lock: ProfileLock,
+    store: Store,
+    key: SigningKey,
+    account: AccountId,
+    name: String,
+    protected: bool,
+    next_seq: u64,
 }
 
 /// A newly stored event, announced to the sync sessions.
@@ -175,22 +199,16 @@ impl Node {
                 (META_NEXT_SEQ, &2u64.to_be_bytes()),
             ])
             .await?;
-        let mut node = Node {
-            protected: passphrase.is_some(),
+        let mut node = Node::assemble(Parts {
             profile,
-            _lock: lock,
+            lock,
             store,
             key,
             account,
             name: name.to_owned(),
-            accounts: BTreeMap::from([(account, AccountLog::new(account))]),
-            logs: HashMap::new(),
-            contacts: BTreeMap::new(),
+            protected: passphrase.is_some(),
             next_seq: 2,
-            events: broadcast::channel(EVENT_CHANNEL).0,
-        };
-        node.add_log(LogId::account(account), LogKind::Account);
-        node.add_log(LogId::self_log(account), LogKind::SelfLog);
+        });
         node.ingest_event(genesis, now, None).await?;
         Ok((node, recovery_key.map(|k| RecoveryCode(k.seed()))))
     }
@@ -210,24 +228,53 @@ impl Node {
         let name = String::from_utf8(meta(&store, META_NAME).await?)
             .map_err(|_| NodeError::Damaged("device name is not UTF-8".into()))?;
         let next_seq = u64::from_be_bytes(meta_array(&store, META_NEXT_SEQ).await?);
-        let mut node = Node {
+        let mut node = Node::assemble(Parts {
             profile,
-            _lock: lock,
+            lock,
             store,
             key,
             account,
             name,
             protected,
-            accounts: BTreeMap::from([(account, AccountLog::new(account))]),
+            next_seq,
+        });
+        node.load().await?;
+        node.device_hints = devices::decode_hints(
+            &node
+                .store
+                .meta(devices::META_DEVICE_HINTS)
+                .await?
+                .unwrap_or_default(),
+        );
+        if node.is_revoked() {
+            node.close().await;
+            return Err(NodeError::Revoked);
+        }
+        Ok(node)
+    }
+
+    /// A node with its own account and self log registered, nothing loaded.
+    fn assemble(p: Parts) -> Node {
+        let mut node = Node {
+            profile: p.profile,
+            _lock: p.lock,
+            store: p.store,
+            key: p.key,
+            account: p.account,
+            name: p.name,
+            protected: p.protected,
+            accounts: BTreeMap::from([(p.account, AccountLog::new(p.account))]),
             logs: HashMap::new(),
             contacts: BTreeMap::new(),
-            next_seq,
+            next_seq: p.next_seq,
             events: broadcast::channel(EVENT_CHANNEL).0,
+            invites: Vec::new(),
+            device_hints: BTreeMap::new(),
+            deletions: HashMap::new(),
         };
-        node.add_log(LogId::account(account), LogKind::Account);
-        node.add_log(LogId::self_log(account), LogKind::SelfLog);
-        node.load().await?;
-        Ok(node)
+        node.add_log(LogId::account(p.account), LogKind::Account);
+        node.add_log(LogId::self_log(p.account), LogKind::SelfLog);
+        node
     }
 
     async fn load(&mut self) -> Result<(), NodeError> {
@@ -244,7 +291,12 @@ impl Node {
         for log in others {
             self.load_log(log).await?;
         }
-        Ok(())
+        // Whole-log deletions are resolved against the loaded logs again.
+        let logs: Vec<LogId> = self.deletions.keys().copied().collect();
+        for log in logs {
+            self.note_new_events(log);
+        }
+        self.enforce_deletions().await
     }
 
     async fn load_log(&mut self, log: LogId) -> Result<(), NodeError> {
@@ -459,7 +511,7 @@ impl Node {
     async fn persist(
         &mut self,
         log: LogId,
-        rows: Vec<StoredEvent>,
+        mut rows: Vec<StoredEvent>,
         meta: &[(&str, &[u8])],
         outbox: &[(EventId, LogId, AccountId)],
         from: Option<DeviceId>,
@@ -467,10 +519,12 @@ impl Node {
         if rows.is_empty() {
             return Ok(Ingested::Stored(vec![]));
         }
+        self.strip_deleted(log, &mut rows);
         if let Err(e) = self.store.insert_with_outbox(&rows, meta, outbox).await {
             self.reload(log).await?;
             return Err(e.into());
         }
+        self.note_new_events(log);
         for r in &rows {
             if log == LogId::self_log(self.account) {
                 self.apply_self_entry(&r.event);
@@ -482,6 +536,7 @@ impl Node {
                 from,
             });
         }
+        self.enforce_deletions().await?;
         Ok(Ingested::Stored(
             rows.iter().map(|r| r.event.id()).collect(),
         ))

@@ -361,6 +361,33 @@ impl Store {
         tx.commit().await.map_err(db("recording delivery"))
     }
 
+    /// Removes the bodies of these events (deleted messages); headers stay.
+    pub async fn drop_bodies(&self, ids: &[EventId]) -> Result<(), StoreError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(db("beginning a transaction"))?;
+        for chunk in ids.chunks(500) {
+            let mut q = sqlx::QueryBuilder::<Sqlite>::new(
+                "UPDATE events SET body = NULL WHERE body IS NOT NULL AND id IN (",
+            );
+            let mut sep = q.separated(", ");
+            for id in chunk {
+                sep.push_bind(id.as_bytes().to_vec());
+            }
+            q.push(")");
+            q.build()
+                .execute(&mut *tx)
+                .await
+                .map_err(db("deleting message bodies"))?;
+        }
+        tx.commit().await.map_err(db("deleting message bodies"))
+    }
+
     /// Events of `log` still waiting for delivery to some account.
     pub async fn undelivered(&self, log: LogId) -> Result<Vec<EventId>, StoreError> {
         let rows: Vec<Vec<u8>> =

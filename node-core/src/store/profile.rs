@@ -102,6 +102,21 @@ impl Profile {
         Ok(())
     }
 
+    /// Removes the files of a profile whose creation failed (and the folder,
+    /// if that leaves it empty).
+    pub fn remove_files(&self) {
+        for name in [
+            "kith.key",
+            "kith.db",
+            "kith.db-wal",
+            "kith.db-shm",
+            "kith.lock",
+        ] {
+            let _ = fs::remove_file(self.dir.join(name));
+        }
+        let _ = fs::remove_dir(&self.dir);
+    }
+
     /// Checks an existing profile's folder and key file.
     pub fn check(&self) -> Result<(), ProfileError> {
         if !self.exists() {

@@ -4,6 +4,7 @@
 //!
 //! Not here: sockets (`transport`), the store, or deciding whom to dial.
 
+pub mod join;
 pub mod message;
 pub mod session;
 

@@ -1,0 +1,62 @@
+//! `kith device`: invite a new device, list this account's devices,
+//! revoke one.
+
+use crate::rpc::{self, Request};
+use anyhow::{Context, Result};
+use node_core::node::devices::DeviceInfo;
+use std::path::Path;
+
+/// `kith device` subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum Args {
+    /// Print a one-time code (valid 10 minutes) for `kith init --join`.
+    Invite,
+    /// List this account's devices.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a lost or stolen device, everywhere.
+    Revoke {
+        /// Device id, unique prefix or name.
+        device: String,
+    },
+}
+
+/// Runs `kith device …`.
+pub fn run(home: &Path, args: Args) -> Result<()> {
+    let rt = super::runtime()?;
+    match args {
+        Args::Invite => {
+            let v = rt.block_on(rpc::call(home, &Request::DeviceInvite))?;
+            println!(
+                "{}",
+                v["code"]
+                    .as_str()
+                    .context("the daemon's answer has no code")?
+            );
+        }
+        Args::List { json } => {
+            let v = rt.block_on(rpc::call(home, &Request::DeviceList))?;
+            if json {
+                println!("{v}");
+                return Ok(());
+            }
+            let devices: Vec<DeviceInfo> =
+                serde_json::from_value(v).context("the daemon's list is not valid")?;
+            for d in devices {
+                let current = if d.current { "  (this device)" } else { "" };
+                println!("{}  {}  [{}]{current}", d.id.short(12), d.name, d.state);
+            }
+        }
+        Args::Revoke { device } => {
+            let v = rt.block_on(rpc::call(home, &Request::DeviceRevoke { device }))?;
+            println!(
+                "revoked {}",
+                v["id"].as_str().context("the daemon's answer has no id")?
+            );
+        }
+    }
+    Ok(())
+}

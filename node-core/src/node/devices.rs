@@ -1,0 +1,345 @@
+//! The account's devices: invite codes, joining, the device list,
+//! revocation, and the addresses devices were last seen at.
+
+use super::{META_ACCOUNT, META_NAME, META_NEXT_SEQ, META_SEED, Node, NodeError, Parts};
+use crate::crypto::{SecretBytes, SigningKey, ct_eq};
+use crate::id::{DeviceId, EventId, LogId};
+use crate::identity::AccountEntry;
+use crate::identity::entry::{check_name, kind, verify_join};
+use crate::store::{Passphrase, Profile, Store, StoreError};
+use crate::sync::join::{INVITE_LIFETIME_MS, Invite};
+use crate::wire::{Reader, Writer};
+use std::net::SocketAddr;
+
+/// Metadata key of the device address book.
+pub(super) const META_DEVICE_HINTS: &str = "device_hints";
+/// Most invite codes open at once.
+const MAX_OPEN_INVITES: usize = 16;
+/// Most addresses kept per device.
+const MAX_HINTS_PER_DEVICE: usize = 8;
+
+/// A device as `kith device list --json` shows it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct DeviceInfo {
+    /// Device id.
+    pub id: DeviceId,
+    /// Its name.
+    pub name: String,
+    /// `active` or `revoked`.
+    pub state: String,
+    /// Whether it is this device.
+    pub current: bool,
+}
+
+/// What a joining device receives: the account log and the self log, in
+/// wire form, parents first.
+#[derive(Debug)]
+pub struct JoinSnapshot {
+    /// Account-log events.
+    pub account: Vec<Vec<u8>>,
+    /// Self-log events.
+    pub self_log: Vec<Vec<u8>>,
+}
+
+impl Node {
+    /// Makes a one-time invite code for a new device of this account, valid
+    /// for ten minutes; `hints` are where this device listens.
+    pub fn invite(&mut self, hints: Vec<SocketAddr>, now: i64) -> Result<String, NodeError> {
+        if !self.account_state()?.is_active(&self.device()) {
+            return Err(NodeError::Revoked);
+        }
+        self.invites.retain(|(_, expires)| *expires > now);
+        if self.invites.len() >= MAX_OPEN_INVITES {
+            return Err(NodeError::Invalid(format!(
+                "{MAX_OPEN_INVITES} invite codes are already open; use one or wait until they expire"
+            )));
+        }
+        let invite = Invite {
+            account: self.account,
+            device: self.device(),
+            hints: hints.into_iter().take(8).collect(),
+            secret: SecretBytes::random(),
+            expires: now + INVITE_LIFETIME_MS,
+        };
+        self.invites
+            .push((SecretBytes::new(*invite.secret.as_bytes()), invite.expires));
+        Ok(invite.to_code())
+    }
+
+    /// Adds `device` (authenticated by the join connection) to the account
+    /// if `secret` is an open, unexpired invite and `join` proves it holds
+    /// its key. The invite is used up; the add-device entry is written.
+    /// Returns the account log and the self log for the new device.
+    pub async fn accept_join(
+        &mut self,
+        device: DeviceId,
+        secret: &SecretBytes<16>,
+        name: &str,
+        join: crate::crypto::Signature,
+        now: i64,
+    ) -> Result<JoinSnapshot, NodeError> {
+        self.invites.retain(|(_, expires)| *expires > now);
+        // Every open invite is compared, each in constant time.
+        let mut found = None;
+        for (i, (open, _)) in self.invites.iter().enumerate() {
+            if ct_eq(open.as_bytes(), secret.as_bytes()) {
+                found = Some(i);
+            }
+        }
+        let Some(index) = found else {
+            return Err(NodeError::Invalid(
+                "the invite code is wrong, expired or already used".into(),
+            ));
+        };
+        check_name(name).map_err(NodeError::BadName)?;
+        if !verify_join(self.account, device, name, &join) {
+            return Err(NodeError::Invalid(
+                "the joining device did not prove it holds its key".into(),
+            ));
+        }
+        let state = self.account_state()?;
+        if state.devices.contains_key(&device) {
+            return Err(NodeError::Invalid(
+                "that device is already in this account".into(),
+            ));
+        }
+        self.invites.remove(index);
+        let body = AccountEntry::AddDevice {
+            device,
+            name: name.to_owned(),
+            join,
+        }
+        .encode();
+        self.append(LogId::account(self.account), kind::ADD_DEVICE, body, now)
+            .await?;
+        self.snapshot_for_join().await
+    }
+
+    async fn snapshot_for_join(&self) -> Result<JoinSnapshot, NodeError> {
+        let all = |log: LogId| -> Vec<EventId> {
+            self.logs
+                .get(&log)
+                .map(|d| d.ids().copied().collect())
+                .unwrap_or_default()
+        };
+        let account_log = LogId::account(self.account);
+        let self_log = LogId::self_log(self.account);
+        Ok(JoinSnapshot {
+            account: self.serve(account_log, &all(account_log)).await?,
+            self_log: self.serve(self_log, &all(self_log)).await?,
+        })
+    }
+
+    /// Makes the profile of a device that joined an account: `key` is the
+    /// device key it proved, `snapshot` what the inviting device sent. The
+    /// account log must list this device as active.
+    pub async fn create_joined(
+        profile: Profile,
+        name: &str,
+        passphrase: Option<&Passphrase>,
+        key: SigningKey,
+        invite: &Invite,
+        snapshot: JoinSnapshot,
+        now: i64,
+    ) -> Result<Node, NodeError> {
+        check_name(name).map_err(NodeError::BadName)?;
+        profile.create_dir().map_err(StoreError::from)?;
+        let lock = profile.lock().map_err(StoreError::from)?;
+        let store = Store::create(&profile, passphrase).await?;
+        let account = invite.account;
+        let seed = key.seed();
+        store
+            .set_meta(&[
+                (META_SEED, seed.as_bytes()),
+                (META_ACCOUNT, account.as_bytes()),
+                (META_NAME, name.as_bytes()),
+                (META_NEXT_SEQ, &1u64.to_be_bytes()),
+            ])
+            .await?;
+        let mut node = Node::assemble(Parts {
+            profile,
+            lock,
+            store,
+            key,
+            account,
+            name: name.to_owned(),
+            protected: passphrase.is_some(),
+            next_seq: 1,
+        });
+        let threads = std::thread::available_parallelism().map_or(1, usize::from);
+        node.ingest_batch(
+            LogId::account(account),
+            &snapshot.account,
+            now,
+            threads,
+            None,
+        )
+        .await?;
+        if !node
+            .account_state()
+            .is_ok_and(|s| s.is_active(&node.device()))
+        {
+            node.close().await;
+            return Err(NodeError::Invalid(
+                "the inviting device did not add this device to its account".into(),
+            ));
+        }
+        node.ingest_batch(
+            LogId::self_log(account),
+            &snapshot.self_log,
+            now,
+            threads,
+            None,
+        )
+        .await?;
+        node.set_hints(invite.device, invite.hints.clone()).await?;
+        Ok(node)
+    }
+
+    /// This account's devices, for `kith device list`.
+    pub fn devices(&self) -> Result<Vec<DeviceInfo>, NodeError> {
+        let state = self.account_state()?;
+        let me = self.device();
+        let mut out: Vec<DeviceInfo> = state
+            .devices
+            .iter()
+            .map(|(id, d)| DeviceInfo {
+                id: *id,
+                name: d.name.clone(),
+                state: if d.revoked.is_some() {
+                    "revoked"
+                } else {
+                    "active"
+                }
+                .into(),
+                current: *id == me,
+            })
+            .collect();
+        out.sort_by_key(|d| state.devices.get(&d.id).map(|r| r.seniority));
+        Ok(out)
+    }
+
+    /// Revokes one of this account's devices (by id, unique prefix of at
+    /// least four characters, or name): its events after the last one we
+    /// hold are rejected everywhere, and it receives nothing new.
+    pub async fn revoke_device(&mut self, target: &str, now: i64) -> Result<DeviceId, NodeError> {
+        let state = self.account_state()?;
+        let t = target.trim();
+        let lower = t.to_lowercase();
+        let matches: Vec<DeviceId> = state
+            .active_devices()
+            .filter(|(id, d)| {
+                d.name == t
+                    || id.to_string() == lower
+                    || (lower.len() >= 4 && id.to_string().starts_with(&lower))
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        let device = match matches.as_slice() {
+            [one] => *one,
+            [] => {
+                return Err(NodeError::Invalid(format!(
+                    "no active device of this account matches {t:?}"
+                )));
+            }
+            many => {
+                return Err(NodeError::Invalid(format!(
+                    "{t:?} is ambiguous: {}",
+                    many.iter()
+                        .map(|d| d.short(12))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+        };
+        if device == self.device() {
+            return Err(NodeError::Invalid(
+                "this is the current device; revoke it from another one".into(),
+            ));
+        }
+        // The cut-off: the newest event by that device that we hold.
+        let cutoff_seq = self
+            .logs
+            .values()
+            .filter_map(|dag| dag.latest_by(&device).and_then(|id| dag.node(&id)))
+            .map(|n| n.seq)
+            .max()
+            .unwrap_or(0);
+        let body = AccountEntry::RevokeDevice { device, cutoff_seq }.encode();
+        self.append(LogId::account(self.account), kind::REVOKE_DEVICE, body, now)
+            .await?;
+        Ok(device)
+    }
+
+    /// Whether this device has been revoked from its account.
+    pub fn is_revoked(&self) -> bool {
+        self.account_state()
+            .is_ok_and(|s| s.devices.contains_key(&self.device()) && !s.is_active(&self.device()))
+    }
+
+    /// Remembers where `device` can be reached (its latest own report, or
+    /// what a code or card said).
+    pub async fn set_hints(
+        &mut self,
+        device: DeviceId,
+        mut addrs: Vec<SocketAddr>,
+    ) -> Result<(), NodeError> {
+        addrs.sort();
+        addrs.dedup();
+        addrs.truncate(MAX_HINTS_PER_DEVICE);
+        if device == self.device() || self.device_hints.get(&device) == Some(&addrs) {
+            return Ok(());
+        }
+        if addrs.is_empty() {
+            self.device_hints.remove(&device);
+        } else {
+            self.device_hints.insert(device, addrs);
+        }
+        let bytes = encode_hints(&self.device_hints);
+        Ok(self.store.set_meta(&[(META_DEVICE_HINTS, &bytes)]).await?)
+    }
+
+    /// Where `device` was last known to listen.
+    pub fn hints_of(&self, device: &DeviceId) -> Vec<SocketAddr> {
+        self.device_hints.get(device).cloned().unwrap_or_default()
+    }
+}
+
+fn encode_hints(hints: &std::collections::BTreeMap<DeviceId, Vec<SocketAddr>>) -> Vec<u8> {
+    let mut w = Writer::new();
+    w.u16(hints.len().min(u16::MAX as usize) as u16);
+    for (d, addrs) in hints.iter().take(u16::MAX as usize) {
+        w.fixed(d.as_bytes()).u16(addrs.len() as u16);
+        for a in addrs {
+            w.str(&a.to_string());
+        }
+    }
+    w.finish()
+}
+
+/// Reads the stored address book (what does not parse is dropped).
+pub(super) fn decode_hints(bytes: &[u8]) -> std::collections::BTreeMap<DeviceId, Vec<SocketAddr>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut r = Reader::new(bytes);
+    let Ok(n) = r.u16("devices") else {
+        return out;
+    };
+    for _ in 0..n {
+        let Ok(d) = r.array::<32>("device") else {
+            break;
+        };
+        let Ok(k) = r.count(MAX_HINTS_PER_DEVICE, "addresses") else {
+            break;
+        };
+        let mut addrs = Vec::new();
+        for _ in 0..k {
+            match r.str(128, "address").map(str::parse::<SocketAddr>) {
+                Ok(Ok(a)) => addrs.push(a),
+                Ok(Err(_)) => {}
+                Err(_) => return out,
+            }
+        }
+        out.insert(DeviceId::from_bytes(d), addrs);
+    }
+    out
+}
