@@ -1,6 +1,9 @@
-//! Two real daemons in one process, linked over QUIC on loopback; prints
-//! round-trip latency, sustained throughput, reconnect cost and history
-//! transfer. Run: `cargo bench -p kith --bench link`.
+//! Real daemons in one process, linked over QUIC on loopback; prints
+//! round-trip latency, sustained throughput, reconnect cost, history
+//! transfer, how long a newly linked device takes to hold an account's
+//! history, and how long a revocation takes to reach a contact.
+//! Run: `cargo bench -p kith --bench link` (`KITH_BENCH=rtt|throughput|
+//! history|devices` runs one part).
 #![allow(clippy::unwrap_used, clippy::disallowed_methods)]
 
 use kith_client::daemon::Daemon;
@@ -298,6 +301,162 @@ async fn history_and_reconnect() {
     );
 }
 
+/// Joins a new device to `inviter`'s account (node level, as the join
+/// connection does) and starts its daemon.
+async fn join(inviter: &Side, name: &str) -> Side {
+    use node_core::sync::join::Invite;
+    let dir = tempfile::Builder::new()
+        .prefix("kb")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let path = dir.path().join("p");
+    let hints = inviter.daemon.listening();
+    let mut node = inviter.daemon.node().lock().await;
+    let invite = Invite::parse(&node.invite(hints, now()).unwrap()).unwrap();
+    let key = node_core::crypto::SigningKey::generate();
+    let device = node_core::DeviceId::from(key.verifying_key());
+    let proof = node_core::identity::entry::sign_join(&key, invite.account, name);
+    let snapshot = node
+        .accept_join(device, &invite.secret, name, proof, now())
+        .await
+        .unwrap();
+    drop(node);
+    let joined = Node::create_joined(
+        Profile::new(&path),
+        name,
+        None,
+        key,
+        &invite,
+        snapshot,
+        now(),
+    )
+    .await
+    .unwrap();
+    let (daemon, task) = start(joined, false).await;
+    Side {
+        _dir: dir,
+        path,
+        daemon,
+        task,
+    }
+}
+
+async fn new_device_history() {
+    let a = side("A", false).await;
+    // 20 contacts (offline: only their cards are needed), 5000 messages
+    // of 100 bytes with each.
+    let mut logs = Vec::new();
+    let text = "y".repeat(100);
+    for i in 0..20 {
+        let dir = tempfile::tempdir().unwrap();
+        let (c, _) = Node::create(
+            Profile::new(dir.path().join("c")),
+            &format!("c{i}"),
+            None,
+            false,
+            now(),
+        )
+        .await
+        .unwrap();
+        let card = c.card(vec!["127.0.0.1:9".into()], now()).unwrap();
+        c.close().await;
+        let mut node = a.daemon.node().lock().await;
+        let id = node.add_contact(&card, None, now()).await.unwrap();
+        for _ in 0..5 {
+            node.send_messages(id, &vec![text.clone(); 1000], now())
+                .await
+                .unwrap();
+        }
+        logs.push(LogId::conversation(node.account(), id));
+    }
+    let event_bytes: usize = {
+        let node = a.daemon.node().lock().await;
+        let mut total = 0;
+        for log in &logs {
+            let ids: Vec<_> = node.log(log).unwrap().ids().copied().collect();
+            total += node
+                .serve(*log, &ids)
+                .await
+                .unwrap()
+                .iter()
+                .map(Vec::len)
+                .sum::<usize>();
+        }
+        total
+    };
+    let t = Instant::now();
+    let a2 = join(&a, "A2").await;
+    for log in &logs {
+        wait_count(&a2, *log, 5000, Duration::from_secs(600)).await;
+    }
+    let took = t.elapsed();
+    let (ftx, frx) = a2.daemon.frame_bytes();
+    let (tx, rx) = a2.daemon.wire_bytes();
+    let payload = 100_000 * text.len();
+    println!(
+        "new device, 20 conversations of 5000 messages: full history in {:.2} s; sync frames {} bytes, UDP bytes {} ({:.2}x text payload {payload}, {:.2}x signed events {event_bytes})",
+        took.as_secs_f64(),
+        ftx + frx,
+        tx + rx,
+        (tx + rx) as f64 / payload as f64,
+        (tx + rx) as f64 / event_bytes as f64
+    );
+    stop(a2).await;
+    stop(a).await;
+}
+
+async fn revocation() {
+    let a1 = side("A1", false).await;
+    let b1 = side("B1", false).await;
+    let (aid, _) = pair(&a1, &b1).await;
+    let a2 = join(&a1, "A2").await;
+    let a2_id = a2.daemon.node().lock().await.device();
+    let b_knows = |active: bool| {
+        let b1 = &b1;
+        async move {
+            b1.daemon
+                .node()
+                .lock()
+                .await
+                .account_log_state(aid)
+                .is_ok_and(|s| s.is_active(&a2_id) == active)
+        }
+    };
+    let start = Instant::now();
+    while !b_knows(true).await {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "B1 never learned A2"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let mut samples = Vec::new();
+    let t = Instant::now();
+    a1.daemon
+        .node()
+        .lock()
+        .await
+        .revoke_device(&a2_id.to_string(), now())
+        .await
+        .unwrap();
+    while !b_knows(false).await {
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "B1 never learned the revocation"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    samples.push(t.elapsed());
+    let stopped = a2.task.await.unwrap();
+    println!(
+        "revocation: the contact refuses the revoked device {:.1} ms after `device revoke`; the revoked device stopped itself ({})",
+        samples[0].as_secs_f64() * 1000.0,
+        stopped.err().map_or("no error".into(), |e| e.to_string())
+    );
+    stop(b1).await;
+    stop(a1).await;
+}
+
 fn main() {
     if let Ok(filter) = std::env::var("KITH_LOG") {
         tracing_subscriber::fmt()
@@ -320,6 +479,10 @@ fn main() {
         }
         if only.is_empty() || only == "history" {
             history_and_reconnect().await;
+        }
+        if only.is_empty() || only == "devices" {
+            new_device_history().await;
+            revocation().await;
         }
     });
 }
