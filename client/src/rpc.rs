@@ -50,6 +50,9 @@ pub enum Request {
     DeviceRevoke {
         /// Device id, unique prefix or name.
         device: String,
+        /// Sign with the account's recovery code instead of this device.
+        #[serde(default)]
+        recovery: Option<String>,
     },
     /// Delete messages (or the whole conversation) on all own devices.
     Delete {

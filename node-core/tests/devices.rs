@@ -133,7 +133,7 @@ fn wrong_reused_expired_or_unproven_joins_add_nothing() {
         let device2 = node_core::DeviceId::from(key2.verifying_key());
         let proof2 = sign_join(&key2, account, "third");
         let e = a1
-            .accept_join(device2, &code.secret, "third", proof2.clone(), NOW)
+            .accept_join(device2, &code.secret, "third", proof2, NOW)
             .await;
         assert!(matches!(e, Err(NodeError::Invalid(_))), "{e:?}");
 
@@ -271,8 +271,7 @@ proptest! {
             deliver(&mut a3, conv, conv_events, seed2).await;
 
             let state = |n: &Node| {
-                let alias = n.contacts().into_iter().find(|x| x.id == carol).and_then(|x| x.alias);
-                alias
+                n.contacts().into_iter().find(|x| x.id == carol).and_then(|x| x.alias)
             };
             let (s1, s2, s3) = (state(&a1), state(&a2), state(&a3));
             let (m1, m2, m3) = (

@@ -217,7 +217,10 @@ impl Sim {
                     // Relay by any holder: pass new events on to other links.
                     self.push_local(me, Some(k), &fresh);
                 }
-                Action::Receipts { .. } | Action::ReceiptsAll { .. } | Action::Hints(_) => {}
+                Action::Receipts { .. }
+                | Action::ReceiptsAll { .. }
+                | Action::Hints(_)
+                | Action::DeviceHints { .. } => {}
             }
         }
     }

@@ -554,3 +554,86 @@ fn bad_join_input_is_refused_and_adds_nothing() {
         assert_eq!(states(&a1), three, "revoke {dev} changed the device list");
     }
 }
+
+/// The recovery-key path: a thief holding A1 revokes A2 while the owner, on
+/// A2, revokes A1 with the recovery code, neither having heard of the other.
+/// Once they meet, the recovery key wins on every device (A1 revoked, A2
+/// active), A1's daemon stops itself, and a contact sees the same.
+#[test]
+fn the_recovery_key_beats_a_thiefs_concurrent_revocation() {
+    let a1 = Profile::new();
+    let out = a1.kith([
+        "init",
+        "--name",
+        "alice",
+        "--no-passphrase",
+        "--recovery-key",
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&assert_ok(&out)).unwrap();
+    let code = v["recovery_code"].as_str().unwrap().to_owned();
+    let (a, a1_dev) = (
+        v["account"].as_str().unwrap().to_owned(),
+        v["device"].as_str().unwrap().to_owned(),
+    );
+    let mut da1 = a1.spawn_daemon_shared();
+    let (b1, _, mut db1) = user("bob");
+    pair(&a1, &b1);
+    let (a2, ia2) = linked(&a1, "alice-phone");
+    let everyone = [("A1", &a1), ("A2", &a2), ("B1", &b1)];
+
+    // A wrong recovery code is refused and changes nothing.
+    let mut da2 = a2.spawn_daemon_shared();
+    let mut wrong = a2.command(["device", "revoke", a1_dev.as_str(), "--recovery"]);
+    wrong.env("KITH_RECOVERY_CODE", "aaaa-bbbb");
+    assert_fails_cleanly(&run_limited(&mut wrong, Duration::from_secs(30)));
+    wait_for(
+        "A2 knows both devices",
+        &everyone,
+        || states(&a2),
+        |s| s.len() == 2,
+    );
+    stop(&mut da2, "A2");
+
+    // The thief, on A1, revokes A2 while A2 (and B1) are away.
+    wait_for(
+        "B1 knows both of A's devices",
+        &everyone,
+        || b1.contact_devices(&a),
+        |d| d.len() == 2,
+    );
+    stop(&mut db1, "B1");
+    assert_ok(&a1.kith(["device", "revoke", ia2.device.as_str()]));
+    stop(&mut da1, "A1");
+    // The owner, on A2 (A1 away), revokes A1 with the recovery code.
+    let da2 = a2.spawn_daemon_shared();
+    let mut rec = a2.command(["device", "revoke", a1_dev.as_str(), "--recovery"]);
+    rec.env("KITH_RECOVERY_CODE", &code);
+    assert_ok(&run_limited(&mut rec, Duration::from_secs(30)));
+
+    // They meet (and B1 hears both).
+    let _db1 = b1.spawn_daemon_shared();
+    let mut da1 = a1.start_daemon_shared();
+    let want = states_of(&[
+        (a1_dev.as_str(), "revoked"),
+        (ia2.device.as_str(), "active"),
+    ]);
+    wait_for(
+        "A2 sees A1 revoked and itself active",
+        &everyone,
+        || states(&a2),
+        |s| *s == want,
+    );
+    assert!(
+        da1.wait(WAIT).is_some(),
+        "A1's daemon did not stop after its revocation\n{}",
+        da1.log()
+    );
+    wait_for(
+        "B1 sees only A2 as A's device",
+        &everyone,
+        || b1.contact_devices(&a),
+        |d| *d == set_of(&[ia2.device.as_str()]),
+    );
+    drop(da2);
+}

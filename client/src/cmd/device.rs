@@ -21,6 +21,11 @@ pub enum Args {
     Revoke {
         /// Device id, unique prefix or name.
         device: String,
+        /// Sign with the account's recovery code (asked on the terminal, or
+        /// from KITH_RECOVERY_CODE): it beats a thief's concurrent
+        /// revocations.
+        #[arg(long)]
+        recovery: bool,
     },
 }
 
@@ -50,8 +55,19 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
                 println!("{}  {}  [{}]{current}", d.id.short(12), d.name, d.state);
             }
         }
-        Args::Revoke { device } => {
-            let v = rt.block_on(rpc::call(home, &Request::DeviceRevoke { device }))?;
+        Args::Revoke { device, recovery } => {
+            let recovery = if recovery {
+                Some(recovery_code()?)
+            } else {
+                None
+            };
+            let v = rt.block_on(rpc::call(
+                home,
+                &Request::DeviceRevoke {
+                    device,
+                    recovery: recovery.as_ref().map(|c| c.to_string()),
+                },
+            ))?;
             println!(
                 "revoked {}",
                 v["id"].as_str().context("the daemon's answer has no id")?
@@ -59,4 +75,17 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The recovery code: `KITH_RECOVERY_CODE`, else asked on the terminal.
+fn recovery_code() -> Result<zeroize::Zeroizing<String>> {
+    use std::io::IsTerminal;
+    if let Ok(c) = std::env::var("KITH_RECOVERY_CODE") {
+        return Ok(zeroize::Zeroizing::new(c));
+    }
+    if !std::io::stdin().is_terminal() {
+        anyhow::bail!("no recovery code: set KITH_RECOVERY_CODE or run in a terminal");
+    }
+    let c = rpassword::prompt_password("recovery code: ").context("reading the recovery code")?;
+    Ok(zeroize::Zeroizing::new(c))
 }

@@ -203,6 +203,13 @@ async fn drive(d: &Daemon, link: &Link, role: Role) -> Result<()> {
         .collect();
     let mut first: VecDeque<Action> = first.into();
     first.push_back(Action::Send(Msg::Hints { addrs: hints }));
+    // Peer exchange: where this account's other devices were last seen.
+    for (device, addrs) in d.node.lock().await.own_device_hints() {
+        if device != link.peer() {
+            let addrs = addrs.iter().map(ToString::to_string).collect();
+            first.push_back(Action::Send(Msg::DeviceHints { device, addrs }));
+        }
+    }
     drv.execute(first).await?;
     let mut resync = tokio::time::interval(RESYNC_EVERY);
     resync.tick().await;
@@ -311,6 +318,19 @@ impl Driver<'_> {
                         .await
                         .set_hints(self.link.peer(), parsed)
                         .await?;
+                }
+                Action::DeviceHints { device, addrs } => {
+                    let account = self.peer_account()?;
+                    let parsed: Vec<std::net::SocketAddr> =
+                        addrs.iter().filter_map(|a| a.parse().ok()).collect();
+                    let mut node = self.d.node.lock().await;
+                    // Only for other devices of the sender's own account (a
+                    // dial still needs that device's key to succeed).
+                    if node.account_of_device(&device) == Some(account)
+                        && device != self.link.peer()
+                    {
+                        node.set_hints(device, parsed).await?;
+                    }
                 }
             }
         }

@@ -57,8 +57,15 @@ impl Daemon {
                 serde_json::json!({ "code": code })
             }
             Request::DeviceList => serde_json::to_value(node.devices()?)?,
-            Request::DeviceRevoke { device } => {
-                let id = node.revoke_device(&device, now).await?;
+            Request::DeviceRevoke { device, recovery } => {
+                let id = match recovery.map(zeroize::Zeroizing::new) {
+                    Some(words) => {
+                        let code = node_core::node::RecoveryCode::parse(&words)?;
+                        node.revoke_device_with_recovery(&device, &code, now)
+                            .await?
+                    }
+                    None => node.revoke_device(&device, now).await?,
+                };
                 serde_json::json!({ "id": id })
             }
             Request::Delete { target, messages } => {

@@ -223,6 +223,58 @@ impl Node {
     /// least four characters, or name): its events after the last one we
     /// hold are rejected everywhere, and it receives nothing new.
     pub async fn revoke_device(&mut self, target: &str, now: i64) -> Result<DeviceId, NodeError> {
+        let (device, entry) = self.revocation_of(target)?;
+        self.append(
+            LogId::account(self.account),
+            kind::REVOKE_DEVICE,
+            entry,
+            now,
+        )
+        .await?;
+        Ok(device)
+    }
+
+    /// [`Node::revoke_device`] signed by the account's offline recovery key
+    /// instead of this device: it beats any concurrent revocation by a
+    /// device (a thief's included).
+    pub async fn revoke_device_with_recovery(
+        &mut self,
+        target: &str,
+        code: &super::RecoveryCode,
+        now: i64,
+    ) -> Result<DeviceId, NodeError> {
+        let key = SigningKey::from_seed(&code.0);
+        let recovery = DeviceId::from(key.verifying_key());
+        let state = self.account_state()?;
+        if state.recovery.map(DeviceId::from) != Some(recovery) {
+            return Err(NodeError::Invalid(
+                "that is not this account's recovery code".into(),
+            ));
+        }
+        let (device, body) = self.revocation_of(target)?;
+        let log = LogId::account(self.account);
+        let dag = self.logs.get(&log).ok_or(NodeError::UnknownLog(log))?;
+        let prev = dag.latest_by(&recovery);
+        let seq = prev.and_then(|p| dag.node(&p)).map_or(1, |n| n.seq + 1);
+        let event = crate::log::Event::sign(
+            &key,
+            crate::log::Draft {
+                log: Some(log),
+                log_kind: crate::log::LogKind::Account,
+                seq,
+                prev,
+                parents: dag.heads().collect(),
+                time: now,
+                kind: kind::REVOKE_DEVICE,
+                body,
+            },
+        );
+        self.ingest_event(event, now, None).await?;
+        Ok(device)
+    }
+
+    /// The device `target` names and the revocation entry's body for it.
+    fn revocation_of(&self, target: &str) -> Result<(DeviceId, Vec<u8>), NodeError> {
         let state = self.account_state()?;
         let t = target.trim();
         let lower = t.to_lowercase();
@@ -266,9 +318,7 @@ impl Node {
             .max()
             .unwrap_or(0);
         let body = AccountEntry::RevokeDevice { device, cutoff_seq }.encode();
-        self.append(LogId::account(self.account), kind::REVOKE_DEVICE, body, now)
-            .await?;
-        Ok(device)
+        Ok((device, body))
     }
 
     /// Whether this device has been revoked from its account.
@@ -297,6 +347,18 @@ impl Node {
         }
         let bytes = encode_hints(&self.device_hints);
         Ok(self.store.set_meta(&[(META_DEVICE_HINTS, &bytes)]).await?)
+    }
+
+    /// Known addresses of this account's other active devices.
+    pub fn own_device_hints(&self) -> Vec<(DeviceId, Vec<SocketAddr>)> {
+        let Ok(state) = self.account_state() else {
+            return vec![];
+        };
+        state
+            .active_devices()
+            .filter(|(d, _)| **d != self.device())
+            .filter_map(|(d, _)| self.device_hints.get(d).map(|h| (*d, h.clone())))
+            .collect()
     }
 
     /// Where `device` was last known to listen.

@@ -80,6 +80,26 @@ impl RecoveryCode {
             .collect::<Vec<_>>()
             .join("-")
     }
+
+    /// Reads a code as [`RecoveryCode::to_words`] writes it (case, dashes
+    /// and spaces do not matter).
+    pub fn parse(words: &str) -> Result<Self, NodeError> {
+        let compact: zeroize::Zeroizing<String> = zeroize::Zeroizing::new(
+            words
+                .chars()
+                .filter(|c| !c.is_whitespace() && *c != '-')
+                .collect(),
+        );
+        let bytes = zeroize::Zeroizing::new(
+            crate::wire::from_base32(&compact, "recovery code")
+                .map_err(|_| NodeError::Invalid("that is not a recovery code".into()))?,
+        );
+        let seed: [u8; 32] = bytes
+            .as_slice()
+            .try_into()
+            .map_err(|_| NodeError::Invalid("that is not a recovery code".into()))?;
+        Ok(Self(SecretBytes::new(seed)))
+    }
 }
 
 impl fmt::Debug for RecoveryCode {

@@ -1,7 +1,7 @@
 //! Sync messages and their encoding. Every count and size a peer sends is
 //! bounded here, before anything is allocated for it.
 
-use crate::id::{AccountId, EventId, LogId};
+use crate::id::{AccountId, DeviceId, EventId, LogId};
 use crate::log::event::MAX_EVENT;
 use crate::wire::{Reader, WireError, Writer};
 
@@ -92,8 +92,16 @@ pub enum Msg {
     },
     /// Listener → dialer: I fell behind on pushes; please reconcile again.
     Resync,
-    /// Where devices can be reached (peer exchange).
+    /// Where the sending device can be reached.
     Hints {
+        /// `ip:port` strings.
+        addrs: Vec<String>,
+    },
+    /// Where another device of the sender's account was last seen (peer
+    /// exchange: contacts learn how to reach a newly linked device).
+    DeviceHints {
+        /// The device.
+        device: DeviceId,
         /// `ip:port` strings.
         addrs: Vec<String>,
     },
@@ -112,6 +120,7 @@ mod tag {
     pub const HINTS: u8 = 10;
     pub const RESYNC: u8 = 11;
     pub const HEADS: u8 = 12;
+    pub const DEVICE_HINTS: u8 = 13;
 }
 
 impl Msg {
@@ -155,10 +164,12 @@ impl Msg {
                 w.u8(tag::RESYNC);
             }
             Msg::Hints { addrs } => {
-                w.u8(tag::HINTS).u16(addrs.len() as u16);
-                for a in addrs {
-                    w.str(a);
-                }
+                w.u8(tag::HINTS);
+                encode_addrs(&mut w, addrs);
+            }
+            Msg::DeviceHints { device, addrs } => {
+                w.u8(tag::DEVICE_HINTS).fixed(device.as_bytes());
+                encode_addrs(&mut w, addrs);
             }
         }
         w.finish()
@@ -227,13 +238,13 @@ impl Msg {
             }
             tag::SYNCED => Msg::Synced { log: log(&mut r)? },
             tag::RESYNC => Msg::Resync,
-            tag::HINTS => {
-                let n = r.count(MAX_HINTS, "hints")?;
-                let addrs = (0..n)
-                    .map(|_| Ok(r.str(128, "hint")?.to_owned()))
-                    .collect::<Result<_, WireError>>()?;
-                Msg::Hints { addrs }
-            }
+            tag::HINTS => Msg::Hints {
+                addrs: decode_addrs(&mut r)?,
+            },
+            tag::DEVICE_HINTS => Msg::DeviceHints {
+                device: DeviceId::from_bytes(r.array("device")?),
+                addrs: decode_addrs(&mut r)?,
+            },
             _ => {
                 return Err(WireError::Invalid {
                     what: "message tag",
@@ -251,6 +262,18 @@ fn encode_ids(w: &mut Writer, log: &LogId, ids: &[EventId]) {
     for id in ids {
         w.fixed(id.as_bytes());
     }
+}
+
+fn encode_addrs(w: &mut Writer, addrs: &[String]) {
+    w.u16(addrs.len() as u16);
+    for a in addrs {
+        w.str(a);
+    }
+}
+
+fn decode_addrs(r: &mut Reader<'_>) -> Result<Vec<String>, WireError> {
+    let n = r.count(MAX_HINTS, "hints")?;
+    (0..n).map(|_| Ok(r.str(128, "hint")?.to_owned())).collect()
 }
 
 fn decode_ids(
@@ -306,6 +329,10 @@ mod tests {
             Msg::Resync,
             Msg::Hints {
                 addrs: vec!["127.0.0.1:5".into()],
+            },
+            Msg::DeviceHints {
+                device: DeviceId::from_bytes([8; 32]),
+                addrs: vec!["[::1]:7".into()],
             },
         ];
         for m in all {

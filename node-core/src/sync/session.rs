@@ -87,8 +87,16 @@ pub enum Action {
         /// Heads (ours at the start of the round).
         heads: Vec<EventId>,
     },
-    /// The peer gave address hints.
+    /// The peer gave its address hints.
     Hints(Vec<String>),
+    /// The peer says where another device of its account was seen (the
+    /// driver keeps it only if that device is in the peer's account).
+    DeviceHints {
+        /// The device.
+        device: DeviceId,
+        /// `ip:port` strings.
+        addrs: Vec<String>,
+    },
 }
 
 /// Why a session ends.
@@ -219,6 +227,7 @@ impl Session {
             Msg::Ack { log, ids } => Ok(vec![Action::Receipts { log, ids }]),
             Msg::Synced { log } => self.on_synced(log),
             Msg::Hints { addrs } => Ok(vec![Action::Hints(addrs)]),
+            Msg::DeviceHints { device, addrs } => Ok(vec![Action::DeviceHints { device, addrs }]),
             Msg::Resync => Ok(self.resync(view)),
         }
     }
@@ -625,7 +634,7 @@ fn msg_log(msg: &Msg) -> Option<LogId> {
         | Msg::Want { log, .. }
         | Msg::Ack { log, .. }
         | Msg::Synced { log } => Some(*log),
-        Msg::Hello { .. } | Msg::Hints { .. } | Msg::Resync => None,
+        Msg::Hello { .. } | Msg::Hints { .. } | Msg::DeviceHints { .. } | Msg::Resync => None,
     }
 }
 
