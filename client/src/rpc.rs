@@ -42,6 +42,32 @@ pub enum Request {
         /// Only the last N messages.
         limit: Option<usize>,
     },
+    /// The safety number with a contact.
+    ContactSafetyNumber {
+        /// Contact (id, prefix, alias or name).
+        contact: String,
+    },
+    /// Validate a contact if the number matches.
+    ContactVerify {
+        /// Contact.
+        contact: String,
+        /// The number the contact reads out.
+        number: String,
+    },
+    /// Set a contact's trust state by hand.
+    ContactTrust {
+        /// Contact.
+        contact: String,
+        /// `unvalidated`, `validated` or `compromised`.
+        state: String,
+    },
+    /// Introduce a contact to another contact.
+    ContactShare {
+        /// The contact whose card is sent.
+        contact: String,
+        /// The contact it is sent to.
+        with: String,
+    },
     /// A one-time code for a new device of this account.
     DeviceInvite,
     /// This account's devices.

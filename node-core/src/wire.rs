@@ -208,6 +208,10 @@ impl<'a> Reader<'a> {
             }),
         }
     }
+    /// Whether all input was consumed (for optional trailing fields).
+    pub fn is_empty(&self) -> bool {
+        self.rest.is_empty()
+    }
     /// Fails unless all input was consumed.
     pub fn finish(self, what: &'static str) -> Result<(), WireError> {
         if self.rest.is_empty() {

@@ -22,6 +22,43 @@ pub enum Args {
         #[arg(long)]
         json: bool,
     },
+    /// Show the safety number to compare with the contact over another
+    /// channel (in person, a call): the same on both sides.
+    SafetyNumber {
+        /// Contact (id, prefix, alias or name).
+        contact: String,
+        /// Also show it as a QR code the other side can scan.
+        #[arg(long)]
+        qr: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Mark the contact validated if NUMBER is the safety number (else
+    /// nothing changes).
+    Verify {
+        /// Contact.
+        contact: String,
+        /// The 60 digits the contact reads out (spaces allowed).
+        #[arg(num_args = 1.., required = true)]
+        number: Vec<String>,
+    },
+    /// Set the trust state by hand: unvalidated, validated or compromised.
+    Trust {
+        /// Contact.
+        contact: String,
+        /// The state.
+        state: String,
+    },
+    /// Send a contact's card to another contact (it arrives unvalidated,
+    /// naming you as the introducer).
+    Share {
+        /// The contact to introduce.
+        contact: String,
+        /// The contact to send it to.
+        #[arg(long)]
+        with: String,
+    },
 }
 
 /// Runs `kith contact …`.
@@ -43,8 +80,16 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
             }
             let contacts: Vec<ContactInfo> =
                 serde_json::from_value(v).context("the daemon's list is not valid")?;
+            let unvalidated = contacts.iter().filter(|c| c.trust == "unvalidated").count();
             for c in contacts {
                 let alias = c.alias.map(|a| format!(" ({a})")).unwrap_or_default();
+                if c.trust == "compromised" {
+                    println!(
+                        "!! {} is COMPROMISED: {}",
+                        c.name,
+                        c.trust_reason.as_deref().unwrap_or("marked by hand")
+                    );
+                }
                 println!(
                     "{}  {}{}  [{}]  {} device(s)",
                     c.id.short(12),
@@ -54,6 +99,47 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
                     c.devices.len()
                 );
             }
+            if unvalidated > 0 {
+                println!(
+                    "{unvalidated} contact(s) not validated yet: compare safety numbers with `kith contact safety-number CONTACT`"
+                );
+            }
+        }
+        Args::SafetyNumber { contact, qr, json } => {
+            let v = rt.block_on(rpc::call(home, &Request::ContactSafetyNumber { contact }))?;
+            if json {
+                println!("{v}");
+                return Ok(());
+            }
+            let grouped = v["grouped"]
+                .as_str()
+                .context("the daemon's answer has no number")?;
+            println!("{grouped}");
+            if qr {
+                let digits = v["digits"]
+                    .as_str()
+                    .context("the daemon's answer has no number")?;
+                println!(
+                    "{}",
+                    node_core::identity::card::qr_terminal(&format!("KITH:SAFETY/{digits}"))?
+                );
+            }
+        }
+        Args::Verify { contact, number } => {
+            let number = number.join(" ");
+            rt.block_on(rpc::call(home, &Request::ContactVerify { contact, number }))?;
+            println!("validated: the safety numbers match");
+        }
+        Args::Trust { contact, state } => {
+            let v = rt.block_on(rpc::call(home, &Request::ContactTrust { contact, state }))?;
+            println!("trust is now {}", v["trust"].as_str().unwrap_or("?"));
+        }
+        Args::Share { contact, with } => {
+            let v = rt.block_on(rpc::call(home, &Request::ContactShare { contact, with }))?;
+            println!(
+                "{}",
+                v["id"].as_str().context("the daemon's answer has no id")?
+            );
         }
     }
     Ok(())

@@ -52,6 +52,32 @@ impl Daemon {
                 let with = node.resolve_target(&target)?;
                 serde_json::to_value(node.conversation(with, limit).await?)?
             }
+            Request::ContactSafetyNumber { contact } => {
+                let id = node.resolve_target(&contact)?;
+                let digits = node.safety_number(id)?;
+                serde_json::json!({
+                    "contact": id,
+                    "digits": digits,
+                    "grouped": node_core::node::trust::group_digits(&digits),
+                })
+            }
+            Request::ContactVerify { contact, number } => {
+                let id = node.resolve_target(&contact)?;
+                node.verify_contact(id, &number, now).await?;
+                serde_json::json!({ "contact": id, "trust": "validated" })
+            }
+            Request::ContactTrust { contact, state } => {
+                let id = node.resolve_target(&contact)?;
+                let trust: node_core::node::trust::Trust = state.parse()?;
+                node.set_trust(id, trust, "set by hand", now).await?;
+                serde_json::json!({ "contact": id, "trust": trust.as_str() })
+            }
+            Request::ContactShare { contact, with } => {
+                let what = node.resolve_target(&contact)?;
+                let to = node.resolve_target(&with)?;
+                let id = node.share_contact(what, to, now).await?;
+                serde_json::json!({ "id": id })
+            }
             Request::DeviceInvite => {
                 let code = node.invite(self.transport.hints(), now)?;
                 serde_json::json!({ "code": code })

@@ -12,6 +12,7 @@
 //! - streams: `crypto_secretstream_xchacha20poly1305` for files and long
 //!   transfers ([`StreamEncryptor`], [`StreamDecryptor`]).
 //! - password KDF: argon2id with bounded parameters ([`argon2id`]).
+//! - safety numbers: Signal's numeric fingerprint ([`numeric_fingerprint`]).
 //!
 //! Every secret type zeroizes itself on drop, prints only `TypeName(..)` under
 //! `Debug`, and has no `PartialEq`, `Hash` or `Serialize`.
@@ -19,7 +20,8 @@
 //! Not in this module, deliberately: identities and their encodings
 //! (`identity`), wire formats, key storage and file permissions (`store`), and
 //! any protocol logic. This module never logs. It offers no raw X25519, no
-//! unauthenticated encryption and no SHA-2; the only non-domain-separated entry
+//! unauthenticated encryption and no SHA-2 beyond the SHA-512 that Signal's
+//! safety-number algorithm specifies ([`numeric_fingerprint`]); the only non-domain-separated entry
 //! points ([`SigningKey::sign_raw`], [`VerifyingKey::verify_raw`], [`blake2b`],
 //! [`aead_encrypt_with_nonce`]) exist for known-answer tests and say so.
 //!
@@ -33,6 +35,7 @@
 
 mod aead;
 mod error;
+mod fingerprint;
 mod hash;
 mod kdf;
 mod seal;
@@ -47,6 +50,7 @@ pub use aead::{
     aead_open, aead_seal,
 };
 pub use error::{CryptoError, SignatureError};
+pub use fingerprint::{FINGERPRINT_DIGITS, FINGERPRINT_ITERATIONS, numeric_fingerprint};
 pub use hash::{HASH_LEN, HashDomain, Hasher, blake2b, hash};
 pub use kdf::{ARGON2_SALT_LEN, Argon2Params, argon2id};
 pub use seal::{BoxPublicKey, BoxSecretKey, SEAL_OVERHEAD, open_sealed, seal};

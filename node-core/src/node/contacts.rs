@@ -15,18 +15,39 @@ pub mod self_kind {
     pub const CONTACT: u16 = 1;
     /// Messages deleted on all own devices.
     pub const DELETE: u16 = 2;
+    /// A contact's trust state set (by hand, by a verified safety number,
+    /// or on detecting a compromise).
+    pub const TRUST: u16 = 3;
 }
+
+/// Which self-log entry set a register: the entry with the highest
+/// (depth, author, id) wins, whatever the arrival order.
+pub(super) type RegisterKey = (u64, DeviceId, crate::id::EventId);
+
+/// A register never set.
+pub(super) const UNSET: RegisterKey = (
+    0,
+    DeviceId::from_bytes([0; 32]),
+    crate::id::EventId::from_bytes([0; 32]),
+);
 
 /// A contact as this device knows it.
 #[derive(Debug, Clone)]
 pub struct Contact {
     /// The card it was added from (the newest issued).
     pub card: Card,
+    /// That card's URI.
+    pub uri: String,
     /// The user's name for it.
     pub alias: Option<String>,
-    /// Which self-log entry set `alias` (a register: the entry with the
-    /// highest (depth, author, id) wins, whatever the arrival order).
-    alias_by: (u64, DeviceId, crate::id::EventId),
+    alias_by: RegisterKey,
+    /// Trust state.
+    pub trust: super::trust::Trust,
+    /// Why (for `compromised`: what was detected).
+    pub trust_reason: Option<String>,
+    pub(super) trust_by: RegisterKey,
+    /// The contact that introduced this one, if it came that way.
+    pub introduced_by: Option<AccountId>,
 }
 
 /// A contact as `kith contact list --json` shows it.
@@ -40,28 +61,62 @@ pub struct ContactInfo {
     pub alias: Option<String>,
     /// `unvalidated`, `validated` or `compromised`.
     pub trust: String,
+    /// Why the trust state is what it is (what was detected, for
+    /// `compromised`).
+    #[serde(default)]
+    pub trust_reason: Option<String>,
     /// Its active devices (from its account log once synced, else its card).
     pub devices: Vec<DeviceId>,
+    /// The contact that introduced it, if it came that way.
+    #[serde(default)]
+    pub introduced_by: Option<AccountId>,
 }
 
-fn encode_contact(uri: &str, alias: Option<&str>) -> Vec<u8> {
+/// A Contact entry: card URI, alias, and (optional, at the end) the
+/// contact that introduced it.
+pub(super) fn encode_contact(
+    uri: &str,
+    alias: Option<&str>,
+    introduced_by: Option<AccountId>,
+) -> Vec<u8> {
     let mut w = Writer::new();
     w.str(uri).option(alias, |w, a| {
         w.str(a);
     });
+    if let Some(by) = introduced_by {
+        w.fixed(by.as_bytes());
+    }
     w.finish()
 }
 
-fn decode_contact(body: &[u8]) -> Result<(Card, Option<String>), WireError> {
+struct ContactEntry {
+    card: Card,
+    uri: String,
+    alias: Option<String>,
+    introduced_by: Option<AccountId>,
+}
+
+fn decode_contact(body: &[u8]) -> Result<ContactEntry, WireError> {
     let mut r = Reader::new(body);
     let uri = r.str(crate::identity::card::MAX_CARD_URI, "card")?;
     let card = Card::parse(uri).map_err(|_| WireError::Invalid {
         what: "card",
         why: "invalid",
     })?;
+    let uri = uri.to_owned();
     let alias = r.option("alias", |r| Ok(r.str(64, "alias")?.to_owned()))?;
+    let introduced_by = if r.is_empty() {
+        None
+    } else {
+        Some(AccountId::from_bytes(r.array("introducer")?))
+    };
     r.finish("contact")?;
-    Ok((card, alias))
+    Ok(ContactEntry {
+        card,
+        uri,
+        alias,
+        introduced_by,
+    })
 }
 
 impl Node {
@@ -79,7 +134,7 @@ impl Node {
         if let Some(a) = alias {
             check_name(a).map_err(NodeError::BadName)?;
         }
-        let body = encode_contact(uri.trim(), alias);
+        let body = encode_contact(uri.trim(), alias, None);
         self.append(LogId::self_log(self.account), self_kind::CONTACT, body, now)
             .await?;
         Ok(card.account)
@@ -93,11 +148,18 @@ impl Node {
         match event.header().kind {
             self_kind::CONTACT => {}
             self_kind::DELETE => return self.apply_delete_entry(event),
+            self_kind::TRUST => return self.apply_trust_entry(event),
             _ => return,
         }
-        let Some(Ok((card, alias))) = event.body().map(decode_contact) else {
+        let Some(Ok(entry)) = event.body().map(decode_contact) else {
             return;
         };
+        let ContactEntry {
+            card,
+            uri,
+            alias,
+            introduced_by,
+        } = entry;
         let account = card.account;
         if account == self.account {
             return;
@@ -109,6 +171,11 @@ impl Node {
                 if (card.issued, card.encode_unsigned()) > (c.card.issued, c.card.encode_unsigned())
                 {
                     c.card = card;
+                    c.uri = uri;
+                }
+                // The introducer of the earliest entry (by register order) stays.
+                if c.introduced_by.is_none() {
+                    c.introduced_by = introduced_by;
                 }
                 if alias.is_some() && by > c.alias_by {
                     c.alias = alias;
@@ -116,17 +183,18 @@ impl Node {
                 }
             }
             None => {
-                let alias_by = if alias.is_some() {
-                    by
-                } else {
-                    (0, h.author, crate::id::EventId::from_bytes([0; 32]))
-                };
+                let alias_by = if alias.is_some() { by } else { UNSET };
                 self.contacts.insert(
                     account,
                     Contact {
                         card,
+                        uri,
                         alias,
                         alias_by,
+                        trust: super::trust::Trust::Unvalidated,
+                        trust_reason: None,
+                        trust_by: UNSET,
+                        introduced_by,
                     },
                 );
             }
@@ -170,8 +238,10 @@ impl Node {
                 id: *id,
                 name: c.card.name.clone(),
                 alias: c.alias.clone(),
-                trust: "unvalidated".into(),
+                trust: c.trust.as_str().into(),
+                trust_reason: c.trust_reason.clone(),
                 devices: self.contact_devices(id),
+                introduced_by: c.introduced_by,
             })
             .collect()
     }

@@ -9,6 +9,8 @@ use std::collections::HashSet;
 pub mod conversation_kind {
     /// A text message (UTF-8).
     pub const MESSAGE: u16 = 1;
+    /// A contact introduced: its card URI and the introducer's trust in it.
+    pub const INTRODUCTION: u16 = 2;
 }
 
 /// A message as `kith log --json` shows it.
@@ -26,6 +28,33 @@ pub struct MessageInfo {
     pub time: String,
     /// Whether a device of every other member holds it.
     pub delivered: bool,
+    /// `message` or `introduction`.
+    #[serde(default = "message_kind")]
+    pub kind: String,
+    /// For an introduction: the account introduced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub introduces: Option<AccountId>,
+}
+
+fn message_kind() -> String {
+    "message".into()
+}
+
+/// An introduction's body: card URI, then the introducer's trust in it.
+pub(super) fn encode_introduction(uri: &str, trust: super::trust::Trust) -> Vec<u8> {
+    let mut w = crate::wire::Writer::new();
+    w.str(uri).str(trust.as_str());
+    w.finish()
+}
+
+/// Reads an introduction: the card and the introducer's trust in it.
+pub(super) fn decode_introduction(body: &[u8]) -> Option<(crate::identity::Card, String, String)> {
+    let mut r = crate::wire::Reader::new(body);
+    let uri = r.str(crate::identity::card::MAX_CARD_URI, "card").ok()?;
+    let trust = r.str(16, "trust").ok()?.to_owned();
+    r.finish("introduction").ok()?;
+    let card = crate::identity::Card::parse(uri).ok()?;
+    Some((card, uri.to_owned(), trust))
 }
 
 impl Node {
@@ -57,6 +86,52 @@ impl Node {
             &[to],
         )
         .await
+    }
+
+    /// Introduces `contact` to `to`: sends `to` the contact's card and our
+    /// trust in it. `to` adds it as unvalidated, seeing who introduced it.
+    pub async fn share_contact(
+        &mut self,
+        contact: AccountId,
+        to: AccountId,
+        now: i64,
+    ) -> Result<EventId, NodeError> {
+        if contact == to {
+            return Err(NodeError::Invalid(
+                "a contact cannot be introduced to itself".into(),
+            ));
+        }
+        let (Some(c), true) = (self.contacts.get(&contact), self.contacts.contains_key(&to)) else {
+            return Err(NodeError::Invalid(
+                "both must be contacts: the one to share and the one to share with".into(),
+            ));
+        };
+        let body = encode_introduction(&c.uri, c.trust);
+        let log = LogId::conversation(self.account, to);
+        self.append_for(log, conversation_kind::INTRODUCTION, body, now, &[to])
+            .await
+    }
+
+    /// Adds the contacts that contacts introduced (noted while storing
+    /// their events), as unvalidated, naming the introducer.
+    pub(super) async fn add_introduced(&mut self, now: i64) -> Result<(), NodeError> {
+        for (introducer, uri) in std::mem::take(&mut self.introduced) {
+            let Ok(card) = crate::identity::Card::parse(&uri) else {
+                continue;
+            };
+            if card.account == self.account || self.contacts.contains_key(&card.account) {
+                continue;
+            }
+            let body = super::contacts::encode_contact(&uri, None, Some(introducer));
+            self.append(
+                LogId::self_log(self.account),
+                super::contacts::self_kind::CONTACT,
+                body,
+                now,
+            )
+            .await?;
+        }
+        Ok(())
     }
 
     /// Queues many text messages to a contact in one transaction.
@@ -105,7 +180,10 @@ impl Node {
             .into_iter()
             // Deleted messages keep only their header: not shown.
             .filter(|e| {
-                e.event.header().kind == conversation_kind::MESSAGE && e.event.body().is_some()
+                matches!(
+                    e.event.header().kind,
+                    conversation_kind::MESSAGE | conversation_kind::INTRODUCTION
+                ) && e.event.body().is_some()
             })
             .map(|e| {
                 let h = e.event.header();
@@ -114,17 +192,32 @@ impl Node {
                 } else {
                     with
                 };
+                let body = e.event.body().unwrap_or_default();
+                let (kind, text, introduces) = if h.kind == conversation_kind::INTRODUCTION {
+                    match decode_introduction(body) {
+                        Some((card, _, trust)) => (
+                            "introduction",
+                            format!(
+                                "introduces {} ({}); the introducer's trust in them: {trust}",
+                                card.name,
+                                card.account.short(12)
+                            ),
+                            Some(card.account),
+                        ),
+                        None => ("introduction", "(a damaged introduction)".into(), None),
+                    }
+                } else {
+                    ("message", String::from_utf8_lossy(body).into_owned(), None)
+                };
                 MessageInfo {
                     id: e.event.id(),
                     author,
                     device: h.author,
-                    text: e
-                        .event
-                        .body()
-                        .map(|b| String::from_utf8_lossy(b).into_owned())
-                        .unwrap_or_default(),
+                    text,
                     time: crate::wire::rfc3339(e.info.effective_time),
                     delivered: !undelivered.contains(&e.event.id()),
+                    kind: kind.into(),
+                    introduces,
                 }
             })
             .collect())

@@ -9,6 +9,7 @@ pub mod contacts;
 pub mod delete;
 pub mod devices;
 pub mod messages;
+pub mod trust;
 mod view;
 pub use view::Receipts;
 
@@ -138,6 +139,8 @@ pub struct Node {
     device_hints: BTreeMap<DeviceId, Vec<std::net::SocketAddr>>,
     /// Deletions from the self log, per log.
     deletions: HashMap<LogId, delete::Deletions>,
+    /// Introductions received and not yet acted on: (introducer, card URI).
+    introduced: Vec<(AccountId, String)>,
 }
 
 /// What [`Node::assemble`] needs.
@@ -291,6 +294,7 @@ impl Node {
             invites: Vec::new(),
             device_hints: BTreeMap::new(),
             deletions: HashMap::new(),
+            introduced: Vec::new(),
         };
         node.add_log(LogId::account(p.account), LogKind::Account);
         node.add_log(LogId::self_log(p.account), LogKind::SelfLog);
@@ -500,7 +504,22 @@ impl Node {
             self.store.hold(e, now).await?;
         }
         self.persist(log, rows, &[], &[], from).await?;
+        self.after_ingest(log, now).await?;
         Ok(outcomes)
+    }
+
+    /// What follows new events from elsewhere: a contact's account log may
+    /// now show a compromise.
+    async fn after_ingest(&mut self, log: LogId, now: i64) -> Result<(), NodeError> {
+        if let Some(account) = self.account_of_log(log)
+            && account != self.account
+        {
+            self.check_compromise(account, now).await?;
+        }
+        if !self.introduced.is_empty() {
+            self.add_introduced(now).await?;
+        }
+        Ok(())
     }
 
     async fn ingest_event(
@@ -520,7 +539,9 @@ impl Node {
             }
             Offer::Stored(accepted) => {
                 let rows: Vec<StoredEvent> = accepted.into_iter().map(StoredEvent::from).collect();
-                self.persist(log, rows, &[], &[], from).await
+                let stored = self.persist(log, rows, &[], &[], from).await?;
+                self.after_ingest(log, now).await?;
+                Ok(stored)
             }
         }
     }
@@ -545,9 +566,17 @@ impl Node {
             return Err(e.into());
         }
         self.note_new_events(log);
+        let introducer = self.contact_of_conversation(log);
         for r in &rows {
             if log == LogId::self_log(self.account) {
                 self.apply_self_entry(&r.event);
+            }
+            if let Some(contact) = introducer
+                && r.event.header().kind == messages::conversation_kind::INTRODUCTION
+                && self.account_of_device(&r.event.header().author) == Some(contact)
+                && let Some((_, uri, _)) = r.event.body().and_then(messages::decode_introduction)
+            {
+                self.introduced.push((contact, uri));
             }
             // No session listening is fine: nothing to push to.
             let _ = self.events.send(LocalEvent {

@@ -139,3 +139,85 @@ impl Replica {
         }
     }
 }
+
+// ---- nodes over real stores ----
+
+#[allow(unused_imports)]
+pub use node_helpers::*;
+
+mod node_helpers {
+    use node_core::LogId;
+    use node_core::crypto::SigningKey;
+    use node_core::identity::entry::sign_join;
+    use node_core::node::{Ingested, Node, NodeError};
+    use node_core::store::Profile;
+    use node_core::sync::join::Invite;
+
+    pub const NOW: i64 = 1_800_000_000_000;
+
+    pub async fn new_node(dir: &tempfile::TempDir, name: &str) -> Node {
+        let (node, _) = Node::create(Profile::new(dir.path().join(name)), name, None, false, NOW)
+            .await
+            .unwrap();
+        node
+    }
+
+    /// Joins a new device to `inviter`'s account through the real code path.
+    pub async fn join(inviter: &mut Node, dir: &tempfile::TempDir, name: &str) -> Node {
+        let code = inviter.invite(vec![], NOW).unwrap();
+        let invite = Invite::parse(&code).unwrap();
+        let key = SigningKey::generate();
+        let device = node_core::DeviceId::from(key.verifying_key());
+        let proof = sign_join(&key, invite.account, name);
+        let snapshot = inviter
+            .accept_join(device, &invite.secret, name, proof, NOW)
+            .await
+            .unwrap();
+        Node::create_joined(
+            Profile::new(dir.path().join(name)),
+            name,
+            None,
+            key,
+            &invite,
+            snapshot,
+            NOW,
+        )
+        .await
+        .unwrap()
+    }
+
+    /// Every stored event of `log` at `node`, in wire form.
+    pub async fn events_of(node: &Node, log: LogId) -> Vec<Vec<u8>> {
+        let ids: Vec<_> = node.log(&log).unwrap().ids().copied().collect();
+        node.serve(log, &ids).await.unwrap()
+    }
+
+    pub fn rt() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    /// Delivers `events` to `node` one at a time in the order `seed` picks.
+    pub async fn deliver(node: &mut Node, log: LogId, mut events: Vec<Vec<u8>>, mut seed: u64) {
+        for i in (1..events.len()).rev() {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            events.swap(i, (seed >> 33) as usize % (i + 1));
+        }
+        for e in events {
+            match node
+                .ingest_batch(log, &[e], NOW, 1, None)
+                .await
+                .unwrap()
+                .remove(0)
+            {
+                Ok(Ingested::Stored(_) | Ingested::Held(_)) => {}
+                Err(NodeError::Rejected(node_core::log::Rejection::Duplicate(_))) => {}
+                Err(e) => panic!("{e}"),
+            }
+        }
+    }
+}
