@@ -9,6 +9,7 @@ pub mod cmd;
 pub mod daemon;
 pub mod passphrase;
 pub mod rpc;
+pub mod tui;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -21,9 +22,9 @@ pub struct Cli {
     /// Profile folder (default: the platform data folder, e.g. ~/.local/share/kith).
     #[arg(long, global = true, env = "KITH_HOME", value_name = "DIR")]
     pub home: Option<PathBuf>,
-    /// What to do.
+    /// What to do (none, in a terminal: the terminal UI).
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 /// The subcommands.
@@ -49,6 +50,8 @@ pub enum Command {
     Device(cmd::device::Args),
     /// Delete messages (or a whole conversation) on all own devices.
     Delete(cmd::delete::Args),
+    /// The terminal UI (also what `kith` alone starts in a terminal).
+    Tui,
 }
 
 /// Runs the command line; prints one clear line on failure.
@@ -62,7 +65,20 @@ pub fn main() -> ExitCode {
             ));
         }
     };
-    let result = match cli.command {
+    let Some(command) = cli.command else {
+        use std::io::IsTerminal;
+        if std::io::stdin().is_terminal() && std::io::stdout().is_terminal() {
+            return match tui::run(&home) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(e),
+            };
+        }
+        eprintln!(
+            "kith: give a command (see `kith --help`); alone in a terminal, kith starts its UI"
+        );
+        return ExitCode::from(2);
+    };
+    let result = match command {
         Command::Init(args) => cmd::init::run(&home, args),
         Command::Daemon(args) => cmd::daemon::run(&home, args),
         Command::Status(args) => cmd::status::run(&home, args),
@@ -72,6 +88,7 @@ pub fn main() -> ExitCode {
         Command::Log(args) => cmd::log::run(&home, args),
         Command::Device(args) => cmd::device::run(&home, args),
         Command::Delete(args) => cmd::delete::run(&home, args),
+        Command::Tui => tui::run(&home),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

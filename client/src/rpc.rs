@@ -68,6 +68,11 @@ pub enum Request {
         /// The contact it is sent to.
         with: String,
     },
+    /// Mark a conversation read (on all own devices).
+    MarkRead {
+        /// Contact.
+        target: String,
+    },
     /// A one-time code for a new device of this account.
     DeviceInvite,
     /// This account's devices.

@@ -78,6 +78,11 @@ impl Daemon {
                 let id = node.share_contact(what, to, now).await?;
                 serde_json::json!({ "id": id })
             }
+            Request::MarkRead { target } => {
+                let with = node.resolve_target(&target)?;
+                node.mark_read(with, now).await?;
+                serde_json::json!({})
+            }
             Request::DeviceInvite => {
                 let code = node.invite(self.transport.hints(), now)?;
                 serde_json::json!({ "code": code })

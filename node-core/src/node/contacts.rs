@@ -18,6 +18,8 @@ pub mod self_kind {
     /// A contact's trust state set (by hand, by a verified safety number,
     /// or on detecting a compromise).
     pub const TRUST: u16 = 3;
+    /// A conversation read up to an event.
+    pub const READ: u16 = 4;
 }
 
 /// Which self-log entry set a register: the entry with the highest
@@ -70,6 +72,9 @@ pub struct ContactInfo {
     /// The contact that introduced it, if it came that way.
     #[serde(default)]
     pub introduced_by: Option<AccountId>,
+    /// Messages from it not read yet (on any own device).
+    #[serde(default)]
+    pub unread: usize,
 }
 
 /// A Contact entry: card URI, alias, and (optional, at the end) the
@@ -149,6 +154,7 @@ impl Node {
             self_kind::CONTACT => {}
             self_kind::DELETE => return self.apply_delete_entry(event),
             self_kind::TRUST => return self.apply_trust_entry(event),
+            self_kind::READ => return self.apply_read_entry(event),
             _ => return,
         }
         let Some(Ok(entry)) = event.body().map(decode_contact) else {
@@ -242,6 +248,7 @@ impl Node {
                 trust_reason: c.trust_reason.clone(),
                 devices: self.contact_devices(id),
                 introduced_by: c.introduced_by,
+                unread: self.unread(*id),
             })
             .collect()
     }

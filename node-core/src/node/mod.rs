@@ -9,6 +9,7 @@ pub mod contacts;
 pub mod delete;
 pub mod devices;
 pub mod messages;
+mod read;
 pub mod trust;
 mod view;
 pub use view::Receipts;
@@ -141,6 +142,8 @@ pub struct Node {
     deletions: HashMap<LogId, delete::Deletions>,
     /// Introductions received and not yet acted on: (introducer, card URI).
     introduced: Vec<(AccountId, String)>,
+    /// Read markers per conversation: (depth, id) of the last event read.
+    read_markers: HashMap<LogId, (u64, EventId)>,
 }
 
 /// What [`Node::assemble`] needs.
@@ -295,6 +298,7 @@ impl Node {
             device_hints: BTreeMap::new(),
             deletions: HashMap::new(),
             introduced: Vec::new(),
+            read_markers: HashMap::new(),
         };
         node.add_log(LogId::account(p.account), LogKind::Account);
         node.add_log(LogId::self_log(p.account), LogKind::SelfLog);

@@ -1,0 +1,361 @@
+//! The terminal UI's state and key handling, free of I/O: keys give
+//! effects (requests to the daemon) and the runner feeds results back, so
+//! screens can be rendered and tested without a terminal or a daemon.
+
+use crate::rpc::Status;
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use node_core::node::contacts::ContactInfo;
+use node_core::node::devices::DeviceInfo;
+use node_core::node::messages::MessageInfo;
+
+/// Which screen is shown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Screen {
+    /// Conversation list and the selected conversation.
+    Chat,
+    /// Paste a contact's card.
+    AddContact,
+    /// Own card as a QR code.
+    MyCard,
+    /// Compare the safety number with the selected contact.
+    Verify,
+    /// This account's devices.
+    Devices,
+}
+
+/// What the runner must ask the daemon.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    /// Send a message.
+    Send {
+        /// Contact id.
+        to: String,
+        /// Text.
+        text: String,
+    },
+    /// Add a contact from a card.
+    AddContact(String),
+    /// Fetch own card.
+    FetchCard,
+    /// Fetch the safety number with a contact.
+    FetchSafetyNumber(String),
+    /// Validate a contact with this number.
+    Verify {
+        /// Contact id.
+        contact: String,
+        /// The digits.
+        digits: String,
+    },
+    /// Mark a conversation read.
+    MarkRead(String),
+    /// Fetch the device list.
+    FetchDevices,
+    /// Make an invite code.
+    Invite,
+    /// Revoke a device.
+    Revoke(String),
+}
+
+/// A safety number being compared.
+#[derive(Debug, Clone)]
+pub struct Safety {
+    /// Contact id.
+    pub contact: String,
+    /// The 60 digits.
+    pub digits: String,
+    /// In groups of five.
+    pub grouped: String,
+    /// As a QR code (text).
+    pub qr: String,
+}
+
+/// Everything the UI shows.
+#[derive(Debug, Clone)]
+pub struct App {
+    /// The daemon's status.
+    pub status: Option<Status>,
+    /// Contacts (conversations), in the order shown.
+    pub contacts: Vec<ContactInfo>,
+    /// Index of the selected conversation.
+    pub selected: usize,
+    /// The selected conversation's messages, in display order.
+    pub messages: Vec<MessageInfo>,
+    /// What is being typed.
+    pub input: String,
+    /// The screen.
+    pub screen: Screen,
+    /// A line to show at the bottom (text, is an error).
+    pub notice: Option<(String, bool)>,
+    /// Own card: URI and QR.
+    pub card: Option<(String, String)>,
+    /// The safety number being compared.
+    pub safety: Option<Safety>,
+    /// Own devices.
+    pub devices: Vec<DeviceInfo>,
+    /// Selected device.
+    pub device_selected: usize,
+    /// Device waiting for `y` to be revoked.
+    pub confirm_revoke: Option<String>,
+    /// The last invite code made.
+    pub invite: Option<String>,
+    /// Set when the user quits.
+    pub quit: bool,
+}
+
+impl Default for App {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl App {
+    /// An empty UI (before the first refresh).
+    pub fn new() -> Self {
+        Self {
+            status: None,
+            contacts: Vec::new(),
+            selected: 0,
+            messages: Vec::new(),
+            input: String::new(),
+            screen: Screen::Chat,
+            notice: None,
+            card: None,
+            safety: None,
+            devices: Vec::new(),
+            device_selected: 0,
+            confirm_revoke: None,
+            invite: None,
+            quit: false,
+        }
+    }
+
+    /// The selected contact.
+    pub fn current(&self) -> Option<&ContactInfo> {
+        self.contacts.get(self.selected)
+    }
+
+    /// Display name of a contact: alias, else its card's name.
+    pub fn name_of(c: &ContactInfo) -> String {
+        c.alias.clone().unwrap_or_else(|| c.name.clone())
+    }
+
+    /// New contact list from the daemon (keeps the selection on the same
+    /// contact).
+    pub fn set_contacts(&mut self, mut contacts: Vec<ContactInfo>) {
+        let keep = self.current().map(|c| c.id);
+        contacts.sort_by_key(|c| Self::name_of(c).to_lowercase());
+        self.contacts = contacts;
+        self.selected = keep
+            .and_then(|id| self.contacts.iter().position(|c| c.id == id))
+            .unwrap_or(0)
+            .min(self.contacts.len().saturating_sub(1));
+    }
+
+    /// Handles a key; returns what to ask the daemon.
+    pub fn on_key(&mut self, key: KeyEvent) -> Vec<Effect> {
+        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+        if ctrl && matches!(key.code, KeyCode::Char('q') | KeyCode::Char('c')) {
+            self.quit = true;
+            return vec![];
+        }
+        match self.screen {
+            Screen::Chat => self.chat_key(key, ctrl),
+            Screen::AddContact => self.add_contact_key(key),
+            Screen::MyCard => {
+                if matches!(key.code, KeyCode::Esc | KeyCode::Enter) {
+                    self.screen = Screen::Chat;
+                }
+                vec![]
+            }
+            Screen::Verify => self.verify_key(key),
+            Screen::Devices => self.devices_key(key),
+        }
+    }
+
+    /// Text pasted into the terminal (bracketed paste).
+    pub fn on_paste(&mut self, text: &str) {
+        if matches!(self.screen, Screen::Chat | Screen::AddContact) {
+            self.input.push_str(text.trim_end_matches(['\r', '\n']));
+        }
+    }
+
+    fn chat_key(&mut self, key: KeyEvent, ctrl: bool) -> Vec<Effect> {
+        if ctrl {
+            return match key.code {
+                KeyCode::Char('n') => {
+                    self.screen = Screen::AddContact;
+                    self.input.clear();
+                    vec![]
+                }
+                KeyCode::Char('o') => {
+                    self.screen = Screen::MyCard;
+                    vec![Effect::FetchCard]
+                }
+                KeyCode::Char('s') => match self.current() {
+                    Some(c) => {
+                        let id = c.id.to_string();
+                        self.safety = None;
+                        self.screen = Screen::Verify;
+                        vec![Effect::FetchSafetyNumber(id)]
+                    }
+                    None => {
+                        self.notice = Some(("add a contact first (Ctrl-N)".into(), true));
+                        vec![]
+                    }
+                },
+                KeyCode::Char('d') => {
+                    self.screen = Screen::Devices;
+                    self.confirm_revoke = None;
+                    vec![Effect::FetchDevices]
+                }
+                _ => vec![],
+            };
+        }
+        match key.code {
+            KeyCode::Up => self.select(self.selected.saturating_sub(1)),
+            KeyCode::Down => self.select(self.selected + 1),
+            KeyCode::Enter => {
+                let text = self.input.trim().to_owned();
+                match self.current() {
+                    Some(c) if !text.is_empty() => {
+                        let to = c.id.to_string();
+                        self.input.clear();
+                        vec![Effect::Send { to, text }]
+                    }
+                    None if !text.is_empty() => {
+                        self.notice = Some(("add a contact first (Ctrl-N)".into(), true));
+                        vec![]
+                    }
+                    _ => vec![],
+                }
+            }
+            KeyCode::Backspace => {
+                self.input.pop();
+                vec![]
+            }
+            KeyCode::Esc => {
+                self.input.clear();
+                vec![]
+            }
+            KeyCode::Char(ch) => {
+                self.input.push(ch);
+                vec![]
+            }
+            _ => vec![],
+        }
+    }
+
+    fn select(&mut self, index: usize) -> Vec<Effect> {
+        if self.contacts.is_empty() {
+            return vec![];
+        }
+        self.selected = index.min(self.contacts.len() - 1);
+        self.messages.clear();
+        vec![]
+    }
+
+    fn add_contact_key(&mut self, key: KeyEvent) -> Vec<Effect> {
+        match key.code {
+            KeyCode::Esc => {
+                self.input.clear();
+                self.screen = Screen::Chat;
+                vec![]
+            }
+            KeyCode::Enter => {
+                let card = self.input.trim().to_owned();
+                self.input.clear();
+                self.screen = Screen::Chat;
+                if card.is_empty() {
+                    return vec![];
+                }
+                vec![Effect::AddContact(card)]
+            }
+            KeyCode::Backspace => {
+                self.input.pop();
+                vec![]
+            }
+            KeyCode::Char(ch) => {
+                self.input.push(ch);
+                vec![]
+            }
+            _ => vec![],
+        }
+    }
+
+    fn verify_key(&mut self, key: KeyEvent) -> Vec<Effect> {
+        match key.code {
+            KeyCode::Char('y') => {
+                self.screen = Screen::Chat;
+                match self.safety.take() {
+                    Some(s) => vec![Effect::Verify {
+                        contact: s.contact,
+                        digits: s.digits,
+                    }],
+                    None => vec![],
+                }
+            }
+            KeyCode::Char('n') => {
+                self.screen = Screen::Chat;
+                self.safety = None;
+                self.notice = Some((
+                    "not validated: if the numbers differ, someone may be in between. Compare again over a channel you trust".into(),
+                    true,
+                ));
+                vec![]
+            }
+            KeyCode::Esc => {
+                self.screen = Screen::Chat;
+                self.safety = None;
+                vec![]
+            }
+            _ => vec![],
+        }
+    }
+
+    fn devices_key(&mut self, key: KeyEvent) -> Vec<Effect> {
+        if let Some(id) = self.confirm_revoke.take() {
+            if key.code == KeyCode::Char('y') {
+                return vec![Effect::Revoke(id)];
+            }
+            self.notice = Some(("nothing revoked".into(), false));
+            return vec![];
+        }
+        match key.code {
+            KeyCode::Esc => {
+                self.screen = Screen::Chat;
+                self.invite = None;
+                vec![]
+            }
+            KeyCode::Up => {
+                self.device_selected = self.device_selected.saturating_sub(1);
+                vec![]
+            }
+            KeyCode::Down => {
+                self.device_selected =
+                    (self.device_selected + 1).min(self.devices.len().saturating_sub(1));
+                vec![]
+            }
+            KeyCode::Char('i') => vec![Effect::Invite],
+            KeyCode::Char('r') => {
+                match self.devices.get(self.device_selected) {
+                    Some(d) if d.current => {
+                        self.notice = Some(("revoke this device from another one".into(), true));
+                    }
+                    Some(d) if d.state == "revoked" => {
+                        self.notice = Some(("already revoked".into(), false));
+                    }
+                    Some(d) => {
+                        self.confirm_revoke = Some(d.id.to_string());
+                        self.notice = Some((
+                            format!("revoke {}? it is cut off everywhere (y to confirm)", d.name),
+                            true,
+                        ));
+                    }
+                    None => {}
+                }
+                vec![]
+            }
+            _ => vec![],
+        }
+    }
+}

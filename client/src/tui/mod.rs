@@ -1,0 +1,207 @@
+//! The terminal UI (`kith` in a terminal, or `kith tui`): a client of the
+//! daemon like the CLI, over the same socket. [`app`] holds the state and
+//! turns keys into requests, [`ui`] draws it, this module runs the loop.
+
+pub mod app;
+pub mod ui;
+
+use crate::rpc::{self, Request, Status};
+use anyhow::{Context, Result};
+use app::{App, Effect, Safety, Screen};
+use crossterm::event::{self, DisableBracketedPaste, EnableBracketedPaste, Event, KeyEventKind};
+use crossterm::execute;
+use crossterm::terminal::{
+    EnterAlternateScreen, LeaveAlternateScreen, disable_raw_mode, enable_raw_mode,
+};
+use node_core::identity::card::qr_terminal;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// How often the UI asks the daemon for news.
+const REFRESH: Duration = Duration::from_millis(500);
+
+/// Puts the terminal back however the UI ends.
+struct TerminalGuard;
+
+impl Drop for TerminalGuard {
+    fn drop(&mut self) {
+        let _ = disable_raw_mode();
+        let _ = execute!(
+            std::io::stdout(),
+            DisableBracketedPaste,
+            LeaveAlternateScreen
+        );
+    }
+}
+
+/// Runs the UI until the user quits.
+pub fn run(home: &Path) -> Result<()> {
+    let rt = crate::cmd::runtime()?;
+    // Fail before touching the terminal if no daemon answers.
+    let status: Status = serde_json::from_value(rt.block_on(rpc::call(home, &Request::Status))?)
+        .context("the daemon's status is not valid")?;
+    enable_raw_mode().context("the terminal cannot be put in raw mode")?;
+    let guard = TerminalGuard;
+    execute!(
+        std::io::stdout(),
+        EnterAlternateScreen,
+        EnableBracketedPaste
+    )?;
+    let mut terminal =
+        ratatui::Terminal::new(ratatui::backend::CrosstermBackend::new(std::io::stdout()))?;
+    let mut app = App::new();
+    app.status = Some(status);
+    let mut last = Instant::now() - REFRESH;
+    while !app.quit {
+        if last.elapsed() >= REFRESH {
+            refresh(&rt, home, &mut app);
+            last = Instant::now();
+        }
+        terminal.draw(|f| ui::draw(f, &app))?;
+        if !event::poll(Duration::from_millis(100))? {
+            continue;
+        }
+        let effects = match event::read()? {
+            Event::Key(k) if k.kind != KeyEventKind::Release => app.on_key(k),
+            Event::Paste(text) => {
+                app.on_paste(&text);
+                vec![]
+            }
+            _ => vec![],
+        };
+        if !effects.is_empty() {
+            for e in effects {
+                perform(&rt, home, &mut app, e);
+            }
+            refresh(&rt, home, &mut app);
+            last = Instant::now();
+        }
+    }
+    drop(terminal);
+    drop(guard);
+    Ok(())
+}
+
+/// Asks the daemon for everything the current screen shows.
+fn refresh(rt: &tokio::runtime::Runtime, home: &Path, app: &mut App) {
+    let result: Result<()> = rt.block_on(async {
+        app.status = Some(serde_json::from_value(
+            rpc::call(home, &Request::Status).await?,
+        )?);
+        app.set_contacts(serde_json::from_value(
+            rpc::call(home, &Request::ContactList).await?,
+        )?);
+        if let Some(c) = app.current() {
+            let target = c.id.to_string();
+            let unread = c.unread;
+            app.messages = serde_json::from_value(
+                rpc::call(
+                    home,
+                    &Request::Log {
+                        target: target.clone(),
+                        limit: Some(500),
+                    },
+                )
+                .await?,
+            )?;
+            // What is on screen has been read.
+            if unread > 0 && app.screen == Screen::Chat {
+                rpc::call(home, &Request::MarkRead { target }).await?;
+            }
+        }
+        if app.screen == Screen::Devices {
+            app.devices = serde_json::from_value(rpc::call(home, &Request::DeviceList).await?)?;
+        }
+        Ok(())
+    });
+    if let Err(e) = result {
+        app.notice = Some((crate::one_line(&e), true));
+    }
+}
+
+/// Carries out one effect; its outcome lands in `app`.
+fn perform(rt: &tokio::runtime::Runtime, home: &Path, app: &mut App, effect: Effect) {
+    let result: Result<Option<String>> = rt.block_on(async {
+        Ok(match effect {
+            Effect::Send { to, text } => {
+                rpc::call(home, &Request::Send { target: to, text }).await?;
+                None
+            }
+            Effect::AddContact(card) => {
+                let v = rpc::call(home, &Request::ContactAdd { card, alias: None }).await?;
+                Some(format!(
+                    "contact added ({}), unvalidated: compare safety numbers with Ctrl-S",
+                    v["id"].as_str().unwrap_or("?")
+                ))
+            }
+            Effect::FetchCard => {
+                let v = rpc::call(home, &Request::Card).await?;
+                let uri = v["uri"].as_str().context("no card")?.to_owned();
+                let qr = qr_terminal(&uri)?;
+                app.card = Some((uri, qr));
+                None
+            }
+            Effect::FetchSafetyNumber(contact) => {
+                let v = rpc::call(
+                    home,
+                    &Request::ContactSafetyNumber {
+                        contact: contact.clone(),
+                    },
+                )
+                .await?;
+                let digits = v["digits"].as_str().context("no number")?.to_owned();
+                let grouped = v["grouped"].as_str().context("no number")?.to_owned();
+                let qr = qr_terminal(&format!("KITH:SAFETY/{digits}"))?;
+                app.safety = Some(Safety {
+                    contact,
+                    digits,
+                    grouped,
+                    qr,
+                });
+                None
+            }
+            Effect::Verify { contact, digits } => {
+                rpc::call(
+                    home,
+                    &Request::ContactVerify {
+                        contact,
+                        number: digits,
+                    },
+                )
+                .await?;
+                Some("validated: the safety numbers match".into())
+            }
+            Effect::MarkRead(target) => {
+                rpc::call(home, &Request::MarkRead { target }).await?;
+                None
+            }
+            Effect::FetchDevices => None,
+            Effect::Invite => {
+                let v = rpc::call(home, &Request::DeviceInvite).await?;
+                app.invite = v["code"].as_str().map(str::to_owned);
+                None
+            }
+            Effect::Revoke(device) => {
+                rpc::call(
+                    home,
+                    &Request::DeviceRevoke {
+                        device,
+                        recovery: None,
+                    },
+                )
+                .await?;
+                Some("device revoked".into())
+            }
+        })
+    });
+    match result {
+        Ok(Some(note)) => app.notice = Some((note, false)),
+        Ok(None) => {}
+        Err(e) => {
+            app.notice = Some((crate::one_line(&e), true));
+            if app.screen == Screen::Verify || app.screen == Screen::MyCard {
+                app.screen = Screen::Chat;
+            }
+        }
+    }
+}
