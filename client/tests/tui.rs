@@ -30,6 +30,7 @@ fn contact(n: u8, name: &str, trust: &str, unread: usize) -> ContactInfo {
         devices: vec![DeviceId::from_bytes([n; 32])],
         introduced_by: None,
         unread,
+        new_devices: vec![],
     }
 }
 

@@ -145,6 +145,12 @@ fn a_forked_account_log_makes_a_validated_contact_compromised() {
             .await
             .unwrap();
         assert_eq!(trust_of(&a, cid).0, "validated");
+        let info = a.contacts().into_iter().find(|x| x.id == cid).unwrap();
+        assert_eq!(
+            info.new_devices.len(),
+            1,
+            "the new device is shown as a notice"
+        );
 
         // The same device signs another entry in the same place: a fork.
         let fork = add_device(&mut twin, cid, &[&g], &Dev::new());

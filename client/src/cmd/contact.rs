@@ -98,6 +98,12 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
                     c.trust,
                     c.devices.len()
                 );
+                if !c.new_devices.is_empty() {
+                    println!(
+                        "   notice: {} device(s) added since you validated (signed by its other devices; still validated)",
+                        c.new_devices.len()
+                    );
+                }
             }
             if unvalidated > 0 {
                 println!(

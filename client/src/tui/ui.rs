@@ -152,6 +152,15 @@ fn draw_chat(f: &mut Frame<'_>, area: Rect, app: &App) {
             Style::default().fg(Color::Yellow),
             2,
         )),
+        _ if !contact.new_devices.is_empty() => Some((
+            format!(
+                "Notice: {} added {} device(s) since you validated; their other devices signed it, so validation stands.",
+                App::name_of(contact),
+                contact.new_devices.len()
+            ),
+            Style::default().fg(Color::Cyan),
+            2,
+        )),
         _ => None,
     };
     let right = Layout::default()

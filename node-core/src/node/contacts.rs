@@ -48,6 +48,8 @@ pub struct Contact {
     /// Why (for `compromised`: what was detected).
     pub trust_reason: Option<String>,
     pub(super) trust_by: RegisterKey,
+    /// Its account log's heads when it was validated.
+    pub(super) validated_at: Vec<crate::id::EventId>,
     /// The contact that introduced this one, if it came that way.
     pub introduced_by: Option<AccountId>,
 }
@@ -75,6 +77,10 @@ pub struct ContactInfo {
     /// Messages from it not read yet (on any own device).
     #[serde(default)]
     pub unread: usize,
+    /// Devices it added after it was validated (a notice: validation
+    /// stands, as both its devices signed each addition).
+    #[serde(default)]
+    pub new_devices: Vec<DeviceId>,
 }
 
 /// A Contact entry: card URI, alias, and (optional, at the end) the
@@ -200,6 +206,7 @@ impl Node {
                         trust: super::trust::Trust::Unvalidated,
                         trust_reason: None,
                         trust_by: UNSET,
+                        validated_at: Vec::new(),
                         introduced_by,
                     },
                 );
@@ -249,6 +256,7 @@ impl Node {
                 devices: self.contact_devices(id),
                 introduced_by: c.introduced_by,
                 unread: self.unread(*id),
+                new_devices: self.devices_since_validation(*id),
             })
             .collect()
     }

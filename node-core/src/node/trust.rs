@@ -69,14 +69,33 @@ impl std::str::FromStr for Trust {
 /// Longest recorded reason.
 const MAX_REASON: usize = 256;
 
-fn encode_trust(account: AccountId, trust: Trust, reason: &str) -> Vec<u8> {
+/// Most account-log heads recorded with a validation.
+const MAX_SEEN_HEADS: usize = 64;
+
+/// A Trust entry: account, state, reason and (for `validated`) the heads
+/// of the contact's account log as they were when it was validated.
+fn encode_trust(account: AccountId, trust: Trust, reason: &str, seen: &[EventId]) -> Vec<u8> {
     let mut w = Writer::new();
     let reason: String = reason.chars().take(MAX_REASON / 4).collect();
     w.fixed(account.as_bytes()).u8(trust.code()).str(&reason);
+    if !seen.is_empty() {
+        let seen = &seen[..seen.len().min(MAX_SEEN_HEADS)];
+        w.u16(seen.len() as u16);
+        for id in seen {
+            w.fixed(id.as_bytes());
+        }
+    }
     w.finish()
 }
 
-fn decode_trust(body: &[u8]) -> Result<(AccountId, Trust, String), WireError> {
+struct TrustEntry {
+    account: AccountId,
+    trust: Trust,
+    reason: String,
+    seen: Vec<EventId>,
+}
+
+fn decode_trust(body: &[u8]) -> Result<TrustEntry, WireError> {
     let mut r = Reader::new(body);
     let account = AccountId::from_bytes(r.array("account")?);
     let trust = Trust::from_code(r.u8("trust")?).ok_or(WireError::Invalid {
@@ -84,8 +103,20 @@ fn decode_trust(body: &[u8]) -> Result<(AccountId, Trust, String), WireError> {
         why: "unknown state",
     })?;
     let reason = r.str(MAX_REASON, "reason")?.to_owned();
+    let mut seen = Vec::new();
+    if !r.is_empty() {
+        let n = r.count(MAX_SEEN_HEADS, "heads")?;
+        for _ in 0..n {
+            seen.push(EventId::from_bytes(r.array("head")?));
+        }
+    }
     r.finish("trust entry")?;
-    Ok((account, trust, reason))
+    Ok(TrustEntry {
+        account,
+        trust,
+        reason,
+        seen,
+    })
 }
 
 /// Groups the 60 digits in twelve groups of five.
@@ -162,7 +193,15 @@ impl Node {
                 contact.short(12)
             )));
         }
-        let body = encode_trust(contact, trust, reason);
+        let seen: Vec<EventId> = if trust == Trust::Validated {
+            self.logs
+                .get(&LogId::account(contact))
+                .map(|d| d.heads().map(|(id, _)| id).collect())
+                .unwrap_or_default()
+        } else {
+            vec![]
+        };
+        let body = encode_trust(contact, trust, reason, &seen);
         self.append(LogId::self_log(self.account), self_kind::TRUST, body, now)
             .await?;
         Ok(())
@@ -171,18 +210,43 @@ impl Node {
     /// Records a stored self-log trust entry (a register: the entry with
     /// the highest (depth, author, id) wins).
     pub(super) fn apply_trust_entry(&mut self, event: &Event) {
-        let Some(Ok((account, trust, reason))) = event.body().map(decode_trust) else {
+        let Some(Ok(entry)) = event.body().map(decode_trust) else {
             return;
         };
         let h = event.header();
         let by = (h.depth, h.author, event.id());
-        if let Some(c) = self.contacts.get_mut(&account)
+        if let Some(c) = self.contacts.get_mut(&entry.account)
             && by > c.trust_by
         {
-            c.trust = trust;
-            c.trust_reason = (!reason.is_empty()).then_some(reason);
+            c.trust = entry.trust;
+            c.trust_reason = (!entry.reason.is_empty()).then_some(entry.reason);
             c.trust_by = by;
+            c.validated_at = entry.seen;
         }
+    }
+
+    /// Devices a validated contact added (with both signatures) after it
+    /// was validated: they do not reset validation, but are shown.
+    pub fn devices_since_validation(&self, contact: AccountId) -> Vec<DeviceId> {
+        let Some(c) = self.contacts.get(&contact) else {
+            return vec![];
+        };
+        if c.trust != Trust::Validated || c.validated_at.is_empty() {
+            return vec![];
+        }
+        let (Some(dag), Ok(state)) = (
+            self.logs.get(&LogId::account(contact)),
+            self.account_log_state(contact),
+        ) else {
+            return vec![];
+        };
+        let after: std::collections::HashSet<EventId> =
+            dag.not_below(&c.validated_at).into_iter().collect();
+        state
+            .active_devices()
+            .filter(|(_, d)| after.contains(&d.added_in))
+            .map(|(id, _)| *id)
+            .collect()
     }
 
     /// What, if anything, shows that `account`'s account log cannot be
