@@ -50,6 +50,9 @@ pub enum Command {
     Device(cmd::device::Args),
     /// Delete messages (or a whole conversation) on all own devices.
     Delete(cmd::delete::Args),
+    /// Offer, list, watch and save files.
+    #[command(subcommand)]
+    File(cmd::file::Args),
     /// The terminal UI (also what `kith` alone starts in a terminal).
     Tui,
 }
@@ -88,6 +91,7 @@ pub fn main() -> ExitCode {
         Command::Log(args) => cmd::log::run(&home, args),
         Command::Device(args) => cmd::device::run(&home, args),
         Command::Delete(args) => cmd::delete::run(&home, args),
+        Command::File(args) => cmd::file::run(&home, args),
         Command::Tui => tui::run(&home),
     };
     match result {

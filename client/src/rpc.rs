@@ -73,6 +73,30 @@ pub enum Request {
         /// Contact.
         target: String,
     },
+    /// Offer a file in a conversation.
+    FileSend {
+        /// Contact.
+        target: String,
+        /// Absolute path of the file.
+        path: String,
+    },
+    /// Files of a conversation.
+    FileList {
+        /// Contact.
+        target: String,
+    },
+    /// One file's state.
+    FileStatus {
+        /// File id (or unique prefix).
+        id: String,
+    },
+    /// Write a complete file out.
+    FileSave {
+        /// File id (or unique prefix).
+        id: String,
+        /// Absolute destination path (must not exist).
+        dest: String,
+    },
     /// A one-time code for a new device of this account.
     DeviceInvite,
     /// This account's devices.

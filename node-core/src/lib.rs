@@ -16,6 +16,8 @@ pub mod sync;
 pub mod wire;
 
 #[cfg(feature = "node")]
+pub mod files;
+#[cfg(feature = "node")]
 pub mod node;
 #[cfg(feature = "node")]
 pub mod store;

@@ -282,11 +282,17 @@ impl Profile {
     /// Like [`Profile::start_daemon`], through a shared reference (for
     /// restarting a daemon while other threads use the profile).
     pub fn start_daemon_shared(&self) -> Daemon {
+        self.start_daemon_with(&[])
+    }
+
+    /// Starts `kith daemon --listen 127.0.0.1:0 EXTRA…` without waiting.
+    pub fn start_daemon_with(&self, extra: &[&str]) -> Daemon {
         let n = self.daemons.fetch_add(1, Ordering::SeqCst) + 1;
         let log = self.scratch(&format!("daemon{n}.log"));
         let file = std::fs::File::create(&log).expect("creating the daemon log");
         let child = self
             .command(["daemon", "--listen", "127.0.0.1:0"])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(file)
             .spawn()
@@ -299,7 +305,12 @@ impl Profile {
 
     /// Like [`Profile::spawn_daemon`], through a shared reference.
     pub fn spawn_daemon_shared(&self) -> Daemon {
-        let daemon = self.start_daemon_shared();
+        self.spawn_daemon_with(&[])
+    }
+
+    /// Starts a daemon with extra arguments and waits until it answers.
+    pub fn spawn_daemon_with(&self, extra: &[&str]) -> Daemon {
+        let daemon = self.start_daemon_with(extra);
         let out = self.kith(["status", "--wait", "10", "--json"]);
         assert!(
             out.status.success(),

@@ -17,6 +17,16 @@ pub struct Args {
     /// Benchmark mode: answer every received message automatically.
     #[arg(long, hide = true)]
     pub bench_echo: bool,
+    /// Fetch files up to this many bytes automatically (offers to us, and
+    /// own devices' offers).
+    #[arg(long, value_name = "BYTES", default_value_t = crate::daemon::FileLimits::default().auto_fetch)]
+    pub auto_fetch_up_to: u64,
+    /// Tests only: serve corrupted file chunks (plays a bad device).
+    #[arg(long, hide = true)]
+    pub danger_corrupt_served_chunks: bool,
+    /// Refuse to offer files larger than this many bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = crate::daemon::FileLimits::default().max_file)]
+    pub max_file_size: u64,
 }
 
 /// Runs `kith daemon` until SIGINT/SIGTERM.
@@ -38,7 +48,12 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
             .await
             .context("opening the profile")?;
         drop(pass);
-        let daemon = Daemon::start(node, args.listen, args.bench_echo).await?;
+        let limits = crate::daemon::FileLimits {
+            auto_fetch: args.auto_fetch_up_to,
+            max_file: args.max_file_size,
+            danger_corrupt_served: args.danger_corrupt_served_chunks,
+        };
+        let daemon = Daemon::start_with(node, args.listen, args.bench_echo, limits).await?;
         Daemon::serve(daemon.clone()).await?;
         daemon.close().await;
         Ok(())

@@ -5,6 +5,7 @@ pub mod contact;
 pub mod daemon;
 pub mod delete;
 pub mod device;
+pub mod file;
 pub mod init;
 pub mod log;
 pub mod send;

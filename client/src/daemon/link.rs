@@ -65,6 +65,7 @@ pub(super) async fn run(d: Arc<Daemon>, link: Link, role: Role) {
     d.link_up(peer);
     info!(peer = %peer.short(8), ?role, "link up");
     let result = tokio::time::timeout(MAX_LINK_AGE, drive(&d, &link, role)).await;
+    d.files_wake();
     match result {
         Ok(Ok(())) => info!(peer = %peer.short(8), "link closed"),
         Ok(Err(e)) => {
@@ -179,18 +180,24 @@ impl Drop for Outgoing {
     }
 }
 
-async fn drive(d: &Daemon, link: &Link, role: Role) -> Result<()> {
+async fn drive(d: &Arc<Daemon>, link: &Link, role: Role) -> Result<()> {
     let (writer, mut reader): (FrameWriter, FrameReader) = match role {
         Role::Dialer => link.open().await?,
         Role::Listener => link.accept().await?,
     };
+    // Every further stream on this link is a file request; they end with it.
+    let _file_streams = super::files::AbortOnDrop(tokio::spawn(super::files::serve_streams(
+        Arc::clone(d),
+        link.clone(),
+    )));
+    d.files_wake();
     let (me, mut events) = {
         let node = d.node.lock().await;
         (node.account(), node.subscribe())
     };
     let (session, first) = Session::new(role, me, link.peer());
     let mut drv = Driver {
-        d,
+        d: d.as_ref(),
         link,
         session,
         writer: Outgoing::new(writer),

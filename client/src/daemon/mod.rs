@@ -3,6 +3,7 @@
 //! and stops cleanly on SIGINT/SIGTERM.
 
 mod dial;
+mod files;
 mod join;
 mod link;
 mod rpc_server;
@@ -42,6 +43,18 @@ pub struct Daemon {
     /// state: a lost one only means an event is offered again).
     receipts: tokio::sync::mpsc::Sender<Receipt>,
     receipts_rx: std::sync::Mutex<Option<tokio::sync::mpsc::Receiver<Receipt>>>,
+    /// Wakes the file fetcher (a new offer, a new link, a finished request).
+    files_notify: tokio::sync::Notify,
+    /// The file fetcher's requests in flight and distrusted sources.
+    fetch: std::sync::Mutex<files::FetchState>,
+    /// Files up to this size are fetched by every entitled device.
+    auto_fetch_limit: u64,
+    /// Largest file `file send` accepts.
+    max_file_size: u64,
+    /// Tests only: corrupt served chunks.
+    corrupt_served: bool,
+    /// Corrupted chunks received (each from a source then avoided).
+    bad_chunks: std::sync::atomic::AtomicU64,
     /// Link, dial and client tasks: all end when the daemon stops.
     tasks: std::sync::Mutex<tokio::task::JoinSet<()>>,
     /// Links now open, with when each came up.
@@ -111,9 +124,43 @@ async fn write_receipts(
     }
 }
 
+/// File sizes the daemon works with.
+#[derive(Debug, Clone, Copy)]
+pub struct FileLimits {
+    /// Files up to this size are fetched automatically by every device of
+    /// a member of their conversation.
+    pub auto_fetch: u64,
+    /// The largest file `file send` accepts.
+    pub max_file: u64,
+    /// Tests only: serve every chunk with one bit flipped, to play a
+    /// device that serves corrupted data.
+    #[doc(hidden)]
+    pub danger_corrupt_served: bool,
+}
+
+impl Default for FileLimits {
+    fn default() -> Self {
+        Self {
+            auto_fetch: 512 << 20,
+            max_file: 4 << 30,
+            danger_corrupt_served: false,
+        }
+    }
+}
+
 impl Daemon {
     /// Binds the transport and wraps an opened node.
     pub async fn start(node: Node, listen: Vec<SocketAddr>, echo: bool) -> Result<Arc<Self>> {
+        Self::start_with(node, listen, echo, FileLimits::default()).await
+    }
+
+    /// [`Daemon::start`] with file limits.
+    pub async fn start_with(
+        node: Node,
+        listen: Vec<SocketAddr>,
+        echo: bool,
+        limits: FileLimits,
+    ) -> Result<Arc<Self>> {
         let transport = bind(&node, listen).await?;
         let (receipts, receipts_rx) = tokio::sync::mpsc::channel(RECEIPTS_QUEUED);
         Ok(Arc::new(Self {
@@ -129,6 +176,12 @@ impl Daemon {
             frame_bytes: Default::default(),
             open_links: Default::default(),
             tasks: Default::default(),
+            files_notify: tokio::sync::Notify::new(),
+            fetch: Default::default(),
+            auto_fetch_limit: limits.auto_fetch,
+            max_file_size: limits.max_file,
+            corrupt_served: limits.danger_corrupt_served,
+            bad_chunks: Default::default(),
         }))
     }
 
@@ -146,6 +199,7 @@ impl Daemon {
         let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
         let accept = tokio::spawn(link::accept_loop(Arc::clone(&self)));
         let dial = tokio::spawn(dial::dial_loop(Arc::clone(&self)));
+        self.spawn(files::fetch_loop(Arc::clone(&self)));
         let rx = self
             .receipts_rx
             .lock()
@@ -211,6 +265,16 @@ impl Daemon {
         if !node.is_protected() {
             warn!("this profile has no passphrase: anyone with the files can read it");
         }
+    }
+
+    /// Wakes the file fetcher.
+    fn files_wake(&self) {
+        self.files_notify.notify_one();
+    }
+
+    /// Corrupted chunks received so far.
+    pub fn bad_chunks(&self) -> u64 {
+        self.bad_chunks.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Runs a task that ends when the daemon stops.

@@ -2,7 +2,7 @@
 
 use super::Daemon;
 use crate::rpc::{self, CardReply, Request, Response, Status};
-use anyhow::Result;
+use anyhow::{Context, Result};
 use node_core::node::Node;
 use tokio::net::UnixStream;
 use tracing::warn;
@@ -24,6 +24,19 @@ impl Daemon {
 
     async fn answer(&self, req: Request) -> Result<serde_json::Value> {
         let now = crate::now_ms();
+        if let Request::FileSend { target, path } = req {
+            return self.file_send(&target, &path).await;
+        }
+        if let Request::FileSave { id, dest } = req {
+            let (id, offer, files) = {
+                let node = self.node.lock().await;
+                let id = find_file(&node, &id).await?;
+                let (_, offer) = node.file_offer(id).await?.context("no such file")?;
+                (id, offer, node.file_store())
+            };
+            files.save(id, &offer, std::path::Path::new(&dest)).await?;
+            return Ok(serde_json::json!({ "id": id, "saved": dest }));
+        }
         let mut node = self.node.lock().await;
         let value = match req {
             Request::Status => serde_json::to_value(self.status(&node).await?)?,
@@ -78,6 +91,22 @@ impl Daemon {
                 let id = node.share_contact(what, to, now).await?;
                 serde_json::json!({ "id": id })
             }
+            Request::FileSend { .. } | Request::FileSave { .. } => {
+                anyhow::bail!("handled above")
+            }
+            Request::FileList { target } => {
+                let with = node.resolve_target(&target)?;
+                serde_json::to_value(node.files(with).await?)?
+            }
+            Request::FileStatus { id } => {
+                let id = find_file(&node, &id).await?;
+                let (log, _) = node.file_offer(id).await?.context("no such file")?;
+                let with = node
+                    .contact_of_conversation(log)
+                    .context("the file is not in a conversation")?;
+                let info = node.files(with).await?.into_iter().find(|f| f.id == id);
+                serde_json::to_value(info.context("no such file")?)?
+            }
             Request::MarkRead { target } => {
                 let with = node.resolve_target(&target)?;
                 node.mark_read(with, now).await?;
@@ -109,6 +138,30 @@ impl Daemon {
         Ok(value)
     }
 
+    /// Hashes and encrypts the file without holding the node (it may be
+    /// large), then writes the offer.
+    async fn file_send(&self, target: &str, path: &str) -> Result<serde_json::Value> {
+        let (to, dir) = {
+            let node = self.node.lock().await;
+            let to = node.resolve_target(target)?;
+            (to, node_core::files::files_dir(node.profile().dir()))
+        };
+        let path = std::path::PathBuf::from(path);
+        let max = self.max_file_size;
+        let prepared = tokio::task::spawn_blocking(move || {
+            node_core::files::prepare(&dir, &path, max, &mut |_, _| {})
+        })
+        .await
+        .context("preparing the file")??;
+        let id = self
+            .node
+            .lock()
+            .await
+            .offer_file(to, &prepared, crate::now_ms())
+            .await?;
+        Ok(serde_json::json!({ "id": id }))
+    }
+
     async fn status(&self, node: &Node) -> Result<Status> {
         let mut warnings = Vec::new();
         if !node.is_protected() {
@@ -132,5 +185,22 @@ impl Daemon {
             protected: node.is_protected(),
             warnings,
         })
+    }
+}
+
+/// A file by id or unique prefix (at least four characters).
+async fn find_file(node: &Node, id: &str) -> Result<node_core::EventId> {
+    let want = id.trim().to_lowercase();
+    let mut found = Vec::new();
+    for row in node.store().files(None).await? {
+        let s = row.id.to_string();
+        if s == want || (want.len() >= 4 && s.starts_with(&want)) {
+            found.push(row.id);
+        }
+    }
+    match found.as_slice() {
+        [one] => Ok(*one),
+        [] => anyhow::bail!("no file {want:?}"),
+        _ => anyhow::bail!("{want:?} matches several files; give more of the id"),
     }
 }

@@ -30,6 +30,10 @@ impl HashDomain {
     pub const LOG_ID: HashDomain = HashDomain("kith/v1/log-id");
     /// Keys and checksums inside the local store.
     pub const STORE: HashDomain = HashDomain("kith/v1/store");
+    /// A whole file's content (file offers).
+    pub const FILE: HashDomain = HashDomain("kith/v1/file");
+    /// One chunk of a file.
+    pub const FILE_CHUNK: HashDomain = HashDomain("kith/v1/file-chunk");
 
     /// Every hash domain; a new constant must be added here too.
     pub const ALL: &'static [HashDomain] = &[
@@ -37,6 +41,8 @@ impl HashDomain {
         HashDomain::BODY,
         HashDomain::LOG_ID,
         HashDomain::STORE,
+        HashDomain::FILE,
+        HashDomain::FILE_CHUNK,
     ];
 
     /// The domain string.

@@ -218,6 +218,16 @@ impl Node {
             d.dirty = false;
             let ids: Vec<EventId> = d.ids.iter().copied().collect();
             self.store.drop_bodies(&ids).await?;
+            // Deleted file messages take their content with them.
+            let files = self.file_store();
+            for f in self.store.files(Some(log)).await? {
+                if self.is_deleted(log, &f.id) {
+                    files
+                        .remove_content(f.id)
+                        .await
+                        .map_err(|e| NodeError::Invalid(e.to_string()))?;
+                }
+            }
         }
         Ok(())
     }

@@ -11,6 +11,8 @@ pub mod conversation_kind {
     pub const MESSAGE: u16 = 1;
     /// A contact introduced: its card URI and the introducer's trust in it.
     pub const INTRODUCTION: u16 = 2;
+    /// A file offered ([`crate::files::FileOffer`]); its id is the file id.
+    pub const FILE_OFFER: u16 = 3;
 }
 
 /// A message as `kith log --json` shows it.
@@ -182,7 +184,9 @@ impl Node {
             .filter(|e| {
                 matches!(
                     e.event.header().kind,
-                    conversation_kind::MESSAGE | conversation_kind::INTRODUCTION
+                    conversation_kind::MESSAGE
+                        | conversation_kind::INTRODUCTION
+                        | conversation_kind::FILE_OFFER
                 ) && e.event.body().is_some()
             })
             .map(|e| {
@@ -205,6 +209,15 @@ impl Node {
                             Some(card.account),
                         ),
                         None => ("introduction", "(a damaged introduction)".into(), None),
+                    }
+                } else if h.kind == conversation_kind::FILE_OFFER {
+                    match crate::files::FileOffer::decode(body) {
+                        Ok(o) => (
+                            "file",
+                            format!("[file] {} ({} bytes)", o.name, o.size),
+                            None,
+                        ),
+                        Err(_) => ("file", "(a damaged file offer)".into(), None),
                     }
                 } else {
                     ("message", String::from_utf8_lossy(body).into_owned(), None)

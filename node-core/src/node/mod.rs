@@ -8,6 +8,7 @@
 pub mod contacts;
 pub mod delete;
 pub mod devices;
+pub mod files;
 pub mod messages;
 mod read;
 pub mod trust;
@@ -570,6 +571,7 @@ impl Node {
             return Err(e.into());
         }
         self.note_new_events(log);
+        self.register_offers(log, &rows).await?;
         let introducer = self.contact_of_conversation(log);
         for r in &rows {
             if log == LogId::self_log(self.account) {

@@ -7,9 +7,11 @@
 //! Not here: what events mean or whether they are valid (`log`,
 //! `identity`); the store keeps what it is given.
 
+pub mod files;
 pub mod keyfile;
 pub mod profile;
 
+pub use files::FileRow;
 pub use keyfile::{KeyFileError, Passphrase};
 pub use profile::{Profile, ProfileError, ProfileLock};
 

@@ -1,0 +1,149 @@
+//! `kith file`: offer files, list them, watch a transfer, save one out.
+
+use crate::rpc::{self, Request};
+use anyhow::{Context, Result};
+use node_core::node::files::FileInfo;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// `kith file` subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum Args {
+    /// Offer a file in a conversation; returns once it is offered (the
+    /// content moves in the background and never delays text).
+    Send {
+        /// Contact (id, prefix, alias or name).
+        target: String,
+        /// The file.
+        path: PathBuf,
+    },
+    /// Files of a conversation and how much of each is here.
+    List {
+        /// Contact.
+        target: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a transfer's progress until the file is complete.
+    Wait {
+        /// File id (or unique prefix).
+        id: String,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 3600)]
+        timeout: u64,
+        /// Print progress as JSON lines instead of a bar.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a complete file's content to DEST (which must not exist).
+    Save {
+        /// File id (or unique prefix).
+        id: String,
+        /// Where to write it.
+        dest: PathBuf,
+    },
+}
+
+fn absolute(p: &Path) -> Result<String> {
+    let abs = if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .context("finding the current folder")?
+            .join(p)
+    };
+    abs.to_str()
+        .map(str::to_owned)
+        .context("the path is not valid UTF-8")
+}
+
+/// Runs `kith file …`.
+pub fn run(home: &Path, args: Args) -> Result<()> {
+    let rt = super::runtime()?;
+    match args {
+        Args::Send { target, path } => {
+            if !path.exists() {
+                anyhow::bail!("{} does not exist", path.display());
+            }
+            let path = absolute(&path)?;
+            let v = rt.block_on(rpc::call(home, &Request::FileSend { target, path }))?;
+            println!(
+                "{}",
+                v["id"].as_str().context("the daemon's answer has no id")?
+            );
+        }
+        Args::List { target, json } => {
+            let v = rt.block_on(rpc::call(home, &Request::FileList { target }))?;
+            if json {
+                println!("{v}");
+                return Ok(());
+            }
+            let files: Vec<FileInfo> =
+                serde_json::from_value(v).context("the daemon's list is not valid")?;
+            for f in files {
+                println!(
+                    "{}  {}  {} bytes  {} ({}/{} chunks)",
+                    f.id.short(12),
+                    f.name,
+                    f.size,
+                    f.state,
+                    f.have,
+                    f.chunks
+                );
+            }
+        }
+        Args::Wait { id, timeout, json } => {
+            let bar = (!json).then(|| {
+                let bar = indicatif::ProgressBar::new(0);
+                bar.set_style(
+                    indicatif::ProgressStyle::with_template(
+                        "{msg} [{bar:40}] {pos}/{len} chunks ({percent}%)",
+                    )
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                    .progress_chars("=> "),
+                );
+                bar
+            });
+            let deadline = std::time::Instant::now() + Duration::from_secs(timeout);
+            loop {
+                let v = rt.block_on(rpc::call(home, &Request::FileStatus { id: id.clone() }))?;
+                let f: FileInfo =
+                    serde_json::from_value(v).context("the daemon's answer is not valid")?;
+                match &bar {
+                    Some(bar) => {
+                        bar.set_length(u64::from(f.chunks));
+                        bar.set_position(u64::from(f.have));
+                        bar.set_message(f.name.clone());
+                    }
+                    None => println!(
+                        "{}",
+                        serde_json::json!({"id": f.id, "state": f.state, "have": f.have, "chunks": f.chunks})
+                    ),
+                }
+                if f.state == "complete" {
+                    if let Some(bar) = bar {
+                        bar.finish();
+                    }
+                    return Ok(());
+                }
+                if std::time::Instant::now() > deadline {
+                    anyhow::bail!("{} is not complete after {timeout} s", f.name);
+                }
+                std::thread::sleep(Duration::from_millis(250));
+            }
+        }
+        Args::Save { id, dest } => {
+            let dest = absolute(&dest)?;
+            rt.block_on(rpc::call(
+                home,
+                &Request::FileSave {
+                    id,
+                    dest: dest.clone(),
+                },
+            ))?;
+            println!("saved {dest}");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,292 @@
+//! File transfer beside the sync: every stream on a link after the sync
+//! stream is one file request. A request names a file and up to
+//! [`MAX_REQUEST`] chunks; the answer gives each chunk (in pieces that fit a
+//! frame) or says it is not here. A fetcher asks every connected device
+//! that may hold a file for a share of its missing chunks, checks each chunk
+//! against the offer before it is written, and drops a source that sends a
+//! bad one.
+
+use super::Daemon;
+use anyhow::{Context, Result, bail};
+use node_core::files::{FileOffer, MAX_CHUNK};
+use node_core::sync::View;
+use node_core::transport::{FrameReader, FrameWriter, Link};
+use node_core::wire::{Reader, Writer};
+use node_core::{DeviceId, EventId, LogId};
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tracing::{debug, info, warn};
+
+/// Most chunks in one request.
+const MAX_REQUEST: usize = 32;
+/// Chunk bytes per frame.
+const PIECE: usize = 512 * 1024;
+/// How long a device that sent a bad chunk is not asked again for that file.
+const BAD_SOURCE_PAUSE: Duration = Duration::from_secs(300);
+/// How often the fetcher looks for work without being woken.
+const FETCH_EVERY: Duration = Duration::from_secs(2);
+
+mod tag {
+    pub const REQUEST: u8 = 0x50;
+    pub const CHUNK: u8 = 0x51;
+    pub const NOT_HERE: u8 = 0x52;
+}
+
+/// Aborts a task when dropped (tasks tied to a link's life).
+pub(super) struct AbortOnDrop(pub tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// What the fetcher keeps between rounds.
+#[derive(Debug, Default)]
+pub(super) struct FetchState {
+    /// (file, source) requests in flight.
+    busy: HashSet<(EventId, DeviceId)>,
+    /// Sources that sent a bad chunk, and when.
+    bad: HashMap<(EventId, DeviceId), Instant>,
+}
+
+/// Serves the file requests a peer opens on `link` until it closes.
+pub(super) async fn serve_streams(d: Arc<Daemon>, link: Link) {
+    while let Ok((writer, reader)) = link.accept().await {
+        let d = Arc::clone(&d);
+        let peer = link.peer();
+        tokio::spawn(async move {
+            if let Err(e) = serve_one(&d, peer, writer, reader).await {
+                debug!(peer = %peer.short(8), error = %format!("{e:#}"), "file request failed");
+            }
+        });
+    }
+}
+
+async fn serve_one(
+    d: &Daemon,
+    peer: DeviceId,
+    mut writer: FrameWriter,
+    mut reader: FrameReader,
+) -> Result<()> {
+    let frame = reader.recv().await?.context("no request")?;
+    let mut r = Reader::new(&frame);
+    if r.u8("tag")? != tag::REQUEST {
+        bail!("not a file request");
+    }
+    let id = EventId::from_bytes(r.array("file")?);
+    let n = r.count(MAX_REQUEST, "chunks")?;
+    let chunks = (0..n)
+        .map(|_| r.u32("chunk"))
+        .collect::<Result<Vec<_>, _>>()?;
+    r.finish("file request")?;
+    let (offer, files) = {
+        let node = d.node.lock().await;
+        let Some((log, offer)) = node.file_offer(id).await? else {
+            bail!("unknown file");
+        };
+        // Only to devices that may read the conversation it is in.
+        let account = node.account_of_device(&peer).context("unknown device")?;
+        if !node.entitled(account, peer, &log) || node.is_deleted(log, &id) {
+            bail!("not entitled to that file");
+        }
+        (offer, node.file_store())
+    };
+    for i in chunks {
+        match files.read_chunk(id, &offer, i).await {
+            Ok(Some(mut data)) => {
+                if d.corrupt_served
+                    && let Some(b) = data.first_mut()
+                {
+                    *b ^= 1;
+                }
+                let mut head = Writer::new();
+                head.u8(tag::CHUNK).u32(i).u32(data.len() as u32);
+                let mut frames = vec![head.finish()];
+                frames.extend(data.chunks(PIECE).map(<[u8]>::to_vec));
+                writer.send_many(&frames).await?;
+            }
+            Ok(None) => {
+                let mut w = Writer::new();
+                w.u8(tag::NOT_HERE).u32(i);
+                writer.send(&w.finish()).await?;
+            }
+            Err(e) => {
+                warn!(file = %id.short(8), error = %e, "cannot read a chunk to serve");
+                let mut w = Writer::new();
+                w.u8(tag::NOT_HERE).u32(i);
+                writer.send(&w.finish()).await?;
+            }
+        }
+    }
+    writer.finish();
+    Ok(())
+}
+
+/// Fetches missing chunks of the files this device should hold, from
+/// every connected device that may hold them, until the daemon stops.
+pub(super) async fn fetch_loop(d: Arc<Daemon>) {
+    loop {
+        if let Err(e) = fetch_round(&d).await {
+            debug!(error = %format!("{e:#}"), "file fetch round failed");
+        }
+        let _ = tokio::time::timeout(FETCH_EVERY, d.files_notify.notified()).await;
+    }
+}
+
+async fn fetch_round(d: &Arc<Daemon>) -> Result<()> {
+    let (wanted, files, sources) = {
+        let node = d.node.lock().await;
+        let wanted = node.files_to_fetch(d.auto_fetch_limit).await?;
+        let links: Vec<Link> = d
+            .open_links
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(l, _)| l.clone())
+            .collect();
+        // Per log, the links to devices that may hold it.
+        let mut sources: HashMap<LogId, Vec<Link>> = HashMap::new();
+        for (_, log, _) in &wanted {
+            let ok: Vec<Link> = links
+                .iter()
+                .filter(|l| {
+                    node.account_of_device(&l.peer())
+                        .is_some_and(|a| node.entitled(a, l.peer(), log))
+                })
+                .cloned()
+                .collect();
+            sources.insert(*log, ok);
+        }
+        (wanted, node.file_store(), sources)
+    };
+    for (id, log, offer) in wanted {
+        let missing = files.missing(id, &offer).await?;
+        if missing.is_empty() {
+            continue;
+        }
+        let now = Instant::now();
+        let usable: Vec<Link> = {
+            let mut st = d.fetch.lock().unwrap_or_else(|p| p.into_inner());
+            st.bad
+                .retain(|_, t| now.duration_since(*t) < BAD_SOURCE_PAUSE);
+            sources
+                .get(&log)
+                .into_iter()
+                .flatten()
+                .filter(|l| {
+                    !st.busy.contains(&(id, l.peer())) && !st.bad.contains_key(&(id, l.peer()))
+                })
+                .cloned()
+                .collect()
+        };
+        if usable.is_empty() {
+            continue;
+        }
+        // A share of the missing chunks for each source.
+        let mut shares: Vec<Vec<u32>> = vec![Vec::new(); usable.len()];
+        for (n, chunk) in missing.iter().take(MAX_REQUEST * usable.len()).enumerate() {
+            shares[n % usable.len()].push(*chunk);
+        }
+        for (link, share) in usable.into_iter().zip(shares) {
+            if share.is_empty() {
+                continue;
+            }
+            let peer = link.peer();
+            d.fetch
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .busy
+                .insert((id, peer));
+            let (d, files, offer) = (Arc::clone(d), files.clone(), offer.clone());
+            tokio::spawn(async move {
+                let result = fetch_from(&link, &files, id, &offer, &share).await;
+                let mut st = d.fetch.lock().unwrap_or_else(|p| p.into_inner());
+                st.busy.remove(&(id, peer));
+                match result {
+                    Ok(true) => {
+                        info!(file = %id.short(8), name = %offer.name, "file complete");
+                    }
+                    Ok(false) => {}
+                    Err(e) => {
+                        if e.downcast_ref::<BadChunk>().is_some() {
+                            warn!(
+                                peer = %peer.short(8),
+                                file = %id.short(8),
+                                "device served a corrupted chunk; fetching it elsewhere"
+                            );
+                            st.bad.insert((id, peer), Instant::now());
+                            d.bad_chunks
+                                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        } else {
+                            debug!(peer = %peer.short(8), error = %format!("{e:#}"), "file fetch failed");
+                        }
+                    }
+                }
+                drop(st);
+                // More to do, or another source to try.
+                d.files_wake();
+            });
+        }
+    }
+    files.flush().await?;
+    Ok(())
+}
+
+/// A chunk did not match the offer.
+#[derive(Debug, thiserror::Error)]
+#[error("chunk {0} does not match the offer")]
+struct BadChunk(u32);
+
+/// Asks `link`'s device for `chunks`; writes what it sends. Returns
+/// whether the file is complete.
+async fn fetch_from(
+    link: &Link,
+    files: &node_core::files::FileStore,
+    id: EventId,
+    offer: &FileOffer,
+    chunks: &[u32],
+) -> Result<bool> {
+    let (mut writer, mut reader) = link.open().await?;
+    let mut req = Writer::new();
+    req.u8(tag::REQUEST)
+        .fixed(id.as_bytes())
+        .u16(chunks.len() as u16);
+    for c in chunks {
+        req.u32(*c);
+    }
+    writer.send(&req.finish()).await?;
+    writer.finish();
+    let mut complete = false;
+    let wanted: HashSet<u32> = chunks.iter().copied().collect();
+    while let Some(frame) = reader.recv().await? {
+        let mut r = Reader::new(&frame);
+        match r.u8("tag")? {
+            tag::NOT_HERE => continue,
+            tag::CHUNK => {}
+            _ => bail!("unexpected frame"),
+        }
+        let i = r.u32("chunk")?;
+        let len = r.u32("length")? as usize;
+        r.finish("chunk header")?;
+        if !wanted.contains(&i) || i >= offer.chunk_count() || len != offer.chunk_len(i) {
+            return Err(BadChunk(i).into());
+        }
+        debug_assert!(len <= MAX_CHUNK as usize);
+        let mut data = Vec::with_capacity(len);
+        while data.len() < len {
+            let piece = reader.recv().await?.context("the chunk was cut short")?;
+            if data.len() + piece.len() > len {
+                return Err(BadChunk(i).into());
+            }
+            data.extend_from_slice(&piece);
+        }
+        match files.write_chunk(id, offer, i, &data).await {
+            Ok(done) => complete |= done,
+            Err(node_core::files::FileError::BadChunk(i)) => return Err(BadChunk(i).into()),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(complete)
+}

@@ -1,0 +1,175 @@
+//! Files in conversations: offering a prepared file, recording offers that
+//! arrive, listing, and finding an offer by id.
+
+use super::messages::conversation_kind;
+use super::{Node, NodeError};
+use crate::files::{FileOffer, FileStore, Prepared};
+use crate::id::{AccountId, EventId, LogId};
+use crate::wire::to_base32;
+
+/// A file as `kith file list --json` shows it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct FileInfo {
+    /// File id (the offer's event id).
+    pub id: EventId,
+    /// Name.
+    pub name: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Content hash (base32).
+    pub hash: String,
+    /// `offered`, `partial` or `complete`.
+    pub state: String,
+    /// Chunks in all.
+    pub chunks: u32,
+    /// Chunks held.
+    pub have: u32,
+}
+
+impl Node {
+    /// The profile's file content store.
+    pub fn file_store(&self) -> FileStore {
+        FileStore::new(self.profile.dir(), self.store.clone())
+    }
+
+    /// Offers a prepared file to a contact; returns the file id.
+    pub async fn offer_file(
+        &mut self,
+        to: AccountId,
+        prepared: &Prepared,
+        now: i64,
+    ) -> Result<EventId, NodeError> {
+        if !self.contacts.contains_key(&to) {
+            return Err(NodeError::Invalid(format!(
+                "{} is not a contact",
+                to.short(12)
+            )));
+        }
+        let log = LogId::conversation(self.account, to);
+        // Our own offers are not recorded as wanted when stored (see
+        // `register_offers`); the content is recorded as held right after.
+        let id = self
+            .append_for(
+                log,
+                conversation_kind::FILE_OFFER,
+                prepared.offer.encode(),
+                now,
+                &[to],
+            )
+            .await?;
+        self.file_store()
+            .register_prepared(id, log, prepared)
+            .await
+            .map_err(|e| NodeError::Invalid(e.to_string()))?;
+        Ok(id)
+    }
+
+    /// Whether the message `id` of `log` was deleted on own devices.
+    pub fn is_deleted(&self, log: LogId, id: &EventId) -> bool {
+        self.deletions.get(&log).is_some_and(|d| d.contains(id))
+    }
+
+    /// Files this device should fetch: incomplete, not deleted, and either
+    /// offered to us or (own devices' offers) at most `own_limit` bytes.
+    pub async fn files_to_fetch(
+        &self,
+        own_limit: u64,
+    ) -> Result<Vec<(EventId, LogId, FileOffer)>, NodeError> {
+        let mut out = Vec::new();
+        for r in self.store.files(None).await? {
+            if r.complete || self.is_deleted(r.log, &r.id) {
+                continue;
+            }
+            let Some((log, offer)) = self.file_offer(r.id).await? else {
+                continue;
+            };
+            let events = self.store.events_by_id(&[r.id]).await?;
+            let own = events.first().is_some_and(|e| {
+                self.account_of_device(&e.event.header().author) == Some(self.account)
+            });
+            if own && offer.size > own_limit {
+                continue;
+            }
+            out.push((r.id, log, offer));
+        }
+        Ok(out)
+    }
+
+    /// A file's offer and its log.
+    pub async fn file_offer(&self, id: EventId) -> Result<Option<(LogId, FileOffer)>, NodeError> {
+        let events = self.store.events_by_id(&[id]).await?;
+        Ok(events.into_iter().find_map(|e| {
+            let h = e.event.header();
+            if h.kind != conversation_kind::FILE_OFFER
+                || h.log_kind != crate::log::LogKind::Conversation
+            {
+                return None;
+            }
+            let offer = FileOffer::decode(e.event.body()?).ok()?;
+            Some((e.event.log_id(), offer))
+        }))
+    }
+
+    /// Files offered in the conversation with `with`.
+    pub async fn files(&self, with: AccountId) -> Result<Vec<FileInfo>, NodeError> {
+        let log = LogId::conversation(self.account, with);
+        let rows = self.store.files(Some(log)).await?;
+        let mut out = Vec::new();
+        for r in rows {
+            let Some((_, offer)) = self.file_offer(r.id).await? else {
+                continue;
+            };
+            let have = (0..r.chunks)
+                .filter(|i| {
+                    r.have
+                        .get(*i as usize / 8)
+                        .is_some_and(|b| b & (1 << (i % 8)) != 0)
+                })
+                .count() as u32;
+            let state = if r.complete {
+                "complete"
+            } else if have > 0 {
+                "partial"
+            } else {
+                "offered"
+            };
+            out.push(FileInfo {
+                id: r.id,
+                name: r.name,
+                size: r.size,
+                hash: to_base32(&offer.hash),
+                state: state.into(),
+                chunks: r.chunks,
+                have,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Records file offers among newly stored events of `log` (other
+    /// devices' offers: content to fetch).
+    pub(super) async fn register_offers(
+        &self,
+        log: LogId,
+        rows: &[crate::store::StoredEvent],
+    ) -> Result<(), NodeError> {
+        if self.contact_of_conversation(log).is_none() {
+            return Ok(());
+        }
+        let me = self.device();
+        for r in rows {
+            let h = r.event.header();
+            if h.kind != conversation_kind::FILE_OFFER || h.author == me {
+                continue;
+            }
+            let Some(Ok(offer)) = r.event.body().map(FileOffer::decode) else {
+                continue;
+            };
+            self.file_store()
+                .register(r.event.id(), log, &offer)
+                .await
+                .map_err(|e| NodeError::Invalid(e.to_string()))?;
+        }
+        Ok(())
+    }
+}
