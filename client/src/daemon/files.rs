@@ -20,6 +20,8 @@ use tracing::{debug, info, warn};
 
 /// Most chunks in one request.
 const MAX_REQUEST: usize = 32;
+/// Requests in flight per file and source (pipelining hides round trips).
+const IN_FLIGHT: usize = 1;
 /// Chunk bytes per frame.
 const PIECE: usize = 512 * 1024;
 /// How long a device that sent a bad chunk is not asked again for that file.
@@ -45,8 +47,8 @@ impl Drop for AbortOnDrop {
 /// What the fetcher keeps between rounds.
 #[derive(Debug, Default)]
 pub(super) struct FetchState {
-    /// (file, source) requests in flight.
-    busy: HashSet<(EventId, DeviceId)>,
+    /// Requests in flight per (file, source), with their chunks.
+    busy: HashMap<(EventId, DeviceId), Vec<Vec<u32>>>,
     /// Sources that sent a bad chunk, and when.
     bad: HashMap<(EventId, DeviceId), Instant>,
 }
@@ -167,43 +169,67 @@ async fn fetch_round(d: &Arc<Daemon>) -> Result<()> {
             continue;
         }
         let now = Instant::now();
-        let usable: Vec<Link> = {
+        // Free request slots per usable source, and chunks already asked for.
+        let (slots, asked): (Vec<(Link, usize)>, HashSet<u32>) = {
             let mut st = d.fetch.lock().unwrap_or_else(|p| p.into_inner());
             st.bad
                 .retain(|_, t| now.duration_since(*t) < BAD_SOURCE_PAUSE);
-            sources
+            let asked = st
+                .busy
+                .iter()
+                .filter(|((f, _), _)| *f == id)
+                .flat_map(|(_, reqs)| reqs.iter().flatten().copied())
+                .collect();
+            let slots = sources
                 .get(&log)
                 .into_iter()
                 .flatten()
-                .filter(|l| {
-                    !st.busy.contains(&(id, l.peer())) && !st.bad.contains_key(&(id, l.peer()))
+                .filter(|l| !st.bad.contains_key(&(id, l.peer())))
+                .map(|l| {
+                    let used = st.busy.get(&(id, l.peer())).map_or(0, Vec::len);
+                    (l.clone(), IN_FLIGHT.saturating_sub(used))
                 })
-                .cloned()
-                .collect()
+                .filter(|(_, free)| *free > 0)
+                .collect();
+            (slots, asked)
         };
-        if usable.is_empty() {
+        if slots.is_empty() {
             continue;
         }
-        // A share of the missing chunks for each source.
-        let mut shares: Vec<Vec<u32>> = vec![Vec::new(); usable.len()];
-        for (n, chunk) in missing.iter().take(MAX_REQUEST * usable.len()).enumerate() {
-            shares[n % usable.len()].push(*chunk);
-        }
-        for (link, share) in usable.into_iter().zip(shares) {
-            if share.is_empty() {
-                continue;
+        // Requests of missing chunks not yet asked for, dealt round-robin.
+        let mut todo = missing.into_iter().filter(|c| !asked.contains(c));
+        let mut requests: Vec<(Link, Vec<u32>)> = Vec::new();
+        'deal: for round in 0..IN_FLIGHT {
+            for (link, free) in &slots {
+                if round >= *free {
+                    continue;
+                }
+                let share: Vec<u32> = todo.by_ref().take(MAX_REQUEST).collect();
+                if share.is_empty() {
+                    break 'deal;
+                }
+                requests.push((link.clone(), share));
             }
+        }
+        for (link, share) in requests {
             let peer = link.peer();
             d.fetch
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .busy
-                .insert((id, peer));
+                .entry((id, peer))
+                .or_default()
+                .push(share.clone());
             let (d, files, offer) = (Arc::clone(d), files.clone(), offer.clone());
             tokio::spawn(async move {
                 let result = fetch_from(&link, &files, id, &offer, &share).await;
                 let mut st = d.fetch.lock().unwrap_or_else(|p| p.into_inner());
-                st.busy.remove(&(id, peer));
+                if let Some(reqs) = st.busy.get_mut(&(id, peer)) {
+                    reqs.retain(|r| *r != share);
+                    if reqs.is_empty() {
+                        st.busy.remove(&(id, peer));
+                    }
+                }
                 match result {
                     Ok(true) => {
                         info!(file = %id.short(8), name = %offer.name, "file complete");
