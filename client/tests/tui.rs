@@ -126,6 +126,23 @@ fn chat_with_a_validated_contact_shows_badges_unread_counts_and_delivery_marks()
         message(2, AccountId::from_bytes([2; 32]), "hello alice", true),
         message(3, ME, "are you there?", false),
     ];
+    let mut offer = message(
+        4,
+        AccountId::from_bytes([2; 32]),
+        "[file] photo.jpg (5242880 bytes)",
+        true,
+    );
+    offer.kind = "file".into();
+    a.messages.push(offer);
+    a.files = vec![node_core::node::files::FileInfo {
+        id: EventId::from_bytes([4; 32]),
+        name: "photo.jpg".into(),
+        size: 5 << 20,
+        hash: "x".into(),
+        state: "partial".into(),
+        chunks: 20,
+        have: 9,
+    }];
     a.input = "typing…".into();
     snapshot("chat_validated", &render(&a, 100, 20));
 }

@@ -279,8 +279,52 @@ pub fn prepare(
 /// A file being received (or held), with its offer.
 struct Open {
     row: FileRow,
+    /// Chunks held (bits set in `row.have`).
+    held: u32,
     /// Chunks written since the bitmap was last saved.
     unsaved: u32,
+    /// The content file, once opened.
+    file: Option<File>,
+}
+
+impl Open {
+    /// The content file, opened (and made) on first use.
+    fn handle(&mut self, path: &Path) -> Result<&File, FileError> {
+        if self.file.is_none() {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).map_err(io("cannot create", dir))?;
+            }
+            let f = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600)
+                .open(path)
+                .map_err(io("cannot open", path))?;
+            self.file = Some(f);
+        }
+        self.file
+            .as_ref()
+            .ok_or_else(|| FileError::Invalid("content file not open".into()))
+    }
+}
+
+/// What writing a chunk changed.
+struct Written {
+    /// The bitmap to save now, if it is time to.
+    save: Option<Vec<u8>>,
+    /// Whether the file is complete.
+    complete: bool,
+}
+
+/// Runs file work (hashing, encryption, disk) off the async threads.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, FileError> + Send + 'static,
+) -> Result<T, FileError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|_| FileError::Invalid("a file task stopped".into()))?
 }
 
 /// The profile's file content: chunk reads and checked writes, usable
@@ -354,7 +398,13 @@ impl FileStore {
             .file(id)
             .await?
             .ok_or_else(|| FileError::Invalid(format!("no file {id}")))?;
-        let open = Arc::new(Mutex::new(Open { row, unsaved: 0 }));
+        let held = (0..row.chunks).filter(|i| has(&row.have, *i)).count() as u32;
+        let open = Arc::new(Mutex::new(Open {
+            row,
+            held,
+            unsaved: 0,
+            file: None,
+        }));
         Ok(Arc::clone(self.lock().entry(id).or_insert(open)))
     }
 
@@ -427,50 +477,65 @@ impl FileStore {
         id: EventId,
         offer: &FileOffer,
         i: u32,
-        data: &[u8],
+        data: Vec<u8>,
     ) -> Result<bool, FileError> {
         if i >= offer.chunk_count() || data.len() != offer.chunk_len(i) {
             return Err(FileError::BadChunk(i));
         }
-        if hash(HashDomain::FILE_CHUNK, data) != offer.chunks[i as usize] {
-            return Err(FileError::BadChunk(i));
-        }
         let open = self.get(id).await?;
-        let save = {
+        let expected = offer.chunks[i as usize];
+        let (chunks, slot_at) = (
+            offer.chunk_count(),
+            u64::from(i) * slot_len(offer.chunk_size),
+        );
+        let dir = self.dir.clone();
+        let written = blocking(move || {
+            if hash(HashDomain::FILE_CHUNK, &data) != expected {
+                return Err(FileError::BadChunk(i));
+            }
+            let key = {
+                let o = open.lock().unwrap_or_else(|p| p.into_inner());
+                if has(&o.row.have, i) {
+                    return Ok(Written {
+                        save: None,
+                        complete: o.row.complete,
+                    });
+                }
+                StreamKey::from_bytes(SecretBytes::new(*o.row.key.as_bytes()))
+            };
+            let slot = encrypt_chunk(&key, &data);
             let mut o = open.lock().unwrap_or_else(|p| p.into_inner());
             if has(&o.row.have, i) {
-                return Ok(o.row.complete);
+                return Ok(Written {
+                    save: None,
+                    complete: o.row.complete,
+                });
             }
-            std::fs::create_dir_all(&self.dir).map_err(io("cannot create", &self.dir))?;
-            let path = self.path(&o.row.local);
-            let file = OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .mode(0o600)
-                .open(&path)
+            let path = dir.join(format!("{}.kith", o.row.local));
+            let complete = o.held + 1 == chunks;
+            let file = o.handle(&path)?;
+            file.write_all_at(&slot, slot_at)
                 .map_err(io("cannot write", &path))?;
-            let key = StreamKey::from_bytes(SecretBytes::new(*o.row.key.as_bytes()));
-            let slot = encrypt_chunk(&key, data);
-            file.write_all_at(&slot, u64::from(i) * slot_len(offer.chunk_size))
-                .map_err(io("cannot write", &path))?;
-            set(&mut o.row.have, i);
-            o.unsaved += 1;
-            let complete = (0..offer.chunk_count()).all(|c| has(&o.row.have, c));
-            o.row.complete = complete;
             if complete {
                 file.sync_all().map_err(io("cannot write", &path))?;
             }
-            (complete || o.unsaved >= SAVE_EVERY).then(|| {
+            set(&mut o.row.have, i);
+            o.held += 1;
+            o.unsaved += 1;
+            o.row.complete = complete;
+            let save = (complete || o.unsaved >= SAVE_EVERY).then(|| {
                 o.unsaved = 0;
-                (o.row.have.clone(), complete)
-            })
-        };
-        if let Some((have, complete)) = save {
-            self.store.set_file_have(id, &have, complete).await?;
-            return Ok(complete);
+                o.row.have.clone()
+            });
+            Ok(Written { save, complete })
+        })
+        .await?;
+        if let Some(have) = written.save {
+            self.store
+                .set_file_have(id, &have, written.complete)
+                .await?;
         }
-        Ok(false)
+        Ok(written.complete)
     }
 
     /// Saves the bitmap of chunks written since the last save.
@@ -502,27 +567,39 @@ impl FileStore {
         offer: &FileOffer,
         i: u32,
     ) -> Result<Option<Vec<u8>>, FileError> {
-        let open = self.get(id).await?;
-        let o = open.lock().unwrap_or_else(|p| p.into_inner());
-        if i >= offer.chunk_count() || !has(&o.row.have, i) {
+        if i >= offer.chunk_count() {
             return Ok(None);
         }
-        let path = self.path(&o.row.local);
-        let file = File::open(&path).map_err(io("cannot read", &path))?;
+        let open = self.get(id).await?;
+        let expected = offer.chunks[i as usize];
         let len = STREAM_HEADER_LEN + STREAM_ABYTES + offer.chunk_len(i);
-        let mut slot = vec![0u8; len];
-        file.read_exact_at(&mut slot, u64::from(i) * slot_len(offer.chunk_size))
-            .map_err(io("cannot read", &path))?;
-        let key = StreamKey::from_bytes(SecretBytes::new(*o.row.key.as_bytes()));
-        let (header, body) = slot.split_at(STREAM_HEADER_LEN);
-        let header: [u8; STREAM_HEADER_LEN] =
-            header.try_into().map_err(|_| FileError::Damaged(i))?;
-        let mut dec = StreamDecryptor::new(&key, &header).map_err(|_| FileError::Damaged(i))?;
-        let (plain, _) = dec.pull(body).map_err(|_| FileError::Damaged(i))?;
-        if hash(HashDomain::FILE_CHUNK, &plain) != offer.chunks[i as usize] {
-            return Err(FileError::Damaged(i));
-        }
-        Ok(Some(plain))
+        let slot_at = u64::from(i) * slot_len(offer.chunk_size);
+        let dir = self.dir.clone();
+        blocking(move || {
+            let (slot, key) = {
+                let mut o = open.lock().unwrap_or_else(|p| p.into_inner());
+                if !has(&o.row.have, i) {
+                    return Ok(None);
+                }
+                let key = StreamKey::from_bytes(SecretBytes::new(*o.row.key.as_bytes()));
+                let path = dir.join(format!("{}.kith", o.row.local));
+                let mut slot = vec![0u8; len];
+                o.handle(&path)?
+                    .read_exact_at(&mut slot, slot_at)
+                    .map_err(io("cannot read", &path))?;
+                (slot, key)
+            };
+            let (header, body) = slot.split_at(STREAM_HEADER_LEN);
+            let header: [u8; STREAM_HEADER_LEN] =
+                header.try_into().map_err(|_| FileError::Damaged(i))?;
+            let mut dec = StreamDecryptor::new(&key, &header).map_err(|_| FileError::Damaged(i))?;
+            let (plain, _) = dec.pull(body).map_err(|_| FileError::Damaged(i))?;
+            if hash(HashDomain::FILE_CHUNK, &plain) != expected {
+                return Err(FileError::Damaged(i));
+            }
+            Ok(Some(plain))
+        })
+        .await
     }
 
     /// Writes a complete file's plaintext to `dest` (a new file; written

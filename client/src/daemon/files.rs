@@ -21,7 +21,7 @@ use tracing::{debug, info, warn};
 /// Most chunks in one request.
 const MAX_REQUEST: usize = 32;
 /// Requests in flight per file and source (pipelining hides round trips).
-const IN_FLIGHT: usize = 1;
+const IN_FLIGHT: usize = 4;
 /// Chunk bytes per frame.
 const PIECE: usize = 512 * 1024;
 /// How long a device that sent a bad chunk is not asked again for that file.
@@ -308,7 +308,7 @@ async fn fetch_from(
             }
             data.extend_from_slice(&piece);
         }
-        match files.write_chunk(id, offer, i, &data).await {
+        match files.write_chunk(id, offer, i, data).await {
             Ok(done) => complete |= done,
             Err(node_core::files::FileError::BadChunk(i)) => return Err(BadChunk(i).into()),
             Err(e) => return Err(e.into()),

@@ -80,6 +80,8 @@ pub struct App {
     pub selected: usize,
     /// The selected conversation's messages, in display order.
     pub messages: Vec<MessageInfo>,
+    /// The selected conversation's files, with their progress.
+    pub files: Vec<node_core::node::files::FileInfo>,
     /// What is being typed.
     pub input: String,
     /// The screen.
@@ -116,6 +118,7 @@ impl App {
             contacts: Vec::new(),
             selected: 0,
             messages: Vec::new(),
+            files: Vec::new(),
             input: String::new(),
             screen: Screen::Chat,
             notice: None,

@@ -104,6 +104,15 @@ fn refresh(rt: &tokio::runtime::Runtime, home: &Path, app: &mut App) {
                 )
                 .await?,
             )?;
+            app.files = serde_json::from_value(
+                rpc::call(
+                    home,
+                    &Request::FileList {
+                        target: target.clone(),
+                    },
+                )
+                .await?,
+            )?;
             // What is on screen has been read.
             if unread > 0 && app.screen == Screen::Chat {
                 rpc::call(home, &Request::MarkRead { target }).await?;

@@ -197,6 +197,20 @@ fn draw_chat(f: &mut Frame<'_>, area: Rect, app: &App) {
                 ),
                 Span::raw(m.text.clone()),
             ];
+            if m.kind == "file"
+                && let Some(f) = app.files.iter().find(|f| f.id == m.id)
+            {
+                let progress = match f.state.as_str() {
+                    "complete" => " · here".to_owned(),
+                    _ if f.chunks > 0 => format!(
+                        " · {}% ({})",
+                        u64::from(f.have) * 100 / u64::from(f.chunks),
+                        f.state
+                    ),
+                    _ => format!(" · {}", f.state),
+                };
+                spans.push(Span::styled(progress, Style::default().fg(Color::Cyan)));
+            }
             if own {
                 let (mark, color) = if m.delivered {
                     (" ✓✓", Color::Green)

@@ -27,9 +27,9 @@ pub struct FileInfo {
 }
 
 impl Node {
-    /// The profile's file content store.
+    /// The profile's file content store (a handle to the one instance).
     pub fn file_store(&self) -> FileStore {
-        FileStore::new(self.profile.dir(), self.store.clone())
+        self.files.clone()
     }
 
     /// Offers a prepared file to a contact; returns the file id.

@@ -145,6 +145,8 @@ pub struct Node {
     introduced: Vec<(AccountId, String)>,
     /// Read markers per conversation: (depth, id) of the last event read.
     read_markers: HashMap<LogId, (u64, EventId)>,
+    /// File content (one instance: it caches open files and progress).
+    files: crate::files::FileStore,
 }
 
 /// What [`Node::assemble`] needs.
@@ -282,6 +284,7 @@ impl Node {
 
     /// A node with its own account and self log registered, nothing loaded.
     fn assemble(p: Parts) -> Node {
+        let files = crate::files::FileStore::new(p.profile.dir(), p.store.clone());
         let mut node = Node {
             profile: p.profile,
             _lock: p.lock,
@@ -300,6 +303,7 @@ impl Node {
             deletions: HashMap::new(),
             introduced: Vec::new(),
             read_markers: HashMap::new(),
+            files,
         };
         node.add_log(LogId::account(p.account), LogKind::Account);
         node.add_log(LogId::self_log(p.account), LogKind::SelfLog);
