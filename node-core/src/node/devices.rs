@@ -1,7 +1,7 @@
 //! The account's devices: invite codes, joining, the device list,
 //! revocation, and the addresses devices were last seen at.
 
-use super::{META_ACCOUNT, META_NAME, META_NEXT_SEQ, META_SEED, Node, NodeError, Parts};
+use super::{Node, NodeError, Parts};
 use crate::crypto::{SecretBytes, SigningKey, ct_eq};
 use crate::id::{DeviceId, EventId, LogId};
 use crate::identity::AccountEntry;
@@ -147,16 +147,7 @@ impl Node {
         let lock = profile.lock().map_err(StoreError::from)?;
         let store = Store::create(&profile, passphrase).await?;
         let account = invite.account;
-        let seed = key.seed();
-        store
-            .set_meta(&[
-                (META_SEED, seed.as_bytes()),
-                (META_ACCOUNT, account.as_bytes()),
-                (META_NAME, name.as_bytes()),
-                (META_NEXT_SEQ, &1u64.to_be_bytes()),
-            ])
-            .await?;
-        let mut node = Node::assemble(Parts {
+        let mut node = Node::new_profile(Parts {
             profile,
             lock,
             store,
@@ -165,7 +156,8 @@ impl Node {
             name: name.to_owned(),
             protected: passphrase.is_some(),
             next_seq: 1,
-        });
+        })
+        .await?;
         let threads = std::thread::available_parallelism().map_or(1, usize::from);
         node.ingest_batch(
             LogId::account(account),

@@ -39,12 +39,7 @@ impl Node {
         prepared: &Prepared,
         now: i64,
     ) -> Result<EventId, NodeError> {
-        if !self.contacts.contains_key(&to) {
-            return Err(NodeError::Invalid(format!(
-                "{} is not a contact",
-                to.short(12)
-            )));
-        }
+        self.require_contact(to)?;
         let log = LogId::conversation(self.account, to);
         // Our own offers are not recorded as wanted when stored (see
         // `register_offers`); the content is recorded as held right after.

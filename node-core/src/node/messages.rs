@@ -60,6 +60,17 @@ pub(super) fn decode_introduction(body: &[u8]) -> Option<(crate::identity::Card,
 }
 
 impl Node {
+    /// Fails unless `account` is a contact.
+    pub(super) fn require_contact(&self, account: AccountId) -> Result<(), NodeError> {
+        if self.contacts.contains_key(&account) {
+            return Ok(());
+        }
+        Err(NodeError::Invalid(format!(
+            "{} is not a contact",
+            account.short(12)
+        )))
+    }
+
     /// Queues a text message to a contact; returns at once.
     pub async fn send_message(
         &mut self,
@@ -67,12 +78,7 @@ impl Node {
         text: &str,
         now: i64,
     ) -> Result<EventId, NodeError> {
-        if !self.contacts.contains_key(&to) {
-            return Err(NodeError::Invalid(format!(
-                "{} is not a contact",
-                to.short(12)
-            )));
-        }
+        self.require_contact(to)?;
         if text.len() > MAX_BODY {
             return Err(NodeError::Invalid(format!(
                 "message too long ({} bytes, limit {MAX_BODY})",
@@ -143,12 +149,7 @@ impl Node {
         texts: &[String],
         now: i64,
     ) -> Result<Vec<EventId>, NodeError> {
-        if !self.contacts.contains_key(&to) {
-            return Err(NodeError::Invalid(format!(
-                "{} is not a contact",
-                to.short(12)
-            )));
-        }
+        self.require_contact(to)?;
         if texts.iter().any(|t| t.len() > MAX_BODY) {
             return Err(NodeError::Invalid(format!(
                 "a message is longer than {MAX_BODY} bytes"

@@ -219,16 +219,7 @@ impl Node {
             },
         );
         let account = AccountId::from_bytes(*genesis.id().as_bytes());
-        let seed = key.seed();
-        store
-            .set_meta(&[
-                (META_SEED, seed.as_bytes()),
-                (META_ACCOUNT, account.as_bytes()),
-                (META_NAME, name.as_bytes()),
-                (META_NEXT_SEQ, &2u64.to_be_bytes()),
-            ])
-            .await?;
-        let mut node = Node::assemble(Parts {
+        let mut node = Node::new_profile(Parts {
             profile,
             lock,
             store,
@@ -237,7 +228,8 @@ impl Node {
             name: name.to_owned(),
             protected: passphrase.is_some(),
             next_seq: 2,
-        });
+        })
+        .await?;
         node.ingest_event(genesis, now, None).await?;
         Ok((node, recovery_key.map(|k| RecoveryCode(k.seed()))))
     }
@@ -280,6 +272,20 @@ impl Node {
             return Err(NodeError::Revoked);
         }
         Ok(node)
+    }
+
+    /// Records a new profile's identity in its store and assembles it.
+    async fn new_profile(p: Parts) -> Result<Node, NodeError> {
+        let seed = p.key.seed();
+        p.store
+            .set_meta(&[
+                (META_SEED, seed.as_bytes()),
+                (META_ACCOUNT, p.account.as_bytes()),
+                (META_NAME, p.name.as_bytes()),
+                (META_NEXT_SEQ, &p.next_seq.to_be_bytes()),
+            ])
+            .await?;
+        Ok(Node::assemble(p))
     }
 
     /// A node with its own account and self log registered, nothing loaded.

@@ -133,12 +133,7 @@ impl Node {
     /// The safety number with `contact` (60 digits): the same on both
     /// sides and on every device of either account.
     pub fn safety_number(&self, contact: AccountId) -> Result<String, NodeError> {
-        if !self.contacts.contains_key(&contact) {
-            return Err(NodeError::Invalid(format!(
-                "{} is not a contact",
-                contact.short(12)
-            )));
-        }
+        self.require_contact(contact)?;
         let mine = self.account.to_string();
         let theirs = contact.to_string();
         Ok(numeric_fingerprint(
@@ -187,12 +182,7 @@ impl Node {
         reason: &str,
         now: i64,
     ) -> Result<(), NodeError> {
-        if !self.contacts.contains_key(&contact) {
-            return Err(NodeError::Invalid(format!(
-                "{} is not a contact",
-                contact.short(12)
-            )));
-        }
+        self.require_contact(contact)?;
         let seen: Vec<EventId> = if trust == Trust::Validated {
             self.logs
                 .get(&LogId::account(contact))

@@ -341,30 +341,30 @@ impl Store {
 
     /// The account has these events: they leave its outbox.
     pub async fn delivered(&self, account: AccountId, ids: &[EventId]) -> Result<(), StoreError> {
-        let mut tx = self
-            .pool
-            .begin()
-            .await
-            .map_err(db("beginning a transaction"))?;
-        for chunk in ids.chunks(500) {
-            let mut q = sqlx::QueryBuilder::<Sqlite>::new("DELETE FROM outbox WHERE account = ");
-            q.push_bind(account.as_bytes().to_vec());
+        let account = account.as_bytes().to_vec();
+        self.for_ids(ids, "recording delivery", |q| {
+            q.push("DELETE FROM outbox WHERE account = ");
+            q.push_bind(account.clone());
             q.push(" AND event IN (");
-            let mut sep = q.separated(", ");
-            for id in chunk {
-                sep.push_bind(id.as_bytes().to_vec());
-            }
-            q.push(")");
-            q.build()
-                .execute(&mut *tx)
-                .await
-                .map_err(db("recording delivery"))?;
-        }
-        tx.commit().await.map_err(db("recording delivery"))
+        })
+        .await
     }
 
     /// Removes the bodies of these events (deleted messages); headers stay.
     pub async fn drop_bodies(&self, ids: &[EventId]) -> Result<(), StoreError> {
+        self.for_ids(ids, "deleting message bodies", |q| {
+            q.push("UPDATE events SET body = NULL WHERE body IS NOT NULL AND id IN (");
+        })
+        .await
+    }
+
+    /// Runs `start … (id, id, …)` over `ids` in chunks, in one transaction.
+    async fn for_ids(
+        &self,
+        ids: &[EventId],
+        what: &'static str,
+        start: impl Fn(&mut sqlx::QueryBuilder<Sqlite>),
+    ) -> Result<(), StoreError> {
         if ids.is_empty() {
             return Ok(());
         }
@@ -374,20 +374,16 @@ impl Store {
             .await
             .map_err(db("beginning a transaction"))?;
         for chunk in ids.chunks(500) {
-            let mut q = sqlx::QueryBuilder::<Sqlite>::new(
-                "UPDATE events SET body = NULL WHERE body IS NOT NULL AND id IN (",
-            );
+            let mut q = sqlx::QueryBuilder::<Sqlite>::new("");
+            start(&mut q);
             let mut sep = q.separated(", ");
             for id in chunk {
                 sep.push_bind(id.as_bytes().to_vec());
             }
             q.push(")");
-            q.build()
-                .execute(&mut *tx)
-                .await
-                .map_err(db("deleting message bodies"))?;
+            q.build().execute(&mut *tx).await.map_err(db(what))?;
         }
-        tx.commit().await.map_err(db("deleting message bodies"))
+        tx.commit().await.map_err(db(what))
     }
 
     /// Events of `log` still waiting for delivery to some account.
