@@ -97,6 +97,17 @@ pub enum Request {
         /// Absolute destination path (must not exist).
         dest: String,
     },
+    /// Fetch a file whatever its size.
+    FileFetch {
+        /// File id (or unique prefix).
+        id: String,
+    },
+    /// Show or set (on every own device) the size up to which files are
+    /// fetched automatically.
+    FileSyncLimit {
+        /// The new limit in bytes, or none to show it.
+        bytes: Option<u64>,
+    },
     /// A one-time code for a new device of this account.
     DeviceInvite,
     /// This account's devices.

@@ -223,3 +223,37 @@ fn bad_file_input_fails_cleanly() {
     assert_ok(&a.kith(["file", "save", id.as_str(), ok.to_str().unwrap()]));
     assert_eq!(std::fs::read(&ok).unwrap(), b"hello");
 }
+
+/// The size up to which files are fetched by themselves is a setting of
+/// the account's devices: set on B1, B2 follows; a file above it is only
+/// offered until someone waits for it, then it arrives.
+#[test]
+fn files_above_the_sync_limit_wait_until_asked_for() {
+    let a = Profile::new();
+    a.init("alice");
+    let _da = a.spawn_daemon_shared();
+    let b1 = Profile::new();
+    b1.init("bob");
+    let _db1 = b1.spawn_daemon_shared();
+    let (bid, aid) = pair(&a, &b1);
+    let b2 = Profile::new();
+    b2.join(&b1, "bob-laptop");
+    let _db2 = b2.spawn_daemon_shared();
+
+    assert_ok(&b1.kith(["file", "sync-limit", "1000"]));
+    assert!(
+        wait_until(WAIT, || assert_ok(&b2.kith(["file", "sync-limit"]))
+            .contains(" 1000 ")),
+        "B2 did not follow the setting"
+    );
+    let src = a.scratch("five-k.bin");
+    make_file(&src, 5000);
+    let id = assert_ok(&a.kith(["file", "send", bid.as_str(), src.to_str().unwrap()]))
+        .trim()
+        .to_owned();
+    assert!(wait_until(WAIT, || file_state(&b1, &aid, &id).is_some()));
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(file_state(&b1, &aid, &id).unwrap()["state"], "offered");
+    assert_ok(&b1.kith(["file", "wait", id.as_str(), "--json", "--timeout", "60"]));
+    assert!(complete(&b1, &aid, &id));
+}

@@ -36,6 +36,12 @@ pub enum Args {
         #[arg(long)]
         json: bool,
     },
+    /// Show, or set on all your devices, the size up to which files are
+    /// fetched automatically (larger ones when you `wait` for them).
+    SyncLimit {
+        /// The new limit in bytes.
+        bytes: Option<u64>,
+    },
     /// Write a complete file's content to DEST (which must not exist).
     Save {
         /// File id (or unique prefix).
@@ -93,7 +99,13 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
                 );
             }
         }
+        Args::SyncLimit { bytes } => {
+            let v = rt.block_on(rpc::call(home, &Request::FileSyncLimit { bytes }))?;
+            println!("files up to {} bytes are fetched automatically", v["bytes"]);
+        }
         Args::Wait { id, timeout, json } => {
+            // Waiting for a file asks for it, whatever its size.
+            rt.block_on(rpc::call(home, &Request::FileFetch { id: id.clone() }))?;
             let bar = (!json).then(|| {
                 let bar = indicatif::ProgressBar::new(0);
                 bar.set_style(

@@ -140,7 +140,13 @@ pub(super) async fn fetch_loop(d: Arc<Daemon>) {
 async fn fetch_round(d: &Arc<Daemon>) -> Result<()> {
     let (wanted, files, sources) = {
         let node = d.node.lock().await;
-        let wanted = node.files_to_fetch(d.auto_fetch_limit).await?;
+        let limit = node.auto_fetch_setting().unwrap_or(d.auto_fetch_limit);
+        let asked = d
+            .wanted_files
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let wanted = node.files_to_fetch(limit, &asked).await?;
         let links: Vec<Link> = d
             .open_links
             .lock()

@@ -47,8 +47,11 @@ pub struct Daemon {
     files_notify: tokio::sync::Notify,
     /// The file fetcher's requests in flight and distrusted sources.
     fetch: std::sync::Mutex<files::FetchState>,
-    /// Files up to this size are fetched by every entitled device.
+    /// Files up to this size are fetched by every entitled device (unless
+    /// the self log's setting says otherwise).
     auto_fetch_limit: u64,
+    /// Files asked for explicitly (fetched whatever their size).
+    wanted_files: std::sync::Mutex<std::collections::HashSet<node_core::EventId>>,
     /// Largest file `file send` accepts.
     max_file_size: u64,
     /// Tests only: corrupt served chunks.
@@ -179,6 +182,7 @@ impl Daemon {
             files_notify: tokio::sync::Notify::new(),
             fetch: Default::default(),
             auto_fetch_limit: limits.auto_fetch,
+            wanted_files: Default::default(),
             max_file_size: limits.max_file,
             corrupt_served: limits.danger_corrupt_served,
             bad_chunks: Default::default(),

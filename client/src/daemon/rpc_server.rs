@@ -107,6 +107,28 @@ impl Daemon {
                 let info = node.files(with).await?.into_iter().find(|f| f.id == id);
                 serde_json::to_value(info.context("no such file")?)?
             }
+            Request::FileFetch { id } => {
+                let id = find_file(&node, &id).await?;
+                self.wanted_files
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(id);
+                self.files_wake();
+                serde_json::json!({ "id": id })
+            }
+            Request::FileSyncLimit { bytes } => {
+                if let Some(b) = bytes {
+                    node.set_setting(
+                        node_core::node::read::SETTING_AUTO_FETCH,
+                        &b.to_be_bytes(),
+                        now,
+                    )
+                    .await?;
+                    self.files_wake();
+                }
+                let limit = node.auto_fetch_setting().unwrap_or(self.auto_fetch_limit);
+                serde_json::json!({ "bytes": limit })
+            }
             Request::MarkRead { target } => {
                 let with = node.resolve_target(&target)?;
                 node.mark_read(with, now).await?;

@@ -20,6 +20,8 @@ pub mod self_kind {
     pub const TRUST: u16 = 3;
     /// A conversation read up to an event.
     pub const READ: u16 = 4;
+    /// A setting (name, value), shared by all own devices.
+    pub const SETTING: u16 = 5;
 }
 
 /// Which self-log entry set a register: the entry with the highest
@@ -161,6 +163,7 @@ impl Node {
             self_kind::DELETE => return self.apply_delete_entry(event),
             self_kind::TRUST => return self.apply_trust_entry(event),
             self_kind::READ => return self.apply_read_entry(event),
+            self_kind::SETTING => return self.apply_setting_entry(event),
             _ => return,
         }
         let Some(Ok(entry)) = event.body().map(decode_contact) else {

@@ -64,11 +64,12 @@ impl Node {
         self.deletions.get(&log).is_some_and(|d| d.contains(id))
     }
 
-    /// Files this device should fetch: incomplete, not deleted, and either
-    /// offered to us or (own devices' offers) at most `own_limit` bytes.
+    /// Files this device should fetch: incomplete, not deleted, and at most
+    /// `limit` bytes or asked for (`wanted`).
     pub async fn files_to_fetch(
         &self,
-        own_limit: u64,
+        limit: u64,
+        wanted: &std::collections::HashSet<EventId>,
     ) -> Result<Vec<(EventId, LogId, FileOffer)>, NodeError> {
         let mut out = Vec::new();
         for r in self.store.files(None).await? {
@@ -78,11 +79,7 @@ impl Node {
             let Some((log, offer)) = self.file_offer(r.id).await? else {
                 continue;
             };
-            let events = self.store.events_by_id(&[r.id]).await?;
-            let own = events.first().is_some_and(|e| {
-                self.account_of_device(&e.event.header().author) == Some(self.account)
-            });
-            if own && offer.size > own_limit {
+            if offer.size > limit && !wanted.contains(&r.id) {
                 continue;
             }
             out.push((r.id, log, offer));

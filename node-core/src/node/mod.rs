@@ -10,7 +10,7 @@ pub mod delete;
 pub mod devices;
 pub mod files;
 pub mod messages;
-mod read;
+pub mod read;
 pub mod trust;
 mod view;
 pub use view::Receipts;
@@ -147,6 +147,8 @@ pub struct Node {
     read_markers: HashMap<LogId, (u64, EventId)>,
     /// File content (one instance: it caches open files and progress).
     files: crate::files::FileStore,
+    /// Settings from the self log: name → (entry that set it, value).
+    settings: HashMap<String, (contacts::RegisterKey, Vec<u8>)>,
 }
 
 /// What [`Node::assemble`] needs.
@@ -310,6 +312,7 @@ impl Node {
             introduced: Vec::new(),
             read_markers: HashMap::new(),
             files,
+            settings: HashMap::new(),
         };
         node.add_log(LogId::account(p.account), LogKind::Account);
         node.add_log(LogId::self_log(p.account), LogKind::SelfLog);

@@ -1,13 +1,17 @@
-//! Read markers: how far the user has read each conversation, shared by
-//! all own devices through the self log. A marker names an event; markers
-//! merge by taking the deepest named event (ties by id), so the merged
-//! marker never moves back, whatever the arrival order.
+//! Read markers and settings, shared by all own devices through the self
+//! log. A read marker names an event; markers merge by taking the deepest
+//! named event (ties by id), so the merged marker never moves back,
+//! whatever the arrival order. A setting is a register per name: the entry
+//! with the highest (depth, author, id) wins.
 
 use super::contacts::self_kind;
 use super::{Node, NodeError};
 use crate::id::{AccountId, EventId, LogId};
 use crate::log::Event;
 use crate::wire::{Reader, Writer};
+
+/// The setting: files up to this many bytes are fetched by every device.
+pub const SETTING_AUTO_FETCH: &str = "files.auto_fetch_up_to";
 
 impl Node {
     /// Marks the conversation with `contact` read up to its newest event.
@@ -68,5 +72,57 @@ impl Node {
                 theirs.contains(&n.author) && marker.is_none_or(|m| (n.depth, **id) > m)
             })
             .count()
+    }
+}
+
+impl Node {
+    /// Sets a setting on every own device.
+    pub async fn set_setting(
+        &mut self,
+        name: &str,
+        value: &[u8],
+        now: i64,
+    ) -> Result<(), NodeError> {
+        if name.is_empty() || name.len() > 64 || value.len() > 1024 {
+            return Err(NodeError::Invalid("setting name or value too long".into()));
+        }
+        let mut w = Writer::new();
+        w.str(name).bytes(value);
+        self.append(
+            LogId::self_log(self.account),
+            self_kind::SETTING,
+            w.finish(),
+            now,
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// A setting's value, if set on any own device.
+    pub fn setting(&self, name: &str) -> Option<&[u8]> {
+        self.settings.get(name).map(|(_, v)| v.as_slice())
+    }
+
+    /// The size up to which files are fetched automatically, if set.
+    pub fn auto_fetch_setting(&self) -> Option<u64> {
+        let v: [u8; 8] = self.setting(SETTING_AUTO_FETCH)?.try_into().ok()?;
+        Some(u64::from_be_bytes(v))
+    }
+
+    /// Records a stored self-log setting.
+    pub(super) fn apply_setting_entry(&mut self, event: &Event) {
+        let Some(body) = event.body() else { return };
+        let mut r = Reader::new(body);
+        let (Ok(name), Ok(value)) = (r.str(64, "name"), r.bytes(1024, "value")) else {
+            return;
+        };
+        let h = event.header();
+        let by = (h.depth, h.author, event.id());
+        match self.settings.get(name) {
+            Some((old, _)) if *old >= by => {}
+            _ => {
+                self.settings.insert(name.to_owned(), (by, value.to_vec()));
+            }
+        }
     }
 }
