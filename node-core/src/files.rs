@@ -112,8 +112,10 @@ impl FileOffer {
             what: "file offer",
             why,
         };
-        if !(MIN_CHUNK..=MAX_CHUNK).contains(&chunk_size) {
-            return Err(bad("chunk size out of range"));
+        // The chunk size is the one the size calls for: no offer makes
+        // chunks larger than needed.
+        if chunk_size_for(size) != Some(chunk_size) {
+            return Err(bad("chunk size not the one for this size"));
         }
         if size.div_ceil(u64::from(chunk_size)) != n as u64 {
             return Err(bad("chunk count does not match the size"));
@@ -513,17 +515,19 @@ impl FileStore {
             }
             let path = dir.join(format!("{}.kith", o.row.local));
             let complete = o.held + 1 == chunks;
+            let save_now = complete || o.unsaved + 1 >= SAVE_EVERY;
             let file = o.handle(&path)?;
             file.write_all_at(&slot, slot_at)
                 .map_err(io("cannot write", &path))?;
-            if complete {
-                file.sync_all().map_err(io("cannot write", &path))?;
+            if save_now {
+                // Chunks are on disk before the bitmap says they are here.
+                file.sync_data().map_err(io("cannot write", &path))?;
             }
             set(&mut o.row.have, i);
             o.held += 1;
             o.unsaved += 1;
             o.row.complete = complete;
-            let save = (complete || o.unsaved >= SAVE_EVERY).then(|| {
+            let save = save_now.then(|| {
                 o.unsaved = 0;
                 o.row.have.clone()
             });

@@ -26,6 +26,13 @@ const IN_FLIGHT: usize = 4;
 const PIECE: usize = 512 * 1024;
 /// How long a device that sent a bad chunk is not asked again for that file.
 const BAD_SOURCE_PAUSE: Duration = Duration::from_secs(300);
+/// How long a device that had none of the chunks asked for is left alone
+/// for that file.
+const LACKING_PAUSE: Duration = Duration::from_secs(10);
+/// How long one request may take.
+const REQUEST_LIMIT: Duration = Duration::from_secs(120);
+/// File requests a peer may have served at once on one link.
+const SERVING_PER_LINK: usize = 4;
 /// How often the fetcher looks for work without being woken.
 const FETCH_EVERY: Duration = Duration::from_secs(2);
 
@@ -51,17 +58,27 @@ pub(super) struct FetchState {
     busy: HashMap<(EventId, DeviceId), Vec<Vec<u32>>>,
     /// Sources that sent a bad chunk, and when.
     bad: HashMap<(EventId, DeviceId), Instant>,
+    /// Sources that had none of the chunks asked for, and when.
+    lacking: HashMap<(EventId, DeviceId), Instant>,
 }
 
 /// Serves the file requests a peer opens on `link` until it closes.
 pub(super) async fn serve_streams(d: Arc<Daemon>, link: Link) {
+    // A peer that asks and does not read holds at most this many requests'
+    // chunks in memory.
+    let serving = Arc::new(tokio::sync::Semaphore::new(SERVING_PER_LINK));
     while let Ok((writer, reader)) = link.accept().await {
-        let d = Arc::clone(&d);
+        let Ok(permit) = Arc::clone(&serving).acquire_owned().await else {
+            return;
+        };
+        let d2 = Arc::clone(&d);
         let peer = link.peer();
-        tokio::spawn(async move {
-            if let Err(e) = serve_one(&d, peer, writer, reader).await {
+        // In the daemon's task set: it ends when the daemon stops.
+        d.spawn(async move {
+            if let Err(e) = serve_one(&d2, peer, writer, reader).await {
                 debug!(peer = %peer.short(8), error = %format!("{e:#}"), "file request failed");
             }
+            drop(permit);
         });
     }
 }
@@ -180,6 +197,8 @@ async fn fetch_round(d: &Arc<Daemon>) -> Result<()> {
             let mut st = d.fetch.lock().unwrap_or_else(|p| p.into_inner());
             st.bad
                 .retain(|_, t| now.duration_since(*t) < BAD_SOURCE_PAUSE);
+            st.lacking
+                .retain(|_, t| now.duration_since(*t) < LACKING_PAUSE);
             let asked = st
                 .busy
                 .iter()
@@ -190,7 +209,10 @@ async fn fetch_round(d: &Arc<Daemon>) -> Result<()> {
                 .get(&log)
                 .into_iter()
                 .flatten()
-                .filter(|l| !st.bad.contains_key(&(id, l.peer())))
+                .filter(|l| {
+                    !st.bad.contains_key(&(id, l.peer()))
+                        && !st.lacking.contains_key(&(id, l.peer()))
+                })
                 .map(|l| {
                     let used = st.busy.get(&(id, l.peer())).map_or(0, Vec::len);
                     (l.clone(), IN_FLIGHT.saturating_sub(used))
@@ -226,9 +248,15 @@ async fn fetch_round(d: &Arc<Daemon>) -> Result<()> {
                 .entry((id, peer))
                 .or_default()
                 .push(share.clone());
-            let (d, files, offer) = (Arc::clone(d), files.clone(), offer.clone());
-            tokio::spawn(async move {
-                let result = fetch_from(&link, &files, id, &offer, &share).await;
+            let (daemon, files, offer) = (d, files.clone(), offer.clone());
+            let d = Arc::clone(d);
+            daemon.spawn(async move {
+                let result = tokio::time::timeout(
+                    REQUEST_LIMIT,
+                    fetch_from(&link, &files, id, &offer, &share),
+                )
+                .await
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("the request timed out")));
                 let mut st = d.fetch.lock().unwrap_or_else(|p| p.into_inner());
                 if let Some(reqs) = st.busy.get_mut(&(id, peer)) {
                     reqs.retain(|r| *r != share);
@@ -236,11 +264,15 @@ async fn fetch_round(d: &Arc<Daemon>) -> Result<()> {
                         st.busy.remove(&(id, peer));
                     }
                 }
+                let progress = !matches!(result, Ok((_, 0)));
                 match result {
-                    Ok(true) => {
+                    Ok((true, _)) => {
                         info!(file = %id.short(8), name = %offer.name, "file complete");
                     }
-                    Ok(false) => {}
+                    Ok((false, 0)) => {
+                        st.lacking.insert((id, peer), Instant::now());
+                    }
+                    Ok((false, _)) => {}
                     Err(e) => {
                         if e.downcast_ref::<BadChunk>().is_some() {
                             warn!(
@@ -258,7 +290,9 @@ async fn fetch_round(d: &Arc<Daemon>) -> Result<()> {
                 }
                 drop(st);
                 // More to do, or another source to try.
-                d.files_wake();
+                if progress {
+                    d.files_wake();
+                }
             });
         }
     }
@@ -272,14 +306,14 @@ async fn fetch_round(d: &Arc<Daemon>) -> Result<()> {
 struct BadChunk(u32);
 
 /// Asks `link`'s device for `chunks`; writes what it sends. Returns
-/// whether the file is complete.
+/// whether the file is complete and how many chunks came.
 async fn fetch_from(
     link: &Link,
     files: &node_core::files::FileStore,
     id: EventId,
     offer: &FileOffer,
     chunks: &[u32],
-) -> Result<bool> {
+) -> Result<(bool, usize)> {
     let (mut writer, mut reader) = link.open().await?;
     let mut req = Writer::new();
     req.u8(tag::REQUEST)
@@ -291,6 +325,7 @@ async fn fetch_from(
     writer.send(&req.finish()).await?;
     writer.finish();
     let mut complete = false;
+    let mut got = 0usize;
     let wanted: HashSet<u32> = chunks.iter().copied().collect();
     while let Some(frame) = reader.recv().await? {
         let mut r = Reader::new(&frame);
@@ -315,10 +350,13 @@ async fn fetch_from(
             data.extend_from_slice(&piece);
         }
         match files.write_chunk(id, offer, i, data).await {
-            Ok(done) => complete |= done,
+            Ok(done) => {
+                complete |= done;
+                got += 1;
+            }
             Err(node_core::files::FileError::BadChunk(i)) => return Err(BadChunk(i).into()),
             Err(e) => return Err(e.into()),
         }
     }
-    Ok(complete)
+    Ok((complete, got))
 }

@@ -41,24 +41,25 @@ async fn exchange(d: &Daemon, link: &Link) -> Result<()> {
         anyhow::bail!("expected a join request");
     };
     let peer = link.peer();
-    let mut node = d.node.lock().await;
-    let snapshot = match node
-        .accept_join(peer, &secret, &name, join, crate::now_ms())
-        .await
-    {
+    // The node is not held while talking to the (unauthenticated) peer.
+    let (answer, account) = {
+        let mut node = d.node.lock().await;
+        let answer = node
+            .accept_join(peer, &secret, &name, join, crate::now_ms())
+            .await;
+        (answer, node.account())
+    };
+    let snapshot = match answer {
         Ok(s) => s,
         Err(e) => {
             let why = e.to_string();
-            writer.send(&JoinMsg::Refused(why.clone()).encode()).await?;
+            let refusal = JoinMsg::Refused(why.clone()).encode();
+            let _ = tokio::time::timeout(REQUEST_TIMEOUT, writer.send(&refusal)).await;
             writer.finish();
             anyhow::bail!(why);
         }
     };
-    let (account_log, self_log) = (
-        LogId::account(node.account()),
-        LogId::self_log(node.account()),
-    );
-    drop(node);
+    let (account_log, self_log) = (LogId::account(account), LogId::self_log(account));
     let mut frames = vec![JoinMsg::Accepted.encode()];
     frames.extend(
         events_messages(account_log, snapshot.account)

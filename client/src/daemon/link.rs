@@ -101,18 +101,12 @@ const MAX_QUEUED: usize = 64 << 20;
 /// Batches at least this large are verified on every core, off the
 /// async threads; smaller ones inline (a thread hop costs more).
 const PARALLEL_VERIFY: usize = 64;
-/// Serving events (which may be a whole history) waits while more than
-/// this is queued, so the queue stays far from [`MAX_QUEUED`].
-const SERVE_QUEUED: usize = 8 << 20;
-
 /// Frames to send, written by their own task so that a link never stops
 /// reading while it waits to write (both sides writing at once into full
 /// flow-control windows would otherwise wait on each other forever).
 struct Outgoing {
     tx: tokio::sync::mpsc::UnboundedSender<Vec<Vec<u8>>>,
     queued: Arc<std::sync::atomic::AtomicUsize>,
-    /// Signalled each time the writer has sent a batch.
-    sent: Arc<tokio::sync::Notify>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -121,40 +115,18 @@ impl Outgoing {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Vec<Vec<u8>>>();
         let queued = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let q = Arc::clone(&queued);
-        let sent = Arc::new(tokio::sync::Notify::new());
-        let notify = Arc::clone(&sent);
         let task = tokio::spawn(async move {
             while let Some(frames) = rx.recv().await {
                 let size: usize = frames.iter().map(Vec::len).sum();
                 let result = writer.send_many(&frames).await;
                 q.fetch_sub(size, std::sync::atomic::Ordering::Relaxed);
-                notify.notify_waiters();
                 if result.is_err() {
                     return;
                 }
             }
             writer.finish();
         });
-        Self {
-            tx,
-            queued,
-            sent,
-            task,
-        }
-    }
-
-    /// Waits until at most `limit` bytes are queued.
-    async fn drained_to(&self, limit: usize) -> Result<()> {
-        loop {
-            let sent = self.sent.notified();
-            if self.queued.load(std::sync::atomic::Ordering::Relaxed) <= limit {
-                return Ok(());
-            }
-            if self.task.is_finished() {
-                bail!("link writer stopped");
-            }
-            sent.await;
-        }
+        Self { tx, queued, task }
     }
 
     fn send(&self, d: &Daemon, frames: Vec<Vec<u8>>) -> Result<()> {
@@ -292,7 +264,6 @@ impl Driver<'_> {
             match action {
                 Action::Send(msg) => self.writer.send(self.d, vec![msg.encode()])?,
                 Action::Serve { log, ids } => {
-                    self.writer.drained_to(SERVE_QUEUED).await?;
                     let events = self.d.node.lock().await.serve(log, &ids).await?;
                     let frames: Vec<Vec<u8>> = events_messages(log, events)
                         .iter()
@@ -302,8 +273,10 @@ impl Driver<'_> {
                 }
                 Action::Ingest { log, events } => queue.extend(self.ingest(log, events).await?),
                 Action::Receipts { log: _, ids } => {
-                    let account = self.peer_account()?;
-                    self.receipt(account, ids).await?;
+                    // Only a device its account log lists speaks for it.
+                    if let Some(account) = self.proven_account().await {
+                        self.receipt(account, ids).await?;
+                    }
                 }
                 Action::ReceiptsAll { log, heads } => {
                     let account = self.peer_account()?;
@@ -316,18 +289,23 @@ impl Driver<'_> {
                     }
                 }
                 Action::Hints(addrs) => {
-                    let parsed: Vec<std::net::SocketAddr> =
-                        addrs.iter().filter_map(|a| a.parse().ok()).collect();
-                    // Kept across restarts: the device may be dialled later.
-                    self.d
-                        .node
-                        .lock()
-                        .await
-                        .set_hints(self.link.peer(), parsed)
-                        .await?;
+                    // Kept across restarts (the device may be dialled
+                    // later), for devices of accounts we know only.
+                    if self.proven_account().await.is_some() {
+                        let parsed: Vec<std::net::SocketAddr> =
+                            addrs.iter().filter_map(|a| a.parse().ok()).collect();
+                        self.d
+                            .node
+                            .lock()
+                            .await
+                            .set_hints(self.link.peer(), parsed)
+                            .await?;
+                    }
                 }
                 Action::DeviceHints { device, addrs } => {
-                    let account = self.peer_account()?;
+                    let Some(account) = self.proven_account().await else {
+                        continue;
+                    };
                     let parsed: Vec<std::net::SocketAddr> =
                         addrs.iter().filter_map(|a| a.parse().ok()).collect();
                     let mut node = self.d.node.lock().await;
@@ -351,6 +329,14 @@ impl Driver<'_> {
             .send((account, ids))
             .await
             .map_err(|_| anyhow::anyhow!("the daemon is stopping"))
+    }
+
+    /// The peer's account if its account log (as we hold it) lists the
+    /// link's device: what `Hello` claimed, proven.
+    async fn proven_account(&self) -> Option<AccountId> {
+        let claimed = self.session.peer_account()?;
+        let node = self.d.node.lock().await;
+        (node.account_of_device(&self.link.peer()) == Some(claimed)).then_some(claimed)
     }
 
     fn peer_account(&self) -> Result<AccountId> {

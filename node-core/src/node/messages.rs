@@ -42,6 +42,9 @@ fn message_kind() -> String {
     "message".into()
 }
 
+/// Most contacts one contact may introduce.
+const MAX_INTRODUCED: usize = 32;
+
 /// An introduction's body: card URI, then the introducer's trust in it.
 pub(super) fn encode_introduction(uri: &str, trust: super::trust::Trust) -> Vec<u8> {
     let mut w = crate::wire::Writer::new();
@@ -128,6 +131,24 @@ impl Node {
                 continue;
             };
             if card.account == self.account || self.contacts.contains_key(&card.account) {
+                continue;
+            }
+            // A contact cannot flood the contact list: a compromised one
+            // introduces nobody, and each introduces at most a few.
+            let introducer_ok = self
+                .contacts
+                .get(&introducer)
+                .is_some_and(|c| c.trust != super::trust::Trust::Compromised);
+            let introduced = self
+                .contacts
+                .values()
+                .filter(|c| c.introduced_by == Some(introducer))
+                .count();
+            if !introducer_ok || introduced >= MAX_INTRODUCED {
+                tracing::warn!(
+                    introducer = %introducer.short(12),
+                    "introduction ignored (compromised introducer, or {MAX_INTRODUCED} already)"
+                );
                 continue;
             }
             let body = super::contacts::encode_contact(&uri, None, Some(introducer));

@@ -428,10 +428,7 @@ impl Session {
                     .map_err(|e| protocol(format!("bad reconciliation: {e}")))?;
                 let mut out = Vec::new();
                 if !have.is_empty() {
-                    out.push(Action::Serve {
-                        log,
-                        ids: have.iter().map(to_event_id).collect(),
-                    });
+                    out.extend(serve(log, have.iter().map(to_event_id).collect()));
                 }
                 if !need.is_empty() {
                     let ids: Vec<EventId> = need.iter().map(to_event_id).collect();
@@ -463,7 +460,10 @@ impl Session {
 
     /// Dialer: once a log's wanted events are all stored, tell the peer.
     fn maybe_synced(&mut self, log: LogId, view: &dyn View) -> Vec<Action> {
-        if self.recon.contains_key(&log) || self.needed.get(&log).is_some_and(|n| !n.is_empty()) {
+        if self.recon.contains_key(&log)
+            || self.begun.contains_key(&log)
+            || self.needed.get(&log).is_some_and(|n| !n.is_empty())
+        {
             return vec![];
         }
         let mut out = vec![Action::Send(Msg::Synced { log })];
