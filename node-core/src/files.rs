@@ -120,7 +120,7 @@ impl FileOffer {
         if size.div_ceil(u64::from(chunk_size)) != n as u64 {
             return Err(bad("chunk count does not match the size"));
         }
-        if name.is_empty() || name.contains('/') || name.contains('\0') {
+        if name.is_empty() || name.contains('/') || name.chars().any(char::is_control) {
             return Err(bad("bad file name"));
         }
         Ok(Self {
@@ -336,6 +336,8 @@ pub struct FileStore {
     dir: PathBuf,
     store: Store,
     open: Arc<Mutex<HashMap<EventId, Arc<Mutex<Open>>>>>,
+    /// Files whose content was deleted: nothing is written for them again.
+    removed: Arc<Mutex<std::collections::HashSet<EventId>>>,
 }
 
 impl std::fmt::Debug for FileStore {
@@ -379,6 +381,7 @@ impl FileStore {
             dir: files_dir(profile_dir),
             store,
             open: Default::default(),
+            removed: Default::default(),
         }
     }
 
@@ -391,7 +394,17 @@ impl FileStore {
         self.dir.join(format!("{local}.kith"))
     }
 
+    fn is_removed(&self, id: &EventId) -> bool {
+        self.removed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(id)
+    }
+
     async fn get(&self, id: EventId) -> Result<Arc<Mutex<Open>>, FileError> {
+        if self.is_removed(&id) {
+            return Err(FileError::Invalid("that file was deleted".into()));
+        }
         if let Some(o) = self.lock().get(&id) {
             return Ok(Arc::clone(o));
         }
@@ -491,6 +504,7 @@ impl FileStore {
             u64::from(i) * slot_len(offer.chunk_size),
         );
         let dir = self.dir.clone();
+        let removed = Arc::clone(&self.removed);
         let written = blocking(move || {
             if hash(HashDomain::FILE_CHUNK, &data) != expected {
                 return Err(FileError::BadChunk(i));
@@ -512,6 +526,15 @@ impl FileStore {
                     save: None,
                     complete: o.row.complete,
                 });
+            }
+            // Deleted meanwhile: write nothing (checked under the file's lock,
+            // which removal also takes).
+            if removed
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .contains(&id)
+            {
+                return Err(FileError::Invalid("that file was deleted".into()));
             }
             let path = dir.join(format!("{}.kith", o.row.local));
             let complete = o.held + 1 == chunks;
@@ -658,7 +681,14 @@ impl FileStore {
 
     /// Removes a file's content (its message was deleted).
     pub async fn remove_content(&self, id: EventId) -> Result<(), FileError> {
-        self.lock().remove(&id);
+        self.removed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id);
+        if let Some(open) = self.lock().remove(&id) {
+            // Wait for a write in progress, and close the file.
+            open.lock().unwrap_or_else(|p| p.into_inner()).file = None;
+        }
         if let Some(row) = self.store.file(id).await? {
             let _ = std::fs::remove_file(self.path(&row.local));
             self.store

@@ -54,6 +54,8 @@ pub struct Contact {
     pub(super) validated_at: Vec<crate::id::EventId>,
     /// The contact that introduced this one, if it came that way.
     pub introduced_by: Option<AccountId>,
+    /// The entry that named `introduced_by` (the lowest key wins).
+    introduced_by_key: RegisterKey,
 }
 
 /// A contact as `kith contact list --json` shows it.
@@ -188,9 +190,12 @@ impl Node {
                     c.card = card;
                     c.uri = uri;
                 }
-                // The introducer of the earliest entry (by register order) stays.
-                if c.introduced_by.is_none() {
+                // The introducer of the lowest entry (by register order) stays.
+                if introduced_by.is_some()
+                    && (c.introduced_by.is_none() || by < c.introduced_by_key)
+                {
                     c.introduced_by = introduced_by;
+                    c.introduced_by_key = by;
                 }
                 if alias.is_some() && by > c.alias_by {
                     c.alias = alias;
@@ -210,6 +215,7 @@ impl Node {
                         trust_reason: None,
                         trust_by: UNSET,
                         validated_at: Vec::new(),
+                        introduced_by_key: if introduced_by.is_some() { by } else { UNSET },
                         introduced_by,
                     },
                 );
