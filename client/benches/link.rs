@@ -35,12 +35,18 @@ async fn start(
     (d, task)
 }
 
-async fn side(name: &str, echo: bool) -> Side {
+/// A temporary folder and the profile path inside it.
+fn profile_dir() -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = tempfile::Builder::new()
         .prefix("kb")
         .tempdir_in("/tmp")
         .unwrap();
     let path = dir.path().join("p");
+    (dir, path)
+}
+
+async fn side(name: &str, echo: bool) -> Side {
+    let (dir, path) = profile_dir();
     let (node, _) = Node::create(Profile::new(&path), name, None, false, now())
         .await
         .unwrap();
@@ -305,11 +311,7 @@ async fn history_and_reconnect() {
 /// connection does) and starts its daemon.
 async fn join(inviter: &Side, name: &str) -> Side {
     use node_core::sync::join::Invite;
-    let dir = tempfile::Builder::new()
-        .prefix("kb")
-        .tempdir_in("/tmp")
-        .unwrap();
-    let path = dir.path().join("p");
+    let (dir, path) = profile_dir();
     let hints = inviter.daemon.listening();
     let mut node = inviter.daemon.node().lock().await;
     let invite = Invite::parse(&node.invite(hints, now()).unwrap()).unwrap();

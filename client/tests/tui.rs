@@ -47,6 +47,15 @@ fn message(n: u8, author: AccountId, text: &str, delivered: bool) -> MessageInfo
     }
 }
 
+fn device(n: u8, name: &str, state: &str, current: bool) -> DeviceInfo {
+    DeviceInfo {
+        id: DeviceId::from_bytes([n; 32]),
+        name: name.into(),
+        state: state.into(),
+        current,
+    }
+}
+
 fn app(protected: bool) -> App {
     let mut app = App::new();
     app.status = Some(Status {
@@ -187,18 +196,8 @@ fn the_safety_number_screen_and_the_device_list() {
     snapshot("verify", &render(&a, 90, 16));
     a.screen = Screen::Devices;
     a.devices = vec![
-        DeviceInfo {
-            id: DeviceId::from_bytes([1; 32]),
-            name: "laptop".into(),
-            state: "active".into(),
-            current: true,
-        },
-        DeviceInfo {
-            id: DeviceId::from_bytes([5; 32]),
-            name: "old phone".into(),
-            state: "revoked".into(),
-            current: false,
-        },
+        device(1, "laptop", "active", true),
+        device(5, "old phone", "revoked", false),
     ];
     snapshot("devices", &render(&a, 90, 12));
 }
@@ -269,18 +268,8 @@ fn keys_send_validate_revoke_and_quit() {
     // Revoke needs a second `y`; the current device cannot be revoked.
     assert_eq!(a.on_key(ctrl('d')), vec![Effect::FetchDevices]);
     a.devices = vec![
-        DeviceInfo {
-            id: DeviceId::from_bytes([1; 32]),
-            name: "laptop".into(),
-            state: "active".into(),
-            current: true,
-        },
-        DeviceInfo {
-            id: DeviceId::from_bytes([5; 32]),
-            name: "phone".into(),
-            state: "active".into(),
-            current: false,
-        },
+        device(1, "laptop", "active", true),
+        device(5, "phone", "active", false),
     ];
     assert!(a.on_key(key(KeyCode::Char('r'))).is_empty());
     assert!(a.confirm_revoke.is_none());

@@ -360,6 +360,11 @@ fn set(bitmap: &mut [u8], i: u32) {
     }
 }
 
+/// How many of `chunks` chunks a bitmap says are held.
+pub fn held_chunks(bitmap: &[u8], chunks: u32) -> u32 {
+    (0..chunks).filter(|i| has(bitmap, *i)).count() as u32
+}
+
 /// An empty bitmap for `chunks` chunks.
 pub fn empty_bitmap(chunks: u32) -> Vec<u8> {
     vec![0; (chunks as usize).div_ceil(8)]
@@ -413,7 +418,7 @@ impl FileStore {
             .file(id)
             .await?
             .ok_or_else(|| FileError::Invalid(format!("no file {id}")))?;
-        let held = (0..row.chunks).filter(|i| has(&row.have, *i)).count() as u32;
+        let held = held_chunks(&row.have, row.chunks);
         let open = Arc::new(Mutex::new(Open {
             row,
             held,

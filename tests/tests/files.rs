@@ -6,7 +6,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use kith_tests::{Profile, assert_fails_cleanly, assert_ok, pair, wait_until};
+use kith_tests::{Daemon, Profile, assert_fails_cleanly, assert_ok, pair, wait_until};
 use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
@@ -109,25 +109,68 @@ fn a_large_file_arrives_whole_resumes_after_kill_9_and_never_delays_text() {
     drop(db);
 }
 
-/// A's file reaches B1; with A away, B2 (linked later) gets it from B1.
-#[test]
-fn a_second_device_gets_the_file_from_the_first_when_the_sender_is_away() {
+/// Alice (A) and Bob's two devices: B1 paired with A and holding A's file
+/// of `size` bytes; B2 linked to Bob's account, its daemon not started.
+struct SentToBob {
+    a: Profile,
+    da: Daemon,
+    b1: Profile,
+    db1: Daemon,
+    b2: Profile,
+    aid: String,
+    src: std::path::PathBuf,
+    id: String,
+}
+
+fn sent_to_bob(size: usize) -> SentToBob {
     let a = Profile::new();
     a.init("alice");
-    let mut da = a.spawn_daemon_shared();
+    let da = a.spawn_daemon_shared();
     let b1 = Profile::new();
     b1.init("bob");
-    let _db1 = b1.spawn_daemon_shared();
+    let db1 = b1.spawn_daemon_shared();
     let (bid, aid) = pair(&a, &b1);
     let b2 = Profile::new();
     b2.join(&b1, "bob-laptop");
-
     let src = a.scratch("doc.bin");
-    make_file(&src, 3 << 20);
+    make_file(&src, size);
     let id = assert_ok(&a.kith(["file", "send", bid.as_str(), src.to_str().unwrap()]))
         .trim()
         .to_owned();
     assert!(wait_until(WAIT, || complete(&b1, &aid, &id)));
+    SentToBob {
+        a,
+        da,
+        b1,
+        db1,
+        b2,
+        aid,
+        src,
+        id,
+    }
+}
+
+/// Saves file `id` at `p` and checks it against `src`.
+fn saved_matches(p: &Profile, id: &str, src: &Path) {
+    let dest = p.scratch("got.bin");
+    assert_ok(&p.kith(["file", "save", id, dest.to_str().unwrap()]));
+    assert!(same_content(src, &dest), "the saved file differs");
+}
+
+/// A's file reaches B1; with A away, B2 (linked later) gets it from B1.
+#[test]
+fn a_second_device_gets_the_file_from_the_first_when_the_sender_is_away() {
+    // Every part is kept: A's folder holds the source file.
+    let SentToBob {
+        a: _a,
+        mut da,
+        b1: _b1,
+        db1: _db1,
+        b2,
+        aid,
+        src,
+        id,
+    } = sent_to_bob(3 << 20);
     assert!(da.stop(Duration::from_secs(20)).is_some());
 
     let _db2 = b2.spawn_daemon_shared();
@@ -136,30 +179,22 @@ fn a_second_device_gets_the_file_from_the_first_when_the_sender_is_away() {
         "B2 did not get the file from B1\n{}",
         b2.daemon_logs()
     );
-    let dest = b2.scratch("got.bin");
-    assert_ok(&b2.kith(["file", "save", id.as_str(), dest.to_str().unwrap()]));
-    assert!(same_content(&src, &dest));
+    saved_matches(&b2, &id, &src);
 }
 
 /// B1 serves corrupted chunks; B2 notices, says so, and completes from A.
 #[test]
 fn a_device_serving_corrupted_chunks_is_caught_and_avoided() {
-    let a = Profile::new();
-    a.init("alice");
-    let mut da = a.spawn_daemon_shared();
-    let b1 = Profile::new();
-    b1.init("bob");
-    let mut db1 = b1.spawn_daemon_shared();
-    let (bid, aid) = pair(&a, &b1);
-    let b2 = Profile::new();
-    b2.join(&b1, "bob-laptop");
-
-    let src = a.scratch("doc.bin");
-    make_file(&src, 4 << 20);
-    let id = assert_ok(&a.kith(["file", "send", bid.as_str(), src.to_str().unwrap()]))
-        .trim()
-        .to_owned();
-    assert!(wait_until(WAIT, || complete(&b1, &aid, &id)));
+    let SentToBob {
+        a,
+        mut da,
+        b1,
+        mut db1,
+        b2,
+        aid,
+        src,
+        id,
+    } = sent_to_bob(4 << 20);
     // B1 turns bad; A goes away so that B2 meets B1 first.
     assert!(db1.stop(Duration::from_secs(20)).is_some());
     assert!(da.stop(Duration::from_secs(20)).is_some());
@@ -178,9 +213,7 @@ fn a_device_serving_corrupted_chunks_is_caught_and_avoided() {
         "B2 did not complete from A\n{}",
         b2.daemon_logs()
     );
-    let dest = b2.scratch("got.bin");
-    assert_ok(&b2.kith(["file", "save", id.as_str(), dest.to_str().unwrap()]));
-    assert!(same_content(&src, &dest));
+    saved_matches(&b2, &id, &src);
 }
 
 /// Missing paths, folders, files over the limit, unknown targets and ids,

@@ -1,12 +1,12 @@
 //! The account's devices: invite codes, joining, the device list,
 //! revocation, and the addresses devices were last seen at.
 
-use super::{Node, NodeError, Parts};
+use super::{Node, NodeError};
 use crate::crypto::{SecretBytes, SigningKey, ct_eq};
 use crate::id::{DeviceId, EventId, LogId};
 use crate::identity::AccountEntry;
 use crate::identity::entry::{check_name, kind, verify_join};
-use crate::store::{Passphrase, Profile, Store, StoreError};
+use crate::store::{Passphrase, Profile};
 use crate::sync::join::{INVITE_LIFETIME_MS, Invite};
 use crate::wire::{Reader, Writer};
 use std::net::SocketAddr;
@@ -143,21 +143,8 @@ impl Node {
         now: i64,
     ) -> Result<Node, NodeError> {
         check_name(name).map_err(NodeError::BadName)?;
-        profile.create_dir().map_err(StoreError::from)?;
-        let lock = profile.lock().map_err(StoreError::from)?;
-        let store = Store::create(&profile, passphrase).await?;
         let account = invite.account;
-        let mut node = Node::new_profile(Parts {
-            profile,
-            lock,
-            store,
-            key,
-            account,
-            name: name.to_owned(),
-            protected: passphrase.is_some(),
-            next_seq: 1,
-        })
-        .await?;
+        let mut node = Node::new_profile(profile, name, passphrase, key, account, 1).await?;
         let threads = std::thread::available_parallelism().map_or(1, usize::from);
         node.ingest_batch(
             LogId::account(account),

@@ -111,13 +111,7 @@ impl Node {
             let Some((_, offer)) = self.file_offer(r.id).await? else {
                 continue;
             };
-            let have = (0..r.chunks)
-                .filter(|i| {
-                    r.have
-                        .get(*i as usize / 8)
-                        .is_some_and(|b| b & (1 << (i % 8)) != 0)
-                })
-                .count() as u32;
+            let have = crate::files::held_chunks(&r.have, r.chunks);
             let state = if r.complete {
                 "complete"
             } else if have > 0 {

@@ -197,9 +197,6 @@ impl Node {
         now: i64,
     ) -> Result<(Node, Option<RecoveryCode>), NodeError> {
         check_name(name).map_err(NodeError::BadName)?;
-        profile.create_dir().map_err(StoreError::from)?;
-        let lock = profile.lock().map_err(StoreError::from)?;
-        let store = Store::create(&profile, passphrase).await?;
         let key = SigningKey::generate();
         let recovery_key = with_recovery.then(SigningKey::generate);
         let genesis = Event::sign(
@@ -221,17 +218,7 @@ impl Node {
             },
         );
         let account = AccountId::from_bytes(*genesis.id().as_bytes());
-        let mut node = Node::new_profile(Parts {
-            profile,
-            lock,
-            store,
-            key,
-            account,
-            name: name.to_owned(),
-            protected: passphrase.is_some(),
-            next_seq: 2,
-        })
-        .await?;
+        let mut node = Node::new_profile(profile, name, passphrase, key, account, 2).await?;
         node.ingest_event(genesis, now, None).await?;
         Ok((node, recovery_key.map(|k| RecoveryCode(k.seed()))))
     }
@@ -276,18 +263,38 @@ impl Node {
         Ok(node)
     }
 
-    /// Records a new profile's identity in its store and assembles it.
-    async fn new_profile(p: Parts) -> Result<Node, NodeError> {
-        let seed = p.key.seed();
-        p.store
+    /// Makes a new profile's folder and store, records the device's
+    /// identity in it and assembles the node (nothing in its logs yet).
+    pub(super) async fn new_profile(
+        profile: Profile,
+        name: &str,
+        passphrase: Option<&Passphrase>,
+        key: SigningKey,
+        account: AccountId,
+        next_seq: u64,
+    ) -> Result<Node, NodeError> {
+        profile.create_dir().map_err(StoreError::from)?;
+        let lock = profile.lock().map_err(StoreError::from)?;
+        let store = Store::create(&profile, passphrase).await?;
+        let seed = key.seed();
+        store
             .set_meta(&[
                 (META_SEED, seed.as_bytes()),
-                (META_ACCOUNT, p.account.as_bytes()),
-                (META_NAME, p.name.as_bytes()),
-                (META_NEXT_SEQ, &p.next_seq.to_be_bytes()),
+                (META_ACCOUNT, account.as_bytes()),
+                (META_NAME, name.as_bytes()),
+                (META_NEXT_SEQ, &next_seq.to_be_bytes()),
             ])
             .await?;
-        Ok(Node::assemble(p))
+        Ok(Node::assemble(Parts {
+            profile,
+            lock,
+            store,
+            key,
+            account,
+            name: name.to_owned(),
+            protected: passphrase.is_some(),
+            next_seq,
+        }))
     }
 
     /// A node with its own account and self log registered, nothing loaded.
