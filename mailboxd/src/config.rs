@@ -8,9 +8,11 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use anyhow::bail;
 use clap::Parser;
+use node_core::mailbox::{MAX_DEPOSIT, MAX_RETENTION_MS, MIN_RETENTION_MS};
 use serde::Deserialize;
-use service_kit::{CommonOptions, CommonSettings, DatabaseUrl};
+use service_kit::{CommonOptions, CommonSettings, DatabaseUrl, Span};
 
 /// The program name.
 pub const BINARY: &str = "kith-mailboxd";
@@ -35,6 +37,27 @@ pub struct Cli {
     /// Once listening, write the bound ADDR:PORT to this file.
     #[arg(long, env = "KITH_MAILBOXD_READY_FILE", value_name = "FILE")]
     ready_file: Option<PathBuf>,
+    /// How long a deposit is kept, 1h to 7d [default: 7d].
+    #[arg(long, env = "KITH_MAILBOXD_RETENTION", value_name = "SPAN")]
+    retention: Option<Span>,
+    /// Largest deposit in bytes, at most 1048576 [default: 262144].
+    #[arg(long, env = "KITH_MAILBOXD_MAX_DEPOSIT_SIZE", value_name = "BYTES")]
+    max_deposit_size: Option<u64>,
+    /// Most deposits one mailbox holds [default: 10000].
+    #[arg(long, env = "KITH_MAILBOXD_MAILBOX_MAX_DEPOSITS", value_name = "N")]
+    mailbox_max_deposits: Option<u64>,
+    /// Most bytes one mailbox holds [default: 67108864].
+    #[arg(long, env = "KITH_MAILBOXD_MAILBOX_MAX_BYTES", value_name = "BYTES")]
+    mailbox_max_bytes: Option<u64>,
+    /// Most deposits one sender (one delivery token) has in a mailbox [default: 1000].
+    #[arg(long, env = "KITH_MAILBOXD_SENDER_MAX_DEPOSITS", value_name = "N")]
+    sender_max_deposits: Option<u64>,
+    /// Requests per second allowed from one client address, on average [default: 50].
+    #[arg(long, env = "KITH_MAILBOXD_RATE_LIMIT", value_name = "N")]
+    rate_limit: Option<u32>,
+    /// Requests one client address may send in a burst [default: 200].
+    #[arg(long, env = "KITH_MAILBOXD_RATE_BURST", value_name = "N")]
+    rate_burst: Option<u32>,
 }
 
 /// The config file. Every key is optional; unknown keys are an error.
@@ -49,6 +72,53 @@ pub struct Config {
     pub database: Option<DatabaseUrl>,
     /// See `--ready-file`.
     pub ready_file: Option<PathBuf>,
+    /// See `--retention`.
+    pub retention: Option<Span>,
+    /// See `--max-deposit-size`.
+    pub max_deposit_size: Option<u64>,
+    /// See `--mailbox-max-deposits`.
+    pub mailbox_max_deposits: Option<u64>,
+    /// See `--mailbox-max-bytes`.
+    pub mailbox_max_bytes: Option<u64>,
+    /// See `--sender-max-deposits`.
+    pub sender_max_deposits: Option<u64>,
+    /// See `--rate-limit`.
+    pub rate_limit: Option<u32>,
+    /// See `--rate-burst`.
+    pub rate_burst: Option<u32>,
+}
+
+/// The mailbox's own limits, all sources merged and checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// How long a deposit is kept, in milliseconds.
+    pub retention_ms: i64,
+    /// Largest deposit body.
+    pub max_deposit_size: usize,
+    /// Most deposits per mailbox.
+    pub mailbox_max_deposits: i64,
+    /// Most bytes per mailbox.
+    pub mailbox_max_bytes: i64,
+    /// Most deposits per delivery token.
+    pub sender_max_deposits: i64,
+    /// Sustained requests per second per client address.
+    pub rate_limit: u32,
+    /// Burst of requests per client address.
+    pub rate_burst: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            retention_ms: MAX_RETENTION_MS,
+            max_deposit_size: 256 * 1024,
+            mailbox_max_deposits: 10_000,
+            mailbox_max_bytes: 64 * 1024 * 1024,
+            sender_max_deposits: 1000,
+            rate_limit: 50,
+            rate_burst: 200,
+        }
+    }
 }
 
 /// Everything the server needs to start, all sources merged.
@@ -56,35 +126,91 @@ pub struct Config {
 pub struct Settings {
     /// Listen address, data folder, database, ready file.
     pub common: CommonSettings,
+    /// Retention, sizes, quotas and rates.
+    pub limits: Limits,
 }
 
 impl Settings {
     /// Reads the config file named by `cli`, if any, and merges.
     pub fn load(cli: Cli) -> anyhow::Result<Self> {
         let file: Config = service_kit::load_file(cli.config.as_deref())?;
-        let common = CommonSettings::resolve(BINARY, cli.into_options(), file.into_options())?;
-        Ok(Self { common })
+        let defaults = Limits::default();
+        let retention = cli.retention.or(file.retention);
+        let limits = Limits {
+            retention_ms: match retention {
+                Some(span) => i64::try_from(span.as_secs())
+                    .ok()
+                    .and_then(|s| s.checked_mul(1000))
+                    .unwrap_or(i64::MAX),
+                None => defaults.retention_ms,
+            },
+            max_deposit_size: pick(cli.max_deposit_size, file.max_deposit_size)
+                .map_or(defaults.max_deposit_size, |n| {
+                    usize::try_from(n).unwrap_or(usize::MAX)
+                }),
+            mailbox_max_deposits: pick(cli.mailbox_max_deposits, file.mailbox_max_deposits)
+                .map_or(defaults.mailbox_max_deposits, clamp_i64),
+            mailbox_max_bytes: pick(cli.mailbox_max_bytes, file.mailbox_max_bytes)
+                .map_or(defaults.mailbox_max_bytes, clamp_i64),
+            sender_max_deposits: pick(cli.sender_max_deposits, file.sender_max_deposits)
+                .map_or(defaults.sender_max_deposits, clamp_i64),
+            rate_limit: pick(cli.rate_limit, file.rate_limit).unwrap_or(defaults.rate_limit),
+            rate_burst: pick(cli.rate_burst, file.rate_burst).unwrap_or(defaults.rate_burst),
+        };
+        limits.check()?;
+        let common = CommonSettings::resolve(BINARY, cli.common(), file.common())?;
+        Ok(Self { common, limits })
     }
 }
 
+impl Limits {
+    /// Refuses values outside what the protocol and common sense allow.
+    fn check(&self) -> anyhow::Result<()> {
+        if !(MIN_RETENTION_MS..=MAX_RETENTION_MS).contains(&self.retention_ms) {
+            bail!("retention must be between 1h and 7d");
+        }
+        if !(1024..=MAX_DEPOSIT).contains(&self.max_deposit_size) {
+            bail!("max_deposit_size must be between 1024 and {MAX_DEPOSIT} bytes");
+        }
+        if self.mailbox_max_deposits < 1 || self.sender_max_deposits < 1 {
+            bail!("mailbox_max_deposits and sender_max_deposits must be at least 1");
+        }
+        if self.mailbox_max_bytes < self.max_deposit_size as i64 {
+            bail!("mailbox_max_bytes must be at least max_deposit_size");
+        }
+        if self.rate_limit < 1 || self.rate_burst < 1 {
+            bail!("rate_limit and rate_burst must be at least 1");
+        }
+        Ok(())
+    }
+}
+
+fn pick<T>(flag: Option<T>, file: Option<T>) -> Option<T> {
+    flag.or(file)
+}
+
+fn clamp_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
 impl Cli {
-    fn into_options(self) -> CommonOptions {
+    fn common(&self) -> CommonOptions {
         CommonOptions {
             listen: self.listen,
-            data: self.data,
-            database: self.database,
-            ready_file: self.ready_file,
+            data: self.data.clone(),
+            database: self.database.clone(),
+            ready_file: self.ready_file.clone(),
         }
     }
 }
 
 impl Config {
-    fn into_options(self) -> CommonOptions {
+    fn common(&self) -> CommonOptions {
         CommonOptions {
             listen: self.listen,
-            data: self.data,
-            database: self.database,
-            ready_file: self.ready_file,
+            data: self.data.clone(),
+            database: self.database.clone(),
+            ready_file: self.ready_file.clone(),
         }
     }
 }
@@ -108,16 +234,46 @@ mod tests {
 
     #[test]
     fn flags_override_the_file() {
-        let file = "listen = \"127.0.0.1:1\"\ndata = \"/srv/box\"\n";
+        let file =
+            "listen = \"127.0.0.1:1\"\ndata = \"/srv/box\"\nretention = \"2h\"\nrate_limit = 7\n";
         let (_dir, path) = service_kit::testing::temp_file("config.toml", file);
         let path = path.to_str().expect("utf-8 temp path");
-        let cli = Cli::try_parse_from([BINARY, "--listen", "127.0.0.1:2", "--config", path])
-            .expect("valid flags");
+        let cli = Cli::try_parse_from([
+            BINARY,
+            "--listen",
+            "127.0.0.1:2",
+            "--config",
+            path,
+            "--retention",
+            "3h",
+        ])
+        .expect("valid flags");
         let settings = Settings::load(cli).expect("valid settings");
         assert_eq!(settings.common.listen.port(), 2);
         assert_eq!(
             settings.common.database.to_string(),
             "sqlite:///srv/box/mailboxd.db"
         );
+        assert_eq!(settings.limits.retention_ms, 3 * 3600 * 1000);
+        assert_eq!(settings.limits.rate_limit, 7);
+        assert_eq!(settings.limits.sender_max_deposits, 1000);
+    }
+
+    #[test]
+    fn limits_out_of_range_are_refused() {
+        for args in [
+            ["--retention", "30m"],
+            ["--retention", "8d"],
+            ["--max-deposit-size", "2000000"],
+            ["--max-deposit-size", "10"],
+            ["--rate-limit", "0"],
+            ["--sender-max-deposits", "0"],
+        ] {
+            let mut argv = vec![BINARY, "--listen", "127.0.0.1:0"];
+            argv.extend(args);
+            let cli = Cli::try_parse_from(argv).expect("parses");
+            let err = Settings::load(cli).expect_err("out of range");
+            assert!(err.to_string().contains("must be"), "{args:?}: {err}");
+        }
     }
 }

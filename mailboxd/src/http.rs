@@ -1,13 +1,375 @@
-//! Every route of `kith-mailboxd`, in one place.
+//! Every route of `kith-mailboxd`, in one place. Handlers only translate
+//! between HTTP and [`Service`]; what is allowed is decided there.
 //!
-//! For now only the shared ones: `GET /healthz` and `GET /metrics`. The
-//! mailbox API (`PUT` a sealed deposit, `GET`/`DELETE` by the key holder)
-//! comes with its own issue, with its domain logic kept free of axum types.
+//! | route | who | does |
+//! |---|---|---|
+//! | `POST /v1/mailboxes/{id}/challenge` | anyone | a one-time challenge, 60 s |
+//! | `PUT /v1/mailboxes/{id}` | key holder | create (201) or confirm (200) |
+//! | `DELETE /v1/mailboxes/{id}` | key holder | remove with everything in it |
+//! | `POST /v1/mailboxes/{id}/tokens` | key holder | `{"add": [hash], "remove": [hash]}` |
+//! | `PUT /v1/mailboxes/{id}/prekeys/{slot}` | key holder | one device's prekey bundle |
+//! | `GET /v1/mailboxes/{id}/prekeys` | token holder | `{"prekeys": [base64]}` |
+//! | `POST /v1/mailboxes/{id}/deposits` | token holder | store a sealed deposit (201) |
+//! | `GET /v1/mailboxes/{id}/deposits` | key holder | `{"deposits": […], "more": bool}` |
+//! | `POST /v1/mailboxes/{id}/deposits/delete` | key holder | `{"ids": [id]}` |
+//!
+//! Ids, hashes and challenges are base32; bodies and bundles base64. Every
+//! `/v1` request counts against its client address's rate limit.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
 
 use axum::Router;
-use service_kit::{Health, Metrics};
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, extract::rejection::BytesRejection};
+use data_encoding::BASE64;
+use node_core::mailbox::{MailboxId, TokenHash};
+use node_core::wire;
+use serde::{Deserialize, Serialize};
+use service_kit::{ApiError, Health, Metrics};
+
+use crate::rate::RateLimiter;
+use crate::service::{OwnerRequest, Service};
+
+/// Largest body of anything but a deposit.
+const SMALL_BODY: usize = 128 * 1024;
+
+#[derive(Clone)]
+struct AppState {
+    service: Service,
+}
 
 /// The full router of the server.
-pub fn router(metrics: Metrics, health: Health) -> Router {
-    service_kit::base_router(Router::new(), metrics, health)
+pub fn router(service: Service, metrics: Metrics, health: Health) -> Router {
+    let limits = service.limits().clone();
+    let limiter = Arc::new(RateLimiter::new(limits.rate_limit, limits.rate_burst));
+    let state = AppState { service };
+    let deposits = Router::new()
+        .route("/v1/mailboxes/{id}/deposits", post(deposit).get(fetch))
+        // Read the whole deposit so an oversized one is answered by the
+        // service's own 413 (with a clear message) rather than cut off.
+        .layer(DefaultBodyLimit::max(limits.max_deposit_size + 1));
+    let v1 = Router::new()
+        .route("/v1/mailboxes/{id}/challenge", post(challenge))
+        .route("/v1/mailboxes/{id}", put(register).delete(remove))
+        .route("/v1/mailboxes/{id}/tokens", post(tokens))
+        .route("/v1/mailboxes/{id}/prekeys/{slot}", put(put_prekeys))
+        .route("/v1/mailboxes/{id}/prekeys", get(prekeys))
+        .route("/v1/mailboxes/{id}/deposits/delete", post(delete))
+        .layer(DefaultBodyLimit::max(SMALL_BODY))
+        .merge(deposits)
+        .with_state(state)
+        .layer(middleware::from_fn_with_state(limiter, rate_limit));
+    service_kit::base_router(v1, metrics, health)
+}
+
+async fn rate_limit(
+    State(limiter): State<Arc<RateLimiter>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let addr = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|info| info.0.ip());
+    if let Some(addr) = addr
+        && !limiter.allow(addr, Instant::now())
+    {
+        return ApiError::TooManyRequests("rate limit exceeded: slow down".into()).into_response();
+    }
+    next.run(request).await
+}
+
+fn mailbox_id(text: &str) -> Result<MailboxId, ApiError> {
+    text.parse()
+        .map_err(|err| ApiError::BadRequest(format!("bad mailbox id: {err}")))
+}
+
+fn authorization(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+}
+
+fn body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
+    body.map_err(|rejection| match rejection.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            ApiError::PayloadTooLarge("request body over the limit".into())
+        }
+        _ => ApiError::BadRequest(rejection.body_text()),
+    })
+}
+
+fn json<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes).map_err(|err| ApiError::BadRequest(format!("bad JSON: {err}")))
+}
+
+/// An owner request for `mailbox` from the parts of an HTTP request.
+fn owner<'a>(
+    mailbox: &'a MailboxId,
+    method: &'a Method,
+    uri: &'a Uri,
+    headers: &'a HeaderMap,
+    body: &'a [u8],
+) -> OwnerRequest<'a> {
+    OwnerRequest {
+        mailbox,
+        authorization: authorization(headers),
+        method: method.as_str(),
+        path: uri.path(),
+        body,
+    }
+}
+
+#[derive(Serialize)]
+struct ChallengeAnswer {
+    challenge: String,
+}
+
+async fn challenge(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<ChallengeAnswer>, ApiError> {
+    let id = mailbox_id(&id)?;
+    let nonce = state.service.challenge(&id).await?;
+    Ok(Json(ChallengeAnswer {
+        challenge: wire::to_base32(&nonce),
+    }))
+}
+
+async fn register(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    raw: Result<Bytes, BytesRejection>,
+) -> Result<StatusCode, ApiError> {
+    let id = mailbox_id(&id)?;
+    let raw = body(raw)?;
+    let created = state
+        .service
+        .register(owner(&id, &method, &uri, &headers, &raw))
+        .await?;
+    Ok(if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    })
+}
+
+async fn remove(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    raw: Result<Bytes, BytesRejection>,
+) -> Result<StatusCode, ApiError> {
+    let id = mailbox_id(&id)?;
+    let raw = body(raw)?;
+    state
+        .service
+        .remove(owner(&id, &method, &uri, &headers, &raw))
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenChanges {
+    #[serde(default)]
+    add: Vec<String>,
+    #[serde(default)]
+    remove: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct TokenCount {
+    tokens: i64,
+}
+
+async fn tokens(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    raw: Result<Bytes, BytesRejection>,
+) -> Result<Json<TokenCount>, ApiError> {
+    let id = mailbox_id(&id)?;
+    let raw = body(raw)?;
+    let changes: TokenChanges = json(&raw)?;
+    let parse = |list: &[String]| {
+        list.iter()
+            .map(|h| {
+                h.parse::<TokenHash>()
+                    .map_err(|err| ApiError::BadRequest(format!("bad token hash: {err}")))
+            })
+            .collect::<Result<Vec<_>, _>>()
+    };
+    let (add, removed) = (parse(&changes.add)?, parse(&changes.remove)?);
+    let tokens = state
+        .service
+        .update_tokens(owner(&id, &method, &uri, &headers, &raw), &add, &removed)
+        .await?;
+    Ok(Json(TokenCount { tokens }))
+}
+
+async fn put_prekeys(
+    State(state): State<AppState>,
+    Path((id, slot)): Path<(String, String)>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    raw: Result<Bytes, BytesRejection>,
+) -> Result<StatusCode, ApiError> {
+    let id = mailbox_id(&id)?;
+    let raw = body(raw)?;
+    state
+        .service
+        .put_prekeys(owner(&id, &method, &uri, &headers, &raw), &slot)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Serialize)]
+struct Prekeys {
+    prekeys: Vec<String>,
+}
+
+async fn prekeys(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<Prekeys>, ApiError> {
+    let id = mailbox_id(&id)?;
+    let bundles = state.service.prekeys(&id, authorization(&headers)).await?;
+    Ok(Json(Prekeys {
+        prekeys: bundles.iter().map(|b| BASE64.encode(b)).collect(),
+    }))
+}
+
+#[derive(Serialize)]
+struct DepositReceipt {
+    id: String,
+    expires_ms: i64,
+}
+
+async fn deposit(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    raw: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<DepositReceipt>), ApiError> {
+    let id = mailbox_id(&id)?;
+    let raw = body(raw).map_err(|err| match err {
+        ApiError::PayloadTooLarge(_) => ApiError::PayloadTooLarge(format!(
+            "a deposit is at most {} bytes",
+            state.service.limits().max_deposit_size
+        )),
+        other => other,
+    })?;
+    let ttl = match headers.get("kith-ttl") {
+        None => None,
+        Some(value) => Some(
+            value
+                .to_str()
+                .ok()
+                .and_then(|v| v.parse::<u64>().ok())
+                .ok_or_else(|| ApiError::BadRequest("Kith-Ttl is a number of seconds".into()))?,
+        ),
+    };
+    let receipt = state
+        .service
+        .deposit(&id, authorization(&headers), ttl, &raw)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(DepositReceipt {
+            id: wire::to_base32(&receipt.id),
+            expires_ms: receipt.expires_ms,
+        }),
+    ))
+}
+
+#[derive(Serialize)]
+struct FetchedDeposit {
+    id: String,
+    body: String,
+    expires_ms: i64,
+}
+
+#[derive(Serialize)]
+struct Fetched {
+    deposits: Vec<FetchedDeposit>,
+    more: bool,
+}
+
+async fn fetch(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Json<Fetched>, ApiError> {
+    let id = mailbox_id(&id)?;
+    let (deposits, more) = state
+        .service
+        .fetch(owner(&id, &method, &uri, &headers, &[]))
+        .await?;
+    Ok(Json(Fetched {
+        deposits: deposits
+            .into_iter()
+            .map(|d| FetchedDeposit {
+                id: wire::to_base32(&d.id),
+                body: BASE64.encode(&d.body),
+                expires_ms: d.expires_ms,
+            })
+            .collect(),
+        more,
+    }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeleteIds {
+    ids: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct Deleted {
+    deleted: u64,
+}
+
+async fn delete(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    raw: Result<Bytes, BytesRejection>,
+) -> Result<Json<Deleted>, ApiError> {
+    let id = mailbox_id(&id)?;
+    let raw = body(raw)?;
+    let request: DeleteIds = json(&raw)?;
+    let ids = request
+        .ids
+        .iter()
+        .map(|id| {
+            wire::from_base32(id, "deposit id")
+                .map_err(|err| ApiError::BadRequest(format!("bad deposit id: {err}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let deleted = state
+        .service
+        .delete(owner(&id, &method, &uri, &headers, &raw), &ids)
+        .await?;
+    Ok(Json(Deleted { deleted }))
 }

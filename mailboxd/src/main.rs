@@ -1,8 +1,9 @@
 //! `kith-mailboxd`: the opt-in kith mailbox server.
 //!
 //! Keeps sealed deposits for devices that are offline, until their owner
-//! collects them. This skeleton serves only `/healthz` and `/metrics`; the
-//! mailbox API comes with its own issue.
+//! collects them. It cannot read them: each is sealed to the recipient
+//! devices' prekeys. See `http.rs` for the API and `service.rs` for who may
+//! do what.
 
 use std::process::ExitCode;
 
@@ -10,7 +11,10 @@ use clap::Parser as _;
 
 mod config;
 mod http;
+mod rate;
 mod server;
+mod service;
+mod store;
 
 use config::{Cli, Settings};
 

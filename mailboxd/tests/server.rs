@@ -6,12 +6,15 @@ use service_kit::testing::{self, RunningServer};
 
 const BIN: &str = env!("CARGO_BIN_EXE_kith-mailboxd");
 
-/// The binary with none of its environment variables inherited.
+/// The binary with none of its environment variables inherited, and its
+/// default data folder in a fresh temporary folder.
 fn mailboxd() -> Command {
     let mut command = Command::new(BIN);
     for var in ["LISTEN", "DATA", "DATABASE", "CONFIG", "READY_FILE"] {
         command.env_remove(format!("KITH_MAILBOXD_{var}"));
     }
+    let home = tempfile::tempdir().expect("temp dir").keep();
+    command.env("XDG_DATA_HOME", home);
     command
 }
 
@@ -47,21 +50,14 @@ fn environment_variables_are_read() {
 
 #[test]
 fn flags_win_over_environment() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let database = format!("sqlite://{}", dir.path().join("x.db").display());
     let mut command = mailboxd();
     command
         .env("KITH_MAILBOXD_DATABASE", "ftp://ignored")
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--database",
-            "sqlite:///tmp/x.db",
-        ]);
+        .args(["--listen", "127.0.0.1:0", "--database", &database]);
     let server = RunningServer::start(&mut command);
-    assert!(
-        server.stderr().contains("sqlite:///tmp/x.db"),
-        "{}",
-        server.stderr()
-    );
+    assert!(server.stderr().contains(&database), "{}", server.stderr());
 }
 
 #[test]

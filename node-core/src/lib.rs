@@ -12,6 +12,7 @@ pub mod crypto;
 pub mod id;
 pub mod identity;
 pub mod log;
+pub mod mailbox;
 pub mod sync;
 pub mod wire;
 

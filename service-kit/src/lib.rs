@@ -12,6 +12,7 @@
 //! - [`http`]: the base router (`GET /healthz`, `GET /metrics`, a JSON 404) and
 //!   [`ApiError`], which turns domain errors into a status code and
 //!   `{"error": "..."}`.
+//! - [`span`]: lengths of time as operators write them (`90s`, `1h`, `7d`).
 //! - [`metrics`]: the Prometheus registry with a request counter by route and
 //!   status and a build-info gauge.
 //! - [`logging`]: tracing set-up (`RUST_LOG`, default `info`).
@@ -30,6 +31,7 @@ pub mod http;
 pub mod logging;
 pub mod metrics;
 pub mod server;
+pub mod span;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
@@ -39,3 +41,4 @@ pub use http::{ApiError, Health, base_router};
 pub use logging::init_tracing;
 pub use metrics::{BuildInfo, Metrics};
 pub use server::{ServeError, Server, shutdown_signal};
+pub use span::{Span, SpanError};

@@ -92,13 +92,15 @@ impl Server {
     }
 
     /// Serves `router` until `shutdown` completes, then waits for requests
-    /// in flight to finish.
+    /// in flight to finish. Handlers may extract
+    /// `ConnectInfo<SocketAddr>` (the client's address, e.g. for rate limits).
     pub async fn serve<F>(self, router: Router, shutdown: F) -> Result<(), ServeError>
     where
         F: Future<Output = ()> + Send + 'static,
     {
         let addr = self.local_addr;
-        axum::serve(self.listener, router)
+        let service = router.into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(self.listener, service)
             .with_graceful_shutdown(shutdown)
             .await
             .map_err(|source| ServeError::Serve { addr, source })?;

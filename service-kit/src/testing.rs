@@ -81,6 +81,18 @@ impl RunningServer {
             .unwrap_or_else(|err| panic!("GET {path}: {err}\nserver log:\n{}", self.stderr()))
     }
 
+    /// Any request on the server; see [`http_request`].
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> HttpResponse {
+        http_request(self.addr, method, path, headers, body)
+            .unwrap_or_else(|err| panic!("{method} {path}: {err}\nserver log:\n{}", self.stderr()))
+    }
+
     /// Sends SIGTERM and waits for the server to exit.
     pub fn terminate(mut self) -> ExitStatus {
         let status = Command::new("kill")
@@ -215,14 +227,34 @@ pub fn temp_file(name: &str, text: &str) -> (tempfile::TempDir, PathBuf) {
 
 /// A minimal blocking `GET` over HTTP/1.1 (`Connection: close`).
 pub fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<HttpResponse> {
+    http_request(addr, "GET", path, &[], &[])
+}
+
+/// A minimal blocking HTTP/1.1 request (`Connection: close`) with extra
+/// `headers` and a `body` (sent with its `Content-Length`).
+pub fn http_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<HttpResponse> {
     let mut stream = TcpStream::connect_timeout(&addr, PATIENCE)?;
     stream.set_read_timeout(Some(PATIENCE))?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut raw = String::new();
-    stream.read_to_string(&mut raw)?;
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    if !body.is_empty() || !matches!(method, "GET" | "HEAD") {
+        head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes())?;
+    // A server may answer (e.g. 413) before reading the whole body.
+    let _ = stream.write_all(body);
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw)?;
+    let raw = String::from_utf8_lossy(&raw).into_owned();
     parse_response(&raw).ok_or_else(|| {
         std::io::Error::new(
             std::io::ErrorKind::InvalidData,

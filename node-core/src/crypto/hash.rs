@@ -34,6 +34,10 @@ impl HashDomain {
     pub const FILE: HashDomain = HashDomain("kith/v1/file");
     /// One chunk of a file.
     pub const FILE_CHUNK: HashDomain = HashDomain("kith/v1/file-chunk");
+    /// A mailbox delivery token, as the mailbox server stores it.
+    pub const MAILBOX_TOKEN: HashDomain = HashDomain("kith/v1/mailbox-token");
+    /// The body of a signed mailbox request.
+    pub const MAILBOX_REQUEST: HashDomain = HashDomain("kith/v1/mailbox-request");
 
     /// Every hash domain; a new constant must be added here too.
     pub const ALL: &'static [HashDomain] = &[
@@ -43,6 +47,8 @@ impl HashDomain {
         HashDomain::STORE,
         HashDomain::FILE,
         HashDomain::FILE_CHUNK,
+        HashDomain::MAILBOX_TOKEN,
+        HashDomain::MAILBOX_REQUEST,
     ];
 
     /// The domain string.

@@ -35,6 +35,8 @@ impl SignDomain {
     pub const MAILBOX: SignDomain = SignDomain("kith/v1/mailbox-challenge");
     /// A binding between a name and a key.
     pub const NAME: SignDomain = SignDomain("kith/v1/name-binding");
+    /// A device's X25519 prekey for mailbox deposits.
+    pub const PREKEY: SignDomain = SignDomain("kith/v1/mailbox-prekey");
 
     /// Every signature domain; a new constant must be added here too.
     pub const ALL: &'static [SignDomain] = &[
@@ -44,6 +46,7 @@ impl SignDomain {
         SignDomain::WAKEUP,
         SignDomain::MAILBOX,
         SignDomain::NAME,
+        SignDomain::PREKEY,
     ];
 
     /// The domain string.
