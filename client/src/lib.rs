@@ -53,6 +53,9 @@ pub enum Command {
     /// Offer, list, watch and save files.
     #[command(subcommand)]
     File(cmd::file::Args),
+    /// Use a mailbox server for when all your devices are away.
+    #[command(subcommand)]
+    Mailbox(cmd::mailbox::Args),
     /// The terminal UI (also what `kith` alone starts in a terminal).
     Tui,
 }
@@ -92,6 +95,7 @@ pub fn main() -> ExitCode {
         Command::Device(args) => cmd::device::run(&home, args),
         Command::Delete(args) => cmd::delete::run(&home, args),
         Command::File(args) => cmd::file::run(&home, args),
+        Command::Mailbox(args) => cmd::mailbox::run(&home, args),
         Command::Tui => tui::run(&home),
     };
     match result {

@@ -108,6 +108,15 @@ pub enum Request {
         /// The new limit in bytes, or none to show it.
         bytes: Option<u64>,
     },
+    /// Use a mailbox server for this account (all own devices follow).
+    MailboxUse {
+        /// The server, `http(s)://HOST[:PORT]`.
+        url: String,
+    },
+    /// Stop using the mailbox (removes it from its server).
+    MailboxOff,
+    /// The account's mailbox and which contacts offer theirs.
+    MailboxStatus,
     /// A one-time code for a new device of this account.
     DeviceInvite,
     /// This account's devices.

@@ -36,6 +36,17 @@ pub fn kith_bin() -> PathBuf {
     bin
 }
 
+/// A server binary (`kith-mailboxd`, …) beside the `kith` binary.
+pub fn server_bin(name: &str) -> PathBuf {
+    let bin = kith_bin().with_file_name(name);
+    assert!(
+        bin.is_file(),
+        "{} not found: run `cargo test --workspace`",
+        bin.display()
+    );
+    bin
+}
+
 /// A `kith` command with a clean environment: no `KITH_HOME`, no
 /// `KITH_PASSPHRASE`, stdin not a terminal.
 pub fn kith_command() -> Command {

@@ -27,6 +27,10 @@ pub struct Args {
     /// Refuse to offer files larger than this many bytes.
     #[arg(long, value_name = "BYTES", default_value_t = crate::daemon::FileLimits::default().max_file)]
     pub max_file_size: u64,
+    /// How often to collect the account's mailbox (when one is in use), in
+    /// seconds.
+    #[arg(long, value_name = "SECS", default_value_t = crate::daemon::DEFAULT_MAILBOX_POLL.as_secs_f64())]
+    pub mailbox_poll: f64,
 }
 
 /// Runs `kith daemon` until SIGINT/SIGTERM.
@@ -54,6 +58,10 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
             danger_corrupt_served: args.danger_corrupt_served_chunks,
         };
         let daemon = Daemon::start_with(node, args.listen, args.bench_echo, limits).await?;
+        if !(args.mailbox_poll.is_finite() && args.mailbox_poll >= 0.1) {
+            anyhow::bail!("--mailbox-poll must be at least 0.1 seconds");
+        }
+        daemon.set_mailbox_poll(std::time::Duration::from_secs_f64(args.mailbox_poll));
         Daemon::serve(daemon.clone()).await?;
         daemon.close().await;
         Ok(())

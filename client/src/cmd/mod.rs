@@ -8,6 +8,7 @@ pub mod device;
 pub mod file;
 pub mod init;
 pub mod log;
+pub mod mailbox;
 pub mod send;
 pub mod status;
 

@@ -6,6 +6,7 @@ mod dial;
 mod files;
 mod join;
 mod link;
+mod mailbox;
 mod rpc_server;
 
 use anyhow::{Context, Result};
@@ -60,6 +61,10 @@ pub struct Daemon {
     bad_chunks: std::sync::atomic::AtomicU64,
     /// Link, dial and client tasks: all end when the daemon stops.
     tasks: std::sync::Mutex<tokio::task::JoinSet<()>>,
+    /// Wakes the mailbox loop (setting changed, link lost).
+    mailbox_notify: tokio::sync::Notify,
+    /// How often the own mailbox is collected, in milliseconds.
+    mailbox_poll_ms: std::sync::atomic::AtomicU64,
     /// Links now open, with when each came up.
     open_links: std::sync::Mutex<Vec<(node_core::transport::Link, std::time::Instant)>>,
 }
@@ -94,6 +99,9 @@ async fn bind(node: &Node, listen: Vec<SocketAddr>) -> Result<Transport> {
     }
     Ok(t)
 }
+
+/// How often the account's mailbox is collected unless set otherwise.
+pub const DEFAULT_MAILBOX_POLL: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Events a peer's account holds.
 type Receipt = (AccountId, Vec<EventId>);
@@ -186,6 +194,10 @@ impl Daemon {
             max_file_size: limits.max_file,
             corrupt_served: limits.danger_corrupt_served,
             bad_chunks: Default::default(),
+            mailbox_notify: tokio::sync::Notify::new(),
+            mailbox_poll_ms: std::sync::atomic::AtomicU64::new(
+                DEFAULT_MAILBOX_POLL.as_millis() as u64
+            ),
         }))
     }
 
@@ -204,6 +216,7 @@ impl Daemon {
         let accept = tokio::spawn(link::accept_loop(Arc::clone(&self)));
         let dial = tokio::spawn(dial::dial_loop(Arc::clone(&self)));
         self.spawn(files::fetch_loop(Arc::clone(&self)));
+        self.spawn(mailbox::mailbox_loop(Arc::clone(&self)));
         let rx = self
             .receipts_rx
             .lock()
@@ -276,6 +289,23 @@ impl Daemon {
         self.files_notify.notify_one();
     }
 
+    /// How often the account's mailbox is collected.
+    pub fn mailbox_poll(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(
+            self.mailbox_poll_ms
+                .load(std::sync::atomic::Ordering::Relaxed),
+        )
+    }
+
+    /// Sets how often the account's mailbox is collected.
+    pub fn set_mailbox_poll(&self, every: std::time::Duration) {
+        let ms = u64::try_from(every.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(100);
+        self.mailbox_poll_ms
+            .store(ms, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Corrupted chunks received so far.
     pub fn bad_chunks(&self) -> u64 {
         self.bad_chunks.load(std::sync::atomic::Ordering::Relaxed)
@@ -309,6 +339,8 @@ impl Daemon {
         if let Some(n) = links.get_mut(&peer) {
             *n = n.saturating_sub(1);
         }
+        // A contact may now be unreachable: its events may need depositing.
+        self.mailbox_notify.notify_one();
     }
 
     /// This device was revoked: stop at once (the profile is locked).

@@ -8,6 +8,46 @@ use tokio::net::UnixStream;
 use tracing::warn;
 
 impl Daemon {
+    /// `kith mailbox use URL`: checks the server answers as a mailbox, then
+    /// sets it for the account; the mailbox loop registers it.
+    async fn mailbox_use(&self, url: &str) -> Result<serde_json::Value> {
+        let url = url.trim_end_matches('/');
+        node_core::node::mailbox::check_url(url)?;
+        super::mailbox::probe(url).await?;
+        let id = self
+            .node
+            .lock()
+            .await
+            .set_mailbox(Some(url), crate::now_ms())
+            .await?;
+        self.mailbox_notify.notify_one();
+        Ok(serde_json::json!({ "url": url, "mailbox": id.map(|i| i.to_string()) }))
+    }
+
+    /// `kith mailbox off`: removes the mailbox from its server (best
+    /// effort: an unreachable server only keeps it until it expires), then
+    /// turns the setting off, which withdraws the contacts' grants.
+    async fn mailbox_off(&self) -> Result<serde_json::Value> {
+        let current = self.node.lock().await.mailbox();
+        let Some(current) = current else {
+            return Ok(serde_json::json!({ "url": null, "removed": false }));
+        };
+        let removed = match super::mailbox::remove_mailbox(&current.url, &current.key).await {
+            Ok(()) => true,
+            Err(e) => {
+                warn!(error = %format!("{e:#}"), "mailbox: removing it from its server failed");
+                false
+            }
+        };
+        self.node
+            .lock()
+            .await
+            .set_mailbox(None, crate::now_ms())
+            .await?;
+        self.mailbox_notify.notify_one();
+        Ok(serde_json::json!({ "url": current.url, "removed": removed }))
+    }
+
     pub(super) async fn handle_client(&self, stream: UnixStream) {
         let (read, write) = stream.into_split();
         let resp = match rpc::read_request(read).await {
@@ -36,6 +76,11 @@ impl Daemon {
             };
             files.save(id, &offer, std::path::Path::new(&dest)).await?;
             return Ok(serde_json::json!({ "id": id, "saved": dest }));
+        }
+        match req {
+            Request::MailboxUse { url } => return self.mailbox_use(&url).await,
+            Request::MailboxOff => return self.mailbox_off().await,
+            _ => {}
         }
         let mut node = self.node.lock().await;
         let value = match req {
@@ -134,6 +179,23 @@ impl Daemon {
                 node.mark_read(with, now).await?;
                 serde_json::json!({})
             }
+            Request::MailboxStatus => {
+                let mailbox = node.mailbox();
+                let contacts: Vec<serde_json::Value> = node
+                    .contacts()
+                    .into_iter()
+                    .filter_map(|c| {
+                        let grant = node.grant_from(c.id)?;
+                        Some(serde_json::json!({ "contact": c.id, "url": grant.url }))
+                    })
+                    .collect();
+                serde_json::json!({
+                    "url": mailbox.as_ref().map(|m| m.url.clone()),
+                    "mailbox": mailbox.as_ref().map(|m| m.key.id().to_string()),
+                    "contacts": contacts,
+                })
+            }
+            Request::MailboxUse { .. } | Request::MailboxOff => unreachable!("answered above"),
             Request::DeviceInvite => {
                 let code = node.invite(self.transport.hints(), now)?;
                 serde_json::json!({ "code": code })

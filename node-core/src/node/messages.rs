@@ -13,6 +13,9 @@ pub mod conversation_kind {
     pub const INTRODUCTION: u16 = 2;
     /// A file offered ([`crate::files::FileOffer`]); its id is the file id.
     pub const FILE_OFFER: u16 = 3;
+    /// Where the author's account lets the other deposit while it is away
+    /// (`node::mailbox`); not shown.
+    pub const MAILBOX_GRANT: u16 = 4;
 }
 
 /// A message as `kith log --json` shows it.

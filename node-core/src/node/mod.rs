@@ -9,6 +9,7 @@ pub mod contacts;
 pub mod delete;
 pub mod devices;
 pub mod files;
+pub mod mailbox;
 pub mod messages;
 pub mod read;
 pub mod trust;
@@ -149,6 +150,8 @@ pub struct Node {
     files: crate::files::FileStore,
     /// Settings from the self log: name → (entry that set it, value).
     settings: HashMap<String, (contacts::RegisterKey, Vec<u8>)>,
+    /// Mailbox grants seen in conversations (ours and contacts').
+    grants: mailbox::Grants,
 }
 
 /// What [`Node::assemble`] needs.
@@ -320,6 +323,7 @@ impl Node {
             read_markers: HashMap::new(),
             files,
             settings: HashMap::new(),
+            grants: Default::default(),
         };
         node.add_log(LogId::account(p.account), LogKind::Account);
         node.add_log(LogId::self_log(p.account), LogKind::SelfLog);
@@ -331,12 +335,15 @@ impl Node {
         // whose logs are loaded next.
         self.load_log(LogId::account(self.account)).await?;
         self.load_log(LogId::self_log(self.account)).await?;
-        let others: Vec<LogId> = self
+        let mut others: Vec<LogId> = self
             .logs
             .keys()
             .filter(|l| **l != LogId::account(self.account) && **l != LogId::self_log(self.account))
             .copied()
             .collect();
+        // Contacts' account logs before their conversations: reading a
+        // conversation's grants needs to know whose devices wrote them.
+        others.sort_by_key(|l| self.account_of_log(*l).is_none());
         for log in others {
             self.load_log(log).await?;
         }
@@ -370,6 +377,13 @@ impl Node {
         if log == LogId::self_log(self.account) {
             for stored in &events {
                 self.apply_self_entry(&stored.event);
+            }
+        }
+        for stored in &events {
+            if stored.event.header().kind == messages::conversation_kind::MAILBOX_GRANT
+                && stored.event.header().log_kind == LogKind::Conversation
+            {
+                self.apply_grant_entry(log, &stored.event);
             }
         }
         self.restore_pending(log).await
@@ -596,6 +610,11 @@ impl Node {
         for r in &rows {
             if log == LogId::self_log(self.account) {
                 self.apply_self_entry(&r.event);
+            }
+            if introducer.is_some()
+                && r.event.header().kind == messages::conversation_kind::MAILBOX_GRANT
+            {
+                self.apply_grant_entry(log, &r.event);
             }
             if let Some(contact) = introducer
                 && r.event.header().kind == messages::conversation_kind::INTRODUCTION

@@ -400,6 +400,26 @@ impl Store {
             .collect())
     }
 
+    /// Up to `limit` events still waiting for delivery to `account`, oldest
+    /// queued first.
+    pub async fn undelivered_to(
+        &self,
+        account: AccountId,
+        limit: i64,
+    ) -> Result<Vec<EventId>, StoreError> {
+        let rows: Vec<Vec<u8>> =
+            sqlx::query_scalar("SELECT event FROM outbox WHERE account = ? ORDER BY rowid LIMIT ?")
+                .bind(account.as_bytes().as_slice())
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db("reading the outbox"))?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|b| b.try_into().ok().map(EventId::from_bytes))
+            .collect())
+    }
+
     /// Number of events waiting for delivery.
     pub async fn outbox_len(&self) -> Result<i64, StoreError> {
         sqlx::query_scalar("SELECT count(DISTINCT event) FROM outbox")

@@ -1,0 +1,481 @@
+//! The daemon's mailbox work, in one loop:
+//!
+//! - **Own mailbox** (when the account has one): register it, keep a
+//!   delivery token for every contact that is not compromised (and none for
+//!   those that are), keep this device's prekey fresh and published, grant
+//!   contacts their tokens in the 1:1 conversations, and collect: fetch
+//!   deposits, open those sealed to this device, store their events (which
+//!   then sync on to the other own devices), delete what was opened.
+//! - **Contacts' mailboxes**: when no device of a contact is linked and
+//!   events wait for it, seal them to its devices' prekeys and deposit them.
+//!
+//! Every step is retried on the next round when a server is unreachable;
+//! nothing here blocks links or the local socket (the node is locked only
+//! for short steps, never across HTTP).
+//!
+//! Not here: the sealing format and prekey rules (`node_core::mailbox`,
+//! `node_core::node::mailbox`), the server (`kith-mailboxd`).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, bail};
+use data_encoding::BASE64;
+use node_core::crypto::BoxPublicKey;
+use node_core::mailbox::{self, MailboxId, MailboxKey};
+use node_core::node::mailbox::Grant;
+use node_core::wire;
+use node_core::{AccountId, EventId};
+use tracing::{debug, info, warn};
+
+use super::Daemon;
+
+/// How often links are checked for contacts that need a deposit.
+const DEPOSIT_CHECK: Duration = Duration::from_secs(1);
+/// A deposit's payload stays under this (servers accept 256 KiB by default).
+const DEPOSIT_PAYLOAD: usize = 200 * 1024;
+/// HTTP timeout per request.
+const HTTP_TIMEOUT: Duration = Duration::from_secs(20);
+/// Events deposited once are not deposited again for this long (by then the
+/// deposit has expired or been collected).
+const REDEPOSIT_AFTER: Duration = Duration::from_secs(6 * 3600);
+
+/// What the loop remembers between rounds (all of it may be lost: a restart
+/// only repeats idempotent requests).
+#[derive(Default)]
+struct State {
+    /// Mailbox registered at this URL (this run).
+    registered: Option<(String, MailboxId)>,
+    /// Token hashes last sent to the server.
+    tokens: HashSet<[u8; 32]>,
+    /// The prekey bundle last published.
+    published: Option<Vec<u8>>,
+    /// Events already deposited, per contact, with when.
+    deposited: HashMap<AccountId, HashMap<EventId, Instant>>,
+    /// Last collection.
+    collected: Option<Instant>,
+}
+
+/// Runs the mailbox work until the daemon stops.
+pub(super) async fn mailbox_loop(daemon: Arc<Daemon>) {
+    let http = match client() {
+        Ok(http) => http,
+        Err(e) => {
+            warn!(error = %format!("{e:#}"), "mailbox: no HTTP client; mailboxes are not used");
+            return;
+        }
+    };
+    let mut state = State::default();
+    loop {
+        if let Err(e) = own_mailbox(&daemon, &http, &mut state).await {
+            warn!(error = %format!("{e:#}"), "mailbox: upkeep failed (retrying)");
+        }
+        if let Err(e) = deposit_all(&daemon, &http, &mut state).await {
+            warn!(error = %format!("{e:#}"), "mailbox: depositing failed (retrying)");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(DEPOSIT_CHECK) => {}
+            _ = daemon.mailbox_notify.notified() => {}
+        }
+    }
+}
+
+fn client() -> Result<reqwest::Client> {
+    // reqwest uses the process-wide rustls provider; ring is what iroh uses.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .timeout(HTTP_TIMEOUT)
+        .build()
+        .context("building the HTTP client")
+}
+
+/// Register, tokens, prekeys, grants, collection.
+async fn own_mailbox(daemon: &Daemon, http: &reqwest::Client, state: &mut State) -> Result<()> {
+    let now = crate::now_ms();
+    let (setting, due, tokens, bundle) = {
+        let node = daemon.node.lock().await;
+        let setting = node.mailbox();
+        let due = node.grants_due();
+        let tokens: HashSet<[u8; 32]> = node
+            .contacts()
+            .into_iter()
+            .filter(|c| c.trust != "compromised")
+            .filter_map(|c| node.delivery_token(c.id).map(|t| *t.hash().as_bytes()))
+            .collect();
+        if setting.is_some() {
+            node.rotate_prekeys(now).await?;
+        }
+        let bundle = node.prekey_bundle().await?;
+        (setting, due, tokens, bundle)
+    };
+    let Some(setting) = setting else {
+        state.registered = None;
+        write_grants(daemon, &due).await;
+        return Ok(());
+    };
+    let server = Server::new(http, &setting.url, &setting.key);
+    let here = (setting.url.clone(), setting.key.id());
+    if state.registered.as_ref() != Some(&here) {
+        server.register().await?;
+        info!(mailbox = %setting.url, "mailbox registered");
+        state.registered = Some(here);
+        state.tokens.clear();
+        state.published = None;
+        state.collected = None;
+    }
+    if tokens != state.tokens {
+        let add: Vec<&[u8; 32]> = tokens.difference(&state.tokens).collect();
+        let remove: Vec<&[u8; 32]> = state.tokens.difference(&tokens).collect();
+        server.update_tokens(&add, &remove).await?;
+        state.tokens = tokens;
+    }
+    if let Some(bundle) = bundle
+        && state.published.as_ref() != Some(&bundle)
+    {
+        let slot = daemon.node.lock().await.device().short(16);
+        server.put_prekeys(&slot, &bundle).await?;
+        state.published = Some(bundle);
+    }
+    // Grants go out only once the server knows the tokens they carry.
+    write_grants(daemon, &due).await;
+    let poll = daemon.mailbox_poll();
+    if state.collected.is_none_or(|t| t.elapsed() >= poll) {
+        collect(daemon, &server).await?;
+        state.collected = Some(Instant::now());
+    }
+    Ok(())
+}
+
+async fn write_grants(daemon: &Daemon, due: &[AccountId]) {
+    if due.is_empty() {
+        return;
+    }
+    let mut node = daemon.node.lock().await;
+    for contact in due {
+        if let Err(e) = node.write_grant(*contact, crate::now_ms()).await {
+            warn!(contact = %contact.short(8), error = %e, "mailbox: granting failed");
+        }
+    }
+}
+
+/// Fetches, opens, stores and deletes deposits until none are left.
+async fn collect(daemon: &Daemon, server: &Server<'_>) -> Result<()> {
+    loop {
+        let (deposits, more) = server.fetch().await?;
+        if deposits.is_empty() {
+            return Ok(());
+        }
+        let mut opened = Vec::new();
+        let mut stored = 0;
+        for (id, body) in &deposits {
+            let payload = daemon.node.lock().await.open_deposit(body).await;
+            match payload {
+                Ok(Some(payload)) => {
+                    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+                    let mut node = daemon.node.lock().await;
+                    match node
+                        .ingest_deposit(&payload, crate::now_ms(), threads)
+                        .await
+                    {
+                        Ok(n) => stored += n,
+                        Err(e) => warn!(error = %e, "mailbox: a deposit's events were refused"),
+                    }
+                    opened.push(id.clone());
+                }
+                // Sealed only to other own devices: left for them.
+                Ok(None) => {}
+                Err(e) => {
+                    // Cannot ever be opened: delete it rather than fetch it forever.
+                    warn!(error = %e, "mailbox: dropping a damaged deposit");
+                    opened.push(id.clone());
+                }
+            }
+        }
+        if !opened.is_empty() {
+            server.delete(&opened).await?;
+        }
+        info!(
+            deposits = opened.len(),
+            events = stored,
+            "mailbox: collected"
+        );
+        if stored > 0 {
+            daemon.files_wake();
+        }
+        // Deposits left for other devices would be fetched again forever.
+        if !more || opened.is_empty() {
+            return Ok(());
+        }
+    }
+}
+
+/// Deposits for every contact that has a mailbox, is not linked, and has
+/// events waiting.
+async fn deposit_all(daemon: &Daemon, http: &reqwest::Client, state: &mut State) -> Result<()> {
+    let connected: HashSet<_> = daemon.connected().into_iter().collect();
+    let targets: Vec<(AccountId, Grant)> = {
+        let node = daemon.node.lock().await;
+        node.contacts()
+            .into_iter()
+            .filter(|c| c.trust != "compromised")
+            .filter(|c| !c.devices.iter().any(|d| connected.contains(d)))
+            .filter_map(|c| node.grant_from(c.id).map(|g| (c.id, g)))
+            .collect()
+    };
+    for (contact, grant) in targets {
+        if let Err(e) = deposit_for(daemon, http, state, contact, &grant).await {
+            warn!(contact = %contact.short(8), error = %format!("{e:#}"), "mailbox: deposit failed");
+        }
+    }
+    Ok(())
+}
+
+async fn deposit_for(
+    daemon: &Daemon,
+    http: &reqwest::Client,
+    state: &mut State,
+    contact: AccountId,
+    grant: &Grant,
+) -> Result<()> {
+    let done = state.deposited.entry(contact).or_default();
+    done.retain(|_, at| at.elapsed() < REDEPOSIT_AFTER);
+    let waiting = daemon
+        .node
+        .lock()
+        .await
+        .undelivered_events(contact, mailbox::MAX_EVENTS as i64 * 4)
+        .await?;
+    let fresh: Vec<(EventId, Vec<u8>)> = waiting
+        .into_iter()
+        .filter_map(|bytes| {
+            let id = node_core::log::Event::decode(&bytes).ok()?.id();
+            (!done.contains_key(&id)).then_some((id, bytes))
+        })
+        .collect();
+    if fresh.is_empty() {
+        return Ok(());
+    }
+    let bundles = prekeys(http, grant).await?;
+    let recipients: Vec<BoxPublicKey> = daemon
+        .node
+        .lock()
+        .await
+        .recipient_prekeys(contact, &bundles, crate::now_ms())
+        .into_iter()
+        .map(|(_, k)| k)
+        .collect();
+    if recipients.is_empty() {
+        bail!("the contact's mailbox has no usable prekey for any of its devices");
+    }
+    for batch in batches(&fresh) {
+        let events: Vec<Vec<u8>> = batch.iter().map(|(_, b)| b.clone()).collect();
+        let sealed = mailbox::seal_deposit(&recipients, &mailbox::encode_events(&events))?;
+        let url = format!("{}/v1/mailboxes/{}/deposits", grant.url, grant.mailbox);
+        let answer = http
+            .post(&url)
+            .header("authorization", grant.token.bearer())
+            .body(sealed)
+            .send()
+            .await
+            .with_context(|| format!("depositing at {}", grant.url))?;
+        check(answer).await?;
+        let now = Instant::now();
+        for (id, _) in batch {
+            done.insert(*id, now);
+        }
+        debug!(contact = %contact.short(8), events = batch.len(), "mailbox: deposited");
+    }
+    info!(contact = %contact.short(8), events = fresh.len(), "mailbox: deposited for an unreachable contact");
+    Ok(())
+}
+
+/// Splits events into deposits under [`DEPOSIT_PAYLOAD`] and
+/// [`mailbox::MAX_EVENTS`].
+fn batches(events: &[(EventId, Vec<u8>)]) -> Vec<&[(EventId, Vec<u8>)]> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut size = 0;
+    for (i, (_, bytes)) in events.iter().enumerate() {
+        let len = bytes.len() + 4;
+        if i > start && (size + len > DEPOSIT_PAYLOAD || i - start == mailbox::MAX_EVENTS) {
+            out.push(&events[start..i]);
+            start = i;
+            size = 0;
+        }
+        size += len;
+    }
+    if start < events.len() {
+        out.push(&events[start..]);
+    }
+    out
+}
+
+async fn prekeys(http: &reqwest::Client, grant: &Grant) -> Result<Vec<Vec<u8>>> {
+    let url = format!("{}/v1/mailboxes/{}/prekeys", grant.url, grant.mailbox);
+    let answer = http
+        .get(&url)
+        .header("authorization", grant.token.bearer())
+        .send()
+        .await
+        .with_context(|| format!("asking {} for prekeys", grant.url))?;
+    let body = check(answer).await?;
+    let list = body["prekeys"]
+        .as_array()
+        .context("the mailbox answered without prekeys")?;
+    Ok(list
+        .iter()
+        .filter_map(|b| BASE64.decode(b.as_str()?.as_bytes()).ok())
+        .collect())
+}
+
+/// The JSON body of a 2xx answer; otherwise the server's error message.
+async fn check(answer: reqwest::Response) -> Result<serde_json::Value> {
+    let status = answer.status();
+    let bytes = answer
+        .bytes()
+        .await
+        .context("reading the mailbox's answer")?;
+    let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+    if !status.is_success() {
+        let message = body["error"].as_str().unwrap_or("no message");
+        bail!("mailbox server answered {status}: {message}");
+    }
+    Ok(body)
+}
+
+/// Our own mailbox on its server: owner requests, each on a fresh challenge.
+struct Server<'a> {
+    http: &'a reqwest::Client,
+    url: &'a str,
+    key: &'a MailboxKey,
+}
+
+impl<'a> Server<'a> {
+    fn new(http: &'a reqwest::Client, url: &'a str, key: &'a MailboxKey) -> Self {
+        Self { http, url, key }
+    }
+
+    fn path(&self, rest: &str) -> String {
+        format!("/v1/mailboxes/{}{rest}", self.key.id())
+    }
+
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        rest: &str,
+        body: Vec<u8>,
+    ) -> Result<serde_json::Value> {
+        let answer = self
+            .http
+            .post(format!("{}{}", self.url, self.path("/challenge")))
+            .send()
+            .await
+            .with_context(|| format!("reaching the mailbox at {}", self.url))?;
+        let challenge = check(answer).await?;
+        let challenge: [u8; mailbox::CHALLENGE_LEN] = challenge["challenge"]
+            .as_str()
+            .and_then(|c| wire::from_base32(c, "challenge").ok())
+            .and_then(|c| c.try_into().ok())
+            .context("the mailbox sent a malformed challenge")?;
+        let path = self.path(rest);
+        let auth = mailbox::sign_request(self.key, &challenge, method.as_str(), &path, &body);
+        let answer = self
+            .http
+            .request(method, format!("{}{path}", self.url))
+            .header("authorization", auth)
+            .body(body)
+            .send()
+            .await
+            .with_context(|| format!("reaching the mailbox at {}", self.url))?;
+        check(answer).await
+    }
+
+    async fn register(&self) -> Result<()> {
+        self.call(reqwest::Method::PUT, "", vec![]).await.map(drop)
+    }
+
+    async fn remove(&self) -> Result<()> {
+        self.call(reqwest::Method::DELETE, "", vec![])
+            .await
+            .map(drop)
+    }
+
+    async fn update_tokens(&self, add: &[&[u8; 32]], remove: &[&[u8; 32]]) -> Result<()> {
+        let hex = |list: &[&[u8; 32]]| -> Vec<String> {
+            list.iter().map(|h| wire::to_base32(&h[..])).collect()
+        };
+        let body = serde_json::json!({ "add": hex(add), "remove": hex(remove) });
+        self.call(
+            reqwest::Method::POST,
+            "/tokens",
+            body.to_string().into_bytes(),
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn put_prekeys(&self, slot: &str, bundle: &[u8]) -> Result<()> {
+        self.call(
+            reqwest::Method::PUT,
+            &format!("/prekeys/{slot}"),
+            bundle.to_vec(),
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn fetch(&self) -> Result<(Vec<(String, Vec<u8>)>, bool)> {
+        let body = self.call(reqwest::Method::GET, "/deposits", vec![]).await?;
+        let list = body["deposits"]
+            .as_array()
+            .context("the mailbox answered without deposits")?;
+        let deposits = list
+            .iter()
+            .filter_map(|d| {
+                let id = d["id"].as_str()?.to_owned();
+                let body = BASE64.decode(d["body"].as_str()?.as_bytes()).ok()?;
+                Some((id, body))
+            })
+            .collect();
+        Ok((deposits, body["more"].as_bool().unwrap_or(false)))
+    }
+
+    async fn delete(&self, ids: &[String]) -> Result<()> {
+        let body = serde_json::json!({ "ids": ids });
+        self.call(
+            reqwest::Method::POST,
+            "/deposits/delete",
+            body.to_string().into_bytes(),
+        )
+        .await
+        .map(drop)
+    }
+}
+
+/// Removes the account's mailbox from its server (before `mailbox off`
+/// forgets the key). Deposits still there are lost; contacts are told to
+/// stop depositing by the withdrawn grants.
+pub(super) async fn remove_mailbox(url: &str, key: &MailboxKey) -> Result<()> {
+    let http = client()?;
+    Server::new(&http, url, key).remove().await
+}
+
+/// Checks that a server answers as a kith mailbox (before `mailbox use`
+/// switches to it).
+pub(super) async fn probe(url: &str) -> Result<()> {
+    let http = client()?;
+    let key = MailboxKey::generate();
+    let answer = http
+        .post(format!("{url}/v1/mailboxes/{}/challenge", key.id()))
+        .send()
+        .await
+        .with_context(|| format!("cannot reach {url}"))?;
+    let body = check(answer)
+        .await
+        .with_context(|| format!("{url} is not a kith mailbox"))?;
+    if body["challenge"].as_str().is_none() {
+        bail!("{url} is not a kith mailbox");
+    }
+    Ok(())
+}
