@@ -56,6 +56,9 @@ pub enum Command {
     /// Use a mailbox server for when all your devices are away.
     #[command(subcommand)]
     Mailbox(cmd::mailbox::Args),
+    /// Use a relay for reaching devices behind NATs.
+    #[command(subcommand)]
+    Relay(cmd::mailbox::RelayArgs),
     /// The terminal UI (also what `kith` alone starts in a terminal).
     Tui,
 }
@@ -96,6 +99,7 @@ pub fn main() -> ExitCode {
         Command::Delete(args) => cmd::delete::run(&home, args),
         Command::File(args) => cmd::file::run(&home, args),
         Command::Mailbox(args) => cmd::mailbox::run(&home, args),
+        Command::Relay(args) => cmd::mailbox::run_relay(&home, args),
         Command::Tui => tui::run(&home),
     };
     match result {

@@ -117,6 +117,11 @@ pub enum Request {
     MailboxOff,
     /// The account's mailbox and which contacts offer theirs.
     MailboxStatus,
+    /// Use a relay (all own devices follow), or none with `None`.
+    Relay {
+        /// The relay, `http(s)://HOST[:PORT]`, or none to stop.
+        url: Option<String>,
+    },
     /// A one-time code for a new device of this account.
     DeviceInvite,
     /// This account's devices.
@@ -167,6 +172,12 @@ pub struct Status {
     pub protected: bool,
     /// Warnings the user should see (e.g. an unprotected profile).
     pub warnings: Vec<String>,
+    /// The relay this device is reachable through, once connected to it.
+    #[serde(default)]
+    pub relay: Option<String>,
+    /// How each link's packets travel now: `direct`, `relay` or `unknown`.
+    #[serde(default)]
+    pub paths: std::collections::BTreeMap<String, String>,
 }
 
 /// `card`'s value.

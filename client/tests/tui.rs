@@ -67,6 +67,8 @@ fn app(protected: bool) -> App {
         outbox: 0,
         protected,
         warnings: vec![],
+        relay: None,
+        paths: Default::default(),
     });
     app.set_contacts(vec![
         contact(2, "bob", "validated", 0),

@@ -58,6 +58,10 @@ pub struct Cli {
     /// Requests one client address may send in a burst [default: 200].
     #[arg(long, env = "KITH_MAILBOXD_RATE_BURST", value_name = "N")]
     rate_burst: Option<u32>,
+    /// Also run an iroh relay (plain HTTP; put TLS in front) on this
+    /// address, for devices behind NATs [default: no relay].
+    #[arg(long, env = "KITH_MAILBOXD_RELAY_LISTEN", value_name = "ADDR:PORT")]
+    relay_listen: Option<SocketAddr>,
 }
 
 /// The config file. Every key is optional; unknown keys are an error.
@@ -86,6 +90,8 @@ pub struct Config {
     pub rate_limit: Option<u32>,
     /// See `--rate-burst`.
     pub rate_burst: Option<u32>,
+    /// See `--relay-listen`.
+    pub relay_listen: Option<SocketAddr>,
 }
 
 /// The mailbox's own limits, all sources merged and checked.
@@ -128,6 +134,8 @@ pub struct Settings {
     pub common: CommonSettings,
     /// Retention, sizes, quotas and rates.
     pub limits: Limits,
+    /// Where to run the in-process relay, if at all.
+    pub relay_listen: Option<SocketAddr>,
 }
 
 impl Settings {
@@ -158,8 +166,13 @@ impl Settings {
             rate_burst: pick(cli.rate_burst, file.rate_burst).unwrap_or(defaults.rate_burst),
         };
         limits.check()?;
+        let relay_listen = cli.relay_listen.or(file.relay_listen);
         let common = CommonSettings::resolve(BINARY, cli.common(), file.common())?;
-        Ok(Self { common, limits })
+        Ok(Self {
+            common,
+            limits,
+            relay_listen,
+        })
     }
 }
 

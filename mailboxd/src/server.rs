@@ -34,10 +34,29 @@ where
     let health = Health::default();
     let router = http::router(service.clone(), metrics(registry), health.clone());
     let purger = tokio::spawn(purge_forever(service));
+    let relay = match settings.relay_listen {
+        Some(addr) => {
+            let mut config = iroh_relay::server::ServerConfig::default();
+            config.relay = Some(iroh_relay::server::RelayConfig::new(addr));
+            let relay = iroh_relay::server::Server::spawn(config)
+                .await
+                .with_context(|| format!("starting the relay on {addr}"))?;
+            if let Some(bound) = relay.http_addr() {
+                tracing::info!("relay listening on http://{bound}");
+            }
+            Some(relay)
+        }
+        None => None,
+    };
     server.announce(common.ready_file.as_deref())?;
     health.set_ready();
     let served = server.serve(router, shutdown).await.context("serving HTTP");
     purger.abort();
+    if let Some(relay) = relay
+        && let Err(err) = relay.shutdown().await
+    {
+        tracing::warn!("stopping the relay: {err}");
+    }
     store.close().await;
     served
 }

@@ -36,6 +36,14 @@ fn help_lists_every_flag() {
         "--database",
         "--config",
         "--ready-file",
+        "--retention",
+        "--max-deposit-size",
+        "--mailbox-max-deposits",
+        "--mailbox-max-bytes",
+        "--sender-max-deposits",
+        "--rate-limit",
+        "--rate-burst",
+        "--relay-listen",
     ];
     testing::assert_help_mentions(BIN, &flags);
 }

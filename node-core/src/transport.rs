@@ -2,9 +2,13 @@
 //!
 //! The iroh endpoint's key is the device key (the same Ed25519 seed), so the
 //! handshake proves which device answered. The endpoint is configured
-//! silent: no relays, no address lookup (no n0 DNS, pkarr, mDNS or DHT), no
-//! port mapping, and it binds only the addresses it is given, so a daemon
-//! on loopback sends nothing beyond loopback. Frames are a u32 big-endian
+//! silent: no address lookup (no n0 DNS, pkarr, mDNS or DHT), no port
+//! mapping, no relay but those the user names ([`Transport::set_relays`])
+//! or a peer's hint points at, and it binds only the addresses it is given,
+//! so a daemon on loopback with no relay sends nothing beyond loopback.
+//! With a relay, the endpoint keeps a connection to it (its "home relay"),
+//! peers can reach it through the relay, and iroh moves a connection to a
+//! direct path when hole punching succeeds. Frames are a u32 big-endian
 //! length and a payload of at most [`MAX_FRAME`] bytes.
 //!
 //! Not here: what the frames say (`sync`), or whom to dial (the daemon).
@@ -16,7 +20,7 @@ use iroh::endpoint::{
     Connection, IdleTimeout, NetReportConfig, PortmapperConfig, QuicTransportConfig, RecvStream,
     SendStream, presets,
 };
-use iroh::{Endpoint, EndpointAddr, RelayMode, SecretKey};
+use iroh::{Endpoint, EndpointAddr, RelayConfig, RelayMap, RelayMode, RelayUrl, SecretKey};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -54,6 +58,49 @@ pub enum TransportError {
     /// The link failed.
     #[error("link error: {0}")]
     Link(String),
+    /// A relay URL that cannot be used.
+    #[error("not a relay URL: {0}")]
+    BadRelay(String),
+}
+
+/// How a link's packets travel now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkPath {
+    /// Straight between the two devices' addresses.
+    Direct,
+    /// Through a relay server.
+    Relay,
+    /// Not known (no path selected yet).
+    Unknown,
+}
+
+impl LinkPath {
+    /// `direct`, `relay` or `unknown`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LinkPath::Direct => "direct",
+            LinkPath::Relay => "relay",
+            LinkPath::Unknown => "unknown",
+        }
+    }
+}
+
+/// Net reports probe only the relays the user set (none: no probes): an
+/// HTTP(S) request to each finds the home relay even where the relay runs
+/// no QUIC address discovery. No captive-portal checks.
+fn net_report() -> NetReportConfig {
+    let mut config = NetReportConfig::minimal();
+    config.https_probes = true;
+    config
+}
+
+/// Parses a relay URL (`http(s)://HOST[:PORT]`).
+pub fn parse_relay(url: &str) -> Result<RelayUrl, TransportError> {
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return Err(TransportError::BadRelay(url.to_owned()));
+    }
+    url.parse::<RelayUrl>()
+        .map_err(|_| TransportError::BadRelay(url.to_owned()))
 }
 
 fn link(e: impl std::fmt::Display) -> TransportError {
@@ -64,6 +111,8 @@ fn link(e: impl std::fmt::Display) -> TransportError {
 #[derive(Debug, Clone)]
 pub struct Transport {
     endpoint: Endpoint,
+    /// The relays set by [`Transport::set_relays`].
+    relays: std::sync::Arc<std::sync::Mutex<Vec<RelayUrl>>>,
 }
 
 /// An authenticated connection to a peer device.
@@ -99,17 +148,22 @@ impl Transport {
         let mut builder = Endpoint::builder(presets::Minimal)
             .secret_key(secret)
             .alpns(vec![ALPN.to_vec(), ALPN_JOIN.to_vec()])
-            .relay_mode(RelayMode::Disabled)
+            // A relay transport with no relay: silent until one is set,
+            // and able to reach a peer through the relay its hint names.
+            .relay_mode(RelayMode::Custom(RelayMap::empty()))
             .clear_address_lookup()
             .portmapper_config(PortmapperConfig::Disabled)
-            .net_report_config(NetReportConfig::minimal())
+            .net_report_config(net_report())
             .clear_ip_transports()
             .transport_config(config);
         for a in &addrs {
             builder = builder.bind_addr(*a).map_err(|e| bind_err(e.to_string()))?;
         }
         let endpoint = builder.bind().await.map_err(|e| bind_err(e.to_string()))?;
-        Ok(Self { endpoint })
+        Ok(Self {
+            endpoint,
+            relays: Default::default(),
+        })
     }
 
     /// The addresses actually bound.
@@ -132,13 +186,56 @@ impl Transport {
         out
     }
 
+    /// Uses exactly these relays (as home relay and for peers that name
+    /// none); an empty list turns relaying off.
+    pub async fn set_relays(&self, urls: &[String]) -> Result<(), TransportError> {
+        let wanted = urls
+            .iter()
+            .map(|u| parse_relay(u))
+            .collect::<Result<Vec<_>, _>>()?;
+        let current: Vec<RelayUrl> = self.relays.lock().map(|r| r.clone()).unwrap_or_default();
+        for old in current.iter().filter(|u| !wanted.contains(u)) {
+            self.endpoint.remove_relay(old).await;
+        }
+        for new in wanted.iter().filter(|u| !current.contains(u)) {
+            let config = RelayConfig::from(new.clone());
+            self.endpoint
+                .insert_relay(new.clone(), std::sync::Arc::new(config))
+                .await;
+        }
+        if let Ok(mut relays) = self.relays.lock() {
+            *relays = wanted;
+        }
+        Ok(())
+    }
+
+    /// The relay this endpoint is reachable through, once connected to it.
+    pub fn home_relay(&self) -> Option<String> {
+        self.endpoint
+            .addr()
+            .relay_urls()
+            .next()
+            .map(|u| u.to_string().trim_end_matches('/').to_owned())
+    }
+
     /// Dials `device` at the given addresses.
     pub async fn connect(
         &self,
         device: DeviceId,
         addrs: &[SocketAddr],
     ) -> Result<Link, TransportError> {
-        self.connect_alpn(device, addrs, ALPN).await
+        self.connect_alpn(device, addrs, None, ALPN).await
+    }
+
+    /// Dials `device` at the given addresses and through `relay` (the
+    /// relay it was last seen at), whichever answers first.
+    pub async fn connect_via(
+        &self,
+        device: DeviceId,
+        addrs: &[SocketAddr],
+        relay: Option<&str>,
+    ) -> Result<Link, TransportError> {
+        self.connect_alpn(device, addrs, relay, ALPN).await
     }
 
     /// Dials `device` to join its account (see [`ALPN_JOIN`]).
@@ -147,13 +244,14 @@ impl Transport {
         device: DeviceId,
         addrs: &[SocketAddr],
     ) -> Result<Link, TransportError> {
-        self.connect_alpn(device, addrs, ALPN_JOIN).await
+        self.connect_alpn(device, addrs, None, ALPN_JOIN).await
     }
 
     async fn connect_alpn(
         &self,
         device: DeviceId,
         addrs: &[SocketAddr],
+        relay: Option<&str>,
         alpn: &[u8],
     ) -> Result<Link, TransportError> {
         let id = iroh::PublicKey::from_bytes(device.as_bytes()).map_err(|e| {
@@ -165,6 +263,9 @@ impl Transport {
         let mut addr = EndpointAddr::new(id);
         for a in addrs {
             addr = addr.with_ip_addr(*a);
+        }
+        if let Some(relay) = relay.and_then(|r| parse_relay(r).ok()) {
+            addr = addr.with_relay_url(relay);
         }
         let conn =
             self.endpoint
@@ -218,6 +319,17 @@ impl Link {
         let (s, r) = self.conn.accept_bi().await.map_err(link)?;
         Ok((FrameWriter(s), FrameReader(r)))
     }
+    /// How packets travel on this link now.
+    pub fn path(&self) -> LinkPath {
+        let paths = self.conn.paths();
+        let selected = paths.iter().find(|p| p.is_selected());
+        match selected {
+            Some(p) if p.is_relay() => LinkPath::Relay,
+            Some(p) if p.is_ip() => LinkPath::Direct,
+            _ => LinkPath::Unknown,
+        }
+    }
+
     /// Whether both handles are the same connection.
     pub fn same_as(&self, other: &Link) -> bool {
         self.conn.stable_id() == other.conn.stable_id()

@@ -512,6 +512,15 @@ pub struct Daemon {
 }
 
 impl Daemon {
+    /// A daemon started some other way (e.g. inside a network namespace),
+    /// logging to `log`.
+    pub fn from_child(child: Child, log: PathBuf) -> Self {
+        Self {
+            child: Some(child),
+            log,
+        }
+    }
+
     /// The daemon's process id.
     pub fn pid(&self) -> u32 {
         self.child.as_ref().expect("daemon not yet stopped").id()

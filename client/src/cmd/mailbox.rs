@@ -68,3 +68,30 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
     }
     Ok(())
 }
+
+/// `kith relay` subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum RelayArgs {
+    /// Be reachable through the relay at URL (`http(s)://HOST[:PORT]`, a
+    /// self-hosted iroh-relay); your devices and contacts learn it.
+    Use {
+        /// The relay.
+        url: String,
+    },
+    /// Stop using a relay.
+    Off,
+}
+
+/// Runs `kith relay`.
+pub fn run_relay(home: &Path, args: RelayArgs) -> Result<()> {
+    let url = match args {
+        RelayArgs::Use { url } => Some(url),
+        RelayArgs::Off => None,
+    };
+    let v = super::runtime()?.block_on(rpc::call(home, &Request::Relay { url }))?;
+    match v["relay"].as_str() {
+        Some(url) => println!("using the relay at {url}; your devices and contacts follow"),
+        None => println!("no relay in use"),
+    }
+    Ok(())
+}

@@ -29,8 +29,8 @@ pub(super) async fn dial_loop(d: Arc<Daemon>) {
         tick.tick().await;
         let now = Instant::now();
         let connected = d.connected();
-        for (device, addrs) in targets(&d).await {
-            if connected.contains(&device) || addrs.is_empty() {
+        for (device, addrs, relay) in targets(&d).await {
+            if connected.contains(&device) || (addrs.is_empty() && relay.is_none()) {
                 backoff.remove(&device);
                 continue;
             }
@@ -43,24 +43,31 @@ pub(super) async fn dial_loop(d: Arc<Daemon>) {
             }
             b.next = now + b.wait;
             b.wait = (b.wait * 2).min(MAX_BACKOFF);
-            d.spawn(dial(Arc::clone(&d), device, addrs));
+            d.spawn(dial(Arc::clone(&d), device, addrs, relay));
         }
     }
 }
 
-async fn targets(d: &Daemon) -> Vec<(DeviceId, Vec<SocketAddr>)> {
+/// Devices to dial: addresses and the relay to try.
+async fn targets(d: &Daemon) -> Vec<(DeviceId, Vec<SocketAddr>, Option<String>)> {
     let node = d.node.lock().await;
     let me = node.device();
-    let mut out = node.dial_targets();
-    out.retain(|(device, _)| *device != me);
-    out
+    node.dial_targets()
+        .into_iter()
+        .filter(|(device, _)| *device != me)
+        .map(|(device, addrs)| {
+            let relay = node.relay_of(&device);
+            (device, addrs, relay)
+        })
+        .collect()
 }
 
-async fn dial(d: Arc<Daemon>, device: DeviceId, addrs: Vec<SocketAddr>) {
+async fn dial(d: Arc<Daemon>, device: DeviceId, addrs: Vec<SocketAddr>, relay: Option<String>) {
     if d.connected().contains(&device) {
         return;
     }
-    match tokio::time::timeout(CONNECT_TIMEOUT, d.transport.connect(device, &addrs)).await {
+    let connect = d.transport.connect_via(device, &addrs, relay.as_deref());
+    match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
         Ok(Ok(link)) => super::link::run(d, link, Role::Dialer).await,
         Ok(Err(e)) => debug!(device = %device.short(8), error = %e, "dial failed"),
         Err(_) => debug!(device = %device.short(8), "dial timed out"),

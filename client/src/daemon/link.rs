@@ -174,19 +174,30 @@ async fn drive(d: &Arc<Daemon>, link: &Link, role: Role) -> Result<()> {
         session,
         writer: Outgoing::new(writer),
     };
-    let hints: Vec<String> = d
-        .transport
-        .hints()
-        .iter()
-        .map(ToString::to_string)
-        .collect();
+    let hints = d.own_hints();
     let mut first: VecDeque<Action> = first.into();
     first.push_back(Action::Send(Msg::Hints { addrs: hints }));
-    // Peer exchange: where this account's other devices were last seen.
-    for (device, addrs) in d.node.lock().await.own_device_hints() {
-        if device != link.peer() {
-            let addrs = addrs.iter().map(ToString::to_string).collect();
-            first.push_back(Action::Send(Msg::DeviceHints { device, addrs }));
+    // Peer exchange: where this account's other devices were last seen
+    // (addresses, and the relay as a URL among them).
+    {
+        let node = d.node.lock().await;
+        let relays: std::collections::HashMap<_, _> =
+            node.own_device_relays().into_iter().collect();
+        let mut devices: Vec<(node_core::DeviceId, Vec<String>)> = node
+            .own_device_hints()
+            .into_iter()
+            .map(|(device, addrs)| (device, addrs.iter().map(ToString::to_string).collect()))
+            .collect();
+        for (device, relay) in &relays {
+            match devices.iter_mut().find(|(d, _)| d == device) {
+                Some((_, addrs)) => addrs.push(relay.clone()),
+                None => devices.push((*device, vec![relay.clone()])),
+            }
+        }
+        for (device, addrs) in devices {
+            if device != link.peer() {
+                first.push_back(Action::Send(Msg::DeviceHints { device, addrs }));
+            }
         }
     }
     drv.execute(first).await?;
@@ -292,22 +303,17 @@ impl Driver<'_> {
                     // Kept across restarts (the device may be dialled
                     // later), for devices of accounts we know only.
                     if self.proven_account().await.is_some() {
-                        let parsed: Vec<std::net::SocketAddr> =
-                            addrs.iter().filter_map(|a| a.parse().ok()).collect();
-                        self.d
-                            .node
-                            .lock()
-                            .await
-                            .set_hints(self.link.peer(), parsed)
-                            .await?;
+                        let (parsed, relay) = split_hints(&addrs);
+                        let mut node = self.d.node.lock().await;
+                        node.set_hints(self.link.peer(), parsed).await?;
+                        node.set_relay_hint(self.link.peer(), relay).await?;
                     }
                 }
                 Action::DeviceHints { device, addrs } => {
                     let Some(account) = self.proven_account().await else {
                         continue;
                     };
-                    let parsed: Vec<std::net::SocketAddr> =
-                        addrs.iter().filter_map(|a| a.parse().ok()).collect();
+                    let (parsed, relay) = split_hints(&addrs);
                     let mut node = self.d.node.lock().await;
                     // Only for other devices of the sender's own account (a
                     // dial still needs that device's key to succeed).
@@ -315,6 +321,9 @@ impl Driver<'_> {
                         && device != self.link.peer()
                     {
                         node.set_hints(device, parsed).await?;
+                        if relay.is_some() {
+                            node.set_relay_hint(device, relay).await?;
+                        }
                     }
                 }
             }
@@ -409,4 +418,15 @@ impl Driver<'_> {
         }
         Ok(())
     }
+}
+
+/// Address hints as peers send them: `ip:port` strings, and at most one
+/// relay URL (the device's home relay).
+fn split_hints(hints: &[String]) -> (Vec<std::net::SocketAddr>, Option<String>) {
+    let addrs = hints.iter().filter_map(|a| a.parse().ok()).collect();
+    let relay = hints
+        .iter()
+        .find(|h| node_core::transport::parse_relay(h).is_ok())
+        .cloned();
+    (addrs, relay)
 }

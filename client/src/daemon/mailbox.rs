@@ -8,6 +8,8 @@
 //!   then sync on to the other own devices), delete what was opened.
 //! - **Contacts' mailboxes**: when no device of a contact is linked and
 //!   events wait for it, seal them to its devices' prekeys and deposit them.
+//! - **Relay**: the account's relay setting (self log) is applied to the
+//!   transport when it changes, so all own devices follow `kith relay use`.
 //!
 //! Every step is retried on the next round when a server is unreachable;
 //! nothing here blocks links or the local socket (the node is locked only
@@ -67,7 +69,9 @@ pub(super) async fn mailbox_loop(daemon: Arc<Daemon>) {
         }
     };
     let mut state = State::default();
+    let mut relay: Option<String> = None;
     loop {
+        apply_relay(&daemon, &mut relay).await;
         if let Err(e) = own_mailbox(&daemon, &http, &mut state).await {
             warn!(error = %format!("{e:#}"), "mailbox: upkeep failed (retrying)");
         }
@@ -78,6 +82,29 @@ pub(super) async fn mailbox_loop(daemon: Arc<Daemon>) {
             _ = tokio::time::sleep(DEPOSIT_CHECK) => {}
             _ = daemon.mailbox_notify.notified() => {}
         }
+    }
+}
+
+/// Sets the transport's relay to the account's relay setting if it changed.
+async fn apply_relay(daemon: &Daemon, applied: &mut Option<String>) {
+    let wanted = daemon
+        .node
+        .lock()
+        .await
+        .setting(super::rpc_server::RELAY_SETTING)
+        .and_then(|v| std::str::from_utf8(v).ok())
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned);
+    if wanted == *applied {
+        return;
+    }
+    let urls: Vec<String> = wanted.iter().cloned().collect();
+    match daemon.transport.set_relays(&urls).await {
+        Ok(()) => {
+            info!(relay = ?wanted, "relay set");
+            *applied = wanted;
+        }
+        Err(e) => warn!(error = %e, "relay: cannot use it"),
     }
 }
 

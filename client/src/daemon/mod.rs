@@ -284,6 +284,27 @@ impl Daemon {
         }
     }
 
+    /// Where this device can be reached: its addresses and, if it has one,
+    /// its home relay's URL (for `Hints` and the contact card).
+    pub(super) fn own_hints(&self) -> Vec<String> {
+        let mut hints: Vec<String> = self
+            .transport
+            .hints()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        hints.extend(self.transport.home_relay());
+        hints
+    }
+
+    /// How each open link's packets travel now, by peer device.
+    fn link_paths(&self) -> std::collections::BTreeMap<String, String> {
+        let open = self.open_links.lock().unwrap_or_else(|p| p.into_inner());
+        open.iter()
+            .map(|(l, _)| (l.peer().to_string(), l.path().as_str().to_owned()))
+            .collect()
+    }
+
     /// Wakes the file fetcher.
     fn files_wake(&self) {
         self.files_notify.notify_one();

@@ -7,6 +7,9 @@ use node_core::node::Node;
 use tokio::net::UnixStream;
 use tracing::warn;
 
+/// The self-log setting naming the account's relay (empty: none).
+pub(super) const RELAY_SETTING: &str = "relay";
+
 impl Daemon {
     /// `kith mailbox use URL`: checks the server answers as a mailbox, then
     /// sets it for the account; the mailbox loop registers it.
@@ -86,12 +89,7 @@ impl Daemon {
         let value = match req {
             Request::Status => serde_json::to_value(self.status(&node).await?)?,
             Request::Card => {
-                let hints = self
-                    .transport
-                    .hints()
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect();
+                let hints = self.own_hints();
                 serde_json::to_value(CardReply {
                     uri: node.card(hints, now)?,
                 })?
@@ -196,6 +194,17 @@ impl Daemon {
                 })
             }
             Request::MailboxUse { .. } | Request::MailboxOff => unreachable!("answered above"),
+            Request::Relay { url } => {
+                let url = url.map(|u| u.trim_end_matches('/').to_owned());
+                if let Some(u) = &url {
+                    node_core::transport::parse_relay(u)?;
+                }
+                let value = url.clone().unwrap_or_default();
+                node.set_setting(RELAY_SETTING, value.as_bytes(), now)
+                    .await?;
+                self.mailbox_notify.notify_one();
+                serde_json::json!({ "relay": url })
+            }
             Request::DeviceInvite => {
                 let code = node.invite(self.transport.hints(), now)?;
                 serde_json::json!({ "code": code })
@@ -268,6 +277,8 @@ impl Daemon {
             outbox: node.outbox_len().await?,
             protected: node.is_protected(),
             warnings,
+            relay: self.transport.home_relay(),
+            paths: self.link_paths(),
         })
     }
 }

@@ -13,6 +13,10 @@ use std::net::SocketAddr;
 
 /// Metadata key of the device address book.
 pub(super) const META_DEVICE_HINTS: &str = "device_hints";
+/// Store metadata: the relay each device was last reachable through.
+pub(super) const META_DEVICE_RELAYS: &str = "device_relays";
+/// Longest relay URL kept.
+const MAX_RELAY_URL: usize = 256;
 /// Most invite codes open at once.
 const MAX_OPEN_INVITES: usize = 16;
 /// Most addresses kept per device.
@@ -328,6 +332,67 @@ impl Node {
         Ok(self.store.set_meta(&[(META_DEVICE_HINTS, &bytes)]).await?)
     }
 
+    /// Remembers the relay `device` is reachable through (`None`: none).
+    pub async fn set_relay_hint(
+        &mut self,
+        device: DeviceId,
+        relay: Option<String>,
+    ) -> Result<(), NodeError> {
+        let relay = relay.filter(|r| {
+            r.len() <= MAX_RELAY_URL && (r.starts_with("http://") || r.starts_with("https://"))
+        });
+        if device == self.device() || self.device_relays.get(&device) == relay.as_ref() {
+            return Ok(());
+        }
+        match relay {
+            Some(r) => self.device_relays.insert(device, r),
+            None => self.device_relays.remove(&device),
+        };
+        let mut w = Writer::new();
+        w.u16(self.device_relays.len().min(u16::MAX as usize) as u16);
+        for (d, r) in self.device_relays.iter().take(u16::MAX as usize) {
+            w.fixed(d.as_bytes()).str(r);
+        }
+        Ok(self
+            .store
+            .set_meta(&[(META_DEVICE_RELAYS, &w.finish())])
+            .await?)
+    }
+
+    /// The relay to try for `device`: its own latest report, else (for a
+    /// contact's device) a relay URL its account's card gave.
+    pub fn relay_of(&self, device: &DeviceId) -> Option<String> {
+        if let Some(r) = self.device_relays.get(device) {
+            return Some(r.clone());
+        }
+        // Before the contact's account log arrives, its card is all there is.
+        let contact = match self.account_of_device(device) {
+            Some(account) => self.contacts.get(&account)?,
+            None => self
+                .contacts
+                .values()
+                .find(|c| c.card.devices.contains(device))?,
+        };
+        contact
+            .card
+            .hints
+            .iter()
+            .find(|h| h.starts_with("http://") || h.starts_with("https://"))
+            .cloned()
+    }
+
+    /// Known relays of this account's other active devices.
+    pub fn own_device_relays(&self) -> Vec<(DeviceId, String)> {
+        let Ok(state) = self.account_state() else {
+            return vec![];
+        };
+        state
+            .active_devices()
+            .filter(|(d, _)| **d != self.device())
+            .filter_map(|(d, _)| self.device_relays.get(d).map(|r| (*d, r.clone())))
+            .collect()
+    }
+
     /// Known addresses of this account's other active devices.
     pub fn own_device_hints(&self) -> Vec<(DeviceId, Vec<SocketAddr>)> {
         let Ok(state) = self.account_state() else {
@@ -356,6 +421,22 @@ fn encode_hints(hints: &std::collections::BTreeMap<DeviceId, Vec<SocketAddr>>) -
         }
     }
     w.finish()
+}
+
+/// Reads the stored relay book (what does not parse is dropped).
+pub(super) fn decode_relays(bytes: &[u8]) -> std::collections::BTreeMap<DeviceId, String> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut r = Reader::new(bytes);
+    let Ok(n) = r.u16("devices") else {
+        return out;
+    };
+    for _ in 0..n {
+        let (Ok(d), Ok(url)) = (r.array::<32>("device"), r.str(MAX_RELAY_URL, "relay")) else {
+            break;
+        };
+        out.insert(DeviceId::from_bytes(d), url.to_owned());
+    }
+    out
 }
 
 /// Reads the stored address book (what does not parse is dropped).

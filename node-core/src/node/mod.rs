@@ -140,6 +140,8 @@ pub struct Node {
     invites: Vec<(SecretBytes<16>, i64)>,
     /// Known addresses of devices (own and contacts'), kept across restarts.
     device_hints: BTreeMap<DeviceId, Vec<std::net::SocketAddr>>,
+    /// The relay each device (own and contacts') was last reachable through.
+    device_relays: BTreeMap<DeviceId, String>,
     /// Deletions from the self log, per log.
     deletions: HashMap<LogId, delete::Deletions>,
     /// Introductions received and not yet acted on: (introducer, card URI).
@@ -259,6 +261,13 @@ impl Node {
                 .await?
                 .unwrap_or_default(),
         );
+        node.device_relays = devices::decode_relays(
+            &node
+                .store
+                .meta(devices::META_DEVICE_RELAYS)
+                .await?
+                .unwrap_or_default(),
+        );
         if node.is_revoked() {
             node.close().await;
             return Err(NodeError::Revoked);
@@ -324,6 +333,7 @@ impl Node {
             files,
             settings: HashMap::new(),
             grants: Default::default(),
+            device_relays: Default::default(),
         };
         node.add_log(LogId::account(p.account), LogKind::Account);
         node.add_log(LogId::self_log(p.account), LogKind::SelfLog);

@@ -1,0 +1,170 @@
+//! Deposits per second and latency of the real `kith-mailboxd` (release
+//! build) under 50 and 500 concurrent clients, each depositing 1 KiB
+//! envelopes into its own mailbox over keep-alive HTTP/1.1 on loopback, on
+//! SQLite and (when `KITH_TEST_POSTGRES` names a database) PostgreSQL.
+//! The load generator runs on the same two cores as the server.
+//! Run: `cargo bench -p kith-mailboxd --bench deposits`
+//! (`KITH_BENCH_SECS=N` per run, default 5; `KITH_BENCH_CLIENTS=50,500`).
+#![allow(clippy::unwrap_used)]
+
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use node_core::mailbox::{self, DeliveryToken, MailboxKey};
+use node_core::wire;
+use service_kit::testing::RunningServer;
+
+const BIN: &str = env!("CARGO_BIN_EXE_kith-mailboxd");
+const BODY: usize = 1024;
+
+fn start(database: Option<&str>) -> RunningServer {
+    let data = tempfile::tempdir().unwrap().keep();
+    let mut command = Command::new(BIN);
+    command
+        .args(["--listen", "127.0.0.1:0", "--data"])
+        .arg(&data)
+        .args([
+            "--rate-limit",
+            "100000000",
+            "--rate-burst",
+            "100000000",
+            "--mailbox-max-deposits",
+            "100000000",
+            "--mailbox-max-bytes",
+            "100000000000",
+            "--sender-max-deposits",
+            "100000000",
+            "--retention",
+            "1h",
+        ])
+        .env("RUST_LOG", "warn");
+    if let Some(url) = database {
+        command.args(["--database", url]);
+    }
+    RunningServer::start(&mut command)
+}
+
+/// Registers a mailbox with one token; returns (deposit URL, bearer).
+async fn mailbox(http: &reqwest::Client, base: &str) -> (String, String) {
+    let key = MailboxKey::generate();
+    let token = DeliveryToken::generate();
+    let path = format!("/v1/mailboxes/{}", key.id());
+    let owner = |method: reqwest::Method, rest: &str, body: Vec<u8>| {
+        let (http, key, base, path) = (http.clone(), &key, base.to_owned(), path.clone());
+        let rest = rest.to_owned();
+        async move {
+            let bytes = http
+                .post(format!("{base}{path}/challenge"))
+                .send()
+                .await
+                .unwrap()
+                .bytes()
+                .await
+                .unwrap();
+            let answer: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+            let challenge: [u8; 32] = wire::from_base32(answer["challenge"].as_str().unwrap(), "c")
+                .unwrap()
+                .try_into()
+                .unwrap();
+            let full = format!("{path}{rest}");
+            let auth = mailbox::sign_request(key, &challenge, method.as_str(), &full, &body);
+            let status = http
+                .request(method, format!("{base}{full}"))
+                .header("authorization", auth)
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+                .status();
+            assert!(status.is_success(), "{status}");
+        }
+    };
+    owner(reqwest::Method::PUT, "", vec![]).await;
+    let tokens = serde_json::json!({ "add": [token.hash().to_string()] }).to_string();
+    owner(reqwest::Method::POST, "/tokens", tokens.into_bytes()).await;
+    (format!("{base}{path}/deposits"), token.bearer())
+}
+
+/// Runs `clients` depositors for `secs`; returns (deposits/s, p50, p99).
+async fn run(base: &str, clients: usize, secs: u64) -> (f64, Duration, Duration) {
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(clients)
+        .build()
+        .unwrap();
+    let mut boxes = Vec::new();
+    for _ in 0..clients {
+        boxes.push(mailbox(&http, base).await);
+    }
+    let body = Arc::new(vec![0x5a; BODY]);
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for (url, bearer) in boxes {
+        let (http, body) = (http.clone(), Arc::clone(&body));
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            while Instant::now() < deadline {
+                let t = Instant::now();
+                let status = http
+                    .post(&url)
+                    .header("authorization", &bearer)
+                    .body(body.to_vec())
+                    .send()
+                    .await
+                    .unwrap()
+                    .status();
+                assert_eq!(status, 201);
+                latencies.push(t.elapsed());
+            }
+            latencies
+        }));
+    }
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await.unwrap());
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    all.sort();
+    let pct = |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)];
+    (all.len() as f64 / elapsed, pct(0.50), pct(0.99))
+}
+
+fn main() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let secs: u64 = std::env::var("KITH_BENCH_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5);
+    let clients: Vec<usize> = std::env::var("KITH_BENCH_CLIENTS")
+        .unwrap_or_else(|_| "50,500".into())
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    let mut backends = vec![("sqlite", None)];
+    if let Ok(url) = std::env::var("KITH_TEST_POSTGRES") {
+        backends.push(("postgres", Some(url)));
+    } else {
+        println!("(KITH_TEST_POSTGRES not set: SQLite only)");
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    println!(
+        "kith-mailboxd deposits of {BODY} B, {secs} s per run, client and server on the same 2 cores"
+    );
+    for (name, url) in backends {
+        for &n in &clients {
+            let server = start(url.as_deref());
+            let base = format!("http://{}", server.addr());
+            let (rate, p50, p99) = rt.block_on(run(&base, n, secs));
+            println!(
+                "{name:>8} {n:>4} clients: {rate:>8.0} deposits/s  p50 {:>6.2} ms  p99 {:>6.2} ms",
+                p50.as_secs_f64() * 1e3,
+                p99.as_secs_f64() * 1e3
+            );
+            drop(server);
+        }
+    }
+}
