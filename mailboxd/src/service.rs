@@ -23,6 +23,7 @@ use service_kit::ApiError;
 
 use crate::config::Limits;
 use crate::store::{DepositOutcome, NewDeposit, Quotas, Store, StoredDeposit};
+use tokio::sync::{mpsc, oneshot};
 
 /// How long a challenge may be answered.
 const CHALLENGE_MS: i64 = 60_000;
@@ -41,12 +42,70 @@ pub const FETCH_BYTES: usize = 8 * 1024 * 1024;
 /// Most deposit ids in one delete.
 pub const MAX_DELETE: usize = 1024;
 
+/// Most deposits committed in one transaction.
+const GROUP_COMMIT: usize = 256;
+
 /// The mailbox service: store, limits, metrics.
 #[derive(Debug, Clone)]
 pub struct Service {
     store: Store,
     limits: Limits,
     metrics: ServiceMetrics,
+    /// Deposit writers (group commit): one for SQLite, several for
+    /// PostgreSQL; requests pick one in turn.
+    writers: std::sync::Arc<Vec<mpsc::Sender<Job>>>,
+    next_writer: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// A deposit waiting for its writer.
+struct Job {
+    mailbox: [u8; 32],
+    token_hash: [u8; 32],
+    id: [u8; 16],
+    body: Vec<u8>,
+    now_ms: i64,
+    expires_ms: i64,
+    reply: oneshot::Sender<Result<DepositOutcome, String>>,
+}
+
+/// Commits deposits as they come, up to [`GROUP_COMMIT`] per transaction:
+/// under load many requests share one commit instead of queueing for it.
+async fn write_deposits(store: Store, quotas: Quotas, mut rx: mpsc::Receiver<Job>) {
+    while let Some(first) = rx.recv().await {
+        let mut jobs = vec![first];
+        while jobs.len() < GROUP_COMMIT {
+            match rx.try_recv() {
+                Ok(job) => jobs.push(job),
+                Err(_) => break,
+            }
+        }
+        let news: Vec<NewDeposit<'_>> = jobs
+            .iter()
+            .map(|j| NewDeposit {
+                mailbox: &j.mailbox,
+                token_hash: &j.token_hash,
+                id: &j.id,
+                body: &j.body,
+                now_ms: j.now_ms,
+                expires_ms: j.expires_ms,
+            })
+            .collect();
+        let result = store.deposit_many(&news, quotas).await;
+        drop(news);
+        match result {
+            Ok(outcomes) => {
+                for (job, outcome) in jobs.into_iter().zip(outcomes) {
+                    let _ = job.reply.send(Ok(outcome));
+                }
+            }
+            Err(err) => {
+                let err = err.to_string();
+                for job in jobs {
+                    let _ = job.reply.send(Err(err.clone()));
+                }
+            }
+        }
+    }
 }
 
 /// Counters of `kith-mailboxd`'s own work.
@@ -112,12 +171,28 @@ pub struct Receipt {
 }
 
 impl Service {
-    /// A service over `store`.
+    /// A service over `store`; starts its deposit writers (so it must be
+    /// made inside a tokio runtime). They end when the last clone is gone.
     pub fn new(store: Store, limits: Limits, metrics: ServiceMetrics) -> Self {
+        let quotas = Quotas {
+            mailbox_deposits: limits.mailbox_max_deposits,
+            mailbox_bytes: limits.mailbox_max_bytes,
+            sender_deposits: limits.sender_max_deposits,
+        };
+        let count = if store.is_sqlite() { 1 } else { 4 };
+        let writers = (0..count)
+            .map(|_| {
+                let (tx, rx) = mpsc::channel(GROUP_COMMIT * 4);
+                tokio::spawn(write_deposits(store.clone(), quotas, rx));
+                tx
+            })
+            .collect();
         Self {
             store,
             limits,
             metrics,
+            writers: std::sync::Arc::new(writers),
+            next_writer: Default::default(),
         }
     }
 
@@ -319,30 +394,34 @@ impl Service {
             .unwrap_or(i64::MAX)
             .clamp(1000, self.limits.retention_ms);
         let id: [u8; 16] = crypto::random_bytes();
-        let new = NewDeposit {
-            mailbox: mailbox.as_bytes(),
-            token_hash: hash.as_bytes(),
-            id: &id,
-            body,
+        let (reply, answer) = oneshot::channel();
+        let job = Job {
+            mailbox: *mailbox.as_bytes(),
+            token_hash: *hash.as_bytes(),
+            id,
+            body: body.to_vec(),
             now_ms: now,
             expires_ms: now + ttl_ms,
+            reply,
         };
-        let quotas = Quotas {
-            mailbox_deposits: self.limits.mailbox_max_deposits,
-            mailbox_bytes: self.limits.mailbox_max_bytes,
-            sender_deposits: self.limits.sender_max_deposits,
-        };
-        let outcome = self
-            .store
-            .deposit(&new, quotas)
+        let turn = self
+            .next_writer
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let writer = &self.writers[turn % self.writers.len()];
+        writer
+            .send(job)
             .await
+            .map_err(|_| ApiError::internal("the deposit writer stopped"))?;
+        let outcome = answer
+            .await
+            .map_err(|_| ApiError::internal("the deposit writer stopped"))?
             .map_err(ApiError::internal)?;
         match outcome {
             DepositOutcome::Stored => {
                 self.metrics.deposit("stored");
                 Ok(Receipt {
                     id,
-                    expires_ms: new.expires_ms,
+                    expires_ms: now + ttl_ms,
                 })
             }
             DepositOutcome::UnknownToken => {

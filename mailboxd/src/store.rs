@@ -27,6 +27,7 @@ static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migratio
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: AnyPool,
+    sqlite: bool,
 }
 
 /// What became of a deposit.
@@ -85,6 +86,7 @@ impl Store {
     /// Opens (creating if needed) and migrates the database.
     pub async fn open(url: &DatabaseUrl) -> anyhow::Result<Self> {
         DRIVERS.call_once(sqlx::any::install_default_drivers);
+        let sqlite = matches!(url, DatabaseUrl::Sqlite(_));
         let (pool, migrations) = match url {
             DatabaseUrl::Sqlite(path) => {
                 if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
@@ -125,7 +127,12 @@ impl Store {
             .run(&pool)
             .await
             .with_context(|| format!("migrating {url}"))?;
-        Ok(Self { pool })
+        Ok(Self { pool, sqlite })
+    }
+
+    /// Whether this is SQLite (one writer at a time).
+    pub fn is_sqlite(&self) -> bool {
+        self.sqlite
     }
 
     /// Closes the pool (on shutdown).
@@ -299,65 +306,30 @@ impl Store {
     }
 
     /// Stores a deposit if the token is known and no quota is exceeded.
+    #[cfg(test)]
     pub async fn deposit(
         &self,
         new: &NewDeposit<'_>,
         quotas: Quotas,
     ) -> sqlx::Result<DepositOutcome> {
-        let size = i64::try_from(new.body.len()).unwrap_or(i64::MAX);
+        let mut outcomes = self.deposit_many(std::slice::from_ref(new), quotas).await?;
+        Ok(outcomes.pop().unwrap_or(DepositOutcome::UnknownToken))
+    }
+
+    /// Stores several deposits in one transaction (group commit), each
+    /// checked as if alone, in order: the outcome of each.
+    pub async fn deposit_many(
+        &self,
+        deposits: &[NewDeposit<'_>],
+        quotas: Quotas,
+    ) -> sqlx::Result<Vec<DepositOutcome>> {
         let mut tx = self.pool.begin().await?;
-        let counted = sqlx::query(
-            "UPDATE tokens SET stored_count = stored_count + 1 \
-             WHERE mailbox = $1 AND token_hash = $2 AND stored_count < $3",
-        )
-        .bind(new.mailbox)
-        .bind(new.token_hash)
-        .bind(quotas.sender_deposits)
-        .execute(&mut *tx)
-        .await?;
-        if counted.rows_affected() == 0 {
-            let known = sqlx::query("SELECT 1 FROM tokens WHERE mailbox = $1 AND token_hash = $2")
-                .bind(new.mailbox)
-                .bind(new.token_hash)
-                .fetch_optional(&mut *tx)
-                .await?
-                .is_some();
-            tx.rollback().await?;
-            return Ok(if known {
-                DepositOutcome::SenderQuota
-            } else {
-                DepositOutcome::UnknownToken
-            });
+        let mut outcomes = Vec::with_capacity(deposits.len());
+        for new in deposits {
+            outcomes.push(deposit_one(&mut tx, new, quotas).await?);
         }
-        let room = sqlx::query(
-            "UPDATE mailboxes SET stored_count = stored_count + 1, stored_bytes = stored_bytes + $2 \
-             WHERE id = $1 AND stored_count < $3 AND stored_bytes + $2 <= $4",
-        )
-        .bind(new.mailbox)
-        .bind(size)
-        .bind(quotas.mailbox_deposits)
-        .bind(quotas.mailbox_bytes)
-        .execute(&mut *tx)
-        .await?;
-        if room.rows_affected() == 0 {
-            tx.rollback().await?;
-            return Ok(DepositOutcome::MailboxQuota);
-        }
-        sqlx::query(
-            "INSERT INTO deposits (id, mailbox, token_hash, body, size, created_ms, expires_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(new.id)
-        .bind(new.mailbox)
-        .bind(new.token_hash)
-        .bind(new.body)
-        .bind(size)
-        .bind(new.now_ms)
-        .bind(new.expires_ms)
-        .execute(&mut *tx)
-        .await?;
         tx.commit().await?;
-        Ok(DepositOutcome::Stored)
+        Ok(outcomes)
     }
 
     /// The oldest unexpired deposits, at most `max_count` and, past the
@@ -443,6 +415,73 @@ impl Store {
         tx.commit().await?;
         Ok(gone.len() as u64)
     }
+}
+
+/// One deposit inside a transaction: the sender's counter, the mailbox's
+/// counters, the row; a refusal changes nothing (the counter updates are
+/// conditional, and the sender's is undone if the mailbox is full).
+async fn deposit_one(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    new: &NewDeposit<'_>,
+    quotas: Quotas,
+) -> sqlx::Result<DepositOutcome> {
+    let size = i64::try_from(new.body.len()).unwrap_or(i64::MAX);
+    let counted = sqlx::query(
+        "UPDATE tokens SET stored_count = stored_count + 1 \
+         WHERE mailbox = $1 AND token_hash = $2 AND stored_count < $3",
+    )
+    .bind(new.mailbox)
+    .bind(new.token_hash)
+    .bind(quotas.sender_deposits)
+    .execute(&mut **tx)
+    .await?;
+    if counted.rows_affected() == 0 {
+        let known = sqlx::query("SELECT 1 FROM tokens WHERE mailbox = $1 AND token_hash = $2")
+            .bind(new.mailbox)
+            .bind(new.token_hash)
+            .fetch_optional(&mut **tx)
+            .await?
+            .is_some();
+        return Ok(if known {
+            DepositOutcome::SenderQuota
+        } else {
+            DepositOutcome::UnknownToken
+        });
+    }
+    let room = sqlx::query(
+        "UPDATE mailboxes SET stored_count = stored_count + 1, stored_bytes = stored_bytes + $2 \
+         WHERE id = $1 AND stored_count < $3 AND stored_bytes + $2 <= $4",
+    )
+    .bind(new.mailbox)
+    .bind(size)
+    .bind(quotas.mailbox_deposits)
+    .bind(quotas.mailbox_bytes)
+    .execute(&mut **tx)
+    .await?;
+    if room.rows_affected() == 0 {
+        sqlx::query(
+            "UPDATE tokens SET stored_count = stored_count - 1 WHERE mailbox = $1 AND token_hash = $2",
+        )
+        .bind(new.mailbox)
+        .bind(new.token_hash)
+        .execute(&mut **tx)
+        .await?;
+        return Ok(DepositOutcome::MailboxQuota);
+    }
+    sqlx::query(
+        "INSERT INTO deposits (id, mailbox, token_hash, body, size, created_ms, expires_ms) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(new.id)
+    .bind(new.mailbox)
+    .bind(new.token_hash)
+    .bind(new.body)
+    .bind(size)
+    .bind(new.now_ms)
+    .bind(new.expires_ms)
+    .execute(&mut **tx)
+    .await?;
+    Ok(DepositOutcome::Stored)
 }
 
 /// `(mailbox, token hash, size)` of a deleted deposit.
