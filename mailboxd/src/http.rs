@@ -6,11 +6,11 @@
 //! | `POST /v1/mailboxes/{id}/challenge` | anyone | a one-time challenge, 60 s |
 //! | `PUT /v1/mailboxes/{id}` | key holder | create (201) or confirm (200) |
 //! | `DELETE /v1/mailboxes/{id}` | key holder | remove with everything in it |
-//! | `POST /v1/mailboxes/{id}/tokens` | key holder | `{"add": [hash], "remove": [hash]}` |
+//! | `POST /v1/mailboxes/{id}/tokens` | key holder | `{"add": [hash], "remove": [hash], "replace": bool}` |
 //! | `PUT /v1/mailboxes/{id}/prekeys/{slot}` | key holder | one device's prekey bundle |
 //! | `GET /v1/mailboxes/{id}/prekeys` | token holder | `{"prekeys": [base64]}` |
 //! | `POST /v1/mailboxes/{id}/deposits` | token holder | store a sealed deposit (201) |
-//! | `GET /v1/mailboxes/{id}/deposits` | key holder | `{"deposits": […], "more": bool}` |
+//! | `GET /v1/mailboxes/{id}/deposits[?after=CURSOR]` | key holder | `{"deposits": […], "more": bool, "cursor"}` |
 //! | `POST /v1/mailboxes/{id}/deposits/delete` | key holder | `{"ids": [id]}` |
 //!
 //! Ids, hashes and challenges are base32; bodies and bundles base64. Every
@@ -22,7 +22,7 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Request, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Query, Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -188,6 +188,9 @@ struct TokenChanges {
     add: Vec<String>,
     #[serde(default)]
     remove: Vec<String>,
+    /// Remove every token not in `add`.
+    #[serde(default)]
+    replace: bool,
 }
 
 #[derive(Serialize)]
@@ -217,7 +220,12 @@ async fn tokens(
     let (add, removed) = (parse(&changes.add)?, parse(&changes.remove)?);
     let tokens = state
         .service
-        .update_tokens(owner(&id, &method, &uri, &headers, &raw), &add, &removed)
+        .update_tokens(
+            owner(&id, &method, &uri, &headers, &raw),
+            &add,
+            &removed,
+            changes.replace,
+        )
         .await?;
     Ok(Json(TokenCount { tokens }))
 }
@@ -310,20 +318,47 @@ struct FetchedDeposit {
 struct Fetched {
     deposits: Vec<FetchedDeposit>,
     more: bool,
+    /// Pass as `?after=` for the next page.
+    cursor: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Page {
+    after: Option<String>,
+}
+
+/// A paging cursor: `MS-ID` (the last deposit's time and base32 id).
+fn cursor(text: &str) -> Result<(i64, Vec<u8>), ApiError> {
+    let bad = || ApiError::BadRequest("bad cursor: pass back the `cursor` of the last page".into());
+    let (ms, id) = text.split_once('-').ok_or_else(bad)?;
+    let ms = ms.parse().map_err(|_| bad())?;
+    let id = wire::from_base32(id, "cursor").map_err(|_| bad())?;
+    if id.len() != 16 {
+        return Err(bad());
+    }
+    Ok((ms, id))
 }
 
 async fn fetch(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    Query(page): Query<Page>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
 ) -> Result<Json<Fetched>, ApiError> {
     let id = mailbox_id(&id)?;
+    let after = page.after.as_deref().map(cursor).transpose()?;
     let (deposits, more) = state
         .service
-        .fetch(owner(&id, &method, &uri, &headers, &[]))
+        .fetch(
+            owner(&id, &method, &uri, &headers, &[]),
+            after.as_ref().map(|(ms, id)| (*ms, id.as_slice())),
+        )
         .await?;
+    let cursor = deposits
+        .last()
+        .map(|d| format!("{}-{}", d.created_ms, wire::to_base32(&d.id)));
     Ok(Json(Fetched {
         deposits: deposits
             .into_iter()
@@ -334,6 +369,7 @@ async fn fetch(
             })
             .collect(),
         more,
+        cursor,
     }))
 }
 

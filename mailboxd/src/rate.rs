@@ -39,7 +39,17 @@ impl RateLimiter {
     }
 
     /// Takes one token for `addr` at `now`; `false` if it has none left.
+    /// IPv6 clients share a bucket per /64 (one host usually holds a whole
+    /// /64, so per-address buckets would be free for it to multiply).
     pub fn allow(&self, addr: IpAddr, now: Instant) -> bool {
+        let addr = match addr {
+            IpAddr::V6(v6) => {
+                let mut bytes = v6.octets();
+                bytes[8..].fill(0);
+                IpAddr::from(bytes)
+            }
+            v4 => v4,
+        };
         let mut buckets = self
             .buckets
             .lock()

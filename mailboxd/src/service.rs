@@ -266,12 +266,14 @@ impl Service {
             .map_err(ApiError::internal)
     }
 
-    /// Adds and removes delivery tokens (by hash); returns how many remain.
+    /// Adds and removes delivery tokens (by hash; with `replace`, all not
+    /// in `add` are removed, with their deposits); returns how many remain.
     pub async fn update_tokens(
         &self,
         req: OwnerRequest<'_>,
         add: &[TokenHash],
         remove: &[TokenHash],
+        replace: bool,
     ) -> Result<i64, ApiError> {
         if add.len() + remove.len() > MAX_TOKEN_CHANGES {
             return Err(ApiError::PayloadTooLarge(format!(
@@ -282,7 +284,7 @@ impl Service {
         let add: Vec<[u8; 32]> = add.iter().map(|h| *h.as_bytes()).collect();
         let remove: Vec<[u8; 32]> = remove.iter().map(|h| *h.as_bytes()).collect();
         self.store
-            .update_tokens(req.mailbox.as_bytes(), &add, &remove, MAX_TOKENS)
+            .update_tokens(req.mailbox.as_bytes(), &add, &remove, replace, MAX_TOKENS)
             .await
             .map_err(ApiError::internal)?
             .ok_or_else(|| {
@@ -388,6 +390,19 @@ impl Service {
         let hash = DeliveryToken::from_bearer(header)
             .map_err(|err| ApiError::Unauthorized(format!("bad delivery token: {err}")))?
             .hash();
+        // A token the mailbox never issued costs one read, not a place in
+        // the writer's queue.
+        let known = self
+            .store
+            .token_known(mailbox.as_bytes(), hash.as_bytes())
+            .await
+            .map_err(ApiError::internal)?;
+        if !known {
+            self.metrics.deposit("unknown_token");
+            return Err(ApiError::Forbidden(
+                "this delivery token does not open this mailbox".into(),
+            ));
+        }
         let now = now_ms();
         let ttl_ms = ttl_secs
             .map(|s| i64::try_from(s.saturating_mul(1000)).unwrap_or(i64::MAX))
@@ -446,14 +461,22 @@ impl Service {
         }
     }
 
-    /// The oldest deposits and whether more remain, for the key holder.
+    /// The oldest deposits after the cursor `after` and whether more
+    /// remain, for the key holder.
     pub async fn fetch(
         &self,
         req: OwnerRequest<'_>,
+        after: Option<(i64, &[u8])>,
     ) -> Result<(Vec<StoredDeposit>, bool), ApiError> {
         self.authorise_existing(&req).await?;
         self.store
-            .fetch(req.mailbox.as_bytes(), now_ms(), FETCH_COUNT, FETCH_BYTES)
+            .fetch(
+                req.mailbox.as_bytes(),
+                now_ms(),
+                after,
+                FETCH_COUNT,
+                FETCH_BYTES,
+            )
             .await
             .map_err(ApiError::internal)
     }

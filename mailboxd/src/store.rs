@@ -10,7 +10,6 @@
 //!
 //! Not here: what a request may do (`service.rs`) or HTTP (`http.rs`).
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Once;
 
@@ -52,6 +51,8 @@ pub struct StoredDeposit {
     pub body: Vec<u8>,
     /// When it will be purged (ms since the epoch).
     pub expires_ms: i64,
+    /// When it was stored (with the id, the paging cursor).
+    pub created_ms: i64,
 }
 
 /// A new deposit.
@@ -211,24 +212,59 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Adds and removes token hashes; returns how many the mailbox then has,
-    /// or `None` (and changes nothing) if that would be over `max`.
+    /// Adds and removes token hashes (with `replace`, every token not in
+    /// `add` is removed); returns how many the mailbox then has, or `None`
+    /// (and changes nothing) if that would be over `max`. A removed token's
+    /// deposits go with it, so its counter can never come back wrong.
     pub async fn update_tokens(
         &self,
         mailbox: &[u8],
         add: &[[u8; 32]],
         remove: &[[u8; 32]],
+        replace: bool,
         max: i64,
     ) -> sqlx::Result<Option<i64>> {
         let mut tx = self.pool.begin().await?;
-        for hash in remove {
+        // Lock order everywhere: the mailbox row, then its token rows.
+        lock_mailbox(&mut tx, mailbox).await?;
+        let mut gone_tokens: Vec<Vec<u8>> = remove.iter().map(|h| h.to_vec()).collect();
+        if replace {
+            let rows = sqlx::query("SELECT token_hash FROM tokens WHERE mailbox = $1")
+                .bind(mailbox)
+                .fetch_all(&mut *tx)
+                .await?;
+            for row in rows {
+                let hash: Vec<u8> = row.try_get(0)?;
+                if !add.iter().any(|a| a[..] == hash[..]) {
+                    gone_tokens.push(hash);
+                }
+            }
+        }
+        gone_tokens.sort();
+        gone_tokens.dedup();
+        let mut gone = Vec::new();
+        for hash in &gone_tokens {
+            let rows = sqlx::query(
+                "DELETE FROM deposits WHERE mailbox = $1 AND token_hash = $2 \
+                 RETURNING mailbox, token_hash, size",
+            )
+            .bind(mailbox)
+            .bind(&hash[..])
+            .fetch_all(&mut *tx)
+            .await?;
+            for row in &rows {
+                gone.push(gone_row(row)?);
+            }
             sqlx::query("DELETE FROM tokens WHERE mailbox = $1 AND token_hash = $2")
                 .bind(mailbox)
                 .bind(&hash[..])
                 .execute(&mut *tx)
                 .await?;
         }
-        for hash in add {
+        release(&mut tx, &gone).await?;
+        let mut add = add.to_vec();
+        add.sort();
+        for hash in &add {
             sqlx::query(
                 "INSERT INTO tokens (mailbox, token_hash) VALUES ($1, $2) \
                  ON CONFLICT (mailbox, token_hash) DO NOTHING",
@@ -323,30 +359,42 @@ impl Store {
         deposits: &[NewDeposit<'_>],
         quotas: Quotas,
     ) -> sqlx::Result<Vec<DepositOutcome>> {
+        // In (mailbox, token) order, so concurrent batches (several
+        // instances on one PostgreSQL) lock rows in the same order.
+        let mut order: Vec<usize> = (0..deposits.len()).collect();
+        order.sort_by_key(|i| (deposits[*i].mailbox, deposits[*i].token_hash));
         let mut tx = self.pool.begin().await?;
-        let mut outcomes = Vec::with_capacity(deposits.len());
-        for new in deposits {
-            outcomes.push(deposit_one(&mut tx, new, quotas).await?);
+        let mut outcomes = vec![DepositOutcome::UnknownToken; deposits.len()];
+        for i in order {
+            outcomes[i] = deposit_one(&mut tx, &deposits[i], quotas).await?;
         }
         tx.commit().await?;
         Ok(outcomes)
     }
 
-    /// The oldest unexpired deposits, at most `max_count` and, past the
-    /// first, at most `max_bytes` in all; and whether more remain.
+    /// The oldest unexpired deposits after `after` (a deposit's
+    /// `(created_ms, id)`, the cursor of the previous page), at most
+    /// `max_count` and, past the first, at most `max_bytes` in all; and
+    /// whether more remain.
     pub async fn fetch(
         &self,
         mailbox: &[u8],
         now_ms: i64,
+        after: Option<(i64, &[u8])>,
         max_count: i64,
         max_bytes: usize,
     ) -> sqlx::Result<(Vec<StoredDeposit>, bool)> {
+        let (after_ms, after_id) = after.unwrap_or((i64::MIN, &[]));
         let rows = sqlx::query(
-            "SELECT id, body, expires_ms FROM deposits WHERE mailbox = $1 AND expires_ms > $2 \
-             ORDER BY created_ms, id LIMIT $3",
+            "SELECT id, body, expires_ms, created_ms FROM deposits \
+             WHERE mailbox = $1 AND expires_ms > $2 \
+             AND (created_ms > $3 OR (created_ms = $3 AND id > $4)) \
+             ORDER BY created_ms, id LIMIT $5",
         )
         .bind(mailbox)
         .bind(now_ms)
+        .bind(after_ms)
+        .bind(after_id)
         .bind(max_count + 1)
         .fetch_all(&self.pool)
         .await?;
@@ -374,6 +422,7 @@ impl Store {
         now_ms: i64,
     ) -> sqlx::Result<u64> {
         let mut tx = self.pool.begin().await?;
+        lock_mailbox(&mut tx, mailbox).await?;
         let mut gone = Vec::new();
         for id in ids {
             let row = sqlx::query(
@@ -426,28 +475,7 @@ async fn deposit_one(
     quotas: Quotas,
 ) -> sqlx::Result<DepositOutcome> {
     let size = i64::try_from(new.body.len()).unwrap_or(i64::MAX);
-    let counted = sqlx::query(
-        "UPDATE tokens SET stored_count = stored_count + 1 \
-         WHERE mailbox = $1 AND token_hash = $2 AND stored_count < $3",
-    )
-    .bind(new.mailbox)
-    .bind(new.token_hash)
-    .bind(quotas.sender_deposits)
-    .execute(&mut **tx)
-    .await?;
-    if counted.rows_affected() == 0 {
-        let known = sqlx::query("SELECT 1 FROM tokens WHERE mailbox = $1 AND token_hash = $2")
-            .bind(new.mailbox)
-            .bind(new.token_hash)
-            .fetch_optional(&mut **tx)
-            .await?
-            .is_some();
-        return Ok(if known {
-            DepositOutcome::SenderQuota
-        } else {
-            DepositOutcome::UnknownToken
-        });
-    }
+    // Lock order everywhere: the mailbox row, then its token rows.
     let room = sqlx::query(
         "UPDATE mailboxes SET stored_count = stored_count + 1, stored_bytes = stored_bytes + $2 \
          WHERE id = $1 AND stored_count < $3 AND stored_bytes + $2 <= $4",
@@ -458,15 +486,55 @@ async fn deposit_one(
     .bind(quotas.mailbox_bytes)
     .execute(&mut **tx)
     .await?;
-    if room.rows_affected() == 0 {
-        sqlx::query(
-            "UPDATE tokens SET stored_count = stored_count - 1 WHERE mailbox = $1 AND token_hash = $2",
-        )
-        .bind(new.mailbox)
-        .bind(new.token_hash)
-        .execute(&mut **tx)
-        .await?;
-        return Ok(DepositOutcome::MailboxQuota);
+    let counted = sqlx::query(
+        "UPDATE tokens SET stored_count = stored_count + 1 \
+         WHERE mailbox = $1 AND token_hash = $2 AND stored_count < $3",
+    )
+    .bind(new.mailbox)
+    .bind(new.token_hash)
+    .bind(quotas.sender_deposits)
+    .execute(&mut **tx)
+    .await?;
+    let outcome = if counted.rows_affected() == 0 {
+        let known = sqlx::query("SELECT 1 FROM tokens WHERE mailbox = $1 AND token_hash = $2")
+            .bind(new.mailbox)
+            .bind(new.token_hash)
+            .fetch_optional(&mut **tx)
+            .await?
+            .is_some();
+        if known {
+            DepositOutcome::SenderQuota
+        } else {
+            DepositOutcome::UnknownToken
+        }
+    } else if room.rows_affected() == 0 {
+        DepositOutcome::MailboxQuota
+    } else {
+        DepositOutcome::Stored
+    };
+    if outcome != DepositOutcome::Stored {
+        // Undo whichever counter moved.
+        if room.rows_affected() == 1 {
+            sqlx::query(
+                "UPDATE mailboxes SET stored_count = stored_count - 1, \
+                 stored_bytes = stored_bytes - $2 WHERE id = $1",
+            )
+            .bind(new.mailbox)
+            .bind(size)
+            .execute(&mut **tx)
+            .await?;
+        }
+        if counted.rows_affected() == 1 {
+            sqlx::query(
+                "UPDATE tokens SET stored_count = stored_count - 1 \
+                 WHERE mailbox = $1 AND token_hash = $2",
+            )
+            .bind(new.mailbox)
+            .bind(new.token_hash)
+            .execute(&mut **tx)
+            .await?;
+        }
+        return Ok(outcome);
     }
     sqlx::query(
         "INSERT INTO deposits (id, mailbox, token_hash, body, size, created_ms, expires_ms) \
@@ -484,6 +552,19 @@ async fn deposit_one(
     Ok(DepositOutcome::Stored)
 }
 
+/// Takes the mailbox row's lock first (a no-op update), so every
+/// transaction touching a mailbox locks in the same order.
+async fn lock_mailbox(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    mailbox: &[u8],
+) -> sqlx::Result<()> {
+    sqlx::query("UPDATE mailboxes SET stored_count = stored_count WHERE id = $1")
+        .bind(mailbox)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
 /// `(mailbox, token hash, size)` of a deleted deposit.
 type Gone = (Vec<u8>, Vec<u8>, i64);
 
@@ -496,20 +577,24 @@ fn stored_deposit(row: &AnyRow) -> sqlx::Result<StoredDeposit> {
         id: row.try_get(0)?,
         body: row.try_get(1)?,
         expires_ms: row.try_get(2)?,
+        created_ms: row.try_get(3)?,
     })
 }
 
-/// Gives deleted deposits' space back to their mailboxes and senders.
+/// Gives deleted deposits' space back to their mailboxes and senders, in
+/// lock order (each mailbox, then its tokens).
 async fn release(tx: &mut sqlx::Transaction<'_, sqlx::Any>, gone: &[Gone]) -> sqlx::Result<()> {
-    let mut per_mailbox: HashMap<&[u8], (i64, i64)> = HashMap::new();
-    let mut per_token: HashMap<(&[u8], &[u8]), i64> = HashMap::new();
+    use std::collections::BTreeMap;
+    /// Per mailbox: deposits, bytes, and deposits per token.
+    type Freed<'a> = (i64, i64, BTreeMap<&'a [u8], i64>);
+    let mut per_mailbox: BTreeMap<&[u8], Freed<'_>> = BTreeMap::new();
     for (mailbox, token, size) in gone {
         let entry = per_mailbox.entry(mailbox).or_default();
         entry.0 += 1;
         entry.1 += size;
-        *per_token.entry((mailbox, token)).or_default() += 1;
+        *entry.2.entry(token).or_default() += 1;
     }
-    for (mailbox, (count, bytes)) in per_mailbox {
+    for (mailbox, (count, bytes, tokens)) in per_mailbox {
         sqlx::query(
             "UPDATE mailboxes SET stored_count = stored_count - $2, stored_bytes = stored_bytes - $3 \
              WHERE id = $1",
@@ -519,16 +604,17 @@ async fn release(tx: &mut sqlx::Transaction<'_, sqlx::Any>, gone: &[Gone]) -> sq
         .bind(bytes)
         .execute(&mut **tx)
         .await?;
-    }
-    for ((mailbox, token), count) in per_token {
-        sqlx::query(
-            "UPDATE tokens SET stored_count = stored_count - $3 WHERE mailbox = $1 AND token_hash = $2",
-        )
-        .bind(mailbox)
-        .bind(token)
-        .bind(count)
-        .execute(&mut **tx)
-        .await?;
+        for (token, n) in tokens {
+            sqlx::query(
+                "UPDATE tokens SET stored_count = stored_count - $3 \
+                 WHERE mailbox = $1 AND token_hash = $2",
+            )
+            .bind(mailbox)
+            .bind(token)
+            .bind(n)
+            .execute(&mut **tx)
+            .await?;
+        }
     }
     Ok(())
 }
@@ -557,7 +643,7 @@ mod tests {
         let (mailbox, token) = ([1u8; 32], [2u8; 32]);
         assert!(store.register(&mailbox, 0).await.expect("register"));
         store
-            .update_tokens(&mailbox, &[token], &[], 10)
+            .update_tokens(&mailbox, &[token], &[], false, 10)
             .await
             .expect("tokens");
         let ids = [[1u8], [2], [3]];
@@ -600,7 +686,7 @@ mod tests {
             DepositOutcome::Stored
         );
         let (held, more) = store
-            .fetch(&mailbox, 200, 10, 1 << 20)
+            .fetch(&mailbox, 200, None, 10, 1 << 20)
             .await
             .expect("fetch");
         assert!(!more);

@@ -302,7 +302,33 @@ fn api_suite(server: &RunningServer, other: &RunningServer) {
         400
     );
 
-    // Tokens can be withdrawn.
+    // Paging: the cursor of one page starts the next.
+    for i in 0..2 {
+        assert_eq!(owner.deposit(server, &bob, &[i; 10], None).status, 201);
+    }
+    let page = owner.call(server, "GET", "/deposits", &[]);
+    let cursor = json(&page)["cursor"].as_str().unwrap().to_owned();
+    let path = format!("{}/deposits", owner.base());
+    let auth = owner.sign(server, "GET", &path, &[]);
+    let next = server.request(
+        "GET",
+        &format!("{path}?after={cursor}"),
+        &[("authorization", &auth)],
+        &[],
+    );
+    assert_eq!(next.status, 200, "{}", next.body);
+    assert_eq!(json(&next)["deposits"].as_array().unwrap().len(), 0);
+    let auth = owner.sign(server, "GET", &path, &[]);
+    let bad = server.request(
+        "GET",
+        &format!("{path}?after=x"),
+        &[("authorization", &auth)],
+        &[],
+    );
+    assert_eq!(bad.status, 400);
+
+    // Tokens can be withdrawn; their deposits go with them.
+    let before = owner.fetch(server).len();
     let body = serde_json::json!({ "remove": [bob.hash().to_string()] }).to_string();
     assert_eq!(
         owner
@@ -311,6 +337,21 @@ fn api_suite(server: &RunningServer, other: &RunningServer) {
         200
     );
     assert_eq!(owner.deposit(server, &bob, b"x", None).status, 403);
+    assert_eq!(
+        owner.fetch(server).len(),
+        before - 2,
+        "bob's deposits are gone"
+    );
+    // Replacing keeps only the tokens named.
+    let carol = DeliveryToken::generate();
+    let body =
+        serde_json::json!({ "add": [carol.hash().to_string()], "replace": true }).to_string();
+    let answer = owner.call(server, "POST", "/tokens", body.as_bytes());
+    assert_eq!(json(&answer)["tokens"], 1);
+    assert_eq!(owner.deposit(server, &alice, b"x", None).status, 403);
+    assert_eq!(owner.deposit(server, &carol, b"x", None).status, 201);
+    assert!(owner.fetch(server).iter().all(|(_, b)| b == b"x"));
+    let alice = carol;
 
     // Bad ids and bodies are 400s.
     assert_eq!(

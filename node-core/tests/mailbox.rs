@@ -15,6 +15,7 @@ use node_core::mailbox::{
     self, MAX_RETENTION_MS, PREKEY_MAX_AGE_MS, PREKEY_ROTATE_MS, SignedPrekey,
 };
 use node_core::node::Node;
+use node_core::node::mailbox::PREKEY_KEEP_MS;
 
 const DAY: i64 = 24 * 3600 * 1000;
 
@@ -39,7 +40,7 @@ fn a_captured_deposit_stops_opening_once_its_prekey_is_deleted() {
         let payload = mailbox::encode_events(&[b"an event".to_vec()]);
         let captured = mailbox::seal_deposit(&[first.public], &payload).unwrap();
         assert_eq!(
-            b.open_deposit(&captured).await.unwrap(),
+            b.open_deposit(&captured).await.unwrap().unwrap(),
             Some(payload.clone())
         );
 
@@ -50,16 +51,22 @@ fn a_captured_deposit_stops_opening_once_its_prekey_is_deleted() {
         let second = SignedPrekey::decode(&b.prekey_bundle().await.unwrap().unwrap()).unwrap();
         assert_ne!(second.public, first.public);
         assert_eq!(
-            b.open_deposit(&captured).await.unwrap(),
+            b.open_deposit(&captured).await.unwrap().unwrap(),
             Some(payload.clone())
         );
 
-        // Once no server may hold a deposit sealed to it, it is gone.
+        // Kept while a sender may still seal to it and the deposit wait on
+        // a server; then gone.
         b.rotate_prekeys(replaced + MAX_RETENTION_MS + 1)
             .await
             .unwrap();
         assert_eq!(
-            b.open_deposit(&captured).await.unwrap(),
+            b.open_deposit(&captured).await.unwrap().unwrap(),
+            Some(payload.clone())
+        );
+        b.rotate_prekeys(replaced + PREKEY_KEEP_MS + 1).await.unwrap();
+        assert_eq!(
+            b.open_deposit(&captured).await.unwrap().unwrap(),
             None,
             "nothing the device holds opens the captured deposit"
         );
@@ -68,7 +75,30 @@ fn a_captured_deposit_stops_opening_once_its_prekey_is_deleted() {
         let profile = b.profile().clone();
         b.close().await;
         let b = Node::open(profile, None).await.unwrap();
-        assert_eq!(b.open_deposit(&captured).await.unwrap(), None);
+        assert_eq!(b.open_deposit(&captured).await.unwrap().unwrap(), None);
+        b.close().await;
+    });
+}
+
+#[test]
+fn turning_the_mailbox_off_retires_prekeys_and_later_deletes_them() {
+    rt().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let b = new_node(&dir, "b").await;
+        b.rotate_prekeys(NOW).await.unwrap();
+        let key = SignedPrekey::decode(&b.prekey_bundle().await.unwrap().unwrap()).unwrap();
+        let payload = mailbox::encode_events(&[b"x".to_vec()]);
+        let captured = mailbox::seal_deposit(&[key.public], &payload).unwrap();
+        b.retire_prekeys(NOW + DAY).await.unwrap();
+        assert!(
+            b.prekey_bundle().await.unwrap().is_none(),
+            "nothing to publish"
+        );
+        assert!(b.open_deposit(&captured).await.unwrap().unwrap().is_some());
+        b.retire_prekeys(NOW + DAY + PREKEY_KEEP_MS + 1)
+            .await
+            .unwrap();
+        assert_eq!(b.open_deposit(&captured).await.unwrap().unwrap(), None);
         b.close().await;
     });
 }
@@ -181,7 +211,10 @@ fn deposited_events_are_checked_like_any_peer_event() {
             .send_message(b.account(), "hello via mailbox", NOW)
             .await
             .unwrap();
-        let mut events = a.undelivered_events(b.account(), 100).await.unwrap();
+        let mut events = a
+            .undelivered_events(b.account(), &Default::default(), 100)
+            .await
+            .unwrap();
         assert!(!events.is_empty());
         // A forged event rides along: dropped, the rest stored.
         let mut forged = events[0].clone();

@@ -39,9 +39,20 @@ const DEPOSIT_CHECK: Duration = Duration::from_secs(1);
 const DEPOSIT_PAYLOAD: usize = 200 * 1024;
 /// HTTP timeout per request.
 const HTTP_TIMEOUT: Duration = Duration::from_secs(20);
-/// Events deposited once are not deposited again for this long (by then the
-/// deposit has expired or been collected).
-const REDEPOSIT_AFTER: Duration = Duration::from_secs(6 * 3600);
+/// The smallest deposit payload tried after a server refused a larger one.
+const MIN_PAYLOAD: usize = 8 * 1024;
+/// Backoff after a failure, doubling up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_secs(5);
+const MAX_BACKOFF: Duration = Duration::from_secs(600);
+/// Largest answer read from a mailbox server (a fetch page is at most 8 MiB
+/// of deposits, base64).
+const MAX_ANSWER: usize = 12 * 1024 * 1024;
+/// Most pages fetched in one collection round.
+const MAX_PAGES: usize = 64;
+/// Most token changes per request (the server's limit).
+const TOKEN_CHANGES: usize = 1024;
+/// Most events considered per contact per round.
+const EVENTS_PER_ROUND: usize = 4 * mailbox::MAX_EVENTS;
 
 /// What the loop remembers between rounds (all of it may be lost: a restart
 /// only repeats idempotent requests).
@@ -53,10 +64,36 @@ struct State {
     tokens: HashSet<[u8; 32]>,
     /// The prekey bundle last published.
     published: Option<Vec<u8>>,
-    /// Events already deposited, per contact, with when.
+    /// Events already deposited, per contact, until their deposit expires.
     deposited: HashMap<AccountId, HashMap<EventId, Instant>>,
+    /// Largest payload each contact's server took (halved on 413).
+    payload: HashMap<AccountId, usize>,
+    /// Failing targets (`None`: the own mailbox) wait before the next try.
+    backoff: HashMap<Option<AccountId>, (Instant, Duration)>,
     /// Last collection.
     collected: Option<Instant>,
+}
+
+impl State {
+    /// Whether `target` is still waiting after a failure.
+    fn waiting(&self, target: Option<AccountId>) -> bool {
+        self.backoff
+            .get(&target)
+            .is_some_and(|(next, _)| Instant::now() < *next)
+    }
+
+    /// Records the outcome of a try at `target`.
+    fn outcome(&mut self, target: Option<AccountId>, ok: bool) {
+        if ok {
+            self.backoff.remove(&target);
+            return;
+        }
+        let wait = self
+            .backoff
+            .get(&target)
+            .map_or(FIRST_BACKOFF, |(_, w)| (*w * 2).min(MAX_BACKOFF));
+        self.backoff.insert(target, (Instant::now() + wait, wait));
+    }
 }
 
 /// Runs the mailbox work until the daemon stops.
@@ -72,8 +109,12 @@ pub(super) async fn mailbox_loop(daemon: Arc<Daemon>) {
     let mut relay: Option<String> = None;
     loop {
         apply_relay(&daemon, &mut relay).await;
-        if let Err(e) = own_mailbox(&daemon, &http, &mut state).await {
-            warn!(error = %format!("{e:#}"), "mailbox: upkeep failed (retrying)");
+        if !state.waiting(None) {
+            let result = own_mailbox(&daemon, &http, &mut state).await;
+            if let Err(e) = &result {
+                warn!(error = %format!("{e:#}"), "mailbox: upkeep failed (backing off)");
+            }
+            state.outcome(None, result.is_ok());
         }
         if let Err(e) = deposit_all(&daemon, &http, &mut state).await {
             warn!(error = %format!("{e:#}"), "mailbox: depositing failed (retrying)");
@@ -132,6 +173,8 @@ async fn own_mailbox(daemon: &Daemon, http: &reqwest::Client, state: &mut State)
             .collect();
         if setting.is_some() {
             node.rotate_prekeys(now).await?;
+        } else {
+            node.retire_prekeys(now).await?;
         }
         let bundle = node.prekey_bundle().await?;
         (setting, due, tokens, bundle)
@@ -145,16 +188,31 @@ async fn own_mailbox(daemon: &Daemon, http: &reqwest::Client, state: &mut State)
     let here = (setting.url.clone(), setting.key.id());
     if state.registered.as_ref() != Some(&here) {
         server.register().await?;
+        // The server's token list becomes exactly ours (other own devices,
+        // or this one before a restart, may have left others there).
+        let all: Vec<&[u8; 32]> = tokens.iter().collect();
+        let mut chunks = all.chunks(TOKEN_CHANGES);
+        server
+            .update_tokens(chunks.next().unwrap_or(&[]), &[], true)
+            .await?;
+        for chunk in chunks {
+            server.update_tokens(chunk, &[], false).await?;
+        }
         info!(mailbox = %setting.url, "mailbox registered");
         state.registered = Some(here);
-        state.tokens.clear();
+        state.tokens = tokens.clone();
         state.published = None;
         state.collected = None;
     }
     if tokens != state.tokens {
         let add: Vec<&[u8; 32]> = tokens.difference(&state.tokens).collect();
         let remove: Vec<&[u8; 32]> = state.tokens.difference(&tokens).collect();
-        server.update_tokens(&add, &remove).await?;
+        for chunk in add.chunks(TOKEN_CHANGES) {
+            server.update_tokens(chunk, &[], false).await?;
+        }
+        for chunk in remove.chunks(TOKEN_CHANGES) {
+            server.update_tokens(&[], chunk, false).await?;
+        }
         state.tokens = tokens;
     }
     if let Some(bundle) = bundle
@@ -186,17 +244,17 @@ async fn write_grants(daemon: &Daemon, due: &[AccountId]) {
     }
 }
 
-/// Fetches, opens, stores and deletes deposits until none are left.
+/// Fetches, opens, stores and deletes deposits, page by page (at most
+/// [`MAX_PAGES`] a round). Deposits sealed only to other own devices are
+/// skipped, not refetched: the cursor moves past them.
 async fn collect(daemon: &Daemon, server: &Server<'_>) -> Result<()> {
-    loop {
-        let (deposits, more) = server.fetch().await?;
-        if deposits.is_empty() {
-            return Ok(());
-        }
+    let mut after: Option<String> = None;
+    for _ in 0..MAX_PAGES {
+        let page = server.fetch(after.as_deref()).await?;
         let mut opened = Vec::new();
         let mut stored = 0;
-        for (id, body) in &deposits {
-            let payload = daemon.node.lock().await.open_deposit(body).await;
+        for (id, body) in &page.deposits {
+            let payload = daemon.node.lock().await.open_deposit(body).await?;
             match payload {
                 Ok(Some(payload)) => {
                     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -213,7 +271,7 @@ async fn collect(daemon: &Daemon, server: &Server<'_>) -> Result<()> {
                 // Sealed only to other own devices: left for them.
                 Ok(None) => {}
                 Err(e) => {
-                    // Cannot ever be opened: delete it rather than fetch it forever.
+                    // Malformed: no device can ever open it.
                     warn!(error = %e, "mailbox: dropping a damaged deposit");
                     opened.push(id.clone());
                 }
@@ -221,20 +279,21 @@ async fn collect(daemon: &Daemon, server: &Server<'_>) -> Result<()> {
         }
         if !opened.is_empty() {
             server.delete(&opened).await?;
+            info!(
+                deposits = opened.len(),
+                events = stored,
+                "mailbox: collected"
+            );
         }
-        info!(
-            deposits = opened.len(),
-            events = stored,
-            "mailbox: collected"
-        );
         if stored > 0 {
             daemon.files_wake();
         }
-        // Deposits left for other devices would be fetched again forever.
-        if !more || opened.is_empty() {
-            return Ok(());
+        match (page.more, page.cursor) {
+            (true, Some(cursor)) => after = Some(cursor),
+            _ => return Ok(()),
         }
     }
+    Ok(())
 }
 
 /// Deposits for every contact that has a mailbox, is not linked, and has
@@ -251,9 +310,14 @@ async fn deposit_all(daemon: &Daemon, http: &reqwest::Client, state: &mut State)
             .collect()
     };
     for (contact, grant) in targets {
-        if let Err(e) = deposit_for(daemon, http, state, contact, &grant).await {
-            warn!(contact = %contact.short(8), error = %format!("{e:#}"), "mailbox: deposit failed");
+        if state.waiting(Some(contact)) {
+            continue;
         }
+        let result = deposit_for(daemon, http, state, contact, &grant).await;
+        if let Err(e) = &result {
+            warn!(contact = %contact.short(8), error = %format!("{e:#}"), "mailbox: deposit failed (backing off)");
+        }
+        state.outcome(Some(contact), result.is_ok());
     }
     Ok(())
 }
@@ -265,20 +329,19 @@ async fn deposit_for(
     contact: AccountId,
     grant: &Grant,
 ) -> Result<()> {
+    let now = Instant::now();
     let done = state.deposited.entry(contact).or_default();
-    done.retain(|_, at| at.elapsed() < REDEPOSIT_AFTER);
+    done.retain(|_, until| *until > now);
+    let skip: HashSet<EventId> = done.keys().copied().collect();
     let waiting = daemon
         .node
         .lock()
         .await
-        .undelivered_events(contact, mailbox::MAX_EVENTS as i64 * 4)
+        .undelivered_events(contact, &skip, EVENTS_PER_ROUND)
         .await?;
     let fresh: Vec<(EventId, Vec<u8>)> = waiting
         .into_iter()
-        .filter_map(|bytes| {
-            let id = node_core::log::Event::decode(&bytes).ok()?.id();
-            (!done.contains_key(&id)).then_some((id, bytes))
-        })
+        .filter_map(|bytes| Some((node_core::log::Event::decode(&bytes).ok()?.id(), bytes)))
         .collect();
     if fresh.is_empty() {
         return Ok(());
@@ -295,7 +358,8 @@ async fn deposit_for(
     if recipients.is_empty() {
         bail!("the contact's mailbox has no usable prekey for any of its devices");
     }
-    for batch in batches(&fresh) {
+    let limit = *state.payload.get(&contact).unwrap_or(&DEPOSIT_PAYLOAD);
+    for batch in batches(&fresh, limit) {
         let events: Vec<Vec<u8>> = batch.iter().map(|(_, b)| b.clone()).collect();
         let sealed = mailbox::seal_deposit(&recipients, &mailbox::encode_events(&events))?;
         let url = format!("{}/v1/mailboxes/{}/deposits", grant.url, grant.mailbox);
@@ -306,10 +370,19 @@ async fn deposit_for(
             .send()
             .await
             .with_context(|| format!("depositing at {}", grant.url))?;
-        check(answer).await?;
-        let now = Instant::now();
+        if answer.status() == reqwest::StatusCode::PAYLOAD_TOO_LARGE && limit > MIN_PAYLOAD {
+            // Try smaller deposits next time.
+            state.payload.insert(contact, (limit / 2).max(MIN_PAYLOAD));
+        }
+        let receipt = check(answer).await?;
+        // Not deposited again until this deposit has expired.
+        let left_ms = receipt["expires_ms"]
+            .as_i64()
+            .map_or(0, |e| e.saturating_sub(crate::now_ms()).max(0));
+        let until = Instant::now() + Duration::from_millis(left_ms as u64);
+        let done = state.deposited.entry(contact).or_default();
         for (id, _) in batch {
-            done.insert(*id, now);
+            done.insert(*id, until);
         }
         debug!(contact = %contact.short(8), events = batch.len(), "mailbox: deposited");
     }
@@ -317,15 +390,15 @@ async fn deposit_for(
     Ok(())
 }
 
-/// Splits events into deposits under [`DEPOSIT_PAYLOAD`] and
-/// [`mailbox::MAX_EVENTS`].
-fn batches(events: &[(EventId, Vec<u8>)]) -> Vec<&[(EventId, Vec<u8>)]> {
+/// Splits events into deposits of at most `limit` payload bytes (one
+/// event more if a single event is larger) and [`mailbox::MAX_EVENTS`].
+fn batches(events: &[(EventId, Vec<u8>)], limit: usize) -> Vec<&[(EventId, Vec<u8>)]> {
     let mut out = Vec::new();
     let mut start = 0;
     let mut size = 0;
     for (i, (_, bytes)) in events.iter().enumerate() {
         let len = bytes.len() + 4;
-        if i > start && (size + len > DEPOSIT_PAYLOAD || i - start == mailbox::MAX_EVENTS) {
+        if i > start && (size + len > limit || i - start == mailbox::MAX_EVENTS) {
             out.push(&events[start..i]);
             start = i;
             size = 0;
@@ -356,19 +429,34 @@ async fn prekeys(http: &reqwest::Client, grant: &Grant) -> Result<Vec<Vec<u8>>> 
         .collect())
 }
 
-/// The JSON body of a 2xx answer; otherwise the server's error message.
-async fn check(answer: reqwest::Response) -> Result<serde_json::Value> {
+/// The JSON body of a 2xx answer (at most [`MAX_ANSWER`] bytes read);
+/// otherwise the server's error message.
+async fn check(mut answer: reqwest::Response) -> Result<serde_json::Value> {
     let status = answer.status();
-    let bytes = answer
-        .bytes()
+    let mut bytes = Vec::new();
+    while let Some(chunk) = answer
+        .chunk()
         .await
-        .context("reading the mailbox's answer")?;
+        .context("reading the mailbox's answer")?
+    {
+        if bytes.len() + chunk.len() > MAX_ANSWER {
+            bail!("the mailbox server's answer is over {MAX_ANSWER} bytes");
+        }
+        bytes.extend_from_slice(&chunk);
+    }
     let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
     if !status.is_success() {
         let message = body["error"].as_str().unwrap_or("no message");
         bail!("mailbox server answered {status}: {message}");
     }
     Ok(body)
+}
+
+/// One page of deposits.
+struct Page {
+    deposits: Vec<(String, Vec<u8>)>,
+    more: bool,
+    cursor: Option<String>,
 }
 
 /// Our own mailbox on its server: owner requests, each on a fresh challenge.
@@ -393,6 +481,18 @@ impl<'a> Server<'a> {
         rest: &str,
         body: Vec<u8>,
     ) -> Result<serde_json::Value> {
+        self.call_query(method, rest, "", body).await
+    }
+
+    /// An owner request; `query` (e.g. `?after=…`) is not signed: it only
+    /// pages what the signature already allows.
+    async fn call_query(
+        &self,
+        method: reqwest::Method,
+        rest: &str,
+        query: &str,
+        body: Vec<u8>,
+    ) -> Result<serde_json::Value> {
         let answer = self
             .http
             .post(format!("{}{}", self.url, self.path("/challenge")))
@@ -409,7 +509,7 @@ impl<'a> Server<'a> {
         let auth = mailbox::sign_request(self.key, &challenge, method.as_str(), &path, &body);
         let answer = self
             .http
-            .request(method, format!("{}{path}", self.url))
+            .request(method, format!("{}{path}{query}", self.url))
             .header("authorization", auth)
             .body(body)
             .send()
@@ -428,11 +528,17 @@ impl<'a> Server<'a> {
             .map(drop)
     }
 
-    async fn update_tokens(&self, add: &[&[u8; 32]], remove: &[&[u8; 32]]) -> Result<()> {
-        let hex = |list: &[&[u8; 32]]| -> Vec<String> {
+    async fn update_tokens(
+        &self,
+        add: &[&[u8; 32]],
+        remove: &[&[u8; 32]],
+        replace: bool,
+    ) -> Result<()> {
+        let text = |list: &[&[u8; 32]]| -> Vec<String> {
             list.iter().map(|h| wire::to_base32(&h[..])).collect()
         };
-        let body = serde_json::json!({ "add": hex(add), "remove": hex(remove) });
+        let body =
+            serde_json::json!({ "add": text(add), "remove": text(remove), "replace": replace });
         self.call(
             reqwest::Method::POST,
             "/tokens",
@@ -452,8 +558,11 @@ impl<'a> Server<'a> {
         .map(drop)
     }
 
-    async fn fetch(&self) -> Result<(Vec<(String, Vec<u8>)>, bool)> {
-        let body = self.call(reqwest::Method::GET, "/deposits", vec![]).await?;
+    async fn fetch(&self, after: Option<&str>) -> Result<Page> {
+        let query = after.map(|a| format!("?after={a}")).unwrap_or_default();
+        let body = self
+            .call_query(reqwest::Method::GET, "/deposits", &query, vec![])
+            .await?;
         let list = body["deposits"]
             .as_array()
             .context("the mailbox answered without deposits")?;
@@ -465,7 +574,11 @@ impl<'a> Server<'a> {
                 Some((id, body))
             })
             .collect();
-        Ok((deposits, body["more"].as_bool().unwrap_or(false)))
+        Ok(Page {
+            deposits,
+            more: body["more"].as_bool().unwrap_or(false),
+            cursor: body["cursor"].as_str().map(str::to_owned),
+        })
     }
 
     async fn delete(&self, ids: &[String]) -> Result<()> {

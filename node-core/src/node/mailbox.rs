@@ -11,8 +11,10 @@
 //!   empty URL withdraws. The newest grant (by depth, author, id) counts.
 //! - **Prekeys** (store metadata, encrypted with the rest of the store):
 //!   made every [`PREKEY_ROTATE_MS`]; a replaced one's private half is kept
-//!   [`MAX_RETENTION_MS`] longer (a deposit sealed to it may still be on a
-//!   server), then deleted.
+//!   [`PREKEY_KEEP_MS`] longer (a sender may still seal to it until its
+//!   bundle is 14 days old, and the deposit may then wait on a server for
+//!   [`MAX_RETENTION_MS`]), then deleted. With the mailbox off the current
+//!   one is retired too.
 //!
 //! Not here: HTTP (the daemon's `mailbox.rs`) and the sealing format
 //! (`crate::mailbox`).
@@ -36,8 +38,15 @@ pub const SETTING_MAILBOX: &str = "mailbox";
 const META_PREKEYS: &str = "mailbox_prekeys";
 /// Longest mailbox URL.
 pub const MAX_URL: usize = 512;
-/// Most prekeys a device keeps (rotation every 2 days, kept 7 days after).
-const MAX_PREKEYS: usize = 8;
+/// Most prekeys a device keeps (rotation every 2 days, kept 21 days after).
+const MAX_PREKEYS: usize = 16;
+/// How long a replaced prekey's private half is kept: a sender may still
+/// seal to it while its bundle is at most [`crate::mailbox::PREKEY_MAX_AGE_MS`]
+/// old (it was made up to a rotation before it was replaced, so it can be
+/// used until 12 days after), and the deposit may then wait
+/// [`MAX_RETENTION_MS`] on the server.
+pub const PREKEY_KEEP_MS: i64 =
+    crate::mailbox::PREKEY_MAX_AGE_MS - PREKEY_ROTATE_MS + MAX_RETENTION_MS;
 
 /// The account's mailbox, as the setting holds it.
 pub struct MailboxSetting {
@@ -274,12 +283,32 @@ impl Node {
         Ok(saved?)
     }
 
+    /// With the mailbox off: retires the current prekey (nobody should seal
+    /// to it any more) and deletes retired ones no deposit can still need.
+    pub async fn retire_prekeys(&self, now: i64) -> Result<(), NodeError> {
+        let mut prekeys = self.load_prekeys().await?;
+        if prekeys.is_empty() {
+            return Ok(());
+        }
+        let before = prekeys.len();
+        let mut changed = false;
+        for p in prekeys.iter_mut().filter(|p| p.retired_ms.is_none()) {
+            p.retired_ms = Some(now);
+            changed = true;
+        }
+        prekeys.retain(|p| p.retired_ms.is_none_or(|t| now - t <= PREKEY_KEEP_MS));
+        if changed || prekeys.len() != before {
+            self.save_prekeys(&prekeys).await?;
+        }
+        Ok(())
+    }
+
     /// Makes a new prekey if the current one is due, and deletes retired
     /// ones no deposit can still need. Returns whether anything changed.
     pub async fn rotate_prekeys(&self, now: i64) -> Result<bool, NodeError> {
         let mut prekeys = self.load_prekeys().await?;
         let before = prekeys.len();
-        prekeys.retain(|p| p.retired_ms.is_none_or(|t| now - t <= MAX_RETENTION_MS));
+        prekeys.retain(|p| p.retired_ms.is_none_or(|t| now - t <= PREKEY_KEEP_MS));
         let due = prekeys
             .iter()
             .filter(|p| p.retired_ms.is_none())
@@ -316,12 +345,16 @@ impl Node {
     }
 
     /// Opens a deposit with any prekey this device still holds.
-    /// `Ok(None)`: sealed for other devices only.
-    pub async fn open_deposit(&self, deposit: &[u8]) -> Result<Option<Vec<u8>>, NodeError> {
+    /// `Ok(Ok(None))`: sealed for other devices only; `Ok(Err(_))`: the
+    /// deposit itself is damaged; `Err(_)`: this device could not try
+    /// (its store failed).
+    pub async fn open_deposit(
+        &self,
+        deposit: &[u8],
+    ) -> Result<Result<Option<Vec<u8>>, crate::mailbox::MailboxError>, NodeError> {
         let prekeys = self.load_prekeys().await?;
         let keys: Vec<&BoxSecretKey> = prekeys.iter().map(|p| &p.secret).collect();
-        crate::mailbox::open_deposit(&keys, deposit)
-            .map_err(|e| NodeError::Invalid(format!("bad deposit: {e}")))
+        Ok(crate::mailbox::open_deposit(&keys, deposit))
     }
 
     /// From the prekey bundles a contact's mailbox serves, the newest usable
@@ -353,14 +386,22 @@ impl Node {
         best.into_iter().map(|(d, p)| (d, p.public)).collect()
     }
 
-    /// Events waiting for delivery to `account`, in wire form, parents
-    /// first within each log, at most `limit`.
+    /// Events waiting for delivery to `account` and not in `skip`, in wire
+    /// form, parents first within each log, at most `limit`.
     pub async fn undelivered_events(
         &self,
         account: AccountId,
-        limit: i64,
+        skip: &std::collections::HashSet<crate::id::EventId>,
+        limit: usize,
     ) -> Result<Vec<Vec<u8>>, NodeError> {
-        let ids = self.store.undelivered_to(account, limit).await?;
+        let ids: Vec<_> = self
+            .store
+            .undelivered_to(account, i64::MAX)
+            .await?
+            .into_iter()
+            .filter(|id| !skip.contains(id))
+            .take(limit)
+            .collect();
         let mut events = self.store.events_by_id(&ids).await?;
         events.sort_by_key(|e| (e.event.log_id(), e.info.depth));
         // Account-log events first: the others may need what they say.

@@ -150,6 +150,9 @@ impl Store {
             .pragma("key", hex.to_string())
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
+            // Deleted content (retired mailbox prekeys, deleted messages) is
+            // overwritten, not left in free pages.
+            .pragma("secure_delete", "ON")
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new()
             .max_connections(1)
