@@ -11,7 +11,8 @@
 //! deposits with their expiry, and outstanding challenges; it logs none of
 //! them.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::collections::HashMap;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use node_core::crypto;
 use node_core::mailbox::{self, CHALLENGE_LEN, DeliveryToken, MailboxId, TokenHash};
@@ -55,7 +56,19 @@ pub struct Service {
     /// PostgreSQL; requests pick one in turn.
     writers: std::sync::Arc<Vec<mpsc::Sender<Job>>>,
     next_writer: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    /// Tokens seen valid recently (mailbox, token hash) → when. Only lets a
+    /// deposit skip the pre-check read: the writer checks the token again
+    /// in its transaction.
+    known_tokens: std::sync::Arc<std::sync::Mutex<KnownTokens>>,
 }
+
+/// (mailbox, token hash) → when it was last seen valid.
+type KnownTokens = HashMap<([u8; 32], [u8; 32]), Instant>;
+
+/// How long a token seen valid skips the pre-check.
+const KNOWN_TOKEN_FOR: Duration = Duration::from_secs(60);
+/// Most tokens remembered (the map is cleared when full).
+const KNOWN_TOKENS: usize = 100_000;
 
 /// A deposit waiting for its writer.
 struct Job {
@@ -193,6 +206,7 @@ impl Service {
             metrics,
             writers: std::sync::Arc::new(writers),
             next_writer: Default::default(),
+            known_tokens: Default::default(),
         }
     }
 
@@ -392,12 +406,7 @@ impl Service {
             .hash();
         // A token the mailbox never issued costs one read, not a place in
         // the writer's queue.
-        let known = self
-            .store
-            .token_known(mailbox.as_bytes(), hash.as_bytes())
-            .await
-            .map_err(ApiError::internal)?;
-        if !known {
+        if !self.token_seen(mailbox, &hash).await? {
             self.metrics.deposit("unknown_token");
             return Err(ApiError::Forbidden(
                 "this delivery token does not open this mailbox".into(),
@@ -496,6 +505,41 @@ impl Service {
             .map_err(ApiError::internal)?;
         self.metrics.collected.inc_by(deleted);
         Ok(deleted)
+    }
+
+    /// Whether the mailbox issued `hash`: from the recent-tokens map, else
+    /// one read (remembered if so).
+    async fn token_seen(&self, mailbox: &MailboxId, hash: &TokenHash) -> Result<bool, ApiError> {
+        let key = (*mailbox.as_bytes(), *hash.as_bytes());
+        let now = Instant::now();
+        {
+            let known = self
+                .known_tokens
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if known
+                .get(&key)
+                .is_some_and(|at| now.duration_since(*at) < KNOWN_TOKEN_FOR)
+            {
+                return Ok(true);
+            }
+        }
+        let known = self
+            .store
+            .token_known(mailbox.as_bytes(), hash.as_bytes())
+            .await
+            .map_err(ApiError::internal)?;
+        if known {
+            let mut map = self
+                .known_tokens
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if map.len() >= KNOWN_TOKENS {
+                map.clear();
+            }
+            map.insert(key, now);
+        }
+        Ok(known)
     }
 
     /// Deletes what has expired; returns how many deposits.

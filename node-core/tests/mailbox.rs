@@ -64,7 +64,9 @@ fn a_captured_deposit_stops_opening_once_its_prekey_is_deleted() {
             b.open_deposit(&captured).await.unwrap().unwrap(),
             Some(payload.clone())
         );
-        b.rotate_prekeys(replaced + PREKEY_KEEP_MS + 1).await.unwrap();
+        b.rotate_prekeys(replaced + PREKEY_KEEP_MS + 1)
+            .await
+            .unwrap();
         assert_eq!(
             b.open_deposit(&captured).await.unwrap().unwrap(),
             None,
