@@ -153,6 +153,7 @@ fn chat_with_a_validated_contact_shows_badges_unread_counts_and_delivery_marks()
         state: "partial".into(),
         chunks: 20,
         have: 9,
+        error: None,
     }];
     a.input = "typing…".into();
     snapshot("chat_validated", &render(&a, 100, 20));

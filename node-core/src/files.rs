@@ -338,6 +338,9 @@ pub struct FileStore {
     open: Arc<Mutex<HashMap<EventId, Arc<Mutex<Open>>>>>,
     /// Files whose content was deleted: nothing is written for them again.
     removed: Arc<Mutex<std::collections::HashSet<EventId>>>,
+    /// The last local write failure per file (disk full, permissions),
+    /// until a write succeeds again.
+    errors: Arc<Mutex<HashMap<EventId, String>>>,
 }
 
 impl std::fmt::Debug for FileStore {
@@ -387,6 +390,30 @@ impl FileStore {
             store,
             open: Default::default(),
             removed: Default::default(),
+            errors: Default::default(),
+        }
+    }
+
+    /// Why writing `id`'s content last failed here, if it did and has not
+    /// succeeded since (e.g. the disk is full).
+    pub fn last_error(&self, id: EventId) -> Option<String> {
+        self.errors
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&id)
+            .cloned()
+    }
+
+    fn note_write(&self, id: EventId, result: &Result<bool, FileError>) {
+        let mut errors = self.errors.lock().unwrap_or_else(|p| p.into_inner());
+        match result {
+            Ok(_) => {
+                errors.remove(&id);
+            }
+            Err(e @ FileError::Io { .. }) => {
+                errors.insert(id, e.to_string());
+            }
+            Err(_) => {}
         }
     }
 
@@ -491,8 +518,22 @@ impl FileStore {
     }
 
     /// Checks chunk `i` against the offer and stores it encrypted. Returns
-    /// whether the file is now complete.
+    /// whether the file is now complete. A local failure (disk full,
+    /// permissions) is kept for [`FileStore::last_error`]; chunks already
+    /// written stay, and the chunk is simply fetched again later.
     pub async fn write_chunk(
+        &self,
+        id: EventId,
+        offer: &FileOffer,
+        i: u32,
+        data: Vec<u8>,
+    ) -> Result<bool, FileError> {
+        let result = self.write_chunk_inner(id, offer, i, data).await;
+        self.note_write(id, &result);
+        result
+    }
+
+    async fn write_chunk_inner(
         &self,
         id: EventId,
         offer: &FileOffer,

@@ -290,3 +290,86 @@ fn files_above_the_sync_limit_wait_until_asked_for() {
     assert_ok(&b1.kith(["file", "wait", id.as_str(), "--json", "--timeout", "60"]));
     assert!(complete(&b1, &aid, &id));
 }
+
+/// A tmpfs mounted on a folder for the test's life (root only).
+struct SmallDisk(std::path::PathBuf);
+
+impl SmallDisk {
+    fn mount(dir: &Path, size: &str) -> Option<Self> {
+        std::fs::create_dir_all(dir).unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then(|| Self(dir.to_owned()))
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// The receiver's disk fills up half way: `file list` says why it waits,
+/// what arrived stays, and once space is freed the file completes,
+/// byte-identical.
+#[test]
+fn a_full_disk_pauses_the_transfer_and_loses_nothing() {
+    let a = Profile::new();
+    a.init("alice");
+    let _da = a.spawn_daemon_shared();
+    let b = Profile::new();
+    b.init("bob");
+    // Bob's file content lives on a 24 MiB disk, 14 MiB of it taken.
+    let Some(_disk) = SmallDisk::mount(&b.home().join("files"), "24m") else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI runs as root and must run the disk-full test"
+        );
+        eprintln!("skipped: mounting a tmpfs needs root");
+        return;
+    };
+    let filler = b.home().join("files").join("filler");
+    make_file(&filler, 14 << 20);
+    let _db = b.spawn_daemon_shared();
+    let (bid, aid) = pair(&a, &b);
+    let src = a.scratch("big.bin");
+    make_file(&src, 20 << 20);
+    let id = assert_ok(&a.kith(["file", "send", bid.as_str(), src.to_str().unwrap()]))
+        .trim()
+        .to_owned();
+    let full = wait_until(WAIT, || {
+        file_state(&b, &aid, &id).is_some_and(|f| {
+            f["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("No space left"))
+        })
+    });
+    assert!(full, "no disk-full error shown\n{}", b.daemon_logs());
+    let partial = file_state(&b, &aid, &id).unwrap();
+    assert_ne!(partial["state"], "complete");
+    assert!(
+        b.daemon_logs().contains("cannot store a received chunk"),
+        "{}",
+        b.daemon_logs()
+    );
+    // Space comes back: the transfer goes on from where it was.
+    let had = partial["have"].as_u64().unwrap();
+    std::fs::remove_file(&filler).unwrap();
+    assert!(
+        wait_until(WAIT, || complete(&b, &aid, &id)),
+        "did not complete after space was freed\n{}",
+        b.daemon_logs()
+    );
+    let done = file_state(&b, &aid, &id).unwrap();
+    assert!(done["error"].is_null(), "{done}");
+    assert!(had > 0, "nothing was kept from before the disk filled");
+    let dest = b.scratch("got.bin");
+    assert_ok(&b.kith(["file", "save", &id, dest.to_str().unwrap()]));
+    assert!(same_content(&src, &dest), "the saved file differs");
+}

@@ -126,11 +126,14 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
                     Some(bar) => {
                         bar.set_length(u64::from(f.chunks));
                         bar.set_position(u64::from(f.have));
-                        bar.set_message(f.name.clone());
+                        match &f.error {
+                            Some(e) => bar.set_message(format!("{} (waiting: {e})", f.name)),
+                            None => bar.set_message(f.name.clone()),
+                        }
                     }
                     None => println!(
                         "{}",
-                        serde_json::json!({"id": f.id, "state": f.state, "have": f.have, "chunks": f.chunks})
+                        serde_json::json!({"id": f.id, "state": f.state, "have": f.have, "chunks": f.chunks, "error": f.error})
                     ),
                 }
                 if f.state == "complete" {

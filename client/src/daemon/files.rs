@@ -283,6 +283,12 @@ async fn fetch_round(d: &Arc<Daemon>) -> Result<()> {
                             st.bad.insert((id, peer), Instant::now());
                             d.bad_chunks
                                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        } else if matches!(
+                            e.downcast_ref::<node_core::files::FileError>(),
+                            Some(node_core::files::FileError::Io { .. })
+                        ) {
+                            // Here, not the peer: disk full, permissions.
+                            warn!(file = %id.short(8), error = %format!("{e:#}"), "cannot store a received chunk (retrying)");
                         } else {
                             debug!(peer = %peer.short(8), error = %format!("{e:#}"), "file fetch failed");
                         }

@@ -24,6 +24,10 @@ pub struct FileInfo {
     pub chunks: u32,
     /// Chunks held.
     pub have: u32,
+    /// Why the last chunk could not be written here (e.g. the disk is
+    /// full); the transfer goes on once it can.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 impl Node {
@@ -127,6 +131,7 @@ impl Node {
                 state: state.into(),
                 chunks: r.chunks,
                 have,
+                error: self.files.last_error(r.id),
             });
         }
         Ok(out)
