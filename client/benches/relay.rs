@@ -7,6 +7,7 @@
 //! Run: `cargo bench -p kith --bench relay` (`KITH_BENCH_N=N` messages).
 #![allow(clippy::unwrap_used)]
 
+use kith_tests::{root_with, sh};
 use node_core::DeviceId;
 use node_core::crypto::SigningKey;
 use node_core::transport::{LinkPath, Transport};
@@ -17,28 +18,6 @@ use std::time::{Duration, Instant};
 const INNER: &str = "KITH_BENCH_RELAY_INNER";
 /// A typical signed message event is a few hundred bytes.
 const MESSAGE: usize = 300;
-
-fn sh(script: &str) {
-    let out = Command::new("sh").arg("-ec").arg(script).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{script}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn available() -> bool {
-    let root =
-        std::fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0);
-    let tools = ["unshare", "nft", "ip"].iter().all(|t| {
-        Command::new("sh")
-            .arg("-c")
-            .arg(format!("command -v {t}"))
-            .output()
-            .is_ok_and(|o| o.status.success())
-    });
-    root.unwrap_or(false) && tools
-}
 
 async fn bind(ip: [u8; 4]) -> (Transport, DeviceId) {
     let key = SigningKey::generate();
@@ -161,7 +140,7 @@ fn main() {
     if std::env::var_os(INNER).is_some() {
         return inner();
     }
-    if !available() {
+    if !root_with(&["unshare", "ip", "nft"]) {
         println!("skipped: needs root, unshare, ip and nft");
         return;
     }

@@ -9,41 +9,19 @@
 
 mod support;
 
+use kith_tests::{root_with, sh};
 use std::process::Command;
 use std::time::Duration;
 use support::{Running, kith, ok, wait_until};
 
 const INNER: &str = "KITH_NETNS_INNER";
 
-fn sh(script: &str) -> String {
-    let out = Command::new("sh").arg("-c").arg(script).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{script}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn available() -> bool {
-    let root =
-        std::fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0);
-    let tools = ["unshare", "ip", "nft"].iter().all(|t| {
-        Command::new("sh")
-            .arg("-c")
-            .arg(format!("command -v {t}"))
-            .output()
-            .is_ok_and(|o| o.status.success())
-    });
-    root.unwrap_or(false) && tools
-}
-
 #[test]
 fn loopback_daemons_send_nothing_beyond_loopback() {
     if std::env::var_os(INNER).is_some() {
         return inner();
     }
-    if !available() {
+    if !root_with(&["unshare", "ip", "nft"]) {
         // CI runs as root with iproute2 and nftables (installed by .ci/run).
         eprintln!("skipped: needs root, unshare, ip and nft");
         return;

@@ -22,8 +22,10 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Query, Request, State};
-use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::extract::{
+    ConnectInfo, DefaultBodyLimit, FromRequest, FromRequestParts, Path, Query, Request, State,
+};
+use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
@@ -110,20 +112,56 @@ fn json<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(bytes).map_err(|err| ApiError::BadRequest(format!("bad JSON: {err}")))
 }
 
-/// An owner request for `mailbox` from the parts of an HTTP request.
-fn owner<'a>(
-    mailbox: &'a MailboxId,
-    method: &'a Method,
-    uri: &'a Uri,
-    headers: &'a HeaderMap,
-    body: &'a [u8],
-) -> OwnerRequest<'a> {
-    OwnerRequest {
-        mailbox,
-        authorization: authorization(headers),
-        method: method.as_str(),
-        path: uri.path(),
-        body,
+/// An owner request as it arrived: the mailbox (and slot) in the path, the
+/// method, the path, the `Authorization` header and the whole body — what
+/// [`Service`] checks the signature against.
+struct Signed {
+    id: MailboxId,
+    slot: Option<String>,
+    method: Method,
+    path: String,
+    authorization: Option<String>,
+    body: Bytes,
+}
+
+impl Signed {
+    fn request(&self) -> OwnerRequest<'_> {
+        OwnerRequest {
+            mailbox: &self.id,
+            authorization: self.authorization.as_deref(),
+            method: self.method.as_str(),
+            path: &self.path,
+            body: &self.body,
+        }
+    }
+}
+
+impl<S: Send + Sync> FromRequest<S> for Signed {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let (mut parts, raw) = request.into_parts();
+        let Path(params) = Path::<Vec<(String, String)>>::from_request_parts(&mut parts, state)
+            .await
+            .map_err(|rejection| ApiError::BadRequest(rejection.body_text()))?;
+        let param = |name: &str| {
+            params
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        };
+        let id = mailbox_id(&param("id").unwrap_or_default())?;
+        let authorization = authorization(&parts.headers).map(str::to_owned);
+        let (method, path) = (parts.method.clone(), parts.uri.path().to_owned());
+        let body = body(Bytes::from_request(Request::from_parts(parts, raw), state).await)?;
+        Ok(Self {
+            id,
+            slot: param("slot"),
+            method,
+            path,
+            authorization,
+            body,
+        })
     }
 }
 
@@ -143,20 +181,8 @@ async fn challenge(
     }))
 }
 
-async fn register(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    raw: Result<Bytes, BytesRejection>,
-) -> Result<StatusCode, ApiError> {
-    let id = mailbox_id(&id)?;
-    let raw = body(raw)?;
-    let created = state
-        .service
-        .register(owner(&id, &method, &uri, &headers, &raw))
-        .await?;
+async fn register(State(state): State<AppState>, call: Signed) -> Result<StatusCode, ApiError> {
+    let created = state.service.register(call.request()).await?;
     Ok(if created {
         StatusCode::CREATED
     } else {
@@ -164,20 +190,8 @@ async fn register(
     })
 }
 
-async fn remove(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    raw: Result<Bytes, BytesRejection>,
-) -> Result<StatusCode, ApiError> {
-    let id = mailbox_id(&id)?;
-    let raw = body(raw)?;
-    state
-        .service
-        .remove(owner(&id, &method, &uri, &headers, &raw))
-        .await?;
+async fn remove(State(state): State<AppState>, call: Signed) -> Result<StatusCode, ApiError> {
+    state.service.remove(call.request()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -198,17 +212,8 @@ struct TokenCount {
     tokens: i64,
 }
 
-async fn tokens(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    raw: Result<Bytes, BytesRejection>,
-) -> Result<Json<TokenCount>, ApiError> {
-    let id = mailbox_id(&id)?;
-    let raw = body(raw)?;
-    let changes: TokenChanges = json(&raw)?;
+async fn tokens(State(state): State<AppState>, call: Signed) -> Result<Json<TokenCount>, ApiError> {
+    let changes: TokenChanges = json(&call.body)?;
     let parse = |list: &[String]| {
         list.iter()
             .map(|h| {
@@ -220,30 +225,14 @@ async fn tokens(
     let (add, removed) = (parse(&changes.add)?, parse(&changes.remove)?);
     let tokens = state
         .service
-        .update_tokens(
-            owner(&id, &method, &uri, &headers, &raw),
-            &add,
-            &removed,
-            changes.replace,
-        )
+        .update_tokens(call.request(), &add, &removed, changes.replace)
         .await?;
     Ok(Json(TokenCount { tokens }))
 }
 
-async fn put_prekeys(
-    State(state): State<AppState>,
-    Path((id, slot)): Path<(String, String)>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    raw: Result<Bytes, BytesRejection>,
-) -> Result<StatusCode, ApiError> {
-    let id = mailbox_id(&id)?;
-    let raw = body(raw)?;
-    state
-        .service
-        .put_prekeys(owner(&id, &method, &uri, &headers, &raw), &slot)
-        .await?;
+async fn put_prekeys(State(state): State<AppState>, call: Signed) -> Result<StatusCode, ApiError> {
+    let slot = call.slot.clone().unwrap_or_default();
+    state.service.put_prekeys(call.request(), &slot).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -341,18 +330,14 @@ fn cursor(text: &str) -> Result<(i64, Vec<u8>), ApiError> {
 
 async fn fetch(
     State(state): State<AppState>,
-    Path(id): Path<String>,
     Query(page): Query<Page>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
+    call: Signed,
 ) -> Result<Json<Fetched>, ApiError> {
-    let id = mailbox_id(&id)?;
     let after = page.after.as_deref().map(cursor).transpose()?;
     let (deposits, more) = state
         .service
         .fetch(
-            owner(&id, &method, &uri, &headers, &[]),
+            call.request(),
             after.as_ref().map(|(ms, id)| (*ms, id.as_slice())),
         )
         .await?;
@@ -384,17 +369,8 @@ struct Deleted {
     deleted: u64,
 }
 
-async fn delete(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    raw: Result<Bytes, BytesRejection>,
-) -> Result<Json<Deleted>, ApiError> {
-    let id = mailbox_id(&id)?;
-    let raw = body(raw)?;
-    let request: DeleteIds = json(&raw)?;
+async fn delete(State(state): State<AppState>, call: Signed) -> Result<Json<Deleted>, ApiError> {
+    let request: DeleteIds = json(&call.body)?;
     let ids = request
         .ids
         .iter()
@@ -403,9 +379,6 @@ async fn delete(
                 .map_err(|err| ApiError::BadRequest(format!("bad deposit id: {err}")))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let deleted = state
-        .service
-        .delete(owner(&id, &method, &uri, &headers, &raw), &ids)
-        .await?;
+    let deleted = state.service.delete(call.request(), &ids).await?;
     Ok(Json(Deleted { deleted }))
 }

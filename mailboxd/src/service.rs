@@ -354,7 +354,8 @@ impl Service {
             .map_err(ApiError::internal)
     }
 
-    /// Checks a `Bearer` token against the mailbox's.
+    /// Checks a `Bearer` token against the mailbox's. A token the mailbox
+    /// never issued costs one read (never a place in the writer's queue).
     async fn token(
         &self,
         mailbox: &MailboxId,
@@ -366,12 +367,7 @@ impl Service {
         let hash = DeliveryToken::from_bearer(header)
             .map_err(|err| ApiError::Unauthorized(format!("bad delivery token: {err}")))?
             .hash();
-        let known = self
-            .store
-            .token_known(mailbox.as_bytes(), hash.as_bytes())
-            .await
-            .map_err(ApiError::internal)?;
-        if !known {
+        if !self.token_seen(mailbox, &hash).await? {
             return Err(ApiError::Forbidden(
                 "this delivery token does not open this mailbox".into(),
             ));
@@ -398,20 +394,13 @@ impl Service {
         if body.is_empty() {
             return Err(ApiError::BadRequest("empty deposit".into()));
         }
-        let header = authorization.ok_or_else(|| {
-            ApiError::Unauthorized("missing Authorization: Bearer DELIVERY-TOKEN".into())
-        })?;
-        let hash = DeliveryToken::from_bearer(header)
-            .map_err(|err| ApiError::Unauthorized(format!("bad delivery token: {err}")))?
-            .hash();
-        // A token the mailbox never issued costs one read, not a place in
-        // the writer's queue.
-        if !self.token_seen(mailbox, &hash).await? {
-            self.metrics.deposit("unknown_token");
-            return Err(ApiError::Forbidden(
-                "this delivery token does not open this mailbox".into(),
-            ));
-        }
+        let hash = match self.token(mailbox, authorization).await {
+            Err(err @ ApiError::Forbidden(_)) => {
+                self.metrics.deposit("unknown_token");
+                return Err(err);
+            }
+            other => other?,
+        };
         let now = now_ms();
         let ttl_ms = ttl_secs
             .map(|s| i64::try_from(s.saturating_mul(1000)).unwrap_or(i64::MAX))

@@ -36,6 +36,37 @@ pub fn kith_bin() -> PathBuf {
     bin
 }
 
+/// Runs `script` with `sh -ec`; fails the test with its stderr if it fails.
+/// Returns its stdout.
+pub fn sh(script: &str) -> String {
+    let out = Command::new("sh")
+        .arg("-ec")
+        .arg(script)
+        .output()
+        .expect("running sh");
+    assert!(
+        out.status.success(),
+        "{script}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Whether this runs as root with every one of `tools` on the PATH (what
+/// network-namespace and mount tests need).
+pub fn root_with(tools: &[&str]) -> bool {
+    let root =
+        std::fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0);
+    let found = tools.iter().all(|t| {
+        Command::new("sh")
+            .arg("-c")
+            .arg(format!("command -v {t}"))
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
+    root.unwrap_or(false) && found
+}
+
 /// A server binary (`kith-mailboxd`, …) beside the `kith` binary.
 pub fn server_bin(name: &str) -> PathBuf {
     let bin = kith_bin().with_file_name(name);

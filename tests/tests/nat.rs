@@ -12,38 +12,12 @@
 //! direct path. Needs root, `ip` and `nft`; skipped (with a message) without
 //! them, except in CI, where it must run.
 
-use kith_tests::{Daemon, Profile, kith_bin, pair, server_bin, wait_until};
+use kith_tests::{Daemon, Profile, kith_bin, pair, root_with, server_bin, sh, wait_until};
 use service_kit::testing::RunningServer;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(60);
-
-fn sh(script: &str) {
-    let out = Command::new("sh")
-        .arg("-ec")
-        .arg(script)
-        .output()
-        .expect("running sh");
-    assert!(
-        out.status.success(),
-        "{script}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn available() -> bool {
-    let root =
-        std::fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0);
-    let tools = ["ip", "nft"].iter().all(|t| {
-        Command::new("sh")
-            .arg("-c")
-            .arg(format!("command -v {t}"))
-            .output()
-            .is_ok_and(|o| o.status.success())
-    });
-    root.unwrap_or(false) && tools
-}
 
 /// The namespaces; removed on drop.
 struct Topology {
@@ -142,7 +116,7 @@ fn texts(p: &Profile, target: &str) -> Vec<String> {
 
 #[test]
 fn devices_behind_two_nats_talk_through_the_relay() {
-    if !available() {
+    if !root_with(&["ip", "nft"]) {
         assert!(
             std::env::var_os("CI").is_none(),
             "CI must run the NAT test (root, ip, nft)"
