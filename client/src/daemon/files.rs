@@ -113,7 +113,7 @@ async fn serve_one(
         (offer, node.file_store())
     };
     for i in chunks {
-        match files.read_chunk(id, &offer, i).await {
+        match files.read_chunk_to_serve(id, &offer, i).await {
             Ok(Some(mut data)) => {
                 if d.corrupt_served
                     && let Some(b) = data.first_mut()
