@@ -237,30 +237,52 @@ pub fn prepare(
     let mut input = File::open(path).map_err(io("cannot read", path))?;
     let mut whole = Hasher::new(HashDomain::FILE);
     let mut chunks = Vec::new();
-    let mut buf = vec![0u8; chunk_size as usize];
-    let mut done = 0u64;
-    let result = (|| {
-        while done < size {
-            let want = (size - done).min(u64::from(chunk_size)) as usize;
-            input
-                .read_exact(&mut buf[..want])
-                .map_err(io("cannot read", path))?;
-            let chunk = &buf[..want];
-            whole.update(chunk);
-            chunks.push(hash(HashDomain::FILE_CHUNK, chunk));
-            let slot = encrypt_chunk(&key, chunk);
-            out.write_all(&slot).map_err(io("cannot write", &target))?;
-            // Slots are fixed-size: pad a short last one.
-            let pad = slot_len(chunk_size) as usize - slot.len();
-            if pad > 0 {
-                out.seek(SeekFrom::Current(pad as i64))
-                    .map_err(io("cannot write", &target))?;
+    // Two threads: this one reads and hashes the whole content (one pass
+    // in order); a second hashes each chunk, encrypts it and writes it.
+    let result = std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
+        let (key, target) = (&key, &target);
+        let writer = scope.spawn(move || -> Result<Vec<[u8; 32]>, FileError> {
+            let mut chunks = Vec::new();
+            for chunk in rx {
+                chunks.push(hash(HashDomain::FILE_CHUNK, &chunk));
+                let slot = encrypt_chunk(key, &chunk);
+                out.write_all(&slot).map_err(io("cannot write", target))?;
+                // Slots are fixed-size: pad a short last one.
+                let pad = slot_len(chunk_size) as usize - slot.len();
+                if pad > 0 {
+                    out.seek(SeekFrom::Current(pad as i64))
+                        .map_err(io("cannot write", target))?;
+                }
             }
-            done += want as u64;
-            progress(done, size);
-        }
-        out.sync_all().map_err(io("cannot write", &target))
-    })();
+            out.sync_all().map_err(io("cannot write", target))?;
+            Ok(chunks)
+        });
+        let mut done = 0u64;
+        let read = (|| {
+            while done < size {
+                let want = (size - done).min(u64::from(chunk_size)) as usize;
+                let mut chunk = vec![0u8; want];
+                input
+                    .read_exact(&mut chunk)
+                    .map_err(io("cannot read", path))?;
+                whole.update(&chunk);
+                if tx.send(chunk).is_err() {
+                    // The writer stopped: its error says why.
+                    break;
+                }
+                done += want as u64;
+                progress(done, size);
+            }
+            Ok::<_, FileError>(())
+        })();
+        drop(tx);
+        let written = writer
+            .join()
+            .unwrap_or_else(|_| Err(FileError::Invalid("the file writer stopped".into())));
+        read.and(written)
+    });
+    let result = result.map(|c| chunks = c);
     if let Err(e) = result {
         let _ = std::fs::remove_file(&target);
         return Err(e);
