@@ -66,6 +66,16 @@ fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> FileErr
     move |source| FileError::Io { what, path, source }
 }
 
+/// Creates a new file only the owner can read (failing if it exists).
+fn create_private(path: &Path, what: &'static str) -> Result<File, FileError> {
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io(what, path))
+}
+
 /// What a file offer event says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileOffer {
@@ -228,12 +238,7 @@ pub fn prepare(
     let key = StreamKey::from_bytes(SecretBytes::random());
     let local = to_base32(&random_bytes::<16>());
     let target = dir.join(format!("{local}.kith"));
-    let mut out = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&target)
-        .map_err(io("cannot create", &target))?;
+    let mut out = create_private(&target, "cannot create")?;
     let mut input = File::open(path).map_err(io("cannot read", path))?;
     let mut whole = Hasher::new(HashDomain::FILE);
     let mut chunks = Vec::new();
@@ -742,12 +747,7 @@ impl FileStore {
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default()
         ));
-        let mut out = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(io("cannot write", &tmp))?;
+        let mut out = create_private(&tmp, "cannot write")?;
         let mut whole = Hasher::new(HashDomain::FILE);
         let result = async {
             for i in 0..offer.chunk_count() {

@@ -161,23 +161,25 @@ fn client() -> Result<reqwest::Client> {
 /// Register, tokens, prekeys, grants, collection.
 async fn own_mailbox(daemon: &Daemon, http: &reqwest::Client, state: &mut State) -> Result<()> {
     let now = crate::now_ms();
-    let (setting, due, tokens, bundle) = {
+    let (setting, due, tokens, rotated) = {
         let node = daemon.node.lock().await;
         let setting = node.mailbox();
         let due = node.grants_due();
-        let tokens: HashSet<[u8; 32]> = node
-            .contacts()
-            .into_iter()
-            .filter(|c| c.trust != "compromised")
-            .filter_map(|c| node.delivery_token(c.id).map(|t| *t.hash().as_bytes()))
-            .collect();
-        if setting.is_some() {
-            node.rotate_prekeys(now).await?;
+        let tokens: HashSet<[u8; 32]> = match &setting {
+            Some(m) => node
+                .uncompromised_contacts()
+                .into_iter()
+                .map(|c| *m.token_for(c).hash().as_bytes())
+                .collect(),
+            None => HashSet::new(),
+        };
+        let rotated = if setting.is_some() {
+            node.rotate_prekeys(now).await?
         } else {
             node.retire_prekeys(now).await?;
-        }
-        let bundle = node.prekey_bundle().await?;
-        (setting, due, tokens, bundle)
+            false
+        };
+        (setting, due, tokens, rotated)
     };
     let Some(setting) = setting else {
         state.registered = None;
@@ -215,12 +217,18 @@ async fn own_mailbox(daemon: &Daemon, http: &reqwest::Client, state: &mut State)
         }
         state.tokens = tokens;
     }
-    if let Some(bundle) = bundle
-        && state.published.as_ref() != Some(&bundle)
-    {
-        let slot = daemon.node.lock().await.device().short(16);
-        server.put_prekeys(&slot, &bundle).await?;
-        state.published = Some(bundle);
+    // The prekey is signed and published only when new or not yet there.
+    if rotated || state.published.is_none() {
+        let (bundle, slot) = {
+            let node = daemon.node.lock().await;
+            (node.prekey_bundle().await?, node.device().short(16))
+        };
+        if let Some(bundle) = bundle
+            && state.published.as_ref() != Some(&bundle)
+        {
+            server.put_prekeys(&slot, &bundle).await?;
+            state.published = Some(bundle);
+        }
     }
     // Grants go out only once the server knows the tokens they carry.
     write_grants(daemon, &due).await;
@@ -302,11 +310,15 @@ async fn deposit_all(daemon: &Daemon, http: &reqwest::Client, state: &mut State)
     let connected: HashSet<_> = daemon.connected().into_iter().collect();
     let targets: Vec<(AccountId, Grant)> = {
         let node = daemon.node.lock().await;
-        node.contacts()
+        node.uncompromised_contacts()
             .into_iter()
-            .filter(|c| c.trust != "compromised")
-            .filter(|c| !c.devices.iter().any(|d| connected.contains(d)))
-            .filter_map(|c| node.grant_from(c.id).map(|g| (c.id, g)))
+            .filter(|c| {
+                !node
+                    .contact_devices(c)
+                    .iter()
+                    .any(|d| connected.contains(d))
+            })
+            .filter_map(|c| node.grant_from(c).map(|g| (c, g)))
             .collect()
     };
     for (contact, grant) in targets {

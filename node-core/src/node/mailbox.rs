@@ -56,6 +56,24 @@ pub struct MailboxSetting {
     pub key: MailboxKey,
 }
 
+impl MailboxSetting {
+    /// The delivery token `contact` gets: `BLAKE2b(key = mailbox seed,
+    /// contact account)`, the same on every own device.
+    pub fn token_for(&self, contact: AccountId) -> DeliveryToken {
+        let seed = self.key.seed();
+        let mut bytes = crypto::blake2b(contact.as_bytes(), Some(seed.as_bytes()), 32);
+        let mut token = SecretBytes::new([0u8; 32]);
+        token.expose_mut().copy_from_slice(&bytes);
+        zeroize::Zeroize::zeroize(&mut bytes);
+        DeliveryToken::from_bytes(token)
+    }
+
+    /// The grant `contact` gets for this mailbox.
+    fn grant_for(&self, contact: AccountId) -> Vec<u8> {
+        encode_grant(&self.url, &self.key.id(), &self.token_for(contact))
+    }
+}
+
 impl std::fmt::Debug for MailboxSetting {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MailboxSetting")
@@ -169,12 +187,17 @@ impl Node {
     /// The delivery token `contact` gets for the current mailbox: derived
     /// from the mailbox seed, the same on every own device.
     pub fn delivery_token(&self, contact: AccountId) -> Option<DeliveryToken> {
-        let mailbox = self.mailbox()?;
-        let seed = mailbox.key.seed();
-        let mut bytes = crypto::blake2b(contact.as_bytes(), Some(seed.as_bytes()), 32);
-        let token = SecretBytes::from_slice("delivery token", &bytes).ok()?;
-        zeroize::Zeroize::zeroize(&mut bytes);
-        Some(DeliveryToken::from_bytes(token))
+        Some(self.mailbox()?.token_for(contact))
+    }
+
+    /// Contacts not marked compromised: those that get a delivery token
+    /// and that this device deposits for.
+    pub fn uncompromised_contacts(&self) -> Vec<AccountId> {
+        self.contacts
+            .iter()
+            .filter(|(_, c)| c.trust != super::trust::Trust::Compromised)
+            .map(|(id, _)| *id)
+            .collect()
     }
 
     /// Contacts whose newest grant from us does not match the current
@@ -185,12 +208,7 @@ impl Node {
             .keys()
             .filter(|c| {
                 let ours = self.grants.get(&(**c, true)).map(|(_, b)| b.as_slice());
-                let wanted = match &current {
-                    Some(m) => self
-                        .delivery_token(**c)
-                        .map(|t| encode_grant(&m.url, &m.key.id(), &t)),
-                    None => None,
-                };
+                let wanted = current.as_ref().map(|m| m.grant_for(**c));
                 match (ours, wanted) {
                     (None, None) => false,
                     (Some(ours), None) => !ours.is_empty() && decode_grant(ours).is_some(),
@@ -205,9 +223,9 @@ impl Node {
     /// with `contact`.
     pub async fn write_grant(&mut self, contact: AccountId, now: i64) -> Result<(), NodeError> {
         self.require_contact(contact)?;
-        let body = match (self.mailbox(), self.delivery_token(contact)) {
-            (Some(m), Some(token)) => encode_grant(&m.url, &m.key.id(), &token),
-            _ => Writer::new().str("").finish(),
+        let body = match self.mailbox() {
+            Some(m) => m.grant_for(contact),
+            None => Writer::new().str("").finish(),
         };
         let log = LogId::conversation(self.account, contact);
         self.append_for(log, conversation_kind::MAILBOX_GRANT, body, now, &[contact])
@@ -396,7 +414,7 @@ impl Node {
     ) -> Result<Vec<Vec<u8>>, NodeError> {
         let ids: Vec<_> = self
             .store
-            .undelivered_to(account, i64::MAX)
+            .undelivered_to(account)
             .await?
             .into_iter()
             .filter(|id| !skip.contains(id))

@@ -397,30 +397,18 @@ impl Store {
                 .fetch_all(&self.pool)
                 .await
                 .map_err(db("reading the outbox"))?;
-        Ok(rows
-            .into_iter()
-            .filter_map(|b| b.try_into().ok().map(EventId::from_bytes))
-            .collect())
+        Ok(event_ids(rows))
     }
 
-    /// Up to `limit` events still waiting for delivery to `account`, oldest
-    /// queued first.
-    pub async fn undelivered_to(
-        &self,
-        account: AccountId,
-        limit: i64,
-    ) -> Result<Vec<EventId>, StoreError> {
+    /// Events still waiting for delivery to `account`, oldest queued first.
+    pub async fn undelivered_to(&self, account: AccountId) -> Result<Vec<EventId>, StoreError> {
         let rows: Vec<Vec<u8>> =
-            sqlx::query_scalar("SELECT event FROM outbox WHERE account = ? ORDER BY rowid LIMIT ?")
+            sqlx::query_scalar("SELECT event FROM outbox WHERE account = ? ORDER BY rowid")
                 .bind(account.as_bytes().as_slice())
-                .bind(limit)
                 .fetch_all(&self.pool)
                 .await
                 .map_err(db("reading the outbox"))?;
-        Ok(rows
-            .into_iter()
-            .filter_map(|b| b.try_into().ok().map(EventId::from_bytes))
-            .collect())
+        Ok(event_ids(rows))
     }
 
     /// Number of events waiting for delivery.
@@ -556,4 +544,11 @@ fn row_to_event(r: &sqlx::sqlite::SqliteRow) -> Result<StoredEvent, StoreError> 
         },
     };
     Ok(StoredEvent { event, info })
+}
+
+/// Event ids from id columns (a value of the wrong length is skipped).
+fn event_ids(rows: Vec<Vec<u8>>) -> Vec<EventId> {
+    rows.into_iter()
+        .filter_map(|b| b.try_into().ok().map(EventId::from_bytes))
+        .collect()
 }
