@@ -16,27 +16,22 @@
 //! Ids, hashes and challenges are base32; bodies and bundles base64. Every
 //! `/v1` request counts against its client address's rate limit.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{
-    ConnectInfo, DefaultBodyLimit, FromRequest, FromRequestParts, Path, Query, Request, State,
-};
+use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Path, Query, Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
-use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::middleware;
 use axum::routing::{get, post, put};
 use axum::{Json, extract::rejection::BytesRejection};
 use data_encoding::BASE64;
 use node_core::mailbox::{MailboxId, TokenHash};
 use node_core::wire;
 use serde::{Deserialize, Serialize};
+use service_kit::rate::{RateLimiter, rate_limit};
 use service_kit::{ApiError, Health, Metrics};
 
-use crate::rate::RateLimiter;
 use crate::service::{OwnerRequest, Service};
 
 /// Largest body of anything but a deposit.
@@ -50,7 +45,10 @@ struct AppState {
 /// The full router of the server.
 pub fn router(service: Service, metrics: Metrics, health: Health) -> Router {
     let limits = service.limits().clone();
-    let limiter = Arc::new(RateLimiter::new(limits.rate_limit, limits.rate_burst));
+    let limiter = Arc::new(RateLimiter::new(
+        f64::from(limits.rate_limit),
+        limits.rate_burst,
+    ));
     let state = AppState { service };
     let deposits = Router::new()
         .route("/v1/mailboxes/{id}/deposits", post(deposit).get(fetch))
@@ -69,23 +67,6 @@ pub fn router(service: Service, metrics: Metrics, health: Health) -> Router {
         .with_state(state)
         .layer(middleware::from_fn_with_state(limiter, rate_limit));
     service_kit::base_router(v1, metrics, health)
-}
-
-async fn rate_limit(
-    State(limiter): State<Arc<RateLimiter>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let addr = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|info| info.0.ip());
-    if let Some(addr) = addr
-        && !limiter.allow(addr, Instant::now())
-    {
-        return ApiError::TooManyRequests("rate limit exceeded: slow down".into()).into_response();
-    }
-    next.run(request).await
 }
 
 fn mailbox_id(text: &str) -> Result<MailboxId, ApiError> {

@@ -11,7 +11,6 @@ use clap::Parser as _;
 
 mod config;
 mod http;
-mod rate;
 mod server;
 mod service;
 mod store;

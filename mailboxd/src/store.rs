@@ -10,15 +10,10 @@
 //!
 //! Not here: what a request may do (`service.rs`) or HTTP (`http.rs`).
 
-use std::path::Path;
-use std::sync::Once;
-
-use anyhow::Context as _;
 use service_kit::DatabaseUrl;
-use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::any::AnyRow;
 use sqlx::{AnyPool, Row as _};
 
-static DRIVERS: Once = Once::new();
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -86,48 +81,9 @@ pub struct Quotas {
 impl Store {
     /// Opens (creating if needed) and migrates the database.
     pub async fn open(url: &DatabaseUrl) -> anyhow::Result<Self> {
-        DRIVERS.call_once(sqlx::any::install_default_drivers);
         let sqlite = matches!(url, DatabaseUrl::Sqlite(_));
-        let (pool, migrations) = match url {
-            DatabaseUrl::Sqlite(path) => {
-                if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(parent)
-                        .with_context(|| format!("creating {}", parent.display()))?;
-                }
-                let pool = AnyPoolOptions::new()
-                    .max_connections(8)
-                    .after_connect(|conn, _meta| {
-                        Box::pin(async move {
-                            sqlx::query("PRAGMA busy_timeout = 5000")
-                                .execute(&mut *conn)
-                                .await?;
-                            sqlx::query("PRAGMA journal_mode = WAL")
-                                .execute(&mut *conn)
-                                .await?;
-                            sqlx::query("PRAGMA synchronous = NORMAL")
-                                .execute(&mut *conn)
-                                .await?;
-                            Ok(())
-                        })
-                    })
-                    .connect(&sqlite_url(path))
-                    .await
-                    .with_context(|| format!("opening {url}"))?;
-                (pool, &SQLITE_MIGRATIONS)
-            }
-            DatabaseUrl::Postgres(_) => {
-                let pool = AnyPoolOptions::new()
-                    .max_connections(16)
-                    .connect(&url.connect_string())
-                    .await
-                    .with_context(|| format!("connecting to {url}"))?;
-                (pool, &POSTGRES_MIGRATIONS)
-            }
-        };
-        migrations
-            .run(&pool)
-            .await
-            .with_context(|| format!("migrating {url}"))?;
+        let pool =
+            service_kit::database::open_pool(url, &SQLITE_MIGRATIONS, &POSTGRES_MIGRATIONS).await?;
         Ok(Self { pool, sqlite })
     }
 
@@ -617,11 +573,6 @@ async fn release(tx: &mut sqlx::Transaction<'_, sqlx::Any>, gone: &[Gone]) -> sq
         }
     }
     Ok(())
-}
-
-/// `sqlite://PATH?mode=rwc`: create the file if missing.
-fn sqlite_url(path: &Path) -> String {
-    format!("sqlite://{}?mode=rwc", path.display())
 }
 
 #[cfg(test)]

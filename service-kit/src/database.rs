@@ -5,15 +5,76 @@
 //! Anything else is refused when the flag or config file is read, not when
 //! the server first touches its store.
 //!
-//! Not here: opening the database. A PostgreSQL URL may carry a password, so
-//! `Display` and `Debug` redact it; only [`DatabaseUrl::connect_string`] gives
-//! the full URL, for the driver.
+//! [`open_pool`] opens either through sqlx's `Any` driver and runs the
+//! server's migrations, so each server keeps one set of queries for both.
+//! A PostgreSQL URL may carry a password, so `Display` and `Debug` redact it;
+//! only [`DatabaseUrl::connect_string`] gives the full URL, for the driver.
+//!
+//! Not here: any server's tables or queries.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+use std::sync::Once;
+
+use anyhow::Context as _;
 use serde::Deserialize;
+use sqlx::AnyPool;
+use sqlx::any::AnyPoolOptions;
+use sqlx::migrate::Migrator;
+
+static DRIVERS: Once = Once::new();
+
+/// Opens the database at `url` (creating an SQLite file and its folder if
+/// needed) and runs the migrations for its backend. SQLite connections wait
+/// up to 5 s for a lock and use WAL with `synchronous = NORMAL`.
+pub async fn open_pool(
+    url: &DatabaseUrl,
+    sqlite: &'static Migrator,
+    postgres: &'static Migrator,
+) -> anyhow::Result<AnyPool> {
+    DRIVERS.call_once(sqlx::any::install_default_drivers);
+    let (pool, migrations) = match url {
+        DatabaseUrl::Sqlite(path) => {
+            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent)
+                    .with_context(|| format!("creating {}", parent.display()))?;
+            }
+            let pool = AnyPoolOptions::new()
+                .max_connections(8)
+                .after_connect(|conn, _meta| {
+                    Box::pin(async move {
+                        for pragma in [
+                            "PRAGMA busy_timeout = 5000",
+                            "PRAGMA journal_mode = WAL",
+                            "PRAGMA synchronous = NORMAL",
+                        ] {
+                            sqlx::query(pragma).execute(&mut *conn).await?;
+                        }
+                        Ok(())
+                    })
+                })
+                .connect(&format!("sqlite://{}?mode=rwc", path.display()))
+                .await
+                .with_context(|| format!("opening {url}"))?;
+            (pool, sqlite)
+        }
+        DatabaseUrl::Postgres(_) => {
+            let pool = AnyPoolOptions::new()
+                .max_connections(16)
+                .connect(&url.connect_string())
+                .await
+                .with_context(|| format!("connecting to {url}"))?;
+            (pool, postgres)
+        }
+    };
+    migrations
+        .run(&pool)
+        .await
+        .with_context(|| format!("migrating {url}"))?;
+    Ok(pool)
+}
 
 /// A parsed database location.
 #[derive(Clone, PartialEq, Eq, Deserialize)]

@@ -15,6 +15,8 @@
 //! - [`span`]: lengths of time as operators write them (`90s`, `1h`, `7d`).
 //! - [`metrics`]: the Prometheus registry with a request counter by route and
 //!   status and a build-info gauge.
+//! - [`rate`]: token buckets per client address (and per any other key),
+//!   and the middleware limiting requests per client address.
 //! - [`logging`]: tracing set-up (`RUST_LOG`, default `info`).
 //! - `testing` (feature `testing`): starting a real server binary on port 0 in
 //!   integration tests and talking HTTP/1.1 to it.
@@ -30,6 +32,7 @@ pub mod database;
 pub mod http;
 pub mod logging;
 pub mod metrics;
+pub mod rate;
 pub mod server;
 pub mod span;
 #[cfg(any(test, feature = "testing"))]

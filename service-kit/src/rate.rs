@@ -1,25 +1,34 @@
-//! Per-client-address rate limiting: a token bucket for each address.
+//! Rate limiting: a token bucket per key (a client address, a sender, a
+//! target), and the axum middleware that limits `/v1` requests per client
+//! address.
 //!
 //! In memory, per instance: with several instances behind a load balancer
 //! each enforces its own share. Buckets that have refilled are forgotten when
 //! the table grows, so memory stays bounded by the number of busy clients.
 //!
-//! Not here: quotas on what is stored (those are in the database).
+//! Not here: quotas on what is stored (those are in each server's database).
 
 use std::collections::HashMap;
-use std::net::IpAddr;
-use std::sync::Mutex;
+use std::hash::Hash;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse as _, Response};
+
+use crate::ApiError;
 
 /// Table size above which refilled buckets are dropped.
 const PRUNE_ABOVE: usize = 65_536;
 
-/// Token buckets keyed by client address.
+/// Token buckets keyed by client address (or any other key `K`).
 #[derive(Debug)]
-pub struct RateLimiter {
+pub struct RateLimiter<K = IpAddr> {
     rate: f64,
     burst: f64,
-    buckets: Mutex<HashMap<IpAddr, Bucket>>,
+    buckets: Mutex<HashMap<K, Bucket>>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -28,19 +37,10 @@ struct Bucket {
     at: Instant,
 }
 
-impl RateLimiter {
-    /// `rate` requests per second on average, `burst` at once.
-    pub fn new(rate: u32, burst: u32) -> Self {
-        Self {
-            rate: f64::from(rate),
-            burst: f64::from(burst),
-            buckets: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// Takes one token for `addr` at `now`; `false` if it has none left.
-    /// IPv6 clients share a bucket per /64 (one host usually holds a whole
-    /// /64, so per-address buckets would be free for it to multiply).
+impl RateLimiter<IpAddr> {
+    /// Takes one token for client address `addr` at `now`; `false` if it has
+    /// none left. IPv6 clients share a bucket per /64 (one host usually holds
+    /// a whole /64, so per-address buckets would be free for it to multiply).
     pub fn allow(&self, addr: IpAddr, now: Instant) -> bool {
         let addr = match addr {
             IpAddr::V6(v6) => {
@@ -50,6 +50,22 @@ impl RateLimiter {
             }
             v4 => v4,
         };
+        self.allow_key(addr, now)
+    }
+}
+
+impl<K: Hash + Eq> RateLimiter<K> {
+    /// `rate` requests per second on average, `burst` at once.
+    pub fn new(rate: f64, burst: u32) -> Self {
+        Self {
+            rate,
+            burst: f64::from(burst),
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Takes one token for `key` at `now`; `false` if it has none left.
+    pub fn allow_key(&self, key: K, now: Instant) -> bool {
         let mut buckets = self
             .buckets
             .lock()
@@ -57,7 +73,7 @@ impl RateLimiter {
         if buckets.len() > PRUNE_ABOVE {
             buckets.retain(|_, b| self.refilled(*b, now) < self.burst);
         }
-        let bucket = buckets.entry(addr).or_insert(Bucket {
+        let bucket = buckets.entry(key).or_insert(Bucket {
             tokens: self.burst,
             at: now,
         });
@@ -79,6 +95,26 @@ impl RateLimiter {
     }
 }
 
+/// Middleware: refuses a request with 429 once its client address has used
+/// its burst (`axum::middleware::from_fn_with_state(limiter, rate_limit)`).
+/// Needs the router served with `ConnectInfo<SocketAddr>` (as [`crate::Server`] does).
+pub async fn rate_limit(
+    State(limiter): State<Arc<RateLimiter>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let addr = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|info| info.0.ip());
+    if let Some(addr) = addr
+        && !limiter.allow(addr, Instant::now())
+    {
+        return ApiError::TooManyRequests("rate limit exceeded: slow down".into()).into_response();
+    }
+    next.run(request).await
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -87,7 +123,7 @@ mod tests {
 
     #[test]
     fn burst_then_refill_per_address() {
-        let limiter = RateLimiter::new(10, 3);
+        let limiter = RateLimiter::new(10.0, 3);
         let a = IpAddr::from([127, 0, 0, 1]);
         let b = IpAddr::from([127, 0, 0, 2]);
         let t0 = Instant::now();
