@@ -7,6 +7,7 @@
 
 pub mod cmd;
 pub mod daemon;
+pub mod names;
 pub mod passphrase;
 pub mod rpc;
 pub mod tui;
@@ -56,6 +57,9 @@ pub enum Command {
     /// Use a mailbox server for when all your devices are away.
     #[command(subcommand)]
     Mailbox(cmd::mailbox::Args),
+    /// Publish this account under a `name@domain` handle on a nameserver.
+    #[command(subcommand)]
+    Name(cmd::name::Args),
     /// Use a relay for reaching devices behind NATs.
     #[command(subcommand)]
     Relay(cmd::mailbox::RelayArgs),
@@ -99,6 +103,7 @@ pub fn main() -> ExitCode {
         Command::Delete(args) => cmd::delete::run(&home, args),
         Command::File(args) => cmd::file::run(&home, args),
         Command::Mailbox(args) => cmd::mailbox::run(&home, args),
+        Command::Name(args) => cmd::name::run(&home, args),
         Command::Relay(args) => cmd::mailbox::run_relay(&home, args),
         Command::Tui => tui::run(&home),
     };

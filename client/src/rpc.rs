@@ -117,6 +117,14 @@ pub enum Request {
     MailboxOff,
     /// The account's mailbox and which contacts offer theirs.
     MailboxStatus,
+    /// A signed record binding `handle` to this account's card (or
+    /// releasing it), for a nameserver: `{"record": base64}`.
+    NameRecord {
+        /// `name@domain`.
+        handle: String,
+        /// Release instead of bind.
+        release: bool,
+    },
     /// Use a relay (all own devices follow), or none with `None`.
     Relay {
         /// The relay, `http(s)://HOST[:PORT]`, or none to stop.

@@ -12,7 +12,7 @@ use clap::Parser;
 use serde::Deserialize;
 use service_kit::{CommonOptions, CommonSettings, DatabaseUrl, MissingSetting};
 
-use crate::domain_name::DomainName;
+use node_core::names::DomainName;
 
 /// The program name.
 pub const BINARY: &str = "kith-named";
@@ -41,6 +41,12 @@ pub struct Cli {
     /// Once listening, write the bound ADDR:PORT to this file.
     #[arg(long, env = "KITH_NAMED_READY_FILE", value_name = "FILE")]
     ready_file: Option<PathBuf>,
+    /// Requests per second allowed from one client address, on average [default: 20].
+    #[arg(long, env = "KITH_NAMED_RATE_LIMIT", value_name = "N")]
+    rate_limit: Option<u32>,
+    /// Requests one client address may send in a burst [default: 100].
+    #[arg(long, env = "KITH_NAMED_RATE_BURST", value_name = "N")]
+    rate_burst: Option<u32>,
 }
 
 /// The config file. Every key is optional; unknown keys are an error.
@@ -57,6 +63,10 @@ pub struct Config {
     pub database: Option<DatabaseUrl>,
     /// See `--ready-file`.
     pub ready_file: Option<PathBuf>,
+    /// See `--rate-limit`.
+    pub rate_limit: Option<u32>,
+    /// See `--rate-burst`.
+    pub rate_burst: Option<u32>,
 }
 
 /// Everything the server needs to start, all sources merged.
@@ -66,6 +76,10 @@ pub struct Settings {
     pub common: CommonSettings,
     /// The domain whose handles this server answers for.
     pub domain: DomainName,
+    /// Requests per second per client address, on average.
+    pub rate_limit: u32,
+    /// Requests per client address in a burst.
+    pub rate_burst: u32,
 }
 
 impl Settings {
@@ -73,9 +87,19 @@ impl Settings {
     pub fn load(mut cli: Cli) -> anyhow::Result<Self> {
         let mut file: Config = service_kit::load_file(cli.config.as_deref())?;
         let domain = cli.domain.take().or(file.domain.take());
+        let rate_limit = cli.rate_limit.or(file.rate_limit).unwrap_or(20);
+        let rate_burst = cli.rate_burst.or(file.rate_burst).unwrap_or(100);
+        if rate_limit < 1 || rate_burst < 1 {
+            anyhow::bail!("rate_limit and rate_burst must be at least 1");
+        }
         let common = CommonSettings::resolve(BINARY, cli.into_options(), file.into_options())?;
         let domain = domain.ok_or_else(|| MissingSetting::new(BINARY, "domain", "DOMAIN"))?;
-        Ok(Self { common, domain })
+        Ok(Self {
+            common,
+            domain,
+            rate_limit,
+            rate_burst,
+        })
     }
 }
 

@@ -1,13 +1,96 @@
-//! Every route of `kith-named`, in one place.
+//! Every route of `kith-named`, in one place. Handlers only translate
+//! between HTTP and [`Service`]; what is allowed is decided there.
 //!
-//! For now only the shared ones: `GET /healthz` and `GET /metrics`. The
-//! name API (register a signed binding, look up `name@domain`) comes with its
-//! own issue, with its domain logic kept free of axum types.
+//! | route | does |
+//! |---|---|
+//! | `POST /v1/names` | `{"record": base64}`: bind or release a handle (signed record) |
+//! | `GET /v1/names/{handle}` | `{"handle", "account", "issued", "record": base64}` or 404 |
+//!
+//! Every `/v1` request counts against its client address's rate limit.
 
-use axum::Router;
-use service_kit::{Health, Metrics};
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::routing::{get, post};
+use axum::{Json, Router, middleware};
+use data_encoding::BASE64;
+use node_core::names::MAX_RECORD;
+use serde::{Deserialize, Serialize};
+use service_kit::rate::{RateLimiter, rate_limit};
+use service_kit::{ApiError, Health, Metrics};
+
+use crate::service::{Lookup, NameServiceError, Service};
 
 /// The full router of the server.
-pub fn router(metrics: Metrics, health: Health) -> Router {
-    service_kit::base_router(Router::new(), metrics, health)
+pub fn router(service: Service, limiter: RateLimiter, metrics: Metrics, health: Health) -> Router {
+    let v1 = Router::new()
+        .route("/v1/names", post(submit))
+        .route("/v1/names/{handle}", get(lookup))
+        // base64 grows a record by a third.
+        .layer(DefaultBodyLimit::max(MAX_RECORD * 4 / 3 + 1024))
+        .with_state(service)
+        .layer(middleware::from_fn_with_state(
+            Arc::new(limiter),
+            rate_limit,
+        ));
+    service_kit::base_router(v1, metrics, health)
+}
+
+#[derive(Deserialize)]
+struct Submit {
+    record: String,
+}
+
+#[derive(Serialize)]
+struct Answer {
+    handle: String,
+    account: String,
+    issued: i64,
+    record: String,
+}
+
+impl From<Lookup> for Answer {
+    fn from(lookup: Lookup) -> Self {
+        Self {
+            handle: lookup.handle.to_string(),
+            account: lookup.account.to_string(),
+            issued: lookup.issued,
+            record: BASE64.encode(&lookup.record),
+        }
+    }
+}
+
+async fn submit(
+    State(service): State<Service>,
+    Json(body): Json<Submit>,
+) -> Result<Json<Answer>, ApiError> {
+    let bytes = BASE64
+        .decode(body.record.as_bytes())
+        .map_err(|_| ApiError::BadRequest("record: not base64".into()))?;
+    let answer = service.submit(&bytes, now_ms()).await.map_err(api_error)?;
+    Ok(Json(answer.into()))
+}
+
+async fn lookup(
+    State(service): State<Service>,
+    Path(handle): Path<String>,
+) -> Result<Json<Answer>, ApiError> {
+    let answer = service.lookup(&handle).await.map_err(api_error)?;
+    Ok(Json(answer.into()))
+}
+
+fn api_error(err: NameServiceError) -> ApiError {
+    match err {
+        NameServiceError::BadRequest(m) => ApiError::BadRequest(m),
+        NameServiceError::Forbidden(m) => ApiError::Forbidden(m),
+        NameServiceError::Conflict(m) => ApiError::Conflict(m),
+        NameServiceError::NotFound(m) => ApiError::NotFound(m),
+        NameServiceError::Storage(err) => ApiError::internal(err),
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }

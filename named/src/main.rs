@@ -1,17 +1,18 @@
 //! `kith-named`: the kith nameserver for one domain.
 //!
-//! Binds `name@domain` handles to contact cards signed by their account.
-//! This skeleton serves only `/healthz` and `/metrics`; the name API comes
-//! with its own issue.
+//! Binds `name@domain` handles to contact cards signed by their account:
+//! a record is accepted only with a signature of one of the account's
+//! active devices and the account log proving it (`service.rs`).
 
 use std::process::ExitCode;
 
 use clap::Parser as _;
 
 mod config;
-mod domain_name;
 mod http;
 mod server;
+mod service;
+mod store;
 
 use config::{Cli, Settings};
 

@@ -19,6 +19,9 @@ fn named() -> Command {
     ] {
         command.env_remove(format!("KITH_NAMED_{var}"));
     }
+    // Never the real ~/.local/share: tests that give no --data use this.
+    let home = tempfile::tempdir().expect("temp dir").keep();
+    command.env("XDG_DATA_HOME", home);
     command
 }
 

@@ -13,6 +13,7 @@ pub mod id;
 pub mod identity;
 pub mod log;
 pub mod mailbox;
+pub mod names;
 pub mod sync;
 pub mod wire;
 

@@ -12,6 +12,9 @@ fn pushd() -> Command {
     for var in ["LISTEN", "DATA", "DATABASE", "CONFIG", "READY_FILE"] {
         command.env_remove(format!("KITH_PUSHD_{var}"));
     }
+    // Never the real ~/.local/share: tests that give no --data use this.
+    let home = tempfile::tempdir().expect("temp dir").keep();
+    command.env("XDG_DATA_HOME", home);
     command
 }
 

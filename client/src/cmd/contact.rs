@@ -8,13 +8,19 @@ use std::path::Path;
 /// `kith contact` subcommands.
 #[derive(Debug, clap::Subcommand)]
 pub enum Args {
-    /// Add a contact from its `kith:` card.
+    /// Add a contact from its `kith:` card, or by `name@domain` (found
+    /// through the domain's nameserver; the answer is checked and the
+    /// contact stays unvalidated until you compare safety numbers).
     Add {
-        /// The card URI.
+        /// The card URI or handle.
         card: String,
         /// A local name for the contact.
         #[arg(long)]
         alias: Option<String>,
+        /// Ask these nameservers for a handle instead of finding the
+        /// domain's (repeatable; answers are cross-checked).
+        #[arg(long)]
+        nameserver: Vec<String>,
     },
     /// List contacts.
     List {
@@ -65,7 +71,25 @@ pub enum Args {
 pub fn run(home: &Path, args: Args) -> Result<()> {
     let rt = super::runtime()?;
     match args {
-        Args::Add { card, alias } => {
+        Args::Add {
+            card,
+            alias,
+            nameserver,
+        } => {
+            let card = if is_handle(&card) {
+                let handle = super::name::parse(&card)?;
+                let found = rt.block_on(async {
+                    let finder = crate::names::Finder::from_env()?;
+                    finder.find(&handle, &nameserver).await
+                })?;
+                super::name::report_silent(&found.silent);
+                found.card
+            } else {
+                if !nameserver.is_empty() {
+                    anyhow::bail!("--nameserver is for adding by name@domain, not by card");
+                }
+                card
+            };
             let v = rt.block_on(rpc::call(home, &Request::ContactAdd { card, alias }))?;
             println!(
                 "{}",
@@ -149,4 +173,10 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Whether `text` is a `name@domain` handle rather than a `kith:` card.
+fn is_handle(text: &str) -> bool {
+    let text = text.trim();
+    !text.to_ascii_lowercase().starts_with("kith:") && text.contains('@')
 }

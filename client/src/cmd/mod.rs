@@ -9,6 +9,7 @@ pub mod file;
 pub mod init;
 pub mod log;
 pub mod mailbox;
+pub mod name;
 pub mod send;
 pub mod status;
 

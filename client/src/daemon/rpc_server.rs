@@ -177,6 +177,16 @@ impl Daemon {
                 node.mark_read(with, now).await?;
                 serde_json::json!({})
             }
+            Request::NameRecord { handle, release } => {
+                let handle: node_core::names::Handle = handle
+                    .parse()
+                    .map_err(|e| anyhow::anyhow!("bad handle: {e}"))?;
+                let record = node.name_record(&handle, release, self.own_hints(), now)?;
+                serde_json::json!({
+                    "handle": handle.to_string(),
+                    "record": data_encoding::BASE64.encode(&record),
+                })
+            }
             Request::MailboxStatus => {
                 let mailbox = node.mailbox();
                 let contacts: Vec<serde_json::Value> = node

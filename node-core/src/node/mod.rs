@@ -488,6 +488,45 @@ impl Node {
         Ok(Card::sign(&self.key, &card))
     }
 
+    /// A signed name record for `handle`: binding it to this account's card
+    /// (with `hints`), or releasing it. It carries the account log, which
+    /// proves this device belongs to the account (see `crate::names`).
+    pub fn name_record(
+        &self,
+        handle: &crate::names::Handle,
+        release: bool,
+        hints: Vec<String>,
+        now: i64,
+    ) -> Result<Vec<u8>, NodeError> {
+        use crate::names::{MAX_RECORD_EVENTS, NameAction, NameRecord};
+        let action = if release {
+            NameAction::Release
+        } else {
+            NameAction::Bind {
+                card: self.card(hints, now)?,
+            }
+        };
+        let events: Vec<Event> = self
+            .accounts
+            .get(&self.account)
+            .map(|log| log.events().cloned().collect())
+            .unwrap_or_default();
+        if events.len() > MAX_RECORD_EVENTS {
+            return Err(NodeError::Invalid(format!(
+                "the account log has {} entries; a name record carries at most {MAX_RECORD_EVENTS}",
+                events.len()
+            )));
+        }
+        Ok(NameRecord::sign(
+            &self.key,
+            handle,
+            self.account,
+            &action,
+            now,
+            &events,
+        ))
+    }
+
     /// Runs an event received as bytes through the whole pipeline and
     /// stores what it accepts. On error nothing is stored.
     pub async fn ingest(&mut self, bytes: &[u8], now: i64) -> Result<Ingested, NodeError> {
