@@ -172,14 +172,16 @@ fn refused(response: &HttpResponse, status: u16, needle: &str) {
 fn suite(a: &RunningServer, b: &RunningServer) {
     let alice = Account::new("alice");
     let mallory = Account::new("mallory");
-    let handle = format!("alice@{DOMAIN}");
+    // Unique per run: a PostgreSQL database outlives the test.
+    let run = now() % 1_000_000_000;
+    let handle = format!("alice{run}@{DOMAIN}");
 
     // Unknown names and malformed handles.
     refused(&lookup(a, &handle), 404, "no such name");
     refused(&lookup(a, "not-a-handle"), 400, "bad handle");
 
     // Alice binds her name; both instances answer with her signed record.
-    let first = alice.bind(&format!("Alice@{DOMAIN}"), now());
+    let first = alice.bind(&format!("Alice{run}@{DOMAIN}"), now());
     let ok = submit(a, &first);
     assert_eq!(ok.status, 200, "{}", ok.body);
     for server in [a, b] {
@@ -218,7 +220,7 @@ fn suite(a: &RunningServer, b: &RunningServer) {
         &submit(
             a,
             &mallory.bind(
-                &format!("\u{430}\u{4cf}\u{456}\u{441}\u{435}@{DOMAIN}"),
+                &format!("\u{430}\u{4cf}\u{456}\u{441}\u{435}{run}@{DOMAIN}"),
                 now(),
             ),
         ),

@@ -14,6 +14,7 @@ pub mod identity;
 pub mod log;
 pub mod mailbox;
 pub mod names;
+pub mod push;
 pub mod sync;
 pub mod wire;
 

@@ -11,7 +11,10 @@ use clap::Parser as _;
 
 mod config;
 mod http;
+mod push;
 mod server;
+mod service;
+mod store;
 
 use config::{Cli, Settings};
 

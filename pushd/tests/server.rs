@@ -50,19 +50,17 @@ fn environment_variables_are_read() {
 
 #[test]
 fn flags_win_over_environment() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let database = format!("sqlite://{}", dir.path().join("x.db").display());
     let mut command = pushd();
     command.env("KITH_PUSHD_DATABASE", "ftp://ignored").args([
         "--listen",
         "127.0.0.1:0",
         "--database",
-        "sqlite:///tmp/x.db",
+        &database,
     ]);
     let server = RunningServer::start(&mut command);
-    assert!(
-        server.stderr().contains("sqlite:///tmp/x.db"),
-        "{}",
-        server.stderr()
-    );
+    assert!(server.stderr().contains(&database), "{}", server.stderr());
 }
 
 #[test]

@@ -98,12 +98,18 @@ pub enum ApiError {
     /// 409: conflicts with what is stored.
     #[error("{0}")]
     Conflict(String),
+    /// 410: it existed and is gone for good.
+    #[error("{0}")]
+    Gone(String),
     /// 413: the body is over a limit.
     #[error("{0}")]
     PayloadTooLarge(String),
     /// 429: over a rate or quota.
     #[error("{0}")]
     TooManyRequests(String),
+    /// 502: a service behind this one failed.
+    #[error("{0}")]
+    BadGateway(String),
     /// 500: our fault. Logged in full; the client sees only "internal error".
     #[error("internal error")]
     Internal(#[source] Box<dyn StdError + Send + Sync>),
@@ -123,6 +129,8 @@ impl ApiError {
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::Gone(_) => StatusCode::GONE,
+            Self::BadGateway(_) => StatusCode::BAD_GATEWAY,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

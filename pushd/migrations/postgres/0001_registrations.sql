@@ -1,0 +1,12 @@
+-- One registration per device: its platform token and the handle contacts use.
+CREATE TABLE registrations (
+    device BYTEA PRIMARY KEY,
+    handle BYTEA NOT NULL UNIQUE,
+    platform TEXT NOT NULL,
+    token TEXT NOT NULL,
+    p256dh TEXT NOT NULL,
+    auth TEXT NOT NULL,
+    senders BYTEA NOT NULL,
+    issued BIGINT NOT NULL,
+    updated_ms BIGINT NOT NULL
+);
