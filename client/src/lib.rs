@@ -60,6 +60,9 @@ pub enum Command {
     /// Publish this account under a `name@domain` handle on a nameserver.
     #[command(subcommand)]
     Name(cmd::name::Args),
+    /// Let contacts wake this device through a push relay.
+    #[command(subcommand)]
+    Push(cmd::push::Args),
     /// Use a relay for reaching devices behind NATs.
     #[command(subcommand)]
     Relay(cmd::mailbox::RelayArgs),
@@ -104,6 +107,7 @@ pub fn main() -> ExitCode {
         Command::File(args) => cmd::file::run(&home, args),
         Command::Mailbox(args) => cmd::mailbox::run(&home, args),
         Command::Name(args) => cmd::name::run(&home, args),
+        Command::Push(args) => cmd::push::run(&home, args),
         Command::Relay(args) => cmd::mailbox::run_relay(&home, args),
         Command::Tui => tui::run(&home),
     };

@@ -117,6 +117,18 @@ pub enum Request {
     MailboxOff,
     /// The account's mailbox and which contacts offer theirs.
     MailboxStatus,
+    /// Register this device with a push relay for `target` (the relay's
+    /// registration JSON: `{"platform", "token"}` or the WebPush fields).
+    PushUse {
+        /// The relay, `http(s)://HOST[:PORT]`.
+        url: String,
+        /// The platform target.
+        target: serde_json::Value,
+    },
+    /// Unregister this device from its push relay.
+    PushOff,
+    /// This device's relay and which contact devices can be woken.
+    PushStatus,
     /// A signed record binding `handle` to this account's card (or
     /// releasing it), for a nameserver: `{"record": base64}`.
     NameRecord {

@@ -142,10 +142,10 @@ fn names_are_registered_found_through_dns_and_checked() {
 
     let mut a = Profile::new();
     let alice = a.init("Alice");
-    let _ad = a.start_daemon();
+    let _ad = a.spawn_daemon();
     let mut b = Profile::new();
     let bob = b.init("Bob");
-    let _bd = b.start_daemon();
+    let _bd = b.spawn_daemon();
 
     // Registering: clear errors for bad input, then it works.
     let err = assert_fails_cleanly(&a.kith([
@@ -240,7 +240,7 @@ fn names_are_registered_found_through_dns_and_checked() {
     // Two nameservers that disagree: reported, nothing added.
     let mut c = Profile::new();
     c.init("Carol");
-    let _cd = c.start_daemon();
+    let _cd = c.spawn_daemon();
     let err = assert_fails_cleanly(&c.kith([
         "contact",
         "add",

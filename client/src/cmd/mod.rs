@@ -10,6 +10,7 @@ pub mod init;
 pub mod log;
 pub mod mailbox;
 pub mod name;
+pub mod push;
 pub mod send;
 pub mod status;
 

@@ -7,6 +7,7 @@ mod files;
 mod join;
 mod link;
 mod mailbox;
+mod push;
 mod rpc_server;
 
 use anyhow::{Context, Result};
@@ -63,6 +64,8 @@ pub struct Daemon {
     tasks: std::sync::Mutex<tokio::task::JoinSet<()>>,
     /// Wakes the mailbox loop (setting changed, link lost).
     mailbox_notify: tokio::sync::Notify,
+    /// Wakes the push loop (setting changed).
+    push_notify: tokio::sync::Notify,
     /// How often the own mailbox is collected, in milliseconds.
     mailbox_poll_ms: std::sync::atomic::AtomicU64,
     /// Links now open, with when each came up.
@@ -195,6 +198,7 @@ impl Daemon {
             corrupt_served: limits.danger_corrupt_served,
             bad_chunks: Default::default(),
             mailbox_notify: tokio::sync::Notify::new(),
+            push_notify: tokio::sync::Notify::new(),
             mailbox_poll_ms: std::sync::atomic::AtomicU64::new(
                 DEFAULT_MAILBOX_POLL.as_millis() as u64
             ),
@@ -217,6 +221,7 @@ impl Daemon {
         let dial = tokio::spawn(dial::dial_loop(Arc::clone(&self)));
         self.spawn(files::fetch_loop(Arc::clone(&self)));
         self.spawn(mailbox::mailbox_loop(Arc::clone(&self)));
+        self.spawn(push::push_loop(Arc::clone(&self)));
         let rx = self
             .receipts_rx
             .lock()

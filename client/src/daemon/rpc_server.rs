@@ -51,6 +51,52 @@ impl Daemon {
         Ok(serde_json::json!({ "url": current.url, "removed": removed }))
     }
 
+    /// `kith push use`: registers with the relay now (so a refusal is the
+    /// command's error), then keeps the setting; the push loop tells
+    /// contacts.
+    async fn push_use(&self, url: &str, target: serde_json::Value) -> Result<serde_json::Value> {
+        use node_core::node::push::PushSetting;
+        let url = url.trim_end_matches('/');
+        if !(url.starts_with("https://") || url.starts_with("http://"))
+            || url.contains(char::is_whitespace)
+        {
+            anyhow::bail!("`{url}` is not a push relay URL (http(s)://HOST[:PORT])");
+        }
+        if !target.is_object() || target.get("platform").is_none() {
+            anyhow::bail!("the push target needs a platform");
+        }
+        let mut setting = PushSetting {
+            url: url.to_owned(),
+            target: target.to_string(),
+            handle: None,
+        };
+        let senders = self.node.lock().await.push_senders();
+        let http = super::push::client()?;
+        let handle = super::push::register(self, &http, &setting, &senders).await?;
+        setting.handle = Some(handle);
+        self.node.lock().await.set_push(Some(&setting)).await?;
+        self.push_notify.notify_one();
+        Ok(serde_json::json!({ "url": url, "registered": true }))
+    }
+
+    /// `kith push off`: unregisters (best effort) and withdraws the grants.
+    async fn push_off(&self) -> Result<serde_json::Value> {
+        let current = self.node.lock().await.push_setting().await?;
+        let Some(current) = current else {
+            return Ok(serde_json::json!({ "url": null, "removed": false }));
+        };
+        let removed = match super::push::unregister(self, &current.url).await {
+            Ok(()) => true,
+            Err(e) => {
+                warn!(error = %format!("{e:#}"), "push: unregistering failed");
+                false
+            }
+        };
+        self.node.lock().await.set_push(None).await?;
+        self.push_notify.notify_one();
+        Ok(serde_json::json!({ "url": current.url, "removed": removed }))
+    }
+
     pub(super) async fn handle_client(&self, stream: UnixStream) {
         let (read, write) = stream.into_split();
         let resp = match rpc::read_request(read).await {
@@ -83,6 +129,8 @@ impl Daemon {
         match req {
             Request::MailboxUse { url } => return self.mailbox_use(&url).await,
             Request::MailboxOff => return self.mailbox_off().await,
+            Request::PushUse { url, target } => return self.push_use(&url, target).await,
+            Request::PushOff => return self.push_off().await,
             _ => {}
         }
         let mut node = self.node.lock().await;
@@ -203,7 +251,27 @@ impl Daemon {
                     "contacts": contacts,
                 })
             }
-            Request::MailboxUse { .. } | Request::MailboxOff => unreachable!("answered above"),
+            Request::MailboxUse { .. }
+            | Request::MailboxOff
+            | Request::PushUse { .. }
+            | Request::PushOff => unreachable!("answered above"),
+            Request::PushStatus => {
+                let setting = node.push_setting().await?;
+                let devices: Vec<serde_json::Value> = node
+                    .uncompromised_contacts()
+                    .iter()
+                    .flat_map(|c| node.contact_devices(c).into_iter().map(move |d| (*c, d)))
+                    .filter_map(|(c, d)| {
+                        node.push_grant_of(&d)
+                            .map(|g| serde_json::json!({ "contact": c, "device": d, "url": g.url }))
+                    })
+                    .collect();
+                serde_json::json!({
+                    "url": setting.as_ref().map(|s| s.url.clone()),
+                    "registered": setting.as_ref().is_some_and(|s| s.handle.is_some()),
+                    "contacts": devices,
+                })
+            }
             Request::Relay { url } => {
                 let url = url.map(|u| u.trim_end_matches('/').to_owned());
                 if let Some(u) = &url {

@@ -16,6 +16,8 @@ pub mod conversation_kind {
     /// Where the author's account lets the other deposit while it is away
     /// (`node::mailbox`); not shown.
     pub const MAILBOX_GRANT: u16 = 4;
+    /// Where the authoring device can be woken (`node::push`); not shown.
+    pub const PUSH_GRANT: u16 = 5;
 }
 
 /// A message as `kith log --json` shows it.

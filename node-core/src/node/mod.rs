@@ -11,6 +11,7 @@ pub mod devices;
 pub mod files;
 pub mod mailbox;
 pub mod messages;
+pub mod push;
 pub mod read;
 pub mod trust;
 mod view;
@@ -154,6 +155,8 @@ pub struct Node {
     settings: HashMap<String, (contacts::RegisterKey, Vec<u8>)>,
     /// Mailbox grants seen in conversations (ours and contacts').
     grants: mailbox::Grants,
+    /// Push grants seen in conversations (ours and contacts' devices').
+    push_grants: push::PushGrants,
 }
 
 /// What [`Node::assemble`] needs.
@@ -333,6 +336,7 @@ impl Node {
             files,
             settings: HashMap::new(),
             grants: Default::default(),
+            push_grants: Default::default(),
             device_relays: Default::default(),
         };
         node.add_log(LogId::account(p.account), LogKind::Account);
@@ -394,6 +398,11 @@ impl Node {
                 && stored.event.header().log_kind == LogKind::Conversation
             {
                 self.apply_grant_entry(log, &stored.event);
+            }
+            if stored.event.header().kind == messages::conversation_kind::PUSH_GRANT
+                && stored.event.header().log_kind == LogKind::Conversation
+            {
+                self.apply_push_grant_entry(log, &stored.event);
             }
         }
         self.restore_pending(log).await
@@ -664,6 +673,11 @@ impl Node {
                 && r.event.header().kind == messages::conversation_kind::MAILBOX_GRANT
             {
                 self.apply_grant_entry(log, &r.event);
+            }
+            if introducer.is_some()
+                && r.event.header().kind == messages::conversation_kind::PUSH_GRANT
+            {
+                self.apply_push_grant_entry(log, &r.event);
             }
             if let Some(contact) = introducer
                 && r.event.header().kind == messages::conversation_kind::INTRODUCTION
