@@ -9,11 +9,11 @@
 
 use std::process::Command;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use node_core::mailbox::{self, DeliveryToken, MailboxKey};
 use node_core::wire;
-use service_kit::testing::RunningServer;
+use service_kit::testing::{LoadReport, RunningServer, closed_loop};
 
 const BIN: &str = env!("CARGO_BIN_EXE_kith-mailboxd");
 const BODY: usize = 1024;
@@ -86,8 +86,8 @@ async fn mailbox(http: &reqwest::Client, base: &str) -> (String, String) {
     (format!("{base}{path}/deposits"), token.bearer())
 }
 
-/// Runs `clients` depositors for `secs`; returns (deposits/s, p50, p99).
-async fn run(base: &str, clients: usize, secs: u64) -> (f64, Duration, Duration) {
+/// Runs `clients` depositors for `secs`.
+async fn run(base: &str, clients: usize, secs: u64) -> LoadReport {
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(clients)
         .build()
@@ -96,38 +96,24 @@ async fn run(base: &str, clients: usize, secs: u64) -> (f64, Duration, Duration)
     for _ in 0..clients {
         boxes.push(mailbox(&http, base).await);
     }
+    let boxes = Arc::new(boxes);
     let body = Arc::new(vec![0x5a; BODY]);
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for (url, bearer) in boxes {
-        let (http, body) = (http.clone(), Arc::clone(&body));
-        tasks.push(tokio::spawn(async move {
-            let mut latencies = Vec::new();
-            while Instant::now() < deadline {
-                let t = Instant::now();
-                let status = http
-                    .post(&url)
-                    .header("authorization", &bearer)
-                    .body(body.to_vec())
-                    .send()
-                    .await
-                    .unwrap()
-                    .status();
-                assert_eq!(status, 201);
-                latencies.push(t.elapsed());
-            }
-            latencies
-        }));
-    }
-    let mut all = Vec::new();
-    for task in tasks {
-        all.extend(task.await.unwrap());
-    }
-    let elapsed = started.elapsed().as_secs_f64();
-    all.sort();
-    let pct = |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)];
-    (all.len() as f64 / elapsed, pct(0.50), pct(0.99))
+    closed_loop(clients, Duration::from_secs(secs), move |client| {
+        let (http, boxes, body) = (http.clone(), Arc::clone(&boxes), Arc::clone(&body));
+        async move {
+            let (url, bearer) = &boxes[client];
+            let status = http
+                .post(url)
+                .header("authorization", bearer)
+                .body(body.to_vec())
+                .send()
+                .await
+                .unwrap()
+                .status();
+            assert_eq!(status, 201);
+        }
+    })
+    .await
 }
 
 fn main() {
@@ -158,12 +144,8 @@ fn main() {
         for &n in &clients {
             let server = start(url.as_deref());
             let base = format!("http://{}", server.addr());
-            let (rate, p50, p99) = rt.block_on(run(&base, n, secs));
-            println!(
-                "{name:>8} {n:>4} clients: {rate:>8.0} deposits/s  p50 {:>6.2} ms  p99 {:>6.2} ms",
-                p50.as_secs_f64() * 1e3,
-                p99.as_secs_f64() * 1e3
-            );
+            let report = rt.block_on(run(&base, n, secs));
+            println!("{name:>8} {n:>4} clients: {report} deposits");
             drop(server);
         }
     }
