@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use node_core::mailbox::{self, DeliveryToken, MailboxKey};
 use node_core::wire;
-use service_kit::testing::{LoadReport, RunningServer, closed_loop};
+use service_kit::testing::{BenchPlan, LoadReport, RunningServer, closed_loop};
 
 const BIN: &str = env!("CARGO_BIN_EXE_kith-mailboxd");
 const BODY: usize = 1024;
@@ -118,21 +118,8 @@ async fn run(base: &str, clients: usize, secs: u64) -> LoadReport {
 
 fn main() {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let secs: u64 = std::env::var("KITH_BENCH_SECS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(5);
-    let clients: Vec<usize> = std::env::var("KITH_BENCH_CLIENTS")
-        .unwrap_or_else(|_| "50,500".into())
-        .split(',')
-        .filter_map(|s| s.trim().parse().ok())
-        .collect();
-    let mut backends = vec![("sqlite", None)];
-    if let Ok(url) = std::env::var("KITH_TEST_POSTGRES") {
-        backends.push(("postgres", Some(url)));
-    } else {
-        println!("(KITH_TEST_POSTGRES not set: SQLite only)");
-    }
+    let plan = BenchPlan::from_env("50,500", "");
+    let secs = plan.length.as_secs();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -140,8 +127,8 @@ fn main() {
     println!(
         "kith-mailboxd deposits of {BODY} B, {secs} s per run, client and server on the same 2 cores"
     );
-    for (name, url) in backends {
-        for &n in &clients {
+    for (name, url) in plan.backends {
+        for &n in &plan.clients {
             let server = start(url.as_deref());
             let base = format!("http://{}", server.addr());
             let report = rt.block_on(run(&base, n, secs));

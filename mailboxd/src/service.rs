@@ -16,11 +16,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use node_core::crypto;
 use node_core::mailbox::{self, CHALLENGE_LEN, DeliveryToken, MailboxId, TokenHash};
-use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
-use service_kit::ApiError;
+use service_kit::{ApiError, Outcomes};
 
 use crate::config::Limits;
 use crate::store::{DepositOutcome, NewDeposit, Quotas, Store, StoredDeposit};
@@ -124,23 +122,18 @@ async fn write_deposits(store: Store, quotas: Quotas, mut rx: mpsc::Receiver<Job
 /// Counters of `kith-mailboxd`'s own work.
 #[derive(Debug, Clone, Default)]
 pub struct ServiceMetrics {
-    deposits: Family<OutcomeLabel, Counter>,
+    deposits: Outcomes,
     collected: Counter,
     purged: Counter,
-}
-
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct OutcomeLabel {
-    outcome: &'static str,
 }
 
 impl ServiceMetrics {
     /// Registers the counters.
     pub fn register(&self, registry: &mut Registry) {
-        registry.register(
+        self.deposits.register(
+            registry,
             "kith_mailbox_deposits",
             "Deposits offered, by outcome",
-            self.deposits.clone(),
         );
         registry.register(
             "kith_mailbox_collected",
@@ -155,7 +148,7 @@ impl ServiceMetrics {
     }
 
     fn deposit(&self, outcome: &'static str) {
-        self.deposits.get_or_create(&OutcomeLabel { outcome }).inc();
+        self.deposits.inc(outcome);
     }
 }
 

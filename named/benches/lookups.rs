@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use common::{Account, now};
 use data_encoding::BASE64;
-use service_kit::testing::{RunningServer, closed_loop};
+use service_kit::testing::{BenchPlan, RunningServer, closed_loop};
 
 const BIN: &str = env!("CARGO_BIN_EXE_kith-named");
 const NAMES: usize = 1000;
@@ -64,20 +64,8 @@ async fn register(http: &reqwest::Client, base: &str, run: i64) -> Vec<String> {
 
 fn main() {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let secs: u64 = std::env::var("KITH_BENCH_SECS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(5);
-    let clients: Vec<usize> = std::env::var("KITH_BENCH_CLIENTS")
-        .unwrap_or_else(|_| "200".into())
-        .split(',')
-        .filter_map(|s| s.trim().parse().ok())
-        .collect();
-    let mut backends = vec![("sqlite", None)];
-    match std::env::var("KITH_TEST_POSTGRES") {
-        Ok(url) if !url.is_empty() => backends.push(("postgres", Some(format!("{url}_named")))),
-        _ => println!("(KITH_TEST_POSTGRES not set: SQLite only)"),
-    }
+    let plan = BenchPlan::from_env("200", "_named");
+    let secs = plan.length.as_secs();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -85,8 +73,8 @@ fn main() {
     println!(
         "kith-named lookups of {NAMES} names, {secs} s per run, client and server on the same 2 cores"
     );
-    for (name, url) in backends {
-        for &n in &clients {
+    for (name, url) in plan.backends {
+        for &n in &plan.clients {
             let server = start(url.as_deref());
             let base = format!("http://{}", server.addr());
             let report = rt.block_on(async {

@@ -67,7 +67,10 @@ async fn submit(
     let bytes = BASE64
         .decode(body.record.as_bytes())
         .map_err(|_| ApiError::BadRequest("record: not base64".into()))?;
-    let answer = service.submit(&bytes, now_ms()).await.map_err(api_error)?;
+    let answer = service
+        .submit(&bytes, service_kit::now_ms())
+        .await
+        .map_err(api_error)?;
     Ok(Json(answer.into()))
 }
 
@@ -87,10 +90,4 @@ fn api_error(err: NameServiceError) -> ApiError {
         NameServiceError::NotFound(m) => ApiError::NotFound(m),
         NameServiceError::Storage(err) => ApiError::internal(err),
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }

@@ -22,10 +22,8 @@ use node_core::log::Event;
 use node_core::names::{
     DomainName, Handle, MAX_RECORD_SKEW_MS, NameAction, NameRecord, RecordError, resolve_account,
 };
-use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
+use service_kit::Outcomes;
 
 use crate::store::{NewRecord, Store, WriteOutcome};
 
@@ -66,32 +64,20 @@ pub struct Lookup {
 /// Counters of what the service did.
 #[derive(Debug, Clone, Default)]
 pub struct ServiceMetrics {
-    records: Family<OutcomeLabel, Counter>,
-    lookups: Family<OutcomeLabel, Counter>,
-}
-
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct OutcomeLabel {
-    outcome: &'static str,
+    records: Outcomes,
+    lookups: Outcomes,
 }
 
 impl ServiceMetrics {
     /// Registers the counters.
     pub fn register(&self, registry: &mut Registry) {
-        registry.register(
+        self.records.register(
+            registry,
             "kith_named_records",
             "Name records offered, by outcome",
-            self.records.clone(),
         );
-        registry.register(
-            "kith_named_lookups",
-            "Name lookups, by outcome",
-            self.lookups.clone(),
-        );
-    }
-
-    fn record(&self, outcome: &'static str) {
-        self.records.get_or_create(&OutcomeLabel { outcome }).inc();
+        self.lookups
+            .register(registry, "kith_named_lookups", "Name lookups, by outcome");
     }
 }
 
@@ -116,7 +102,7 @@ impl Service {
     /// Accepts a record (bind or release), or says why not.
     pub async fn submit(&self, bytes: &[u8], now_ms: i64) -> Result<Lookup, NameServiceError> {
         let result = self.submit_inner(bytes, now_ms).await;
-        self.metrics.record(match &result {
+        self.metrics.records.inc(match &result {
             Ok(_) => "accepted",
             Err(NameServiceError::BadRequest(_)) => "malformed",
             Err(NameServiceError::Forbidden(_)) => "forbidden",
@@ -213,10 +199,7 @@ impl Service {
             Err(NameServiceError::Storage(_)) => "error",
             Err(_) => "malformed",
         };
-        self.metrics
-            .lookups
-            .get_or_create(&OutcomeLabel { outcome })
-            .inc();
+        self.metrics.lookups.inc(outcome);
         result
     }
 

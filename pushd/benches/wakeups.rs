@@ -19,7 +19,7 @@ use axum::routing::post;
 use node_core::DeviceId;
 use node_core::crypto::SigningKey;
 use node_core::push::sign_request;
-use service_kit::testing::{RunningServer, closed_loop};
+use service_kit::testing::{BenchPlan, RunningServer, closed_loop};
 
 const BIN: &str = env!("CARGO_BIN_EXE_kith-pushd");
 const RSA_KEY: &str = include_str!("../tests/fixtures/fcm-test-key.pem");
@@ -100,28 +100,16 @@ async fn signed(
 
 fn main() {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let secs: u64 = std::env::var("KITH_BENCH_SECS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(5);
-    let clients: Vec<usize> = std::env::var("KITH_BENCH_CLIENTS")
-        .unwrap_or_else(|_| "200".into())
-        .split(',')
-        .filter_map(|s| s.trim().parse().ok())
-        .collect();
-    let mut backends = vec![("sqlite", None)];
-    match std::env::var("KITH_TEST_POSTGRES") {
-        Ok(url) if !url.is_empty() => backends.push(("postgres", Some(format!("{url}_pushd")))),
-        _ => println!("(KITH_TEST_POSTGRES not set: SQLite only)"),
-    }
+    let plan = BenchPlan::from_env("200", "_pushd");
+    let secs = plan.length.as_secs();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
     let fcm_url = rt.block_on(fcm());
     println!("kith-pushd wake-ups through a local FCM, {secs} s per run, all on the same 2 cores");
-    for (name, url) in backends {
-        for &n in &clients {
+    for (name, url) in plan.backends {
+        for &n in &plan.clients {
             let dir = tempfile::tempdir().unwrap();
             let server = start(&fcm_url, dir.path(), url.as_deref());
             let base = format!("http://{}", server.addr());

@@ -121,7 +121,7 @@ async fn register(
         issued: body.issued,
     };
     let handle = service
-        .register(device, request, now_ms())
+        .register(device, request, service_kit::now_ms())
         .await
         .map_err(api_error)?;
     Ok((
@@ -147,7 +147,7 @@ async fn unregister(
     let device = signer(&method, &uri, &headers, &body)?;
     let body: UnregisterBody = parse(&body)?;
     service
-        .unregister(device, body.issued, now_ms())
+        .unregister(device, body.issued, service_kit::now_ms())
         .await
         .map_err(api_error)?;
     Ok(StatusCode::NO_CONTENT)
@@ -179,7 +179,7 @@ async fn wake(
         .and_then(|n| n.try_into().ok())
         .ok_or_else(|| ApiError::BadRequest("nonce: 16 bytes in base32".into()))?;
     service
-        .wake(sender, handle, body.issued, nonce, now_ms())
+        .wake(sender, handle, body.issued, nonce, service_kit::now_ms())
         .await
         .map_err(api_error)?;
     Ok((
@@ -199,10 +199,4 @@ fn api_error(err: PushServiceError) -> ApiError {
         PushServiceError::Upstream(m) => ApiError::BadGateway(m),
         PushServiceError::Storage(err) => ApiError::internal(err),
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }

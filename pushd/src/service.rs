@@ -22,10 +22,8 @@ use std::time::{Duration, Instant};
 
 use node_core::DeviceId;
 use node_core::push::{MAX_SKEW_MS, PushHandle};
-use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
+use service_kit::Outcomes;
 use service_kit::rate::RateLimiter;
 
 use crate::config::Limits;
@@ -79,27 +77,19 @@ pub struct RegisterRequest {
 /// Counters.
 #[derive(Debug, Clone, Default)]
 pub struct ServiceMetrics {
-    wakeups: Family<OutcomeLabel, Counter>,
-    registrations: Family<OutcomeLabel, Counter>,
-}
-
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct OutcomeLabel {
-    outcome: &'static str,
+    wakeups: Outcomes,
+    registrations: Outcomes,
 }
 
 impl ServiceMetrics {
     /// Registers the counters.
     pub fn register(&self, registry: &mut Registry) {
-        registry.register(
-            "kith_push_wakeups",
-            "Wake-ups posted, by outcome",
-            self.wakeups.clone(),
-        );
-        registry.register(
+        self.wakeups
+            .register(registry, "kith_push_wakeups", "Wake-ups posted, by outcome");
+        self.registrations.register(
+            registry,
             "kith_push_registrations",
             "Registrations offered, by outcome",
-            self.registrations.clone(),
         );
     }
 }
@@ -160,10 +150,7 @@ impl Service {
     ) -> Result<PushHandle, PushServiceError> {
         let result = self.register_inner(device, request, now_ms).await;
         let outcome = outcome(&result);
-        self.metrics
-            .registrations
-            .get_or_create(&OutcomeLabel { outcome })
-            .inc();
+        self.metrics.registrations.inc(outcome);
         result
     }
 
@@ -280,10 +267,7 @@ impl Service {
     ) -> Result<(), PushServiceError> {
         let result = self.wake_inner(sender, handle, issued, nonce, now_ms).await;
         let outcome = outcome(&result);
-        self.metrics
-            .wakeups
-            .get_or_create(&OutcomeLabel { outcome })
-            .inc();
+        self.metrics.wakeups.inc(outcome);
         result
     }
 

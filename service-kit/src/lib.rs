@@ -42,6 +42,13 @@ pub use config::{CommonOptions, CommonSettings, ConfigFileError, MissingSetting,
 pub use database::{DatabaseUrl, DatabaseUrlError};
 pub use http::{ApiError, Health, base_router};
 pub use logging::init_tracing;
-pub use metrics::{BuildInfo, Metrics};
+pub use metrics::{BuildInfo, Metrics, Outcomes};
 pub use server::{ServeError, Server, shutdown_signal};
 pub use span::{Span, SpanError};
+
+/// Now, in milliseconds since the Unix epoch (0 if the clock is before it).
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}

@@ -17,6 +17,28 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
+/// A counter per outcome (`name_total{outcome="…"}`), the shape every
+/// server's domain counters take. Cheap to clone.
+#[derive(Debug, Clone, Default)]
+pub struct Outcomes(Family<OutcomeLabel, Counter>);
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabel {
+    outcome: &'static str,
+}
+
+impl Outcomes {
+    /// Registers the family as `name` (Prometheus adds `_total`).
+    pub fn register(&self, registry: &mut Registry, name: &str, help: &str) {
+        registry.register(name, help, self.0.clone());
+    }
+
+    /// Counts one `outcome`.
+    pub fn inc(&self, outcome: &'static str) {
+        self.0.get_or_create(&OutcomeLabel { outcome }).inc();
+    }
+}
+
 /// Which program this is, for `kith_build_info`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BuildInfo {

@@ -390,3 +390,44 @@ where
         p99: pct(0.99),
     }
 }
+
+/// What a server benchmark runs: seconds per run (`KITH_BENCH_SECS`,
+/// default 5), client counts (`KITH_BENCH_CLIENTS`, comma-separated), and
+/// the backends: SQLite, plus PostgreSQL when `KITH_TEST_POSTGRES` names a
+/// database (with `db_suffix` appended to its name, one database per server).
+#[derive(Debug, Clone)]
+pub struct BenchPlan {
+    /// Length of each run.
+    pub length: Duration,
+    /// Concurrent clients per run.
+    pub clients: Vec<usize>,
+    /// (name, database URL; `None` is the default SQLite).
+    pub backends: Vec<(&'static str, Option<String>)>,
+}
+
+impl BenchPlan {
+    /// Reads the environment; prints when PostgreSQL is skipped.
+    pub fn from_env(default_clients: &str, db_suffix: &str) -> Self {
+        let secs: u64 = std::env::var("KITH_BENCH_SECS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(5);
+        let clients = std::env::var("KITH_BENCH_CLIENTS")
+            .unwrap_or_else(|_| default_clients.into())
+            .split(',')
+            .filter_map(|s| s.trim().parse().ok())
+            .collect();
+        let mut backends = vec![("sqlite", None)];
+        match std::env::var("KITH_TEST_POSTGRES") {
+            Ok(url) if !url.is_empty() => {
+                backends.push(("postgres", Some(format!("{url}{db_suffix}"))))
+            }
+            _ => println!("(KITH_TEST_POSTGRES not set: SQLite only)"),
+        }
+        Self {
+            length: Duration::from_secs(secs),
+            clients,
+            backends,
+        }
+    }
+}
