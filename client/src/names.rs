@@ -175,7 +175,7 @@ impl Finder {
         if !response.status().is_success() {
             return Ok(None);
         }
-        let Ok(body) = read_limited(response).await else {
+        let Ok(body) = crate::http::read_limited(response, MAX_ANSWER).await else {
             return Ok(None);
         };
         let value: serde_json::Value = match serde_json::from_slice(&body) {
@@ -193,7 +193,10 @@ impl Finder {
     /// there first.
     async fn http_for(&self, url: &str) -> Result<reqwest::Client> {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let mut builder = reqwest::Client::builder().timeout(HTTP_TIMEOUT);
+        // No redirects: they could leave the pinned DNS or downgrade to http.
+        let mut builder = reqwest::Client::builder()
+            .timeout(HTTP_TIMEOUT)
+            .redirect(reqwest::redirect::Policy::none());
         let parsed = reqwest::Url::parse(url).with_context(|| format!("`{url}` is not a URL"))?;
         if self.pinned
             && let Some(url::Host::Domain(host)) = parsed.host()
@@ -278,17 +281,7 @@ impl Finder {
         let url = format!("{server}/v1/names/{}", encode_path(&handle.to_string()));
         let http = self.http_for(&url).await?;
         let response = http.get(&url).send().await.context("unreachable")?;
-        let status = response.status();
-        let body = read_limited(response).await?;
-        if !status.is_success() {
-            let why = serde_json::from_slice::<serde_json::Value>(&body)
-                .ok()
-                .and_then(|v| v["error"].as_str().map(str::to_owned))
-                .unwrap_or_else(|| status.to_string());
-            bail!("{why}");
-        }
-        let value: serde_json::Value =
-            serde_json::from_slice(&body).context("the answer is not JSON")?;
+        let value = crate::http::json_answer(response, MAX_ANSWER, "nameserver").await?;
         let record = value["record"]
             .as_str()
             .and_then(|r| BASE64.decode(r.as_bytes()).ok())
@@ -306,13 +299,9 @@ impl Finder {
 }
 
 /// Sends a signed record (from the daemon) to `server`.
-pub async fn submit(server: &str, record_b64: &str) -> Result<serde_json::Value> {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let http = reqwest::Client::builder()
-        .timeout(HTTP_TIMEOUT)
-        .build()
-        .context("building the HTTP client")?;
+pub async fn submit(finder: &Finder, server: &str, record_b64: &str) -> Result<serde_json::Value> {
     let url = format!("{}/v1/names", server.trim_end_matches('/'));
+    let http = finder.http_for(&url).await?;
     let body = serde_json::json!({ "record": record_b64 }).to_string();
     let response = http
         .post(&url)
@@ -321,27 +310,7 @@ pub async fn submit(server: &str, record_b64: &str) -> Result<serde_json::Value>
         .send()
         .await
         .with_context(|| format!("cannot reach the nameserver at {server}"))?;
-    let status = response.status();
-    let body = read_limited(response).await?;
-    let value: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-    if !status.is_success() {
-        let why = value["error"]
-            .as_str()
-            .map_or_else(|| status.to_string(), str::to_owned);
-        bail!("the nameserver refused: {why}");
-    }
-    Ok(value)
-}
-
-async fn read_limited(mut response: reqwest::Response) -> Result<Vec<u8>> {
-    let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.context("reading the answer")? {
-        if body.len() + chunk.len() > MAX_ANSWER {
-            bail!("the answer is larger than {MAX_ANSWER} bytes");
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
+    crate::http::json_answer(response, MAX_ANSWER, "nameserver").await
 }
 
 /// Whether a discovered nameserver URL may be used: https, or http to a

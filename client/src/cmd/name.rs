@@ -125,5 +125,6 @@ async fn publish(
     let record = v["record"]
         .as_str()
         .context("the daemon's answer has no record")?;
-    submit(server, record).await
+    let finder = Finder::from_env()?;
+    submit(&finder, server, record).await
 }

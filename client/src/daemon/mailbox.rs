@@ -443,25 +443,8 @@ async fn prekeys(http: &reqwest::Client, grant: &Grant) -> Result<Vec<Vec<u8>>> 
 
 /// The JSON body of a 2xx answer (at most [`MAX_ANSWER`] bytes read);
 /// otherwise the server's error message.
-async fn check(mut answer: reqwest::Response) -> Result<serde_json::Value> {
-    let status = answer.status();
-    let mut bytes = Vec::new();
-    while let Some(chunk) = answer
-        .chunk()
-        .await
-        .context("reading the mailbox's answer")?
-    {
-        if bytes.len() + chunk.len() > MAX_ANSWER {
-            bail!("the mailbox server's answer is over {MAX_ANSWER} bytes");
-        }
-        bytes.extend_from_slice(&chunk);
-    }
-    let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
-    if !status.is_success() {
-        let message = body["error"].as_str().unwrap_or("no message");
-        bail!("mailbox server answered {status}: {message}");
-    }
-    Ok(body)
+async fn check(answer: reqwest::Response) -> Result<serde_json::Value> {
+    crate::http::json_answer(answer, MAX_ANSWER, "mailbox server").await
 }
 
 /// One page of deposits.

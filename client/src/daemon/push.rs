@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Context as _, Result};
 use node_core::DeviceId;
 use node_core::node::push::{PushGrant, PushSetting};
 use node_core::push::PushHandle;
@@ -112,7 +112,7 @@ async fn signed(
         .await
         .sign_push_request(method, path, body.as_bytes());
     let method = reqwest::Method::from_bytes(method.as_bytes()).context("HTTP method")?;
-    let mut response = http
+    let response = http
         .request(method, format!("{url}{path}"))
         .header(reqwest::header::AUTHORIZATION, auth)
         .header(reqwest::header::CONTENT_TYPE, "application/json")
@@ -120,26 +120,7 @@ async fn signed(
         .send()
         .await
         .with_context(|| format!("cannot reach the push relay at {url}"))?;
-    let status = response.status();
-    let mut bytes = Vec::new();
-    while let Some(chunk) = response
-        .chunk()
-        .await
-        .context("reading the relay's answer")?
-    {
-        if bytes.len() + chunk.len() > MAX_ANSWER {
-            bail!("the relay's answer is too large");
-        }
-        bytes.extend_from_slice(&chunk);
-    }
-    let value: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
-    if !status.is_success() {
-        let why = value["error"]
-            .as_str()
-            .map_or_else(|| status.to_string(), str::to_owned);
-        bail!("the push relay refused: {why}");
-    }
-    Ok(value)
+    crate::http::json_answer(response, MAX_ANSWER, "push relay").await
 }
 
 async fn own_registration(d: &Daemon, http: &reqwest::Client, state: &mut State) -> Result<()> {

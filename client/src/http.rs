@@ -1,0 +1,37 @@
+//! Reading answers of the helper servers (mailbox, push relay, nameserver)
+//! with a bound on their size, and their `{"error": "…"}` bodies.
+
+use anyhow::{Context as _, Result, bail};
+
+/// The body, refusing more than `max` bytes.
+pub async fn read_limited(mut response: reqwest::Response, max: usize) -> Result<Vec<u8>> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.context("reading the answer")? {
+        if body.len() + chunk.len() > max {
+            bail!("the answer is larger than {max} bytes");
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// The JSON body of a 2xx answer (at most `max` bytes read); otherwise an
+/// error naming `who` and the server's own message.
+pub async fn json_answer(
+    response: reqwest::Response,
+    max: usize,
+    who: &str,
+) -> Result<serde_json::Value> {
+    let status = response.status();
+    let bytes = read_limited(response, max)
+        .await
+        .with_context(|| format!("reading the {who}'s answer"))?;
+    let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+    if !status.is_success() {
+        let message = body["error"]
+            .as_str()
+            .map_or_else(|| status.to_string(), str::to_owned);
+        bail!("the {who} refused: {message}");
+    }
+    Ok(body)
+}
