@@ -130,10 +130,10 @@ impl Service {
                 record.handle.domain()
             )));
         }
-        if (record.issued - now_ms).abs() > MAX_RECORD_SKEW_MS {
+        if record.issued.abs_diff(now_ms) > MAX_RECORD_SKEW_MS.unsigned_abs() {
             return Err(NameServiceError::BadRequest(format!(
                 "the record was issued {} s from now; records must be fresh (within {} s): replayed, or a wrong clock",
-                (record.issued - now_ms) / 1000,
+                record.issued.saturating_sub(now_ms) / 1000,
                 MAX_RECORD_SKEW_MS / 1000
             )));
         }

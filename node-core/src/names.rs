@@ -363,6 +363,9 @@ impl NameRecord {
             if parsed.account != account {
                 return Err(RecordError::CardAccount);
             }
+            if !state.is_active(&parsed.signer) {
+                return Err(RecordError::NotAccountDevice);
+            }
         }
         Ok(Self {
             handle,

@@ -16,7 +16,7 @@
 //!
 //! Not here: HTTP (`http.rs`), SQL (`store.rs`), the platforms (`push/`).
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -34,8 +34,9 @@ use crate::store::{Registration, Store, Target};
 const MAX_FIELD: usize = 4096;
 /// Most senders a registration lists.
 pub const MAX_SENDERS: usize = 4096;
-/// Most nonces remembered (the oldest are dropped first).
-const MAX_NONCES: usize = 1_000_000;
+/// Most nonces remembered per generation (two generations are kept; when
+/// the newer one fills up early, the older is dropped).
+const MAX_NONCES: usize = 500_000;
 
 /// Why a request was refused.
 #[derive(Debug, thiserror::Error)]
@@ -94,8 +95,13 @@ impl ServiceMetrics {
     }
 }
 
-/// (sender, nonce) → when it was first seen.
-type Nonces = HashMap<(DeviceId, [u8; 16]), Instant>;
+/// Nonces seen in the current and the previous window.
+#[derive(Debug)]
+struct Nonces {
+    current: HashSet<(DeviceId, [u8; 16])>,
+    previous: HashSet<(DeviceId, [u8; 16])>,
+    since: Instant,
+}
 
 /// The push service. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -136,7 +142,11 @@ impl Service {
                 f64::from(limits.unknown_wakes_per_hour) / 3600.0,
                 limits.unknown_wakes_per_hour,
             )),
-            nonces: Arc::new(Mutex::new(HashMap::new())),
+            nonces: Arc::new(Mutex::new(Nonces {
+                current: HashSet::new(),
+                previous: HashSet::new(),
+                since: Instant::now(),
+            })),
             allow_http,
         }
     }
@@ -217,8 +227,16 @@ impl Service {
                 }
                 let ok_scheme = endpoint.starts_with("https://")
                     || (self.allow_http && endpoint.starts_with("http://"));
-                if !ok_scheme || endpoint.parse::<http::Uri>().is_err() {
+                let Some(uri) = endpoint.parse::<http::Uri>().ok().filter(|_| ok_scheme) else {
                     return bad("the WebPush endpoint must be an https:// URL");
+                };
+                // Names are checked when resolved; addresses here.
+                let host = uri.host().unwrap_or_default().trim_matches(['[', ']']);
+                if let Ok(ip) = host.parse::<std::net::IpAddr>()
+                    && !self.allow_http
+                    && !crate::push::is_public(ip)
+                {
+                    return bad("the WebPush endpoint must be on a public address");
                 }
                 let key = data_encoding::BASE64URL_NOPAD
                     .decode(p256dh.trim_end_matches('=').as_bytes())
@@ -247,12 +265,14 @@ impl Service {
         now_ms: i64,
     ) -> Result<(), PushServiceError> {
         fresh(issued, now_ms)?;
-        if self.store.unregister(&device).await? {
-            Ok(())
-        } else {
-            Err(PushServiceError::NotFound(
+        match self.store.unregister(&device, issued, now_ms).await? {
+            crate::store::Unregistered::Done => Ok(()),
+            crate::store::Unregistered::NotRegistered => Err(PushServiceError::NotFound(
                 "this device is not registered".into(),
-            ))
+            )),
+            crate::store::Unregistered::Stale => Err(PushServiceError::Conflict(
+                "a registration as new or newer is held (replayed?)".into(),
+            )),
         }
     }
 
@@ -280,7 +300,6 @@ impl Service {
         now_ms: i64,
     ) -> Result<(), PushServiceError> {
         fresh(issued, now_ms)?;
-        self.first_use(sender, nonce)?;
         let now = Instant::now();
         if !self.senders.allow_key(sender, now) {
             return Err(PushServiceError::TooMany(
@@ -292,6 +311,7 @@ impl Service {
             .by_handle(&handle)
             .await?
             .ok_or_else(|| PushServiceError::NotFound("no such push handle".into()))?;
+        self.first_use(sender, nonce)?;
         let known = registration.senders.contains(&sender);
         let allowed = if known {
             self.targets.allow_key(handle, now)
@@ -309,7 +329,7 @@ impl Service {
         match self.pushers.wake(&registration.target).await {
             Ok(()) => Ok(()),
             Err(PushFailure::Gone) => {
-                self.store.forget(&handle).await?;
+                self.store.forget(&handle, &registration.target).await?;
                 Err(PushServiceError::Gone(
                     "the device's push registration is no longer valid".into(),
                 ))
@@ -318,47 +338,50 @@ impl Service {
                 "this relay no longer pushes to {p}"
             ))),
             Err(PushFailure::Failed(why)) => {
+                // The detail stays in the log: it may come from an endpoint
+                // the registering device chose.
                 tracing::warn!(
                     platform = registration.target.platform(),
                     "push failed: {why}"
                 );
                 Err(PushServiceError::Upstream(format!(
-                    "the push service failed: {why}"
+                    "the {} push service failed; try later",
+                    registration.target.platform()
                 )))
             }
         }
     }
 
-    /// Remembers a nonce; refuses one seen within the freshness window.
+    /// Remembers a nonce; refuses one seen in this or the previous window.
+    /// A window is as long as a request stays fresh (both sides of now), so
+    /// a nonce is remembered for at least that long unless the table fills
+    /// up first (then the older generation goes early: a replay is still
+    /// bounded by the rates).
     fn first_use(&self, sender: DeviceId, nonce: [u8; 16]) -> Result<(), PushServiceError> {
-        let window = Duration::from_millis(2 * MAX_SKEW_MS as u64);
-        let now = Instant::now();
+        let window = Duration::from_millis(2 * MAX_SKEW_MS.unsigned_abs());
         let mut nonces = self
             .nonces
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if nonces.len() >= MAX_NONCES {
-            nonces.retain(|_, seen| now.duration_since(*seen) < window);
-            if nonces.len() >= MAX_NONCES {
-                return Err(PushServiceError::TooMany(
-                    "the relay is busy: try later".into(),
-                ));
-            }
+        if nonces.since.elapsed() >= window || nonces.current.len() >= MAX_NONCES {
+            nonces.previous = std::mem::take(&mut nonces.current);
+            nonces.since = Instant::now();
         }
-        match nonces.insert((sender, nonce), now) {
-            Some(seen) if now.duration_since(seen) < window => Err(PushServiceError::Conflict(
+        let key = (sender, nonce);
+        if nonces.previous.contains(&key) || !nonces.current.insert(key) {
+            return Err(PushServiceError::Conflict(
                 "this wake-up was posted before (replayed?)".into(),
-            )),
-            _ => Ok(()),
+            ));
         }
+        Ok(())
     }
 }
 
 fn fresh(issued: i64, now_ms: i64) -> Result<(), PushServiceError> {
-    if (issued - now_ms).abs() > MAX_SKEW_MS {
+    if issued.abs_diff(now_ms) > MAX_SKEW_MS.unsigned_abs() {
         return Err(PushServiceError::BadRequest(format!(
             "the request was issued {} s from now; requests must be fresh (within {} s)",
-            (issued - now_ms) / 1000,
+            issued.saturating_sub(now_ms) / 1000,
             MAX_SKEW_MS / 1000
         )));
     }

@@ -70,6 +70,17 @@ pub struct Registration {
     pub senders: Vec<DeviceId>,
 }
 
+/// What became of an unregistration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unregistered {
+    /// Done.
+    Done,
+    /// There is no registration (or it was removed already).
+    NotRegistered,
+    /// The registration held is as new or newer than the request.
+    Stale,
+}
+
 /// The database. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -143,21 +154,55 @@ impl Store {
         Ok(handle.try_into().ok().map(PushHandle::from_bytes))
     }
 
-    /// Removes `device`'s registration; `true` if there was one.
-    pub async fn unregister(&self, device: &DeviceId) -> sqlx::Result<bool> {
-        let done = sqlx::query("DELETE FROM registrations WHERE device = $1")
+    /// Turns `device`'s registration into a tombstone (platform `off`,
+    /// nothing to push to) if `issued` is newer, so neither the removal nor
+    /// an older registration can be replayed afterwards.
+    pub async fn unregister(
+        &self,
+        device: &DeviceId,
+        issued: i64,
+        now_ms: i64,
+    ) -> sqlx::Result<Unregistered> {
+        let done = sqlx::query(
+            "UPDATE registrations SET platform = 'off', token = '', p256dh = '', auth = '', \
+               senders = $1, issued = $2, updated_ms = $3 \
+             WHERE device = $4 AND issued < $2 AND platform <> 'off'",
+        )
+        .bind(Vec::<u8>::new())
+        .bind(issued)
+        .bind(now_ms)
+        .bind(device.as_bytes().as_slice())
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 1 {
+            return Ok(Unregistered::Done);
+        }
+        let row = sqlx::query("SELECT platform FROM registrations WHERE device = $1")
             .bind(device.as_bytes().as_slice())
-            .execute(&self.pool)
+            .fetch_optional(&self.pool)
             .await?;
-        Ok(done.rows_affected() == 1)
+        Ok(match row {
+            Some(row) if row.try_get::<String, _>(0)? != "off" => Unregistered::Stale,
+            _ => Unregistered::NotRegistered,
+        })
     }
 
-    /// Removes the registration behind `handle` (its token is gone).
-    pub async fn forget(&self, handle: &PushHandle) -> sqlx::Result<()> {
-        sqlx::query("DELETE FROM registrations WHERE handle = $1")
-            .bind(handle.as_bytes().as_slice())
-            .execute(&self.pool)
-            .await?;
+    /// Drops the registration behind `handle` if it still points at
+    /// `target` (the platform said it is gone; a newer registration of the
+    /// device with another token stays).
+    pub async fn forget(&self, handle: &PushHandle, target: &Target) -> sqlx::Result<()> {
+        let token = match target {
+            Target::Apns { token } | Target::Fcm { token } => token,
+            Target::WebPush { endpoint, .. } => endpoint,
+        };
+        sqlx::query(
+            "UPDATE registrations SET platform = 'off', token = '', p256dh = '', auth = '' \
+             WHERE handle = $1 AND token = $2",
+        )
+        .bind(handle.as_bytes().as_slice())
+        .bind(token.as_str())
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
@@ -187,6 +232,8 @@ impl Store {
                 p256dh,
                 auth,
             },
+            // Unregistered, or its token is gone.
+            "off" => return Ok(None),
             _ => return Err(bad()),
         };
         let senders = senders

@@ -555,15 +555,53 @@ fn unsigned_forged_replayed_and_stale_requests_are_refused() {
         r.body
     );
     // Unregister, then the handle is unknown.
-    let r = signed(
-        &server,
-        &phone,
-        "DELETE",
-        "/v1/registrations",
-        &json!({"issued": now_ms()}),
-    );
+    let registered = json!({"platform": "fcm", "token": "t3", "issued": now_ms()});
+    let r = signed(&server, &phone, "POST", "/v1/registrations", &registered);
+    assert_eq!(r.status, 201, "{}", r.body);
+    let removal = json!({"issued": now_ms() + 1});
+    let r = signed(&server, &phone, "DELETE", "/v1/registrations", &removal);
     assert_eq!(r.status, 204, "{}", r.body);
     assert_eq!(wake(&server, &friend, &handle).status, 404);
+    // The registration before the removal cannot be replayed over it.
+    let r = signed(&server, &phone, "POST", "/v1/registrations", &registered);
+    assert_eq!(r.status, 409, "{}", r.body);
+}
+
+#[test]
+fn webpush_endpoints_must_be_public() {
+    // No --webpush-allow-http: a real deployment.
+    let mut command = Command::new(BIN);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("KITH_PUSHD_") {
+            command.env_remove(key);
+        }
+    }
+    let data = tempfile::tempdir().unwrap().keep();
+    command
+        .args(["--listen", "127.0.0.1:0", "--data"])
+        .arg(&data);
+    let server = RunningServer::start(&mut command);
+    let phone = SigningKey::generate();
+    let subscriber = p256::SecretKey::random(&mut OsRng);
+    let p256dh = BASE64URL_NOPAD.encode(subscriber.public_key().to_encoded_point(false).as_bytes());
+    let auth = BASE64URL_NOPAD.encode(&[7u8; 16]);
+    for (endpoint, needle) in [
+        ("http://push.example/x", "https"),
+        ("https://127.0.0.1/x", "public address"),
+        ("https://10.0.0.1/x", "public address"),
+        ("https://169.254.169.254/latest", "public address"),
+        ("https://[::1]/x", "public address"),
+    ] {
+        let body = json!({"platform": "webpush", "endpoint": endpoint, "p256dh": p256dh, "auth": auth, "issued": now_ms()});
+        let r = signed(&server, &phone, "POST", "/v1/registrations", &body);
+        assert_eq!(r.status, 400, "{endpoint}: {}", r.body);
+        assert!(r.body.contains(needle), "{endpoint}: {}", r.body);
+    }
+    // APNs and FCM are off here.
+    let body = json!({"platform": "fcm", "token": "t", "issued": now_ms()});
+    let r = signed(&server, &phone, "POST", "/v1/registrations", &body);
+    assert_eq!(r.status, 400);
+    assert!(r.body.contains("does not push to fcm"), "{}", r.body);
 }
 
 #[test]

@@ -23,8 +23,13 @@ use super::Daemon;
 const ROUND: Duration = Duration::from_secs(2);
 /// How often the registration is renewed even if nothing changed.
 const REREGISTER: Duration = Duration::from_secs(12 * 3600);
-/// The least time between two wake-ups of one device.
+/// The least time between two wake-ups of one device; it doubles, up to
+/// [`MAX_WAKE_EVERY`], while the device stays unreachable.
 const WAKE_EVERY: Duration = Duration::from_secs(120);
+/// The most time between two wake-ups of a device that stays unreachable.
+const MAX_WAKE_EVERY: Duration = Duration::from_secs(3600);
+/// The first wait after a failed registration (doubling up to [`REREGISTER`]).
+const RETRY: Duration = Duration::from_secs(5);
 /// How long one request to a relay may take.
 const HTTP_TIMEOUT: Duration = Duration::from_secs(15);
 /// Largest answer read from a relay.
@@ -36,8 +41,11 @@ const REGISTRATIONS: &str = "/v1/registrations";
 struct State {
     /// Senders and time of the last registration this run made.
     registered: Option<(Vec<DeviceId>, Instant)>,
-    /// When each contact device was last woken.
-    woken: HashMap<DeviceId, Instant>,
+    /// After a failed registration: when to try again, and the wait after that.
+    retry: Option<(Instant, Duration)>,
+    /// Per contact device: when it may be woken again, and the wait after
+    /// that (doubling while it stays unreachable).
+    woken: HashMap<DeviceId, (Instant, Duration)>,
 }
 
 /// Runs until the daemon stops.
@@ -135,13 +143,33 @@ async fn own_registration(d: &Daemon, http: &reqwest::Client, state: &mut State)
                 Some((known, at)) => *known != senders || at.elapsed() > REREGISTER,
                 None => true,
             };
-            if stale || setting.handle.is_none() {
-                let handle = register(d, http, &setting, &senders).await?;
+            let waiting = state.retry.is_some_and(|(at, _)| Instant::now() < at);
+            if (stale || setting.handle.is_none()) && !waiting {
+                let handle = match register(d, http, &setting, &senders).await {
+                    Ok(handle) => {
+                        state.retry = None;
+                        handle
+                    }
+                    Err(e) => {
+                        let wait = state.retry.map_or(RETRY, |(_, w)| (w * 2).min(REREGISTER));
+                        state.retry = Some((Instant::now() + wait, wait));
+                        return Err(e.context(format!("retrying in {} s", wait.as_secs())));
+                    }
+                };
                 state.registered = Some((senders, Instant::now()));
-                if setting.handle != Some(handle) {
-                    setting.handle = Some(handle);
-                    d.node.lock().await.set_push(Some(&setting)).await?;
-                    info!("push: registered with {}", setting.url);
+                // `push use` or `push off` may have run meanwhile: keep the
+                // handle only if the setting is still the one registered.
+                let node = d.node.lock().await;
+                let now = node.push_setting().await?;
+                match now {
+                    Some(now) if now.url == setting.url && now.target == setting.target => {
+                        if setting.handle != Some(handle) {
+                            setting.handle = Some(handle);
+                            node.set_push(Some(&setting)).await?;
+                            info!("push: registered with {}", setting.url);
+                        }
+                    }
+                    _ => return Ok(()),
                 }
             }
             setting.handle.map(|handle| PushGrant {
@@ -151,7 +179,7 @@ async fn own_registration(d: &Daemon, http: &reqwest::Client, state: &mut State)
         }
     };
     let mut node = d.node.lock().await;
-    for contact in node.push_grants_due(grant.as_ref()) {
+    for (contact, grant) in node.push_grants_due(grant.as_ref()) {
         node.write_push_grant(contact, grant.as_ref(), crate::now_ms())
             .await?;
     }
@@ -170,23 +198,34 @@ async fn wake_unreachable(d: &Daemon, http: &reqwest::Client, state: &mut State)
                 .contact_devices(&contact)
                 .into_iter()
                 .filter(|dev| !connected.contains(dev))
+                .filter(|dev| {
+                    state
+                        .woken
+                        .get(dev)
+                        .is_none_or(|(at, _)| Instant::now() >= *at)
+                })
                 .filter_map(|dev| node.push_grant_of(&dev).map(|g| (dev, g)))
                 .collect();
-            if devices.is_empty() || !node.has_undelivered_for(contact).await.unwrap_or(false) {
+            // Only for something a person sent (not grants or receipts).
+            if devices.is_empty()
+                || !node
+                    .has_undelivered_messages_for(contact)
+                    .await
+                    .unwrap_or(false)
+            {
                 continue;
             }
             due.extend(devices);
         }
     }
+    // A device that came back starts over at the shortest wait.
+    state.woken.retain(|dev, _| !connected.contains(dev));
     for (device, grant) in due {
-        if state
+        let wait = state
             .woken
             .get(&device)
-            .is_some_and(|at| at.elapsed() < WAKE_EVERY)
-        {
-            continue;
-        }
-        state.woken.insert(device, Instant::now());
+            .map_or(WAKE_EVERY, |(_, w)| (*w * 2).min(MAX_WAKE_EVERY));
+        state.woken.insert(device, (Instant::now() + wait, wait));
         let nonce: [u8; 16] = node_core::crypto::random_bytes();
         let body = serde_json::json!({
             "handle": grant.handle.to_string(),

@@ -146,25 +146,29 @@ impl Node {
         out
     }
 
-    /// Contacts that have not got this device's current grant (or its
-    /// withdrawal) yet.
-    pub fn push_grants_due(&self, current: Option<&PushGrant>) -> Vec<AccountId> {
+    /// Contacts whose latest grant from this device is not what they
+    /// should have: the current one, or a withdrawal (push off, or the
+    /// contact is marked compromised). Returns each with what to write.
+    pub fn push_grants_due(
+        &self,
+        current: Option<&PushGrant>,
+    ) -> Vec<(AccountId, Option<PushGrant>)> {
         let me = self.device();
-        let wanted = encode_grant(current);
         self.contacts
-            .keys()
-            .filter(|c| {
-                let log = LogId::conversation(self.account, **c);
+            .iter()
+            .filter_map(|(c, info)| {
+                let wanted = current.filter(|_| info.trust != super::trust::Trust::Compromised);
+                let log = LogId::conversation(self.account, *c);
                 let ours = self
                     .push_grants
                     .get(&(log, me))
                     .map(|(_, body)| body.as_slice());
-                match (ours, current) {
+                let due = match (ours, wanted) {
                     (None, None) => false,
-                    (ours, _) => ours != Some(wanted.as_slice()),
-                }
+                    (ours, wanted) => ours != Some(encode_grant(wanted).as_slice()),
+                };
+                due.then(|| (*c, wanted.cloned()))
             })
-            .copied()
             .collect()
     }
 
@@ -193,9 +197,28 @@ impl Node {
             .and_then(|(_, body)| decode_grant(body))
     }
 
-    /// Whether events wait for delivery to `account`.
-    pub async fn has_undelivered_for(&self, account: AccountId) -> Result<bool, NodeError> {
-        Ok(!self.store.undelivered_to(account).await?.is_empty())
+    /// Whether something a person sent (a message, a file offer, an
+    /// introduction) waits for delivery to `account`. Grants and other
+    /// housekeeping do not count: they are no reason to wake a phone.
+    pub async fn has_undelivered_messages_for(
+        &self,
+        account: AccountId,
+    ) -> Result<bool, NodeError> {
+        let mut ids = self.store.undelivered_to(account).await?;
+        // The newest are the likeliest messages; a look at a few is enough.
+        ids.reverse();
+        ids.truncate(64);
+        let events = self.store.events_by_id(&ids).await?;
+        Ok(events.iter().any(|e| {
+            let h = e.event.header();
+            h.log_kind == crate::log::LogKind::Conversation
+                && matches!(
+                    h.kind,
+                    conversation_kind::MESSAGE
+                        | conversation_kind::FILE_OFFER
+                        | conversation_kind::INTRODUCTION
+                )
+        }))
     }
 
     /// Records a stored push-grant event of the conversation `log`: only

@@ -38,6 +38,7 @@ impl Apns {
         // HTTP/2 only: ALPN h2 on https, prior knowledge on http (tests).
         let http = reqwest::Client::builder()
             .http2_prior_knowledge()
+            .redirect(reqwest::redirect::Policy::none())
             .timeout(PUSH_TIMEOUT)
             .build()
             .context("building the HTTP/2 client")?;
@@ -91,7 +92,7 @@ impl Apns {
             .body(r#"{"aps":{"content-available":1}}"#)
             .send()
             .await
-            .map_err(|e| PushFailure::Failed(format!("APNs unreachable: {e}")))?;
+            .map_err(|e| super::unreachable("APNs", e))?;
         match response.status().as_u16() {
             200 => Ok(()),
             // 410 Unregistered; 400 BadDeviceToken.

@@ -29,6 +29,7 @@ impl Fcm {
             .to_owned();
         let http = reqwest::Client::builder()
             .timeout(PUSH_TIMEOUT)
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .context("building the HTTP client")?;
         Ok(Self {
@@ -65,7 +66,7 @@ impl Fcm {
             .body(body.to_string())
             .send()
             .await
-            .map_err(|e| PushFailure::Failed(format!("FCM unreachable: {e}")))?;
+            .map_err(|e| super::unreachable("FCM", e))?;
         match response.status().as_u16() {
             200 => Ok(()),
             404 => Err(PushFailure::Gone),

@@ -53,6 +53,8 @@ impl std::fmt::Debug for Pushers {
 
 impl Pushers {
     /// Loads keys and sets up clients for what `backends` configures.
+    /// WebPush endpoints on non-public addresses are refused unless
+    /// `webpush_allow_http` (local testing) is set.
     pub fn new(backends: &Backends) -> anyhow::Result<Self> {
         // reqwest uses the process-wide rustls provider.
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -68,8 +70,12 @@ impl Pushers {
             .map(|(key, url)| fcm::Fcm::new(key, url))
             .transpose()
             .context("setting up FCM")?;
-        let webpush = webpush::WebPush::new(backends.vapid.as_deref(), &backends.vapid_subject)
-            .context("setting up WebPush")?;
+        let webpush = webpush::WebPush::new(
+            backends.vapid.as_deref(),
+            &backends.vapid_subject,
+            !backends.webpush_allow_http,
+        )
+        .context("setting up WebPush")?;
         Ok(Self { apns, fcm, webpush })
     }
 
@@ -126,10 +132,108 @@ fn es256_jwt(
     format!("{input}.{}", B64.encode(&sig.to_bytes()))
 }
 
-/// A platform's error answer, shortened for logs and callers.
-async fn failure(response: reqwest::Response) -> String {
+/// Most of a platform's error answer read (for the log).
+const FAILURE_BYTES: usize = 256;
+
+/// A platform's error answer, shortened, for the log only (never for the
+/// caller: a WebPush endpoint is whatever a device registered).
+async fn failure(mut response: reqwest::Response) -> String {
     let status = response.status();
-    let body = response.text().await.unwrap_or_default();
-    let body: String = body.chars().take(200).collect();
-    format!("{status}: {body}")
+    let mut body = Vec::new();
+    while body.len() < FAILURE_BYTES {
+        match response.chunk().await {
+            Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+            _ => break,
+        }
+    }
+    body.truncate(FAILURE_BYTES);
+    format!("{status}: {}", String::from_utf8_lossy(&body))
+}
+
+/// A request that did not get an answer, without its URL (which holds an
+/// APNs token or a WebPush endpoint, both capabilities).
+fn unreachable(service: &str, err: reqwest::Error) -> PushFailure {
+    PushFailure::Failed(format!("{service} unreachable: {}", err.without_url()))
+}
+
+/// Whether an address is on the public internet: not loopback, private,
+/// link-local, shared (CGNAT), documentation, multicast or unspecified.
+pub fn is_public(ip: std::net::IpAddr) -> bool {
+    use std::net::IpAddr;
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            !(v4.is_private()
+                || v4.is_loopback()
+                || v4.is_link_local()
+                || v4.is_broadcast()
+                || v4.is_documentation()
+                || v4.is_unspecified()
+                || v4.is_multicast()
+                || a == 0
+                || (a == 100 && (64..128).contains(&b))
+                || (a == 198 && (b == 18 || b == 19)))
+        }
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => is_public(IpAddr::V4(v4)),
+            None => {
+                let first = v6.segments()[0];
+                !(v6.is_loopback()
+                    || v6.is_unspecified()
+                    || v6.is_multicast()
+                    || (first & 0xfe00) == 0xfc00
+                    || (first & 0xffc0) == 0xfe80
+                    || first == 0x2001 && v6.segments()[1] == 0x0db8)
+            }
+        },
+    }
+}
+
+/// A DNS resolver for WebPush endpoints that only returns public
+/// addresses, so a registered endpoint cannot make the relay post to the
+/// operator's own network.
+#[derive(Debug)]
+struct PublicOnly;
+
+impl reqwest::dns::Resolve for PublicOnly {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
+                .await?
+                .filter(|a| is_public(a.ip()))
+                .collect();
+            if addrs.is_empty() {
+                return Err(format!("{host} has no public address").into());
+            }
+            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_public_addresses_are_public() {
+        for private in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:10.0.0.1",
+        ] {
+            assert!(!is_public(private.parse().unwrap()), "{private}");
+        }
+        for public in ["1.1.1.1", "8.8.8.8", "2606:4700::1111", "::ffff:1.1.1.1"] {
+            assert!(is_public(public.parse().unwrap()), "{public}");
+        }
+    }
 }

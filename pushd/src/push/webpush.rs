@@ -23,7 +23,7 @@ pub struct WebPush {
 }
 
 impl WebPush {
-    pub fn new(vapid_key: Option<&Path>, subject: &str) -> anyhow::Result<Self> {
+    pub fn new(vapid_key: Option<&Path>, subject: &str, public_only: bool) -> anyhow::Result<Self> {
         let vapid = match vapid_key {
             Some(path) => {
                 let pem = std::fs::read_to_string(path)
@@ -36,10 +36,13 @@ impl WebPush {
             }
             None => None,
         };
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .timeout(PUSH_TIMEOUT)
-            .build()
-            .context("building the HTTP client")?;
+            .redirect(reqwest::redirect::Policy::none());
+        if public_only {
+            builder = builder.dns_resolver(super::PublicOnly);
+        }
+        let http = builder.build().context("building the HTTP client")?;
         Ok(Self {
             http,
             vapid,
@@ -88,7 +91,7 @@ impl WebPush {
             .http
             .execute(request)
             .await
-            .map_err(|e| PushFailure::Failed(format!("push service unreachable: {e}")))?;
+            .map_err(|e| super::unreachable("the push service", e))?;
         match response.status().as_u16() {
             200..=299 => Ok(()),
             404 | 410 => Err(PushFailure::Gone),
