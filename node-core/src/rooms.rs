@@ -1,0 +1,611 @@
+//! Room state: what room events say, who may say it, and how a room's DAG
+//! resolves to one state and one set of shown messages on every device.
+//!
+//! A room is one DAG (`LogKind::Room`) whose genesis is a [`RoomContent::Create`].
+//! Its state events set power levels, membership, the join rule, the name
+//! and the topic; messages are the rest. Authorship is by account (the
+//! caller maps a device to its account through the account logs).
+//!
+//! - **Authorisation** ([`RoomState::authorize`]): the creator has unlimited
+//!   power for good; admins (100) change power levels, moderators (50) kick,
+//!   ban and change the name, topic and join rule; any member invites and
+//!   writes messages. No one acts on a member of equal or higher power, or
+//!   raises anyone above themselves.
+//! - **Resolution** ([`resolve`]): all events are linearised by a
+//!   topological sort that, among the events ready at each step, takes
+//!   first those a power event depends on (power levels, join rules,
+//!   kicks, bans), then other state, then messages; ties go to the
+//!   sender's power (in the state built so far), then lower depth, then
+//!   lower id — never claimed time. Each event is then checked against the
+//!   state built so far: state events that fail are dropped, messages that
+//!   fail are not shown. The result depends only on the set of events, so
+//!   every device that holds the same events shows the same state and the
+//!   same messages in the same order, whatever order they arrived in.
+//!   Because a removal is taken before the concurrent events that do not
+//!   lead to it, a removed member's messages concurrent with (or after)
+//!   the removal are not shown.
+//!
+//! This is a restriction of Matrix state resolution v2.1 to these kinds
+//! (power events first, power-ordered, then the rest), applied to one DAG
+//! where every event carries its full ancestry.
+//!
+//! Not here (yet): the store, sync, the CLI, fan-out and the "arrived late"
+//! hold (see `docs/rooms.md`).
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
+
+use crate::id::{AccountId, EventId};
+use crate::wire::{Reader, WireError, Writer};
+
+/// Power of an admin.
+pub const ADMIN: i64 = 100;
+/// Power of a moderator.
+pub const MODERATOR: i64 = 50;
+/// Power of a member.
+pub const MEMBER: i64 = 0;
+/// Longest room name or topic, in bytes.
+pub const MAX_TEXT: usize = 1024;
+/// Longest message, in bytes.
+pub const MAX_MESSAGE: usize = 64 * 1024;
+/// Most entries in a power-levels event.
+pub const MAX_POWER_ENTRIES: usize = 4096;
+
+/// Body kinds of room events.
+pub mod kind {
+    /// The genesis.
+    pub const CREATE: u16 = 1;
+    /// Power levels.
+    pub const POWER: u16 = 2;
+    /// A membership change.
+    pub const MEMBER: u16 = 3;
+    /// Public or invite-only.
+    pub const JOIN_RULE: u16 = 4;
+    /// The room's name.
+    pub const NAME: u16 = 5;
+    /// The room's topic.
+    pub const TOPIC: u16 = 6;
+    /// A message.
+    pub const MESSAGE: u16 = 16;
+}
+
+/// A membership.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Membership {
+    /// Invited, not joined yet.
+    Invite,
+    /// A member.
+    Join,
+    /// Left, or kicked (when another account wrote it).
+    Leave,
+    /// Banned.
+    Ban,
+}
+
+impl Membership {
+    fn code(self) -> u8 {
+        match self {
+            Membership::Invite => 1,
+            Membership::Join => 2,
+            Membership::Leave => 3,
+            Membership::Ban => 4,
+        }
+    }
+
+    fn from_code(code: u8) -> Result<Self, WireError> {
+        Ok(match code {
+            1 => Membership::Invite,
+            2 => Membership::Join,
+            3 => Membership::Leave,
+            4 => Membership::Ban,
+            _ => {
+                return Err(WireError::Invalid {
+                    what: "membership",
+                    why: "unknown",
+                });
+            }
+        })
+    }
+}
+
+/// What a room event says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RoomContent {
+    /// The room begins; its author's account is the creator.
+    Create {
+        /// The room's name.
+        name: String,
+        /// Anyone with the link may join.
+        public: bool,
+    },
+    /// Power levels of accounts (absent: member).
+    Power {
+        /// Account → level.
+        users: BTreeMap<AccountId, i64>,
+    },
+    /// A membership change of `target`.
+    Member {
+        /// Whose.
+        target: AccountId,
+        /// To what.
+        membership: Membership,
+    },
+    /// Public (anyone with the link) or invite-only.
+    JoinRule {
+        /// Public.
+        public: bool,
+    },
+    /// The room's name.
+    Name(String),
+    /// The room's topic.
+    Topic(String),
+    /// A text message.
+    Message(String),
+}
+
+impl RoomContent {
+    /// The body kind.
+    pub fn kind(&self) -> u16 {
+        match self {
+            RoomContent::Create { .. } => kind::CREATE,
+            RoomContent::Power { .. } => kind::POWER,
+            RoomContent::Member { .. } => kind::MEMBER,
+            RoomContent::JoinRule { .. } => kind::JOIN_RULE,
+            RoomContent::Name(_) => kind::NAME,
+            RoomContent::Topic(_) => kind::TOPIC,
+            RoomContent::Message(_) => kind::MESSAGE,
+        }
+    }
+
+    /// The body bytes.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        match self {
+            RoomContent::Create { name, public } => w.str(name).u8(u8::from(*public)),
+            RoomContent::Power { users } => {
+                w.u16(users.len() as u16);
+                for (account, level) in users {
+                    w.fixed(account.as_bytes()).i64(*level);
+                }
+                &mut w
+            }
+            RoomContent::Member { target, membership } => {
+                w.fixed(target.as_bytes()).u8(membership.code())
+            }
+            RoomContent::JoinRule { public } => w.u8(u8::from(*public)),
+            RoomContent::Name(text) | RoomContent::Topic(text) | RoomContent::Message(text) => {
+                w.str(text)
+            }
+        };
+        w.finish()
+    }
+
+    /// Reads a body of `kind`.
+    pub fn decode(kind: u16, body: &[u8]) -> Result<Self, WireError> {
+        let mut r = Reader::new(body);
+        let content = match kind {
+            kind::CREATE => RoomContent::Create {
+                name: r.str(MAX_TEXT, "room name")?.to_owned(),
+                public: flag(&mut r)?,
+            },
+            kind::POWER => {
+                let n = r.count(MAX_POWER_ENTRIES, "power levels")?;
+                let mut users = BTreeMap::new();
+                for _ in 0..n {
+                    let account = AccountId::from_bytes(r.array("account")?);
+                    users.insert(account, r.i64("level")?);
+                }
+                RoomContent::Power { users }
+            }
+            kind::MEMBER => RoomContent::Member {
+                target: AccountId::from_bytes(r.array("target")?),
+                membership: Membership::from_code(r.u8("membership")?)?,
+            },
+            kind::JOIN_RULE => RoomContent::JoinRule {
+                public: flag(&mut r)?,
+            },
+            kind::NAME => RoomContent::Name(r.str(MAX_TEXT, "room name")?.to_owned()),
+            kind::TOPIC => RoomContent::Topic(r.str(MAX_TEXT, "topic")?.to_owned()),
+            kind::MESSAGE => RoomContent::Message(r.str(MAX_MESSAGE, "message")?.to_owned()),
+            _ => {
+                return Err(WireError::Invalid {
+                    what: "room event kind",
+                    why: "unknown",
+                });
+            }
+        };
+        r.finish("room event")?;
+        Ok(content)
+    }
+
+    /// Power events are resolved first: they decide what else is allowed.
+    fn class(&self, sender: AccountId) -> u8 {
+        match self {
+            RoomContent::Create { .. }
+            | RoomContent::Power { .. }
+            | RoomContent::JoinRule { .. } => 0,
+            RoomContent::Member { target, membership } => {
+                if *membership == Membership::Ban
+                    || (*target != sender && *membership == Membership::Leave)
+                {
+                    0
+                } else {
+                    1
+                }
+            }
+            RoomContent::Name(_) | RoomContent::Topic(_) => 1,
+            RoomContent::Message(_) => 2,
+        }
+    }
+}
+
+fn flag(r: &mut Reader<'_>) -> Result<bool, WireError> {
+    match r.u8("flag")? {
+        0 => Ok(false),
+        1 => Ok(true),
+        _ => Err(WireError::Invalid {
+            what: "flag",
+            why: "not 0 or 1",
+        }),
+    }
+}
+
+/// Why an event is not allowed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// The room has no create event yet (or this is a second one).
+    #[error("{0}")]
+    Create(&'static str),
+    /// The sender is not a member.
+    #[error("you are not a member of this room")]
+    NotMember,
+    /// Not enough power.
+    #[error("you need power {needed} for this (you have {have})")]
+    Power {
+        /// Required.
+        needed: i64,
+        /// The sender's.
+        have: i64,
+    },
+    /// The target's power is not below the sender's.
+    #[error("you cannot act on a member with power equal to or above yours")]
+    Target,
+    /// Not allowed for another reason.
+    #[error("{0}")]
+    Refused(&'static str),
+}
+
+/// A room's state.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RoomState {
+    /// The creator (unlimited power), once created.
+    pub creator: Option<AccountId>,
+    /// Account → level (absent: member).
+    pub power: BTreeMap<AccountId, i64>,
+    /// Account → membership.
+    pub members: BTreeMap<AccountId, Membership>,
+    /// Anyone with the link may join.
+    pub public: bool,
+    /// The name.
+    pub name: String,
+    /// The topic.
+    pub topic: String,
+}
+
+impl RoomState {
+    /// The power of `account` (the creator's is unlimited).
+    pub fn power_of(&self, account: &AccountId) -> i64 {
+        if self.creator.as_ref() == Some(account) {
+            return i64::MAX;
+        }
+        self.power.get(account).copied().unwrap_or(MEMBER)
+    }
+
+    /// The membership of `account`.
+    pub fn membership(&self, account: &AccountId) -> Option<Membership> {
+        self.members.get(account).copied()
+    }
+
+    /// Whether `account` is a joined member.
+    pub fn is_joined(&self, account: &AccountId) -> bool {
+        self.membership(account) == Some(Membership::Join)
+    }
+
+    /// Accounts that are joined, by account id.
+    pub fn joined(&self) -> impl Iterator<Item = &AccountId> {
+        self.members
+            .iter()
+            .filter(|(_, m)| **m == Membership::Join)
+            .map(|(a, _)| a)
+    }
+
+    /// Whether `sender` may write `content` given this state.
+    pub fn authorize(&self, sender: AccountId, content: &RoomContent) -> Result<(), AuthError> {
+        let Some(_) = self.creator else {
+            return match content {
+                RoomContent::Create { .. } => Ok(()),
+                _ => Err(AuthError::Create("the room has no create event")),
+            };
+        };
+        let joined = self.is_joined(&sender);
+        let have = self.power_of(&sender);
+        let need = |needed: i64| {
+            if have >= needed {
+                Ok(())
+            } else {
+                Err(AuthError::Power { needed, have })
+            }
+        };
+        match content {
+            RoomContent::Create { .. } => Err(AuthError::Create("the room exists already")),
+            RoomContent::Message(_) => joined.then_some(()).ok_or(AuthError::NotMember),
+            RoomContent::Name(_) | RoomContent::Topic(_) | RoomContent::JoinRule { .. } => {
+                if !joined {
+                    return Err(AuthError::NotMember);
+                }
+                need(MODERATOR)
+            }
+            RoomContent::Power { users } => {
+                if !joined {
+                    return Err(AuthError::NotMember);
+                }
+                need(ADMIN)?;
+                let accounts: std::collections::BTreeSet<&AccountId> =
+                    users.keys().chain(self.power.keys()).collect();
+                for account in accounts {
+                    let old = self.power.get(account).copied().unwrap_or(MEMBER);
+                    let new = users.get(account).copied().unwrap_or(MEMBER);
+                    if old == new {
+                        continue;
+                    }
+                    if new > have || !(MEMBER..=ADMIN).contains(&new) {
+                        return Err(AuthError::Refused(
+                            "power levels go from 0 to 100 and never above your own",
+                        ));
+                    }
+                    if *account != sender && self.power_of(account) >= have {
+                        return Err(AuthError::Target);
+                    }
+                }
+                Ok(())
+            }
+            RoomContent::Member { target, membership } => {
+                let current = self.membership(target);
+                if current == Some(Membership::Ban)
+                    && !(*membership == Membership::Leave && *target != sender)
+                {
+                    return match membership {
+                        Membership::Ban => Err(AuthError::Refused("already banned")),
+                        _ => Err(AuthError::Refused("banned from this room")),
+                    };
+                }
+                match (membership, *target == sender) {
+                    (Membership::Join, true) => {
+                        if joined || self.public || current == Some(Membership::Invite) {
+                            Ok(())
+                        } else {
+                            Err(AuthError::Refused("this room needs an invitation"))
+                        }
+                    }
+                    (Membership::Join, false) => {
+                        Err(AuthError::Refused("only the account itself can join"))
+                    }
+                    (Membership::Leave, true) => match current {
+                        Some(Membership::Join | Membership::Invite) => Ok(()),
+                        _ => Err(AuthError::NotMember),
+                    },
+                    (Membership::Invite, false) => {
+                        if !joined {
+                            return Err(AuthError::NotMember);
+                        }
+                        match current {
+                            Some(Membership::Join) => Err(AuthError::Refused("already a member")),
+                            _ => Ok(()),
+                        }
+                    }
+                    (Membership::Invite, true) => {
+                        Err(AuthError::Refused("you cannot invite yourself"))
+                    }
+                    (Membership::Leave | Membership::Ban, false) => {
+                        if !joined {
+                            return Err(AuthError::NotMember);
+                        }
+                        need(MODERATOR)?;
+                        if self.power_of(target) >= have {
+                            return Err(AuthError::Target);
+                        }
+                        match (membership, current) {
+                            (Membership::Ban, _) => Ok(()),
+                            (_, Some(Membership::Join | Membership::Invite | Membership::Ban)) => {
+                                Ok(())
+                            }
+                            _ => Err(AuthError::Refused("not a member")),
+                        }
+                    }
+                    (Membership::Ban, true) => Err(AuthError::Refused("you cannot ban yourself")),
+                }
+            }
+        }
+    }
+
+    /// Applies an authorised state event (messages change nothing).
+    pub fn apply(&mut self, sender: AccountId, content: &RoomContent) {
+        match content {
+            RoomContent::Create { name, public } => {
+                self.creator = Some(sender);
+                self.members.insert(sender, Membership::Join);
+                self.name = name.clone();
+                self.public = *public;
+            }
+            RoomContent::Power { users } => self.power = users.clone(),
+            RoomContent::Member { target, membership } => {
+                self.members.insert(*target, *membership);
+            }
+            RoomContent::JoinRule { public } => self.public = *public,
+            RoomContent::Name(name) => self.name = name.clone(),
+            RoomContent::Topic(topic) => self.topic = topic.clone(),
+            RoomContent::Message(_) => {}
+        }
+    }
+}
+
+/// A room event as resolution sees it.
+#[derive(Debug, Clone)]
+pub struct RoomEvent {
+    /// Its id.
+    pub id: EventId,
+    /// Its parents.
+    pub parents: Vec<EventId>,
+    /// Its depth.
+    pub depth: u64,
+    /// The sender's account.
+    pub sender: AccountId,
+    /// What it says.
+    pub content: RoomContent,
+}
+
+/// What a room's events resolve to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolved {
+    /// The state.
+    pub state: RoomState,
+    /// Messages shown, in display order.
+    pub shown: Vec<EventId>,
+    /// Events refused by the state they met (dropped state events and
+    /// hidden messages).
+    pub refused: Vec<EventId>,
+}
+
+/// Resolves a room from its events (in any order; events whose parents are
+/// missing are ignored with everything after them).
+///
+/// Two passes: the first orders by the power senders have as it goes; the
+/// second makes an event as urgent as the most powerful (by the first
+/// pass's outcome) power event that depends on it, so a branch leading to
+/// the creator's or an admin's decision is taken before a concurrent branch
+/// of someone who (in the end) has less power — power held on an old branch
+/// cannot be used against a decision made concurrently by a more powerful
+/// member.
+pub fn resolve(events: &[RoomEvent]) -> Resolved {
+    let first = resolve_pass(events, None);
+    resolve_pass(events, Some(&first.state))
+}
+
+fn resolve_pass(events: &[RoomEvent], outcome: Option<&RoomState>) -> Resolved {
+    let index: HashMap<EventId, usize> =
+        events.iter().enumerate().map(|(i, e)| (e.id, i)).collect();
+    let n = events.len();
+    let mut children: Vec<Vec<usize>> = vec![Vec::new(); n];
+    let mut waiting: Vec<usize> = vec![0; n];
+    let mut complete = vec![true; n];
+    for (i, e) in events.iter().enumerate() {
+        for p in &e.parents {
+            match index.get(p) {
+                Some(&j) => {
+                    children[j].push(i);
+                    waiting[i] += 1;
+                }
+                None => complete[i] = false,
+            }
+        }
+    }
+    // Most urgent class among each event and everything after it: an event a
+    // power event depends on is as urgent as that power event. Descendants
+    // have greater depth, so one pass by depth (deepest first) settles it.
+    let mut by_depth: Vec<usize> = (0..n).collect();
+    by_depth.sort_by_key(|&i| Reverse(events[i].depth));
+    let mut urgency: Vec<(u8, Reverse<i64>)> = events
+        .iter()
+        .map(|e| {
+            let power = outcome.map_or(MEMBER, |s| s.power_of(&e.sender));
+            (e.content.class(e.sender), Reverse(power))
+        })
+        .collect();
+    for &i in &by_depth {
+        if let Some(best) = children[i].iter().map(|&c| urgency[c]).min() {
+            urgency[i] = urgency[i].min(best);
+        }
+    }
+    let mut state = RoomState::default();
+    let mut ready = BinaryHeap::new();
+    let key = |state: &RoomState, i: usize| {
+        let e = &events[i];
+        Reverse((
+            urgency[i],
+            Reverse(state.power_of(&e.sender)),
+            e.depth,
+            e.id,
+            i,
+        ))
+    };
+    for i in 0..n {
+        if waiting[i] == 0 && complete[i] {
+            ready.push(key(&state, i));
+        }
+    }
+    let mut shown = Vec::new();
+    let mut refused = Vec::new();
+    while let Some(Reverse((_, _, _, _, i))) = ready.pop() {
+        let e = &events[i];
+        let genesis_ok = match e.content {
+            RoomContent::Create { .. } => e.parents.is_empty(),
+            _ => !e.parents.is_empty(),
+        };
+        match state.authorize(e.sender, &e.content) {
+            Ok(()) if genesis_ok => {
+                if let RoomContent::Message(_) = e.content {
+                    shown.push(e.id);
+                } else {
+                    state.apply(e.sender, &e.content);
+                }
+            }
+            _ => refused.push(e.id),
+        }
+        for &c in &children[i] {
+            waiting[c] -= 1;
+            if waiting[c] == 0 && complete[c] {
+                ready.push(key(&state, c));
+            }
+        }
+    }
+    Resolved {
+        state,
+        shown,
+        refused,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn contents_round_trip() {
+        let a = AccountId::from_bytes([1; 32]);
+        for content in [
+            RoomContent::Create {
+                name: "r".into(),
+                public: true,
+            },
+            RoomContent::Power {
+                users: BTreeMap::from([(a, 50)]),
+            },
+            RoomContent::Member {
+                target: a,
+                membership: Membership::Ban,
+            },
+            RoomContent::JoinRule { public: false },
+            RoomContent::Name("n".into()),
+            RoomContent::Topic("t".into()),
+            RoomContent::Message("hi".into()),
+        ] {
+            let bytes = content.encode();
+            assert_eq!(
+                RoomContent::decode(content.kind(), &bytes).unwrap(),
+                content
+            );
+        }
+        assert!(RoomContent::decode(kind::MEMBER, &[0; 33]).is_err());
+        assert!(RoomContent::decode(99, &[]).is_err());
+    }
+}

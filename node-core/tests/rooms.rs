@@ -1,0 +1,347 @@
+//! Room state resolution (`node_core::rooms`): the adversarial branches the
+//! issue names, resolved the same way whatever order the events come in,
+//! and a property test over random room DAGs.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use node_core::crypto::{HashDomain, hash};
+use node_core::rooms::{ADMIN, Membership, RoomContent, RoomEvent, resolve};
+use node_core::{AccountId, EventId};
+use proptest::prelude::*;
+
+fn account(n: u8) -> AccountId {
+    AccountId::from_bytes([n; 32])
+}
+
+/// Builds a room DAG by hand.
+#[derive(Default)]
+struct Room {
+    events: Vec<RoomEvent>,
+    depth: HashMap<EventId, u64>,
+}
+
+impl Room {
+    fn add(&mut self, sender: AccountId, parents: &[EventId], content: RoomContent) -> EventId {
+        let mut bytes = content.encode();
+        bytes.extend_from_slice(sender.as_bytes());
+        for p in parents {
+            bytes.extend_from_slice(p.as_bytes());
+        }
+        bytes.extend_from_slice(&(self.events.len() as u64).to_le_bytes());
+        let id = EventId::from_bytes(hash(HashDomain::EVENT_ID, &bytes));
+        let depth = parents.iter().map(|p| self.depth[p] + 1).max().unwrap_or(0);
+        self.depth.insert(id, depth);
+        self.events.push(RoomEvent {
+            id,
+            parents: parents.to_vec(),
+            depth,
+            sender,
+            content,
+        });
+        id
+    }
+
+    fn create(&mut self, creator: AccountId) -> EventId {
+        self.add(
+            creator,
+            &[],
+            RoomContent::Create {
+                name: "room".into(),
+                public: false,
+            },
+        )
+    }
+
+    fn member(
+        &mut self,
+        sender: AccountId,
+        parents: &[EventId],
+        target: AccountId,
+        m: Membership,
+    ) -> EventId {
+        self.add(
+            sender,
+            parents,
+            RoomContent::Member {
+                target,
+                membership: m,
+            },
+        )
+    }
+
+    fn say(&mut self, sender: AccountId, parents: &[EventId], text: &str) -> EventId {
+        self.add(sender, parents, RoomContent::Message(text.into()))
+    }
+
+    fn power(
+        &mut self,
+        sender: AccountId,
+        parents: &[EventId],
+        users: &[(AccountId, i64)],
+    ) -> EventId {
+        self.add(
+            sender,
+            parents,
+            RoomContent::Power {
+                users: users.iter().copied().collect(),
+            },
+        )
+    }
+
+    /// Invites and joins `who` after `at`.
+    fn join(&mut self, inviter: AccountId, at: EventId, who: AccountId) -> EventId {
+        let invite = self.member(inviter, &[at], who, Membership::Invite);
+        self.member(who, &[invite], who, Membership::Join)
+    }
+
+    /// Resolves in the given order and in reverse and a rotation; all must agree.
+    fn resolved(&self) -> node_core::rooms::Resolved {
+        let forward = resolve(&self.events);
+        let mut reversed = self.events.clone();
+        reversed.reverse();
+        assert_eq!(resolve(&reversed), forward);
+        let mut rotated = self.events.clone();
+        rotated.rotate_left(self.events.len() / 2);
+        assert_eq!(resolve(&rotated), forward);
+        forward
+    }
+}
+
+#[test]
+fn private_rooms_need_an_invitation() {
+    let (a, b, c) = (account(1), account(2), account(3));
+    let mut room = Room::default();
+    let create = room.create(a);
+    let b_in = room.join(a, create, b);
+    let hello = room.say(b, &[b_in], "hello");
+    let c_join = room.member(c, &[hello], c, Membership::Join);
+    let c_says = room.say(c, &[c_join], "let me in");
+    let r = room.resolved();
+    assert_eq!(r.shown, vec![hello]);
+    assert!(r.refused.contains(&c_join) && r.refused.contains(&c_says));
+    assert!(r.state.is_joined(&b) && !r.state.is_joined(&c));
+}
+
+#[test]
+fn a_ban_beats_the_banned_members_concurrent_messages() {
+    let (a, b, x) = (account(1), account(2), account(9));
+    let mut room = Room::default();
+    let create = room.create(a);
+    let b_in = room.join(a, create, b);
+    let x_in = room.join(a, b_in, x);
+    let before = room.say(x, &[x_in], "before the fork");
+    // Branch 1: B chats, then A bans X.
+    let b1 = room.say(b, &[before], "b talks");
+    let ban = room.member(a, &[b1], x, Membership::Ban);
+    // Branch 2: X keeps writing, unaware.
+    let x1 = room.say(x, &[before], "concurrent 1");
+    let x2 = room.say(x, &[x1], "concurrent 2");
+    // X writes after seeing the ban too (a client that ignores it).
+    let after = room.say(x, &[ban, x2], "after the ban");
+    let merge = room.say(b, &[after], "merged");
+    let r = room.resolved();
+    assert_eq!(r.state.membership(&x), Some(Membership::Ban));
+    assert!(r.shown.contains(&before));
+    for hidden in [x1, x2, after] {
+        assert!(
+            !r.shown.contains(&hidden),
+            "a removed member's message was shown"
+        );
+    }
+    assert!(r.shown.contains(&b1) && r.shown.contains(&merge));
+}
+
+#[test]
+fn self_promotion_on_an_old_branch_loses() {
+    let (a, x, y) = (account(1), account(2), account(3));
+    let mut room = Room::default();
+    let create = room.create(a);
+    let x_in = room.join(a, create, x);
+    let y_in = room.join(a, x_in, y);
+    let promote = room.power(a, &[y_in], &[(x, ADMIN)]);
+    let chat = room.say(y, &[promote], "x is admin now");
+    // A demotes X.
+    let demote = room.power(a, &[chat], &[]);
+    // X, on a branch from before the demotion, makes Y admin and demotes... A cannot be.
+    let sneaky = room.power(x, &[promote], &[(x, ADMIN), (y, ADMIN)]);
+    // ... and, still on that branch, kicks Y.
+    let kick = room.member(x, &[sneaky], y, Membership::Leave);
+    let merge = room.say(y, &[demote, kick], "merge");
+    let r = room.resolved();
+    assert!(r.refused.contains(&sneaky) && r.refused.contains(&kick));
+    assert_eq!(r.state.power_of(&x), 0);
+    assert_eq!(r.state.power_of(&y), 0);
+    assert!(r.state.is_joined(&y));
+    assert!(r.shown.contains(&merge));
+}
+
+#[test]
+fn mutual_kicks_between_admins_resolve_the_same_everywhere() {
+    let (a, b, c) = (account(1), account(2), account(3));
+    let mut room = Room::default();
+    let create = room.create(a);
+    let b_in = room.join(a, create, b);
+    let c_in = room.join(a, b_in, c);
+    let admins = room.power(a, &[c_in], &[(b, ADMIN), (c, ADMIN)]);
+    let b_kicks = room.member(b, &[admins], c, Membership::Leave);
+    let c_kicks = room.member(c, &[admins], b, Membership::Leave);
+    let b_says = room.say(b, &[b_kicks], "b was here");
+    let c_says = room.say(c, &[c_kicks], "c was here");
+    let r = room.resolved();
+    // Equal power cannot remove equal power: both kicks fail, everywhere.
+    assert!(r.refused.contains(&b_kicks) && r.refused.contains(&c_kicks));
+    assert!(r.state.is_joined(&b) && r.state.is_joined(&c));
+    assert!(r.shown.contains(&b_says) && r.shown.contains(&c_says));
+    // The creator can remove either; concurrent with a mutual kick it wins.
+    let a_kicks = room.member(a, &[admins], b, Membership::Leave);
+    let b_late = room.say(b, &[b_kicks, c_kicks], "still here?");
+    let r = room.resolved();
+    assert_eq!(r.state.membership(&b), Some(Membership::Leave));
+    assert!(!r.shown.contains(&b_late) && !r.refused.contains(&a_kicks));
+}
+
+#[test]
+fn members_without_power_cannot_change_roles() {
+    let (a, b) = (account(1), account(2));
+    let mut room = Room::default();
+    let create = room.create(a);
+    let b_in = room.join(a, create, b);
+    let grab = room.power(b, &[b_in], &[(b, ADMIN)]);
+    let r = room.resolved();
+    assert!(r.refused.contains(&grab));
+    assert_eq!(r.state.power_of(&b), 0);
+    let err = r
+        .state
+        .authorize(
+            b,
+            &RoomContent::Power {
+                users: BTreeMap::from([(b, ADMIN)]),
+            },
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("need power 100"), "{err}");
+}
+
+/// One step of a random room's history.
+#[derive(Debug, Clone)]
+enum Step {
+    Say(u8),
+    Invite(u8, u8),
+    Join(u8),
+    Leave(u8),
+    Kick(u8, u8),
+    Ban(u8, u8),
+    Promote(u8, u8, i64),
+}
+
+fn step() -> impl Strategy<Value = (Step, prop::sample::Index, prop::sample::Index)> {
+    let who = 1u8..=5;
+    let s = prop_oneof![
+        4 => who.clone().prop_map(Step::Say),
+        2 => (who.clone(), who.clone()).prop_map(|(a, b)| Step::Invite(a, b)),
+        2 => who.clone().prop_map(Step::Join),
+        1 => who.clone().prop_map(Step::Leave),
+        1 => (who.clone(), who.clone()).prop_map(|(a, b)| Step::Kick(a, b)),
+        1 => (who.clone(), who.clone()).prop_map(|(a, b)| Step::Ban(a, b)),
+        1 => (who.clone(), who, prop_oneof![Just(0i64), Just(50), Just(100)])
+            .prop_map(|(a, b, l)| Step::Promote(a, b, l)),
+    ];
+    (
+        s,
+        any::<prop::sample::Index>(),
+        any::<prop::sample::Index>(),
+    )
+}
+
+fn build(steps: &[(Step, prop::sample::Index, prop::sample::Index)]) -> Room {
+    let mut room = Room::default();
+    let create = room.create(account(1));
+    let mut ids = vec![create];
+    for (s, p1, p2) in steps {
+        // One or two random earlier events as parents: branches and merges.
+        let mut parents = vec![*p1.get(&ids)];
+        let other = *p2.get(&ids);
+        if other != parents[0] {
+            parents.push(other);
+        }
+        let id = match *s {
+            Step::Say(a) => room.say(account(a), &parents, "m"),
+            Step::Invite(a, b) => room.member(account(a), &parents, account(b), Membership::Invite),
+            Step::Join(a) => room.member(account(a), &parents, account(a), Membership::Join),
+            Step::Leave(a) => room.member(account(a), &parents, account(a), Membership::Leave),
+            Step::Kick(a, b) => room.member(account(a), &parents, account(b), Membership::Leave),
+            Step::Ban(a, b) => room.member(account(a), &parents, account(b), Membership::Ban),
+            Step::Promote(a, b, l) => room.power(account(a), &parents, &[(account(b), l)]),
+        };
+        ids.push(id);
+    }
+    room
+}
+
+fn ancestors(room: &Room, id: EventId) -> HashSet<EventId> {
+    let by_id: HashMap<EventId, &RoomEvent> = room.events.iter().map(|e| (e.id, e)).collect();
+    let mut seen = HashSet::new();
+    let mut stack = vec![id];
+    while let Some(e) = stack.pop() {
+        for p in &by_id[&e].parents {
+            if seen.insert(*p) {
+                stack.push(*p);
+            }
+        }
+    }
+    seen
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    /// Any delivery order gives the same state and the same shown messages
+    /// in the same order; and no message is shown from an account after a
+    /// kick or ban of it that the message's author had seen (an ancestor of
+    /// the message), unless the account was let in again after it.
+    #[test]
+    fn any_order_same_room_and_removed_members_stay_out(
+        steps in prop::collection::vec(step(), 1..60),
+        seed in any::<u64>(),
+    ) {
+        let room = build(&steps);
+        let expected = resolve(&room.events);
+        let mut shuffled = room.events.clone();
+        let mut s = seed;
+        for i in (1..shuffled.len()).rev() {
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            shuffled.swap(i, (s >> 33) as usize % (i + 1));
+        }
+        prop_assert_eq!(&resolve(&shuffled), &expected);
+
+        let refused: HashSet<EventId> = expected.refused.iter().copied().collect();
+        // Removals by someone else (a member who leaves may come back).
+        let applied_removals: Vec<&RoomEvent> = room.events.iter().filter(|e| {
+            !refused.contains(&e.id)
+                && matches!(e.content, RoomContent::Member { target, membership: Membership::Ban | Membership::Leave } if target != e.sender)
+        }).collect();
+        let applied_joins: Vec<&RoomEvent> = room.events.iter().filter(|e| {
+            !refused.contains(&e.id)
+                && matches!(e.content, RoomContent::Member { membership: Membership::Join, .. })
+        }).collect();
+        for m in room.events.iter().filter(|e| expected.shown.contains(&e.id)) {
+            let before = ancestors(&room, m.id);
+            for r in &applied_removals {
+                let RoomContent::Member { target, .. } = r.content else { continue };
+                if target != m.sender || !before.contains(&r.id) {
+                    continue;
+                }
+                // Let in again by a join that is not from before the
+                // removal (a later one, or a concurrent one that the
+                // resolution took after it).
+                let before_removal = ancestors(&room, r.id);
+                let rejoined = applied_joins
+                    .iter()
+                    .any(|j| j.sender == m.sender && !before_removal.contains(&j.id));
+                prop_assert!(rejoined, "message shown after its author's removal");
+            }
+        }
+    }
+}
