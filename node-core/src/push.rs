@@ -31,7 +31,7 @@ pub const AUTH_SCHEME: &str = "Kith-Device";
 /// How far a request's `issued` may be from the relay's clock (5 minutes).
 pub const MAX_SKEW_MS: i64 = 5 * 60 * 1000;
 /// Largest request body the relay reads.
-pub const MAX_BODY: usize = 64 * 1024;
+pub const MAX_BODY: usize = 256 * 1024;
 
 /// Why a signed request or handle was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -29,13 +29,19 @@
 //! (power events first, power-ordered, then the rest), applied to one DAG
 //! where every event carries its full ancestry.
 //!
+//! [`RoomLog`] plugs this into a room's DAG: an event is admitted only if
+//! the state at its parents allows it, and the resolution is kept current
+//! (appending a message at the heads is incremental; anything else is
+//! resolved again from scratch).
+//!
 //! Not here (yet): the store, sync, the CLI, fan-out and the "arrived late"
 //! hold (see `docs/rooms.md`).
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
 
-use crate::id::{AccountId, EventId};
+use crate::id::{AccountId, DeviceId, EventId};
+use crate::log::{Dag, Event, Rules};
 use crate::wire::{Reader, WireError, Writer};
 
 /// Power of an admin.
@@ -465,7 +471,7 @@ pub struct RoomEvent {
 }
 
 /// What a room's events resolve to.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Resolved {
     /// The state.
     pub state: RoomState,
@@ -517,8 +523,14 @@ fn resolve_pass(events: &[RoomEvent], outcome: Option<&RoomState>) -> Resolved {
     let mut urgency: Vec<(u8, Reverse<i64>)> = events
         .iter()
         .map(|e| {
-            let power = outcome.map_or(MEMBER, |s| s.power_of(&e.sender));
-            (e.content.class(e.sender), Reverse(power))
+            // Only power events lend their sender's power to what leads to
+            // them; so appending a message never reorders earlier events.
+            let class = e.content.class(e.sender);
+            let power = match outcome {
+                Some(s) if class == 0 => s.power_of(&e.sender),
+                _ => MEMBER,
+            };
+            (class, Reverse(power))
         })
         .collect();
     for &i in &by_depth {
@@ -572,6 +584,118 @@ fn resolve_pass(events: &[RoomEvent], outcome: Option<&RoomState>) -> Resolved {
         state,
         shown,
         refused,
+    }
+}
+
+/// A room's log as a device holds it: the DAG's rules for it (an event
+/// must be authorised by the state at its parents), the events decoded,
+/// and the current resolution, kept up to date as events are accepted.
+///
+/// Which account a device belongs to comes from the account logs; the
+/// owner tells it with [`RoomLog::set_device`] before offering events.
+#[derive(Debug, Default)]
+pub struct RoomLog {
+    devices: HashMap<DeviceId, AccountId>,
+    events: Vec<RoomEvent>,
+    heads: BTreeSet<EventId>,
+    resolved: Resolved,
+}
+
+impl RoomLog {
+    /// An empty room log.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records that `device` belongs to `account`.
+    pub fn set_device(&mut self, device: DeviceId, account: AccountId) {
+        self.devices.insert(device, account);
+    }
+
+    /// The current resolution.
+    pub fn resolved(&self) -> &Resolved {
+        &self.resolved
+    }
+
+    /// Reads a stored event as resolution sees it.
+    pub fn decode(&self, event: &Event) -> Result<RoomEvent, String> {
+        let h = event.header();
+        let sender = *self
+            .devices
+            .get(&h.author)
+            .ok_or("the author is not a device of a known account")?;
+        let body = event.body().ok_or("the body is missing")?;
+        let content = RoomContent::decode(h.kind, body).map_err(|e| e.to_string())?;
+        Ok(RoomEvent {
+            id: event.id(),
+            parents: h.parents.clone(),
+            depth: h.depth,
+            sender,
+            content,
+        })
+    }
+
+    /// The state at `parents`: the current state when they are the current
+    /// heads (the usual case), else the resolution of their ancestors.
+    pub fn state_at(&self, parents: &[EventId]) -> RoomState {
+        if parents.len() == self.heads.len() && parents.iter().all(|p| self.heads.contains(p)) {
+            return self.resolved.state.clone();
+        }
+        let index: HashMap<EventId, &RoomEvent> = self.events.iter().map(|e| (e.id, e)).collect();
+        let mut keep: HashMap<EventId, &RoomEvent> = HashMap::new();
+        let mut stack: Vec<EventId> = parents.to_vec();
+        while let Some(id) = stack.pop() {
+            if let Some(e) = index.get(&id)
+                && keep.insert(id, e).is_none()
+            {
+                stack.extend(e.parents.iter().copied());
+            }
+        }
+        let subset: Vec<RoomEvent> = keep.into_values().cloned().collect();
+        resolve(&subset).state
+    }
+}
+
+impl Rules for RoomLog {
+    fn authorize(&self, event: &Event, _dag: &Dag) -> Result<(), String> {
+        let e = self.decode(event)?;
+        if let RoomContent::Create { .. } = e.content {
+            return match (e.parents.is_empty(), self.events.is_empty()) {
+                (true, true) => Ok(()),
+                _ => Err("a room has one create event, its first".into()),
+            };
+        }
+        self.state_at(&e.parents)
+            .authorize(e.sender, &e.content)
+            .map_err(|err| err.to_string())
+    }
+
+    fn accepted(&mut self, event: &Event) {
+        let Ok(e) = self.decode(event) else {
+            // Authorised a moment ago, so decodable; nothing to do if not.
+            return;
+        };
+        let extends_heads =
+            e.parents.len() == self.heads.len() && e.parents.iter().all(|p| self.heads.contains(p));
+        for p in &e.parents {
+            self.heads.remove(p);
+        }
+        self.heads.insert(e.id);
+        let message = matches!(e.content, RoomContent::Message(_));
+        let (id, sender) = (e.id, e.sender);
+        let allowed = self.resolved.state.authorize(sender, &e.content).is_ok();
+        self.events.push(e);
+        if message && extends_heads {
+            // Last in the order, and it changes no state: the resolution
+            // from scratch would give the same plus this message.
+            if allowed {
+                self.resolved.shown.push(id);
+            } else {
+                self.resolved.refused.push(id);
+            }
+        } else {
+            self.resolved = resolve(&self.events);
+        }
     }
 }
 

@@ -345,3 +345,199 @@ proptest! {
         }
     }
 }
+
+mod dag {
+    //! `RoomLog` as the rules of a real room DAG of signed events.
+
+    use super::*;
+    use node_core::DeviceId;
+    use node_core::LogId;
+    use node_core::crypto::SigningKey;
+    use node_core::log::{Dag, DagConfig, Draft, Event, LogKind, Offer};
+    use node_core::rooms::RoomLog;
+
+    struct Author {
+        key: SigningKey,
+        account: AccountId,
+        seq: u64,
+        prev: Option<EventId>,
+    }
+
+    impl Author {
+        fn new(n: u8) -> Self {
+            Self {
+                key: SigningKey::generate(),
+                account: account(n),
+                seq: 0,
+                prev: None,
+            }
+        }
+
+        /// Forgets the last event written (it was refused, so the next
+        /// one must not name it as the author's previous).
+        fn forget_last(&mut self, prev: Option<EventId>) {
+            self.seq -= 1;
+            self.prev = prev;
+        }
+
+        fn device(&self) -> DeviceId {
+            DeviceId::from(self.key.verifying_key())
+        }
+
+        fn write(
+            &mut self,
+            room: Option<LogId>,
+            parents: &[&Event],
+            content: &RoomContent,
+        ) -> Event {
+            self.seq += 1;
+            let event = Event::sign(
+                &self.key,
+                Draft {
+                    log: room,
+                    log_kind: LogKind::Room,
+                    seq: self.seq,
+                    prev: self.prev,
+                    parents: parents.iter().map(|p| (p.id(), p.header().depth)).collect(),
+                    time: 1_000 + self.seq as i64,
+                    kind: content.kind(),
+                    body: content.encode(),
+                },
+            );
+            self.prev = Some(event.id());
+            event
+        }
+    }
+
+    struct Replica {
+        dag: Dag,
+        log: RoomLog,
+    }
+
+    impl Replica {
+        fn new(room: LogId, authors: &[&Author]) -> Self {
+            let mut log = RoomLog::new();
+            for a in authors {
+                log.set_device(a.device(), a.account);
+            }
+            Self {
+                dag: Dag::new(room, LogKind::Room, DagConfig::default()),
+                log,
+            }
+        }
+
+        fn offer(&mut self, event: &Event) -> Result<Offer, String> {
+            self.dag
+                .offer(event.clone(), 0, &mut self.log)
+                .map_err(|e| e.to_string())
+        }
+
+        fn store(&mut self, event: &Event) {
+            let offer = self.offer(event).unwrap();
+            assert!(matches!(offer, Offer::Stored(_)), "held: {offer:?}");
+        }
+    }
+
+    #[test]
+    fn a_room_dag_admits_only_what_its_state_allows_and_converges() {
+        let (mut a, mut b, mut c) = (Author::new(1), Author::new(2), Author::new(3));
+        let create = a.write(
+            None,
+            &[],
+            &RoomContent::Create {
+                name: "r".into(),
+                public: false,
+            },
+        );
+        let room = create.log_id();
+        let mut one = Replica::new(room, &[&a, &b, &c]);
+        let mut accepted = vec![create.clone()];
+        one.offer(&create).unwrap();
+        let invite = a.write(
+            Some(room),
+            &[&create],
+            &RoomContent::Member {
+                target: b.account,
+                membership: Membership::Invite,
+            },
+        );
+        let join = b.write(
+            Some(room),
+            &[&invite],
+            &RoomContent::Member {
+                target: b.account,
+                membership: Membership::Join,
+            },
+        );
+        let hello = b.write(Some(room), &[&join], &RoomContent::Message("hello".into()));
+        for e in [&invite, &join, &hello] {
+            one.store(e);
+            accepted.push(e.clone());
+        }
+        // Refused at their parents: a member's power grab, a stranger's message.
+        let grab = b.write(
+            Some(room),
+            &[&hello],
+            &RoomContent::Power {
+                users: BTreeMap::from([(b.account, ADMIN)]),
+            },
+        );
+        let err = one.offer(&grab).unwrap_err();
+        assert!(err.contains("need power 100"), "{err}");
+        b.forget_last(Some(hello.id()));
+        let stranger = c.write(Some(room), &[&hello], &RoomContent::Message("hi".into()));
+        assert!(one.offer(&stranger).unwrap_err().contains("not a member"));
+        // Concurrent branches: A renames and promotes B; B keeps talking.
+        let rename = a.write(Some(room), &[&hello], &RoomContent::Name("renamed".into()));
+        let promote = a.write(
+            Some(room),
+            &[&rename],
+            &RoomContent::Power {
+                users: BTreeMap::from([(b.account, MODERATOR_LEVEL)]),
+            },
+        );
+        let b2 = b.write(
+            Some(room),
+            &[&hello],
+            &RoomContent::Message("still here".into()),
+        );
+        let topic = b.write(
+            Some(room),
+            &[&promote, &b2],
+            &RoomContent::Topic("b's topic".into()),
+        );
+        for e in [&rename, &promote, &b2, &topic] {
+            one.store(e);
+            accepted.push(e.clone());
+        }
+        let expected = one.log.resolved().clone();
+        assert_eq!(expected.state.name, "renamed");
+        assert_eq!(expected.state.topic, "b's topic");
+        assert_eq!(expected.shown, vec![hello.id(), b2.id()]);
+        // Incremental upkeep equals resolving from scratch.
+        let scratch: Vec<RoomEvent> = accepted
+            .iter()
+            .map(|e| one.log.decode(e).unwrap())
+            .collect();
+        assert_eq!(resolve(&scratch), expected);
+
+        // Other replicas, other delivery orders (held until parents come).
+        for seed in 0..8u64 {
+            let mut order = accepted.clone();
+            let mut s = seed.wrapping_mul(0x9e3779b97f4a7c15) | 1;
+            for i in (1..order.len()).rev() {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                order.swap(i, (s % (i as u64 + 1)) as usize);
+            }
+            let mut other = Replica::new(room, &[&a, &b, &c]);
+            for e in &order {
+                other.offer(e).unwrap();
+            }
+            assert_eq!(other.log.resolved(), &expected, "order {seed}");
+        }
+    }
+
+    const MODERATOR_LEVEL: i64 = node_core::rooms::MODERATOR;
+}
