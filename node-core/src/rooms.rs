@@ -593,18 +593,61 @@ fn resolve_pass(events: &[RoomEvent], outcome: Option<&RoomState>) -> Resolved {
 ///
 /// Which account a device belongs to comes from the account logs; the
 /// owner tells it with [`RoomLog::set_device`] before offering events.
+///
+/// **Arrived late**: an event whose parents lie more than
+/// [`LateRule::depth_gap`] below the deepest head when it arrives is kept
+/// but held out of the resolution (not shown, not built on) until it is
+/// confirmed: cited (as an ancestor) by events of
+/// [`LateRule::confirmations`] other member accounts, or of one moderator
+/// or admin. So a member cannot slip a message or a state change into the
+/// past unnoticed.
 #[derive(Debug, Default)]
 pub struct RoomLog {
     devices: HashMap<DeviceId, AccountId>,
     events: Vec<RoomEvent>,
     heads: BTreeSet<EventId>,
     resolved: Resolved,
+    late: BTreeSet<EventId>,
+    rule: LateRule,
+    depths: HashMap<EventId, u64>,
+}
+
+/// When an event counts as arrived late, and what confirms it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LateRule {
+    /// How far below the deepest head its deepest parent may be.
+    pub depth_gap: u64,
+    /// How many other member accounts must cite it (one moderator or admin
+    /// is enough).
+    pub confirmations: usize,
+}
+
+impl Default for LateRule {
+    fn default() -> Self {
+        Self {
+            depth_gap: 20,
+            confirmations: 2,
+        }
+    }
 }
 
 impl RoomLog {
     /// An empty room log.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A room log with its own late-arrival rule.
+    pub fn with_rule(rule: LateRule) -> Self {
+        Self {
+            rule,
+            ..Self::default()
+        }
+    }
+
+    /// Events held as arrived late (not shown, not to be built on).
+    pub fn late(&self) -> impl Iterator<Item = &EventId> {
+        self.late.iter()
     }
 
     /// Records that `device` belongs to `account`.
@@ -638,7 +681,10 @@ impl RoomLog {
     /// The state at `parents`: the current state when they are the current
     /// heads (the usual case), else the resolution of their ancestors.
     pub fn state_at(&self, parents: &[EventId]) -> RoomState {
-        if parents.len() == self.heads.len() && parents.iter().all(|p| self.heads.contains(p)) {
+        if self.late.is_empty()
+            && parents.len() == self.heads.len()
+            && parents.iter().all(|p| self.heads.contains(p))
+        {
             return self.resolved.state.clone();
         }
         let index: HashMap<EventId, &RoomEvent> = self.events.iter().map(|e| (e.id, e)).collect();
@@ -677,6 +723,13 @@ impl Rules for RoomLog {
         };
         let extends_heads =
             e.parents.len() == self.heads.len() && e.parents.iter().all(|p| self.heads.contains(p));
+        let deepest_head = self.heads.iter().filter_map(|h| self.depth_of(h)).max();
+        let deepest_parent = e.parents.iter().filter_map(|p| self.depth_of(p)).max();
+        if let (Some(head), Some(parent)) = (deepest_head, deepest_parent)
+            && head.saturating_sub(parent) > self.rule.depth_gap
+        {
+            self.late.insert(e.id);
+        }
         for p in &e.parents {
             self.heads.remove(p);
         }
@@ -684,8 +737,12 @@ impl Rules for RoomLog {
         let message = matches!(e.content, RoomContent::Message(_));
         let (id, sender) = (e.id, e.sender);
         let allowed = self.resolved.state.authorize(sender, &e.content).is_ok();
+        self.depths.insert(e.id, e.depth);
         self.events.push(e);
-        if message && extends_heads {
+        let confirmed = self.confirm_late();
+        if self.late.contains(&id) {
+            // Held out of the resolution until confirmed.
+        } else if message && extends_heads && self.late.is_empty() && !confirmed {
             // Last in the order, and it changes no state: the resolution
             // from scratch would give the same plus this message.
             if allowed {
@@ -694,8 +751,69 @@ impl Rules for RoomLog {
                 self.resolved.refused.push(id);
             }
         } else {
-            self.resolved = resolve(&self.events);
+            self.resolve_without_late();
         }
+    }
+}
+
+impl RoomLog {
+    fn depth_of(&self, id: &EventId) -> Option<u64> {
+        self.depths.get(id).copied()
+    }
+
+    fn resolve_without_late(&mut self) {
+        let held: Vec<RoomEvent> = self
+            .events
+            .iter()
+            .filter(|e| !self.late.contains(&e.id))
+            .cloned()
+            .collect();
+        self.resolved = resolve(&held);
+    }
+
+    /// Releases late events that enough others now cite; `true` if any.
+    fn confirm_late(&mut self) -> bool {
+        if self.late.is_empty() {
+            return false;
+        }
+        let mut children: HashMap<EventId, Vec<&RoomEvent>> = HashMap::new();
+        for e in &self.events {
+            for p in &e.parents {
+                children.entry(*p).or_default().push(e);
+            }
+        }
+        let sender_of: HashMap<EventId, AccountId> =
+            self.events.iter().map(|e| (e.id, e.sender)).collect();
+        let mut released = Vec::new();
+        for late in &self.late {
+            let Some(author) = sender_of.get(late) else {
+                continue;
+            };
+            // Everything that cites it: its descendants.
+            let mut confirmers = BTreeSet::new();
+            let mut seen = std::collections::HashSet::new();
+            let mut stack = vec![*late];
+            while let Some(id) = stack.pop() {
+                for c in children.get(&id).into_iter().flatten() {
+                    if seen.insert(c.id) {
+                        if c.sender != *author {
+                            confirmers.insert(c.sender);
+                        }
+                        stack.push(c.id);
+                    }
+                }
+            }
+            let by_staff = confirmers
+                .iter()
+                .any(|a| self.resolved.state.power_of(a) >= MODERATOR);
+            if by_staff || confirmers.len() >= self.rule.confirmations {
+                released.push(*late);
+            }
+        }
+        for id in &released {
+            self.late.remove(id);
+        }
+        !released.is_empty()
     }
 }
 

@@ -539,5 +539,106 @@ mod dag {
         }
     }
 
+    #[test]
+    fn a_backdated_event_is_held_as_late_until_confirmed() {
+        use node_core::rooms::LateRule;
+        let (mut a, mut b, mut x) = (Author::new(1), Author::new(2), Author::new(9));
+        let create = a.write(
+            None,
+            &[],
+            &RoomContent::Create {
+                name: "r".into(),
+                public: true,
+            },
+        );
+        let room = create.log_id();
+        let mut one = Replica::new(room, &[&a, &b, &x]);
+        one.log = RoomLog::with_rule(LateRule {
+            depth_gap: 10,
+            confirmations: 2,
+        });
+        for author in [&a, &b, &x] {
+            one.log.set_device(author.device(), author.account);
+        }
+        one.store(&create);
+        let b_in = b.write(
+            Some(room),
+            &[&create],
+            &RoomContent::Member {
+                target: b.account,
+                membership: Membership::Join,
+            },
+        );
+        one.store(&b_in);
+        let x_in = x.write(
+            Some(room),
+            &[&b_in],
+            &RoomContent::Member {
+                target: x.account,
+                membership: Membership::Join,
+            },
+        );
+        one.store(&x_in);
+        let mut head = x_in.clone();
+        let mut main = Vec::new();
+        for i in 0..30 {
+            head = b.write(
+                Some(room),
+                &[&head],
+                &RoomContent::Message(format!("b {i}")),
+            );
+            one.store(&head);
+            main.push(head.id());
+        }
+        // X crafts a message on an old parent, as if written long ago.
+        let backdated = x.write(
+            Some(room),
+            &[&x_in],
+            &RoomContent::Message("I said this first".into()),
+        );
+        one.store(&backdated);
+        let late: Vec<EventId> = one.log.late().copied().collect();
+        assert_eq!(late, vec![backdated.id()]);
+        assert!(
+            !one.log.resolved().shown.contains(&backdated.id()),
+            "not shown in the past"
+        );
+        // Something at the heads is not late.
+        head = b.write(
+            Some(room),
+            &[&head],
+            &RoomContent::Message("b again".into()),
+        );
+        one.store(&head);
+        assert_eq!(one.log.late().count(), 1);
+        // One member citing it is not enough (two are needed)...
+        let b_cites = b.write(
+            Some(room),
+            &[&head, &backdated],
+            &RoomContent::Message("b saw it".into()),
+        );
+        one.store(&b_cites);
+        assert_eq!(one.log.late().count(), 1);
+        assert!(
+            !one.log.resolved().shown.contains(&b_cites.id()),
+            "built on a late event: held too"
+        );
+        // ... the creator's citation is.
+        let a_cites = a.write(
+            Some(room),
+            &[&b_cites],
+            &RoomContent::Message("confirmed".into()),
+        );
+        one.store(&a_cites);
+        assert_eq!(one.log.late().count(), 0);
+        let shown = &one.log.resolved().shown;
+        let at = |id: EventId| shown.iter().position(|s| *s == id).unwrap();
+        assert!(
+            at(backdated.id()) < at(main[20]),
+            "shown where it was placed, now confirmed"
+        );
+        assert!(at(a_cites.id()) == shown.len() - 1);
+    }
+
     const MODERATOR_LEVEL: i64 = node_core::rooms::MODERATOR;
 }
