@@ -14,14 +14,15 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router, middleware};
 use node_core::DeviceId;
 use node_core::push::{MAX_BODY, PushHandle, verify_request};
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use service_kit::rate::{RateLimiter, rate_limit};
 use service_kit::{ApiError, Health, Metrics};
 
@@ -42,25 +43,36 @@ pub fn router(service: Service, limiter: RateLimiter, metrics: Metrics, health: 
     service_kit::base_router(v1, metrics, health)
 }
 
-/// Checks the device signature; returns the signer.
-fn signer(
-    method: &Method,
-    uri: &Uri,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Result<DeviceId, ApiError> {
-    let header = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .ok_or_else(|| {
-            ApiError::Unauthorized("sign the request (Kith-Device DEVICE.SIGNATURE)".into())
-        })?;
-    verify_request(header, method.as_str(), uri.path(), body)
-        .map_err(|e| ApiError::Unauthorized(e.to_string()))
+/// A request signed by a device: the signer and the JSON body, parsed only
+/// after the signature over the method, path and raw body checked out.
+struct Signed<T> {
+    device: DeviceId,
+    body: T,
 }
 
-fn parse<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("bad body: {e}")))
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Signed<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let (parts, raw) = request.into_parts();
+        let header = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+            .ok_or_else(|| {
+                ApiError::Unauthorized("sign the request (Kith-Device DEVICE.SIGNATURE)".into())
+            })?;
+        let (method, path) = (parts.method.clone(), parts.uri.path().to_owned());
+        let bytes = Bytes::from_request(Request::from_parts(parts, raw), state)
+            .await
+            .map_err(|rejection| ApiError::BadRequest(rejection.body_text()))?;
+        let device = verify_request(&header, method.as_str(), &path, &bytes)
+            .map_err(|e| ApiError::Unauthorized(e.to_string()))?;
+        let body = serde_json::from_slice(&bytes)
+            .map_err(|e| ApiError::BadRequest(format!("bad body: {e}")))?;
+        Ok(Self { device, body })
+    }
 }
 
 #[derive(Deserialize)]
@@ -78,13 +90,8 @@ struct RegisterBody {
 
 async fn register(
     State(service): State<Service>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
+    Signed { device, body }: Signed<RegisterBody>,
 ) -> Result<Response, ApiError> {
-    let device = signer(&method, &uri, &headers, &body)?;
-    let body: RegisterBody = parse(&body)?;
     let missing = |what: &str| ApiError::BadRequest(format!("{} needs `{what}`", body.platform));
     let target = match body.platform.as_str() {
         "apns" => Target::Apns {
@@ -139,13 +146,8 @@ struct UnregisterBody {
 
 async fn unregister(
     State(service): State<Service>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
+    Signed { device, body }: Signed<UnregisterBody>,
 ) -> Result<StatusCode, ApiError> {
-    let device = signer(&method, &uri, &headers, &body)?;
-    let body: UnregisterBody = parse(&body)?;
     service
         .unregister(device, body.issued, service_kit::now_ms())
         .await
@@ -163,13 +165,11 @@ struct WakeBody {
 
 async fn wake(
     State(service): State<Service>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
+    Signed {
+        device: sender,
+        body,
+    }: Signed<WakeBody>,
 ) -> Result<Response, ApiError> {
-    let sender = signer(&method, &uri, &headers, &body)?;
-    let body: WakeBody = parse(&body)?;
     let handle: PushHandle = body
         .handle
         .parse()
