@@ -1,7 +1,22 @@
-//! Reading answers of the helper servers (mailbox, push relay, nameserver)
-//! with a bound on their size, and their `{"error": "…"}` bodies.
+//! HTTP to the helper servers (mailbox, push relay, nameserver): the client
+//! set-up, and reading their answers with a bound on their size, and their
+//! `{"error": "…"}` bodies.
+
+use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
+
+/// A client builder with `timeout` per request, on rustls with the ring
+/// provider (reqwest uses the process-wide provider; ring is what iroh uses).
+pub fn builder(timeout: Duration) -> reqwest::ClientBuilder {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder().timeout(timeout)
+}
+
+/// A client with `timeout` per request.
+pub fn client(timeout: Duration) -> Result<reqwest::Client> {
+    builder(timeout).build().context("building the HTTP client")
+}
 
 /// The body, refusing more than `max` bytes.
 pub async fn read_limited(mut response: reqwest::Response, max: usize) -> Result<Vec<u8>> {

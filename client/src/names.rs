@@ -192,11 +192,9 @@ impl Finder {
     /// An HTTP client; with a pinned DNS server, `url`'s host is looked up
     /// there first.
     async fn http_for(&self, url: &str) -> Result<reqwest::Client> {
-        let _ = rustls::crypto::ring::default_provider().install_default();
         // No redirects: they could leave the pinned DNS or downgrade to http.
-        let mut builder = reqwest::Client::builder()
-            .timeout(HTTP_TIMEOUT)
-            .redirect(reqwest::redirect::Policy::none());
+        let mut builder =
+            crate::http::builder(HTTP_TIMEOUT).redirect(reqwest::redirect::Policy::none());
         let parsed = reqwest::Url::parse(url).with_context(|| format!("`{url}` is not a URL"))?;
         if self.pinned
             && let Some(url::Host::Domain(host)) = parsed.host()

@@ -150,12 +150,7 @@ async fn apply_relay(daemon: &Daemon, applied: &mut Option<String>) {
 }
 
 fn client() -> Result<reqwest::Client> {
-    // reqwest uses the process-wide rustls provider; ring is what iroh uses.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
-        .timeout(HTTP_TIMEOUT)
-        .build()
-        .context("building the HTTP client")
+    crate::http::client(HTTP_TIMEOUT)
 }
 
 /// Register, tokens, prekeys, grants, collection.

@@ -71,11 +71,7 @@ pub(super) async fn push_loop(d: Arc<Daemon>) {
 }
 
 pub(super) fn client() -> Result<reqwest::Client> {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
-        .timeout(HTTP_TIMEOUT)
-        .build()
-        .context("building the HTTP client")
+    crate::http::client(HTTP_TIMEOUT)
 }
 
 /// Registers `setting` with its relay; returns the handle.
