@@ -238,18 +238,10 @@ impl Service {
                 {
                     return bad("the WebPush endpoint must be on a public address");
                 }
-                let key = data_encoding::BASE64URL_NOPAD
-                    .decode(p256dh.trim_end_matches('=').as_bytes())
-                    .ok()
-                    .filter(|k| p256::PublicKey::from_sec1_bytes(k).is_ok());
-                if key.is_none() {
+                if crate::push::subscriber_key(p256dh).is_none() {
                     return bad("p256dh is not a P-256 public key in base64url");
                 }
-                let secret = data_encoding::BASE64URL_NOPAD
-                    .decode(auth.trim_end_matches('=').as_bytes())
-                    .ok()
-                    .filter(|a| a.len() == 16);
-                if secret.is_none() {
+                if crate::push::subscriber_auth(auth).is_none() {
                     return bad("auth is not 16 bytes in base64url");
                 }
             }

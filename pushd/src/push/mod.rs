@@ -9,6 +9,8 @@ mod apns;
 mod fcm;
 mod webpush;
 
+pub use webpush::{subscriber_auth, subscriber_key};
+
 use std::time::Duration;
 
 use anyhow::Context as _;

@@ -53,13 +53,8 @@ impl WebPush {
     pub async fn wake(&self, endpoint: &str, p256dh: &str, auth: &str) -> Result<(), PushFailure> {
         let gone = |_| PushFailure::Gone;
         let uri: http::Uri = endpoint.parse().map_err(gone)?;
-        let public = decode_b64url(p256dh)
-            .and_then(|b| p256::PublicKey::from_sec1_bytes(&b).ok())
-            .ok_or(PushFailure::Gone)?;
-        let auth = decode_b64url(auth)
-            .filter(|b| b.len() == 16)
-            .map(|b| Auth::clone_from_slice(&b))
-            .ok_or(PushFailure::Gone)?;
+        let public = subscriber_key(p256dh).ok_or(PushFailure::Gone)?;
+        let auth = subscriber_auth(auth).ok_or(PushFailure::Gone)?;
         let mut request = WebPushBuilder::new(uri.clone(), public, auth)
             .with_valid_duration(WAKE_TTL)
             .build(PAYLOAD.to_vec())
@@ -103,7 +98,21 @@ impl WebPush {
     }
 }
 
+/// A subscription's `p256dh`: a P-256 public key in base64url (padding
+/// allowed). Checked at registration, read again for each push.
+pub fn subscriber_key(p256dh: &str) -> Option<p256::PublicKey> {
+    decode_b64url(p256dh).and_then(|b| p256::PublicKey::from_sec1_bytes(&b).ok())
+}
+
+/// A subscription's `auth`: 16 bytes in base64url (padding allowed).
+pub fn subscriber_auth(auth: &str) -> Option<Auth> {
+    decode_b64url(auth)
+        .filter(|b| b.len() == 16)
+        .map(|b| Auth::clone_from_slice(&b))
+}
+
 fn decode_b64url(text: &str) -> Option<Vec<u8>> {
-    let text = text.trim().trim_end_matches('=');
-    BASE64URL_NOPAD.decode(text.as_bytes()).ok()
+    BASE64URL_NOPAD
+        .decode(text.trim_end_matches('=').as_bytes())
+        .ok()
 }
