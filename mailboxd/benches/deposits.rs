@@ -120,20 +120,15 @@ fn main() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let plan = BenchPlan::from_env("50,500", "");
     let secs = plan.length.as_secs();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = BenchPlan::runtime();
     println!(
         "kith-mailboxd deposits of {BODY} B, {secs} s per run, client and server on the same 2 cores"
     );
-    for (name, url) in plan.backends {
-        for &n in &plan.clients {
-            let server = start(url.as_deref());
-            let base = format!("http://{}", server.addr());
-            let report = rt.block_on(run(&base, n, secs));
-            println!("{name:>8} {n:>4} clients: {report} deposits");
-            drop(server);
-        }
+    for (name, url, n) in plan.runs() {
+        let server = start(url);
+        let base = format!("http://{}", server.addr());
+        let report = rt.block_on(run(&base, n, secs));
+        println!("{name:>8} {n:>4} clients: {report} deposits");
+        drop(server);
     }
 }

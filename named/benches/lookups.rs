@@ -66,42 +66,37 @@ fn main() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let plan = BenchPlan::from_env("200", "_named");
     let secs = plan.length.as_secs();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = BenchPlan::runtime();
     println!(
         "kith-named lookups of {NAMES} names, {secs} s per run, client and server on the same 2 cores"
     );
-    for (name, url) in plan.backends {
-        for &n in &plan.clients {
-            let server = start(url.as_deref());
-            let base = format!("http://{}", server.addr());
-            let report = rt.block_on(async {
-                let http = reqwest::Client::builder()
-                    .pool_max_idle_per_host(n)
-                    .build()
-                    .unwrap();
-                let names = Arc::new(register(&http, &base, now()).await);
-                let counter = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-                closed_loop(n, Duration::from_secs(secs), move |_| {
-                    let (http, names, base) = (http.clone(), Arc::clone(&names), base.clone());
-                    let i = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    async move {
-                        let handle = &names[i % names.len()];
-                        let response = http
-                            .get(format!("{base}/v1/names/{handle}"))
-                            .send()
-                            .await
-                            .unwrap();
-                        assert_eq!(response.status(), 200);
-                        response.bytes().await.unwrap();
-                    }
-                })
-                .await
-            });
-            println!("{name:>8} {n:>4} clients: {report} lookups");
-            drop(server);
-        }
+    for (name, url, n) in plan.runs() {
+        let server = start(url);
+        let base = format!("http://{}", server.addr());
+        let report = rt.block_on(async {
+            let http = reqwest::Client::builder()
+                .pool_max_idle_per_host(n)
+                .build()
+                .unwrap();
+            let names = Arc::new(register(&http, &base, now()).await);
+            let counter = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            closed_loop(n, Duration::from_secs(secs), move |_| {
+                let (http, names, base) = (http.clone(), Arc::clone(&names), base.clone());
+                let i = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                async move {
+                    let handle = &names[i % names.len()];
+                    let response = http
+                        .get(format!("{base}/v1/names/{handle}"))
+                        .send()
+                        .await
+                        .unwrap();
+                    assert_eq!(response.status(), 200);
+                    response.bytes().await.unwrap();
+                }
+            })
+            .await
+        });
+        println!("{name:>8} {n:>4} clients: {report} lookups");
+        drop(server);
     }
 }

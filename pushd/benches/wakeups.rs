@@ -102,69 +102,64 @@ fn main() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let plan = BenchPlan::from_env("200", "_pushd");
     let secs = plan.length.as_secs();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = BenchPlan::runtime();
     let fcm_url = rt.block_on(fcm());
     println!("kith-pushd wake-ups through a local FCM, {secs} s per run, all on the same 2 cores");
-    for (name, url) in plan.backends {
-        for &n in &plan.clients {
-            let dir = tempfile::tempdir().unwrap();
-            let server = start(&fcm_url, dir.path(), url.as_deref());
-            let base = format!("http://{}", server.addr());
-            let report = rt.block_on(async {
-                let http = reqwest::Client::builder()
-                    .pool_max_idle_per_host(n)
-                    .build()
+    for (name, url, n) in plan.runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let server = start(&fcm_url, dir.path(), url);
+        let base = format!("http://{}", server.addr());
+        let report = rt.block_on(async {
+            let http = reqwest::Client::builder()
+                .pool_max_idle_per_host(n)
+                .build()
+                .unwrap();
+            let mut pairs = Vec::new();
+            for i in 0..n {
+                let (phone, friend) = (SigningKey::generate(), SigningKey::generate());
+                let body = serde_json::json!({
+                    "platform": "fcm",
+                    "token": format!("token-{i}"),
+                    "senders": [DeviceId::from(friend.verifying_key()).to_string()],
+                    "issued": now_ms(),
+                });
+                let auth = sign_request(
+                    &phone,
+                    "POST",
+                    "/v1/registrations",
+                    body.to_string().as_bytes(),
+                );
+                let bytes = http
+                    .post(format!("{base}/v1/registrations"))
+                    .header("authorization", auth)
+                    .body(body.to_string())
+                    .send()
+                    .await
+                    .unwrap()
+                    .bytes()
+                    .await
                     .unwrap();
-                let mut pairs = Vec::new();
-                for i in 0..n {
-                    let (phone, friend) = (SigningKey::generate(), SigningKey::generate());
+                let answer: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+                pairs.push((friend, answer["handle"].as_str().unwrap().to_owned()));
+            }
+            let pairs = Arc::new(pairs);
+            closed_loop(n, Duration::from_secs(secs), move |client| {
+                let (http, pairs, base) = (http.clone(), Arc::clone(&pairs), base.clone());
+                async move {
+                    let (friend, handle) = &pairs[client];
+                    let nonce: [u8; 16] = node_core::crypto::random_bytes();
                     let body = serde_json::json!({
-                        "platform": "fcm",
-                        "token": format!("token-{i}"),
-                        "senders": [DeviceId::from(friend.verifying_key()).to_string()],
+                        "handle": handle,
                         "issued": now_ms(),
-                    });
-                    let auth = sign_request(
-                        &phone,
-                        "POST",
-                        "/v1/registrations",
-                        body.to_string().as_bytes(),
-                    );
-                    let bytes = http
-                        .post(format!("{base}/v1/registrations"))
-                        .header("authorization", auth)
-                        .body(body.to_string())
-                        .send()
-                        .await
-                        .unwrap()
-                        .bytes()
-                        .await
-                        .unwrap();
-                    let answer: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
-                    pairs.push((friend, answer["handle"].as_str().unwrap().to_owned()));
+                        "nonce": node_core::wire::to_base32(&nonce),
+                    })
+                    .to_string();
+                    assert_eq!(signed(&http, &base, friend, "/v1/wake", body).await, 202);
                 }
-                let pairs = Arc::new(pairs);
-                closed_loop(n, Duration::from_secs(secs), move |client| {
-                    let (http, pairs, base) = (http.clone(), Arc::clone(&pairs), base.clone());
-                    async move {
-                        let (friend, handle) = &pairs[client];
-                        let nonce: [u8; 16] = node_core::crypto::random_bytes();
-                        let body = serde_json::json!({
-                            "handle": handle,
-                            "issued": now_ms(),
-                            "nonce": node_core::wire::to_base32(&nonce),
-                        })
-                        .to_string();
-                        assert_eq!(signed(&http, &base, friend, "/v1/wake", body).await, 202);
-                    }
-                })
-                .await
-            });
-            println!("{name:>8} {n:>4} clients: {report} wake-ups accepted");
-            drop(server);
-        }
+            })
+            .await
+        });
+        println!("{name:>8} {n:>4} clients: {report} wake-ups accepted");
+        drop(server);
     }
 }

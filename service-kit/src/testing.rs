@@ -430,4 +430,24 @@ impl BenchPlan {
             backends,
         }
     }
+
+    /// Every run: (backend name, database URL, clients), backend by backend.
+    pub fn runs(&self) -> Vec<(&'static str, Option<&str>, usize)> {
+        self.backends
+            .iter()
+            .flat_map(|(name, url)| {
+                self.clients
+                    .iter()
+                    .map(move |&n| (*name, url.as_deref(), n))
+            })
+            .collect()
+    }
+
+    /// The multi-threaded runtime the load clients run on.
+    pub fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .expect("building the benchmark runtime")
+    }
 }
