@@ -111,9 +111,6 @@ async fn register(
             )));
         }
     };
-    if body.senders.len() > crate::service::MAX_SENDERS {
-        return Err(ApiError::BadRequest("too many senders".into()));
-    }
     let senders = body
         .senders
         .iter()

@@ -33,7 +33,7 @@ use crate::store::{Registration, Store, Target};
 /// Longest token, endpoint or key accepted.
 const MAX_FIELD: usize = 4096;
 /// Most senders a registration lists.
-pub const MAX_SENDERS: usize = 4096;
+const MAX_SENDERS: usize = 4096;
 /// Most nonces remembered per generation (two generations are kept; when
 /// the newer one fills up early, the older is dropped).
 const MAX_NONCES: usize = 500_000;
