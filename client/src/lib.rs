@@ -43,7 +43,7 @@ pub enum Command {
     /// Add and list contacts.
     #[command(subcommand)]
     Contact(cmd::contact::Args),
-    /// Queue a message to a contact (never waits for the peer).
+    /// Queue a message to a contact or room (never waits for the peer).
     Send(cmd::send::Args),
     /// Show a conversation in display order.
     Log(cmd::log::Args),
@@ -64,6 +64,9 @@ pub enum Command {
     /// Let contacts wake this device through a push relay.
     #[command(subcommand)]
     Push(cmd::push::Args),
+    /// Rooms: group conversations without a hub.
+    #[command(subcommand)]
+    Room(cmd::room::Args),
     /// Use a relay for reaching devices behind NATs.
     #[command(subcommand)]
     Relay(cmd::mailbox::RelayArgs),
@@ -109,6 +112,7 @@ pub fn main() -> ExitCode {
         Command::Mailbox(args) => cmd::mailbox::run(&home, args),
         Command::Name(args) => cmd::name::run(&home, args),
         Command::Push(args) => cmd::push::run(&home, args),
+        Command::Room(args) => cmd::room::run(&home, args),
         Command::Relay(args) => cmd::mailbox::run_relay(&home, args),
         Command::Tui => tui::run(&home),
     };

@@ -28,6 +28,71 @@ pub enum Request {
     },
     /// List contacts.
     ContactList,
+    /// Make a room.
+    RoomCreate {
+        /// Its name.
+        name: String,
+        /// Anyone with the link may join.
+        public: bool,
+    },
+    /// Invite a contact to a room.
+    RoomInvite {
+        /// Room (id, prefix or name).
+        room: String,
+        /// Contact.
+        contact: String,
+    },
+    /// A public room's link.
+    RoomLink {
+        /// Room.
+        room: String,
+    },
+    /// Join a room from its link (waits up to `wait_secs` for the room).
+    RoomJoin {
+        /// The `kith:room/` URI.
+        uri: String,
+        /// How long to wait for a member's device.
+        wait_secs: u64,
+    },
+    /// A room's members.
+    RoomMembers {
+        /// Room.
+        room: String,
+    },
+    /// Set a member's role.
+    RoomRole {
+        /// Room.
+        room: String,
+        /// Member account (id, prefix, or contact name).
+        account: String,
+        /// `admin`, `moderator` or `member`.
+        role: String,
+    },
+    /// Remove (or ban) a member.
+    RoomKick {
+        /// Room.
+        room: String,
+        /// Member account.
+        account: String,
+        /// Ban rather than only remove.
+        ban: bool,
+    },
+    /// Leave a room.
+    RoomLeave {
+        /// Room.
+        room: String,
+    },
+    /// Set a room's name or topic.
+    RoomSet {
+        /// Room.
+        room: String,
+        /// The topic rather than the name.
+        topic: bool,
+        /// The text.
+        text: String,
+    },
+    /// Rooms.
+    RoomList,
     /// Queue a message.
     Send {
         /// Contact (id, prefix, alias or name).

@@ -667,8 +667,12 @@ impl RoomLog {
             .devices
             .get(&h.author)
             .ok_or("the author is not a device of a known account")?;
-        let body = event.body().ok_or("the body is missing")?;
-        let content = RoomContent::decode(h.kind, body).map_err(|e| e.to_string())?;
+        let content = match event.body() {
+            Some(body) => RoomContent::decode(h.kind, body).map_err(|e| e.to_string())?,
+            // A deleted message keeps its place (its header) in the room.
+            None if h.kind == kind::MESSAGE => RoomContent::Message(String::new()),
+            None => return Err("the body is missing".into()),
+        };
         Ok(RoomEvent {
             id: event.id(),
             parents: h.parents.clone(),
@@ -757,6 +761,49 @@ impl Rules for RoomLog {
 }
 
 impl RoomLog {
+    /// The parents a new event should have: the DAG's heads, unless some
+    /// are (or build on) events held as arrived late; then the newest
+    /// events that do not.
+    pub fn buildable_heads(&self, dag: &Dag) -> Vec<(EventId, u64)> {
+        let heads: Vec<(EventId, u64)> = dag.heads().collect();
+        if self.late.is_empty() {
+            return heads;
+        }
+        let mut excluded: std::collections::HashSet<EventId> = self.late.iter().copied().collect();
+        // Events are kept parents first.
+        for e in &self.events {
+            if e.parents.iter().any(|p| excluded.contains(p)) {
+                excluded.insert(e.id);
+            }
+        }
+        let mut has_child: std::collections::HashSet<EventId> = std::collections::HashSet::new();
+        for e in self.events.iter().filter(|e| !excluded.contains(&e.id)) {
+            has_child.extend(e.parents.iter().copied());
+        }
+        self.events
+            .iter()
+            .filter(|e| !excluded.contains(&e.id) && !has_child.contains(&e.id))
+            .map(|e| (e.id, e.depth))
+            .collect()
+    }
+
+    /// The accounts a room event names as the target of a membership
+    /// change (read without knowing its author).
+    pub fn named_account(event: &Event) -> Option<AccountId> {
+        if event.header().kind != kind::MEMBER {
+            return None;
+        }
+        match RoomContent::decode(kind::MEMBER, event.body()?) {
+            Ok(RoomContent::Member { target, .. }) => Some(target),
+            _ => None,
+        }
+    }
+
+    /// The account a device belongs to, as told by the owner.
+    pub fn account_of(&self, device: &DeviceId) -> Option<AccountId> {
+        self.devices.get(device).copied()
+    }
+
     fn depth_of(&self, id: &EventId) -> Option<u64> {
         self.depths.get(id).copied()
     }

@@ -8,7 +8,8 @@ use std::path::Path;
 /// `kith log` arguments.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Contact: account id, unique prefix, alias or name.
+    /// Contact (account id, unique prefix, alias or name) or room (id,
+    /// unique prefix or name).
     pub target: String,
     /// Only the last N messages.
     #[arg(long)]

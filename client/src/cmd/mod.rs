@@ -11,6 +11,7 @@ pub mod log;
 pub mod mailbox;
 pub mod name;
 pub mod push;
+pub mod room;
 pub mod send;
 pub mod status;
 

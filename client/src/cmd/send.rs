@@ -7,7 +7,8 @@ use std::path::Path;
 /// `kith send` arguments.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Contact: account id, unique prefix, alias or name.
+    /// Contact (account id, unique prefix, alias or name) or room (id,
+    /// unique prefix or name).
     pub target: String,
     /// The message.
     pub text: String,

@@ -93,6 +93,8 @@ struct Driver<'a> {
     link: &'a Link,
     session: Session,
     writer: Outgoing,
+    /// The node's sharing scope this link last synced for.
+    scope: u64,
 }
 
 /// Most bytes queued for a peer that does not read before the link is
@@ -163,9 +165,9 @@ async fn drive(d: &Arc<Daemon>, link: &Link, role: Role) -> Result<()> {
         link.clone(),
     )));
     d.files_wake();
-    let (me, mut events) = {
+    let (me, mut events, scope) = {
         let node = d.node.lock().await;
-        (node.account(), node.subscribe())
+        (node.account(), node.subscribe(), node.scope())
     };
     let (session, first) = Session::new(role, me, link.peer());
     let mut drv = Driver {
@@ -173,33 +175,12 @@ async fn drive(d: &Arc<Daemon>, link: &Link, role: Role) -> Result<()> {
         link,
         session,
         writer: Outgoing::new(writer),
+        scope,
     };
     let hints = d.own_hints();
     let mut first: VecDeque<Action> = first.into();
     first.push_back(Action::Send(Msg::Hints { addrs: hints }));
-    // Peer exchange: where this account's other devices were last seen
-    // (addresses, and the relay as a URL among them).
-    {
-        let node = d.node.lock().await;
-        let relays: std::collections::HashMap<_, _> =
-            node.own_device_relays().into_iter().collect();
-        let mut devices: Vec<(node_core::DeviceId, Vec<String>)> = node
-            .own_device_hints()
-            .into_iter()
-            .map(|(device, addrs)| (device, addrs.iter().map(ToString::to_string).collect()))
-            .collect();
-        for (device, relay) in &relays {
-            match devices.iter_mut().find(|(d, _)| d == device) {
-                Some((_, addrs)) => addrs.push(relay.clone()),
-                None => devices.push((*device, vec![relay.clone()])),
-            }
-        }
-        for (device, addrs) in devices {
-            if device != link.peer() {
-                first.push_back(Action::Send(Msg::DeviceHints { device, addrs }));
-            }
-        }
-    }
+    first.extend(device_hints(&*d.node.lock().await, link.peer()));
     drv.execute(first).await?;
     let mut resync = tokio::time::interval(RESYNC_EVERY);
     resync.tick().await;
@@ -211,8 +192,18 @@ async fn drive(d: &Arc<Daemon>, link: &Link, role: Role) -> Result<()> {
                 let msg = Msg::decode(&bytes).context("malformed frame")?;
                 tracing::trace!(peer = %link.peer().short(8), tag = bytes[0], len = bytes.len(), "frame in");
                 let actions = {
-                    let node = d.node.lock().await;
-                    drv.session.on_msg(msg, &*node)?
+                    let mut node = d.node.lock().await;
+                    let before = drv.session.peer_account();
+                    let actions = drv.session.on_msg(msg, &*node)?;
+                    // A stranger dialling in for a public room: follow its
+                    // account log so its devices can be checked.
+                    if before.is_none()
+                        && let Some(account) = drv.session.peer_account()
+                    {
+                        node.follow_stranger(account);
+                        drv.scope = node.scope();
+                    }
+                    actions
                 };
                 drv.execute(actions.into()).await?;
             }
@@ -257,6 +248,11 @@ impl Driver<'_> {
             let node = self.d.node.lock().await;
             for (log, events) in by_log {
                 actions.extend(self.session.local_events(log, events, &*node));
+            }
+            if node.scope() != self.scope {
+                self.scope = node.scope();
+                actions.extend(self.session.resync(&*node));
+                actions.extend(device_hints(&node, self.link.peer()));
             }
         }
         self.execute(actions).await
@@ -315,11 +311,10 @@ impl Driver<'_> {
                     };
                     let (parsed, relay) = split_hints(&addrs);
                     let mut node = self.d.node.lock().await;
-                    // Only for other devices of the sender's own account (a
-                    // dial still needs that device's key to succeed).
-                    if node.account_of_device(&device) == Some(account)
-                        && device != self.link.peer()
-                    {
+                    // Only for other devices of the sender's own account,
+                    // or of members of a room we share with it (a dial
+                    // still needs that device's key to succeed).
+                    if node.may_hint(account, &device) && device != self.link.peer() {
                         node.set_hints(device, parsed).await?;
                         if relay.is_some() {
                             node.set_relay_hint(device, relay).await?;
@@ -367,6 +362,10 @@ impl Driver<'_> {
                 .await
                 .context("verifying events")?
         };
+        let ids: Vec<Option<EventId>> = verified
+            .iter()
+            .map(|v| v.as_ref().ok().map(|v| v.event().id()))
+            .collect();
         let mut node = self.d.node.lock().await;
         // The session has checked that this peer may write `log` (an active
         // device of an entitled account) before asking for this ingest.
@@ -374,23 +373,37 @@ impl Driver<'_> {
             .ingest_verified(log, verified, crate::now_ms(), Some(peer))
             .await?;
         let (mut stored, mut missing): (Vec<EventId>, Vec<EventId>) = (Vec::new(), Vec::new());
-        for o in outcomes {
+        let mut refused = Vec::new();
+        for (o, id) in outcomes.into_iter().zip(ids) {
             match o {
                 Ok(Ingested::Stored(ids)) => stored.extend(ids),
                 Ok(Ingested::Held(m)) => missing.extend(m),
                 Err(NodeError::Rejected(node_core::log::Rejection::Duplicate(id))) => {
                     stored.push(id)
                 }
-                Err(e) => debug!(peer = %peer.short(8), error = %e, "event refused"),
+                Err(e) => {
+                    debug!(peer = %peer.short(8), error = %e, "event refused");
+                    refused.extend(id);
+                }
             }
         }
+        // Rooms or members newly followed: sync again, account logs first.
+        let again = node.scope() != self.scope;
+        self.scope = node.scope();
         if log == LogId::account(node.account()) && node.is_revoked() {
             self.d.revoked();
         }
         missing.sort();
         missing.dedup();
         missing.retain(|id| node.log(&log).is_some_and(|dag| !dag.knows(id)));
-        let actions = self.session.ingested(log, stored.clone(), missing, &*node);
+        let mut actions = self.session.ingested(log, stored.clone(), missing, &*node);
+        if !refused.is_empty() {
+            actions.extend(self.session.refused(log, &refused, &*node));
+        }
+        if again {
+            actions.extend(self.session.resync(&*node));
+            actions.extend(device_hints(&node, peer));
+        }
         if self.d.echo && log == LogId::conversation(node.account(), account) {
             drop(node);
             self.echo(account, &stored).await?;
@@ -418,6 +431,39 @@ impl Driver<'_> {
         }
         Ok(())
     }
+}
+
+/// Peer exchange: where this account's other devices were last seen
+/// (addresses, and the relay as a URL among them), and where members of
+/// rooms shared with the peer's account were, so room members without a
+/// contact in common find each other.
+fn device_hints(node: &node_core::node::Node, peer: node_core::DeviceId) -> Vec<Action> {
+    let relays: std::collections::HashMap<_, _> = node.own_device_relays().into_iter().collect();
+    let mut devices: Vec<(node_core::DeviceId, Vec<String>)> = node
+        .own_device_hints()
+        .into_iter()
+        .map(|(device, addrs)| (device, addrs.iter().map(ToString::to_string).collect()))
+        .collect();
+    for (device, relay) in &relays {
+        match devices.iter_mut().find(|(d, _)| d == device) {
+            Some((_, addrs)) => addrs.push(relay.clone()),
+            None => devices.push((*device, vec![relay.clone()])),
+        }
+    }
+    if let Some(peer_account) = node.account_of_device(&peer) {
+        for (device, addrs) in node.room_device_hints(peer_account) {
+            if !devices.iter().any(|(d, _)| *d == device) {
+                let mut hints: Vec<String> = addrs.iter().map(ToString::to_string).collect();
+                hints.extend(node.relay_of(&device));
+                devices.push((device, hints));
+            }
+        }
+    }
+    devices
+        .into_iter()
+        .filter(|(device, _)| *device != peer)
+        .map(|(device, addrs)| Action::Send(Msg::DeviceHints { device, addrs }))
+        .collect()
 }
 
 /// Address hints as peers send them: `ip:port` strings, and at most one

@@ -4,6 +4,7 @@ use super::Daemon;
 use crate::rpc::{self, CardReply, Request, Response, Status};
 use anyhow::{Context, Result};
 use node_core::node::Node;
+use node_core::node::rooms::Target;
 use tokio::net::UnixStream;
 use tracing::warn;
 
@@ -126,6 +127,9 @@ impl Daemon {
             files.save(id, &offer, std::path::Path::new(&dest)).await?;
             return Ok(serde_json::json!({ "id": id, "saved": dest }));
         }
+        if let Request::RoomJoin { uri, wait_secs } = req {
+            return self.room_join(&uri, wait_secs).await;
+        }
         match req {
             Request::MailboxUse { url } => return self.mailbox_use(&url).await,
             Request::MailboxOff => return self.mailbox_off().await,
@@ -148,14 +152,65 @@ impl Daemon {
             }
             Request::ContactList => serde_json::to_value(node.contacts())?,
             Request::Send { target, text } => {
-                let to = node.resolve_target(&target)?;
-                let id = node.send_message(to, &text, now).await?;
+                let id = match node.resolve_any(&target)? {
+                    Target::Contact(to) => node.send_message(to, &text, now).await?,
+                    Target::Room(room) => node.room_send(room, &text, now).await?,
+                };
                 serde_json::json!({ "id": id })
             }
-            Request::Log { target, limit } => {
-                let with = node.resolve_target(&target)?;
-                serde_json::to_value(node.conversation(with, limit).await?)?
+            Request::Log { target, limit } => match node.resolve_any(&target)? {
+                Target::Contact(with) => {
+                    serde_json::to_value(node.conversation(with, limit).await?)?
+                }
+                Target::Room(room) => serde_json::to_value(node.room_log(room, limit).await?)?,
+            },
+            Request::RoomCreate { name, public } => {
+                let id = node.create_room(&name, public, now).await?;
+                serde_json::json!({ "id": id })
             }
+            Request::RoomInvite { room, contact } => {
+                let room = node.resolve_room(&room)?;
+                let contact = node.resolve_target(&contact)?;
+                let id = node.room_invite(room, contact, now).await?;
+                serde_json::json!({ "id": id })
+            }
+            Request::RoomLink { room } => {
+                let room = node.resolve_room(&room)?;
+                let uri = node.room_link(room, self.own_hints())?;
+                serde_json::json!({ "uri": uri })
+            }
+            Request::RoomJoin { .. } => anyhow::bail!("handled above"),
+            Request::RoomMembers { room } => {
+                let room = node.resolve_room(&room)?;
+                serde_json::to_value(node.room_member_list(room)?)?
+            }
+            Request::RoomRole {
+                room,
+                account,
+                role,
+            } => {
+                let room = node.resolve_room(&room)?;
+                let account = node.resolve_member(room, &account)?;
+                let id = node.room_set_role(room, account, &role, now).await?;
+                serde_json::json!({ "id": id })
+            }
+            Request::RoomKick { room, account, ban } => {
+                let room = node.resolve_room(&room)?;
+                let account = node.resolve_member(room, &account)?;
+                let id = node.room_remove(room, account, ban, now).await?;
+                serde_json::json!({ "id": id })
+            }
+            Request::RoomLeave { room } => {
+                let room = node.resolve_room(&room)?;
+                let id = node.room_leave(room, now).await?;
+                serde_json::json!({ "id": id })
+            }
+            Request::RoomSet { room, topic, text } => {
+                let room = node.resolve_room(&room)?;
+                let id = node.room_set_text(room, topic, &text, now).await?;
+                serde_json::json!({ "id": id })
+            }
+            Request::RoomList => serde_json::to_value(node.rooms())?,
             Request::ContactSafetyNumber { contact } => {
                 let id = node.resolve_target(&contact)?;
                 let digits = node.safety_number(id)?;
@@ -300,13 +355,44 @@ impl Daemon {
                 serde_json::json!({ "id": id })
             }
             Request::Delete { target, messages } => {
-                let with = node.resolve_target(&target)?;
-                let log = node_core::LogId::conversation(node.account(), with);
+                let log = match node.resolve_any(&target)? {
+                    Target::Contact(with) => node_core::LogId::conversation(node.account(), with),
+                    Target::Room(room) => room,
+                };
                 let count = node.delete(log, &messages, now).await?;
                 serde_json::json!({ "deleted": count })
             }
         };
         Ok(value)
+    }
+
+    /// Joins a room from its link: holds it, then waits (without holding
+    /// the node) until a member's device gave its log and this account
+    /// joined.
+    async fn room_join(&self, uri: &str, wait_secs: u64) -> Result<serde_json::Value> {
+        let room = self
+            .node
+            .lock()
+            .await
+            .room_join_link(uri, crate::now_ms())
+            .await?;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(wait_secs);
+        loop {
+            {
+                let node = self.node.lock().await;
+                let me = node.account();
+                if node.room_state(&room).is_some_and(|s| s.is_joined(&me)) {
+                    return Ok(serde_json::json!({ "id": room }));
+                }
+            }
+            if std::time::Instant::now() >= deadline {
+                anyhow::bail!(
+                    "no member of room {} could be reached within {wait_secs} s; this device keeps trying while the daemon runs",
+                    room.short(12)
+                );
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
     }
 
     /// Hashes and encrypts the file without holding the node (it may be

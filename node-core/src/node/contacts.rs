@@ -22,6 +22,8 @@ pub mod self_kind {
     pub const READ: u16 = 4;
     /// A setting (name, value), shared by all own devices.
     pub const SETTING: u16 = 5;
+    /// A room held: its id, creator and the account it came through.
+    pub const ROOM: u16 = 6;
 }
 
 /// Which self-log entry set a register: the entry with the highest
@@ -166,6 +168,7 @@ impl Node {
             self_kind::TRUST => return self.apply_trust_entry(event),
             self_kind::READ => return self.apply_read_entry(event),
             self_kind::SETTING => return self.apply_setting_entry(event),
+            self_kind::ROOM => return self.apply_room_entry(event),
             _ => return,
         }
         let Some(Ok(entry)) = event.body().map(decode_contact) else {
@@ -302,6 +305,15 @@ impl Node {
                 hints.extend(card.iter().copied());
                 hints.sort();
                 hints.dedup();
+                out.push((d, hints));
+            }
+        }
+        for (d, hints) in self
+            .room_dial_targets()
+            .into_iter()
+            .chain(self.room_join_targets())
+        {
+            if !out.iter().any(|(o, _)| *o == d) {
                 out.push((d, hints));
             }
         }

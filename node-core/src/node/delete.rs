@@ -88,7 +88,24 @@ impl Node {
         now: i64,
     ) -> Result<usize, NodeError> {
         let dag = self.logs.get(&log).ok_or(NodeError::UnknownLog(log))?;
-        let entries: Vec<DeleteEntry> = if messages.is_empty() {
+        // A room's state events keep their bodies (the room could not be
+        // read without them): deleting a room deletes its messages.
+        let room_messages: Option<HashSet<EventId>> = self
+            .is_room(&log)
+            .then(|| self.room_message_ids(&log).into_iter().collect());
+        let entries: Vec<DeleteEntry> = if let Some(all) = room_messages.as_ref()
+            && messages.is_empty()
+        {
+            let mut ids: Vec<EventId> = all.iter().copied().collect();
+            ids.sort();
+            ids.chunks(MAX_DELETE_IDS)
+                .map(|c| DeleteEntry {
+                    log,
+                    whole: false,
+                    ids: c.to_vec(),
+                })
+                .collect()
+        } else if messages.is_empty() {
             let heads: Vec<EventId> = dag.heads().map(|(id, _)| id).collect();
             if heads.is_empty() {
                 return Ok(0);
@@ -111,6 +128,11 @@ impl Node {
                     .copied()
                     .collect();
                 match found.as_slice() {
+                    [one] if room_messages.as_ref().is_some_and(|r| !r.contains(one)) => {
+                        return Err(NodeError::Invalid(format!(
+                            "{m:?} is not a message of this room"
+                        )));
+                    }
                     [one] => ids.push(*one),
                     [] => {
                         return Err(NodeError::Invalid(format!(

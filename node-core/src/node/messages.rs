@@ -18,6 +18,8 @@ pub mod conversation_kind {
     pub const MAILBOX_GRANT: u16 = 4;
     /// Where the authoring device can be woken (`node::push`); not shown.
     pub const PUSH_GRANT: u16 = 5;
+    /// An invitation to a room: room id, creator, inviter (not shown).
+    pub const ROOM_INVITE: u16 = 6;
 }
 
 /// A message as `kith log --json` shows it.

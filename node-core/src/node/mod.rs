@@ -13,6 +13,7 @@ pub mod mailbox;
 pub mod messages;
 pub mod push;
 pub mod read;
+pub mod rooms;
 pub mod trust;
 mod view;
 pub use view::Receipts;
@@ -34,7 +35,7 @@ use tokio::sync::broadcast;
 const META_SEED: &str = "device_seed";
 const META_ACCOUNT: &str = "account";
 const META_NAME: &str = "device_name";
-const META_NEXT_SEQ: &str = "next_seq";
+pub(super) const META_NEXT_SEQ: &str = "next_seq";
 const META_LISTEN_PORT: &str = "listen_port";
 
 /// Why a node operation failed.
@@ -157,6 +158,20 @@ pub struct Node {
     grants: mailbox::Grants,
     /// Push grants seen in conversations (ours and contacts' devices').
     push_grants: push::PushGrants,
+    /// Room logs' rules and resolved state.
+    rooms: HashMap<LogId, crate::rooms::RoomLog>,
+    /// Rooms held (from the self log): creator and who brought them.
+    held_rooms: HashMap<LogId, rooms::HeldRoom>,
+    /// Room invitations received and not yet acted on.
+    room_invites: Vec<(LogId, rooms::HeldRoom)>,
+    /// See [`Node::scope`].
+    scope: u64,
+    /// Rooms being joined from a link (joined once their log arrives).
+    joining: std::collections::BTreeSet<LogId>,
+    /// Devices named by those links, to dial until joined.
+    join_targets: BTreeMap<DeviceId, LogId>,
+    /// Accounts followed because they dialled in for a public room.
+    strangers: usize,
 }
 
 /// What [`Node::assemble`] needs.
@@ -338,6 +353,13 @@ impl Node {
             grants: Default::default(),
             push_grants: Default::default(),
             device_relays: Default::default(),
+            rooms: HashMap::new(),
+            held_rooms: HashMap::new(),
+            room_invites: Vec::new(),
+            scope: 0,
+            joining: Default::default(),
+            join_targets: Default::default(),
+            strangers: 0,
         };
         node.add_log(LogId::account(p.account), LogKind::Account);
         node.add_log(LogId::self_log(p.account), LogKind::SelfLog);
@@ -349,6 +371,12 @@ impl Node {
         // whose logs are loaded next.
         self.load_log(LogId::account(self.account)).await?;
         self.load_log(LogId::self_log(self.account)).await?;
+        // Room members' account logs are loaded before the rooms.
+        let rooms: Vec<LogId> = self.rooms.keys().copied().collect();
+        for room in rooms {
+            let events = self.store.events(room).await?;
+            self.track_named_accounts(events.iter().map(|s| &s.event));
+        }
         let mut others: Vec<LogId> = self
             .logs
             .keys()
@@ -357,7 +385,13 @@ impl Node {
             .collect();
         // Contacts' account logs before their conversations: reading a
         // conversation's grants needs to know whose devices wrote them.
-        others.sort_by_key(|l| self.account_of_log(*l).is_none());
+        // Rooms last: reading their events needs every member's devices.
+        others.sort_by_key(|l| {
+            (
+                self.rooms.contains_key(l),
+                self.account_of_log(*l).is_none(),
+            )
+        });
         for log in others {
             self.load_log(log).await?;
         }
@@ -393,6 +427,10 @@ impl Node {
                 self.apply_self_entry(&stored.event);
             }
         }
+        if kind == LogKind::Room {
+            let room_events: Vec<Event> = events.iter().map(|s| s.event.clone()).collect();
+            self.restore_room(log, &room_events);
+        }
         for stored in &events {
             if stored.event.header().kind == messages::conversation_kind::MAILBOX_GRANT
                 && stored.event.header().log_kind == LogKind::Conversation
@@ -424,7 +462,11 @@ impl Node {
             if let Some(dag) = self.logs.get_mut(&log) {
                 // Still held (or, if its parents came meanwhile, rejected as
                 // a duplicate): either way nothing new to store.
-                let _ = dag.offer(event, first_seen, rules.as_rules(&mut self.accounts));
+                let _ = dag.offer(
+                    event,
+                    first_seen,
+                    &mut rules.as_rules(&mut self.accounts, &mut self.rooms),
+                );
             }
         }
         Ok(())
@@ -568,6 +610,13 @@ impl Node {
         now: i64,
         from: Option<DeviceId>,
     ) -> Result<Vec<Result<Ingested, NodeError>>, NodeError> {
+        if self.rooms.contains_key(&log) {
+            let events: Vec<Event> = verified
+                .iter()
+                .filter_map(|v| v.as_ref().ok().map(|v| v.event().clone()))
+                .collect();
+            self.track_named_accounts(events.iter());
+        }
         let mut rules = self.rules_for(log)?;
         let dag = self.logs.get_mut(&log).ok_or(NodeError::UnknownLog(log))?;
         let mut rows = Vec::new();
@@ -581,7 +630,11 @@ impl Node {
                 }
                 Ok(v) => {
                     let event = v.event().clone();
-                    match dag.offer_verified(v, now, rules.as_rules(&mut self.accounts)) {
+                    match dag.offer_verified(
+                        v,
+                        now,
+                        &mut rules.as_rules(&mut self.accounts, &mut self.rooms),
+                    ) {
                         Err(e) => Err(e.into()),
                         Ok(Offer::Held { missing }) => {
                             held.push(event);
@@ -600,7 +653,11 @@ impl Node {
         for e in &held {
             self.store.hold(e, now).await?;
         }
+        let stored: Vec<EventId> = rows.iter().map(|r| r.event.id()).collect();
         self.persist(log, rows, &[], &[], from).await?;
+        if self.rooms.contains_key(&log) {
+            self.room_receipts(log, &stored).await?;
+        }
         self.after_ingest(log, now).await?;
         Ok(outcomes)
     }
@@ -616,6 +673,12 @@ impl Node {
         if !self.introduced.is_empty() {
             self.add_introduced(now).await?;
         }
+        if !self.room_invites.is_empty() {
+            self.accept_room_invites(now).await?;
+        }
+        if self.rooms.contains_key(&log) {
+            self.join_if_wanted(log, now).await?;
+        }
         Ok(())
     }
 
@@ -628,7 +691,11 @@ impl Node {
         let log = event.log_id();
         let mut rules = self.rules_for(log)?;
         let dag = self.logs.get_mut(&log).ok_or(NodeError::UnknownLog(log))?;
-        let offer = dag.offer(event.clone(), now, rules.as_rules(&mut self.accounts))?;
+        let offer = dag.offer(
+            event.clone(),
+            now,
+            &mut rules.as_rules(&mut self.accounts, &mut self.rooms),
+        )?;
         match offer {
             Offer::Held { missing } => {
                 self.store.hold(&event, now).await?;
@@ -637,6 +704,11 @@ impl Node {
             Offer::Stored(accepted) => {
                 let rows: Vec<StoredEvent> = accepted.into_iter().map(StoredEvent::from).collect();
                 let stored = self.persist(log, rows, &[], &[], from).await?;
+                if let Ingested::Stored(ids) = &stored
+                    && self.rooms.contains_key(&log)
+                {
+                    self.room_receipts(log, ids).await?;
+                }
                 self.after_ingest(log, now).await?;
                 Ok(stored)
             }
@@ -663,6 +735,13 @@ impl Node {
             return Err(e.into());
         }
         self.note_new_events(log);
+        if self.rooms.contains_key(&log)
+            && rows
+                .iter()
+                .any(|r| r.event.header().kind != crate::rooms::kind::MESSAGE)
+        {
+            self.scope += 1;
+        }
         self.register_offers(log, &rows).await?;
         let introducer = self.contact_of_conversation(log);
         for r in &rows {
@@ -678,6 +757,12 @@ impl Node {
                 && r.event.header().kind == messages::conversation_kind::PUSH_GRANT
             {
                 self.apply_push_grant_entry(log, &r.event);
+            }
+            if let Some(contact) = introducer
+                && r.event.header().kind == messages::conversation_kind::ROOM_INVITE
+                && self.account_of_device(&r.event.header().author) == Some(contact)
+            {
+                self.note_room_invite(contact, &r.event);
             }
             if let Some(contact) = introducer
                 && r.event.header().kind == messages::conversation_kind::INTRODUCTION
@@ -710,6 +795,13 @@ impl Node {
         let own = self.account_state()?;
         if log == LogId::self_log(self.account) {
             return Ok(LogRules::Members(Members::new(vec![own])));
+        }
+        if self.rooms.contains_key(&log) {
+            return Ok(LogRules::Room {
+                log,
+                members: self.room_members(),
+                devices: self.known_devices(),
+            });
         }
         if let Some(contact) = self.contact_of_conversation(log) {
             let mut members = vec![own];
@@ -756,6 +848,9 @@ impl Node {
         let key = &self.key;
         let dag = self.logs.get_mut(&log).ok_or(NodeError::UnknownLog(log))?;
         let mut prev = dag.latest_by(&me);
+        // In a room, events held as arrived late are not built on.
+        let mut parents: Option<Vec<(EventId, u64)>> =
+            self.rooms.get(&log).map(|r| r.buildable_heads(dag));
         let mut rows = Vec::with_capacity(bodies.len());
         let mut seq = self.next_seq;
         for body in bodies {
@@ -766,14 +861,17 @@ impl Node {
                     log_kind: dag.kind(),
                     seq,
                     prev,
-                    parents: dag.heads().collect(),
+                    parents: parents.take().unwrap_or_else(|| dag.heads().collect()),
                     time: now,
                     kind,
                     body,
                 },
             );
-            let Offer::Stored(accepted) =
-                dag.offer(event, now, rules.as_rules(&mut self.accounts))?
+            let Offer::Stored(accepted) = dag.offer(
+                event,
+                now,
+                &mut rules.as_rules(&mut self.accounts, &mut self.rooms),
+            )?
             else {
                 return Err(NodeError::Damaged(
                     "own event held for missing parents".into(),
@@ -840,17 +938,63 @@ impl Node {
 enum LogRules {
     Account(AccountId),
     Members(Members),
+    Room {
+        log: LogId,
+        members: Members,
+        devices: Vec<(DeviceId, AccountId)>,
+    },
+}
+
+/// The rules [`LogRules::as_rules`] lends out for one offer.
+enum ActiveRules<'a> {
+    Plain(&'a mut dyn Rules),
+    Room(rooms::RoomRules<'a>),
+}
+
+impl Rules for ActiveRules<'_> {
+    fn authorize(&self, event: &Event, dag: &Dag) -> Result<(), String> {
+        match self {
+            ActiveRules::Plain(r) => r.authorize(event, dag),
+            ActiveRules::Room(r) => r.authorize(event, dag),
+        }
+    }
+    fn soft_fail(&self, event: &Event, dag: &Dag) -> bool {
+        match self {
+            ActiveRules::Plain(r) => r.soft_fail(event, dag),
+            ActiveRules::Room(r) => r.soft_fail(event, dag),
+        }
+    }
+    fn accepted(&mut self, event: &Event) {
+        match self {
+            ActiveRules::Plain(r) => r.accepted(event),
+            ActiveRules::Room(r) => r.accepted(event),
+        }
+    }
 }
 
 impl LogRules {
     fn as_rules<'a>(
         &'a mut self,
         accounts: &'a mut BTreeMap<AccountId, AccountLog>,
-    ) -> &'a mut dyn Rules {
+        rooms: &'a mut HashMap<LogId, crate::rooms::RoomLog>,
+    ) -> ActiveRules<'a> {
         match self {
             // `rules_for` only names accounts this node tracks.
-            LogRules::Account(a) => accounts.entry(*a).or_insert_with(|| AccountLog::new(*a)),
-            LogRules::Members(m) => m,
+            LogRules::Account(a) => {
+                ActiveRules::Plain(accounts.entry(*a).or_insert_with(|| AccountLog::new(*a)))
+            }
+            LogRules::Members(m) => ActiveRules::Plain(m),
+            LogRules::Room {
+                log,
+                members,
+                devices,
+            } => {
+                let room = rooms.entry(*log).or_default();
+                for (d, a) in devices.iter() {
+                    room.set_device(*d, *a);
+                }
+                ActiveRules::Room(rooms::RoomRules { members, room })
+            }
         }
     }
 }

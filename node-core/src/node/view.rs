@@ -7,32 +7,71 @@ use crate::sync::View;
 
 impl View for Node {
     fn shared_logs(&self, account: AccountId, _peer: DeviceId) -> Vec<LogId> {
+        let mut logs = Vec::new();
+        let mut third: std::collections::BTreeSet<AccountId> = Default::default();
+        let mut rooms = Vec::new();
         if account == self.account {
-            let mut logs = vec![LogId::account(self.account), LogId::self_log(self.account)];
+            logs.extend([LogId::account(self.account), LogId::self_log(self.account)]);
             for c in self.contacts.keys() {
                 logs.push(LogId::account(*c));
                 logs.push(LogId::conversation(self.account, *c));
             }
-            return logs;
+            for room in self.rooms.keys() {
+                third.extend(self.room_accounts(room));
+                rooms.push(*room);
+            }
+        } else {
+            if self.contacts.contains_key(&account) {
+                logs.extend([
+                    LogId::account(self.account),
+                    LogId::account(account),
+                    LogId::conversation(self.account, account),
+                ]);
+            }
+            for room in self.rooms.keys() {
+                if self.room_shared_with(room, account) {
+                    third.extend(self.room_accounts(room));
+                    rooms.push(*room);
+                }
+            }
+            if logs.is_empty() && !rooms.is_empty() {
+                logs.extend([LogId::account(self.account), LogId::account(account)]);
+            }
         }
-        if self.contacts.contains_key(&account) {
-            return vec![
-                LogId::account(self.account),
-                LogId::account(account),
-                LogId::conversation(self.account, account),
-            ];
+        // Account logs before the logs whose authors they prove.
+        for a in third {
+            let l = LogId::account(a);
+            if !logs.contains(&l) && self.logs.contains_key(&l) {
+                logs.insert(0, l);
+            }
         }
-        vec![]
+        rooms.sort();
+        logs.extend(rooms);
+        logs
     }
 
-    /// Account logs go to any device of a contact (they prove who is
-    /// active); every other shared log only to active devices, checked
-    /// against the current account log at every message.
+    /// Account logs go to any device of a contact or room member (they
+    /// prove who is active); every other shared log only to active
+    /// devices, checked against the current account log at every message.
     fn entitled(&self, account: AccountId, peer: DeviceId, log: &LogId) -> bool {
-        let is_account_log =
-            *log == LogId::account(account) || *log == LogId::account(self.account);
-        self.shared_logs(account, peer).contains(log)
-            && (is_account_log || self.device_active(account, peer))
+        let is_account_log = self
+            .accounts
+            .contains_key(&AccountId::from_bytes(*log.as_bytes()));
+        let shared = if self.rooms.contains_key(log) {
+            self.room_shared_with(log, account)
+        } else {
+            self.shared_logs(account, peer).contains(log)
+        };
+        shared && (is_account_log || self.device_active(account, peer))
+    }
+
+    fn is_shared_once(&self, log: &LogId) -> bool {
+        self.rooms.contains_key(log)
+    }
+
+    fn is_account_log(&self, log: &LogId) -> bool {
+        self.accounts
+            .contains_key(&AccountId::from_bytes(*log.as_bytes()))
     }
 
     fn device_active(&self, account: AccountId, peer: DeviceId) -> bool {

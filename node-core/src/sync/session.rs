@@ -42,6 +42,16 @@ pub trait View {
     fn items(&self, log: &LogId) -> Vec<(u64, EventId)>;
     /// Whether the event is stored here (through any link).
     fn has(&self, log: &LogId, id: &EventId) -> bool;
+    /// Whether `log` is an account log (synced, with the two accounts'
+    /// own, before the logs whose authors they prove).
+    fn is_account_log(&self, _log: &LogId) -> bool {
+        false
+    }
+    /// Whether `log` is one whose sharing changes over time (a room), so
+    /// a peer may still send for it after it stopped being shared.
+    fn is_shared_once(&self, _log: &LogId) -> bool {
+        false
+    }
 }
 
 /// Which end of the link this is.
@@ -210,6 +220,14 @@ impl Session {
                 // A proposal either side does not share is refused, not fatal.
                 Msg::Begin { log, .. } => Ok(vec![Action::Send(Msg::Refuse { log })]),
                 Msg::Refuse { log } => Ok(self.finish_log(log, view)),
+                // Room membership changes while events are in flight: what
+                // a removed member's device still pushes is dropped, the
+                // link stays.
+                Msg::Events { .. } | Msg::Ack { .. } | Msg::Synced { .. }
+                    if view.is_shared_once(&log) =>
+                {
+                    Ok(vec![])
+                }
                 _ => Err(SyncError::NotEntitled(format!(
                     "log {log} is not shared with this peer"
                 ))),
@@ -258,7 +276,7 @@ impl Session {
         self.queue = view
             .shared_logs(account, self.peer)
             .into_iter()
-            .filter(is_account_log(account, self.me))
+            .filter(|l| is_account_log(account, self.me)(l) || view.is_account_log(l))
             .collect();
         self.begin_next(view)
     }
@@ -312,7 +330,7 @@ impl Session {
                 self.queue = view
                     .shared_logs(account, self.peer)
                     .into_iter()
-                    .filter(|l| !is_account_log(account, self.me)(l))
+                    .filter(|l| !is_account_log(account, self.me)(l) && !view.is_account_log(l))
                     .collect();
                 self.begin_next(view)
             }
@@ -521,6 +539,22 @@ impl Session {
             out.extend(self.maybe_synced(log, view));
         }
         out
+    }
+
+    /// Received events the node refused (e.g. by an account whose log has
+    /// not arrived yet): no longer waited for in this round; the next
+    /// round asks again.
+    pub fn refused(&mut self, log: LogId, ids: &[EventId], view: &dyn View) -> Vec<Action> {
+        let Some(needed) = self.needed.get_mut(&log) else {
+            return vec![];
+        };
+        for id in ids {
+            needed.remove(id);
+        }
+        if self.role == Role::Dialer && !self.recon.contains_key(&log) {
+            return self.maybe_synced(log, view);
+        }
+        vec![]
     }
 
     /// New local events of one log: pushed at once if the log is live on
