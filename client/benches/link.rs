@@ -2,8 +2,10 @@
 //! round-trip latency, sustained throughput, reconnect cost, history
 //! transfer, how long a newly linked device takes to hold an account's
 //! history, and how long a revocation takes to reach a contact.
+//! Also rooms of 10 and 30 daemons (`KITH_ROOM_SIZES`): time until every
+//! member holds a message, and what each device uploads for it.
 //! Run: `cargo bench -p kith --bench link` (`KITH_BENCH=rtt|throughput|
-//! history|devices` runs one part).
+//! history|devices|rooms` runs one part).
 #![allow(clippy::unwrap_used, clippy::disallowed_methods)]
 
 use kith_client::daemon::Daemon;
@@ -459,6 +461,130 @@ async fn revocation() {
     stop(a1).await;
 }
 
+/// Rooms of real daemons: one account each, all contacts of the creator
+/// only (so messages between the others travel through other members'
+/// devices). For each room size: the time until every member device holds
+/// a message, and the sync bytes each device sent for it (a multiple of the
+/// message event's size).
+async fn rooms() {
+    let sizes: Vec<usize> = std::env::var("KITH_ROOM_SIZES")
+        .ok()
+        .map(|s| s.split(',').filter_map(|x| x.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![10, 30]);
+    for n in sizes {
+        let mut sides = Vec::with_capacity(n);
+        for i in 0..n {
+            sides.push(side(&format!("m{i}"), false).await);
+        }
+        for other in &sides[1..] {
+            pair(&sides[0], other).await;
+        }
+        let room = sides[0]
+            .daemon
+            .node()
+            .lock()
+            .await
+            .create_room("bench", false, now())
+            .await
+            .unwrap();
+        for other in &sides[1..] {
+            let mut node = sides[0].daemon.node().lock().await;
+            let account = other.daemon.node().lock().await.account();
+            node.room_invite(room, account, now()).await.unwrap();
+        }
+        let start = Instant::now();
+        loop {
+            let mut joined = 0;
+            for s in &sides {
+                let node = s.daemon.node().lock().await;
+                if node
+                    .room_state(&room)
+                    .is_some_and(|st| st.joined().count() == n)
+                {
+                    joined += 1;
+                }
+            }
+            if joined == n {
+                break;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(120),
+                "room of {n} did not form"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let formed = start.elapsed();
+        // Let the gossip links come up and settle.
+        tokio::time::sleep(Duration::from_secs(8)).await;
+        let (mut times, mut mean_up, mut max_up) = (Vec::new(), Vec::new(), Vec::new());
+        for trial in 0..10 {
+            let writer = &sides[1 + trial % (n - 1)];
+            let before: Vec<u64> = sides.iter().map(|s| s.daemon.frame_bytes().0).collect();
+            let t = Instant::now();
+            let id = writer
+                .daemon
+                .node()
+                .lock()
+                .await
+                .room_send(room, &"x".repeat(1024), now())
+                .await
+                .unwrap();
+            loop {
+                let mut holders = 0;
+                for s in &sides {
+                    if s.daemon
+                        .node()
+                        .lock()
+                        .await
+                        .log(&room)
+                        .is_some_and(|d| d.knows(&id))
+                    {
+                        holders += 1;
+                    }
+                }
+                if holders == n {
+                    break;
+                }
+                assert!(
+                    t.elapsed() < Duration::from_secs(60),
+                    "message did not spread"
+                );
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            times.push(t.elapsed().as_secs_f64() * 1000.0);
+            // Acknowledgements settle.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let size = writer
+                .daemon
+                .node()
+                .lock()
+                .await
+                .serve(room, &[id])
+                .await
+                .unwrap()[0]
+                .len() as f64;
+            let up: Vec<f64> = sides
+                .iter()
+                .zip(&before)
+                .map(|(s, b)| (s.daemon.frame_bytes().0 - b) as f64 / size)
+                .collect();
+            mean_up.push(up.iter().sum::<f64>() / n as f64);
+            max_up.push(up.iter().copied().fold(0.0, f64::max));
+        }
+        println!(
+            "room of {n} daemons (formed in {:.1} s): all hold a message p50 {:.1} ms, max {:.1} ms; upload per device mean {:.2}×, max {:.2}× the event",
+            formed.as_secs_f64(),
+            pct(&mut times.clone(), 0.5),
+            pct(&mut times, 1.0),
+            mean_up.iter().sum::<f64>() / mean_up.len() as f64,
+            max_up.iter().copied().fold(0.0, f64::max),
+        );
+        for s in sides {
+            stop(s).await;
+        }
+    }
+}
+
 fn main() {
     if let Ok(filter) = std::env::var("KITH_LOG") {
         tracing_subscriber::fmt()
@@ -485,6 +611,9 @@ fn main() {
         if only.is_empty() || only == "devices" {
             new_device_history().await;
             revocation().await;
+        }
+        if only.is_empty() || only == "rooms" {
+            rooms().await;
         }
     });
 }

@@ -620,6 +620,10 @@ pub struct LateRule {
     /// How many other member accounts must cite it (one moderator or admin
     /// is enough).
     pub confirmations: usize,
+    /// Above this many joined members, and in public rooms, history is
+    /// admin-trusted: a late event is released only by a moderator's or
+    /// admin's citation, and one a moderator or admin wrote is not held.
+    pub large_room: usize,
 }
 
 impl Default for LateRule {
@@ -627,6 +631,7 @@ impl Default for LateRule {
         Self {
             depth_gap: 20,
             confirmations: 2,
+            large_room: 50,
         }
     }
 }
@@ -729,8 +734,11 @@ impl Rules for RoomLog {
             e.parents.len() == self.heads.len() && e.parents.iter().all(|p| self.heads.contains(p));
         let deepest_head = self.heads.iter().filter_map(|h| self.depth_of(h)).max();
         let deepest_parent = e.parents.iter().filter_map(|p| self.depth_of(p)).max();
+        let from_staff =
+            self.admin_trusted() && self.resolved.state.power_of(&e.sender) >= MODERATOR;
         if let (Some(head), Some(parent)) = (deepest_head, deepest_parent)
             && head.saturating_sub(parent) > self.rule.depth_gap
+            && !from_staff
         {
             self.late.insert(e.id);
         }
@@ -761,6 +769,13 @@ impl Rules for RoomLog {
 }
 
 impl RoomLog {
+    /// Whether the room is large or public: its history is admin-trusted
+    /// (see [`LateRule::large_room`]).
+    pub fn admin_trusted(&self) -> bool {
+        let state = &self.resolved.state;
+        state.public || state.joined().count() > self.rule.large_room
+    }
+
     /// The parents a new event should have: the DAG's heads, unless some
     /// are (or build on) events held as arrived late; then the newest
     /// events that do not.
@@ -829,6 +844,7 @@ impl RoomLog {
                 children.entry(*p).or_default().push(e);
             }
         }
+        let trusted = self.admin_trusted();
         let sender_of: HashMap<EventId, AccountId> =
             self.events.iter().map(|e| (e.id, e.sender)).collect();
         let mut released = Vec::new();
@@ -853,7 +869,7 @@ impl RoomLog {
             let by_staff = confirmers
                 .iter()
                 .any(|a| self.resolved.state.power_of(a) >= MODERATOR);
-            if by_staff || confirmers.len() >= self.rule.confirmations {
+            if by_staff || (!trusted && confirmers.len() >= self.rule.confirmations) {
                 released.push(*late);
             }
         }

@@ -556,6 +556,7 @@ mod dag {
         one.log = RoomLog::with_rule(LateRule {
             depth_gap: 10,
             confirmations: 2,
+            ..LateRule::default()
         });
         for author in [&a, &b, &x] {
             one.log.set_device(author.device(), author.account);
@@ -638,6 +639,142 @@ mod dag {
             "shown where it was placed, now confirmed"
         );
         assert!(at(a_cites.id()) == shown.len() - 1);
+    }
+
+    /// A room of the creator A, members B, C and X, with 30 messages by B
+    /// after X joined; returns the replica, X's join and the head.
+    fn busy_room(
+        public: bool,
+        a: &mut Author,
+        b: &mut Author,
+        c: &mut Author,
+        x: &mut Author,
+    ) -> (Replica, Event, Event) {
+        use node_core::rooms::LateRule;
+        let create = a.write(
+            None,
+            &[],
+            &RoomContent::Create {
+                name: "r".into(),
+                public,
+            },
+        );
+        let room = create.log_id();
+        let mut one = Replica::new(room, &[&*a, &*b, &*c, &*x]);
+        one.log = RoomLog::with_rule(LateRule {
+            depth_gap: 10,
+            ..LateRule::default()
+        });
+        for author in [&*a, &*b, &*c, &*x] {
+            one.log.set_device(author.device(), author.account);
+        }
+        one.store(&create);
+        let mut head = create;
+        for m in [&mut *b, &mut *c, &mut *x] {
+            let invite = a.write(
+                Some(room),
+                &[&head],
+                &RoomContent::Member {
+                    target: m.account,
+                    membership: Membership::Invite,
+                },
+            );
+            one.store(&invite);
+            head = m.write(
+                Some(room),
+                &[&invite],
+                &RoomContent::Member {
+                    target: m.account,
+                    membership: Membership::Join,
+                },
+            );
+            one.store(&head);
+        }
+        let x_in = head.clone();
+        for i in 0..30 {
+            head = b.write(
+                Some(room),
+                &[&head],
+                &RoomContent::Message(format!("b {i}")),
+            );
+            one.store(&head);
+        }
+        (one, x_in, head)
+    }
+
+    #[test]
+    fn a_private_room_releases_a_late_event_cited_by_two_members() {
+        let (mut a, mut b, mut c, mut x) = (
+            Author::new(1),
+            Author::new(2),
+            Author::new(3),
+            Author::new(9),
+        );
+        let (mut one, x_in, head) = busy_room(false, &mut a, &mut b, &mut c, &mut x);
+        let room = head.log_id();
+        let backdated = x.write(Some(room), &[&x_in], &RoomContent::Message("old".into()));
+        one.store(&backdated);
+        assert_eq!(one.log.late().count(), 1);
+        let b_cites = b.write(
+            Some(room),
+            &[&head, &backdated],
+            &RoomContent::Message("b saw it".into()),
+        );
+        one.store(&b_cites);
+        assert_eq!(one.log.late().count(), 1, "one member is not enough");
+        let c_cites = c.write(
+            Some(room),
+            &[&b_cites],
+            &RoomContent::Message("c too".into()),
+        );
+        one.store(&c_cites);
+        assert_eq!(one.log.late().count(), 0, "two members release it");
+        assert!(one.log.resolved().shown.contains(&backdated.id()));
+    }
+
+    #[test]
+    fn a_public_room_trusts_only_staff_with_old_history() {
+        let (mut a, mut b, mut c, mut x) = (
+            Author::new(1),
+            Author::new(2),
+            Author::new(3),
+            Author::new(9),
+        );
+        let (mut one, x_in, head) = busy_room(true, &mut a, &mut b, &mut c, &mut x);
+        let room = head.log_id();
+        assert!(one.log.admin_trusted());
+        let backdated = x.write(Some(room), &[&x_in], &RoomContent::Message("old".into()));
+        one.store(&backdated);
+        let b_cites = b.write(
+            Some(room),
+            &[&head, &backdated],
+            &RoomContent::Message("b saw it".into()),
+        );
+        one.store(&b_cites);
+        let c_cites = c.write(
+            Some(room),
+            &[&b_cites],
+            &RoomContent::Message("c too".into()),
+        );
+        one.store(&c_cites);
+        assert_eq!(
+            one.log.late().count(),
+            1,
+            "members' citations do not release old history in a public room"
+        );
+        // Old history from the creator is accepted at once.
+        let from_admin = a.write(Some(room), &[&x_in], &RoomContent::Message("admin".into()));
+        one.store(&from_admin);
+        assert!(!one.log.late().any(|l| *l == from_admin.id()));
+        // And the creator's citation releases X's event.
+        let a_cites = a.write(
+            Some(room),
+            &[&c_cites, &from_admin],
+            &RoomContent::Message("confirmed".into()),
+        );
+        one.store(&a_cites);
+        assert_eq!(one.log.late().count(), 0);
+        assert!(one.log.resolved().shown.contains(&backdated.id()));
     }
 
     const MODERATOR_LEVEL: i64 = node_core::rooms::MODERATOR;

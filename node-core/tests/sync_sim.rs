@@ -220,7 +220,8 @@ impl Sim {
                 Action::Receipts { .. }
                 | Action::ReceiptsAll { .. }
                 | Action::Hints(_)
-                | Action::DeviceHints { .. } => {}
+                | Action::DeviceHints { .. }
+                | Action::Have { .. } => {}
             }
         }
     }

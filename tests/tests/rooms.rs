@@ -250,6 +250,19 @@ fn five_accounts_in_a_private_room() {
             assert!(!texts(&p.log_json(&room)).contains(&"dave again".to_owned()));
         }
     }
+
+    // Erin leaves; everyone sees it, and her leave reached them.
+    assert_ok(&e.kith(["room", "leave", "team"]));
+    let left = |p: &Profile| room_entry(p, &room).is_some_and(|r| r["members"] == 3);
+    assert!(
+        wait_until(WAIT, || [&a1, &a2, &b, &c].iter().all(|p| left(p))),
+        "erin's leave did not arrive\n{}",
+        all_logs(&everyone)
+    );
+    assert_eq!(
+        room_entry(&e, &room).map(|r| r["membership"].clone()),
+        Some(serde_json::json!("leave"))
+    );
 }
 
 #[test]

@@ -17,6 +17,15 @@ use tracing::{debug, info, warn};
 const MAX_LINK_AGE: Duration = Duration::from_secs(3600);
 /// How often a live link re-runs reconciliation.
 const RESYNC_EVERY: Duration = Duration::from_secs(60);
+/// How often a link sends where room members are, if that changed.
+const HINTS_EVERY: Duration = Duration::from_secs(2);
+/// How long an offered room event (`Have`) may take to arrive through the
+/// room's ring before it is asked for.
+const OFFER_WAIT: Duration = Duration::from_millis(500);
+/// How often offered events are checked.
+const OFFER_CHECK: Duration = Duration::from_millis(100);
+/// Most offered event ids waiting per link.
+const MAX_OFFERED: usize = 16_384;
 
 /// Accepts incoming links until the transport closes.
 pub(super) async fn accept_loop(d: Arc<Daemon>) {
@@ -95,6 +104,11 @@ struct Driver<'a> {
     writer: Outgoing,
     /// The node's sharing scope this link last synced for.
     scope: u64,
+    /// Events the peer offered (`Have`), to ask for once due if still
+    /// missing.
+    offered: VecDeque<(Instant, LogId, Vec<EventId>)>,
+    /// The sharing scope when device hints were last sent.
+    hints_scope: u64,
 }
 
 /// Most bytes queued for a peer that does not read before the link is
@@ -176,6 +190,8 @@ async fn drive(d: &Arc<Daemon>, link: &Link, role: Role) -> Result<()> {
         session,
         writer: Outgoing::new(writer),
         scope,
+        offered: VecDeque::new(),
+        hints_scope: scope,
     };
     let hints = d.own_hints();
     let mut first: VecDeque<Action> = first.into();
@@ -184,6 +200,8 @@ async fn drive(d: &Arc<Daemon>, link: &Link, role: Role) -> Result<()> {
     drv.execute(first).await?;
     let mut resync = tokio::time::interval(RESYNC_EVERY);
     resync.tick().await;
+    let mut hints = tokio::time::interval(HINTS_EVERY);
+    let mut offers = tokio::time::interval(OFFER_CHECK);
     loop {
         tokio::select! {
             frame = reader.recv() => {
@@ -228,6 +246,8 @@ async fn drive(d: &Arc<Daemon>, link: &Link, role: Role) -> Result<()> {
                 Err(RecvError::Closed) => return Ok(()),
             },
             _ = resync.tick() => drv.resync().await?,
+            _ = hints.tick() => drv.tell_hints().await?,
+            _ = offers.tick(), if !drv.offered.is_empty() => drv.want_offered().await?,
         }
     }
 }
@@ -246,13 +266,71 @@ impl Driver<'_> {
         let mut actions = VecDeque::new();
         {
             let node = self.d.node.lock().await;
+            let connected = self.d.connected();
             for (log, events) in by_log {
+                // Room events go at once only to the room's ring neighbours
+                // (and own devices); the others reconcile.
+                if node.is_room(&log) && !node.room_push_to(&log, &peer, &connected) {
+                    let ids: Vec<EventId> = events
+                        .iter()
+                        .filter_map(|b| node_core::log::Event::decode(b).ok())
+                        .map(|e| e.id())
+                        .collect();
+                    for chunk in ids.chunks(node_core::sync::MAX_IDS) {
+                        actions.push_back(Action::Send(Msg::Have {
+                            log,
+                            ids: chunk.to_vec(),
+                        }));
+                    }
+                    continue;
+                }
                 actions.extend(self.session.local_events(log, events, &*node));
             }
             if node.scope() != self.scope {
                 self.scope = node.scope();
-                actions.extend(self.session.resync(&*node));
-                actions.extend(device_hints(&node, self.link.peer()));
+                actions.extend(self.session.extend(&*node));
+            }
+        }
+        self.execute(actions).await
+    }
+
+    /// Tells the peer where room members are, again, after what is shared
+    /// changed (at most every tick: a room forming changes it often).
+    async fn tell_hints(&mut self) -> Result<()> {
+        if self.session.peer_account().is_none() {
+            return Ok(());
+        }
+        let actions: VecDeque<Action> = {
+            let node = self.d.node.lock().await;
+            if node.scope() == self.hints_scope {
+                return Ok(());
+            }
+            self.hints_scope = node.scope();
+            device_hints(&node, self.link.peer()).into()
+        };
+        self.execute(actions).await
+    }
+
+    /// Asks for offered events still missing once their wait is over.
+    async fn want_offered(&mut self) -> Result<()> {
+        let now = Instant::now();
+        let mut actions = VecDeque::new();
+        {
+            let node = self.d.node.lock().await;
+            while let Some((due, _, _)) = self.offered.front() {
+                if *due > now {
+                    break;
+                }
+                let Some((_, log, ids)) = self.offered.pop_front() else {
+                    break;
+                };
+                let Some(dag) = node.log(&log) else {
+                    continue;
+                };
+                let missing: Vec<EventId> = ids.into_iter().filter(|id| !dag.knows(id)).collect();
+                if !missing.is_empty() {
+                    actions.push_back(Action::Send(Msg::Want { log, ids: missing }));
+                }
             }
         }
         self.execute(actions).await
@@ -305,6 +383,14 @@ impl Driver<'_> {
                         node.set_relay_hint(self.link.peer(), relay).await?;
                     }
                 }
+                Action::Have { log, ids } => {
+                    // Bounded: a peer cannot make this device keep more.
+                    let queued: usize = self.offered.iter().map(|(_, _, i)| i.len()).sum();
+                    if queued + ids.len() <= MAX_OFFERED {
+                        self.offered
+                            .push_back((Instant::now() + OFFER_WAIT, log, ids));
+                    }
+                }
                 Action::DeviceHints { device, addrs } => {
                     let Some(account) = self.proven_account().await else {
                         continue;
@@ -314,11 +400,18 @@ impl Driver<'_> {
                     // Only for other devices of the sender's own account,
                     // or of members of a room we share with it (a dial
                     // still needs that device's key to succeed).
-                    if node.may_hint(account, &device) && device != self.link.peer() {
+                    if device == self.link.peer() {
+                        continue;
+                    }
+                    if node.may_hint(account, &device) {
                         node.set_hints(device, parsed).await?;
                         if relay.is_some() {
                             node.set_relay_hint(device, relay).await?;
                         }
+                    } else {
+                        // Perhaps a member whose account log is on its way:
+                        // kept aside until it is known.
+                        node.stash_hints(account, device, parsed, relay);
                     }
                 }
             }
@@ -401,8 +494,7 @@ impl Driver<'_> {
             actions.extend(self.session.refused(log, &refused, &*node));
         }
         if again {
-            actions.extend(self.session.resync(&*node));
-            actions.extend(device_hints(&node, peer));
+            actions.extend(self.session.extend(&*node));
         }
         if self.d.echo && log == LogId::conversation(node.account(), account) {
             drop(node);

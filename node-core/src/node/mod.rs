@@ -172,6 +172,8 @@ pub struct Node {
     join_targets: BTreeMap<DeviceId, LogId>,
     /// Accounts followed because they dialled in for a public room.
     strangers: usize,
+    /// Hints for devices not known yet (see [`Node::stash_hints`]).
+    stashed_hints: BTreeMap<DeviceId, rooms::StashedHints>,
 }
 
 /// What [`Node::assemble`] needs.
@@ -360,6 +362,7 @@ impl Node {
             joining: Default::default(),
             join_targets: Default::default(),
             strangers: 0,
+            stashed_hints: BTreeMap::new(),
         };
         node.add_log(LogId::account(p.account), LogKind::Account);
         node.add_log(LogId::self_log(p.account), LogKind::SelfLog);
@@ -669,6 +672,9 @@ impl Node {
             && account != self.account
         {
             self.check_compromise(account, now).await?;
+            if !self.stashed_hints.is_empty() {
+                self.place_stashed_hints().await?;
+            }
         }
         if !self.introduced.is_empty() {
             self.add_introduced(now).await?;

@@ -21,11 +21,67 @@ use crate::wire::{Reader, WireError, Writer};
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 
-/// Most member devices outside contacts and own devices a device keeps
-/// links with per room: the gossip fan-out.
+/// How many member devices each device dials per room (it is dialled by
+/// as many): the gossip fan-out.
 pub const FANOUT: usize = 3;
+
+/// The member devices `me` dials in `room`: all member devices are placed
+/// on a ring in the order of a hash of (room, device), the same on every
+/// device, and each dials the devices [`FANOUT`] fixed distances ahead of
+/// it (1, ⌊√n⌋ and ⌊n/2⌋). As each distance is a rotation of the ring,
+/// every device is dialled by exactly as many as it dials: each keeps at
+/// most 2 × `FANOUT` room links, so what it uploads per message is
+/// bounded, and any device is a few hops from any other.
+pub fn ring_links(room: &LogId, me: DeviceId, devices: &[DeviceId]) -> Vec<DeviceId> {
+    ring_around(room, me, devices, false)
+}
+
+/// The member devices linked with `me` on the ring of [`ring_links`] in
+/// either direction: those it dials and those that dial it.
+pub fn ring_neighbours(room: &LogId, me: DeviceId, devices: &[DeviceId]) -> Vec<DeviceId> {
+    ring_around(room, me, devices, true)
+}
+
+fn ring_around(room: &LogId, me: DeviceId, devices: &[DeviceId], both: bool) -> Vec<DeviceId> {
+    let mut ring: Vec<(Vec<u8>, DeviceId)> = devices
+        .iter()
+        .chain(std::iter::once(&me))
+        .map(|d| {
+            let mut both = Vec::with_capacity(64);
+            both.extend_from_slice(room.as_bytes());
+            both.extend_from_slice(d.as_bytes());
+            (crate::crypto::blake2b(&both, None, 16), *d)
+        })
+        .collect();
+    ring.sort();
+    ring.dedup_by(|a, b| a.1 == b.1);
+    let n = ring.len();
+    let Some(at) = ring.iter().position(|(_, d)| *d == me) else {
+        return vec![];
+    };
+    let root = (n as f64).sqrt() as usize;
+    let mut offsets: Vec<usize> = [1, root, n / 2]
+        .into_iter()
+        .filter(|o| *o >= 1 && *o < n)
+        .collect();
+    offsets.dedup();
+    offsets.truncate(FANOUT);
+    let mut out: Vec<DeviceId> = offsets.iter().map(|o| ring[(at + o) % n].1).collect();
+    if both {
+        out.extend(offsets.iter().map(|o| ring[(at + n - o) % n].1));
+    }
+    out.sort();
+    out.dedup();
+    out.retain(|d| *d != me);
+    out
+}
 /// Most room members' device hints passed to one peer.
 const MAX_PEER_HINTS: usize = 64;
+/// Most hints kept aside for devices not known yet.
+const MAX_STASHED_HINTS: usize = 1024;
+
+/// Hints for a device not known yet: (who told, addresses, relay).
+pub(super) type StashedHints = (AccountId, Vec<SocketAddr>, Option<String>);
 
 /// What this device knows about a room before its log arrives: who made it
 /// and through whom it came (they share it with us first).
@@ -250,16 +306,24 @@ impl Node {
                 Some(Membership::Join | Membership::Invite)
             )
         };
-        if state.creator.is_none() {
+        // Until the room's log (as far as this account's own invitation or
+        // join) has arrived, it is fetched from whoever made it or brought
+        // it here: the events before the invitation may need account logs
+        // only they can give.
+        if state.creator.is_none() || state.membership(&self.account).is_none() {
             return self
                 .held_rooms
                 .get(room)
                 .is_some_and(|h| h.creator == account || h.via == account);
         }
-        // A public room is shared with anyone who asks (and can join it).
-        present(&self.account)
-            && (present(&account)
-                || (state.public && !matches!(state.membership(&account), Some(Membership::Ban))))
+        // This device shares what it has (its own leave, say) as long as it
+        // was ever in the room; what it receives is decided by the others,
+        // who send nothing to a member they see removed. A public room is
+        // shared with anyone who asks (and may join it) but the banned.
+        let open = state.public
+            && state.is_joined(&self.account)
+            && state.membership(&account) != Some(Membership::Ban);
+        present(&account) || open
     }
 
     /// The accounts whose logs travel with a room: everyone it names.
@@ -391,16 +455,16 @@ impl Node {
         state
             .authorize(self.account, &content)
             .map_err(|e| NodeError::Invalid(e.to_string()))?;
-        let mut recipients: BTreeSet<AccountId> = state
+        // Queued for whoever is in the room once it is written: an invitee
+        // hears of it, a removed member does not (nothing reaches them).
+        let mut after = state.clone();
+        after.apply(self.account, &content);
+        let mut recipients: BTreeSet<AccountId> = after
             .members
             .iter()
             .filter(|(_, m)| matches!(m, Membership::Join | Membership::Invite))
             .map(|(a, _)| *a)
             .collect();
-        // The one who is invited or removed must hear of it too.
-        if let RoomContent::Member { target, .. } = &content {
-            recipients.insert(*target);
-        }
         recipients.remove(&self.account);
         let recipients: Vec<AccountId> = recipients.into_iter().collect();
         self.append_for(room, content.kind(), content.encode(), now, &recipients)
@@ -764,33 +828,48 @@ impl Node {
         Ok(())
     }
 
-    /// Room members' devices (not own, not contacts') to keep links with: per
-    /// room where this account is joined, the [`FANOUT`] closest to this
-    /// device by a hash of both ids, so links spread over the room.
+    /// Room members' devices to keep links with (see [`ring_links`]), per
+    /// room where this account is joined.
     pub fn room_dial_targets(&self) -> Vec<(DeviceId, Vec<SocketAddr>)> {
         let me = self.device();
         let mut chosen: BTreeSet<DeviceId> = BTreeSet::new();
-        for log in self.rooms.values() {
+        for (room, log) in &self.rooms {
             let state = &log.resolved().state;
             if !state.is_joined(&self.account) {
                 continue;
             }
-            let mut candidates: Vec<(Vec<u8>, DeviceId)> = state
-                .joined()
-                .filter(|a| **a != self.account && !self.contacts.contains_key(a))
-                .filter_map(|a| self.account_log_state(*a).ok())
-                .flat_map(|s| s.active_devices().map(|(d, _)| *d).collect::<Vec<_>>())
-                .map(|d| {
-                    let mut both = Vec::with_capacity(64);
-                    both.extend_from_slice(me.as_bytes());
-                    both.extend_from_slice(d.as_bytes());
-                    (crate::crypto::blake2b(&both, None, 16), d)
-                })
-                .collect();
-            candidates.sort();
-            chosen.extend(candidates.into_iter().take(FANOUT).map(|(_, d)| d));
+            chosen.extend(ring_links(room, me, &self.room_devices(state)));
         }
+        chosen.remove(&me);
         chosen.into_iter().map(|d| (d, self.hints_of(&d))).collect()
+    }
+
+    /// The active devices of a room's joined members.
+    fn room_devices(&self, state: &RoomState) -> Vec<DeviceId> {
+        state
+            .joined()
+            .filter_map(|a| self.account_log_state(*a).ok())
+            .flat_map(|s| s.active_devices().map(|(d, _)| *d).collect::<Vec<_>>())
+            .collect()
+    }
+
+    /// Whether new events of `room` are pushed at once to `peer` (a linked
+    /// device): to own devices and ring neighbours (see [`ring_links`]),
+    /// and to everyone while this device has no ring neighbour connected.
+    /// Other linked members are only offered the events' ids (`Have`) and
+    /// ask for what their ring did not bring them; so each device uploads a
+    /// message a bounded number of times, whatever its number of contacts
+    /// in the room.
+    pub fn room_push_to(&self, room: &LogId, peer: &DeviceId, connected: &[DeviceId]) -> bool {
+        let Some(log) = self.rooms.get(room) else {
+            return true;
+        };
+        if self.account_of_device(peer) == Some(self.account) {
+            return true;
+        }
+        let state = &log.resolved().state;
+        let ring = ring_neighbours(room, self.device(), &self.room_devices(state));
+        ring.contains(peer) || !ring.iter().any(|d| connected.contains(d))
     }
 
     /// Where devices of members of rooms shared with `account` were last
@@ -818,6 +897,42 @@ impl Node {
         }
         out.truncate(MAX_PEER_HINTS);
         out
+    }
+
+    /// Keeps hints about a device this node cannot place yet (its
+    /// account log has not arrived); used once it can (bounded, in memory).
+    pub fn stash_hints(
+        &mut self,
+        from: AccountId,
+        device: DeviceId,
+        addrs: Vec<SocketAddr>,
+        relay: Option<String>,
+    ) {
+        if self.stashed_hints.len() >= MAX_STASHED_HINTS
+            && !self.stashed_hints.contains_key(&device)
+        {
+            return;
+        }
+        self.stashed_hints.insert(device, (from, addrs, relay));
+    }
+
+    /// Applies stashed hints whose devices can now be placed.
+    pub(super) async fn place_stashed_hints(&mut self) -> Result<(), NodeError> {
+        let ready: Vec<DeviceId> = self
+            .stashed_hints
+            .iter()
+            .filter(|(d, (from, _, _))| self.may_hint(*from, d))
+            .map(|(d, _)| *d)
+            .collect();
+        for device in ready {
+            if let Some((_, addrs, relay)) = self.stashed_hints.remove(&device) {
+                self.set_hints(device, addrs).await?;
+                if relay.is_some() {
+                    self.set_relay_hint(device, relay).await?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Whether `from` (an account whose device told us) may tell us where

@@ -105,6 +105,15 @@ pub enum Msg {
         /// `ip:port` strings.
         addrs: Vec<String>,
     },
+    /// The sender holds these new events (a room's, offered rather than
+    /// pushed): the receiver asks with `Want` for those it still lacks a
+    /// moment later.
+    Have {
+        /// The log.
+        log: LogId,
+        /// Event ids.
+        ids: Vec<EventId>,
+    },
 }
 
 mod tag {
@@ -121,6 +130,7 @@ mod tag {
     pub const RESYNC: u8 = 11;
     pub const HEADS: u8 = 12;
     pub const DEVICE_HINTS: u8 = 13;
+    pub const HAVE: u8 = 14;
 }
 
 impl Msg {
@@ -171,6 +181,7 @@ impl Msg {
                 w.u8(tag::DEVICE_HINTS).fixed(device.as_bytes());
                 encode_addrs(&mut w, addrs);
             }
+            Msg::Have { log, ids } => encode_ids(w.u8(tag::HAVE), log, ids),
         }
         w.finish()
     }
@@ -245,6 +256,10 @@ impl Msg {
                 device: DeviceId::from_bytes(r.array("device")?),
                 addrs: decode_addrs(&mut r)?,
             },
+            tag::HAVE => {
+                let (log, ids) = decode_ids(&mut r, MAX_IDS, "ids")?;
+                Msg::Have { log, ids }
+            }
             _ => {
                 return Err(WireError::Invalid {
                     what: "message tag",
@@ -334,6 +349,7 @@ mod tests {
                 device: DeviceId::from_bytes([8; 32]),
                 addrs: vec!["[::1]:7".into()],
             },
+            Msg::Have { log, ids: ids(3) },
         ];
         for m in all {
             assert_eq!(Msg::decode(&m.encode()).unwrap(), m);

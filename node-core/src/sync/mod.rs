@@ -8,5 +8,5 @@ pub mod join;
 pub mod message;
 pub mod session;
 
-pub use message::{MAX_FRAME, Msg, SYNC_VERSION};
+pub use message::{MAX_FRAME, MAX_IDS, Msg, SYNC_VERSION};
 pub use session::{Action, Role, Session, SyncError, View, events_messages};

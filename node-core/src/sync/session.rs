@@ -107,6 +107,14 @@ pub enum Action {
         /// `ip:port` strings.
         addrs: Vec<String>,
     },
+    /// The peer offers these new events (see [`Msg::Have`]): ask for those
+    /// still missing a moment later.
+    Have {
+        /// The log.
+        log: LogId,
+        /// Event ids.
+        ids: Vec<EventId>,
+    },
 }
 
 /// Why a session ends.
@@ -223,7 +231,7 @@ impl Session {
                 // Room membership changes while events are in flight: what
                 // a removed member's device still pushes is dropped, the
                 // link stays.
-                Msg::Events { .. } | Msg::Ack { .. } | Msg::Synced { .. }
+                Msg::Events { .. } | Msg::Ack { .. } | Msg::Synced { .. } | Msg::Have { .. }
                     if view.is_shared_once(&log) =>
                 {
                     Ok(vec![])
@@ -246,6 +254,7 @@ impl Session {
             Msg::Synced { log } => self.on_synced(log),
             Msg::Hints { addrs } => Ok(vec![Action::Hints(addrs)]),
             Msg::DeviceHints { device, addrs } => Ok(vec![Action::DeviceHints { device, addrs }]),
+            Msg::Have { log, ids } => Ok(vec![Action::Have { log, ids }]),
             Msg::Resync => Ok(self.resync(view)),
         }
     }
@@ -580,6 +589,20 @@ impl Session {
         self.local_events(log, vec![event], view)
     }
 
+    /// After what is shared with the peer may have grown (a room held, a
+    /// member's account followed): a new round if a shared log is not
+    /// synced on this link yet, else nothing.
+    pub fn extend(&mut self, view: &dyn View) -> Vec<Action> {
+        let Some(account) = self.peer_account else {
+            return vec![];
+        };
+        let grown = view
+            .shared_logs(account, self.peer)
+            .iter()
+            .any(|l| !self.live.contains(l));
+        if grown { self.resync(view) } else { vec![] }
+    }
+
     /// Re-runs reconciliation of every shared log (periodically, or after
     /// falling behind on pushes). The listener asks the dialer instead; a
     /// dialer busy with a round reconciles again when it is done.
@@ -667,6 +690,7 @@ fn msg_log(msg: &Msg) -> Option<LogId> {
         | Msg::Events { log, .. }
         | Msg::Want { log, .. }
         | Msg::Ack { log, .. }
+        | Msg::Have { log, .. }
         | Msg::Synced { log } => Some(*log),
         Msg::Hello { .. } | Msg::Hints { .. } | Msg::DeviceHints { .. } | Msg::Resync => None,
     }
