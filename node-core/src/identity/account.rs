@@ -92,6 +92,9 @@ pub enum AccountError {
 pub struct AccountLog {
     account: AccountId,
     events: BTreeMap<EventId, Event>,
+    /// The resolved state, until the next insert (resolving is the costly
+    /// part, and the state is read far more often than the log changes).
+    resolved: std::sync::OnceLock<Result<AccountState, AccountError>>,
 }
 
 impl AccountLog {
@@ -100,6 +103,7 @@ impl AccountLog {
         Self {
             account,
             events: BTreeMap::new(),
+            resolved: std::sync::OnceLock::new(),
         }
     }
     /// The account id.
@@ -109,6 +113,7 @@ impl AccountLog {
     /// Adds an event the DAG accepted.
     pub fn insert(&mut self, event: Event) {
         self.events.insert(event.id(), event);
+        self.resolved = std::sync::OnceLock::new();
     }
     /// The events.
     pub fn events(&self) -> impl Iterator<Item = &Event> {
@@ -116,7 +121,9 @@ impl AccountLog {
     }
     /// Resolves the current state.
     pub fn state(&self) -> Result<AccountState, AccountError> {
-        Resolver::new(self.account, self.events.values()).resolve()
+        self.resolved
+            .get_or_init(|| Resolver::new(self.account, self.events.values()).resolve())
+            .clone()
     }
 }
 
