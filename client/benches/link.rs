@@ -507,10 +507,19 @@ async fn rooms() {
             if joined == n {
                 break;
             }
-            assert!(
-                start.elapsed() < Duration::from_secs(120),
-                "room of {n} did not form"
-            );
+            if start.elapsed() > Duration::from_secs(120) {
+                for (i, s) in sides.iter().enumerate() {
+                    let node = s.daemon.node().lock().await;
+                    let st = node.room_state(&room).cloned().unwrap_or_default();
+                    eprintln!(
+                        "side {i}: joined {} members {} log {}",
+                        st.joined().count(),
+                        st.members.len(),
+                        node.log(&room).map_or(0, |d| d.len())
+                    );
+                }
+                panic!("room of {n} did not form");
+            }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let formed = start.elapsed();
@@ -547,7 +556,7 @@ async fn rooms() {
                 }
                 assert!(
                     t.elapsed() < Duration::from_secs(60),
-                    "message did not spread"
+                    "message did not spread: {holders} of {n} hold it"
                 );
                 tokio::time::sleep(Duration::from_millis(2)).await;
             }

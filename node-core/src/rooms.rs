@@ -736,9 +736,15 @@ impl Rules for RoomLog {
         let deepest_parent = e.parents.iter().filter_map(|p| self.depth_of(p)).max();
         let from_staff =
             self.admin_trusted() && self.resolved.state.power_of(&e.sender) >= MODERATOR;
+        // Joining or leaving oneself places nothing in anyone else's past
+        // (and an invitee's join is often written long before it spreads,
+        // while a room fills): not held.
+        let own_membership =
+            matches!(&e.content, RoomContent::Member { target, .. } if *target == e.sender);
         if let (Some(head), Some(parent)) = (deepest_head, deepest_parent)
             && head.saturating_sub(parent) > self.rule.depth_gap
             && !from_staff
+            && !own_membership
         {
             self.late.insert(e.id);
         }
