@@ -169,10 +169,14 @@ impl Drop for Outgoing {
 }
 
 async fn drive(d: &Arc<Daemon>, link: &Link, role: Role) -> Result<()> {
-    let (writer, mut reader): (FrameWriter, FrameReader) = match role {
+    let (writer, reader): (FrameWriter, FrameReader) = match role {
         Role::Dialer => link.open().await?,
         Role::Listener => link.accept().await?,
     };
+    // Frames are read by their own task: reading a frame is not
+    // cancel-safe, and the loop below waits on timers and new events too.
+    let (frames_tx, mut frames) = tokio::sync::mpsc::channel(16);
+    let _reader = super::files::AbortOnDrop(tokio::spawn(read_frames(reader, frames_tx)));
     // Every further stream on this link is a file request; they end with it.
     let _file_streams = super::files::AbortOnDrop(tokio::spawn(super::files::serve_streams(
         Arc::clone(d),
@@ -204,8 +208,8 @@ async fn drive(d: &Arc<Daemon>, link: &Link, role: Role) -> Result<()> {
     let mut offers = tokio::time::interval(OFFER_CHECK);
     loop {
         tokio::select! {
-            frame = reader.recv() => {
-                let Some(bytes) = frame? else { return Ok(()) };
+            frame = frames.recv() => {
+                let Some(bytes) = frame.transpose()? else { return Ok(()) };
                 d.count_frames(false, bytes.len());
                 let msg = Msg::decode(&bytes).context("malformed frame")?;
                 tracing::trace!(peer = %link.peer().short(8), tag = bytes[0], len = bytes.len(), "frame in");
@@ -522,6 +526,25 @@ impl Driver<'_> {
             node.send_message(to, &text, crate::now_ms()).await?;
         }
         Ok(())
+    }
+}
+
+/// Reads frames into `to` until the stream ends, fails, or the link's
+/// driver is gone. The end of the stream is the channel's end.
+async fn read_frames(
+    mut reader: FrameReader,
+    to: tokio::sync::mpsc::Sender<Result<Vec<u8>, node_core::transport::TransportError>>,
+) {
+    loop {
+        let frame = match reader.recv().await {
+            Ok(Some(bytes)) => Ok(bytes),
+            Ok(None) => return,
+            Err(e) => Err(e),
+        };
+        let failed = frame.is_err();
+        if to.send(frame).await.is_err() || failed {
+            return;
+        }
     }
 }
 
