@@ -348,18 +348,24 @@ impl Node {
                 .map(|(id, _)| *id)
                 .collect()
         };
-        match candidates.as_slice() {
-            [one] => Ok(*one),
-            [] => Err(NodeError::Invalid(format!(
-                "no contact or room matches {t:?}"
-            ))),
-            many => Err(NodeError::Invalid(format!(
-                "{t:?} is ambiguous: {}",
-                many.iter()
-                    .map(|id| id.short(12))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ))),
-        }
+        only_match(&candidates, t, "no contact or room", |id| id.short(12))
+    }
+}
+
+/// The one candidate a name matched; none is an error naming `none` ("no
+/// contact", say), several one listing them.
+pub(super) fn only_match<T: Copy>(
+    candidates: &[T],
+    target: &str,
+    none: &str,
+    short: impl Fn(&T) -> String,
+) -> Result<T, NodeError> {
+    match candidates {
+        [one] => Ok(*one),
+        [] => Err(NodeError::Invalid(format!("{none} matches {target:?}"))),
+        many => Err(NodeError::Invalid(format!(
+            "{target:?} is ambiguous: {}",
+            many.iter().map(short).collect::<Vec<_>>().join(", ")
+        ))),
     }
 }

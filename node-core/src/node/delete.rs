@@ -44,6 +44,17 @@ struct DeleteEntry {
 }
 
 impl DeleteEntry {
+    /// Entries naming these events of `log` (as many as the bound needs).
+    fn for_events(log: LogId, ids: &[EventId]) -> Vec<Self> {
+        ids.chunks(MAX_DELETE_IDS)
+            .map(|c| DeleteEntry {
+                log,
+                whole: false,
+                ids: c.to_vec(),
+            })
+            .collect()
+    }
+
     fn encode(&self) -> Vec<u8> {
         let mut w = Writer::new();
         w.fixed(self.log.as_bytes())
@@ -98,13 +109,7 @@ impl Node {
         {
             let mut ids: Vec<EventId> = all.iter().copied().collect();
             ids.sort();
-            ids.chunks(MAX_DELETE_IDS)
-                .map(|c| DeleteEntry {
-                    log,
-                    whole: false,
-                    ids: c.to_vec(),
-                })
-                .collect()
+            DeleteEntry::for_events(log, &ids)
         } else if messages.is_empty() {
             let heads: Vec<EventId> = dag.heads().map(|(id, _)| id).collect();
             if heads.is_empty() {
@@ -148,13 +153,7 @@ impl Node {
             }
             ids.sort();
             ids.dedup();
-            ids.chunks(MAX_DELETE_IDS)
-                .map(|c| DeleteEntry {
-                    log,
-                    whole: false,
-                    ids: c.to_vec(),
-                })
-                .collect()
+            DeleteEntry::for_events(log, &ids)
         };
         let count = if entries.iter().any(|e| e.whole) {
             dag.len()

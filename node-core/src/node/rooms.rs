@@ -350,21 +350,12 @@ impl Node {
     /// Resolves a room given as its id, a unique id prefix (at least four
     /// characters) or its name.
     pub fn resolve_room(&self, target: &str) -> Result<LogId, NodeError> {
-        match self.room_candidates(target).as_slice() {
-            [one] => Ok(*one),
-            [] => Err(NodeError::Invalid(format!(
-                "no room matches {:?}",
-                target.trim()
-            ))),
-            many => Err(NodeError::Invalid(format!(
-                "{:?} is ambiguous: {}",
-                target.trim(),
-                many.iter()
-                    .map(|id| id.short(12))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ))),
-        }
+        super::contacts::only_match(
+            &self.room_candidates(target),
+            target.trim(),
+            "no room",
+            |id| id.short(12),
+        )
     }
 
     pub(super) fn room_candidates(&self, target: &str) -> Vec<LogId> {
@@ -717,21 +708,9 @@ impl Node {
             })
             .copied()
             .collect();
-        match found.as_slice() {
-            [one] => Ok(*one),
-            [] => Err(NodeError::Invalid(format!(
-                "no account in this room matches {:?}",
-                who.trim()
-            ))),
-            many => Err(NodeError::Invalid(format!(
-                "{:?} is ambiguous: {}",
-                who.trim(),
-                many.iter()
-                    .map(|a| a.short(12))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ))),
-        }
+        super::contacts::only_match(&found, who.trim(), "no account in this room", |a| {
+            a.short(12)
+        })
     }
 
     /// A room's messages in display order (the last `limit`).
