@@ -374,11 +374,14 @@ impl Node {
         // whose logs are loaded next.
         self.load_log(LogId::account(self.account)).await?;
         self.load_log(LogId::self_log(self.account)).await?;
-        // Room members' account logs are loaded before the rooms.
+        // Room members' account logs are loaded before the rooms; each
+        // room's events are read once, for both.
         let rooms: Vec<LogId> = self.rooms.keys().copied().collect();
+        let mut room_events = HashMap::new();
         for room in rooms {
             let events = self.store.events(room).await?;
             self.track_named_accounts(events.iter().map(|s| &s.event));
+            room_events.insert(room, events);
         }
         let mut others: Vec<LogId> = self
             .logs
@@ -396,7 +399,10 @@ impl Node {
             )
         });
         for log in others {
-            self.load_log(log).await?;
+            match room_events.remove(&log) {
+                Some(events) => self.load_log_from(log, events).await?,
+                None => self.load_log(log).await?,
+            }
         }
         // Whole-log deletions are resolved against the loaded logs again.
         let logs: Vec<LogId> = self.deletions.keys().copied().collect();
@@ -407,13 +413,22 @@ impl Node {
     }
 
     async fn load_log(&mut self, log: LogId) -> Result<(), NodeError> {
+        let events = self.store.events(log).await?;
+        self.load_log_from(log, events).await
+    }
+
+    /// [`Node::load_log`] with the log's stored events read already.
+    async fn load_log_from(
+        &mut self,
+        log: LogId,
+        events: Vec<StoredEvent>,
+    ) -> Result<(), NodeError> {
         let kind = self
             .logs
             .get(&log)
             .map(Dag::kind)
             .ok_or(NodeError::UnknownLog(log))?;
         let mut dag = Dag::new(log, kind, DagConfig::default());
-        let events = self.store.events(log).await?;
         for stored in &events {
             dag.restore(stored.event.id(), stored.info.clone());
         }
@@ -431,8 +446,7 @@ impl Node {
             }
         }
         if kind == LogKind::Room {
-            let room_events: Vec<Event> = events.iter().map(|s| s.event.clone()).collect();
-            self.restore_room(log, &room_events);
+            self.restore_room(log, events.iter().map(|s| &s.event));
         }
         for stored in &events {
             if stored.event.header().kind == messages::conversation_kind::MAILBOX_GRANT
@@ -614,11 +628,11 @@ impl Node {
         from: Option<DeviceId>,
     ) -> Result<Vec<Result<Ingested, NodeError>>, NodeError> {
         if self.rooms.contains_key(&log) {
-            let events: Vec<Event> = verified
-                .iter()
-                .filter_map(|v| v.as_ref().ok().map(|v| v.event().clone()))
-                .collect();
-            self.track_named_accounts(events.iter());
+            self.track_named_accounts(
+                verified
+                    .iter()
+                    .filter_map(|v| v.as_ref().ok().map(Verified::event)),
+            );
         }
         let mut rules = self.rules_for(log)?;
         let dag = self.logs.get_mut(&log).ok_or(NodeError::UnknownLog(log))?;
@@ -996,8 +1010,9 @@ impl LogRules {
                 devices,
             } => {
                 let room = rooms.entry(*log).or_default();
-                for (d, a) in devices.iter() {
-                    room.set_device(*d, *a);
+                // Once per `rules_for`, not at every offer of a batch.
+                for (d, a) in devices.drain(..) {
+                    room.set_device(d, a);
                 }
                 ActiveRules::Room(rooms::RoomRules { members, room })
             }

@@ -268,7 +268,11 @@ impl Node {
     }
 
     /// Rebuilds a room's rules from its stored events (parents first).
-    pub(super) fn restore_room(&mut self, room: LogId, events: &[Event]) {
+    pub(super) fn restore_room<'e>(
+        &mut self,
+        room: LogId,
+        events: impl Iterator<Item = &'e Event>,
+    ) {
         let mut log = RoomLog::new();
         for (d, a) in self.known_devices() {
             log.set_device(d, a);
@@ -279,9 +283,11 @@ impl Node {
         self.rooms.insert(room, log);
     }
 
-    /// Rooms held.
-    pub fn room_ids(&self) -> Vec<LogId> {
-        self.rooms.keys().copied().collect()
+    /// A held room's log, or the error every room command gives.
+    fn held_room(&self, room: &LogId) -> Result<&RoomLog, NodeError> {
+        self.rooms
+            .get(room)
+            .ok_or_else(|| NodeError::Invalid("no such room here".into()))
     }
 
     /// A room's resolved state (empty before its log arrives).
@@ -432,10 +438,7 @@ impl Node {
         content: RoomContent,
         now: i64,
     ) -> Result<EventId, NodeError> {
-        let log = self
-            .rooms
-            .get(&room)
-            .ok_or_else(|| NodeError::Invalid("no such room here".into()))?;
+        let log = self.held_room(&room)?;
         let state = &log.resolved().state;
         if state.creator.is_none() {
             return Err(NodeError::Invalid(
@@ -490,8 +493,10 @@ impl Node {
     ) -> Result<EventId, NodeError> {
         self.require_contact(contact)?;
         let creator = self
-            .room_state(&room)
-            .and_then(|s| s.creator)
+            .held_room(&room)?
+            .resolved()
+            .state
+            .creator
             .ok_or_else(|| NodeError::Invalid("no such room here".into()))?;
         let id = self
             .room_write(
@@ -562,9 +567,7 @@ impl Node {
         now: i64,
     ) -> Result<EventId, NodeError> {
         let level = role_power(role)?;
-        let state = self
-            .room_state(&room)
-            .ok_or_else(|| NodeError::Invalid("no such room here".into()))?;
+        let state = &self.held_room(&room)?.resolved().state;
         if !matches!(
             state.membership(&account),
             Some(Membership::Join | Membership::Invite)
@@ -664,9 +667,7 @@ impl Node {
 
     /// A room's invited and joined members with their roles.
     pub fn room_member_list(&self, room: LogId) -> Result<Vec<MemberInfo>, NodeError> {
-        let state = self
-            .room_state(&room)
-            .ok_or_else(|| NodeError::Invalid("no such room here".into()))?;
+        let state = &self.held_room(&room)?.resolved().state;
         Ok(state
             .members
             .iter()
@@ -690,9 +691,7 @@ impl Node {
     /// Resolves a member account given as an id, a unique prefix, or a
     /// contact's alias or name.
     pub fn resolve_member(&self, room: LogId, who: &str) -> Result<AccountId, NodeError> {
-        let state = self
-            .room_state(&room)
-            .ok_or_else(|| NodeError::Invalid("no such room here".into()))?;
+        let state = &self.held_room(&room)?.resolved().state;
         let t = who.trim().to_lowercase();
         let found: Vec<AccountId> = state
             .members
@@ -719,10 +718,7 @@ impl Node {
         room: LogId,
         limit: Option<usize>,
     ) -> Result<Vec<MessageInfo>, NodeError> {
-        let log = self
-            .rooms
-            .get(&room)
-            .ok_or_else(|| NodeError::Invalid("no such room here".into()))?;
+        let log = self.held_room(&room)?;
         let dag = self.logs.get(&room).ok_or(NodeError::UnknownLog(room))?;
         let shown = &log.resolved().shown;
         let undelivered: std::collections::HashSet<EventId> =

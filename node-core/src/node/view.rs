@@ -54,9 +54,7 @@ impl View for Node {
     /// prove who is active); every other shared log only to active
     /// devices, checked against the current account log at every message.
     fn entitled(&self, account: AccountId, peer: DeviceId, log: &LogId) -> bool {
-        let is_account_log = self
-            .accounts
-            .contains_key(&AccountId::from_bytes(*log.as_bytes()));
+        let is_account_log = self.is_account_log(log);
         let shared = if self.rooms.contains_key(log) {
             self.room_shared_with(log, account)
         } else {
@@ -70,8 +68,7 @@ impl View for Node {
     }
 
     fn is_account_log(&self, log: &LogId) -> bool {
-        self.accounts
-            .contains_key(&AccountId::from_bytes(*log.as_bytes()))
+        self.account_of_log(*log).is_some()
     }
 
     fn device_active(&self, account: AccountId, peer: DeviceId) -> bool {
