@@ -93,6 +93,27 @@ pub enum Request {
     },
     /// Rooms.
     RoomList,
+    /// A room's rule for late history; sets what is given (admins).
+    RoomHistory {
+        /// Room.
+        room: String,
+        /// Members' citations that release a late event.
+        confirmations: Option<u8>,
+        /// `auto`, `members` or `admins`.
+        trust: Option<String>,
+    },
+    /// Events of a room held as arrived late.
+    RoomHeld {
+        /// Room.
+        room: String,
+    },
+    /// Confirm an event held as arrived late (moderators and admins).
+    RoomConfirm {
+        /// Room.
+        room: String,
+        /// Event id or unique prefix.
+        event: String,
+    },
     /// Queue a message.
     Send {
         /// Contact (id, prefix, alias or name).

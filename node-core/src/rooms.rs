@@ -34,8 +34,8 @@
 //! (appending a message at the heads is incremental; anything else is
 //! resolved again from scratch).
 //!
-//! Not here (yet): the store, sync, the CLI, fan-out and the "arrived late"
-//! hold (see `docs/rooms.md`).
+//! The store, sync, fan-out and the CLI are in `node::rooms` and the
+//! daemon (see `docs/rooms.md`).
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
@@ -71,9 +71,85 @@ pub mod kind {
     pub const NAME: u16 = 5;
     /// The room's topic.
     pub const TOPIC: u16 = 6;
+    /// How history that arrives late is released.
+    pub const HISTORY: u16 = 7;
+    /// A moderator's confirmation of an event held as arrived late.
+    pub const CONFIRM: u16 = 8;
     /// A message.
     pub const MESSAGE: u16 = 16;
+    /// A file offer.
+    pub const FILE: u16 = 17;
 }
+
+/// Who releases an event held as arrived late (see [`RoomLog`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Trust {
+    /// Members' citations, until the room is public or large (more than
+    /// [`LateRule::large_room`] joined members); then only moderators' and
+    /// admins'.
+    #[default]
+    Auto,
+    /// Members' citations, whatever the room's size.
+    Members,
+    /// Only moderators' and admins' citations (admin-trusted history).
+    Admins,
+}
+
+impl Trust {
+    fn code(self) -> u8 {
+        match self {
+            Trust::Auto => 0,
+            Trust::Members => 1,
+            Trust::Admins => 2,
+        }
+    }
+
+    fn from_code(code: u8) -> Result<Self, WireError> {
+        Ok(match code {
+            0 => Trust::Auto,
+            1 => Trust::Members,
+            2 => Trust::Admins,
+            _ => {
+                return Err(WireError::Invalid {
+                    what: "history trust",
+                    why: "unknown",
+                });
+            }
+        })
+    }
+
+    /// The name the CLI uses.
+    pub fn name(self) -> &'static str {
+        match self {
+            Trust::Auto => "auto",
+            Trust::Members => "members",
+            Trust::Admins => "admins",
+        }
+    }
+
+    /// From the CLI's name.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name.trim().to_lowercase().as_str() {
+            "auto" => Some(Trust::Auto),
+            "members" => Some(Trust::Members),
+            "admins" => Some(Trust::Admins),
+            _ => None,
+        }
+    }
+}
+
+/// A room's rule for history that arrives late, as its admins set it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct History {
+    /// How many other member accounts must cite a late event to release
+    /// it (while members' citations count).
+    pub confirmations: u8,
+    /// Whose citations count.
+    pub trust: Trust,
+}
+
+/// Most confirmations a room may ask for.
+pub const MAX_CONFIRMATIONS: u8 = 32;
 
 /// A membership.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -145,8 +221,15 @@ pub enum RoomContent {
     Name(String),
     /// The room's topic.
     Topic(String),
+    /// How late history is released (admins only).
+    History(History),
+    /// Releases an event held as arrived late (moderators and admins; the
+    /// event is also one of this one's parents).
+    Confirm(EventId),
     /// A text message.
     Message(String),
+    /// A file offer.
+    File(crate::files::FileOffer),
 }
 
 impl RoomContent {
@@ -159,7 +242,10 @@ impl RoomContent {
             RoomContent::JoinRule { .. } => kind::JOIN_RULE,
             RoomContent::Name(_) => kind::NAME,
             RoomContent::Topic(_) => kind::TOPIC,
+            RoomContent::History(_) => kind::HISTORY,
+            RoomContent::Confirm(_) => kind::CONFIRM,
             RoomContent::Message(_) => kind::MESSAGE,
+            RoomContent::File(_) => kind::FILE,
         }
     }
 
@@ -182,12 +268,18 @@ impl RoomContent {
             RoomContent::Name(text) | RoomContent::Topic(text) | RoomContent::Message(text) => {
                 w.str(text)
             }
+            RoomContent::History(h) => w.u8(h.confirmations).u8(h.trust.code()),
+            RoomContent::Confirm(id) => w.fixed(id.as_bytes()),
+            RoomContent::File(offer) => return offer.encode(),
         };
         w.finish()
     }
 
     /// Reads a body of `kind`.
     pub fn decode(kind: u16, body: &[u8]) -> Result<Self, WireError> {
+        if kind == kind::FILE {
+            return crate::files::FileOffer::decode(body).map(RoomContent::File);
+        }
         let mut r = Reader::new(body);
         let content = match kind {
             kind::CREATE => RoomContent::Create {
@@ -212,6 +304,20 @@ impl RoomContent {
             },
             kind::NAME => RoomContent::Name(r.str(MAX_TEXT, "room name")?.to_owned()),
             kind::TOPIC => RoomContent::Topic(r.str(MAX_TEXT, "topic")?.to_owned()),
+            kind::HISTORY => {
+                let confirmations = r.u8("confirmations")?;
+                if !(1..=MAX_CONFIRMATIONS).contains(&confirmations) {
+                    return Err(WireError::Invalid {
+                        what: "confirmations",
+                        why: "not from 1 to 32",
+                    });
+                }
+                RoomContent::History(History {
+                    confirmations,
+                    trust: Trust::from_code(r.u8("trust")?)?,
+                })
+            }
+            kind::CONFIRM => RoomContent::Confirm(EventId::from_bytes(r.array("event")?)),
             kind::MESSAGE => RoomContent::Message(r.str(MAX_MESSAGE, "message")?.to_owned()),
             _ => {
                 return Err(WireError::Invalid {
@@ -229,7 +335,8 @@ impl RoomContent {
         match self {
             RoomContent::Create { .. }
             | RoomContent::Power { .. }
-            | RoomContent::JoinRule { .. } => 0,
+            | RoomContent::JoinRule { .. }
+            | RoomContent::History(_) => 0,
             RoomContent::Member { target, membership } => {
                 if *membership == Membership::Ban
                     || (*target != sender && *membership == Membership::Leave)
@@ -240,8 +347,13 @@ impl RoomContent {
                 }
             }
             RoomContent::Name(_) | RoomContent::Topic(_) => 1,
-            RoomContent::Message(_) => 2,
+            RoomContent::Confirm(_) | RoomContent::Message(_) | RoomContent::File(_) => 2,
         }
+    }
+
+    /// Shown in the room's conversation (a message or a file).
+    pub fn is_shown(&self) -> bool {
+        matches!(self, RoomContent::Message(_) | RoomContent::File(_))
     }
 }
 
@@ -296,6 +408,8 @@ pub struct RoomState {
     pub name: String,
     /// The topic.
     pub topic: String,
+    /// How late history is released, once an admin set it.
+    pub history: Option<History>,
 }
 
 impl RoomState {
@@ -344,7 +458,21 @@ impl RoomState {
         };
         match content {
             RoomContent::Create { .. } => Err(AuthError::Create("the room exists already")),
-            RoomContent::Message(_) => joined.then_some(()).ok_or(AuthError::NotMember),
+            RoomContent::Message(_) | RoomContent::File(_) => {
+                joined.then_some(()).ok_or(AuthError::NotMember)
+            }
+            RoomContent::Confirm(_) => {
+                if !joined {
+                    return Err(AuthError::NotMember);
+                }
+                need(MODERATOR)
+            }
+            RoomContent::History(_) => {
+                if !joined {
+                    return Err(AuthError::NotMember);
+                }
+                need(ADMIN)
+            }
             RoomContent::Name(_) | RoomContent::Topic(_) | RoomContent::JoinRule { .. } => {
                 if !joined {
                     return Err(AuthError::NotMember);
@@ -450,7 +578,8 @@ impl RoomState {
             RoomContent::JoinRule { public } => self.public = *public,
             RoomContent::Name(name) => self.name = name.clone(),
             RoomContent::Topic(topic) => self.topic = topic.clone(),
-            RoomContent::Message(_) => {}
+            RoomContent::History(h) => self.history = Some(*h),
+            RoomContent::Confirm(_) | RoomContent::Message(_) | RoomContent::File(_) => {}
         }
     }
 }
@@ -565,7 +694,7 @@ fn resolve_pass(events: &[RoomEvent], outcome: Option<&RoomState>) -> Resolved {
         };
         match state.authorize(e.sender, &e.content) {
             Ok(()) if genesis_ok => {
-                if let RoomContent::Message(_) = e.content {
+                if e.content.is_shown() {
                     shown.push(e.id);
                 } else {
                     state.apply(e.sender, &e.content);
@@ -598,9 +727,12 @@ fn resolve_pass(events: &[RoomEvent], outcome: Option<&RoomState>) -> Resolved {
 /// [`LateRule::depth_gap`] below the deepest head when it arrives is kept
 /// but held out of the resolution (not shown, not built on) until it is
 /// confirmed: cited (as an ancestor) by events of
-/// [`LateRule::confirmations`] other member accounts, or of one moderator
-/// or admin. So a member cannot slip a message or a state change into the
-/// past unnoticed.
+/// [`LateRule::confirmations`] other member accounts (or as many as the
+/// room's [`History`] says), or of one moderator or admin — a
+/// [`RoomContent::Confirm`] is a moderator's explicit citation. So a member
+/// cannot slip a message or a state change into the past unnoticed. In
+/// admin-trusted rooms (see [`RoomLog::admin_trusted`]) members' citations
+/// do not count.
 #[derive(Debug, Default)]
 pub struct RoomLog {
     devices: HashMap<DeviceId, AccountId>,
@@ -675,7 +807,9 @@ impl RoomLog {
         let content = match event.body() {
             Some(body) => RoomContent::decode(h.kind, body).map_err(|e| e.to_string())?,
             // A deleted message keeps its place (its header) in the room.
-            None if h.kind == kind::MESSAGE => RoomContent::Message(String::new()),
+            None if matches!(h.kind, kind::MESSAGE | kind::FILE) => {
+                RoomContent::Message(String::new())
+            }
             None => return Err("the body is missing".into()),
         };
         Ok(RoomEvent {
@@ -714,11 +848,17 @@ impl RoomLog {
 impl Rules for RoomLog {
     fn authorize(&self, event: &Event, _dag: &Dag) -> Result<(), String> {
         let e = self.decode(event)?;
-        if let RoomContent::Create { .. } = e.content {
-            return match (e.parents.is_empty(), self.events.is_empty()) {
-                (true, true) => Ok(()),
-                _ => Err("a room has one create event, its first".into()),
-            };
+        match e.content {
+            RoomContent::Create { .. } => {
+                return match (e.parents.is_empty(), self.events.is_empty()) {
+                    (true, true) => Ok(()),
+                    _ => Err("a room has one create event, its first".into()),
+                };
+            }
+            RoomContent::Confirm(id) if !e.parents.contains(&id) => {
+                return Err("a confirmation must cite the event it confirms".into());
+            }
+            _ => {}
         }
         self.state_at(&e.parents)
             .authorize(e.sender, &e.content)
@@ -752,7 +892,7 @@ impl Rules for RoomLog {
             self.heads.remove(p);
         }
         self.heads.insert(e.id);
-        let message = matches!(e.content, RoomContent::Message(_));
+        let message = e.content.is_shown();
         let (id, sender) = (e.id, e.sender);
         let allowed = self.resolved.state.authorize(sender, &e.content).is_ok();
         self.depths.insert(e.id, e.depth);
@@ -779,7 +919,59 @@ impl RoomLog {
     /// (see [`LateRule::large_room`]).
     pub fn admin_trusted(&self) -> bool {
         let state = &self.resolved.state;
-        state.public || state.joined().count() > self.rule.large_room
+        match state.history.map(|h| h.trust).unwrap_or_default() {
+            Trust::Admins => true,
+            Trust::Members => false,
+            Trust::Auto => state.public || state.joined().count() > self.rule.large_room,
+        }
+    }
+
+    /// How many other members' citations release a late event (while
+    /// members' citations count): the room's setting, else the rule's.
+    pub fn confirmations(&self) -> usize {
+        self.resolved
+            .state
+            .history
+            .map_or(self.rule.confirmations, |h| usize::from(h.confirmations))
+    }
+
+    /// Whether `id` is held as arrived late.
+    pub fn is_late(&self, id: &EventId) -> bool {
+        self.late.contains(id)
+    }
+
+    /// The parents a new event of `kind` with `body` should have: the
+    /// buildable heads (see [`RoomLog::buildable_heads`]); a confirmation
+    /// also cites the late event it confirms (and leaves out heads that
+    /// are its ancestors).
+    pub fn parents_for(&self, dag: &Dag, kind: u16, body: &[u8]) -> Vec<(EventId, u64)> {
+        let heads = self.buildable_heads(dag);
+        let Ok(RoomContent::Confirm(late)) = RoomContent::decode(kind, body) else {
+            return heads;
+        };
+        let Some(depth) = self.depth_of(&late).filter(|_| self.is_late(&late)) else {
+            return heads;
+        };
+        let index: HashMap<EventId, &RoomEvent> = self.events.iter().map(|e| (e.id, e)).collect();
+        let mut ancestors = std::collections::HashSet::new();
+        let mut stack = vec![late];
+        while let Some(id) = stack.pop() {
+            for p in index
+                .get(&id)
+                .map(|e| e.parents.as_slice())
+                .unwrap_or_default()
+            {
+                if ancestors.insert(*p) {
+                    stack.push(*p);
+                }
+            }
+        }
+        let mut parents: Vec<(EventId, u64)> = heads
+            .into_iter()
+            .filter(|(id, _)| !ancestors.contains(id))
+            .collect();
+        parents.push((late, depth));
+        parents
     }
 
     /// The parents a new event should have: the DAG's heads, unless some
@@ -851,6 +1043,7 @@ impl RoomLog {
             }
         }
         let trusted = self.admin_trusted();
+        let confirmations = self.confirmations();
         let sender_of: HashMap<EventId, AccountId> =
             self.events.iter().map(|e| (e.id, e.sender)).collect();
         let mut released = Vec::new();
@@ -875,7 +1068,7 @@ impl RoomLog {
             let by_staff = confirmers
                 .iter()
                 .any(|a| self.resolved.state.power_of(a) >= MODERATOR);
-            if by_staff || (!trusted && confirmers.len() >= self.rule.confirmations) {
+            if by_staff || (!trusted && confirmers.len() >= confirmations) {
                 released.push(*late);
             }
         }
@@ -909,6 +1102,11 @@ mod tests {
             RoomContent::Name("n".into()),
             RoomContent::Topic("t".into()),
             RoomContent::Message("hi".into()),
+            RoomContent::History(History {
+                confirmations: 3,
+                trust: Trust::Admins,
+            }),
+            RoomContent::Confirm(EventId::from_bytes([7; 32])),
         ] {
             let bytes = content.encode();
             assert_eq!(
@@ -918,5 +1116,8 @@ mod tests {
         }
         assert!(RoomContent::decode(kind::MEMBER, &[0; 33]).is_err());
         assert!(RoomContent::decode(99, &[]).is_err());
+        assert!(RoomContent::decode(kind::HISTORY, &[0, 0]).is_err());
+        assert!(RoomContent::decode(kind::HISTORY, &[33, 0]).is_err());
+        assert!(RoomContent::decode(kind::HISTORY, &[2, 3]).is_err());
     }
 }

@@ -777,5 +777,121 @@ mod dag {
         assert!(one.log.resolved().shown.contains(&backdated.id()));
     }
 
+    #[test]
+    fn the_rooms_history_setting_and_a_moderators_confirmation_release_late_events() {
+        use node_core::rooms::{History, Trust};
+        let (mut a, mut b, mut c, mut x) = (
+            Author::new(1),
+            Author::new(2),
+            Author::new(3),
+            Author::new(9),
+        );
+        let (mut one, x_in, head) = busy_room(false, &mut a, &mut b, &mut c, &mut x);
+        let room = head.log_id();
+        // Only admins change it.
+        let one_is_enough = RoomContent::History(History {
+            confirmations: 1,
+            trust: Trust::Members,
+        });
+        let prev = b.prev;
+        let by_member = b.write(Some(room), &[&head], &one_is_enough);
+        assert!(
+            one.offer(&by_member).is_err(),
+            "a member set the history rule"
+        );
+        b.forget_last(prev);
+        let setting = a.write(Some(room), &[&head], &one_is_enough);
+        one.store(&setting);
+        assert_eq!(one.log.confirmations(), 1);
+        // One member's citation now releases a late event.
+        let backdated = x.write(Some(room), &[&x_in], &RoomContent::Message("old".into()));
+        one.store(&backdated);
+        assert!(one.log.is_late(&backdated.id()));
+        let b_cites = b.write(
+            Some(room),
+            &[&setting, &backdated],
+            &RoomContent::Message("b saw it".into()),
+        );
+        one.store(&b_cites);
+        assert_eq!(one.log.late().count(), 0);
+
+        // Admin-trusted by setting, in a small private room.
+        let admins_only = a.write(
+            Some(room),
+            &[&b_cites],
+            &RoomContent::History(History {
+                confirmations: 1,
+                trust: Trust::Admins,
+            }),
+        );
+        one.store(&admins_only);
+        assert!(one.log.admin_trusted());
+        let mut head = admins_only;
+        for i in 0..12 {
+            head = b.write(
+                Some(room),
+                &[&head],
+                &RoomContent::Message(format!("more {i}")),
+            );
+            one.store(&head);
+        }
+        let again = x.write(
+            Some(room),
+            &[&b_cites],
+            &RoomContent::Message("old 2".into()),
+        );
+        one.store(&again);
+        let b_cites = b.write(
+            Some(room),
+            &[&head, &again],
+            &RoomContent::Message("b saw it".into()),
+        );
+        one.store(&b_cites);
+        let c_cites = c.write(
+            Some(room),
+            &[&b_cites],
+            &RoomContent::Message("c too".into()),
+        );
+        one.store(&c_cites);
+        assert!(one.log.is_late(&again.id()), "members released it");
+
+        // A member cannot confirm; a confirmation must cite its event.
+        let prev = c.prev;
+        let by_member = c.write(
+            Some(room),
+            &[&c_cites, &again],
+            &RoomContent::Confirm(again.id()),
+        );
+        assert!(one.offer(&by_member).is_err(), "a member confirmed");
+        c.forget_last(prev);
+        let prev = a.prev;
+        let uncited = a.write(Some(room), &[&c_cites], &RoomContent::Confirm(again.id()));
+        assert!(
+            one.offer(&uncited).is_err(),
+            "a confirmation without citing"
+        );
+        a.forget_last(prev);
+        // The parents a device gives a confirmation cite the late event.
+        let parents = one.log.parents_for(
+            &one.dag,
+            node_core::rooms::kind::CONFIRM,
+            &RoomContent::Confirm(again.id()).encode(),
+        );
+        assert!(parents.iter().any(|(id, _)| *id == again.id()));
+        let confirm = a.write(
+            Some(room),
+            &[&c_cites, &again],
+            &RoomContent::Confirm(again.id()),
+        );
+        one.store(&confirm);
+        assert_eq!(one.log.late().count(), 0);
+        let shown = &one.log.resolved().shown;
+        assert!(shown.contains(&again.id()));
+        assert!(
+            !shown.contains(&confirm.id()),
+            "a confirmation is not shown"
+        );
+    }
+
     const MODERATOR_LEVEL: i64 = node_core::rooms::MODERATOR;
 }

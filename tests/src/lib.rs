@@ -329,11 +329,22 @@ impl Profile {
 
     /// Starts `kith daemon --listen 127.0.0.1:0 EXTRA…` without waiting.
     pub fn start_daemon_with(&self, extra: &[&str]) -> Daemon {
+        self.start_daemon_on("127.0.0.1:0", extra)
+    }
+
+    /// Starts a daemon listening on `listen` (a fixed loopback port keeps a
+    /// device's address across restarts) and waits until it answers.
+    pub fn spawn_daemon_on(&self, listen: &str) -> Daemon {
+        let daemon = self.start_daemon_on(listen, &[]);
+        self.wait_answering(daemon)
+    }
+
+    fn start_daemon_on(&self, listen: &str, extra: &[&str]) -> Daemon {
         let n = self.daemons.fetch_add(1, Ordering::SeqCst) + 1;
         let log = self.scratch(&format!("daemon{n}.log"));
         let file = std::fs::File::create(&log).expect("creating the daemon log");
         let child = self
-            .command(["daemon", "--listen", "127.0.0.1:0"])
+            .command(["daemon", "--listen", listen])
             .args(extra)
             .stdout(Stdio::null())
             .stderr(file)
@@ -353,6 +364,10 @@ impl Profile {
     /// Starts a daemon with extra arguments and waits until it answers.
     pub fn spawn_daemon_with(&self, extra: &[&str]) -> Daemon {
         let daemon = self.start_daemon_with(extra);
+        self.wait_answering(daemon)
+    }
+
+    fn wait_answering(&self, daemon: Daemon) -> Daemon {
         let out = self.kith(["status", "--wait", "10", "--json"]);
         assert!(
             out.status.success(),

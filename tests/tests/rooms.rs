@@ -308,3 +308,145 @@ fn a_public_room_is_joined_by_its_link() {
     // Frank is still not a contact.
     assert_eq!(a.contacts_json().as_array().map(Vec::len), Some(0));
 }
+
+/// A file offered into a room reaches a member who is nobody's contact, from
+/// the room's other device; the history rule is guarded and its bad input
+/// fails cleanly.
+#[test]
+fn a_file_in_a_room_and_the_rooms_history_rule() {
+    let (a, _ia, _da) = user("alice");
+    let (f, _if, _df) = user("frank");
+    let room = assert_ok(&a.kith(["room", "create", "lobby", "--public"]))
+        .trim()
+        .to_owned();
+    let link = assert_ok(&a.kith(["room", "link", "lobby"]))
+        .trim()
+        .to_owned();
+    assert_ok(&f.kith(["room", "join", &link]));
+
+    // 3 MiB of incompressible bytes.
+    let src = a.scratch("photo.bin");
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    let bytes: Vec<u8> = (0..3 << 20)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    std::fs::write(&src, &bytes).unwrap();
+    let id = assert_ok(&a.kith(["file", "send", "lobby", src.to_str().unwrap()]))
+        .trim()
+        .to_owned();
+    assert!(is_id(&id), "{id}");
+    a.send(&room, "sent you a photo");
+    let complete = || {
+        let out = f.kith(["file", "list", &room, "--json"]);
+        out.status.success()
+            && serde_json::from_slice::<serde_json::Value>(&out.stdout).is_ok_and(|v| {
+                v.as_array()
+                    .is_some_and(|l| l.iter().any(|e| e["id"] == id && e["state"] == "complete"))
+            })
+    };
+    assert!(
+        wait_until(WAIT, complete),
+        "frank does not get the file\n{}",
+        all_logs(&[&a, &f])
+    );
+    let log = f.log_json(&room);
+    assert_eq!(
+        texts(&log),
+        ["[file] photo.bin (3145728 bytes)", "sent you a photo"]
+    );
+    let dest = f.scratch("saved.bin");
+    assert_ok(&f.kith(["file", "save", &id, dest.to_str().unwrap()]));
+    assert!(
+        std::fs::read(&dest).unwrap() == bytes,
+        "the saved file differs"
+    );
+
+    // The history rule: shown to anyone, changed by admins only.
+    let rule: serde_json::Value =
+        serde_json::from_str(&assert_ok(&f.kith(["room", "history", "lobby", "--json"]))).unwrap();
+    assert_eq!(rule["trust"], "auto");
+    assert_eq!(rule["admin_trusted"], true, "a public room: {rule}");
+    let err = assert_fails_cleanly(&f.kith(["room", "history", "lobby", "--trust", "members"]));
+    assert!(err.contains("power 100"), "{err}");
+    let err = assert_fails_cleanly(&a.kith(["room", "history", "lobby", "--trust", "nobody"]));
+    assert!(err.contains("auto, members or admins"), "{err}");
+    let err = assert_fails_cleanly(&a.kith(["room", "history", "lobby", "--confirmations", "0"]));
+    assert!(err.contains("from 1 to 32"), "{err}");
+    let rule: serde_json::Value = serde_json::from_str(&assert_ok(&a.kith([
+        "room",
+        "history",
+        "lobby",
+        "--trust",
+        "members",
+        "--confirmations",
+        "3",
+        "--json",
+    ])))
+    .unwrap();
+    assert_eq!(rule["confirmations"], 3);
+    assert_eq!(rule["admin_trusted"], false, "{rule}");
+    assert!(
+        wait_until(WAIT, || serde_json::from_str::<serde_json::Value>(
+            &assert_ok(&f.kith(["room", "history", "lobby", "--json"]))
+        )
+        .is_ok_and(|r| r["trust"] == "members")),
+        "frank does not see the new rule"
+    );
+    // Nothing is held; confirming needs a held event (and power).
+    assert_eq!(
+        assert_ok(&a.kith(["room", "held", "lobby", "--json"])).trim(),
+        "[]"
+    );
+    let err = assert_fails_cleanly(&a.kith(["room", "confirm", "lobby", "abcd"]));
+    assert!(err.contains("no event held as arrived late"), "{err}");
+}
+
+/// A join from a link outlives a restart of the joining daemon: Frank asks
+/// to join while every member device is away, restarts, and joins once
+/// Alice's device is back.
+#[test]
+fn a_link_join_survives_a_restart() {
+    // A fixed port for Alice's device, so the link's address holds after
+    // her restart.
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .expect("a free port")
+        .port();
+    let fixed = format!("127.0.0.1:{port}");
+    let a = Profile::new();
+    a.init("alice");
+    let da = a.spawn_daemon_on(&fixed);
+    let room = assert_ok(&a.kith(["room", "create", "lobby", "--public"]))
+        .trim()
+        .to_owned();
+    a.send(&room, "welcome");
+    let link = assert_ok(&a.kith(["room", "link", "lobby"]))
+        .trim()
+        .to_owned();
+    drop(da);
+
+    let (f, _if, df) = user("frank");
+    let err = assert_fails_cleanly(&f.kith(["room", "join", &link, "--wait", "2"]));
+    assert!(err.contains("could be reached"), "{err}");
+    drop(df);
+    let _df = f.spawn_daemon_shared();
+    let _da = a.spawn_daemon_on(&fixed);
+    assert!(
+        wait_until(WAIT, || room_entry(&f, &room)
+            .is_some_and(|r| r["membership"] == "join")),
+        "frank did not join after the restart\n{}\n{}",
+        f.daemon_logs(),
+        a.daemon_logs()
+    );
+    assert!(
+        wait_until(WAIT, || f
+            .try_log_json(&room)
+            .is_ok_and(|l| texts(&l) == ["welcome"])),
+        "frank does not see the room's history"
+    );
+}

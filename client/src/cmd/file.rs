@@ -9,17 +9,17 @@ use std::time::Duration;
 /// `kith file` subcommands.
 #[derive(Debug, clap::Subcommand)]
 pub enum Args {
-    /// Offer a file in a conversation; returns once it is offered (the
+    /// Offer a file in a conversation or room; returns once it is offered (the
     /// content moves in the background and never delays text).
     Send {
-        /// Contact (id, prefix, alias or name).
+        /// Contact (id, prefix, alias or name) or room.
         target: String,
         /// The file.
         path: PathBuf,
     },
-    /// Files of a conversation and how much of each is here.
+    /// Files of a conversation or room and how much of each is here.
     List {
-        /// Contact.
+        /// Contact or room.
         target: String,
         /// Print JSON.
         #[arg(long)]

@@ -2,7 +2,7 @@
 
 use crate::rpc::{self, Request};
 use anyhow::{Context, Result};
-use node_core::node::rooms::{MemberInfo, RoomInfo};
+use node_core::node::rooms::{HeldInfo, HistoryInfo, MemberInfo, RoomInfo};
 use std::path::Path;
 
 /// `kith room` subcommands.
@@ -85,6 +85,39 @@ pub enum Args {
         room: String,
         /// The topic.
         topic: String,
+    },
+    /// How history that arrives late is released; with options, change
+    /// it (admins).
+    History {
+        /// Room.
+        room: String,
+        /// How many other members must cite a late event to release it
+        /// (1 to 32).
+        #[arg(long)]
+        confirmations: Option<u8>,
+        /// Whose citations release it: `auto` (members', until the room is
+        /// public or has more than 50 members), `members` or `admins`.
+        #[arg(long)]
+        trust: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Events held as arrived late (not shown until confirmed).
+    Held {
+        /// Room.
+        room: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Confirm an event held as arrived late (moderators and admins): it is
+    /// shown in its place on every device.
+    Confirm {
+        /// Room.
+        room: String,
+        /// The held event: id or unique prefix.
+        event: String,
     },
     /// Rooms this device holds.
     List {
@@ -190,6 +223,59 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
                 topic: true,
                 text: topic,
             })?;
+        }
+        Args::History {
+            room,
+            confirmations,
+            trust,
+            json,
+        } => {
+            let v = call(Request::RoomHistory {
+                room,
+                confirmations,
+                trust,
+            })?;
+            if json {
+                println!("{v}");
+                return Ok(());
+            }
+            let h: HistoryInfo =
+                serde_json::from_value(v).context("the daemon's answer is not valid")?;
+            let whose = if h.admin_trusted {
+                "moderators' and admins' citations only (admin-trusted)".to_owned()
+            } else {
+                format!(
+                    "{} other members' citations, or one moderator's",
+                    h.confirmations
+                )
+            };
+            println!(
+                "late history is released by {whose}; trust {}; {} held",
+                h.trust, h.held
+            );
+        }
+        Args::Held { room, json } => {
+            let v = call(Request::RoomHeld { room })?;
+            if json {
+                println!("{v}");
+                return Ok(());
+            }
+            let held: Vec<HeldInfo> =
+                serde_json::from_value(v).context("the daemon's answer is not valid")?;
+            for h in held {
+                println!(
+                    "{} {} depth {} of {} ({}): {}",
+                    h.id,
+                    h.author.short(12),
+                    h.depth,
+                    h.head_depth,
+                    h.kind,
+                    h.text
+                );
+            }
+        }
+        Args::Confirm { room, event } => {
+            call(Request::RoomConfirm { room, event })?;
         }
         Args::List { json } => {
             let v = call(Request::RoomList)?;

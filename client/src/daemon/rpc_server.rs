@@ -211,6 +211,33 @@ impl Daemon {
                 serde_json::json!({ "id": id })
             }
             Request::RoomList => serde_json::to_value(node.rooms())?,
+            Request::RoomHistory {
+                room,
+                confirmations,
+                trust,
+            } => {
+                let room = node.resolve_room(&room)?;
+                let trust = trust
+                    .map(|t| {
+                        node_core::rooms::Trust::parse(&t)
+                            .with_context(|| format!("no trust {t:?}: use auto, members or admins"))
+                    })
+                    .transpose()?;
+                if confirmations.is_some() || trust.is_some() {
+                    node.room_set_history(room, confirmations, trust, now)
+                        .await?;
+                }
+                serde_json::to_value(node.room_history(room)?)?
+            }
+            Request::RoomHeld { room } => {
+                let room = node.resolve_room(&room)?;
+                serde_json::to_value(node.room_held(room).await?)?
+            }
+            Request::RoomConfirm { room, event } => {
+                let room = node.resolve_room(&room)?;
+                let id = node.room_confirm(room, &event, now).await?;
+                serde_json::json!({ "id": id })
+            }
             Request::ContactSafetyNumber { contact } => {
                 let id = node.resolve_target(&contact)?;
                 let digits = node.safety_number(id)?;
@@ -241,16 +268,13 @@ impl Daemon {
                 anyhow::bail!("handled above")
             }
             Request::FileList { target } => {
-                let with = node.resolve_target(&target)?;
-                serde_json::to_value(node.files(with).await?)?
+                let log = node.target_log(node.resolve_any(&target)?);
+                serde_json::to_value(node.files(log).await?)?
             }
             Request::FileStatus { id } => {
                 let id = find_file(&node, &id).await?;
                 let (log, _) = node.file_offer(id).await?.context("no such file")?;
-                let with = node
-                    .contact_of_conversation(log)
-                    .context("the file is not in a conversation")?;
-                let info = node.files(with).await?.into_iter().find(|f| f.id == id);
+                let info = node.files(log).await?.into_iter().find(|f| f.id == id);
                 serde_json::to_value(info.context("no such file")?)?
             }
             Request::FileFetch { id } => {
@@ -355,10 +379,7 @@ impl Daemon {
                 serde_json::json!({ "id": id })
             }
             Request::Delete { target, messages } => {
-                let log = match node.resolve_any(&target)? {
-                    Target::Contact(with) => node_core::LogId::conversation(node.account(), with),
-                    Target::Room(room) => room,
-                };
+                let log = node.target_log(node.resolve_any(&target)?);
                 let count = node.delete(log, &messages, now).await?;
                 serde_json::json!({ "deleted": count })
             }
@@ -400,7 +421,7 @@ impl Daemon {
     async fn file_send(&self, target: &str, path: &str) -> Result<serde_json::Value> {
         let (to, dir) = {
             let node = self.node.lock().await;
-            let to = node.resolve_target(target)?;
+            let to = node.resolve_any(target)?;
             (to, node_core::files::files_dir(node.profile().dir()))
         };
         let path = std::path::PathBuf::from(path);

@@ -1,10 +1,13 @@
-//! Files in conversations: offering a prepared file, recording offers that
-//! arrive, listing, and finding an offer by id.
+//! Files in conversations and rooms: offering a prepared file, recording
+//! offers that arrive, listing, and finding an offer by id.
 
 use super::messages::conversation_kind;
+use super::rooms::Target;
 use super::{Node, NodeError};
 use crate::files::{FileOffer, FileStore, Prepared};
-use crate::id::{AccountId, EventId, LogId};
+use crate::id::{EventId, LogId};
+use crate::log::LogKind;
+use crate::rooms::{RoomContent, kind as room_kind};
 use crate::wire::to_base32;
 
 /// A file as `kith file list --json` shows it.
@@ -36,26 +39,37 @@ impl Node {
         self.files.clone()
     }
 
-    /// Offers a prepared file to a contact; returns the file id.
+    /// Offers a prepared file to a contact or a room; returns the file id.
     pub async fn offer_file(
         &mut self,
-        to: AccountId,
+        to: Target,
         prepared: &Prepared,
         now: i64,
     ) -> Result<EventId, NodeError> {
-        self.require_contact(to)?;
-        let log = LogId::conversation(self.account, to);
         // Our own offers are not recorded as wanted when stored (see
         // `register_offers`); the content is recorded as held right after.
-        let id = self
-            .append_for(
-                log,
-                conversation_kind::FILE_OFFER,
-                prepared.offer.encode(),
-                now,
-                &[to],
-            )
-            .await?;
+        let (id, log) = match to {
+            Target::Contact(to) => {
+                self.require_contact(to)?;
+                let log = LogId::conversation(self.account, to);
+                let id = self
+                    .append_for(
+                        log,
+                        conversation_kind::FILE_OFFER,
+                        prepared.offer.encode(),
+                        now,
+                        &[to],
+                    )
+                    .await?;
+                (id, log)
+            }
+            Target::Room(room) => {
+                let id = self
+                    .room_write(room, RoomContent::File(prepared.offer.clone()), now)
+                    .await?;
+                (id, room)
+            }
+        };
         self.file_store()
             .register_prepared(id, log, prepared)
             .await
@@ -96,9 +110,7 @@ impl Node {
         let events = self.store.events_by_id(&[id]).await?;
         Ok(events.into_iter().find_map(|e| {
             let h = e.event.header();
-            if h.kind != conversation_kind::FILE_OFFER
-                || h.log_kind != crate::log::LogKind::Conversation
-            {
+            if !is_file_offer(h.log_kind, h.kind) {
                 return None;
             }
             let offer = FileOffer::decode(e.event.body()?).ok()?;
@@ -106,9 +118,16 @@ impl Node {
         }))
     }
 
-    /// Files offered in the conversation with `with`.
-    pub async fn files(&self, with: AccountId) -> Result<Vec<FileInfo>, NodeError> {
-        let log = LogId::conversation(self.account, with);
+    /// The log of a TARGET: the conversation with a contact, or a room.
+    pub fn target_log(&self, target: Target) -> LogId {
+        match target {
+            Target::Contact(with) => LogId::conversation(self.account, with),
+            Target::Room(room) => room,
+        }
+    }
+
+    /// Files offered in a conversation or room.
+    pub async fn files(&self, log: LogId) -> Result<Vec<FileInfo>, NodeError> {
         let rows = self.store.files(Some(log)).await?;
         let mut out = Vec::new();
         for r in rows {
@@ -144,13 +163,13 @@ impl Node {
         log: LogId,
         rows: &[crate::store::StoredEvent],
     ) -> Result<(), NodeError> {
-        if self.contact_of_conversation(log).is_none() {
+        if self.contact_of_conversation(log).is_none() && !self.is_room(&log) {
             return Ok(());
         }
         let me = self.device();
         for r in rows {
             let h = r.event.header();
-            if h.kind != conversation_kind::FILE_OFFER || h.author == me {
+            if !is_file_offer(h.log_kind, h.kind) || h.author == me {
                 continue;
             }
             let Some(Ok(offer)) = r.event.body().map(FileOffer::decode) else {
@@ -162,5 +181,14 @@ impl Node {
                 .map_err(|e| NodeError::Invalid(e.to_string()))?;
         }
         Ok(())
+    }
+}
+
+/// Whether an event of `kind` in a log of `log_kind` is a file offer.
+fn is_file_offer(log_kind: LogKind, kind: u16) -> bool {
+    match log_kind {
+        LogKind::Conversation => kind == conversation_kind::FILE_OFFER,
+        LogKind::Room => kind == room_kind::FILE,
+        _ => false,
     }
 }

@@ -409,7 +409,8 @@ impl Node {
         for log in logs {
             self.note_new_events(log);
         }
-        self.enforce_deletions().await
+        self.enforce_deletions().await?;
+        self.restore_joining().await
     }
 
     async fn load_log(&mut self, log: LogId) -> Result<(), NodeError> {
@@ -869,8 +870,13 @@ impl Node {
         let dag = self.logs.get_mut(&log).ok_or(NodeError::UnknownLog(log))?;
         let mut prev = dag.latest_by(&me);
         // In a room, events held as arrived late are not built on.
-        let mut parents: Option<Vec<(EventId, u64)>> =
-            self.rooms.get(&log).map(|r| r.buildable_heads(dag));
+        let mut parents: Option<Vec<(EventId, u64)>> = self.rooms.get(&log).map(|r| {
+            r.parents_for(
+                dag,
+                kind,
+                bodies.first().map(Vec::as_slice).unwrap_or_default(),
+            )
+        });
         let mut rows = Vec::with_capacity(bodies.len());
         let mut seq = self.next_seq;
         for body in bodies {

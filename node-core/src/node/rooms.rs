@@ -14,8 +14,8 @@ use crate::id::{AccountId, DeviceId, EventId, LogId};
 use crate::identity::Members;
 use crate::log::{Dag, Draft, Event, LogKind, Rules};
 use crate::rooms::{
-    ADMIN, MAX_MESSAGE, MAX_TEXT, MEMBER, MODERATOR, Membership, RoomContent, RoomLog, RoomState,
-    kind as room_kind,
+    ADMIN, History, MAX_CONFIRMATIONS, MAX_MESSAGE, MAX_TEXT, MEMBER, MODERATOR, Membership,
+    RoomContent, RoomLog, RoomState, Trust, kind as room_kind,
 };
 use crate::wire::{Reader, WireError, Writer};
 use std::collections::BTreeSet;
@@ -79,6 +79,10 @@ fn ring_around(room: &LogId, me: DeviceId, devices: &[DeviceId], both: bool) -> 
 const MAX_PEER_HINTS: usize = 64;
 /// Most hints kept aside for devices not known yet.
 const MAX_STASHED_HINTS: usize = 1024;
+/// Most rooms being joined from links that are kept across a restart.
+const MAX_JOINING: usize = 256;
+/// Where they are kept (store metadata).
+const META_JOINING: &str = "room_joining";
 
 /// Hints for a device not known yet: (who told, addresses, relay).
 pub(super) type StashedHints = (AccountId, Vec<SocketAddr>, Option<String>);
@@ -124,6 +128,79 @@ pub struct MemberInfo {
     /// The contact's name or alias, if it is a contact.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+}
+
+/// A room's rule for late history as `kith room history --json` shows it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct HistoryInfo {
+    /// Other members whose citations release a late event.
+    pub confirmations: usize,
+    /// `auto`, `members` or `admins`.
+    pub trust: String,
+    /// Whether only moderators and admins release late events now (always
+    /// with `admins`; with `auto`, once the room is public or large).
+    pub admin_trusted: bool,
+    /// Events held as arrived late now.
+    pub held: usize,
+}
+
+/// An event held as arrived late, as `kith room held --json` shows it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct HeldInfo {
+    /// Event id.
+    pub id: EventId,
+    /// The author's account.
+    pub author: AccountId,
+    /// The author's device.
+    pub device: DeviceId,
+    /// `message`, `file` or the state it would change (`member`, `power`,
+    /// `name`, …).
+    pub kind: String,
+    /// What it says, in short.
+    pub text: String,
+    /// The time its author claims (not trusted).
+    pub time: String,
+    /// Its depth in the room, and the deepest head's when listed: how far
+    /// back it was placed.
+    pub depth: u64,
+    /// The deepest head's depth.
+    pub head_depth: u64,
+}
+
+/// How a room event is described to the user: its kind and text.
+fn describe(content: &RoomContent) -> (&'static str, String) {
+    match content {
+        RoomContent::Message(text) => ("message", text.clone()),
+        RoomContent::File(offer) => (
+            "file",
+            format!("[file] {} ({} bytes)", offer.name, offer.size),
+        ),
+        RoomContent::Create { name, .. } => ("create", name.clone()),
+        RoomContent::Power { users } => ("power", format!("{} power levels", users.len())),
+        RoomContent::Member { target, membership } => (
+            "member",
+            format!(
+                "{} {}",
+                target.short(12),
+                membership_name(Some(*membership))
+            ),
+        ),
+        RoomContent::JoinRule { public } => (
+            "join-rule",
+            if *public { "public" } else { "private" }.into(),
+        ),
+        RoomContent::Name(name) => ("name", name.clone()),
+        RoomContent::Topic(topic) => ("topic", topic.clone()),
+        RoomContent::History(h) => (
+            "history",
+            format!(
+                "{} confirmations, trust {}",
+                h.confirmations,
+                h.trust.name()
+            ),
+        ),
+        RoomContent::Confirm(id) => ("confirm", id.short(12)),
+    }
 }
 
 /// The role names the CLI takes, as power levels.
@@ -647,6 +724,108 @@ impl Node {
         self.room_write(room, content, now).await
     }
 
+    /// Sets how late history is released (admins only): how many members'
+    /// citations release a late event, and whose citations count. What is
+    /// not given stays as it is.
+    pub async fn room_set_history(
+        &mut self,
+        room: LogId,
+        confirmations: Option<u8>,
+        trust: Option<Trust>,
+        now: i64,
+    ) -> Result<EventId, NodeError> {
+        if let Some(n) = confirmations
+            && !(1..=MAX_CONFIRMATIONS).contains(&n)
+        {
+            return Err(NodeError::Invalid(format!(
+                "confirmations go from 1 to {MAX_CONFIRMATIONS} (got {n})"
+            )));
+        }
+        let current = self.room_history(room)?;
+        let history = History {
+            confirmations: confirmations
+                .unwrap_or(u8::try_from(current.confirmations).unwrap_or(MAX_CONFIRMATIONS)),
+            trust: trust
+                .or_else(|| Trust::parse(&current.trust))
+                .unwrap_or_default(),
+        };
+        self.room_write(room, RoomContent::History(history), now)
+            .await
+    }
+
+    /// A room's rule for late history, as it applies now.
+    pub fn room_history(&self, room: LogId) -> Result<HistoryInfo, NodeError> {
+        let log = self.held_room(&room)?;
+        let history = log.resolved().state.history;
+        Ok(HistoryInfo {
+            confirmations: log.confirmations(),
+            trust: history.map(|h| h.trust).unwrap_or_default().name().into(),
+            admin_trusted: log.admin_trusted(),
+            held: log.late().count(),
+        })
+    }
+
+    /// Events of a room held as arrived late, oldest place first.
+    pub async fn room_held(&self, room: LogId) -> Result<Vec<HeldInfo>, NodeError> {
+        let log = self.held_room(&room)?;
+        let dag = self.logs.get(&room).ok_or(NodeError::UnknownLog(room))?;
+        let head_depth = dag.heads().map(|(_, d)| d).max().unwrap_or(0);
+        let ids: Vec<EventId> = log.late().copied().collect();
+        let mut out: Vec<HeldInfo> = self
+            .store
+            .events_by_id(&ids)
+            .await?
+            .into_iter()
+            .filter_map(|e| {
+                let decoded = log.decode(&e.event).ok()?;
+                let h = e.event.header();
+                let (kind, text) = describe(&decoded.content);
+                Some(HeldInfo {
+                    id: decoded.id,
+                    author: decoded.sender,
+                    device: h.author,
+                    kind: kind.into(),
+                    text,
+                    time: crate::wire::rfc3339(h.time),
+                    depth: h.depth,
+                    head_depth,
+                })
+            })
+            .collect();
+        out.sort_by_key(|h| (h.depth, h.id));
+        Ok(out)
+    }
+
+    /// Confirms an event held as arrived late (moderators and admins): a
+    /// confirmation event that cites it, which releases it on every device
+    /// that receives both.
+    pub async fn room_confirm(
+        &mut self,
+        room: LogId,
+        event: &str,
+        now: i64,
+    ) -> Result<EventId, NodeError> {
+        let log = self.held_room(&room)?;
+        let t = event.trim().to_lowercase();
+        let found: Vec<EventId> = log
+            .late()
+            .filter(|id| {
+                let s = id.to_string();
+                s == t || (t.len() >= 4 && s.starts_with(&t))
+            })
+            .copied()
+            .collect();
+        if found.is_empty() {
+            return Err(NodeError::Invalid(format!(
+                "no event held as arrived late in this room matches {:?} (`kith room held ROOM` lists them)",
+                event.trim()
+            )));
+        }
+        let id =
+            super::contacts::only_match(&found, event.trim(), "no held event", |id| id.short(12))?;
+        self.room_write(room, RoomContent::Confirm(id), now).await
+    }
+
     /// Rooms, for `kith room list`.
     pub fn rooms(&self) -> Vec<RoomInfo> {
         self.rooms
@@ -733,10 +912,11 @@ impl Node {
             .filter_map(|e| {
                 let h = e.event.header();
                 let author = log.account_of(&h.author)?;
-                let text = match RoomContent::decode(h.kind, e.event.body()?) {
-                    Ok(RoomContent::Message(t)) => t,
-                    _ => return None,
-                };
+                let content = RoomContent::decode(h.kind, e.event.body()?).ok()?;
+                if !content.is_shown() {
+                    return None;
+                }
+                let (kind, text) = describe(&content);
                 let time = dag
                     .node(&e.event.id())
                     .map_or(e.info.effective_time, |n| n.effective_time);
@@ -747,7 +927,7 @@ impl Node {
                     text,
                     time: crate::wire::rfc3339(time),
                     delivered: !undelivered.contains(&e.event.id()),
-                    kind: "message".into(),
+                    kind: kind.into(),
                     introduces: None,
                 })
             })
@@ -1107,8 +1287,78 @@ impl Node {
             )
             .await?;
         }
+        self.save_joining().await?;
         self.join_if_wanted(link.room, now).await?;
         Ok(link.room)
+    }
+
+    /// Keeps the rooms being joined from links, and the devices their links
+    /// named, across a restart (this device's own business: not in the self
+    /// log).
+    async fn save_joining(&self) -> Result<(), NodeError> {
+        let rooms: Vec<&LogId> = self.joining.iter().take(MAX_JOINING).collect();
+        let mut w = Writer::new();
+        w.u16(rooms.len() as u16);
+        for room in rooms {
+            let devices: Vec<&DeviceId> = self
+                .join_targets
+                .iter()
+                .filter(|(_, r)| *r == room)
+                .map(|(d, _)| d)
+                .take(MAX_LINK_DEVICES)
+                .collect();
+            w.fixed(room.as_bytes()).u16(devices.len() as u16);
+            for d in devices {
+                w.fixed(d.as_bytes());
+            }
+        }
+        self.store
+            .set_meta(&[(META_JOINING, &w.finish())])
+            .await
+            .map_err(NodeError::from)
+    }
+
+    /// Restores what [`Node::save_joining`] kept (a damaged record is
+    /// dropped: `kith room join` can be run again).
+    pub(super) async fn restore_joining(&mut self) -> Result<(), NodeError> {
+        let Some(bytes) = self.store.meta(META_JOINING).await? else {
+            return Ok(());
+        };
+        let read = || -> Result<Vec<(LogId, Vec<DeviceId>)>, WireError> {
+            let mut r = Reader::new(&bytes);
+            let n = r.count(MAX_JOINING, "rooms")?;
+            let mut out = Vec::with_capacity(n);
+            for _ in 0..n {
+                let room = LogId::from_bytes(r.array("room")?);
+                let m = r.count(MAX_LINK_DEVICES, "devices")?;
+                let devices = (0..m)
+                    .map(|_| r.array("device").map(DeviceId::from_bytes))
+                    .collect::<Result<Vec<_>, _>>()?;
+                out.push((room, devices));
+            }
+            r.finish("rooms being joined")?;
+            Ok(out)
+        };
+        match read() {
+            Ok(entries) => {
+                for (room, devices) in entries {
+                    // Joined since, or invited, removed or gone: not wanted.
+                    if !self.held_rooms.contains_key(&room)
+                        || self
+                            .room_state(&room)
+                            .is_some_and(|s| s.membership(&self.account).is_some())
+                    {
+                        continue;
+                    }
+                    self.joining.insert(room);
+                    for d in devices {
+                        self.join_targets.insert(d, room);
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "dropping a damaged list of rooms being joined"),
+        }
+        Ok(())
     }
 
     /// Joins a room this device was asked to join (by an invitation or a
@@ -1137,9 +1387,10 @@ impl Node {
         if self
             .room_state(&room)
             .is_some_and(|s| s.is_joined(&self.account))
+            && self.joining.remove(&room)
         {
-            self.joining.remove(&room);
             self.join_targets.retain(|_, r| *r != room);
+            self.save_joining().await?;
         }
         Ok(())
     }
