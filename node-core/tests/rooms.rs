@@ -234,6 +234,7 @@ enum Step {
     Kick(u8, u8),
     Ban(u8, u8),
     Promote(u8, u8, i64),
+    History(u8, u8),
 }
 
 fn step() -> impl Strategy<Value = (Step, prop::sample::Index, prop::sample::Index)> {
@@ -245,8 +246,9 @@ fn step() -> impl Strategy<Value = (Step, prop::sample::Index, prop::sample::Ind
         1 => who.clone().prop_map(Step::Leave),
         1 => (who.clone(), who.clone()).prop_map(|(a, b)| Step::Kick(a, b)),
         1 => (who.clone(), who.clone()).prop_map(|(a, b)| Step::Ban(a, b)),
-        1 => (who.clone(), who, prop_oneof![Just(0i64), Just(50), Just(100)])
+        1 => (who.clone(), who.clone(), prop_oneof![Just(0i64), Just(50), Just(100)])
             .prop_map(|(a, b, l)| Step::Promote(a, b, l)),
+        1 => (who, 1u8..=4).prop_map(|(a, n)| Step::History(a, n)),
     ];
     (
         s,
@@ -274,6 +276,14 @@ fn build(steps: &[(Step, prop::sample::Index, prop::sample::Index)]) -> Room {
             Step::Kick(a, b) => room.member(account(a), &parents, account(b), Membership::Leave),
             Step::Ban(a, b) => room.member(account(a), &parents, account(b), Membership::Ban),
             Step::Promote(a, b, l) => room.power(account(a), &parents, &[(account(b), l)]),
+            Step::History(a, n) => room.add(
+                account(a),
+                &parents,
+                RoomContent::History(node_core::rooms::History {
+                    confirmations: n,
+                    trust: node_core::rooms::Trust::Members,
+                }),
+            ),
         };
         ids.push(id);
     }
