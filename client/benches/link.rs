@@ -554,6 +554,41 @@ async fn rooms() {
                 if holders == n {
                     break;
                 }
+                if t.elapsed() >= Duration::from_secs(60) {
+                    let wnode = writer.daemon.node().lock().await;
+                    let connected = writer.daemon.connected();
+                    let pushed: Vec<_> = connected
+                        .iter()
+                        .filter(|p| wnode.room_push_to(&room, p, &connected))
+                        .collect();
+                    let parents = wnode
+                        .log(&room)
+                        .and_then(|d| d.node(&id))
+                        .map(|n| n.parents.clone())
+                        .unwrap_or_default();
+                    eprintln!(
+                        "trial {trial}: writer {} ({}) links {}, pushes to {}",
+                        1 + trial % (n - 1),
+                        wnode.device().short(8),
+                        connected.len(),
+                        pushed.len()
+                    );
+                    drop(wnode);
+                    for (i, s) in sides.iter().enumerate().take(12) {
+                        let node = s.daemon.node().lock().await;
+                        let dag = node.log(&room);
+                        eprintln!(
+                            "side {i}: links {} pending {} len {} parents known {}",
+                            s.daemon.connected().len(),
+                            dag.map_or(0, |d| d.pending_len()),
+                            dag.map_or(0, |d| d.len()),
+                            parents
+                                .iter()
+                                .filter(|p| dag.is_some_and(|d| d.knows(p)))
+                                .count()
+                        );
+                    }
+                }
                 assert!(
                     t.elapsed() < Duration::from_secs(60),
                     "message did not spread: {holders} of {n} hold it"

@@ -970,6 +970,7 @@ impl RoomLog {
             .into_iter()
             .filter(|(id, _)| !ancestors.contains(id))
             .collect();
+        crate::log::cap_parents(&mut parents, crate::log::MAX_PARENTS - 1);
         parents.push((late, depth));
         parents
     }

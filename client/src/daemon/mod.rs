@@ -346,7 +346,8 @@ impl Daemon {
     }
 
     /// Devices with at least one live link.
-    fn connected(&self) -> Vec<DeviceId> {
+    /// Devices with at least one open link.
+    pub fn connected(&self) -> Vec<DeviceId> {
         let links = self.links.lock().unwrap_or_else(|p| p.into_inner());
         links
             .iter()

@@ -247,6 +247,18 @@ pub struct Draft {
     pub body: Vec<u8>,
 }
 
+/// Keeps at most `max` of a new event's parents: the deepest (then by id,
+/// so every device would pick the same). The heads left out stay heads and
+/// are cited by a later event; an event that cites more than
+/// [`MAX_PARENTS`] would be refused by every peer.
+pub fn cap_parents(parents: &mut Vec<(EventId, u64)>, max: usize) {
+    if parents.len() <= max {
+        return;
+    }
+    parents.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    parents.truncate(max);
+}
+
 impl Event {
     /// Signs a new event.
     pub fn sign(key: &SigningKey, draft: Draft) -> Self {
@@ -416,4 +428,42 @@ pub fn event_id(header_bytes: &[u8]) -> EventId {
 /// The hash a header carries for its body.
 pub fn body_hash(body: &[u8]) -> [u8; 32] {
     hash(HashDomain::BODY, body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A room where many joined at once has more heads than an event may
+    /// cite: the new event cites the deepest `MAX_PARENTS`, and peers can
+    /// read it (uncapped, its header would be refused).
+    #[test]
+    fn capped_parents_fit_an_event_peers_accept() {
+        let key = SigningKey::generate();
+        let heads: Vec<(EventId, u64)> = (0..60u8)
+            .map(|i| (EventId::from_bytes([i; 32]), 5 + u64::from(i % 7)))
+            .collect();
+        let draft = |parents| Draft {
+            log: Some(LogId::from_bytes([9; 32])),
+            log_kind: LogKind::Room,
+            seq: 1,
+            prev: None,
+            parents,
+            time: 0,
+            kind: 16,
+            body: b"hi".to_vec(),
+        };
+        let wire = |e: &Event| e.encode();
+        let too_many = Event::sign(&key, draft(heads.clone()));
+        assert!(Event::decode(&wire(&too_many)).is_err());
+
+        let mut capped = heads.clone();
+        cap_parents(&mut capped, MAX_PARENTS);
+        assert_eq!(capped.len(), MAX_PARENTS);
+        let deepest = heads.iter().map(|(_, d)| *d).max().unwrap_or(0);
+        assert!(capped.iter().any(|(_, d)| *d == deepest), "depth kept");
+        let event = Event::sign(&key, draft(capped));
+        let back = Event::decode(&wire(&event)).expect("a capped event decodes");
+        assert_eq!(back.id(), event.id());
+    }
 }

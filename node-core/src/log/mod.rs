@@ -9,4 +9,4 @@ pub mod dag;
 pub mod event;
 
 pub use dag::{Accepted, AllowAll, Dag, DagConfig, NodeInfo, Offer, Rejection, Rules, Status};
-pub use event::{Draft, Event, EventError, Header, LogKind, Verified};
+pub use event::{Draft, Event, EventError, Header, LogKind, MAX_PARENTS, Verified, cap_parents};

@@ -246,7 +246,11 @@ impl Node {
                 log_kind: crate::log::LogKind::Account,
                 seq,
                 prev,
-                parents: dag.heads().collect(),
+                parents: {
+                    let mut p: Vec<_> = dag.heads().collect();
+                    crate::log::cap_parents(&mut p, crate::log::MAX_PARENTS);
+                    p
+                },
                 time: now,
                 kind: kind::REVOKE_DEVICE,
                 body,

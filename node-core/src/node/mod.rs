@@ -887,7 +887,11 @@ impl Node {
                     log_kind: dag.kind(),
                     seq,
                     prev,
-                    parents: parents.take().unwrap_or_else(|| dag.heads().collect()),
+                    parents: {
+                        let mut p = parents.take().unwrap_or_else(|| dag.heads().collect());
+                        crate::log::cap_parents(&mut p, crate::log::MAX_PARENTS);
+                        p
+                    },
                     time: now,
                     kind,
                     body,
