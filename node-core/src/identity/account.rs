@@ -121,9 +121,14 @@ impl AccountLog {
     }
     /// Resolves the current state.
     pub fn state(&self) -> Result<AccountState, AccountError> {
+        self.state_ref().cloned().map_err(Clone::clone)
+    }
+
+    /// The current state, without copying it (for frequent lookups).
+    pub fn state_ref(&self) -> Result<&AccountState, &AccountError> {
         self.resolved
             .get_or_init(|| Resolver::new(self.account, self.events.values()).resolve())
-            .clone()
+            .as_ref()
     }
 }
 

@@ -251,7 +251,10 @@ impl Node {
     pub fn account_of_device(&self, device: &DeviceId) -> Option<AccountId> {
         self.accounts
             .iter()
-            .find(|(_, log)| log.state().is_ok_and(|s| s.devices.contains_key(device)))
+            .find(|(_, log)| {
+                log.state_ref()
+                    .is_ok_and(|s| s.devices.contains_key(device))
+            })
             .map(|(a, _)| *a)
     }
 

@@ -318,8 +318,8 @@ impl Node {
     pub(super) fn known_devices(&self) -> Vec<(DeviceId, AccountId)> {
         self.accounts
             .iter()
-            .filter_map(|(a, log)| log.state().ok().map(|s| (*a, s)))
-            .flat_map(|(a, s)| s.devices.keys().map(move |d| (*d, a)).collect::<Vec<_>>())
+            .filter_map(|(a, log)| log.state_ref().ok().map(|s| (*a, s)))
+            .flat_map(|(a, s)| s.devices.keys().map(move |d| (*d, a)))
             .collect()
     }
 

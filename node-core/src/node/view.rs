@@ -39,15 +39,17 @@ impl View for Node {
             }
         }
         // Account logs before the logs whose authors they prove.
-        for a in third {
-            let l = LogId::account(a);
-            if !logs.contains(&l) && self.logs.contains_key(&l) {
-                logs.insert(0, l);
-            }
-        }
+        let listed: std::collections::HashSet<LogId> = logs.iter().copied().collect();
+        let mut ordered: Vec<LogId> = third
+            .into_iter()
+            .rev()
+            .map(LogId::account)
+            .filter(|l| !listed.contains(l) && self.logs.contains_key(l))
+            .collect();
+        ordered.append(&mut logs);
         rooms.sort();
-        logs.extend(rooms);
-        logs
+        ordered.extend(rooms);
+        ordered
     }
 
     /// Account logs go to any device of a contact or room member (they
