@@ -525,6 +525,18 @@ async fn rooms() {
         let formed = start.elapsed();
         // Let the gossip links come up and settle.
         tokio::time::sleep(Duration::from_secs(8)).await;
+        let (mut ring, mut ring_up, mut alone) = (0, 0, 0);
+        for s in &sides {
+            let neighbours = s.daemon.node().lock().await.room_ring_neighbours(&room);
+            let connected = s.daemon.connected();
+            let up = neighbours.iter().filter(|d| connected.contains(d)).count();
+            ring += neighbours.len();
+            ring_up += up;
+            alone += usize::from(up == 0);
+        }
+        println!(
+            "room of {n}: ring links up {ring_up} of {ring} (device ends), devices with none {alone}"
+        );
         let (mut times, mut mean_up, mut max_up) = (Vec::new(), Vec::new(), Vec::new());
         for trial in 0..10 {
             let writer = &sides[1 + trial % (n - 1)];

@@ -25,11 +25,24 @@ struct Backoff {
 pub(super) async fn dial_loop(d: Arc<Daemon>) {
     let mut backoff: HashMap<DeviceId, Backoff> = HashMap::new();
     let mut tick = tokio::time::interval(TICK);
+    let mut scope = 0;
     loop {
         tick.tick().await;
         let now = Instant::now();
         let connected = d.connected();
-        for (device, addrs, relay) in targets(&d).await {
+        let (targets, now_scope) = targets(&d).await;
+        // What is shared grew (a room filled, an account log arrived): a
+        // device that refused a link, or whose address was unknown, may
+        // take one now, so the wait starts again (from its shortest: at most
+        // one dial per device every half second while the scope churns).
+        if now_scope != scope {
+            scope = now_scope;
+            for b in backoff.values_mut() {
+                b.wait = FIRST_BACKOFF;
+                b.next = b.next.min(now + FIRST_BACKOFF);
+            }
+        }
+        for (device, addrs, relay) in targets {
             if connected.contains(&device) || (addrs.is_empty() && relay.is_none()) {
                 backoff.remove(&device);
                 continue;
@@ -48,18 +61,23 @@ pub(super) async fn dial_loop(d: Arc<Daemon>) {
     }
 }
 
-/// Devices to dial: addresses and the relay to try.
-async fn targets(d: &Daemon) -> Vec<(DeviceId, Vec<SocketAddr>, Option<String>)> {
+/// A device to dial: its addresses and the relay to try.
+type Target = (DeviceId, Vec<SocketAddr>, Option<String>);
+
+/// Devices to dial, and the node's sharing scope (see `Node::scope`).
+async fn targets(d: &Daemon) -> (Vec<Target>, u64) {
     let node = d.node.lock().await;
     let me = node.device();
-    node.dial_targets()
+    let targets = node
+        .dial_targets()
         .into_iter()
         .filter(|(device, _)| *device != me)
         .map(|(device, addrs)| {
             let relay = node.relay_of(&device);
             (device, addrs, relay)
         })
-        .collect()
+        .collect();
+    (targets, node.scope())
 }
 
 async fn dial(d: Arc<Daemon>, device: DeviceId, addrs: Vec<SocketAddr>, relay: Option<String>) {

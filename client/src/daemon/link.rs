@@ -566,7 +566,7 @@ fn device_hints(node: &node_core::node::Node, peer: node_core::DeviceId) -> Vec<
         }
     }
     if let Some(peer_account) = node.account_of_device(&peer) {
-        for (device, addrs) in node.room_device_hints(peer_account) {
+        for (device, addrs) in node.room_device_hints(peer_account, peer) {
             if !devices.iter().any(|(d, _)| *d == device) {
                 let mut hints: Vec<String> = addrs.iter().map(ToString::to_string).collect();
                 hints.extend(node.relay_of(&device));

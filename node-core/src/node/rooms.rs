@@ -999,12 +999,23 @@ impl Node {
         chosen.into_iter().map(|d| (d, self.hints_of(&d))).collect()
     }
 
+    /// This device's ring neighbours in `room` (see [`ring_neighbours`]).
+    pub fn room_ring_neighbours(&self, room: &LogId) -> Vec<DeviceId> {
+        self.rooms.get(room).map_or_else(Vec::new, |log| {
+            ring_neighbours(
+                room,
+                self.device(),
+                &self.room_devices(&log.resolved().state),
+            )
+        })
+    }
+
     /// The active devices of a room's joined members.
     fn room_devices(&self, state: &RoomState) -> Vec<DeviceId> {
         state
             .joined()
-            .filter_map(|a| self.account_log_state(*a).ok())
-            .flat_map(|s| s.active_devices().map(|(d, _)| *d).collect::<Vec<_>>())
+            .filter_map(|a| self.accounts.get(a)?.state_ref().ok())
+            .flat_map(|s| s.active_devices().map(|(d, _)| *d))
             .collect()
     }
 
@@ -1029,29 +1040,46 @@ impl Node {
 
     /// Where devices of members of rooms shared with `account` were last
     /// seen (for that account's device), so room members find each other.
-    pub fn room_device_hints(&self, account: AccountId) -> Vec<(DeviceId, Vec<SocketAddr>)> {
-        let mut out = Vec::new();
+    pub fn room_device_hints(
+        &self,
+        account: AccountId,
+        peer: DeviceId,
+    ) -> Vec<(DeviceId, Vec<SocketAddr>)> {
+        // The peer's own ring neighbours first (the devices it should be
+        // linked with), so the bound never leaves them out.
+        let (mut first, mut rest) = (Vec::new(), Vec::new());
         let mut seen = BTreeSet::new();
-        for room in self.rooms.keys() {
+        for (room, log) in &self.rooms {
             if account == self.account || !self.room_shared_with(room, account) {
                 continue;
             }
+            let devices = self.room_devices(&log.resolved().state);
+            let ring: BTreeSet<DeviceId> =
+                ring_neighbours(room, peer, &devices).into_iter().collect();
             for a in self.room_accounts(room) {
-                if a == account || !seen.insert(a) {
+                if a == account {
                     continue;
                 }
-                let Ok(s) = self.account_log_state(a) else {
+                let Some(s) = self.accounts.get(&a).and_then(|l| l.state_ref().ok()) else {
                     continue;
                 };
                 for (d, _) in s.active_devices() {
+                    if !seen.insert(*d) {
+                        continue;
+                    }
                     if let Some(h) = self.device_hints.get(d) {
-                        out.push((*d, h.clone()));
+                        if ring.contains(d) {
+                            first.push((*d, h.clone()));
+                        } else {
+                            rest.push((*d, h.clone()));
+                        }
                     }
                 }
             }
         }
-        out.truncate(MAX_PEER_HINTS);
-        out
+        first.extend(rest);
+        first.truncate(MAX_PEER_HINTS);
+        first
     }
 
     /// Keeps hints about a device this node cannot place yet (its
