@@ -712,6 +712,31 @@ mod dag {
         (one, x_in, head)
     }
 
+    /// B cites `late` beside `head`, then C cites B's event: two members'
+    /// citations. Returns C's event.
+    fn two_members_cite(
+        one: &mut Replica,
+        b: &mut Author,
+        c: &mut Author,
+        head: &Event,
+        late: &Event,
+    ) -> Event {
+        let room = head.log_id();
+        let b_cites = b.write(
+            Some(room),
+            &[head, late],
+            &RoomContent::Message("b saw it".into()),
+        );
+        one.store(&b_cites);
+        let c_cites = c.write(
+            Some(room),
+            &[&b_cites],
+            &RoomContent::Message("c too".into()),
+        );
+        one.store(&c_cites);
+        c_cites
+    }
+
     #[test]
     fn a_private_room_releases_a_late_event_cited_by_two_members() {
         let (mut a, mut b, mut c, mut x) = (
@@ -755,18 +780,7 @@ mod dag {
         assert!(one.log.admin_trusted());
         let backdated = x.write(Some(room), &[&x_in], &RoomContent::Message("old".into()));
         one.store(&backdated);
-        let b_cites = b.write(
-            Some(room),
-            &[&head, &backdated],
-            &RoomContent::Message("b saw it".into()),
-        );
-        one.store(&b_cites);
-        let c_cites = c.write(
-            Some(room),
-            &[&b_cites],
-            &RoomContent::Message("c too".into()),
-        );
-        one.store(&c_cites);
+        let c_cites = two_members_cite(&mut one, &mut b, &mut c, &head, &backdated);
         assert_eq!(
             one.log.late().count(),
             1,
@@ -851,18 +865,7 @@ mod dag {
             &RoomContent::Message("old 2".into()),
         );
         one.store(&again);
-        let b_cites = b.write(
-            Some(room),
-            &[&head, &again],
-            &RoomContent::Message("b saw it".into()),
-        );
-        one.store(&b_cites);
-        let c_cites = c.write(
-            Some(room),
-            &[&b_cites],
-            &RoomContent::Message("c too".into()),
-        );
-        one.store(&c_cites);
+        let c_cites = two_members_cite(&mut one, &mut b, &mut c, &head, &again);
         assert!(one.log.is_late(&again.id()), "members released it");
 
         // A member cannot confirm; a confirmation must cite its event.

@@ -265,17 +265,23 @@ fn five_accounts_in_a_private_room() {
     );
 }
 
+/// A public room "lobby" made by `a`, and its link.
+fn lobby(a: &Profile) -> (String, String) {
+    let room = assert_ok(&a.kith(["room", "create", "lobby", "--public"]))
+        .trim()
+        .to_owned();
+    let link = assert_ok(&a.kith(["room", "link", "lobby"]))
+        .trim()
+        .to_owned();
+    (room, link)
+}
+
 #[test]
 fn a_public_room_is_joined_by_its_link() {
     let (a, ia, _da) = user("alice");
     let (f, if_, _df) = user("frank");
-    let room = assert_ok(&a.kith(["room", "create", "lobby", "--public"]))
-        .trim()
-        .to_owned();
+    let (room, link) = lobby(&a);
     a.send(&room, "welcome");
-    let link = assert_ok(&a.kith(["room", "link", "lobby"]))
-        .trim()
-        .to_owned();
     assert!(link.starts_with("kith:room/"), "{link}");
     // Frank is nobody's contact.
     let out = f.kith(["room", "join", &link]);
@@ -316,12 +322,7 @@ fn a_public_room_is_joined_by_its_link() {
 fn a_file_in_a_room_and_the_rooms_history_rule() {
     let (a, _ia, _da) = user("alice");
     let (f, _if, _df) = user("frank");
-    let room = assert_ok(&a.kith(["room", "create", "lobby", "--public"]))
-        .trim()
-        .to_owned();
-    let link = assert_ok(&a.kith(["room", "link", "lobby"]))
-        .trim()
-        .to_owned();
+    let (room, link) = lobby(&a);
     assert_ok(&f.kith(["room", "join", &link]));
 
     // 3 MiB of incompressible bytes.
@@ -421,13 +422,8 @@ fn a_link_join_survives_a_restart() {
     let a = Profile::new();
     a.init("alice");
     let da = a.spawn_daemon_on(&fixed);
-    let room = assert_ok(&a.kith(["room", "create", "lobby", "--public"]))
-        .trim()
-        .to_owned();
+    let (room, link) = lobby(&a);
     a.send(&room, "welcome");
-    let link = assert_ok(&a.kith(["room", "link", "lobby"]))
-        .trim()
-        .to_owned();
     drop(da);
 
     let (f, _if, df) = user("frank");
