@@ -946,6 +946,9 @@ impl RoomLog {
     /// are its ancestors).
     pub fn parents_for(&self, dag: &Dag, kind: u16, body: &[u8]) -> Vec<(EventId, u64)> {
         let heads = self.buildable_heads(dag);
+        if kind != kind::CONFIRM {
+            return heads;
+        }
         let Ok(RoomContent::Confirm(late)) = RoomContent::decode(kind, body) else {
             return heads;
         };
