@@ -367,6 +367,32 @@ fn a_file_in_a_room_and_the_rooms_history_rule() {
         "the saved file differs"
     );
 
+    // Deleting the file message takes its content with it.
+    let content_bytes = |p: &Profile| -> u64 {
+        std::fs::read_dir(p.home().join("files"))
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .filter_map(|e| e.metadata().ok())
+                    .map(|m| m.len())
+                    .sum()
+            })
+            .unwrap_or(0)
+    };
+    assert!(content_bytes(&f) >= 3 << 20, "no content at rest");
+    assert_ok(&f.kith(["delete", &room, "--message", &id]));
+    let listed = assert_ok(&f.kith(["file", "list", &room, "--json"]));
+    assert!(
+        !listed.contains(&id),
+        "a deleted file is still listed: {listed}"
+    );
+    assert!(
+        content_bytes(&f) < 1 << 20,
+        "the deleted file's content stayed"
+    );
+    let again = f.scratch("again.bin");
+    assert_fails_cleanly(&f.kith(["file", "save", &id, again.to_str().unwrap()]));
+    assert_eq!(texts(&f.log_json(&room)), ["sent you a photo"]);
+
     // The history rule: shown to anyone, changed by admins only.
     let rule: serde_json::Value =
         serde_json::from_str(&assert_ok(&f.kith(["room", "history", "lobby", "--json"]))).unwrap();
