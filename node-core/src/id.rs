@@ -10,6 +10,9 @@ use crate::wire::{WireError, from_base32, to_base32};
 use std::fmt;
 use std::str::FromStr;
 
+/// The shortest id prefix people may give for an id.
+pub const MIN_ID_PREFIX: usize = 4;
+
 macro_rules! id_type {
     ($(#[$meta:meta])* $name:ident, $what:literal) => {
         $(#[$meta])*
@@ -30,6 +33,12 @@ macro_rules! id_type {
                 let mut s = self.to_string();
                 s.truncate(n);
                 s
+            }
+            /// Whether `query` (trimmed and lower-cased, as people type
+            /// ids) is this id or a prefix of it of at least
+            /// [`MIN_ID_PREFIX`] characters.
+            pub fn matches_prefix(&self, query: &str) -> bool {
+                query.len() >= MIN_ID_PREFIX && self.to_string().starts_with(query)
             }
         }
 

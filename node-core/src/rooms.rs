@@ -874,17 +874,16 @@ impl Rules for RoomLog {
             e.parents.len() == self.heads.len() && e.parents.iter().all(|p| self.heads.contains(p));
         let deepest_head = self.heads.iter().filter_map(|h| self.depth_of(h)).max();
         let deepest_parent = e.parents.iter().filter_map(|p| self.depth_of(p)).max();
-        let from_staff =
-            self.admin_trusted() && self.resolved.state.power_of(&e.sender) >= MODERATOR;
         // Joining or leaving oneself places nothing in anyone else's past
         // (and an invitee's join is often written long before it spreads,
-        // while a room fills): not held.
+        // while a room fills): not held. Nor is what staff write when
+        // history is admin-trusted (asked only for events placed far back).
         let own_membership =
             matches!(&e.content, RoomContent::Member { target, .. } if *target == e.sender);
         if let (Some(head), Some(parent)) = (deepest_head, deepest_parent)
             && head.saturating_sub(parent) > self.rule.depth_gap
-            && !from_staff
             && !own_membership
+            && !(self.admin_trusted() && self.resolved.state.power_of(&e.sender) >= MODERATOR)
         {
             self.late.insert(e.id);
         }
@@ -955,23 +954,12 @@ impl RoomLog {
         let Some(depth) = self.depth_of(&late).filter(|_| self.is_late(&late)) else {
             return heads;
         };
-        let index: HashMap<EventId, &RoomEvent> = self.events.iter().map(|e| (e.id, e)).collect();
-        let mut ancestors = std::collections::HashSet::new();
-        let mut stack = vec![late];
-        while let Some(id) = stack.pop() {
-            for p in index
-                .get(&id)
-                .map(|e| e.parents.as_slice())
-                .unwrap_or_default()
-            {
-                if ancestors.insert(*p) {
-                    stack.push(*p);
-                }
-            }
-        }
+        // Heads below the late event are cited through it.
+        let above: std::collections::HashSet<EventId> =
+            dag.not_below(&[late]).into_iter().collect();
         let mut parents: Vec<(EventId, u64)> = heads
             .into_iter()
-            .filter(|(id, _)| !ancestors.contains(id))
+            .filter(|(id, _)| above.contains(id))
             .collect();
         crate::log::cap_parents(&mut parents, crate::log::MAX_PARENTS - 1);
         parents.push((late, depth));

@@ -712,6 +712,19 @@ mod dag {
         (one, x_in, head)
     }
 
+    /// [`busy_room`] with its authors: A (creator), B, C and X.
+    fn busy(public: bool) -> (Replica, Event, Event, [Author; 4]) {
+        let mut authors = [
+            Author::new(1),
+            Author::new(2),
+            Author::new(3),
+            Author::new(9),
+        ];
+        let [a, b, c, x] = &mut authors;
+        let (one, x_in, head) = busy_room(public, a, b, c, x);
+        (one, x_in, head, authors)
+    }
+
     /// B cites `late` beside `head`, then C cites B's event: two members'
     /// citations. Returns C's event.
     fn two_members_cite(
@@ -739,13 +752,7 @@ mod dag {
 
     #[test]
     fn a_private_room_releases_a_late_event_cited_by_two_members() {
-        let (mut a, mut b, mut c, mut x) = (
-            Author::new(1),
-            Author::new(2),
-            Author::new(3),
-            Author::new(9),
-        );
-        let (mut one, x_in, head) = busy_room(false, &mut a, &mut b, &mut c, &mut x);
+        let (mut one, x_in, head, [_, mut b, mut c, mut x]) = busy(false);
         let room = head.log_id();
         let backdated = x.write(Some(room), &[&x_in], &RoomContent::Message("old".into()));
         one.store(&backdated);
@@ -769,13 +776,7 @@ mod dag {
 
     #[test]
     fn a_public_room_trusts_only_staff_with_old_history() {
-        let (mut a, mut b, mut c, mut x) = (
-            Author::new(1),
-            Author::new(2),
-            Author::new(3),
-            Author::new(9),
-        );
-        let (mut one, x_in, head) = busy_room(true, &mut a, &mut b, &mut c, &mut x);
+        let (mut one, x_in, head, [mut a, mut b, mut c, mut x]) = busy(true);
         let room = head.log_id();
         assert!(one.log.admin_trusted());
         let backdated = x.write(Some(room), &[&x_in], &RoomContent::Message("old".into()));
@@ -804,13 +805,7 @@ mod dag {
     #[test]
     fn the_rooms_history_setting_and_a_moderators_confirmation_release_late_events() {
         use node_core::rooms::{History, Trust};
-        let (mut a, mut b, mut c, mut x) = (
-            Author::new(1),
-            Author::new(2),
-            Author::new(3),
-            Author::new(9),
-        );
-        let (mut one, x_in, head) = busy_room(false, &mut a, &mut b, &mut c, &mut x);
+        let (mut one, x_in, head, [mut a, mut b, mut c, mut x]) = busy(false);
         let room = head.log_id();
         // Only admins change it.
         let one_is_enough = RoomContent::History(History {

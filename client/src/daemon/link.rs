@@ -260,11 +260,11 @@ impl Driver<'_> {
     /// Pushes new local events (not those that came from this peer).
     async fn push(&mut self, batch: Vec<node_core::node::LocalEvent>) -> Result<()> {
         let peer = self.link.peer();
-        let mut by_log: Vec<(LogId, Vec<Vec<u8>>)> = Vec::new();
+        let mut by_log: Vec<(LogId, Vec<node_core::node::LocalEvent>)> = Vec::new();
         for ev in batch.into_iter().filter(|e| e.from != Some(peer)) {
             match by_log.iter_mut().find(|(l, _)| *l == ev.log) {
-                Some((_, v)) => v.push(ev.bytes.to_vec()),
-                None => by_log.push((ev.log, vec![ev.bytes.to_vec()])),
+                Some((_, v)) => v.push(ev),
+                None => by_log.push((ev.log, vec![ev])),
             }
         }
         let mut actions = VecDeque::new();
@@ -275,11 +275,7 @@ impl Driver<'_> {
                 // Room events go at once only to the room's ring neighbours
                 // (and own devices); the others reconcile.
                 if node.is_room(&log) && !node.room_push_to(&log, &peer, &connected) {
-                    let ids: Vec<EventId> = events
-                        .iter()
-                        .filter_map(|b| node_core::log::Event::decode(b).ok())
-                        .map(|e| e.id())
-                        .collect();
+                    let ids: Vec<EventId> = events.iter().map(|e| e.id).collect();
                     for chunk in ids.chunks(node_core::sync::MAX_IDS) {
                         actions.push_back(Action::Send(Msg::Have {
                             log,
@@ -288,7 +284,8 @@ impl Driver<'_> {
                     }
                     continue;
                 }
-                actions.extend(self.session.local_events(log, events, &*node));
+                let bytes = events.iter().map(|e| e.bytes.to_vec()).collect();
+                actions.extend(self.session.local_events(log, bytes, &*node));
             }
             if node.scope() != self.scope {
                 self.scope = node.scope();

@@ -346,7 +346,6 @@ impl Daemon {
     }
 
     /// Devices with at least one live link.
-    /// Devices with at least one open link.
     pub fn connected(&self) -> Vec<DeviceId> {
         let links = self.links.lock().unwrap_or_else(|p| p.into_inner());
         links

@@ -473,8 +473,7 @@ async fn find_file(node: &Node, id: &str) -> Result<node_core::EventId> {
     let want = id.trim().to_lowercase();
     let mut found = Vec::new();
     for row in node.store().files(None).await? {
-        let s = row.id.to_string();
-        if s == want || (want.len() >= 4 && s.starts_with(&want)) {
+        if row.id.matches_prefix(&want) {
             found.push(row.id);
         }
     }

@@ -237,7 +237,7 @@ pub struct Draft {
     pub seq: u64,
     /// The author's previous event in this log.
     pub prev: Option<EventId>,
-    /// Parents with their depths.
+    /// Parents with their depths (at most [`MAX_PARENTS`] are cited).
     pub parents: Vec<(EventId, u64)>,
     /// Claimed time (ms since the epoch).
     pub time: i64,
@@ -261,11 +261,15 @@ pub fn cap_parents(parents: &mut Vec<(EventId, u64)>, max: usize) {
 
 impl Event {
     /// Signs a new event.
+    /// It cites at most [`MAX_PARENTS`] of the draft's parents, the deepest
+    /// (see [`cap_parents`]).
     pub fn sign(key: &SigningKey, draft: Draft) -> Self {
-        let mut parents: Vec<EventId> = draft.parents.iter().map(|(id, _)| *id).collect();
+        let mut cited = draft.parents;
+        cap_parents(&mut cited, MAX_PARENTS);
+        let mut parents: Vec<EventId> = cited.iter().map(|(id, _)| *id).collect();
         parents.sort();
         parents.dedup();
-        let depth = draft.parents.iter().map(|(_, d)| d + 1).max().unwrap_or(0);
+        let depth = cited.iter().map(|(_, d)| d + 1).max().unwrap_or(0);
         let header = Header {
             log: draft.log,
             log_kind: draft.log_kind,
@@ -435,7 +439,7 @@ mod tests {
     use super::*;
 
     /// A room where many joined at once has more heads than an event may
-    /// cite: the new event cites the deepest `MAX_PARENTS`, and peers can
+    /// cite: a signed event cites the deepest `MAX_PARENTS`, and peers can
     /// read it (uncapped, its header would be refused).
     #[test]
     fn capped_parents_fit_an_event_peers_accept() {
@@ -454,16 +458,21 @@ mod tests {
             body: b"hi".to_vec(),
         };
         let wire = |e: &Event| e.encode();
-        let too_many = Event::sign(&key, draft(heads.clone()));
-        assert!(Event::decode(&wire(&too_many)).is_err());
-
         let mut capped = heads.clone();
         cap_parents(&mut capped, MAX_PARENTS);
         assert_eq!(capped.len(), MAX_PARENTS);
         let deepest = heads.iter().map(|(_, d)| *d).max().unwrap_or(0);
         assert!(capped.iter().any(|(_, d)| *d == deepest), "depth kept");
-        let event = Event::sign(&key, draft(capped));
+        let event = Event::sign(&key, draft(heads.clone()));
+        assert_eq!(event.header().parents.len(), MAX_PARENTS);
+        assert_eq!(event.header().depth, deepest + 1);
         let back = Event::decode(&wire(&event)).expect("a capped event decodes");
         assert_eq!(back.id(), event.id());
+
+        // Every head cited: a header peers refuse.
+        let mut too_many = event.header().clone();
+        too_many.parents = heads.iter().map(|(id, _)| *id).collect();
+        too_many.parents.sort();
+        assert!(Header::decode(&too_many.encode()).is_err());
     }
 }

@@ -344,10 +344,7 @@ impl Node {
             let lower = t.to_lowercase();
             self.contacts
                 .iter()
-                .filter(|(id, c)| {
-                    c.card.name.to_lowercase() == lower
-                        || (lower.len() >= 4 && id.to_string().starts_with(&lower))
-                })
+                .filter(|(id, c)| c.card.name.to_lowercase() == lower || id.matches_prefix(&lower))
                 .map(|(id, _)| *id)
                 .collect()
         };

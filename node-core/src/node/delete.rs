@@ -126,10 +126,7 @@ impl Node {
                 let m = m.trim().to_lowercase();
                 let found: Vec<EventId> = dag
                     .ids()
-                    .filter(|id| {
-                        let s = id.to_string();
-                        s == m || (m.len() >= 4 && s.starts_with(&m))
-                    })
+                    .filter(|id| id.matches_prefix(&m))
                     .copied()
                     .collect();
                 match found.as_slice() {

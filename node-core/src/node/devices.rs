@@ -246,11 +246,7 @@ impl Node {
                 log_kind: crate::log::LogKind::Account,
                 seq,
                 prev,
-                parents: {
-                    let mut p: Vec<_> = dag.heads().collect();
-                    crate::log::cap_parents(&mut p, crate::log::MAX_PARENTS);
-                    p
-                },
+                parents: dag.heads().collect(),
                 time: now,
                 kind: kind::REVOKE_DEVICE,
                 body,
@@ -267,11 +263,7 @@ impl Node {
         let lower = t.to_lowercase();
         let matches: Vec<DeviceId> = state
             .active_devices()
-            .filter(|(id, d)| {
-                d.name == t
-                    || id.to_string() == lower
-                    || (lower.len() >= 4 && id.to_string().starts_with(&lower))
-            })
+            .filter(|(id, d)| d.name == t || id.matches_prefix(&lower))
             .map(|(id, _)| *id)
             .collect();
         let device = match matches.as_slice() {

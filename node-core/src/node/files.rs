@@ -118,14 +118,6 @@ impl Node {
         }))
     }
 
-    /// The log of a TARGET: the conversation with a contact, or a room.
-    pub fn target_log(&self, target: Target) -> LogId {
-        match target {
-            Target::Contact(with) => LogId::conversation(self.account, with),
-            Target::Room(room) => room,
-        }
-    }
-
     /// Files offered in a conversation or room.
     pub async fn files(&self, log: LogId) -> Result<Vec<FileInfo>, NodeError> {
         let rows = self.store.files(Some(log)).await?;

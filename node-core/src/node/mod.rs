@@ -193,6 +193,8 @@ struct Parts {
 pub struct LocalEvent {
     /// Its log.
     pub log: LogId,
+    /// Its id.
+    pub id: EventId,
     /// Wire form.
     pub bytes: Arc<Vec<u8>>,
     /// The device it came from (not pushed back there); `None` if made here.
@@ -795,6 +797,7 @@ impl Node {
             // No session listening is fine: nothing to push to.
             let _ = self.events.send(LocalEvent {
                 log,
+                id: r.event.id(),
                 bytes: Arc::new(r.event.encode()),
                 from,
             });
@@ -887,11 +890,7 @@ impl Node {
                     log_kind: dag.kind(),
                     seq,
                     prev,
-                    parents: {
-                        let mut p = parents.take().unwrap_or_else(|| dag.heads().collect());
-                        crate::log::cap_parents(&mut p, crate::log::MAX_PARENTS);
-                        p
-                    },
+                    parents: parents.take().unwrap_or_else(|| dag.heads().collect()),
                     time: now,
                     kind,
                     body,

@@ -451,10 +451,7 @@ impl Node {
         }
         self.rooms
             .iter()
-            .filter(|(id, log)| {
-                log.resolved().state.name == t
-                    || (lower.len() >= 4 && id.to_string().starts_with(&lower))
-            })
+            .filter(|(id, log)| log.resolved().state.name == t || id.matches_prefix(&lower))
             .map(|(id, _)| *id)
             .collect()
     }
@@ -741,13 +738,12 @@ impl Node {
                 "confirmations go from 1 to {MAX_CONFIRMATIONS} (got {n})"
             )));
         }
-        let current = self.room_history(room)?;
+        let log = self.held_room(&room)?;
+        let current = log.resolved().state.history;
         let history = History {
             confirmations: confirmations
-                .unwrap_or(u8::try_from(current.confirmations).unwrap_or(MAX_CONFIRMATIONS)),
-            trust: trust
-                .or_else(|| Trust::parse(&current.trust))
-                .unwrap_or_default(),
+                .unwrap_or(u8::try_from(log.confirmations()).unwrap_or(MAX_CONFIRMATIONS)),
+            trust: trust.or(current.map(|h| h.trust)).unwrap_or_default(),
         };
         self.room_write(room, RoomContent::History(history), now)
             .await
@@ -809,10 +805,7 @@ impl Node {
         let t = event.trim().to_lowercase();
         let found: Vec<EventId> = log
             .late()
-            .filter(|id| {
-                let s = id.to_string();
-                s == t || (t.len() >= 4 && s.starts_with(&t))
-            })
+            .filter(|id| id.matches_prefix(&t))
             .copied()
             .collect();
         if found.is_empty() {
@@ -876,9 +869,7 @@ impl Node {
             .members
             .keys()
             .filter(|a| {
-                let s = a.to_string();
-                s == t
-                    || (t.len() >= 4 && s.starts_with(&t))
+                a.matches_prefix(&t)
                     || self.contacts.get(a).is_some_and(|c| {
                         c.alias.as_deref().map(str::to_lowercase).as_deref() == Some(t.as_str())
                             || c.card.name.to_lowercase() == t
@@ -1463,6 +1454,14 @@ pub enum Target {
 }
 
 impl Node {
+    /// The log of a TARGET: the conversation with a contact, or a room.
+    pub fn target_log(&self, target: Target) -> LogId {
+        match target {
+            Target::Contact(with) => LogId::conversation(self.account, with),
+            Target::Room(room) => room,
+        }
+    }
+
     /// Resolves a TARGET: a contact (see [`Node::resolve_target`]) or a
     /// room (see [`Node::resolve_room`]); a name both could mean is an
     /// error listing the candidates.
