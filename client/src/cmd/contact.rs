@@ -98,12 +98,9 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
         }
         Args::List { json } => {
             let v = rt.block_on(rpc::call(home, &Request::ContactList))?;
-            if json {
-                println!("{v}");
+            let Some(contacts) = super::json_or::<Vec<ContactInfo>>(v, json, "list")? else {
                 return Ok(());
-            }
-            let contacts: Vec<ContactInfo> =
-                serde_json::from_value(v).context("the daemon's list is not valid")?;
+            };
             let unvalidated = contacts.iter().filter(|c| c.trust == "unvalidated").count();
             for c in contacts {
                 let alias = c.alias.map(|a| format!(" ({a})")).unwrap_or_default();

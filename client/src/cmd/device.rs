@@ -44,12 +44,9 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
         }
         Args::List { json } => {
             let v = rt.block_on(rpc::call(home, &Request::DeviceList))?;
-            if json {
-                println!("{v}");
+            let Some(devices) = super::json_or::<Vec<DeviceInfo>>(v, json, "list")? else {
                 return Ok(());
-            }
-            let devices: Vec<DeviceInfo> =
-                serde_json::from_value(v).context("the daemon's list is not valid")?;
+            };
             for d in devices {
                 let current = if d.current { "  (this device)" } else { "" };
                 println!("{}  {}  [{}]{current}", d.id.short(12), d.name, d.state);

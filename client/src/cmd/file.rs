@@ -81,12 +81,9 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
         }
         Args::List { target, json } => {
             let v = rt.block_on(rpc::call(home, &Request::FileList { target }))?;
-            if json {
-                println!("{v}");
+            let Some(files) = super::json_or::<Vec<FileInfo>>(v, json, "list")? else {
                 return Ok(());
-            }
-            let files: Vec<FileInfo> =
-                serde_json::from_value(v).context("the daemon's list is not valid")?;
+            };
             for f in files {
                 println!(
                     "{}  {}  {} bytes  {} ({}/{} chunks)",

@@ -162,12 +162,9 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
         ),
         Args::Members { room, json } => {
             let v = call(Request::RoomMembers { room })?;
-            if json {
-                println!("{v}");
+            let Some(members) = super::json_or::<Vec<MemberInfo>>(v, json, "member list")? else {
                 return Ok(());
-            }
-            let members: Vec<MemberInfo> =
-                serde_json::from_value(v).context("the daemon's member list is not valid")?;
+            };
             for m in members {
                 let invited = if m.membership == "invite" {
                     " (invited)"
@@ -235,12 +232,9 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
                 confirmations,
                 trust,
             })?;
-            if json {
-                println!("{v}");
+            let Some(h) = super::json_or::<HistoryInfo>(v, json, "answer")? else {
                 return Ok(());
-            }
-            let h: HistoryInfo =
-                serde_json::from_value(v).context("the daemon's answer is not valid")?;
+            };
             let whose = if h.admin_trusted {
                 "moderators' and admins' citations only (admin-trusted)".to_owned()
             } else {
@@ -256,12 +250,9 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
         }
         Args::Held { room, json } => {
             let v = call(Request::RoomHeld { room })?;
-            if json {
-                println!("{v}");
+            let Some(held) = super::json_or::<Vec<HeldInfo>>(v, json, "answer")? else {
                 return Ok(());
-            }
-            let held: Vec<HeldInfo> =
-                serde_json::from_value(v).context("the daemon's answer is not valid")?;
+            };
             for h in held {
                 println!(
                     "{} {} depth {} of {} ({}): {}",
@@ -279,12 +270,9 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
         }
         Args::List { json } => {
             let v = call(Request::RoomList)?;
-            if json {
-                println!("{v}");
+            let Some(rooms) = super::json_or::<Vec<RoomInfo>>(v, json, "room list")? else {
                 return Ok(());
-            }
-            let rooms: Vec<RoomInfo> =
-                serde_json::from_value(v).context("the daemon's room list is not valid")?;
+            };
             for r in rooms {
                 let kind = if r.public { "public" } else { "private" };
                 println!(
