@@ -69,6 +69,8 @@ fn app(protected: bool) -> App {
         warnings: vec![],
         relay: None,
         paths: Default::default(),
+        events: 0,
+        held: 0,
     });
     app.set_contacts(vec![
         contact(2, "bob", "validated", 0),

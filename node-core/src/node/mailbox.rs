@@ -161,6 +161,21 @@ impl Node {
         {
             return Ok(Some(current.key.id()));
         }
+        self.new_mailbox_key(url, now).await.map(Some)
+    }
+
+    /// After a revocation: a new mailbox key at the same server, so the
+    /// revoked device's copy of the old seed (and every delivery token
+    /// derived from it) is worth nothing. Contacts get new grants through
+    /// the usual grant loop; the daemon registers the new mailbox.
+    pub async fn rotate_mailbox(&mut self, now: i64) -> Result<Option<MailboxId>, NodeError> {
+        let Some(current) = self.mailbox() else {
+            return Ok(None);
+        };
+        self.new_mailbox_key(&current.url, now).await.map(Some)
+    }
+
+    async fn new_mailbox_key(&mut self, url: &str, now: i64) -> Result<MailboxId, NodeError> {
         let key = MailboxKey::generate();
         let mut w = Writer::new();
         w.str(url).fixed(key.seed().as_bytes());
@@ -168,7 +183,7 @@ impl Node {
         let set = self.set_setting(SETTING_MAILBOX, &value, now).await;
         zeroize::Zeroize::zeroize(&mut value);
         set?;
-        Ok(Some(key.id()))
+        Ok(key.id())
     }
 
     /// The account's mailbox, if on.
@@ -436,10 +451,19 @@ impl Node {
         now: i64,
         threads: usize,
     ) -> Result<usize, NodeError> {
-        let events = crate::mailbox::decode_events(payload)
+        let payload = crate::mailbox::decode_events(self.account.as_bytes(), payload)
             .map_err(|e| NodeError::Invalid(format!("bad deposit payload: {e}")))?;
+        // The depositor is heard like a peer on a link: an active device of
+        // an account we share the logs with (a leaked delivery token, or a
+        // revoked device that still knows one, gets nothing in).
+        let depositor = DeviceId::from_bytes(*payload.from.as_bytes());
+        let Some(account) = self.active_account_of(&depositor) else {
+            return Err(NodeError::Invalid(
+                "a deposit signed by a device no account we follow lists as active".into(),
+            ));
+        };
         let mut by_log: BTreeMap<(bool, LogId), Vec<Vec<u8>>> = BTreeMap::new();
-        for bytes in events {
+        for bytes in payload.events {
             let Ok(event) = Event::decode(bytes) else {
                 continue;
             };
@@ -451,10 +475,14 @@ impl Node {
         }
         let mut stored = 0;
         for ((_, log), batch) in by_log {
-            if self.log(&log).is_none() {
+            if self.log(&log).is_none()
+                || !crate::sync::View::entitled(self, account, depositor, &log)
+            {
                 continue;
             }
-            let outcomes = self.ingest_batch(log, &batch, now, threads, None).await?;
+            let outcomes = self
+                .ingest_batch(log, &batch, now, threads, Some(depositor))
+                .await?;
             stored += outcomes
                 .iter()
                 .filter_map(|o| match o {
@@ -464,6 +492,12 @@ impl Node {
                 .sum::<usize>();
         }
         Ok(stored)
+    }
+
+    /// A deposit payload of `events` for the account `to`, signed by this
+    /// device.
+    pub fn deposit_payload(&self, to: AccountId, events: &[Vec<u8>]) -> Vec<u8> {
+        crate::mailbox::encode_events(&self.key, to.as_bytes(), events)
     }
 }
 
