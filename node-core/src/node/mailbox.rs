@@ -6,7 +6,8 @@
 //!   key's seed, so every own device can collect. Empty: off.
 //! - **Grants** (1:1 conversation, kind [`conversation_kind::MAILBOX_GRANT`]):
 //!   the URL, mailbox id and the delivery token for that contact. Tokens are
-//!   derived from the mailbox seed and the contact's account, so every own
+//!   derived from the mailbox seed (through its own derived key) and the
+//!   contact's account, so every own
 //!   device grants the same token without coordinating. A grant with an
 //!   empty URL withdraws. The newest grant (by depth, author, id) counts.
 //! - **Prekeys** (store metadata, encrypted with the rest of the store):
@@ -57,11 +58,13 @@ pub struct MailboxSetting {
 }
 
 impl MailboxSetting {
-    /// The delivery token `contact` gets: `BLAKE2b(key = mailbox seed,
-    /// contact account)`, the same on every own device.
+    /// The delivery token `contact` gets: `BLAKE2b(key = K, contact
+    /// account)`, where K is the mailbox seed's key for tokens (derived
+    /// with `crypto_kdf`, so the Ed25519 seed itself is never a MAC key);
+    /// the same on every own device.
     pub fn token_for(&self, contact: AccountId) -> DeliveryToken {
-        let seed = self.key.seed();
-        let mut bytes = crypto::blake2b(contact.as_bytes(), Some(seed.as_bytes()), 32);
+        let key = crypto::derive_key(&self.key.seed(), crypto::KdfPurpose::MAILBOX_TOKENS);
+        let mut bytes = crypto::blake2b(contact.as_bytes(), Some(key.as_bytes()), 32);
         let mut token = SecretBytes::new([0u8; 32]);
         token.expose_mut().copy_from_slice(&bytes);
         zeroize::Zeroize::zeroize(&mut bytes);
@@ -520,6 +523,27 @@ mod tests {
         ] {
             assert!(check_url(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn tokens_are_not_keyed_by_the_mailbox_seed_itself() {
+        let setting = MailboxSetting {
+            url: "https://box.example.org".into(),
+            key: MailboxKey::generate(),
+        };
+        let contact = AccountId::from_bytes([3; 32]);
+        let raw = crypto::blake2b(contact.as_bytes(), Some(setting.key.seed().as_bytes()), 32);
+        let token = setting.token_for(contact);
+        assert_ne!(
+            &token.as_bytes()[..],
+            &raw[..],
+            "the Ed25519 seed keyed the MAC"
+        );
+        assert_eq!(
+            token.as_bytes(),
+            setting.token_for(contact).as_bytes(),
+            "the same on every own device"
+        );
     }
 
     #[test]
