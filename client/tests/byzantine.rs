@@ -290,3 +290,203 @@ async fn a_contact_outside_a_room_hears_nothing_of_it() {
     t.close().await;
     mallory.close().await;
 }
+
+/// A proven contact that breaks the rules inside logs it may write: an
+/// event with a forged signature, a replay of frames it already sent, a
+/// request for a room it is not in, and a frame cut short. Each is refused
+/// or ignored; the daemon stays up and its store is unchanged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proven_contact_cannot_forge_replay_or_reach_a_room() {
+    let mut bob = Running::start("Bob");
+    let dir = tempfile::tempdir().unwrap();
+    let (mut mallory, _) = Node::create(
+        Profile::new(dir.path().join("m")),
+        "Mallory",
+        None,
+        false,
+        1,
+    )
+    .await
+    .unwrap();
+    let bob_card = bob.card();
+    mallory.add_contact(&bob_card, None, 2).await.unwrap();
+    ok(kith(
+        &bob.home,
+        &["contact", "add", &mallory.card(vec![], 1).unwrap()],
+    ));
+    let room = ok(kith(&bob.home, &["room", "create", "private"]));
+    let room: LogId = room.trim().parse().unwrap();
+    let t = mallory
+        .bind_transport(&["127.0.0.1:0".parse().unwrap()])
+        .await
+        .unwrap();
+    let link = dial(&t, &bob).await;
+    let (mut w, mut r) = link.open().await.unwrap();
+    hello(&mut w, mallory.account()).await;
+    let own = LogId::account(mallory.account());
+    let ids: Vec<EventId> = mallory.log(&own).unwrap().ids().copied().collect();
+    let proof = Msg::Events {
+        log: own,
+        events: mallory.serve(own, &ids).await.unwrap(),
+    };
+    w.send(&proof.encode()).await.unwrap();
+    let _ = read_for(&mut r, Duration::from_secs(3)).await;
+    let before = digest(&bob);
+
+    // A forged signature on a message in the conversation.
+    let (_, _, bob_account) = target(&bob);
+    let conv = LogId::conversation(mallory.account(), bob_account);
+    mallory.send_message(bob_account, "real", 3).await.unwrap();
+    let ids: Vec<EventId> = mallory.log(&conv).unwrap().ids().copied().collect();
+    let mut events = mallory.serve(conv, &ids).await.unwrap();
+    for e in &mut events {
+        let last = e.len() - 1;
+        e[last] ^= 1;
+    }
+    let forged = Msg::Events { log: conv, events };
+    w.send(&forged.encode()).await.unwrap();
+    // Replays of what was sent already.
+    for _ in 0..20 {
+        w.send(&proof.encode()).await.unwrap();
+        w.send(&forged.encode()).await.unwrap();
+    }
+    // The room, which Bob never shared with Mallory.
+    let begin = Msg::Begin {
+        log: room,
+        heads: vec![],
+    };
+    w.send(&begin.encode()).await.unwrap();
+    let want = Msg::Want {
+        log: room,
+        ids: vec![EventId::from_bytes(*room.as_bytes())],
+    };
+    w.send(&want.encode()).await.unwrap();
+    let answer = read_for(&mut r, Duration::from_secs(3)).await;
+    let leaked: Vec<&Msg> = answer
+        .iter()
+        .filter(|m| matches!(m, Msg::Events { log, .. } | Msg::Same { log } | Msg::Heads { log, .. } if *log == room))
+        .collect();
+    assert!(leaked.is_empty(), "room served to a non-member: {leaked:?}");
+    assert_eq!(
+        digest(&bob),
+        before,
+        "forged or replayed events changed the store"
+    );
+    assert!(bob.is_running());
+
+    // A frame cut short: the header announces more than ever comes.
+    let link = dial(&t, &bob).await;
+    let (mut w, _r) = link.open().await.unwrap();
+    let mut raw = 1000u32.to_be_bytes().to_vec();
+    raw.extend_from_slice(&[0u8; 10]);
+    w.danger_write_raw(&raw).await.unwrap();
+    drop(w);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(bob.is_running(), "daemon died:\n{}", bob.log());
+    assert_eq!(digest(&bob), before);
+    t.close().await;
+    mallory.close().await;
+}
+
+/// A device of a contact that the contact revoked: its receipts do not
+/// clear the victim's outbox (an `Ack` on an account log, which any device
+/// of the account may still sync, used to count), and nothing it writes
+/// below or above its cut-off is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_device_clears_no_outbox_and_writes_nothing() {
+    let bob = Running::start("Bob");
+    let (_, _, bob_account) = target(&bob);
+    let dir = tempfile::tempdir().unwrap();
+    let (mut m1, _) = Node::create(Profile::new(dir.path().join("m1")), "m1", None, false, 1)
+        .await
+        .unwrap();
+    // A second device of Mallory's, joined through the real code path.
+    let code = m1.invite(vec![], 1).unwrap();
+    let invite = node_core::sync::join::Invite::parse(&code).unwrap();
+    let key = SigningKey::generate();
+    let device = DeviceId::from(key.verifying_key());
+    let proof = node_core::identity::entry::sign_join(&key, invite.account, "m2");
+    let snapshot = m1
+        .accept_join(device, &invite.secret, "m2", proof, 1)
+        .await
+        .unwrap();
+    let m2 = Node::create_joined(
+        Profile::new(dir.path().join("m2")),
+        "m2",
+        None,
+        key,
+        &invite,
+        snapshot,
+        1,
+    )
+    .await
+    .unwrap();
+    ok(kith(
+        &bob.home,
+        &["contact", "add", &m1.card(vec![], 2).unwrap()],
+    ));
+    let waiting = ok(kith(
+        &bob.home,
+        &["send", &m1.account().to_string(), "for Mallory"],
+    ));
+    let msg: EventId = waiting.trim().parse().unwrap();
+    assert_eq!(bob.status()["outbox"], 1);
+
+    // m1 revokes m2 and tells Bob.
+    m1.revoke_device("m2", 3).await.unwrap();
+    let own = LogId::account(m1.account());
+    let ids: Vec<EventId> = m1.log(&own).unwrap().ids().copied().collect();
+    let account_log = m1.serve(own, &ids).await.unwrap();
+    let t1 = m1
+        .bind_transport(&["127.0.0.1:0".parse().unwrap()])
+        .await
+        .unwrap();
+    let link = dial(&t1, &bob).await;
+    let (mut w, mut r) = link.open().await.unwrap();
+    hello(&mut w, m1.account()).await;
+    w.send(
+        &Msg::Events {
+            log: own,
+            events: account_log,
+        }
+        .encode(),
+    )
+    .await
+    .unwrap();
+    let _ = read_for(&mut r, Duration::from_secs(3)).await;
+    link.close("done");
+    t1.close().await;
+    let before = digest(&bob);
+
+    // The thief with m2's key.
+    let t2 = m2
+        .bind_transport(&["127.0.0.1:0".parse().unwrap()])
+        .await
+        .unwrap();
+    let link = dial(&t2, &bob).await;
+    let (mut w, mut r) = link.open().await.unwrap();
+    hello(&mut w, m2.account()).await;
+    let conv = LogId::conversation(m2.account(), bob_account);
+    for log in [own, conv] {
+        let ack = Msg::Ack {
+            log,
+            ids: vec![msg],
+        };
+        let _ = w.send(&ack.encode()).await;
+    }
+    let _ = w.send(&Msg::Synced { log: own }.encode()).await;
+    let got = read_for(&mut r, Duration::from_secs(3)).await;
+    assert!(
+        no_hints(&got),
+        "a revoked device learned addresses: {got:?}"
+    );
+    assert_eq!(
+        bob.status()["outbox"],
+        1,
+        "a revoked device's receipt counted"
+    );
+    assert_eq!(digest(&bob), before);
+    t2.close().await;
+    m1.close().await;
+    m2.close().await;
+}

@@ -270,3 +270,40 @@ fn revoking_a_device_rotates_the_mailbox_and_its_tokens() {
         }
     });
 }
+
+/// A contact's new device deposits before we have heard of it: the
+/// deposit carries the account log that lists it, which is stored first,
+/// so the device is proven and its message is kept (the deposit used to be
+/// refused, and deleted from the server, for an unknown depositor).
+#[test]
+fn a_new_device_of_a_contact_is_proven_by_its_own_deposit() {
+    rt().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = new_node(&dir, "a").await;
+        let mut b = new_node(&dir, "b").await;
+        befriend(&mut a, &mut b).await;
+        let mut a2 = join(&mut a, &dir, "a2").await;
+        let own = LogId::self_log(a.account());
+        deliver(&mut a2, own, events_of(&a, own).await, 5).await;
+        let id = a2
+            .send_message(b.account(), "from the new device", NOW)
+            .await
+            .unwrap();
+        let mut events = events_of(&a2, LogId::account(a.account())).await;
+        events.extend(
+            a2.undelivered_events(b.account(), &Default::default(), 100)
+                .await
+                .unwrap(),
+        );
+        let stored = b
+            .ingest_deposit(&a2.deposit_payload(b.account(), &events), NOW, 1)
+            .await
+            .unwrap();
+        assert!(stored >= 1);
+        let log = b.conversation(a.account(), None).await.unwrap();
+        assert!(log.iter().any(|m| m.id == id), "{log:?}");
+        for n in [a, a2, b] {
+            n.close().await;
+        }
+    });
+}

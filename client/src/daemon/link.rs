@@ -28,6 +28,9 @@ const OFFER_CHECK: Duration = Duration::from_millis(100);
 const MAX_OFFERED: usize = 16_384;
 /// How long a peer has to say hello once the link is up.
 const HELLO_WAIT: Duration = Duration::from_secs(10);
+/// How long a peer may stay unproven (its account log, as we hold it, not
+/// listing its device as active): enough to sync that account log.
+const PROOF_WAIT: Duration = Duration::from_secs(30);
 
 /// Most incoming links (handshaking or up) at once; more are refused.
 const MAX_INCOMING: usize = 512;
@@ -135,6 +138,8 @@ struct Driver<'a> {
     /// Whether our address hints went out: only once the peer is proven
     /// (an active device of the account it claims).
     hints_sent: bool,
+    /// When the link came up.
+    since: Instant,
 }
 
 /// Most bytes queued for a peer that does not read before the link is
@@ -233,6 +238,7 @@ async fn drive(
         offered: VecDeque::new(),
         hints_scope: scope,
         hints_sent: false,
+        since: Instant::now(),
     };
     drv.execute(first.into()).await?;
     let hello = tokio::time::sleep(HELLO_WAIT);
@@ -334,7 +340,15 @@ impl Driver<'_> {
     /// changed (at most every tick: a room forming changes it often).
     async fn tell_hints(&mut self) -> Result<()> {
         if !self.hints_sent {
-            return self.first_hints().await;
+            self.first_hints().await?;
+            if !self.hints_sent && self.since.elapsed() > PROOF_WAIT {
+                bail!("peer not proven within {} s", PROOF_WAIT.as_secs());
+            }
+            return Ok(());
+        }
+        // A device revoked while linked hears no more addresses.
+        if self.proven_account().await.is_none() {
+            bail!("peer is no longer an active device of its account");
         }
         let actions: VecDeque<Action> = {
             let node = self.d.node.lock().await;
@@ -551,6 +565,8 @@ impl Driver<'_> {
         missing.sort();
         missing.dedup();
         missing.retain(|id| node.log(&log).is_some_and(|dag| !dag.knows(id)));
+        // Events pushed out of the held buffer are no longer waited for.
+        refused.extend(node.take_evicted());
         let mut actions = self
             .session
             .ingested(log, stored.clone(), missing, &*node)?;

@@ -177,8 +177,8 @@ pub struct Dag {
     heads: BTreeSet<EventId>,
     pending: BTreeMap<EventId, (Event, i64)>,
     waiting_on: HashMap<EventId, BTreeSet<EventId>>,
-    /// Held events per author (what eviction is fair by).
-    pending_by: HashMap<DeviceId, BTreeSet<(u64, EventId)>>,
+    /// Held events per author, with their bytes (what eviction is fair by).
+    pending_by: HashMap<DeviceId, (usize, BTreeSet<(u64, EventId)>)>,
     /// Bytes held (see [`pending_size`]).
     pending_bytes: usize,
     /// Held events pushed out of the buffer since the last
@@ -480,7 +480,8 @@ impl Dag {
     /// events and bytes; when full, the author holding the most gives up
     /// its deepest event, and only for a shallower event of its own or for
     /// another author's (ancestors come before descendants, and no author
-    /// can push out what others wait for by writing more).
+    /// can push out what others wait for by writing more; fairness counts
+    /// bytes, so one large event does not outweigh many small ones).
     fn hold(&mut self, event: Event, now: i64, missing: &[EventId]) -> Result<(), Rejection> {
         let size = pending_size(&event);
         let author = event.header().author;
@@ -491,24 +492,26 @@ impl Dag {
             let full = Rejection::PendingFull {
                 max: self.config.max_pending,
             };
-            let mine = self.pending_by.get(&author).map_or(0, BTreeSet::len);
+            // Fair by bytes: an author may push out another's events only
+            // while that one holds more than it would after this event.
+            let mine = self.pending_by.get(&author).map_or(0, |(b, _)| *b);
             let Some((biggest, held)) = self
                 .pending_by
                 .iter()
-                .max_by_key(|(d, held)| (held.len(), **d))
-                .map(|(d, held)| (*d, held.len()))
+                .max_by_key(|(d, (bytes, _))| (*bytes, **d))
+                .map(|(d, (bytes, _))| (*d, *bytes))
             else {
                 return Err(full);
             };
-            let victim = if biggest == author || held <= mine + 1 {
+            let victim = if biggest == author || held <= mine + size {
                 // The author holds about as much as anyone: only its own
                 // deeper events make room.
-                match self.pending_by.get(&author).and_then(|s| s.last()) {
+                match self.pending_by.get(&author).and_then(|(_, s)| s.last()) {
                     Some((d, id)) if *d > depth => *id,
                     _ => return Err(full),
                 }
             } else {
-                match self.pending_by.get(&biggest).and_then(|s| s.last()) {
+                match self.pending_by.get(&biggest).and_then(|(_, s)| s.last()) {
                     Some((_, id)) => *id,
                     None => return Err(full),
                 }
@@ -520,10 +523,9 @@ impl Dag {
         for m in missing {
             self.waiting_on.entry(*m).or_default().insert(id);
         }
-        self.pending_by
-            .entry(author)
-            .or_default()
-            .insert((depth, id));
+        let entry = self.pending_by.entry(author).or_default();
+        entry.0 += size;
+        entry.1.insert((depth, id));
         self.pending_bytes += size;
         self.pending.insert(id, (event, now));
         Ok(())
@@ -534,8 +536,9 @@ impl Dag {
         let (event, seen) = self.pending.remove(id)?;
         let h = event.header();
         self.pending_bytes = self.pending_bytes.saturating_sub(pending_size(&event));
-        if let Some(held) = self.pending_by.get_mut(&h.author) {
+        if let Some((bytes, held)) = self.pending_by.get_mut(&h.author) {
             held.remove(&(h.depth, *id));
+            *bytes = bytes.saturating_sub(pending_size(&event));
             if held.is_empty() {
                 self.pending_by.remove(&h.author);
             }

@@ -456,15 +456,7 @@ impl Node {
     ) -> Result<usize, NodeError> {
         let payload = crate::mailbox::decode_events(self.account.as_bytes(), payload)
             .map_err(|e| NodeError::Invalid(format!("bad deposit payload: {e}")))?;
-        // The depositor is heard like a peer on a link: an active device of
-        // an account we share the logs with (a leaked delivery token, or a
-        // revoked device that still knows one, gets nothing in).
         let depositor = DeviceId::from_bytes(*payload.from.as_bytes());
-        let Some(account) = self.active_account_of(&depositor) else {
-            return Err(NodeError::Invalid(
-                "a deposit signed by a device no account we follow lists as active".into(),
-            ));
-        };
         let mut by_log: BTreeMap<(bool, LogId), Vec<Vec<u8>>> = BTreeMap::new();
         for bytes in payload.events {
             let Ok(event) = Event::decode(bytes) else {
@@ -477,22 +469,45 @@ impl Node {
                 .push(bytes.to_vec());
         }
         let mut stored = 0;
-        for ((_, log), batch) in by_log {
-            if self.log(&log).is_none()
-                || !crate::sync::View::entitled(self, account, depositor, &log)
-            {
-                continue;
-            }
-            let outcomes = self
-                .ingest_batch(log, &batch, now, threads, Some(depositor))
-                .await?;
-            stored += outcomes
+        let count = |outcomes: &[Result<super::Ingested, NodeError>]| {
+            outcomes
                 .iter()
                 .filter_map(|o| match o {
                     Ok(super::Ingested::Stored(ids)) => Some(ids.len()),
                     _ => None,
                 })
-                .sum::<usize>();
+                .sum::<usize>()
+        };
+        // Account logs we follow first: they check themselves (every entry
+        // against the log's own devices), and may be what proves the
+        // depositor (a contact's new device). Nothing is held for it.
+        for ((_, log), batch) in by_log.iter().filter(|((other, _), _)| !other) {
+            if self.account_of_log(*log).is_some() {
+                let outcomes = self
+                    .ingest_batch(*log, batch, now, threads, Some(depositor))
+                    .await?;
+                stored += count(&outcomes);
+            }
+        }
+        // Then the depositor is heard like a peer on a link: an active
+        // device of an account we share the logs with (a leaked delivery
+        // token, or a revoked device that still knows one, gets nothing
+        // in).
+        let Some(account) = self.active_account_of(&depositor) else {
+            return Err(NodeError::Invalid(
+                "a deposit signed by a device no account we follow lists as active".into(),
+            ));
+        };
+        for ((_, log), batch) in by_log.iter().filter(|((other, _), _)| *other) {
+            if self.log(log).is_none()
+                || !crate::sync::View::entitled(self, account, depositor, log)
+            {
+                continue;
+            }
+            let outcomes = self
+                .ingest_batch(*log, batch, now, threads, Some(depositor))
+                .await?;
+            stored += count(&outcomes);
         }
         Ok(stored)
     }

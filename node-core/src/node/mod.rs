@@ -172,6 +172,9 @@ pub struct Node {
     join_targets: BTreeMap<DeviceId, LogId>,
     /// Accounts followed because they dialled in for a public room.
     strangers: HashMap<AccountId, usize>,
+    /// Held events pushed out of a buffer by the last ingest (a sync
+    /// round waiting for them stops waiting).
+    evicted: Vec<EventId>,
     /// Hints for devices not known yet (see [`Node::stash_hints`]).
     stashed_hints: BTreeMap<DeviceId, rooms::StashedHints>,
 }
@@ -364,6 +367,7 @@ impl Node {
             joining: Default::default(),
             join_targets: Default::default(),
             strangers: HashMap::new(),
+            evicted: Vec::new(),
             stashed_hints: BTreeMap::new(),
         };
         node.add_log(LogId::account(p.account), LogKind::Account);
@@ -473,6 +477,13 @@ impl Node {
     }
 
     /// Puts events that were waiting for parents back into the buffer.
+    /// Held events the last [`Node::ingest_verified`] pushed out of its
+    /// log's buffer: a sync round waiting for them should stop waiting
+    /// (they come again in a later round).
+    pub fn take_evicted(&mut self) -> Vec<EventId> {
+        std::mem::take(&mut self.evicted)
+    }
+
     /// Reads at most what the buffer holds (the newest first); rows it
     /// does not keep are deleted.
     async fn restore_pending(&mut self, log: LogId) -> Result<(), NodeError> {
@@ -651,7 +662,16 @@ impl Node {
         }
         // Only a device an account log we follow lists gets events held
         // (an unproven peer's must come parents first).
+        // Only events whose author is such a device too: made-up author
+        // keys would each count as a new author in the buffer's fairness.
         let may_hold = from.is_none_or(|d| self.active_account_of(&d).is_some());
+        let known_authors: std::collections::HashSet<DeviceId> = verified
+            .iter()
+            .filter_map(|v| v.as_ref().ok().map(|v| v.event().header().author))
+            .collect::<std::collections::HashSet<_>>()
+            .into_iter()
+            .filter(|a| self.active_account_of(a).is_some())
+            .collect();
         let mut rules = self.rules_for(log)?;
         let dag = self.logs.get_mut(&log).ok_or(NodeError::UnknownLog(log))?;
         let mut rows = Vec::new();
@@ -664,7 +684,7 @@ impl Node {
                     Err(NodeError::UnknownLog(v.event().log_id()))
                 }
                 Ok(v)
-                    if !may_hold
+                    if (!may_hold || !known_authors.contains(&v.event().header().author))
                         && !dag.knows(&v.event().id())
                         && !dag.missing(v.event()).is_empty() =>
                 {
@@ -699,6 +719,7 @@ impl Node {
             self.store.hold(e, now).await?;
         }
         self.store.unhold(&evicted).await?;
+        self.evicted = evicted;
         let stored: Vec<EventId> = rows.iter().map(|r| r.event.id()).collect();
         self.persist(log, rows, &[], &[], from).await?;
         if self.rooms.contains_key(&log) {

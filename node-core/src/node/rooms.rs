@@ -337,11 +337,10 @@ impl Node {
     /// Reads the accounts stored room events name, so their account logs
     /// are followed (before the room is loaded or its events checked).
     ///
-    /// Only what a proven author names, or an account naming itself (a
-    /// join, whose author its own account log must then prove): a member
-    /// event is only signature-checked here, so accounts followed without
-    /// proof yet (no account log arrived) are bounded by
-    /// [`MAX_UNPROVEN_FOLLOWS`].
+    /// A member event is only signature-checked here (a join by a new
+    /// account can only be checked once its account log is followed), so
+    /// accounts followed without proof yet (no account log arrived) are
+    /// bounded by [`MAX_UNPROVEN_FOLLOWS`].
     pub(super) fn track_named_accounts<'e>(&mut self, events: impl Iterator<Item = &'e Event>) {
         for e in events {
             let Some(a) = RoomLog::named_account(e) else {
@@ -350,8 +349,7 @@ impl Node {
             if self.accounts.contains_key(&a) {
                 continue;
             }
-            let by_proven = self.active_account_of(&e.header().author).is_some();
-            if !by_proven && self.unproven_follows() >= MAX_UNPROVEN_FOLLOWS {
+            if self.unproven_follows() >= MAX_UNPROVEN_FOLLOWS {
                 continue;
             }
             self.track_account(a);

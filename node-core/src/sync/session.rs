@@ -24,6 +24,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 /// Largest negentropy frame we produce.
 pub const RECON_FRAME_LIMIT: u64 = 60_000;
+/// Most logs a listener keeps a reconciliation storage for at once.
+const MAX_ANSWERING: usize = 4;
 /// Most event ids one session waits for at once (all logs): a peer that
 /// offers more (by claiming parents or items that never come) is dropped.
 pub const MAX_NEEDED: usize = 1 << 20;
@@ -447,6 +449,10 @@ impl Session {
                 // Stateless on this side: one storage answers the round's
                 // frames (rebuilding it per frame let small frames cost a
                 // walk of the whole log each).
+                // Bounded: storages for a few logs at once per link.
+                if !self.answering.contains_key(&log) && self.answering.len() >= MAX_ANSWERING {
+                    self.answering.clear();
+                }
                 let neg = match self.answering.entry(log) {
                     std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
                     std::collections::hash_map::Entry::Vacant(e) => e.insert(
