@@ -49,6 +49,19 @@ fn digest(d: &Running) -> String {
     out
 }
 
+/// A node of its own account in `dir`, made a contact of `d` (the daemon
+/// adds its card): the hostile contact's side, driven by hand.
+async fn contact_of(d: &Running, dir: &tempfile::TempDir, name: &str) -> Node {
+    let (node, _) = Node::create(Profile::new(dir.path().join(name)), name, None, false, 1)
+        .await
+        .unwrap();
+    ok(kith(
+        &d.home,
+        &["contact", "add", &node.card(vec![], 1).unwrap()],
+    ));
+    node
+}
+
 async fn dial(t: &Transport, d: &Running) -> Link {
     let (device, addr, _) = target(d);
     t.connect(device, &[addr]).await.unwrap()
@@ -117,13 +130,7 @@ async fn a_stranger_claiming_the_victims_account_gets_and_leaves_nothing() {
     // Bob has a contact, whose account log must not be told to strangers
     // (the list of account logs a device follows is its contact list).
     let dir = tempfile::tempdir().unwrap();
-    let (carol, _) = Node::create(Profile::new(dir.path().join("c")), "Carol", None, false, 1)
-        .await
-        .unwrap();
-    ok(kith(
-        &bob.home,
-        &["contact", "add", &carol.card(vec![], 1).unwrap()],
-    ));
+    let carol = contact_of(&bob, &dir, "Carol").await;
     let before = digest(&bob);
     let key = SigningKey::generate();
     let t = Transport::bind(&key, &["127.0.0.1:0".parse().unwrap()])
@@ -232,19 +239,7 @@ async fn a_contact_outside_a_room_hears_nothing_of_it() {
         carol.log()
     );
     let dir = tempfile::tempdir().unwrap();
-    let (mallory, _) = Node::create(
-        Profile::new(dir.path().join("m")),
-        "Mallory",
-        None,
-        false,
-        1,
-    )
-    .await
-    .unwrap();
-    ok(kith(
-        &bob.home,
-        &["contact", "add", &mallory.card(vec![], 1).unwrap()],
-    ));
+    let mallory = contact_of(&bob, &dir, "Mallory").await;
     let t = mallory
         .bind_transport(&["127.0.0.1:0".parse().unwrap()])
         .await
@@ -299,21 +294,8 @@ async fn a_contact_outside_a_room_hears_nothing_of_it() {
 async fn a_proven_contact_cannot_forge_replay_or_reach_a_room() {
     let mut bob = Running::start("Bob");
     let dir = tempfile::tempdir().unwrap();
-    let (mut mallory, _) = Node::create(
-        Profile::new(dir.path().join("m")),
-        "Mallory",
-        None,
-        false,
-        1,
-    )
-    .await
-    .unwrap();
-    let bob_card = bob.card();
-    mallory.add_contact(&bob_card, None, 2).await.unwrap();
-    ok(kith(
-        &bob.home,
-        &["contact", "add", &mallory.card(vec![], 1).unwrap()],
-    ));
+    let mut mallory = contact_of(&bob, &dir, "Mallory").await;
+    mallory.add_contact(&bob.card(), None, 2).await.unwrap();
     let room = ok(kith(&bob.home, &["room", "create", "private"]));
     let room: LogId = room.trim().parse().unwrap();
     let t = mallory

@@ -756,3 +756,32 @@ impl Profile {
             .collect()
     }
 }
+
+/// `kith daemon` for `p` run inside network namespace `ns`, listening on
+/// `addr`, with `env` set (e.g. `KITH_LOG`); waits until it answers.
+pub fn daemon_in_netns(p: &Profile, ns: &str, addr: &str, env: &[(&str, &str)]) -> Daemon {
+    let log = p.scratch(&format!("daemon-{ns}.log"));
+    let file = std::fs::File::create(&log).expect("daemon log");
+    let child = Command::new("ip")
+        .args(["netns", "exec", ns])
+        .arg(kith_bin())
+        .arg("--home")
+        .arg(p.home())
+        .args(["daemon", "--listen", addr])
+        .env_remove("KITH_HOME")
+        .env_remove("KITH_PASSPHRASE")
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(file)
+        .spawn()
+        .expect("spawning kith daemon");
+    let daemon = Daemon::from_child(child, log);
+    let up = p.kith(["status", "--wait", "10", "--json"]);
+    assert!(
+        up.status.success(),
+        "daemon in {ns} did not start\n{}",
+        daemon.log()
+    );
+    daemon
+}

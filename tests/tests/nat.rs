@@ -12,9 +12,9 @@
 //! direct path. Needs root, `ip` and `nft`; skipped (with a message) without
 //! them, except in CI, where it must run.
 
-use kith_tests::{Daemon, Profile, kith_bin, pair, root_with, server_bin, sh, wait_until};
+use kith_tests::{Profile, daemon_in_netns, pair, root_with, server_bin, sh, wait_until};
 use service_kit::testing::RunningServer;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -81,33 +81,6 @@ impl Drop for Topology {
     }
 }
 
-/// `kith daemon` for `p`, run inside namespace `ns`, listening on `addr`.
-fn daemon_in(p: &Profile, ns: &str, addr: &str) -> Daemon {
-    let log = p.scratch(&format!("daemon-{ns}.log"));
-    let file = std::fs::File::create(&log).expect("daemon log");
-    let child = Command::new("ip")
-        .args(["netns", "exec", ns])
-        .arg(kith_bin())
-        .arg("--home")
-        .arg(p.home())
-        .args(["daemon", "--listen", addr])
-        .env_remove("KITH_HOME")
-        .env("KITH_LOG", "info,iroh=debug")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(file)
-        .spawn()
-        .expect("spawning kith daemon");
-    let daemon = Daemon::from_child(child, log);
-    let up = p.kith(["status", "--wait", "10", "--json"]);
-    assert!(
-        up.status.success(),
-        "daemon in {ns} did not start\n{}",
-        daemon.log()
-    );
-    daemon
-}
-
 fn texts(p: &Profile, target: &str) -> Vec<String> {
     p.try_log_json(target)
         .map(|log| log.into_iter().map(|m| m.text).collect())
@@ -145,8 +118,9 @@ fn devices_behind_two_nats_talk_through_the_relay() {
     a.init("Alice");
     let b = Profile::new();
     b.init("Bob");
-    let da = daemon_in(&a, &net.ns("khosta"), "192.168.10.2:0");
-    let db = daemon_in(&b, &net.ns("khostb"), "192.168.20.2:0");
+    let env = [("KITH_LOG", "info,iroh=debug")];
+    let da = daemon_in_netns(&a, &net.ns("khosta"), "192.168.10.2:0", &env);
+    let db = daemon_in_netns(&b, &net.ns("khostb"), "192.168.20.2:0", &env);
     for p in [&a, &b] {
         let out = p.kith(["relay", "use", relay]);
         assert!(

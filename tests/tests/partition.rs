@@ -11,7 +11,9 @@
 //! every message of it, once, in the same order. Needs root, `ip` and
 //! `nft`; skipped (with a message) without them, except in CI.
 
-use kith_tests::{Daemon, Profile, kith_bin, root_with, sh, stderr, stdout, wait_until};
+use kith_tests::{
+    Daemon, Profile, daemon_in_netns, kith_bin, root_with, sh, stderr, stdout, wait_until,
+};
 use std::collections::{BTreeMap, HashSet};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -121,32 +123,6 @@ fn kith_in(p: &Profile, ns: &str, args: &[&str]) -> std::process::Output {
     out
 }
 
-fn daemon_in(p: &Profile, ns: &str, addr: &str) -> Daemon {
-    let log = p.scratch(&format!("daemon-{ns}.log"));
-    let file = std::fs::File::create(&log).expect("daemon log");
-    let child = Command::new("ip")
-        .args(["netns", "exec", ns])
-        .arg(kith_bin())
-        .arg("--home")
-        .arg(p.home())
-        .args(["daemon", "--listen", addr])
-        .env_remove("KITH_HOME")
-        .env_remove("KITH_PASSPHRASE")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(file)
-        .spawn()
-        .expect("spawning kith daemon");
-    let daemon = Daemon::from_child(child, log);
-    let up = p.kith(["status", "--wait", "10", "--json"]);
-    assert!(
-        up.status.success(),
-        "daemon in {ns} did not start\n{}",
-        daemon.log()
-    );
-    daemon
-}
-
 fn conversation_ids(p: &Profile, target: &str) -> Vec<String> {
     p.try_log_json(target)
         .map(|l| l.into_iter().map(|m| m.id).collect())
@@ -170,7 +146,12 @@ fn three_accounts_converge_after_splits_one_way_and_random_loss() {
     for account in 0..3 {
         let (first, second) = (account * 2, account * 2 + 1);
         profiles[first].init(NAMES[first]);
-        daemons.push(daemon_in(&profiles[first], &net.ns(first), &addr(first)));
+        daemons.push(daemon_in_netns(
+            &profiles[first],
+            &net.ns(first),
+            &addr(first),
+            &[],
+        ));
         let code = profiles[first].invite();
         kith_in(
             &profiles[second],
@@ -185,7 +166,12 @@ fn three_accounts_converge_after_splits_one_way_and_random_loss() {
                 "--no-passphrase",
             ],
         );
-        daemons.push(daemon_in(&profiles[second], &net.ns(second), &addr(second)));
+        daemons.push(daemon_in_netns(
+            &profiles[second],
+            &net.ns(second),
+            &addr(second),
+            &[],
+        ));
     }
     // Every pair of accounts are contacts (added on their first devices).
     let mut ids: BTreeMap<(usize, usize), String> = BTreeMap::new();
