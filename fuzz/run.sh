@@ -10,8 +10,8 @@ cd "$(dirname "$0")"
 RUNS=${RUNS:-10000000}
 TARGETS=("$@")
 if [ ${#TARGETS[@]} -eq 0 ]; then
-    TARGETS=(sync_msg event deposit card room_link name_record join_msg invite
-        account_entry room_content file_offer handle mailbox_auth)
+    TARGETS=(sync_msg event deposit_payload card room_link name_record join_msg
+        invite account_entry room_content file_offer handle mailbox_auth deposit)
 fi
 mkdir -p logs
 cargo fuzz build -s none --release

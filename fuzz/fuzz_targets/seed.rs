@@ -52,6 +52,7 @@ fn write_all() -> bool {
         with_modes(&room_link(account, device).to_uri(), "kith:room/"),
     );
     put("deposit", deposits(&genesis));
+    put("deposit_payload", deposit_payloads(&genesis));
     put("mailbox_auth", mailbox_auth(&key));
     put("name_record", name_records(&key, account, &card, &genesis));
     put(
@@ -260,13 +261,17 @@ fn deposits(genesis: &Event) -> Vec<Vec<u8>> {
     let prekey = BoxSecretKey::from_bytes(SecretBytes::new([7; 32])).public_key();
     let other = BoxSecretKey::from_bytes(SecretBytes::new([8; 32])).public_key();
     let payload = mailbox::encode_events(&[genesis.encode(), vec![1, 2, 3]]);
-    let mut out = vec![moded(1, &payload), moded(1, mailbox::encode_events(&[]))];
-    for to in [vec![prekey], vec![other, prekey]] {
-        if let Ok(sealed) = mailbox::seal_deposit(&to, &payload) {
-            out.push(moded(0, sealed));
-        }
-    }
-    out
+    [vec![prekey], vec![other, prekey]]
+        .iter()
+        .filter_map(|to| mailbox::seal_deposit(to, &payload).ok())
+        .collect()
+}
+
+fn deposit_payloads(genesis: &Event) -> Vec<Vec<u8>> {
+    vec![
+        mailbox::encode_events(&[genesis.encode(), vec![1, 2, 3]]),
+        mailbox::encode_events(&[]),
+    ]
 }
 
 fn mailbox_auth(key: &SigningKey) -> Vec<Vec<u8>> {
