@@ -7,6 +7,7 @@
 
 pub mod cmd;
 pub mod daemon;
+pub mod display;
 pub mod http;
 pub mod names;
 pub mod passphrase;

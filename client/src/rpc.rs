@@ -284,6 +284,12 @@ pub struct Status {
     /// How each link's packets travel now: `direct`, `relay` or `unknown`.
     #[serde(default)]
     pub paths: std::collections::BTreeMap<String, String>,
+    /// Events stored (all logs).
+    #[serde(default)]
+    pub events: u64,
+    /// Events kept while they wait for their parents (bounded).
+    #[serde(default)]
+    pub held: u64,
 }
 
 /// `card`'s value.

@@ -69,6 +69,8 @@ fn app(protected: bool) -> App {
         warnings: vec![],
         relay: None,
         paths: Default::default(),
+        events: 0,
+        held: 0,
     });
     app.set_contacts(vec![
         contact(2, "bob", "validated", 0),
@@ -288,4 +290,38 @@ fn keys_send_validate_revoke_and_quit() {
 
     a.on_key(ctrl('q'));
     assert!(a.quit);
+}
+
+/// Regression: the TUI drew peer text raw, so names and messages could
+/// carry escape sequences, carriage returns and bidi overrides to the
+/// terminal.
+#[test]
+fn peer_text_is_drawn_without_terminal_controls() {
+    let mut a = app(true);
+    a.set_contacts(vec![contact(
+        2,
+        "bob\u{1b}]0;pwned\u{7}\u{202e}",
+        "validated",
+        0,
+    )]);
+    a.messages = vec![message(
+        1,
+        AccountId::from_bytes([2; 32]),
+        "hi \u{1b}[2J\r\u{202e}evil\u{9b}31m",
+        true,
+    )];
+    let screen = render(&a, 100, 12);
+    for (c, name) in [
+        ('\u{1b}', "ESC"),
+        ('\u{7}', "BEL"),
+        ('\r', "CR"),
+        ('\u{202e}', "U+202E"),
+        ('\u{9b}', "CSI"),
+    ] {
+        assert!(!screen.contains(c), "{name} drawn:\n{screen}");
+    }
+    assert!(
+        screen.contains("evil") && screen.contains("pwned"),
+        "{screen}"
+    );
 }

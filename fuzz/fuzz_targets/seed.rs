@@ -260,17 +260,22 @@ fn room_link(account: AccountId, device: DeviceId) -> RoomLink {
 fn deposits(genesis: &Event) -> Vec<Vec<u8>> {
     let prekey = BoxSecretKey::from_bytes(SecretBytes::new([7; 32])).public_key();
     let other = BoxSecretKey::from_bytes(SecretBytes::new([8; 32])).public_key();
-    let payload = mailbox::encode_events(&[genesis.encode(), vec![1, 2, 3]]);
+    let key = SigningKey::from_seed(&SecretBytes::new([9; 32]));
+    let payload = mailbox::encode_events(&key, &PAYLOAD_TO, &[genesis.encode(), vec![1, 2, 3]]);
     [vec![prekey], vec![other, prekey]]
         .iter()
         .filter_map(|to| mailbox::seal_deposit(to, &payload).ok())
         .collect()
 }
 
+/// The account the deposit_payload target decodes for.
+const PAYLOAD_TO: [u8; 32] = [7; 32];
+
 fn deposit_payloads(genesis: &Event) -> Vec<Vec<u8>> {
+    let key = SigningKey::from_seed(&SecretBytes::new([9; 32]));
     vec![
-        mailbox::encode_events(&[genesis.encode(), vec![1, 2, 3]]),
-        mailbox::encode_events(&[]),
+        mailbox::encode_events(&key, &PAYLOAD_TO, &[genesis.encode(), vec![1, 2, 3]]),
+        mailbox::encode_events(&key, &PAYLOAD_TO, &[]),
     ]
 }
 

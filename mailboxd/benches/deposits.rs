@@ -37,6 +37,9 @@ fn start(database: Option<&str>) -> RunningServer {
             "100000000",
             "--retention",
             "1h",
+            // Every load client comes from loopback.
+            "--max-connections-per-address",
+            "100000",
         ])
         .env("RUST_LOG", "warn");
     if let Some(url) = database {

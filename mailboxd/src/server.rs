@@ -50,7 +50,10 @@ where
     };
     server.announce(common.ready_file.as_deref())?;
     health.set_ready();
-    let served = server.serve(router, shutdown).await.context("serving HTTP");
+    let served = server
+        .serve(router, common.http.clone(), shutdown)
+        .await
+        .context("serving HTTP");
     purger.abort();
     if let Some(relay) = relay
         && let Err(err) = relay.shutdown().await

@@ -34,6 +34,8 @@ fn start(database: Option<&str>) -> RunningServer {
         ])
         .arg(&data)
         .args(["--rate-limit", "100000000", "--rate-burst", "100000000"])
+        // Every load client comes from loopback.
+        .args(["--max-connections-per-address", "100000"])
         .env("RUST_LOG", "warn");
     if let Some(url) = database {
         command.args(["--database", url]);

@@ -10,7 +10,8 @@ use std::path::PathBuf;
 
 use clap::Parser;
 use serde::Deserialize;
-use service_kit::{CommonOptions, CommonSettings, DatabaseUrl, MissingSetting};
+use service_kit::proxy::ProxyNet;
+use service_kit::{CommonOptions, CommonSettings, DatabaseUrl, MissingSetting, Span};
 
 use node_core::names::DomainName;
 
@@ -41,6 +42,29 @@ pub struct Cli {
     /// Once listening, write the bound ADDR:PORT to this file.
     #[arg(long, env = "KITH_NAMED_READY_FILE", value_name = "FILE")]
     ready_file: Option<PathBuf>,
+    /// Longest a client may take to send a request's headers, from its first byte [default: 10s].
+    #[arg(long, env = "KITH_NAMED_HEADER_TIMEOUT", value_name = "SPAN")]
+    header_timeout: Option<Span>,
+    /// Longest a client may take to send a request's body, from the end of its headers [default: 60s].
+    #[arg(long, env = "KITH_NAMED_BODY_TIMEOUT", value_name = "SPAN")]
+    body_timeout: Option<Span>,
+    /// How long a kept-alive connection may wait for its next request [default: 60s].
+    #[arg(long, env = "KITH_NAMED_IDLE_TIMEOUT", value_name = "SPAN")]
+    idle_timeout: Option<Span>,
+    /// Most connections open at once; more are answered 503 [default: 1024].
+    #[arg(long, env = "KITH_NAMED_MAX_CONNECTIONS", value_name = "N")]
+    max_connections: Option<u32>,
+    /// Most connections open at once from one client address [default: 64].
+    #[arg(long, env = "KITH_NAMED_MAX_CONNECTIONS_PER_ADDRESS", value_name = "N")]
+    max_connections_per_address: Option<u32>,
+    /// Reverse proxies (addresses or CIDR blocks, comma-separated) whose X-Forwarded-For or Forwarded header names the client [default: none].
+    #[arg(
+        long,
+        env = "KITH_NAMED_TRUSTED_PROXIES",
+        value_name = "CIDRS",
+        value_delimiter = ','
+    )]
+    trusted_proxies: Option<Vec<ProxyNet>>,
     /// Requests per second allowed from one client address, on average [default: 20].
     #[arg(long, env = "KITH_NAMED_RATE_LIMIT", value_name = "N")]
     rate_limit: Option<u32>,
@@ -63,6 +87,18 @@ pub struct Config {
     pub database: Option<DatabaseUrl>,
     /// See `--ready-file`.
     pub ready_file: Option<PathBuf>,
+    /// See `--header-timeout`.
+    pub header_timeout: Option<Span>,
+    /// See `--body-timeout`.
+    pub body_timeout: Option<Span>,
+    /// See `--idle-timeout`.
+    pub idle_timeout: Option<Span>,
+    /// See `--max-connections`.
+    pub max_connections: Option<u32>,
+    /// See `--max-connections-per-address`.
+    pub max_connections_per_address: Option<u32>,
+    /// See `--trusted-proxies`.
+    pub trusted_proxies: Option<Vec<ProxyNet>>,
     /// See `--rate-limit`.
     pub rate_limit: Option<u32>,
     /// See `--rate-burst`.
@@ -110,6 +146,12 @@ impl Cli {
             data: self.data,
             database: self.database,
             ready_file: self.ready_file,
+            header_timeout: self.header_timeout,
+            body_timeout: self.body_timeout,
+            idle_timeout: self.idle_timeout,
+            max_connections: self.max_connections,
+            max_connections_per_address: self.max_connections_per_address,
+            trusted_proxies: self.trusted_proxies,
         }
     }
 }
@@ -121,6 +163,12 @@ impl Config {
             data: self.data,
             database: self.database,
             ready_file: self.ready_file,
+            header_timeout: self.header_timeout,
+            body_timeout: self.body_timeout,
+            idle_timeout: self.idle_timeout,
+            max_connections: self.max_connections,
+            max_connections_per_address: self.max_connections_per_address,
+            trusted_proxies: self.trusted_proxies,
         }
     }
 }

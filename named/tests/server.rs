@@ -44,6 +44,12 @@ fn help_lists_every_flag() {
         "--database",
         "--config",
         "--ready-file",
+        "--header-timeout",
+        "--body-timeout",
+        "--idle-timeout",
+        "--max-connections",
+        "--max-connections-per-address",
+        "--trusted-proxies",
     ];
     testing::assert_help_mentions(BIN, &flags);
 }
@@ -113,4 +119,16 @@ fn bad_domain_is_a_usage_error() {
     let mut command = named();
     command.args(["--listen", "127.0.0.1:0", "--domain", "user@kith.test"]);
     testing::assert_fails(&mut command, 2, "not a valid domain label");
+}
+
+#[test]
+fn slow_headers_are_cut_off() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut command = named();
+    command
+        .args(["--listen", "127.0.0.1:0", "--domain", "kith.test", "--data"])
+        .arg(dir.path())
+        .args(["--header-timeout", "300ms"]);
+    let server = RunningServer::start(&mut command);
+    testing::assert_cuts_off_slow_headers(server.addr());
 }

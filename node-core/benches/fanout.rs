@@ -218,6 +218,7 @@ impl Sim {
                         let c = &mut self.conns[k];
                         let s = if a_side { &mut c.sa } else { &mut c.sb };
                         s.ingested(log, stored, missing, &self.replicas[me])
+                            .expect("the simulation stays within bounds")
                     };
                     queue.extend(more);
                     if !fresh.is_empty() {

@@ -9,6 +9,7 @@
 #![warn(missing_docs)]
 
 pub mod crypto;
+pub mod file_offer;
 pub mod id;
 pub mod identity;
 pub mod log;

@@ -423,29 +423,77 @@ pub fn open_deposit(
     Ok(None)
 }
 
+/// Version byte of a deposit payload.
+const PAYLOAD_VERSION: u8 = 2;
+
 /// The payload of a deposit: signed events, each in its wire form (at most
-/// [`MAX_EVENTS`]; callers split longer lists).
-pub fn encode_events(events: &[Vec<u8>]) -> Vec<u8> {
+/// [`MAX_EVENTS`]; callers split longer lists), for the account `to`,
+/// signed by the depositing device. The recipient treats the events as if
+/// that device had sent them over a link: only an active device of an
+/// account entitled to their logs is heard, so a deposit made with a
+/// leaked delivery token or by a revoked device is refused.
+pub fn encode_events(key: &SigningKey, to: &[u8; 32], events: &[Vec<u8>]) -> Vec<u8> {
     let events = &events[..events.len().min(MAX_EVENTS)];
     let mut w = Writer::new();
-    w.u16(events.len() as u16);
+    w.u8(PAYLOAD_VERSION)
+        .fixed(key.verifying_key().as_bytes())
+        .u16(events.len() as u16);
     for event in events {
         w.bytes(event);
     }
-    w.finish()
+    let mut body = w.finish();
+    let sig = key.sign(SignDomain::DEPOSIT, &signed_payload(to, &body));
+    body.extend_from_slice(sig.as_bytes());
+    body
 }
 
-/// Splits a deposit payload into the events' wire forms (each still to be
-/// decoded and verified like any event from a peer).
-pub fn decode_events(payload: &[u8]) -> Result<Vec<&[u8]>, MailboxError> {
-    let mut r = Reader::new(payload);
+fn signed_payload(to: &[u8; 32], body: &[u8]) -> Vec<u8> {
+    let mut m = Vec::with_capacity(32 + body.len());
+    m.extend_from_slice(to);
+    m.extend_from_slice(body);
+    m
+}
+
+/// An opened deposit payload: the device that signed it and the events'
+/// wire forms (each still to be decoded and verified like any event from
+/// a peer).
+#[derive(Debug)]
+pub struct Payload<'a> {
+    /// The depositing device (its signature is checked).
+    pub from: VerifyingKey,
+    /// The events.
+    pub events: Vec<&'a [u8]>,
+}
+
+/// Reads a deposit payload made for the account `to` and checks its
+/// signature.
+pub fn decode_events<'a>(to: &[u8; 32], payload: &'a [u8]) -> Result<Payload<'a>, MailboxError> {
+    let split = payload
+        .len()
+        .checked_sub(64)
+        .ok_or(MailboxError::Invalid("deposit payload too short"))?;
+    let (body, sig) = payload.split_at(split);
+    let mut r = Reader::new(body);
+    if r.u8("payload version")? != PAYLOAD_VERSION {
+        return Err(MailboxError::Invalid("unknown deposit payload version"));
+    }
+    let from = VerifyingKey::from_bytes(r.array("depositor")?);
     let count = r.count(MAX_EVENTS, "deposit events")?;
-    let mut out = Vec::with_capacity(count);
+    let mut events = Vec::with_capacity(count);
     for _ in 0..count {
-        out.push(r.bytes(crate::log::event::MAX_EVENT, "deposited event")?);
+        events.push(r.bytes(crate::log::event::MAX_EVENT, "deposited event")?);
     }
     r.finish("deposit payload")?;
-    Ok(out)
+    let sig: [u8; 64] = sig
+        .try_into()
+        .map_err(|_| MailboxError::Invalid("deposit signature"))?;
+    from.verify(
+        SignDomain::DEPOSIT,
+        &signed_payload(to, body),
+        &Signature::from_bytes(sig),
+    )
+    .map_err(|_| MailboxError::Invalid("deposit payload signature does not verify"))?;
+    Ok(Payload { from, events })
 }
 
 /// A random challenge, as the server issues it.
@@ -528,17 +576,23 @@ mod tests {
         let a = BoxSecretKey::generate();
         let b = BoxSecretKey::generate();
         let stranger = BoxSecretKey::generate();
-        let payload = encode_events(&[b"one".to_vec(), b"two".to_vec()]);
+        let key = SigningKey::generate();
+        let payload = encode_events(&key, &[7; 32], &[b"one".to_vec(), b"two".to_vec()]);
         let deposit = seal_deposit(&[a.public_key(), b.public_key()], &payload).expect("seal");
         for key in [&a, &b] {
             let opened = open_deposit(&[&stranger, key], &deposit).expect("well-formed");
             assert_eq!(opened.as_deref(), Some(&payload[..]));
         }
         assert_eq!(open_deposit(&[&stranger], &deposit), Ok(None));
-        assert_eq!(
-            decode_events(&payload).expect("payload"),
-            vec![&b"one"[..], b"two"]
-        );
+        let opened = decode_events(&[7; 32], &payload).expect("payload");
+        assert_eq!(opened.events, vec![&b"one"[..], b"two"]);
+        assert_eq!(opened.from.as_bytes(), key.verifying_key().as_bytes());
+        // For another account, or altered: refused.
+        assert!(decode_events(&[8; 32], &payload).is_err());
+        let mut altered = payload.clone();
+        altered[40] ^= 1;
+        assert!(decode_events(&[7; 32], &altered).is_err());
+        assert!(decode_events(&[7; 32], &payload[..20]).is_err());
         let mut tampered = deposit.clone();
         let last = tampered.len() - 1;
         tampered[last] ^= 1;

@@ -229,7 +229,7 @@ pub enum RoomContent {
     /// A text message.
     Message(String),
     /// A file offer.
-    File(crate::files::FileOffer),
+    File(crate::file_offer::FileOffer),
 }
 
 impl RoomContent {
@@ -278,7 +278,7 @@ impl RoomContent {
     /// Reads a body of `kind`.
     pub fn decode(kind: u16, body: &[u8]) -> Result<Self, WireError> {
         if kind == kind::FILE {
-            return crate::files::FileOffer::decode(body).map(RoomContent::File);
+            return crate::file_offer::FileOffer::decode(body).map(RoomContent::File);
         }
         let mut r = Reader::new(body);
         let content = match kind {

@@ -278,25 +278,43 @@ impl Transport {
         Ok(Link { peer: device, conn })
     }
 
-    /// Waits for the next incoming connection; `None` once closed.
+    /// Waits for the next incoming connection and its handshake; `None`
+    /// once closed. (A daemon uses [`Transport::accept_incoming`], which
+    /// does not wait for one handshake before the next.)
     pub async fn accept(&self) -> Option<Result<Link, TransportError>> {
-        let incoming = self.endpoint.accept().await?;
-        Some(
-            async move {
-                let conn = incoming.await.map_err(link)?;
-                if conn.alpn() != ALPN && conn.alpn() != ALPN_JOIN {
-                    return Err(TransportError::Link("wrong protocol".into()));
-                }
-                let peer = DeviceId::from_bytes(*conn.remote_id().as_bytes());
-                Ok(Link { conn, peer })
-            }
-            .await,
-        )
+        Some(self.accept_incoming().await?.link().await)
+    }
+
+    /// Waits for the next incoming connection attempt, before its
+    /// handshake; `None` once closed.
+    pub async fn accept_incoming(&self) -> Option<Accepting> {
+        self.endpoint.accept().await.map(Accepting)
     }
 
     /// Closes every connection and the endpoint.
     pub async fn close(&self) {
         self.endpoint.close().await;
+    }
+}
+
+/// An incoming connection attempt whose handshake has not run yet.
+#[derive(Debug)]
+pub struct Accepting(iroh::endpoint::Incoming);
+
+impl Accepting {
+    /// Turns the attempt away at once (no handshake work).
+    pub fn refuse(self) {
+        self.0.refuse();
+    }
+
+    /// Runs the handshake: the link, authenticated by the peer's key.
+    pub async fn link(self) -> Result<Link, TransportError> {
+        let conn = self.0.await.map_err(link)?;
+        if conn.alpn() != ALPN && conn.alpn() != ALPN_JOIN {
+            return Err(TransportError::Link("wrong protocol".into()));
+        }
+        let peer = DeviceId::from_bytes(*conn.remote_id().as_bytes());
+        Ok(Link { conn, peer })
     }
 }
 

@@ -37,7 +37,8 @@ fn a_captured_deposit_stops_opening_once_its_prekey_is_deleted() {
         assert!(b.rotate_prekeys(NOW).await.unwrap(), "first prekey");
         assert!(!b.rotate_prekeys(NOW + DAY).await.unwrap(), "not due yet");
         let first = SignedPrekey::decode(&b.prekey_bundle().await.unwrap().unwrap()).unwrap();
-        let payload = mailbox::encode_events(&[b"an event".to_vec()]);
+        let payload =
+            mailbox::encode_events(&SigningKey::generate(), &[0; 32], &[b"an event".to_vec()]);
         let captured = mailbox::seal_deposit(&[first.public], &payload).unwrap();
         assert_eq!(
             b.open_deposit(&captured).await.unwrap().unwrap(),
@@ -89,7 +90,7 @@ fn turning_the_mailbox_off_retires_prekeys_and_later_deletes_them() {
         let b = new_node(&dir, "b").await;
         b.rotate_prekeys(NOW).await.unwrap();
         let key = SignedPrekey::decode(&b.prekey_bundle().await.unwrap().unwrap()).unwrap();
-        let payload = mailbox::encode_events(&[b"x".to_vec()]);
+        let payload = mailbox::encode_events(&SigningKey::generate(), &[0; 32], &[b"x".to_vec()]);
         let captured = mailbox::seal_deposit(&[key.public], &payload).unwrap();
         b.retire_prekeys(NOW + DAY).await.unwrap();
         assert!(
@@ -225,7 +226,7 @@ fn deposited_events_are_checked_like_any_peer_event() {
         events.push(forged);
         events.push(b"not an event".to_vec());
         let stored = b
-            .ingest_deposit(&mailbox::encode_events(&events), NOW, 1)
+            .ingest_deposit(&a.deposit_payload(b.account(), &events), NOW, 1)
             .await
             .unwrap();
         assert!(stored >= 1);
@@ -234,6 +235,74 @@ fn deposited_events_are_checked_like_any_peer_event() {
         assert_eq!((log[0].id, log[0].text.as_str()), (id, "hello via mailbox"));
         assert!(b.ingest_deposit(b"\xff", NOW, 1).await.is_err());
         for n in [a, b] {
+            n.close().await;
+        }
+    });
+}
+
+/// Revoking a device rotates the mailbox key (the revoked device knew the
+/// seed and with it every contact's delivery token): new tokens, and every
+/// contact is due a new grant, without the user doing anything.
+#[test]
+fn revoking_a_device_rotates_the_mailbox_and_its_tokens() {
+    rt().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = new_node(&dir, "a").await;
+        let mut b = new_node(&dir, "b").await;
+        befriend(&mut a, &mut b).await;
+        let a2 = join(&mut a, &dir, "a2").await;
+        let old = a
+            .set_mailbox(Some("http://127.0.0.1:8480"), NOW)
+            .await
+            .unwrap()
+            .unwrap();
+        let old_token = a.delivery_token(b.account()).unwrap().hash();
+        a.write_grant(b.account(), NOW).await.unwrap();
+        assert!(a.grants_due().is_empty());
+        a.revoke_device("a2", NOW + 1).await.unwrap();
+        let new = a.mailbox().unwrap();
+        assert_eq!(new.url, "http://127.0.0.1:8480", "same server");
+        assert_ne!(new.key.id(), old, "a new mailbox key");
+        assert_ne!(a.delivery_token(b.account()).unwrap().hash(), old_token);
+        assert_eq!(a.grants_due(), vec![b.account()], "a new grant is due");
+        for n in [a, a2, b] {
+            n.close().await;
+        }
+    });
+}
+
+/// A contact's new device deposits before we have heard of it: the
+/// deposit carries the account log that lists it, which is stored first,
+/// so the device is proven and its message is kept (the deposit used to be
+/// refused, and deleted from the server, for an unknown depositor).
+#[test]
+fn a_new_device_of_a_contact_is_proven_by_its_own_deposit() {
+    rt().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = new_node(&dir, "a").await;
+        let mut b = new_node(&dir, "b").await;
+        befriend(&mut a, &mut b).await;
+        let mut a2 = join(&mut a, &dir, "a2").await;
+        let own = LogId::self_log(a.account());
+        deliver(&mut a2, own, events_of(&a, own).await, 5).await;
+        let id = a2
+            .send_message(b.account(), "from the new device", NOW)
+            .await
+            .unwrap();
+        let mut events = events_of(&a2, LogId::account(a.account())).await;
+        events.extend(
+            a2.undelivered_events(b.account(), &Default::default(), 100)
+                .await
+                .unwrap(),
+        );
+        let stored = b
+            .ingest_deposit(&a2.deposit_payload(b.account(), &events), NOW, 1)
+            .await
+            .unwrap();
+        assert!(stored >= 1);
+        let log = b.conversation(a.account(), None).await.unwrap();
+        assert!(log.iter().any(|m| m.id == id), "{log:?}");
+        for n in [a, a2, b] {
             n.close().await;
         }
     });

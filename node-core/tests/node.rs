@@ -410,3 +410,101 @@ async fn held_events_survive_a_restart() {
     assert_eq!(node.log(&log).unwrap().len(), 2);
     node.close().await;
 }
+
+/// A thief holding a revoked device's key mints a self-log entry with a
+/// sequence number below the cut-off (one the device never used there)
+/// and deposits it through the mailbox (it knows the mailbox seed, so it
+/// can derive a delivery token): the deposit is refused, because its
+/// signer is no active device. (Without the depositor check it was stored:
+/// a stolen device could delete history or add contacts everywhere.)
+#[tokio::test]
+async fn a_revoked_device_cannot_write_through_a_deposit() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut node, _) = Node::create(profile(&dir), "alice", None, false, 1_000)
+        .await
+        .unwrap();
+    let mut phone = join_second_device(&mut node).await;
+    let first = self_event(&node, &mut phone, b"first");
+    node.ingest(&first.encode(), 3_000).await.unwrap();
+    phone.seq = 9;
+    let tenth = self_event(&node, &mut phone, b"tenth");
+    node.ingest(&tenth.encode(), 3_000).await.unwrap();
+    node.revoke_device(&phone.id().to_string(), 4_000)
+        .await
+        .unwrap();
+    // The thief: seq 5 lies below the cut-off (10) and was never used.
+    let log = LogId::self_log(node.account());
+    let minted = Event::sign(
+        &phone.key,
+        node_core::log::Draft {
+            log: Some(log),
+            log_kind: LogKind::SelfLog,
+            seq: 5,
+            prev: Some(first.id()),
+            parents: vec![(first.id(), first.header().depth)],
+            time: 3_500,
+            kind: 7,
+            body: b"minted".to_vec(),
+        },
+    );
+    let before = node.log(&log).unwrap().len();
+    let payload = node_core::mailbox::encode_events(
+        &phone.key,
+        node.account().as_bytes(),
+        &[minted.encode()],
+    );
+    assert!(node.ingest_deposit(&payload, 5_000, 1).await.is_err());
+    assert_eq!(node.log(&log).unwrap().len(), before, "nothing stored");
+    assert!(!node.log(&log).unwrap().knows(&minted.id()));
+    node.close().await;
+}
+
+/// Held events are bounded on disk as in memory: a flood of events whose
+/// parents never come leaves at most the buffer's bound at rest, and a
+/// restart reads no more than that.
+#[tokio::test]
+async fn a_flood_of_held_events_stays_bounded_at_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut node, _) = Node::create(profile(&dir), "alice", None, false, 1_000)
+        .await
+        .unwrap();
+    let mut phone = join_second_device(&mut node).await;
+    let log = LogId::self_log(node.account());
+    let bound = node_core::log::dag::DEFAULT_MAX_PENDING;
+    let mut events = Vec::new();
+    for i in 0..(bound + 500) as u64 {
+        // Each names a parent that does not exist, at a depth the sender
+        // picks (shallower ones used to push out deeper ones forever).
+        phone.seq += 1;
+        let ghost = node_core::EventId::from_bytes(node_core::crypto::hash(
+            node_core::crypto::HashDomain::EVENT_ID,
+            &i.to_be_bytes(),
+        ));
+        events.push(
+            Event::sign(
+                &phone.key,
+                node_core::log::Draft {
+                    log: Some(log),
+                    log_kind: LogKind::SelfLog,
+                    seq: phone.seq,
+                    prev: None,
+                    parents: vec![(ghost, 1_000_000 - i)],
+                    time: 3_000,
+                    kind: 7,
+                    body: vec![0; 64],
+                },
+            )
+            .encode(),
+        );
+    }
+    for chunk in events.chunks(256) {
+        node.ingest_batch(log, chunk, 3_000, 1, None).await.unwrap();
+    }
+    assert!(node.log(&log).unwrap().pending_len() <= bound);
+    let at_rest = node.store().pending_rows().await.unwrap();
+    assert!(at_rest <= bound, "{at_rest} held rows at rest");
+    node.close().await;
+    let node = Node::open(profile(&dir), None).await.unwrap();
+    assert!(node.log(&log).unwrap().pending_len() <= bound);
+    node.close().await;
+}

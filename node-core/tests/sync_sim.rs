@@ -212,6 +212,7 @@ impl Sim {
                         let c = &mut self.conns[k];
                         let s = if a_side { &mut c.sa } else { &mut c.sb };
                         s.ingested(log, stored, missing, &self.replicas[me])
+                            .expect("the simulation stays within bounds")
                     };
                     queue.extend(more);
                     // Relay by any holder: pass new events on to other links.
@@ -383,4 +384,95 @@ fn a_larger_cluster_converges() {
     for seed in 1000..1005 {
         run(seed, 6, 120);
     }
+}
+
+/// Counts how often the session asks for every item of the log.
+struct Counting<'a> {
+    inner: &'a Replica,
+    items: std::cell::Cell<usize>,
+}
+
+impl View for Counting<'_> {
+    fn shared_logs(&self, a: AccountId, d: DeviceId) -> Vec<LogId> {
+        self.inner.shared_logs(a, d)
+    }
+    fn entitled(&self, a: AccountId, d: DeviceId, log: &LogId) -> bool {
+        self.inner.entitled(a, d, log)
+    }
+    fn device_active(&self, a: AccountId, d: DeviceId) -> bool {
+        self.inner.device_active(a, d)
+    }
+    fn heads(&self, log: &LogId) -> Vec<EventId> {
+        self.inner.heads(log)
+    }
+    fn not_below(&self, log: &LogId, known: &[EventId]) -> Vec<EventId> {
+        self.inner.not_below(log, known)
+    }
+    fn has(&self, log: &LogId, id: &EventId) -> bool {
+        self.inner.has(log, id)
+    }
+    fn items(&self, log: &LogId) -> Vec<(u64, EventId)> {
+        self.items.set(self.items.get() + 1);
+        self.inner.items(log)
+    }
+}
+
+/// A peer sending many small reconciliation frames costs the listener one
+/// walk of the log per round, not one per frame (each frame used to build
+/// the whole log's negentropy storage again, under the node lock).
+#[test]
+fn reconciliation_frames_reuse_one_storage_per_round() {
+    let mut r = Replica::new(1);
+    for n in 0..500 {
+        r.create(n, 1_000 + i64::from(n));
+    }
+    let view = Counting {
+        inner: &r,
+        items: std::cell::Cell::new(0),
+    };
+    let (mut listener, _) = Session::new(
+        Role::Listener,
+        AccountId::from_bytes([1; 32]),
+        DeviceId::from_bytes([9; 32]),
+    );
+    listener
+        .on_msg(
+            Msg::Hello {
+                version: node_core::sync::SYNC_VERSION,
+                account: AccountId::from_bytes([2; 32]),
+            },
+            &view,
+        )
+        .unwrap();
+    let mut storage = negentropy::NegentropyStorageVector::new();
+    storage
+        .insert(1, negentropy::Id::from_byte_array([7; 32]))
+        .unwrap();
+    storage.seal().unwrap();
+    let mut neg = negentropy::Negentropy::owned(storage, 60_000).unwrap();
+    let first = neg.initiate().unwrap();
+    for _ in 0..50 {
+        listener
+            .on_msg(
+                Msg::Recon {
+                    log: LOG,
+                    recon: first.clone(),
+                },
+                &view,
+            )
+            .unwrap();
+    }
+    assert_eq!(view.items.get(), 1, "the log was walked once per frame");
+    // A new round (the dialer says it is done) builds it again.
+    listener.on_msg(Msg::Synced { log: LOG }, &view).unwrap();
+    listener
+        .on_msg(
+            Msg::Recon {
+                log: LOG,
+                recon: first,
+            },
+            &view,
+        )
+        .unwrap();
+    assert_eq!(view.items.get(), 2);
 }

@@ -68,6 +68,8 @@ fn start(fcm_url: &str, dir: &std::path::Path, database: Option<&str>) -> Runnin
         .arg(&key)
         .args(["--fcm-url", fcm_url])
         .args(["--rate-limit", "100000000", "--rate-burst", "100000000"])
+        // Every load client comes from loopback.
+        .args(["--max-connections-per-address", "100000"])
         .args(["--sender-wakes-per-minute", "100000000"])
         .args(["--target-wakes-per-minute", "100000000"])
         .env("RUST_LOG", "warn");

@@ -44,7 +44,10 @@ where
     let router = http::router(service, limiter, metrics(registry), health.clone());
     server.announce(common.ready_file.as_deref())?;
     health.set_ready();
-    let served = server.serve(router, shutdown).await.context("serving HTTP");
+    let served = server
+        .serve(router, common.http.clone(), shutdown)
+        .await
+        .context("serving HTTP");
     store.close().await;
     served
 }

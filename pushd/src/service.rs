@@ -225,18 +225,8 @@ impl Service {
                 if endpoint.len() > MAX_FIELD || p256dh.len() > 200 || auth.len() > 100 {
                     return bad("WebPush subscription fields are too long");
                 }
-                let ok_scheme = endpoint.starts_with("https://")
-                    || (self.allow_http && endpoint.starts_with("http://"));
-                let Some(uri) = endpoint.parse::<http::Uri>().ok().filter(|_| ok_scheme) else {
-                    return bad("the WebPush endpoint must be an https:// URL");
-                };
-                // Names are checked when resolved; addresses here.
-                let host = uri.host().unwrap_or_default().trim_matches(['[', ']']);
-                if let Ok(ip) = host.parse::<std::net::IpAddr>()
-                    && !self.allow_http
-                    && !crate::push::is_public(ip)
-                {
-                    return bad("the WebPush endpoint must be on a public address");
+                if let Err(err) = crate::push::webpush_endpoint(endpoint, self.allow_http) {
+                    return bad(&err.to_string());
                 }
                 if crate::push::subscriber_key(p256dh).is_none() {
                     return bad("p256dh is not a P-256 public key in base64url");

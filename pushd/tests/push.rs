@@ -591,6 +591,24 @@ fn webpush_endpoints_must_be_public() {
         ("https://10.0.0.1/x", "public address"),
         ("https://169.254.169.254/latest", "public address"),
         ("https://[::1]/x", "public address"),
+        // Shorthand and odd-base IPv4 forms that URL parsers and resolvers
+        // read as loopback.
+        ("https://2130706433/x", "public address"),
+        ("https://0x7f.1/x", "public address"),
+        ("https://0177.0.0.1/x", "public address"),
+        ("https://127.1/x", "public address"),
+        ("https://0x7f000001/x", "public address"),
+        ("https://[::ffff:127.0.0.1]/x", "public address"),
+        ("https://[::127.0.0.1]/x", "public address"),
+        ("https://[64:ff9b::7f00:1]/x", "public address"),
+        ("https://0/x", "public address"),
+        ("https://100.64.0.1/x", "public address"),
+        ("https://224.0.0.1/x", "public address"),
+        ("https://255.255.255.255/x", "public address"),
+        ("https://192.0.2.1/x", "public address"),
+        ("https://[fc00::1]/x", "public address"),
+        ("https://[fe80::1]/x", "public address"),
+        ("https://[ff02::1]/x", "public address"),
     ] {
         let body = json!({"platform": "webpush", "endpoint": endpoint, "p256dh": p256dh, "auth": auth, "issued": now_ms()});
         let r = signed(&server, &phone, "POST", "/v1/registrations", &body);

@@ -36,6 +36,12 @@ fn help_lists_every_flag() {
         "--database",
         "--config",
         "--ready-file",
+        "--header-timeout",
+        "--body-timeout",
+        "--idle-timeout",
+        "--max-connections",
+        "--max-connections-per-address",
+        "--trusted-proxies",
     ];
     testing::assert_help_mentions(BIN, &flags);
 }
@@ -99,4 +105,16 @@ fn unknown_config_key_is_refused() {
 #[test]
 fn missing_listen_says_how_to_give_it() {
     testing::assert_fails(&mut pushd(), 2, "--listen ADDR:PORT");
+}
+
+#[test]
+fn slow_headers_are_cut_off() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut command = pushd();
+    command
+        .args(["--listen", "127.0.0.1:0", "--data"])
+        .arg(dir.path())
+        .args(["--header-timeout", "300ms"]);
+    let server = RunningServer::start(&mut command);
+    testing::assert_cuts_off_slow_headers(server.addr());
 }

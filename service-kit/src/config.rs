@@ -13,10 +13,14 @@
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::de::{self, DeserializeOwned, Deserializer, Visitor};
 
 use crate::database::DatabaseUrl;
+use crate::proxy::{ProxyNet, TrustedProxies};
+use crate::server::HttpSettings;
+use crate::span::Span;
 
 /// Reads the TOML config file at `path` into `T`; with no path, `T::default()`.
 pub fn load_file<T: DeserializeOwned + Default>(path: Option<&Path>) -> Result<T, ConfigFileError> {
@@ -72,6 +76,18 @@ pub struct CommonOptions {
     pub database: Option<DatabaseUrl>,
     /// File to write the bound `ADDR:PORT` to once listening.
     pub ready_file: Option<PathBuf>,
+    /// Longest a client may take to send a request's headers.
+    pub header_timeout: Option<Span>,
+    /// Longest a client may take to send a request's body.
+    pub body_timeout: Option<Span>,
+    /// How long a kept-alive connection may wait for its next request.
+    pub idle_timeout: Option<Span>,
+    /// Most connections open at once.
+    pub max_connections: Option<u32>,
+    /// Most connections open at once from one client address.
+    pub max_connections_per_address: Option<u32>,
+    /// Reverse proxies whose forwarding headers are believed.
+    pub trusted_proxies: Option<Vec<ProxyNet>>,
 }
 
 /// The settings every kith server has, after merging all sources.
@@ -85,6 +101,8 @@ pub struct CommonSettings {
     pub database: DatabaseUrl,
     /// File to write the bound `ADDR:PORT` to once listening, if any.
     pub ready_file: Option<PathBuf>,
+    /// Connection deadlines and caps, trusted proxies.
+    pub http: HttpSettings,
 }
 
 impl CommonSettings {
@@ -94,7 +112,8 @@ impl CommonSettings {
         binary: &str,
         flags: CommonOptions,
         file: CommonOptions,
-    ) -> Result<Self, MissingSetting> {
+    ) -> Result<Self, SettingError> {
+        let http = resolve_http(&flags, &file)?;
         let listen = flags
             .listen
             .or(file.listen)
@@ -113,8 +132,84 @@ impl CommonSettings {
             data,
             database,
             ready_file,
+            http,
         })
     }
+}
+
+/// The connection settings: each from `flags`, else `file`, else the
+/// default; all must be more than zero.
+fn resolve_http(flags: &CommonOptions, file: &CommonOptions) -> Result<HttpSettings, SettingError> {
+    let d = HttpSettings::default();
+    let span = |flag: Option<Span>, file: Option<Span>, default: Duration, key: &'static str| {
+        let value = flag.or(file).map_or(default, Span::duration);
+        positive(value.is_zero(), key).map(|()| value)
+    };
+    let count = |flag: Option<u32>, file: Option<u32>, default: u32, key: &'static str| {
+        let value = flag.or(file).unwrap_or(default);
+        positive(value == 0, key).map(|()| value)
+    };
+    let mut http = HttpSettings {
+        max_connections: count(
+            flags.max_connections,
+            file.max_connections,
+            d.max_connections,
+            "max_connections",
+        )?,
+        max_connections_per_address: count(
+            flags.max_connections_per_address,
+            file.max_connections_per_address,
+            d.max_connections_per_address,
+            "max_connections_per_address",
+        )?,
+        trusted_proxies: flags
+            .trusted_proxies
+            .clone()
+            .or_else(|| file.trusted_proxies.clone())
+            .map_or(d.trusted_proxies, TrustedProxies::new),
+        deadlines: d.deadlines,
+    };
+    http.deadlines.header = span(
+        flags.header_timeout,
+        file.header_timeout,
+        d.deadlines.header,
+        "header_timeout",
+    )?;
+    http.deadlines.body = span(
+        flags.body_timeout,
+        file.body_timeout,
+        d.deadlines.body,
+        "body_timeout",
+    )?;
+    http.deadlines.idle = span(
+        flags.idle_timeout,
+        file.idle_timeout,
+        d.deadlines.idle,
+        "idle_timeout",
+    )?;
+    Ok(http)
+}
+
+fn positive(zero: bool, key: &'static str) -> Result<(), SettingError> {
+    if zero {
+        Err(SettingError::Zero { key })
+    } else {
+        Ok(())
+    }
+}
+
+/// A setting that is missing or unusable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SettingError {
+    /// A required setting given by no source.
+    #[error(transparent)]
+    Missing(#[from] MissingSetting),
+    /// A limit or timeout of zero (it would refuse everything).
+    #[error("{key} must be more than 0")]
+    Zero {
+        /// The config-file key.
+        key: &'static str,
+    },
 }
 
 /// A required setting given by no source.
@@ -280,6 +375,38 @@ mod tests {
         assert_eq!(
             settings.database.to_string(),
             "sqlite:///srv/box/mailboxd.db"
+        );
+    }
+
+    #[test]
+    fn connection_settings_merge_and_refuse_zero() {
+        let flags = CommonOptions {
+            listen: Some("127.0.0.1:1".parse().expect("test address")),
+            header_timeout: Some("300ms".parse().expect("span")),
+            trusted_proxies: Some(vec!["10.0.0.0/8".parse().expect("net")]),
+            ..CommonOptions::default()
+        };
+        let file = CommonOptions {
+            header_timeout: Some(Span::from_secs(5)),
+            max_connections: Some(7),
+            ..CommonOptions::default()
+        };
+        let http = CommonSettings::resolve("kith-pushd", flags.clone(), file)
+            .expect("resolves")
+            .http;
+        assert_eq!(http.deadlines.header, Duration::from_millis(300));
+        assert_eq!(http.max_connections, 7);
+        assert_eq!(http.deadlines.idle, HttpSettings::default().deadlines.idle);
+        assert!(http.trusted_proxies.contains([10, 1, 2, 3].into()));
+        let zero = CommonOptions {
+            max_connections_per_address: Some(0),
+            ..flags
+        };
+        let err = CommonSettings::resolve("kith-pushd", zero, CommonOptions::default())
+            .expect_err("zero is refused");
+        assert_eq!(
+            err.to_string(),
+            "max_connections_per_address must be more than 0"
         );
     }
 

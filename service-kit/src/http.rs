@@ -229,9 +229,12 @@ mod tests {
             .expect("bind");
         let addr = server.local_addr();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let serving = tokio::spawn(server.serve(router, async move {
-            let _ = stopped.await;
-        }));
+        let serving =
+            tokio::spawn(
+                server.serve(router, crate::HttpSettings::default(), async move {
+                    let _ = stopped.await;
+                }),
+            );
         let fetch = |path: &'static str| async move {
             let response =
                 tokio::task::spawn_blocking(move || crate::testing::http_get(addr, path));

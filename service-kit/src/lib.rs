@@ -8,7 +8,10 @@
 //!   flag > environment > config file > default; the settings all servers share.
 //! - [`database`]: the `--database` value, `sqlite://PATH` or `postgres://…`.
 //! - [`server`]: binding, `local_addr`, the ready file, serving until SIGINT,
-//!   SIGTERM or a test-provided future.
+//!   SIGTERM or a test-provided future, with connection caps.
+//! - [`conn`]: one connection's deadlines for headers, bodies and keep-alive
+//!   idleness (slow clients are cut off).
+//! - [`proxy`]: trusted reverse proxies, and the client address they name.
 //! - [`http`]: the base router (`GET /healthz`, `GET /metrics`, a JSON 404) and
 //!   [`ApiError`], which turns domain errors into a status code and
 //!   `{"error": "..."}`.
@@ -28,22 +31,26 @@
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod conn;
 pub mod database;
 pub mod http;
 pub mod logging;
 pub mod metrics;
+pub mod proxy;
 pub mod rate;
 pub mod server;
 pub mod span;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
-pub use config::{CommonOptions, CommonSettings, ConfigFileError, MissingSetting, load_file};
+pub use config::{
+    CommonOptions, CommonSettings, ConfigFileError, MissingSetting, SettingError, load_file,
+};
 pub use database::{DatabaseUrl, DatabaseUrlError};
 pub use http::{ApiError, Health, base_router};
 pub use logging::init_tracing;
 pub use metrics::{BuildInfo, Metrics, Outcomes};
-pub use server::{ServeError, Server, shutdown_signal};
+pub use server::{HttpSettings, ServeError, Server, shutdown_signal};
 pub use span::{Span, SpanError};
 
 /// Now, in milliseconds since the Unix epoch (0 if the clock is before it).

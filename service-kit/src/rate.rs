@@ -1,6 +1,6 @@
 //! Rate limiting: a token bucket per key (a client address, a sender, a
 //! target), and the axum middleware that limits `/v1` requests per client
-//! address.
+//! address ([`ClientAddr`]: the TCP peer, or what a trusted proxy said).
 //!
 //! In memory, per instance: with several instances behind a load balancer
 //! each enforces its own share. Buckets that have refilled are forgotten when
@@ -19,6 +19,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse as _, Response};
 
 use crate::ApiError;
+use crate::proxy::ClientAddr;
 
 /// Table size above which refilled buckets are dropped.
 const PRUNE_ABOVE: usize = 65_536;
@@ -42,15 +43,23 @@ impl RateLimiter<IpAddr> {
     /// none left. IPv6 clients share a bucket per /64 (one host usually holds
     /// a whole /64, so per-address buckets would be free for it to multiply).
     pub fn allow(&self, addr: IpAddr, now: Instant) -> bool {
-        let addr = match addr {
-            IpAddr::V6(v6) => {
+        self.allow_key(client_key(addr), now)
+    }
+}
+
+/// The key one client is counted under: its IPv4 address (also when it
+/// arrives IPv4-mapped), or its IPv6 /64.
+pub(crate) fn client_key(addr: IpAddr) -> IpAddr {
+    match addr {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
                 let mut bytes = v6.octets();
                 bytes[8..].fill(0);
                 IpAddr::from(bytes)
             }
-            v4 => v4,
-        };
-        self.allow_key(addr, now)
+        },
+        v4 => v4,
     }
 }
 
@@ -97,16 +106,22 @@ impl<K: Hash + Eq> RateLimiter<K> {
 
 /// Middleware: refuses a request with 429 once its client address has used
 /// its burst (`axum::middleware::from_fn_with_state(limiter, rate_limit)`).
-/// Needs the router served with `ConnectInfo<SocketAddr>` (as [`crate::Server`] does).
+/// The address is the request's [`ClientAddr`] (set by [`crate::Server`]),
+/// else its `ConnectInfo<SocketAddr>`.
 pub async fn rate_limit(
     State(limiter): State<Arc<RateLimiter>>,
     request: Request,
     next: Next,
 ) -> Response {
-    let addr = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|info| info.0.ip());
+    let extensions = request.extensions();
+    let addr = extensions
+        .get::<ClientAddr>()
+        .map(|client| client.0)
+        .or_else(|| {
+            extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|info| info.0.ip())
+        });
     if let Some(addr) = addr
         && !limiter.allow(addr, Instant::now())
     {

@@ -6,15 +6,64 @@
 //! [`Server::serve`] runs until the shutdown future completes, then lets
 //! requests in flight finish.
 //!
+//! Serving is HTTP/1.1 with the limits of [`HttpSettings`]: at most
+//! `max_connections` connections at once and `max_connections_per_address`
+//! from one client address (a trusted proxy is not counted per address);
+//! a connection over either cap is answered 503 and closed. Each
+//! connection has deadlines for headers, bodies and keep-alive idleness
+//! (`conn.rs`), and each request carries the client's address as
+//! [`crate::proxy::ClientAddr`] (from a trusted proxy's header, else the TCP peer).
+//!
 //! Not here: TLS (put a reverse proxy in front) and the routes themselves.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use axum::Router;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, watch};
+
+use crate::conn::{self, Deadlines};
+use crate::proxy::TrustedProxies;
+
+/// How the HTTP server treats connections.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpSettings {
+    /// Header, body and keep-alive deadlines.
+    pub deadlines: Deadlines,
+    /// Most connections open at once.
+    pub max_connections: u32,
+    /// Most connections open at once from one client address (IPv6: one
+    /// /64); trusted proxies are not limited by it.
+    pub max_connections_per_address: u32,
+    /// Proxies whose `X-Forwarded-For`/`Forwarded` headers are believed.
+    pub trusted_proxies: TrustedProxies,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            deadlines: Deadlines {
+                header: Duration::from_secs(10),
+                body: Duration::from_secs(60),
+                idle: Duration::from_secs(60),
+            },
+            max_connections: 1024,
+            max_connections_per_address: 64,
+            trusted_proxies: TrustedProxies::default(),
+        }
+    }
+}
+
+/// What a connection over a cap is told before it is closed.
+const OVER_CAPACITY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\n\
+content-type: application/json\r\ncontent-length: 33\r\nconnection: close\r\n\r\n\
+{\"error\":\"too many connections\"}\n";
 
 /// A bound, not yet serving, HTTP server.
 #[derive(Debug)]
@@ -91,21 +140,147 @@ impl Server {
         }
     }
 
-    /// Serves `router` until `shutdown` completes, then waits for requests
-    /// in flight to finish. Handlers may extract
-    /// `ConnectInfo<SocketAddr>` (the client's address, e.g. for rate limits).
-    pub async fn serve<F>(self, router: Router, shutdown: F) -> Result<(), ServeError>
+    /// Serves `router` with `http`'s limits until `shutdown` completes,
+    /// then waits for requests in flight to finish. Handlers may extract
+    /// `ConnectInfo<SocketAddr>` (the TCP peer) and read the
+    /// [`crate::proxy::ClientAddr`] extension (the client, e.g. for rate
+    /// limits).
+    pub async fn serve<F>(
+        self,
+        router: Router,
+        http: HttpSettings,
+        shutdown: F,
+    ) -> Result<(), ServeError>
     where
         F: Future<Output = ()> + Send + 'static,
     {
         let addr = self.local_addr;
-        let service = router.into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(self.listener, service)
-            .with_graceful_shutdown(shutdown)
-            .await
-            .map_err(|source| ServeError::Serve { addr, source })?;
+        let (stop, stopped) = watch::channel(false);
+        let slots = Arc::new(Semaphore::new(http.max_connections as usize));
+        let per_address = Arc::new(AddressCounts::new(http.max_connections_per_address));
+        let trusted = Arc::new(http.trusted_proxies.clone());
+        tokio::pin!(shutdown);
+        loop {
+            let (stream, peer) = tokio::select! {
+                () = &mut shutdown => break,
+                accepted = self.listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(err) => {
+                        accept_failed(&err).await;
+                        continue;
+                    }
+                },
+            };
+            let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+                refuse(&stream, peer, "max_connections");
+                continue;
+            };
+            let address_slot = if trusted.contains(peer.ip()) {
+                None
+            } else {
+                match AddressCounts::take(&per_address, peer.ip()) {
+                    Some(taken) => Some(taken),
+                    None => {
+                        refuse(&stream, peer, "max_connections_per_address");
+                        continue;
+                    }
+                }
+            };
+            let served = conn::serve(
+                stream,
+                peer,
+                router.clone(),
+                http.deadlines,
+                Arc::clone(&trusted),
+                stopped.clone(),
+            );
+            tokio::spawn(async move {
+                served.await;
+                drop((slot, address_slot));
+            });
+        }
+        stop.send_replace(true);
+        // Every connection holds a slot until it is done.
+        let _all = slots.acquire_many(http.max_connections).await;
         tracing::info!("stopped serving on {addr}");
         Ok(())
+    }
+}
+
+/// Answers 503 to a connection over a cap and closes it. One non-blocking
+/// write: a fresh socket's send buffer has room, and a client that is not
+/// reading does not hold up the accept loop.
+fn refuse(stream: &TcpStream, peer: SocketAddr, cap: &str) {
+    tracing::debug!(%peer, "refusing a connection: {cap} reached");
+    let _ = stream.try_write(OVER_CAPACITY);
+}
+
+/// After a failed `accept`: errors of one connection are skipped; others
+/// (such as running out of file descriptors) are logged and slowed down,
+/// so the loop does not spin.
+async fn accept_failed(err: &io::Error) {
+    use io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
+    if matches!(
+        err.kind(),
+        ConnectionAborted | ConnectionRefused | ConnectionReset
+    ) {
+        return;
+    }
+    tracing::error!("accepting a connection failed: {err}");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+}
+
+/// Open connections per client address.
+#[derive(Debug)]
+struct AddressCounts {
+    max: u32,
+    open: Mutex<HashMap<IpAddr, u32>>,
+}
+
+/// One open connection of an address; counted until dropped.
+#[derive(Debug)]
+struct AddressSlot {
+    counts: Arc<AddressCounts>,
+    key: IpAddr,
+}
+
+impl AddressCounts {
+    fn new(max: u32) -> Self {
+        Self {
+            max,
+            open: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// A slot for `ip`, or `None` if it has `max` connections open.
+    fn take(this: &Arc<Self>, ip: IpAddr) -> Option<AddressSlot> {
+        let key = crate::rate::client_key(ip);
+        let mut open = this.open.lock().unwrap_or_else(PoisonError::into_inner);
+        let count = open.entry(key).or_insert(0);
+        if *count >= this.max {
+            return None;
+        }
+        *count += 1;
+        Some(AddressSlot {
+            counts: Arc::clone(this),
+            key,
+        })
+    }
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        let mut open = self
+            .counts
+            .open
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(count) = open.get_mut(&self.key) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                open.remove(&self.key);
+            }
+        }
     }
 }
 
@@ -186,7 +361,9 @@ mod tests {
         let server = Server::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
             .await
             .expect("bind loopback");
-        let result = server.serve(Router::new(), async {}).await;
+        let result = server
+            .serve(Router::new(), HttpSettings::default(), async {})
+            .await;
         assert!(result.is_ok(), "{result:?}");
     }
 

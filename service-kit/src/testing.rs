@@ -165,6 +165,26 @@ pub fn assert_serves_and_stops(command: &mut Command) {
     assert_eq!(status.code(), Some(0), "exit after SIGTERM: {status}");
 }
 
+/// Checks a server started with a `header_timeout` well under
+/// [`PATIENCE`]: a connection that sends half a request header and then
+/// nothing is closed without an answer, and the server still answers
+/// `/healthz`.
+pub fn assert_cuts_off_slow_headers(addr: SocketAddr) {
+    let mut slow = TcpStream::connect_timeout(&addr, PATIENCE).expect("connect");
+    slow.set_read_timeout(Some(PATIENCE))
+        .expect("set a read timeout");
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\n")
+        .expect("send half a header");
+    let mut answer = Vec::new();
+    match slow.read_to_end(&mut answer) {
+        Ok(_) => assert!(answer.is_empty(), "answered: {answer:?}"),
+        Err(err) if err.kind() == std::io::ErrorKind::ConnectionReset => {}
+        Err(err) => panic!("still open after {PATIENCE:?}: {err}"),
+    }
+    let health = http_get(addr, "/healthz").expect("GET /healthz");
+    assert_eq!(health.status, 200);
+}
+
 /// Runs `binary --help` and checks it succeeds and names every flag.
 pub fn assert_help_mentions(binary: &str, flags: &[&str]) {
     let output = run_to_exit(Command::new(binary).arg("--help"));

@@ -13,6 +13,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
+pub mod crash;
+
 /// How long any single command may run before the test gives up on it.
 pub const COMMAND_LIMIT: Duration = Duration::from_secs(60);
 
@@ -23,6 +25,12 @@ pub fn kith_bin() -> PathBuf {
         return PathBuf::from(p);
     }
     let exe = std::env::current_exe().expect("current_exe");
+    // Beside a binary of this crate (target/<profile>/crash-soak), else
+    // one folder up from a test executable (target/<profile>/deps/x).
+    let beside = exe.parent().map(|d| d.join("kith"));
+    if let Some(bin) = beside.filter(|b| b.is_file()) {
+        return bin;
+    }
     let dir = exe
         .parent()
         .and_then(Path::parent)

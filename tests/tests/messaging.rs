@@ -576,3 +576,40 @@ fn status_shows_peers_and_listening() {
     );
     eprintln!("peer gone after {:?}", t.elapsed());
 }
+
+/// Regression: `kith log` printed peer text raw, so a peer could clear the
+/// screen, set the window title, hide text behind a carriage return or
+/// reverse it with a bidi override on the receiver's terminal.
+#[test]
+fn peer_text_reaches_the_terminal_without_controls() {
+    let (a, _ia, _da) = user("alice");
+    let (b, _ib, _db) = user("bob");
+    let (b_at_a, a_at_b) = pair(&a, &b);
+    let text = "hi \x1b[2J\x1b]0;pwned\x07\r\u{202e}evil";
+    a.send(&b_at_a, text);
+    let arrived = wait_until(WAIT, || {
+        b.try_log_json(&a_at_b)
+            .is_ok_and(|log| log.iter().any(|m| m.text == text))
+    });
+    assert!(
+        arrived,
+        "the message did not arrive exactly\n{}",
+        logs(&a, &b)
+    );
+    let human = assert_ok(&b.kith(["log", &a_at_b]));
+    for (byte, name) in [
+        ('\x1b', "ESC"),
+        ('\x07', "BEL"),
+        ('\r', "CR"),
+        ('\u{202e}', "U+202E"),
+    ] {
+        assert!(!human.contains(byte), "{name} in `kith log`: {human:?}");
+    }
+    assert!(
+        human.contains("pwned") && human.contains("evil"),
+        "{human:?}"
+    );
+    // The sender's own log is shown the same way.
+    let own = assert_ok(&a.kith(["log", &b_at_a]));
+    assert!(!own.contains('\x1b') && !own.contains('\r'), "{own:?}");
+}

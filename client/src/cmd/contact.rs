@@ -1,5 +1,6 @@
 //! `kith contact`: add and list contacts.
 
+use crate::display::terminal_safe;
 use crate::rpc::{self, Request};
 use anyhow::{Context, Result};
 use node_core::node::contacts::ContactInfo;
@@ -103,19 +104,20 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
             };
             let unvalidated = contacts.iter().filter(|c| c.trust == "unvalidated").count();
             for c in contacts {
-                let alias = c.alias.map(|a| format!(" ({a})")).unwrap_or_default();
+                let alias = c
+                    .alias
+                    .map(|a| format!(" ({})", terminal_safe(&a)))
+                    .unwrap_or_default();
+                let name = terminal_safe(&c.name);
                 if c.trust == "compromised" {
                     println!(
-                        "!! {} is COMPROMISED: {}",
-                        c.name,
-                        c.trust_reason.as_deref().unwrap_or("marked by hand")
+                        "!! {name} is COMPROMISED: {}",
+                        terminal_safe(c.trust_reason.as_deref().unwrap_or("marked by hand"))
                     );
                 }
                 println!(
-                    "{}  {}{}  [{}]  {} device(s)",
+                    "{}  {name}{alias}  [{}]  {} device(s)",
                     c.id.short(12),
-                    c.name,
-                    alias,
                     c.trust,
                     c.devices.len()
                 );

@@ -1,6 +1,7 @@
 //! `kith device`: invite a new device, list this account's devices,
 //! revoke one.
 
+use crate::display::terminal_safe;
 use crate::rpc::{self, Request};
 use anyhow::{Context, Result};
 use node_core::node::devices::DeviceInfo;
@@ -49,7 +50,12 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
             };
             for d in devices {
                 let current = if d.current { "  (this device)" } else { "" };
-                println!("{}  {}  [{}]{current}", d.id.short(12), d.name, d.state);
+                println!(
+                    "{}  {}  [{}]{current}",
+                    d.id.short(12),
+                    terminal_safe(&d.name),
+                    d.state
+                );
             }
         }
         Args::Revoke { device, recovery } => {

@@ -1,5 +1,6 @@
 //! `kith file`: offer files, list them, watch a transfer, save one out.
 
+use crate::display::terminal_safe;
 use crate::rpc::{self, Request};
 use anyhow::{Context, Result};
 use node_core::node::files::FileInfo;
@@ -88,7 +89,7 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
                 println!(
                     "{}  {}  {} bytes  {} ({}/{} chunks)",
                     f.id.short(12),
-                    f.name,
+                    terminal_safe(&f.name),
                     f.size,
                     f.state,
                     f.have,
@@ -124,8 +125,12 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
                         bar.set_length(u64::from(f.chunks));
                         bar.set_position(u64::from(f.have));
                         match &f.error {
-                            Some(e) => bar.set_message(format!("{} (waiting: {e})", f.name)),
-                            None => bar.set_message(f.name.clone()),
+                            Some(e) => bar.set_message(format!(
+                                "{} (waiting: {})",
+                                terminal_safe(&f.name),
+                                terminal_safe(e)
+                            )),
+                            None => bar.set_message(terminal_safe(&f.name).into_owned()),
                         }
                     }
                     None => println!(

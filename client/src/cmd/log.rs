@@ -1,5 +1,6 @@
 //! `kith log`: a conversation in display order.
 
+use crate::display::terminal_safe;
 use crate::rpc::{self, Request};
 use anyhow::{Context, Result};
 use node_core::node::messages::MessageInfo;
@@ -39,7 +40,7 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
             &m.time[..19],
             m.author.short(8),
             mark,
-            m.text
+            terminal_safe(&m.text)
         );
     }
     Ok(())

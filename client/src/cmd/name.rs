@@ -1,6 +1,7 @@
 //! `kith name`: publish this account under a `name@domain` handle, release
 //! it, or look a handle up.
 
+use crate::display::terminal_safe;
 use crate::names::{Finder, submit};
 use crate::rpc::{self, Request};
 use anyhow::{Context, Result};
@@ -87,7 +88,7 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
                 println!("{v}");
             } else {
                 println!("{} is account {}", found.handle, found.account);
-                println!("{}", found.card);
+                println!("{}", terminal_safe(&found.card));
             }
         }
     }

@@ -1,5 +1,6 @@
 //! `kith room`: group conversations without a hub (see `docs/rooms.md`).
 
+use crate::display::terminal_safe;
 use crate::rpc::{self, Request};
 use anyhow::{Context, Result};
 use node_core::node::rooms::{HeldInfo, HistoryInfo, MemberInfo, RoomInfo};
@@ -175,7 +176,7 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
                     "{} {:<9} {}{invited}",
                     m.account,
                     m.role,
-                    m.name.unwrap_or_default()
+                    terminal_safe(m.name.as_deref().unwrap_or_default())
                 );
             }
         }
@@ -261,7 +262,7 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
                     h.depth,
                     h.head_depth,
                     h.kind,
-                    h.text
+                    terminal_safe(&h.text)
                 );
             }
         }
@@ -277,7 +278,10 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
                 let kind = if r.public { "public" } else { "private" };
                 println!(
                     "{} {} ({kind}, {} members, {})",
-                    r.id, r.name, r.members, r.membership
+                    r.id,
+                    terminal_safe(&r.name),
+                    r.members,
+                    r.membership
                 );
             }
         }

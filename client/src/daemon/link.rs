@@ -26,18 +26,38 @@ const OFFER_WAIT: Duration = Duration::from_millis(500);
 const OFFER_CHECK: Duration = Duration::from_millis(100);
 /// Most offered event ids waiting per link.
 const MAX_OFFERED: usize = 16_384;
+/// How long a peer has to say hello once the link is up.
+const HELLO_WAIT: Duration = Duration::from_secs(10);
+/// How long a peer may stay unproven (its account log, as we hold it, not
+/// listing its device as active): enough to sync that account log.
+const PROOF_WAIT: Duration = Duration::from_secs(30);
 
-/// Accepts incoming links until the transport closes.
+/// Most incoming links (handshaking or up) at once; more are refused.
+const MAX_INCOMING: usize = 512;
+/// How long an incoming handshake may take.
+const HANDSHAKE_WAIT: Duration = Duration::from_secs(10);
+
+/// Accepts incoming links until the transport closes. Each handshake runs
+/// on its own task (a slow one does not hold up the next), bounded in
+/// time, and at most [`MAX_INCOMING`] incoming links live at once.
 pub(super) async fn accept_loop(d: Arc<Daemon>) {
-    while let Some(incoming) = d.transport.accept().await {
-        match incoming {
-            Ok(link) if link.is_join() => d.spawn(super::join::serve(Arc::clone(&d), link)),
-            Ok(link) => {
-                let task = run(Arc::clone(&d), link, Role::Listener);
-                d.spawn(task);
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_INCOMING));
+    while let Some(incoming) = d.transport.accept_incoming().await {
+        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+            debug!("incoming link refused: {MAX_INCOMING} incoming links already");
+            incoming.refuse();
+            continue;
+        };
+        let d2 = Arc::clone(&d);
+        d.spawn(async move {
+            let _slot = slot;
+            match tokio::time::timeout(HANDSHAKE_WAIT, incoming.link()).await {
+                Ok(Ok(link)) if link.is_join() => super::join::serve(d2, link).await,
+                Ok(Ok(link)) => run(d2, link, Role::Listener).await,
+                Ok(Err(e)) => debug!(error = %e, "incoming link failed"),
+                Err(_) => debug!("incoming handshake timed out"),
             }
-            Err(e) => debug!(error = %e, "incoming link failed"),
-        }
+        });
     }
 }
 
@@ -73,7 +93,13 @@ pub(super) async fn run(d: Arc<Daemon>, link: Link, role: Role) {
     }
     d.link_up(peer);
     info!(peer = %peer.short(8), ?role, "link up");
-    let result = tokio::time::timeout(MAX_LINK_AGE, drive(&d, &link, role)).await;
+    let mut stranger = None;
+    let result = tokio::time::timeout(MAX_LINK_AGE, drive(&d, &link, role, &mut stranger)).await;
+    if let Some(account) = stranger
+        && let Err(e) = d.node.lock().await.leave_stranger(account).await
+    {
+        warn!(error = %e, "forgetting a stranger failed");
+    }
     d.files_wake();
     match result {
         Ok(Ok(())) => info!(peer = %peer.short(8), "link closed"),
@@ -109,6 +135,11 @@ struct Driver<'a> {
     offered: VecDeque<(Instant, LogId, Vec<EventId>)>,
     /// The sharing scope when device hints were last sent.
     hints_scope: u64,
+    /// Whether our address hints went out: only once the peer is proven
+    /// (an active device of the account it claims).
+    hints_sent: bool,
+    /// When the link came up.
+    since: Instant,
 }
 
 /// Most bytes queued for a peer that does not read before the link is
@@ -168,10 +199,20 @@ impl Drop for Outgoing {
     }
 }
 
-async fn drive(d: &Arc<Daemon>, link: &Link, role: Role) -> Result<()> {
+/// Runs one link's session. `stranger` is set to the peer's account if the
+/// node started following it for this link (it is forgotten again after).
+async fn drive(
+    d: &Arc<Daemon>,
+    link: &Link,
+    role: Role,
+    stranger: &mut Option<AccountId>,
+) -> Result<()> {
     let (writer, reader): (FrameWriter, FrameReader) = match role {
         Role::Dialer => link.open().await?,
-        Role::Listener => link.accept().await?,
+        // A peer that opens no stream is closed like one that says no hello.
+        Role::Listener => tokio::time::timeout(HELLO_WAIT, link.accept())
+            .await
+            .map_err(|_| anyhow::anyhow!("no sync stream within {} s", HELLO_WAIT.as_secs()))??,
     };
     // Frames are read by their own task: reading a frame is not
     // cancel-safe, and the loop below waits on timers and new events too.
@@ -196,12 +237,12 @@ async fn drive(d: &Arc<Daemon>, link: &Link, role: Role) -> Result<()> {
         scope,
         offered: VecDeque::new(),
         hints_scope: scope,
+        hints_sent: false,
+        since: Instant::now(),
     };
-    let hints = d.own_hints();
-    let mut first: VecDeque<Action> = first.into();
-    first.push_back(Action::Send(Msg::Hints { addrs: hints }));
-    first.extend(device_hints(&*d.node.lock().await, link.peer()));
-    drv.execute(first).await?;
+    drv.execute(first.into()).await?;
+    let hello = tokio::time::sleep(HELLO_WAIT);
+    tokio::pin!(hello);
     let mut resync = tokio::time::interval(RESYNC_EVERY);
     resync.tick().await;
     let mut hints = tokio::time::interval(HINTS_EVERY);
@@ -215,19 +256,24 @@ async fn drive(d: &Arc<Daemon>, link: &Link, role: Role) -> Result<()> {
                 tracing::trace!(peer = %link.peer().short(8), tag = bytes[0], len = bytes.len(), "frame in");
                 let actions = {
                     let mut node = d.node.lock().await;
-                    let before = drv.session.peer_account();
-                    let actions = drv.session.on_msg(msg, &*node)?;
                     // A stranger dialling in for a public room: follow its
                     // account log so its devices can be checked.
-                    if before.is_none()
-                        && let Some(account) = drv.session.peer_account()
+                    if drv.session.peer_account().is_none()
+                        && let Msg::Hello { account, .. } = &msg
+                        && node.follow_stranger(*account)
                     {
-                        node.follow_stranger(account);
+                        *stranger = Some(*account);
                         drv.scope = node.scope();
                     }
-                    actions
+                    drv.session.on_msg(msg, &*node)?
                 };
                 drv.execute(actions.into()).await?;
+                if !drv.hints_sent {
+                    drv.first_hints().await?;
+                }
+            }
+            _ = &mut hello, if drv.session.peer_account().is_none() => {
+                bail!("no hello within {} s", HELLO_WAIT.as_secs());
             }
             ev = events.recv() => match ev {
                 Ok(first) => {
@@ -276,12 +322,7 @@ impl Driver<'_> {
                 // (and own devices); the others reconcile.
                 if node.is_room(&log) && !node.room_push_to(&log, &peer, &connected) {
                     let ids: Vec<EventId> = events.iter().map(|e| e.id).collect();
-                    for chunk in ids.chunks(node_core::sync::MAX_IDS) {
-                        actions.push_back(Action::Send(Msg::Have {
-                            log,
-                            ids: chunk.to_vec(),
-                        }));
-                    }
+                    actions.extend(self.session.offer(log, &ids, &*node));
                     continue;
                 }
                 let bytes = events.iter().map(|e| e.bytes.to_vec()).collect();
@@ -298,8 +339,16 @@ impl Driver<'_> {
     /// Tells the peer where room members are, again, after what is shared
     /// changed (at most every tick: a room forming changes it often).
     async fn tell_hints(&mut self) -> Result<()> {
-        if self.session.peer_account().is_none() {
+        if !self.hints_sent {
+            self.first_hints().await?;
+            if !self.hints_sent && self.since.elapsed() > PROOF_WAIT {
+                bail!("peer not proven within {} s", PROOF_WAIT.as_secs());
+            }
             return Ok(());
+        }
+        // A device revoked while linked hears no more addresses.
+        if self.proven_account().await.is_none() {
+            bail!("peer is no longer an active device of its account");
         }
         let actions: VecDeque<Action> = {
             let node = self.d.node.lock().await;
@@ -308,6 +357,30 @@ impl Driver<'_> {
             }
             self.hints_scope = node.scope();
             device_hints(&node, self.link.peer()).into()
+        };
+        self.execute(actions).await
+    }
+
+    /// Sends where this device and (for the peer's account) its other
+    /// devices and room members are, once the peer is proven: an
+    /// unauthenticated key, or a device its account log does not list as
+    /// active, learns no address.
+    async fn first_hints(&mut self) -> Result<()> {
+        let Some(account) = self.session.peer_account() else {
+            return Ok(());
+        };
+        let actions: VecDeque<Action> = {
+            let node = self.d.node.lock().await;
+            if !node_core::sync::View::device_active(&*node, account, self.link.peer()) {
+                return Ok(());
+            }
+            self.hints_sent = true;
+            self.hints_scope = node.scope();
+            let mut first = VecDeque::from([Action::Send(Msg::Hints {
+                addrs: self.d.own_hints(),
+            })]);
+            first.extend(device_hints(&node, self.link.peer()));
+            first
         };
         self.execute(actions).await
     }
@@ -350,7 +423,9 @@ impl Driver<'_> {
             match action {
                 Action::Send(msg) => self.writer.send(self.d, vec![msg.encode()])?,
                 Action::Serve { log, ids } => {
-                    let events = self.d.node.lock().await.serve(log, &ids).await?;
+                    // Read from the store without holding the node.
+                    let store = self.d.node.lock().await.store().clone();
+                    let events = node_core::node::serve_from(&store, log, &ids).await?;
                     let frames: Vec<Vec<u8>> = events_messages(log, events)
                         .iter()
                         .map(Msg::encode)
@@ -365,7 +440,9 @@ impl Driver<'_> {
                     }
                 }
                 Action::ReceiptsAll { log, heads } => {
-                    let account = self.peer_account()?;
+                    let Some(account) = self.proven_account().await else {
+                        continue;
+                    };
                     let ids = {
                         let node = self.d.node.lock().await;
                         node.outbox_below(log, &heads).await?
@@ -405,10 +482,7 @@ impl Driver<'_> {
                         continue;
                     }
                     if node.may_hint(account, &device) {
-                        node.set_hints(device, parsed).await?;
-                        if relay.is_some() {
-                            node.set_relay_hint(device, relay).await?;
-                        }
+                        node.take_hints(account, device, parsed, relay).await?;
                     } else {
                         // Perhaps a member whose account log is on its way:
                         // kept aside until it is known.
@@ -430,11 +504,12 @@ impl Driver<'_> {
     }
 
     /// The peer's account if its account log (as we hold it) lists the
-    /// link's device: what `Hello` claimed, proven.
+    /// link's device as active: what `Hello` claimed, proven. A revoked
+    /// device proves nothing (its receipts and hints are ignored).
     async fn proven_account(&self) -> Option<AccountId> {
         let claimed = self.session.peer_account()?;
         let node = self.d.node.lock().await;
-        (node.account_of_device(&self.link.peer()) == Some(claimed)).then_some(claimed)
+        node_core::sync::View::device_active(&*node, claimed, self.link.peer()).then_some(claimed)
     }
 
     fn peer_account(&self) -> Result<AccountId> {
@@ -490,7 +565,11 @@ impl Driver<'_> {
         missing.sort();
         missing.dedup();
         missing.retain(|id| node.log(&log).is_some_and(|dag| !dag.knows(id)));
-        let mut actions = self.session.ingested(log, stored.clone(), missing, &*node);
+        // Events pushed out of the held buffer are no longer waited for.
+        refused.extend(node.take_evicted());
+        let mut actions = self
+            .session
+            .ingested(log, stored.clone(), missing, &*node)?;
         if !refused.is_empty() {
             actions.extend(self.session.refused(log, &refused, &*node));
         }

@@ -368,7 +368,8 @@ async fn deposit_for(
     let limit = *state.payload.get(&contact).unwrap_or(&DEPOSIT_PAYLOAD);
     for batch in batches(&fresh, limit) {
         let events: Vec<Vec<u8>> = batch.iter().map(|(_, b)| b.clone()).collect();
-        let sealed = mailbox::seal_deposit(&recipients, &mailbox::encode_events(&events))?;
+        let payload = daemon.node.lock().await.deposit_payload(contact, &events);
+        let sealed = mailbox::seal_deposit(&recipients, &payload)?;
         let url = format!("{}/v1/mailboxes/{}/deposits", grant.url, grant.mailbox);
         let answer = http
             .post(&url)

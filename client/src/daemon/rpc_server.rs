@@ -464,6 +464,8 @@ impl Daemon {
             warnings,
             relay: self.transport.home_relay(),
             paths: self.link_paths(),
+            events: u64::try_from(node.store().event_count().await?).unwrap_or(0),
+            held: node.store().pending_rows().await? as u64,
         })
     }
 }

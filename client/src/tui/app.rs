@@ -139,7 +139,8 @@ impl App {
 
     /// Display name of a contact: alias, else its card's name.
     pub fn name_of(c: &ContactInfo) -> String {
-        c.alias.clone().unwrap_or_else(|| c.name.clone())
+        let name = c.alias.as_deref().unwrap_or(&c.name);
+        crate::display::terminal_safe(name).into_owned()
     }
 
     /// New contact list from the daemon (keeps the selection on the same

@@ -1,6 +1,7 @@
 //! Drawing the terminal UI from [`App`]: nothing here changes state.
 
 use super::app::{App, Screen};
+use crate::display::terminal_safe;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Direction, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
@@ -75,7 +76,7 @@ fn draw_title(f: &mut Frame<'_>, area: Rect, app: &App) {
         Some(s) => {
             spans.push(Span::raw(format!(
                 "· {}  · {} peer(s) online  ",
-                s.name,
+                terminal_safe(&s.name),
                 s.peers.len()
             )));
             if !s.protected {
@@ -195,7 +196,7 @@ fn draw_chat(f: &mut Frame<'_>, area: Rect, app: &App) {
                     format!("{who}: "),
                     Style::default().add_modifier(Modifier::BOLD),
                 ),
-                Span::raw(m.text.clone()),
+                Span::raw(terminal_safe(&m.text).into_owned()),
             ];
             if m.kind == "file"
                 && let Some(f) = app.files.iter().find(|f| f.id == m.id)
@@ -310,7 +311,7 @@ fn draw_devices(f: &mut Frame<'_>, area: Rect, app: &App) {
             };
             let current = if d.current { "  (this device)" } else { "" };
             ListItem::new(Line::from(vec![
-                Span::raw(format!("{}  {}  ", d.id.short(12), d.name)),
+                Span::raw(format!("{}  {}  ", d.id.short(12), terminal_safe(&d.name))),
                 state,
                 Span::raw(current),
             ]))

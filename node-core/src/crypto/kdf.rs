@@ -138,3 +138,67 @@ mod tests {
         assert_ne!(a.as_bytes(), d.as_bytes());
     }
 }
+
+/// What a key derived from a master secret is for: libsodium's `crypto_kdf`
+/// context (8 bytes) and subkey id. Each purpose gets its own key, so one
+/// secret is never used directly for two jobs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KdfPurpose {
+    context: [u8; 8],
+    id: u64,
+}
+
+impl KdfPurpose {
+    /// The key that derives a mailbox's delivery tokens from its seed.
+    pub const MAILBOX_TOKENS: KdfPurpose = KdfPurpose {
+        context: *b"kithmbox",
+        id: 1,
+    };
+    /// Every purpose (distinct pairs, checked in tests).
+    pub const ALL: &'static [KdfPurpose] = &[KdfPurpose::MAILBOX_TOKENS];
+}
+
+/// A 32-byte key for `purpose` derived from `master` (BLAKE2b keyed by the
+/// master key, as libsodium's `crypto_kdf_derive_from_key`).
+pub fn derive_key(master: &SecretBytes<32>, purpose: KdfPurpose) -> SecretBytes<32> {
+    init();
+    let key = libsodium_rs::crypto_kdf::Key::from(*master.as_bytes());
+    match libsodium_rs::crypto_kdf::derive_from_key(32, purpose.id, &purpose.context, &key) {
+        Ok(mut bytes) => {
+            let out = SecretBytes::from_slice("derived key", &bytes);
+            bytes.zeroize();
+            match out {
+                Ok(k) => k,
+                Err(e) => panic!("crypto_kdf gave a key of the wrong length: {e}"),
+            }
+        }
+        Err(e) => panic!("crypto_kdf called with out-of-range parameters: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod derive_tests {
+    use super::*;
+
+    #[test]
+    fn purposes_are_distinct_and_keys_differ_by_purpose_and_master() {
+        let all = KdfPurpose::ALL;
+        for (i, a) in all.iter().enumerate() {
+            for b in &all[i + 1..] {
+                assert_ne!(a, b);
+            }
+        }
+        let m1 = SecretBytes::new([1; 32]);
+        let m2 = SecretBytes::new([2; 32]);
+        let k1 = derive_key(&m1, KdfPurpose::MAILBOX_TOKENS);
+        assert_eq!(
+            k1.as_bytes(),
+            derive_key(&m1, KdfPurpose::MAILBOX_TOKENS).as_bytes()
+        );
+        assert_ne!(
+            k1.as_bytes(),
+            derive_key(&m2, KdfPurpose::MAILBOX_TOKENS).as_bytes()
+        );
+        assert_ne!(k1.as_bytes(), m1.as_bytes(), "not the master itself");
+    }
+}

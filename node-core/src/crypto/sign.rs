@@ -37,6 +37,8 @@ impl SignDomain {
     pub const NAME: SignDomain = SignDomain("kith/v1/name-binding");
     /// A device's X25519 prekey for mailbox deposits.
     pub const PREKEY: SignDomain = SignDomain("kith/v1/mailbox-prekey");
+    /// A deposit's payload, signed by the device that deposits it.
+    pub const DEPOSIT: SignDomain = SignDomain("kith/v1/mailbox-deposit");
 
     /// Every signature domain; a new constant must be added here too.
     pub const ALL: &'static [SignDomain] = &[
@@ -47,6 +49,7 @@ impl SignDomain {
         SignDomain::MAILBOX,
         SignDomain::NAME,
         SignDomain::PREKEY,
+        SignDomain::DEPOSIT,
     ];
 
     /// The domain string.

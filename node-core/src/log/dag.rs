@@ -12,12 +12,17 @@ use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
 pub const DEFAULT_TIME_MARGIN_MS: i64 = 5 * 60 * 1000;
 /// How many events one log may hold while waiting for their parents.
 pub const DEFAULT_MAX_PENDING: usize = 4096;
+/// How many bytes (bodies plus the largest header each) one log may hold
+/// while waiting for parents.
+pub const DEFAULT_MAX_PENDING_BYTES: usize = 16 << 20;
 
 /// Limits of one DAG.
 #[derive(Debug, Clone, Copy)]
 pub struct DagConfig {
     /// Largest pending-parents buffer, in events.
     pub max_pending: usize,
+    /// Largest pending-parents buffer, in bytes (see [`pending_size`]).
+    pub max_pending_bytes: usize,
     /// Future-time margin for the effective-time clamp.
     pub time_margin_ms: i64,
 }
@@ -26,6 +31,7 @@ impl Default for DagConfig {
     fn default() -> Self {
         Self {
             max_pending: DEFAULT_MAX_PENDING,
+            max_pending_bytes: DEFAULT_MAX_PENDING_BYTES,
             time_margin_ms: DEFAULT_TIME_MARGIN_MS,
         }
     }
@@ -81,6 +87,13 @@ pub enum Rejection {
         id: EventId,
         /// The rule that refused it.
         why: String,
+    },
+    /// Parents are missing and the sender is not proven: only events from
+    /// devices known to be entitled are held.
+    #[error("event {id} waits for parents, and its sender is not proven")]
+    NotHeld {
+        /// The event.
+        id: EventId,
     },
     /// Too many events already wait for parents; try again later.
     #[error("pending-parents buffer full ({max} events)")]
@@ -164,6 +177,13 @@ pub struct Dag {
     heads: BTreeSet<EventId>,
     pending: BTreeMap<EventId, (Event, i64)>,
     waiting_on: HashMap<EventId, BTreeSet<EventId>>,
+    /// Held events per author, with their bytes (what eviction is fair by).
+    pending_by: HashMap<DeviceId, (usize, BTreeSet<(u64, EventId)>)>,
+    /// Bytes held (see [`pending_size`]).
+    pending_bytes: usize,
+    /// Held events pushed out of the buffer since the last
+    /// [`Dag::take_evicted`] (their copies at rest go too).
+    evicted: Vec<EventId>,
     /// Each author's latest event here: (seq, id).
     latest: HashMap<DeviceId, (u64, EventId)>,
 }
@@ -179,6 +199,9 @@ impl Dag {
             heads: BTreeSet::new(),
             pending: BTreeMap::new(),
             waiting_on: HashMap::new(),
+            pending_by: HashMap::new(),
+            pending_bytes: 0,
+            evicted: Vec::new(),
             latest: HashMap::new(),
         }
     }
@@ -214,6 +237,15 @@ impl Dag {
     /// Number of events waiting for parents.
     pub fn pending_len(&self) -> usize {
         self.pending.len()
+    }
+    /// Ids of the events waiting for parents.
+    pub fn pending_ids(&self) -> Vec<EventId> {
+        self.pending.keys().copied().collect()
+    }
+    /// Held events pushed out of the buffer since the last call: their
+    /// copies at rest are to be deleted too.
+    pub fn take_evicted(&mut self) -> Vec<EventId> {
+        std::mem::take(&mut self.evicted)
     }
     /// All stored event ids.
     pub fn ids(&self) -> impl Iterator<Item = &EventId> {
@@ -323,7 +355,7 @@ impl Dag {
 
     /// Parents (and the author's previous event) not stored yet: the event
     /// waits for all of them, so arrival order never changes the outcome.
-    fn missing(&self, event: &Event) -> Vec<EventId> {
+    pub fn missing(&self, event: &Event) -> Vec<EventId> {
         let h = event.header();
         let mut missing: Vec<EventId> = h
             .parents
@@ -444,33 +476,82 @@ impl Dag {
         self.nodes.insert(id, info);
     }
 
+    /// Keeps an event until its parents come. The buffer is bounded in
+    /// events and bytes; when full, the author holding the most gives up
+    /// its deepest event, and only for a shallower event of its own or for
+    /// another author's (ancestors come before descendants, and no author
+    /// can push out what others wait for by writing more; fairness counts
+    /// bytes, so one large event does not outweigh many small ones).
     fn hold(&mut self, event: Event, now: i64, missing: &[EventId]) -> Result<(), Rejection> {
-        if self.pending.len() >= self.config.max_pending {
-            // Ancestors before descendants: a full buffer makes room for an
-            // event shallower than its deepest entry (that one is fetched
-            // again later), so a gap in a long chain can always be filled.
-            let deepest = self
-                .pending
+        let size = pending_size(&event);
+        let author = event.header().author;
+        let depth = event.header().depth;
+        while self.pending.len() >= self.config.max_pending
+            || self.pending_bytes + size > self.config.max_pending_bytes
+        {
+            let full = Rejection::PendingFull {
+                max: self.config.max_pending,
+            };
+            // Fair by bytes: an author may push out another's events only
+            // while that one holds more than it would after this event.
+            let mine = self.pending_by.get(&author).map_or(0, |(b, _)| *b);
+            let Some((biggest, held)) = self
+                .pending_by
                 .iter()
-                .max_by_key(|(id, (e, _))| (e.header().depth, **id))
-                .map(|(id, (e, _))| (*id, e.header().depth));
-            match deepest {
-                Some((id, depth)) if event.header().depth < depth => {
-                    self.pending.remove(&id);
+                .max_by_key(|(d, (bytes, _))| (*bytes, **d))
+                .map(|(d, (bytes, _))| (*d, *bytes))
+            else {
+                return Err(full);
+            };
+            let victim = if biggest == author || held <= mine + size {
+                // The author holds about as much as anyone: only its own
+                // deeper events make room.
+                match self.pending_by.get(&author).and_then(|(_, s)| s.last()) {
+                    Some((d, id)) if *d > depth => *id,
+                    _ => return Err(full),
                 }
-                _ => {
-                    return Err(Rejection::PendingFull {
-                        max: self.config.max_pending,
-                    });
+            } else {
+                match self.pending_by.get(&biggest).and_then(|(_, s)| s.last()) {
+                    Some((_, id)) => *id,
+                    None => return Err(full),
                 }
-            }
+            };
+            self.unhold(&victim);
+            self.evicted.push(victim);
         }
         let id = event.id();
         for m in missing {
             self.waiting_on.entry(*m).or_default().insert(id);
         }
+        let entry = self.pending_by.entry(author).or_default();
+        entry.0 += size;
+        entry.1.insert((depth, id));
+        self.pending_bytes += size;
         self.pending.insert(id, (event, now));
         Ok(())
+    }
+
+    /// Takes a held event out of the buffer and its indexes.
+    fn unhold(&mut self, id: &EventId) -> Option<(Event, i64)> {
+        let (event, seen) = self.pending.remove(id)?;
+        let h = event.header();
+        self.pending_bytes = self.pending_bytes.saturating_sub(pending_size(&event));
+        if let Some((bytes, held)) = self.pending_by.get_mut(&h.author) {
+            held.remove(&(h.depth, *id));
+            *bytes = bytes.saturating_sub(pending_size(&event));
+            if held.is_empty() {
+                self.pending_by.remove(&h.author);
+            }
+        }
+        for p in h.parents.iter().chain(h.prev.iter()) {
+            if let Some(waiters) = self.waiting_on.get_mut(p) {
+                waiters.remove(id);
+                if waiters.is_empty() {
+                    self.waiting_on.remove(p);
+                }
+            }
+        }
+        Some((event, seen))
     }
 
     /// Admits held events whose parents have now all arrived. Held events
@@ -491,7 +572,7 @@ impl Dag {
                 if !ready {
                     continue;
                 }
-                if let Some((event, seen)) = self.pending.remove(&w)
+                if let Some((event, seen)) = self.unhold(&w)
                     && let Ok(acc) = self.admit(event, seen, rules)
                 {
                     stored.push(acc);
@@ -531,4 +612,10 @@ impl Dag {
         }
         out
     }
+}
+
+/// What a held event counts against the buffer's byte bound: its body and
+/// the largest header (headers are bounded by [`super::event::MAX_HEADER`]).
+pub fn pending_size(event: &Event) -> usize {
+    super::event::MAX_HEADER + event.body().map_or(0, <[u8]>::len)
 }

@@ -247,7 +247,16 @@ impl Node {
         self.contacts.get(account)
     }
 
-    /// The account (own or a contact's) a device belongs to.
+    /// The account whose log lists `device` as active (not revoked): the
+    /// account it proves it speaks for.
+    pub fn active_account_of(&self, device: &DeviceId) -> Option<AccountId> {
+        self.accounts
+            .iter()
+            .find(|(_, log)| log.state_ref().is_ok_and(|s| s.is_active(device)))
+            .map(|(a, _)| *a)
+    }
+
+    /// The account whose log lists `device`, revoked or not.
     pub fn account_of_device(&self, device: &DeviceId) -> Option<AccountId> {
         self.accounts
             .iter()

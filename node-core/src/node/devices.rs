@@ -214,6 +214,7 @@ impl Node {
             now,
         )
         .await?;
+        self.rotate_mailbox(now).await?;
         Ok(device)
     }
 
@@ -253,6 +254,7 @@ impl Node {
             },
         );
         self.ingest_event(event, now, None).await?;
+        self.rotate_mailbox(now).await?;
         Ok(device)
     }
 
@@ -334,8 +336,11 @@ impl Node {
         device: DeviceId,
         relay: Option<String>,
     ) -> Result<(), NodeError> {
+        // The account's own relay (its `relay` setting) is trusted as set,
+        // plain HTTP or not.
+        let own = self.setting("relay").map(<[u8]>::to_vec);
         let relay = relay.filter(|r| {
-            r.len() <= MAX_RELAY_URL && (r.starts_with("http://") || r.starts_with("https://"))
+            r.len() <= MAX_RELAY_URL && (relay_hint_ok(r) || own.as_deref() == Some(r.as_bytes()))
         });
         if device == self.device() || self.device_relays.get(&device) == relay.as_ref() {
             return Ok(());
@@ -460,4 +465,54 @@ pub(super) fn decode_hints(bytes: &[u8]) -> std::collections::BTreeMap<DeviceId,
         out.insert(DeviceId::from_bytes(d), addrs);
     }
     out
+}
+
+/// Whether a relay URL a peer gave may be dialled: `https://`, or plain
+/// `http://` only to this machine (a test or a relay beside the daemon).
+/// A plain-HTTP relay elsewhere would let anyone on the path see and
+/// steer the relay traffic.
+pub fn relay_hint_ok(url: &str) -> bool {
+    if url.starts_with("https://") {
+        return true;
+    }
+    let Some(rest) = url.strip_prefix("http://") else {
+        return false;
+    };
+    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = match host.rsplit_once(':') {
+        Some((h, port)) if port.chars().all(|c| c.is_ascii_digit()) => h,
+        _ => host,
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+#[cfg(test)]
+mod relay_tests {
+    use super::relay_hint_ok;
+
+    #[test]
+    fn plain_http_relays_only_on_this_machine() {
+        for ok in [
+            "https://relay.example.org",
+            "http://127.0.0.1:3340",
+            "http://[::1]:3340/",
+            "http://localhost:80",
+        ] {
+            assert!(relay_hint_ok(ok), "{ok}");
+        }
+        for bad in [
+            "http://relay.example.org",
+            "http://10.0.0.1:3340",
+            "http://127.0.0.1.evil.org/",
+            "http://localhost.evil.org",
+            "ftp://x",
+            "",
+        ] {
+            assert!(!relay_hint_ok(bad), "{bad}");
+        }
+    }
 }

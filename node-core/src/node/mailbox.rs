@@ -6,7 +6,8 @@
 //!   key's seed, so every own device can collect. Empty: off.
 //! - **Grants** (1:1 conversation, kind [`conversation_kind::MAILBOX_GRANT`]):
 //!   the URL, mailbox id and the delivery token for that contact. Tokens are
-//!   derived from the mailbox seed and the contact's account, so every own
+//!   derived from the mailbox seed (through its own derived key) and the
+//!   contact's account, so every own
 //!   device grants the same token without coordinating. A grant with an
 //!   empty URL withdraws. The newest grant (by depth, author, id) counts.
 //! - **Prekeys** (store metadata, encrypted with the rest of the store):
@@ -57,11 +58,13 @@ pub struct MailboxSetting {
 }
 
 impl MailboxSetting {
-    /// The delivery token `contact` gets: `BLAKE2b(key = mailbox seed,
-    /// contact account)`, the same on every own device.
+    /// The delivery token `contact` gets: `BLAKE2b(key = K, contact
+    /// account)`, where K is the mailbox seed's key for tokens (derived
+    /// with `crypto_kdf`, so the Ed25519 seed itself is never a MAC key);
+    /// the same on every own device.
     pub fn token_for(&self, contact: AccountId) -> DeliveryToken {
-        let seed = self.key.seed();
-        let mut bytes = crypto::blake2b(contact.as_bytes(), Some(seed.as_bytes()), 32);
+        let key = crypto::derive_key(&self.key.seed(), crypto::KdfPurpose::MAILBOX_TOKENS);
+        let mut bytes = crypto::blake2b(contact.as_bytes(), Some(key.as_bytes()), 32);
         let mut token = SecretBytes::new([0u8; 32]);
         token.expose_mut().copy_from_slice(&bytes);
         zeroize::Zeroize::zeroize(&mut bytes);
@@ -161,6 +164,21 @@ impl Node {
         {
             return Ok(Some(current.key.id()));
         }
+        self.new_mailbox_key(url, now).await.map(Some)
+    }
+
+    /// After a revocation: a new mailbox key at the same server, so the
+    /// revoked device's copy of the old seed (and every delivery token
+    /// derived from it) is worth nothing. Contacts get new grants through
+    /// the usual grant loop; the daemon registers the new mailbox.
+    pub async fn rotate_mailbox(&mut self, now: i64) -> Result<Option<MailboxId>, NodeError> {
+        let Some(current) = self.mailbox() else {
+            return Ok(None);
+        };
+        self.new_mailbox_key(&current.url, now).await.map(Some)
+    }
+
+    async fn new_mailbox_key(&mut self, url: &str, now: i64) -> Result<MailboxId, NodeError> {
         let key = MailboxKey::generate();
         let mut w = Writer::new();
         w.str(url).fixed(key.seed().as_bytes());
@@ -168,7 +186,7 @@ impl Node {
         let set = self.set_setting(SETTING_MAILBOX, &value, now).await;
         zeroize::Zeroize::zeroize(&mut value);
         set?;
-        Ok(Some(key.id()))
+        Ok(key.id())
     }
 
     /// The account's mailbox, if on.
@@ -436,10 +454,11 @@ impl Node {
         now: i64,
         threads: usize,
     ) -> Result<usize, NodeError> {
-        let events = crate::mailbox::decode_events(payload)
+        let payload = crate::mailbox::decode_events(self.account.as_bytes(), payload)
             .map_err(|e| NodeError::Invalid(format!("bad deposit payload: {e}")))?;
+        let depositor = DeviceId::from_bytes(*payload.from.as_bytes());
         let mut by_log: BTreeMap<(bool, LogId), Vec<Vec<u8>>> = BTreeMap::new();
-        for bytes in events {
+        for bytes in payload.events {
             let Ok(event) = Event::decode(bytes) else {
                 continue;
             };
@@ -450,20 +469,53 @@ impl Node {
                 .push(bytes.to_vec());
         }
         let mut stored = 0;
-        for ((_, log), batch) in by_log {
-            if self.log(&log).is_none() {
-                continue;
-            }
-            let outcomes = self.ingest_batch(log, &batch, now, threads, None).await?;
-            stored += outcomes
+        let count = |outcomes: &[Result<super::Ingested, NodeError>]| {
+            outcomes
                 .iter()
                 .filter_map(|o| match o {
                     Ok(super::Ingested::Stored(ids)) => Some(ids.len()),
                     _ => None,
                 })
-                .sum::<usize>();
+                .sum::<usize>()
+        };
+        // Account logs we follow first: they check themselves (every entry
+        // against the log's own devices), and may be what proves the
+        // depositor (a contact's new device). Nothing is held for it.
+        for ((_, log), batch) in by_log.iter().filter(|((other, _), _)| !other) {
+            if self.account_of_log(*log).is_some() {
+                let outcomes = self
+                    .ingest_batch(*log, batch, now, threads, Some(depositor))
+                    .await?;
+                stored += count(&outcomes);
+            }
+        }
+        // Then the depositor is heard like a peer on a link: an active
+        // device of an account we share the logs with (a leaked delivery
+        // token, or a revoked device that still knows one, gets nothing
+        // in).
+        let Some(account) = self.active_account_of(&depositor) else {
+            return Err(NodeError::Invalid(
+                "a deposit signed by a device no account we follow lists as active".into(),
+            ));
+        };
+        for ((_, log), batch) in by_log.iter().filter(|((other, _), _)| *other) {
+            if self.log(log).is_none()
+                || !crate::sync::View::entitled(self, account, depositor, log)
+            {
+                continue;
+            }
+            let outcomes = self
+                .ingest_batch(*log, batch, now, threads, Some(depositor))
+                .await?;
+            stored += count(&outcomes);
         }
         Ok(stored)
+    }
+
+    /// A deposit payload of `events` for the account `to`, signed by this
+    /// device.
+    pub fn deposit_payload(&self, to: AccountId, events: &[Vec<u8>]) -> Vec<u8> {
+        crate::mailbox::encode_events(&self.key, to.as_bytes(), events)
     }
 }
 
@@ -486,6 +538,27 @@ mod tests {
         ] {
             assert!(check_url(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn tokens_are_not_keyed_by_the_mailbox_seed_itself() {
+        let setting = MailboxSetting {
+            url: "https://box.example.org".into(),
+            key: MailboxKey::generate(),
+        };
+        let contact = AccountId::from_bytes([3; 32]);
+        let raw = crypto::blake2b(contact.as_bytes(), Some(setting.key.seed().as_bytes()), 32);
+        let token = setting.token_for(contact);
+        assert_ne!(
+            &token.as_bytes()[..],
+            &raw[..],
+            "the Ed25519 seed keyed the MAC"
+        );
+        assert_eq!(
+            token.as_bytes(),
+            setting.token_for(contact).as_bytes(),
+            "the same on every own device"
+        );
     }
 
     #[test]

@@ -16,7 +16,7 @@ pub mod read;
 pub mod rooms;
 pub mod trust;
 mod view;
-pub use view::Receipts;
+pub use view::{Receipts, serve_from};
 
 use crate::crypto::{SecretBytes, SigningKey};
 use crate::id::{AccountId, DeviceId, EventId, LogId};
@@ -171,7 +171,10 @@ pub struct Node {
     /// Devices named by those links, to dial until joined.
     join_targets: BTreeMap<DeviceId, LogId>,
     /// Accounts followed because they dialled in for a public room.
-    strangers: usize,
+    strangers: HashMap<AccountId, usize>,
+    /// Held events pushed out of a buffer by the last ingest (a sync
+    /// round waiting for them stops waiting).
+    evicted: Vec<EventId>,
     /// Hints for devices not known yet (see [`Node::stash_hints`]).
     stashed_hints: BTreeMap<DeviceId, rooms::StashedHints>,
 }
@@ -363,7 +366,8 @@ impl Node {
             scope: 0,
             joining: Default::default(),
             join_targets: Default::default(),
-            strangers: 0,
+            strangers: HashMap::new(),
+            evicted: Vec::new(),
             stashed_hints: BTreeMap::new(),
         };
         node.add_log(LogId::account(p.account), LogKind::Account);
@@ -473,8 +477,22 @@ impl Node {
     }
 
     /// Puts events that were waiting for parents back into the buffer.
+    /// Held events the last [`Node::ingest_verified`] pushed out of its
+    /// log's buffer: a sync round waiting for them should stop waiting
+    /// (they come again in a later round).
+    pub fn take_evicted(&mut self) -> Vec<EventId> {
+        std::mem::take(&mut self.evicted)
+    }
+
+    /// Reads at most what the buffer holds (the newest first); rows it
+    /// does not keep are deleted.
     async fn restore_pending(&mut self, log: LogId) -> Result<(), NodeError> {
-        for (bytes, first_seen) in self.store.pending(log).await? {
+        let bound = DagConfig::default();
+        let rows = self
+            .store
+            .pending(log, bound.max_pending, bound.max_pending_bytes)
+            .await?;
+        for (bytes, first_seen) in rows {
             let Ok(event) = Event::decode(&bytes) else {
                 continue;
             };
@@ -488,6 +506,11 @@ impl Node {
                     &mut rules.as_rules(&mut self.accounts, &mut self.rooms),
                 );
             }
+        }
+        if let Some(dag) = self.logs.get_mut(&log) {
+            dag.take_evicted();
+            let kept = dag.pending_ids();
+            self.store.prune_pending(log, &kept).await?;
         }
         Ok(())
     }
@@ -637,6 +660,18 @@ impl Node {
                     .filter_map(|v| v.as_ref().ok().map(Verified::event)),
             );
         }
+        // Only a device an account log we follow lists gets events held
+        // (an unproven peer's must come parents first).
+        // Only events whose author is such a device too: made-up author
+        // keys would each count as a new author in the buffer's fairness.
+        let may_hold = from.is_none_or(|d| self.active_account_of(&d).is_some());
+        let known_authors: std::collections::HashSet<DeviceId> = verified
+            .iter()
+            .filter_map(|v| v.as_ref().ok().map(|v| v.event().header().author))
+            .collect::<std::collections::HashSet<_>>()
+            .into_iter()
+            .filter(|a| self.active_account_of(a).is_some())
+            .collect();
         let mut rules = self.rules_for(log)?;
         let dag = self.logs.get_mut(&log).ok_or(NodeError::UnknownLog(log))?;
         let mut rows = Vec::new();
@@ -647,6 +682,13 @@ impl Node {
                 Err(e) => Err(e.into()),
                 Ok(v) if v.event().log_id() != log => {
                     Err(NodeError::UnknownLog(v.event().log_id()))
+                }
+                Ok(v)
+                    if (!may_hold || !known_authors.contains(&v.event().header().author))
+                        && !dag.knows(&v.event().id())
+                        && !dag.missing(v.event()).is_empty() =>
+                {
+                    Err(Rejection::NotHeld { id: v.event().id() }.into())
                 }
                 Ok(v) => {
                     let event = v.event().clone();
@@ -670,9 +712,14 @@ impl Node {
             };
             outcomes.push(outcome);
         }
+        let evicted = dag.take_evicted();
+        // What was pushed out of the buffer may have been held just now.
+        held.retain(|e| !evicted.contains(&e.id()));
         for e in &held {
             self.store.hold(e, now).await?;
         }
+        self.store.unhold(&evicted).await?;
+        self.evicted = evicted;
         let stored: Vec<EventId> = rows.iter().map(|r| r.event.id()).collect();
         self.persist(log, rows, &[], &[], from).await?;
         if self.rooms.contains_key(&log) {
@@ -721,7 +768,9 @@ impl Node {
         )?;
         match offer {
             Offer::Held { missing } => {
+                let evicted = dag.take_evicted();
                 self.store.hold(&event, now).await?;
+                self.store.unhold(&evicted).await?;
                 Ok(Ingested::Held(missing))
             }
             Offer::Stored(accepted) => {

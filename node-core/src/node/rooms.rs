@@ -336,12 +336,33 @@ impl Node {
 
     /// Reads the accounts stored room events name, so their account logs
     /// are followed (before the room is loaded or its events checked).
+    ///
+    /// A member event is only signature-checked here (a join by a new
+    /// account can only be checked once its account log is followed), so
+    /// accounts followed without proof yet (no account log arrived) are
+    /// bounded by [`MAX_UNPROVEN_FOLLOWS`].
     pub(super) fn track_named_accounts<'e>(&mut self, events: impl Iterator<Item = &'e Event>) {
         for e in events {
-            if let Some(a) = RoomLog::named_account(e) {
-                self.track_account(a);
+            let Some(a) = RoomLog::named_account(e) else {
+                continue;
+            };
+            if self.accounts.contains_key(&a) {
+                continue;
             }
+            if self.unproven_follows() >= MAX_UNPROVEN_FOLLOWS {
+                continue;
+            }
+            self.track_account(a);
         }
+    }
+
+    /// Followed accounts whose account log has not arrived (nothing proves
+    /// them yet).
+    fn unproven_follows(&self) -> usize {
+        self.accounts
+            .values()
+            .filter(|l| l.events().next().is_none())
+            .count()
     }
 
     /// Rebuilds a room's rules from its stored events (parents first).
@@ -1099,11 +1120,8 @@ impl Node {
             .map(|(d, _)| *d)
             .collect();
         for device in ready {
-            if let Some((_, addrs, relay)) = self.stashed_hints.remove(&device) {
-                self.set_hints(device, addrs).await?;
-                if relay.is_some() {
-                    self.set_relay_hint(device, relay).await?;
-                }
+            if let Some((from, addrs, relay)) = self.stashed_hints.remove(&device) {
+                self.take_hints(from, device, addrs, relay).await?;
             }
         }
         Ok(())
@@ -1121,6 +1139,31 @@ impl Node {
                 .rooms
                 .keys()
                 .any(|r| self.room_shared_with(r, from) && self.room_accounts(r).contains(&owner))
+    }
+
+    /// Keeps what `from` says of where `device` is, if it may say it
+    /// ([`Node::may_hint`]). Only the device's own account replaces what we
+    /// know; another room member only fills in a device we know nothing
+    /// of (a room peer cannot point us at its own address or relay for
+    /// someone else's device).
+    pub async fn take_hints(
+        &mut self,
+        from: AccountId,
+        device: DeviceId,
+        addrs: Vec<SocketAddr>,
+        relay: Option<String>,
+    ) -> Result<(), NodeError> {
+        if !self.may_hint(from, &device) {
+            return Ok(());
+        }
+        let owner = self.account_of_device(&device) == Some(from);
+        if owner || !self.device_hints.contains_key(&device) {
+            self.set_hints(device, addrs).await?;
+        }
+        if relay.is_some() && (owner || !self.device_relays.contains_key(&device)) {
+            self.set_relay_hint(device, relay).await?;
+        }
+        Ok(())
     }
 }
 
@@ -1151,6 +1194,9 @@ const MAX_LINK_ADDRS: usize = 8;
 /// Most accounts followed only because they dialled in for a public room
 /// (until they join): bounds what strangers can make this device keep.
 const MAX_STRANGERS: usize = 1024;
+/// Most accounts followed at once because a room event named them before
+/// anything proved them (their account log has not arrived).
+pub const MAX_UNPROVEN_FOLLOWS: usize = 256;
 
 /// What a room link says: the room, its creator, and where a member's
 /// devices can be reached to fetch it. Nothing in it needs trust: the
@@ -1432,15 +1478,51 @@ impl Node {
 
     /// Follows the account log of a stranger that dialled in for a public
     /// room (bounded), so its devices can be checked and it can join.
-    pub fn follow_stranger(&mut self, account: AccountId) {
+    /// Returns whether it counts as a stranger (then
+    /// [`Node::leave_stranger`] is due when its link ends).
+    pub fn follow_stranger(&mut self, account: AccountId) -> bool {
+        if let Some(links) = self.strangers.get_mut(&account) {
+            *links += 1;
+            return true;
+        }
         if self.accounts.contains_key(&account)
             || !self.has_public_rooms()
-            || self.strangers >= MAX_STRANGERS
+            || self.strangers.len() >= MAX_STRANGERS
         {
-            return;
+            return false;
         }
-        self.strangers += 1;
+        self.strangers.insert(account, 1);
         self.track_account(account);
+        true
+    }
+
+    /// A stranger's link ended: once it has no link left and has not
+    /// become a contact or someone a room names, its account log is
+    /// forgotten, in memory and at rest (so strangers cannot fill the
+    /// bound, or the disk, for good).
+    pub async fn leave_stranger(&mut self, account: AccountId) -> Result<(), NodeError> {
+        let Some(links) = self.strangers.get_mut(&account) else {
+            return Ok(());
+        };
+        *links = links.saturating_sub(1);
+        if *links > 0 {
+            return Ok(());
+        }
+        self.strangers.remove(&account);
+        let named = self.contacts.contains_key(&account)
+            || self
+                .rooms
+                .keys()
+                .any(|r| self.room_accounts(r).contains(&account));
+        if named {
+            return Ok(());
+        }
+        let log = LogId::account(account);
+        self.accounts.remove(&account);
+        self.logs.remove(&log);
+        self.store.forget_log(log).await?;
+        self.scope += 1;
+        Ok(())
     }
 }
 

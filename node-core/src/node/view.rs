@@ -6,7 +6,10 @@ use crate::id::{AccountId, DeviceId, EventId, LogId};
 use crate::sync::View;
 
 impl View for Node {
-    fn shared_logs(&self, account: AccountId, _peer: DeviceId) -> Vec<LogId> {
+    fn shared_logs(&self, account: AccountId, peer: DeviceId) -> Vec<LogId> {
+        if !self.device_active(account, peer) {
+            return self.proof_logs(account);
+        }
         let mut logs = Vec::new();
         let mut third: std::collections::BTreeSet<AccountId> = Default::default();
         let mut rooms = Vec::new();
@@ -109,16 +112,29 @@ impl View for Node {
 }
 
 impl Node {
+    /// What a device that is not (yet) listed by the account log we hold
+    /// of the account it claims may sync: only the logs that can prove it,
+    /// ours and its account's, and only if that account is one we share
+    /// something with. Nothing else (no contact list, no third-party
+    /// account, no conversation, no room) until it is proven.
+    fn proof_logs(&self, account: AccountId) -> Vec<LogId> {
+        if account == self.account {
+            return vec![LogId::account(self.account)];
+        }
+        let known = self.contacts.contains_key(&account)
+            || self.rooms.keys().any(|r| self.room_shared_with(r, account));
+        if known && self.accounts.contains_key(&account) {
+            vec![LogId::account(self.account), LogId::account(account)]
+        } else {
+            vec![]
+        }
+    }
+
     /// Events of `log` by id, in wire form, parents first (ids of other
     /// logs are ignored: a peer only gets what it asked for in a log it is
     /// entitled to).
     pub async fn serve(&self, log: LogId, ids: &[EventId]) -> Result<Vec<Vec<u8>>, NodeError> {
-        let events = self.store.events_by_id(ids).await?;
-        Ok(events
-            .into_iter()
-            .filter(|e| e.event.log_id() == log)
-            .map(|e| e.event.encode())
-            .collect())
+        serve_from(&self.store, log, ids).await
     }
 
     /// Of the events of `log` waiting in the outbox, those `heads` cover
@@ -162,4 +178,19 @@ impl Receipts {
     pub async fn delivered(&self, account: AccountId, ids: &[EventId]) -> Result<(), NodeError> {
         Ok(self.store.delivered(account, ids).await?)
     }
+}
+
+/// [`Node::serve`] from a store handle, without the node (a link serving a
+/// peer's request never holds up other node work).
+pub async fn serve_from(
+    store: &crate::store::Store,
+    log: LogId,
+    ids: &[EventId],
+) -> Result<Vec<Vec<u8>>, NodeError> {
+    let events = store.events_by_id(ids).await?;
+    Ok(events
+        .into_iter()
+        .filter(|e| e.event.log_id() == log)
+        .map(|e| e.event.encode())
+        .collect())
 }

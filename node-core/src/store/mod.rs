@@ -307,14 +307,96 @@ impl Store {
         rows.iter().map(row_to_event).collect()
     }
 
-    /// Held events of a log.
-    pub async fn pending(&self, log: LogId) -> Result<Vec<(Vec<u8>, i64)>, StoreError> {
-        let rows = sqlx::query("SELECT event, first_seen FROM pending WHERE log = ?")
-            .bind(log.as_bytes().as_slice())
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db("reading pending events"))?;
+    /// Held events of a log, the newest first: at most `max` of them and
+    /// `max_bytes` in all.
+    pub async fn pending(
+        &self,
+        log: LogId,
+        max: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<(Vec<u8>, i64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT event, first_seen FROM (
+                 SELECT event, first_seen,
+                        sum(length(event)) OVER (ORDER BY first_seen DESC, id) AS total,
+                        row_number() OVER (ORDER BY first_seen DESC, id) AS n
+                 FROM pending WHERE log = ?)
+             WHERE n <= ? AND total <= ?",
+        )
+        .bind(log.as_bytes().as_slice())
+        .bind(i64::try_from(max).unwrap_or(i64::MAX))
+        .bind(i64::try_from(max_bytes).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db("reading pending events"))?;
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    /// Deletes every event of a log, stored or held (a stranger's account
+    /// log that nothing names any more).
+    pub async fn forget_log(&self, log: LogId) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db("forgetting a log"))?;
+        for query in [
+            "DELETE FROM outbox WHERE log = ?",
+            "DELETE FROM events WHERE log = ?",
+            "DELETE FROM pending WHERE log = ?",
+            "DELETE FROM logs WHERE id = ?",
+        ] {
+            sqlx::query(query)
+                .bind(log.as_bytes().as_slice())
+                .execute(&mut *tx)
+                .await
+                .map_err(db("forgetting a log"))?;
+        }
+        tx.commit().await.map_err(db("forgetting a log"))?;
+        self.known().logs.remove(&log);
+        Ok(())
+    }
+
+    /// How many held events are kept at rest (all logs).
+    pub async fn pending_rows(&self) -> Result<usize, StoreError> {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM pending")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db("counting held events"))?;
+        Ok(usize::try_from(n).unwrap_or(0))
+    }
+
+    /// Forgets held events (pushed out of the buffer).
+    pub async fn unhold(&self, ids: &[EventId]) -> Result<(), StoreError> {
+        for chunk in ids.chunks(500) {
+            let mut q = sqlx::QueryBuilder::<Sqlite>::new("DELETE FROM pending WHERE id IN (");
+            let mut sep = q.separated(", ");
+            for id in chunk {
+                sep.push_bind(id.as_bytes().to_vec());
+            }
+            sep.push_unseparated(")");
+            q.build()
+                .execute(&self.pool)
+                .await
+                .map_err(db("forgetting held events"))?;
+        }
+        Ok(())
+    }
+
+    /// Deletes the held events of `log` other than `keep` (what the
+    /// buffer took back at start-up).
+    pub async fn prune_pending(&self, log: LogId, keep: &[EventId]) -> Result<(), StoreError> {
+        let mut q = sqlx::QueryBuilder::<Sqlite>::new("DELETE FROM pending WHERE log = ");
+        q.push_bind(log.as_bytes().to_vec());
+        if !keep.is_empty() {
+            q.push(" AND id NOT IN (");
+            let mut sep = q.separated(", ");
+            for id in keep {
+                sep.push_bind(id.as_bytes().to_vec());
+            }
+            sep.push_unseparated(")");
+        }
+        q.build()
+            .execute(&self.pool)
+            .await
+            .map_err(db("pruning held events"))?;
+        Ok(())
     }
 
     /// Events by id (those stored), parents before children.

@@ -24,6 +24,11 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 /// Largest negentropy frame we produce.
 pub const RECON_FRAME_LIMIT: u64 = 60_000;
+/// Most logs a listener keeps a reconciliation storage for at once.
+const MAX_ANSWERING: usize = 4;
+/// Most event ids one session waits for at once (all logs): a peer that
+/// offers more (by claiming parents or items that never come) is dropped.
+pub const MAX_NEEDED: usize = 1 << 20;
 
 /// What a session needs to know about the local replica.
 pub trait View {
@@ -166,6 +171,9 @@ pub struct Session {
     live: BTreeSet<LogId>,
     /// Dialer: reconcile again once the current round is done.
     resync_wanted: bool,
+    /// Listener: the negentropy storage answering the dialer's
+    /// reconciliation of a log, built once per round (not per frame).
+    answering: HashMap<LogId, Negentropy<'static, NegentropyStorageVector>>,
 }
 
 impl std::fmt::Debug for Session {
@@ -195,6 +203,7 @@ impl Session {
             needed: HashMap::new(),
             live: BTreeSet::new(),
             resync_wanted: false,
+            answering: HashMap::new(),
         };
         let hello = Msg::Hello {
             version: SYNC_VERSION,
@@ -363,6 +372,7 @@ impl Session {
         if self.role != Role::Listener {
             return Err(protocol("only the dialer begins"));
         }
+        self.answering.remove(&log);
         self.live.insert(log);
         let mine = view.heads(&log);
         let mut theirs = theirs.to_vec();
@@ -436,9 +446,19 @@ impl Session {
                 self.live.insert(log);
                 // A dialer with many heads starts here rather than with `Begin`.
                 self.began.entry(log).or_insert_with(|| view.heads(&log));
-                // Stateless on this side: a fresh storage answers each round.
-                let mut neg =
-                    negentropy_for(view, &log).ok_or_else(|| protocol("cannot reconcile"))?;
+                // Stateless on this side: one storage answers the round's
+                // frames (rebuilding it per frame let small frames cost a
+                // walk of the whole log each).
+                // Bounded: storages for a few logs at once per link.
+                if !self.answering.contains_key(&log) && self.answering.len() >= MAX_ANSWERING {
+                    self.answering.clear();
+                }
+                let neg = match self.answering.entry(log) {
+                    std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                    std::collections::hash_map::Entry::Vacant(e) => e.insert(
+                        negentropy_for(view, &log).ok_or_else(|| protocol("cannot reconcile"))?,
+                    ),
+                };
                 let reply = neg
                     .reconcile(recon)
                     .map_err(|e| protocol(format!("bad reconciliation: {e}")))?;
@@ -459,10 +479,7 @@ impl Session {
                 }
                 if !need.is_empty() {
                     let ids: Vec<EventId> = need.iter().map(to_event_id).collect();
-                    self.needed
-                        .entry(log)
-                        .or_default()
-                        .extend(ids.iter().copied());
+                    self.need(log, &ids)?;
                     out.extend(want(log, ids));
                 }
                 match next {
@@ -502,6 +519,7 @@ impl Session {
         if self.role != Role::Listener {
             return Err(protocol("only the dialer says synced"));
         }
+        self.answering.remove(&log);
         self.live.insert(log);
         Ok(match self.began.remove(&log) {
             Some(heads) => vec![Action::ReceiptsAll { log, heads }],
@@ -517,7 +535,7 @@ impl Session {
         stored: Vec<EventId>,
         missing: Vec<EventId>,
         view: &dyn View,
-    ) -> Vec<Action> {
+    ) -> Result<Vec<Action>, SyncError> {
         let mut out = Vec::new();
         if let Some(needed) = self.needed.get_mut(&log) {
             for id in &stored {
@@ -534,10 +552,7 @@ impl Session {
         }
         if !missing.is_empty() {
             if self.role == Role::Dialer {
-                self.needed
-                    .entry(log)
-                    .or_default()
-                    .extend(missing.iter().copied());
+                self.need(log, &missing)?;
             }
             out.extend(want(log, missing));
         }
@@ -547,7 +562,22 @@ impl Session {
         {
             out.extend(self.maybe_synced(log, view));
         }
-        out
+        Ok(out)
+    }
+
+    /// Records events this round waits for, within [`MAX_NEEDED`].
+    fn need(&mut self, log: LogId, ids: &[EventId]) -> Result<(), SyncError> {
+        let waiting: usize = self.needed.values().map(BTreeSet::len).sum();
+        if waiting + ids.len() > MAX_NEEDED {
+            return Err(protocol(format!(
+                "peer makes us wait for over {MAX_NEEDED} events"
+            )));
+        }
+        self.needed
+            .entry(log)
+            .or_default()
+            .extend(ids.iter().copied());
+        Ok(())
     }
 
     /// Received events the node refused (e.g. by an account whose log has
@@ -581,6 +611,26 @@ impl Session {
         events_messages(log, events)
             .into_iter()
             .map(Action::Send)
+            .collect()
+    }
+
+    /// Offers new local events of one log by id ([`Msg::Have`]) under the
+    /// same conditions as [`Session::local_events`]: only once the peer
+    /// said hello, only for a log live on this link and shared with it.
+    pub fn offer(&self, log: LogId, ids: &[EventId], view: &dyn View) -> Vec<Action> {
+        let Some(account) = self.peer_account else {
+            return vec![];
+        };
+        if ids.is_empty() || !self.live.contains(&log) || !view.entitled(account, self.peer, &log) {
+            return vec![];
+        }
+        ids.chunks(MAX_IDS)
+            .map(|c| {
+                Action::Send(Msg::Have {
+                    log,
+                    ids: c.to_vec(),
+                })
+            })
             .collect()
     }
 

@@ -11,6 +11,7 @@ mod webpush;
 
 pub use webpush::{subscriber_auth, subscriber_key};
 
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -158,42 +159,116 @@ fn unreachable(service: &str, err: reqwest::Error) -> PushFailure {
     PushFailure::Failed(format!("{service} unreachable: {}", err.without_url()))
 }
 
+/// Why a WebPush endpoint is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum EndpointError {
+    /// Not a URL, no host, or not https (http only when allowed).
+    #[error("the WebPush endpoint must be an https:// URL")]
+    NotHttps,
+    /// The host is an address that is not on the public internet.
+    #[error("the WebPush endpoint must be on a public address")]
+    NotPublic,
+}
+
+/// Reads a WebPush endpoint as the HTTP client will: `http::Uri` for the
+/// request, then WHATWG URL parsing of that (as reqwest does) for the host
+/// it connects to. That parsing reads numeric shorthand hosts as IPv4
+/// (`2130706433`, `0x7f.1`, `0177.0.0.1` and `127.1` are all 127.0.0.1),
+/// and for an address host the client connects without asking the
+/// resolver, so such a host must be public here. A name is checked when
+/// it is resolved, every time ([`PublicOnly`]).
+///
+/// `insecure_allow_local` (local tests only) accepts http:// and private
+/// addresses.
+pub fn webpush_endpoint(
+    text: &str,
+    insecure_allow_local: bool,
+) -> Result<http::Uri, EndpointError> {
+    let uri: http::Uri = text.parse().map_err(|_| EndpointError::NotHttps)?;
+    let url = url::Url::parse(&uri.to_string()).map_err(|_| EndpointError::NotHttps)?;
+    match url.scheme() {
+        "https" => {}
+        "http" if insecure_allow_local => {}
+        _ => return Err(EndpointError::NotHttps),
+    }
+    let ip = match url.host() {
+        Some(url::Host::Ipv4(v4)) => IpAddr::V4(v4),
+        Some(url::Host::Ipv6(v6)) => IpAddr::V6(v6),
+        Some(url::Host::Domain(_)) => return Ok(uri),
+        None => return Err(EndpointError::NotHttps),
+    };
+    if insecure_allow_local || is_public(ip) {
+        Ok(uri)
+    } else {
+        Err(EndpointError::NotPublic)
+    }
+}
+
 /// Whether an address is on the public internet: not loopback, private,
-/// link-local, shared (CGNAT), documentation, multicast or unspecified.
-pub fn is_public(ip: std::net::IpAddr) -> bool {
-    use std::net::IpAddr;
+/// link-local, shared (CGNAT), documentation, benchmarking, reserved,
+/// broadcast, multicast or unspecified; an IPv6 address that carries an
+/// IPv4 one (mapped, compatible, NAT64, 6to4) only if that one is public,
+/// and never unique-local, site-local, Teredo or discard-only.
+pub fn is_public(ip: IpAddr) -> bool {
     match ip {
-        IpAddr::V4(v4) => {
-            let [a, b, ..] = v4.octets();
-            !(v4.is_private()
-                || v4.is_loopback()
-                || v4.is_link_local()
-                || v4.is_broadcast()
-                || v4.is_documentation()
-                || v4.is_unspecified()
-                || v4.is_multicast()
-                || a == 0
-                || (a == 100 && (64..128).contains(&b))
-                || (a == 198 && (b == 18 || b == 19)))
-        }
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => is_public(IpAddr::V4(v4)),
-            None => {
-                let first = v6.segments()[0];
-                !(v6.is_loopback()
-                    || v6.is_unspecified()
-                    || v6.is_multicast()
-                    || (first & 0xfe00) == 0xfc00
-                    || (first & 0xffc0) == 0xfe80
-                    || first == 0x2001 && v6.segments()[1] == 0x0db8)
-            }
+        IpAddr::V4(v4) => is_public_v4(v4),
+        IpAddr::V6(v6) => match embedded_v4(v6) {
+            Some(v4) => is_public_v4(v4),
+            None => is_public_v6(v6),
         },
+    }
+}
+
+fn is_public_v4(v4: Ipv4Addr) -> bool {
+    let [a, b, c, _] = v4.octets();
+    !(v4.is_private()
+        || v4.is_loopback()
+        || v4.is_link_local()
+        || v4.is_documentation()
+        || v4.is_unspecified()
+        || v4.is_multicast()
+        || a == 0
+        || a >= 240 // reserved, and 255.255.255.255 broadcast
+        || (a == 100 && (64..128).contains(&b)) // shared (CGNAT)
+        || (a == 192 && b == 0 && c == 0) // IETF protocol assignments
+        || (a == 198 && (b == 18 || b == 19))) // benchmarking
+}
+
+fn is_public_v6(v6: Ipv6Addr) -> bool {
+    let s = v6.segments();
+    !(v6.is_loopback()
+        || v6.is_unspecified()
+        || v6.is_multicast()
+        || (s[0] & 0xfe00) == 0xfc00 // unique local fc00::/7
+        || (s[0] & 0xffc0) == 0xfe80 // link-local fe80::/10
+        || (s[0] & 0xffc0) == 0xfec0 // site-local fec0::/10
+        || (s[0] == 0x2001 && s[1] == 0x0db8) // documentation
+        || (s[0] & 0xfff0) == 0x3ff0 // documentation 3fff::/20
+        || (s[0] == 0x2001 && s[1] == 0) // Teredo
+        || (s[0] == 0x0100 && s[1..4] == [0, 0, 0]) // discard-only
+        || (s[0] == 0x0064 && s[1] == 0xff9b && s[2] == 1)) // local NAT64
+}
+
+/// The IPv4 address inside an IPv4-mapped (`::ffff:a.b.c.d`),
+/// IPv4-compatible (`::a.b.c.d`), NAT64 (`64:ff9b::a.b.c.d`) or 6to4
+/// (`2002:AABB:CCDD::`) IPv6 address.
+fn embedded_v4(v6: Ipv6Addr) -> Option<Ipv4Addr> {
+    let s = v6.segments();
+    let o = v6.octets();
+    let last = Ipv4Addr::new(o[12], o[13], o[14], o[15]);
+    match s {
+        [0, 0, 0, 0, 0, 0xffff, _, _] | [0, 0, 0, 0, 0, 0, _, _] => Some(last),
+        [0x64, 0xff9b, 0, 0, 0, 0, _, _] => Some(last),
+        [0x2002, ..] => Some(Ipv4Addr::new(o[2], o[3], o[4], o[5])),
+        _ => None,
     }
 }
 
 /// A DNS resolver for WebPush endpoints that only returns public
 /// addresses, so a registered endpoint cannot make the relay post to the
-/// operator's own network.
+/// operator's own network. It runs for every push, and the client connects
+/// to exactly the addresses it returns, so a name that later resolves to
+/// a private address (DNS rebinding) is not followed there.
 #[derive(Debug)]
 struct PublicOnly;
 
@@ -231,10 +306,36 @@ mod tests {
             "fd00::1",
             "fe80::1",
             "::ffff:10.0.0.1",
+            // Reserved, broadcast, IETF and benchmarking IPv4.
+            "240.0.0.1",
+            "255.255.255.255",
+            "192.0.0.8",
+            "198.18.0.1",
+            // IPv6 forms that carry a private IPv4 address.
+            "::127.0.0.1",
+            "::ffff:127.0.0.1",
+            "64:ff9b::7f00:1",
+            "64:ff9b::a00:1",
+            "2002:7f00:1::1",
+            "2002:a00:1::1",
+            // Teredo, site-local, discard, documentation, multicast.
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+            "fec0::1",
+            "100::1",
+            "2001:db8::1",
+            "3fff::1",
+            "ff02::1",
         ] {
             assert!(!is_public(private.parse().unwrap()), "{private}");
         }
-        for public in ["1.1.1.1", "8.8.8.8", "2606:4700::1111", "::ffff:1.1.1.1"] {
+        for public in [
+            "1.1.1.1",
+            "8.8.8.8",
+            "2606:4700::1111",
+            "::ffff:1.1.1.1",
+            "64:ff9b::101:101",
+            "2002:101:101::1",
+        ] {
             assert!(is_public(public.parse().unwrap()), "{public}");
         }
     }

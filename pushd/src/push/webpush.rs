@@ -20,6 +20,7 @@ pub struct WebPush {
     http: reqwest::Client,
     vapid: Option<(p256::ecdsa::SigningKey, String)>,
     subject: String,
+    public_only: bool,
 }
 
 impl WebPush {
@@ -47,12 +48,16 @@ impl WebPush {
             http,
             vapid,
             subject: subject.to_owned(),
+            public_only,
         })
     }
 
     pub async fn wake(&self, endpoint: &str, p256dh: &str, auth: &str) -> Result<(), PushFailure> {
-        let gone = |_| PushFailure::Gone;
-        let uri: http::Uri = endpoint.parse().map_err(gone)?;
+        // Checked again here: registrations made before a check was
+        // tightened, and address hosts never reach the resolver.
+        let uri = super::webpush_endpoint(endpoint, !self.public_only).map_err(|err| {
+            PushFailure::Failed(format!("refusing the registered endpoint: {err}"))
+        })?;
         let public = subscriber_key(p256dh).ok_or(PushFailure::Gone)?;
         let auth = subscriber_auth(auth).ok_or(PushFailure::Gone)?;
         let mut request = WebPushBuilder::new(uri.clone(), public, auth)
@@ -115,4 +120,57 @@ fn decode_b64url(text: &str) -> Option<Vec<u8>> {
     BASE64URL_NOPAD
         .decode(text.trim_end_matches('=').as_bytes())
         .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    /// The P-256 base point, a valid subscriber key.
+    const P256_G: &str = "046b17d1f2e12c4247f8bce6e563a440f277037d812deb33a0f4a13945d898c2964fe342e2fe1a7f9b8ee7eb4a7c0f9e162bce33576b315ececbb6406837bf51f5";
+
+    #[tokio::test]
+    async fn public_only_never_connects_to_a_private_address() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
+        let port = listener.local_addr().expect("bound address").port();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&accepted);
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                counter.fetch_add(1, Ordering::SeqCst);
+                drop(stream);
+            }
+        });
+        let webpush = WebPush::new(None, "mailto:ops@kith.test", true).expect("client");
+        let key = data_encoding::HEXLOWER
+            .decode(P256_G.as_bytes())
+            .expect("hex");
+        let p256dh = BASE64URL_NOPAD.encode(&key);
+        let auth = BASE64URL_NOPAD.encode(&[7u8; 16]);
+        for host in [
+            "127.0.0.1",
+            "127.1",
+            "2130706433",
+            "0x7f.1",
+            "0177.0.0.1",
+            "0x7f000001",
+            "[::ffff:127.0.0.1]",
+            "localhost",
+        ] {
+            let endpoint = format!("http://{host}:{port}/x");
+            let result = webpush.wake(&endpoint, &p256dh, &auth).await;
+            assert!(result.is_err(), "{endpoint}");
+        }
+        assert_eq!(
+            accepted.load(Ordering::SeqCst),
+            0,
+            "a connection reached loopback"
+        );
+    }
 }

@@ -1,0 +1,492 @@
+//! The Byzantine suite: a scripted hostile peer over real QUIC against a
+//! real daemon. Each case: the peer is refused or ignored (or
+//! disconnected), the daemon stays up, and the victim's store is unchanged
+//! (a digest of its logs, contacts, devices and counts before and after).
+//!
+//! What each case closes is named in ARCHITECTURE.md's threat model.
+
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use node_core::crypto::SigningKey;
+use node_core::log::{Draft, Event, LogKind};
+use node_core::node::Node;
+use node_core::store::Profile;
+use node_core::sync::{Msg, SYNC_VERSION};
+use node_core::transport::{FrameReader, FrameWriter, Link, Transport};
+use node_core::{AccountId, DeviceId, EventId, LogId};
+use std::net::SocketAddr;
+use std::time::Duration;
+use support::{Running, kith, ok};
+
+fn target(d: &Running) -> (DeviceId, SocketAddr, AccountId) {
+    let s = d.status();
+    let device: DeviceId = s["device"].as_str().unwrap().parse().unwrap();
+    let addr: SocketAddr = s["listening"][0].as_str().unwrap().parse().unwrap();
+    let account: AccountId = s["account"].as_str().unwrap().parse().unwrap();
+    (device, addr, account)
+}
+
+/// What the victim holds, as its CLI shows it: every contact's log, the
+/// contact and device lists, and how many events it stores and holds.
+fn digest(d: &Running) -> String {
+    let s = d.status();
+    let contacts = ok(kith(&d.home, &["contact", "list", "--json"]));
+    let mut out = format!(
+        "events={} held={} outbox={}\ncontacts={contacts}\ndevices={}\n",
+        s["events"],
+        s["held"],
+        s["outbox"],
+        ok(kith(&d.home, &["device", "list", "--json"])),
+    );
+    let list: serde_json::Value = serde_json::from_str(&contacts).unwrap();
+    for c in list.as_array().unwrap() {
+        let id = c["id"].as_str().unwrap();
+        out.push_str(&ok(kith(&d.home, &["log", id, "--json"])));
+        out.push('\n');
+    }
+    out
+}
+
+async fn dial(t: &Transport, d: &Running) -> Link {
+    let (device, addr, _) = target(d);
+    t.connect(device, &[addr]).await.unwrap()
+}
+
+async fn hello(w: &mut FrameWriter, account: AccountId) {
+    let msg = Msg::Hello {
+        version: SYNC_VERSION,
+        account,
+    };
+    w.send(&msg.encode()).await.unwrap();
+}
+
+/// Every message the daemon sends within `wait` (or until the link ends).
+async fn read_for(r: &mut FrameReader, wait: Duration) -> Vec<Msg> {
+    let mut out = Vec::new();
+    let deadline = tokio::time::Instant::now() + wait;
+    while let Ok(Ok(Some(frame))) = tokio::time::timeout_at(deadline, r.recv()).await {
+        out.push(Msg::decode(&frame).unwrap());
+    }
+    out
+}
+
+fn no_hints(msgs: &[Msg]) -> bool {
+    !msgs
+        .iter()
+        .any(|m| matches!(m, Msg::Hints { .. } | Msg::DeviceHints { .. }))
+}
+
+/// `n` events of `log` by `key`, each citing a parent that does not exist
+/// at a depth the sender picks (they would wait for parents forever).
+fn ghost_children(key: &SigningKey, log: LogId, kind: LogKind, n: u64) -> Vec<Vec<u8>> {
+    (0..n)
+        .map(|i| {
+            let ghost = EventId::from_bytes(node_core::crypto::hash(
+                node_core::crypto::HashDomain::EVENT_ID,
+                &i.to_be_bytes(),
+            ));
+            Event::sign(
+                key,
+                Draft {
+                    log: Some(log),
+                    log_kind: kind,
+                    seq: i + 1,
+                    prev: None,
+                    parents: vec![(ghost, 1_000_000 - i)],
+                    time: 1,
+                    kind: 7,
+                    body: vec![0; 512],
+                },
+            )
+            .encode()
+        })
+        .collect()
+}
+
+/// A stranger's key claims the victim's own account (its id is public).
+/// It learns no address, gets none of the victim's private logs or its
+/// contacts' account logs, and its events with unknown parents are not
+/// held (they used to fill memory and the `pending` table without bound,
+/// and a restart read them all back).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stranger_claiming_the_victims_account_gets_and_leaves_nothing() {
+    let bob = Running::start("Bob");
+    let (_, _, account) = target(&bob);
+    // Bob has a contact, whose account log must not be told to strangers
+    // (the list of account logs a device follows is its contact list).
+    let dir = tempfile::tempdir().unwrap();
+    let (carol, _) = Node::create(Profile::new(dir.path().join("c")), "Carol", None, false, 1)
+        .await
+        .unwrap();
+    ok(kith(
+        &bob.home,
+        &["contact", "add", &carol.card(vec![], 1).unwrap()],
+    ));
+    let before = digest(&bob);
+    let key = SigningKey::generate();
+    let t = Transport::bind(&key, &["127.0.0.1:0".parse().unwrap()])
+        .await
+        .unwrap();
+    let link = dial(&t, &bob).await;
+    let (mut w, mut r) = link.open().await.unwrap();
+    hello(&mut w, account).await;
+    let first = read_for(&mut r, Duration::from_secs(3)).await;
+    assert!(
+        matches!(first.first(), Some(Msg::Hello { .. })),
+        "{first:?}"
+    );
+    assert!(no_hints(&first), "addresses told to a stranger: {first:?}");
+
+    // Neither the self log nor a contact's account log is shared with it.
+    for log in [LogId::self_log(account), LogId::account(carol.account())] {
+        let begin = Msg::Begin { log, heads: vec![] };
+        w.send(&begin.encode()).await.unwrap();
+        let answer = read_for(&mut r, Duration::from_secs(2)).await;
+        assert!(
+            answer
+                .iter()
+                .all(|m| matches!(m, Msg::Refuse { log: l } if *l == log)),
+            "{log} offered to a stranger: {answer:?}"
+        );
+    }
+
+    // A flood of events waiting for parents that never come.
+    let log = LogId::account(account);
+    for chunk in ghost_children(&key, log, LogKind::Account, 6000).chunks(500) {
+        let msg = Msg::Events {
+            log,
+            events: chunk.to_vec(),
+        };
+        if w.send(&msg.encode()).await.is_err() {
+            break;
+        }
+    }
+    let _ = read_for(&mut r, Duration::from_secs(3)).await;
+    assert_eq!(bob.status()["held"], 0, "held for a stranger");
+    assert_eq!(digest(&bob), before);
+    t.close().await;
+    carol.close().await;
+}
+
+/// A key that connects and never says hello is disconnected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_link_is_closed() {
+    let mut bob = Running::start("Bob");
+    let t = Transport::bind(&SigningKey::generate(), &["127.0.0.1:0".parse().unwrap()])
+        .await
+        .unwrap();
+    let link = dial(&t, &bob).await;
+    let (_w, mut r) = link.open().await.unwrap();
+    let msgs = read_for(&mut r, Duration::from_secs(20)).await;
+    assert!(
+        tokio::time::timeout(Duration::from_secs(5), link.closed())
+            .await
+            .is_ok(),
+        "a link without hello stayed open"
+    );
+    assert!(no_hints(&msgs), "addresses told before hello: {msgs:?}");
+    assert!(bob.is_running());
+    t.close().await;
+}
+
+/// A contact outside a room hears nothing of it: no `Have` offers, no
+/// events (they used to go to every link, before hello too, leaking room
+/// and event ids and timing, and made the contact drop the link). Once its
+/// account log proves its device, it does get the victim's addresses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_contact_outside_a_room_hears_nothing_of_it() {
+    let bob = Running::start("Bob");
+    let (_, _, bob_account) = target(&bob);
+    // A room of Bob and Carol, linked (Carol is Bob's ring neighbour).
+    let carol = Running::start("Carol");
+    let (_, _, carol_account) = target(&carol);
+    ok(kith(&bob.home, &["contact", "add", &carol.card()]));
+    ok(kith(&carol.home, &["contact", "add", &bob.card()]));
+    let room = ok(kith(&bob.home, &["room", "create", "secret plans"]));
+    let room: LogId = room.trim().parse().unwrap();
+    let joined = || {
+        let out = ok(kith(&bob.home, &["room", "list", "--json"]));
+        let rooms: serde_json::Value = serde_json::from_str(&out).unwrap();
+        rooms[0]["members"] == 2
+    };
+    let invited = || {
+        kith(
+            &bob.home,
+            &[
+                "room",
+                "invite",
+                &room.to_string(),
+                &carol_account.to_string(),
+            ],
+        )
+        .status
+        .success()
+    };
+    assert!(support::wait_until(Duration::from_secs(60), invited));
+    assert!(
+        support::wait_until(Duration::from_secs(60), joined),
+        "Carol did not join\n{}\n{}",
+        bob.log(),
+        carol.log()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let (mallory, _) = Node::create(
+        Profile::new(dir.path().join("m")),
+        "Mallory",
+        None,
+        false,
+        1,
+    )
+    .await
+    .unwrap();
+    ok(kith(
+        &bob.home,
+        &["contact", "add", &mallory.card(vec![], 1).unwrap()],
+    ));
+    let t = mallory
+        .bind_transport(&["127.0.0.1:0".parse().unwrap()])
+        .await
+        .unwrap();
+    let link = dial(&t, &bob).await;
+    let (mut w, mut r) = link.open().await.unwrap();
+    hello(&mut w, mallory.account()).await;
+    let unproven = read_for(&mut r, Duration::from_secs(2)).await;
+    assert!(no_hints(&unproven), "hints before proof: {unproven:?}");
+    // Mallory proves her device: her account log.
+    let log = LogId::account(mallory.account());
+    let ids: Vec<EventId> = mallory.log(&log).unwrap().ids().copied().collect();
+    let events = mallory.serve(log, &ids).await.unwrap();
+    w.send(&Msg::Events { log, events }.encode()).await.unwrap();
+    let proven = read_for(&mut r, Duration::from_secs(4)).await;
+    assert!(
+        proven.iter().any(|m| matches!(m, Msg::Hints { .. })),
+        "no hints once proven: {proven:?}"
+    );
+
+    for i in 0..5 {
+        ok(kith(
+            &bob.home,
+            &["send", &room.to_string(), &format!("meet at {i}")],
+        ));
+    }
+    let after = read_for(&mut r, Duration::from_secs(3)).await;
+    let leaked: Vec<&Msg> = after
+        .iter()
+        .filter(|m| match m {
+            Msg::Have { log, .. } | Msg::Events { log, .. } | Msg::Begin { log, .. } => {
+                *log == room
+            }
+            _ => false,
+        })
+        .collect();
+    assert!(leaked.is_empty(), "room told to a non-member: {leaked:?}");
+    assert_eq!(
+        bob_account,
+        target(&bob).2,
+        "the victim is still up and the same"
+    );
+    t.close().await;
+    mallory.close().await;
+}
+
+/// A proven contact that breaks the rules inside logs it may write: an
+/// event with a forged signature, a replay of frames it already sent, a
+/// request for a room it is not in, and a frame cut short. Each is refused
+/// or ignored; the daemon stays up and its store is unchanged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proven_contact_cannot_forge_replay_or_reach_a_room() {
+    let mut bob = Running::start("Bob");
+    let dir = tempfile::tempdir().unwrap();
+    let (mut mallory, _) = Node::create(
+        Profile::new(dir.path().join("m")),
+        "Mallory",
+        None,
+        false,
+        1,
+    )
+    .await
+    .unwrap();
+    let bob_card = bob.card();
+    mallory.add_contact(&bob_card, None, 2).await.unwrap();
+    ok(kith(
+        &bob.home,
+        &["contact", "add", &mallory.card(vec![], 1).unwrap()],
+    ));
+    let room = ok(kith(&bob.home, &["room", "create", "private"]));
+    let room: LogId = room.trim().parse().unwrap();
+    let t = mallory
+        .bind_transport(&["127.0.0.1:0".parse().unwrap()])
+        .await
+        .unwrap();
+    let link = dial(&t, &bob).await;
+    let (mut w, mut r) = link.open().await.unwrap();
+    hello(&mut w, mallory.account()).await;
+    let own = LogId::account(mallory.account());
+    let ids: Vec<EventId> = mallory.log(&own).unwrap().ids().copied().collect();
+    let proof = Msg::Events {
+        log: own,
+        events: mallory.serve(own, &ids).await.unwrap(),
+    };
+    w.send(&proof.encode()).await.unwrap();
+    let _ = read_for(&mut r, Duration::from_secs(3)).await;
+    let before = digest(&bob);
+
+    // A forged signature on a message in the conversation.
+    let (_, _, bob_account) = target(&bob);
+    let conv = LogId::conversation(mallory.account(), bob_account);
+    mallory.send_message(bob_account, "real", 3).await.unwrap();
+    let ids: Vec<EventId> = mallory.log(&conv).unwrap().ids().copied().collect();
+    let mut events = mallory.serve(conv, &ids).await.unwrap();
+    for e in &mut events {
+        let last = e.len() - 1;
+        e[last] ^= 1;
+    }
+    let forged = Msg::Events { log: conv, events };
+    w.send(&forged.encode()).await.unwrap();
+    // Replays of what was sent already.
+    for _ in 0..20 {
+        w.send(&proof.encode()).await.unwrap();
+        w.send(&forged.encode()).await.unwrap();
+    }
+    // The room, which Bob never shared with Mallory.
+    let begin = Msg::Begin {
+        log: room,
+        heads: vec![],
+    };
+    w.send(&begin.encode()).await.unwrap();
+    let want = Msg::Want {
+        log: room,
+        ids: vec![EventId::from_bytes(*room.as_bytes())],
+    };
+    w.send(&want.encode()).await.unwrap();
+    let answer = read_for(&mut r, Duration::from_secs(3)).await;
+    let leaked: Vec<&Msg> = answer
+        .iter()
+        .filter(|m| matches!(m, Msg::Events { log, .. } | Msg::Same { log } | Msg::Heads { log, .. } if *log == room))
+        .collect();
+    assert!(leaked.is_empty(), "room served to a non-member: {leaked:?}");
+    assert_eq!(
+        digest(&bob),
+        before,
+        "forged or replayed events changed the store"
+    );
+    assert!(bob.is_running());
+
+    // A frame cut short: the header announces more than ever comes.
+    let link = dial(&t, &bob).await;
+    let (mut w, _r) = link.open().await.unwrap();
+    let mut raw = 1000u32.to_be_bytes().to_vec();
+    raw.extend_from_slice(&[0u8; 10]);
+    w.danger_write_raw(&raw).await.unwrap();
+    drop(w);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(bob.is_running(), "daemon died:\n{}", bob.log());
+    assert_eq!(digest(&bob), before);
+    t.close().await;
+    mallory.close().await;
+}
+
+/// A device of a contact that the contact revoked: its receipts do not
+/// clear the victim's outbox (an `Ack` on an account log, which any device
+/// of the account may still sync, used to count), and nothing it writes
+/// below or above its cut-off is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_device_clears_no_outbox_and_writes_nothing() {
+    let bob = Running::start("Bob");
+    let (_, _, bob_account) = target(&bob);
+    let dir = tempfile::tempdir().unwrap();
+    let (mut m1, _) = Node::create(Profile::new(dir.path().join("m1")), "m1", None, false, 1)
+        .await
+        .unwrap();
+    // A second device of Mallory's, joined through the real code path.
+    let code = m1.invite(vec![], 1).unwrap();
+    let invite = node_core::sync::join::Invite::parse(&code).unwrap();
+    let key = SigningKey::generate();
+    let device = DeviceId::from(key.verifying_key());
+    let proof = node_core::identity::entry::sign_join(&key, invite.account, "m2");
+    let snapshot = m1
+        .accept_join(device, &invite.secret, "m2", proof, 1)
+        .await
+        .unwrap();
+    let m2 = Node::create_joined(
+        Profile::new(dir.path().join("m2")),
+        "m2",
+        None,
+        key,
+        &invite,
+        snapshot,
+        1,
+    )
+    .await
+    .unwrap();
+    ok(kith(
+        &bob.home,
+        &["contact", "add", &m1.card(vec![], 2).unwrap()],
+    ));
+    let waiting = ok(kith(
+        &bob.home,
+        &["send", &m1.account().to_string(), "for Mallory"],
+    ));
+    let msg: EventId = waiting.trim().parse().unwrap();
+    assert_eq!(bob.status()["outbox"], 1);
+
+    // m1 revokes m2 and tells Bob.
+    m1.revoke_device("m2", 3).await.unwrap();
+    let own = LogId::account(m1.account());
+    let ids: Vec<EventId> = m1.log(&own).unwrap().ids().copied().collect();
+    let account_log = m1.serve(own, &ids).await.unwrap();
+    let t1 = m1
+        .bind_transport(&["127.0.0.1:0".parse().unwrap()])
+        .await
+        .unwrap();
+    let link = dial(&t1, &bob).await;
+    let (mut w, mut r) = link.open().await.unwrap();
+    hello(&mut w, m1.account()).await;
+    w.send(
+        &Msg::Events {
+            log: own,
+            events: account_log,
+        }
+        .encode(),
+    )
+    .await
+    .unwrap();
+    let _ = read_for(&mut r, Duration::from_secs(3)).await;
+    link.close("done");
+    t1.close().await;
+    let before = digest(&bob);
+
+    // The thief with m2's key.
+    let t2 = m2
+        .bind_transport(&["127.0.0.1:0".parse().unwrap()])
+        .await
+        .unwrap();
+    let link = dial(&t2, &bob).await;
+    let (mut w, mut r) = link.open().await.unwrap();
+    hello(&mut w, m2.account()).await;
+    let conv = LogId::conversation(m2.account(), bob_account);
+    for log in [own, conv] {
+        let ack = Msg::Ack {
+            log,
+            ids: vec![msg],
+        };
+        let _ = w.send(&ack.encode()).await;
+    }
+    let _ = w.send(&Msg::Synced { log: own }.encode()).await;
+    let got = read_for(&mut r, Duration::from_secs(3)).await;
+    assert!(
+        no_hints(&got),
+        "a revoked device learned addresses: {got:?}"
+    );
+    assert_eq!(
+        bob.status()["outbox"],
+        1,
+        "a revoked device's receipt counted"
+    );
+    assert_eq!(digest(&bob), before);
+    t2.close().await;
+    m1.close().await;
+    m2.close().await;
+}
