@@ -1,0 +1,389 @@
+//! Not a fuzz target: writes the seed corpora (valid inputs for every
+//! target, made with fixed keys) into `corpus/TARGET/` and exits.
+//! `cargo fuzz run seed` (from `fuzz/`); see docs/fuzzing.md.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use node_core::crypto::{BoxSecretKey, SecretBytes, SigningKey};
+use node_core::files::{FileOffer, chunk_size_for};
+use node_core::identity::entry::{kind as account_kind, sign_join};
+use node_core::identity::{AccountEntry, Card};
+use node_core::log::{Draft, Event, LogKind};
+use node_core::mailbox::{self, DeliveryToken, MailboxKey, SignedPrekey};
+use node_core::names::{NameAction, NameRecord};
+use node_core::node::rooms::RoomLink;
+use node_core::rooms::{History, Membership, RoomContent, Trust};
+use node_core::sync::join::{Invite, JoinMsg};
+use node_core::sync::message::Msg;
+use node_core::{AccountId, DeviceId, EventId, LogId};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+fuzz_target!(
+    init: {
+        if write_all() {
+            std::process::exit(0);
+        }
+    },
+    |_data: &[u8]| {}
+);
+
+/// Writes every corpus; true when done (the caller then exits).
+fn write_all() -> bool {
+    node_core::crypto::init();
+    let key = SigningKey::from_seed(&SecretBytes::new([1; 32]));
+    let device = DeviceId::from(key.verifying_key());
+    let genesis = account_genesis(&key);
+    let account = AccountId::from_bytes(*genesis.id().as_bytes());
+    let card = Card::sign(&key, &card(account, device));
+
+    let msgs = sync_msgs(&genesis);
+    put("sync_msg", msgs.iter().map(Msg::encode));
+    put("event", events(&key, &genesis).iter().map(Event::encode));
+    put("card", with_modes(&card, "kith:card/"));
+    let invite = invite(account, device).to_code();
+    put("invite", with_modes(&invite, "kith:join/"));
+    put(
+        "join_msg",
+        join_msgs(&key, account).iter().map(JoinMsg::encode),
+    );
+    put(
+        "room_link",
+        with_modes(&room_link(account, device).to_uri(), "kith:room/"),
+    );
+    put("deposit", deposits(&genesis));
+    put("deposit_payload", deposit_payloads(&genesis));
+    put("mailbox_auth", mailbox_auth(&key));
+    put("name_record", name_records(&key, account, &card, &genesis));
+    put(
+        "handle",
+        [
+            "alice@example.org",
+            " Élodie@Example.ORG. ",
+            "мария@x.org",
+            "a.b_c-d@a-b.c",
+        ]
+        .map(|s| s.as_bytes().to_vec()),
+    );
+    put(
+        "account_entry",
+        account_entries(&key, account)
+            .iter()
+            .map(|e| kinded(e.kind(), e.encode())),
+    );
+    put(
+        "room_content",
+        room_contents(account)
+            .iter()
+            .map(|c| kinded(c.kind(), c.encode())),
+    );
+    put("file_offer", offers().iter().map(FileOffer::encode));
+    true
+}
+
+fn put(target: &str, inputs: impl IntoIterator<Item = Vec<u8>>) {
+    let dir = Path::new("corpus").join(target);
+    if let Err(e) = std::fs::create_dir_all(&dir) {
+        panic!("creating {}: {e}", dir.display());
+    }
+    for (i, input) in inputs.into_iter().enumerate() {
+        let path = dir.join(format!("seed-{i:02}"));
+        if let Err(e) = std::fs::write(&path, input) {
+            panic!("writing {}: {e}", path.display());
+        }
+    }
+}
+
+/// A URI-like input in both target modes: 0 + the text, 1 + the binary body.
+fn with_modes(uri: &str, prefix: &str) -> Vec<Vec<u8>> {
+    let mut text = vec![0];
+    text.extend_from_slice(uri.as_bytes());
+    let mut body = vec![1];
+    body.extend(node_core::wire::from_base32(&uri[prefix.len()..], "seed").unwrap_or_default());
+    vec![text, body]
+}
+
+fn kinded(kind: u16, body: Vec<u8>) -> Vec<u8> {
+    let mut out = kind.to_be_bytes().to_vec();
+    out.extend(body);
+    out
+}
+
+fn moded(mode: u8, body: impl AsRef<[u8]>) -> Vec<u8> {
+    let mut out = vec![mode];
+    out.extend_from_slice(body.as_ref());
+    out
+}
+
+fn account_genesis(key: &SigningKey) -> Event {
+    Event::sign(
+        key,
+        Draft {
+            log: None,
+            log_kind: LogKind::Account,
+            seq: 1,
+            prev: None,
+            parents: vec![],
+            time: 1_700_000_000_000,
+            kind: account_kind::GENESIS,
+            body: AccountEntry::Genesis {
+                account_name: "alice".into(),
+                device_name: "laptop".into(),
+                recovery: None,
+            }
+            .encode(),
+        },
+    )
+}
+
+fn events(key: &SigningKey, genesis: &Event) -> Vec<Event> {
+    let log = genesis.log_id();
+    let message = Event::sign(
+        key,
+        Draft {
+            log: Some(log),
+            log_kind: LogKind::Account,
+            seq: 2,
+            prev: Some(genesis.id()),
+            parents: vec![(genesis.id(), 0), (EventId::from_bytes([9; 32]), 3)],
+            time: 1_700_000_000_001,
+            kind: account_kind::REVOKE_DEVICE,
+            body: AccountEntry::RevokeDevice {
+                device: DeviceId::from_bytes([4; 32]),
+                cutoff_seq: 9,
+            }
+            .encode(),
+        },
+    );
+    vec![genesis.clone(), message.clone(), message.without_body()]
+}
+
+fn sync_msgs(genesis: &Event) -> Vec<Msg> {
+    let log = LogId::from_bytes([3; 32]);
+    let ids: Vec<EventId> = (0..3).map(|i| EventId::from_bytes([i; 32])).collect();
+    vec![
+        Msg::Hello {
+            version: 1,
+            account: AccountId::from_bytes([1; 32]),
+        },
+        Msg::Begin {
+            log,
+            heads: ids.clone(),
+        },
+        Msg::Heads {
+            log,
+            heads: Some(ids.clone()),
+        },
+        Msg::Heads { log, heads: None },
+        Msg::Same { log },
+        Msg::Recon {
+            log,
+            recon: vec![0x61, 1, 2, 3],
+        },
+        Msg::Refuse { log },
+        Msg::Events {
+            log,
+            events: vec![genesis.encode(), vec![1, 2]],
+        },
+        Msg::Want {
+            log,
+            ids: ids.clone(),
+        },
+        Msg::Ack {
+            log,
+            ids: ids.clone(),
+        },
+        Msg::Synced { log },
+        Msg::Resync,
+        Msg::Hints {
+            addrs: vec!["127.0.0.1:4000".into(), "[::1]:9".into()],
+        },
+        Msg::DeviceHints {
+            device: DeviceId::from_bytes([8; 32]),
+            addrs: vec!["10.0.0.1:1".into()],
+        },
+        Msg::Have { log, ids },
+    ]
+}
+
+fn card(account: AccountId, device: DeviceId) -> Card {
+    Card {
+        account,
+        name: "Alice".into(),
+        signer: device,
+        devices: vec![DeviceId::from_bytes([2; 32]), device],
+        hints: vec!["192.0.2.1:4000".into(), "https://relay.example/".into()],
+        issued: 1_700_000_000_000,
+    }
+}
+
+fn invite(account: AccountId, device: DeviceId) -> Invite {
+    Invite {
+        account,
+        device,
+        hints: vec![
+            "127.0.0.1:4000".parse().expect("valid seed"),
+            "[::1]:5".parse().expect("valid seed"),
+        ],
+        secret: SecretBytes::new([3; 16]),
+        expires: 1_700_000_600_000,
+    }
+}
+
+fn join_msgs(key: &SigningKey, account: AccountId) -> Vec<JoinMsg> {
+    vec![
+        JoinMsg::Request {
+            secret: SecretBytes::new([3; 16]),
+            name: "phone".into(),
+            join: sign_join(key, account, "phone"),
+        },
+        JoinMsg::Accepted,
+        JoinMsg::Refused("the code has expired".into()),
+    ]
+}
+
+fn room_link(account: AccountId, device: DeviceId) -> RoomLink {
+    RoomLink {
+        room: LogId::from_bytes([6; 32]),
+        creator: AccountId::from_bytes([7; 32]),
+        via: account,
+        devices: vec![
+            (
+                device,
+                vec!["127.0.0.1:4000".into(), "https://relay.example/".into()],
+            ),
+            (DeviceId::from_bytes([2; 32]), vec![]),
+        ],
+    }
+}
+
+fn deposits(genesis: &Event) -> Vec<Vec<u8>> {
+    let prekey = BoxSecretKey::from_bytes(SecretBytes::new([7; 32])).public_key();
+    let other = BoxSecretKey::from_bytes(SecretBytes::new([8; 32])).public_key();
+    let key = SigningKey::from_seed(&SecretBytes::new([9; 32]));
+    let payload = mailbox::encode_events(&key, &PAYLOAD_TO, &[genesis.encode(), vec![1, 2, 3]]);
+    [vec![prekey], vec![other, prekey]]
+        .iter()
+        .filter_map(|to| mailbox::seal_deposit(to, &payload).ok())
+        .collect()
+}
+
+/// The account the deposit_payload target decodes for.
+const PAYLOAD_TO: [u8; 32] = [7; 32];
+
+fn deposit_payloads(genesis: &Event) -> Vec<Vec<u8>> {
+    let key = SigningKey::from_seed(&SecretBytes::new([9; 32]));
+    vec![
+        mailbox::encode_events(&key, &PAYLOAD_TO, &[genesis.encode(), vec![1, 2, 3]]),
+        mailbox::encode_events(&key, &PAYLOAD_TO, &[]),
+    ]
+}
+
+fn mailbox_auth(key: &SigningKey) -> Vec<Vec<u8>> {
+    let prekey = BoxSecretKey::from_bytes(SecretBytes::new([7; 32])).public_key();
+    let token = DeliveryToken::from_bytes(SecretBytes::new([4; 32]));
+    let mailbox = MailboxKey::from_seed(&SecretBytes::new([5; 32]));
+    let challenge = [6; mailbox::CHALLENGE_LEN];
+    vec![
+        moded(
+            0,
+            SignedPrekey::sign(key, prekey, 1_700_000_000_000).encode(),
+        ),
+        moded(1, token.bearer()),
+        moded(2, token.hash().to_string()),
+        moded(3, mailbox.id().to_string()),
+        moded(
+            4,
+            mailbox::sign_request(&mailbox, &challenge, "POST", "/v1/mailboxes/x", b"{}"),
+        ),
+        moded(
+            5,
+            node_core::push::sign_request(key, "POST", "/v1/wake", b"{}"),
+        ),
+    ]
+}
+
+fn name_records(key: &SigningKey, account: AccountId, card: &str, genesis: &Event) -> Vec<Vec<u8>> {
+    let handle = "alice@example.org".parse().expect("valid seed");
+    let log = std::slice::from_ref(genesis);
+    let bind = NameAction::Bind { card: card.into() };
+    vec![
+        NameRecord::sign(key, &handle, account, &bind, 1_700_000_000_000, log),
+        NameRecord::sign(
+            key,
+            &handle,
+            account,
+            &NameAction::Release,
+            1_700_000_000_000,
+            log,
+        ),
+    ]
+}
+
+fn account_entries(key: &SigningKey, account: AccountId) -> Vec<AccountEntry> {
+    vec![
+        AccountEntry::Genesis {
+            account_name: "alice".into(),
+            device_name: "laptop".into(),
+            recovery: Some(key.verifying_key()),
+        },
+        AccountEntry::AddDevice {
+            device: DeviceId::from_bytes([2; 32]),
+            name: "phone".into(),
+            join: sign_join(key, account, "phone"),
+        },
+        AccountEntry::RevokeDevice {
+            device: DeviceId::from_bytes([2; 32]),
+            cutoff_seq: 17,
+        },
+    ]
+}
+
+fn room_contents(account: AccountId) -> Vec<RoomContent> {
+    let mut users = BTreeMap::new();
+    users.insert(account, 100);
+    users.insert(AccountId::from_bytes([2; 32]), 50);
+    let mut out = vec![
+        RoomContent::Create {
+            name: "plans".into(),
+            public: true,
+        },
+        RoomContent::Power { users },
+        RoomContent::Member {
+            target: account,
+            membership: Membership::Join,
+        },
+        RoomContent::Member {
+            target: account,
+            membership: Membership::Ban,
+        },
+        RoomContent::JoinRule { public: false },
+        RoomContent::Name("plans".into()),
+        RoomContent::Topic("where we meet".into()),
+        RoomContent::History(History {
+            confirmations: 2,
+            trust: Trust::Members,
+        }),
+        RoomContent::Confirm(EventId::from_bytes([5; 32])),
+        RoomContent::Message("hello, room".into()),
+    ];
+    out.extend(offers().into_iter().map(RoomContent::File));
+    out
+}
+
+fn offers() -> Vec<FileOffer> {
+    [0u64, 1, 300_000, 1900 * 256 * 1024 + 1]
+        .into_iter()
+        .filter_map(|size| {
+            let chunk_size = chunk_size_for(size)?;
+            let n = size.div_ceil(u64::from(chunk_size));
+            Some(FileOffer {
+                name: format!("file-{size}.bin"),
+                size,
+                hash: [1; 32],
+                chunk_size,
+                chunks: (0..n).map(|i| [i as u8; 32]).collect(),
+            })
+        })
+        .collect()
+}
