@@ -63,6 +63,34 @@ impl Report {
     }
 }
 
+/// `kith send` without a process per message: the same request, one JSON
+/// line each way over the daemon's socket (what the CLI sends). The id, or
+/// why not (the daemon is down, or refused).
+fn rpc_send(home: &std::path::Path, target: &str, text: &str) -> Result<String, String> {
+    use std::io::{BufRead, BufReader, Write};
+    let mut stream = std::os::unix::net::UnixStream::connect(home.join("kith.sock"))
+        .map_err(|e| format!("no daemon: {e}"))?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .map_err(|e| e.to_string())?;
+    let mut line =
+        serde_json::json!({ "method": "send", "target": target, "text": text }).to_string();
+    line.push('\n');
+    stream
+        .write_all(line.as_bytes())
+        .map_err(|e| format!("sending: {e}"))?;
+    let mut answer = String::new();
+    BufReader::new(stream)
+        .read_line(&mut answer)
+        .map_err(|e| format!("reading: {e}"))?;
+    let v: serde_json::Value =
+        serde_json::from_str(&answer).map_err(|e| format!("answer {answer:?}: {e}"))?;
+    match v["ok"]["id"].as_str() {
+        Some(id) => Ok(id.to_owned()),
+        None => Err(format!("refused: {answer}")),
+    }
+}
+
 /// A small seeded generator (SplitMix64): the same seed, the same kills.
 struct Rng(u64);
 
@@ -167,17 +195,17 @@ fn run_round(plan: Plan, seed: u64) -> Report {
         let n = plan.messages / 2;
         senders.push(thread::spawn(move || {
             let mut i = 0;
-            let deadline = Instant::now() + Duration::from_secs(60 + u64::from(n) / 10);
+            let deadline = Instant::now() + Duration::from_secs(60 + u64::from(n) / 20);
             while i < n && Instant::now() < deadline {
                 let dev = &devices[from[(i % 2) as usize]];
-                match dev.profile.try_send(&to, &format!("m{i}")) {
+                match rpc_send(dev.profile.home(), &to, &format!("m{i}")) {
                     Ok(id) => {
                         sent.lock().unwrap_or_else(|p| p.into_inner()).push(id);
                         i += 1;
                     }
                     Err(_) => {
                         refused.fetch_add(1, Ordering::Relaxed);
-                        thread::sleep(Duration::from_millis(20));
+                        thread::sleep(Duration::from_millis(5));
                     }
                 }
             }

@@ -9,9 +9,9 @@ use kith_tests::crash::{Plan, run};
 fn messages_survive_kill_9_of_sender_receiver_or_both() {
     let report = run(Plan {
         rounds: 1,
-        messages: 120,
+        messages: 400,
         seed: 7,
-        kill_every_ms: 1_500,
+        kill_every_ms: 700,
     });
     println!("{}", report.line());
     assert!(report.messages > 0, "{}", report.line());
