@@ -67,14 +67,40 @@ impl Report {
 /// line each way over the daemon's socket (what the CLI sends). The id, or
 /// why not (the daemon is down, or refused).
 fn rpc_send(home: &std::path::Path, target: &str, text: &str) -> Result<String, String> {
+    let v = rpc(
+        home,
+        &serde_json::json!({ "method": "send", "target": target, "text": text }),
+    )?;
+    match v["id"].as_str() {
+        Some(id) => Ok(id.to_owned()),
+        None => Err(format!("no id in {v}")),
+    }
+}
+
+/// The ids of a conversation in display order, read over the socket
+/// (a long conversation's answer is larger than the CLI reads in one line).
+fn rpc_log_ids(home: &std::path::Path, target: &str) -> Result<Vec<String>, String> {
+    let v = rpc(
+        home,
+        &serde_json::json!({ "method": "log", "target": target, "limit": null }),
+    )?;
+    let list = v.as_array().ok_or_else(|| format!("not a list: {v}"))?;
+    Ok(list
+        .iter()
+        .filter_map(|m| m["id"].as_str().map(str::to_owned))
+        .collect())
+}
+
+/// One request to the daemon, one JSON line each way (as the CLI does):
+/// the answer's value, or why not.
+fn rpc(home: &std::path::Path, req: &serde_json::Value) -> Result<serde_json::Value, String> {
     use std::io::{BufRead, BufReader, Write};
     let mut stream = std::os::unix::net::UnixStream::connect(home.join("kith.sock"))
         .map_err(|e| format!("no daemon: {e}"))?;
     stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
+        .set_read_timeout(Some(Duration::from_secs(60)))
         .map_err(|e| e.to_string())?;
-    let mut line =
-        serde_json::json!({ "method": "send", "target": target, "text": text }).to_string();
+    let mut line = req.to_string();
     line.push('\n');
     stream
         .write_all(line.as_bytes())
@@ -83,10 +109,10 @@ fn rpc_send(home: &std::path::Path, target: &str, text: &str) -> Result<String, 
     BufReader::new(stream)
         .read_line(&mut answer)
         .map_err(|e| format!("reading: {e}"))?;
-    let v: serde_json::Value =
+    let mut v: serde_json::Value =
         serde_json::from_str(&answer).map_err(|e| format!("answer {answer:?}: {e}"))?;
-    match v["ok"]["id"].as_str() {
-        Some(id) => Ok(id.to_owned()),
+    match v.get_mut("ok") {
+        Some(ok) => Ok(ok.take()),
         None => Err(format!("refused: {answer}")),
     }
 }
@@ -260,8 +286,8 @@ fn run_round(plan: Plan, seed: u64) -> Report {
     let read = || {
         let mut logs = BTreeMap::new();
         for (i, d) in devices.iter().enumerate() {
-            if let Ok(log) = d.profile.try_log_json(targets[i]) {
-                logs.insert(i, log.into_iter().map(|m| m.id).collect::<Vec<_>>());
+            if let Ok(ids) = rpc_log_ids(d.profile.home(), targets[i]) {
+                logs.insert(i, ids);
             }
         }
         logs
