@@ -8,8 +8,12 @@ use std::path::Path;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 
-/// Longest request or response line accepted.
+/// Longest request line the daemon accepts.
 pub const MAX_LINE: usize = 1 << 20;
+/// Longest answer line a client reads: the daemon is the owner's own
+/// process (the socket is owner-only), and a long conversation's `log`
+/// is larger than a request (100,000 messages are about 25 MB).
+pub const MAX_ANSWER: usize = 256 << 20;
 
 /// What a client asks.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -319,7 +323,7 @@ async fn exchange(stream: UnixStream, req: &Request) -> Result<serde_json::Value
         .write_all(&line)
         .await
         .context("sending to the daemon")?;
-    let mut reader = BufReader::new(read.take(MAX_LINE as u64));
+    let mut reader = BufReader::new(read.take(MAX_ANSWER as u64));
     let mut answer = String::new();
     reader
         .read_line(&mut answer)

@@ -613,3 +613,17 @@ fn peer_text_reaches_the_terminal_without_controls() {
     let own = assert_ok(&a.kith(["log", &b_at_a]));
     assert!(!own.contains('\x1b') && !own.contains('\r'), "{own:?}");
 }
+
+/// A conversation whose `log --json` answer is over 1 MiB (the request
+/// line limit, which also bounded answers: a long history could not be
+/// read at all) is read whole.
+#[test]
+fn a_log_larger_than_a_request_line_is_read_whole() {
+    let (a, _, _da) = user("alice");
+    let (b, _, _db) = user("bob");
+    let (bid, _) = pair(&a, &b);
+    let text = "x".repeat(50_000);
+    let sent: Vec<String> = (0..25).map(|_| a.send(&bid, &text)).collect();
+    let log = a.log_json(&bid);
+    assert_eq!(ids(&log), sent);
+}
