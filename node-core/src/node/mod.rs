@@ -476,7 +476,6 @@ impl Node {
         self.accounts.contains_key(&account).then_some(account)
     }
 
-    /// Puts events that were waiting for parents back into the buffer.
     /// Held events the last [`Node::ingest_verified`] pushed out of its
     /// log's buffer: a sync round waiting for them should stop waiting
     /// (they come again in a later round).
@@ -484,6 +483,7 @@ impl Node {
         std::mem::take(&mut self.evicted)
     }
 
+    /// Puts events that were waiting for parents back into the buffer.
     /// Reads at most what the buffer holds (the newest first); rows it
     /// does not keep are deleted.
     async fn restore_pending(&mut self, log: LogId) -> Result<(), NodeError> {
@@ -665,13 +665,11 @@ impl Node {
         // Only events whose author is such a device too: made-up author
         // keys would each count as a new author in the buffer's fairness.
         let may_hold = from.is_none_or(|d| self.active_account_of(&d).is_some());
-        let known_authors: std::collections::HashSet<DeviceId> = verified
+        let mut known_authors: std::collections::HashSet<DeviceId> = verified
             .iter()
             .filter_map(|v| v.as_ref().ok().map(|v| v.event().header().author))
-            .collect::<std::collections::HashSet<_>>()
-            .into_iter()
-            .filter(|a| self.active_account_of(a).is_some())
             .collect();
+        known_authors.retain(|a| self.active_account_of(a).is_some());
         let mut rules = self.rules_for(log)?;
         let dag = self.logs.get_mut(&log).ok_or(NodeError::UnknownLog(log))?;
         let mut rows = Vec::new();

@@ -599,13 +599,7 @@ impl Session {
     /// New local events of one log: pushed at once if the log is live on
     /// this link.
     pub fn local_events(&self, log: LogId, events: Vec<Vec<u8>>, view: &dyn View) -> Vec<Action> {
-        let Some(account) = self.peer_account else {
-            return vec![];
-        };
-        if events.is_empty()
-            || !self.live.contains(&log)
-            || !view.entitled(account, self.peer, &log)
-        {
+        if events.is_empty() || !self.pushes(log, view) {
             return vec![];
         }
         events_messages(log, events)
@@ -618,10 +612,7 @@ impl Session {
     /// same conditions as [`Session::local_events`]: only once the peer
     /// said hello, only for a log live on this link and shared with it.
     pub fn offer(&self, log: LogId, ids: &[EventId], view: &dyn View) -> Vec<Action> {
-        let Some(account) = self.peer_account else {
-            return vec![];
-        };
-        if ids.is_empty() || !self.live.contains(&log) || !view.entitled(account, self.peer, &log) {
+        if ids.is_empty() || !self.pushes(log, view) {
             return vec![];
         }
         ids.chunks(MAX_IDS)
@@ -632,6 +623,14 @@ impl Session {
                 })
             })
             .collect()
+    }
+
+    /// Whether new events of `log` go to the peer as they are made: it
+    /// said hello, the log is live on this link and shared with it.
+    fn pushes(&self, log: LogId, view: &dyn View) -> bool {
+        self.peer_account.is_some_and(|account| {
+            self.live.contains(&log) && view.entitled(account, self.peer, &log)
+        })
     }
 
     /// One new local event (see [`Session::local_events`]).
