@@ -472,3 +472,133 @@ async fn a_revoked_device_clears_no_outbox_and_writes_nothing() {
     m1.close().await;
     m2.close().await;
 }
+
+/// A contact's device that the contact revoked, whose key a thief holds:
+/// its events come to the victim passed on by a proven device of that
+/// contact (as one that had not heard of the revocation would). An event
+/// above its cut-off is refused; one below it, with a sequence number the
+/// device never used in that conversation, is kept as structure only and
+/// never shown. (Before revocations named a cut per log, the second one was
+/// shown as the contact's message.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_devices_events_passed_on_by_its_account_are_not_shown() {
+    let mut bob = Running::start("Bob");
+    let (_, _, bob_account) = target(&bob);
+    let dir = tempfile::tempdir().unwrap();
+    let (mut m1, _) = Node::create(Profile::new(dir.path().join("m1")), "m1", None, false, 1)
+        .await
+        .unwrap();
+    let code = m1.invite(vec![], 1).unwrap();
+    let invite = node_core::sync::join::Invite::parse(&code).unwrap();
+    let seed = SigningKey::generate().seed();
+    let key = SigningKey::from_seed(&seed);
+    let thief = SigningKey::from_seed(&seed);
+    let device = DeviceId::from(key.verifying_key());
+    let proof = node_core::identity::entry::sign_join(&key, invite.account, "m2");
+    let snapshot = m1
+        .accept_join(device, &invite.secret, "m2", proof, 1)
+        .await
+        .unwrap();
+    let mut m2 = Node::create_joined(
+        Profile::new(dir.path().join("m2")),
+        "m2",
+        None,
+        key,
+        &invite,
+        snapshot,
+        1,
+    )
+    .await
+    .unwrap();
+    // m2 writes in its self log, and m1 gets it: m2's cut-off then lies
+    // above sequence numbers it never used in the conversation with Bob.
+    let own_self = LogId::self_log(m1.account());
+    for i in 0..5u8 {
+        m2.append(own_self, 7, vec![i], 2).await.unwrap();
+    }
+    let ids: Vec<EventId> = m2.log(&own_self).unwrap().ids().copied().collect();
+    let batch = m2.serve(own_self, &ids).await.unwrap();
+    m1.ingest_batch(own_self, &batch, 2, 1, None).await.unwrap();
+    m1.revoke_device("m2", 3).await.unwrap();
+    let cutoff = m2
+        .log(&own_self)
+        .unwrap()
+        .latest_by(&device)
+        .map(|id| m2.log(&own_self).unwrap().node(&id).unwrap().seq);
+    let cutoff = cutoff.unwrap();
+    ok(kith(
+        &bob.home,
+        &["contact", "add", &m1.card(vec![], 2).unwrap()],
+    ));
+
+    let own = LogId::account(m1.account());
+    let ids: Vec<EventId> = m1.log(&own).unwrap().ids().copied().collect();
+    let account_log = m1.serve(own, &ids).await.unwrap();
+    let t1 = m1
+        .bind_transport(&["127.0.0.1:0".parse().unwrap()])
+        .await
+        .unwrap();
+    let link = dial(&t1, &bob).await;
+    let (mut w, mut r) = link.open().await.unwrap();
+    hello(&mut w, m1.account()).await;
+    w.send(
+        &Msg::Events {
+            log: own,
+            events: account_log,
+        }
+        .encode(),
+    )
+    .await
+    .unwrap();
+    let _ = read_for(&mut r, Duration::from_secs(3)).await;
+    let stored_before = bob.status()["events"].as_u64().unwrap();
+
+    let conv = LogId::conversation(m1.account(), bob_account);
+    let minted = |seq: u64, text: &str| {
+        Event::sign(
+            &thief,
+            Draft {
+                log: Some(conv),
+                log_kind: LogKind::Conversation,
+                seq,
+                prev: None,
+                parents: vec![],
+                time: 4,
+                kind: node_core::node::messages::conversation_kind::MESSAGE,
+                body: text.as_bytes().to_vec(),
+            },
+        )
+        .encode()
+    };
+    w.send(
+        &Msg::Events {
+            log: conv,
+            events: vec![
+                minted(cutoff - 1, "minted below the cut-off"),
+                minted(cutoff + 1, "minted above the cut-off"),
+            ],
+        }
+        .encode(),
+    )
+    .await
+    .unwrap();
+    let _ = read_for(&mut r, Duration::from_secs(3)).await;
+    assert!(bob.is_running(), "daemon died:\n{}", bob.log());
+    let shown = ok(kith(
+        &bob.home,
+        &["log", &m1.account().to_string(), "--json"],
+    ));
+    assert!(
+        !shown.contains("minted"),
+        "a thief's event is shown: {shown}"
+    );
+    assert_eq!(
+        bob.status()["events"].as_u64().unwrap(),
+        stored_before + 1,
+        "the one below the cut-off is kept as structure, the other refused"
+    );
+    link.close("done");
+    t1.close().await;
+    m1.close().await;
+    m2.close().await;
+}

@@ -508,3 +508,155 @@ async fn a_flood_of_held_events_stays_bounded_at_rest() {
     assert!(node.log(&log).unwrap().pending_len() <= bound);
     node.close().await;
 }
+
+/// Signs a self-log event by `dev` on exactly `parents`, with the given
+/// sequence number and previous event (what a thief holding a revoked
+/// device's key can do).
+fn self_event_on(
+    node: &Node,
+    dev: &Dev,
+    seq: u64,
+    prev: Option<&Event>,
+    parents: &[&Event],
+    body: &[u8],
+) -> Event {
+    Event::sign(
+        &dev.key,
+        node_core::log::Draft {
+            log: Some(LogId::self_log(node.account())),
+            log_kind: LogKind::SelfLog,
+            seq,
+            prev: prev.map(Event::id),
+            parents: parents.iter().map(|p| (p.id(), p.header().depth)).collect(),
+            time: 3_500,
+            kind: 7,
+            body: body.to_vec(),
+        },
+    )
+}
+
+fn shown(node: &Node, log: &LogId) -> Vec<node_core::EventId> {
+    node.log(log).unwrap().display_order()
+}
+
+/// A thief mints a self-log event with a sequence number below the
+/// revoked device's cut-off (one it never used there) and hands it to an
+/// own device that has not heard of the revocation yet; that device writes
+/// on top of it and passes both on. The device that revoked (and holds the
+/// cut) keeps the minted event as structure only: not shown, not applied;
+/// the honest event on top of it is shown. (Before cuts, the minted event
+/// was accepted and shown: its sequence number lay below the cut-off.)
+#[tokio::test]
+async fn a_thiefs_event_below_the_cut_off_is_not_shown_where_the_cut_is_known() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut node, _) = Node::create(profile(&dir), "alice", None, false, 1_000)
+        .await
+        .unwrap();
+    let mut phone = join_second_device(&mut node).await;
+    let tablet = join_second_device(&mut node).await;
+    let log = LogId::self_log(node.account());
+    let first = self_event(&node, &mut phone, b"first");
+    node.ingest(&first.encode(), 3_000).await.unwrap();
+    phone.seq = 9;
+    let tenth = self_event(&node, &mut phone, b"tenth");
+    node.ingest(&tenth.encode(), 3_000).await.unwrap();
+    node.revoke_device(&phone.id().to_string(), 4_000)
+        .await
+        .unwrap();
+    let minted = self_event_on(&node, &phone, 5, Some(&first), &[&first], b"minted");
+    let on_top = self_event_on(&node, &tablet, 1, None, &[&minted], b"honest");
+    assert_eq!(
+        node.ingest(&minted.encode(), 5_000).await.unwrap(),
+        Ingested::Stored(vec![minted.id()]),
+        "kept as structure"
+    );
+    node.ingest(&on_top.encode(), 5_000).await.unwrap();
+    let dag = node.log(&log).unwrap();
+    assert_eq!(
+        dag.node(&minted.id()).unwrap().status,
+        node_core::log::Status::SoftFailed
+    );
+    assert!(!shown(&node, &log).contains(&minted.id()));
+    assert!(
+        shown(&node, &log).contains(&on_top.id()),
+        "the honest event passes"
+    );
+    assert!(shown(&node, &log).contains(&tenth.id()));
+    assert!(
+        dag.heads().all(|(h, _)| h != minted.id()),
+        "nothing new is built on it"
+    );
+    node.close().await;
+    let node = Node::open(profile(&dir), None).await.unwrap();
+    assert!(!shown(&node, &log).contains(&minted.id()));
+    assert!(shown(&node, &log).contains(&on_top.id()));
+    node.close().await;
+}
+
+/// The other order: a device takes a thief's minted event while the
+/// revoked device still looks active to it, then hears of the revocation
+/// (written by another own device, naming the device's last event), and
+/// only then receives that last event. The minted event is shown until the
+/// cut arrives and never after, also across a restart; the device's real
+/// events stay. (Before cuts it stayed shown for good.)
+#[tokio::test]
+async fn a_thiefs_event_taken_before_the_revocation_is_hidden_once_the_cut_arrives() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut node, _) = Node::create(profile(&dir), "alice", None, false, 1_000)
+        .await
+        .unwrap();
+    let mut laptop = join_second_device(&mut node).await;
+    let mut phone = join_second_device(&mut node).await;
+    let account = node.account();
+    let log = LogId::self_log(account);
+    let first = self_event(&node, &mut phone, b"first");
+    node.ingest(&first.encode(), 3_000).await.unwrap();
+    // The phone's tenth event, which this device has not received yet.
+    let tenth = self_event_on(&node, &phone, 10, Some(&first), &[&first], b"tenth");
+    let minted = self_event_on(&node, &phone, 5, Some(&first), &[&first], b"minted");
+    node.ingest(&minted.encode(), 4_000).await.unwrap();
+    assert!(
+        shown(&node, &log).contains(&minted.id()),
+        "not revoked yet here"
+    );
+    // The laptop revokes the phone, naming the tenth event as its last.
+    let account_log = LogId::account(account);
+    laptop.seq += 1;
+    let revocation = Event::sign(
+        &laptop.key,
+        node_core::log::Draft {
+            log: Some(account_log),
+            log_kind: LogKind::Account,
+            seq: laptop.seq,
+            prev: None,
+            parents: node.log(&account_log).unwrap().heads().collect(),
+            time: 4_500,
+            kind: kind::REVOKE_DEVICE,
+            body: AccountEntry::RevokeDevice {
+                device: phone.id(),
+                cutoff_seq: 10,
+                cuts: Some(vec![(log, tenth.id())]),
+            }
+            .encode(),
+        },
+    );
+    node.ingest(&revocation.encode(), 5_000).await.unwrap();
+    assert!(
+        shown(&node, &log).contains(&minted.id()),
+        "the cut has not arrived: nothing tells the minted event apart yet"
+    );
+    node.ingest(&tenth.encode(), 6_000).await.unwrap();
+    assert!(!shown(&node, &log).contains(&minted.id()));
+    assert!(shown(&node, &log).contains(&tenth.id()));
+    assert!(shown(&node, &log).contains(&first.id()));
+    // A second minted event after the cut is here: soft-failed at once.
+    let again = self_event_on(&node, &phone, 7, Some(&first), &[&first], b"again");
+    node.ingest(&again.encode(), 7_000).await.unwrap();
+    assert!(!shown(&node, &log).contains(&again.id()));
+    node.close().await;
+    let node = Node::open(profile(&dir), None).await.unwrap();
+    assert!(!shown(&node, &log).contains(&minted.id()));
+    assert!(!shown(&node, &log).contains(&again.id()));
+    assert!(shown(&node, &log).contains(&tenth.id()));
+    node.close().await;
+}

@@ -13,9 +13,10 @@
 
 use super::entry::{AccountEntry, verify_join};
 use crate::crypto::VerifyingKey;
-use crate::id::{AccountId, DeviceId, EventId};
+use crate::id::{AccountId, DeviceId, EventId, LogId};
 use crate::log::{Dag, Event, Rules};
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 /// Largest account log accepted (devices come and go rarely).
 pub const MAX_ACCOUNT_EVENTS: usize = 1024;
@@ -35,12 +36,29 @@ pub struct DeviceRecord {
 }
 
 /// How a device was revoked.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Revocation {
     /// The effective revocation entry (the first in resolution order).
     pub by: EventId,
     /// The revoked device's last valid sequence number.
     pub cutoff_seq: u64,
+    /// The effective entry's cuts: per log, the revoked device's last event
+    /// that counts (`None` for an entry from before cuts existed).
+    pub cuts: Option<Arc<BTreeMap<LogId, EventId>>>,
+}
+
+/// Whether a revoked device's event in a log counts, by its revocation's cut
+/// for that log (see [`AccountState::genuine`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Genuine {
+    /// The device is active, or its revocation has no cuts: only the
+    /// sequence number decides ([`AccountState::may_author`]).
+    BySeq,
+    /// The device's events here count only if they are this event or its
+    /// ancestors.
+    UpTo(EventId),
+    /// None of the device's events here count.
+    Nothing,
 }
 
 /// The resolved account.
@@ -70,8 +88,25 @@ impl AccountState {
     pub fn may_author(&self, device: &DeviceId, seq: u64) -> bool {
         match self.devices.get(device) {
             None => false,
-            Some(d) => d.revoked.is_none_or(|r| seq <= r.cutoff_seq),
+            Some(d) => d.revoked.as_ref().is_none_or(|r| seq <= r.cutoff_seq),
         }
+    }
+    /// Which of `device`'s events in `log` count. A revocation with cuts
+    /// names the revoked device's last event in each log its author held;
+    /// in a log it does not name, none of the device's events count (the
+    /// revoking device did not see any there, or the device wrote in more
+    /// than [`super::entry::MAX_CUTS`] logs and this is one of its oldest).
+    pub fn genuine(&self, device: &DeviceId, log: &LogId) -> Genuine {
+        let Some(cuts) = self
+            .devices
+            .get(device)
+            .and_then(|d| d.revoked.as_ref())
+            .and_then(|r| r.cuts.as_ref())
+        else {
+            return Genuine::BySeq;
+        };
+        cuts.get(log)
+            .map_or(Genuine::Nothing, |c| Genuine::UpTo(*c))
     }
     /// The active devices.
     pub fn active_devices(&self) -> impl Iterator<Item = (&DeviceId, &DeviceRecord)> {
@@ -330,7 +365,10 @@ impl Resolver {
         let seniority = self.seniority(valid);
         let mut candidates: Vec<(usize, DeviceId, u64)> = Vec::new();
         for (i, item) in self.items.iter().enumerate().filter(|(i, _)| valid[*i]) {
-            if let Some(AccountEntry::RevokeDevice { device, cutoff_seq }) = &item.entry {
+            if let Some(AccountEntry::RevokeDevice {
+                device, cutoff_seq, ..
+            }) = &item.entry
+            {
                 candidates.push((i, *device, *cutoff_seq));
             }
         }
@@ -406,9 +444,17 @@ impl Resolver {
         for (device, revs) in self.effective_revocations(valid) {
             if let Some(rec) = devices.get_mut(&device) {
                 let cutoff = revs.iter().map(|(_, c)| *c).min().unwrap_or(0);
+                let first = &self.items[revs[0].0];
+                let cuts = match &first.entry {
+                    Some(AccountEntry::RevokeDevice {
+                        cuts: Some(cuts), ..
+                    }) => Some(Arc::new(cuts.iter().copied().collect())),
+                    _ => None,
+                };
                 rec.revoked = Some(Revocation {
-                    by: self.items[revs[0].0].id,
+                    by: first.id,
                     cutoff_seq: cutoff,
+                    cuts,
                 });
             }
         }

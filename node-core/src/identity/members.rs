@@ -1,7 +1,7 @@
 //! Who may write a log: the devices of its member accounts, each up to its
 //! revocation cut-off.
 
-use super::account::AccountState;
+use super::account::{AccountState, Genuine};
 use crate::id::AccountId;
 use crate::log::{Dag, Event, Rules};
 
@@ -17,6 +17,54 @@ impl Members {
     pub fn new(accounts: Vec<AccountState>) -> Self {
         Self { accounts }
     }
+    /// Whether a revoked device's event here must not count: its
+    /// revocation's cut for this log is stored already (so every event of
+    /// the device that counts is stored too, and this new one is not one of
+    /// them), or the revocation names no cut for this log. Such an event is
+    /// kept only as structure (soft-failed): never shown, applied or built
+    /// on, while a device that took it before it heard of the revocation
+    /// can still pass on its own events written on top of it. When the cut
+    /// has not arrived yet the event is taken, and checked again once it
+    /// has ([`Members::not_genuine`]).
+    pub fn revoked_out(&self, event: &Event, dag: &Dag) -> bool {
+        let h = event.header();
+        let Some(account) = self
+            .accounts
+            .iter()
+            .find(|a| a.devices.contains_key(&h.author))
+        else {
+            return false;
+        };
+        match account.genuine(&h.author, &event.log_id()) {
+            Genuine::BySeq => false,
+            Genuine::Nothing => true,
+            Genuine::UpTo(cut) => cut != event.id() && dag.node(&cut).is_some(),
+        }
+    }
+
+    /// The stored events in `dag` that must not count (see
+    /// [`Members::revoked_out`]) but are still accepted: a revoked device's
+    /// events that are not its cut or an ancestor of it, once the cut is
+    /// stored, and all its events in a log its revocation names no cut for.
+    pub fn not_genuine(&self, dag: &Dag) -> Vec<crate::id::EventId> {
+        let mut out = Vec::new();
+        for account in &self.accounts {
+            for (device, _) in account.devices.iter().filter(|(_, d)| d.revoked.is_some()) {
+                if dag.latest_by(device).is_none() {
+                    continue;
+                }
+                let keep = match account.genuine(device, &dag.log()) {
+                    Genuine::BySeq => continue,
+                    Genuine::Nothing => Default::default(),
+                    Genuine::UpTo(cut) if dag.node(&cut).is_none() => continue,
+                    Genuine::UpTo(cut) => dag.ancestors_by(&cut, device),
+                };
+                out.extend(dag.accepted_by(device).filter(|id| !keep.contains(id)));
+            }
+        }
+        out
+    }
+
     /// The account a device belongs to, if it is a member's.
     pub fn account_of(&self, event: &Event) -> Option<AccountId> {
         let author = event.header().author;
@@ -43,5 +91,9 @@ impl Rules for Members {
                 h.author, h.seq
             ))
         }
+    }
+
+    fn soft_fail(&self, event: &Event, dag: &Dag) -> bool {
+        self.revoked_out(event, dag)
     }
 }

@@ -5,7 +5,7 @@
 use super::event::{Event, EventError, LogKind, Verified};
 use crate::id::{DeviceId, EventId, LogId};
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, HashSet};
 
 /// How far into the future (relative to when we first saw it) an event's
 /// claimed time may reach before it is clamped, in milliseconds.
@@ -390,7 +390,10 @@ impl Dag {
         };
         let info = NodeInfo { status, ..info };
         self.link(event.id(), info.clone());
-        rules.accepted(&event);
+        // A soft-failed event is structure only: the rules never apply it.
+        if status == Status::Accepted {
+            rules.accepted(&event);
+        }
         Ok(Accepted { event, info })
     }
 
@@ -452,6 +455,64 @@ impl Dag {
             first_seen,
             status: Status::Accepted,
         })
+    }
+
+    /// `author`'s events among `id` and its ancestors.
+    pub fn ancestors_by(&self, id: &EventId, author: &DeviceId) -> HashSet<EventId> {
+        let mut seen: HashSet<EventId> = HashSet::new();
+        let mut out = HashSet::new();
+        let mut stack = vec![*id];
+        while let Some(id) = stack.pop() {
+            let Some(n) = self.nodes.get(&id) else {
+                continue;
+            };
+            if !seen.insert(id) {
+                continue;
+            }
+            if n.author == *author {
+                out.insert(id);
+            }
+            stack.extend(n.parents.iter().filter(|p| !seen.contains(*p)));
+        }
+        out
+    }
+
+    /// `author`'s accepted (shown) events.
+    pub fn accepted_by<'a>(&'a self, author: &'a DeviceId) -> impl Iterator<Item = EventId> + 'a {
+        self.nodes
+            .iter()
+            .filter(move |(_, n)| n.author == *author && n.status == Status::Accepted)
+            .map(|(id, _)| *id)
+    }
+
+    /// Soft-fails stored events after the fact (a revocation's cut showed
+    /// they do not count): they stay as structure, are no longer shown, and
+    /// the heads are what accepted events remain on top.
+    pub fn demote(&mut self, ids: &[EventId]) {
+        let mut changed = false;
+        for id in ids {
+            if let Some(n) = self.nodes.get_mut(id)
+                && n.status == Status::Accepted
+            {
+                n.status = Status::SoftFailed;
+                changed = true;
+            }
+        }
+        if !changed {
+            return;
+        }
+        let mut heads: BTreeSet<EventId> = self
+            .nodes
+            .iter()
+            .filter(|(_, n)| n.status == Status::Accepted)
+            .map(|(id, _)| *id)
+            .collect();
+        for n in self.nodes.values().filter(|n| n.status == Status::Accepted) {
+            for p in &n.parents {
+                heads.remove(p);
+            }
+        }
+        self.heads = heads;
     }
 
     /// The author's latest event in this log (by sequence number).

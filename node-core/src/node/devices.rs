@@ -298,7 +298,28 @@ impl Node {
             .map(|n| n.seq)
             .max()
             .unwrap_or(0);
-        let body = AccountEntry::RevokeDevice { device, cutoff_seq }.encode();
+        // Per log, the newest event by that device that we hold: its other
+        // events there (ones a thief signs later with unused sequence
+        // numbers) never count. A device that wrote in more logs than an
+        // entry can name is cut at its most recently written ones.
+        let mut cuts: Vec<(LogId, EventId, u64)> = self
+            .logs
+            .iter()
+            .filter_map(|(log, dag)| {
+                let last = dag.latest_by(&device)?;
+                Some((*log, last, dag.node(&last)?.seq))
+            })
+            .collect();
+        cuts.sort_by_key(|(_, _, seq)| std::cmp::Reverse(*seq));
+        cuts.truncate(crate::identity::MAX_CUTS);
+        let mut cuts: Vec<(LogId, EventId)> = cuts.into_iter().map(|(l, e, _)| (l, e)).collect();
+        cuts.sort();
+        let body = AccountEntry::RevokeDevice {
+            device,
+            cutoff_seq,
+            cuts: Some(cuts),
+        }
+        .encode();
         Ok((device, body))
     }
 

@@ -23,7 +23,7 @@ use crate::id::{AccountId, DeviceId, EventId, LogId};
 use crate::identity::entry::{check_name, kind};
 use crate::identity::{AccountEntry, AccountLog, AccountState, Card, Members};
 use crate::log::{
-    Dag, DagConfig, Draft, Event, EventError, LogKind, Offer, Rejection, Rules, Verified,
+    Dag, DagConfig, Draft, Event, EventError, LogKind, Offer, Rejection, Rules, Status, Verified,
 };
 use crate::store::{Passphrase, Profile, ProfileLock, Store, StoreError, StoredEvent};
 use crate::wire::to_base32;
@@ -416,6 +416,17 @@ impl Node {
             self.note_new_events(log);
         }
         self.enforce_deletions().await?;
+        // Cuts again, for a stop between storing events and soft-failing
+        // what they showed does not count.
+        let logs: Vec<LogId> = self
+            .logs
+            .keys()
+            .filter(|l| self.account_of_log(**l).is_none())
+            .copied()
+            .collect();
+        for log in logs {
+            self.demote_not_genuine(log).await?;
+        }
         self.restore_joining().await
     }
 
@@ -447,15 +458,17 @@ impl Node {
             }
             self.accounts.insert(account, alog);
         }
+        // Soft-failed events are structure only: nothing in them applies.
+        let shown = || events.iter().filter(|s| s.info.status == Status::Accepted);
         if log == LogId::self_log(self.account) {
-            for stored in &events {
+            for stored in shown() {
                 self.apply_self_entry(&stored.event);
             }
         }
         if kind == LogKind::Room {
-            self.restore_room(log, events.iter().map(|s| &s.event));
+            self.restore_room(log, shown().map(|s| &s.event));
         }
-        for stored in &events {
+        for stored in shown() {
             if stored.event.header().kind == messages::conversation_kind::MAILBOX_GRANT
                 && stored.event.header().log_kind == LogKind::Conversation
             {
@@ -812,9 +825,32 @@ impl Node {
         {
             self.scope += 1;
         }
-        self.register_offers(log, &rows).await?;
+        // Soft-failed rows (a revoked device's events that do not count)
+        // are structure only: nothing in them is applied.
+        let soft_failed = rows.iter().any(|r| r.info.status != Status::Accepted);
+        if soft_failed {
+            let shown: Vec<StoredEvent> = rows
+                .iter()
+                .filter(|r| r.info.status == Status::Accepted)
+                .cloned()
+                .collect();
+            self.register_offers(log, &shown).await?;
+        } else {
+            self.register_offers(log, &rows).await?;
+        }
         let introducer = self.contact_of_conversation(log);
         for r in &rows {
+            if r.info.status != Status::Accepted {
+                // Passed on all the same: others need it below what was
+                // written on top of it.
+                let _ = self.events.send(LocalEvent {
+                    log,
+                    id: r.event.id(),
+                    bytes: Arc::new(r.event.encode()),
+                    from,
+                });
+                continue;
+            }
             if log == LogId::self_log(self.account) {
                 self.apply_self_entry(&r.event);
             }
@@ -850,9 +886,102 @@ impl Node {
             });
         }
         self.enforce_deletions().await?;
+        self.enforce_cuts(log, &rows).await?;
         Ok(Ingested::Stored(
             rows.iter().map(|r| r.event.id()).collect(),
         ))
+    }
+
+    /// Whether `device` is revoked by an entry with cuts.
+    fn revoked_with_cuts(&self, device: &DeviceId) -> bool {
+        self.account_of_device(device)
+            .and_then(|a| self.accounts.get(&a))
+            .and_then(|l| l.state_ref().ok())
+            .and_then(|s| s.devices.get(device))
+            .and_then(|d| d.revoked.as_ref())
+            .is_some_and(|r| r.cuts.is_some())
+    }
+
+    /// After `rows` were stored in `log`: soft-fails what a revocation's
+    /// cuts now show does not count. A revocation arriving (in an account
+    /// log) checks every log; a revoked device's event arriving checks its
+    /// log (its cut may have come).
+    async fn enforce_cuts(&mut self, log: LogId, rows: &[StoredEvent]) -> Result<(), NodeError> {
+        let logs: Vec<LogId> = match self.account_of_log(log) {
+            Some(account) => {
+                let cuts = self
+                    .accounts
+                    .get(&account)
+                    .and_then(|l| l.state_ref().ok())
+                    .is_some_and(|s| {
+                        s.devices
+                            .values()
+                            .any(|d| d.revoked.as_ref().is_some_and(|r| r.cuts.is_some()))
+                    });
+                if !cuts {
+                    return Ok(());
+                }
+                self.logs
+                    .keys()
+                    .filter(|l| self.account_of_log(**l).is_none())
+                    .copied()
+                    .collect()
+            }
+            None if rows
+                .iter()
+                .any(|r| self.revoked_with_cuts(&r.event.header().author)) =>
+            {
+                vec![log]
+            }
+            None => return Ok(()),
+        };
+        for l in logs {
+            self.demote_not_genuine(l).await?;
+        }
+        Ok(())
+    }
+
+    /// Soft-fails `log`'s stored events that a revocation's cut shows do
+    /// not count (a thief's events taken before this device heard of the
+    /// revocation). A room's rules are read again without them; what a
+    /// self-log entry among them already did stays until the next start,
+    /// which reads only what counts.
+    async fn demote_not_genuine(&mut self, log: LogId) -> Result<(), NodeError> {
+        let Ok(rules) = self.rules_for(log) else {
+            return Ok(());
+        };
+        let members = match &rules {
+            LogRules::Members(m) => m,
+            LogRules::Room { members, .. } => members,
+            LogRules::Account(_) => return Ok(()),
+        };
+        let Some(dag) = self.logs.get(&log) else {
+            return Ok(());
+        };
+        let ids = members.not_genuine(dag);
+        if ids.is_empty() {
+            return Ok(());
+        }
+        tracing::warn!(
+            log = %log.short(12),
+            events = ids.len(),
+            "events of a revoked device that its revocation does not cover are no longer shown"
+        );
+        self.store.soft_fail(&ids).await?;
+        if let Some(dag) = self.logs.get_mut(&log) {
+            dag.demote(&ids);
+        }
+        if self.rooms.contains_key(&log) {
+            let events = self.store.events(log).await?;
+            self.restore_room(
+                log,
+                events
+                    .iter()
+                    .filter(|s| s.info.status == Status::Accepted)
+                    .map(|s| &s.event),
+            );
+        }
+        Ok(())
     }
 
     async fn reload(&mut self, log: LogId) -> Result<(), NodeError> {

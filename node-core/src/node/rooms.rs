@@ -269,6 +269,10 @@ impl Rules for RoomRules<'_> {
         self.room.authorize(event, dag)
     }
 
+    fn soft_fail(&self, event: &Event, dag: &Dag) -> bool {
+        self.members.revoked_out(event, dag)
+    }
+
     fn accepted(&mut self, event: &Event) {
         self.room.accepted(event);
     }

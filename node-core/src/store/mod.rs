@@ -379,6 +379,24 @@ impl Store {
         Ok(())
     }
 
+    /// Marks stored events soft-failed (kept as structure, not shown).
+    pub async fn soft_fail(&self, ids: &[EventId]) -> Result<(), StoreError> {
+        for chunk in ids.chunks(500) {
+            let mut q =
+                sqlx::QueryBuilder::<Sqlite>::new("UPDATE events SET status = 1 WHERE id IN (");
+            let mut sep = q.separated(", ");
+            for id in chunk {
+                sep.push_bind(id.as_bytes().to_vec());
+            }
+            sep.push_unseparated(")");
+            q.build()
+                .execute(&self.pool)
+                .await
+                .map_err(db("soft-failing events"))?;
+        }
+        Ok(())
+    }
+
     /// Deletes the held events of `log` other than `keep` (what the
     /// buffer took back at start-up).
     pub async fn prune_pending(&self, log: LogId, keep: &[EventId]) -> Result<(), StoreError> {
