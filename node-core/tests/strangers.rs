@@ -1,0 +1,203 @@
+//! What accounts outside one's contacts can make a node keep (hardening
+//! points 5 and 6): strangers who dial in for a public room are followed
+//! only while linked and forgotten after, room events naming unknown
+//! accounts follow a bounded number of them, and a room peer can only fill
+//! in where another member's device is, never replace it.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::{Dev, genesis};
+use node_core::log::{Event, LogKind};
+use node_core::node::Node;
+use node_core::rooms::{Membership, RoomContent, kind as room_kind};
+use node_core::store::Profile;
+use node_core::{AccountId, LogId};
+use std::net::SocketAddr;
+
+fn profile(dir: &tempfile::TempDir) -> Profile {
+    Profile::new(dir.path().join("p"))
+}
+
+fn some_account(i: u32) -> AccountId {
+    AccountId::from_bytes(node_core::crypto::hash(
+        node_core::crypto::HashDomain::EVENT_ID,
+        &i.to_be_bytes(),
+    ))
+}
+
+fn follows(node: &Node, account: AccountId) -> bool {
+    node.log(&LogId::account(account)).is_some()
+}
+
+/// The stored events of `log`, decoded (to build on them by hand).
+async fn events_of(node: &Node, log: LogId) -> Vec<Event> {
+    let ids: Vec<_> = node.log(&log).unwrap().ids().copied().collect();
+    node.serve(log, &ids)
+        .await
+        .unwrap()
+        .iter()
+        .map(|b| Event::decode(b).unwrap())
+        .collect()
+}
+
+/// A member event by `dev` in `room`, on `parents`.
+fn member(dev: &mut Dev, room: LogId, parents: &[&Event], target: AccountId) -> Event {
+    dev.event(
+        Some(room),
+        LogKind::Room,
+        parents,
+        room_kind::MEMBER,
+        RoomContent::Member {
+            target,
+            membership: Membership::Join,
+        }
+        .encode(),
+        2_000,
+    )
+}
+
+/// 1,100 strangers dial in one after another (more than the 1,024 that
+/// may be followed at once): each is followed while linked and forgotten,
+/// in memory and at rest, when its link ends, so the last is let in like
+/// the first. At most 1,024 are followed at the same time; when one
+/// leaves, a newcomer is let in.
+#[tokio::test]
+async fn strangers_are_forgotten_when_their_links_end_and_never_lock_newcomers_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut node, _) = Node::create(profile(&dir), "alice", None, false, 1_000)
+        .await
+        .unwrap();
+    node.create_room("lobby", true, 1_000).await.unwrap();
+    for i in 0..1_100 {
+        let a = some_account(i);
+        assert!(node.follow_stranger(a), "stranger {i} locked out");
+        assert!(follows(&node, a));
+        node.leave_stranger(a).await.unwrap();
+        assert!(!follows(&node, a), "stranger {i} kept after its link ended");
+    }
+    let linked: Vec<AccountId> = (10_000..11_024).map(some_account).collect();
+    for a in &linked {
+        assert!(node.follow_stranger(*a));
+    }
+    let newcomer = some_account(20_000);
+    assert!(!node.follow_stranger(newcomer), "no bound on strangers");
+    // A second link of a stranger already followed still counts as one.
+    assert!(node.follow_stranger(linked[0]));
+    node.leave_stranger(linked[0]).await.unwrap();
+    assert!(follows(&node, linked[0]), "its other link is still up");
+    node.leave_stranger(linked[0]).await.unwrap();
+    assert!(node.follow_stranger(newcomer), "a newcomer after one left");
+    node.close().await;
+    let node = Node::open(profile(&dir), None).await.unwrap();
+    assert!(!follows(&node, some_account(0)), "forgotten at rest too");
+    node.close().await;
+}
+
+/// Room events naming accounts nobody has proven yet (a member event is
+/// only signature-checked before its account log is followed) make the
+/// node follow at most 256 such accounts.
+#[tokio::test]
+async fn room_events_naming_unknown_accounts_follow_a_bounded_number() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut node, _) = Node::create(profile(&dir), "alice", None, false, 1_000)
+        .await
+        .unwrap();
+    let room = node.create_room("lobby", true, 1_000).await.unwrap();
+    let create = events_of(&node, room).await;
+    let parents: Vec<&Event> = create.iter().collect();
+    let mut junk = Dev::new();
+    let named: Vec<AccountId> = (0..400).map(some_account).collect();
+    let batch: Vec<Vec<u8>> = named
+        .iter()
+        .map(|a| member(&mut junk, room, &parents, *a).encode())
+        .collect();
+    node.ingest_batch(room, &batch, 2_000, 1, None)
+        .await
+        .unwrap();
+    let followed = named.iter().filter(|a| follows(&node, **a)).count();
+    assert!(
+        followed <= node_core::node::rooms::MAX_UNPROVEN_FOLLOWS,
+        "{followed} followed"
+    );
+    node.close().await;
+}
+
+/// Two accounts joined to a public room with this node. A member may fill
+/// in the address and relay of the other member's device while nothing is
+/// known of it, but not replace them; the device's own account may.
+#[tokio::test]
+async fn a_room_peer_fills_in_hints_but_never_replaces_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut node, _) = Node::create(profile(&dir), "alice", None, false, 1_000)
+        .await
+        .unwrap();
+    let room = node.create_room("lobby", true, 1_000).await.unwrap();
+    let create = events_of(&node, room).await;
+    let (mut x, mut y) = (Dev::new(), Dev::new());
+    let (ax, gx) = genesis(&mut x, None);
+    let (ay, gy) = genesis(&mut y, None);
+    let join_x = member(&mut x, room, &[&create[0]], ax);
+    let join_y = member(&mut y, room, &[&join_x], ay);
+    // The joins make the node follow both accounts; their account logs
+    // then prove the joins' authors.
+    node.ingest_batch(room, &[join_x.encode(), join_y.encode()], 2_000, 1, None)
+        .await
+        .unwrap();
+    for (a, g) in [(ax, &gx), (ay, &gy)] {
+        node.ingest_batch(LogId::account(a), &[g.encode()], 2_000, 1, None)
+            .await
+            .unwrap();
+    }
+    node.ingest_batch(room, &[join_x.encode(), join_y.encode()], 2_000, 1, None)
+        .await
+        .unwrap();
+    let state = node.room_state(&room).unwrap();
+    assert!(state.is_joined(&ax) && state.is_joined(&ay), "both joined");
+
+    let addr = |s: &str| -> SocketAddr { s.parse().unwrap() };
+    let yd = y.id();
+    node.take_hints(
+        ax,
+        yd,
+        vec![addr("127.0.0.1:4001")],
+        Some("https://relay.example".into()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        node.hints_of(&yd),
+        vec![addr("127.0.0.1:4001")],
+        "filled in"
+    );
+    node.take_hints(
+        ax,
+        yd,
+        vec![addr("127.0.0.1:6666")],
+        Some("https://evil.example".into()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        node.hints_of(&yd),
+        vec![addr("127.0.0.1:4001")],
+        "replaced by a peer"
+    );
+    assert_eq!(node.relay_of(&yd).as_deref(), Some("https://relay.example"));
+    node.take_hints(
+        ay,
+        yd,
+        vec![addr("127.0.0.1:5002")],
+        Some("https://own.example".into()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        node.hints_of(&yd),
+        vec![addr("127.0.0.1:5002")],
+        "the owner replaces"
+    );
+    assert_eq!(node.relay_of(&yd).as_deref(), Some("https://own.example"));
+    node.close().await;
+}
