@@ -151,7 +151,6 @@ fn events(key: &SigningKey, genesis: &Event) -> Vec<Event> {
             body: AccountEntry::RevokeDevice {
                 device: DeviceId::from_bytes([4; 32]),
                 cutoff_seq: 9,
-                cuts: Some(vec![(LogId::from_bytes([5; 32]), EventId::from_bytes([6; 32]))]),
             }
             .encode(),
         },
@@ -336,15 +335,6 @@ fn account_entries(key: &SigningKey, account: AccountId) -> Vec<AccountEntry> {
         AccountEntry::RevokeDevice {
             device: DeviceId::from_bytes([2; 32]),
             cutoff_seq: 17,
-            cuts: None,
-        },
-        AccountEntry::RevokeDevice {
-            device: DeviceId::from_bytes([2; 32]),
-            cutoff_seq: 17,
-            cuts: Some(vec![
-                (LogId::from_bytes([1; 32]), EventId::from_bytes([7; 32])),
-                (LogId::from_bytes([3; 32]), EventId::from_bytes([8; 32])),
-            ]),
         },
     ]
 }

@@ -38,7 +38,7 @@
 //! daemon (see `docs/rooms.md`).
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, HashSet};
 
 use crate::id::{AccountId, DeviceId, EventId};
 use crate::log::{Dag, Event, Rules};
@@ -79,7 +79,15 @@ pub mod kind {
     pub const MESSAGE: u16 = 16;
     /// A file offer.
     pub const FILE: u16 = 17;
+    /// A cut: which of a revoked device's events still count
+    /// ([`crate::identity::members`]).
+    pub const CUT: u16 = crate::identity::CUT;
 }
+
+/// The sender inert events are read as: no account (account ids are
+/// hashes of genesis events, so none is all zeros), so nothing it writes is
+/// allowed.
+const NOBODY: AccountId = AccountId::from_bytes([0; 32]);
 
 /// Who releases an event held as arrived late (see [`RoomLog`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -230,6 +238,9 @@ pub enum RoomContent {
     Message(String),
     /// A file offer.
     File(crate::file_offer::FileOffer),
+    /// A cut for a revoked device of the writer's account (no effect on the
+    /// room's state; see [`crate::identity::members`]).
+    Cut(DeviceId),
 }
 
 impl RoomContent {
@@ -246,6 +257,7 @@ impl RoomContent {
             RoomContent::Confirm(_) => kind::CONFIRM,
             RoomContent::Message(_) => kind::MESSAGE,
             RoomContent::File(_) => kind::FILE,
+            RoomContent::Cut(_) => kind::CUT,
         }
     }
 
@@ -271,6 +283,7 @@ impl RoomContent {
             RoomContent::History(h) => w.u8(h.confirmations).u8(h.trust.code()),
             RoomContent::Confirm(id) => w.fixed(id.as_bytes()),
             RoomContent::File(offer) => return offer.encode(),
+            RoomContent::Cut(device) => return crate::identity::encode_cut(device),
         };
         w.finish()
     }
@@ -279,6 +292,9 @@ impl RoomContent {
     pub fn decode(kind: u16, body: &[u8]) -> Result<Self, WireError> {
         if kind == kind::FILE {
             return crate::file_offer::FileOffer::decode(body).map(RoomContent::File);
+        }
+        if kind == kind::CUT {
+            return crate::identity::decode_cut(body).map(RoomContent::Cut);
         }
         let mut r = Reader::new(body);
         let content = match kind {
@@ -347,7 +363,10 @@ impl RoomContent {
                 }
             }
             RoomContent::Name(_) | RoomContent::Topic(_) => 1,
-            RoomContent::Confirm(_) | RoomContent::Message(_) | RoomContent::File(_) => 2,
+            RoomContent::Confirm(_)
+            | RoomContent::Message(_)
+            | RoomContent::File(_)
+            | RoomContent::Cut(_) => 2,
         }
     }
 
@@ -458,7 +477,7 @@ impl RoomState {
         };
         match content {
             RoomContent::Create { .. } => Err(AuthError::Create("the room exists already")),
-            RoomContent::Message(_) | RoomContent::File(_) => {
+            RoomContent::Message(_) | RoomContent::File(_) | RoomContent::Cut(_) => {
                 joined.then_some(()).ok_or(AuthError::NotMember)
             }
             RoomContent::Confirm(_) => {
@@ -579,7 +598,10 @@ impl RoomState {
             RoomContent::Name(name) => self.name = name.clone(),
             RoomContent::Topic(topic) => self.topic = topic.clone(),
             RoomContent::History(h) => self.history = Some(*h),
-            RoomContent::Confirm(_) | RoomContent::Message(_) | RoomContent::File(_) => {}
+            RoomContent::Confirm(_)
+            | RoomContent::Message(_)
+            | RoomContent::File(_)
+            | RoomContent::Cut(_) => {}
         }
     }
 }
@@ -736,6 +758,9 @@ fn resolve_pass(events: &[RoomEvent], outcome: Option<&RoomState>) -> Resolved {
 #[derive(Debug, Default)]
 pub struct RoomLog {
     devices: HashMap<DeviceId, AccountId>,
+    /// Events kept as structure only (a revoked device's that no cut
+    /// covers): read as written by nobody, so nothing in them applies.
+    inert: HashSet<EventId>,
     events: Vec<RoomEvent>,
     heads: BTreeSet<EventId>,
     resolved: Resolved,
@@ -787,6 +812,18 @@ impl RoomLog {
         self.late.iter()
     }
 
+    /// Takes a soft-failed event as structure only (see [`RoomLog::decode`]).
+    pub fn accepted_inert(&mut self, event: &Event) {
+        self.inert.insert(event.id());
+        self.accepted(event);
+    }
+
+    /// Marks events to be read as structure only when they come (a room
+    /// rebuilt from its stored events).
+    pub fn set_inert(&mut self, ids: impl IntoIterator<Item = EventId>) {
+        self.inert.extend(ids);
+    }
+
     /// Records that `device` belongs to `account`.
     pub fn set_device(&mut self, device: DeviceId, account: AccountId) {
         self.devices.insert(device, account);
@@ -797,9 +834,20 @@ impl RoomLog {
         &self.resolved
     }
 
-    /// Reads a stored event as resolution sees it.
+    /// Reads a stored event as resolution sees it. An inert event is read
+    /// as an empty message by nobody: it keeps its place, and nothing in it
+    /// is allowed.
     pub fn decode(&self, event: &Event) -> Result<RoomEvent, String> {
         let h = event.header();
+        if self.inert.contains(&event.id()) {
+            return Ok(RoomEvent {
+                id: event.id(),
+                parents: h.parents.clone(),
+                depth: h.depth,
+                sender: NOBODY,
+                content: RoomContent::Message(String::new()),
+            });
+        }
         let sender = *self
             .devices
             .get(&h.author)

@@ -238,3 +238,27 @@ proptest! {
         prop_assert_eq!(r.log.state().unwrap(), want);
     }
 }
+
+/// A device cannot revoke itself: the key may be a thief's, and a
+/// revocation of its own making would pick its own cut-off before the
+/// owner's came (found by an attacker's reading of the cuts change).
+#[test]
+fn a_device_cannot_revoke_itself() {
+    let mut d1 = Dev::new();
+    let mut d2 = Dev::new();
+    let (account, g) = genesis(&mut d1, None);
+    let add = add_device(&mut d1, account, &[&g], &d2);
+    let own = node_core::identity::AccountEntry::RevokeDevice {
+        device: d2.id(),
+        cutoff_seq: u64::MAX,
+    };
+    let selfish = d2.entry(account, &[&add], &own);
+    let mut r = Replica::new(account);
+    r.offer_all(&[&g, &add]);
+    let err = r.offer(&selfish).unwrap_err();
+    assert!(
+        matches!(&err, Rejection::Unauthorized { why, .. } if why.contains("cannot revoke itself")),
+        "{err}"
+    );
+    assert!(r.log.state().unwrap().is_active(&d2.id()));
+}

@@ -85,23 +85,8 @@ fn entry() -> impl Strategy<Value = AccountEntry> {
         }),
         (id32(), any::<u64>()).prop_map(|(d, c)| AccountEntry::RevokeDevice {
             device: DeviceId::from_bytes(d),
-            cutoff_seq: c,
-            cuts: None,
+            cutoff_seq: c
         }),
-        (
-            id32(),
-            any::<u64>(),
-            proptest::collection::btree_map(id32(), id32(), 0..20)
-        )
-            .prop_map(|(d, c, cuts)| AccountEntry::RevokeDevice {
-                device: DeviceId::from_bytes(d),
-                cutoff_seq: c,
-                cuts: Some(
-                    cuts.into_iter()
-                        .map(|(l, e)| (LogId::from_bytes(l), EventId::from_bytes(e)))
-                        .collect()
-                ),
-            }),
     ]
 }
 

@@ -595,12 +595,14 @@ async fn a_thiefs_event_below_the_cut_off_is_not_shown_where_the_cut_is_known() 
 
 /// The other order: a device takes a thief's minted event while the
 /// revoked device still looks active to it, then hears of the revocation
-/// (written by another own device, naming the device's last event), and
-/// only then receives that last event. The minted event is shown until the
-/// cut arrives and never after, also across a restart; the device's real
-/// events stay. (Before cuts it stayed shown for good.)
+/// (written by another own device, which first wrote a cut on top of
+/// everything it held), and only then receives the device's last event and
+/// the cut. From the revocation on, none of the device's events is shown;
+/// once the cut is here, those below it are shown again and the minted one
+/// never is, also across a restart. A cut the thief writes itself blesses
+/// nothing. (Before cuts the minted event stayed shown for good.)
 #[tokio::test]
-async fn a_thiefs_event_taken_before_the_revocation_is_hidden_once_the_cut_arrives() {
+async fn a_thiefs_event_taken_before_the_revocation_is_hidden_once_it_is_known() {
     let dir = tempfile::tempdir().unwrap();
     let (mut node, _) = Node::create(profile(&dir), "alice", None, false, 1_000)
         .await
@@ -619,7 +621,23 @@ async fn a_thiefs_event_taken_before_the_revocation_is_hidden_once_the_cut_arriv
         shown(&node, &log).contains(&minted.id()),
         "not revoked yet here"
     );
-    // The laptop revokes the phone, naming the tenth event as its last.
+    // The laptop writes a cut on what it holds (up to the tenth event),
+    // then revokes the phone.
+    let cut_body = node_core::identity::encode_cut(&phone.id());
+    laptop.seq += 1;
+    let cut = Event::sign(
+        &laptop.key,
+        node_core::log::Draft {
+            log: Some(log),
+            log_kind: LogKind::SelfLog,
+            seq: laptop.seq,
+            prev: None,
+            parents: vec![(tenth.id(), tenth.header().depth)],
+            time: 4_400,
+            kind: node_core::identity::CUT,
+            body: cut_body.clone(),
+        },
+    );
     let account_log = LogId::account(account);
     laptop.seq += 1;
     let revocation = Event::sign(
@@ -635,21 +653,43 @@ async fn a_thiefs_event_taken_before_the_revocation_is_hidden_once_the_cut_arriv
             body: AccountEntry::RevokeDevice {
                 device: phone.id(),
                 cutoff_seq: 10,
-                cuts: Some(vec![(log, tenth.id())]),
             }
             .encode(),
         },
     );
     node.ingest(&revocation.encode(), 5_000).await.unwrap();
     assert!(
-        shown(&node, &log).contains(&minted.id()),
-        "the cut has not arrived: nothing tells the minted event apart yet"
+        !shown(&node, &log).contains(&minted.id()) && !shown(&node, &log).contains(&first.id()),
+        "no cut here yet: none of the revoked device's events counts"
     );
-    node.ingest(&tenth.encode(), 6_000).await.unwrap();
+    // The thief's own cut, on top of its minted event, covers nothing.
+    let own_cut = Event::sign(
+        &phone.key,
+        node_core::log::Draft {
+            log: Some(log),
+            log_kind: LogKind::SelfLog,
+            seq: 6,
+            prev: Some(minted.id()),
+            parents: vec![(minted.id(), minted.header().depth)],
+            time: 4_600,
+            kind: node_core::identity::CUT,
+            body: cut_body.clone(),
+        },
+    );
+    node.ingest(&own_cut.encode(), 5_500).await.unwrap();
     assert!(!shown(&node, &log).contains(&minted.id()));
-    assert!(shown(&node, &log).contains(&tenth.id()));
-    assert!(shown(&node, &log).contains(&first.id()));
-    // A second minted event after the cut is here: soft-failed at once.
+    node.ingest(&tenth.encode(), 6_000).await.unwrap();
+    node.ingest(&cut.encode(), 6_000).await.unwrap();
+    assert!(!shown(&node, &log).contains(&minted.id()));
+    assert!(
+        shown(&node, &log).contains(&tenth.id()),
+        "the cut covers it"
+    );
+    assert!(
+        shown(&node, &log).contains(&first.id()),
+        "the cut covers it"
+    );
+    // Another minted event after the cut is here: soft-failed at once.
     let again = self_event_on(&node, &phone, 7, Some(&first), &[&first], b"again");
     node.ingest(&again.encode(), 7_000).await.unwrap();
     assert!(!shown(&node, &log).contains(&again.id()));
@@ -658,5 +698,6 @@ async fn a_thiefs_event_taken_before_the_revocation_is_hidden_once_the_cut_arriv
     assert!(!shown(&node, &log).contains(&minted.id()));
     assert!(!shown(&node, &log).contains(&again.id()));
     assert!(shown(&node, &log).contains(&tenth.id()));
+    assert!(shown(&node, &log).contains(&first.id()));
     node.close().await;
 }

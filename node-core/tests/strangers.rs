@@ -42,6 +42,16 @@ async fn events_of(node: &Node, log: LogId) -> Vec<Event> {
         .collect()
 }
 
+/// The texts a room shows.
+async fn texts(node: &Node, room: LogId) -> Vec<String> {
+    node.room_log(room, None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.text)
+        .collect()
+}
+
 /// A member event by `dev` in `room`, on `parents`.
 fn member(dev: &mut Dev, room: LogId, parents: &[&Event], target: AccountId) -> Event {
     dev.event(
@@ -199,5 +209,169 @@ async fn a_room_peer_fills_in_hints_but_never_replaces_them() {
         "the owner replaces"
     );
     assert_eq!(node.relay_of(&yd).as_deref(), Some("https://own.example"));
+    node.close().await;
+}
+
+/// A room member's device is revoked (its account wrote a cut first); a
+/// thief then mints a room message with its key below the cut-off, and
+/// another member's device that had not heard writes on top of it. The
+/// minted message is not shown, the honest one on top of it is, the room's
+/// state stays whole (nobody is locked out, history does not freeze), and
+/// this device keeps writing. (Checked by an attacker's reading: rooms used
+/// to drop soft-failed events from their structure.)
+#[tokio::test]
+async fn a_thiefs_room_message_stays_structure_and_the_room_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut node, _) = Node::create(profile(&dir), "alice", None, false, 1_000)
+        .await
+        .unwrap();
+    let room = node.create_room("lobby", true, 1_000).await.unwrap();
+    let create = events_of(&node, room).await;
+    let (mut x1, mut x2, mut y) = (Dev::new(), Dev::new(), Dev::new());
+    let (ax, gx) = genesis(&mut x1, None);
+    let added = common::add_device(&mut x1, ax, &[&gx], &x2);
+    let (ay, gy) = genesis(&mut y, None);
+    let join_x = member(&mut x1, room, &[&create[0]], ax);
+    let join_y = member(&mut y, room, &[&join_x], ay);
+    let say = |dev: &mut Dev, parents: &[&Event], text: &str| {
+        dev.event(
+            Some(room),
+            LogKind::Room,
+            parents,
+            room_kind::MESSAGE,
+            RoomContent::Message(text.into()).encode(),
+            3_000,
+        )
+    };
+    let genuine = say(&mut x2, &[&join_y], "written before the theft");
+    let cut = x1.event(
+        Some(room),
+        LogKind::Room,
+        &[&genuine],
+        room_kind::CUT,
+        RoomContent::Cut(x2.id()).encode(),
+        3_100,
+    );
+    let revoked = common::revoke(&mut x1, ax, &[&added], &x2, x2.seq + 5);
+    node.ingest_batch(room, &[join_x.encode(), join_y.encode()], 2_000, 1, None)
+        .await
+        .unwrap();
+    node.ingest_batch(
+        LogId::account(ax),
+        &[gx.encode(), added.encode(), revoked.encode()],
+        2_000,
+        1,
+        None,
+    )
+    .await
+    .unwrap();
+    node.ingest_batch(LogId::account(ay), &[gy.encode()], 2_000, 1, None)
+        .await
+        .unwrap();
+    let batch: Vec<Vec<u8>> = [&join_x, &join_y, &genuine, &cut]
+        .iter()
+        .map(|e| e.encode())
+        .collect();
+    node.ingest_batch(room, &batch, 3_000, 1, None)
+        .await
+        .unwrap();
+    // The thief: a message with a sequence number x2 never used, on the
+    // cut; y had not heard of the revocation and answers on top of it.
+    let mut thief = Dev {
+        key: node_core::crypto::SigningKey::from_seed(&x2.key.seed()),
+        seq: 1,
+        last: Default::default(),
+    };
+    let minted = say(&mut thief, &[&cut], "minted by the thief");
+    let answer = say(&mut y, &[&minted], "an honest answer");
+    node.ingest_batch(room, &[minted.encode(), answer.encode()], 4_000, 1, None)
+        .await
+        .unwrap();
+    let shown = texts(&node, room).await;
+    assert!(
+        shown.contains(&"written before the theft".to_string()),
+        "{shown:?}"
+    );
+    assert!(shown.contains(&"an honest answer".to_string()), "{shown:?}");
+    assert!(!shown.iter().any(|t| t.contains("minted")), "{shown:?}");
+    let state = node.room_state(&room).unwrap();
+    assert!(state.is_joined(&ax) && state.is_joined(&ay));
+    node.room_send(room, "and the room goes on", 5_000)
+        .await
+        .unwrap();
+    assert!(
+        texts(&node, room)
+            .await
+            .contains(&"and the room goes on".to_string())
+    );
+    node.close().await;
+    let node = Node::open(profile(&dir), None).await.unwrap();
+    let shown = texts(&node, room).await;
+    assert!(shown.contains(&"an honest answer".to_string()), "{shown:?}");
+    assert!(!shown.iter().any(|t| t.contains("minted")), "{shown:?}");
+    node.close().await;
+}
+
+/// A device key that a second account also adds (a thief joining a stolen
+/// key to its own account) speaks for neither: its room events are
+/// refused, so they are never shown, or given power, under either
+/// account's name. (Found by an attacker's reading: the first account in
+/// id order was believed for authorship, the last for the room.)
+#[tokio::test]
+async fn a_device_two_accounts_claim_speaks_for_neither() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut node, _) = Node::create(profile(&dir), "alice", None, false, 1_000)
+        .await
+        .unwrap();
+    let room = node.create_room("lobby", true, 1_000).await.unwrap();
+    let create = events_of(&node, room).await;
+    let (mut x1, mut x2, mut m1) = (Dev::new(), Dev::new(), Dev::new());
+    let (ax, gx) = genesis(&mut x1, None);
+    let x_adds = common::add_device(&mut x1, ax, &[&gx], &x2);
+    let (am, gm) = genesis(&mut m1, None);
+    let m_adds = common::add_device(&mut m1, am, &[&gm], &x2);
+    let join_x = member(&mut x1, room, &[&create[0]], ax);
+    let join_m = member(&mut m1, room, &[&join_x], am);
+    node.ingest_batch(room, &[join_x.encode(), join_m.encode()], 2_000, 1, None)
+        .await
+        .unwrap();
+    node.ingest_batch(
+        LogId::account(ax),
+        &[gx.encode(), x_adds.encode()],
+        2_000,
+        1,
+        None,
+    )
+    .await
+    .unwrap();
+    node.ingest_batch(
+        LogId::account(am),
+        &[gm.encode(), m_adds.encode()],
+        2_000,
+        1,
+        None,
+    )
+    .await
+    .unwrap();
+    node.ingest_batch(room, &[join_x.encode(), join_m.encode()], 2_000, 1, None)
+        .await
+        .unwrap();
+    let said = x2.event(
+        Some(room),
+        LogKind::Room,
+        &[&join_m],
+        room_kind::MESSAGE,
+        RoomContent::Message("whose is this?".into()).encode(),
+        3_000,
+    );
+    let out = node
+        .ingest_batch(room, &[said.encode()], 3_000, 1, None)
+        .await
+        .unwrap();
+    assert!(
+        format!("{out:?}").contains("more than one member account"),
+        "{out:?}"
+    );
+    assert!(!texts(&node, room).await.iter().any(|t| t.contains("whose")));
     node.close().await;
 }

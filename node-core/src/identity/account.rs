@@ -13,10 +13,9 @@
 
 use super::entry::{AccountEntry, verify_join};
 use crate::crypto::VerifyingKey;
-use crate::id::{AccountId, DeviceId, EventId, LogId};
+use crate::id::{AccountId, DeviceId, EventId};
 use crate::log::{Dag, Event, Rules};
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
 
 /// Largest account log accepted (devices come and go rarely).
 pub const MAX_ACCOUNT_EVENTS: usize = 1024;
@@ -36,29 +35,14 @@ pub struct DeviceRecord {
 }
 
 /// How a device was revoked.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Revocation {
     /// The effective revocation entry (the first in resolution order).
     pub by: EventId,
-    /// The revoked device's last valid sequence number.
+    /// The highest sequence number its effective revocations allow: its
+    /// events above it are refused. Below it, only events a cut covers
+    /// count (`identity::members`).
     pub cutoff_seq: u64,
-    /// The effective entry's cuts: per log, the revoked device's last event
-    /// that counts (`None` for an entry from before cuts existed).
-    pub cuts: Option<Arc<BTreeMap<LogId, EventId>>>,
-}
-
-/// Whether a revoked device's event in a log counts, by its revocation's cut
-/// for that log (see [`AccountState::genuine`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Genuine {
-    /// The device is active, or its revocation has no cuts: only the
-    /// sequence number decides ([`AccountState::may_author`]).
-    BySeq,
-    /// The device's events here count only if they are this event or its
-    /// ancestors.
-    UpTo(EventId),
-    /// None of the device's events here count.
-    Nothing,
 }
 
 /// The resolved account.
@@ -88,25 +72,8 @@ impl AccountState {
     pub fn may_author(&self, device: &DeviceId, seq: u64) -> bool {
         match self.devices.get(device) {
             None => false,
-            Some(d) => d.revoked.as_ref().is_none_or(|r| seq <= r.cutoff_seq),
+            Some(d) => d.revoked.is_none_or(|r| seq <= r.cutoff_seq),
         }
-    }
-    /// Which of `device`'s events in `log` count. A revocation with cuts
-    /// names the revoked device's last event in each log its author held;
-    /// in a log it does not name, none of the device's events count (the
-    /// revoking device did not see any there, or the device wrote in more
-    /// than [`super::entry::MAX_CUTS`] logs and this is one of its oldest).
-    pub fn genuine(&self, device: &DeviceId, log: &LogId) -> Genuine {
-        let Some(cuts) = self
-            .devices
-            .get(device)
-            .and_then(|d| d.revoked.as_ref())
-            .and_then(|r| r.cuts.as_ref())
-        else {
-            return Genuine::BySeq;
-        };
-        cuts.get(log)
-            .map_or(Genuine::Nothing, |c| Genuine::UpTo(*c))
     }
     /// The active devices.
     pub fn active_devices(&self) -> impl Iterator<Item = (&DeviceId, &DeviceRecord)> {
@@ -298,8 +265,14 @@ impl Resolver {
                     && Some(*device) != self.recovery
                     && verify_join(self.account, *device, name, join)
             }
+            // A device never revokes itself: the revoked device's key may
+            // be a thief's, and a revocation of its own making could pick
+            // its own cut-off before the owner's comes.
             Some(AccountEntry::RevokeDevice { device, .. }) => {
-                author_ok && members.contains(device) && !revoked.contains(device)
+                author_ok
+                    && *device != item.author
+                    && members.contains(device)
+                    && !revoked.contains(device)
             }
         }
     }
@@ -323,6 +296,9 @@ impl Resolver {
             }
             Some(AccountEntry::AddDevice { .. }) => {
                 "the new device's join signature is missing or invalid".into()
+            }
+            Some(AccountEntry::RevokeDevice { device, .. }) if *device == item.author => {
+                format!("device {device} cannot revoke itself")
             }
             Some(AccountEntry::RevokeDevice { device, .. }) => {
                 format!("device {device} is not an active device of this account")
@@ -365,10 +341,7 @@ impl Resolver {
         let seniority = self.seniority(valid);
         let mut candidates: Vec<(usize, DeviceId, u64)> = Vec::new();
         for (i, item) in self.items.iter().enumerate().filter(|(i, _)| valid[*i]) {
-            if let Some(AccountEntry::RevokeDevice {
-                device, cutoff_seq, ..
-            }) = &item.entry
-            {
+            if let Some(AccountEntry::RevokeDevice { device, cutoff_seq }) = &item.entry {
                 candidates.push((i, *device, *cutoff_seq));
             }
         }
@@ -443,18 +416,14 @@ impl Resolver {
         }
         for (device, revs) in self.effective_revocations(valid) {
             if let Some(rec) = devices.get_mut(&device) {
-                let cutoff = revs.iter().map(|(_, c)| *c).min().unwrap_or(0);
-                let first = &self.items[revs[0].0];
-                let cuts = match &first.entry {
-                    Some(AccountEntry::RevokeDevice {
-                        cuts: Some(cuts), ..
-                    }) => Some(Arc::new(cuts.iter().copied().collect())),
-                    _ => None,
-                };
+                // The highest: which events count is the cuts' to say (a
+                // cut covers only events its writer held, so at most its
+                // own revocation's cut-off); the cut-off only bounds what
+                // is kept at all, and must not refuse events a cut covers.
+                let cutoff = revs.iter().map(|(_, c)| *c).max().unwrap_or(0);
                 rec.revoked = Some(Revocation {
-                    by: first.id,
+                    by: self.items[revs[0].0].id,
                     cutoff_seq: cutoff,
-                    cuts,
                 });
             }
         }

@@ -1,7 +1,7 @@
 //! Account-log entries: the bodies of account-log events.
 
 use crate::crypto::{SignDomain, Signature, SigningKey, VerifyingKey};
-use crate::id::{AccountId, DeviceId, EventId, LogId};
+use crate::id::{AccountId, DeviceId};
 use crate::wire::{Reader, WireError, Writer};
 
 /// Longest account or device name, in bytes.
@@ -40,20 +40,12 @@ pub enum AccountEntry {
         join: Signature,
     },
     /// A device is revoked: its events with a higher sequence number than
-    /// `cutoff_seq` are rejected everywhere, and (when `cuts` is given) in
-    /// each log only its events up to the one named there count.
+    /// `cutoff_seq` are rejected everywhere.
     RevokeDevice {
         /// The revoked device.
         device: DeviceId,
         /// The revoked device's last valid sequence number.
         cutoff_seq: u64,
-        /// Per log, the revoked device's last event the revoking device
-        /// held: its events in that log that are not this one or one of its
-        /// ancestors are not shown anywhere, nor are its events in logs not
-        /// listed. Strictly ascending by log, at most [`MAX_CUTS`].
-        /// `None` in entries written before cuts existed (the sequence
-        /// number alone then decides).
-        cuts: Option<Vec<(LogId, EventId)>>,
     },
 }
 
@@ -85,18 +77,8 @@ impl AccountEntry {
             AccountEntry::AddDevice { device, name, join } => {
                 w.fixed(device.as_bytes()).str(name).fixed(join.as_bytes());
             }
-            AccountEntry::RevokeDevice {
-                device,
-                cutoff_seq,
-                cuts,
-            } => {
+            AccountEntry::RevokeDevice { device, cutoff_seq } => {
                 w.fixed(device.as_bytes()).u64(*cutoff_seq);
-                if let Some(cuts) = cuts {
-                    w.u32(cuts.len() as u32);
-                    for (log, last) in cuts {
-                        w.fixed(log.as_bytes()).fixed(last.as_bytes());
-                    }
-                }
             }
         }
         w.finish()
@@ -121,11 +103,6 @@ impl AccountEntry {
             kind::REVOKE_DEVICE => AccountEntry::RevokeDevice {
                 device: DeviceId::from_bytes(r.array("device")?),
                 cutoff_seq: r.u64("cutoff")?,
-                cuts: if r.is_empty() {
-                    None
-                } else {
-                    Some(cuts(&mut r)?)
-                },
             },
             _ => {
                 return Err(WireError::Invalid {
@@ -137,34 +114,6 @@ impl AccountEntry {
         r.finish("account entry")?;
         Ok(entry)
     }
-}
-
-/// Most logs a revocation names a cut for: 64 bytes each, so the entry fits
-/// an event body (64 KiB). A device that wrote in more logs is cut at its
-/// most recent ones; see [`crate::identity::AccountState::genuine`].
-pub const MAX_CUTS: usize = 1000;
-
-fn cuts(r: &mut Reader<'_>) -> Result<Vec<(LogId, EventId)>, WireError> {
-    let n = r.u32("cut count")? as usize;
-    if n > MAX_CUTS {
-        return Err(WireError::Invalid {
-            what: "cut count",
-            why: "more than 1000",
-        });
-    }
-    let mut out: Vec<(LogId, EventId)> = Vec::with_capacity(n);
-    for _ in 0..n {
-        let log = LogId::from_bytes(r.array("cut log")?);
-        let last = EventId::from_bytes(r.array("cut event")?);
-        if out.last().is_some_and(|(prev, _)| *prev >= log) {
-            return Err(WireError::Invalid {
-                what: "cuts",
-                why: "not strictly ascending by log",
-            });
-        }
-        out.push((log, last));
-    }
-    Ok(out)
 }
 
 /// Reads a name: UTF-8, non-empty, at most [`MAX_NAME`] bytes, no control

@@ -13,7 +13,7 @@ pub mod card;
 pub mod entry;
 pub mod members;
 
-pub use account::{AccountError, AccountLog, AccountState, DeviceRecord, Genuine, Revocation};
+pub use account::{AccountError, AccountLog, AccountState, DeviceRecord, Revocation};
 pub use card::{Card, CardError};
-pub use entry::{AccountEntry, MAX_CUTS, join_message, sign_join, verify_join};
-pub use members::Members;
+pub use entry::{AccountEntry, join_message, sign_join, verify_join};
+pub use members::{CUT, Cut, Members, decode_cut, encode_cut};

@@ -114,6 +114,9 @@ pub trait Rules {
     /// Told of every event the DAG links in, at once, so the rules see
     /// events released from the pending buffer in the same call.
     fn accepted(&mut self, _event: &Event) {}
+    /// Told of every soft-failed event the DAG links in (structure whose
+    /// content never applies).
+    fn kept_inert(&mut self, _event: &Event) {}
 }
 
 /// Rules that allow every author (for tests and benchmarks of the
@@ -393,6 +396,8 @@ impl Dag {
         // A soft-failed event is structure only: the rules never apply it.
         if status == Status::Accepted {
             rules.accepted(&event);
+        } else {
+            rules.kept_inert(&event);
         }
         Ok(Accepted { event, info })
     }
@@ -477,24 +482,21 @@ impl Dag {
         out
     }
 
-    /// `author`'s accepted (shown) events.
-    pub fn accepted_by<'a>(&'a self, author: &'a DeviceId) -> impl Iterator<Item = EventId> + 'a {
-        self.nodes
-            .iter()
-            .filter(move |(_, n)| n.author == *author && n.status == Status::Accepted)
-            .map(|(id, _)| *id)
+    /// Every author with an event stored here.
+    pub fn authors(&self) -> impl Iterator<Item = &DeviceId> {
+        self.latest.keys()
     }
 
-    /// Soft-fails stored events after the fact (a revocation's cut showed
-    /// they do not count): they stay as structure, are no longer shown, and
-    /// the heads are what accepted events remain on top.
-    pub fn demote(&mut self, ids: &[EventId]) {
+    /// Changes stored events' status after the fact (a revocation or a cut
+    /// changed what counts): soft-failed ones stay as structure and are not
+    /// shown; the heads are the accepted events nothing accepted is on.
+    pub fn set_status(&mut self, ids: &[EventId], status: Status) {
         let mut changed = false;
         for id in ids {
             if let Some(n) = self.nodes.get_mut(id)
-                && n.status == Status::Accepted
+                && n.status != status
             {
-                n.status = Status::SoftFailed;
+                n.status = status;
                 changed = true;
             }
         }

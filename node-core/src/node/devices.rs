@@ -207,6 +207,7 @@ impl Node {
     /// hold are rejected everywhere, and it receives nothing new.
     pub async fn revoke_device(&mut self, target: &str, now: i64) -> Result<DeviceId, NodeError> {
         let (device, entry) = self.revocation_of(target)?;
+        self.write_cuts(device, now).await?;
         self.append(
             LogId::account(self.account),
             kind::REVOKE_DEVICE,
@@ -236,6 +237,7 @@ impl Node {
             ));
         }
         let (device, body) = self.revocation_of(target)?;
+        self.write_cuts(device, now).await?;
         let log = LogId::account(self.account);
         let dag = self.logs.get(&log).ok_or(NodeError::UnknownLog(log))?;
         let prev = dag.latest_by(&recovery);
@@ -256,6 +258,41 @@ impl Node {
         self.ingest_event(event, now, None).await?;
         self.rotate_mailbox(now).await?;
         Ok(device)
+    }
+
+    /// Before revoking `device`: a cut in every log it wrote in, on top of
+    /// everything this device holds there, so that its events below count
+    /// after the revocation and nothing a thief signs with its key later
+    /// does (`identity::members`). Written while the device is still
+    /// active, so the cuts are ordinary events until the revocation comes.
+    async fn write_cuts(&mut self, device: DeviceId, now: i64) -> Result<(), NodeError> {
+        let logs: Vec<LogId> = self
+            .logs
+            .iter()
+            .filter(|(log, dag)| {
+                self.account_of_log(**log).is_none() && dag.latest_by(&device).is_some()
+            })
+            .map(|(log, _)| *log)
+            .collect();
+        let body = crate::identity::encode_cut(&device);
+        for log in logs {
+            let written = if self.is_room(&log) {
+                self.room_write(log, crate::rooms::RoomContent::Cut(device), now)
+                    .await
+            } else if let Some(contact) = self.contact_of_conversation(log) {
+                self.append_for(log, crate::identity::CUT, body.clone(), now, &[contact])
+                    .await
+            } else {
+                self.append(log, crate::identity::CUT, body.clone(), now)
+                    .await
+            };
+            // A room this account has left takes no cut: the device's events
+            // there stop counting with the revocation.
+            if let Err(e) = written {
+                tracing::warn!(log = %log.short(12), error = %e, "no cut written");
+            }
+        }
+        Ok(())
     }
 
     /// The device `target` names and the revocation entry's body for it.
@@ -298,28 +335,7 @@ impl Node {
             .map(|n| n.seq)
             .max()
             .unwrap_or(0);
-        // Per log, the newest event by that device that we hold: its other
-        // events there (ones a thief signs later with unused sequence
-        // numbers) never count. A device that wrote in more logs than an
-        // entry can name is cut at its most recently written ones.
-        let mut cuts: Vec<(LogId, EventId, u64)> = self
-            .logs
-            .iter()
-            .filter_map(|(log, dag)| {
-                let last = dag.latest_by(&device)?;
-                Some((*log, last, dag.node(&last)?.seq))
-            })
-            .collect();
-        cuts.sort_by_key(|(_, _, seq)| std::cmp::Reverse(*seq));
-        cuts.truncate(crate::identity::MAX_CUTS);
-        let mut cuts: Vec<(LogId, EventId)> = cuts.into_iter().map(|(l, e, _)| (l, e)).collect();
-        cuts.sort();
-        let body = AccountEntry::RevokeDevice {
-            device,
-            cutoff_seq,
-            cuts: Some(cuts),
-        }
-        .encode();
+        let body = AccountEntry::RevokeDevice { device, cutoff_seq }.encode();
         Ok((device, body))
     }
 

@@ -110,7 +110,9 @@ impl Node {
         let events = self.store.events_by_id(&[id]).await?;
         Ok(events.into_iter().find_map(|e| {
             let h = e.event.header();
-            if !is_file_offer(h.log_kind, h.kind) {
+            // A soft-failed offer (a revoked device's no cut covers) is
+            // neither listed nor fetched.
+            if !is_file_offer(h.log_kind, h.kind) || e.info.status != crate::log::Status::Accepted {
                 return None;
             }
             let offer = FileOffer::decode(e.event.body()?).ok()?;

@@ -21,13 +21,13 @@ pub use view::{Receipts, serve_from};
 use crate::crypto::{SecretBytes, SigningKey};
 use crate::id::{AccountId, DeviceId, EventId, LogId};
 use crate::identity::entry::{check_name, kind};
-use crate::identity::{AccountEntry, AccountLog, AccountState, Card, Members};
+use crate::identity::{AccountEntry, AccountLog, AccountState, Card, Cut, Members};
 use crate::log::{
     Dag, DagConfig, Draft, Event, EventError, LogKind, Offer, Rejection, Rules, Status, Verified,
 };
 use crate::store::{Passphrase, Profile, ProfileLock, Store, StoreError, StoredEvent};
 use crate::wire::to_base32;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::sync::Arc;
 use tokio::sync::broadcast;
@@ -172,6 +172,9 @@ pub struct Node {
     join_targets: BTreeMap<DeviceId, LogId>,
     /// Accounts followed because they dialled in for a public room.
     strangers: HashMap<AccountId, usize>,
+    /// Per log, the cuts stored there (which of a revoked device's events
+    /// still count; `identity::members`).
+    cuts: HashMap<LogId, Vec<Cut>>,
     /// Held events pushed out of a buffer by the last ingest (a sync
     /// round waiting for them stops waiting).
     evicted: Vec<EventId>,
@@ -367,6 +370,7 @@ impl Node {
             joining: Default::default(),
             join_targets: Default::default(),
             strangers: HashMap::new(),
+            cuts: HashMap::new(),
             evicted: Vec::new(),
             stashed_hints: BTreeMap::new(),
         };
@@ -416,17 +420,6 @@ impl Node {
             self.note_new_events(log);
         }
         self.enforce_deletions().await?;
-        // Cuts again, for a stop between storing events and soft-failing
-        // what they showed does not count.
-        let logs: Vec<LogId> = self
-            .logs
-            .keys()
-            .filter(|l| self.account_of_log(**l).is_none())
-            .copied()
-            .collect();
-        for log in logs {
-            self.demote_not_genuine(log).await?;
-        }
         self.restore_joining().await
     }
 
@@ -457,16 +450,23 @@ impl Node {
                 alog.insert(stored.event.clone());
             }
             self.accounts.insert(account, alog);
+        } else {
+            self.index_cuts(log, events.iter().map(|s| &s.event));
+            // What counts, by the account logs read so far, before anything
+            // applies (a stop may have come between storing and checking).
+            self.fix_statuses(log).await?;
         }
         // Soft-failed events are structure only: nothing in them applies.
-        let shown = || events.iter().filter(|s| s.info.status == Status::Accepted);
+        let dag = &self.logs[&log];
+        let soft: HashSet<EventId> = crate::identity::members::soft_failed(dag);
+        let shown = || events.iter().filter(|s| !soft.contains(&s.event.id()));
         if log == LogId::self_log(self.account) {
             for stored in shown() {
                 self.apply_self_entry(&stored.event);
             }
         }
         if kind == LogKind::Room {
-            self.restore_room(log, shown().map(|s| &s.event));
+            self.restore_room(log, events.iter().map(|s| &s.event), soft.iter().copied());
         }
         for stored in shown() {
             if stored.event.header().kind == messages::conversation_kind::MAILBOX_GRANT
@@ -825,32 +825,79 @@ impl Node {
         {
             self.scope += 1;
         }
-        // Soft-failed rows (a revoked device's events that do not count)
-        // are structure only: nothing in them is applied.
-        let soft_failed = rows.iter().any(|r| r.info.status != Status::Accepted);
-        if soft_failed {
-            let shown: Vec<StoredEvent> = rows
+        // What counts may have changed: a cut came here, or a revocation
+        // in an account log.
+        let mut promoted: Vec<(LogId, Vec<EventId>)> = Vec::new();
+        if self.account_of_log(log).is_some() {
+            if rows
                 .iter()
-                .filter(|r| r.info.status == Status::Accepted)
-                .cloned()
-                .collect();
-            self.register_offers(log, &shown).await?;
+                .any(|r| r.event.header().kind == kind::REVOKE_DEVICE)
+            {
+                let logs: Vec<LogId> = self
+                    .logs
+                    .keys()
+                    .filter(|l| self.account_of_log(**l).is_none())
+                    .copied()
+                    .collect();
+                for l in logs {
+                    promoted.push((l, self.reconcile_cuts(l).await?));
+                }
+            }
         } else {
-            self.register_offers(log, &rows).await?;
+            self.index_cuts(log, rows.iter().map(|r| &r.event));
+            if rows.iter().any(|r| Cut::of(&r.event).is_some()) {
+                promoted.push((log, self.reconcile_cuts(log).await?));
+            }
         }
-        let introducer = self.contact_of_conversation(log);
+        // Soft-failed rows (a revoked device's events no cut covers) are
+        // structure only: nothing in them applies; they are passed on all
+        // the same (others need them below what was written on top).
+        let soft: HashSet<EventId> = self
+            .logs
+            .get(&log)
+            .map(crate::identity::members::soft_failed)
+            .unwrap_or_default();
+        let shown: Vec<&StoredEvent> = rows
+            .iter()
+            .filter(|r| !soft.contains(&r.event.id()))
+            .collect();
+        self.apply_stored(log, &shown).await?;
         for r in &rows {
-            if r.info.status != Status::Accepted {
-                // Passed on all the same: others need it below what was
-                // written on top of it.
-                let _ = self.events.send(LocalEvent {
-                    log,
-                    id: r.event.id(),
-                    bytes: Arc::new(r.event.encode()),
-                    from,
-                });
+            // No session listening is fine: nothing to push to.
+            let _ = self.events.send(LocalEvent {
+                log,
+                id: r.event.id(),
+                bytes: Arc::new(r.event.encode()),
+                from,
+            });
+        }
+        // Events stored earlier that a cut now covers apply now.
+        let fresh: HashSet<EventId> = rows.iter().map(|r| r.event.id()).collect();
+        for (l, ids) in promoted {
+            let ids: Vec<EventId> = ids.into_iter().filter(|id| !fresh.contains(id)).collect();
+            if ids.is_empty() {
                 continue;
             }
+            let events = self.store.events_by_id(&ids).await?;
+            self.apply_stored(l, &events.iter().collect::<Vec<_>>())
+                .await?;
+        }
+        self.enforce_deletions().await?;
+        Ok(Ingested::Stored(
+            rows.iter().map(|r| r.event.id()).collect(),
+        ))
+    }
+
+    /// Applies what stored events of `log` that count mean: self-log
+    /// entries, grants, room invitations, introductions, file offers.
+    async fn apply_stored(&mut self, log: LogId, rows: &[&StoredEvent]) -> Result<(), NodeError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let owned: Vec<StoredEvent> = rows.iter().map(|r| (*r).clone()).collect();
+        self.register_offers(log, &owned).await?;
+        let introducer = self.contact_of_conversation(log);
+        for r in rows {
             if log == LogId::self_log(self.account) {
                 self.apply_self_entry(&r.event);
             }
@@ -877,111 +924,105 @@ impl Node {
             {
                 self.introduced.push((contact, uri));
             }
-            // No session listening is fine: nothing to push to.
-            let _ = self.events.send(LocalEvent {
-                log,
-                id: r.event.id(),
-                bytes: Arc::new(r.event.encode()),
-                from,
-            });
-        }
-        self.enforce_deletions().await?;
-        self.enforce_cuts(log, &rows).await?;
-        Ok(Ingested::Stored(
-            rows.iter().map(|r| r.event.id()).collect(),
-        ))
-    }
-
-    /// Whether `device` is revoked by an entry with cuts.
-    fn revoked_with_cuts(&self, device: &DeviceId) -> bool {
-        self.account_of_device(device)
-            .and_then(|a| self.accounts.get(&a))
-            .and_then(|l| l.state_ref().ok())
-            .and_then(|s| s.devices.get(device))
-            .and_then(|d| d.revoked.as_ref())
-            .is_some_and(|r| r.cuts.is_some())
-    }
-
-    /// After `rows` were stored in `log`: soft-fails what a revocation's
-    /// cuts now show does not count. A revocation arriving (in an account
-    /// log) checks every log; a revoked device's event arriving checks its
-    /// log (its cut may have come).
-    async fn enforce_cuts(&mut self, log: LogId, rows: &[StoredEvent]) -> Result<(), NodeError> {
-        let logs: Vec<LogId> = match self.account_of_log(log) {
-            Some(account) => {
-                let cuts = self
-                    .accounts
-                    .get(&account)
-                    .and_then(|l| l.state_ref().ok())
-                    .is_some_and(|s| {
-                        s.devices
-                            .values()
-                            .any(|d| d.revoked.as_ref().is_some_and(|r| r.cuts.is_some()))
-                    });
-                if !cuts {
-                    return Ok(());
-                }
-                self.logs
-                    .keys()
-                    .filter(|l| self.account_of_log(**l).is_none())
-                    .copied()
-                    .collect()
-            }
-            None if rows
-                .iter()
-                .any(|r| self.revoked_with_cuts(&r.event.header().author)) =>
-            {
-                vec![log]
-            }
-            None => return Ok(()),
-        };
-        for l in logs {
-            self.demote_not_genuine(l).await?;
         }
         Ok(())
     }
 
-    /// Soft-fails `log`'s stored events that a revocation's cut shows do
-    /// not count (a thief's events taken before this device heard of the
-    /// revocation). A room's rules are read again without them; what a
-    /// self-log entry among them already did stays until the next start,
-    /// which reads only what counts.
-    async fn demote_not_genuine(&mut self, log: LogId) -> Result<(), NodeError> {
+    /// Remembers the cuts among `events` of `log`.
+    fn index_cuts<'e>(&mut self, log: LogId, events: impl Iterator<Item = &'e Event>) {
+        let found: Vec<Cut> = events.filter_map(Cut::of).collect();
+        if !found.is_empty() {
+            let cuts = self.cuts.entry(log).or_default();
+            for c in found {
+                if !cuts.contains(&c) {
+                    cuts.push(c);
+                }
+            }
+        }
+    }
+
+    /// Sets the status of `log`'s stored events to what counts now (by
+    /// the account logs and the cuts held): a revoked device's events no
+    /// counting cut covers are soft-failed, the rest accepted. Returns
+    /// (promoted, demoted).
+    async fn fix_statuses(
+        &mut self,
+        log: LogId,
+    ) -> Result<(Vec<EventId>, Vec<EventId>), NodeError> {
         let Ok(rules) = self.rules_for(log) else {
-            return Ok(());
+            return Ok((vec![], vec![]));
         };
         let members = match &rules {
             LogRules::Members(m) => m,
             LogRules::Room { members, .. } => members,
-            LogRules::Account(_) => return Ok(()),
+            LogRules::Account(_) => return Ok((vec![], vec![])),
         };
         let Some(dag) = self.logs.get(&log) else {
-            return Ok(());
+            return Ok((vec![], vec![]));
         };
-        let ids = members.not_genuine(dag);
-        if ids.is_empty() {
-            return Ok(());
+        let current = crate::identity::members::soft_failed(dag);
+        if current.is_empty() && !members.any_revoked() {
+            return Ok((vec![], vec![]));
         }
-        tracing::warn!(
-            log = %log.short(12),
-            events = ids.len(),
-            "events of a revoked device that its revocation does not cover are no longer shown"
-        );
-        self.store.soft_fail(&ids).await?;
+        let cuts = self.cuts.get(&log).map(Vec::as_slice).unwrap_or(&[]);
+        let desired = members.not_counting(dag, cuts);
+        if desired == current {
+            return Ok((vec![], vec![]));
+        }
+        let promote: Vec<EventId> = current.difference(&desired).copied().collect();
+        let demote: Vec<EventId> = desired.difference(&current).copied().collect();
+        self.store.set_status(&demote, Status::SoftFailed).await?;
+        self.store.set_status(&promote, Status::Accepted).await?;
         if let Some(dag) = self.logs.get_mut(&log) {
-            dag.demote(&ids);
+            dag.set_status(&demote, Status::SoftFailed);
+            dag.set_status(&promote, Status::Accepted);
         }
-        if self.rooms.contains_key(&log) {
-            let events = self.store.events(log).await?;
-            self.restore_room(
-                log,
-                events
-                    .iter()
-                    .filter(|s| s.info.status == Status::Accepted)
-                    .map(|s| &s.event),
+        if !demote.is_empty() {
+            tracing::warn!(
+                log = %log.short(12),
+                events = demote.len(),
+                "a revoked device's events that no cut covers are not shown"
             );
         }
-        Ok(())
+        Ok((promote, demote))
+    }
+
+    /// [`Node::fix_statuses`] after `log` changed, and what depends on
+    /// statuses read again: a room's rules, a conversation's grants.
+    /// Returns the promoted events (their meaning is applied by the
+    /// caller; what demoted self-log entries did stays until the next
+    /// start, which applies only what counts).
+    async fn reconcile_cuts(&mut self, log: LogId) -> Result<Vec<EventId>, NodeError> {
+        let (promoted, demoted) = self.fix_statuses(log).await?;
+        if promoted.is_empty() && demoted.is_empty() {
+            return Ok(promoted);
+        }
+        let events = self.store.events(log).await?;
+        let soft: HashSet<EventId> = self
+            .logs
+            .get(&log)
+            .map(crate::identity::members::soft_failed)
+            .unwrap_or_default();
+        if self.rooms.contains_key(&log) {
+            self.restore_room(log, events.iter().map(|s| &s.event), soft.iter().copied());
+            self.scope += 1;
+        }
+        if let Some(contact) = self.contact_of_conversation(log) {
+            self.grants.retain(|(c, _), _| *c != contact);
+            self.push_grants.retain(|(l, _), _| *l != log);
+            for s in events.iter().filter(|s| !soft.contains(&s.event.id())) {
+                match s.event.header().kind {
+                    messages::conversation_kind::MAILBOX_GRANT => {
+                        self.apply_grant_entry(log, &s.event)
+                    }
+                    messages::conversation_kind::PUSH_GRANT => {
+                        self.apply_push_grant_entry(log, &s.event)
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok(promoted)
     }
 
     async fn reload(&mut self, log: LogId) -> Result<(), NodeError> {
@@ -1173,6 +1214,12 @@ impl Rules for ActiveRules<'_> {
         match self {
             ActiveRules::Plain(r) => r.accepted(event),
             ActiveRules::Room(r) => r.accepted(event),
+        }
+    }
+    fn kept_inert(&mut self, event: &Event) {
+        match self {
+            ActiveRules::Plain(r) => r.kept_inert(event),
+            ActiveRules::Room(r) => r.kept_inert(event),
         }
     }
 }

@@ -18,7 +18,7 @@ use crate::rooms::{
     RoomContent, RoomLog, RoomState, Trust, kind as room_kind,
 };
 use crate::wire::{Reader, WireError, Writer};
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
 
 /// How many member devices each device dials per room (it is dialled by
@@ -191,6 +191,10 @@ fn describe(content: &RoomContent) -> (&'static str, String) {
         ),
         RoomContent::Name(name) => ("name", name.clone()),
         RoomContent::Topic(topic) => ("topic", topic.clone()),
+        RoomContent::Cut(device) => (
+            "cut",
+            format!("cut for revoked device {}", device.short(12)),
+        ),
         RoomContent::History(h) => (
             "history",
             format!(
@@ -266,11 +270,21 @@ pub(super) struct RoomRules<'a> {
 impl Rules for RoomRules<'_> {
     fn authorize(&self, event: &Event, dag: &Dag) -> Result<(), String> {
         self.members.authorize(event, dag)?;
+        // A revoked device's event is kept as structure whatever it says
+        // (so what others wrote on top of it still passes); it is read as
+        // inert, and only a cut makes it count again.
+        if self.members.is_revoked(&event.header().author) {
+            return Ok(());
+        }
         self.room.authorize(event, dag)
     }
 
     fn soft_fail(&self, event: &Event, dag: &Dag) -> bool {
-        self.members.revoked_out(event, dag)
+        self.members.soft_fail(event, dag)
+    }
+
+    fn kept_inert(&mut self, event: &Event) {
+        self.room.accepted_inert(event);
     }
 
     fn accepted(&mut self, event: &Event) {
@@ -318,12 +332,22 @@ impl Node {
     }
 
     /// Every device of every known account (revoked ones too: their old
-    /// events stay), for reading room events.
+    /// events stay), for reading room events. A device two accounts claim
+    /// (its key joined to a second account) speaks for neither.
     pub(super) fn known_devices(&self) -> Vec<(DeviceId, AccountId)> {
-        self.accounts
-            .iter()
-            .filter_map(|(a, log)| log.state_ref().ok().map(|s| (*a, s)))
-            .flat_map(|(a, s)| s.devices.keys().map(move |d| (*d, a)))
+        let mut owners: HashMap<DeviceId, Option<AccountId>> = HashMap::new();
+        for (a, log) in &self.accounts {
+            let Ok(s) = log.state_ref() else { continue };
+            for d in s.devices.keys() {
+                owners
+                    .entry(*d)
+                    .and_modify(|o| *o = None)
+                    .or_insert(Some(*a));
+            }
+        }
+        owners
+            .into_iter()
+            .filter_map(|(d, a)| Some((d, a?)))
             .collect()
     }
 
@@ -374,11 +398,13 @@ impl Node {
         &mut self,
         room: LogId,
         events: impl Iterator<Item = &'e Event>,
+        inert: impl IntoIterator<Item = EventId>,
     ) {
         let mut log = RoomLog::new();
         for (d, a) in self.known_devices() {
             log.set_device(d, a);
         }
+        log.set_inert(inert);
         for e in events {
             log.accepted(e);
         }
@@ -983,7 +1009,10 @@ impl Node {
         let mut by_account: std::collections::BTreeMap<AccountId, Vec<EventId>> =
             Default::default();
         for id in stored {
+            // A soft-failed event (a revoked device's no cut covers) is no
+            // receipt of anything.
             if let Some(n) = dag.node(id)
+                && n.status == crate::log::Status::Accepted
                 && let Some(a) = log.account_of(&n.author)
                 && a != self.account
             {

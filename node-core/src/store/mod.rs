@@ -379,11 +379,17 @@ impl Store {
         Ok(())
     }
 
-    /// Marks stored events soft-failed (kept as structure, not shown).
-    pub async fn soft_fail(&self, ids: &[EventId]) -> Result<(), StoreError> {
+    /// Sets stored events' status (soft-failed ones are kept as
+    /// structure, not shown).
+    pub async fn set_status(&self, ids: &[EventId], status: Status) -> Result<(), StoreError> {
+        let code: i64 = match status {
+            Status::Accepted => 0,
+            Status::SoftFailed => 1,
+        };
         for chunk in ids.chunks(500) {
-            let mut q =
-                sqlx::QueryBuilder::<Sqlite>::new("UPDATE events SET status = 1 WHERE id IN (");
+            let mut q = sqlx::QueryBuilder::<Sqlite>::new("UPDATE events SET status = ");
+            q.push_bind(code);
+            q.push(" WHERE id IN (");
             let mut sep = q.separated(", ");
             for id in chunk {
                 sep.push_bind(id.as_bytes().to_vec());
@@ -392,7 +398,7 @@ impl Store {
             q.build()
                 .execute(&self.pool)
                 .await
-                .map_err(db("soft-failing events"))?;
+                .map_err(db("setting event status"))?;
         }
         Ok(())
     }

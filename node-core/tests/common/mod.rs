@@ -107,7 +107,6 @@ pub fn revoke(
     let entry = AccountEntry::RevokeDevice {
         device: target.id(),
         cutoff_seq,
-        cuts: None,
     };
     by.entry(account, parents, &entry)
 }
