@@ -307,3 +307,37 @@ fn a_new_device_of_a_contact_is_proven_by_its_own_deposit() {
         }
     });
 }
+
+/// A deposit replayed (by the mailbox server, or by anyone who captured
+/// it) changes nothing: its events are stored once, and a message deleted
+/// in between does not come back.
+#[test]
+fn a_replayed_deposit_changes_nothing() {
+    rt().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = new_node(&dir, "a").await;
+        let mut b = new_node(&dir, "b").await;
+        befriend(&mut a, &mut b).await;
+        let id = a.send_message(b.account(), "said once", NOW).await.unwrap();
+        let events = a
+            .undelivered_events(b.account(), &Default::default(), 100)
+            .await
+            .unwrap();
+        let payload = a.deposit_payload(b.account(), &events);
+        b.ingest_deposit(&payload, NOW, 1).await.unwrap();
+        let stored = b.store().event_count().await.unwrap();
+        assert_eq!(b.ingest_deposit(&payload, NOW + 1, 1).await.unwrap(), 0);
+        assert_eq!(b.store().event_count().await.unwrap(), stored);
+        let conv = LogId::conversation(b.account(), a.account());
+        b.delete(conv, &[id.to_string()], NOW + 2).await.unwrap();
+        assert!(b.conversation(a.account(), None).await.unwrap().is_empty());
+        b.ingest_deposit(&payload, NOW + 3, 1).await.unwrap();
+        assert!(
+            b.conversation(a.account(), None).await.unwrap().is_empty(),
+            "a deleted message came back with a replayed deposit"
+        );
+        for n in [a, b] {
+            n.close().await;
+        }
+    });
+}
