@@ -375,3 +375,80 @@ async fn a_device_two_accounts_claim_speaks_for_neither() {
     assert!(!texts(&node, room).await.iter().any(|t| t.contains("whose")));
     node.close().await;
 }
+
+/// A member writes into a room's past: a message whose parents lie far
+/// below the heads (history rewritten after the fact). It is held as
+/// arrived late — not shown, listed by `room held` — and the room and this
+/// device's messages go on; a restart keeps it held. (Before, a restart
+/// read the room in depth order, where nothing looked late, and showed it.)
+#[tokio::test]
+async fn a_backdated_room_message_is_held_not_shown() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut node, _) = Node::create(profile(&dir), "alice", None, false, 1_000)
+        .await
+        .unwrap();
+    let room = node.create_room("lobby", true, 1_000).await.unwrap();
+    let create = events_of(&node, room).await;
+    let mut x = Dev::new();
+    let (ax, gx) = genesis(&mut x, None);
+    let join_x = member(&mut x, room, &[&create[0]], ax);
+    node.ingest_batch(room, &[join_x.encode()], 1_500, 1, None)
+        .await
+        .unwrap();
+    node.ingest_batch(LogId::account(ax), &[gx.encode()], 1_500, 1, None)
+        .await
+        .unwrap();
+    // Its account log arrived: the join is checked again.
+    let out = node
+        .ingest_batch(room, &[join_x.encode()], 2_000, 1, None)
+        .await
+        .unwrap();
+    assert!(out.iter().all(Result::is_ok), "{out:?}");
+    for i in 0..30 {
+        node.room_send(room, &format!("message {i}"), 2_100 + i)
+            .await
+            .unwrap();
+    }
+    let backdated = x.event(
+        Some(room),
+        LogKind::Room,
+        &[&join_x],
+        room_kind::MESSAGE,
+        RoomContent::Message("I said this long ago".into()).encode(),
+        2_050,
+    );
+    let out = node
+        .ingest_batch(room, &[backdated.encode()], 3_000, 1, None)
+        .await
+        .unwrap();
+    assert!(
+        matches!(out.as_slice(), [Ok(node_core::node::Ingested::Stored(_))]),
+        "{out:?}"
+    );
+    assert!(
+        !texts(&node, room)
+            .await
+            .iter()
+            .any(|t| t.contains("long ago")),
+        "a backdated message is shown"
+    );
+    let held = node.room_held(room).await.unwrap();
+    assert_eq!(held.len(), 1, "{held:?}");
+    assert_eq!(held[0].id, backdated.id());
+    node.room_send(room, "still talking", 4_000).await.unwrap();
+    assert!(
+        texts(&node, room)
+            .await
+            .contains(&"still talking".to_string())
+    );
+    node.close().await;
+    let node = Node::open(profile(&dir), None).await.unwrap();
+    assert_eq!(node.room_held(room).await.unwrap().len(), 1);
+    assert!(
+        !texts(&node, room)
+            .await
+            .iter()
+            .any(|t| t.contains("long ago"))
+    );
+    node.close().await;
+}

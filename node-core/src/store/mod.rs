@@ -294,11 +294,14 @@ impl Store {
         Ok(())
     }
 
-    /// Every event of a log, parents before children.
+    /// Every event of a log in the order they were stored (so parents
+    /// before children): replaying them gives what arrival gave, such as a
+    /// room's events held as arrived late (placed far below the heads when
+    /// they came, which depth order would no longer show).
     pub async fn events(&self, log: LogId) -> Result<Vec<StoredEvent>, StoreError> {
         let rows = sqlx::query(
             "SELECT id, effective_time, first_seen, status, header, signature, body
-             FROM events WHERE log = ? ORDER BY depth, id",
+             FROM events WHERE log = ? ORDER BY rowid",
         )
         .bind(log.as_bytes().as_slice())
         .fetch_all(&self.pool)
