@@ -38,7 +38,7 @@
 //! daemon (see `docs/rooms.md`).
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
 
 use crate::id::{AccountId, DeviceId, EventId};
 use crate::log::{Dag, Event, Rules};
@@ -83,11 +83,6 @@ pub mod kind {
     /// ([`crate::identity::members`]).
     pub const CUT: u16 = crate::identity::CUT;
 }
-
-/// The sender inert events are read as: no account (account ids are
-/// hashes of genesis events, so none is all zeros), so nothing it writes is
-/// allowed.
-const NOBODY: AccountId = AccountId::from_bytes([0; 32]);
 
 /// Who releases an event held as arrived late (see [`RoomLog`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -239,7 +234,7 @@ pub enum RoomContent {
     /// A file offer.
     File(crate::file_offer::FileOffer),
     /// A cut for a revoked device of the writer's account (no effect on the
-    /// room's state; see [`crate::identity::members`]).
+    /// room's state, not shown; see [`crate::identity::members`]).
     Cut(DeviceId),
 }
 
@@ -477,9 +472,18 @@ impl RoomState {
         };
         match content {
             RoomContent::Create { .. } => Err(AuthError::Create("the room exists already")),
-            RoomContent::Message(_) | RoomContent::File(_) | RoomContent::Cut(_) => {
+            RoomContent::Message(_) | RoomContent::File(_) => {
                 joined.then_some(()).ok_or(AuthError::NotMember)
             }
+            // A cut changes nothing in the room: a member may write one,
+            // also after it left (its revoked device's events there must
+            // stop too), not once banned.
+            RoomContent::Cut(_) => matches!(
+                self.members.get(&sender),
+                Some(Membership::Join | Membership::Leave)
+            )
+            .then_some(())
+            .ok_or(AuthError::NotMember),
             RoomContent::Confirm(_) => {
                 if !joined {
                     return Err(AuthError::NotMember);
@@ -758,9 +762,6 @@ fn resolve_pass(events: &[RoomEvent], outcome: Option<&RoomState>) -> Resolved {
 #[derive(Debug, Default)]
 pub struct RoomLog {
     devices: HashMap<DeviceId, AccountId>,
-    /// Events kept as structure only (a revoked device's that no cut
-    /// covers): read as written by nobody, so nothing in them applies.
-    inert: HashSet<EventId>,
     events: Vec<RoomEvent>,
     heads: BTreeSet<EventId>,
     resolved: Resolved,
@@ -812,18 +813,6 @@ impl RoomLog {
         self.late.iter()
     }
 
-    /// Takes a soft-failed event as structure only (see [`RoomLog::decode`]).
-    pub fn accepted_inert(&mut self, event: &Event) {
-        self.inert.insert(event.id());
-        self.accepted(event);
-    }
-
-    /// Marks events to be read as structure only when they come (a room
-    /// rebuilt from its stored events).
-    pub fn set_inert(&mut self, ids: impl IntoIterator<Item = EventId>) {
-        self.inert.extend(ids);
-    }
-
     /// Records that `device` belongs to `account`.
     pub fn set_device(&mut self, device: DeviceId, account: AccountId) {
         self.devices.insert(device, account);
@@ -834,20 +823,9 @@ impl RoomLog {
         &self.resolved
     }
 
-    /// Reads a stored event as resolution sees it. An inert event is read
-    /// as an empty message by nobody: it keeps its place, and nothing in it
-    /// is allowed.
+    /// Reads a stored event as resolution sees it.
     pub fn decode(&self, event: &Event) -> Result<RoomEvent, String> {
         let h = event.header();
-        if self.inert.contains(&event.id()) {
-            return Ok(RoomEvent {
-                id: event.id(),
-                parents: h.parents.clone(),
-                depth: h.depth,
-                sender: NOBODY,
-                content: RoomContent::Message(String::new()),
-            });
-        }
         let sender = *self
             .devices
             .get(&h.author)

@@ -5,7 +5,7 @@
 use super::event::{Event, EventError, LogKind, Verified};
 use crate::id::{DeviceId, EventId, LogId};
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
 
 /// How far into the future (relative to when we first saw it) an event's
 /// claimed time may reach before it is clamped, in milliseconds.
@@ -114,9 +114,6 @@ pub trait Rules {
     /// Told of every event the DAG links in, at once, so the rules see
     /// events released from the pending buffer in the same call.
     fn accepted(&mut self, _event: &Event) {}
-    /// Told of every soft-failed event the DAG links in (structure whose
-    /// content never applies).
-    fn kept_inert(&mut self, _event: &Event) {}
 }
 
 /// Rules that allow every author (for tests and benchmarks of the
@@ -393,12 +390,7 @@ impl Dag {
         };
         let info = NodeInfo { status, ..info };
         self.link(event.id(), info.clone());
-        // A soft-failed event is structure only: the rules never apply it.
-        if status == Status::Accepted {
-            rules.accepted(&event);
-        } else {
-            rules.kept_inert(&event);
-        }
+        rules.accepted(&event);
         Ok(Accepted { event, info })
     }
 
@@ -460,61 +452,6 @@ impl Dag {
             first_seen,
             status: Status::Accepted,
         })
-    }
-
-    /// `author`'s events among `id` and its ancestors.
-    pub fn ancestors_by(&self, id: &EventId, author: &DeviceId) -> HashSet<EventId> {
-        let mut seen: HashSet<EventId> = HashSet::new();
-        let mut out = HashSet::new();
-        let mut stack = vec![*id];
-        while let Some(id) = stack.pop() {
-            let Some(n) = self.nodes.get(&id) else {
-                continue;
-            };
-            if !seen.insert(id) {
-                continue;
-            }
-            if n.author == *author {
-                out.insert(id);
-            }
-            stack.extend(n.parents.iter().filter(|p| !seen.contains(*p)));
-        }
-        out
-    }
-
-    /// Every author with an event stored here.
-    pub fn authors(&self) -> impl Iterator<Item = &DeviceId> {
-        self.latest.keys()
-    }
-
-    /// Changes stored events' status after the fact (a revocation or a cut
-    /// changed what counts): soft-failed ones stay as structure and are not
-    /// shown; the heads are the accepted events nothing accepted is on.
-    pub fn set_status(&mut self, ids: &[EventId], status: Status) {
-        let mut changed = false;
-        for id in ids {
-            if let Some(n) = self.nodes.get_mut(id)
-                && n.status != status
-            {
-                n.status = status;
-                changed = true;
-            }
-        }
-        if !changed {
-            return;
-        }
-        let mut heads: BTreeSet<EventId> = self
-            .nodes
-            .iter()
-            .filter(|(_, n)| n.status == Status::Accepted)
-            .map(|(id, _)| *id)
-            .collect();
-        for n in self.nodes.values().filter(|n| n.status == Status::Accepted) {
-            for p in &n.parents {
-                heads.remove(p);
-            }
-        }
-        self.heads = heads;
     }
 
     /// The author's latest event in this log (by sequence number).

@@ -204,10 +204,12 @@ impl Node {
 
     /// Revokes one of this account's devices (by id, unique prefix of at
     /// least four characters, or name): its events after the last one we
-    /// hold are rejected everywhere, and it receives nothing new.
+    /// hold are rejected everywhere (a cut in each log, then the revocation),
+    /// and it receives nothing new.
     pub async fn revoke_device(&mut self, target: &str, now: i64) -> Result<DeviceId, NodeError> {
         let (device, entry) = self.revocation_of(target)?;
-        self.write_cuts(device, now).await?;
+        // Cuts first, while the device is still active (`identity::members`).
+        self.write_cuts_for(device, now).await?;
         self.append(
             LogId::account(self.account),
             kind::REVOKE_DEVICE,
@@ -237,7 +239,7 @@ impl Node {
             ));
         }
         let (device, body) = self.revocation_of(target)?;
-        self.write_cuts(device, now).await?;
+        self.write_cuts_for(device, now).await?;
         let log = LogId::account(self.account);
         let dag = self.logs.get(&log).ok_or(NodeError::UnknownLog(log))?;
         let prev = dag.latest_by(&recovery);
@@ -258,41 +260,6 @@ impl Node {
         self.ingest_event(event, now, None).await?;
         self.rotate_mailbox(now).await?;
         Ok(device)
-    }
-
-    /// Before revoking `device`: a cut in every log it wrote in, on top of
-    /// everything this device holds there, so that its events below count
-    /// after the revocation and nothing a thief signs with its key later
-    /// does (`identity::members`). Written while the device is still
-    /// active, so the cuts are ordinary events until the revocation comes.
-    async fn write_cuts(&mut self, device: DeviceId, now: i64) -> Result<(), NodeError> {
-        let logs: Vec<LogId> = self
-            .logs
-            .iter()
-            .filter(|(log, dag)| {
-                self.account_of_log(**log).is_none() && dag.latest_by(&device).is_some()
-            })
-            .map(|(log, _)| *log)
-            .collect();
-        let body = crate::identity::encode_cut(&device);
-        for log in logs {
-            let written = if self.is_room(&log) {
-                self.room_write(log, crate::rooms::RoomContent::Cut(device), now)
-                    .await
-            } else if let Some(contact) = self.contact_of_conversation(log) {
-                self.append_for(log, crate::identity::CUT, body.clone(), now, &[contact])
-                    .await
-            } else {
-                self.append(log, crate::identity::CUT, body.clone(), now)
-                    .await
-            };
-            // A room this account has left takes no cut: the device's events
-            // there stop counting with the revocation.
-            if let Err(e) = written {
-                tracing::warn!(log = %log.short(12), error = %e, "no cut written");
-            }
-        }
-        Ok(())
     }
 
     /// The device `target` names and the revocation entry's body for it.

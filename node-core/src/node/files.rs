@@ -110,9 +110,7 @@ impl Node {
         let events = self.store.events_by_id(&[id]).await?;
         Ok(events.into_iter().find_map(|e| {
             let h = e.event.header();
-            // A soft-failed offer (a revoked device's no cut covers) is
-            // neither listed nor fetched.
-            if !is_file_offer(h.log_kind, h.kind) || e.info.status != crate::log::Status::Accepted {
+            if !is_file_offer(h.log_kind, h.kind) {
                 return None;
             }
             let offer = FileOffer::decode(e.event.body()?).ok()?;

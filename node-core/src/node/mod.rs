@@ -6,6 +6,7 @@
 //! node implements).
 
 pub mod contacts;
+mod cuts;
 pub mod delete;
 pub mod devices;
 pub mod files;
@@ -21,13 +22,13 @@ pub use view::{Receipts, serve_from};
 use crate::crypto::{SecretBytes, SigningKey};
 use crate::id::{AccountId, DeviceId, EventId, LogId};
 use crate::identity::entry::{check_name, kind};
-use crate::identity::{AccountEntry, AccountLog, AccountState, Card, Cut, Members};
+use crate::identity::{AccountEntry, AccountLog, AccountState, Card, Members};
 use crate::log::{
-    Dag, DagConfig, Draft, Event, EventError, LogKind, Offer, Rejection, Rules, Status, Verified,
+    Dag, DagConfig, Draft, Event, EventError, LogKind, Offer, Rejection, Rules, Verified,
 };
 use crate::store::{Passphrase, Profile, ProfileLock, Store, StoreError, StoredEvent};
 use crate::wire::to_base32;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::Arc;
 use tokio::sync::broadcast;
@@ -172,9 +173,8 @@ pub struct Node {
     join_targets: BTreeMap<DeviceId, LogId>,
     /// Accounts followed because they dialled in for a public room.
     strangers: HashMap<AccountId, usize>,
-    /// Per log, the cuts stored there (which of a revoked device's events
-    /// still count; `identity::members`).
-    cuts: HashMap<LogId, Vec<Cut>>,
+    /// Per log, the cuts stored there (`identity::members`).
+    cuts: HashMap<LogId, std::collections::HashSet<crate::identity::Cut>>,
     /// Held events pushed out of a buffer by the last ingest (a sync
     /// round waiting for them stops waiting).
     evicted: Vec<EventId>,
@@ -452,23 +452,16 @@ impl Node {
             self.accounts.insert(account, alog);
         } else {
             self.index_cuts(log, events.iter().map(|s| &s.event));
-            // What counts, by the account logs read so far, before anything
-            // applies (a stop may have come between storing and checking).
-            self.fix_statuses(log).await?;
         }
-        // Soft-failed events are structure only: nothing in them applies.
-        let dag = &self.logs[&log];
-        let soft: HashSet<EventId> = crate::identity::members::soft_failed(dag);
-        let shown = || events.iter().filter(|s| !soft.contains(&s.event.id()));
         if log == LogId::self_log(self.account) {
-            for stored in shown() {
+            for stored in &events {
                 self.apply_self_entry(&stored.event);
             }
         }
         if kind == LogKind::Room {
-            self.restore_room(log, events.iter().map(|s| &s.event), soft.iter().copied());
+            self.restore_room(log, events.iter().map(|s| &s.event));
         }
-        for stored in shown() {
+        for stored in &events {
             if stored.event.header().kind == messages::conversation_kind::MAILBOX_GRANT
                 && stored.event.header().log_kind == LogKind::Conversation
             {
@@ -743,6 +736,7 @@ impl Node {
     /// What follows new events from elsewhere: a contact's account log may
     /// now show a compromise.
     async fn after_ingest(&mut self, log: LogId, now: i64) -> Result<(), NodeError> {
+        self.ensure_cuts(log, now).await?;
         if let Some(account) = self.account_of_log(log)
             && account != self.account
         {
@@ -818,6 +812,9 @@ impl Node {
             return Err(e.into());
         }
         self.note_new_events(log);
+        if self.account_of_log(log).is_none() {
+            self.index_cuts(log, rows.iter().map(|r| &r.event));
+        }
         if self.rooms.contains_key(&log)
             && rows
                 .iter()
@@ -825,79 +822,9 @@ impl Node {
         {
             self.scope += 1;
         }
-        // What counts may have changed: a cut came here, or a revocation
-        // in an account log.
-        let mut promoted: Vec<(LogId, Vec<EventId>)> = Vec::new();
-        if self.account_of_log(log).is_some() {
-            if rows
-                .iter()
-                .any(|r| r.event.header().kind == kind::REVOKE_DEVICE)
-            {
-                let logs: Vec<LogId> = self
-                    .logs
-                    .keys()
-                    .filter(|l| self.account_of_log(**l).is_none())
-                    .copied()
-                    .collect();
-                for l in logs {
-                    promoted.push((l, self.reconcile_cuts(l).await?));
-                }
-            }
-        } else {
-            self.index_cuts(log, rows.iter().map(|r| &r.event));
-            if rows.iter().any(|r| Cut::of(&r.event).is_some()) {
-                promoted.push((log, self.reconcile_cuts(log).await?));
-            }
-        }
-        // Soft-failed rows (a revoked device's events no cut covers) are
-        // structure only: nothing in them applies; they are passed on all
-        // the same (others need them below what was written on top).
-        let soft: HashSet<EventId> = self
-            .logs
-            .get(&log)
-            .map(crate::identity::members::soft_failed)
-            .unwrap_or_default();
-        let shown: Vec<&StoredEvent> = rows
-            .iter()
-            .filter(|r| !soft.contains(&r.event.id()))
-            .collect();
-        self.apply_stored(log, &shown).await?;
-        for r in &rows {
-            // No session listening is fine: nothing to push to.
-            let _ = self.events.send(LocalEvent {
-                log,
-                id: r.event.id(),
-                bytes: Arc::new(r.event.encode()),
-                from,
-            });
-        }
-        // Events stored earlier that a cut now covers apply now.
-        let fresh: HashSet<EventId> = rows.iter().map(|r| r.event.id()).collect();
-        for (l, ids) in promoted {
-            let ids: Vec<EventId> = ids.into_iter().filter(|id| !fresh.contains(id)).collect();
-            if ids.is_empty() {
-                continue;
-            }
-            let events = self.store.events_by_id(&ids).await?;
-            self.apply_stored(l, &events.iter().collect::<Vec<_>>())
-                .await?;
-        }
-        self.enforce_deletions().await?;
-        Ok(Ingested::Stored(
-            rows.iter().map(|r| r.event.id()).collect(),
-        ))
-    }
-
-    /// Applies what stored events of `log` that count mean: self-log
-    /// entries, grants, room invitations, introductions, file offers.
-    async fn apply_stored(&mut self, log: LogId, rows: &[&StoredEvent]) -> Result<(), NodeError> {
-        if rows.is_empty() {
-            return Ok(());
-        }
-        let owned: Vec<StoredEvent> = rows.iter().map(|r| (*r).clone()).collect();
-        self.register_offers(log, &owned).await?;
+        self.register_offers(log, &rows).await?;
         let introducer = self.contact_of_conversation(log);
-        for r in rows {
+        for r in &rows {
             if log == LogId::self_log(self.account) {
                 self.apply_self_entry(&r.event);
             }
@@ -924,105 +851,18 @@ impl Node {
             {
                 self.introduced.push((contact, uri));
             }
+            // No session listening is fine: nothing to push to.
+            let _ = self.events.send(LocalEvent {
+                log,
+                id: r.event.id(),
+                bytes: Arc::new(r.event.encode()),
+                from,
+            });
         }
-        Ok(())
-    }
-
-    /// Remembers the cuts among `events` of `log`.
-    fn index_cuts<'e>(&mut self, log: LogId, events: impl Iterator<Item = &'e Event>) {
-        let found: Vec<Cut> = events.filter_map(Cut::of).collect();
-        if !found.is_empty() {
-            let cuts = self.cuts.entry(log).or_default();
-            for c in found {
-                if !cuts.contains(&c) {
-                    cuts.push(c);
-                }
-            }
-        }
-    }
-
-    /// Sets the status of `log`'s stored events to what counts now (by
-    /// the account logs and the cuts held): a revoked device's events no
-    /// counting cut covers are soft-failed, the rest accepted. Returns
-    /// (promoted, demoted).
-    async fn fix_statuses(
-        &mut self,
-        log: LogId,
-    ) -> Result<(Vec<EventId>, Vec<EventId>), NodeError> {
-        let Ok(rules) = self.rules_for(log) else {
-            return Ok((vec![], vec![]));
-        };
-        let members = match &rules {
-            LogRules::Members(m) => m,
-            LogRules::Room { members, .. } => members,
-            LogRules::Account(_) => return Ok((vec![], vec![])),
-        };
-        let Some(dag) = self.logs.get(&log) else {
-            return Ok((vec![], vec![]));
-        };
-        let current = crate::identity::members::soft_failed(dag);
-        if current.is_empty() && !members.any_revoked() {
-            return Ok((vec![], vec![]));
-        }
-        let cuts = self.cuts.get(&log).map(Vec::as_slice).unwrap_or(&[]);
-        let desired = members.not_counting(dag, cuts);
-        if desired == current {
-            return Ok((vec![], vec![]));
-        }
-        let promote: Vec<EventId> = current.difference(&desired).copied().collect();
-        let demote: Vec<EventId> = desired.difference(&current).copied().collect();
-        self.store.set_status(&demote, Status::SoftFailed).await?;
-        self.store.set_status(&promote, Status::Accepted).await?;
-        if let Some(dag) = self.logs.get_mut(&log) {
-            dag.set_status(&demote, Status::SoftFailed);
-            dag.set_status(&promote, Status::Accepted);
-        }
-        if !demote.is_empty() {
-            tracing::warn!(
-                log = %log.short(12),
-                events = demote.len(),
-                "a revoked device's events that no cut covers are not shown"
-            );
-        }
-        Ok((promote, demote))
-    }
-
-    /// [`Node::fix_statuses`] after `log` changed, and what depends on
-    /// statuses read again: a room's rules, a conversation's grants.
-    /// Returns the promoted events (their meaning is applied by the
-    /// caller; what demoted self-log entries did stays until the next
-    /// start, which applies only what counts).
-    async fn reconcile_cuts(&mut self, log: LogId) -> Result<Vec<EventId>, NodeError> {
-        let (promoted, demoted) = self.fix_statuses(log).await?;
-        if promoted.is_empty() && demoted.is_empty() {
-            return Ok(promoted);
-        }
-        let events = self.store.events(log).await?;
-        let soft: HashSet<EventId> = self
-            .logs
-            .get(&log)
-            .map(crate::identity::members::soft_failed)
-            .unwrap_or_default();
-        if self.rooms.contains_key(&log) {
-            self.restore_room(log, events.iter().map(|s| &s.event), soft.iter().copied());
-            self.scope += 1;
-        }
-        if let Some(contact) = self.contact_of_conversation(log) {
-            self.grants.retain(|(c, _), _| *c != contact);
-            self.push_grants.retain(|(l, _), _| *l != log);
-            for s in events.iter().filter(|s| !soft.contains(&s.event.id())) {
-                match s.event.header().kind {
-                    messages::conversation_kind::MAILBOX_GRANT => {
-                        self.apply_grant_entry(log, &s.event)
-                    }
-                    messages::conversation_kind::PUSH_GRANT => {
-                        self.apply_push_grant_entry(log, &s.event)
-                    }
-                    _ => {}
-                }
-            }
-        }
-        Ok(promoted)
+        self.enforce_deletions().await?;
+        Ok(Ingested::Stored(
+            rows.iter().map(|r| r.event.id()).collect(),
+        ))
     }
 
     async fn reload(&mut self, log: LogId) -> Result<(), NodeError> {
@@ -1035,12 +875,14 @@ impl Node {
         }
         let own = self.account_state()?;
         if log == LogId::self_log(self.account) {
-            return Ok(LogRules::Members(Members::new(vec![own])));
+            return Ok(LogRules::Members(
+                Members::new(vec![own]).with_cuts(self.cuts_in(&log)),
+            ));
         }
         if self.rooms.contains_key(&log) {
             return Ok(LogRules::Room {
                 log,
-                members: self.room_members(),
+                members: self.room_members().with_cuts(self.cuts_in(&log)),
                 devices: self.known_devices(),
             });
         }
@@ -1051,7 +893,9 @@ impl Node {
             if let Ok(theirs) = self.account_log_state(contact) {
                 members.push(theirs);
             }
-            return Ok(LogRules::Members(Members::new(members)));
+            return Ok(LogRules::Members(
+                Members::new(members).with_cuts(self.cuts_in(&log)),
+            ));
         }
         Err(NodeError::UnknownLog(log))
     }
@@ -1075,8 +919,25 @@ impl Node {
     }
 
     /// Writes several events in a chain on the heads of `log` and stores
-    /// them in one transaction (queued for delivery to `recipients`).
+    /// them in one transaction (queued for delivery to `recipients`); then
+    /// cuts for revoked own devices if `log` has none yet.
     pub async fn append_many(
+        &mut self,
+        log: LogId,
+        kind: u16,
+        bodies: Vec<Vec<u8>>,
+        now: i64,
+        recipients: &[AccountId],
+    ) -> Result<Vec<EventId>, NodeError> {
+        let ids = self
+            .append_many_inner(log, kind, bodies, now, recipients)
+            .await?;
+        self.ensure_cuts(log, now).await?;
+        Ok(ids)
+    }
+
+    /// [`Node::append_many`] without the cuts.
+    async fn append_many_inner(
         &mut self,
         log: LogId,
         kind: u16,
@@ -1214,12 +1075,6 @@ impl Rules for ActiveRules<'_> {
         match self {
             ActiveRules::Plain(r) => r.accepted(event),
             ActiveRules::Room(r) => r.accepted(event),
-        }
-    }
-    fn kept_inert(&mut self, event: &Event) {
-        match self {
-            ActiveRules::Plain(r) => r.kept_inert(event),
-            ActiveRules::Room(r) => r.kept_inert(event),
         }
     }
 }

@@ -18,7 +18,7 @@ use crate::rooms::{
     RoomContent, RoomLog, RoomState, Trust, kind as room_kind,
 };
 use crate::wire::{Reader, WireError, Writer};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 
 /// How many member devices each device dials per room (it is dialled by
@@ -270,21 +270,7 @@ pub(super) struct RoomRules<'a> {
 impl Rules for RoomRules<'_> {
     fn authorize(&self, event: &Event, dag: &Dag) -> Result<(), String> {
         self.members.authorize(event, dag)?;
-        // A revoked device's event is kept as structure whatever it says
-        // (so what others wrote on top of it still passes); it is read as
-        // inert, and only a cut makes it count again.
-        if self.members.is_revoked(&event.header().author) {
-            return Ok(());
-        }
         self.room.authorize(event, dag)
-    }
-
-    fn soft_fail(&self, event: &Event, dag: &Dag) -> bool {
-        self.members.soft_fail(event, dag)
-    }
-
-    fn kept_inert(&mut self, event: &Event) {
-        self.room.accepted_inert(event);
     }
 
     fn accepted(&mut self, event: &Event) {
@@ -332,22 +318,14 @@ impl Node {
     }
 
     /// Every device of every known account (revoked ones too: their old
-    /// events stay), for reading room events. A device two accounts claim
-    /// (its key joined to a second account) speaks for neither.
+    /// events stay), for reading room events. A device key two accounts
+    /// list is read as the later one's here (stored events must stay
+    /// readable); new events by it are refused (`Members`).
     pub(super) fn known_devices(&self) -> Vec<(DeviceId, AccountId)> {
-        let mut owners: HashMap<DeviceId, Option<AccountId>> = HashMap::new();
-        for (a, log) in &self.accounts {
-            let Ok(s) = log.state_ref() else { continue };
-            for d in s.devices.keys() {
-                owners
-                    .entry(*d)
-                    .and_modify(|o| *o = None)
-                    .or_insert(Some(*a));
-            }
-        }
-        owners
-            .into_iter()
-            .filter_map(|(d, a)| Some((d, a?)))
+        self.accounts
+            .iter()
+            .filter_map(|(a, log)| log.state_ref().ok().map(|s| (*a, s)))
+            .flat_map(|(a, s)| s.devices.keys().map(move |d| (*d, a)))
             .collect()
     }
 
@@ -398,13 +376,11 @@ impl Node {
         &mut self,
         room: LogId,
         events: impl Iterator<Item = &'e Event>,
-        inert: impl IntoIterator<Item = EventId>,
     ) {
         let mut log = RoomLog::new();
         for (d, a) in self.known_devices() {
             log.set_device(d, a);
         }
-        log.set_inert(inert);
         for e in events {
             log.accepted(e);
         }
@@ -1009,10 +985,7 @@ impl Node {
         let mut by_account: std::collections::BTreeMap<AccountId, Vec<EventId>> =
             Default::default();
         for id in stored {
-            // A soft-failed event (a revoked device's no cut covers) is no
-            // receipt of anything.
             if let Some(n) = dag.node(id)
-                && n.status == crate::log::Status::Accepted
                 && let Some(a) = log.account_of(&n.author)
                 && a != self.account
             {

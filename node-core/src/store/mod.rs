@@ -382,30 +382,6 @@ impl Store {
         Ok(())
     }
 
-    /// Sets stored events' status (soft-failed ones are kept as
-    /// structure, not shown).
-    pub async fn set_status(&self, ids: &[EventId], status: Status) -> Result<(), StoreError> {
-        let code: i64 = match status {
-            Status::Accepted => 0,
-            Status::SoftFailed => 1,
-        };
-        for chunk in ids.chunks(500) {
-            let mut q = sqlx::QueryBuilder::<Sqlite>::new("UPDATE events SET status = ");
-            q.push_bind(code);
-            q.push(" WHERE id IN (");
-            let mut sep = q.separated(", ");
-            for id in chunk {
-                sep.push_bind(id.as_bytes().to_vec());
-            }
-            sep.push_unseparated(")");
-            q.build()
-                .execute(&self.pool)
-                .await
-                .map_err(db("setting event status"))?;
-        }
-        Ok(())
-    }
-
     /// Deletes the held events of `log` other than `keep` (what the
     /// buffer took back at start-up).
     pub async fn prune_pending(&self, log: LogId, keep: &[EventId]) -> Result<(), StoreError> {
