@@ -79,9 +79,6 @@ pub mod kind {
     pub const MESSAGE: u16 = 16;
     /// A file offer.
     pub const FILE: u16 = 17;
-    /// A cut: which of a revoked device's events still count
-    /// ([`crate::identity::members`]).
-    pub const CUT: u16 = crate::identity::CUT;
 }
 
 /// Who releases an event held as arrived late (see [`RoomLog`]).
@@ -233,9 +230,6 @@ pub enum RoomContent {
     Message(String),
     /// A file offer.
     File(crate::file_offer::FileOffer),
-    /// A cut for a revoked device of the writer's account (no effect on the
-    /// room's state, not shown; see [`crate::identity::members`]).
-    Cut(DeviceId),
 }
 
 impl RoomContent {
@@ -252,7 +246,6 @@ impl RoomContent {
             RoomContent::Confirm(_) => kind::CONFIRM,
             RoomContent::Message(_) => kind::MESSAGE,
             RoomContent::File(_) => kind::FILE,
-            RoomContent::Cut(_) => kind::CUT,
         }
     }
 
@@ -278,7 +271,6 @@ impl RoomContent {
             RoomContent::History(h) => w.u8(h.confirmations).u8(h.trust.code()),
             RoomContent::Confirm(id) => w.fixed(id.as_bytes()),
             RoomContent::File(offer) => return offer.encode(),
-            RoomContent::Cut(device) => return crate::identity::encode_cut(device),
         };
         w.finish()
     }
@@ -287,9 +279,6 @@ impl RoomContent {
     pub fn decode(kind: u16, body: &[u8]) -> Result<Self, WireError> {
         if kind == kind::FILE {
             return crate::file_offer::FileOffer::decode(body).map(RoomContent::File);
-        }
-        if kind == kind::CUT {
-            return crate::identity::decode_cut(body).map(RoomContent::Cut);
         }
         let mut r = Reader::new(body);
         let content = match kind {
@@ -358,10 +347,7 @@ impl RoomContent {
                 }
             }
             RoomContent::Name(_) | RoomContent::Topic(_) => 1,
-            RoomContent::Confirm(_)
-            | RoomContent::Message(_)
-            | RoomContent::File(_)
-            | RoomContent::Cut(_) => 2,
+            RoomContent::Confirm(_) | RoomContent::Message(_) | RoomContent::File(_) => 2,
         }
     }
 
@@ -475,15 +461,6 @@ impl RoomState {
             RoomContent::Message(_) | RoomContent::File(_) => {
                 joined.then_some(()).ok_or(AuthError::NotMember)
             }
-            // A cut changes nothing in the room: a member may write one,
-            // also after it left (its revoked device's events there must
-            // stop too), not once banned.
-            RoomContent::Cut(_) => matches!(
-                self.members.get(&sender),
-                Some(Membership::Join | Membership::Leave)
-            )
-            .then_some(())
-            .ok_or(AuthError::NotMember),
             RoomContent::Confirm(_) => {
                 if !joined {
                     return Err(AuthError::NotMember);
@@ -602,10 +579,7 @@ impl RoomState {
             RoomContent::Name(name) => self.name = name.clone(),
             RoomContent::Topic(topic) => self.topic = topic.clone(),
             RoomContent::History(h) => self.history = Some(*h),
-            RoomContent::Confirm(_)
-            | RoomContent::Message(_)
-            | RoomContent::File(_)
-            | RoomContent::Cut(_) => {}
+            RoomContent::Confirm(_) | RoomContent::Message(_) | RoomContent::File(_) => {}
         }
     }
 }

@@ -39,9 +39,7 @@ pub struct DeviceRecord {
 pub struct Revocation {
     /// The effective revocation entry (the first in resolution order).
     pub by: EventId,
-    /// The highest sequence number its effective revocations allow: its
-    /// events above it are refused. Below it, only events a cut covers
-    /// count (`identity::members`).
+    /// The revoked device's last valid sequence number.
     pub cutoff_seq: u64,
 }
 
@@ -416,11 +414,7 @@ impl Resolver {
         }
         for (device, revs) in self.effective_revocations(valid) {
             if let Some(rec) = devices.get_mut(&device) {
-                // The highest: which events count is the cuts' to say (a
-                // cut covers only events its writer held, so at most its
-                // own revocation's cut-off); the cut-off only bounds what
-                // is kept at all, and must not refuse events a cut covers.
-                let cutoff = revs.iter().map(|(_, c)| *c).max().unwrap_or(0);
+                let cutoff = revs.iter().map(|(_, c)| *c).min().unwrap_or(0);
                 rec.revoked = Some(Revocation {
                     by: self.items[revs[0].0].id,
                     cutoff_seq: cutoff,

@@ -16,4 +16,4 @@ pub mod members;
 pub use account::{AccountError, AccountLog, AccountState, DeviceRecord, Revocation};
 pub use card::{Card, CardError};
 pub use entry::{AccountEntry, join_message, sign_join, verify_join};
-pub use members::{CUT, Cut, Members, decode_cut, encode_cut};
+pub use members::Members;

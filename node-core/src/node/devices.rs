@@ -204,12 +204,9 @@ impl Node {
 
     /// Revokes one of this account's devices (by id, unique prefix of at
     /// least four characters, or name): its events after the last one we
-    /// hold are rejected everywhere (a cut in each log, then the revocation),
-    /// and it receives nothing new.
+    /// hold are rejected everywhere, and it receives nothing new.
     pub async fn revoke_device(&mut self, target: &str, now: i64) -> Result<DeviceId, NodeError> {
         let (device, entry) = self.revocation_of(target)?;
-        // Cuts first, while the device is still active (`identity::members`).
-        self.write_cuts_for(device, now).await?;
         self.append(
             LogId::account(self.account),
             kind::REVOKE_DEVICE,
@@ -239,7 +236,6 @@ impl Node {
             ));
         }
         let (device, body) = self.revocation_of(target)?;
-        self.write_cuts_for(device, now).await?;
         let log = LogId::account(self.account);
         let dag = self.logs.get(&log).ok_or(NodeError::UnknownLog(log))?;
         let prev = dag.latest_by(&recovery);

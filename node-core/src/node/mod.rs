@@ -6,7 +6,6 @@
 //! node implements).
 
 pub mod contacts;
-mod cuts;
 pub mod delete;
 pub mod devices;
 pub mod files;
@@ -173,8 +172,6 @@ pub struct Node {
     join_targets: BTreeMap<DeviceId, LogId>,
     /// Accounts followed because they dialled in for a public room.
     strangers: HashMap<AccountId, usize>,
-    /// Per log, the cuts stored there (`identity::members`).
-    cuts: HashMap<LogId, std::collections::HashSet<crate::identity::Cut>>,
     /// Held events pushed out of a buffer by the last ingest (a sync
     /// round waiting for them stops waiting).
     evicted: Vec<EventId>,
@@ -370,7 +367,6 @@ impl Node {
             joining: Default::default(),
             join_targets: Default::default(),
             strangers: HashMap::new(),
-            cuts: HashMap::new(),
             evicted: Vec::new(),
             stashed_hints: BTreeMap::new(),
         };
@@ -450,8 +446,6 @@ impl Node {
                 alog.insert(stored.event.clone());
             }
             self.accounts.insert(account, alog);
-        } else {
-            self.index_cuts(log, events.iter().map(|s| &s.event));
         }
         if log == LogId::self_log(self.account) {
             for stored in &events {
@@ -736,7 +730,6 @@ impl Node {
     /// What follows new events from elsewhere: a contact's account log may
     /// now show a compromise.
     async fn after_ingest(&mut self, log: LogId, now: i64) -> Result<(), NodeError> {
-        self.ensure_cuts(log, now).await?;
         if let Some(account) = self.account_of_log(log)
             && account != self.account
         {
@@ -812,9 +805,6 @@ impl Node {
             return Err(e.into());
         }
         self.note_new_events(log);
-        if self.account_of_log(log).is_none() {
-            self.index_cuts(log, rows.iter().map(|r| &r.event));
-        }
         if self.rooms.contains_key(&log)
             && rows
                 .iter()
@@ -875,14 +865,12 @@ impl Node {
         }
         let own = self.account_state()?;
         if log == LogId::self_log(self.account) {
-            return Ok(LogRules::Members(
-                Members::new(vec![own]).with_cuts(self.cuts_in(&log)),
-            ));
+            return Ok(LogRules::Members(Members::new(vec![own])));
         }
         if self.rooms.contains_key(&log) {
             return Ok(LogRules::Room {
                 log,
-                members: self.room_members().with_cuts(self.cuts_in(&log)),
+                members: self.room_members(),
                 devices: self.known_devices(),
             });
         }
@@ -893,9 +881,7 @@ impl Node {
             if let Ok(theirs) = self.account_log_state(contact) {
                 members.push(theirs);
             }
-            return Ok(LogRules::Members(
-                Members::new(members).with_cuts(self.cuts_in(&log)),
-            ));
+            return Ok(LogRules::Members(Members::new(members)));
         }
         Err(NodeError::UnknownLog(log))
     }
@@ -919,25 +905,8 @@ impl Node {
     }
 
     /// Writes several events in a chain on the heads of `log` and stores
-    /// them in one transaction (queued for delivery to `recipients`); then
-    /// cuts for revoked own devices if `log` has none yet.
+    /// them in one transaction (queued for delivery to `recipients`).
     pub async fn append_many(
-        &mut self,
-        log: LogId,
-        kind: u16,
-        bodies: Vec<Vec<u8>>,
-        now: i64,
-        recipients: &[AccountId],
-    ) -> Result<Vec<EventId>, NodeError> {
-        let ids = self
-            .append_many_inner(log, kind, bodies, now, recipients)
-            .await?;
-        self.ensure_cuts(log, now).await?;
-        Ok(ids)
-    }
-
-    /// [`Node::append_many`] without the cuts.
-    async fn append_many_inner(
         &mut self,
         log: LogId,
         kind: u16,

@@ -191,10 +191,6 @@ fn describe(content: &RoomContent) -> (&'static str, String) {
         ),
         RoomContent::Name(name) => ("name", name.clone()),
         RoomContent::Topic(topic) => ("topic", topic.clone()),
-        RoomContent::Cut(device) => (
-            "cut",
-            format!("cut for revoked device {}", device.short(12)),
-        ),
         RoomContent::History(h) => (
             "history",
             format!(
@@ -318,9 +314,7 @@ impl Node {
     }
 
     /// Every device of every known account (revoked ones too: their old
-    /// events stay), for reading room events. A device key two accounts
-    /// list is read as the later one's here (stored events must stay
-    /// readable); new events by it are refused (`Members`).
+    /// events stay), for reading room events.
     pub(super) fn known_devices(&self) -> Vec<(DeviceId, AccountId)> {
         self.accounts
             .iter()
