@@ -67,7 +67,7 @@ pub struct NewDeposit<'a> {
     pub expires_ms: i64,
 }
 
-/// Quota bounds for [`Store::deposit`].
+/// Quota bounds for [`Store::deposit_many`].
 #[derive(Debug, Clone, Copy)]
 pub struct Quotas {
     /// Most deposits per mailbox.

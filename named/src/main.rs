@@ -8,13 +8,8 @@ use std::process::ExitCode;
 
 use clap::Parser as _;
 
-mod config;
-mod http;
-mod server;
-mod service;
-mod store;
-
-use config::{Cli, Settings};
+use kith_named::config::{self, Cli, Settings};
+use kith_named::server;
 
 /// Exit code for bad flags, environment or config file (as clap uses).
 const EXIT_USAGE: u8 = 2;

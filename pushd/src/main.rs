@@ -1,22 +1,15 @@
 //! `kith-pushd`: the opt-in kith push relay.
 //!
 //! Wakes a phone when a contact signs a wake-up for it, through APNs, FCM
-//! HTTP v1 or UnifiedPush; it never carries message content. This skeleton
-//! serves only `/healthz` and `/metrics`; the push API comes with its own
-//! issue.
+//! HTTP v1 or UnifiedPush; it never carries message content. The routes
+//! are in `http.rs`, who may wake whom in `service.rs`.
 
 use std::process::ExitCode;
 
 use clap::Parser as _;
 
-mod config;
-mod http;
-mod push;
-mod server;
-mod service;
-mod store;
-
-use config::{Cli, Settings};
+use kith_pushd::config::{self, Cli, Settings};
+use kith_pushd::server;
 
 /// Exit code for bad flags, environment or config file (as clap uses).
 const EXIT_USAGE: u8 = 2;

@@ -176,7 +176,7 @@ pub enum EndpointError {
 /// (`2130706433`, `0x7f.1`, `0177.0.0.1` and `127.1` are all 127.0.0.1),
 /// and for an address host the client connects without asking the
 /// resolver, so such a host must be public here. A name is checked when
-/// it is resolved, every time ([`PublicOnly`]).
+/// it is resolved, every time (`PublicOnly`).
 ///
 /// `insecure_allow_local` (local tests only) accepts http:// and private
 /// addresses.
