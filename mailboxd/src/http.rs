@@ -1,5 +1,6 @@
 //! Every route of `kith-mailboxd`, in one place. Handlers only translate
-//! between HTTP and [`Service`]; what is allowed is decided there.
+//! between HTTP and [`Service`]: path parameters, bodies and headers are
+//! decoded by [`request`], what is allowed is decided by the service.
 //!
 //! | route | who | does |
 //! |---|---|---|
@@ -26,12 +27,13 @@ use axum::middleware;
 use axum::routing::{get, post, put};
 use axum::{Json, extract::rejection::BytesRejection};
 use data_encoding::BASE64;
-use node_core::mailbox::{MailboxId, TokenHash};
+use node_core::mailbox::MailboxId;
 use node_core::wire;
 use serde::{Deserialize, Serialize};
 use service_kit::rate::{RateLimiter, rate_limit};
 use service_kit::{ApiError, Health, Metrics};
 
+use crate::request;
 use crate::service::{OwnerRequest, Service};
 
 /// Largest body of anything but a deposit.
@@ -69,11 +71,6 @@ pub fn router(service: Service, metrics: Metrics, health: Health) -> Router {
     service_kit::base_router(v1, metrics, health)
 }
 
-fn mailbox_id(text: &str) -> Result<MailboxId, ApiError> {
-    text.parse()
-        .map_err(|err| ApiError::BadRequest(format!("bad mailbox id: {err}")))
-}
-
 fn authorization(headers: &HeaderMap) -> Option<&str> {
     headers
         .get(header::AUTHORIZATION)
@@ -87,10 +84,6 @@ fn body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
         }
         _ => ApiError::BadRequest(rejection.body_text()),
     })
-}
-
-fn json<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(bytes).map_err(|err| ApiError::BadRequest(format!("bad JSON: {err}")))
 }
 
 /// An owner request as it arrived: the mailbox (and slot) in the path, the
@@ -131,7 +124,7 @@ impl<S: Send + Sync> FromRequest<S> for Signed {
                 .find(|(k, _)| k == name)
                 .map(|(_, v)| v.clone())
         };
-        let id = mailbox_id(&param("id").unwrap_or_default())?;
+        let id = request::mailbox_id(&param("id").unwrap_or_default())?;
         let authorization = authorization(&parts.headers).map(str::to_owned);
         let (method, path) = (parts.method.clone(), parts.uri.path().to_owned());
         let body = body(Bytes::from_request(Request::from_parts(parts, raw), state).await)?;
@@ -155,7 +148,7 @@ async fn challenge(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<ChallengeAnswer>, ApiError> {
-    let id = mailbox_id(&id)?;
+    let id = request::mailbox_id(&id)?;
     let nonce = state.service.challenge(&id).await?;
     Ok(Json(ChallengeAnswer {
         challenge: wire::to_base32(&nonce),
@@ -176,37 +169,21 @@ async fn remove(State(state): State<AppState>, call: Signed) -> Result<StatusCod
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TokenChanges {
-    #[serde(default)]
-    add: Vec<String>,
-    #[serde(default)]
-    remove: Vec<String>,
-    /// Remove every token not in `add`.
-    #[serde(default)]
-    replace: bool,
-}
-
 #[derive(Serialize)]
 struct TokenCount {
     tokens: i64,
 }
 
 async fn tokens(State(state): State<AppState>, call: Signed) -> Result<Json<TokenCount>, ApiError> {
-    let changes: TokenChanges = json(&call.body)?;
-    let parse = |list: &[String]| {
-        list.iter()
-            .map(|h| {
-                h.parse::<TokenHash>()
-                    .map_err(|err| ApiError::BadRequest(format!("bad token hash: {err}")))
-            })
-            .collect::<Result<Vec<_>, _>>()
-    };
-    let (add, removed) = (parse(&changes.add)?, parse(&changes.remove)?);
+    let changes = request::token_changes(&call.body)?;
     let tokens = state
         .service
-        .update_tokens(call.request(), &add, &removed, changes.replace)
+        .update_tokens(
+            call.request(),
+            &changes.add,
+            &changes.remove,
+            changes.replace,
+        )
         .await?;
     Ok(Json(TokenCount { tokens }))
 }
@@ -227,7 +204,7 @@ async fn prekeys(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Json<Prekeys>, ApiError> {
-    let id = mailbox_id(&id)?;
+    let id = request::mailbox_id(&id)?;
     let bundles = state.service.prekeys(&id, authorization(&headers)).await?;
     Ok(Json(Prekeys {
         prekeys: bundles.iter().map(|b| BASE64.encode(b)).collect(),
@@ -246,7 +223,7 @@ async fn deposit(
     headers: HeaderMap,
     raw: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<DepositReceipt>), ApiError> {
-    let id = mailbox_id(&id)?;
+    let id = request::mailbox_id(&id)?;
     let raw = body(raw).map_err(|err| match err {
         ApiError::PayloadTooLarge(_) => ApiError::PayloadTooLarge(format!(
             "a deposit is at most {} bytes",
@@ -254,16 +231,7 @@ async fn deposit(
         )),
         other => other,
     })?;
-    let ttl = match headers.get("kith-ttl") {
-        None => None,
-        Some(value) => Some(
-            value
-                .to_str()
-                .ok()
-                .and_then(|v| v.parse::<u64>().ok())
-                .ok_or_else(|| ApiError::BadRequest("Kith-Ttl is a number of seconds".into()))?,
-        ),
-    };
+    let ttl = request::ttl(headers.get("kith-ttl"))?;
     let receipt = state
         .service
         .deposit(&id, authorization(&headers), ttl, &raw)
@@ -297,24 +265,12 @@ struct Page {
     after: Option<String>,
 }
 
-/// A paging cursor: `MS-ID` (the last deposit's time and base32 id).
-fn cursor(text: &str) -> Result<(i64, Vec<u8>), ApiError> {
-    let bad = || ApiError::BadRequest("bad cursor: pass back the `cursor` of the last page".into());
-    let (ms, id) = text.split_once('-').ok_or_else(bad)?;
-    let ms = ms.parse().map_err(|_| bad())?;
-    let id = wire::from_base32(id, "cursor").map_err(|_| bad())?;
-    if id.len() != 16 {
-        return Err(bad());
-    }
-    Ok((ms, id))
-}
-
 async fn fetch(
     State(state): State<AppState>,
     Query(page): Query<Page>,
     call: Signed,
 ) -> Result<Json<Fetched>, ApiError> {
-    let after = page.after.as_deref().map(cursor).transpose()?;
+    let after = page.after.as_deref().map(request::cursor).transpose()?;
     let (deposits, more) = state
         .service
         .fetch(
@@ -339,27 +295,13 @@ async fn fetch(
     }))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct DeleteIds {
-    ids: Vec<String>,
-}
-
 #[derive(Serialize)]
 struct Deleted {
     deleted: u64,
 }
 
 async fn delete(State(state): State<AppState>, call: Signed) -> Result<Json<Deleted>, ApiError> {
-    let request: DeleteIds = json(&call.body)?;
-    let ids = request
-        .ids
-        .iter()
-        .map(|id| {
-            wire::from_base32(id, "deposit id")
-                .map_err(|err| ApiError::BadRequest(format!("bad deposit id: {err}")))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let ids = request::deposit_ids(&call.body)?;
     let deleted = state.service.delete(call.request(), &ids).await?;
     Ok(Json(Deleted { deleted }))
 }

@@ -220,12 +220,7 @@ impl Service {
 
     /// Checks the signature, then uses up the challenge it answers.
     async fn authorise(&self, req: &OwnerRequest<'_>) -> Result<(), ApiError> {
-        let header = req.authorization.ok_or_else(|| {
-            ApiError::Unauthorized("missing Authorization: Kith-Mailbox CHALLENGE.SIGNATURE".into())
-        })?;
-        let challenge =
-            mailbox::verify_request(req.mailbox, header, req.method, req.path, req.body)
-                .map_err(|err| ApiError::Unauthorized(format!("not the mailbox key: {err}")))?;
+        let challenge = verify_owner(req)?;
         let fresh = self
             .store
             .take_challenge(req.mailbox.as_bytes(), &challenge, now_ms())
@@ -301,19 +296,7 @@ impl Service {
 
     /// Sets the prekey bundle in `slot` (one per device).
     pub async fn put_prekeys(&self, req: OwnerRequest<'_>, slot: &str) -> Result<(), ApiError> {
-        if slot.is_empty()
-            || slot.len() > 64
-            || !slot.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        {
-            return Err(ApiError::BadRequest(
-                "a prekey slot is 1 to 64 letters, digits or dashes".into(),
-            ));
-        }
-        if req.body.is_empty() || req.body.len() > MAX_PREKEY_BUNDLE {
-            return Err(ApiError::PayloadTooLarge(format!(
-                "a prekey bundle is 1 to {MAX_PREKEY_BUNDLE} bytes"
-            )));
-        }
+        check_prekeys(slot, req.body)?;
         self.authorise_existing(&req).await?;
         let stored = self
             .store
@@ -354,12 +337,7 @@ impl Service {
         mailbox: &MailboxId,
         authorization: Option<&str>,
     ) -> Result<TokenHash, ApiError> {
-        let header = authorization.ok_or_else(|| {
-            ApiError::Unauthorized("missing Authorization: Bearer DELIVERY-TOKEN".into())
-        })?;
-        let hash = DeliveryToken::from_bearer(header)
-            .map_err(|err| ApiError::Unauthorized(format!("bad delivery token: {err}")))?
-            .hash();
+        let hash = bearer(authorization)?;
         if !self.token_seen(mailbox, &hash).await? {
             return Err(ApiError::Forbidden(
                 "this delivery token does not open this mailbox".into(),
@@ -395,10 +373,7 @@ impl Service {
             other => other?,
         };
         let now = now_ms();
-        let ttl_ms = ttl_secs
-            .map(|s| i64::try_from(s.saturating_mul(1000)).unwrap_or(i64::MAX))
-            .unwrap_or(i64::MAX)
-            .clamp(1000, self.limits.retention_ms);
+        let ttl_ms = deposit_ttl_ms(ttl_secs, self.limits.retention_ms);
         let id: [u8; 16] = crypto::random_bytes();
         let (reply, answer) = oneshot::channel();
         let job = Job {
@@ -530,6 +505,57 @@ impl Service {
         self.metrics.purged.inc_by(purged);
         Ok(purged)
     }
+}
+
+/// The challenge an owner request answers, if its `Authorization` header
+/// (`Kith-Mailbox CHALLENGE.SIGNATURE`) is the mailbox key's signature
+/// over it. Whether the challenge is fresh is the store's to say.
+pub fn verify_owner(req: &OwnerRequest<'_>) -> Result<[u8; CHALLENGE_LEN], ApiError> {
+    let header = req.authorization.ok_or_else(|| {
+        ApiError::Unauthorized("missing Authorization: Kith-Mailbox CHALLENGE.SIGNATURE".into())
+    })?;
+    mailbox::verify_request(req.mailbox, header, req.method, req.path, req.body)
+        .map_err(|err| ApiError::Unauthorized(format!("not the mailbox key: {err}")))
+}
+
+/// The hash of the delivery token in an `Authorization: Bearer TOKEN`
+/// header. Whether the mailbox issued it is the store's to say.
+pub fn bearer(authorization: Option<&str>) -> Result<TokenHash, ApiError> {
+    let header = authorization.ok_or_else(|| {
+        ApiError::Unauthorized("missing Authorization: Bearer DELIVERY-TOKEN".into())
+    })?;
+    Ok(DeliveryToken::from_bearer(header)
+        .map_err(|err| ApiError::Unauthorized(format!("bad delivery token: {err}")))?
+        .hash())
+}
+
+/// Checks a prekey slot's name (1 to 64 letters, digits or dashes) and
+/// the bundle's size (1 to [`MAX_PREKEY_BUNDLE`] bytes; its content is
+/// opaque here).
+pub fn check_prekeys(slot: &str, bundle: &[u8]) -> Result<(), ApiError> {
+    if slot.is_empty()
+        || slot.len() > 64
+        || !slot.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    {
+        return Err(ApiError::BadRequest(
+            "a prekey slot is 1 to 64 letters, digits or dashes".into(),
+        ));
+    }
+    if bundle.is_empty() || bundle.len() > MAX_PREKEY_BUNDLE {
+        return Err(ApiError::PayloadTooLarge(format!(
+            "a prekey bundle is 1 to {MAX_PREKEY_BUNDLE} bytes"
+        )));
+    }
+    Ok(())
+}
+
+/// How long a deposit is kept (ms): the depositor's `Kith-Ttl` (seconds)
+/// if sent, within 1 s and `retention_ms` (the operator's, at least 1 s).
+pub fn deposit_ttl_ms(ttl_secs: Option<u64>, retention_ms: i64) -> i64 {
+    ttl_secs
+        .map(|s| i64::try_from(s.saturating_mul(1000)).unwrap_or(i64::MAX))
+        .unwrap_or(i64::MAX)
+        .clamp(1000, retention_ms)
 }
 
 /// Milliseconds since the Unix epoch.

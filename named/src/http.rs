@@ -1,5 +1,6 @@
 //! Every route of `kith-named`, in one place. Handlers only translate
-//! between HTTP and [`Service`]; what is allowed is decided there.
+//! between HTTP and [`Service`]: the body is decoded by
+//! [`request`](crate::request), what is allowed is decided by the service.
 //!
 //! | route | does |
 //! |---|---|
@@ -15,10 +16,11 @@ use axum::routing::{get, post};
 use axum::{Json, Router, middleware};
 use data_encoding::BASE64;
 use node_core::names::MAX_RECORD;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use service_kit::rate::{RateLimiter, rate_limit};
 use service_kit::{ApiError, Health, Metrics};
 
+use crate::request::Submit;
 use crate::service::{Lookup, NameServiceError, Service};
 
 /// The full router of the server.
@@ -34,11 +36,6 @@ pub fn router(service: Service, limiter: RateLimiter, metrics: Metrics, health: 
             rate_limit,
         ));
     service_kit::base_router(v1, metrics, health)
-}
-
-#[derive(Deserialize)]
-struct Submit {
-    record: String,
 }
 
 #[derive(Serialize)]
@@ -64,9 +61,7 @@ async fn submit(
     State(service): State<Service>,
     Json(body): Json<Submit>,
 ) -> Result<Json<Answer>, ApiError> {
-    let bytes = BASE64
-        .decode(body.record.as_bytes())
-        .map_err(|_| ApiError::BadRequest("record: not base64".into()))?;
+    let bytes = body.record()?;
     let answer = service
         .submit(&bytes, service_kit::now_ms())
         .await

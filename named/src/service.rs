@@ -123,20 +123,7 @@ impl Service {
         if !state.is_active(&record.signer) {
             return Err(refusal(RecordError::NotAccountDevice));
         }
-        if record.handle.domain() != &self.domain {
-            return Err(NameServiceError::BadRequest(format!(
-                "this server answers for @{}, not @{}",
-                self.domain,
-                record.handle.domain()
-            )));
-        }
-        if record.issued.abs_diff(now_ms) > MAX_RECORD_SKEW_MS.unsigned_abs() {
-            return Err(NameServiceError::BadRequest(format!(
-                "the record was issued {} s from now; records must be fresh (within {} s): replayed, or a wrong clock",
-                record.issued.saturating_sub(now_ms) / 1000,
-                MAX_RECORD_SKEW_MS / 1000
-            )));
-        }
+        check_record(&record, &self.domain, now_ms)?;
         let handle = record.handle.to_string();
         let skeleton = record.handle.skeleton();
         let new = NewRecord {
@@ -204,9 +191,7 @@ impl Service {
     }
 
     async fn lookup_inner(&self, handle: &str) -> Result<Lookup, NameServiceError> {
-        let handle: Handle = handle
-            .parse()
-            .map_err(|err| NameServiceError::BadRequest(format!("bad handle: {err}")))?;
+        let handle = lookup_handle(handle)?;
         if handle.domain() != &self.domain {
             return Err(NameServiceError::NotFound(format!(
                 "this server answers for @{}, not @{}",
@@ -239,6 +224,35 @@ impl Service {
         // Stored only after they verified; one that no longer decodes is skipped.
         Ok(raw.iter().filter_map(|b| Event::decode(b).ok()).collect())
     }
+}
+
+/// The handle a lookup asks for (`GET /v1/names/{handle}`).
+pub fn lookup_handle(text: &str) -> Result<Handle, NameServiceError> {
+    text.parse()
+        .map_err(|err| NameServiceError::BadRequest(format!("bad handle: {err}")))
+}
+
+/// What a verified record must also be, whatever is stored: under
+/// `domain`, and issued within [`MAX_RECORD_SKEW_MS`] of `now_ms`.
+pub fn check_record(
+    record: &NameRecord,
+    domain: &DomainName,
+    now_ms: i64,
+) -> Result<(), NameServiceError> {
+    if record.handle.domain() != domain {
+        return Err(NameServiceError::BadRequest(format!(
+            "this server answers for @{domain}, not @{}",
+            record.handle.domain()
+        )));
+    }
+    if record.issued.abs_diff(now_ms) > MAX_RECORD_SKEW_MS.unsigned_abs() {
+        return Err(NameServiceError::BadRequest(format!(
+            "the record was issued {} s from now; records must be fresh (within {} s): replayed, or a wrong clock",
+            record.issued.saturating_sub(now_ms) / 1000,
+            MAX_RECORD_SKEW_MS / 1000
+        )));
+    }
+    Ok(())
 }
 
 fn refusal(err: RecordError) -> NameServiceError {

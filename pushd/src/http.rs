@@ -1,5 +1,6 @@
 //! Every route of `kith-pushd`, in one place. Handlers only translate
-//! between HTTP and [`Service`]; what is allowed is decided there.
+//! between HTTP and [`Service`]: bodies are decoded by [`request`], what
+//! is allowed is decided by the service.
 //!
 //! Every `/v1` request is signed by a device (`Authorization: Kith-Device
 //! DEVICE.SIGNATURE` over the method, the path and the body, see
@@ -20,14 +21,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router, middleware};
 use node_core::DeviceId;
-use node_core::push::{MAX_BODY, PushHandle, verify_request};
-use serde::Deserialize;
-use serde::de::DeserializeOwned;
+use node_core::push::MAX_BODY;
 use service_kit::rate::{RateLimiter, rate_limit};
 use service_kit::{ApiError, Health, Metrics};
 
-use crate::service::{PushServiceError, RegisterRequest, Service};
-use crate::store::Target;
+use crate::request;
+use crate::service::{PushServiceError, Service};
 
 /// The full router of the server.
 pub fn router(service: Service, limiter: RateLimiter, metrics: Metrics, health: Health) -> Router {
@@ -43,14 +42,15 @@ pub fn router(service: Service, limiter: RateLimiter, metrics: Metrics, health: 
     service_kit::base_router(v1, metrics, health)
 }
 
-/// A request signed by a device: the signer and the JSON body, parsed only
-/// after the signature over the method, path and raw body checked out.
-struct Signed<T> {
+/// A request signed by a device: the signer and the raw body, which the
+/// handler decodes ([`request`]) only after the signature over the method,
+/// path and raw body checked out.
+struct Signed {
     device: DeviceId,
-    body: T,
+    body: Bytes,
 }
 
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Signed<T> {
+impl<S: Send + Sync> FromRequest<S> for Signed {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
@@ -64,66 +64,19 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Signed<T> {
                 ApiError::Unauthorized("sign the request (Kith-Device DEVICE.SIGNATURE)".into())
             })?;
         let (method, path) = (parts.method.clone(), parts.uri.path().to_owned());
-        let bytes = Bytes::from_request(Request::from_parts(parts, raw), state)
+        let body = Bytes::from_request(Request::from_parts(parts, raw), state)
             .await
             .map_err(|rejection| ApiError::BadRequest(rejection.body_text()))?;
-        let device = verify_request(&header, method.as_str(), &path, &bytes)
-            .map_err(|e| ApiError::Unauthorized(e.to_string()))?;
-        let body = serde_json::from_slice(&bytes)
-            .map_err(|e| ApiError::BadRequest(format!("bad body: {e}")))?;
+        let device = request::signer(&header, method.as_str(), &path, &body)?;
         Ok(Self { device, body })
     }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RegisterBody {
-    platform: String,
-    token: Option<String>,
-    endpoint: Option<String>,
-    p256dh: Option<String>,
-    auth: Option<String>,
-    #[serde(default)]
-    senders: Vec<String>,
-    issued: i64,
-}
-
 async fn register(
     State(service): State<Service>,
-    Signed { device, body }: Signed<RegisterBody>,
+    Signed { device, body }: Signed,
 ) -> Result<Response, ApiError> {
-    let missing = |what: &str| ApiError::BadRequest(format!("{} needs `{what}`", body.platform));
-    let target = match body.platform.as_str() {
-        "apns" => Target::Apns {
-            token: body.token.clone().ok_or_else(|| missing("token"))?,
-        },
-        "fcm" => Target::Fcm {
-            token: body.token.clone().ok_or_else(|| missing("token"))?,
-        },
-        "webpush" => Target::WebPush {
-            endpoint: body.endpoint.clone().ok_or_else(|| missing("endpoint"))?,
-            p256dh: body.p256dh.clone().ok_or_else(|| missing("p256dh"))?,
-            auth: body.auth.clone().ok_or_else(|| missing("auth"))?,
-        },
-        other => {
-            return Err(ApiError::BadRequest(format!(
-                "unknown platform `{other}`: apns, fcm or webpush"
-            )));
-        }
-    };
-    let senders = body
-        .senders
-        .iter()
-        .map(|s| {
-            s.parse::<DeviceId>()
-                .map_err(|_| ApiError::BadRequest(format!("`{s}` is not a device id")))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let request = RegisterRequest {
-        target,
-        senders,
-        issued: body.issued,
-    };
+    let request = request::register(&body)?;
     let handle = service
         .register(device, request, service_kit::now_ms())
         .await
@@ -135,29 +88,16 @@ async fn register(
         .into_response())
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct UnregisterBody {
-    issued: i64,
-}
-
 async fn unregister(
     State(service): State<Service>,
-    Signed { device, body }: Signed<UnregisterBody>,
+    Signed { device, body }: Signed,
 ) -> Result<StatusCode, ApiError> {
+    let issued = request::unregister(&body)?;
     service
-        .unregister(device, body.issued, service_kit::now_ms())
+        .unregister(device, issued, service_kit::now_ms())
         .await
         .map_err(api_error)?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct WakeBody {
-    handle: String,
-    issued: i64,
-    nonce: String,
 }
 
 async fn wake(
@@ -165,18 +105,17 @@ async fn wake(
     Signed {
         device: sender,
         body,
-    }: Signed<WakeBody>,
+    }: Signed,
 ) -> Result<Response, ApiError> {
-    let handle: PushHandle = body
-        .handle
-        .parse()
-        .map_err(|e| ApiError::BadRequest(format!("handle: {e}")))?;
-    let nonce: [u8; 16] = node_core::wire::from_base32(&body.nonce, "nonce")
-        .ok()
-        .and_then(|n| n.try_into().ok())
-        .ok_or_else(|| ApiError::BadRequest("nonce: 16 bytes in base32".into()))?;
+    let wake = request::wake(&body)?;
     service
-        .wake(sender, handle, body.issued, nonce, service_kit::now_ms())
+        .wake(
+            sender,
+            wake.handle,
+            wake.issued,
+            wake.nonce,
+            service_kit::now_ms(),
+        )
         .await
         .map_err(api_error)?;
     Ok((

@@ -9,6 +9,7 @@
 pub mod config;
 pub mod http;
 pub mod push;
+pub mod request;
 pub mod server;
 pub mod service;
 pub mod store;

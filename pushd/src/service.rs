@@ -33,7 +33,7 @@ use crate::store::{Registration, Store, Target};
 /// Longest token, endpoint or key accepted.
 const MAX_FIELD: usize = 4096;
 /// Most senders a registration lists.
-const MAX_SENDERS: usize = 4096;
+pub const MAX_SENDERS: usize = 4096;
 /// Most nonces remembered per generation (two generations are kept; when
 /// the newer one fills up early, the older is dropped).
 const MAX_NONCES: usize = 500_000;
@@ -65,7 +65,7 @@ pub enum PushServiceError {
 }
 
 /// A registration request, decoded.
-#[derive(Debug)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RegisterRequest {
     /// Where to push.
     pub target: Target,
@@ -177,12 +177,7 @@ impl Service {
                 "this relay does not push to {platform}"
             )));
         }
-        self.check_target(&request.target)?;
-        if request.senders.len() > MAX_SENDERS {
-            return Err(PushServiceError::BadRequest(format!(
-                "at most {MAX_SENDERS} senders"
-            )));
-        }
+        check_registration(&request, self.allow_http)?;
         let registration = Registration {
             device,
             target: request.target,
@@ -196,47 +191,6 @@ impl Service {
                     "a registration as new or newer is held already (replayed?)".into(),
                 )
             })
-    }
-
-    fn check_target(&self, target: &Target) -> Result<(), PushServiceError> {
-        let bad = |m: &str| Err(PushServiceError::BadRequest(m.to_owned()));
-        match target {
-            Target::Apns { token } => {
-                if token.is_empty()
-                    || token.len() > 200
-                    || !token.bytes().all(|b| b.is_ascii_hexdigit())
-                {
-                    return bad("an APNs device token is hex");
-                }
-            }
-            Target::Fcm { token } => {
-                if token.is_empty()
-                    || token.len() > MAX_FIELD
-                    || token.contains(char::is_whitespace)
-                {
-                    return bad("an FCM registration token is one word");
-                }
-            }
-            Target::WebPush {
-                endpoint,
-                p256dh,
-                auth,
-            } => {
-                if endpoint.len() > MAX_FIELD || p256dh.len() > 200 || auth.len() > 100 {
-                    return bad("WebPush subscription fields are too long");
-                }
-                if let Err(err) = crate::push::webpush_endpoint(endpoint, self.allow_http) {
-                    return bad(&err.to_string());
-                }
-                if crate::push::subscriber_key(p256dh).is_none() {
-                    return bad("p256dh is not a P-256 public key in base64url");
-                }
-                if crate::push::subscriber_auth(auth).is_none() {
-                    return bad("auth is not 16 bytes in base64url");
-                }
-            }
-        }
-        Ok(())
     }
 
     /// Removes `device`'s registration.
@@ -357,6 +311,62 @@ impl Service {
         }
         Ok(())
     }
+}
+
+/// What registering checks of a request before it touches the store
+/// (after its freshness and whether this relay pushes to its platform):
+/// the target's token, or the WebPush endpoint (an `https://` URL on a
+/// public address, or any `http://` one when `insecure_allow_local`), key
+/// and auth secret; and at most [`MAX_SENDERS`] senders.
+pub fn check_registration(
+    request: &RegisterRequest,
+    insecure_allow_local: bool,
+) -> Result<(), PushServiceError> {
+    check_target(&request.target, insecure_allow_local)?;
+    if request.senders.len() > MAX_SENDERS {
+        return Err(PushServiceError::BadRequest(format!(
+            "at most {MAX_SENDERS} senders"
+        )));
+    }
+    Ok(())
+}
+
+fn check_target(target: &Target, insecure_allow_local: bool) -> Result<(), PushServiceError> {
+    let bad = |m: &str| Err(PushServiceError::BadRequest(m.to_owned()));
+    match target {
+        Target::Apns { token } => {
+            if token.is_empty()
+                || token.len() > 200
+                || !token.bytes().all(|b| b.is_ascii_hexdigit())
+            {
+                return bad("an APNs device token is hex");
+            }
+        }
+        Target::Fcm { token } => {
+            if token.is_empty() || token.len() > MAX_FIELD || token.contains(char::is_whitespace) {
+                return bad("an FCM registration token is one word");
+            }
+        }
+        Target::WebPush {
+            endpoint,
+            p256dh,
+            auth,
+        } => {
+            if endpoint.len() > MAX_FIELD || p256dh.len() > 200 || auth.len() > 100 {
+                return bad("WebPush subscription fields are too long");
+            }
+            if let Err(err) = crate::push::webpush_endpoint(endpoint, insecure_allow_local) {
+                return bad(&err.to_string());
+            }
+            if crate::push::subscriber_key(p256dh).is_none() {
+                return bad("p256dh is not a P-256 public key in base64url");
+            }
+            if crate::push::subscriber_auth(auth).is_none() {
+                return bad("auth is not 16 bytes in base64url");
+            }
+        }
+    }
+    Ok(())
 }
 
 fn fresh(issued: i64, now_ms: i64) -> Result<(), PushServiceError> {
