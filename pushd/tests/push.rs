@@ -587,6 +587,10 @@ fn webpush_endpoints_must_be_public() {
     let auth = BASE64URL_NOPAD.encode(&[7u8; 16]);
     for (endpoint, needle) in [
         ("http://push.example/x", "https"),
+        // URL parsing reads this as https://push.example/, but as the
+        // request's own URI it is an authority (host `https`) with no
+        // scheme (found by the pushd_request fuzz target).
+        ("https:push.example", "https"),
         ("https://127.0.0.1/x", "public address"),
         ("https://10.0.0.1/x", "public address"),
         ("https://169.254.169.254/latest", "public address"),

@@ -185,6 +185,12 @@ pub fn webpush_endpoint(
     insecure_allow_local: bool,
 ) -> Result<http::Uri, EndpointError> {
     let uri: http::Uri = text.parse().map_err(|_| EndpointError::NotHttps)?;
+    // The URI itself must name its scheme and host: `https:push.example`
+    // parses as a bare authority (host `https`) that URL parsing would
+    // still read as https://push.example/.
+    if uri.scheme().is_none() || uri.authority().is_none() {
+        return Err(EndpointError::NotHttps);
+    }
     let url = url::Url::parse(&uri.to_string()).map_err(|_| EndpointError::NotHttps)?;
     match url.scheme() {
         "https" => {}
