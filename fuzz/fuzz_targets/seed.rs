@@ -3,6 +3,7 @@
 //! `cargo fuzz run seed` (from `fuzz/`); see docs/fuzzing.md.
 #![no_main]
 
+use data_encoding::{BASE64, BASE64URL_NOPAD, HEXLOWER};
 use libfuzzer_sys::fuzz_target;
 use node_core::crypto::{BoxSecretKey, SecretBytes, SigningKey};
 use node_core::files::{FileOffer, chunk_size_for};
@@ -12,6 +13,7 @@ use node_core::log::{Draft, Event, LogKind};
 use node_core::mailbox::{self, DeliveryToken, MailboxKey, SignedPrekey};
 use node_core::names::{NameAction, NameRecord};
 use node_core::node::rooms::RoomLink;
+use node_core::push::PushHandle;
 use node_core::rooms::{History, Membership, RoomContent, Trust};
 use node_core::sync::join::{Invite, JoinMsg};
 use node_core::sync::message::Msg;
@@ -78,6 +80,12 @@ fn write_all() -> bool {
             .map(|c| kinded(c.kind(), c.encode())),
     );
     put("file_offer", offers().iter().map(FileOffer::encode));
+    put("pushd_request", pushd_requests(&key));
+    put("mailboxd_request", mailboxd_requests());
+    put(
+        "named_request",
+        named_requests(&name_records(&key, account, &card, &genesis)),
+    );
     true
 }
 
@@ -386,4 +394,94 @@ fn offers() -> Vec<FileOffer> {
             })
         })
         .collect()
+}
+
+/// Bodies and headers as `kith-pushd`'s tests send them, with the
+/// `pushd_request` target's mode byte.
+fn pushd_requests(key: &SigningKey) -> Vec<Vec<u8>> {
+    let device = DeviceId::from(key.verifying_key());
+    let issued = 1_700_000_000_000_i64;
+    // The P-256 base point: a valid subscriber key.
+    let p256dh = BASE64URL_NOPAD.encode(
+        &HEXLOWER
+            .decode(b"046b17d1f2e12c4247f8bce6e563a440f277037d812deb33a0f4a13945d898c2964fe342e2fe1a7f9b8ee7eb4a7c0f9e162bce33576b315ececbb6406837bf51f5")
+            .expect("valid seed"),
+    );
+    let auth = BASE64URL_NOPAD.encode(&[7; 16]);
+    let handle = PushHandle::from_bytes([8; 32]);
+    let nonce = node_core::wire::to_base32(&[9; 16]);
+    vec![
+        moded(
+            0,
+            format!(
+                r#"{{"platform":"apns","token":"{}","senders":["{device}"],"issued":{issued}}}"#,
+                "ab".repeat(32)
+            ),
+        ),
+        moded(
+            0,
+            format!(r#"{{"platform":"fcm","token":"fcm-registration-token","issued":{issued}}}"#),
+        ),
+        moded(
+            0,
+            format!(
+                r#"{{"platform":"webpush","endpoint":"https://push.example/push/subscription-1","p256dh":"{p256dh}","auth":"{auth}","senders":[],"issued":{issued}}}"#
+            ),
+        ),
+        moded(1, format!(r#"{{"issued":{issued}}}"#)),
+        moded(
+            2,
+            format!(r#"{{"handle":"{handle}","issued":{issued},"nonce":"{nonce}"}}"#),
+        ),
+        moded(3, "https://push.example/x"),
+        moded(3, "https://[2606:4700::1111]:8443/x?y"),
+        moded(3, "http://127.1/x"),
+        moded(3, &p256dh),
+        moded(
+            4,
+            node_core::push::sign_request(key, "POST", "/v1/wake", b"{}"),
+        ),
+    ]
+}
+
+/// Bodies, parameters and headers as `kith-mailboxd`'s tests send them,
+/// with the `mailboxd_request` target's mode byte.
+fn mailboxd_requests() -> Vec<Vec<u8>> {
+    let token = DeliveryToken::from_bytes(SecretBytes::new([4; 32]));
+    let other = DeliveryToken::from_bytes(SecretBytes::new([3; 32]));
+    let mailbox = MailboxKey::from_seed(&SecretBytes::new([5; 32]));
+    let challenge = [6; mailbox::CHALLENGE_LEN];
+    let id = node_core::wire::to_base32(&[2; 16]);
+    vec![
+        moded(
+            0,
+            format!(
+                r#"{{"add":["{}"],"remove":["{}"],"replace":true}}"#,
+                token.hash(),
+                other.hash()
+            ),
+        ),
+        moded(0, format!(r#"{{"add":["{}"]}}"#, token.hash())),
+        moded(1, format!(r#"{{"ids":["{id}"]}}"#)),
+        moded(2, format!("1700000000000-{id}")),
+        moded(3, mailbox.id().to_string()),
+        moded(4, "dev-1"),
+        moded(5, "3600"),
+        moded(
+            6,
+            mailbox::sign_request(&mailbox, &challenge, "POST", "/v1/mailboxes/x", b"{}"),
+        ),
+        moded(7, token.bearer()),
+    ]
+}
+
+/// `POST /v1/names` bodies carrying `records`, and a lookup's handle,
+/// with the `named_request` target's mode byte.
+fn named_requests(records: &[Vec<u8>]) -> Vec<Vec<u8>> {
+    let mut out: Vec<Vec<u8>> = records
+        .iter()
+        .map(|r| moded(0, format!(r#"{{"record":"{}"}}"#, BASE64.encode(r))))
+        .collect();
+    out.push(moded(1, "alice@example.org"));
+    out
 }
