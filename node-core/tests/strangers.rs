@@ -31,6 +31,16 @@ fn follows(node: &Node, account: AccountId) -> bool {
     node.log(&LogId::account(account)).is_some()
 }
 
+/// A node with a public room: the node, the room, its create event.
+async fn lobby(dir: &tempfile::TempDir) -> (Node, LogId, Vec<Event>) {
+    let (mut node, _) = Node::create(profile(dir), "alice", None, false, 1_000)
+        .await
+        .unwrap();
+    let room = node.create_room("lobby", true, 1_000).await.unwrap();
+    let create = events_of(&node, room).await;
+    (node, room, create)
+}
+
 /// The stored events of `log`, decoded (to build on them by hand).
 async fn events_of(node: &Node, log: LogId) -> Vec<Event> {
     let ids: Vec<_> = node.log(&log).unwrap().ids().copied().collect();
@@ -76,10 +86,7 @@ fn member(dev: &mut Dev, room: LogId, parents: &[&Event], target: AccountId) -> 
 #[tokio::test]
 async fn strangers_are_forgotten_when_their_links_end_and_never_lock_newcomers_out() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut node, _) = Node::create(profile(&dir), "alice", None, false, 1_000)
-        .await
-        .unwrap();
-    node.create_room("lobby", true, 1_000).await.unwrap();
+    let (mut node, _, _) = lobby(&dir).await;
     for i in 0..1_100 {
         let a = some_account(i);
         assert!(node.follow_stranger(a), "stranger {i} locked out");
@@ -111,11 +118,7 @@ async fn strangers_are_forgotten_when_their_links_end_and_never_lock_newcomers_o
 #[tokio::test]
 async fn room_events_naming_unknown_accounts_follow_a_bounded_number() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut node, _) = Node::create(profile(&dir), "alice", None, false, 1_000)
-        .await
-        .unwrap();
-    let room = node.create_room("lobby", true, 1_000).await.unwrap();
-    let create = events_of(&node, room).await;
+    let (mut node, room, create) = lobby(&dir).await;
     let parents: Vec<&Event> = create.iter().collect();
     let mut junk = Dev::new();
     let named: Vec<AccountId> = (0..400).map(some_account).collect();
@@ -140,11 +143,7 @@ async fn room_events_naming_unknown_accounts_follow_a_bounded_number() {
 #[tokio::test]
 async fn a_room_peer_fills_in_hints_but_never_replaces_them() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut node, _) = Node::create(profile(&dir), "alice", None, false, 1_000)
-        .await
-        .unwrap();
-    let room = node.create_room("lobby", true, 1_000).await.unwrap();
-    let create = events_of(&node, room).await;
+    let (mut node, room, create) = lobby(&dir).await;
     let (mut x, mut y) = (Dev::new(), Dev::new());
     let (ax, gx) = genesis(&mut x, None);
     let (ay, gy) = genesis(&mut y, None);
@@ -220,11 +219,7 @@ async fn a_room_peer_fills_in_hints_but_never_replaces_them() {
 #[tokio::test]
 async fn a_device_two_accounts_claim_speaks_for_neither() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut node, _) = Node::create(profile(&dir), "alice", None, false, 1_000)
-        .await
-        .unwrap();
-    let room = node.create_room("lobby", true, 1_000).await.unwrap();
-    let create = events_of(&node, room).await;
+    let (mut node, room, create) = lobby(&dir).await;
     let (mut x1, mut x2, mut m1) = (Dev::new(), Dev::new(), Dev::new());
     let (ax, gx) = genesis(&mut x1, None);
     let x_adds = common::add_device(&mut x1, ax, &[&gx], &x2);
@@ -284,11 +279,7 @@ async fn a_device_two_accounts_claim_speaks_for_neither() {
 #[tokio::test]
 async fn a_backdated_room_message_is_held_not_shown() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut node, _) = Node::create(profile(&dir), "alice", None, false, 1_000)
-        .await
-        .unwrap();
-    let room = node.create_room("lobby", true, 1_000).await.unwrap();
-    let create = events_of(&node, room).await;
+    let (mut node, room, create) = lobby(&dir).await;
     let mut x = Dev::new();
     let (ax, gx) = genesis(&mut x, None);
     let join_x = member(&mut x, room, &[&create[0]], ax);
