@@ -376,7 +376,11 @@ impl Profile {
     }
 
     fn wait_answering(&self, daemon: Daemon) -> Daemon {
-        let out = self.kith(["status", "--wait", "10", "--json"]);
+        // Generous: a passphrase profile first runs argon2id (256 MiB, three
+        // passes), which takes well over 10 s while other tests' daemons
+        // share the two cores (seen in CI); the wait ends as soon as the
+        // daemon answers.
+        let out = self.kith(["status", "--wait", "60", "--json"]);
         assert!(
             out.status.success(),
             "daemon did not come up: {}\ndaemon log:\n{}",
