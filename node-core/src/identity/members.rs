@@ -17,21 +17,28 @@ impl Members {
     pub fn new(accounts: Vec<AccountState>) -> Self {
         Self { accounts }
     }
-    /// The one member account that lists `device` (none if two do: a key
-    /// joined to a second account, by a thief who holds it, speaks for
-    /// neither).
-    fn account_listing(&self, device: &DeviceId) -> Option<&AccountState> {
+    /// The member account that lists `device`: `Ok(None)` if none does,
+    /// `Err` if two do (a key joined to a second account, by a thief who
+    /// holds it, speaks for neither).
+    fn account_listing(&self, device: &DeviceId) -> Result<Option<&AccountState>, String> {
         let mut listing = self
             .accounts
             .iter()
             .filter(|a| a.devices.contains_key(device));
-        let first = listing.next()?;
-        listing.next().is_none().then_some(first)
+        let first = listing.next();
+        match listing.next() {
+            None => Ok(first),
+            Some(_) => Err(format!(
+                "author {device} is claimed by more than one member account"
+            )),
+        }
     }
 
-    /// The account a device belongs to, if it is a member's.
+    /// The account a device belongs to, if it is one member's.
     pub fn account_of(&self, event: &Event) -> Option<AccountId> {
         self.account_listing(&event.header().author)
+            .ok()
+            .flatten()
             .map(|a| a.account)
     }
 }
@@ -39,19 +46,8 @@ impl Members {
 impl Rules for Members {
     fn authorize(&self, event: &Event, _dag: &Dag) -> Result<(), String> {
         let h = event.header();
-        let listing = self
-            .accounts
-            .iter()
-            .filter(|a| a.devices.contains_key(&h.author))
-            .count();
-        if listing > 1 {
-            return Err(format!(
-                "author {} is claimed by more than one member account",
-                h.author
-            ));
-        }
         let account = self
-            .account_listing(&h.author)
+            .account_listing(&h.author)?
             .ok_or_else(|| format!("author {} is not a device of a member account", h.author))?;
         if account.may_author(&h.author, h.seq) {
             Ok(())
