@@ -62,6 +62,42 @@ async fn texts(node: &Node, room: LogId) -> Vec<String> {
         .collect()
 }
 
+/// Brings accounts into `room`: their joins name them (so the node follows
+/// them), their account logs then prove the joins' authors, and the joins
+/// are taken. Returns what taking the joins gave.
+async fn admit(
+    node: &mut Node,
+    room: LogId,
+    joins: &[&Event],
+    account_logs: &[(AccountId, &[&Event])],
+) -> Vec<Result<node_core::node::Ingested, node_core::node::NodeError>> {
+    let joins: Vec<Vec<u8>> = joins.iter().map(|e| e.encode()).collect();
+    node.ingest_batch(room, &joins, 2_000, 1, None)
+        .await
+        .unwrap();
+    for (account, events) in account_logs {
+        let events: Vec<Vec<u8>> = events.iter().map(|e| e.encode()).collect();
+        node.ingest_batch(LogId::account(*account), &events, 2_000, 1, None)
+            .await
+            .unwrap();
+    }
+    node.ingest_batch(room, &joins, 2_000, 1, None)
+        .await
+        .unwrap()
+}
+
+/// A room message by `dev` in `room`, on `parents`.
+fn say(dev: &mut Dev, room: LogId, parents: &[&Event], text: &str, time: i64) -> Event {
+    dev.event(
+        Some(room),
+        LogKind::Room,
+        parents,
+        room_kind::MESSAGE,
+        RoomContent::Message(text.into()).encode(),
+        time,
+    )
+}
+
 /// A member event by `dev` in `room`, on `parents`.
 fn member(dev: &mut Dev, room: LogId, parents: &[&Event], target: AccountId) -> Event {
     dev.event(
@@ -149,19 +185,13 @@ async fn a_room_peer_fills_in_hints_but_never_replaces_them() {
     let (ay, gy) = genesis(&mut y, None);
     let join_x = member(&mut x, room, &[&create[0]], ax);
     let join_y = member(&mut y, room, &[&join_x], ay);
-    // The joins make the node follow both accounts; their account logs
-    // then prove the joins' authors.
-    node.ingest_batch(room, &[join_x.encode(), join_y.encode()], 2_000, 1, None)
-        .await
-        .unwrap();
-    for (a, g) in [(ax, &gx), (ay, &gy)] {
-        node.ingest_batch(LogId::account(a), &[g.encode()], 2_000, 1, None)
-            .await
-            .unwrap();
-    }
-    node.ingest_batch(room, &[join_x.encode(), join_y.encode()], 2_000, 1, None)
-        .await
-        .unwrap();
+    admit(
+        &mut node,
+        room,
+        &[&join_x, &join_y],
+        &[(ax, &[&gx]), (ay, &[&gy])],
+    )
+    .await;
     let state = node.room_state(&room).unwrap();
     assert!(state.is_joined(&ax) && state.is_joined(&ay), "both joined");
 
@@ -227,38 +257,14 @@ async fn a_device_two_accounts_claim_speaks_for_neither() {
     let m_adds = common::add_device(&mut m1, am, &[&gm], &x2);
     let join_x = member(&mut x1, room, &[&create[0]], ax);
     let join_m = member(&mut m1, room, &[&join_x], am);
-    node.ingest_batch(room, &[join_x.encode(), join_m.encode()], 2_000, 1, None)
-        .await
-        .unwrap();
-    node.ingest_batch(
-        LogId::account(ax),
-        &[gx.encode(), x_adds.encode()],
-        2_000,
-        1,
-        None,
+    admit(
+        &mut node,
+        room,
+        &[&join_x, &join_m],
+        &[(ax, &[&gx, &x_adds]), (am, &[&gm, &m_adds])],
     )
-    .await
-    .unwrap();
-    node.ingest_batch(
-        LogId::account(am),
-        &[gm.encode(), m_adds.encode()],
-        2_000,
-        1,
-        None,
-    )
-    .await
-    .unwrap();
-    node.ingest_batch(room, &[join_x.encode(), join_m.encode()], 2_000, 1, None)
-        .await
-        .unwrap();
-    let said = x2.event(
-        Some(room),
-        LogKind::Room,
-        &[&join_m],
-        room_kind::MESSAGE,
-        RoomContent::Message("whose is this?".into()).encode(),
-        3_000,
-    );
+    .await;
+    let said = say(&mut x2, room, &[&join_m], "whose is this?", 3_000);
     let out = node
         .ingest_batch(room, &[said.encode()], 3_000, 1, None)
         .await
@@ -283,31 +289,14 @@ async fn a_backdated_room_message_is_held_not_shown() {
     let mut x = Dev::new();
     let (ax, gx) = genesis(&mut x, None);
     let join_x = member(&mut x, room, &[&create[0]], ax);
-    node.ingest_batch(room, &[join_x.encode()], 1_500, 1, None)
-        .await
-        .unwrap();
-    node.ingest_batch(LogId::account(ax), &[gx.encode()], 1_500, 1, None)
-        .await
-        .unwrap();
-    // Its account log arrived: the join is checked again.
-    let out = node
-        .ingest_batch(room, &[join_x.encode()], 2_000, 1, None)
-        .await
-        .unwrap();
+    let out = admit(&mut node, room, &[&join_x], &[(ax, &[&gx])]).await;
     assert!(out.iter().all(Result::is_ok), "{out:?}");
     for i in 0..30 {
         node.room_send(room, &format!("message {i}"), 2_100 + i)
             .await
             .unwrap();
     }
-    let backdated = x.event(
-        Some(room),
-        LogKind::Room,
-        &[&join_x],
-        room_kind::MESSAGE,
-        RoomContent::Message("I said this long ago".into()).encode(),
-        2_050,
-    );
+    let backdated = say(&mut x, room, &[&join_x], "I said this long ago", 2_050);
     let out = node
         .ingest_batch(room, &[backdated.encode()], 3_000, 1, None)
         .await
