@@ -159,6 +159,7 @@ fn events(key: &SigningKey, genesis: &Event) -> Vec<Event> {
             body: AccountEntry::RevokeDevice {
                 device: DeviceId::from_bytes([4; 32]),
                 cutoff_seq: 9,
+                cuts: false,
             }
             .encode(),
         },
@@ -343,6 +344,12 @@ fn account_entries(key: &SigningKey, account: AccountId) -> Vec<AccountEntry> {
         AccountEntry::RevokeDevice {
             device: DeviceId::from_bytes([2; 32]),
             cutoff_seq: 17,
+            cuts: false,
+        },
+        AccountEntry::RevokeDevice {
+            device: DeviceId::from_bytes([2; 32]),
+            cutoff_seq: 17,
+            cuts: true,
         },
     ]
 }
@@ -374,6 +381,10 @@ fn room_contents(account: AccountId) -> Vec<RoomContent> {
         }),
         RoomContent::Confirm(EventId::from_bytes([5; 32])),
         RoomContent::Message("hello, room".into()),
+        RoomContent::Cut(node_core::log::Cut {
+            device: DeviceId::from_bytes([2; 32]),
+            head: EventId::from_bytes([6; 32]),
+        }),
     ];
     out.extend(offers().into_iter().map(RoomContent::File));
     out

@@ -35,6 +35,7 @@ fn event(
         depth,
         sender,
         content,
+        inert: false,
     });
     (id, depth)
 }
@@ -88,6 +89,7 @@ fn main() {
                 target: admin,
                 membership: Membership::Join,
             },
+            inert: false,
         },
     );
     // The branch starts from the fork and the admin's own join (an author's

@@ -41,7 +41,7 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
 
 use crate::id::{AccountId, DeviceId, EventId};
-use crate::log::{Dag, Event, Rules};
+use crate::log::{Dag, Event, Rules, Status};
 use crate::wire::{Reader, WireError, Writer};
 
 /// Power of an admin.
@@ -230,6 +230,9 @@ pub enum RoomContent {
     Message(String),
     /// A file offer.
     File(crate::file_offer::FileOffer),
+    /// What a revocation vouches for here (see `crate::log::cut`); changes
+    /// nothing in the room.
+    Cut(crate::log::Cut),
 }
 
 impl RoomContent {
@@ -246,6 +249,7 @@ impl RoomContent {
             RoomContent::Confirm(_) => kind::CONFIRM,
             RoomContent::Message(_) => kind::MESSAGE,
             RoomContent::File(_) => kind::FILE,
+            RoomContent::Cut(_) => crate::log::CUT_KIND,
         }
     }
 
@@ -271,6 +275,7 @@ impl RoomContent {
             RoomContent::History(h) => w.u8(h.confirmations).u8(h.trust.code()),
             RoomContent::Confirm(id) => w.fixed(id.as_bytes()),
             RoomContent::File(offer) => return offer.encode(),
+            RoomContent::Cut(cut) => return cut.encode(),
         };
         w.finish()
     }
@@ -279,6 +284,9 @@ impl RoomContent {
     pub fn decode(kind: u16, body: &[u8]) -> Result<Self, WireError> {
         if kind == kind::FILE {
             return crate::file_offer::FileOffer::decode(body).map(RoomContent::File);
+        }
+        if kind == crate::log::CUT_KIND {
+            return crate::log::Cut::decode(body).map(RoomContent::Cut);
         }
         let mut r = Reader::new(body);
         let content = match kind {
@@ -347,7 +355,10 @@ impl RoomContent {
                 }
             }
             RoomContent::Name(_) | RoomContent::Topic(_) => 1,
-            RoomContent::Confirm(_) | RoomContent::Message(_) | RoomContent::File(_) => 2,
+            RoomContent::Confirm(_)
+            | RoomContent::Message(_)
+            | RoomContent::File(_)
+            | RoomContent::Cut(_) => 2,
         }
     }
 
@@ -458,7 +469,7 @@ impl RoomState {
         };
         match content {
             RoomContent::Create { .. } => Err(AuthError::Create("the room exists already")),
-            RoomContent::Message(_) | RoomContent::File(_) => {
+            RoomContent::Message(_) | RoomContent::File(_) | RoomContent::Cut(_) => {
                 joined.then_some(()).ok_or(AuthError::NotMember)
             }
             RoomContent::Confirm(_) => {
@@ -579,7 +590,10 @@ impl RoomState {
             RoomContent::Name(name) => self.name = name.clone(),
             RoomContent::Topic(topic) => self.topic = topic.clone(),
             RoomContent::History(h) => self.history = Some(*h),
-            RoomContent::Confirm(_) | RoomContent::Message(_) | RoomContent::File(_) => {}
+            RoomContent::Confirm(_)
+            | RoomContent::Message(_)
+            | RoomContent::File(_)
+            | RoomContent::Cut(_) => {}
         }
     }
 }
@@ -597,6 +611,9 @@ pub struct RoomEvent {
     pub sender: AccountId,
     /// What it says.
     pub content: RoomContent,
+    /// Kept only as structure (a revoked device's event no cut vouches
+    /// for): its descendants resolve, but it is neither shown nor applied.
+    pub inert: bool,
 }
 
 /// What a room's events resolve to.
@@ -654,7 +671,11 @@ fn resolve_pass(events: &[RoomEvent], outcome: Option<&RoomState>) -> Resolved {
         .map(|e| {
             // Only power events lend their sender's power to what leads to
             // them; so appending a message never reorders earlier events.
-            let class = e.content.class(e.sender);
+            let class = if e.inert {
+                2
+            } else {
+                e.content.class(e.sender)
+            };
             let power = match outcome {
                 Some(s) if class == 0 => s.power_of(&e.sender),
                 _ => MEMBER,
@@ -693,6 +714,7 @@ fn resolve_pass(events: &[RoomEvent], outcome: Option<&RoomState>) -> Resolved {
             _ => !e.parents.is_empty(),
         };
         match state.authorize(e.sender, &e.content) {
+            _ if e.inert => {}
             Ok(()) if genesis_ok => {
                 if e.content.is_shown() {
                     shown.push(e.id);
@@ -818,6 +840,7 @@ impl RoomLog {
             depth: h.depth,
             sender,
             content,
+            inert: false,
         })
     }
 
@@ -843,6 +866,31 @@ impl RoomLog {
         let subset: Vec<RoomEvent> = keep.into_values().cloned().collect();
         resolve(&subset).state
     }
+
+    /// The state at `parents` with inert events counted as they say (what
+    /// the device that wrote an event built on them could have seen).
+    fn state_at_structure(&self, parents: &[EventId]) -> RoomState {
+        let index: HashMap<EventId, &RoomEvent> = self.events.iter().map(|e| (e.id, e)).collect();
+        let mut keep: HashMap<EventId, RoomEvent> = HashMap::new();
+        let mut stack: Vec<EventId> = parents.to_vec();
+        while let Some(id) = stack.pop() {
+            if keep.contains_key(&id) {
+                continue;
+            }
+            if let Some(e) = index.get(&id) {
+                stack.extend(e.parents.iter().copied());
+                keep.insert(
+                    id,
+                    RoomEvent {
+                        inert: false,
+                        ..(*e).clone()
+                    },
+                );
+            }
+        }
+        let subset: Vec<RoomEvent> = keep.into_values().collect();
+        resolve(&subset).state
+    }
 }
 
 impl Rules for RoomLog {
@@ -860,16 +908,40 @@ impl Rules for RoomLog {
             }
             _ => {}
         }
-        self.state_at(&e.parents)
-            .authorize(e.sender, &e.content)
-            .map_err(|err| err.to_string())
+        let refused = match self.state_at(&e.parents).authorize(e.sender, &e.content) {
+            Ok(()) => return Ok(()),
+            Err(err) => err.to_string(),
+        };
+        // An event another device wrote while it still trusted what is
+        // inert here is taken as structure (resolution, which leaves the
+        // inert out, decides what it does), so a room never stops for
+        // want of it.
+        if self.events.iter().any(|e| e.inert)
+            && self
+                .state_at_structure(&e.parents)
+                .authorize(e.sender, &e.content)
+                .is_ok()
+        {
+            return Ok(());
+        }
+        Err(refused)
     }
 
-    fn accepted(&mut self, event: &Event) {
-        let Ok(e) = self.decode(event) else {
+    fn accepted(&mut self, event: &Event, status: Status) {
+        let Ok(mut e) = self.decode(event) else {
             // Authorised a moment ago, so decodable; nothing to do if not.
             return;
         };
+        // A create event names the room (its id is the room's): a thief
+        // cannot mint one for a room that exists, so it is never inert.
+        if status == Status::SoftFailed && !matches!(e.content, RoomContent::Create { .. }) {
+            // Structure only: what builds on it resolves; it says nothing,
+            // and (as in the DAG) nothing new builds on it.
+            e.inert = true;
+            self.depths.insert(e.id, e.depth);
+            self.events.push(e);
+            return;
+        }
         let extends_heads =
             e.parents.len() == self.heads.len() && e.parents.iter().all(|p| self.heads.contains(p));
         let deepest_head = self.heads.iter().filter_map(|h| self.depth_of(h)).max();
@@ -982,12 +1054,16 @@ impl RoomLog {
             }
         }
         let mut has_child: std::collections::HashSet<EventId> = std::collections::HashSet::new();
-        for e in self.events.iter().filter(|e| !excluded.contains(&e.id)) {
+        for e in self
+            .events
+            .iter()
+            .filter(|e| !excluded.contains(&e.id) && !e.inert)
+        {
             has_child.extend(e.parents.iter().copied());
         }
         self.events
             .iter()
-            .filter(|e| !excluded.contains(&e.id) && !has_child.contains(&e.id))
+            .filter(|e| !excluded.contains(&e.id) && !e.inert && !has_child.contains(&e.id))
             .map(|e| (e.id, e.depth))
             .collect()
     }
@@ -1050,7 +1126,7 @@ impl RoomLog {
             while let Some(id) = stack.pop() {
                 for c in children.get(&id).into_iter().flatten() {
                     if seen.insert(c.id) {
-                        if c.sender != *author {
+                        if c.sender != *author && !c.inert {
                             confirmers.insert(c.sender);
                         }
                         stack.push(c.id);

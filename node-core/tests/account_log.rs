@@ -251,6 +251,7 @@ fn a_device_cannot_revoke_itself() {
     let own = node_core::identity::AccountEntry::RevokeDevice {
         device: d2.id(),
         cutoff_seq: u64::MAX,
+        cuts: true,
     };
     let selfish = d2.entry(account, &[&add], &own);
     let mut r = Replica::new(account);

@@ -83,9 +83,12 @@ fn entry() -> impl Strategy<Value = AccountEntry> {
                 join: node_core::identity::sign_join(&k, AccountId::from_bytes(d), &n),
             }
         }),
-        (id32(), any::<u64>()).prop_map(|(d, c)| AccountEntry::RevokeDevice {
-            device: DeviceId::from_bytes(d),
-            cutoff_seq: c
+        (id32(), any::<u64>(), any::<bool>()).prop_map(|(d, c, cuts)| {
+            AccountEntry::RevokeDevice {
+                device: DeviceId::from_bytes(d),
+                cutoff_seq: c,
+                cuts,
+            }
         }),
     ]
 }

@@ -39,6 +39,7 @@ impl Room {
             depth,
             sender,
             content,
+            inert: false,
         });
         id
     }

@@ -196,6 +196,7 @@ impl Case {
             depth,
             sender,
             content,
+            inert: false,
         });
         id
     }

@@ -14,7 +14,7 @@
 use super::entry::{AccountEntry, verify_join};
 use crate::crypto::VerifyingKey;
 use crate::id::{AccountId, DeviceId, EventId};
-use crate::log::{Dag, Event, Rules};
+use crate::log::{Dag, Event, Rules, Status};
 use std::collections::{BTreeMap, HashMap};
 
 /// Largest account log accepted (devices come and go rarely).
@@ -41,6 +41,10 @@ pub struct Revocation {
     pub by: EventId,
     /// The revoked device's last valid sequence number.
     pub cutoff_seq: u64,
+    /// Whether cuts vouch for its events (see `crate::log::cut`): then its
+    /// events at or below the cut-off that no cut covers are kept only as
+    /// structure.
+    pub cuts: bool,
 }
 
 /// The resolved account.
@@ -72,6 +76,16 @@ impl AccountState {
             None => false,
             Some(d) => d.revoked.is_none_or(|r| seq <= r.cutoff_seq),
         }
+    }
+    /// Whether an event by `device` with sequence number `seq`, if it is
+    /// accepted at all, is kept only as structure: the device was revoked
+    /// with cuts, and only a cut can vouch for its events (see
+    /// `crate::log::cut`).
+    pub fn distrusts(&self, device: &DeviceId) -> bool {
+        self.devices
+            .get(device)
+            .and_then(|d| d.revoked)
+            .is_some_and(|r| r.cuts)
     }
     /// The active devices.
     pub fn active_devices(&self) -> impl Iterator<Item = (&DeviceId, &DeviceRecord)> {
@@ -149,7 +163,7 @@ impl Rules for AccountLog {
         }
     }
 
-    fn accepted(&mut self, event: &Event) {
+    fn accepted(&mut self, event: &Event, _status: Status) {
         self.insert(event.clone());
     }
 }
@@ -339,7 +353,10 @@ impl Resolver {
         let seniority = self.seniority(valid);
         let mut candidates: Vec<(usize, DeviceId, u64)> = Vec::new();
         for (i, item) in self.items.iter().enumerate().filter(|(i, _)| valid[*i]) {
-            if let Some(AccountEntry::RevokeDevice { device, cutoff_seq }) = &item.entry {
+            if let Some(AccountEntry::RevokeDevice {
+                device, cutoff_seq, ..
+            }) = &item.entry
+            {
                 candidates.push((i, *device, *cutoff_seq));
             }
         }
@@ -415,9 +432,18 @@ impl Resolver {
         for (device, revs) in self.effective_revocations(valid) {
             if let Some(rec) = devices.get_mut(&device) {
                 let cutoff = revs.iter().map(|(_, c)| *c).min().unwrap_or(0);
+                // One revocation that promises cuts is enough: its author
+                // wrote them before it.
+                let cuts = revs.iter().any(|(i, _)| {
+                    matches!(
+                        self.items[*i].entry,
+                        Some(AccountEntry::RevokeDevice { cuts: true, .. })
+                    )
+                });
                 rec.revoked = Some(Revocation {
                     by: self.items[revs[0].0].id,
                     cutoff_seq: cutoff,
+                    cuts,
                 });
             }
         }

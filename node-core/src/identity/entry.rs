@@ -13,8 +13,12 @@ pub mod kind {
     pub const GENESIS: u16 = 1;
     /// A device joins; signed by an active device and by the new one.
     pub const ADD_DEVICE: u16 = 2;
-    /// A device is cut off.
+    /// A device is cut off (by sequence number only: revocations written
+    /// before per-log cuts existed, and by the recovery key).
     pub const REVOKE_DEVICE: u16 = 3;
+    /// A device is cut off, and the revoking device vouches in each log for
+    /// the revoked device's events it holds (see `crate::log::cut`).
+    pub const REVOKE_DEVICE_CUT: u16 = 4;
 }
 
 /// What an account-log event says.
@@ -46,6 +50,10 @@ pub enum AccountEntry {
         device: DeviceId,
         /// The revoked device's last valid sequence number.
         cutoff_seq: u64,
+        /// Whether the revoking device writes a cut in each log: then the
+        /// revoked device's events that no cut vouches for are kept only
+        /// as structure (never shown, never applied).
+        cuts: bool,
     },
 }
 
@@ -55,7 +63,8 @@ impl AccountEntry {
         match self {
             AccountEntry::Genesis { .. } => kind::GENESIS,
             AccountEntry::AddDevice { .. } => kind::ADD_DEVICE,
-            AccountEntry::RevokeDevice { .. } => kind::REVOKE_DEVICE,
+            AccountEntry::RevokeDevice { cuts: false, .. } => kind::REVOKE_DEVICE,
+            AccountEntry::RevokeDevice { cuts: true, .. } => kind::REVOKE_DEVICE_CUT,
         }
     }
 
@@ -77,7 +86,9 @@ impl AccountEntry {
             AccountEntry::AddDevice { device, name, join } => {
                 w.fixed(device.as_bytes()).str(name).fixed(join.as_bytes());
             }
-            AccountEntry::RevokeDevice { device, cutoff_seq } => {
+            AccountEntry::RevokeDevice {
+                device, cutoff_seq, ..
+            } => {
                 w.fixed(device.as_bytes()).u64(*cutoff_seq);
             }
         }
@@ -100,9 +111,10 @@ impl AccountEntry {
                 name: name(&mut r, "device name")?,
                 join: Signature::from_bytes(r.array("join signature")?),
             },
-            kind::REVOKE_DEVICE => AccountEntry::RevokeDevice {
+            kind::REVOKE_DEVICE | kind::REVOKE_DEVICE_CUT => AccountEntry::RevokeDevice {
                 device: DeviceId::from_bytes(r.array("device")?),
                 cutoff_seq: r.u64("cutoff")?,
+                cuts: kind == kind::REVOKE_DEVICE_CUT,
             },
             _ => {
                 return Err(WireError::Invalid {

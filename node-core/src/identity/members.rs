@@ -3,7 +3,7 @@
 
 use super::account::AccountState;
 use crate::id::{AccountId, DeviceId};
-use crate::log::{Dag, Event, Rules};
+use crate::log::{CUT_KIND, Cut, Dag, Event, LogKind, Rules};
 
 /// Rules for self and conversation logs: the author must be a device of a
 /// member account, not revoked before this event's sequence number.
@@ -44,18 +44,54 @@ impl Members {
 }
 
 impl Rules for Members {
-    fn authorize(&self, event: &Event, _dag: &Dag) -> Result<(), String> {
+    fn authorize(&self, event: &Event, dag: &Dag) -> Result<(), String> {
         let h = event.header();
         let account = self
             .account_listing(&h.author)?
             .ok_or_else(|| format!("author {} is not a device of a member account", h.author))?;
-        if account.may_author(&h.author, h.seq) {
-            Ok(())
-        } else {
-            Err(format!(
+        if !account.may_author(&h.author, h.seq) {
+            return Err(format!(
                 "author {} was revoked before sequence number {}",
                 h.author, h.seq
-            ))
+            ));
+        }
+        if h.kind == CUT_KIND && h.log_kind != LogKind::Account {
+            self.check_cut(event, account, dag)?;
+        }
+        Ok(())
+    }
+
+    /// A revoked device's events (at or below its cut-off; later ones are
+    /// refused) are kept only as structure when they arrive: a cut that
+    /// vouches for them is always written after them (see `crate::log::cut`).
+    fn soft_fail(&self, event: &Event, _dag: &Dag) -> bool {
+        let author = event.header().author;
+        matches!(self.account_listing(&author), Ok(Some(a)) if a.distrusts(&author))
+    }
+}
+
+impl Members {
+    /// A cut names another device of its author's account, one no other
+    /// member account lists (a thief who joins the stolen key to an
+    /// account of its own vouches for nothing), and cites that device's
+    /// event it vouches for.
+    fn check_cut(&self, event: &Event, account: &AccountState, dag: &Dag) -> Result<(), String> {
+        let h = event.header();
+        let body = event.body().ok_or("a cut has no body")?;
+        let cut = Cut::decode(body).map_err(|e| e.to_string())?;
+        if cut.device == h.author {
+            return Err("a cut names a device other than its author".into());
+        }
+        match self.account_listing(&cut.device)? {
+            Some(a) if a.account == account.account => {}
+            _ => return Err("a cut names a device of its author's account only".into()),
+        }
+        if !h.parents.contains(&cut.head) {
+            return Err("a cut cites the event it vouches for".into());
+        }
+        match dag.node(&cut.head) {
+            Some(n) if n.author == cut.device => Ok(()),
+            _ => Err("a cut vouches for an event of the device it names".into()),
         }
     }
 }

@@ -113,7 +113,7 @@ pub trait Rules {
     }
     /// Told of every event the DAG links in, at once, so the rules see
     /// events released from the pending buffer in the same call.
-    fn accepted(&mut self, _event: &Event) {}
+    fn accepted(&mut self, _event: &Event, _status: Status) {}
 }
 
 /// Rules that allow every author (for tests and benchmarks of the
@@ -138,6 +138,8 @@ pub struct NodeInfo {
     pub author: DeviceId,
     /// Author sequence number.
     pub seq: u64,
+    /// The author's previous event in this log.
+    pub prev: Option<EventId>,
     /// Claimed time clamped by parents and first sight.
     pub effective_time: i64,
     /// When this device first saw the event.
@@ -318,6 +320,38 @@ impl Dag {
         self.link(id, info);
     }
 
+    /// The authors of events kept only as structure.
+    pub fn soft_failed_authors(&self) -> std::collections::BTreeSet<DeviceId> {
+        self.nodes
+            .values()
+            .filter(|n| n.status == Status::SoftFailed)
+            .map(|n| n.author)
+            .collect()
+    }
+
+    /// The events by `author` here, in no particular order.
+    pub fn by_author(&self, author: &DeviceId) -> Vec<EventId> {
+        self.nodes
+            .iter()
+            .filter(|(_, n)| n.author == *author)
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// The author chain down from `head`: `head`, its author's previous
+    /// event here, and so on (all by the same author, checked when each
+    /// was linked).
+    pub fn author_chain(&self, head: &EventId) -> Vec<EventId> {
+        let mut out = Vec::new();
+        let mut at = Some(*head);
+        while let Some(id) = at {
+            let Some(n) = self.nodes.get(&id) else { break };
+            out.push(id);
+            at = n.prev;
+        }
+        out
+    }
+
     /// Runs the whole pipeline on one event. On `Err` nothing changed.
     pub fn offer(
         &mut self,
@@ -390,7 +424,7 @@ impl Dag {
         };
         let info = NodeInfo { status, ..info };
         self.link(event.id(), info.clone());
-        rules.accepted(&event);
+        rules.accepted(&event, status);
         Ok(Accepted { event, info })
     }
 
@@ -448,6 +482,7 @@ impl Dag {
             depth: h.depth,
             author: h.author,
             seq: h.seq,
+            prev: h.prev,
             effective_time: h.time.min(upper).max(lower),
             first_seen,
             status: Status::Accepted,

@@ -3,7 +3,7 @@
 
 use super::{Node, NodeError};
 use crate::crypto::{SecretBytes, SigningKey, ct_eq};
-use crate::id::{DeviceId, EventId, LogId};
+use crate::id::{AccountId, DeviceId, EventId, LogId};
 use crate::identity::AccountEntry;
 use crate::identity::entry::{check_name, kind, verify_join};
 use crate::store::{Passphrase, Profile};
@@ -209,11 +209,12 @@ impl Node {
         let (device, entry) = self.revocation_of(target)?;
         self.append(
             LogId::account(self.account),
-            kind::REVOKE_DEVICE,
+            kind::REVOKE_DEVICE_CUT,
             entry,
             now,
         )
         .await?;
+        self.write_cuts(device, now).await;
         self.rotate_mailbox(now).await?;
         Ok(device)
     }
@@ -249,11 +250,12 @@ impl Node {
                 prev,
                 parents: dag.heads().collect(),
                 time: now,
-                kind: kind::REVOKE_DEVICE,
+                kind: kind::REVOKE_DEVICE_CUT,
                 body,
             },
         );
         self.ingest_event(event, now, None).await?;
+        self.write_cuts(device, now).await;
         self.rotate_mailbox(now).await?;
         Ok(device)
     }
@@ -298,8 +300,68 @@ impl Node {
             .map(|n| n.seq)
             .max()
             .unwrap_or(0);
-        let body = AccountEntry::RevokeDevice { device, cutoff_seq }.encode();
+        let body = AccountEntry::RevokeDevice {
+            device,
+            cutoff_seq,
+            cuts: true,
+        }
+        .encode();
         Ok((device, body))
+    }
+
+    /// After revoking `device`: in every log where this device holds
+    /// events of it, a cut vouching for them (see `crate::log::cut`), sent
+    /// to whoever shares the log. Everything else that device signed at
+    /// or below its cut-off is kept only as structure. Written after the
+    /// revocation (a thief learns nothing ahead of it); a log where the
+    /// cut cannot be written (this device may have been revoked by the
+    /// thief, when the recovery key revokes) is skipped, never the
+    /// revocation.
+    async fn write_cuts(&mut self, device: DeviceId, now: i64) {
+        let mut logs: Vec<(LogId, EventId)> = self
+            .logs
+            .iter()
+            .filter(|(_, dag)| dag.kind() != crate::log::LogKind::Account)
+            .filter_map(|(log, dag)| dag.latest_by(&device).map(|head| (*log, head)))
+            .collect();
+        logs.sort();
+        for (log, head) in logs {
+            let recipients: Vec<AccountId> = if let Some(room) = self.rooms.get(&log) {
+                let state = &room.resolved().state;
+                if !state.is_joined(&self.account) {
+                    // Not ours to write in any more (nor the thief's).
+                    continue;
+                }
+                state
+                    .members
+                    .iter()
+                    .filter(|(a, m)| {
+                        **a != self.account
+                            && matches!(
+                                m,
+                                crate::rooms::Membership::Join | crate::rooms::Membership::Invite
+                            )
+                    })
+                    .map(|(a, _)| *a)
+                    .collect()
+            } else {
+                self.contact_of_conversation(log).into_iter().collect()
+            };
+            let body = crate::log::Cut { device, head }.encode();
+            if let Err(e) = self
+                .append_citing(
+                    log,
+                    crate::log::CUT_KIND,
+                    vec![body],
+                    now,
+                    &recipients,
+                    Some(head),
+                )
+                .await
+            {
+                tracing::warn!(log = %log.short(12), error = %e, "could not write a revocation's cut");
+            }
+        }
     }
 
     /// Whether this device has been revoked from its account.

@@ -161,7 +161,10 @@ impl Node {
         let me = self.device();
         for r in rows {
             let h = r.event.header();
-            if !is_file_offer(h.log_kind, h.kind) || h.author == me {
+            if !is_file_offer(h.log_kind, h.kind)
+                || h.author == me
+                || r.info.status != crate::log::Status::Accepted
+            {
                 continue;
             }
             let Some(Ok(offer)) = r.event.body().map(FileOffer::decode) else {

@@ -6,6 +6,7 @@
 //! node implements).
 
 pub mod contacts;
+mod cuts;
 pub mod delete;
 pub mod devices;
 pub mod files;
@@ -23,7 +24,7 @@ use crate::id::{AccountId, DeviceId, EventId, LogId};
 use crate::identity::entry::{check_name, kind};
 use crate::identity::{AccountEntry, AccountLog, AccountState, Card, Members};
 use crate::log::{
-    Dag, DagConfig, Draft, Event, EventError, LogKind, Offer, Rejection, Rules, Verified,
+    Dag, DagConfig, Draft, Event, EventError, LogKind, Offer, Rejection, Rules, Status, Verified,
 };
 use crate::store::{Passphrase, Profile, ProfileLock, Store, StoreError, StoredEvent};
 use crate::wire::to_base32;
@@ -177,6 +178,10 @@ pub struct Node {
     evicted: Vec<EventId>,
     /// Hints for devices not known yet (see [`Node::stash_hints`]).
     stashed_hints: BTreeMap<DeviceId, rooms::StashedHints>,
+    /// Devices revoked with cuts (see `cuts`).
+    distrusted: std::collections::BTreeSet<DeviceId>,
+    /// Cuts stored per log: (event, body).
+    cuts: HashMap<LogId, Vec<(EventId, crate::log::Cut)>>,
 }
 
 /// What [`Node::assemble`] needs.
@@ -369,6 +374,8 @@ impl Node {
             strangers: HashMap::new(),
             evicted: Vec::new(),
             stashed_hints: BTreeMap::new(),
+            distrusted: Default::default(),
+            cuts: HashMap::new(),
         };
         node.add_log(LogId::account(p.account), LogKind::Account);
         node.add_log(LogId::self_log(p.account), LogKind::SelfLog);
@@ -416,6 +423,7 @@ impl Node {
             self.note_new_events(log);
         }
         self.enforce_deletions().await?;
+        self.settle_all().await?;
         self.restore_joining().await
     }
 
@@ -436,8 +444,10 @@ impl Node {
             .map(Dag::kind)
             .ok_or(NodeError::UnknownLog(log))?;
         let mut dag = Dag::new(log, kind, DagConfig::default());
+        self.cuts.remove(&log);
         for stored in &events {
             dag.restore(stored.event.id(), stored.info.clone());
+            self.index_cut(log, &stored.event);
         }
         self.logs.insert(log, dag);
         if let Some(account) = self.account_of_log(log) {
@@ -447,15 +457,17 @@ impl Node {
             }
             self.accounts.insert(account, alog);
         }
+        // Rows kept only as structure mean nothing (see `apply_rows`).
+        let trusted = |s: &&StoredEvent| s.info.status == Status::Accepted;
         if log == LogId::self_log(self.account) {
-            for stored in &events {
+            for stored in events.iter().filter(trusted) {
                 self.apply_self_entry(&stored.event);
             }
         }
         if kind == LogKind::Room {
-            self.restore_room(log, events.iter().map(|s| &s.event));
+            self.restore_room(log, events.iter().map(|s| (&s.event, s.info.status)));
         }
-        for stored in &events {
+        for stored in events.iter().filter(trusted) {
             if stored.event.header().kind == messages::conversation_kind::MAILBOX_GRANT
                 && stored.event.header().log_kind == LogKind::Conversation
             {
@@ -813,8 +825,32 @@ impl Node {
             self.scope += 1;
         }
         self.register_offers(log, &rows).await?;
-        let introducer = self.contact_of_conversation(log);
+        self.apply_rows(log, &rows);
         for r in &rows {
+            self.index_cut(log, &r.event);
+        }
+        self.settle_after(log, &rows).await?;
+        for r in &rows {
+            // No session listening is fine: nothing to push to.
+            let _ = self.events.send(LocalEvent {
+                log,
+                id: r.event.id(),
+                bytes: Arc::new(r.event.encode()),
+                from,
+            });
+        }
+        self.enforce_deletions().await?;
+        Ok(Ingested::Stored(
+            rows.iter().map(|r| r.event.id()).collect(),
+        ))
+    }
+
+    /// What stored rows mean, applied: self-log entries, grants, room
+    /// invites and introductions. Rows kept only as structure (a revoked
+    /// device's events no cut vouches for) mean nothing.
+    fn apply_rows(&mut self, log: LogId, rows: &[StoredEvent]) {
+        let introducer = self.contact_of_conversation(log);
+        for r in rows.iter().filter(|r| r.info.status == Status::Accepted) {
             if log == LogId::self_log(self.account) {
                 self.apply_self_entry(&r.event);
             }
@@ -841,18 +877,7 @@ impl Node {
             {
                 self.introduced.push((contact, uri));
             }
-            // No session listening is fine: nothing to push to.
-            let _ = self.events.send(LocalEvent {
-                log,
-                id: r.event.id(),
-                bytes: Arc::new(r.event.encode()),
-                from,
-            });
         }
-        self.enforce_deletions().await?;
-        Ok(Ingested::Stored(
-            rows.iter().map(|r| r.event.id()).collect(),
-        ))
     }
 
     async fn reload(&mut self, log: LogId) -> Result<(), NodeError> {
@@ -914,6 +939,21 @@ impl Node {
         now: i64,
         recipients: &[AccountId],
     ) -> Result<Vec<EventId>, NodeError> {
+        self.append_citing(log, kind, bodies, now, recipients, None)
+            .await
+    }
+
+    /// [`Node::append_many`] whose first event also cites `also` (a cut
+    /// cites the event it vouches for).
+    pub(super) async fn append_citing(
+        &mut self,
+        log: LogId,
+        kind: u16,
+        bodies: Vec<Vec<u8>>,
+        now: i64,
+        recipients: &[AccountId],
+        also: Option<EventId>,
+    ) -> Result<Vec<EventId>, NodeError> {
         let mut rules = self.rules_for(log)?;
         let me = self.device();
         let key = &self.key;
@@ -927,6 +967,14 @@ impl Node {
                 bodies.first().map(Vec::as_slice).unwrap_or_default(),
             )
         });
+        if let Some(extra) = also.and_then(|id| dag.node(&id).map(|n| (id, n.depth))) {
+            let mut first = parents.take().unwrap_or_else(|| dag.heads().collect());
+            if !first.iter().any(|(id, _)| *id == extra.0) {
+                crate::log::cap_parents(&mut first, crate::log::MAX_PARENTS - 1);
+                first.push(extra);
+            }
+            parents = Some(first);
+        }
         let mut rows = Vec::with_capacity(bodies.len());
         let mut seq = self.next_seq;
         for body in bodies {
@@ -1040,10 +1088,10 @@ impl Rules for ActiveRules<'_> {
             ActiveRules::Room(r) => r.soft_fail(event, dag),
         }
     }
-    fn accepted(&mut self, event: &Event) {
+    fn accepted(&mut self, event: &Event, status: Status) {
         match self {
-            ActiveRules::Plain(r) => r.accepted(event),
-            ActiveRules::Room(r) => r.accepted(event),
+            ActiveRules::Plain(r) => r.accepted(event, status),
+            ActiveRules::Room(r) => r.accepted(event, status),
         }
     }
 }

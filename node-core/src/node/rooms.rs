@@ -12,7 +12,7 @@ use super::messages::{MessageInfo, conversation_kind};
 use super::{Node, NodeError};
 use crate::id::{AccountId, DeviceId, EventId, LogId};
 use crate::identity::Members;
-use crate::log::{Dag, Draft, Event, LogKind, Rules};
+use crate::log::{Dag, Draft, Event, LogKind, Rules, Status};
 use crate::rooms::{
     ADMIN, History, MAX_CONFIRMATIONS, MAX_MESSAGE, MAX_TEXT, MEMBER, MODERATOR, Membership,
     RoomContent, RoomLog, RoomState, Trust, kind as room_kind,
@@ -200,6 +200,7 @@ fn describe(content: &RoomContent) -> (&'static str, String) {
             ),
         ),
         RoomContent::Confirm(id) => ("confirm", id.short(12)),
+        RoomContent::Cut(cut) => ("cut", format!("vouches for {}", cut.head.short(12))),
     }
 }
 
@@ -269,8 +270,12 @@ impl Rules for RoomRules<'_> {
         self.room.authorize(event, dag)
     }
 
-    fn accepted(&mut self, event: &Event) {
-        self.room.accepted(event);
+    fn soft_fail(&self, event: &Event, dag: &Dag) -> bool {
+        self.members.soft_fail(event, dag)
+    }
+
+    fn accepted(&mut self, event: &Event, status: Status) {
+        self.room.accepted(event, status);
     }
 }
 
@@ -369,14 +374,14 @@ impl Node {
     pub(super) fn restore_room<'e>(
         &mut self,
         room: LogId,
-        events: impl Iterator<Item = &'e Event>,
+        events: impl Iterator<Item = (&'e Event, Status)>,
     ) {
         let mut log = RoomLog::new();
         for (d, a) in self.known_devices() {
             log.set_device(d, a);
         }
-        for e in events {
-            log.accepted(e);
+        for (e, status) in events {
+            log.accepted(e, status);
         }
         self.rooms.insert(room, log);
     }
@@ -979,7 +984,9 @@ impl Node {
         let mut by_account: std::collections::BTreeMap<AccountId, Vec<EventId>> =
             Default::default();
         for id in stored {
-            if let Some(n) = dag.node(id)
+            // What is kept only as structure proves no delivery (a thief's
+            // event could cite anything).
+            if let Some(n) = dag.node(id).filter(|n| n.status == Status::Accepted)
                 && let Some(a) = log.account_of(&n.author)
                 && a != self.account
             {

@@ -382,6 +382,25 @@ impl Store {
         Ok(())
     }
 
+    /// Sets the status of stored events (a revocation or a cut changed
+    /// what is trusted), in one transaction.
+    pub async fn set_status(&self, changes: &[(EventId, Status)]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db("setting statuses"))?;
+        for (id, status) in changes {
+            sqlx::query("UPDATE events SET status = ? WHERE id = ?")
+                .bind(match status {
+                    Status::Accepted => 0i64,
+                    Status::SoftFailed => 1,
+                })
+                .bind(id.as_bytes().to_vec())
+                .execute(&mut *tx)
+                .await
+                .map_err(db("setting statuses"))?;
+        }
+        tx.commit().await.map_err(db("setting statuses"))?;
+        Ok(())
+    }
+
     /// Deletes the held events of `log` other than `keep` (what the
     /// buffer took back at start-up).
     pub async fn prune_pending(&self, log: LogId, keep: &[EventId]) -> Result<(), StoreError> {
@@ -620,6 +639,7 @@ fn row_to_event(r: &sqlx::sqlite::SqliteRow) -> Result<StoredEvent, StoreError> 
         depth: h.depth,
         author: h.author,
         seq: h.seq,
+        prev: h.prev,
         effective_time: r.get(1),
         first_seen: r.get(2),
         status: if r.get::<i64, _>(3) == 0 {

@@ -107,6 +107,7 @@ pub fn revoke(
     let entry = AccountEntry::RevokeDevice {
         device: target.id(),
         cutoff_seq,
+        cuts: false,
     };
     by.entry(account, parents, &entry)
 }
