@@ -467,7 +467,8 @@ fn entry(by: &Dev, account: AccountId, seq: u64, parents: &[&Event], e: &Account
 
 /// The thief joins the stolen key to an account of its own, in a public
 /// room, and writes a cut from that account naming the key and the event
-/// it minted: the cut is refused, and the minted event stays structure.
+/// it minted: the cut counts for nothing, and the minted event stays
+/// structure (before and after a restart).
 #[test]
 fn a_second_account_cannot_vouch_for_the_stolen_key() {
     rt().block_on(async {
@@ -549,15 +550,30 @@ fn a_second_account_cannot_vouch_for_the_stolen_key() {
             .encode(),
             NOW,
         );
-        let out = laptop
+        let _ = laptop
             .ingest_batch(room, &[cut.encode()], NOW, 1, None)
             .await
             .unwrap();
-        assert!(out[0].is_err(), "{out:?}");
         assert_eq!(
             status(&laptop, room, &rename.id()),
             Some(Status::SoftFailed)
         );
+        assert_eq!(laptop.room_state(&room).unwrap().name, "lobby");
+        // A key two accounts claim speaks for neither: the owner's cut no
+        // longer counts either.
+        assert_eq!(status(&laptop, room, &said.id()), Some(Status::SoftFailed));
+        laptop.close().await;
+        let laptop = Node::open(
+            node_core::store::Profile::new(dir.path().join("laptop")),
+            None,
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            status(&laptop, room, &rename.id()),
+            Some(Status::SoftFailed)
+        );
+        assert_eq!(status(&laptop, room, &said.id()), Some(Status::SoftFailed));
         assert_eq!(laptop.room_state(&room).unwrap().name, "lobby");
         laptop.close().await;
     });
@@ -617,6 +633,12 @@ fn the_recovery_key_revokes_even_where_no_cut_can_be_written() {
             .unwrap();
         let state = laptop.account_state().unwrap();
         assert!(!state.is_active(&phone.id()), "the phone is still active");
+        // The thief's revocation still cuts the laptop off (it was made
+        // before the phone was revoked), but hides none of its history:
+        // the phone is no longer in good standing.
+        let rec = state.devices[&laptop.device()].revoked.unwrap();
+        assert!(!rec.cuts, "a thief's revocation hides the laptop's history");
+        assert!(state.devices[&phone.id()].revoked.unwrap().cuts);
         laptop.close().await;
     });
 }
@@ -804,6 +826,70 @@ fn a_room_goes_on_past_what_no_cut_covers() {
             assert_eq!(room_texts(node, room).await, vec!["still here"]);
         }
         for n in [laptop, tablet] {
+            n.close().await;
+        }
+    });
+}
+
+/// Before the revocation, the thief posts an event of the phone with a
+/// high sequence number and no previous event, and the laptop takes it
+/// (it cannot tell yet). The laptop's cut cites every event of the phone
+/// that nothing cites, so the phone's genuine messages stay vouched for
+/// on a device that hears of the revocation first. (A cut that vouched
+/// only for the author chain down from the newest event left them hidden.)
+#[test]
+fn a_branch_the_thief_made_does_not_hide_the_genuine_ones() {
+    rt().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let mut laptop = new_node(&dir, "laptop").await;
+        let mut bob = new_node(&dir, "bob").await;
+        befriend(&mut laptop, &mut bob).await;
+        let alice = laptop.account();
+        let phone = add_phone(&mut laptop).await;
+        let conv = LogId::conversation(alice, bob.account());
+        let base = heads(&laptop, conv).await;
+        let base: Vec<&Event> = base.iter().collect();
+        let m1 = signed(
+            &phone,
+            conv,
+            LogKind::Conversation,
+            1,
+            None,
+            &base,
+            1,
+            b"one".to_vec(),
+        );
+        let m2 = signed(
+            &phone,
+            conv,
+            LogKind::Conversation,
+            2,
+            Some(m1.id()),
+            &[&m1],
+            1,
+            b"two".to_vec(),
+        );
+        let branch = signed(
+            &phone,
+            conv,
+            LogKind::Conversation,
+            9,
+            None,
+            &base,
+            1,
+            b"branch".to_vec(),
+        );
+        ingest(&mut laptop, conv, &[&m1, &m2, &branch]).await;
+        laptop
+            .revoke_device(&phone.id().to_string(), NOW)
+            .await
+            .unwrap();
+        in_order(&mut bob, LogId::account(alice), &laptop).await;
+        in_order(&mut bob, conv, &laptop).await;
+        let mut seen = shown(&bob, alice).await;
+        seen.sort();
+        assert_eq!(seen, vec!["branch", "one", "two"]);
+        for n in [laptop, bob] {
             n.close().await;
         }
     });

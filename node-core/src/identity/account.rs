@@ -429,22 +429,42 @@ impl Resolver {
                 revoked: None,
             });
         }
-        for (device, revs) in self.effective_revocations(valid) {
-            if let Some(rec) = devices.get_mut(&device) {
+        let revocations = self.effective_revocations(valid);
+        for (device, revs) in &revocations {
+            if let Some(rec) = devices.get_mut(device) {
                 let cutoff = revs.iter().map(|(_, c)| *c).min().unwrap_or(0);
-                // One revocation that promises cuts is enough: its author
-                // wrote them before it.
-                let cuts = revs.iter().any(|(i, _)| {
-                    matches!(
-                        self.items[*i].entry,
-                        Some(AccountEntry::RevokeDevice { cuts: true, .. })
-                    )
-                });
                 rec.revoked = Some(Revocation {
                     by: self.items[revs[0].0].id,
                     cutoff_seq: cutoff,
-                    cuts,
+                    cuts: false,
                 });
+            }
+        }
+        // A revocation with cuts makes its target's past events count only
+        // where a cut vouches for them; only one by the recovery key or by
+        // a device still in good standing has that power (a thief's, made
+        // before its device was revoked, still cuts the target off, but
+        // hides none of its history).
+        let in_good_standing = |author: DeviceId| {
+            Some(author) == self.recovery
+                || devices.get(&author).is_some_and(|d| d.revoked.is_none())
+        };
+        let with_cuts: Vec<DeviceId> = revocations
+            .iter()
+            .filter(|(_, revs)| {
+                revs.iter().any(|(i, _)| {
+                    let item = &self.items[*i];
+                    matches!(
+                        item.entry,
+                        Some(AccountEntry::RevokeDevice { cuts: true, .. })
+                    ) && in_good_standing(item.author)
+                })
+            })
+            .map(|(d, _)| *d)
+            .collect();
+        for device in with_cuts {
+            if let Some(r) = devices.get_mut(&device).and_then(|d| d.revoked.as_mut()) {
+                r.cuts = true;
             }
         }
         Ok(AccountState {

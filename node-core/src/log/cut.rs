@@ -5,9 +5,10 @@
 //! an event tells it apart from one the device wrote before it was lost.
 //! So the device that revokes writes, in each log where it holds events of
 //! the revoked device, a *cut*: an event that names the revoked device's
-//! last event there (and cites it as a parent). The revoked device's events
-//! on its author chain (`prev` links) down from a cut are vouched for;
-//! every other event of that device at or below its cut-off is kept only as
+//! last event there and cites it, and every other event of that device
+//! that nothing cites, as parents. The revoked device's events that are
+//! ancestors of a cut (one by a device of the account that revoked it) are
+//! vouched for; every other event of that device at or below its cut-off is kept only as
 //! structure: stored and passed on (what others built on it stays whole),
 //! never shown, never applied, never built on. A cut is private to the
 //! log's holders (the public account log names no logs).
@@ -26,8 +27,8 @@ pub const CUT_KIND: u16 = 64;
 pub struct Cut {
     /// The revoked device (of the cut's author's account).
     pub device: DeviceId,
-    /// Its last event in this log that the author vouches for; one of the
-    /// cut's parents.
+    /// Its last event in this log; one of the cut's parents (the cut
+    /// vouches for all its ancestors by the device).
     pub head: EventId,
 }
 

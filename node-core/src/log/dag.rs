@@ -138,8 +138,6 @@ pub struct NodeInfo {
     pub author: DeviceId,
     /// Author sequence number.
     pub seq: u64,
-    /// The author's previous event in this log.
-    pub prev: Option<EventId>,
     /// Claimed time clamped by parents and first sight.
     pub effective_time: i64,
     /// When this device first saw the event.
@@ -320,6 +318,52 @@ impl Dag {
         self.link(id, info);
     }
 
+    /// The events by each of `authors` here, in one pass.
+    pub fn by_authors(
+        &self,
+        authors: &std::collections::BTreeSet<DeviceId>,
+    ) -> HashMap<DeviceId, Vec<EventId>> {
+        let mut out: HashMap<DeviceId, Vec<EventId>> = HashMap::new();
+        for (id, n) in &self.nodes {
+            if authors.contains(&n.author) {
+                out.entry(n.author).or_default().push(*id);
+            }
+        }
+        out
+    }
+
+    /// The stored ancestors of `id` (not `id` itself).
+    pub fn ancestors(&self, id: &EventId) -> std::collections::HashSet<EventId> {
+        let mut seen = std::collections::HashSet::new();
+        let mut stack: Vec<EventId> = self
+            .nodes
+            .get(id)
+            .map(|n| n.parents.clone())
+            .unwrap_or_default();
+        while let Some(p) = stack.pop() {
+            if let Some(n) = self.nodes.get(&p)
+                && seen.insert(p)
+            {
+                stack.extend(n.parents.iter().copied());
+            }
+        }
+        seen
+    }
+
+    /// `author`'s events that no stored event cites (whatever their
+    /// status): what a cut cites so that it covers all of them.
+    pub fn leaves_by(&self, author: &DeviceId) -> Vec<(EventId, u64)> {
+        let mut cited: std::collections::HashSet<EventId> = std::collections::HashSet::new();
+        for n in self.nodes.values() {
+            cited.extend(n.parents.iter().copied());
+        }
+        self.nodes
+            .iter()
+            .filter(|(id, n)| n.author == *author && !cited.contains(id))
+            .map(|(id, n)| (*id, n.depth))
+            .collect()
+    }
+
     /// The authors of events kept only as structure.
     pub fn soft_failed_authors(&self) -> std::collections::BTreeSet<DeviceId> {
         self.nodes
@@ -327,29 +371,6 @@ impl Dag {
             .filter(|n| n.status == Status::SoftFailed)
             .map(|n| n.author)
             .collect()
-    }
-
-    /// The events by `author` here, in no particular order.
-    pub fn by_author(&self, author: &DeviceId) -> Vec<EventId> {
-        self.nodes
-            .iter()
-            .filter(|(_, n)| n.author == *author)
-            .map(|(id, _)| *id)
-            .collect()
-    }
-
-    /// The author chain down from `head`: `head`, its author's previous
-    /// event here, and so on (all by the same author, checked when each
-    /// was linked).
-    pub fn author_chain(&self, head: &EventId) -> Vec<EventId> {
-        let mut out = Vec::new();
-        let mut at = Some(*head);
-        while let Some(id) = at {
-            let Some(n) = self.nodes.get(&id) else { break };
-            out.push(id);
-            at = n.prev;
-        }
-        out
     }
 
     /// Runs the whole pipeline on one event. On `Err` nothing changed.
@@ -482,7 +503,6 @@ impl Dag {
             depth: h.depth,
             author: h.author,
             seq: h.seq,
-            prev: h.prev,
             effective_time: h.time.min(upper).max(lower),
             first_seen,
             status: Status::Accepted,

@@ -2,8 +2,9 @@
 //!
 //! A device revoked with cuts has its events at or below its cut-off kept
 //! only as structure (status `SoftFailed`: stored and passed on, never
-//! shown, applied or built on) unless a cut in the same log vouches for
-//! them. New events of such a device are soft-failed as they arrive (see
+//! shown, applied or built on) unless a cut in the same log, by a device
+//! of the account that revoked it, vouches for them (they are the cut's
+//! ancestors). New events of such a device are soft-failed as they arrive (see
 //! `Members::soft_fail`); this module settles what was stored before: when
 //! a revocation becomes known, and when a cut arrives after the events it
 //! vouches for. Statuses are a function of the stored events alone, so
@@ -14,50 +15,43 @@ use super::{Node, NodeError};
 use crate::id::{AccountId, DeviceId, EventId, LogId};
 use crate::log::{CUT_KIND, Cut, Event, LogKind, Status};
 use crate::store::StoredEvent;
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 /// Most passes settling one log (a cut's author may itself be revoked).
 const MAX_PASSES: usize = 4;
-/// Most cuts kept per device per log (an honest revocation writes one;
-/// more would only let a peer make the log settle again and again).
-const MAX_CUTS: usize = 4;
+/// Most cuts kept per named device and author per log (an honest
+/// revocation writes one; more would only let a peer make the log settle
+/// again and again, and a per-author bound lets no one crowd out another's).
+const MAX_CUTS: usize = 2;
+
+/// Devices whose past events only a cut can vouch for: each with the
+/// account whose devices' cuts count (`None` when more than one followed
+/// account lists the key: then no cut counts, as such a key speaks for
+/// neither).
+pub(super) type Distrusted = BTreeMap<DeviceId, Option<AccountId>>;
 
 impl Node {
-    /// The devices, of any account followed here, whose events only a cut
-    /// can vouch for.
-    fn distrusted_now(&self) -> BTreeSet<DeviceId> {
-        self.accounts
-            .values()
-            .filter_map(|log| log.state_ref().ok())
-            .flat_map(|s| {
-                s.devices
-                    .iter()
-                    .filter(|(_, d)| d.revoked.is_some_and(|r| r.cuts))
-                    .map(|(id, _)| *id)
-            })
+    /// The distrusted devices as the followed account logs say now.
+    fn distrusted_now(&self) -> Distrusted {
+        let mut listed: HashMap<DeviceId, usize> = HashMap::new();
+        let mut revoked: Vec<(DeviceId, AccountId)> = Vec::new();
+        for (account, log) in &self.accounts {
+            let Ok(state) = log.state_ref() else { continue };
+            for (device, rec) in &state.devices {
+                *listed.entry(*device).or_default() += 1;
+                if rec.revoked.is_some_and(|r| r.cuts) {
+                    revoked.push((*device, *account));
+                }
+            }
+        }
+        revoked
+            .into_iter()
+            .map(|(d, a)| (d, (listed.get(&d) == Some(&1)).then_some(a)))
             .collect()
     }
 
-    /// The one followed account that lists `device`, if exactly one does.
-    fn sole_account_of(&self, device: &DeviceId) -> Option<AccountId> {
-        let mut listing = self
-            .accounts
-            .iter()
-            .filter(|(_, log)| {
-                log.state_ref()
-                    .is_ok_and(|s| s.devices.contains_key(device))
-            })
-            .map(|(a, _)| *a);
-        let first = listing.next();
-        match listing.next() {
-            None => first,
-            Some(_) => None,
-        }
-    }
-
-    /// Remembers a stored cut (its status decides whether it counts). At
-    /// most [`MAX_CUTS`] per device per log are kept: an honest revocation
-    /// writes one.
+    /// Remembers a stored cut (its status and author decide whether it
+    /// counts). At most [`MAX_CUTS`] per named device and author per log.
     pub(super) fn index_cut(&mut self, log: LogId, event: &Event) {
         let h = event.header();
         if h.kind != CUT_KIND || h.log_kind == LogKind::Account {
@@ -65,15 +59,19 @@ impl Node {
         }
         if let Some(Ok(cut)) = event.body().map(Cut::decode) {
             let cuts = self.cuts.entry(log).or_default();
-            let same = cuts.iter().filter(|(_, c)| c.device == cut.device).count();
-            if same < MAX_CUTS && !cuts.iter().any(|(id, _)| *id == event.id()) {
-                cuts.push((event.id(), cut));
+            let same = cuts
+                .iter()
+                .filter(|(_, author, c)| c.device == cut.device && *author == h.author)
+                .count();
+            if same < MAX_CUTS && !cuts.iter().any(|(id, _, _)| *id == event.id()) {
+                cuts.push((event.id(), h.author, cut));
             }
         }
     }
 
-    /// After stored rows: a revocation may have become known or gone
-    /// (account logs), or a cut may vouch for events kept as structure.
+    /// After stored rows: a revocation may have become known or gone, or a
+    /// key may be listed by one more account (account logs); or a cut may
+    /// vouch for events kept as structure.
     pub(super) async fn settle_after(
         &mut self,
         log: LogId,
@@ -84,10 +82,13 @@ impl Node {
             if now == self.distrusted {
                 return Ok(());
             }
-            let changed: BTreeSet<DeviceId> = now
-                .symmetric_difference(&self.distrusted)
-                .copied()
-                .collect();
+            let mut changed: BTreeSet<DeviceId> = BTreeSet::new();
+            for (d, a) in now.iter() {
+                if self.distrusted.get(d) != Some(a) {
+                    changed.insert(*d);
+                }
+            }
+            changed.extend(self.distrusted.keys().filter(|d| !now.contains_key(d)));
             self.distrusted = now;
             // Only logs holding events of a device whose standing changed.
             let mut logs: Vec<LogId> = self
@@ -103,29 +104,17 @@ impl Node {
             }
             return Ok(());
         }
-        let Some(dag) = self.logs.get(&log) else {
-            return Ok(());
-        };
-        // A cut that vouches for an event kept as structure (one that is
-        // indexed: at most a few per device per log).
-        let vouching: BTreeSet<DeviceId> = rows
-            .iter()
-            .filter(|r| r.event.header().kind == CUT_KIND && r.info.status == Status::Accepted)
-            .filter(|r| {
-                self.cuts
-                    .get(&log)
-                    .is_some_and(|c| c.iter().any(|(id, _)| *id == r.event.id()))
-            })
-            .filter_map(|r| r.event.body().and_then(|b| Cut::decode(b).ok()))
-            .filter(|c| self.distrusted.contains(&c.device))
-            .filter(|c| {
-                dag.node(&c.head)
-                    .is_some_and(|n| n.status == Status::SoftFailed)
-            })
-            .map(|c| c.device)
-            .collect();
-        if !vouching.is_empty() {
-            self.settle_log(log, &vouching).await?;
+        let stored_cut = rows.iter().any(|r| {
+            r.event.header().kind == CUT_KIND
+                && r.info.status == Status::Accepted
+                && self.cuts.get(&log).is_some_and(|c| {
+                    c.iter().any(|(id, _, c)| {
+                        *id == r.event.id() && self.distrusted.contains_key(&c.device)
+                    })
+                })
+        });
+        if stored_cut {
+            self.settle_log(log, &BTreeSet::new()).await?;
         }
         Ok(())
     }
@@ -146,56 +135,60 @@ impl Node {
             let Some(dag) = self.logs.get(&log) else {
                 continue;
             };
-            let mut devices: BTreeSet<DeviceId> = self
-                .distrusted
-                .iter()
-                .filter(|d| dag.latest_by(d).is_some())
-                .copied()
-                .collect();
-            devices.extend(dag.soft_failed_authors());
-            if !devices.is_empty() {
-                self.settle_log(log, &devices).await?;
+            let extra = dag.soft_failed_authors();
+            if !extra.is_empty() || self.distrusted.keys().any(|d| dag.latest_by(d).is_some()) {
+                self.settle_log(log, &extra).await?;
             }
         }
         Ok(())
     }
 
-    /// Brings the statuses of `devices`' events in `log` in line with the
-    /// revocations and the log's cuts: a distrusted device's events are
-    /// accepted only where a cut vouches for them, anyone else's are
-    /// accepted. Reloads the log if any changed, and applies what events
-    /// that are now accepted mean.
+    /// Brings the statuses in `log` in line with the revocations and the
+    /// log's cuts, for every distrusted device and for `extra` devices
+    /// (whose standing just changed): a distrusted device's events are
+    /// accepted only where a counted cut vouches for them (they are its
+    /// ancestors), anyone else's are accepted. Reloads the log if any
+    /// changed, and applies what events that are now accepted mean.
     async fn settle_log(
         &mut self,
         log: LogId,
-        devices: &BTreeSet<DeviceId>,
+        extra: &BTreeSet<DeviceId>,
     ) -> Result<(), NodeError> {
         let Some(dag) = self.logs.get(&log) else {
             return Ok(());
         };
-        let mine: HashMap<DeviceId, Vec<EventId>> = devices
-            .iter()
-            .filter(|d| dag.latest_by(d).is_some())
-            .map(|d| (*d, dag.by_author(d)))
-            .collect();
+        let mut devices: BTreeSet<DeviceId> = extra.clone();
+        devices.extend(
+            self.distrusted
+                .keys()
+                .filter(|d| dag.latest_by(d).is_some())
+                .copied(),
+        );
+        let mine = dag.by_authors(&devices);
         if mine.is_empty() {
             return Ok(());
         }
-        // Cuts whose author's account is the only one listing the device
-        // they name (checked again: an account may list it since).
-        let cuts: Vec<(EventId, Cut)> = self
+        // A cut counts if its author is a device of the account that
+        // distrusts the device it names (`Distrusted`).
+        let counted: Vec<(EventId, DeviceId)> = self
             .cuts
             .get(&log)
             .into_iter()
             .flatten()
-            .filter(|(id, c)| {
-                let author = dag.node(id).map(|n| n.author);
-                author.is_some_and(|a| {
-                    let account = self.sole_account_of(&c.device);
-                    account.is_some() && self.sole_account_of(&a) == account
-                })
+            .filter(|(_, author, c)| {
+                self.distrusted
+                    .get(&c.device)
+                    .copied()
+                    .flatten()
+                    .and_then(|a| self.accounts.get(&a))
+                    .and_then(|l| l.state_ref().ok())
+                    .is_some_and(|s| s.devices.contains_key(author))
             })
-            .copied()
+            .map(|(id, _, c)| (*id, c.device))
+            .collect();
+        let ancestry: HashMap<EventId, HashSet<EventId>> = counted
+            .iter()
+            .map(|(id, _)| (*id, dag.ancestors(id)))
             .collect();
         let mut status: HashMap<EventId, Status> = mine
             .values()
@@ -212,21 +205,19 @@ impl Node {
                     .or_else(|| dag.node(id).map(|n| n.status))
                     == Some(Status::Accepted)
             };
-            let mut vouched: HashMap<DeviceId, HashSet<EventId>> = HashMap::new();
-            for (cut_id, cut) in &cuts {
-                if mine.contains_key(&cut.device) && counts(cut_id) {
-                    vouched
-                        .entry(cut.device)
-                        .or_default()
-                        .extend(dag.author_chain(&cut.head));
-                }
-            }
+            let live: Vec<(&EventId, &DeviceId)> = counted
+                .iter()
+                .filter(|(id, _)| counts(id))
+                .map(|(id, d)| (id, d))
+                .collect();
             let mut changed = false;
             for (device, ids) in &mine {
-                let distrusted = self.distrusted.contains(device);
-                let ok = vouched.get(device);
+                let distrusted = self.distrusted.contains_key(device);
                 for id in ids {
-                    let want = if !distrusted || ok.is_some_and(|v| v.contains(id)) {
+                    let vouched = live
+                        .iter()
+                        .any(|(cut, d)| *d == device && ancestry[*cut].contains(id));
+                    let want = if !distrusted || vouched {
                         Status::Accepted
                     } else {
                         Status::SoftFailed

@@ -207,6 +207,7 @@ impl Node {
     /// hold are rejected everywhere, and it receives nothing new.
     pub async fn revoke_device(&mut self, target: &str, now: i64) -> Result<DeviceId, NodeError> {
         let (device, entry) = self.revocation_of(target)?;
+        let planned = self.planned_cuts(device);
         self.append(
             LogId::account(self.account),
             kind::REVOKE_DEVICE_CUT,
@@ -214,7 +215,7 @@ impl Node {
             now,
         )
         .await?;
-        self.write_cuts(device, now).await;
+        self.write_cuts(device, planned, now).await;
         self.rotate_mailbox(now).await?;
         Ok(device)
     }
@@ -237,6 +238,7 @@ impl Node {
             ));
         }
         let (device, body) = self.revocation_of(target)?;
+        let planned = self.planned_cuts(device);
         let log = LogId::account(self.account);
         let dag = self.logs.get(&log).ok_or(NodeError::UnknownLog(log))?;
         let prev = dag.latest_by(&recovery);
@@ -255,7 +257,7 @@ impl Node {
             },
         );
         self.ingest_event(event, now, None).await?;
-        self.write_cuts(device, now).await;
+        self.write_cuts(device, planned, now).await;
         self.rotate_mailbox(now).await?;
         Ok(device)
     }
@@ -309,57 +311,83 @@ impl Node {
         Ok((device, body))
     }
 
-    /// After revoking `device`: in every log where this device holds
-    /// events of it, a cut vouching for them (see `crate::log::cut`), sent
-    /// to whoever shares the log. Everything else that device signed at
-    /// or below its cut-off is kept only as structure. Written after the
-    /// revocation (a thief learns nothing ahead of it); a log where the
-    /// cut cannot be written (this device may have been revoked by the
-    /// thief, when the recovery key revokes) is skipped, never the
-    /// revocation.
-    async fn write_cuts(&mut self, device: DeviceId, now: i64) {
-        let mut logs: Vec<(LogId, EventId)> = self
+    /// The cuts to write when revoking `device` (see `crate::log::cut`):
+    /// in every log where this device holds events of it, sent to whoever
+    /// shares the log, citing every event of it that nothing cites yet (so
+    /// all of them are the cut's ancestors, whichever branch a thief made).
+    /// Chosen before the revocation: once it is in, that device's events
+    /// count for nothing here (its room joins included) until the cut.
+    fn planned_cuts(&self, device: DeviceId) -> Vec<PlannedCut> {
+        let mut planned: Vec<PlannedCut> = self
             .logs
             .iter()
             .filter(|(_, dag)| dag.kind() != crate::log::LogKind::Account)
-            .filter_map(|(log, dag)| dag.latest_by(&device).map(|head| (*log, head)))
+            .filter_map(|(log, dag)| {
+                let head = dag.latest_by(&device)?;
+                let mut cite: Vec<EventId> = dag
+                    .leaves_by(&device)
+                    .into_iter()
+                    .map(|(id, _)| id)
+                    .collect();
+                cite.sort();
+                cite.retain(|id| *id != head);
+                cite.insert(0, head);
+                cite.truncate(crate::log::MAX_PARENTS / 2);
+                let recipients: Vec<AccountId> = match self.rooms.get(log) {
+                    Some(room) => {
+                        let state = &room.resolved().state;
+                        let mut to: Vec<AccountId> = state
+                            .members
+                            .iter()
+                            .filter(|(a, m)| {
+                                **a != self.account
+                                    && matches!(
+                                        m,
+                                        crate::rooms::Membership::Join
+                                            | crate::rooms::Membership::Invite
+                                    )
+                            })
+                            .map(|(a, _)| *a)
+                            .collect();
+                        to.sort();
+                        to
+                    }
+                    None => self.contact_of_conversation(*log).into_iter().collect(),
+                };
+                Some(PlannedCut {
+                    log: *log,
+                    head,
+                    cite,
+                    recipients,
+                })
+            })
             .collect();
-        logs.sort();
-        for (log, head) in logs {
-            let recipients: Vec<AccountId> = if let Some(room) = self.rooms.get(&log) {
-                let state = &room.resolved().state;
-                if !state.is_joined(&self.account) {
-                    // Not ours to write in any more (nor the thief's).
-                    continue;
-                }
-                state
-                    .members
-                    .iter()
-                    .filter(|(a, m)| {
-                        **a != self.account
-                            && matches!(
-                                m,
-                                crate::rooms::Membership::Join | crate::rooms::Membership::Invite
-                            )
-                    })
-                    .map(|(a, _)| *a)
-                    .collect()
-            } else {
-                self.contact_of_conversation(log).into_iter().collect()
-            };
-            let body = crate::log::Cut { device, head }.encode();
+        planned.sort_by_key(|p| p.log);
+        planned
+    }
+
+    /// After revoking `device`: writes the planned cuts. A log where the cut
+    /// cannot be written (this device may have been revoked by the thief,
+    /// when the recovery key revokes) is skipped, never the revocation.
+    async fn write_cuts(&mut self, device: DeviceId, planned: Vec<PlannedCut>, now: i64) {
+        for p in planned {
+            let body = crate::log::Cut {
+                device,
+                head: p.head,
+            }
+            .encode();
             if let Err(e) = self
                 .append_citing(
-                    log,
+                    p.log,
                     crate::log::CUT_KIND,
                     vec![body],
                     now,
-                    &recipients,
-                    Some(head),
+                    &p.recipients,
+                    &p.cite,
                 )
                 .await
             {
-                tracing::warn!(log = %log.short(12), error = %e, "could not write a revocation's cut");
+                tracing::warn!(log = %p.log.short(12), error = %e, "could not write a revocation's cut");
             }
         }
     }
@@ -550,6 +578,14 @@ pub fn relay_hint_ok(url: &str) -> bool {
         || host
             .parse::<std::net::IpAddr>()
             .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// A cut to write after a revocation (see [`Node::planned_cuts`]).
+struct PlannedCut {
+    log: LogId,
+    head: EventId,
+    cite: Vec<EventId>,
+    recipients: Vec<AccountId>,
 }
 
 #[cfg(test)]

@@ -179,9 +179,9 @@ pub struct Node {
     /// Hints for devices not known yet (see [`Node::stash_hints`]).
     stashed_hints: BTreeMap<DeviceId, rooms::StashedHints>,
     /// Devices revoked with cuts (see `cuts`).
-    distrusted: std::collections::BTreeSet<DeviceId>,
-    /// Cuts stored per log: (event, body).
-    cuts: HashMap<LogId, Vec<(EventId, crate::log::Cut)>>,
+    distrusted: cuts::Distrusted,
+    /// Cuts stored per log: (event, author, body).
+    cuts: HashMap<LogId, Vec<(EventId, DeviceId, crate::log::Cut)>>,
 }
 
 /// What [`Node::assemble`] needs.
@@ -939,12 +939,13 @@ impl Node {
         now: i64,
         recipients: &[AccountId],
     ) -> Result<Vec<EventId>, NodeError> {
-        self.append_citing(log, kind, bodies, now, recipients, None)
+        self.append_citing(log, kind, bodies, now, recipients, &[])
             .await
     }
 
     /// [`Node::append_many`] whose first event also cites `also` (a cut
-    /// cites the event it vouches for).
+    /// cites the events it vouches for), in place of the shallowest heads
+    /// if there are too many.
     pub(super) async fn append_citing(
         &mut self,
         log: LogId,
@@ -952,7 +953,7 @@ impl Node {
         bodies: Vec<Vec<u8>>,
         now: i64,
         recipients: &[AccountId],
-        also: Option<EventId>,
+        also: &[EventId],
     ) -> Result<Vec<EventId>, NodeError> {
         let mut rules = self.rules_for(log)?;
         let me = self.device();
@@ -967,12 +968,15 @@ impl Node {
                 bodies.first().map(Vec::as_slice).unwrap_or_default(),
             )
         });
-        if let Some(extra) = also.and_then(|id| dag.node(&id).map(|n| (id, n.depth))) {
+        let extra: Vec<(EventId, u64)> = also
+            .iter()
+            .filter_map(|id| dag.node(id).map(|n| (*id, n.depth)))
+            .collect();
+        if !extra.is_empty() {
             let mut first = parents.take().unwrap_or_else(|| dag.heads().collect());
-            if !first.iter().any(|(id, _)| *id == extra.0) {
-                crate::log::cap_parents(&mut first, crate::log::MAX_PARENTS - 1);
-                first.push(extra);
-            }
+            first.retain(|(id, _)| !extra.iter().any(|(e, _)| e == id));
+            crate::log::cap_parents(&mut first, crate::log::MAX_PARENTS - extra.len());
+            first.extend(extra);
             parents = Some(first);
         }
         let mut rows = Vec::with_capacity(bodies.len());

@@ -69,7 +69,9 @@ impl Node {
         dag.ids()
             .filter_map(|id| dag.node(id).map(|n| (id, n)))
             .filter(|(id, n)| {
-                theirs.contains(&n.author) && marker.is_none_or(|m| (n.depth, **id) > m)
+                n.status == crate::log::Status::Accepted
+                    && theirs.contains(&n.author)
+                    && marker.is_none_or(|m| (n.depth, **id) > m)
             })
             .count()
     }

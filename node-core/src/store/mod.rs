@@ -639,7 +639,6 @@ fn row_to_event(r: &sqlx::sqlite::SqliteRow) -> Result<StoredEvent, StoreError> 
         depth: h.depth,
         author: h.author,
         seq: h.seq,
-        prev: h.prev,
         effective_time: r.get(1),
         first_seen: r.get(2),
         status: if r.get::<i64, _>(3) == 0 {
