@@ -27,22 +27,7 @@ async fn befriend(a: &mut Node, b: &mut Node) {
 /// A device joined to `node`'s account by hand (its key stays here: the
 /// thief's copy).
 async fn add_phone(node: &mut Node) -> Dev {
-    let dev = Dev::new();
-    let account = node.account();
-    let entry = AccountEntry::AddDevice {
-        device: dev.id(),
-        name: "phone".into(),
-        join: sign_join(&dev.key, account, "phone"),
-    };
-    node.append(
-        LogId::account(account),
-        kind::ADD_DEVICE,
-        entry.encode(),
-        NOW,
-    )
-    .await
-    .unwrap();
-    dev
+    common::hand_joined_device(node, NOW).await
 }
 
 /// An event by `dev` in `log` on `parents`, with sequence number `seq` and
@@ -335,6 +320,58 @@ async fn ingest_new(node: &mut Node, log: LogId, events: &[&Event]) {
     ingest(node, log, &new).await;
 }
 
+/// A laptop's room where its phone said something before it was stolen
+/// and revoked, and the thief then renamed the room (sequence number 2,
+/// below the cut-off of 3), offered to the laptop.
+struct Stolen {
+    laptop: Node,
+    phone: Dev,
+    room: LogId,
+    said: Event,
+    rename: Event,
+}
+
+async fn stolen_in_a_room(dir: &tempfile::TempDir, name: &str, public: bool) -> Stolen {
+    let mut laptop = new_node(dir, "laptop").await;
+    let phone = add_phone(&mut laptop).await;
+    let room = laptop.create_room(name, public, NOW).await.unwrap();
+    let h = heads(&laptop, room).await;
+    let h: Vec<&Event> = h.iter().collect();
+    let said = signed(
+        &phone,
+        room,
+        LogKind::Room,
+        3,
+        None,
+        &h,
+        room_kind::MESSAGE,
+        RoomContent::Message("from the phone".into()).encode(),
+    );
+    ingest(&mut laptop, room, &[&said]).await;
+    laptop
+        .revoke_device(&phone.id().to_string(), NOW)
+        .await
+        .unwrap();
+    let rename = signed(
+        &phone,
+        room,
+        LogKind::Room,
+        2,
+        None,
+        &[&said],
+        room_kind::NAME,
+        RoomContent::Name("pwned".into()).encode(),
+    );
+    ingest(&mut laptop, room, &[&rename]).await;
+    Stolen {
+        laptop,
+        phone,
+        room,
+        said,
+        rename,
+    }
+}
+
 /// In a room: the stolen phone's genuine message stays shown (on a device
 /// that hears of the revocation before the room's cut too), and the
 /// thief's renaming of the room below the cut-off changes nothing.
@@ -342,43 +379,19 @@ async fn ingest_new(node: &mut Node, log: LogId, events: &[&Event]) {
 fn a_thief_cannot_change_a_room_below_the_cut_off() {
     rt().block_on(async {
         let dir = tempfile::tempdir().unwrap();
-        let mut laptop = new_node(&dir, "laptop").await;
+        let Stolen {
+            mut laptop,
+            room,
+            said,
+            rename,
+            ..
+        } = stolen_in_a_room(&dir, "plans", false).await;
         let alice = laptop.account();
-        let phone = add_phone(&mut laptop).await;
-        let room = laptop.create_room("plans", false, NOW).await.unwrap();
         laptop.room_send(room, "hello", NOW).await.unwrap();
-        let h = heads(&laptop, room).await;
-        let h: Vec<&Event> = h.iter().collect();
-        let said = signed(
-            &phone,
-            room,
-            LogKind::Room,
-            3,
-            None,
-            &h,
-            room_kind::MESSAGE,
-            RoomContent::Message("from the phone".into()).encode(),
-        );
-        ingest(&mut laptop, room, &[&said]).await;
-        laptop
-            .revoke_device(&phone.id().to_string(), NOW)
-            .await
-            .unwrap();
-        let rename = signed(
-            &phone,
-            room,
-            LogKind::Room,
-            2,
-            None,
-            &[&said],
-            room_kind::NAME,
-            RoomContent::Name("pwned".into()).encode(),
-        );
-        ingest(&mut laptop, room, &[&rename]).await;
         assert_eq!(laptop.room_state(&room).unwrap().name, "plans");
         assert_eq!(
             room_texts(&laptop, room).await,
-            vec!["hello", "from the phone"]
+            vec!["from the phone", "hello"]
         );
 
         // A device that joins now holds the revocation before the room.
@@ -389,7 +402,7 @@ fn a_thief_cannot_change_a_room_below_the_cut_off() {
         assert_eq!(tablet.room_state(&room).unwrap().name, "plans");
         assert_eq!(
             room_texts(&tablet, room).await,
-            vec!["hello", "from the phone"]
+            vec!["from the phone", "hello"]
         );
         assert_eq!(
             status(&tablet, room, &rename.id()),
@@ -473,37 +486,13 @@ fn entry(by: &Dev, account: AccountId, seq: u64, parents: &[&Event], e: &Account
 fn a_second_account_cannot_vouch_for_the_stolen_key() {
     rt().block_on(async {
         let dir = tempfile::tempdir().unwrap();
-        let mut laptop = new_node(&dir, "laptop").await;
-        let phone = add_phone(&mut laptop).await;
-        let room = laptop.create_room("lobby", true, NOW).await.unwrap();
-        let h = heads(&laptop, room).await;
-        let h: Vec<&Event> = h.iter().collect();
-        let said = signed(
-            &phone,
+        let Stolen {
+            mut laptop,
+            phone,
             room,
-            LogKind::Room,
-            3,
-            None,
-            &h,
-            room_kind::MESSAGE,
-            RoomContent::Message("from the phone".into()).encode(),
-        );
-        ingest(&mut laptop, room, &[&said]).await;
-        laptop
-            .revoke_device(&phone.id().to_string(), NOW)
-            .await
-            .unwrap();
-        let rename = signed(
-            &phone,
-            room,
-            LogKind::Room,
-            2,
-            None,
-            &[&said],
-            room_kind::NAME,
-            RoomContent::Name("pwned".into()).encode(),
-        );
-        ingest(&mut laptop, room, &[&rename]).await;
+            said,
+            rename,
+        } = stolen_in_a_room(&dir, "lobby", true).await;
 
         // The thief's own account lists the stolen key too.
         let mut t = Dev::new();
@@ -635,7 +624,7 @@ fn the_recovery_key_revokes_even_where_no_cut_can_be_written() {
         assert!(!state.is_active(&phone.id()), "the phone is still active");
         // The thief's revocation still cuts the laptop off (it was made
         // before the phone was revoked), but hides none of its history:
-        // the phone is no longer in good standing.
+        // the recovery key revoked its author.
         let rec = state.devices[&laptop.device()].revoked.unwrap();
         assert!(!rec.cuts, "a thief's revocation hides the laptop's history");
         assert!(state.devices[&phone.id()].revoked.unwrap().cuts);
@@ -890,6 +879,33 @@ fn a_branch_the_thief_made_does_not_hide_the_genuine_ones() {
         seen.sort();
         assert_eq!(seen, vec!["branch", "one", "two"]);
         for n in [laptop, bob] {
+            n.close().await;
+        }
+    });
+}
+
+/// A device retired later by another device keeps its revocations' cuts:
+/// the laptop revoked the stolen phone, then the tablet retires the
+/// laptop; the phone stays distrusted (else the thief's events below the
+/// cut-off would be shown again).
+#[test]
+fn retiring_the_revoking_device_keeps_the_thief_out() {
+    rt().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let mut laptop = new_node(&dir, "laptop").await;
+        let phone = add_phone(&mut laptop).await;
+        let mut tablet = join(&mut laptop, &dir, "tablet").await;
+        laptop
+            .revoke_device(&phone.id().to_string(), NOW)
+            .await
+            .unwrap();
+        let account_log = LogId::account(laptop.account());
+        in_order(&mut tablet, account_log, &laptop).await;
+        tablet.revoke_device("laptop", NOW).await.unwrap();
+        let state = tablet.account_state().unwrap();
+        assert!(state.devices[&laptop.device()].revoked.is_some());
+        assert!(state.devices[&phone.id()].revoked.unwrap().cuts);
+        for n in [laptop, tablet] {
             n.close().await;
         }
     });

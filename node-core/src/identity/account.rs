@@ -441,13 +441,17 @@ impl Resolver {
             }
         }
         // A revocation with cuts makes its target's past events count only
-        // where a cut vouches for them; only one by the recovery key or by
-        // a device still in good standing has that power (a thief's, made
-        // before its device was revoked, still cuts the target off, but
-        // hides none of its history).
+        // where a cut vouches for them. One whose author the recovery key
+        // revoked has no such power: the owner said that device was the
+        // thief's, so what it revoked before is still cut off, but none of
+        // its history is hidden. (A device retired by another device keeps
+        // its revocations' cuts: they may be what keeps a thief out.)
         let in_good_standing = |author: DeviceId| {
             Some(author) == self.recovery
-                || devices.get(&author).is_some_and(|d| d.revoked.is_none())
+                || !revocations.get(&author).is_some_and(|revs| {
+                    revs.iter()
+                        .any(|(i, _)| Some(self.items[*i].author) == self.recovery)
+                })
         };
         let with_cuts: Vec<DeviceId> = revocations
             .iter()
