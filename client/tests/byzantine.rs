@@ -370,22 +370,19 @@ async fn a_proven_contact_cannot_forge_replay_or_reach_a_room() {
     mallory.close().await;
 }
 
-/// A device of a contact that the contact revoked: its receipts do not
-/// clear the victim's outbox (an `Ack` on an account log, which any device
-/// of the account may still sync, used to count), and nothing it writes
-/// below or above its cut-off is stored.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_revoked_device_clears_no_outbox_and_writes_nothing() {
-    let bob = Running::start("Bob");
-    let (_, _, bob_account) = target(&bob);
-    let dir = tempfile::tempdir().unwrap();
+/// Mallory, a contact of `d`'s with two devices: m1, and m2 joined through
+/// the real code path (the seed of m2's key is kept: a thief's copy).
+async fn mallory(
+    d: &Running,
+    dir: &tempfile::TempDir,
+) -> (Node, Node, node_core::crypto::SecretBytes<32>) {
     let (mut m1, _) = Node::create(Profile::new(dir.path().join("m1")), "m1", None, false, 1)
         .await
         .unwrap();
-    // A second device of Mallory's, joined through the real code path.
     let code = m1.invite(vec![], 1).unwrap();
     let invite = node_core::sync::join::Invite::parse(&code).unwrap();
-    let key = SigningKey::generate();
+    let seed = node_core::crypto::SecretBytes::<32>::random();
+    let key = SigningKey::from_seed(&seed);
     let device = DeviceId::from(key.verifying_key());
     let proof = node_core::identity::entry::sign_join(&key, invite.account, "m2");
     let snapshot = m1
@@ -404,9 +401,22 @@ async fn a_revoked_device_clears_no_outbox_and_writes_nothing() {
     .await
     .unwrap();
     ok(kith(
-        &bob.home,
+        &d.home,
         &["contact", "add", &m1.card(vec![], 2).unwrap()],
     ));
+    (m1, m2, seed)
+}
+
+/// A device of a contact that the contact revoked: its receipts do not
+/// clear the victim's outbox (an `Ack` on an account log, which any device
+/// of the account may still sync, used to count), and nothing it writes
+/// below or above its cut-off is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_device_clears_no_outbox_and_writes_nothing() {
+    let bob = Running::start("Bob");
+    let (_, _, bob_account) = target(&bob);
+    let dir = tempfile::tempdir().unwrap();
+    let (mut m1, m2, _) = mallory(&bob, &dir).await;
     let waiting = ok(kith(
         &bob.home,
         &["send", &m1.account().to_string(), "for Mallory"],
@@ -484,34 +494,7 @@ async fn a_thief_below_the_cut_off_is_never_shown() {
     let bob = Running::start("Bob");
     let (_, _, bob_account) = target(&bob);
     let dir = tempfile::tempdir().unwrap();
-    let (mut m1, _) = Node::create(Profile::new(dir.path().join("m1")), "m1", None, false, 1)
-        .await
-        .unwrap();
-    let code = m1.invite(vec![], 1).unwrap();
-    let invite = node_core::sync::join::Invite::parse(&code).unwrap();
-    let seed = node_core::crypto::SecretBytes::<32>::random();
-    let key = SigningKey::from_seed(&seed);
-    let device = DeviceId::from(key.verifying_key());
-    let proof = node_core::identity::entry::sign_join(&key, invite.account, "m2");
-    let snapshot = m1
-        .accept_join(device, &invite.secret, "m2", proof, 1)
-        .await
-        .unwrap();
-    let mut m2 = Node::create_joined(
-        Profile::new(dir.path().join("m2")),
-        "m2",
-        None,
-        key,
-        &invite,
-        snapshot,
-        1,
-    )
-    .await
-    .unwrap();
-    ok(kith(
-        &bob.home,
-        &["contact", "add", &m1.card(vec![], 2).unwrap()],
-    ));
+    let (mut m1, mut m2, seed) = mallory(&bob, &dir).await;
     // m2 writes in its self log; m1 hears of it, so the cut-off covers
     // those sequence numbers.
     for i in 0..3 {

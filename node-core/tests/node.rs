@@ -7,8 +7,6 @@ mod common;
 
 use common::Dev;
 use node_core::LogId;
-use node_core::identity::AccountEntry;
-use node_core::identity::entry::{kind, sign_join};
 use node_core::log::{Event, EventError, LogKind, Rejection};
 use node_core::node::{Ingested, Node, NodeError};
 use node_core::store::{KeyFileError, Passphrase, Profile, ProfileError, StoreError};
@@ -37,22 +35,7 @@ fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
 
 /// A second device joined to `node`'s account, through the real pipeline.
 async fn join_second_device(node: &mut Node) -> Dev {
-    let dev = Dev::new();
-    let account = node.account();
-    let entry = AccountEntry::AddDevice {
-        device: dev.id(),
-        name: "phone".into(),
-        join: sign_join(&dev.key, account, "phone"),
-    };
-    node.append(
-        LogId::account(account),
-        kind::ADD_DEVICE,
-        entry.encode(),
-        2_000,
-    )
-    .await
-    .unwrap();
-    dev
+    common::hand_joined_device(node, 2_000).await
 }
 
 fn self_event(node: &Node, dev: &mut Dev, body: &[u8]) -> Event {

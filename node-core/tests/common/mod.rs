@@ -187,6 +187,29 @@ mod node_helpers {
         .unwrap()
     }
 
+    /// A device added to `node`'s account by hand at `now` (its key stays
+    /// with the test: it signs events as that device, or as its thief).
+    pub async fn hand_joined_device(node: &mut Node, now: i64) -> super::Dev {
+        use node_core::identity::AccountEntry;
+        use node_core::identity::entry::kind;
+        let dev = super::Dev::new();
+        let account = node.account();
+        let entry = AccountEntry::AddDevice {
+            device: dev.id(),
+            name: "phone".into(),
+            join: sign_join(&dev.key, account, "phone"),
+        };
+        node.append(
+            LogId::account(account),
+            kind::ADD_DEVICE,
+            entry.encode(),
+            now,
+        )
+        .await
+        .unwrap();
+        dev
+    }
+
     /// Every stored event of `log` at `node`, in wire form.
     pub async fn events_of(node: &Node, log: LogId) -> Vec<Vec<u8>> {
         let ids: Vec<_> = node.log(&log).unwrap().ids().copied().collect();
