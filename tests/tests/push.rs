@@ -100,8 +100,9 @@ fn an_unreachable_device_is_woken_through_its_push_relay() {
         &endpoint,
         "--p256dh",
         &p256dh,
-        "--auth",
-        &BASE64URL_NOPAD.encode(&auth),
+        // Joined with `=`: a random secret may begin with `-`, which
+        // would read as an option (1 run in 64 failed so).
+        &format!("--auth={}", BASE64URL_NOPAD.encode(&auth)),
     ]));
     let learned = wait_until(WAIT, || {
         let out = a.kith(["push", "status", "--json"]);
