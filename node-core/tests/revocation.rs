@@ -910,3 +910,162 @@ fn retiring_the_revoking_device_keeps_the_thief_out() {
         }
     });
 }
+
+/// With the stolen phone, the thief adds a device of its own and revokes
+/// it at once with the highest cut-off (so the owner could not revoke it
+/// again, and that key could write anything). When the owner revokes the
+/// phone, what the phone revoked is revoked again with the owner's
+/// cut-offs: the thief's device writes nothing.
+#[test]
+fn what_a_stolen_device_revoked_is_revoked_again() {
+    rt().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let mut laptop = new_node(&dir, "laptop").await;
+        let alice = laptop.account();
+        let account_log = LogId::account(alice);
+        let phone = add_phone(&mut laptop).await;
+        let extra = Dev::new();
+        let ah = heads(&laptop, account_log).await;
+        let ah: Vec<&Event> = ah.iter().collect();
+        let add = entry(
+            &phone,
+            alice,
+            1,
+            &ah,
+            &AccountEntry::AddDevice {
+                device: extra.id(),
+                name: "extra".into(),
+                join: sign_join(&extra.key, alice, "extra"),
+            },
+        );
+        let wide_open = entry(
+            &phone,
+            alice,
+            2,
+            &[&add],
+            &AccountEntry::RevokeDevice {
+                device: extra.id(),
+                cutoff_seq: u64::MAX,
+                cuts: false,
+            },
+        );
+        ingest(&mut laptop, account_log, &[&add, &wide_open]).await;
+        laptop
+            .revoke_device(&phone.id().to_string(), NOW)
+            .await
+            .unwrap();
+        let state = laptop.account_state().unwrap();
+        let rec = state.devices[&extra.id()].revoked.unwrap();
+        assert_eq!(rec.cutoff_seq, 0);
+        assert!(rec.cuts);
+        let self_log = LogId::self_log(alice);
+        let sh = heads(&laptop, self_log).await;
+        let sh: Vec<&Event> = sh.iter().collect();
+        let written = signed(
+            &extra,
+            self_log,
+            LogKind::SelfLog,
+            7,
+            None,
+            &sh,
+            5,
+            setting_body("relay", b"https://thief.example"),
+        );
+        let out = laptop
+            .ingest_batch(self_log, &[written.encode()], NOW, 1, None)
+            .await
+            .unwrap();
+        assert!(out[0].is_err(), "{out:?}");
+        assert_eq!(laptop.setting("relay"), None);
+        laptop.close().await;
+    });
+}
+
+/// The thief holds two devices of the account and has each vouch for the
+/// other's cuts, in a chain ending at a message of one of them, delivered
+/// to Bob before the revocations. When both revocations arrive, nothing
+/// of it counts: statuses are settled from nothing vouched for, not from
+/// what they were (which left the message shown).
+#[test]
+fn cuts_that_vouch_for_each_other_vouch_for_nothing() {
+    rt().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let mut laptop = new_node(&dir, "laptop").await;
+        let mut bob = new_node(&dir, "bob").await;
+        befriend(&mut laptop, &mut bob).await;
+        let alice = laptop.account();
+        let d = add_phone(&mut laptop).await;
+        let e = add_phone(&mut laptop).await;
+        // Each wrote in the self log, so the cut-offs are high.
+        let self_log = LogId::self_log(alice);
+        for dev in [&d, &e] {
+            let sh = heads(&laptop, self_log).await;
+            let sh: Vec<&Event> = sh.iter().collect();
+            let s = signed(
+                dev,
+                self_log,
+                LogKind::SelfLog,
+                20,
+                None,
+                &sh,
+                5,
+                setting_body("x", b"y"),
+            );
+            ingest(&mut laptop, self_log, &[&s]).await;
+        }
+        in_order(&mut bob, LogId::account(alice), &laptop).await;
+        let conv = LogId::conversation(alice, bob.account());
+        let base = heads(&laptop, conv).await;
+        let base: Vec<&Event> = base.iter().collect();
+        let t = signed(
+            &d,
+            conv,
+            LogKind::Conversation,
+            1,
+            None,
+            &base,
+            1,
+            b"send me money".to_vec(),
+        );
+        let cut = |by: &Dev, seq: u64, named: &Dev, head: &Event| {
+            signed(
+                by,
+                conv,
+                LogKind::Conversation,
+                seq,
+                None,
+                &[head],
+                node_core::log::CUT_KIND,
+                node_core::log::Cut {
+                    device: named.id(),
+                    head: head.id(),
+                }
+                .encode(),
+            )
+        };
+        let c1 = cut(&e, 1, &d, &t);
+        let c2 = cut(&d, 2, &e, &c1);
+        let c3 = cut(&e, 2, &d, &c2);
+        let c4 = cut(&d, 3, &e, &c3);
+        ingest(&mut bob, conv, &[&t, &c1, &c2, &c3, &c4]).await;
+        assert_eq!(shown(&bob, alice).await, vec!["send me money"]);
+        laptop
+            .revoke_device(&d.id().to_string(), NOW)
+            .await
+            .unwrap();
+        laptop
+            .revoke_device(&e.id().to_string(), NOW)
+            .await
+            .unwrap();
+        in_order(&mut bob, LogId::account(alice), &laptop).await;
+        assert!(
+            shown(&bob, alice).await.is_empty(),
+            "{:?}",
+            shown(&bob, alice).await
+        );
+        assert_eq!(status(&bob, conv, &t.id()), Some(Status::SoftFailed));
+        for n in [laptop, bob] {
+            n.close().await;
+        }
+    });
+}

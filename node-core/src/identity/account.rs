@@ -279,12 +279,12 @@ impl Resolver {
             }
             // A device never revokes itself: the revoked device's key may
             // be a thief's, and a revocation of its own making could pick
-            // its own cut-off before the owner's comes.
+            // its own cut-off before the owner's comes. A revoked device
+            // may be revoked again: a thief who revoked a device it added,
+            // with the highest cut-off, must not keep that key writing
+            // (the lowest cut-off of the revocations that count holds).
             Some(AccountEntry::RevokeDevice { device, .. }) => {
-                author_ok
-                    && *device != item.author
-                    && members.contains(device)
-                    && !revoked.contains(device)
+                author_ok && *device != item.author && members.contains(device)
             }
         }
     }
@@ -313,7 +313,7 @@ impl Resolver {
                 format!("device {device} cannot revoke itself")
             }
             Some(AccountEntry::RevokeDevice { device, .. }) => {
-                format!("device {device} is not an active device of this account")
+                format!("device {device} is not a device of this account")
             }
         }
     }

@@ -10,12 +10,24 @@ use crate::log::{CUT_KIND, Cut, Dag, Event, LogKind, Rules};
 #[derive(Debug, Clone, Default)]
 pub struct Members {
     accounts: Vec<AccountState>,
+    /// Devices distrusted by any account the node follows (not only
+    /// these members: a key another account also claims counts too).
+    distrusted: std::collections::BTreeSet<crate::id::DeviceId>,
 }
 
 impl Members {
     /// Members given by their resolved account states.
     pub fn new(accounts: Vec<AccountState>) -> Self {
-        Self { accounts }
+        Self {
+            accounts,
+            distrusted: Default::default(),
+        }
+    }
+
+    /// Also soft-fails the events of `devices` (see `soft_fail`).
+    pub fn distrusting(mut self, devices: std::collections::BTreeSet<crate::id::DeviceId>) -> Self {
+        self.distrusted = devices;
+        self
     }
     /// The member account that lists `device`: `Ok(None)` if none does,
     /// `Err` if two do (a key joined to a second account, by a thief who
@@ -66,7 +78,8 @@ impl Rules for Members {
     /// vouches for them is always written after them (see `crate::log::cut`).
     fn soft_fail(&self, event: &Event, _dag: &Dag) -> bool {
         let author = event.header().author;
-        matches!(self.account_listing(&author), Ok(Some(a)) if a.distrusts(&author))
+        self.distrusted.contains(&author)
+            || matches!(self.account_listing(&author), Ok(Some(a)) if a.distrusts(&author))
     }
 }
 

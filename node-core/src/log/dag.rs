@@ -332,14 +332,15 @@ impl Dag {
         out
     }
 
-    /// The stored ancestors of `id` (not `id` itself).
-    pub fn ancestors(&self, id: &EventId) -> std::collections::HashSet<EventId> {
+    /// The stored ancestors of any of `ids` (not those themselves), in one
+    /// walk.
+    pub fn ancestors_of_all(&self, ids: &[EventId]) -> std::collections::HashSet<EventId> {
         let mut seen = std::collections::HashSet::new();
-        let mut stack: Vec<EventId> = self
-            .nodes
-            .get(id)
-            .map(|n| n.parents.clone())
-            .unwrap_or_default();
+        let mut stack: Vec<EventId> = ids
+            .iter()
+            .filter_map(|id| self.nodes.get(id))
+            .flat_map(|n| n.parents.iter().copied())
+            .collect();
         while let Some(p) = stack.pop() {
             if let Some(n) = self.nodes.get(&p)
                 && seen.insert(p)

@@ -15,10 +15,12 @@ use super::{Node, NodeError};
 use crate::id::{AccountId, DeviceId, EventId, LogId};
 use crate::log::{CUT_KIND, Cut, Event, LogKind, Status};
 use crate::store::StoredEvent;
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-/// Most passes settling one log (a cut's author may itself be revoked).
-const MAX_PASSES: usize = 4;
+/// Most passes settling one log: a cut by a distrusted device counts only
+/// once a cut vouches for it, so each pass follows one more link of such
+/// a chain (past this many, what is left stays structure: the safe side).
+const MAX_PASSES: usize = 8;
 /// Most cuts kept per named device and author per log (an honest
 /// revocation writes one; more would only let a peer make the log settle
 /// again and again, and a per-author bound lets no one crowd out another's).
@@ -186,43 +188,43 @@ impl Node {
             })
             .map(|(id, _, c)| (*id, c.device))
             .collect();
-        let ancestry: HashMap<EventId, HashSet<EventId>> = counted
-            .iter()
-            .map(|(id, _)| (*id, dag.ancestors(id)))
-            .collect();
+        // The least fixed point, from nothing vouched for: a cut counts
+        // once its own event is accepted (its author may be distrusted
+        // too), so statuses never depend on what they were before.
         let mut status: HashMap<EventId, Status> = mine
-            .values()
-            .flatten()
-            .filter_map(|id| dag.node(id).map(|n| (*id, n.status)))
+            .iter()
+            .flat_map(|(device, ids)| {
+                let want = if self.distrusted.contains_key(device) {
+                    Status::SoftFailed
+                } else {
+                    Status::Accepted
+                };
+                ids.iter().map(move |id| (*id, want))
+            })
             .collect();
-        // A cut's author may itself be distrusted: a few passes settle
-        // chains of those.
         for _ in 0..MAX_PASSES {
-            let counts = |id: &EventId| {
+            let accepted = |id: &EventId| {
                 status
                     .get(id)
                     .copied()
                     .or_else(|| dag.node(id).map(|n| n.status))
                     == Some(Status::Accepted)
             };
-            let live: Vec<(&EventId, &DeviceId)> = counted
-                .iter()
-                .filter(|(id, _)| counts(id))
-                .map(|(id, d)| (id, d))
-                .collect();
+            let mut live: HashMap<DeviceId, Vec<EventId>> = HashMap::new();
+            for (cut, device) in &counted {
+                if accepted(cut) {
+                    live.entry(*device).or_default().push(*cut);
+                }
+            }
             let mut changed = false;
-            for (device, ids) in &mine {
-                let distrusted = self.distrusted.contains_key(device);
-                for id in ids {
-                    let vouched = live
-                        .iter()
-                        .any(|(cut, d)| *d == device && ancestry[*cut].contains(id));
-                    let want = if !distrusted || vouched {
-                        Status::Accepted
-                    } else {
-                        Status::SoftFailed
-                    };
-                    if status.insert(*id, want) != Some(want) {
+            for (device, cuts) in &live {
+                let Some(ids) = mine.get(device) else {
+                    continue;
+                };
+                // One walk down from all of a device's live cuts at once.
+                let below = dag.ancestors_of_all(cuts);
+                for id in ids.iter().filter(|id| below.contains(id)) {
+                    if status.insert(*id, Status::Accepted) != Some(Status::Accepted) {
                         changed = true;
                     }
                 }

@@ -216,8 +216,28 @@ impl Node {
         )
         .await?;
         self.write_cuts(device, planned, now).await;
+        self.revoke_what_it_revoked(device, now).await;
         self.rotate_mailbox(now).await?;
         Ok(device)
+    }
+
+    /// After revoking `device`: what it revoked is revoked again, with this
+    /// device's cut-offs and cuts (a thief who added a device and revoked
+    /// it with the highest cut-off would otherwise keep that key writing).
+    /// Where this device may not write (the thief revoked it too), it is
+    /// left to another.
+    async fn revoke_what_it_revoked(&mut self, device: DeviceId, now: i64) {
+        for other in self.revoked_by(device) {
+            let planned = self.planned_cuts(other);
+            let body = self.revocation_body(other);
+            let log = LogId::account(self.account);
+            match self.append(log, kind::REVOKE_DEVICE_CUT, body, now).await {
+                Ok(_) => self.write_cuts(other, planned, now).await,
+                Err(e) => {
+                    tracing::warn!(device = %other.short(12), error = %e, "could not revoke again what a revoked device revoked");
+                }
+            }
+        }
     }
 
     /// [`Node::revoke_device`] signed by the account's offline recovery key
@@ -258,6 +278,7 @@ impl Node {
         );
         self.ingest_event(event, now, None).await?;
         self.write_cuts(device, planned, now).await;
+        self.revoke_what_it_revoked(device, now).await;
         self.rotate_mailbox(now).await?;
         Ok(device)
     }
@@ -267,16 +288,31 @@ impl Node {
         let state = self.account_state()?;
         let t = target.trim();
         let lower = t.to_lowercase();
-        let matches: Vec<DeviceId> = state
+        let named = |(id, d): &(&DeviceId, &crate::identity::DeviceRecord)| {
+            d.name == t || id.matches_prefix(&lower)
+        };
+        let mut matches: Vec<DeviceId> = state
             .active_devices()
-            .filter(|(id, d)| d.name == t || id.matches_prefix(&lower))
+            .filter(named)
             .map(|(id, _)| *id)
             .collect();
+        // A revoked device may be revoked again (with this device's
+        // cut-off and cuts): one a thief revoked itself, with a cut-off of
+        // its choosing, is then cut off where the owner says.
+        if matches.is_empty() {
+            matches = state
+                .devices
+                .iter()
+                .filter(|(_, d)| d.revoked.is_some())
+                .filter(named)
+                .map(|(id, _)| *id)
+                .collect();
+        }
         let device = match matches.as_slice() {
             [one] => *one,
             [] => {
                 return Err(NodeError::Invalid(format!(
-                    "no active device of this account matches {t:?}"
+                    "no device of this account matches {t:?}"
                 )));
             }
             many => {
@@ -294,7 +330,12 @@ impl Node {
                 "this is the current device; revoke it from another one".into(),
             ));
         }
-        // The cut-off: the newest event by that device that we hold.
+        Ok((device, self.revocation_body(device)))
+    }
+
+    /// A revocation entry's body for `device`: its cut-off is the newest
+    /// event by that device that we hold.
+    fn revocation_body(&self, device: DeviceId) -> Vec<u8> {
         let cutoff_seq = self
             .logs
             .values()
@@ -302,13 +343,33 @@ impl Node {
             .map(|n| n.seq)
             .max()
             .unwrap_or(0);
-        let body = AccountEntry::RevokeDevice {
+        AccountEntry::RevokeDevice {
             device,
             cutoff_seq,
             cuts: true,
         }
-        .encode();
-        Ok((device, body))
+        .encode()
+    }
+
+    /// The devices `device` revoked (by the account log as held here),
+    /// other than this one: their cut-offs were its choice.
+    fn revoked_by(&self, device: DeviceId) -> Vec<DeviceId> {
+        let Some(log) = self.accounts.get(&self.account) else {
+            return vec![];
+        };
+        let mut out: Vec<DeviceId> = log
+            .events()
+            .filter(|e| e.header().author == device)
+            .filter_map(|e| AccountEntry::decode(e.header().kind, e.body()?).ok())
+            .filter_map(|entry| match entry {
+                AccountEntry::RevokeDevice { device: d, .. } => Some(d),
+                _ => None,
+            })
+            .filter(|d| *d != self.device() && *d != device)
+            .collect();
+        out.sort();
+        out.dedup();
+        out
     }
 
     /// The cuts to write when revoking `device` (see `crate::log::cut`):

@@ -890,7 +890,9 @@ impl Node {
         }
         let own = self.account_state()?;
         if log == LogId::self_log(self.account) {
-            return Ok(LogRules::Members(Members::new(vec![own])));
+            return Ok(LogRules::Members(
+                Members::new(vec![own]).distrusting(self.distrusted.keys().copied().collect()),
+            ));
         }
         if self.rooms.contains_key(&log) {
             return Ok(LogRules::Room {
@@ -906,7 +908,9 @@ impl Node {
             if let Ok(theirs) = self.account_log_state(contact) {
                 members.push(theirs);
             }
-            return Ok(LogRules::Members(Members::new(members)));
+            return Ok(LogRules::Members(
+                Members::new(members).distrusting(self.distrusted.keys().copied().collect()),
+            ));
         }
         Err(NodeError::UnknownLog(log))
     }

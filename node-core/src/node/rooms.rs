@@ -337,6 +337,7 @@ impl Node {
                 .filter_map(|l| l.state().ok())
                 .collect(),
         )
+        .distrusting(self.distrusted.keys().copied().collect())
     }
 
     /// Reads the accounts stored room events name, so their account logs
