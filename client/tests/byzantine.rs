@@ -407,6 +407,32 @@ async fn mallory(
     (m1, m2, seed)
 }
 
+/// Links `node` to `d`, says hello and sends its account log; the link
+/// stays open.
+async fn tell_account_log(node: &Node, d: &Running) -> (Transport, Link, FrameWriter, FrameReader) {
+    let own = LogId::account(node.account());
+    let ids: Vec<EventId> = node.log(&own).unwrap().ids().copied().collect();
+    let account_log = node.serve(own, &ids).await.unwrap();
+    let t = node
+        .bind_transport(&["127.0.0.1:0".parse().unwrap()])
+        .await
+        .unwrap();
+    let link = dial(&t, d).await;
+    let (mut w, mut r) = link.open().await.unwrap();
+    hello(&mut w, node.account()).await;
+    w.send(
+        &Msg::Events {
+            log: own,
+            events: account_log,
+        }
+        .encode(),
+    )
+    .await
+    .unwrap();
+    let _ = read_for(&mut r, Duration::from_secs(3)).await;
+    (t, link, w, r)
+}
+
 /// A device of a contact that the contact revoked: its receipts do not
 /// clear the victim's outbox (an `Ack` on an account log, which any device
 /// of the account may still sync, used to count), and nothing it writes
@@ -427,25 +453,7 @@ async fn a_revoked_device_clears_no_outbox_and_writes_nothing() {
     // m1 revokes m2 and tells Bob.
     m1.revoke_device("m2", 3).await.unwrap();
     let own = LogId::account(m1.account());
-    let ids: Vec<EventId> = m1.log(&own).unwrap().ids().copied().collect();
-    let account_log = m1.serve(own, &ids).await.unwrap();
-    let t1 = m1
-        .bind_transport(&["127.0.0.1:0".parse().unwrap()])
-        .await
-        .unwrap();
-    let link = dial(&t1, &bob).await;
-    let (mut w, mut r) = link.open().await.unwrap();
-    hello(&mut w, m1.account()).await;
-    w.send(
-        &Msg::Events {
-            log: own,
-            events: account_log,
-        }
-        .encode(),
-    )
-    .await
-    .unwrap();
-    let _ = read_for(&mut r, Duration::from_secs(3)).await;
+    let (t1, link, _, _) = tell_account_log(&m1, &bob).await;
     link.close("done");
     t1.close().await;
     let before = digest(&bob);
@@ -526,26 +534,7 @@ async fn a_thief_below_the_cut_off_is_never_shown() {
             body: b"send me money".to_vec(),
         },
     );
-    let own = LogId::account(m1.account());
-    let ids: Vec<EventId> = m1.log(&own).unwrap().ids().copied().collect();
-    let account_log = m1.serve(own, &ids).await.unwrap();
-    let t1 = m1
-        .bind_transport(&["127.0.0.1:0".parse().unwrap()])
-        .await
-        .unwrap();
-    let link = dial(&t1, &bob).await;
-    let (mut w, mut r) = link.open().await.unwrap();
-    hello(&mut w, m1.account()).await;
-    w.send(
-        &Msg::Events {
-            log: own,
-            events: account_log,
-        }
-        .encode(),
-    )
-    .await
-    .unwrap();
-    let _ = read_for(&mut r, Duration::from_secs(3)).await;
+    let (t1, link, mut w, mut r) = tell_account_log(&m1, &bob).await;
     let shown_before = ok(kith(
         &bob.home,
         &["log", &m1.account().to_string(), "--json"],

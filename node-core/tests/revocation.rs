@@ -58,6 +58,27 @@ fn signed(
     )
 }
 
+/// A conversation message by `dev` (see [`signed`]).
+fn message(
+    dev: &Dev,
+    log: LogId,
+    seq: u64,
+    prev: Option<EventId>,
+    parents: &[&Event],
+    text: &str,
+) -> Event {
+    signed(
+        dev,
+        log,
+        LogKind::Conversation,
+        seq,
+        prev,
+        parents,
+        1,
+        text.as_bytes().to_vec(),
+    )
+}
+
 /// The heads of `log` at `node`, as events.
 async fn heads(node: &Node, log: LogId) -> Vec<Event> {
     let ids: Vec<EventId> = node.log(&log).unwrap().heads().map(|(id, _)| id).collect();
@@ -135,26 +156,8 @@ fn a_thief_below_the_cut_off_is_kept_as_structure_only() {
         // Before the theft.
         let base = heads(&laptop, conv).await;
         let base: Vec<&Event> = base.iter().collect();
-        let m1 = signed(
-            &phone,
-            conv,
-            LogKind::Conversation,
-            1,
-            None,
-            &base,
-            1,
-            b"one".to_vec(),
-        );
-        let m2 = signed(
-            &phone,
-            conv,
-            LogKind::Conversation,
-            2,
-            Some(m1.id()),
-            &[&m1],
-            1,
-            b"two".to_vec(),
-        );
+        let m1 = message(&phone, conv, 1, None, &base, "one");
+        let m2 = message(&phone, conv, 2, Some(m1.id()), &[&m1], "two");
         let sh = heads(&laptop, self_log).await;
         let sh: Vec<&Event> = sh.iter().collect();
         let s10 = signed(
@@ -178,16 +181,7 @@ fn a_thief_below_the_cut_off_is_kept_as_structure_only() {
             .unwrap();
 
         // The thief, with unused numbers below the cut-off.
-        let minted = signed(
-            &phone,
-            conv,
-            LogKind::Conversation,
-            5,
-            Some(m2.id()),
-            &[&m2],
-            1,
-            b"send me money".to_vec(),
-        );
+        let minted = message(&phone, conv, 5, Some(m2.id()), &[&m2], "send me money");
         let relay = signed(
             &phone,
             self_log,
@@ -215,16 +209,7 @@ fn a_thief_below_the_cut_off_is_kept_as_structure_only() {
         .await
         .unwrap();
         bob_phone.seq = 1;
-        let reply = signed(
-            &bob_phone,
-            conv,
-            LogKind::Conversation,
-            1,
-            None,
-            &[&minted],
-            1,
-            b"who is this?".to_vec(),
-        );
+        let reply = message(&bob_phone, conv, 1, None, &[&minted], "who is this?");
         in_order(&mut laptop, LogId::account(bob.account()), &bob).await;
 
         // Bob hears of the revocation first, then the conversation (the
@@ -429,16 +414,7 @@ fn a_revocation_without_cuts_hides_no_history() {
         let conv = LogId::conversation(alice, bob.account());
         let base = heads(&laptop, conv).await;
         let base: Vec<&Event> = base.iter().collect();
-        let m1 = signed(
-            &phone,
-            conv,
-            LogKind::Conversation,
-            1,
-            None,
-            &base,
-            1,
-            b"old".to_vec(),
-        );
+        let m1 = message(&phone, conv, 1, None, &base, "old");
         ingest(&mut laptop, conv, &[&m1]).await;
         let entry = AccountEntry::RevokeDevice {
             device: phone.id(),
@@ -650,16 +626,7 @@ fn a_discarded_revocation_hides_nothing() {
         let conv = LogId::conversation(alice, carol.account());
         let base = heads(&laptop, conv).await;
         let base: Vec<&Event> = base.iter().collect();
-        let m = signed(
-            &honest,
-            conv,
-            LogKind::Conversation,
-            1,
-            None,
-            &base,
-            1,
-            b"hello carol".to_vec(),
-        );
+        let m = message(&honest, conv, 1, None, &base, "hello carol");
         ingest(&mut laptop, conv, &[&m]).await;
         in_order(&mut carol, account_log, &laptop).await;
         in_order(&mut carol, conv, &laptop).await;
@@ -838,36 +805,9 @@ fn a_branch_the_thief_made_does_not_hide_the_genuine_ones() {
         let conv = LogId::conversation(alice, bob.account());
         let base = heads(&laptop, conv).await;
         let base: Vec<&Event> = base.iter().collect();
-        let m1 = signed(
-            &phone,
-            conv,
-            LogKind::Conversation,
-            1,
-            None,
-            &base,
-            1,
-            b"one".to_vec(),
-        );
-        let m2 = signed(
-            &phone,
-            conv,
-            LogKind::Conversation,
-            2,
-            Some(m1.id()),
-            &[&m1],
-            1,
-            b"two".to_vec(),
-        );
-        let branch = signed(
-            &phone,
-            conv,
-            LogKind::Conversation,
-            9,
-            None,
-            &base,
-            1,
-            b"branch".to_vec(),
-        );
+        let m1 = message(&phone, conv, 1, None, &base, "one");
+        let m2 = message(&phone, conv, 2, Some(m1.id()), &[&m1], "two");
+        let branch = message(&phone, conv, 9, None, &base, "branch");
         ingest(&mut laptop, conv, &[&m1, &m2, &branch]).await;
         laptop
             .revoke_device(&phone.id().to_string(), NOW)
@@ -1017,16 +957,7 @@ fn cuts_that_vouch_for_each_other_vouch_for_nothing() {
         let conv = LogId::conversation(alice, bob.account());
         let base = heads(&laptop, conv).await;
         let base: Vec<&Event> = base.iter().collect();
-        let t = signed(
-            &d,
-            conv,
-            LogKind::Conversation,
-            1,
-            None,
-            &base,
-            1,
-            b"send me money".to_vec(),
-        );
+        let t = message(&d, conv, 1, None, &base, "send me money");
         let cut = |by: &Dev, seq: u64, named: &Dev, head: &Event| {
             signed(
                 by,
