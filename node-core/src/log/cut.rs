@@ -8,9 +8,9 @@
 //! last event there and cites it, and every other event of that device
 //! that nothing cites, as parents. The revoked device's events that are
 //! ancestors of a cut (one by a device of the account that revoked it) are
-//! vouched for; every other event of that device at or below its cut-off is kept only as
-//! structure: stored and passed on (what others built on it stays whole),
-//! never shown, never applied, never built on. A cut is private to the
+//! vouched for; every other event of that device at or below its cut-off
+//! is kept only as structure: stored and passed on (what others built on
+//! it stays whole), never shown, never applied, never built on. A cut is private to the
 //! log's holders (the public account log names no logs).
 //!
 //! A genuine event the revoking device had not received is kept as

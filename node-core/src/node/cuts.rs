@@ -4,8 +4,8 @@
 //! only as structure (status `SoftFailed`: stored and passed on, never
 //! shown, applied or built on) unless a cut in the same log, by a device
 //! of the account that revoked it, vouches for them (they are the cut's
-//! ancestors). New events of such a device are soft-failed as they arrive (see
-//! `Members::soft_fail`); this module settles what was stored before: when
+//! ancestors). New events of such a device are soft-failed as they arrive
+//! (see `Members::soft_fail`); this module settles what was stored before: when
 //! a revocation becomes known, and when a cut arrives after the events it
 //! vouches for. Statuses are a function of the stored events alone, so
 //! every device that holds the same events shows the same, in whatever
