@@ -1000,3 +1000,70 @@ fn cuts_that_vouch_for_each_other_vouch_for_nothing() {
         }
     });
 }
+
+/// The thief adds a device of its own from the stolen phone while Alice,
+/// who has not seen that addition, revokes the phone: conflict resolution
+/// discards the addition, so the new key was never Alice's. Carol heard
+/// of the addition first and took a message from the new key; once the
+/// revocation arrives it is no longer shown (and not after a restart
+/// either). It used to stay shown: only revoked devices were distrusted,
+/// and a device whose addition was discarded is not revoked, just gone.
+#[test]
+fn a_device_the_thief_added_behind_the_owners_back_is_never_shown() {
+    rt().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let mut laptop = new_node(&dir, "laptop").await;
+        let mut carol = new_node(&dir, "carol").await;
+        befriend(&mut laptop, &mut carol).await;
+        let alice = laptop.account();
+        let account_log = LogId::account(alice);
+        let mut phone = add_phone(&mut laptop).await;
+        in_order(&mut carol, account_log, &laptop).await;
+        // The thief's addition, which the laptop never receives.
+        let extra = Dev::new();
+        let ah = heads(&laptop, account_log).await;
+        let ah: Vec<&Event> = ah.iter().collect();
+        phone.seq = 100;
+        let added = common::add_device(&mut phone, alice, &ah, &extra);
+        ingest(&mut carol, account_log, &[&added]).await;
+        let conv = LogId::conversation(alice, carol.account());
+        let base = heads(&carol, conv).await;
+        let base: Vec<&Event> = base.iter().collect();
+        let m = message(&extra, conv, 1, None, &base, "send money to this account");
+        ingest(&mut carol, conv, &[&m]).await;
+        assert_eq!(
+            shown(&carol, alice).await,
+            vec!["send money to this account"]
+        );
+        // Alice revokes the phone; Carol hears of it.
+        laptop
+            .revoke_device(&phone.id().to_string(), NOW)
+            .await
+            .unwrap();
+        in_order(&mut carol, account_log, &laptop).await;
+        let state = carol.account_log_state(alice).unwrap();
+        assert!(
+            !state.devices.contains_key(&extra.id()),
+            "the thief's addition still counts"
+        );
+        assert!(
+            shown(&carol, alice).await.is_empty(),
+            "the thief's key is still shown"
+        );
+        assert_eq!(status(&carol, conv, &m.id()), Some(Status::SoftFailed));
+        carol.close().await;
+        let carol = Node::open(
+            node_core::store::Profile::new(dir.path().join("carol")),
+            None,
+        )
+        .await
+        .unwrap();
+        assert!(
+            shown(&carol, alice).await.is_empty(),
+            "shown after a restart"
+        );
+        for n in [laptop, carol] {
+            n.close().await;
+        }
+    });
+}

@@ -15,7 +15,7 @@ use super::entry::{AccountEntry, verify_join};
 use crate::crypto::VerifyingKey;
 use crate::id::{AccountId, DeviceId, EventId};
 use crate::log::{Dag, Event, Rules, Status};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// Largest account log accepted (devices come and go rarely).
 pub const MAX_ACCOUNT_EVENTS: usize = 1024;
@@ -60,6 +60,12 @@ pub struct AccountState {
     pub devices: BTreeMap<DeviceId, DeviceRecord>,
     /// Entries stored but discarded by conflict resolution.
     pub discarded: Vec<EventId>,
+    /// Devices that only discarded entries added (with their own join
+    /// signature), where the entry's author is revoked with cuts: a
+    /// distrusted device's additions its revoker never saw. They were
+    /// never the account's, but others may have taken their events while
+    /// the addition counted.
+    pub dropped: BTreeSet<DeviceId>,
 }
 
 impl AccountState {
@@ -471,11 +477,30 @@ impl Resolver {
                 r.cuts = true;
             }
         }
+        let dropped = self
+            .items
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !valid[*i])
+            .filter_map(|(_, item)| match &item.entry {
+                Some(AccountEntry::AddDevice { device, name, join })
+                    if !devices.contains_key(device)
+                        && devices
+                            .get(&item.author)
+                            .is_some_and(|d| d.revoked.is_some_and(|r| r.cuts))
+                        && verify_join(self.account, *device, name, join) =>
+                {
+                    Some(*device)
+                }
+                _ => None,
+            })
+            .collect();
         Ok(AccountState {
             account: self.account,
             name: account_name.clone(),
             recovery: *recovery,
             devices,
+            dropped,
             discarded: (0..self.len())
                 .filter(|&i| !valid[i])
                 .map(|i| self.items[i].id)

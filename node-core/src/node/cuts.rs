@@ -34,9 +34,13 @@ pub(super) type Distrusted = BTreeMap<DeviceId, Option<AccountId>>;
 
 impl Node {
     /// The distrusted devices as the followed account logs say now.
+    /// A device that only a discarded entry added (a thief's addition
+    /// its revoker never saw) is distrusted with no cut counting, unless
+    /// some followed account lists it validly.
     fn distrusted_now(&self) -> Distrusted {
         let mut listed: HashMap<DeviceId, usize> = HashMap::new();
         let mut revoked: Vec<(DeviceId, AccountId)> = Vec::new();
+        let mut dropped: BTreeSet<DeviceId> = BTreeSet::new();
         for (account, log) in &self.accounts {
             let Ok(state) = log.state_ref() else { continue };
             for (device, rec) in &state.devices {
@@ -45,11 +49,18 @@ impl Node {
                     revoked.push((*device, *account));
                 }
             }
+            dropped.extend(state.dropped.iter().copied());
         }
-        revoked
+        let mut distrusted: Distrusted = revoked
             .into_iter()
             .map(|(d, a)| (d, (listed.get(&d) == Some(&1)).then_some(a)))
-            .collect()
+            .collect();
+        for device in dropped {
+            if !listed.contains_key(&device) {
+                distrusted.insert(device, None);
+            }
+        }
+        distrusted
     }
 
     /// Remembers a stored cut (its status and author decide whether it
