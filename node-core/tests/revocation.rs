@@ -1001,39 +1001,47 @@ fn cuts_that_vouch_for_each_other_vouch_for_nothing() {
     });
 }
 
-/// The thief adds a device of its own from the stolen phone while Alice,
-/// who has not seen that addition, revokes the phone: conflict resolution
-/// discards the addition, so the new key was never Alice's. Carol heard
-/// of the addition first and took a message from the new key; once the
-/// revocation arrives it is no longer shown (and not after a restart
-/// either). It used to stay shown: only revoked devices were distrusted,
-/// and a device whose addition was discarded is not revoked, just gone.
+/// The thief adds a device of its own from the stolen phone (and, from
+/// that one, another) while Alice, who has not seen those additions,
+/// revokes the phone: conflict resolution discards them, so the new keys
+/// were never Alice's. Carol heard of the additions first and took a
+/// message from each new key; once the revocation arrives neither is
+/// shown, not when the thief's own account, which Carol then follows,
+/// lists the first key too, and not after a restart. They used to stay
+/// shown: only revoked devices were distrusted, and a device whose
+/// addition was discarded is not revoked, just gone.
 #[test]
 fn a_device_the_thief_added_behind_the_owners_back_is_never_shown() {
     rt().block_on(async {
         let dir = tempfile::tempdir().unwrap();
         let mut laptop = new_node(&dir, "laptop").await;
         let mut carol = new_node(&dir, "carol").await;
+        let mut mallory = new_node(&dir, "mallory").await;
         befriend(&mut laptop, &mut carol).await;
         let alice = laptop.account();
         let account_log = LogId::account(alice);
         let mut phone = add_phone(&mut laptop).await;
         in_order(&mut carol, account_log, &laptop).await;
-        // The thief's addition, which the laptop never receives.
-        let extra = Dev::new();
+        // The thief's additions, which the laptop never receives: a key
+        // that is also a device of the thief's own account, then a key
+        // that the first one adds.
+        let mut extra = add_phone(&mut mallory).await;
+        let further = Dev::new();
         let ah = heads(&laptop, account_log).await;
         let ah: Vec<&Event> = ah.iter().collect();
         phone.seq = 100;
         let added = common::add_device(&mut phone, alice, &ah, &extra);
-        ingest(&mut carol, account_log, &[&added]).await;
+        let added_too = common::add_device(&mut extra, alice, &[&added], &further);
+        ingest(&mut carol, account_log, &[&added, &added_too]).await;
         let conv = LogId::conversation(alice, carol.account());
         let base = heads(&carol, conv).await;
         let base: Vec<&Event> = base.iter().collect();
         let m = message(&extra, conv, 1, None, &base, "send money to this account");
-        ingest(&mut carol, conv, &[&m]).await;
+        let m2 = message(&further, conv, 1, None, &[&m], "quickly");
+        ingest(&mut carol, conv, &[&m, &m2]).await;
         assert_eq!(
             shown(&carol, alice).await,
-            vec!["send money to this account"]
+            vec!["send money to this account", "quickly"]
         );
         // Alice revokes the phone; Carol hears of it.
         laptop
@@ -1048,9 +1056,24 @@ fn a_device_the_thief_added_behind_the_owners_back_is_never_shown() {
         );
         assert!(
             shown(&carol, alice).await.is_empty(),
-            "the thief's key is still shown"
+            "the thief's keys are still shown"
         );
         assert_eq!(status(&carol, conv, &m.id()), Some(Status::SoftFailed));
+        assert_eq!(status(&carol, conv, &m2.id()), Some(Status::SoftFailed));
+        // Carol now follows the thief's own account, which lists the
+        // first key validly: that speaks for nothing in Alice's name.
+        befriend(&mut carol, &mut mallory).await;
+        in_order(&mut carol, LogId::account(mallory.account()), &mallory).await;
+        assert!(
+            carol
+                .account_log_state(mallory.account())
+                .unwrap()
+                .is_active(&extra.id())
+        );
+        assert!(
+            shown(&carol, alice).await.is_empty(),
+            "a second account listing the key vouched for it"
+        );
         carol.close().await;
         let carol = Node::open(
             node_core::store::Profile::new(dir.path().join("carol")),
@@ -1062,8 +1085,126 @@ fn a_device_the_thief_added_behind_the_owners_back_is_never_shown() {
             shown(&carol, alice).await.is_empty(),
             "shown after a restart"
         );
-        for n in [laptop, carol] {
+        for n in [laptop, carol, mallory] {
             n.close().await;
         }
+    });
+}
+
+/// After Alice revoked her stolen phone, the thief signs an account-log
+/// entry with an unused sequence number below the cut-off, on the heads
+/// from before the revocation. It is stored and discarded, and becomes a
+/// head the laptop's next entries build on; those must still count: a
+/// device added and a second stolen device revoked afterwards. (Every
+/// entry built on a discarded one used to be invalid, so the thief froze
+/// the account: nothing the owner added or revoked later took effect.)
+#[test]
+fn a_discarded_entry_does_not_freeze_the_account() {
+    rt().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let mut laptop = new_node(&dir, "laptop").await;
+        let alice = laptop.account();
+        let account_log = LogId::account(alice);
+        let self_log = LogId::self_log(alice);
+        let mut phone = add_phone(&mut laptop).await;
+        let tablet = add_phone(&mut laptop).await;
+        let sh = heads(&laptop, self_log).await;
+        let sh: Vec<&Event> = sh.iter().collect();
+        let s1 = signed(
+            &phone,
+            self_log,
+            LogKind::SelfLog,
+            10,
+            None,
+            &sh,
+            5,
+            setting_body("a", b"b"),
+        );
+        ingest(&mut laptop, self_log, &[&s1]).await;
+        let before = heads(&laptop, account_log).await;
+        laptop
+            .revoke_device(&phone.id().to_string(), NOW)
+            .await
+            .unwrap();
+        let before: Vec<&Event> = before.iter().collect();
+        let thiefs = Dev::new();
+        phone.seq = 4;
+        let late = common::add_device(&mut phone, alice, &before, &thiefs);
+        ingest(&mut laptop, account_log, &[&late]).await;
+        assert!(laptop.log(&account_log).unwrap().knows(&late.id()));
+        let state = laptop.account_state().unwrap();
+        assert!(!state.devices.contains_key(&thiefs.id()));
+        // The laptop's next entries cite the discarded one (a head).
+        let new = add_phone(&mut laptop).await;
+        laptop
+            .revoke_device(&tablet.id().to_string(), NOW)
+            .await
+            .unwrap();
+        let state = laptop.account_state().unwrap();
+        assert!(
+            state.is_active(&new.id()),
+            "the device added later is not in the account"
+        );
+        assert!(
+            !state.is_active(&tablet.id()),
+            "the tablet revoked later is still active"
+        );
+        laptop.close().await;
+    });
+}
+
+/// The phone added a tablet just before it was lost, and the laptop, which
+/// had not yet seen that addition, revoked the phone: the addition is
+/// discarded (it cannot be told from a thief's). Alice adds the tablet
+/// again from the laptop, and it counts. (The discarded addition, an
+/// ancestor of the new one, used to make it "already in the account".)
+#[test]
+fn a_device_whose_addition_was_discarded_can_be_added_again() {
+    rt().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let mut laptop = new_node(&dir, "laptop").await;
+        let alice = laptop.account();
+        let account_log = LogId::account(alice);
+        let self_log = LogId::self_log(alice);
+        let mut phone = add_phone(&mut laptop).await;
+        let sh = heads(&laptop, self_log).await;
+        let sh: Vec<&Event> = sh.iter().collect();
+        let s1 = signed(
+            &phone,
+            self_log,
+            LogKind::SelfLog,
+            10,
+            None,
+            &sh,
+            5,
+            setting_body("a", b"b"),
+        );
+        ingest(&mut laptop, self_log, &[&s1]).await;
+        let before = heads(&laptop, account_log).await;
+        let before: Vec<&Event> = before.iter().collect();
+        let tablet = Dev::new();
+        phone.seq = 4;
+        let added = common::add_device(&mut phone, alice, &before, &tablet);
+        laptop
+            .revoke_device(&phone.id().to_string(), NOW)
+            .await
+            .unwrap();
+        ingest(&mut laptop, account_log, &[&added]).await;
+        assert!(laptop.log(&account_log).unwrap().knows(&added.id()));
+        assert!(!laptop.account_state().unwrap().is_active(&tablet.id()));
+        let again = AccountEntry::AddDevice {
+            device: tablet.id(),
+            name: "tablet".into(),
+            join: sign_join(&tablet.key, alice, "tablet"),
+        };
+        laptop
+            .append(account_log, kind::ADD_DEVICE, again.encode(), NOW)
+            .await
+            .unwrap();
+        assert!(
+            laptop.account_state().unwrap().is_active(&tablet.id()),
+            "the tablet added again is not in the account"
+        );
+        laptop.close().await;
     });
 }

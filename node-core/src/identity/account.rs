@@ -163,9 +163,13 @@ impl Rules for AccountLog {
         let all = self.events.values().chain(std::iter::once(event));
         let r = Resolver::new(self.account, all);
         let i = r.index[&event.id()];
-        match r.validity(&vec![false; r.len()])[i] {
-            true => Ok(()),
-            false => Err(r.reason(i)),
+        // Valid at its parents as they are, or once conflict resolution
+        // has discarded what it discards (re-adding a device whose only
+        // addition was discarded).
+        if r.validity(&vec![false; r.len()])[i] || r.resolution().0[i] {
+            Ok(())
+        } else {
+            Err(r.reason(i))
         }
     }
 
@@ -239,13 +243,17 @@ impl Resolver {
     }
 
     /// Which entries are valid at their parents, ignoring `excluded` ones.
+    /// An excluded parent does not make its children invalid (a device
+    /// that cites a discarded head builds on what is valid below it):
+    /// otherwise one discarded entry, which a revoked device can sign at
+    /// will, would void everything the account's devices write after it.
     fn validity(&self, excluded: &[bool]) -> Vec<bool> {
         let mut valid = vec![false; self.len()];
         for i in 0..self.len() {
             let parents_ok = self.items[i]
                 .parents
                 .iter()
-                .all(|&p| p != usize::MAX && valid[p]);
+                .all(|&p| p != usize::MAX && (valid[p] || excluded[p]));
             valid[i] = !excluded[i] && parents_ok && self.allowed(i, &valid);
         }
         valid
@@ -325,6 +333,12 @@ impl Resolver {
     }
 
     fn resolve(&self) -> Result<AccountState, AccountError> {
+        let (valid, excluded) = self.resolution();
+        self.state(&valid, &excluded)
+    }
+
+    /// Which entries are valid, and which conflict resolution excluded.
+    fn resolution(&self) -> (Vec<bool>, Vec<bool>) {
         let mut excluded = vec![false; self.len()];
         let mut valid = self.validity(&excluded);
         for _ in 0..MAX_ROUNDS {
@@ -336,7 +350,7 @@ impl Resolver {
             excluded = next;
             valid = self.validity(&excluded);
         }
-        self.state(&valid)
+        (valid, excluded)
     }
 
     fn seniority(&self, valid: &[bool]) -> HashMap<DeviceId, (u64, EventId)> {
@@ -406,7 +420,7 @@ impl Resolver {
             .collect()
     }
 
-    fn state(&self, valid: &[bool]) -> Result<AccountState, AccountError> {
+    fn state(&self, valid: &[bool], excluded: &[bool]) -> Result<AccountState, AccountError> {
         let genesis = self
             .index
             .get(&EventId::from_bytes(*self.account.as_bytes()))
@@ -477,24 +491,25 @@ impl Resolver {
                 r.cuts = true;
             }
         }
-        let dropped = self
-            .items
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| !valid[*i])
-            .filter_map(|(_, item)| match &item.entry {
-                Some(AccountEntry::AddDevice { device, name, join })
-                    if !devices.contains_key(device)
-                        && devices
-                            .get(&item.author)
-                            .is_some_and(|d| d.revoked.is_some_and(|r| r.cuts))
-                        && verify_join(self.account, *device, name, join) =>
-                {
-                    Some(*device)
-                }
-                _ => None,
-            })
-            .collect();
+        // Devices a distrusted device added in entries conflict resolution
+        // excluded, and those such a device added in turn (in depth order,
+        // so one pass follows every generation).
+        let mut dropped: BTreeSet<DeviceId> = BTreeSet::new();
+        for (i, item) in self.items.iter().enumerate().filter(|(i, _)| !valid[*i]) {
+            let Some(AccountEntry::AddDevice { device, name, join }) = &item.entry else {
+                continue;
+            };
+            let by_distrusted = excluded[i]
+                && devices
+                    .get(&item.author)
+                    .is_some_and(|d| d.revoked.is_some_and(|r| r.cuts));
+            if (by_distrusted || dropped.contains(&item.author))
+                && !devices.contains_key(device)
+                && verify_join(self.account, *device, name, join)
+            {
+                dropped.insert(*device);
+            }
+        }
         Ok(AccountState {
             account: self.account,
             name: account_name.clone(),

@@ -35,8 +35,9 @@ pub(super) type Distrusted = BTreeMap<DeviceId, Option<AccountId>>;
 impl Node {
     /// The distrusted devices as the followed account logs say now.
     /// A device that only a discarded entry added (a thief's addition
-    /// its revoker never saw) is distrusted with no cut counting, unless
-    /// some followed account lists it validly.
+    /// its revoker never saw) is distrusted with no cut counting, even if
+    /// another followed account lists it (a join signature names its
+    /// account, so only the key's holder, the thief, made both).
     fn distrusted_now(&self) -> Distrusted {
         let mut listed: HashMap<DeviceId, usize> = HashMap::new();
         let mut revoked: Vec<(DeviceId, AccountId)> = Vec::new();
@@ -56,9 +57,7 @@ impl Node {
             .map(|(d, a)| (d, (listed.get(&d) == Some(&1)).then_some(a)))
             .collect();
         for device in dropped {
-            if !listed.contains_key(&device) {
-                distrusted.insert(device, None);
-            }
+            distrusted.insert(device, None);
         }
         distrusted
     }
