@@ -125,6 +125,27 @@ fn setting_body(name: &str, value: &[u8]) -> Vec<u8> {
     w.finish()
 }
 
+/// A self-log setting by `dev` with sequence number `seq` on the heads of
+/// `node`'s self log, ingested there (the device's cut-off is then at
+/// least `seq`).
+async fn wrote_setting(node: &mut Node, dev: &Dev, seq: u64) -> Event {
+    let self_log = LogId::self_log(node.account());
+    let sh = heads(node, self_log).await;
+    let sh: Vec<&Event> = sh.iter().collect();
+    let e = signed(
+        dev,
+        self_log,
+        LogKind::SelfLog,
+        seq,
+        None,
+        &sh,
+        5,
+        setting_body("a", b"b"),
+    );
+    ingest(node, self_log, &[&e]).await;
+    e
+}
+
 /// Alice's phone is stolen. Before, it wrote two messages to Bob and a
 /// self-log entry with sequence number 10, so numbers 3 to 9 were never
 /// used in the conversation. Alice revokes it from her laptop. The thief
@@ -563,20 +584,7 @@ fn the_recovery_key_revokes_even_where_no_cut_can_be_written() {
         .unwrap();
         let alice = laptop.account();
         let phone = add_phone(&mut laptop).await;
-        let self_log = LogId::self_log(alice);
-        let sh = heads(&laptop, self_log).await;
-        let sh: Vec<&Event> = sh.iter().collect();
-        let s1 = signed(
-            &phone,
-            self_log,
-            LogKind::SelfLog,
-            1,
-            None,
-            &sh,
-            5,
-            setting_body("a", b"b"),
-        );
-        ingest(&mut laptop, self_log, &[&s1]).await;
+        wrote_setting(&mut laptop, &phone, 1).await;
         let ah = heads(&laptop, LogId::account(alice)).await;
         let ah: Vec<&Event> = ah.iter().collect();
         let by_thief = entry(
@@ -687,19 +695,7 @@ fn a_room_goes_on_past_what_no_cut_covers() {
         let alice = laptop.account();
         let phone = add_phone(&mut laptop).await;
         let self_log = LogId::self_log(alice);
-        let sh = heads(&laptop, self_log).await;
-        let sh: Vec<&Event> = sh.iter().collect();
-        let s5 = signed(
-            &phone,
-            self_log,
-            LogKind::SelfLog,
-            5,
-            None,
-            &sh,
-            5,
-            setting_body("a", b"b"),
-        );
-        ingest(&mut laptop, self_log, &[&s5]).await;
+        wrote_setting(&mut laptop, &phone, 5).await;
         let room = laptop.create_room("lobby", true, NOW).await.unwrap();
         // Mia joins the public room.
         let mut mia = Dev::new();
@@ -1105,22 +1101,9 @@ fn a_discarded_entry_does_not_freeze_the_account() {
         let mut laptop = new_node(&dir, "laptop").await;
         let alice = laptop.account();
         let account_log = LogId::account(alice);
-        let self_log = LogId::self_log(alice);
         let mut phone = add_phone(&mut laptop).await;
         let tablet = add_phone(&mut laptop).await;
-        let sh = heads(&laptop, self_log).await;
-        let sh: Vec<&Event> = sh.iter().collect();
-        let s1 = signed(
-            &phone,
-            self_log,
-            LogKind::SelfLog,
-            10,
-            None,
-            &sh,
-            5,
-            setting_body("a", b"b"),
-        );
-        ingest(&mut laptop, self_log, &[&s1]).await;
+        wrote_setting(&mut laptop, &phone, 10).await;
         let before = heads(&laptop, account_log).await;
         laptop
             .revoke_device(&phone.id().to_string(), NOW)
@@ -1165,21 +1148,8 @@ fn a_device_whose_addition_was_discarded_can_be_added_again() {
         let mut laptop = new_node(&dir, "laptop").await;
         let alice = laptop.account();
         let account_log = LogId::account(alice);
-        let self_log = LogId::self_log(alice);
         let mut phone = add_phone(&mut laptop).await;
-        let sh = heads(&laptop, self_log).await;
-        let sh: Vec<&Event> = sh.iter().collect();
-        let s1 = signed(
-            &phone,
-            self_log,
-            LogKind::SelfLog,
-            10,
-            None,
-            &sh,
-            5,
-            setting_body("a", b"b"),
-        );
-        ingest(&mut laptop, self_log, &[&s1]).await;
+        wrote_setting(&mut laptop, &phone, 10).await;
         let before = heads(&laptop, account_log).await;
         let before: Vec<&Event> = before.iter().collect();
         let tablet = Dev::new();
