@@ -290,10 +290,7 @@ fn a_thief_below_the_cut_off_is_kept_as_structure_only() {
         assert!(h.iter().all(|e| !e.header().parents.contains(&minted.id())));
 
         let bob_account = bob.account();
-        bob.close().await;
-        let bob = Node::open(node_core::store::Profile::new(dir.path().join("bob")), None)
-            .await
-            .unwrap();
+        let bob = reopen(bob, &dir, "bob").await;
         assert_eq!(shown(&bob, alice).await, vec!["one", "two", "who is this?"]);
         assert_eq!(status(&bob, conv, &minted.id()), Some(Status::SoftFailed));
         let _ = bob_account;
@@ -301,6 +298,14 @@ fn a_thief_below_the_cut_off_is_kept_as_structure_only() {
             n.close().await;
         }
     });
+}
+
+/// Closes `node` and opens its profile `name` in `dir` again (a restart).
+async fn reopen(node: Node, dir: &tempfile::TempDir, name: &str) -> Node {
+    node.close().await;
+    Node::open(node_core::store::Profile::new(dir.path().join(name)), None)
+        .await
+        .unwrap()
 }
 
 /// Delivers `from`'s events of `log` that `node` lacks, parents first (as
@@ -447,13 +452,7 @@ fn a_revocation_without_cuts_hides_no_history() {
             .await
             .unwrap();
         assert_eq!(shown(&laptop, bob.account()).await, vec!["old"]);
-        laptop.close().await;
-        let laptop = Node::open(
-            node_core::store::Profile::new(dir.path().join("laptop")),
-            None,
-        )
-        .await
-        .unwrap();
+        let laptop = reopen(laptop, &dir, "laptop").await;
         assert_eq!(shown(&laptop, bob.account()).await, vec!["old"]);
         for n in [laptop, bob] {
             n.close().await;
@@ -548,13 +547,7 @@ fn a_second_account_cannot_vouch_for_the_stolen_key() {
         // A key two accounts claim speaks for neither: the owner's cut no
         // longer counts either.
         assert_eq!(status(&laptop, room, &said.id()), Some(Status::SoftFailed));
-        laptop.close().await;
-        let laptop = Node::open(
-            node_core::store::Profile::new(dir.path().join("laptop")),
-            None,
-        )
-        .await
-        .unwrap();
+        let laptop = reopen(laptop, &dir, "laptop").await;
         assert_eq!(
             status(&laptop, room, &rename.id()),
             Some(Status::SoftFailed)
@@ -667,13 +660,7 @@ fn a_discarded_revocation_hides_nothing() {
         // ... then the laptop's, which wins.
         in_order(&mut carol, account_log, &laptop).await;
         assert_eq!(shown(&carol, alice).await, vec!["hello carol"]);
-        carol.close().await;
-        let carol = Node::open(
-            node_core::store::Profile::new(dir.path().join("carol")),
-            None,
-        )
-        .await
-        .unwrap();
+        let carol = reopen(carol, &dir, "carol").await;
         assert_eq!(shown(&carol, alice).await, vec!["hello carol"]);
         for n in [laptop, carol] {
             n.close().await;
@@ -1070,13 +1057,7 @@ fn a_device_the_thief_added_behind_the_owners_back_is_never_shown() {
             shown(&carol, alice).await.is_empty(),
             "a second account listing the key vouched for it"
         );
-        carol.close().await;
-        let carol = Node::open(
-            node_core::store::Profile::new(dir.path().join("carol")),
-            None,
-        )
-        .await
-        .unwrap();
+        let carol = reopen(carol, &dir, "carol").await;
         assert!(
             shown(&carol, alice).await.is_empty(),
             "shown after a restart"
@@ -1085,6 +1066,27 @@ fn a_device_the_thief_added_behind_the_owners_back_is_never_shown() {
             n.close().await;
         }
     });
+}
+
+/// The phone (which wrote up to sequence number 10) adds a new key with
+/// number 4 on the account log's heads; the laptop, not having seen that,
+/// revokes the phone, then receives the addition (stored, and discarded).
+/// Returns the new key.
+async fn added_behind_the_revocation(laptop: &mut Node, phone: &mut Dev) -> Dev {
+    let account_log = LogId::account(laptop.account());
+    wrote_setting(laptop, phone, 10).await;
+    let before = heads(laptop, account_log).await;
+    let before: Vec<&Event> = before.iter().collect();
+    let new = Dev::new();
+    phone.seq = 4;
+    let added = common::add_device(phone, laptop.account(), &before, &new);
+    laptop
+        .revoke_device(&phone.id().to_string(), NOW)
+        .await
+        .unwrap();
+    ingest(laptop, account_log, &[&added]).await;
+    assert!(laptop.log(&account_log).unwrap().knows(&added.id()));
+    new
 }
 
 /// After Alice revoked her stolen phone, the thief signs an account-log
@@ -1099,22 +1101,9 @@ fn a_discarded_entry_does_not_freeze_the_account() {
     rt().block_on(async {
         let dir = tempfile::tempdir().unwrap();
         let mut laptop = new_node(&dir, "laptop").await;
-        let alice = laptop.account();
-        let account_log = LogId::account(alice);
         let mut phone = add_phone(&mut laptop).await;
         let tablet = add_phone(&mut laptop).await;
-        wrote_setting(&mut laptop, &phone, 10).await;
-        let before = heads(&laptop, account_log).await;
-        laptop
-            .revoke_device(&phone.id().to_string(), NOW)
-            .await
-            .unwrap();
-        let before: Vec<&Event> = before.iter().collect();
-        let thiefs = Dev::new();
-        phone.seq = 4;
-        let late = common::add_device(&mut phone, alice, &before, &thiefs);
-        ingest(&mut laptop, account_log, &[&late]).await;
-        assert!(laptop.log(&account_log).unwrap().knows(&late.id()));
+        let thiefs = added_behind_the_revocation(&mut laptop, &mut phone).await;
         let state = laptop.account_state().unwrap();
         assert!(!state.devices.contains_key(&thiefs.id()));
         // The laptop's next entries cite the discarded one (a head).
@@ -1149,18 +1138,7 @@ fn a_device_whose_addition_was_discarded_can_be_added_again() {
         let alice = laptop.account();
         let account_log = LogId::account(alice);
         let mut phone = add_phone(&mut laptop).await;
-        wrote_setting(&mut laptop, &phone, 10).await;
-        let before = heads(&laptop, account_log).await;
-        let before: Vec<&Event> = before.iter().collect();
-        let tablet = Dev::new();
-        phone.seq = 4;
-        let added = common::add_device(&mut phone, alice, &before, &tablet);
-        laptop
-            .revoke_device(&phone.id().to_string(), NOW)
-            .await
-            .unwrap();
-        ingest(&mut laptop, account_log, &[&added]).await;
-        assert!(laptop.log(&account_log).unwrap().knows(&added.id()));
+        let tablet = added_behind_the_revocation(&mut laptop, &mut phone).await;
         assert!(!laptop.account_state().unwrap().is_active(&tablet.id()));
         let again = AccountEntry::AddDevice {
             device: tablet.id(),
