@@ -185,6 +185,40 @@ fn what_a_device_signs_concurrently_with_its_revocation_is_discarded() {
     assert!(s.discarded.contains(&add3.id()));
 }
 
+/// The senior device A revokes a stolen device C while, concurrently, a
+/// second stolen device B revokes A and C revokes B. Resolution used to
+/// cycle (each round's exclusions undid the last round's) and stop at
+/// whatever round its bound fell on; now a revocation taken before its
+/// author's own revocation stands, so it settles: A's revocation of C and
+/// B's of A both count (only the recovery key undoes a thief's revocation
+/// of a senior device), in every arrival order.
+#[test]
+fn three_way_revocations_settle() {
+    let mut a = Dev::new();
+    let mut c = Dev::new();
+    let mut b = Dev::new();
+    let (account, g) = genesis(&mut a, None);
+    let add_c = add_device(&mut a, account, &[&g], &c);
+    let add_b = add_device(&mut a, account, &[&add_c], &b);
+    let r = revoke(&mut a, account, &[&add_b], &c, 0);
+    let r_a = revoke(&mut b, account, &[&add_b], &a, 0);
+    let s = revoke(&mut c, account, &[&add_b], &b, 0);
+    for order in [
+        [&g, &add_c, &add_b, &r, &r_a, &s],
+        [&g, &add_c, &add_b, &s, &r_a, &r],
+        [&s, &r_a, &r, &add_b, &add_c, &g],
+    ] {
+        let mut replica = Replica::new(account);
+        replica.offer_all(&order);
+        assert!(replica.log.settles(), "resolution does not settle");
+        let state = replica.log.state().unwrap();
+        assert!(!state.is_active(&c.id()));
+        assert!(!state.is_active(&a.id()));
+        assert!(state.is_active(&b.id()));
+        assert!(state.discarded.contains(&s.id()));
+    }
+}
+
 #[test]
 fn a_second_genesis_is_rejected() {
     let mut d1 = Dev::new();

@@ -144,6 +144,14 @@ impl AccountLog {
         self.state_ref().cloned().map_err(Clone::clone)
     }
 
+    /// Whether conflict resolution settles (one more round would change
+    /// nothing) within its bound of rounds; for tests and diagnostics.
+    pub fn settles(&self) -> bool {
+        Resolver::new(self.account, self.events.values())
+            .resolution()
+            .2
+    }
+
     /// The current state, without copying it (for frequent lookups).
     pub fn state_ref(&self) -> Result<&AccountState, &AccountError> {
         self.resolved
@@ -163,13 +171,9 @@ impl Rules for AccountLog {
         let all = self.events.values().chain(std::iter::once(event));
         let r = Resolver::new(self.account, all);
         let i = r.index[&event.id()];
-        // Valid at its parents as they are, or once conflict resolution
-        // has discarded what it discards (re-adding a device whose only
-        // addition was discarded).
-        if r.validity(&vec![false; r.len()])[i] || r.resolution().0[i] {
-            Ok(())
-        } else {
-            Err(r.reason(i))
+        match r.validity(&vec![false; r.len()])[i] {
+            true => Ok(()),
+            false => Err(r.reason(i)),
         }
     }
 
@@ -243,17 +247,16 @@ impl Resolver {
     }
 
     /// Which entries are valid at their parents, ignoring `excluded` ones.
-    /// An excluded parent does not make its children invalid (a device
-    /// that cites a discarded head builds on what is valid below it):
-    /// otherwise one discarded entry, which a revoked device can sign at
-    /// will, would void everything the account's devices write after it.
+    /// An entry is judged by its valid ancestors alone: an invalid or
+    /// excluded parent does not make it invalid (a device that cites a
+    /// discarded head builds on what is valid below it). Otherwise one
+    /// discarded entry, which a revoked device can sign at will, and any
+    /// entry on it would void everything the account's devices write
+    /// after them.
     fn validity(&self, excluded: &[bool]) -> Vec<bool> {
         let mut valid = vec![false; self.len()];
         for i in 0..self.len() {
-            let parents_ok = self.items[i]
-                .parents
-                .iter()
-                .all(|&p| p != usize::MAX && (valid[p] || excluded[p]));
+            let parents_ok = self.items[i].parents.iter().all(|&p| p != usize::MAX);
             valid[i] = !excluded[i] && parents_ok && self.allowed(i, &valid);
         }
         valid
@@ -333,24 +336,27 @@ impl Resolver {
     }
 
     fn resolve(&self) -> Result<AccountState, AccountError> {
-        let (valid, excluded) = self.resolution();
+        let (valid, excluded, _) = self.resolution();
         self.state(&valid, &excluded)
     }
 
-    /// Which entries are valid, and which conflict resolution excluded.
-    fn resolution(&self) -> (Vec<bool>, Vec<bool>) {
+    /// Which entries are valid, which conflict resolution excluded, and
+    /// whether it settled (a further round would change nothing).
+    fn resolution(&self) -> (Vec<bool>, Vec<bool>, bool) {
         let mut excluded = vec![false; self.len()];
         let mut valid = self.validity(&excluded);
         for _ in 0..MAX_ROUNDS {
             let revocations = self.effective_revocations(&valid);
             let next = self.concurrent_with_revocation(&revocations);
             if next == excluded {
-                break;
+                return (valid, excluded, true);
             }
             excluded = next;
             valid = self.validity(&excluded);
         }
-        (valid, excluded)
+        let revocations = self.effective_revocations(&valid);
+        let settled = self.concurrent_with_revocation(&revocations) == excluded;
+        (valid, excluded, settled)
     }
 
     fn seniority(&self, valid: &[bool]) -> HashMap<DeviceId, (u64, EventId)> {
@@ -403,17 +409,22 @@ impl Resolver {
     }
 
     /// Entries by revoked devices that are not ancestors of any effective
-    /// revocation of their author.
+    /// revocation of their author, except effective revocations: one taken
+    /// before its author's own revocation (in resolution order) stands.
+    /// (Excluding it too made resolution cycle: a senior device revokes a
+    /// stolen one while a second stolen one revokes the senior one and the
+    /// first revokes the second.)
     fn concurrent_with_revocation(
         &self,
         revoked: &BTreeMap<DeviceId, Vec<(usize, u64)>>,
     ) -> Vec<bool> {
+        let effective: BTreeSet<usize> = revoked.values().flatten().map(|(i, _)| *i).collect();
         self.items
             .iter()
             .enumerate()
             .map(|(i, item)| match revoked.get(&item.author) {
                 Some(revs) if Some(item.author) != self.recovery => {
-                    !revs.iter().any(|(r, _)| self.ancestors[*r][i])
+                    !effective.contains(&i) && !revs.iter().any(|(r, _)| self.ancestors[*r][i])
                 }
                 _ => false,
             })
