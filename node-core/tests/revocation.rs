@@ -1089,15 +1089,16 @@ async fn added_behind_the_revocation(laptop: &mut Node, phone: &mut Dev) -> (Eve
     (added, new)
 }
 
-/// After Alice revoked her stolen phone, the thief signs an account-log
-/// entry with an unused sequence number below the cut-off, on the heads
-/// from before the revocation, adding a key of its own, and from that key
-/// an entry adding another. Both are stored (valid at their parents) and
-/// neither counts; the second is a head the laptop's next entries build
-/// on, and those must still count: a device added and a second stolen
-/// device revoked afterwards. (Every entry built on a discarded one, or on
-/// an entry invalid because of one, used to be invalid, so the thief froze
-/// the account: nothing the owner added or revoked later took effect.)
+/// After Alice revoked her stolen phone, the thief signs account-log
+/// entries with unused sequence numbers below the cut-off, on the heads
+/// from before the revocation: one adding a key of its own, from that key
+/// one adding another, and one revoking the laptop. All are stored (valid
+/// at their parents) and none counts; they are heads the laptop's next
+/// entries build on, and those must still count: a device added and a
+/// second stolen device revoked afterwards. (Every entry built on a
+/// discarded one, or on an entry invalid because of one, used to be
+/// invalid, and the laptop's own entries on the thief's revocation of it
+/// were refused as by a revoked device: the thief froze the account.)
 #[test]
 fn a_discarded_entry_does_not_freeze_the_account() {
     rt().block_on(async {
@@ -1109,8 +1110,20 @@ fn a_discarded_entry_does_not_freeze_the_account() {
         let another = Dev::new();
         let later = common::add_device(&mut thiefs, laptop.account(), &[&late], &another);
         let account_log = LogId::account(laptop.account());
-        ingest(&mut laptop, account_log, &[&later]).await;
+        let revokes_laptop = entry(
+            &phone,
+            laptop.account(),
+            5,
+            &[&late],
+            &AccountEntry::RevokeDevice {
+                device: laptop.device(),
+                cutoff_seq: 0,
+                cuts: true,
+            },
+        );
+        ingest(&mut laptop, account_log, &[&later, &revokes_laptop]).await;
         let state = laptop.account_state().unwrap();
+        assert!(state.is_active(&laptop.device()));
         assert!(!state.devices.contains_key(&thiefs.id()));
         assert!(!state.devices.contains_key(&another.id()));
         // The laptop's next entries cite the discarded one (a head).
@@ -1129,5 +1142,49 @@ fn a_discarded_entry_does_not_freeze_the_account() {
             "the tablet revoked later is still active"
         );
         laptop.close().await;
+    });
+}
+
+/// The phone added a tablet just before it was lost, and the laptop, which
+/// had not yet seen that addition, revoked the phone: the addition is
+/// discarded (it cannot be told from a thief's). Alice adds the tablet
+/// again from the laptop, and it counts, on the laptop and on a contact
+/// who receives the entries. (The discarded addition, an
+/// ancestor of the new one, used to make it "already in the account".)
+#[test]
+fn a_device_whose_addition_was_discarded_can_be_added_again() {
+    rt().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let mut laptop = new_node(&dir, "laptop").await;
+        let mut carol = new_node(&dir, "carol").await;
+        befriend(&mut laptop, &mut carol).await;
+        let alice = laptop.account();
+        let account_log = LogId::account(alice);
+        let mut phone = add_phone(&mut laptop).await;
+        let (_, tablet) = added_behind_the_revocation(&mut laptop, &mut phone).await;
+        assert!(!laptop.account_state().unwrap().is_active(&tablet.id()));
+        let again = AccountEntry::AddDevice {
+            device: tablet.id(),
+            name: "tablet".into(),
+            join: sign_join(&tablet.key, alice, "tablet"),
+        };
+        laptop
+            .append(account_log, kind::ADD_DEVICE, again.encode(), NOW)
+            .await
+            .unwrap();
+        assert!(
+            laptop.account_state().unwrap().is_active(&tablet.id()),
+            "the tablet added again is not in the account"
+        );
+        in_order(&mut carol, account_log, &laptop).await;
+        assert!(
+            carol
+                .account_log_state(alice)
+                .unwrap()
+                .is_active(&tablet.id())
+        );
+        for n in [laptop, carol] {
+            n.close().await;
+        }
     });
 }

@@ -168,10 +168,25 @@ impl Rules for AccountLog {
                 "account log is full ({MAX_ACCOUNT_EVENTS} entries)"
             ));
         }
-        let all = self.events.values().chain(std::iter::once(event));
-        let r = Resolver::new(self.account, all);
+        // Resolved among its ancestors alone (so acceptance never depends
+        // on arrival order), with conflict resolution: an entry that cites
+        // a discarded revocation of its author (a thief's, signed with an
+        // unused sequence number on old heads) is judged without it.
+        let mut ancestry: Vec<&Event> = vec![event];
+        let mut seen: BTreeSet<EventId> = BTreeSet::new();
+        let mut next: Vec<EventId> = event.header().parents.clone();
+        while let Some(id) = next.pop() {
+            if !seen.insert(id) {
+                continue;
+            }
+            if let Some(e) = self.events.get(&id) {
+                next.extend(e.header().parents.iter().copied());
+                ancestry.push(e);
+            }
+        }
+        let r = Resolver::new(self.account, ancestry.into_iter());
         let i = r.index[&event.id()];
-        match r.validity(&vec![false; r.len()])[i] {
+        match r.resolution().0[i] {
             true => Ok(()),
             false => Err(r.reason(i)),
         }
@@ -188,6 +203,9 @@ struct Item {
     depth: u64,
     parents: Vec<usize>,
     entry: Option<AccountEntry>,
+    /// For an addition: whether the new device's join signature verifies
+    /// (checked once; resolution asks in every round).
+    join_ok: bool,
 }
 
 struct Resolver {
@@ -209,20 +227,30 @@ impl Resolver {
             .collect();
         let items: Vec<Item> = sorted
             .iter()
-            .map(|e| Item {
-                id: e.id(),
-                author: e.header().author,
-                depth: e.header().depth,
-                // A parent outside the set makes the entry invalid (usize::MAX).
-                parents: e
-                    .header()
-                    .parents
-                    .iter()
-                    .map(|p| index.get(p).copied().unwrap_or(usize::MAX))
-                    .collect(),
-                entry: e
+            .map(|e| {
+                let entry = e
                     .body()
-                    .and_then(|b| AccountEntry::decode(e.header().kind, b).ok()),
+                    .and_then(|b| AccountEntry::decode(e.header().kind, b).ok());
+                let join_ok = match &entry {
+                    Some(AccountEntry::AddDevice { device, name, join }) => {
+                        verify_join(account, *device, name, join)
+                    }
+                    _ => false,
+                };
+                Item {
+                    id: e.id(),
+                    author: e.header().author,
+                    depth: e.header().depth,
+                    // A parent outside the set makes the entry invalid (usize::MAX).
+                    parents: e
+                        .header()
+                        .parents
+                        .iter()
+                        .map(|p| index.get(p).copied().unwrap_or(usize::MAX))
+                        .collect(),
+                    entry,
+                    join_ok,
+                }
             })
             .collect();
         let ancestors = ancestor_sets(&items);
@@ -288,11 +316,11 @@ impl Resolver {
         match &item.entry {
             None => false,
             Some(AccountEntry::Genesis { .. }) => item.id.as_bytes() == self.account.as_bytes(),
-            Some(AccountEntry::AddDevice { device, name, join }) => {
+            Some(AccountEntry::AddDevice { device, .. }) => {
                 author_ok
                     && !members.contains(device)
                     && Some(*device) != self.recovery
-                    && verify_join(self.account, *device, name, join)
+                    && item.join_ok
             }
             // A device never revokes itself: the revoked device's key may
             // be a thief's, and a revocation of its own making could pick
@@ -309,9 +337,15 @@ impl Resolver {
     /// A precise reason why entry `i` is not valid at its parents.
     fn reason(&self, i: usize) -> String {
         let item = &self.items[i];
-        let valid = self.validity(&vec![false; self.len()]);
-        if item.parents.iter().any(|&p| p == usize::MAX || !valid[p]) {
-            return "a parent is not a valid account-log entry".into();
+        let (valid, excluded, _) = self.resolution();
+        if item.parents.contains(&usize::MAX) {
+            return "a parent is not an entry of this account log".into();
+        }
+        if excluded[i] {
+            return format!(
+                "author {} is revoked, and this entry is not before its revocation",
+                item.author
+            );
         }
         let (members, revoked) = self.membership_at(i, &valid);
         let author_known = Some(item.author) == self.recovery || members.contains(&item.author);
@@ -507,7 +541,7 @@ impl Resolver {
         // so one pass follows every generation).
         let mut dropped: BTreeSet<DeviceId> = BTreeSet::new();
         for (i, item) in self.items.iter().enumerate().filter(|(i, _)| !valid[*i]) {
-            let Some(AccountEntry::AddDevice { device, name, join }) = &item.entry else {
+            let Some(AccountEntry::AddDevice { device, .. }) = &item.entry else {
                 continue;
             };
             let by_distrusted = excluded[i]
@@ -516,7 +550,7 @@ impl Resolver {
                     .is_some_and(|d| d.revoked.is_some_and(|r| r.cuts));
             if (by_distrusted || dropped.contains(&item.author))
                 && !devices.contains_key(device)
-                && verify_join(self.account, *device, name, join)
+                && item.join_ok
             {
                 dropped.insert(*device);
             }
