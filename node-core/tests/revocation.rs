@@ -1188,3 +1188,66 @@ fn a_device_whose_addition_was_discarded_can_be_added_again() {
         }
     });
 }
+
+/// After its revocation, the thief fills Alice's account log to its bound
+/// with entries signed on old heads (each is stored, then discarded). The
+/// laptop, an active device, can still add and revoke devices in the
+/// entries kept for active devices and the recovery key; the thief's next
+/// entry is refused. (A full log used to refuse everyone, so the thief
+/// froze the account, even for the recovery key.)
+#[test]
+fn a_thief_cannot_fill_the_account_log() {
+    rt().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let mut laptop = new_node(&dir, "laptop").await;
+        let alice = laptop.account();
+        let account_log = LogId::account(alice);
+        let mut phone = add_phone(&mut laptop).await;
+        let tablet = add_phone(&mut laptop).await;
+        let (late, _) = added_behind_the_revocation(&mut laptop, &mut phone).await;
+        let target = laptop.device();
+        let flood = |k: u64| {
+            entry(
+                &phone,
+                alice,
+                5,
+                &[&late],
+                &AccountEntry::RevokeDevice {
+                    device: target,
+                    cutoff_seq: k,
+                    cuts: false,
+                },
+            )
+        };
+        let held = laptop.log(&account_log).unwrap().len();
+        let room = node_core::identity::MAX_ACCOUNT_EVENTS - held;
+        let events: Vec<Event> = (0..room as u64).map(flood).collect();
+        for chunk in events.chunks(128) {
+            let chunk: Vec<&Event> = chunk.iter().collect();
+            ingest(&mut laptop, account_log, &chunk).await;
+        }
+        assert_eq!(
+            laptop.log(&account_log).unwrap().len(),
+            node_core::identity::MAX_ACCOUNT_EVENTS
+        );
+        let more = flood(room as u64);
+        let out = laptop
+            .ingest_batch(account_log, &[more.encode()], NOW, 1, None)
+            .await
+            .unwrap();
+        assert!(
+            out.iter().all(|o| o.is_err()),
+            "the thief wrote past the bound"
+        );
+        let new = add_phone(&mut laptop).await;
+        laptop
+            .revoke_device(&tablet.id().to_string(), NOW)
+            .await
+            .unwrap();
+        let state = laptop.account_state().unwrap();
+        assert!(state.is_active(&laptop.device()));
+        assert!(state.is_active(&new.id()));
+        assert!(!state.is_active(&tablet.id()));
+        laptop.close().await;
+    });
+}

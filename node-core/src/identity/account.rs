@@ -17,8 +17,13 @@ use crate::id::{AccountId, DeviceId, EventId};
 use crate::log::{Dag, Event, Rules, Status};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-/// Largest account log accepted (devices come and go rarely).
+/// Largest account log accepted from anyone (devices come and go rarely).
 pub const MAX_ACCOUNT_EVENTS: usize = 1024;
+/// Entries kept beyond [`MAX_ACCOUNT_EVENTS`] for the recovery key and the
+/// devices active now: a revoked device can sign entries on old heads at
+/// will (they are stored, then discarded), and must not fill the log so
+/// that the owner can no longer revoke or add anything.
+pub const RESERVED_ACCOUNT_EVENTS: usize = 64;
 const MAX_ROUNDS: usize = 8;
 
 /// A device as the account log describes it.
@@ -139,6 +144,31 @@ impl AccountLog {
     pub fn events(&self) -> impl Iterator<Item = &Event> {
         self.events.values()
     }
+    /// The entries a new entry should cite: the valid ones no valid entry
+    /// cites. Discarded heads (a revoked device's entries on old heads)
+    /// are left out: citing them would push the owner's own entries out
+    /// of a new entry's capped parents, and with them what makes it valid.
+    /// Empty if the log does not resolve.
+    pub fn frontier(&self) -> Vec<EventId> {
+        let Ok(state) = self.state_ref() else {
+            return Vec::new();
+        };
+        let discarded: BTreeSet<&EventId> = state.discarded.iter().collect();
+        let valid: Vec<&Event> = self
+            .events
+            .values()
+            .filter(|e| !discarded.contains(&e.id()))
+            .collect();
+        let cited: BTreeSet<EventId> = valid
+            .iter()
+            .flat_map(|e| e.header().parents.iter().copied())
+            .collect();
+        valid
+            .iter()
+            .map(|e| e.id())
+            .filter(|id| !cited.contains(id))
+            .collect()
+    }
     /// Resolves the current state.
     pub fn state(&self) -> Result<AccountState, AccountError> {
         self.state_ref().cloned().map_err(Clone::clone)
@@ -164,9 +194,15 @@ impl AccountLog {
 impl Rules for AccountLog {
     fn authorize(&self, event: &Event, _dag: &Dag) -> Result<(), String> {
         if self.events.len() >= MAX_ACCOUNT_EVENTS {
-            return Err(format!(
-                "account log is full ({MAX_ACCOUNT_EVENTS} entries)"
-            ));
+            let author = event.header().author;
+            let owner = self.state_ref().is_ok_and(|s| {
+                s.is_active(&author) || s.recovery.is_some_and(|r| DeviceId::from(r) == author)
+            });
+            if !owner || self.events.len() >= MAX_ACCOUNT_EVENTS + RESERVED_ACCOUNT_EVENTS {
+                return Err(format!(
+                    "account log is full ({MAX_ACCOUNT_EVENTS} entries, and {RESERVED_ACCOUNT_EVENTS} more for active devices and the recovery key)"
+                ));
+            }
         }
         // Resolved among its ancestors alone (so acceptance never depends
         // on arrival order), with conflict resolution: an entry that cites

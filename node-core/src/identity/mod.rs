@@ -13,7 +13,10 @@ pub mod card;
 pub mod entry;
 pub mod members;
 
-pub use account::{AccountError, AccountLog, AccountState, DeviceRecord, Revocation};
+pub use account::{
+    AccountError, AccountLog, AccountState, DeviceRecord, MAX_ACCOUNT_EVENTS,
+    RESERVED_ACCOUNT_EVENTS, Revocation,
+};
 pub use card::{Card, CardError};
 pub use entry::{AccountEntry, join_message, sign_join, verify_join};
 pub use members::Members;

@@ -962,6 +962,12 @@ impl Node {
         let mut rules = self.rules_for(log)?;
         let me = self.device();
         let key = &self.key;
+        // In an account log, only valid entries are built on.
+        let frontier: Vec<EventId> = self
+            .account_of_log(log)
+            .and_then(|a| self.accounts.get(&a))
+            .map(|l| l.frontier())
+            .unwrap_or_default();
         let dag = self.logs.get_mut(&log).ok_or(NodeError::UnknownLog(log))?;
         let mut prev = dag.latest_by(&me);
         // In a room, events held as arrived late are not built on.
@@ -972,6 +978,14 @@ impl Node {
                 bodies.first().map(Vec::as_slice).unwrap_or_default(),
             )
         });
+        if !frontier.is_empty() {
+            let mut cited: Vec<(EventId, u64)> = frontier
+                .iter()
+                .filter_map(|id| dag.node(id).map(|n| (*id, n.depth)))
+                .collect();
+            crate::log::cap_parents(&mut cited, crate::log::MAX_PARENTS);
+            parents = Some(cited);
+        }
         let extra: Vec<(EventId, u64)> = also
             .iter()
             .filter_map(|id| dag.node(id).map(|n| (*id, n.depth)))
