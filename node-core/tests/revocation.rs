@@ -1251,3 +1251,120 @@ fn a_thief_cannot_fill_the_account_log() {
         laptop.close().await;
     });
 }
+
+/// After the laptop revoked the stolen phone, the thief signs on old heads
+/// a revocation of the laptop and one of the tablet; both are discarded.
+/// Alice then revokes the phone again with the recovery key: that must
+/// not bring the thief's revocations back. (The recovery revocation cited
+/// every head, so the thief's revocation of the laptop became its
+/// ancestor and counted; and revoking again what the phone revoked read
+/// discarded entries too, so the laptop revoked its own tablet.)
+#[test]
+fn the_recovery_key_does_not_revive_a_discarded_revocation() {
+    rt().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut laptop, code) = Node::create(
+            node_core::store::Profile::new(dir.path().join("laptop")),
+            "laptop",
+            None,
+            true,
+            NOW,
+        )
+        .await
+        .unwrap();
+        let alice = laptop.account();
+        let account_log = LogId::account(alice);
+        let mut phone = add_phone(&mut laptop).await;
+        let tablet = add_phone(&mut laptop).await;
+        let (late, _) = added_behind_the_revocation(&mut laptop, &mut phone).await;
+        let revokes = |seq: u64, device| {
+            entry(
+                &phone,
+                alice,
+                seq,
+                &[&late],
+                &AccountEntry::RevokeDevice {
+                    device,
+                    cutoff_seq: 0,
+                    cuts: true,
+                },
+            )
+        };
+        let (x1, x2) = (revokes(5, laptop.device()), revokes(6, tablet.id()));
+        ingest(&mut laptop, account_log, &[&x1, &x2]).await;
+        let state = laptop.account_state().unwrap();
+        assert!(state.is_active(&laptop.device()) && state.is_active(&tablet.id()));
+        laptop
+            .revoke_device_with_recovery(&phone.id().to_string(), &code.unwrap(), NOW)
+            .await
+            .unwrap();
+        let state = laptop.account_state().unwrap();
+        assert!(!state.is_active(&phone.id()));
+        assert!(
+            state.is_active(&laptop.device()),
+            "the thief's revocation of the laptop counts"
+        );
+        assert!(state.is_active(&tablet.id()), "the tablet was revoked");
+        laptop.close().await;
+    });
+}
+
+/// The phone is stolen and still active: the thief fills the account log
+/// past its bound, into the entries kept for active devices. The laptop
+/// can write no more, but the recovery key still revokes the phone.
+#[test]
+fn the_recovery_key_has_room_when_a_thief_fills_the_log() {
+    rt().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut laptop, code) = Node::create(
+            node_core::store::Profile::new(dir.path().join("laptop")),
+            "laptop",
+            None,
+            true,
+            NOW,
+        )
+        .await
+        .unwrap();
+        let alice = laptop.account();
+        let account_log = LogId::account(alice);
+        let phone = add_phone(&mut laptop).await;
+        let tablet = add_phone(&mut laptop).await;
+        let base = heads(&laptop, account_log).await;
+        let base: Vec<&Event> = base.iter().collect();
+        let bound =
+            node_core::identity::MAX_ACCOUNT_EVENTS + node_core::identity::RESERVED_ACCOUNT_EVENTS;
+        let room = bound - laptop.log(&account_log).unwrap().len();
+        let events: Vec<Event> = (0..room as u64)
+            .map(|k| {
+                entry(
+                    &phone,
+                    alice,
+                    k + 1,
+                    &base,
+                    &AccountEntry::RevokeDevice {
+                        device: tablet.id(),
+                        cutoff_seq: k,
+                        cuts: false,
+                    },
+                )
+            })
+            .collect();
+        for chunk in events.chunks(128) {
+            let chunk: Vec<&Event> = chunk.iter().collect();
+            ingest(&mut laptop, account_log, &chunk).await;
+        }
+        assert_eq!(laptop.log(&account_log).unwrap().len(), bound);
+        assert!(
+            laptop
+                .revoke_device(&phone.id().to_string(), NOW)
+                .await
+                .is_err()
+        );
+        laptop
+            .revoke_device_with_recovery(&phone.id().to_string(), &code.unwrap(), NOW)
+            .await
+            .unwrap();
+        assert!(!laptop.account_state().unwrap().is_active(&phone.id()));
+        laptop.close().await;
+    });
+}

@@ -24,6 +24,10 @@ pub const MAX_ACCOUNT_EVENTS: usize = 1024;
 /// will (they are stored, then discarded), and must not fill the log so
 /// that the owner can no longer revoke or add anything.
 pub const RESERVED_ACCOUNT_EVENTS: usize = 64;
+/// Entries kept beyond those for the recovery key alone: a stolen device
+/// that is still active can fill the rest, and the recovery key must
+/// still be able to revoke it.
+pub const RECOVERY_ACCOUNT_EVENTS: usize = 16;
 const MAX_ROUNDS: usize = 8;
 
 /// A device as the account log describes it.
@@ -117,6 +121,9 @@ pub enum AccountError {
 pub struct AccountLog {
     account: AccountId,
     events: BTreeMap<EventId, Event>,
+    /// Whether each stored addition's join signature verifies (checked
+    /// once at insert, not again for every entry a peer offers).
+    joins: HashMap<EventId, bool>,
     /// The resolved state, until the next insert (resolving is the costly
     /// part, and the state is read far more often than the log changes).
     resolved: std::sync::OnceLock<Result<AccountState, AccountError>>,
@@ -128,6 +135,7 @@ impl AccountLog {
         Self {
             account,
             events: BTreeMap::new(),
+            joins: HashMap::new(),
             resolved: std::sync::OnceLock::new(),
         }
     }
@@ -137,6 +145,7 @@ impl AccountLog {
     }
     /// Adds an event the DAG accepted.
     pub fn insert(&mut self, event: Event) {
+        self.joins.insert(event.id(), join_ok(self.account, &event));
         self.events.insert(event.id(), event);
         self.resolved = std::sync::OnceLock::new();
     }
@@ -177,7 +186,7 @@ impl AccountLog {
     /// Whether conflict resolution settles (one more round would change
     /// nothing) within its bound of rounds; for tests and diagnostics.
     pub fn settles(&self) -> bool {
-        Resolver::new(self.account, self.events.values())
+        Resolver::new(self.account, self.events.values(), &self.joins)
             .resolution()
             .2
     }
@@ -185,7 +194,9 @@ impl AccountLog {
     /// The current state, without copying it (for frequent lookups).
     pub fn state_ref(&self) -> Result<&AccountState, &AccountError> {
         self.resolved
-            .get_or_init(|| Resolver::new(self.account, self.events.values()).resolve())
+            .get_or_init(|| {
+                Resolver::new(self.account, self.events.values(), &self.joins).resolve()
+            })
             .as_ref()
     }
 }
@@ -195,12 +206,19 @@ impl Rules for AccountLog {
     fn authorize(&self, event: &Event, _dag: &Dag) -> Result<(), String> {
         if self.events.len() >= MAX_ACCOUNT_EVENTS {
             let author = event.header().author;
-            let owner = self.state_ref().is_ok_and(|s| {
-                s.is_active(&author) || s.recovery.is_some_and(|r| DeviceId::from(r) == author)
-            });
-            if !owner || self.events.len() >= MAX_ACCOUNT_EVENTS + RESERVED_ACCOUNT_EVENTS {
+            let state = self.state_ref().ok();
+            let recovery = state
+                .and_then(|s| s.recovery)
+                .is_some_and(|r| DeviceId::from(r) == author);
+            let active = state.is_some_and(|s| s.is_active(&author));
+            let bound = match (recovery, active) {
+                (true, _) => MAX_ACCOUNT_EVENTS + RESERVED_ACCOUNT_EVENTS + RECOVERY_ACCOUNT_EVENTS,
+                (false, true) => MAX_ACCOUNT_EVENTS + RESERVED_ACCOUNT_EVENTS,
+                (false, false) => MAX_ACCOUNT_EVENTS,
+            };
+            if self.events.len() >= bound {
                 return Err(format!(
-                    "account log is full ({MAX_ACCOUNT_EVENTS} entries, and {RESERVED_ACCOUNT_EVENTS} more for active devices and the recovery key)"
+                    "account log is full ({MAX_ACCOUNT_EVENTS} entries, {RESERVED_ACCOUNT_EVENTS} more for active devices and the recovery key, then {RECOVERY_ACCOUNT_EVENTS} for the recovery key)"
                 ));
             }
         }
@@ -220,11 +238,12 @@ impl Rules for AccountLog {
                 ancestry.push(e);
             }
         }
-        let r = Resolver::new(self.account, ancestry.into_iter());
+        let r = Resolver::new(self.account, ancestry.into_iter(), &self.joins);
         let i = r.index[&event.id()];
-        match r.resolution().0[i] {
+        let (valid, excluded, _) = r.resolution();
+        match valid[i] {
             true => Ok(()),
-            false => Err(r.reason(i)),
+            false => Err(r.reason(i, &valid, &excluded)),
         }
     }
 
@@ -253,7 +272,13 @@ struct Resolver {
 }
 
 impl Resolver {
-    fn new<'a>(account: AccountId, events: impl Iterator<Item = &'a Event>) -> Self {
+    /// `joins`: join signatures already checked, by entry id (others are
+    /// checked here).
+    fn new<'a>(
+        account: AccountId,
+        events: impl Iterator<Item = &'a Event>,
+        joins: &HashMap<EventId, bool>,
+    ) -> Self {
         let mut sorted: Vec<&Event> = events.collect();
         sorted.sort_by_key(|e| (e.header().depth, e.id()));
         let index: HashMap<EventId, usize> = sorted
@@ -267,11 +292,9 @@ impl Resolver {
                 let entry = e
                     .body()
                     .and_then(|b| AccountEntry::decode(e.header().kind, b).ok());
-                let join_ok = match &entry {
-                    Some(AccountEntry::AddDevice { device, name, join }) => {
-                        verify_join(account, *device, name, join)
-                    }
-                    _ => false,
+                let join_ok = match joins.get(&e.id()) {
+                    Some(ok) => *ok,
+                    None => join_ok(account, e),
                 };
                 Item {
                     id: e.id(),
@@ -371,9 +394,8 @@ impl Resolver {
     }
 
     /// A precise reason why entry `i` is not valid at its parents.
-    fn reason(&self, i: usize) -> String {
+    fn reason(&self, i: usize, valid: &[bool], excluded: &[bool]) -> String {
         let item = &self.items[i];
-        let (valid, excluded, _) = self.resolution();
         if item.parents.contains(&usize::MAX) {
             return "a parent is not an entry of this account log".into();
         }
@@ -383,7 +405,7 @@ impl Resolver {
                 item.author
             );
         }
-        let (members, revoked) = self.membership_at(i, &valid);
+        let (members, revoked) = self.membership_at(i, valid);
         let author_known = Some(item.author) == self.recovery || members.contains(&item.author);
         match &item.entry {
             None => "body missing or not an account-log entry".into(),
@@ -602,6 +624,20 @@ impl Resolver {
                 .map(|i| self.items[i].id)
                 .collect(),
         })
+    }
+}
+
+/// Whether `event` is an addition whose new device's join signature
+/// verifies.
+fn join_ok(account: AccountId, event: &Event) -> bool {
+    match event
+        .body()
+        .and_then(|b| AccountEntry::decode(event.header().kind, b).ok())
+    {
+        Some(AccountEntry::AddDevice { device, name, join }) => {
+            verify_join(account, device, &name, &join)
+        }
+        _ => false,
     }
 }
 

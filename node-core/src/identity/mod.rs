@@ -15,7 +15,7 @@ pub mod members;
 
 pub use account::{
     AccountError, AccountLog, AccountState, DeviceRecord, MAX_ACCOUNT_EVENTS,
-    RESERVED_ACCOUNT_EVENTS, Revocation,
+    RECOVERY_ACCOUNT_EVENTS, RESERVED_ACCOUNT_EVENTS, Revocation,
 };
 pub use card::{Card, CardError};
 pub use entry::{AccountEntry, join_message, sign_join, verify_join};

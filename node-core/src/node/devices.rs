@@ -260,9 +260,25 @@ impl Node {
         let (device, body) = self.revocation_of(target)?;
         let planned = self.planned_cuts(device);
         let log = LogId::account(self.account);
+        // Only valid entries are built on (see `AccountLog::frontier`): a
+        // discarded revocation by the thief, once an ancestor of this one,
+        // would count again.
+        let frontier = self
+            .accounts
+            .get(&self.account)
+            .map(|l| l.frontier())
+            .unwrap_or_default();
         let dag = self.logs.get(&log).ok_or(NodeError::UnknownLog(log))?;
         let prev = dag.latest_by(&recovery);
         let seq = prev.and_then(|p| dag.node(&p)).map_or(1, |n| n.seq + 1);
+        let mut parents: Vec<(EventId, u64)> = frontier
+            .iter()
+            .filter_map(|id| dag.node(id).map(|n| (*id, n.depth)))
+            .collect();
+        if parents.is_empty() {
+            parents = dag.heads().collect();
+        }
+        crate::log::cap_parents(&mut parents, crate::log::MAX_PARENTS);
         let event = crate::log::Event::sign(
             &key,
             crate::log::Draft {
@@ -270,7 +286,7 @@ impl Node {
                 log_kind: crate::log::LogKind::Account,
                 seq,
                 prev,
-                parents: dag.heads().collect(),
+                parents,
                 time: now,
                 kind: kind::REVOKE_DEVICE_CUT,
                 body,
@@ -351,15 +367,20 @@ impl Node {
         .encode()
     }
 
-    /// The devices `device` revoked (by the account log as held here),
-    /// other than this one: their cut-offs were its choice.
+    /// The devices `device` revoked (by the account log as held here, in
+    /// entries conflict resolution kept), other than this one: their
+    /// cut-offs were its choice. (A discarded revocation, such as a
+    /// thief's of one of the owner's devices, revoked nothing.)
     fn revoked_by(&self, device: DeviceId) -> Vec<DeviceId> {
         let Some(log) = self.accounts.get(&self.account) else {
             return vec![];
         };
+        let Ok(state) = log.state_ref() else {
+            return vec![];
+        };
         let mut out: Vec<DeviceId> = log
             .events()
-            .filter(|e| e.header().author == device)
+            .filter(|e| e.header().author == device && !state.discarded.contains(&e.id()))
             .filter_map(|e| AccountEntry::decode(e.header().kind, e.body()?).ok())
             .filter_map(|entry| match entry {
                 AccountEntry::RevokeDevice { device: d, .. } => Some(d),
