@@ -1309,9 +1309,13 @@ fn the_recovery_key_does_not_revive_a_discarded_revocation() {
     });
 }
 
-/// The phone is stolen and still active: the thief fills the account log
-/// past its bound, into the entries kept for active devices. The laptop
-/// can write no more, but the recovery key still revokes the phone.
+/// The phone is stolen and still active: the thief adds a key and revokes
+/// it at once with the highest cut-off (so it keeps writing), then fills
+/// the account log past its bound, into the entries kept for active
+/// devices. The laptop can write no more, but the recovery key still
+/// revokes the phone, and the key the phone revoked again with the
+/// laptop's cut-off. (The recovery key had no room; then the laptop's
+/// revoking again did not fit.)
 #[test]
 fn the_recovery_key_has_room_when_a_thief_fills_the_log() {
     rt().block_on(async {
@@ -1327,8 +1331,24 @@ fn the_recovery_key_has_room_when_a_thief_fills_the_log() {
         .unwrap();
         let alice = laptop.account();
         let account_log = LogId::account(alice);
-        let phone = add_phone(&mut laptop).await;
+        let mut phone = add_phone(&mut laptop).await;
         let tablet = add_phone(&mut laptop).await;
+        let extra = Dev::new();
+        let h = heads(&laptop, account_log).await;
+        let h: Vec<&Event> = h.iter().collect();
+        let add_extra = common::add_device(&mut phone, alice, &h, &extra);
+        let wide_open = entry(
+            &phone,
+            alice,
+            phone.seq + 1,
+            &[&add_extra],
+            &AccountEntry::RevokeDevice {
+                device: extra.id(),
+                cutoff_seq: u64::MAX,
+                cuts: false,
+            },
+        );
+        ingest(&mut laptop, account_log, &[&add_extra, &wide_open]).await;
         let base = heads(&laptop, account_log).await;
         let base: Vec<&Event> = base.iter().collect();
         let bound =
@@ -1364,7 +1384,12 @@ fn the_recovery_key_has_room_when_a_thief_fills_the_log() {
             .revoke_device_with_recovery(&phone.id().to_string(), &code.unwrap(), NOW)
             .await
             .unwrap();
-        assert!(!laptop.account_state().unwrap().is_active(&phone.id()));
+        let state = laptop.account_state().unwrap();
+        assert!(!state.is_active(&phone.id()));
+        assert!(
+            state.devices[&extra.id()].revoked.unwrap().cutoff_seq < u64::MAX,
+            "the key the thief revoked wide open still writes"
+        );
         laptop.close().await;
     });
 }

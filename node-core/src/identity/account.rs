@@ -26,8 +26,8 @@ pub const MAX_ACCOUNT_EVENTS: usize = 1024;
 pub const RESERVED_ACCOUNT_EVENTS: usize = 64;
 /// Entries kept beyond those for the recovery key alone: a stolen device
 /// that is still active can fill the rest, and the recovery key must
-/// still be able to revoke it.
-pub const RECOVERY_ACCOUNT_EVENTS: usize = 16;
+/// still be able to revoke it and what it revoked.
+pub const RECOVERY_ACCOUNT_EVENTS: usize = 64;
 const MAX_ROUNDS: usize = 8;
 
 /// A device as the account log describes it.

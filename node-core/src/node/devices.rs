@@ -259,10 +259,37 @@ impl Node {
         }
         let (device, body) = self.revocation_of(target)?;
         let planned = self.planned_cuts(device);
+        self.append_as_recovery(&key, body, now).await?;
+        self.write_cuts(device, planned, now).await;
+        // What it revoked is revoked again by the recovery key too: its
+        // entries fit where this device's may not (a thief who filled the
+        // log with a device still active).
+        for other in self.revoked_by(device) {
+            let planned = self.planned_cuts(other);
+            let body = self.revocation_body(other);
+            match self.append_as_recovery(&key, body, now).await {
+                Ok(()) => self.write_cuts(other, planned, now).await,
+                Err(e) => {
+                    tracing::warn!(device = %other.short(12), error = %e, "could not revoke again what a revoked device revoked");
+                }
+            }
+        }
+        self.rotate_mailbox(now).await?;
+        Ok(device)
+    }
+
+    /// Signs a revocation (`body`) with the recovery key and takes it in.
+    /// Only valid entries are built on (see `AccountLog::frontier`): a
+    /// discarded revocation by the thief, once an ancestor of this one,
+    /// would count again.
+    async fn append_as_recovery(
+        &mut self,
+        key: &SigningKey,
+        body: Vec<u8>,
+        now: i64,
+    ) -> Result<(), NodeError> {
+        let recovery = DeviceId::from(key.verifying_key());
         let log = LogId::account(self.account);
-        // Only valid entries are built on (see `AccountLog::frontier`): a
-        // discarded revocation by the thief, once an ancestor of this one,
-        // would count again.
         let frontier = self
             .accounts
             .get(&self.account)
@@ -280,7 +307,7 @@ impl Node {
         }
         crate::log::cap_parents(&mut parents, crate::log::MAX_PARENTS);
         let event = crate::log::Event::sign(
-            &key,
+            key,
             crate::log::Draft {
                 log: Some(log),
                 log_kind: crate::log::LogKind::Account,
@@ -293,10 +320,7 @@ impl Node {
             },
         );
         self.ingest_event(event, now, None).await?;
-        self.write_cuts(device, planned, now).await;
-        self.revoke_what_it_revoked(device, now).await;
-        self.rotate_mailbox(now).await?;
-        Ok(device)
+        Ok(())
     }
 
     /// The device `target` names and the revocation entry's body for it.
