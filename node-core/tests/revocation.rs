@@ -300,6 +300,20 @@ fn a_thief_below_the_cut_off_is_kept_as_structure_only() {
     });
 }
 
+/// Alice's laptop, made with a recovery key: the node and the code.
+async fn laptop_with_recovery(dir: &tempfile::TempDir) -> (Node, node_core::node::RecoveryCode) {
+    let (laptop, code) = Node::create(
+        node_core::store::Profile::new(dir.path().join("laptop")),
+        "laptop",
+        None,
+        true,
+        NOW,
+    )
+    .await
+    .unwrap();
+    (laptop, code.unwrap())
+}
+
 /// Closes `node` and opens its profile `name` in `dir` again (a restart).
 async fn reopen(node: Node, dir: &tempfile::TempDir, name: &str) -> Node {
     node.close().await;
@@ -566,15 +580,7 @@ fn a_second_account_cannot_vouch_for_the_stolen_key() {
 fn the_recovery_key_revokes_even_where_no_cut_can_be_written() {
     rt().block_on(async {
         let dir = tempfile::tempdir().unwrap();
-        let (mut laptop, code) = Node::create(
-            node_core::store::Profile::new(dir.path().join("laptop")),
-            "laptop",
-            None,
-            true,
-            NOW,
-        )
-        .await
-        .unwrap();
+        let (mut laptop, code) = laptop_with_recovery(&dir).await;
         let alice = laptop.account();
         let phone = add_phone(&mut laptop).await;
         wrote_setting(&mut laptop, &phone, 1).await;
@@ -594,7 +600,7 @@ fn the_recovery_key_revokes_even_where_no_cut_can_be_written() {
         ingest(&mut laptop, LogId::account(alice), &[&by_thief]).await;
         assert!(laptop.is_revoked());
         laptop
-            .revoke_device_with_recovery(&phone.id().to_string(), &code.unwrap(), NOW)
+            .revoke_device_with_recovery(&phone.id().to_string(), &code, NOW)
             .await
             .unwrap();
         let state = laptop.account_state().unwrap();
@@ -1263,15 +1269,7 @@ fn a_thief_cannot_fill_the_account_log() {
 fn the_recovery_key_does_not_revive_a_discarded_revocation() {
     rt().block_on(async {
         let dir = tempfile::tempdir().unwrap();
-        let (mut laptop, code) = Node::create(
-            node_core::store::Profile::new(dir.path().join("laptop")),
-            "laptop",
-            None,
-            true,
-            NOW,
-        )
-        .await
-        .unwrap();
+        let (mut laptop, code) = laptop_with_recovery(&dir).await;
         let alice = laptop.account();
         let account_log = LogId::account(alice);
         let mut phone = add_phone(&mut laptop).await;
@@ -1295,7 +1293,7 @@ fn the_recovery_key_does_not_revive_a_discarded_revocation() {
         let state = laptop.account_state().unwrap();
         assert!(state.is_active(&laptop.device()) && state.is_active(&tablet.id()));
         laptop
-            .revoke_device_with_recovery(&phone.id().to_string(), &code.unwrap(), NOW)
+            .revoke_device_with_recovery(&phone.id().to_string(), &code, NOW)
             .await
             .unwrap();
         let state = laptop.account_state().unwrap();
@@ -1320,15 +1318,7 @@ fn the_recovery_key_does_not_revive_a_discarded_revocation() {
 fn the_recovery_key_has_room_when_a_thief_fills_the_log() {
     rt().block_on(async {
         let dir = tempfile::tempdir().unwrap();
-        let (mut laptop, code) = Node::create(
-            node_core::store::Profile::new(dir.path().join("laptop")),
-            "laptop",
-            None,
-            true,
-            NOW,
-        )
-        .await
-        .unwrap();
+        let (mut laptop, code) = laptop_with_recovery(&dir).await;
         let alice = laptop.account();
         let account_log = LogId::account(alice);
         let mut phone = add_phone(&mut laptop).await;
@@ -1381,7 +1371,7 @@ fn the_recovery_key_has_room_when_a_thief_fills_the_log() {
                 .is_err()
         );
         laptop
-            .revoke_device_with_recovery(&phone.id().to_string(), &code.unwrap(), NOW)
+            .revoke_device_with_recovery(&phone.id().to_string(), &code, NOW)
             .await
             .unwrap();
         let state = laptop.account_state().unwrap();
