@@ -1383,3 +1383,57 @@ fn the_recovery_key_has_room_when_a_thief_fills_the_log() {
         laptop.close().await;
     });
 }
+
+/// The stolen phone, still active, revoked the tablet (an honest device);
+/// the owner then revokes the phone with the recovery key from the
+/// laptop. The recovery key signs no revocation of the tablet: that would
+/// brand the tablet a thief's, so the cuts of its own revocations would
+/// stop counting. (The recovery path used to revoke again, with the
+/// recovery key, everything the phone had revoked.)
+#[test]
+fn the_recovery_key_does_not_brand_a_device_the_thief_revoked() {
+    rt().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut laptop, code) = laptop_with_recovery(&dir).await;
+        let alice = laptop.account();
+        let account_log = LogId::account(alice);
+        let phone = add_phone(&mut laptop).await;
+        let tablet = add_phone(&mut laptop).await;
+        let h = heads(&laptop, account_log).await;
+        let h: Vec<&Event> = h.iter().collect();
+        let by_thief = entry(
+            &phone,
+            alice,
+            1,
+            &h,
+            &AccountEntry::RevokeDevice {
+                device: tablet.id(),
+                cutoff_seq: 0,
+                cuts: false,
+            },
+        );
+        ingest(&mut laptop, account_log, &[&by_thief]).await;
+        laptop
+            .revoke_device_with_recovery(&phone.id().to_string(), &code, NOW)
+            .await
+            .unwrap();
+        let recovery = node_core::DeviceId::from(laptop.account_state().unwrap().recovery.unwrap());
+        let branded = events_of(&laptop, account_log)
+            .await
+            .iter()
+            .map(|b| Event::decode(b).unwrap())
+            .filter(|e| e.header().author == recovery)
+            .filter_map(|e| AccountEntry::decode(e.header().kind, e.body()?).ok())
+            .any(
+                |x| matches!(x, AccountEntry::RevokeDevice { device, .. } if device == tablet.id()),
+            );
+        assert!(!branded, "the recovery key revoked the tablet");
+        let state = laptop.account_state().unwrap();
+        assert!(!state.is_active(&phone.id()));
+        assert!(
+            !state.is_active(&tablet.id()),
+            "the thief's revocation still cuts the tablet off"
+        );
+        laptop.close().await;
+    });
+}

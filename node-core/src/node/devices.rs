@@ -45,6 +45,11 @@ pub struct JoinSnapshot {
     pub self_log: Vec<Vec<u8>>,
 }
 
+/// Recovery-key entries the recovery path leaves unused when it revokes
+/// again what a revoked device revoked: room to revoke a second stolen
+/// device afterwards.
+const RECOVERY_KEPT: usize = 8;
+
 impl Node {
     /// Makes a one-time invite code for a new device of this account, valid
     /// for ten minutes; `hints` are where this device listens.
@@ -216,7 +221,7 @@ impl Node {
         )
         .await?;
         self.write_cuts(device, planned, now).await;
-        self.revoke_what_it_revoked(device, now).await;
+        self.revoke_what_it_revoked(device, None, now).await;
         self.rotate_mailbox(now).await?;
         Ok(device)
     }
@@ -225,14 +230,57 @@ impl Node {
     /// device's cut-offs and cuts (a thief who added a device and revoked
     /// it with the highest cut-off would otherwise keep that key writing).
     /// Where this device may not write (the thief revoked it too), it is
-    /// left to another.
-    async fn revoke_what_it_revoked(&mut self, device: DeviceId, now: i64) {
+    /// left to another. A device already revoked with cuts at or below
+    /// this device's cut-off is left alone. With `recovery` (the recovery
+    /// path), the recovery key signs the revocations of the devices
+    /// `device` itself added (its entries fit where this device's may not,
+    /// in a log a thief filled), while a few of its entries are left; the
+    /// others, the owner's own devices it revoked, are revoked again by
+    /// this device (the recovery key's revocation would brand them a
+    /// thief's and void their own revocations' cuts).
+    async fn revoke_what_it_revoked(
+        &mut self,
+        device: DeviceId,
+        recovery: Option<&SigningKey>,
+        now: i64,
+    ) {
+        let log = LogId::account(self.account);
         for other in self.revoked_by(device) {
+            let ours = self.cutoff_for(other);
+            let Some(account) = self.accounts.get(&self.account) else {
+                return;
+            };
+            let Ok(state) = account.state_ref() else {
+                return;
+            };
+            let record = state.devices.get(&other);
+            if record
+                .and_then(|r| r.revoked)
+                .is_some_and(|r| r.cuts && r.cutoff_seq <= ours)
+            {
+                continue;
+            }
+            let added_by_it = record.is_some_and(|r| {
+                account
+                    .events()
+                    .any(|e| e.id() == r.added_in && e.header().author == device)
+            });
+            let room = account.events().count()
+                < crate::identity::MAX_ACCOUNT_EVENTS
+                    + crate::identity::RESERVED_ACCOUNT_EVENTS
+                    + crate::identity::RECOVERY_ACCOUNT_EVENTS
+                    - RECOVERY_KEPT;
             let planned = self.planned_cuts(other);
             let body = self.revocation_body(other);
-            let log = LogId::account(self.account);
-            match self.append(log, kind::REVOKE_DEVICE_CUT, body, now).await {
-                Ok(_) => self.write_cuts(other, planned, now).await,
+            let done = match recovery {
+                Some(key) if added_by_it && room => self.append_as_recovery(key, body, now).await,
+                _ => self
+                    .append(log, kind::REVOKE_DEVICE_CUT, body, now)
+                    .await
+                    .map(|_| ()),
+            };
+            match done {
+                Ok(()) => self.write_cuts(other, planned, now).await,
                 Err(e) => {
                     tracing::warn!(device = %other.short(12), error = %e, "could not revoke again what a revoked device revoked");
                 }
@@ -261,19 +309,7 @@ impl Node {
         let planned = self.planned_cuts(device);
         self.append_as_recovery(&key, body, now).await?;
         self.write_cuts(device, planned, now).await;
-        // What it revoked is revoked again by the recovery key too: its
-        // entries fit where this device's may not (a thief who filled the
-        // log with a device still active).
-        for other in self.revoked_by(device) {
-            let planned = self.planned_cuts(other);
-            let body = self.revocation_body(other);
-            match self.append_as_recovery(&key, body, now).await {
-                Ok(()) => self.write_cuts(other, planned, now).await,
-                Err(e) => {
-                    tracing::warn!(device = %other.short(12), error = %e, "could not revoke again what a revoked device revoked");
-                }
-            }
-        }
+        self.revoke_what_it_revoked(device, Some(&key), now).await;
         self.rotate_mailbox(now).await?;
         Ok(device)
     }
@@ -376,19 +412,23 @@ impl Node {
     /// A revocation entry's body for `device`: its cut-off is the newest
     /// event by that device that we hold.
     fn revocation_body(&self, device: DeviceId) -> Vec<u8> {
-        let cutoff_seq = self
-            .logs
+        AccountEntry::RevokeDevice {
+            device,
+            cutoff_seq: self.cutoff_for(device),
+            cuts: true,
+        }
+        .encode()
+    }
+
+    /// The cut-off this device gives `device`: its highest sequence
+    /// number held here.
+    fn cutoff_for(&self, device: DeviceId) -> u64 {
+        self.logs
             .values()
             .filter_map(|dag| dag.latest_by(&device).and_then(|id| dag.node(&id)))
             .map(|n| n.seq)
             .max()
-            .unwrap_or(0);
-        AccountEntry::RevokeDevice {
-            device,
-            cutoff_seq,
-            cuts: true,
-        }
-        .encode()
+            .unwrap_or(0)
     }
 
     /// The devices `device` revoked (by the account log as held here, in
