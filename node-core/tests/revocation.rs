@@ -474,6 +474,30 @@ fn a_revocation_without_cuts_hides_no_history() {
     });
 }
 
+/// A revocation of `device` by `by` with sequence number `seq` on
+/// `parents` (an account-log entry; see [`entry`]).
+fn revocation(
+    by: &Dev,
+    account: AccountId,
+    seq: u64,
+    parents: &[&Event],
+    device: node_core::DeviceId,
+    cutoff_seq: u64,
+    cuts: bool,
+) -> Event {
+    entry(
+        by,
+        account,
+        seq,
+        parents,
+        &AccountEntry::RevokeDevice {
+            device,
+            cutoff_seq,
+            cuts,
+        },
+    )
+}
+
 /// An account log entry by `by` (a device of `account`) on `parents`.
 fn entry(by: &Dev, account: AccountId, seq: u64, parents: &[&Event], e: &AccountEntry) -> Event {
     signed(
@@ -586,17 +610,7 @@ fn the_recovery_key_revokes_even_where_no_cut_can_be_written() {
         wrote_setting(&mut laptop, &phone, 1).await;
         let ah = heads(&laptop, LogId::account(alice)).await;
         let ah: Vec<&Event> = ah.iter().collect();
-        let by_thief = entry(
-            &phone,
-            alice,
-            2,
-            &ah,
-            &AccountEntry::RevokeDevice {
-                device: laptop.device(),
-                cutoff_seq: 0,
-                cuts: true,
-            },
-        );
+        let by_thief = revocation(&phone, alice, 2, &ah, laptop.device(), 0, true);
         ingest(&mut laptop, LogId::account(alice), &[&by_thief]).await;
         assert!(laptop.is_revoked());
         laptop
@@ -642,17 +656,7 @@ fn a_discarded_revocation_hides_nothing() {
         // (the most senior device) revokes the phone.
         let ah = heads(&laptop, account_log).await;
         let ah: Vec<&Event> = ah.iter().collect();
-        let by_thief = entry(
-            &phone,
-            alice,
-            1,
-            &ah,
-            &AccountEntry::RevokeDevice {
-                device: honest.id(),
-                cutoff_seq: 0,
-                cuts: true,
-            },
-        );
+        let by_thief = revocation(&phone, alice, 1, &ah, honest.id(), 0, true);
         laptop
             .revoke_device(&phone.id().to_string(), NOW)
             .await
@@ -867,17 +871,7 @@ fn what_a_stolen_device_revoked_is_revoked_again() {
                 join: sign_join(&extra.key, alice, "extra"),
             },
         );
-        let wide_open = entry(
-            &phone,
-            alice,
-            2,
-            &[&add],
-            &AccountEntry::RevokeDevice {
-                device: extra.id(),
-                cutoff_seq: u64::MAX,
-                cuts: false,
-            },
-        );
+        let wide_open = revocation(&phone, alice, 2, &[&add], extra.id(), u64::MAX, false);
         ingest(&mut laptop, account_log, &[&add, &wide_open]).await;
         laptop
             .revoke_device(&phone.id().to_string(), NOW)
@@ -1116,16 +1110,14 @@ fn a_discarded_entry_does_not_freeze_the_account() {
         let another = Dev::new();
         let later = common::add_device(&mut thiefs, laptop.account(), &[&late], &another);
         let account_log = LogId::account(laptop.account());
-        let revokes_laptop = entry(
+        let revokes_laptop = revocation(
             &phone,
             laptop.account(),
             5,
             &[&late],
-            &AccountEntry::RevokeDevice {
-                device: laptop.device(),
-                cutoff_seq: 0,
-                cuts: true,
-            },
+            laptop.device(),
+            0,
+            true,
         );
         ingest(&mut laptop, account_log, &[&later, &revokes_laptop]).await;
         let state = laptop.account_state().unwrap();
@@ -1212,19 +1204,7 @@ fn a_thief_cannot_fill_the_account_log() {
         let tablet = add_phone(&mut laptop).await;
         let (late, _) = added_behind_the_revocation(&mut laptop, &mut phone).await;
         let target = laptop.device();
-        let flood = |k: u64| {
-            entry(
-                &phone,
-                alice,
-                5,
-                &[&late],
-                &AccountEntry::RevokeDevice {
-                    device: target,
-                    cutoff_seq: k,
-                    cuts: false,
-                },
-            )
-        };
+        let flood = |k: u64| revocation(&phone, alice, 5, &[&late], target, k, false);
         let held = laptop.log(&account_log).unwrap().len();
         let room = node_core::identity::MAX_ACCOUNT_EVENTS - held;
         let events: Vec<Event> = (0..room as u64).map(flood).collect();
@@ -1275,19 +1255,7 @@ fn the_recovery_key_does_not_revive_a_discarded_revocation() {
         let mut phone = add_phone(&mut laptop).await;
         let tablet = add_phone(&mut laptop).await;
         let (late, _) = added_behind_the_revocation(&mut laptop, &mut phone).await;
-        let revokes = |seq: u64, device| {
-            entry(
-                &phone,
-                alice,
-                seq,
-                &[&late],
-                &AccountEntry::RevokeDevice {
-                    device,
-                    cutoff_seq: 0,
-                    cuts: true,
-                },
-            )
-        };
+        let revokes = |seq: u64, device| revocation(&phone, alice, seq, &[&late], device, 0, true);
         let (x1, x2) = (revokes(5, laptop.device()), revokes(6, tablet.id()));
         ingest(&mut laptop, account_log, &[&x1, &x2]).await;
         let state = laptop.account_state().unwrap();
@@ -1327,16 +1295,14 @@ fn the_recovery_key_has_room_when_a_thief_fills_the_log() {
         let h = heads(&laptop, account_log).await;
         let h: Vec<&Event> = h.iter().collect();
         let add_extra = common::add_device(&mut phone, alice, &h, &extra);
-        let wide_open = entry(
+        let wide_open = revocation(
             &phone,
             alice,
             phone.seq + 1,
             &[&add_extra],
-            &AccountEntry::RevokeDevice {
-                device: extra.id(),
-                cutoff_seq: u64::MAX,
-                cuts: false,
-            },
+            extra.id(),
+            u64::MAX,
+            false,
         );
         ingest(&mut laptop, account_log, &[&add_extra, &wide_open]).await;
         let base = heads(&laptop, account_log).await;
@@ -1345,19 +1311,7 @@ fn the_recovery_key_has_room_when_a_thief_fills_the_log() {
             node_core::identity::MAX_ACCOUNT_EVENTS + node_core::identity::RESERVED_ACCOUNT_EVENTS;
         let room = bound - laptop.log(&account_log).unwrap().len();
         let events: Vec<Event> = (0..room as u64)
-            .map(|k| {
-                entry(
-                    &phone,
-                    alice,
-                    k + 1,
-                    &base,
-                    &AccountEntry::RevokeDevice {
-                        device: tablet.id(),
-                        cutoff_seq: k,
-                        cuts: false,
-                    },
-                )
-            })
+            .map(|k| revocation(&phone, alice, k + 1, &base, tablet.id(), k, false))
             .collect();
         for chunk in events.chunks(128) {
             let chunk: Vec<&Event> = chunk.iter().collect();
@@ -1401,17 +1355,7 @@ fn the_recovery_key_does_not_brand_a_device_the_thief_revoked() {
         let tablet = add_phone(&mut laptop).await;
         let h = heads(&laptop, account_log).await;
         let h: Vec<&Event> = h.iter().collect();
-        let by_thief = entry(
-            &phone,
-            alice,
-            1,
-            &h,
-            &AccountEntry::RevokeDevice {
-                device: tablet.id(),
-                cutoff_seq: 0,
-                cuts: false,
-            },
-        );
+        let by_thief = revocation(&phone, alice, 1, &h, tablet.id(), 0, false);
         ingest(&mut laptop, account_log, &[&by_thief]).await;
         laptop
             .revoke_device_with_recovery(&phone.id().to_string(), &code, NOW)
