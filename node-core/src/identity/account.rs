@@ -145,7 +145,11 @@ impl AccountLog {
     }
     /// Adds an event the DAG accepted.
     pub fn insert(&mut self, event: Event) {
-        self.joins.insert(event.id(), join_ok(self.account, &event));
+        let entry = event
+            .body()
+            .and_then(|b| AccountEntry::decode(event.header().kind, b).ok());
+        self.joins
+            .insert(event.id(), join_ok(self.account, entry.as_ref()));
         self.events.insert(event.id(), event);
         self.resolved = std::sync::OnceLock::new();
     }
@@ -294,7 +298,7 @@ impl Resolver {
                     .and_then(|b| AccountEntry::decode(e.header().kind, b).ok());
                 let join_ok = match joins.get(&e.id()) {
                     Some(ok) => *ok,
-                    None => join_ok(account, e),
+                    None => join_ok(account, entry.as_ref()),
                 };
                 Item {
                     id: e.id(),
@@ -627,15 +631,12 @@ impl Resolver {
     }
 }
 
-/// Whether `event` is an addition whose new device's join signature
+/// Whether `entry` is an addition whose new device's join signature
 /// verifies.
-fn join_ok(account: AccountId, event: &Event) -> bool {
-    match event
-        .body()
-        .and_then(|b| AccountEntry::decode(event.header().kind, b).ok())
-    {
+fn join_ok(account: AccountId, entry: Option<&AccountEntry>) -> bool {
+    match entry {
         Some(AccountEntry::AddDevice { device, name, join }) => {
-            verify_join(account, device, &name, &join)
+            verify_join(account, *device, name, join)
         }
         _ => false,
     }

@@ -326,22 +326,11 @@ impl Node {
     ) -> Result<(), NodeError> {
         let recovery = DeviceId::from(key.verifying_key());
         let log = LogId::account(self.account);
-        let frontier = self
-            .accounts
-            .get(&self.account)
-            .map(|l| l.frontier())
-            .unwrap_or_default();
+        let parents = self.account_parents(log);
         let dag = self.logs.get(&log).ok_or(NodeError::UnknownLog(log))?;
         let prev = dag.latest_by(&recovery);
         let seq = prev.and_then(|p| dag.node(&p)).map_or(1, |n| n.seq + 1);
-        let mut parents: Vec<(EventId, u64)> = frontier
-            .iter()
-            .filter_map(|id| dag.node(id).map(|n| (*id, n.depth)))
-            .collect();
-        if parents.is_empty() {
-            parents = dag.heads().collect();
-        }
-        crate::log::cap_parents(&mut parents, crate::log::MAX_PARENTS);
+        let parents = parents.unwrap_or_else(|| dag.heads().collect());
         let event = crate::log::Event::sign(
             key,
             crate::log::Draft {

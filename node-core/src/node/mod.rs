@@ -947,6 +947,20 @@ impl Node {
             .await
     }
 
+    /// The parents a new entry of account log `log` cites: its valid
+    /// entries no valid entry cites (`AccountLog::frontier`), capped. None
+    /// if `log` is not a followed account log or the frontier is empty.
+    pub(super) fn account_parents(&self, log: LogId) -> Option<Vec<(EventId, u64)>> {
+        let frontier = self.accounts.get(&self.account_of_log(log)?)?.frontier();
+        let dag = self.logs.get(&log)?;
+        let mut parents: Vec<(EventId, u64)> = frontier
+            .iter()
+            .filter_map(|id| dag.node(id).map(|n| (*id, n.depth)))
+            .collect();
+        crate::log::cap_parents(&mut parents, crate::log::MAX_PARENTS);
+        (!parents.is_empty()).then_some(parents)
+    }
+
     /// [`Node::append_many`] whose first event also cites `also` (a cut
     /// cites the events it vouches for), in place of the shallowest heads
     /// if there are too many.
@@ -963,11 +977,7 @@ impl Node {
         let me = self.device();
         let key = &self.key;
         // In an account log, only valid entries are built on.
-        let frontier: Vec<EventId> = self
-            .account_of_log(log)
-            .and_then(|a| self.accounts.get(&a))
-            .map(|l| l.frontier())
-            .unwrap_or_default();
+        let frontier = self.account_parents(log);
         let dag = self.logs.get_mut(&log).ok_or(NodeError::UnknownLog(log))?;
         let mut prev = dag.latest_by(&me);
         // In a room, events held as arrived late are not built on.
@@ -978,13 +988,8 @@ impl Node {
                 bodies.first().map(Vec::as_slice).unwrap_or_default(),
             )
         });
-        if !frontier.is_empty() {
-            let mut cited: Vec<(EventId, u64)> = frontier
-                .iter()
-                .filter_map(|id| dag.node(id).map(|n| (*id, n.depth)))
-                .collect();
-            crate::log::cap_parents(&mut cited, crate::log::MAX_PARENTS);
-            parents = Some(cited);
+        if frontier.is_some() {
+            parents = frontier;
         }
         let extra: Vec<(EventId, u64)> = also
             .iter()
