@@ -156,6 +156,8 @@ async fn round_trips() {
             .send_message(bid, &format!("ping {i}"), now())
             .await
             .unwrap();
+        // As `kith send` answers: once the message is on the disk.
+        a.daemon.durability().sync().await.unwrap();
         if i >= 100 {
             sends.push(t.elapsed().as_secs_f64() * 1000.0);
         }
@@ -178,6 +180,38 @@ async fn round_trips() {
         "local send alone (sign, one fsync'd transaction): p50 {:.2} ms",
         pct(&mut sends, 0.5)
     );
+    lock_report("round trip", &a, &b);
+}
+
+/// Where the daemons' time went: the node lock's waits and holds, and the
+/// store's sync rounds (group commit), per side.
+fn lock_report(part: &str, a: &Side, b: &Side) {
+    for (name, s) in [("A", a), ("B", b)] {
+        let lock = s.daemon.node();
+        println!(
+            "{part}, node lock waits on {name}: {}",
+            lock.waits.summary()
+        );
+        println!(
+            "{part}, node lock holds on {name}: {}",
+            lock.holds.summary()
+        );
+        let durable = s.daemon.durability();
+        let rounds: Vec<String> = durable
+            .round_times()
+            .into_iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(b, n)| match b {
+                Some(b) => format!("<{b}:{n}"),
+                None => format!("more:{n}"),
+            })
+            .collect();
+        println!(
+            "{part}, store sync rounds on {name}: {} (µs: {})",
+            durable.rounds(),
+            rounds.join(" ")
+        );
+    }
 }
 
 async fn throughput() {
@@ -197,6 +231,7 @@ async fn throughput() {
             .send_message(bid, &format!("message {i:>6}"), now())
             .await
             .unwrap();
+        a.daemon.durability().sync().await.unwrap();
     }
     wait_count(&b, log, n, Duration::from_secs(120)).await;
     println!(
@@ -217,6 +252,7 @@ async fn throughput() {
             .send_messages(bid, &texts, now())
             .await
             .unwrap();
+        a.daemon.durability().sync().await.unwrap();
     }
     if try_wait_count(&b, log, n + m, Duration::from_secs(120)).await {
         let rate = m as f64 / t.elapsed().as_secs_f64();
@@ -228,6 +264,7 @@ async fn throughput() {
             n + m
         );
     }
+    lock_report("throughput", &a, &b);
 }
 
 async fn history_and_reconnect() {
@@ -248,6 +285,7 @@ async fn history_and_reconnect() {
             .send_messages(bid, &texts, now())
             .await
             .unwrap();
+        a.daemon.durability().sync().await.unwrap();
     }
     let event_bytes: usize = {
         let node = a.daemon.node().lock().await;

@@ -627,3 +627,60 @@ fn a_log_larger_than_a_request_line_is_read_whole() {
     let log = a.log_json(&bid);
     assert_eq!(ids(&log), sent);
 }
+
+/// An acknowledgement leaves only once the receiver's write is on its
+/// disk: B's daemon syncs its store 2 s late, so for 2 s B holds the
+/// message committed but not durable. A must not count it delivered in
+/// that window; B is killed in it, and A, still holding the message as
+/// undelivered, delivers it again when B is back. (Before group commit's
+/// durable watermark, B acknowledged at once.)
+#[test]
+fn an_ack_waits_for_the_receivers_disk() {
+    let (a, ia, _da) = user("alice");
+    let mut b = Profile::new();
+    b.init("bob");
+    let mut db = b.spawn_daemon_with(&["--danger-sync-delay-ms", "2000"]);
+    pair(&a, &b);
+    let first = a.send("bob", "hello");
+    assert!(
+        wait_until(WAIT, || a.log_json("bob").iter().all(|m| m.delivered)),
+        "first message not delivered\n{}",
+        logs(&a, &b)
+    );
+
+    let id = a.send("bob", "before the disk");
+    // B shows it as soon as it is committed (reads do not wait)...
+    assert!(
+        wait_until(WAIT, || b.log_json(&ia.account).iter().any(|m| m.id == id)),
+        "B never stored the message\n{}",
+        logs(&a, &b)
+    );
+    // ...but A must not have heard that B holds it: B's disk has not
+    // confirmed it yet.
+    let la = a.log_json("bob");
+    let m = la.iter().find(|m| m.id == id).expect("A's own message");
+    assert!(
+        !m.delivered,
+        "A counts the message delivered before B's write is durable\n{}",
+        logs(&a, &b)
+    );
+    db.kill_hard();
+    thread::sleep(Duration::from_millis(500));
+    let la = a.log_json("bob");
+    assert!(
+        la.iter().any(|m| m.id == id && !m.delivered),
+        "A lost track of a message B never confirmed: {la:?}"
+    );
+    assert_eq!(outbox(&a), 1, "A's outbox still holds the message");
+
+    let _db = b.spawn_daemon();
+    assert!(
+        wait_until(WAIT, || {
+            a.log_json("bob").iter().all(|m| m.delivered) && outbox(&a) == 0
+        }),
+        "not delivered again after B restarted\n{}",
+        logs(&a, &b)
+    );
+    let lb = b.log_json(&ia.account);
+    assert_eq!(ids(&lb), vec![first, id], "B holds each message once");
+}

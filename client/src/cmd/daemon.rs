@@ -24,6 +24,11 @@ pub struct Args {
     /// Tests only: serve corrupted file chunks (plays a bad device).
     #[arg(long, hide = true)]
     pub danger_corrupt_served_chunks: bool,
+    /// Tests only: wait this many milliseconds before each sync of the
+    /// store to disk (widens the window between a commit and its
+    /// durability).
+    #[arg(long, hide = true, value_name = "MS", default_value_t = 0)]
+    pub danger_sync_delay_ms: u64,
     /// Refuse to offer files larger than this many bytes.
     #[arg(long, value_name = "BYTES", default_value_t = crate::daemon::FileLimits::default().max_file)]
     pub max_file_size: u64,
@@ -51,6 +56,7 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
         let node = Node::open(profile, pass.as_ref())
             .await
             .context("opening the profile")?;
+        node.durability().set_delay_ms(args.danger_sync_delay_ms);
         drop(pass);
         let limits = crate::daemon::FileLimits {
             auto_fetch: args.auto_fetch_up_to,

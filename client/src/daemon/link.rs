@@ -421,8 +421,18 @@ impl Driver<'_> {
     async fn execute(&mut self, mut queue: VecDeque<Action>) -> Result<()> {
         while let Some(action) = queue.pop_front() {
             match action {
-                Action::Send(msg) => self.writer.send(self.d, vec![msg.encode()])?,
+                Action::Send(msg) => {
+                    if says_held(&msg) {
+                        // Never tell a peer we hold what we could still lose.
+                        self.d.durable_now().await?;
+                    }
+                    self.writer.send(self.d, vec![msg.encode()])?
+                }
                 Action::Serve { log, ids } => {
+                    // An own event just written must be on the disk before
+                    // it leaves (after a crash its sequence number would be
+                    // used again for another event).
+                    self.d.durable_now().await?;
                     // Read from the store without holding the node.
                     let store = self.d.node.lock().await.store().clone();
                     let events = node_core::node::serve_from(&store, log, &ids).await?;
@@ -603,6 +613,16 @@ impl Driver<'_> {
         }
         Ok(())
     }
+}
+
+/// Whether sending `msg` tells the peer what this device holds (so the
+/// peer may stop keeping it for us) or hands it events: it waits until this
+/// device's writes are on the disk.
+fn says_held(msg: &Msg) -> bool {
+    matches!(
+        msg,
+        Msg::Events { .. } | Msg::Ack { .. } | Msg::Same { .. } | Msg::Synced { .. }
+    )
 }
 
 /// Reads frames into `to` until the stream ends, fails, or the link's

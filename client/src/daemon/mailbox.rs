@@ -281,6 +281,8 @@ async fn collect(daemon: &Daemon, server: &Server<'_>) -> Result<()> {
             }
         }
         if !opened.is_empty() {
+            // Deleted from the mailbox only once stored for good here.
+            daemon.durable_now().await?;
             server.delete(&opened).await?;
             info!(
                 deposits = opened.len(),

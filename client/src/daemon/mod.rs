@@ -9,6 +9,7 @@ mod link;
 mod mailbox;
 mod push;
 mod rpc_server;
+pub mod timed;
 
 use anyhow::{Context, Result};
 use node_core::node::Node;
@@ -20,13 +21,15 @@ use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
 use tokio::net::UnixListener;
 use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::Mutex;
 use tracing::{info, warn};
 
 /// What the daemon serves from.
 #[derive(Debug)]
 pub struct Daemon {
-    node: Mutex<Node>,
+    node: timed::TimedMutex<Node>,
+    /// When the node's writes are on the disk: acknowledgements, events
+    /// sent to peers and replies to clients wait for it, never the node.
+    durable: node_core::store::Durability,
     transport: Transport,
     /// Live links per peer device.
     links: std::sync::Mutex<HashMap<DeviceId, usize>>,
@@ -178,9 +181,10 @@ impl Daemon {
         let transport = bind(&node, listen).await?;
         let (receipts, receipts_rx) = tokio::sync::mpsc::channel(RECEIPTS_QUEUED);
         Ok(Arc::new(Self {
+            durable: node.durability(),
             receipts,
             receipts_rx: std::sync::Mutex::new(Some(receipts_rx)),
-            node: Mutex::new(node),
+            node: timed::TimedMutex::new(node),
             transport,
             links: Default::default(),
             echo,
@@ -385,8 +389,18 @@ impl Daemon {
         self.stop.notify_one();
     }
 
+    /// When the node's writes are on the disk.
+    pub fn durability(&self) -> &node_core::store::Durability {
+        &self.durable
+    }
+
+    /// Waits until every write so far is on the disk.
+    async fn durable_now(&self) -> Result<()> {
+        self.durable.sync().await.context("making writes durable")
+    }
+
     /// The node (for in-process benchmarks and tests).
-    pub fn node(&self) -> &Mutex<Node> {
+    pub fn node(&self) -> &timed::TimedMutex<Node> {
         &self.node
     }
 

@@ -101,10 +101,22 @@ impl Daemon {
     pub(super) async fn handle_client(&self, stream: UnixStream) {
         let (read, write) = stream.into_split();
         let resp = match rpc::read_request(read).await {
-            Ok(req) => match self.answer(req).await {
-                Ok(v) => Response::Ok(v),
-                Err(e) => Response::Error(crate::one_line(&e)),
-            },
+            Ok(req) => {
+                let writes = self.durable.writes();
+                let mut answer = self.answer(req).await;
+                // A request that wrote is answered once its writes are on
+                // the disk (what `kith send` returned for survives a crash
+                // of the machine too); a read waits for nothing.
+                if self.durable.writes() != writes
+                    && let Err(e) = self.durable_now().await
+                {
+                    answer = Err(e);
+                }
+                match answer {
+                    Ok(v) => Response::Ok(v),
+                    Err(e) => Response::Error(crate::one_line(&e)),
+                }
+            }
             Err(e) => Response::Error(crate::one_line(&e)),
         };
         if let Err(e) = rpc::write_response(write, &resp).await {

@@ -1080,6 +1080,12 @@ impl Node {
             .await?)
     }
 
+    /// When this node's writes are on the disk (group commit): what must
+    /// not leave the device before its write is durable waits on this.
+    pub fn durability(&self) -> crate::store::Durability {
+        self.store.durability().clone()
+    }
+
     /// New stored events, as they happen.
     pub fn subscribe(&self) -> broadcast::Receiver<LocalEvent> {
         self.events.subscribe()
