@@ -28,6 +28,39 @@ use std::time::Duration;
 pub const ALPN: &[u8] = b"kith/1";
 /// The ALPN of a device joining an account with an invite code.
 pub const ALPN_JOIN: &[u8] = b"kith-join/1";
+
+/// What a connection is for, named by its ALPN: the daemon's router hands
+/// each accepted connection to the handler of its protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Protocol {
+    /// Syncing logs, with file streams beside it ([`ALPN`]).
+    Sync,
+    /// A new device joining the account with an invite code ([`ALPN_JOIN`]).
+    Join,
+}
+
+impl Protocol {
+    /// Every protocol this build speaks (what the endpoint accepts).
+    pub const ALL: [Protocol; 2] = [Protocol::Sync, Protocol::Join];
+
+    /// Its ALPN.
+    pub fn alpn(self) -> &'static [u8] {
+        match self {
+            Protocol::Sync => ALPN,
+            Protocol::Join => ALPN_JOIN,
+        }
+    }
+
+    /// The protocol of an ALPN, if this build speaks it.
+    pub fn from_alpn(alpn: &[u8]) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.alpn() == alpn)
+    }
+}
+
+/// Most bytes of unread incoming datagrams kept per connection (older ones
+/// are dropped beyond it): a peer cannot make a link hold more.
+pub const MAX_DATAGRAM_BUFFER: usize = 64 << 10;
 /// Connections idle this long are closed.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Keep-alive interval on idle connections.
@@ -120,6 +153,7 @@ pub struct Transport {
 pub struct Link {
     conn: Connection,
     peer: DeviceId,
+    protocol: Protocol,
 }
 
 impl Transport {
@@ -131,6 +165,7 @@ impl Transport {
         let config = QuicTransportConfig::builder()
             .max_idle_timeout(IdleTimeout::try_from(IDLE_TIMEOUT).ok())
             .keep_alive_interval(KEEP_ALIVE)
+            .datagram_receive_buffer_size(Some(MAX_DATAGRAM_BUFFER))
             .build();
         let defaults: Vec<SocketAddr> = vec![
             SocketAddr::from(([0, 0, 0, 0], 0)),
@@ -147,7 +182,7 @@ impl Transport {
         };
         let mut builder = Endpoint::builder(presets::Minimal)
             .secret_key(secret)
-            .alpns(vec![ALPN.to_vec(), ALPN_JOIN.to_vec()])
+            .alpns(Protocol::ALL.iter().map(|p| p.alpn().to_vec()).collect())
             // A relay transport with no relay: silent until one is set,
             // and able to reach a peer through the relay its hint names.
             .relay_mode(RelayMode::Custom(RelayMap::empty()))
@@ -224,7 +259,7 @@ impl Transport {
         device: DeviceId,
         addrs: &[SocketAddr],
     ) -> Result<Link, TransportError> {
-        self.connect_alpn(device, addrs, None, ALPN).await
+        self.connect_alpn(device, addrs, None, Protocol::Sync).await
     }
 
     /// Dials `device` at the given addresses and through `relay` (the
@@ -235,7 +270,8 @@ impl Transport {
         addrs: &[SocketAddr],
         relay: Option<&str>,
     ) -> Result<Link, TransportError> {
-        self.connect_alpn(device, addrs, relay, ALPN).await
+        self.connect_alpn(device, addrs, relay, Protocol::Sync)
+            .await
     }
 
     /// Dials `device` to join its account (see [`ALPN_JOIN`]).
@@ -244,7 +280,7 @@ impl Transport {
         device: DeviceId,
         addrs: &[SocketAddr],
     ) -> Result<Link, TransportError> {
-        self.connect_alpn(device, addrs, None, ALPN_JOIN).await
+        self.connect_alpn(device, addrs, None, Protocol::Join).await
     }
 
     async fn connect_alpn(
@@ -252,7 +288,7 @@ impl Transport {
         device: DeviceId,
         addrs: &[SocketAddr],
         relay: Option<&str>,
-        alpn: &[u8],
+        protocol: Protocol,
     ) -> Result<Link, TransportError> {
         let id = iroh::PublicKey::from_bytes(device.as_bytes()).map_err(|e| {
             TransportError::Connect {
@@ -267,15 +303,19 @@ impl Transport {
         if let Some(relay) = relay.and_then(|r| parse_relay(r).ok()) {
             addr = addr.with_relay_url(relay);
         }
-        let conn =
-            self.endpoint
-                .connect(addr, alpn)
-                .await
-                .map_err(|e| TransportError::Connect {
-                    device,
-                    why: e.to_string(),
-                })?;
-        Ok(Link { peer: device, conn })
+        let conn = self
+            .endpoint
+            .connect(addr, protocol.alpn())
+            .await
+            .map_err(|e| TransportError::Connect {
+                device,
+                why: e.to_string(),
+            })?;
+        Ok(Link {
+            peer: device,
+            conn,
+            protocol,
+        })
     }
 
     /// Waits for the next incoming connection and its handshake; `None`
@@ -310,11 +350,14 @@ impl Accepting {
     /// Runs the handshake: the link, authenticated by the peer's key.
     pub async fn link(self) -> Result<Link, TransportError> {
         let conn = self.0.await.map_err(link)?;
-        if conn.alpn() != ALPN && conn.alpn() != ALPN_JOIN {
-            return Err(TransportError::Link("wrong protocol".into()));
-        }
+        let protocol = Protocol::from_alpn(conn.alpn())
+            .ok_or_else(|| TransportError::Link("wrong protocol".into()))?;
         let peer = DeviceId::from_bytes(*conn.remote_id().as_bytes());
-        Ok(Link { conn, peer })
+        Ok(Link {
+            conn,
+            peer,
+            protocol,
+        })
     }
 }
 
@@ -323,9 +366,35 @@ impl Link {
     pub fn peer(&self) -> DeviceId {
         self.peer
     }
+    /// What the connection is for.
+    pub fn protocol(&self) -> Protocol {
+        self.protocol
+    }
     /// Whether the peer dialled to join our account (see [`ALPN_JOIN`]).
     pub fn is_join(&self) -> bool {
-        self.conn.alpn() == ALPN_JOIN
+        self.protocol == Protocol::Join
+    }
+    /// The largest datagram [`Link::send_datagram`] takes now (`None`: the
+    /// peer takes none). It follows the path's MTU.
+    pub fn max_datagram_size(&self) -> Option<usize> {
+        self.conn.max_datagram_size()
+    }
+    /// Sends an unreliable, unordered datagram (real-time media): it may
+    /// be lost, and when the send buffer is full older datagrams are
+    /// dropped first. Never waits.
+    pub fn send_datagram(&self, data: Vec<u8>) -> Result<(), TransportError> {
+        self.conn
+            .send_datagram(bytes::Bytes::from(data))
+            .map_err(link)
+    }
+    /// The next datagram from the peer (at most [`MAX_DATAGRAM_BUFFER`]
+    /// bytes of them wait unread).
+    pub async fn read_datagram(&self) -> Result<Vec<u8>, TransportError> {
+        self.conn
+            .read_datagram()
+            .await
+            .map(|b| b.to_vec())
+            .map_err(link)
     }
     /// Opens the sync stream (dialer).
     pub async fn open(&self) -> Result<(FrameWriter, FrameReader), TransportError> {
@@ -362,6 +431,13 @@ impl Link {
     /// Closes the connection with a reason.
     pub fn close(&self, reason: &str) {
         self.conn.close(0u32.into(), reason.as_bytes());
+    }
+    /// Whether this side closed the connection ([`Link::close`]).
+    pub fn closed_here(&self) -> bool {
+        matches!(
+            self.conn.close_reason(),
+            Some(iroh::endpoint::ConnectionError::LocallyClosed)
+        )
     }
     /// Waits until the connection is closed.
     pub async fn closed(&self) {

@@ -2,6 +2,7 @@
 //! exponential backoff per device.
 
 use super::Daemon;
+use super::policy::Backoff;
 use node_core::DeviceId;
 use node_core::sync::Role;
 use std::collections::HashMap;
@@ -14,12 +15,6 @@ const TICK: Duration = Duration::from_millis(250);
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-
-#[derive(Debug, Clone, Copy)]
-struct Backoff {
-    next: Instant,
-    wait: Duration,
-}
 
 /// Dials every target without a live link, forever.
 pub(super) async fn dial_loop(d: Arc<Daemon>) {
@@ -38,8 +33,7 @@ pub(super) async fn dial_loop(d: Arc<Daemon>) {
         if now_scope != scope {
             scope = now_scope;
             for b in backoff.values_mut() {
-                b.wait = FIRST_BACKOFF;
-                b.next = b.next.min(now + FIRST_BACKOFF);
+                b.reset(now);
             }
         }
         for (device, addrs, relay) in targets {
@@ -47,15 +41,12 @@ pub(super) async fn dial_loop(d: Arc<Daemon>) {
                 backoff.remove(&device);
                 continue;
             }
-            let b = backoff.entry(device).or_insert(Backoff {
-                next: now,
-                wait: FIRST_BACKOFF,
-            });
-            if b.next > now {
+            let b = backoff
+                .entry(device)
+                .or_insert_with(|| Backoff::new(now, FIRST_BACKOFF, MAX_BACKOFF));
+            if !b.try_attempt(now) {
                 continue;
             }
-            b.next = now + b.wait;
-            b.wait = (b.wait * 2).min(MAX_BACKOFF);
             d.spawn(dial(Arc::clone(&d), device, addrs, relay));
         }
     }

@@ -2,6 +2,7 @@
 //! `Session`, carrying out its actions against the node and the link.
 
 use super::Daemon;
+use super::policy::{self, Admission};
 use anyhow::{Context, Result, bail};
 use node_core::node::{Ingested, NodeError};
 use node_core::sync::{Action, Msg, Role, Session, events_messages};
@@ -13,8 +14,6 @@ use std::time::{Duration, Instant};
 use tokio::sync::broadcast::error::RecvError;
 use tracing::{debug, info, warn};
 
-/// Links are closed and re-established at least this often (fresh keys).
-const MAX_LINK_AGE: Duration = Duration::from_secs(3600);
 /// How often a live link re-runs reconciliation.
 const RESYNC_EVERY: Duration = Duration::from_secs(60);
 /// How often a link sends where room members are, if that changed.
@@ -32,69 +31,38 @@ const HELLO_WAIT: Duration = Duration::from_secs(10);
 /// listing its device as active): enough to sync that account log.
 const PROOF_WAIT: Duration = Duration::from_secs(30);
 
-/// Most incoming links (handshaking or up) at once; more are refused.
-const MAX_INCOMING: usize = 512;
-/// How long an incoming handshake may take.
-const HANDSHAKE_WAIT: Duration = Duration::from_secs(10);
-
-/// Accepts incoming links until the transport closes. Each handshake runs
-/// on its own task (a slow one does not hold up the next), bounded in
-/// time, and at most [`MAX_INCOMING`] incoming links live at once.
-pub(super) async fn accept_loop(d: Arc<Daemon>) {
-    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_INCOMING));
-    while let Some(incoming) = d.transport.accept_incoming().await {
-        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
-            debug!("incoming link refused: {MAX_INCOMING} incoming links already");
-            incoming.refuse();
-            continue;
-        };
-        let d2 = Arc::clone(&d);
-        d.spawn(async move {
-            let _slot = slot;
-            match tokio::time::timeout(HANDSHAKE_WAIT, incoming.link()).await {
-                Ok(Ok(link)) if link.is_join() => super::join::serve(d2, link).await,
-                Ok(Ok(link)) => run(d2, link, Role::Listener).await,
-                Ok(Err(e)) => debug!(error = %e, "incoming link failed"),
-                Err(_) => debug!("incoming handshake timed out"),
-            }
-        });
-    }
-}
-
-/// Two links to one peer that came up within this long of each other are
-/// simultaneous dials; an older link is presumed dead (the peer restarted).
-const SIMULTANEOUS: Duration = Duration::from_secs(2);
-
-/// Runs a link until it ends, keeping the daemon's link count. When two
-/// devices dial each other at once, both keep the link dialled by the
-/// lower device id and close the other. A new link replaces an older one:
-/// a peer that restarted dials again before we can notice that the old
-/// link is dead.
+/// Runs a sync link until it ends, keeping the daemon's link count. When
+/// two devices dial each other at once, both keep the link dialled by the
+/// lower device id and close the other; a new link replaces older ones
+/// (`policy::admit`). How long a link lives is the link manager's call
+/// (`router::manage_links`), not this driver's.
 pub(super) async fn run(d: Arc<Daemon>, link: Link, role: Role) {
     let peer = link.peer();
     let me = d.node.lock().await.device();
-    let preferred = if me < peer {
-        Role::Dialer
-    } else {
-        Role::Listener
-    };
     {
         let mut open = d.open_links.lock().unwrap_or_else(|p| p.into_inner());
         let others: Vec<&(Link, Instant)> = open.iter().filter(|(l, _)| l.peer() == peer).collect();
-        let simultaneous = others.iter().any(|(_, up)| up.elapsed() < SIMULTANEOUS);
-        if simultaneous && role != preferred {
-            link.close("duplicate");
-            return;
-        }
-        for (other, _) in others {
-            other.close("replaced");
+        let ups: Vec<Instant> = others.iter().map(|(_, up)| *up).collect();
+        match policy::admit(me, peer, role, &ups, Instant::now()) {
+            Admission::Duplicate => {
+                link.close("duplicate");
+                return;
+            }
+            Admission::Keep { replace } => {
+                for i in replace {
+                    if let Some((other, _)) = others.get(i) {
+                        other.close("replaced");
+                    }
+                }
+            }
         }
         open.push((link.clone(), Instant::now()));
     }
     d.link_up(peer);
+    d.links_changed.notify_one();
     info!(peer = %peer.short(8), ?role, "link up");
     let mut stranger = None;
-    let result = tokio::time::timeout(MAX_LINK_AGE, drive(&d, &link, role, &mut stranger)).await;
+    let result = drive(&d, &link, role, &mut stranger).await;
     if let Some(account) = stranger
         && let Err(e) = d.node.lock().await.leave_stranger(account).await
     {
@@ -102,14 +70,12 @@ pub(super) async fn run(d: Arc<Daemon>, link: Link, role: Role) {
     }
     d.files_wake();
     match result {
-        Ok(Ok(())) => info!(peer = %peer.short(8), "link closed"),
-        Ok(Err(e)) => {
+        Ok(()) => info!(peer = %peer.short(8), "link closed"),
+        // Renewed or replaced by the link manager, or the daemon stopping.
+        Err(_) if link.closed_here() => info!(peer = %peer.short(8), "link closed here"),
+        Err(e) => {
             warn!(peer = %peer.short(8), error = %format!("{e:#}"), "link dropped");
             link.close("protocol error");
-        }
-        Err(_) => {
-            info!(peer = %peer.short(8), "link renewed after an hour");
-            link.close("renew");
         }
     }
     {

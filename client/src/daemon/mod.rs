@@ -7,7 +7,9 @@ mod files;
 mod join;
 mod link;
 mod mailbox;
+mod policy;
 mod push;
+mod router;
 mod rpc_server;
 pub mod timed;
 
@@ -71,6 +73,8 @@ pub struct Daemon {
     push_notify: tokio::sync::Notify,
     /// How often the own mailbox is collected, in milliseconds.
     mailbox_poll_ms: std::sync::atomic::AtomicU64,
+    /// Wakes the link manager (a link came up).
+    links_changed: tokio::sync::Notify,
     /// Links now open, with when each came up.
     open_links: std::sync::Mutex<Vec<(node_core::transport::Link, std::time::Instant)>>,
 }
@@ -193,6 +197,7 @@ impl Daemon {
             wire_closed: Default::default(),
             frame_bytes: Default::default(),
             open_links: Default::default(),
+            links_changed: tokio::sync::Notify::new(),
             tasks: Default::default(),
             files_notify: tokio::sync::Notify::new(),
             fetch: Default::default(),
@@ -221,7 +226,8 @@ impl Daemon {
         self.log_ready().await;
         let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
         let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
-        let accept = tokio::spawn(link::accept_loop(Arc::clone(&self)));
+        let accept = tokio::spawn(router::accept_loop(Arc::clone(&self)));
+        self.spawn(router::manage_links(Arc::clone(&self)));
         let dial = tokio::spawn(dial::dial_loop(Arc::clone(&self)));
         self.spawn(files::fetch_loop(Arc::clone(&self)));
         self.spawn(mailbox::mailbox_loop(Arc::clone(&self)));
