@@ -244,6 +244,9 @@ pub enum Request {
         #[serde(default)]
         recovery: Option<String>,
     },
+    /// Keep the connection open and receive a [`Notice`] line whenever
+    /// something a client shows changed (instead of polling).
+    Subscribe,
     /// Delete messages (or the whole conversation) on all own devices.
     Delete {
         /// Contact (id, prefix, alias or name).
@@ -261,6 +264,29 @@ pub enum Response {
     Ok(serde_json::Value),
     /// Failure, one line for the user.
     Error(String),
+}
+
+/// What a subscriber hears (one JSON line each, after the `ok` answer to
+/// [`Request::Subscribe`]). Clients ignore kinds they do not know: more
+/// will come (a call ringing, a contact request).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Notice {
+    /// New events were stored in a log (messages, room events, files...).
+    Stored {
+        /// The log's id.
+        log: String,
+        /// How many.
+        count: u64,
+    },
+    /// Peers now hold own events they lacked (delivery marks changed).
+    Delivered {
+        /// How many events.
+        count: u64,
+    },
+    /// Notices were lost (the subscriber read too slowly): refresh all.
+    Lagged,
 }
 
 /// `status` as printed by `kith status --json`.
@@ -340,6 +366,73 @@ async fn exchange(stream: UnixStream, req: &Request) -> Result<serde_json::Value
 
 use tokio::io::AsyncReadExt as _;
 
+/// Longest notice line a subscriber reads.
+const MAX_NOTICE: usize = 64 << 10;
+
+/// A subscription to the daemon's notices ([`Request::Subscribe`]).
+#[derive(Debug)]
+pub struct Subscription {
+    reader: BufReader<tokio::net::unix::OwnedReadHalf>,
+    // Closing it ends the subscription on the daemon's side.
+    _write: tokio::net::unix::OwnedWriteHalf,
+}
+
+impl Subscription {
+    /// The next notice; `None` once the daemon closed the subscription.
+    /// Lines of kinds this client does not know are skipped.
+    pub async fn next(&mut self) -> Result<Option<Notice>> {
+        loop {
+            let mut line = String::new();
+            let n = (&mut self.reader)
+                .take(MAX_NOTICE as u64)
+                .read_line(&mut line)
+                .await
+                .context("reading a notice")?;
+            if n == 0 {
+                return Ok(None);
+            }
+            if !line.ends_with('\n') {
+                bail!("a notice from the daemon is too long");
+            }
+            if let Ok(notice) = serde_json::from_str::<Notice>(&line) {
+                return Ok(Some(notice));
+            }
+        }
+    }
+}
+
+/// Subscribes to the notices of the daemon of the profile at `home`.
+pub async fn subscribe(home: &Path) -> Result<Subscription> {
+    let socket = home.join("kith.sock");
+    let stream = UnixStream::connect(&socket).await.with_context(|| {
+        format!(
+            "no kith daemon is running for {} (start one with `kith daemon`)",
+            home.display()
+        )
+    })?;
+    let (read, mut write) = stream.into_split();
+    let mut line = serde_json::to_vec(&Request::Subscribe)?;
+    line.push(b'\n');
+    write
+        .write_all(&line)
+        .await
+        .context("sending to the daemon")?;
+    let mut reader = BufReader::new(read);
+    let mut answer = String::new();
+    (&mut reader)
+        .take(MAX_NOTICE as u64)
+        .read_line(&mut answer)
+        .await
+        .context("reading the daemon's answer")?;
+    match serde_json::from_str(&answer).context("the daemon's answer is not valid")? {
+        Response::Ok(_) => Ok(Subscription {
+            reader,
+            _write: write,
+        }),
+        Response::Error(e) => Err(anyhow!(e)),
+    }
+}
+
 /// Reads one request line (bounded) from a client.
 pub async fn read_request<R: tokio::io::AsyncRead + Unpin>(read: R) -> Result<Request> {
     let mut reader = BufReader::new(read.take(MAX_LINE as u64));
@@ -349,6 +442,18 @@ pub async fn read_request<R: tokio::io::AsyncRead + Unpin>(read: R) -> Result<Re
         .await
         .context("reading a request")?;
     serde_json::from_str(&line).context("malformed request")
+}
+
+/// Writes one notice line (to a subscriber).
+pub async fn write_notice<W: tokio::io::AsyncWrite + Unpin>(
+    mut write: W,
+    notice: &Notice,
+) -> Result<()> {
+    let mut line = serde_json::to_vec(notice)?;
+    line.push(b'\n');
+    write.write_all(&line).await?;
+    write.flush().await?;
+    Ok(())
 }
 
 /// Writes one response line.

@@ -73,6 +73,9 @@ pub struct Daemon {
     push_notify: tokio::sync::Notify,
     /// How often the own mailbox is collected, in milliseconds.
     mailbox_poll_ms: std::sync::atomic::AtomicU64,
+    /// Notices for subscribed clients that do not come from the node's
+    /// event channel (deliveries).
+    notices: tokio::sync::broadcast::Sender<crate::rpc::Notice>,
     /// Wakes the link manager (a link came up).
     links_changed: tokio::sync::Notify,
     /// Links now open, with when each came up.
@@ -118,6 +121,9 @@ type Receipt = (AccountId, Vec<EventId>);
 
 /// Receipt batches waiting to be written before links wait to queue more.
 const RECEIPTS_QUEUED: usize = 256;
+/// Notices a slow subscriber may lag behind before it is told to refresh
+/// everything.
+const NOTICES_QUEUED: usize = 256;
 /// How long receipts gather before they are written.
 const RECEIPTS_GATHER: std::time::Duration = std::time::Duration::from_millis(10);
 
@@ -126,6 +132,7 @@ const RECEIPTS_GATHER: std::time::Duration = std::time::Duration::from_millis(10
 async fn write_receipts(
     writer: node_core::node::Receipts,
     mut rx: tokio::sync::mpsc::Receiver<Receipt>,
+    notices: tokio::sync::broadcast::Sender<crate::rpc::Notice>,
 ) {
     while let Some(first) = rx.recv().await {
         tokio::time::sleep(RECEIPTS_GATHER).await;
@@ -137,10 +144,16 @@ async fn write_receipts(
         while let Ok(more) = rx.try_recv() {
             add(more);
         }
+        let mut count = 0;
         for (account, ids) in by_account {
-            if let Err(e) = writer.delivered(account, &ids).await {
-                warn!(error = %e, "recording deliveries failed");
+            match writer.delivered(account, &ids).await {
+                Ok(()) => count += ids.len() as u64,
+                Err(e) => warn!(error = %e, "recording deliveries failed"),
             }
+        }
+        if count > 0 {
+            // No subscriber listening is fine.
+            let _ = notices.send(crate::rpc::Notice::Delivered { count });
         }
     }
 }
@@ -198,6 +211,7 @@ impl Daemon {
             frame_bytes: Default::default(),
             open_links: Default::default(),
             links_changed: tokio::sync::Notify::new(),
+            notices: tokio::sync::broadcast::channel(NOTICES_QUEUED).0,
             tasks: Default::default(),
             files_notify: tokio::sync::Notify::new(),
             fetch: Default::default(),
@@ -240,7 +254,11 @@ impl Daemon {
         let receipts = match rx {
             Some(rx) => {
                 let writer = self.node.lock().await.receipts();
-                Some(tokio::spawn(write_receipts(writer, rx)))
+                Some(tokio::spawn(write_receipts(
+                    writer,
+                    rx,
+                    self.notices.clone(),
+                )))
             }
             None => None,
         };

@@ -99,8 +99,9 @@ impl Daemon {
     }
 
     pub(super) async fn handle_client(&self, stream: UnixStream) {
-        let (read, write) = stream.into_split();
-        let resp = match rpc::read_request(read).await {
+        let (mut read, write) = stream.into_split();
+        let resp = match rpc::read_request(&mut read).await {
+            Ok(Request::Subscribe) => return self.subscription(read, write).await,
             Ok(req) => {
                 let writes = self.durable.writes();
                 let mut answer = self.answer(req).await;
@@ -121,6 +122,69 @@ impl Daemon {
         };
         if let Err(e) = rpc::write_response(write, &resp).await {
             warn!(error = %e, "answering a client failed");
+        }
+    }
+
+    /// Serves a subscriber: a [`rpc::Notice`] line for each change (new
+    /// events coalesced per log), until the client closes its side or the
+    /// daemon stops.
+    async fn subscription(
+        &self,
+        mut read: tokio::net::unix::OwnedReadHalf,
+        mut write: tokio::net::unix::OwnedWriteHalf,
+    ) {
+        use tokio::io::AsyncReadExt as _;
+        use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+        let mut events = self.node.lock().await.subscribe();
+        let mut notices = self.notices.subscribe();
+        let ok = Response::Ok(serde_json::json!({ "subscribed": true }));
+        if rpc::write_response(&mut write, &ok).await.is_err() {
+            return;
+        }
+        let mut buf = [0u8; 256];
+        loop {
+            let out: Vec<rpc::Notice> = tokio::select! {
+                ev = events.recv() => match ev {
+                    Ok(first) => {
+                        let mut counts: std::collections::BTreeMap<node_core::LogId, u64> =
+                            Default::default();
+                        *counts.entry(first.log).or_default() += 1;
+                        let mut lagged = false;
+                        loop {
+                            match events.try_recv() {
+                                Ok(ev) => *counts.entry(ev.log).or_default() += 1,
+                                Err(TryRecvError::Lagged(_)) => lagged = true,
+                                Err(_) => break,
+                            }
+                        }
+                        let mut out: Vec<rpc::Notice> = counts
+                            .into_iter()
+                            .map(|(log, count)| rpc::Notice::Stored { log: log.to_string(), count })
+                            .collect();
+                        if lagged {
+                            out.push(rpc::Notice::Lagged);
+                        }
+                        out
+                    }
+                    Err(RecvError::Lagged(_)) => vec![rpc::Notice::Lagged],
+                    Err(RecvError::Closed) => return,
+                },
+                n = notices.recv() => match n {
+                    Ok(n) => vec![n],
+                    Err(RecvError::Lagged(_)) => vec![rpc::Notice::Lagged],
+                    Err(RecvError::Closed) => return,
+                },
+                // The client closed its side (anything it writes is ignored).
+                r = read.read(&mut buf) => match r {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => continue,
+                },
+            };
+            for n in out {
+                if rpc::write_notice(&mut write, &n).await.is_err() {
+                    return;
+                }
+            }
         }
     }
 
@@ -395,6 +459,8 @@ impl Daemon {
                 let count = node.delete(log, &messages, now).await?;
                 serde_json::json!({ "deleted": count })
             }
+            // Answered before this point (the connection stays open).
+            Request::Subscribe => anyhow::bail!("subscribe opens its own connection"),
         };
         Ok(value)
     }

@@ -1,6 +1,8 @@
 //! The terminal UI (`kith` in a terminal, or `kith tui`): a client of the
 //! daemon like the CLI, over the same socket. [`app`] holds the state and
-//! turns keys into requests, [`ui`] draws it, this module runs the loop.
+//! turns keys into requests, [`ui`] draws it, this module runs the loop:
+//! it refreshes when the daemon's subscription says something changed
+//! (and every few seconds), or every 500 ms if no subscription is up.
 
 pub mod app;
 pub mod ui;
@@ -17,8 +19,56 @@ use node_core::identity::card::qr_terminal;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-/// How often the UI asks the daemon for news.
+/// How often the UI asks the daemon for news when the daemon cannot tell
+/// it (no subscription).
 const REFRESH: Duration = Duration::from_millis(500);
+/// How often the UI refreshes anyway while subscribed (what no notice
+/// covers: peers, paths, the clock in message times).
+const SLOW_REFRESH: Duration = Duration::from_secs(5);
+/// How long the loop waits for a key before it looks for notices.
+const KEY_WAIT: Duration = Duration::from_millis(50);
+
+/// Keeps a subscription to the daemon's notices on its own thread; each
+/// notice (or a lost subscription) is one message on the channel. The
+/// flag says whether a subscription is up.
+fn watch_daemon(
+    home: &Path,
+) -> (
+    std::sync::mpsc::Receiver<()>,
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+) {
+    use std::sync::atomic::Ordering;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (home, flag) = (home.to_path_buf(), std::sync::Arc::clone(&up));
+    // If no thread can be started, the flag stays down: the UI polls.
+    let _ = std::thread::Builder::new()
+        .name("kith-tui-notices".into())
+        .spawn(move || {
+            let Ok(rt) = crate::cmd::runtime() else {
+                return;
+            };
+            rt.block_on(async {
+                loop {
+                    if let Ok(mut sub) = rpc::subscribe(&home).await {
+                        flag.store(true, Ordering::SeqCst);
+                        // Catch up on what changed before the subscription.
+                        if tx.send(()).is_err() {
+                            return;
+                        }
+                        while let Ok(Some(_)) = sub.next().await {
+                            if tx.send(()).is_err() {
+                                return;
+                            }
+                        }
+                        flag.store(false, Ordering::SeqCst);
+                    }
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            });
+        });
+    (rx, up)
+}
 
 /// Puts the terminal back however the UI ends.
 struct TerminalGuard;
@@ -51,14 +101,25 @@ pub fn run(home: &Path) -> Result<()> {
         ratatui::Terminal::new(ratatui::backend::CrosstermBackend::new(std::io::stdout()))?;
     let mut app = App::new();
     app.status = Some(status);
-    let mut last = Instant::now() - REFRESH;
+    let (notices, subscribed) = watch_daemon(home);
+    let mut last = Instant::now() - SLOW_REFRESH;
     while !app.quit {
-        if last.elapsed() >= REFRESH {
+        // Something changed (new messages, deliveries), or the slow round.
+        let mut changed = false;
+        while notices.try_recv().is_ok() {
+            changed = true;
+        }
+        let every = if subscribed.load(std::sync::atomic::Ordering::SeqCst) {
+            SLOW_REFRESH
+        } else {
+            REFRESH
+        };
+        if changed || last.elapsed() >= every {
             refresh(&rt, home, &mut app);
             last = Instant::now();
         }
         terminal.draw(|f| ui::draw(f, &app))?;
-        if !event::poll(Duration::from_millis(100))? {
+        if !event::poll(KEY_WAIT)? {
             continue;
         }
         let effects = match event::read()? {
