@@ -68,6 +68,7 @@ pub const KEEP_ALIVE: Duration = Duration::from_secs(5);
 
 /// Why a link operation failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum TransportError {
     /// Binding the endpoint failed.
     #[error("cannot listen on {addrs:?}: {why}")]
@@ -431,6 +432,10 @@ impl Link {
     /// Closes the connection with a reason.
     pub fn close(&self, reason: &str) {
         self.conn.close(0u32.into(), reason.as_bytes());
+    }
+    /// Whether the connection is closed (by either side, or lost).
+    pub fn is_closed(&self) -> bool {
+        self.conn.close_reason().is_some()
     }
     /// Whether this side closed the connection ([`Link::close`]).
     pub fn closed_here(&self) -> bool {

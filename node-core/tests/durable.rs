@@ -17,7 +17,7 @@ async fn a_ticket_is_durable_once_its_round_is_done() {
     let dir = tempfile::tempdir().unwrap();
     let store = store(&dir).await;
     let durable = store.durability().clone();
-    // Whatever the store wrote while it was created, then nothing.
+    // Creating the store wrote (its migrations are not counted); sync.
     durable.sync().await.unwrap();
     assert!(durable.ticket().is_none(), "nothing written since the sync");
 

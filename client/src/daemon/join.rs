@@ -59,6 +59,10 @@ async fn exchange(d: &Daemon, link: &Link) -> Result<()> {
             anyhow::bail!(why);
         }
     };
+    // The new device's entry (and the spent invite) must be on the disk
+    // before the device holds it: after a power cut this device would sign
+    // another entry with the same sequence number.
+    d.durable_now().await?;
     let (account_log, self_log) = (LogId::account(account), LogId::self_log(account));
     let mut frames = vec![JoinMsg::Accepted.encode()];
     frames.extend(

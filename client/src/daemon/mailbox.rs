@@ -221,6 +221,8 @@ async fn own_mailbox(daemon: &Daemon, http: &reqwest::Client, state: &mut State)
         if let Some(bundle) = bundle
             && state.published.as_ref() != Some(&bundle)
         {
+            // Its secret half must be on the disk before anyone seals to it.
+            daemon.durable_now().await?;
             server.put_prekeys(&slot, &bundle).await?;
             state.published = Some(bundle);
         }
@@ -368,6 +370,8 @@ async fn deposit_for(
         bail!("the contact's mailbox has no usable prekey for any of its devices");
     }
     let limit = *state.payload.get(&contact).unwrap_or(&DEPOSIT_PAYLOAD);
+    // Own events leave the device only once they are on its disk.
+    daemon.durable_now().await?;
     for batch in batches(&fresh, limit) {
         let events: Vec<Vec<u8>> = batch.iter().map(|(_, b)| b.clone()).collect();
         let payload = daemon.node.lock().await.deposit_payload(contact, &events);

@@ -56,7 +56,7 @@ pub(super) async fn manage_links(d: Arc<Daemon>) {
         let due: Vec<node_core::transport::Link> = {
             let open = d.open_links.lock().unwrap_or_else(|p| p.into_inner());
             open.iter()
-                .filter(|(_, up)| policy::renew_due(*up, now))
+                .filter(|(l, up)| policy::renew_due(*up, now) && !l.is_closed())
                 .map(|(l, _)| l.clone())
                 .collect()
         };
@@ -66,7 +66,11 @@ pub(super) async fn manage_links(d: Arc<Daemon>) {
         }
         let next = {
             let open = d.open_links.lock().unwrap_or_else(|p| p.into_inner());
-            policy::next_renewal(open.iter().map(|(_, up)| *up))
+            policy::next_renewal(
+                open.iter()
+                    .filter(|(l, _)| !l.is_closed())
+                    .map(|(_, up)| *up),
+            )
         };
         let wait = next
             .map(|at| at.saturating_duration_since(Instant::now()))

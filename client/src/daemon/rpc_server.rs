@@ -107,7 +107,8 @@ impl Daemon {
                 let mut answer = self.answer(req).await;
                 // A request that wrote is answered once its writes are on
                 // the disk (what `kith send` returned for survives a crash
-                // of the machine too); a read waits for nothing.
+                // of the machine too). A read waits only if something else
+                // wrote meanwhile (one sync round at most).
                 if self.durable.writes() != writes
                     && let Err(e) = self.durable_now().await
                 {
@@ -150,7 +151,7 @@ impl Daemon {
                             Default::default();
                         *counts.entry(first.log).or_default() += 1;
                         let mut lagged = false;
-                        loop {
+                        for _ in 0..4096 {
                             match events.try_recv() {
                                 Ok(ev) => *counts.entry(ev.log).or_default() += 1,
                                 Err(TryRecvError::Lagged(_)) => lagged = true,

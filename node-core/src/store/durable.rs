@@ -70,6 +70,9 @@ struct Shared {
 /// Histogram buckets of round times: below 2^i * 50 µs, the last open.
 const ROUND_BUCKETS: usize = 10;
 
+/// How long a round that could not open its files waits before the next.
+const RETRY_AFTER: Duration = Duration::from_millis(100);
+
 /// How long the syncing thread waits for work before checking whether its
 /// store is gone.
 const IDLE_CHECK: Duration = Duration::from_secs(1);
@@ -202,7 +205,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// The syncing thread: ends within [`IDLE_CHECK`] of the last handle being
 /// dropped.
 fn run(weak: Weak<Shared>) {
-    let mut wal_inode: Option<u64> = None;
+    let mut wal = WalFile::default();
     loop {
         let Some(shared) = weak.upgrade() else {
             return;
@@ -230,7 +233,7 @@ fn run(weak: Weak<Shared>) {
         // Measuring only: no protocol decision reads this clock.
         #[allow(clippy::disallowed_methods)]
         let began = std::time::Instant::now();
-        let result = sync_files(&shared.database, &mut wal_inode);
+        let result = wal.sync(&shared.database);
         let us = u64::try_from(began.elapsed().as_micros()).unwrap_or(u64::MAX);
         let bucket = (0..ROUND_BUCKETS - 1)
             .find(|i| us < 50u64 << i)
@@ -241,7 +244,15 @@ fn run(weak: Weak<Shared>) {
                 shared.synced_writes.fetch_max(writes, Ordering::SeqCst);
                 shared.mark.send_modify(|m| m.done = m.done.max(round));
             }
-            Err(e) => {
+            Err(SyncFailure::Retry(e)) => {
+                // The round did not happen: its waiters wait for the next.
+                tracing::warn!(error = %e, "syncing the store to disk: trying again");
+                let mut rounds = lock(&shared.rounds);
+                rounds.requested = rounds.requested.max(round + 1);
+                drop(rounds);
+                std::thread::sleep(RETRY_AFTER);
+            }
+            Err(SyncFailure::Fatal(e)) => {
                 tracing::error!(error = %e, "syncing the store to disk failed");
                 shared.mark.send_modify(|m| m.failed = true);
                 return;
@@ -250,33 +261,71 @@ fn run(weak: Weak<Shared>) {
     }
 }
 
-/// Makes the WAL's committed pages durable: `fdatasync` on the WAL file,
-/// and on the folder too when the WAL file is new (its name must survive).
-/// No WAL file means the last connection checkpointed it into the
-/// database and synced that; the database is synced again to be sure.
-fn sync_files(database: &std::path::Path, wal_inode: &mut Option<u64>) -> std::io::Result<()> {
-    let mut wal = database.as_os_str().to_owned();
-    wal.push("-wal");
-    match std::fs::File::open(&wal) {
-        Ok(f) => {
-            f.sync_data()?;
-            let inode = f.metadata()?.ino();
-            if *wal_inode != Some(inode) {
-                if let Some(dir) = database.parent() {
-                    std::fs::File::open(dir)?.sync_all()?;
-                }
-                *wal_inode = Some(inode);
-            }
-            Ok(())
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            *wal_inode = None;
-            match std::fs::File::open(database) {
-                Ok(f) => f.sync_data(),
+/// Why a round could not make writes durable.
+enum SyncFailure {
+    /// Could not get at the file (e.g. out of file descriptors): try again.
+    Retry(std::io::Error),
+    /// `fdatasync` failed: the kernel may have dropped the pages it could
+    /// not write, so nothing written since can be promised.
+    Fatal(std::io::Error),
+}
+
+/// The WAL file, kept open across rounds so that a write-back error is
+/// reported to this descriptor (a descriptor opened later would not see an
+/// error someone else already saw), and opened again when the path names
+/// a new file.
+#[derive(Default)]
+struct WalFile {
+    open: Option<(std::fs::File, u64)>,
+}
+
+impl WalFile {
+    /// Makes the WAL's committed pages durable: `fdatasync` on the WAL
+    /// file, and on the folder too when the WAL file is new (its name must
+    /// survive). No WAL file means the last connection checkpointed it into
+    /// the database and synced that; the database is synced again.
+    fn sync(&mut self, database: &std::path::Path) -> Result<(), SyncFailure> {
+        let mut wal = database.as_os_str().to_owned();
+        wal.push("-wal");
+        let wal = PathBuf::from(wal);
+        let current = match std::fs::metadata(&wal) {
+            Ok(m) => Some(m.ino()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(SyncFailure::Retry(e)),
+        };
+        let Some(inode) = current else {
+            self.open = None;
+            return match std::fs::File::open(database) {
+                Ok(f) => f.sync_data().map_err(SyncFailure::Fatal),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-                Err(e) => Err(e),
-            }
+                Err(e) => Err(SyncFailure::Retry(e)),
+            };
+        };
+        if self.open.as_ref().is_none_or(|(_, i)| *i != inode) {
+            let f = std::fs::File::open(&wal).map_err(SyncFailure::Retry)?;
+            let opened = f.metadata().map_err(SyncFailure::Retry)?.ino();
+            sync_dir(database).map_err(SyncFailure::Fatal)?;
+            self.open = Some((f, opened));
         }
-        Err(e) => Err(e),
+        match &self.open {
+            Some((f, _)) => f.sync_data().map_err(SyncFailure::Fatal),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Syncs the folder holding `database` (new file names in it). Folders
+/// that cannot be synced (some network and FUSE file systems) are let be,
+/// as SQLite does.
+fn sync_dir(database: &std::path::Path) -> std::io::Result<()> {
+    let dir = match database.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => std::path::Path::new("."),
+    };
+    // EINVAL and EOPNOTSUPP (Linux): the file system does not sync folders.
+    const NO_DIR_SYNC: [i32; 2] = [22, 95];
+    match std::fs::File::open(dir)?.sync_all() {
+        Err(e) if e.raw_os_error().is_some_and(|c| NO_DIR_SYNC.contains(&c)) => Ok(()),
+        other => other,
     }
 }
