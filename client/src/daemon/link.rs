@@ -496,7 +496,8 @@ impl Driver<'_> {
 
     /// Stores received events; returns the session's follow-up actions.
     async fn ingest(&mut self, log: LogId, events: Vec<Vec<u8>>) -> Result<Vec<Action>> {
-        let account = self.peer_account()?;
+        // Only after the peer said hello.
+        self.peer_account()?;
         let peer = self.link.peer();
         // Signatures are checked on every core before the node is taken.
         let verified = if events.len() < PARALLEL_VERIFY {
@@ -552,42 +553,22 @@ impl Driver<'_> {
         if again {
             actions.extend(self.session.extend(&*node));
         }
-        if self.d.echo && log == LogId::conversation(node.account(), account) {
-            drop(node);
-            self.echo(account, &stored).await?;
-        }
         Ok(actions)
-    }
-
-    /// Benchmark mode: answer each received message at once.
-    async fn echo(&self, to: AccountId, ids: &[EventId]) -> Result<()> {
-        let mut node = self.d.node.lock().await;
-        let me = node.account();
-        let log = LogId::conversation(me, to);
-        for e in node.serve(log, ids).await? {
-            let Ok(ev) = node_core::log::Event::decode(&e) else {
-                continue;
-            };
-            if node.account_of_device(&ev.header().author) == Some(me) {
-                continue;
-            }
-            let text = format!(
-                "echo:{}",
-                String::from_utf8_lossy(ev.body().unwrap_or_default())
-            );
-            node.send_message(to, &text, crate::now_ms()).await?;
-        }
-        Ok(())
     }
 }
 
 /// Whether sending `msg` tells the peer what this device holds (so the
-/// peer may stop keeping it for us) or hands it events: it waits until this
-/// device's writes are on the disk.
+/// peer may stop keeping it for us: `Begin` heads equal to the listener's
+/// count as receipts too) or hands it events: it waits until this device's
+/// writes are on the disk.
 fn says_held(msg: &Msg) -> bool {
     matches!(
         msg,
-        Msg::Events { .. } | Msg::Ack { .. } | Msg::Same { .. } | Msg::Synced { .. }
+        Msg::Events { .. }
+            | Msg::Ack { .. }
+            | Msg::Same { .. }
+            | Msg::Synced { .. }
+            | Msg::Begin { .. }
     )
 }
 

@@ -3,6 +3,7 @@
 //! and stops cleanly on SIGINT/SIGTERM.
 
 mod dial;
+mod echo;
 mod files;
 mod join;
 mod link;
@@ -242,6 +243,9 @@ impl Daemon {
         let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
         let accept = tokio::spawn(router::accept_loop(Arc::clone(&self)));
         self.spawn(router::manage_links(Arc::clone(&self)));
+        if self.echo {
+            self.spawn(echo::echo_loop(Arc::clone(&self)));
+        }
         let dial = tokio::spawn(dial::dial_loop(Arc::clone(&self)));
         self.spawn(files::fetch_loop(Arc::clone(&self)));
         self.spawn(mailbox::mailbox_loop(Arc::clone(&self)));
