@@ -41,6 +41,7 @@ const META_LISTEN_PORT: &str = "listen_port";
 
 /// Why a node operation failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum NodeError {
     /// The store failed.
     #[error(transparent)]

@@ -124,6 +124,7 @@ pub enum Action {
 
 /// Why a session ends.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum SyncError {
     /// The peer speaks another protocol version.
     #[error("peer speaks sync version {0}, we speak {SYNC_VERSION}")]
@@ -189,6 +190,7 @@ impl std::fmt::Debug for Session {
 impl Session {
     /// A new session with `peer` (authenticated by the link); returns the
     /// first actions (our `Hello`).
+    #[must_use = "the session's actions must be carried out"]
     pub fn new(role: Role, me: AccountId, peer: DeviceId) -> (Self, Vec<Action>) {
         let s = Self {
             role,
@@ -583,6 +585,7 @@ impl Session {
     /// Received events the node refused (e.g. by an account whose log has
     /// not arrived yet): no longer waited for in this round; the next
     /// round asks again.
+    #[must_use = "the session's actions must be carried out"]
     pub fn refused(&mut self, log: LogId, ids: &[EventId], view: &dyn View) -> Vec<Action> {
         let Some(needed) = self.needed.get_mut(&log) else {
             return vec![];
@@ -598,6 +601,7 @@ impl Session {
 
     /// New local events of one log: pushed at once if the log is live on
     /// this link.
+    #[must_use = "the session's actions must be carried out"]
     pub fn local_events(&self, log: LogId, events: Vec<Vec<u8>>, view: &dyn View) -> Vec<Action> {
         if events.is_empty() || !self.pushes(log, view) {
             return vec![];
@@ -611,6 +615,7 @@ impl Session {
     /// Offers new local events of one log by id ([`Msg::Have`]) under the
     /// same conditions as [`Session::local_events`]: only once the peer
     /// said hello, only for a log live on this link and shared with it.
+    #[must_use = "the session's actions must be carried out"]
     pub fn offer(&self, log: LogId, ids: &[EventId], view: &dyn View) -> Vec<Action> {
         if ids.is_empty() || !self.pushes(log, view) {
             return vec![];
@@ -634,6 +639,7 @@ impl Session {
     }
 
     /// One new local event (see [`Session::local_events`]).
+    #[must_use = "the session's actions must be carried out"]
     pub fn local_event(&self, log: LogId, event: Vec<u8>, view: &dyn View) -> Vec<Action> {
         self.local_events(log, vec![event], view)
     }
@@ -641,6 +647,7 @@ impl Session {
     /// After what is shared with the peer may have grown (a room held, a
     /// member's account followed): a new round if a shared log is not
     /// synced on this link yet, else nothing.
+    #[must_use = "the session's actions must be carried out"]
     pub fn extend(&mut self, view: &dyn View) -> Vec<Action> {
         let Some(account) = self.peer_account else {
             return vec![];
@@ -655,6 +662,7 @@ impl Session {
     /// Re-runs reconciliation of every shared log (periodically, or after
     /// falling behind on pushes). The listener asks the dialer instead; a
     /// dialer busy with a round reconciles again when it is done.
+    #[must_use = "the session's actions must be carried out"]
     pub fn resync(&mut self, view: &dyn View) -> Vec<Action> {
         if self.role == Role::Listener {
             return match self.phase {
