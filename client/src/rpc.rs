@@ -2,7 +2,7 @@
 //! one JSON request line, one JSON response line, over the profile's
 //! owner-only Unix socket.
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -262,8 +262,111 @@ pub enum Request {
 pub enum Response {
     /// Success, with the method's value.
     Ok(serde_json::Value),
-    /// Failure, one line for the user.
+    /// Failure, one line for the user (daemons before [`ErrorKind`]).
     Error(String),
+    /// Failure: what kind, for programs, and one line for the user.
+    Failed {
+        /// What kind of failure.
+        kind: ErrorKind,
+        /// One line for the user.
+        message: String,
+    },
+}
+
+/// What kind of failure a request met: for programs to match on (the
+/// message is for people). More kinds will come.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// No daemon answers for the profile.
+    NoDaemon,
+    /// The request names something this device does not hold (a log).
+    NotFound,
+    /// The request does not make sense: a malformed card, a bad name, an
+    /// unknown or ambiguous target, too long a message.
+    Invalid,
+    /// The rules refuse it: an event refused, a device revoked.
+    Refused,
+    /// The store or the disk failed.
+    Storage,
+    /// Anything else (the message says what).
+    Other,
+}
+
+/// A request that failed: its kind and the line for the user. Errors from
+/// [`call`] and [`subscribe`] carry one (`anyhow::Error::downcast_ref`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ClientError {
+    /// What kind of failure.
+    pub kind: ErrorKind,
+    /// One line for the user.
+    pub message: String,
+}
+
+impl ClientError {
+    /// The [`ClientError`] an error from [`call`] or [`subscribe`]
+    /// carries, wherever it sits in the chain.
+    pub fn of(e: &anyhow::Error) -> Option<&ClientError> {
+        e.downcast_ref::<ClientError>()
+            .or_else(|| e.chain().find_map(|c| c.downcast_ref::<ClientError>()))
+    }
+}
+
+impl Response {
+    /// The answer to a request that failed with `e`.
+    pub fn failed(e: &anyhow::Error) -> Self {
+        Response::Failed {
+            kind: error_kind(e),
+            message: crate::one_line(e),
+        }
+    }
+
+    /// The value, or the failure as a [`ClientError`].
+    fn into_result(self) -> Result<serde_json::Value> {
+        match self {
+            Response::Ok(v) => Ok(v),
+            Response::Error(message) => Err(ClientError {
+                kind: ErrorKind::Other,
+                message,
+            }
+            .into()),
+            Response::Failed { kind, message } => Err(ClientError { kind, message }.into()),
+        }
+    }
+}
+
+/// The kind of a daemon-side failure, from the first cause that says.
+fn error_kind(e: &anyhow::Error) -> ErrorKind {
+    use node_core::node::NodeError;
+    use node_core::store::StoreError;
+    if let Some(c) = ClientError::of(e) {
+        return c.kind;
+    }
+    let outer = e
+        .downcast_ref::<NodeError>()
+        .map(|n| n as &(dyn std::error::Error + 'static));
+    for cause in outer.into_iter().chain(e.chain()) {
+        if let Some(c) = cause.downcast_ref::<ClientError>() {
+            return c.kind;
+        }
+        if let Some(n) = cause.downcast_ref::<NodeError>() {
+            return match n {
+                NodeError::Store(_) | NodeError::Damaged(_) => ErrorKind::Storage,
+                NodeError::Rejected(_) | NodeError::Revoked => ErrorKind::Refused,
+                NodeError::UnknownLog(_) => ErrorKind::NotFound,
+                NodeError::BadName(_) | NodeError::Card(_) | NodeError::Invalid(_) => {
+                    ErrorKind::Invalid
+                }
+                _ => ErrorKind::Other,
+            };
+        }
+        if cause.downcast_ref::<StoreError>().is_some() {
+            return ErrorKind::Storage;
+        }
+    }
+    ErrorKind::Other
 }
 
 /// What a subscriber hears (one JSON line each, after the `ok` answer to
@@ -329,15 +432,23 @@ pub struct CardReply {
     pub uri: String,
 }
 
+/// Connects to the daemon of the profile at `home`.
+async fn connect(home: &Path) -> Result<UnixStream> {
+    let socket = home.join("kith.sock");
+    UnixStream::connect(&socket).await.map_err(|e| {
+        anyhow::Error::new(e).context(ClientError {
+            kind: ErrorKind::NoDaemon,
+            message: format!(
+                "no kith daemon is running for {} (start one with `kith daemon`)",
+                home.display()
+            ),
+        })
+    })
+}
+
 /// Sends one request to the daemon of the profile at `home`.
 pub async fn call(home: &Path, req: &Request) -> Result<serde_json::Value> {
-    let socket = home.join("kith.sock");
-    let stream = UnixStream::connect(&socket).await.with_context(|| {
-        format!(
-            "no kith daemon is running for {} (start one with `kith daemon`)",
-            home.display()
-        )
-    })?;
+    let stream = connect(home).await?;
     exchange(stream, req).await
 }
 
@@ -358,10 +469,9 @@ async fn exchange(stream: UnixStream, req: &Request) -> Result<serde_json::Value
     if answer.is_empty() {
         bail!("the daemon closed the connection without answering");
     }
-    match serde_json::from_str(&answer).context("the daemon's answer is not valid")? {
-        Response::Ok(v) => Ok(v),
-        Response::Error(e) => Err(anyhow!(e)),
-    }
+    serde_json::from_str::<Response>(&answer)
+        .context("the daemon's answer is not valid")?
+        .into_result()
 }
 
 use tokio::io::AsyncReadExt as _;
@@ -403,13 +513,7 @@ impl Subscription {
 
 /// Subscribes to the notices of the daemon of the profile at `home`.
 pub async fn subscribe(home: &Path) -> Result<Subscription> {
-    let socket = home.join("kith.sock");
-    let stream = UnixStream::connect(&socket).await.with_context(|| {
-        format!(
-            "no kith daemon is running for {} (start one with `kith daemon`)",
-            home.display()
-        )
-    })?;
+    let stream = connect(home).await?;
     let (read, mut write) = stream.into_split();
     let mut line = serde_json::to_vec(&Request::Subscribe)?;
     line.push(b'\n');
@@ -424,13 +528,13 @@ pub async fn subscribe(home: &Path) -> Result<Subscription> {
         .read_line(&mut answer)
         .await
         .context("reading the daemon's answer")?;
-    match serde_json::from_str(&answer).context("the daemon's answer is not valid")? {
-        Response::Ok(_) => Ok(Subscription {
-            reader,
-            _write: write,
-        }),
-        Response::Error(e) => Err(anyhow!(e)),
-    }
+    serde_json::from_str::<Response>(&answer)
+        .context("the daemon's answer is not valid")?
+        .into_result()?;
+    Ok(Subscription {
+        reader,
+        _write: write,
+    })
 }
 
 /// Reads one request line (bounded) from a client.

@@ -116,10 +116,10 @@ impl Daemon {
                 }
                 match answer {
                     Ok(v) => Response::Ok(v),
-                    Err(e) => Response::Error(crate::one_line(&e)),
+                    Err(e) => Response::failed(&e),
                 }
             }
-            Err(e) => Response::Error(crate::one_line(&e)),
+            Err(e) => Response::failed(&e),
         };
         if let Err(e) = rpc::write_response(write, &resp).await {
             warn!(error = %e, "answering a client failed");
