@@ -846,37 +846,27 @@ impl Node {
         ))
     }
 
-    /// What stored rows mean, applied: self-log entries, grants, room
-    /// invites and introductions. Rows kept only as structure (a revoked
-    /// device's events no cut vouches for) mean nothing.
+    /// What stored rows mean, applied by the [`HANDLERS`] of their log's
+    /// family and kind. Rows kept only as structure (a revoked device's
+    /// events no cut vouches for) mean nothing.
     fn apply_rows(&mut self, log: LogId, rows: &[StoredEvent]) {
-        let introducer = self.contact_of_conversation(log);
+        let (family, whose) = if log == LogId::self_log(self.account) {
+            (Family::SelfLog, self.account)
+        } else if let Some(contact) = self.contact_of_conversation(log) {
+            (Family::Conversation, contact)
+        } else {
+            return;
+        };
         for r in rows.iter().filter(|r| r.info.status == Status::Accepted) {
-            if log == LogId::self_log(self.account) {
-                self.apply_self_entry(&r.event);
-            }
-            if introducer.is_some()
-                && r.event.header().kind == messages::conversation_kind::MAILBOX_GRANT
+            let h = r.event.header();
+            for handler in HANDLERS
+                .iter()
+                .filter(|x| x.family == family && x.kind.is_none_or(|k| k == h.kind))
             {
-                self.apply_grant_entry(log, &r.event);
-            }
-            if introducer.is_some()
-                && r.event.header().kind == messages::conversation_kind::PUSH_GRANT
-            {
-                self.apply_push_grant_entry(log, &r.event);
-            }
-            if let Some(contact) = introducer
-                && r.event.header().kind == messages::conversation_kind::ROOM_INVITE
-                && self.account_of_device(&r.event.header().author) == Some(contact)
-            {
-                self.note_room_invite(contact, &r.event);
-            }
-            if let Some(contact) = introducer
-                && r.event.header().kind == messages::conversation_kind::INTRODUCTION
-                && self.account_of_device(&r.event.header().author) == Some(contact)
-                && let Some((_, uri, _)) = r.event.body().and_then(messages::decode_introduction)
-            {
-                self.introduced.push((contact, uri));
+                if handler.by_owner_only && self.account_of_device(&h.author) != Some(whose) {
+                    continue;
+                }
+                (handler.apply)(self, log, whose, &r.event);
             }
         }
     }
@@ -1092,6 +1082,67 @@ impl Node {
         self.events.subscribe()
     }
 }
+
+/// Which logs a [`Handler`] serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Family {
+    /// This account's self log (the owner is this account).
+    SelfLog,
+    /// A conversation with a contact (the owner is the contact).
+    Conversation,
+}
+
+/// Where an accepted event takes effect beyond its log: the node's state
+/// that follows from it. New event kinds (call records, contact requests)
+/// plug in here.
+struct Handler {
+    family: Family,
+    /// The event kind, or every kind.
+    kind: Option<u16>,
+    /// Only events written by a device of the log's owner (the contact in
+    /// a conversation) count.
+    by_owner_only: bool,
+    /// Applies one event: (node, log, owner account, event).
+    apply: fn(&mut Node, LogId, AccountId, &Event),
+}
+
+/// Every handler, in the order they run for an event.
+const HANDLERS: &[Handler] = &[
+    Handler {
+        family: Family::SelfLog,
+        kind: None,
+        by_owner_only: false,
+        apply: |node, _, _, event| node.apply_self_entry(event),
+    },
+    Handler {
+        family: Family::Conversation,
+        kind: Some(messages::conversation_kind::MAILBOX_GRANT),
+        by_owner_only: false,
+        apply: |node, log, _, event| node.apply_grant_entry(log, event),
+    },
+    Handler {
+        family: Family::Conversation,
+        kind: Some(messages::conversation_kind::PUSH_GRANT),
+        by_owner_only: false,
+        apply: |node, log, _, event| node.apply_push_grant_entry(log, event),
+    },
+    Handler {
+        family: Family::Conversation,
+        kind: Some(messages::conversation_kind::ROOM_INVITE),
+        by_owner_only: true,
+        apply: |node, _, contact, event| node.note_room_invite(contact, event),
+    },
+    Handler {
+        family: Family::Conversation,
+        kind: Some(messages::conversation_kind::INTRODUCTION),
+        by_owner_only: true,
+        apply: |node, _, contact, event| {
+            if let Some((_, uri, _)) = event.body().and_then(messages::decode_introduction) {
+                node.introduced.push((contact, uri));
+            }
+        },
+    },
+];
 
 enum LogRules {
     Account(AccountId),
