@@ -225,6 +225,7 @@ impl Node {
             }
         }
         self.accounts
+            .map_mut()
             .entry(account)
             .or_insert_with(|| AccountLog::new(account));
         self.add_log(LogId::account(account), LogKind::Account);
@@ -250,21 +251,12 @@ impl Node {
     /// The account whose log lists `device` as active (not revoked): the
     /// account it proves it speaks for.
     pub fn active_account_of(&self, device: &DeviceId) -> Option<AccountId> {
-        self.accounts
-            .iter()
-            .find(|(_, log)| log.state_ref().is_ok_and(|s| s.is_active(device)))
-            .map(|(a, _)| *a)
+        self.accounts.index().active(device)
     }
 
     /// The account whose log lists `device`, revoked or not.
     pub fn account_of_device(&self, device: &DeviceId) -> Option<AccountId> {
-        self.accounts
-            .iter()
-            .find(|(_, log)| {
-                log.state_ref()
-                    .is_ok_and(|s| s.devices.contains_key(device))
-            })
-            .map(|(a, _)| *a)
+        self.accounts.index().listing(device)
     }
 
     /// Every contact, for `kith contact list`.

@@ -42,7 +42,7 @@ impl Node {
         let mut listed: HashMap<DeviceId, usize> = HashMap::new();
         let mut revoked: Vec<(DeviceId, AccountId)> = Vec::new();
         let mut dropped: BTreeSet<DeviceId> = BTreeSet::new();
-        for (account, log) in &self.accounts {
+        for (account, log) in self.accounts.iter() {
             let Ok(state) = log.state_ref() else { continue };
             for (device, rec) in &state.devices {
                 *listed.entry(*device).or_default() += 1;

@@ -5,6 +5,7 @@
 //! [`Node::ingest_batch`], [`Node::subscribe`] and the sync `View` this
 //! node implements).
 
+mod accounts;
 pub mod contacts;
 mod cuts;
 pub mod delete;
@@ -134,7 +135,7 @@ pub struct Node {
     account: AccountId,
     name: String,
     protected: bool,
-    accounts: BTreeMap<AccountId, AccountLog>,
+    accounts: accounts::Accounts,
     logs: HashMap<LogId, Dag>,
     contacts: BTreeMap<AccountId, contacts::Contact>,
     next_seq: u64,
@@ -351,7 +352,10 @@ impl Node {
             account: p.account,
             name: p.name,
             protected: p.protected,
-            accounts: BTreeMap::from([(p.account, AccountLog::new(p.account))]),
+            accounts: accounts::Accounts::new(BTreeMap::from([(
+                p.account,
+                AccountLog::new(p.account),
+            )])),
             logs: HashMap::new(),
             contacts: BTreeMap::new(),
             next_seq: p.next_seq,
@@ -456,7 +460,7 @@ impl Node {
             for stored in &events {
                 alog.insert(stored.event.clone());
             }
-            self.accounts.insert(account, alog);
+            self.accounts.map_mut().insert(account, alog);
         }
         // Rows kept only as structure mean nothing (see `apply_rows`).
         let trusted = |s: &&StoredEvent| s.info.status == Status::Accepted;
@@ -516,7 +520,7 @@ impl Node {
                 let _ = dag.offer(
                     event,
                     first_seen,
-                    &mut rules.as_rules(&mut self.accounts, &mut self.rooms),
+                    &mut rules.as_rules(self.accounts.map_mut(), &mut self.rooms),
                 );
             }
         }
@@ -706,7 +710,7 @@ impl Node {
                     match dag.offer_verified(
                         v,
                         now,
-                        &mut rules.as_rules(&mut self.accounts, &mut self.rooms),
+                        &mut rules.as_rules(self.accounts.map_mut(), &mut self.rooms),
                     ) {
                         Err(e) => Err(e.into()),
                         Ok(Offer::Held { missing }) => {
@@ -775,7 +779,7 @@ impl Node {
         let offer = dag.offer(
             event.clone(),
             now,
-            &mut rules.as_rules(&mut self.accounts, &mut self.rooms),
+            &mut rules.as_rules(self.accounts.map_mut(), &mut self.rooms),
         )?;
         match offer {
             Offer::Held { missing } => {
@@ -1012,7 +1016,7 @@ impl Node {
             let Offer::Stored(accepted) = dag.offer(
                 event,
                 now,
-                &mut rules.as_rules(&mut self.accounts, &mut self.rooms),
+                &mut rules.as_rules(self.accounts.map_mut(), &mut self.rooms),
             )?
             else {
                 return Err(NodeError::Damaged(

@@ -306,6 +306,7 @@ impl Node {
             return;
         }
         self.accounts
+            .map_mut()
             .insert(account, crate::identity::AccountLog::new(account));
         self.add_log(LogId::account(account), LogKind::Account);
         self.scope += 1;
@@ -1526,7 +1527,7 @@ impl Node {
             return Ok(());
         }
         let log = LogId::account(account);
-        self.accounts.remove(&account);
+        self.accounts.map_mut().remove(&account);
         self.logs.remove(&log);
         self.store.forget_log(log).await?;
         self.scope += 1;
