@@ -548,24 +548,12 @@ pub async fn read_request<R: tokio::io::AsyncRead + Unpin>(read: R) -> Result<Re
     serde_json::from_str(&line).context("malformed request")
 }
 
-/// Writes one notice line (to a subscriber).
-pub async fn write_notice<W: tokio::io::AsyncWrite + Unpin>(
+/// Writes one line: a [`Response`], or a [`Notice`] to a subscriber.
+pub async fn write_line<W: tokio::io::AsyncWrite + Unpin, T: Serialize>(
     mut write: W,
-    notice: &Notice,
+    value: &T,
 ) -> Result<()> {
-    let mut line = serde_json::to_vec(notice)?;
-    line.push(b'\n');
-    write.write_all(&line).await?;
-    write.flush().await?;
-    Ok(())
-}
-
-/// Writes one response line.
-pub async fn write_response<W: tokio::io::AsyncWrite + Unpin>(
-    mut write: W,
-    resp: &Response,
-) -> Result<()> {
-    let mut line = serde_json::to_vec(resp)?;
+    let mut line = serde_json::to_vec(value)?;
     line.push(b'\n');
     write.write_all(&line).await?;
     write.flush().await?;

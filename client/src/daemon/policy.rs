@@ -135,24 +135,22 @@ mod tests {
         let t = Instant::now();
         let others = [t];
         let now = t + Duration::from_millis(300);
-        // On the lower device: its own dial stays, the incoming one goes.
-        assert_eq!(
-            admit(lo, hi, Role::Listener, &others, now),
-            Admission::Duplicate
-        );
-        assert_eq!(
-            admit(lo, hi, Role::Dialer, &others, now),
-            Admission::Keep { replace: vec![0] }
-        );
-        // On the higher device: the mirror image, so both keep one link.
-        assert_eq!(
-            admit(hi, lo, Role::Dialer, &others, now),
-            Admission::Duplicate
-        );
-        assert_eq!(
-            admit(hi, lo, Role::Listener, &others, now),
-            Admission::Keep { replace: vec![0] }
-        );
+        // (me, peer, the role of the new link on `me`, kept?): on the lower
+        // device its own dial stays and the incoming one goes; on the
+        // higher device the mirror image, so both keep the same link.
+        for (me, peer, role, kept) in [
+            (lo, hi, Role::Listener, false),
+            (lo, hi, Role::Dialer, true),
+            (hi, lo, Role::Dialer, false),
+            (hi, lo, Role::Listener, true),
+        ] {
+            let want = if kept {
+                Admission::Keep { replace: vec![0] }
+            } else {
+                Admission::Duplicate
+            };
+            assert_eq!(admit(me, peer, role, &others, now), want, "{role:?}");
+        }
     }
 
     #[test]

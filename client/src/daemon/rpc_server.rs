@@ -121,7 +121,7 @@ impl Daemon {
             }
             Err(e) => Response::failed(&e),
         };
-        if let Err(e) = rpc::write_response(write, &resp).await {
+        if let Err(e) = rpc::write_line(write, &resp).await {
             warn!(error = %e, "answering a client failed");
         }
     }
@@ -139,7 +139,7 @@ impl Daemon {
         let mut events = self.node.lock().await.subscribe();
         let mut notices = self.notices.subscribe();
         let ok = Response::Ok(serde_json::json!({ "subscribed": true }));
-        if rpc::write_response(&mut write, &ok).await.is_err() {
+        if rpc::write_line(&mut write, &ok).await.is_err() {
             return;
         }
         let mut buf = [0u8; 256];
@@ -182,7 +182,7 @@ impl Daemon {
                 },
             };
             for n in out {
-                if rpc::write_notice(&mut write, &n).await.is_err() {
+                if rpc::write_line(&mut write, &n).await.is_err() {
                     return;
                 }
             }
