@@ -325,9 +325,9 @@ fn a_replayed_deposit_changes_nothing() {
             .unwrap();
         let payload = a.deposit_payload(b.account(), &events);
         b.ingest_deposit(&payload, NOW, 1).await.unwrap();
-        let stored = b.store().event_count().await.unwrap();
+        let stored = b.event_count().await.unwrap();
         assert_eq!(b.ingest_deposit(&payload, NOW + 1, 1).await.unwrap(), 0);
-        assert_eq!(b.store().event_count().await.unwrap(), stored);
+        assert_eq!(b.event_count().await.unwrap(), stored);
         let conv = LogId::conversation(b.account(), a.account());
         b.delete(conv, &[id.to_string()], NOW + 2).await.unwrap();
         assert!(b.conversation(a.account(), None).await.unwrap().is_empty());

@@ -79,7 +79,7 @@ async fn create_reopen_and_persist() {
     let state = node.account_state().unwrap();
     assert!(state.is_active(&phone.id()));
     assert_eq!(node.log(&LogId::self_log(account)).unwrap().len(), 1);
-    assert_eq!(node.store().event_count().await.unwrap(), 3);
+    assert_eq!(node.event_count().await.unwrap(), 3);
     node.close().await;
 }
 
@@ -184,7 +184,7 @@ async fn bad_events_are_rejected_precisely_and_leave_the_store_unchanged() {
         node.ingest(&good.encode(), 3_000).await.unwrap(),
         Ingested::Stored(_)
     ));
-    let count = node.store().event_count().await.unwrap();
+    let count = node.event_count().await.unwrap();
 
     // Replayed.
     let err = node.ingest(&good.encode(), 3_000).await.unwrap_err();
@@ -285,7 +285,7 @@ async fn bad_events_are_rejected_precisely_and_leave_the_store_unchanged() {
     let err = node.ingest(&elsewhere.encode(), 3_000).await.unwrap_err();
     assert!(matches!(err, NodeError::UnknownLog(_)), "{err}");
 
-    assert_eq!(node.store().event_count().await.unwrap(), count);
+    assert_eq!(node.event_count().await.unwrap(), count);
     assert!(matches!(
         node.ingest(&next.encode(), 3_000).await.unwrap(),
         Ingested::Stored(_)
@@ -484,8 +484,8 @@ async fn a_flood_of_held_events_stays_bounded_at_rest() {
         node.ingest_batch(log, chunk, 3_000, 1, None).await.unwrap();
     }
     assert!(node.log(&log).unwrap().pending_len() <= bound);
-    let at_rest = node.store().pending_rows().await.unwrap();
-    assert!(at_rest <= bound, "{at_rest} held rows at rest");
+    let at_rest = node.held_count().await.unwrap();
+    assert!(at_rest <= bound as u64, "{at_rest} held rows at rest");
     node.close().await;
     let node = Node::open(profile(&dir), None).await.unwrap();
     assert!(node.log(&log).unwrap().pending_len() <= bound);

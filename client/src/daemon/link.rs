@@ -400,8 +400,8 @@ impl Driver<'_> {
                     // used again for another event).
                     self.d.durable_now().await?;
                     // Read from the store without holding the node.
-                    let store = self.d.node.lock().await.store().clone();
-                    let events = node_core::node::serve_from(&store, log, &ids).await?;
+                    let reader = self.d.node.lock().await.event_reader();
+                    let events = reader.serve(log, &ids).await?;
                     let frames: Vec<Vec<u8>> = events_messages(log, events)
                         .iter()
                         .map(Msg::encode)

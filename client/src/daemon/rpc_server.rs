@@ -543,8 +543,8 @@ impl Daemon {
             warnings,
             relay: self.transport.home_relay(),
             paths: self.link_paths(),
-            events: u64::try_from(node.store().event_count().await?).unwrap_or(0),
-            held: node.store().pending_rows().await? as u64,
+            events: node.event_count().await?,
+            held: node.held_count().await?,
         })
     }
 }
@@ -553,9 +553,9 @@ impl Daemon {
 async fn find_file(node: &Node, id: &str) -> Result<node_core::EventId> {
     let want = id.trim().to_lowercase();
     let mut found = Vec::new();
-    for row in node.store().files(None).await? {
-        if row.id.matches_prefix(&want) {
-            found.push(row.id);
+    for id in node.file_ids().await? {
+        if id.matches_prefix(&want) {
+            found.push(id);
         }
     }
     match found.as_slice() {

@@ -105,6 +105,17 @@ impl Node {
         Ok(out)
     }
 
+    /// The ids of every file this device knows of (offers in any log).
+    pub async fn file_ids(&self) -> Result<Vec<EventId>, NodeError> {
+        Ok(self
+            .store
+            .files(None)
+            .await?
+            .into_iter()
+            .map(|r| r.id)
+            .collect())
+    }
+
     /// A file's offer and its log.
     pub async fn file_offer(&self, id: EventId) -> Result<Option<(LogId, FileOffer)>, NodeError> {
         let events = self.store.events_by_id(&[id]).await?;

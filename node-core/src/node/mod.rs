@@ -18,7 +18,7 @@ pub mod read;
 pub mod rooms;
 pub mod trust;
 mod view;
-pub use view::{Receipts, serve_from};
+pub use view::{EventReader, Receipts};
 
 use crate::crypto::{SecretBytes, SigningKey};
 use crate::id::{AccountId, DeviceId, EventId, LogId};
@@ -579,10 +579,6 @@ impl Node {
     /// A log's DAG.
     pub fn log(&self, log: &LogId) -> Option<&Dag> {
         self.logs.get(log)
-    }
-    /// The store (for counts and reads).
-    pub fn store(&self) -> &Store {
-        &self.store
     }
 
     /// This account's signed contact card.

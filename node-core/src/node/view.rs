@@ -180,9 +180,36 @@ impl Receipts {
     }
 }
 
-/// [`Node::serve`] from a store handle, without the node (a link serving a
-/// peer's request never holds up other node work).
-pub async fn serve_from(
+/// Reads stored events without the node (a link serving a peer's request
+/// never holds up other node work): [`Node::event_reader`].
+#[derive(Debug, Clone)]
+pub struct EventReader(crate::store::Store);
+
+impl EventReader {
+    /// [`Node::serve`], without the node.
+    pub async fn serve(&self, log: LogId, ids: &[EventId]) -> Result<Vec<Vec<u8>>, NodeError> {
+        serve_from(&self.0, log, ids).await
+    }
+}
+
+impl Node {
+    /// A handle that reads stored events without the node.
+    pub fn event_reader(&self) -> EventReader {
+        EventReader(self.store.clone())
+    }
+
+    /// How many events are stored (all logs).
+    pub async fn event_count(&self) -> Result<u64, NodeError> {
+        Ok(u64::try_from(self.store.event_count().await?).unwrap_or(0))
+    }
+
+    /// How many held events are kept at rest (all logs).
+    pub async fn held_count(&self) -> Result<u64, NodeError> {
+        Ok(self.store.pending_rows().await? as u64)
+    }
+}
+
+async fn serve_from(
     store: &crate::store::Store,
     log: LogId,
     ids: &[EventId],
