@@ -520,7 +520,7 @@ impl Node {
                 let _ = dag.offer(
                     event,
                     first_seen,
-                    &mut rules.as_rules(self.accounts.map_mut(), &mut self.rooms),
+                    &mut rules.as_rules(&mut self.accounts, &mut self.rooms),
                 );
             }
         }
@@ -706,7 +706,7 @@ impl Node {
                     match dag.offer_verified(
                         v,
                         now,
-                        &mut rules.as_rules(self.accounts.map_mut(), &mut self.rooms),
+                        &mut rules.as_rules(&mut self.accounts, &mut self.rooms),
                     ) {
                         Err(e) => Err(e.into()),
                         Ok(Offer::Held { missing }) => {
@@ -775,7 +775,7 @@ impl Node {
         let offer = dag.offer(
             event.clone(),
             now,
-            &mut rules.as_rules(self.accounts.map_mut(), &mut self.rooms),
+            &mut rules.as_rules(&mut self.accounts, &mut self.rooms),
         )?;
         match offer {
             Offer::Held { missing } => {
@@ -1012,7 +1012,7 @@ impl Node {
             let Offer::Stored(accepted) = dag.offer(
                 event,
                 now,
-                &mut rules.as_rules(self.accounts.map_mut(), &mut self.rooms),
+                &mut rules.as_rules(&mut self.accounts, &mut self.rooms),
             )?
             else {
                 return Err(NodeError::Damaged(
@@ -1184,14 +1184,18 @@ impl Rules for ActiveRules<'_> {
 impl LogRules {
     fn as_rules<'a>(
         &'a mut self,
-        accounts: &'a mut BTreeMap<AccountId, AccountLog>,
+        accounts: &'a mut accounts::Accounts,
         rooms: &'a mut HashMap<LogId, crate::rooms::RoomLog>,
     ) -> ActiveRules<'a> {
         match self {
-            // `rules_for` only names accounts this node tracks.
-            LogRules::Account(a) => {
-                ActiveRules::Plain(accounts.entry(*a).or_insert_with(|| AccountLog::new(*a)))
-            }
+            // `rules_for` only names accounts this node tracks. Only here
+            // are account logs lent out to change (the device index follows).
+            LogRules::Account(a) => ActiveRules::Plain(
+                accounts
+                    .map_mut()
+                    .entry(*a)
+                    .or_insert_with(|| AccountLog::new(*a)),
+            ),
             LogRules::Members(m) => ActiveRules::Plain(m),
             LogRules::Room {
                 log,
