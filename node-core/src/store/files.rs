@@ -90,7 +90,7 @@ impl Store {
     pub async fn file(&self, id: EventId) -> Result<Option<FileRow>, StoreError> {
         let row = sqlx::query("SELECT * FROM files WHERE id = ?")
             .bind(id.as_bytes().as_slice())
-            .fetch_optional(&self.reader)
+            .fetch_optional(&self.pool)
             .await
             .map_err(db("reading a file"))?;
         row.as_ref().map(row_to_file).transpose()
@@ -102,12 +102,12 @@ impl Store {
             Some(l) => {
                 sqlx::query("SELECT * FROM files WHERE log = ? ORDER BY rowid")
                     .bind(l.as_bytes().to_vec())
-                    .fetch_all(&self.reader)
+                    .fetch_all(&self.pool)
                     .await
             }
             None => {
                 sqlx::query("SELECT * FROM files ORDER BY rowid")
-                    .fetch_all(&self.reader)
+                    .fetch_all(&self.pool)
                     .await
             }
         }

@@ -100,8 +100,6 @@ impl From<crate::log::Accepted> for StoredEvent {
 pub struct Store {
     /// The one writing connection.
     pool: SqlitePool,
-    /// The connections reads use (today the writer's).
-    reader: SqlitePool,
     /// When commits are on the disk.
     durable: Durability,
     /// What the database is known to hold, to skip needless statements on
@@ -205,11 +203,9 @@ impl Store {
         // Reads share the writer's connection for now: a pool of reading
         // connections stalled reads for ~50 ms when a peer reconnected
         // (ARCHITECTURE.md, "Store").
-        let reader = pool.clone();
         let durable = Durability::start(path)?;
         Ok(Self {
             pool,
-            reader,
             durable,
             known: std::sync::Arc::new(std::sync::Mutex::new(known)),
         })
@@ -232,7 +228,7 @@ impl Store {
     pub async fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         sqlx::query_scalar("SELECT value FROM meta WHERE key = ?")
             .bind(key)
-            .fetch_optional(&self.reader)
+            .fetch_optional(&self.pool)
             .await
             .map_err(db("reading metadata"))
     }
@@ -343,7 +339,7 @@ impl Store {
              FROM events WHERE log = ? ORDER BY rowid",
         )
         .bind(log.as_bytes().as_slice())
-        .fetch_all(&self.reader)
+        .fetch_all(&self.pool)
         .await
         .map_err(db("reading events"))?;
         rows.iter().map(row_to_event).collect()
@@ -368,7 +364,7 @@ impl Store {
         .bind(log.as_bytes().as_slice())
         .bind(i64::try_from(max).unwrap_or(i64::MAX))
         .bind(i64::try_from(max_bytes).unwrap_or(i64::MAX))
-        .fetch_all(&self.reader)
+        .fetch_all(&self.pool)
         .await
         .map_err(db("reading pending events"))?;
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
@@ -399,7 +395,7 @@ impl Store {
     /// How many held events are kept at rest (all logs).
     pub async fn pending_rows(&self) -> Result<usize, StoreError> {
         let n: i64 = sqlx::query_scalar("SELECT count(*) FROM pending")
-            .fetch_one(&self.reader)
+            .fetch_one(&self.pool)
             .await
             .map_err(db("counting held events"))?;
         Ok(usize::try_from(n).unwrap_or(0))
@@ -478,7 +474,7 @@ impl Store {
             q.push(")");
             let rows = q
                 .build()
-                .fetch_all(&self.reader)
+                .fetch_all(&self.pool)
                 .await
                 .map_err(db("reading events"))?;
             for r in &rows {
@@ -543,7 +539,7 @@ impl Store {
         let rows: Vec<Vec<u8>> =
             sqlx::query_scalar("SELECT DISTINCT event FROM outbox WHERE log = ?")
                 .bind(log.as_bytes().as_slice())
-                .fetch_all(&self.reader)
+                .fetch_all(&self.pool)
                 .await
                 .map_err(db("reading the outbox"))?;
         Ok(event_ids(rows))
@@ -554,7 +550,7 @@ impl Store {
         let rows: Vec<Vec<u8>> =
             sqlx::query_scalar("SELECT event FROM outbox WHERE account = ? ORDER BY rowid")
                 .bind(account.as_bytes().as_slice())
-                .fetch_all(&self.reader)
+                .fetch_all(&self.pool)
                 .await
                 .map_err(db("reading the outbox"))?;
         Ok(event_ids(rows))
@@ -563,7 +559,7 @@ impl Store {
     /// Number of events waiting for delivery.
     pub async fn outbox_len(&self) -> Result<i64, StoreError> {
         sqlx::query_scalar("SELECT count(DISTINCT event) FROM outbox")
-            .fetch_one(&self.reader)
+            .fetch_one(&self.pool)
             .await
             .map_err(db("counting the outbox"))
     }
@@ -571,7 +567,7 @@ impl Store {
     /// Number of stored events.
     pub async fn event_count(&self) -> Result<i64, StoreError> {
         sqlx::query_scalar("SELECT count(*) FROM events")
-            .fetch_one(&self.reader)
+            .fetch_one(&self.pool)
             .await
             .map_err(db("counting events"))
     }
