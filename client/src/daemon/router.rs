@@ -53,25 +53,22 @@ pub(super) async fn accept_loop(d: Arc<Daemon>) {
 pub(super) async fn manage_links(d: Arc<Daemon>) {
     loop {
         let now = Instant::now();
-        let due: Vec<node_core::transport::Link> = {
+        let (due, next) = {
             let open = d.open_links.lock().unwrap_or_else(|p| p.into_inner());
-            open.iter()
-                .filter(|(l, up)| policy::renew_due(*up, now) && !l.is_closed())
-                .map(|(l, _)| l.clone())
-                .collect()
+            let live = open.iter().filter(|(l, _)| !l.is_closed());
+            let (due, later): (Vec<_>, Vec<_>) =
+                live.partition(|(_, up)| policy::renew_due(*up, now));
+            let due: Vec<node_core::transport::Link> =
+                due.into_iter().map(|(l, _)| l.clone()).collect();
+            (
+                due,
+                policy::next_renewal(later.into_iter().map(|(_, up)| *up)),
+            )
         };
         for link in due {
             info!(peer = %link.peer().short(8), "link renewed after an hour");
             link.close("renew");
         }
-        let next = {
-            let open = d.open_links.lock().unwrap_or_else(|p| p.into_inner());
-            policy::next_renewal(
-                open.iter()
-                    .filter(|(l, _)| !l.is_closed())
-                    .map(|(_, up)| *up),
-            )
-        };
         let wait = next
             .map(|at| at.saturating_duration_since(Instant::now()))
             .unwrap_or(MANAGE_EVERY)
