@@ -115,6 +115,18 @@ async fn hostile_peers_are_disconnected_and_change_nothing() {
         "events for a foreign log not refused"
     );
 
+    // A stranger that floods the link with datagrams (nothing on a sync
+    // link reads them; they are dropped past the per-link bound).
+    let link = dial(&stranger, &bob).await;
+    let junk = vec![0xa5u8; link.max_datagram_size().unwrap_or(1000).min(1200)];
+    for _ in 0..4096 {
+        if link.send_datagram(junk.clone()).is_err() {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    link.close("done");
+
     assert!(bob.is_running(), "daemon died:\n{}", bob.log());
     assert_eq!(ok(kith(&bob.home, &["contact", "list", "--json"])), before);
     assert_eq!(bob.status()["outbox"], outbox_before);
