@@ -344,13 +344,7 @@ fn error_kind(e: &anyhow::Error) -> ErrorKind {
     if let Some(c) = ClientError::of(e) {
         return c.kind;
     }
-    let outer = e
-        .downcast_ref::<NodeError>()
-        .map(|n| n as &(dyn std::error::Error + 'static));
-    for cause in outer.into_iter().chain(e.chain()) {
-        if let Some(c) = cause.downcast_ref::<ClientError>() {
-            return c.kind;
-        }
+    for cause in e.chain() {
         if let Some(n) = cause.downcast_ref::<NodeError>() {
             return match n {
                 NodeError::Store(_) | NodeError::Damaged(_) => ErrorKind::Storage,
@@ -448,11 +442,21 @@ async fn connect(home: &Path) -> Result<UnixStream> {
 
 /// Sends one request to the daemon of the profile at `home`.
 pub async fn call(home: &Path, req: &Request) -> Result<serde_json::Value> {
-    let stream = connect(home).await?;
-    exchange(stream, req).await
+    let (value, _, _) = ask(connect(home).await?, req, MAX_ANSWER).await?;
+    Ok(value)
 }
 
-async fn exchange(stream: UnixStream, req: &Request) -> Result<serde_json::Value> {
+/// Sends `req` and reads the daemon's answer (a line of at most `limit`
+/// bytes): its value, and the connection, for what may follow.
+async fn ask(
+    stream: UnixStream,
+    req: &Request,
+    limit: usize,
+) -> Result<(
+    serde_json::Value,
+    BufReader<tokio::net::unix::OwnedReadHalf>,
+    tokio::net::unix::OwnedWriteHalf,
+)> {
     let (read, mut write) = stream.into_split();
     let mut line = serde_json::to_vec(req)?;
     line.push(b'\n');
@@ -460,18 +464,20 @@ async fn exchange(stream: UnixStream, req: &Request) -> Result<serde_json::Value
         .write_all(&line)
         .await
         .context("sending to the daemon")?;
-    let mut reader = BufReader::new(read.take(MAX_ANSWER as u64));
+    let mut reader = BufReader::new(read);
     let mut answer = String::new();
-    reader
+    (&mut reader)
+        .take(limit as u64)
         .read_line(&mut answer)
         .await
         .context("reading the daemon's answer")?;
     if answer.is_empty() {
         bail!("the daemon closed the connection without answering");
     }
-    serde_json::from_str::<Response>(&answer)
+    let value = serde_json::from_str::<Response>(&answer)
         .context("the daemon's answer is not valid")?
-        .into_result()
+        .into_result()?;
+    Ok((value, reader, write))
 }
 
 use tokio::io::AsyncReadExt as _;
@@ -513,24 +519,7 @@ impl Subscription {
 
 /// Subscribes to the notices of the daemon of the profile at `home`.
 pub async fn subscribe(home: &Path) -> Result<Subscription> {
-    let stream = connect(home).await?;
-    let (read, mut write) = stream.into_split();
-    let mut line = serde_json::to_vec(&Request::Subscribe)?;
-    line.push(b'\n');
-    write
-        .write_all(&line)
-        .await
-        .context("sending to the daemon")?;
-    let mut reader = BufReader::new(read);
-    let mut answer = String::new();
-    (&mut reader)
-        .take(MAX_NOTICE as u64)
-        .read_line(&mut answer)
-        .await
-        .context("reading the daemon's answer")?;
-    serde_json::from_str::<Response>(&answer)
-        .context("the daemon's answer is not valid")?
-        .into_result()?;
+    let (_, reader, write) = ask(connect(home).await?, &Request::Subscribe, MAX_NOTICE).await?;
     Ok(Subscription {
         reader,
         _write: write,
