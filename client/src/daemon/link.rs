@@ -313,7 +313,7 @@ impl Driver<'_> {
             return Ok(());
         }
         // A device revoked while linked hears no more addresses.
-        if self.proven_account().await.is_none() {
+        if self.proven_account().is_none() {
             bail!("peer is no longer an active device of its account");
         }
         let actions: VecDeque<Action> = {
@@ -411,12 +411,12 @@ impl Driver<'_> {
                 Action::Ingest { log, events } => queue.extend(self.ingest(log, events).await?),
                 Action::Receipts { log: _, ids } => {
                     // Only a device its account log lists speaks for it.
-                    if let Some(account) = self.proven_account().await {
+                    if let Some(account) = self.proven_account() {
                         self.receipt(account, ids).await?;
                     }
                 }
                 Action::ReceiptsAll { log, heads } => {
-                    let Some(account) = self.proven_account().await else {
+                    let Some(account) = self.proven_account() else {
                         continue;
                     };
                     let ids = {
@@ -430,7 +430,7 @@ impl Driver<'_> {
                 Action::Hints(addrs) => {
                     // Kept across restarts (the device may be dialled
                     // later), for devices of accounts we know only.
-                    if self.proven_account().await.is_some() {
+                    if self.proven_account().is_some() {
                         let (parsed, relay) = split_hints(&addrs);
                         let mut node = self.d.node.lock().await;
                         node.set_hints(self.link.peer(), parsed).await?;
@@ -446,7 +446,7 @@ impl Driver<'_> {
                     }
                 }
                 Action::DeviceHints { device, addrs } => {
-                    let Some(account) = self.proven_account().await else {
+                    let Some(account) = self.proven_account() else {
                         continue;
                     };
                     let (parsed, relay) = split_hints(&addrs);
@@ -482,10 +482,12 @@ impl Driver<'_> {
     /// The peer's account if its account log (as we hold it) lists the
     /// link's device as active: what `Hello` claimed, proven. A revoked
     /// device proves nothing (its receipts and hints are ignored).
-    async fn proven_account(&self) -> Option<AccountId> {
+    fn proven_account(&self) -> Option<AccountId> {
         let claimed = self.session.peer_account()?;
-        let node = self.d.node.lock().await;
-        node_core::sync::View::device_active(&*node, claimed, self.link.peer()).then_some(claimed)
+        let sharing = self.d.sharing.borrow();
+        sharing
+            .device_active(claimed, self.link.peer())
+            .then_some(claimed)
     }
 
     fn peer_account(&self) -> Result<AccountId> {

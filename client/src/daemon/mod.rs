@@ -30,6 +30,9 @@ use tracing::{info, warn};
 #[derive(Debug)]
 pub struct Daemon {
     node: timed::TimedMutex<Node>,
+    /// Who this device shares what with, published by the node whenever
+    /// it changes: read without the node (links, later call media).
+    sharing: tokio::sync::watch::Receiver<std::sync::Arc<node_core::node::Sharing>>,
     /// When the node's writes are on the disk: acknowledgements, events
     /// sent to peers and replies to clients wait for it, never the node.
     durable: node_core::store::Durability,
@@ -200,9 +203,10 @@ impl Daemon {
         let (receipts, receipts_rx) = tokio::sync::mpsc::channel(RECEIPTS_QUEUED);
         Ok(Arc::new(Self {
             durable: node.durability(),
+            sharing: node.watch_sharing(),
             receipts,
             receipts_rx: std::sync::Mutex::new(Some(receipts_rx)),
-            node: timed::TimedMutex::new(node),
+            node: timed::TimedMutex::with_release(node, Node::publish_sharing),
             transport,
             links: Default::default(),
             echo,

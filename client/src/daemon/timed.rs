@@ -85,7 +85,9 @@ impl Histogram {
     }
 }
 
-/// A `tokio::sync::Mutex` that records waits and holds.
+/// A `tokio::sync::Mutex` that records waits and holds, and runs a
+/// function on the value whenever a holder that changed it lets it go
+/// (the node publishes its snapshots there).
 #[derive(Debug)]
 pub struct TimedMutex<T> {
     inner: tokio::sync::Mutex<T>,
@@ -93,6 +95,7 @@ pub struct TimedMutex<T> {
     pub waits: Histogram,
     /// Time from getting the lock to letting it go.
     pub holds: Histogram,
+    released: Option<fn(&T)>,
 }
 
 impl<T> TimedMutex<T> {
@@ -102,6 +105,15 @@ impl<T> TimedMutex<T> {
             inner: tokio::sync::Mutex::new(value),
             waits: Histogram::default(),
             holds: Histogram::default(),
+            released: None,
+        }
+    }
+
+    /// Wraps `value`; `released` runs after each holder that changed it.
+    pub fn with_release(value: T, released: fn(&T)) -> Self {
+        Self {
+            released: Some(released),
+            ..Self::new(value)
         }
     }
 
@@ -119,6 +131,8 @@ impl<T> TimedMutex<T> {
             guard,
             since: Instant::now(),
             holds: &self.holds,
+            changed: false,
+            released: self.released,
         }
     }
 }
@@ -129,6 +143,9 @@ pub struct TimedGuard<'a, T> {
     guard: tokio::sync::MutexGuard<'a, T>,
     since: Instant,
     holds: &'a Histogram,
+    /// Lent out mutably.
+    changed: bool,
+    released: Option<fn(&T)>,
 }
 
 impl<T> std::ops::Deref for TimedGuard<'_, T> {
@@ -140,12 +157,18 @@ impl<T> std::ops::Deref for TimedGuard<'_, T> {
 
 impl<T> std::ops::DerefMut for TimedGuard<'_, T> {
     fn deref_mut(&mut self) -> &mut T {
+        self.changed = true;
         &mut self.guard
     }
 }
 
 impl<T> Drop for TimedGuard<'_, T> {
     fn drop(&mut self) {
+        if self.changed
+            && let Some(released) = self.released
+        {
+            released(&self.guard);
+        }
         self.holds.record(self.since);
     }
 }

@@ -59,6 +59,11 @@ impl Accounts {
         &mut self.map
     }
 
+    /// Moves whenever the logs may have changed.
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation
+    }
+
     /// The device index for the logs as they are now.
     pub(crate) fn index(&self) -> Arc<DeviceIndex> {
         let mut cached = self.index.lock().unwrap_or_else(|p| p.into_inner());

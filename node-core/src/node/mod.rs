@@ -16,8 +16,10 @@ pub mod messages;
 pub mod push;
 pub mod read;
 pub mod rooms;
+mod sharing;
 pub mod trust;
 mod view;
+pub use sharing::Sharing;
 pub use view::{EventReader, Receipts};
 
 use crate::crypto::{SecretBytes, SigningKey};
@@ -184,6 +186,10 @@ pub struct Node {
     distrusted: cuts::Distrusted,
     /// Cuts stored per log: (event, author, body).
     cuts: HashMap<LogId, Vec<(EventId, DeviceId, crate::log::Cut)>>,
+    /// The sharing snapshot for [`Node::sharing_key`], once asked for.
+    sharing: std::sync::Mutex<Option<Arc<Sharing>>>,
+    /// The last published one (see [`Node::watch_sharing`]).
+    sharing_tx: tokio::sync::watch::Sender<Arc<Sharing>>,
 }
 
 /// What [`Node::assemble`] needs.
@@ -381,6 +387,8 @@ impl Node {
             stashed_hints: BTreeMap::new(),
             distrusted: Default::default(),
             cuts: HashMap::new(),
+            sharing: std::sync::Mutex::new(None),
+            sharing_tx: tokio::sync::watch::channel(Arc::new(Sharing::empty(p.account))).0,
         };
         node.add_log(LogId::account(p.account), LogKind::Account);
         node.add_log(LogId::self_log(p.account), LogKind::SelfLog);

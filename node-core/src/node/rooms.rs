@@ -386,6 +386,8 @@ impl Node {
             log.accepted(e, status);
         }
         self.rooms.insert(room, log);
+        // What the room is shared with may differ from before.
+        self.scope += 1;
     }
 
     /// A held room's log, or the error every room command gives.
@@ -1032,7 +1034,7 @@ impl Node {
     }
 
     /// The active devices of a room's joined members.
-    fn room_devices(&self, state: &RoomState) -> Vec<DeviceId> {
+    pub(super) fn room_devices(&self, state: &RoomState) -> Vec<DeviceId> {
         state
             .joined()
             .filter_map(|a| self.accounts.get(a)?.state_ref().ok())
@@ -1048,15 +1050,7 @@ impl Node {
     /// message a bounded number of times, whatever its number of contacts
     /// in the room.
     pub fn room_push_to(&self, room: &LogId, peer: &DeviceId, connected: &[DeviceId]) -> bool {
-        let Some(log) = self.rooms.get(room) else {
-            return true;
-        };
-        if self.account_of_device(peer) == Some(self.account) {
-            return true;
-        }
-        let state = &log.resolved().state;
-        let ring = ring_neighbours(room, self.device(), &self.room_devices(state));
-        ring.contains(peer) || !ring.iter().any(|d| connected.contains(d))
+        self.sharing().room_push_to(room, peer, connected)
     }
 
     /// Where devices of members of rooms shared with `account` were last

@@ -6,66 +6,14 @@ use crate::id::{AccountId, DeviceId, EventId, LogId};
 use crate::sync::View;
 
 impl View for Node {
+    // Who may sync what is read from the sharing snapshot, rebuilt only
+    // when contacts, followed account logs or rooms changed.
     fn shared_logs(&self, account: AccountId, peer: DeviceId) -> Vec<LogId> {
-        if !self.device_active(account, peer) {
-            return self.proof_logs(account);
-        }
-        let mut logs = Vec::new();
-        let mut third: std::collections::BTreeSet<AccountId> = Default::default();
-        let mut rooms = Vec::new();
-        if account == self.account {
-            logs.extend([LogId::account(self.account), LogId::self_log(self.account)]);
-            for c in self.contacts.keys() {
-                logs.push(LogId::account(*c));
-                logs.push(LogId::conversation(self.account, *c));
-            }
-            for room in self.rooms.keys() {
-                third.extend(self.room_accounts(room));
-                rooms.push(*room);
-            }
-        } else {
-            if self.contacts.contains_key(&account) {
-                logs.extend([
-                    LogId::account(self.account),
-                    LogId::account(account),
-                    LogId::conversation(self.account, account),
-                ]);
-            }
-            for room in self.rooms.keys() {
-                if self.room_shared_with(room, account) {
-                    third.extend(self.room_accounts(room));
-                    rooms.push(*room);
-                }
-            }
-            if logs.is_empty() && !rooms.is_empty() {
-                logs.extend([LogId::account(self.account), LogId::account(account)]);
-            }
-        }
-        // Account logs before the logs whose authors they prove.
-        let listed: std::collections::HashSet<LogId> = logs.iter().copied().collect();
-        let mut ordered: Vec<LogId> = third
-            .into_iter()
-            .rev()
-            .map(LogId::account)
-            .filter(|l| !listed.contains(l) && self.logs.contains_key(l))
-            .collect();
-        ordered.append(&mut logs);
-        rooms.sort();
-        ordered.extend(rooms);
-        ordered
+        self.sharing().shared_logs(account, peer)
     }
 
-    /// Account logs go to any device of a contact or room member (they
-    /// prove who is active); every other shared log only to active
-    /// devices, checked against the current account log at every message.
     fn entitled(&self, account: AccountId, peer: DeviceId, log: &LogId) -> bool {
-        let is_account_log = self.is_account_log(log);
-        let shared = if self.rooms.contains_key(log) {
-            self.room_shared_with(log, account)
-        } else {
-            self.shared_logs(account, peer).contains(log)
-        };
-        shared && (is_account_log || self.device_active(account, peer))
+        self.sharing().entitled(account, peer, log)
     }
 
     fn is_shared_once(&self, log: &LogId) -> bool {
@@ -77,8 +25,7 @@ impl View for Node {
     }
 
     fn device_active(&self, account: AccountId, peer: DeviceId) -> bool {
-        self.account_log_state(account)
-            .is_ok_and(|s| s.is_active(&peer))
+        self.sharing().device_active(account, peer)
     }
 
     fn heads(&self, log: &LogId) -> Vec<EventId> {
@@ -112,24 +59,6 @@ impl View for Node {
 }
 
 impl Node {
-    /// What a device that is not (yet) listed by the account log we hold
-    /// of the account it claims may sync: only the logs that can prove it,
-    /// ours and its account's, and only if that account is one we share
-    /// something with. Nothing else (no contact list, no third-party
-    /// account, no conversation, no room) until it is proven.
-    fn proof_logs(&self, account: AccountId) -> Vec<LogId> {
-        if account == self.account {
-            return vec![LogId::account(self.account)];
-        }
-        let known = self.contacts.contains_key(&account)
-            || self.rooms.keys().any(|r| self.room_shared_with(r, account));
-        if known && self.accounts.contains_key(&account) {
-            vec![LogId::account(self.account), LogId::account(account)]
-        } else {
-            vec![]
-        }
-    }
-
     /// Events of `log` by id, in wire form, parents first (ids of other
     /// logs are ignored: a peer only gets what it asked for in a log it is
     /// entitled to).
