@@ -8,7 +8,7 @@
 //! history|devices|rooms` runs one part).
 #![allow(clippy::unwrap_used, clippy::disallowed_methods)]
 
-use kith_client::daemon::Daemon;
+use kith_app::daemon::Daemon;
 use node_core::LogId;
 use node_core::node::Node;
 use node_core::store::Profile;
@@ -23,7 +23,7 @@ struct Side {
 }
 
 fn now() -> i64 {
-    kith_client::now_ms()
+    kith_app::now_ms()
 }
 
 async fn start(

@@ -1,4 +1,4 @@
 //! `kith`: the client binary. Everything lives in the library.
 fn main() -> std::process::ExitCode {
-    kith_client::main()
+    kith_app::main()
 }

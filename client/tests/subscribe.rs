@@ -5,7 +5,7 @@
 
 mod support;
 
-use kith_client::rpc::{self, Notice};
+use kith_app::rpc::{self, Notice};
 use std::time::Duration;
 use support::{Running, kith, ok};
 

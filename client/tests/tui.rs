@@ -7,9 +7,9 @@
 #![allow(clippy::unwrap_used)]
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use kith_client::rpc::Status;
-use kith_client::tui::app::{App, Effect, Safety, Screen};
-use kith_client::tui::ui;
+use kith_app::rpc::Status;
+use kith_app::tui::app::{App, Effect, Safety, Screen};
+use kith_app::tui::ui;
 use node_core::node::contacts::ContactInfo;
 use node_core::node::devices::DeviceInfo;
 use node_core::node::messages::MessageInfo;

@@ -4,9 +4,10 @@
 
 use std::path::{Path, PathBuf};
 
-const ROOTS: [&str; 7] = [
+const ROOTS: [&str; 8] = [
     "node-core/src",
     "client/src",
+    "client-api/src",
     "mailboxd/src",
     "pushd/src",
     "named/src",

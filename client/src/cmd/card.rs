@@ -1,6 +1,6 @@
 //! `kith card`: this account's contact card, as a URI or QR code.
 
-use crate::rpc::{self, CardReply, Request};
+use crate::rpc::Client;
 use anyhow::{Context, Result};
 use node_core::identity::card::{qr_png, qr_terminal};
 use std::path::{Path, PathBuf};
@@ -18,9 +18,7 @@ pub struct Args {
 
 /// Runs `kith card`.
 pub fn run(home: &Path, args: Args) -> Result<()> {
-    let value = super::runtime()?.block_on(rpc::call(home, &Request::Card))?;
-    let card: CardReply =
-        serde_json::from_value(value).context("the daemon's card is not valid")?;
+    let card = super::runtime()?.block_on(Client::new(home).card())?;
     if let Some(path) = &args.qr_png {
         let png = qr_png(&card.uri, 8)?;
         std::fs::write(path, png).with_context(|| format!("writing {}", path.display()))?;

@@ -1,9 +1,8 @@
 //! `kith contact`: add and list contacts.
 
 use crate::display::terminal_safe;
-use crate::rpc::{self, Request};
-use anyhow::{Context, Result};
-use node_core::node::contacts::ContactInfo;
+use crate::rpc::Client;
+use anyhow::Result;
 use std::path::Path;
 
 /// `kith contact` subcommands.
@@ -71,6 +70,7 @@ pub enum Args {
 /// Runs `kith contact …`.
 pub fn run(home: &Path, args: Args) -> Result<()> {
     let rt = super::runtime()?;
+    let client = Client::new(home);
     match args {
         Args::Add {
             card,
@@ -91,15 +91,11 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
                 }
                 card
             };
-            let v = rt.block_on(rpc::call(home, &Request::ContactAdd { card, alias }))?;
-            println!(
-                "{}",
-                v["id"].as_str().context("the daemon's answer has no id")?
-            );
+            let added = rt.block_on(client.contact_add(&card, alias.as_deref()))?;
+            println!("{}", added.id);
         }
         Args::List { json } => {
-            let v = rt.block_on(rpc::call(home, &Request::ContactList))?;
-            let Some(contacts) = super::json_or::<Vec<ContactInfo>>(v, json, "list")? else {
+            let Some(contacts) = super::json_or(rt.block_on(client.contact_list())?, json)? else {
                 return Ok(());
             };
             let unvalidated = contacts.iter().filter(|c| c.trust == "unvalidated").count();
@@ -135,19 +131,13 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
             }
         }
         Args::SafetyNumber { contact, qr, json } => {
-            let v = rt.block_on(rpc::call(home, &Request::ContactSafetyNumber { contact }))?;
-            if json {
-                println!("{v}");
+            let number = rt.block_on(client.safety_number(&contact))?;
+            let Some(number) = super::json_or(number, json)? else {
                 return Ok(());
-            }
-            let grouped = v["grouped"]
-                .as_str()
-                .context("the daemon's answer has no number")?;
-            println!("{grouped}");
+            };
+            println!("{}", number.grouped);
             if qr {
-                let digits = v["digits"]
-                    .as_str()
-                    .context("the daemon's answer has no number")?;
+                let digits = &number.digits;
                 println!(
                     "{}",
                     node_core::identity::card::qr_terminal(&format!("KITH:SAFETY/{digits}"))?
@@ -156,19 +146,16 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
         }
         Args::Verify { contact, number } => {
             let number = number.join(" ");
-            rt.block_on(rpc::call(home, &Request::ContactVerify { contact, number }))?;
+            rt.block_on(client.contact_verify(&contact, &number))?;
             println!("validated: the safety numbers match");
         }
         Args::Trust { contact, state } => {
-            let v = rt.block_on(rpc::call(home, &Request::ContactTrust { contact, state }))?;
-            println!("trust is now {}", v["trust"].as_str().unwrap_or("?"));
+            let set = rt.block_on(client.contact_trust(&contact, &state))?;
+            println!("trust is now {}", set.trust);
         }
         Args::Share { contact, with } => {
-            let v = rt.block_on(rpc::call(home, &Request::ContactShare { contact, with }))?;
-            println!(
-                "{}",
-                v["id"].as_str().context("the daemon's answer has no id")?
-            );
+            let shared = rt.block_on(client.contact_share(&contact, &with))?;
+            println!("{}", shared.id);
         }
     }
     Ok(())

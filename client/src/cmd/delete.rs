@@ -1,7 +1,7 @@
 //! `kith delete`: forget messages (or a whole conversation) on all own
 //! devices.
 
-use crate::rpc::{self, Request};
+use crate::rpc::Client;
 use anyhow::Result;
 use std::path::Path;
 
@@ -18,16 +18,11 @@ pub struct Args {
 
 /// Runs `kith delete`.
 pub fn run(home: &Path, args: Args) -> Result<()> {
-    let v = super::runtime()?.block_on(rpc::call(
-        home,
-        &Request::Delete {
-            target: args.target,
-            messages: args.messages,
-        },
-    ))?;
+    let answer =
+        super::runtime()?.block_on(Client::new(home).delete(&args.target, args.messages))?;
     println!(
         "deleted {} message(s) on this device; own devices follow",
-        v["deleted"]
+        answer.deleted
     );
     Ok(())
 }

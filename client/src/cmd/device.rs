@@ -2,9 +2,8 @@
 //! revoke one.
 
 use crate::display::terminal_safe;
-use crate::rpc::{self, Request};
+use crate::rpc::Client;
 use anyhow::{Context, Result};
-use node_core::node::devices::DeviceInfo;
 use std::path::Path;
 
 /// `kith device` subcommands.
@@ -33,19 +32,13 @@ pub enum Args {
 /// Runs `kith device …`.
 pub fn run(home: &Path, args: Args) -> Result<()> {
     let rt = super::runtime()?;
+    let client = Client::new(home);
     match args {
         Args::Invite => {
-            let v = rt.block_on(rpc::call(home, &Request::DeviceInvite))?;
-            println!(
-                "{}",
-                v["code"]
-                    .as_str()
-                    .context("the daemon's answer has no code")?
-            );
+            println!("{}", rt.block_on(client.device_invite())?.code);
         }
         Args::List { json } => {
-            let v = rt.block_on(rpc::call(home, &Request::DeviceList))?;
-            let Some(devices) = super::json_or::<Vec<DeviceInfo>>(v, json, "list")? else {
+            let Some(devices) = super::json_or(rt.block_on(client.device_list())?, json)? else {
                 return Ok(());
             };
             for d in devices {
@@ -64,17 +57,10 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
             } else {
                 None
             };
-            let v = rt.block_on(rpc::call(
-                home,
-                &Request::DeviceRevoke {
-                    device,
-                    recovery: recovery.as_ref().map(|c| c.to_string()),
-                },
-            ))?;
-            println!(
-                "revoked {}",
-                v["id"].as_str().context("the daemon's answer has no id")?
-            );
+            let revoked = rt.block_on(
+                client.device_revoke(&device, recovery.as_ref().map(|c| c.to_string())),
+            )?;
+            println!("revoked {}", revoked.id);
         }
     }
     Ok(())

@@ -1,9 +1,8 @@
 //! `kith file`: offer files, list them, watch a transfer, save one out.
 
 use crate::display::terminal_safe;
-use crate::rpc::{self, Request};
+use crate::rpc::Client;
 use anyhow::{Context, Result};
-use node_core::node::files::FileInfo;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -68,21 +67,18 @@ fn absolute(p: &Path) -> Result<String> {
 /// Runs `kith file …`.
 pub fn run(home: &Path, args: Args) -> Result<()> {
     let rt = super::runtime()?;
+    let client = Client::new(home);
     match args {
         Args::Send { target, path } => {
             if !path.exists() {
                 anyhow::bail!("{} does not exist", path.display());
             }
             let path = absolute(&path)?;
-            let v = rt.block_on(rpc::call(home, &Request::FileSend { target, path }))?;
-            println!(
-                "{}",
-                v["id"].as_str().context("the daemon's answer has no id")?
-            );
+            let offered = rt.block_on(client.file_send(&target, &path))?;
+            println!("{}", offered.id);
         }
         Args::List { target, json } => {
-            let v = rt.block_on(rpc::call(home, &Request::FileList { target }))?;
-            let Some(files) = super::json_or::<Vec<FileInfo>>(v, json, "list")? else {
+            let Some(files) = super::json_or(rt.block_on(client.file_list(&target))?, json)? else {
                 return Ok(());
             };
             for f in files {
@@ -98,12 +94,15 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
             }
         }
         Args::SyncLimit { bytes } => {
-            let v = rt.block_on(rpc::call(home, &Request::FileSyncLimit { bytes }))?;
-            println!("files up to {} bytes are fetched automatically", v["bytes"]);
+            let limit = rt.block_on(client.file_sync_limit(bytes))?;
+            println!(
+                "files up to {} bytes are fetched automatically",
+                limit.bytes
+            );
         }
         Args::Wait { id, timeout, json } => {
             // Waiting for a file asks for it, whatever its size.
-            rt.block_on(rpc::call(home, &Request::FileFetch { id: id.clone() }))?;
+            rt.block_on(client.file_fetch(&id))?;
             let bar = (!json).then(|| {
                 let bar = indicatif::ProgressBar::new(0);
                 bar.set_style(
@@ -117,9 +116,7 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
             });
             let deadline = std::time::Instant::now() + Duration::from_secs(timeout);
             loop {
-                let v = rt.block_on(rpc::call(home, &Request::FileStatus { id: id.clone() }))?;
-                let f: FileInfo =
-                    serde_json::from_value(v).context("the daemon's answer is not valid")?;
+                let f = rt.block_on(client.file_status(&id))?;
                 match &bar {
                     Some(bar) => {
                         bar.set_length(u64::from(f.chunks));
@@ -152,13 +149,7 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
         }
         Args::Save { id, dest } => {
             let dest = absolute(&dest)?;
-            rt.block_on(rpc::call(
-                home,
-                &Request::FileSave {
-                    id,
-                    dest: dest.clone(),
-                },
-            ))?;
+            rt.block_on(client.file_save(&id, &dest))?;
             println!("saved {dest}");
         }
     }

@@ -1,9 +1,8 @@
 //! `kith log`: a conversation in display order.
 
 use crate::display::terminal_safe;
-use crate::rpc::{self, Request};
-use anyhow::{Context, Result};
-use node_core::node::messages::MessageInfo;
+use crate::rpc::Client;
+use anyhow::Result;
 use std::path::Path;
 
 /// `kith log` arguments.
@@ -22,17 +21,10 @@ pub struct Args {
 
 /// Runs `kith log`.
 pub fn run(home: &Path, args: Args) -> Result<()> {
-    let req = Request::Log {
-        target: args.target,
-        limit: args.limit,
-    };
-    let v = super::runtime()?.block_on(rpc::call(home, &req))?;
-    if args.json {
-        println!("{v}");
+    let messages = super::runtime()?.block_on(Client::new(home).log(&args.target, args.limit))?;
+    let Some(messages) = super::json_or(messages, args.json)? else {
         return Ok(());
-    }
-    let messages: Vec<MessageInfo> =
-        serde_json::from_value(v).context("the daemon's log is not valid")?;
+    };
     for m in messages {
         let mark = if m.delivered { "✓" } else { "…" };
         println!(

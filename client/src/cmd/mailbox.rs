@@ -1,7 +1,7 @@
 //! `kith mailbox`: opt in to (or out of) a mailbox server that keeps sealed
 //! deposits for this account while all its devices are away.
 
-use crate::rpc::{self, Request};
+use crate::rpc::Client;
 use anyhow::Result;
 use std::path::Path;
 
@@ -28,41 +28,36 @@ pub enum Args {
 /// Runs `kith mailbox`.
 pub fn run(home: &Path, args: Args) -> Result<()> {
     let rt = super::runtime()?;
+    let client = Client::new(home);
     match args {
         Args::Use { url } => {
-            let v = rt.block_on(rpc::call(home, &Request::MailboxUse { url }))?;
+            let set = rt.block_on(client.mailbox_use(&url))?;
             println!(
                 "using the mailbox at {} (mailbox {}); your devices and contacts follow",
-                v["url"].as_str().unwrap_or_default(),
-                v["mailbox"].as_str().unwrap_or_default()
+                set.url,
+                set.mailbox.unwrap_or_default()
             );
         }
         Args::Off => {
-            let v = rt.block_on(rpc::call(home, &Request::MailboxOff))?;
-            match (v["url"].as_str(), v["removed"].as_bool()) {
+            let off = rt.block_on(client.mailbox_off())?;
+            match (off.url, off.removed) {
                 (None, _) => println!("no mailbox was in use"),
-                (Some(url), Some(true)) => println!("stopped using {url}; the mailbox is removed"),
-                (Some(url), _) => println!(
+                (Some(url), true) => println!("stopped using {url}; the mailbox is removed"),
+                (Some(url), false) => println!(
                     "stopped using {url}; it could not be reached, so what it holds expires there"
                 ),
             }
         }
         Args::Status { json } => {
-            let v = rt.block_on(rpc::call(home, &Request::MailboxStatus))?;
-            if json {
-                println!("{v}");
-            } else {
-                match v["url"].as_str() {
-                    Some(url) => println!("mailbox: {url}"),
-                    None => println!("mailbox: off"),
-                }
-                for c in v["contacts"].as_array().into_iter().flatten() {
-                    println!(
-                        "contact {} deposits at {}",
-                        c["contact"].as_str().unwrap_or_default(),
-                        c["url"].as_str().unwrap_or_default()
-                    );
-                }
+            let Some(status) = super::json_or(rt.block_on(client.mailbox_status())?, json)? else {
+                return Ok(());
+            };
+            match status.url {
+                Some(url) => println!("mailbox: {url}"),
+                None => println!("mailbox: off"),
+            }
+            for c in status.contacts {
+                println!("contact {} deposits at {}", c.contact, c.url);
             }
         }
     }
@@ -88,8 +83,8 @@ pub fn run_relay(home: &Path, args: RelayArgs) -> Result<()> {
         RelayArgs::Use { url } => Some(url),
         RelayArgs::Off => None,
     };
-    let v = super::runtime()?.block_on(rpc::call(home, &Request::Relay { url }))?;
-    match v["relay"].as_str() {
+    let set = super::runtime()?.block_on(Client::new(home).relay(url.as_deref()))?;
+    match set.relay {
         Some(url) => println!("using the relay at {url}; your devices and contacts follow"),
         None => println!("no relay in use"),
     }

@@ -24,19 +24,12 @@ pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("starting the async runtime")
 }
 
-/// The daemon's answer `v`: printed as it is for `--json` (then `None`),
-/// else read as `T` for a human rendering ("the daemon's {what} is not
-/// valid" if it cannot be).
-pub(crate) fn json_or<T: serde::de::DeserializeOwned>(
-    v: serde_json::Value,
-    json: bool,
-    what: &str,
-) -> anyhow::Result<Option<T>> {
+/// The daemon's typed answer: printed as JSON for `--json` (then
+/// `None`), else given back for a human rendering.
+pub(crate) fn json_or<T: serde::Serialize>(answer: T, json: bool) -> anyhow::Result<Option<T>> {
     if json {
-        println!("{v}");
+        println!("{}", serde_json::to_string(&answer)?);
         return Ok(None);
     }
-    serde_json::from_value(v)
-        .map(Some)
-        .map_err(|e| anyhow::Error::new(e).context(format!("the daemon's {what} is not valid")))
+    Ok(Some(answer))
 }

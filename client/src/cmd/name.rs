@@ -3,7 +3,7 @@
 
 use crate::display::terminal_safe;
 use crate::names::{Finder, submit};
-use crate::rpc::{self, Request};
+use crate::rpc::Client;
 use anyhow::{Context, Result};
 use node_core::names::Handle;
 use std::path::Path;
@@ -115,17 +115,9 @@ async fn publish(
     server: &str,
     release: bool,
 ) -> Result<serde_json::Value> {
-    let v = rpc::call(
-        home,
-        &Request::NameRecord {
-            handle: handle.to_string(),
-            release,
-        },
-    )
-    .await?;
-    let record = v["record"]
-        .as_str()
-        .context("the daemon's answer has no record")?;
+    let record = Client::new(home)
+        .name_record(&handle.to_string(), release)
+        .await?;
     let finder = Finder::from_env()?;
-    submit(&finder, server, record).await
+    submit(&finder, server, &record.record).await
 }

@@ -1,7 +1,7 @@
 //! `kith push`: register this device with a push relay, so contacts can
 //! wake it when it is not reachable (see `docs/push.md`).
 
-use crate::rpc::{self, Request};
+use crate::rpc::Client;
 use anyhow::{Result, bail};
 use std::path::Path;
 
@@ -42,6 +42,7 @@ pub enum Args {
 /// Runs `kith push …`.
 pub fn run(home: &Path, args: Args) -> Result<()> {
     let rt = super::runtime()?;
+    let client = Client::new(home);
     match args {
         Args::Use {
             url,
@@ -65,46 +66,42 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
                     "say what to push to: --fcm TOKEN, --apns TOKEN, or --webpush ENDPOINT --p256dh KEY --auth SECRET (from the phone's push service)"
                 ),
             };
-            let v = rt.block_on(rpc::call(home, &Request::PushUse { url, target }))?;
+            let set = rt.block_on(client.push_use(&url, target))?;
             println!(
                 "registered with the push relay at {}; contacts learn how to wake this device",
-                v["url"].as_str().unwrap_or_default()
+                set.url
             );
         }
         Args::Off => {
-            let v = rt.block_on(rpc::call(home, &Request::PushOff))?;
-            match (v["url"].as_str(), v["removed"].as_bool()) {
+            let off = rt.block_on(client.push_off())?;
+            match (off.url, off.removed) {
                 (None, _) => println!("no push relay was in use"),
-                (Some(url), Some(true)) => println!("unregistered from {url}"),
-                (Some(url), _) => {
+                (Some(url), true) => println!("unregistered from {url}"),
+                (Some(url), false) => {
                     println!("stopped using {url}; it could not be reached to unregister")
                 }
             }
         }
         Args::Status { json } => {
-            let v = rt.block_on(rpc::call(home, &Request::PushStatus))?;
-            if json {
-                println!("{v}");
-            } else {
-                match v["url"].as_str() {
-                    Some(url) => println!(
-                        "push relay: {url} ({})",
-                        if v["registered"] == true {
-                            "registered"
-                        } else {
-                            "not registered yet"
-                        }
-                    ),
-                    None => println!("push relay: off"),
-                }
-                for c in v["contacts"].as_array().into_iter().flatten() {
-                    println!(
-                        "can wake {} (device {}) through {}",
-                        c["contact"].as_str().unwrap_or_default(),
-                        c["device"].as_str().unwrap_or_default(),
-                        c["url"].as_str().unwrap_or_default()
-                    );
-                }
+            let Some(status) = super::json_or(rt.block_on(client.push_status())?, json)? else {
+                return Ok(());
+            };
+            match status.url {
+                Some(url) => println!(
+                    "push relay: {url} ({})",
+                    if status.registered {
+                        "registered"
+                    } else {
+                        "not registered yet"
+                    }
+                ),
+                None => println!("push relay: off"),
+            }
+            for c in status.contacts {
+                println!(
+                    "can wake {} (device {}) through {}",
+                    c.contact, c.device, c.url
+                );
             }
         }
     }

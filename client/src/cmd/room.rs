@@ -1,9 +1,8 @@
 //! `kith room`: group conversations without a hub (see `docs/rooms.md`).
 
 use crate::display::terminal_safe;
-use crate::rpc::{self, Request};
-use anyhow::{Context, Result};
-use node_core::node::rooms::{HeldInfo, HistoryInfo, MemberInfo, RoomInfo};
+use crate::rpc::Client;
+use anyhow::Result;
 use std::path::Path;
 
 /// `kith room` subcommands.
@@ -131,39 +130,19 @@ pub enum Args {
 /// Runs `kith room …`.
 pub fn run(home: &Path, args: Args) -> Result<()> {
     let rt = super::runtime()?;
-    let call = |req: Request| rt.block_on(rpc::call(home, &req));
-    let id = |v: serde_json::Value| -> Result<String> {
-        Ok(v["id"]
-            .as_str()
-            .context("the daemon's answer has no id")?
-            .to_owned())
-    };
+    let client = Client::new(home);
     match args {
         Args::Create { name, public } => {
-            println!("{}", id(call(Request::RoomCreate { name, public })?)?)
+            println!("{}", rt.block_on(client.room_create(&name, public))?.id)
         }
         Args::Invite { room, contact } => {
-            call(Request::RoomInvite { room, contact })?;
+            rt.block_on(client.room_invite(&room, &contact))?;
         }
-        Args::Link { room } => {
-            let v = call(Request::RoomLink { room })?;
-            println!(
-                "{}",
-                v["uri"]
-                    .as_str()
-                    .context("the daemon's answer has no link")?
-            );
-        }
-        Args::Join { uri, wait } => println!(
-            "{}",
-            id(call(Request::RoomJoin {
-                uri,
-                wait_secs: wait
-            })?)?
-        ),
+        Args::Link { room } => println!("{}", rt.block_on(client.room_link(&room))?.uri),
+        Args::Join { uri, wait } => println!("{}", rt.block_on(client.room_join(&uri, wait))?.id),
         Args::Members { room, json } => {
-            let v = call(Request::RoomMembers { room })?;
-            let Some(members) = super::json_or::<Vec<MemberInfo>>(v, json, "member list")? else {
+            let members = rt.block_on(client.room_members(&room))?;
+            let Some(members) = super::json_or(members, json)? else {
                 return Ok(());
             };
             for m in members {
@@ -185,42 +164,22 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
             account,
             role,
         } => {
-            call(Request::RoomRole {
-                room,
-                account,
-                role,
-            })?;
+            rt.block_on(client.room_role(&room, &account, &role))?;
         }
         Args::Kick { room, account } => {
-            call(Request::RoomKick {
-                room,
-                account,
-                ban: false,
-            })?;
+            rt.block_on(client.room_kick(&room, &account, false))?;
         }
         Args::Ban { room, account } => {
-            call(Request::RoomKick {
-                room,
-                account,
-                ban: true,
-            })?;
+            rt.block_on(client.room_kick(&room, &account, true))?;
         }
         Args::Leave { room } => {
-            call(Request::RoomLeave { room })?;
+            rt.block_on(client.room_leave(&room))?;
         }
         Args::Name { room, name } => {
-            call(Request::RoomSet {
-                room,
-                topic: false,
-                text: name,
-            })?;
+            rt.block_on(client.room_set(&room, false, &name))?;
         }
         Args::Topic { room, topic } => {
-            call(Request::RoomSet {
-                room,
-                topic: true,
-                text: topic,
-            })?;
+            rt.block_on(client.room_set(&room, true, &topic))?;
         }
         Args::History {
             room,
@@ -228,12 +187,9 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
             trust,
             json,
         } => {
-            let v = call(Request::RoomHistory {
-                room,
-                confirmations,
-                trust,
-            })?;
-            let Some(h) = super::json_or::<HistoryInfo>(v, json, "answer")? else {
+            let history =
+                rt.block_on(client.room_history(&room, confirmations, trust.as_deref()))?;
+            let Some(h) = super::json_or(history, json)? else {
                 return Ok(());
             };
             let whose = if h.admin_trusted {
@@ -250,8 +206,7 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
             );
         }
         Args::Held { room, json } => {
-            let v = call(Request::RoomHeld { room })?;
-            let Some(held) = super::json_or::<Vec<HeldInfo>>(v, json, "answer")? else {
+            let Some(held) = super::json_or(rt.block_on(client.room_held(&room))?, json)? else {
                 return Ok(());
             };
             for h in held {
@@ -267,11 +222,10 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
             }
         }
         Args::Confirm { room, event } => {
-            call(Request::RoomConfirm { room, event })?;
+            rt.block_on(client.room_confirm(&room, &event))?;
         }
         Args::List { json } => {
-            let v = call(Request::RoomList)?;
-            let Some(rooms) = super::json_or::<Vec<RoomInfo>>(v, json, "room list")? else {
+            let Some(rooms) = super::json_or(rt.block_on(client.room_list())?, json)? else {
                 return Ok(());
             };
             for r in rooms {

@@ -1,7 +1,7 @@
 //! `kith send`: queue a message; never waits for the peer.
 
-use crate::rpc::{self, Request};
-use anyhow::{Context, Result};
+use crate::rpc::Client;
+use anyhow::Result;
 use std::path::Path;
 
 /// `kith send` arguments.
@@ -16,14 +16,7 @@ pub struct Args {
 
 /// Runs `kith send`.
 pub fn run(home: &Path, args: Args) -> Result<()> {
-    let req = Request::Send {
-        target: args.target,
-        text: args.text,
-    };
-    let v = super::runtime()?.block_on(rpc::call(home, &req))?;
-    println!(
-        "{}",
-        v["id"].as_str().context("the daemon's answer has no id")?
-    );
+    let sent = super::runtime()?.block_on(Client::new(home).send(&args.target, &args.text))?;
+    println!("{}", sent.id);
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! `kith status`: the daemon's state.
 
-use crate::rpc::{self, Request, Status};
-use anyhow::{Context, Result};
+use crate::rpc::Client;
+use anyhow::Result;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -19,20 +19,19 @@ pub struct Args {
 /// Runs `kith status`.
 pub fn run(home: &Path, args: Args) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs_f64(args.wait.unwrap_or(0.0));
-    let value = super::runtime()?.block_on(async {
+    let client = Client::new(home);
+    let status = super::runtime()?.block_on(async {
         loop {
-            match rpc::call(home, &Request::Status).await {
+            match client.status().await {
                 Ok(v) => return Ok(v),
                 Err(e) if Instant::now() >= deadline => return Err(e),
                 Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
             }
         }
     })?;
-    if args.json {
-        println!("{value}");
+    let Some(s) = super::json_or(status, args.json)? else {
         return Ok(());
-    }
-    let s: Status = serde_json::from_value(value).context("the daemon's status is not valid")?;
+    };
     println!("account    {}", s.account);
     println!("device     {} ({})", s.device, s.name);
     println!(

@@ -1,8 +1,9 @@
 //! Answers the CLI's requests on the local socket.
 
 use super::Daemon;
-use crate::rpc::{self, CardReply, Request, Response, Status};
+use crate::rpc::{self, Request, Response};
 use anyhow::{Context, Result};
+use kith_client::answers::{self as a, Id, Status};
 use node_core::node::Node;
 use node_core::node::rooms::Target;
 use tokio::net::UnixStream;
@@ -25,7 +26,10 @@ impl Daemon {
             .set_mailbox(Some(url), crate::now_ms())
             .await?;
         self.mailbox_notify.notify_one();
-        Ok(serde_json::json!({ "url": url, "mailbox": id.map(|i| i.to_string()) }))
+        answer(a::MailboxSet {
+            url: url.to_owned(),
+            mailbox: id.map(|i| i.to_string()),
+        })
     }
 
     /// `kith mailbox off`: removes the mailbox from its server (best
@@ -34,7 +38,10 @@ impl Daemon {
     async fn mailbox_off(&self) -> Result<serde_json::Value> {
         let current = self.node.lock().await.mailbox();
         let Some(current) = current else {
-            return Ok(serde_json::json!({ "url": null, "removed": false }));
+            return answer(a::Removed {
+                url: None,
+                removed: false,
+            });
         };
         let removed = match super::mailbox::remove_mailbox(&current.url, &current.key).await {
             Ok(()) => true,
@@ -49,7 +56,10 @@ impl Daemon {
             .set_mailbox(None, crate::now_ms())
             .await?;
         self.mailbox_notify.notify_one();
-        Ok(serde_json::json!({ "url": current.url, "removed": removed }))
+        answer(a::Removed {
+            url: Some(current.url),
+            removed,
+        })
     }
 
     /// `kith push use`: registers with the relay now (so a refusal is the
@@ -77,14 +87,20 @@ impl Daemon {
         setting.handle = Some(handle);
         self.node.lock().await.set_push(Some(&setting)).await?;
         self.push_notify.notify_one();
-        Ok(serde_json::json!({ "url": url, "registered": true }))
+        answer(a::PushSet {
+            url: url.to_owned(),
+            registered: true,
+        })
     }
 
     /// `kith push off`: unregisters (best effort) and withdraws the grants.
     async fn push_off(&self) -> Result<serde_json::Value> {
         let current = self.node.lock().await.push_setting().await?;
         let Some(current) = current else {
-            return Ok(serde_json::json!({ "url": null, "removed": false }));
+            return answer(a::Removed {
+                url: None,
+                removed: false,
+            });
         };
         let removed = match super::push::unregister(self, &current.url).await {
             Ok(()) => true,
@@ -95,12 +111,18 @@ impl Daemon {
         };
         self.node.lock().await.set_push(None).await?;
         self.push_notify.notify_one();
-        Ok(serde_json::json!({ "url": current.url, "removed": removed }))
+        answer(a::Removed {
+            url: Some(current.url),
+            removed,
+        })
     }
 
     pub(super) async fn handle_client(&self, stream: UnixStream) {
         let (mut read, write) = stream.into_split();
-        let resp = match rpc::read_request(&mut read).await {
+        let resp = match rpc::read_request(&mut read)
+            .await
+            .map_err(anyhow::Error::from)
+        {
             Ok(Request::Subscribe) => return self.subscription(read, write).await,
             Ok(req) => {
                 let writes = self.durable.writes();
@@ -116,10 +138,10 @@ impl Daemon {
                 }
                 match answer {
                     Ok(v) => Response::Ok(v),
-                    Err(e) => Response::failed(&e),
+                    Err(e) => rpc::failed(&e),
                 }
             }
-            Err(e) => Response::failed(&e),
+            Err(e) => rpc::failed(&e),
         };
         if let Err(e) = rpc::write_line(write, &resp).await {
             warn!(error = %e, "answering a client failed");
@@ -138,7 +160,10 @@ impl Daemon {
         use tokio::sync::broadcast::error::{RecvError, TryRecvError};
         let mut events = self.node.lock().await.subscribe();
         let mut notices = self.notices.subscribe();
-        let ok = Response::Ok(serde_json::json!({ "subscribed": true }));
+        let ok = match serde_json::to_value(a::Subscribed { subscribed: true }) {
+            Ok(v) => Response::Ok(v),
+            Err(_) => return,
+        };
         if rpc::write_line(&mut write, &ok).await.is_err() {
             return;
         }
@@ -202,7 +227,7 @@ impl Daemon {
                 (id, offer, node.file_store())
             };
             files.save(id, &offer, std::path::Path::new(&dest)).await?;
-            return Ok(serde_json::json!({ "id": id, "saved": dest }));
+            return answer(a::FileSaved { id, saved: dest });
         }
         if let Request::RoomJoin { uri, wait_secs } = req {
             return self.room_join(&uri, wait_secs).await;
@@ -219,13 +244,13 @@ impl Daemon {
             Request::Status => serde_json::to_value(self.status(&node).await?)?,
             Request::Card => {
                 let hints = self.own_hints();
-                serde_json::to_value(CardReply {
+                answer(a::Uri {
                     uri: node.card(hints, now)?,
                 })?
             }
             Request::ContactAdd { card, alias } => {
                 let id = node.add_contact(&card, alias.as_deref(), now).await?;
-                serde_json::json!({ "id": id })
+                answer(Id { id })?
             }
             Request::ContactList => serde_json::to_value(node.contacts())?,
             Request::Send { target, text } => {
@@ -233,7 +258,7 @@ impl Daemon {
                     Target::Contact(to) => node.send_message(to, &text, now).await?,
                     Target::Room(room) => node.room_send(room, &text, now).await?,
                 };
-                serde_json::json!({ "id": id })
+                answer(Id { id })?
             }
             Request::Log { target, limit } => match node.resolve_any(&target)? {
                 Target::Contact(with) => {
@@ -243,18 +268,18 @@ impl Daemon {
             },
             Request::RoomCreate { name, public } => {
                 let id = node.create_room(&name, public, now).await?;
-                serde_json::json!({ "id": id })
+                answer(Id { id })?
             }
             Request::RoomInvite { room, contact } => {
                 let room = node.resolve_room(&room)?;
                 let contact = node.resolve_target(&contact)?;
                 let id = node.room_invite(room, contact, now).await?;
-                serde_json::json!({ "id": id })
+                answer(Id { id })?
             }
             Request::RoomLink { room } => {
                 let room = node.resolve_room(&room)?;
                 let uri = node.room_link(room, self.own_hints())?;
-                serde_json::json!({ "uri": uri })
+                answer(a::Uri { uri })?
             }
             Request::RoomJoin { .. } => anyhow::bail!("handled above"),
             Request::RoomMembers { room } => {
@@ -269,23 +294,23 @@ impl Daemon {
                 let room = node.resolve_room(&room)?;
                 let account = node.resolve_member(room, &account)?;
                 let id = node.room_set_role(room, account, &role, now).await?;
-                serde_json::json!({ "id": id })
+                answer(Id { id })?
             }
             Request::RoomKick { room, account, ban } => {
                 let room = node.resolve_room(&room)?;
                 let account = node.resolve_member(room, &account)?;
                 let id = node.room_remove(room, account, ban, now).await?;
-                serde_json::json!({ "id": id })
+                answer(Id { id })?
             }
             Request::RoomLeave { room } => {
                 let room = node.resolve_room(&room)?;
                 let id = node.room_leave(room, now).await?;
-                serde_json::json!({ "id": id })
+                answer(Id { id })?
             }
             Request::RoomSet { room, topic, text } => {
                 let room = node.resolve_room(&room)?;
                 let id = node.room_set_text(room, topic, &text, now).await?;
-                serde_json::json!({ "id": id })
+                answer(Id { id })?
             }
             Request::RoomList => serde_json::to_value(node.rooms())?,
             Request::RoomHistory {
@@ -313,33 +338,39 @@ impl Daemon {
             Request::RoomConfirm { room, event } => {
                 let room = node.resolve_room(&room)?;
                 let id = node.room_confirm(room, &event, now).await?;
-                serde_json::json!({ "id": id })
+                answer(Id { id })?
             }
             Request::ContactSafetyNumber { contact } => {
                 let id = node.resolve_target(&contact)?;
                 let digits = node.safety_number(id)?;
-                serde_json::json!({
-                    "contact": id,
-                    "digits": digits,
-                    "grouped": node_core::node::trust::group_digits(&digits),
-                })
+                answer(a::SafetyNumber {
+                    contact: id,
+                    grouped: node_core::node::trust::group_digits(&digits),
+                    digits,
+                })?
             }
             Request::ContactVerify { contact, number } => {
                 let id = node.resolve_target(&contact)?;
                 node.verify_contact(id, &number, now).await?;
-                serde_json::json!({ "contact": id, "trust": "validated" })
+                answer(a::TrustSet {
+                    contact: id,
+                    trust: "validated".into(),
+                })?
             }
             Request::ContactTrust { contact, state } => {
                 let id = node.resolve_target(&contact)?;
                 let trust: node_core::node::trust::Trust = state.parse()?;
                 node.set_trust(id, trust, "set by hand", now).await?;
-                serde_json::json!({ "contact": id, "trust": trust.as_str() })
+                answer(a::TrustSet {
+                    contact: id,
+                    trust: trust.as_str().into(),
+                })?
             }
             Request::ContactShare { contact, with } => {
                 let what = node.resolve_target(&contact)?;
                 let to = node.resolve_target(&with)?;
                 let id = node.share_contact(what, to, now).await?;
-                serde_json::json!({ "id": id })
+                answer(Id { id })?
             }
             Request::FileSend { .. } | Request::FileSave { .. } => {
                 anyhow::bail!("handled above")
@@ -361,7 +392,7 @@ impl Daemon {
                     .unwrap_or_else(|p| p.into_inner())
                     .insert(id);
                 self.files_wake();
-                serde_json::json!({ "id": id })
+                answer(Id { id })?
             }
             Request::FileSyncLimit { bytes } => {
                 if let Some(b) = bytes {
@@ -374,38 +405,41 @@ impl Daemon {
                     self.files_wake();
                 }
                 let limit = node.auto_fetch_setting().unwrap_or(self.auto_fetch_limit);
-                serde_json::json!({ "bytes": limit })
+                answer(a::SyncLimit { bytes: limit })?
             }
             Request::MarkRead { target } => {
                 let with = node.resolve_target(&target)?;
                 node.mark_read(with, now).await?;
-                serde_json::json!({})
+                answer(a::Done {})?
             }
             Request::NameRecord { handle, release } => {
                 let handle: node_core::names::Handle = handle
                     .parse()
                     .map_err(|e| anyhow::anyhow!("bad handle: {e}"))?;
                 let record = node.name_record(&handle, release, self.own_hints(), now)?;
-                serde_json::json!({
-                    "handle": handle.to_string(),
-                    "record": data_encoding::BASE64.encode(&record),
-                })
+                answer(a::NameRecord {
+                    handle: handle.to_string(),
+                    record: data_encoding::BASE64.encode(&record),
+                })?
             }
             Request::MailboxStatus => {
                 let mailbox = node.mailbox();
-                let contacts: Vec<serde_json::Value> = node
+                let contacts = node
                     .contacts()
                     .into_iter()
                     .filter_map(|c| {
                         let grant = node.grant_from(c.id)?;
-                        Some(serde_json::json!({ "contact": c.id, "url": grant.url }))
+                        Some(a::MailboxGrant {
+                            contact: c.id,
+                            url: grant.url.clone(),
+                        })
                     })
                     .collect();
-                serde_json::json!({
-                    "url": mailbox.as_ref().map(|m| m.url.clone()),
-                    "mailbox": mailbox.as_ref().map(|m| m.key.id().to_string()),
-                    "contacts": contacts,
-                })
+                answer(a::MailboxStatus {
+                    url: mailbox.as_ref().map(|m| m.url.clone()),
+                    mailbox: mailbox.as_ref().map(|m| m.key.id().to_string()),
+                    contacts,
+                })?
             }
             Request::MailboxUse { .. }
             | Request::MailboxOff
@@ -413,20 +447,23 @@ impl Daemon {
             | Request::PushOff => unreachable!("answered above"),
             Request::PushStatus => {
                 let setting = node.push_setting().await?;
-                let devices: Vec<serde_json::Value> = node
+                let contacts = node
                     .uncompromised_contacts()
                     .iter()
                     .flat_map(|c| node.contact_devices(c).into_iter().map(move |d| (*c, d)))
-                    .filter_map(|(c, d)| {
-                        node.push_grant_of(&d)
-                            .map(|g| serde_json::json!({ "contact": c, "device": d, "url": g.url }))
+                    .filter_map(|(contact, device)| {
+                        node.push_grant_of(&device).map(|g| a::PushGrant {
+                            contact,
+                            device,
+                            url: g.url.clone(),
+                        })
                     })
                     .collect();
-                serde_json::json!({
-                    "url": setting.as_ref().map(|s| s.url.clone()),
-                    "registered": setting.as_ref().is_some_and(|s| s.handle.is_some()),
-                    "contacts": devices,
-                })
+                answer(a::PushStatus {
+                    url: setting.as_ref().map(|s| s.url.clone()),
+                    registered: setting.as_ref().is_some_and(|s| s.handle.is_some()),
+                    contacts,
+                })?
             }
             Request::Relay { url } => {
                 let url = url.map(|u| u.trim_end_matches('/').to_owned());
@@ -437,11 +474,11 @@ impl Daemon {
                 node.set_setting(RELAY_SETTING, value.as_bytes(), now)
                     .await?;
                 self.mailbox_notify.notify_one();
-                serde_json::json!({ "relay": url })
+                answer(a::RelaySet { relay: url })?
             }
             Request::DeviceInvite => {
                 let code = node.invite(self.transport.hints(), now)?;
-                serde_json::json!({ "code": code })
+                answer(a::InviteCode { code })?
             }
             Request::DeviceList => serde_json::to_value(node.devices()?)?,
             Request::DeviceRevoke { device, recovery } => {
@@ -453,12 +490,12 @@ impl Daemon {
                     }
                     None => node.revoke_device(&device, now).await?,
                 };
-                serde_json::json!({ "id": id })
+                answer(Id { id })?
             }
             Request::Delete { target, messages } => {
                 let log = node.target_log(node.resolve_any(&target)?);
                 let count = node.delete(log, &messages, now).await?;
-                serde_json::json!({ "deleted": count })
+                answer(a::Deleted { deleted: count })?
             }
             // Answered before this point (the connection stays open).
             Request::Subscribe => anyhow::bail!("subscribe opens its own connection"),
@@ -482,7 +519,7 @@ impl Daemon {
                 let node = self.node.lock().await;
                 let me = node.account();
                 if node.room_state(&room).is_some_and(|s| s.is_joined(&me)) {
-                    return Ok(serde_json::json!({ "id": room }));
+                    return answer(Id { id: room });
                 }
             }
             if std::time::Instant::now() >= deadline {
@@ -516,7 +553,7 @@ impl Daemon {
             .await
             .offer_file(to, &prepared, crate::now_ms())
             .await?;
-        Ok(serde_json::json!({ "id": id }))
+        answer(Id { id })
     }
 
     async fn status(&self, node: &Node) -> Result<Status> {
@@ -563,4 +600,9 @@ async fn find_file(node: &Node, id: &str) -> Result<node_core::EventId> {
         [] => anyhow::bail!("no file {want:?}"),
         _ => anyhow::bail!("{want:?} matches several files; give more of the id"),
     }
+}
+
+/// An answer as the socket carries it.
+fn answer<T: serde::Serialize>(value: T) -> Result<serde_json::Value> {
+    Ok(serde_json::to_value(value)?)
 }

@@ -7,7 +7,7 @@
 pub mod app;
 pub mod ui;
 
-use crate::rpc::{self, Request, Status};
+use crate::rpc::Client;
 use anyhow::{Context, Result};
 use app::{App, Effect, Safety, Screen};
 use crossterm::event::{self, DisableBracketedPaste, EnableBracketedPaste, Event, KeyEventKind};
@@ -50,7 +50,7 @@ fn watch_daemon(
             };
             rt.block_on(async {
                 loop {
-                    if let Ok(mut sub) = rpc::subscribe(&home).await {
+                    if let Ok(mut sub) = Client::new(&home).subscribe().await {
                         flag.store(true, Ordering::SeqCst);
                         // Catch up on what changed before the subscription.
                         if tx.send(()).is_err() {
@@ -88,8 +88,7 @@ impl Drop for TerminalGuard {
 pub fn run(home: &Path) -> Result<()> {
     let rt = crate::cmd::runtime()?;
     // Fail before touching the terminal if no daemon answers.
-    let status: Status = serde_json::from_value(rt.block_on(rpc::call(home, &Request::Status))?)
-        .context("the daemon's status is not valid")?;
+    let status = rt.block_on(Client::new(home).status())?;
     enable_raw_mode().context("the terminal cannot be put in raw mode")?;
     let guard = TerminalGuard;
     execute!(
@@ -145,42 +144,22 @@ pub fn run(home: &Path) -> Result<()> {
 
 /// Asks the daemon for everything the current screen shows.
 fn refresh(rt: &tokio::runtime::Runtime, home: &Path, app: &mut App) {
+    let client = Client::new(home);
     let result: Result<()> = rt.block_on(async {
-        app.status = Some(serde_json::from_value(
-            rpc::call(home, &Request::Status).await?,
-        )?);
-        app.set_contacts(serde_json::from_value(
-            rpc::call(home, &Request::ContactList).await?,
-        )?);
+        app.status = Some(client.status().await?);
+        app.set_contacts(client.contact_list().await?);
         if let Some(c) = app.current() {
             let target = c.id.to_string();
             let unread = c.unread;
-            app.messages = serde_json::from_value(
-                rpc::call(
-                    home,
-                    &Request::Log {
-                        target: target.clone(),
-                        limit: Some(500),
-                    },
-                )
-                .await?,
-            )?;
-            app.files = serde_json::from_value(
-                rpc::call(
-                    home,
-                    &Request::FileList {
-                        target: target.clone(),
-                    },
-                )
-                .await?,
-            )?;
+            app.messages = client.log(&target, Some(500)).await?;
+            app.files = client.file_list(&target).await?;
             // What is on screen has been read.
             if unread > 0 && app.screen == Screen::Chat {
-                rpc::call(home, &Request::MarkRead { target }).await?;
+                client.mark_read(&target).await?;
             }
         }
         if app.screen == Screen::Devices {
-            app.devices = serde_json::from_value(rpc::call(home, &Request::DeviceList).await?)?;
+            app.devices = client.device_list().await?;
         }
         Ok(())
     });
@@ -191,75 +170,52 @@ fn refresh(rt: &tokio::runtime::Runtime, home: &Path, app: &mut App) {
 
 /// Carries out one effect; its outcome lands in `app`.
 fn perform(rt: &tokio::runtime::Runtime, home: &Path, app: &mut App, effect: Effect) {
+    let client = Client::new(home);
     let result: Result<Option<String>> = rt.block_on(async {
         Ok(match effect {
             Effect::Send { to, text } => {
-                rpc::call(home, &Request::Send { target: to, text }).await?;
+                client.send(&to, &text).await?;
                 None
             }
             Effect::AddContact(card) => {
-                let v = rpc::call(home, &Request::ContactAdd { card, alias: None }).await?;
+                let added = client.contact_add(&card, None).await?;
                 Some(format!(
                     "contact added ({}), unvalidated: compare safety numbers with Ctrl-S",
-                    v["id"].as_str().unwrap_or("?")
+                    added.id
                 ))
             }
             Effect::FetchCard => {
-                let v = rpc::call(home, &Request::Card).await?;
-                let uri = v["uri"].as_str().context("no card")?.to_owned();
+                let uri = client.card().await?.uri;
                 let qr = qr_terminal(&uri)?;
                 app.card = Some((uri, qr));
                 None
             }
             Effect::FetchSafetyNumber(contact) => {
-                let v = rpc::call(
-                    home,
-                    &Request::ContactSafetyNumber {
-                        contact: contact.clone(),
-                    },
-                )
-                .await?;
-                let digits = v["digits"].as_str().context("no number")?.to_owned();
-                let grouped = v["grouped"].as_str().context("no number")?.to_owned();
-                let qr = qr_terminal(&format!("KITH:SAFETY/{digits}"))?;
+                let number = client.safety_number(&contact).await?;
+                let qr = qr_terminal(&format!("KITH:SAFETY/{}", number.digits))?;
                 app.safety = Some(Safety {
                     contact,
-                    digits,
-                    grouped,
+                    digits: number.digits,
+                    grouped: number.grouped,
                     qr,
                 });
                 None
             }
             Effect::Verify { contact, digits } => {
-                rpc::call(
-                    home,
-                    &Request::ContactVerify {
-                        contact,
-                        number: digits,
-                    },
-                )
-                .await?;
+                client.contact_verify(&contact, &digits).await?;
                 Some("validated: the safety numbers match".into())
             }
             Effect::MarkRead(target) => {
-                rpc::call(home, &Request::MarkRead { target }).await?;
+                client.mark_read(&target).await?;
                 None
             }
             Effect::FetchDevices => None,
             Effect::Invite => {
-                let v = rpc::call(home, &Request::DeviceInvite).await?;
-                app.invite = v["code"].as_str().map(str::to_owned);
+                app.invite = Some(client.device_invite().await?.code);
                 None
             }
             Effect::Revoke(device) => {
-                rpc::call(
-                    home,
-                    &Request::DeviceRevoke {
-                        device,
-                        recovery: None,
-                    },
-                )
-                .await?;
+                client.device_revoke(&device, None).await?;
                 Some("device revoked".into())
             }
         })

@@ -1,0 +1,211 @@
+//! What the daemon answers, one type per request (see [`crate::Client`]'s
+//! methods for which). The daemon builds its answers from these same
+//! types, so the two sides cannot drift apart; the JSON they make is what
+//! `kith … --json` prints (`shared/CLI.md`).
+
+use node_core::{AccountId, DeviceId, EventId};
+use serde::{Deserialize, Serialize};
+
+pub use node_core::node::contacts::ContactInfo;
+pub use node_core::node::devices::DeviceInfo;
+pub use node_core::node::files::FileInfo;
+pub use node_core::node::messages::MessageInfo;
+pub use node_core::node::rooms::{HeldInfo, HistoryInfo, MemberInfo, RoomInfo};
+
+/// The id of what a request made: an event written (a message, a room
+/// change, a file offer), a contact added (`Id<AccountId>`) or a room
+/// created or joined (`Id<LogId>`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Id<T> {
+    /// The id.
+    pub id: T,
+}
+
+/// `status` as printed by `kith status --json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Status {
+    /// Account id.
+    pub account: String,
+    /// This device's id.
+    pub device: String,
+    /// Device name.
+    pub name: String,
+    /// Addresses the transport listens on.
+    pub listening: Vec<String>,
+    /// Connected peer devices.
+    pub peers: Vec<String>,
+    /// Events waiting to be delivered.
+    pub outbox: u64,
+    /// Whether the profile is protected by a passphrase.
+    pub protected: bool,
+    /// Warnings the user should see (e.g. an unprotected profile).
+    pub warnings: Vec<String>,
+    /// The relay this device is reachable through, once connected to it.
+    #[serde(default)]
+    pub relay: Option<String>,
+    /// How each link's packets travel now: `direct`, `relay` or `unknown`.
+    #[serde(default)]
+    pub paths: std::collections::BTreeMap<String, String>,
+    /// Events stored (all logs).
+    #[serde(default)]
+    pub events: u64,
+    /// Events kept while they wait for their parents (bounded).
+    #[serde(default)]
+    pub held: u64,
+}
+
+/// A `kith:` URI: the account's card, or a room's link.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Uri {
+    /// The URI.
+    pub uri: String,
+}
+
+/// The answer to `card` (its older name).
+pub type CardReply = Uri;
+
+/// A contact's safety number.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SafetyNumber {
+    /// The contact.
+    pub contact: AccountId,
+    /// The 60 digits.
+    pub digits: String,
+    /// The same in groups of five, as shown.
+    pub grouped: String,
+}
+
+/// A contact's trust, as just set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrustSet {
+    /// The contact.
+    pub contact: AccountId,
+    /// `unvalidated`, `validated` or `compromised`.
+    pub trust: String,
+}
+
+/// A file saved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileSaved {
+    /// The file's offer.
+    pub id: EventId,
+    /// Where it was saved.
+    pub saved: String,
+}
+
+/// The size up to which files are fetched by every own device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncLimit {
+    /// Bytes.
+    pub bytes: u64,
+}
+
+/// Done; nothing to say (`{}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Done {}
+
+/// A signed name record for a nameserver.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NameRecord {
+    /// The handle, normalised.
+    pub handle: String,
+    /// The record, base64.
+    pub record: String,
+}
+
+/// A mailbox this device uses, as just set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MailboxSet {
+    /// The server.
+    pub url: String,
+    /// The mailbox's id on it.
+    pub mailbox: Option<String>,
+}
+
+/// A contact's mailbox this device may deposit into.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MailboxGrant {
+    /// The contact.
+    pub contact: AccountId,
+    /// Its mailbox server.
+    pub url: String,
+}
+
+/// `mailbox status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MailboxStatus {
+    /// The account's mailbox server, if any.
+    pub url: Option<String>,
+    /// The mailbox's id on it.
+    pub mailbox: Option<String>,
+    /// Contacts' mailboxes granted to this account.
+    pub contacts: Vec<MailboxGrant>,
+}
+
+/// A helper server setting turned off.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Removed {
+    /// The server it was set to (`None`: it was off already).
+    pub url: Option<String>,
+    /// Whether the server confirmed the removal (best effort).
+    pub removed: bool,
+}
+
+/// A push relay registered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PushSet {
+    /// The relay.
+    pub url: String,
+    /// Whether it accepted the registration.
+    pub registered: bool,
+}
+
+/// A contact's device that this device may wake.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PushGrant {
+    /// The contact.
+    pub contact: AccountId,
+    /// Its device.
+    pub device: DeviceId,
+    /// The relay that wakes it.
+    pub url: String,
+}
+
+/// `push status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PushStatus {
+    /// This device's relay, if any.
+    pub url: Option<String>,
+    /// Whether it is registered there.
+    pub registered: bool,
+    /// Contacts' devices this device may wake.
+    pub contacts: Vec<PushGrant>,
+}
+
+/// The account's relay, as just set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RelaySet {
+    /// The relay URL (`None`: none).
+    pub relay: Option<String>,
+}
+
+/// A one-time code that joins a new device to the account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InviteCode {
+    /// The code.
+    pub code: String,
+}
+
+/// Messages deleted on all own devices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deleted {
+    /// How many.
+    pub deleted: usize,
+}
+
+/// The answer that opens a subscription.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Subscribed {
+    /// Always true.
+    pub subscribed: bool,
+}
