@@ -1,95 +1,12 @@
-//! One sync session per link: the thin async driver around the pure
-//! `Session`, carrying out its actions against the node and the link.
+//! The async driver of one link's sync `Session`: reads frames, runs the
+//! session against the node, and carries out its actions (send, serve,
+//! ingest, receipts, hints), never telling a peer it holds what is not on
+//! the disk yet.
 
-use super::Daemon;
-use super::policy::{self, Admission};
-use anyhow::{Context, Result, bail};
-use node_core::node::{Ingested, NodeError};
-use node_core::sync::{Action, Msg, Role, Session, events_messages};
-use node_core::transport::{FrameReader, FrameWriter, Link};
-use node_core::{AccountId, EventId, LogId};
-use std::collections::VecDeque;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
-use tokio::sync::broadcast::error::RecvError;
-use tracing::{debug, info, warn};
+use super::frames::{Outgoing, read_frames};
+use super::*;
 
-/// How often a live link re-runs reconciliation.
-const RESYNC_EVERY: Duration = Duration::from_secs(60);
-/// How often a link sends where room members are, if that changed.
-const HINTS_EVERY: Duration = Duration::from_secs(2);
-/// How long an offered room event (`Have`) may take to arrive through the
-/// room's ring before it is asked for.
-const OFFER_WAIT: Duration = Duration::from_millis(500);
-/// How often offered events are checked.
-const OFFER_CHECK: Duration = Duration::from_millis(100);
-/// Most offered event ids waiting per link.
-const MAX_OFFERED: usize = 16_384;
-/// How long a peer has to say hello once the link is up.
-const HELLO_WAIT: Duration = Duration::from_secs(10);
-/// How long a peer may stay unproven (its account log, as we hold it, not
-/// listing its device as active): enough to sync that account log.
-const PROOF_WAIT: Duration = Duration::from_secs(30);
-
-/// Runs a sync link until it ends, keeping the daemon's link count. When
-/// two devices dial each other at once, both keep the link dialled by the
-/// lower device id and close the other; a new link replaces older ones
-/// (`policy::admit`). How long a link lives is the link manager's call
-/// (`router::manage_links`), not this driver's.
-pub(super) async fn run(d: Arc<Daemon>, link: Link, role: Role) {
-    let peer = link.peer();
-    let me = d.node.lock().await.device();
-    {
-        let mut open = d.open_links.lock().unwrap_or_else(|p| p.into_inner());
-        let others: Vec<&(Link, Instant)> = open.iter().filter(|(l, _)| l.peer() == peer).collect();
-        let ups: Vec<Instant> = others.iter().map(|(_, up)| *up).collect();
-        match policy::admit(me, peer, role, &ups, Instant::now()) {
-            Admission::Duplicate => {
-                link.close("duplicate");
-                return;
-            }
-            Admission::Keep { replace } => {
-                for i in replace {
-                    if let Some((other, _)) = others.get(i) {
-                        other.close("replaced");
-                    }
-                }
-            }
-        }
-        open.push((link.clone(), Instant::now()));
-    }
-    d.link_up(peer);
-    d.links_changed.notify_one();
-    info!(peer = %peer.short(8), ?role, "link up");
-    let mut stranger = None;
-    let result = drive(&d, &link, role, &mut stranger).await;
-    if let Some(account) = stranger
-        && let Err(e) = d.node.lock().await.leave_stranger(account).await
-    {
-        warn!(error = %e, "forgetting a stranger failed");
-    }
-    d.files_wake();
-    match result {
-        Ok(()) => info!(peer = %peer.short(8), "link closed"),
-        // Renewed or replaced by the link manager, or the daemon stopping.
-        Err(_) if link.closed_here() => info!(peer = %peer.short(8), "link closed here"),
-        Err(e) => {
-            warn!(peer = %peer.short(8), error = %format!("{e:#}"), "link dropped");
-            link.close("protocol error");
-        }
-    }
-    {
-        let mut open = d.open_links.lock().unwrap_or_else(|p| p.into_inner());
-        open.retain(|(l, _)| !l.same_as(&link));
-        let (tx, rx) = link.wire_bytes();
-        let mut closed = d.wire_closed.lock().unwrap_or_else(|p| p.into_inner());
-        closed.0 += tx;
-        closed.1 += rx;
-    }
-    d.link_down(peer);
-}
-
-struct Driver<'a> {
+pub(super) struct Driver<'a> {
     d: &'a Daemon,
     link: &'a Link,
     session: Session,
@@ -108,66 +25,13 @@ struct Driver<'a> {
     since: Instant,
 }
 
-/// Most bytes queued for a peer that does not read before the link is
-/// dropped.
-const MAX_QUEUED: usize = 64 << 20;
 /// Batches at least this large are verified on every core, off the
 /// async threads; smaller ones inline (a thread hop costs more).
-const PARALLEL_VERIFY: usize = 64;
-/// Frames to send, written by their own task so that a link never stops
-/// reading while it waits to write (both sides writing at once into full
-/// flow-control windows would otherwise wait on each other forever).
-struct Outgoing {
-    tx: tokio::sync::mpsc::UnboundedSender<Vec<Vec<u8>>>,
-    queued: Arc<std::sync::atomic::AtomicUsize>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Outgoing {
-    fn new(mut writer: FrameWriter) -> Self {
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Vec<Vec<u8>>>();
-        let queued = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let q = Arc::clone(&queued);
-        let task = tokio::spawn(async move {
-            while let Some(frames) = rx.recv().await {
-                let size: usize = frames.iter().map(Vec::len).sum();
-                let result = writer.send_many(&frames).await;
-                q.fetch_sub(size, std::sync::atomic::Ordering::Relaxed);
-                if result.is_err() {
-                    return;
-                }
-            }
-            writer.finish();
-        });
-        Self { tx, queued, task }
-    }
-
-    fn send(&self, d: &Daemon, frames: Vec<Vec<u8>>) -> Result<()> {
-        let size: usize = frames.iter().map(Vec::len).sum();
-        for f in &frames {
-            d.count_frames(true, f.len());
-        }
-        let before = self
-            .queued
-            .fetch_add(size, std::sync::atomic::Ordering::Relaxed);
-        if before + size > MAX_QUEUED {
-            bail!("peer does not read: over {MAX_QUEUED} bytes queued");
-        }
-        self.tx
-            .send(frames)
-            .map_err(|_| anyhow::anyhow!("link writer stopped"))
-    }
-}
-
-impl Drop for Outgoing {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
+pub(super) const PARALLEL_VERIFY: usize = 64;
 
 /// Runs one link's session. `stranger` is set to the peer's account if the
 /// node started following it for this link (it is forgotten again after).
-async fn drive(
+pub(super) async fn drive(
     d: &Arc<Daemon>,
     link: &Link,
     role: Role,
@@ -183,12 +47,11 @@ async fn drive(
     // Frames are read by their own task: reading a frame is not
     // cancel-safe, and the loop below waits on timers and new events too.
     let (frames_tx, mut frames) = tokio::sync::mpsc::channel(16);
-    let _reader = super::files::AbortOnDrop(tokio::spawn(read_frames(reader, frames_tx)));
+    let _reader = crate::daemon::files::AbortOnDrop(tokio::spawn(read_frames(reader, frames_tx)));
     // Every further stream on this link is a file request; they end with it.
-    let _file_streams = super::files::AbortOnDrop(tokio::spawn(super::files::serve_streams(
-        Arc::clone(d),
-        link.clone(),
-    )));
+    let _file_streams = crate::daemon::files::AbortOnDrop(tokio::spawn(
+        crate::daemon::files::serve_streams(Arc::clone(d), link.clone()),
+    ));
     d.files_wake();
     let (me, mut events, scope) = {
         let node = d.node.lock().await;
@@ -270,7 +133,7 @@ async fn drive(
 
 impl Driver<'_> {
     /// Pushes new local events (not those that came from this peer).
-    async fn push(&mut self, batch: Vec<node_core::node::LocalEvent>) -> Result<()> {
+    pub(super) async fn push(&mut self, batch: Vec<node_core::node::LocalEvent>) -> Result<()> {
         let peer = self.link.peer();
         let mut by_log: Vec<(LogId, Vec<node_core::node::LocalEvent>)> = Vec::new();
         for ev in batch.into_iter().filter(|e| e.from != Some(peer)) {
@@ -304,7 +167,7 @@ impl Driver<'_> {
 
     /// Tells the peer where room members are, again, after what is shared
     /// changed (at most every tick: a room forming changes it often).
-    async fn tell_hints(&mut self) -> Result<()> {
+    pub(super) async fn tell_hints(&mut self) -> Result<()> {
         if !self.hints_sent {
             self.first_hints().await?;
             if !self.hints_sent && self.since.elapsed() > PROOF_WAIT {
@@ -331,7 +194,7 @@ impl Driver<'_> {
     /// devices and room members are, once the peer is proven: an
     /// unauthenticated key, or a device its account log does not list as
     /// active, learns no address.
-    async fn first_hints(&mut self) -> Result<()> {
+    pub(super) async fn first_hints(&mut self) -> Result<()> {
         let Some(account) = self.session.peer_account() else {
             return Ok(());
         };
@@ -352,7 +215,7 @@ impl Driver<'_> {
     }
 
     /// Asks for offered events still missing once their wait is over.
-    async fn want_offered(&mut self) -> Result<()> {
+    pub(super) async fn want_offered(&mut self) -> Result<()> {
         let now = Instant::now();
         let mut actions = VecDeque::new();
         {
@@ -376,7 +239,7 @@ impl Driver<'_> {
         self.execute(actions).await
     }
 
-    async fn resync(&mut self) -> Result<()> {
+    pub(super) async fn resync(&mut self) -> Result<()> {
         let actions = {
             let node = self.d.node.lock().await;
             self.session.resync(&*node)
@@ -384,7 +247,7 @@ impl Driver<'_> {
         self.execute(actions.into()).await
     }
 
-    async fn execute(&mut self, mut queue: VecDeque<Action>) -> Result<()> {
+    pub(super) async fn execute(&mut self, mut queue: VecDeque<Action>) -> Result<()> {
         while let Some(action) = queue.pop_front() {
             match action {
                 Action::Send(msg) => {
@@ -471,7 +334,7 @@ impl Driver<'_> {
     }
 
     /// Queues receipts for the daemon's receipt writer.
-    async fn receipt(&self, account: AccountId, ids: Vec<EventId>) -> Result<()> {
+    pub(super) async fn receipt(&self, account: AccountId, ids: Vec<EventId>) -> Result<()> {
         self.d
             .receipts
             .send((account, ids))
@@ -482,7 +345,7 @@ impl Driver<'_> {
     /// The peer's account if its account log (as we hold it) lists the
     /// link's device as active: what `Hello` claimed, proven. A revoked
     /// device proves nothing (its receipts and hints are ignored).
-    fn proven_account(&self) -> Option<AccountId> {
+    pub(super) fn proven_account(&self) -> Option<AccountId> {
         let claimed = self.session.peer_account()?;
         let sharing = self.d.sharing.borrow();
         sharing
@@ -490,14 +353,14 @@ impl Driver<'_> {
             .then_some(claimed)
     }
 
-    fn peer_account(&self) -> Result<AccountId> {
+    pub(super) fn peer_account(&self) -> Result<AccountId> {
         self.session
             .peer_account()
             .context("peer has not said hello")
     }
 
     /// Stores received events; returns the session's follow-up actions.
-    async fn ingest(&mut self, log: LogId, events: Vec<Vec<u8>>) -> Result<Vec<Action>> {
+    pub(super) async fn ingest(&mut self, log: LogId, events: Vec<Vec<u8>>) -> Result<Vec<Action>> {
         // Only after the peer said hello.
         self.peer_account()?;
         let peer = self.link.peer();
@@ -563,7 +426,7 @@ impl Driver<'_> {
 /// peer may stop keeping it for us: `Begin` heads equal to the listener's
 /// count as receipts too) or hands it events: it waits until this device's
 /// writes are on the disk.
-fn says_held(msg: &Msg) -> bool {
+pub(super) fn says_held(msg: &Msg) -> bool {
     matches!(
         msg,
         Msg::Events { .. }
@@ -574,30 +437,11 @@ fn says_held(msg: &Msg) -> bool {
     )
 }
 
-/// Reads frames into `to` until the stream ends, fails, or the link's
-/// driver is gone. The end of the stream is the channel's end.
-async fn read_frames(
-    mut reader: FrameReader,
-    to: tokio::sync::mpsc::Sender<Result<Vec<u8>, node_core::transport::TransportError>>,
-) {
-    loop {
-        let frame = match reader.recv().await {
-            Ok(Some(bytes)) => Ok(bytes),
-            Ok(None) => return,
-            Err(e) => Err(e),
-        };
-        let failed = frame.is_err();
-        if to.send(frame).await.is_err() || failed {
-            return;
-        }
-    }
-}
-
 /// Peer exchange: where this account's other devices were last seen
 /// (addresses, and the relay as a URL among them), and where members of
 /// rooms shared with the peer's account were, so room members without a
 /// contact in common find each other.
-fn device_hints(node: &node_core::node::Node, peer: node_core::DeviceId) -> Vec<Action> {
+pub(super) fn device_hints(node: &node_core::node::Node, peer: node_core::DeviceId) -> Vec<Action> {
     let relays: std::collections::HashMap<_, _> = node.own_device_relays().into_iter().collect();
     let mut devices: Vec<(node_core::DeviceId, Vec<String>)> = node
         .own_device_hints()
@@ -628,7 +472,7 @@ fn device_hints(node: &node_core::node::Node, peer: node_core::DeviceId) -> Vec<
 
 /// Address hints as peers send them: `ip:port` strings, and at most one
 /// relay URL (the device's home relay).
-fn split_hints(hints: &[String]) -> (Vec<std::net::SocketAddr>, Option<String>) {
+pub(super) fn split_hints(hints: &[String]) -> (Vec<std::net::SocketAddr>, Option<String>) {
     let addrs = hints.iter().filter_map(|a| a.parse().ok()).collect();
     let relay = hints
         .iter()
