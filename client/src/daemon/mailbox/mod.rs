@@ -15,8 +15,22 @@
 //! nothing here blocks links or the local socket (the node is locked only
 //! for short steps, never across HTTP).
 //!
+//! The files: `plan` (what the loop remembers between rounds and its
+//! backoff, pure, with the time passed in), `server` (the HTTP client of
+//! mailbox servers), `relay` (the relay setting applied to the
+//! transport).
+//!
 //! Not here: the sealing format and prekey rules (`node_core::mailbox`,
 //! `node_core::node::mailbox`), the server (`kith-mailboxd`).
+
+mod plan;
+mod relay;
+mod server;
+
+use plan::{State, batches};
+use relay::apply_relay;
+use server::{Server, check, client, prekeys};
+pub(super) use server::{probe, remove_mailbox};
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -32,7 +46,6 @@ use node_core::{AccountId, EventId};
 use tracing::{debug, info, warn};
 
 use super::Daemon;
-
 /// How often links are checked for contacts that need a deposit.
 const DEPOSIT_CHECK: Duration = Duration::from_secs(1);
 /// A deposit's payload stays under this (servers accept 256 KiB by default).
@@ -54,48 +67,6 @@ const TOKEN_CHANGES: usize = 1024;
 /// Most events considered per contact per round.
 const EVENTS_PER_ROUND: usize = 4 * mailbox::MAX_EVENTS;
 
-/// What the loop remembers between rounds (all of it may be lost: a restart
-/// only repeats idempotent requests).
-#[derive(Default)]
-struct State {
-    /// Mailbox registered at this URL (this run).
-    registered: Option<(String, MailboxId)>,
-    /// Token hashes last sent to the server.
-    tokens: HashSet<[u8; 32]>,
-    /// The prekey bundle last published.
-    published: Option<Vec<u8>>,
-    /// Events already deposited, per contact, until their deposit expires.
-    deposited: HashMap<AccountId, HashMap<EventId, Instant>>,
-    /// Largest payload each contact's server took (halved on 413).
-    payload: HashMap<AccountId, usize>,
-    /// Failing targets (`None`: the own mailbox) wait before the next try.
-    backoff: HashMap<Option<AccountId>, (Instant, Duration)>,
-    /// Last collection.
-    collected: Option<Instant>,
-}
-
-impl State {
-    /// Whether `target` is still waiting after a failure.
-    fn waiting(&self, target: Option<AccountId>) -> bool {
-        self.backoff
-            .get(&target)
-            .is_some_and(|(next, _)| Instant::now() < *next)
-    }
-
-    /// Records the outcome of a try at `target`.
-    fn outcome(&mut self, target: Option<AccountId>, ok: bool) {
-        if ok {
-            self.backoff.remove(&target);
-            return;
-        }
-        let wait = self
-            .backoff
-            .get(&target)
-            .map_or(FIRST_BACKOFF, |(_, w)| (*w * 2).min(MAX_BACKOFF));
-        self.backoff.insert(target, (Instant::now() + wait, wait));
-    }
-}
-
 /// Runs the mailbox work until the daemon stops.
 pub(super) async fn mailbox_loop(daemon: Arc<Daemon>) {
     let http = match client() {
@@ -109,12 +80,12 @@ pub(super) async fn mailbox_loop(daemon: Arc<Daemon>) {
     let mut relay: Option<String> = None;
     loop {
         apply_relay(&daemon, &mut relay).await;
-        if !state.waiting(None) {
+        if !state.waiting(None, Instant::now()) {
             let result = own_mailbox(&daemon, &http, &mut state).await;
             if let Err(e) = &result {
                 warn!(error = %format!("{e:#}"), "mailbox: upkeep failed (backing off)");
             }
-            state.outcome(None, result.is_ok());
+            state.outcome(None, result.is_ok(), Instant::now());
         }
         if let Err(e) = deposit_all(&daemon, &http, &mut state).await {
             warn!(error = %format!("{e:#}"), "mailbox: depositing failed (retrying)");
@@ -124,33 +95,6 @@ pub(super) async fn mailbox_loop(daemon: Arc<Daemon>) {
             _ = daemon.mailbox_notify.notified() => {}
         }
     }
-}
-
-/// Sets the transport's relay to the account's relay setting if it changed.
-async fn apply_relay(daemon: &Daemon, applied: &mut Option<String>) {
-    let wanted = daemon
-        .node
-        .lock()
-        .await
-        .setting(super::rpc_server::RELAY_SETTING)
-        .and_then(|v| std::str::from_utf8(v).ok())
-        .filter(|v| !v.is_empty())
-        .map(str::to_owned);
-    if wanted == *applied {
-        return;
-    }
-    let urls: Vec<String> = wanted.iter().cloned().collect();
-    match daemon.transport.set_relays(&urls).await {
-        Ok(()) => {
-            info!(relay = ?wanted, "relay set");
-            *applied = wanted;
-        }
-        Err(e) => warn!(error = %e, "relay: cannot use it"),
-    }
-}
-
-fn client() -> Result<reqwest::Client> {
-    crate::http::client(HTTP_TIMEOUT)
 }
 
 /// Register, tokens, prekeys, grants, collection.
@@ -321,14 +265,14 @@ async fn deposit_all(daemon: &Daemon, http: &reqwest::Client, state: &mut State)
             .collect()
     };
     for (contact, grant) in targets {
-        if state.waiting(Some(contact)) {
+        if state.waiting(Some(contact), Instant::now()) {
             continue;
         }
         let result = deposit_for(daemon, http, state, contact, &grant).await;
         if let Err(e) = &result {
             warn!(contact = %contact.short(8), error = %format!("{e:#}"), "mailbox: deposit failed (backing off)");
         }
-        state.outcome(Some(contact), result.is_ok());
+        state.outcome(Some(contact), result.is_ok(), Instant::now());
     }
     Ok(())
 }
@@ -401,218 +345,5 @@ async fn deposit_for(
         debug!(contact = %contact.short(8), events = batch.len(), "mailbox: deposited");
     }
     info!(contact = %contact.short(8), events = fresh.len(), "mailbox: deposited for an unreachable contact");
-    Ok(())
-}
-
-/// Splits events into deposits of at most `limit` payload bytes (one
-/// event more if a single event is larger) and [`mailbox::MAX_EVENTS`].
-fn batches(events: &[(EventId, Vec<u8>)], limit: usize) -> Vec<&[(EventId, Vec<u8>)]> {
-    let mut out = Vec::new();
-    let mut start = 0;
-    let mut size = 0;
-    for (i, (_, bytes)) in events.iter().enumerate() {
-        let len = bytes.len() + 4;
-        if i > start && (size + len > limit || i - start == mailbox::MAX_EVENTS) {
-            out.push(&events[start..i]);
-            start = i;
-            size = 0;
-        }
-        size += len;
-    }
-    if start < events.len() {
-        out.push(&events[start..]);
-    }
-    out
-}
-
-async fn prekeys(http: &reqwest::Client, grant: &Grant) -> Result<Vec<Vec<u8>>> {
-    let url = format!("{}/v1/mailboxes/{}/prekeys", grant.url, grant.mailbox);
-    let answer = http
-        .get(&url)
-        .header("authorization", grant.token.bearer())
-        .send()
-        .await
-        .with_context(|| format!("asking {} for prekeys", grant.url))?;
-    let body = check(answer).await?;
-    let list = body["prekeys"]
-        .as_array()
-        .context("the mailbox answered without prekeys")?;
-    Ok(list
-        .iter()
-        .filter_map(|b| BASE64.decode(b.as_str()?.as_bytes()).ok())
-        .collect())
-}
-
-/// The JSON body of a 2xx answer (at most [`MAX_ANSWER`] bytes read);
-/// otherwise the server's error message.
-async fn check(answer: reqwest::Response) -> Result<serde_json::Value> {
-    crate::http::json_answer(answer, MAX_ANSWER, "mailbox server").await
-}
-
-/// One page of deposits.
-struct Page {
-    deposits: Vec<(String, Vec<u8>)>,
-    more: bool,
-    cursor: Option<String>,
-}
-
-/// Our own mailbox on its server: owner requests, each on a fresh challenge.
-struct Server<'a> {
-    http: &'a reqwest::Client,
-    url: &'a str,
-    key: &'a MailboxKey,
-}
-
-impl<'a> Server<'a> {
-    fn new(http: &'a reqwest::Client, url: &'a str, key: &'a MailboxKey) -> Self {
-        Self { http, url, key }
-    }
-
-    fn path(&self, rest: &str) -> String {
-        format!("/v1/mailboxes/{}{rest}", self.key.id())
-    }
-
-    async fn call(
-        &self,
-        method: reqwest::Method,
-        rest: &str,
-        body: Vec<u8>,
-    ) -> Result<serde_json::Value> {
-        self.call_query(method, rest, "", body).await
-    }
-
-    /// An owner request; `query` (e.g. `?after=…`) is not signed: it only
-    /// pages what the signature already allows.
-    async fn call_query(
-        &self,
-        method: reqwest::Method,
-        rest: &str,
-        query: &str,
-        body: Vec<u8>,
-    ) -> Result<serde_json::Value> {
-        let answer = self
-            .http
-            .post(format!("{}{}", self.url, self.path("/challenge")))
-            .send()
-            .await
-            .with_context(|| format!("reaching the mailbox at {}", self.url))?;
-        let challenge = check(answer).await?;
-        let challenge: [u8; mailbox::CHALLENGE_LEN] = challenge["challenge"]
-            .as_str()
-            .and_then(|c| wire::from_base32(c, "challenge").ok())
-            .and_then(|c| c.try_into().ok())
-            .context("the mailbox sent a malformed challenge")?;
-        let path = self.path(rest);
-        let auth = mailbox::sign_request(self.key, &challenge, method.as_str(), &path, &body);
-        let answer = self
-            .http
-            .request(method, format!("{}{path}{query}", self.url))
-            .header("authorization", auth)
-            .body(body)
-            .send()
-            .await
-            .with_context(|| format!("reaching the mailbox at {}", self.url))?;
-        check(answer).await
-    }
-
-    async fn register(&self) -> Result<()> {
-        self.call(reqwest::Method::PUT, "", vec![]).await.map(drop)
-    }
-
-    async fn remove(&self) -> Result<()> {
-        self.call(reqwest::Method::DELETE, "", vec![])
-            .await
-            .map(drop)
-    }
-
-    async fn update_tokens(
-        &self,
-        add: &[&[u8; 32]],
-        remove: &[&[u8; 32]],
-        replace: bool,
-    ) -> Result<()> {
-        let text = |list: &[&[u8; 32]]| -> Vec<String> {
-            list.iter().map(|h| wire::to_base32(&h[..])).collect()
-        };
-        let body =
-            serde_json::json!({ "add": text(add), "remove": text(remove), "replace": replace });
-        self.call(
-            reqwest::Method::POST,
-            "/tokens",
-            body.to_string().into_bytes(),
-        )
-        .await
-        .map(drop)
-    }
-
-    async fn put_prekeys(&self, slot: &str, bundle: &[u8]) -> Result<()> {
-        self.call(
-            reqwest::Method::PUT,
-            &format!("/prekeys/{slot}"),
-            bundle.to_vec(),
-        )
-        .await
-        .map(drop)
-    }
-
-    async fn fetch(&self, after: Option<&str>) -> Result<Page> {
-        let query = after.map(|a| format!("?after={a}")).unwrap_or_default();
-        let body = self
-            .call_query(reqwest::Method::GET, "/deposits", &query, vec![])
-            .await?;
-        let list = body["deposits"]
-            .as_array()
-            .context("the mailbox answered without deposits")?;
-        let deposits = list
-            .iter()
-            .filter_map(|d| {
-                let id = d["id"].as_str()?.to_owned();
-                let body = BASE64.decode(d["body"].as_str()?.as_bytes()).ok()?;
-                Some((id, body))
-            })
-            .collect();
-        Ok(Page {
-            deposits,
-            more: body["more"].as_bool().unwrap_or(false),
-            cursor: body["cursor"].as_str().map(str::to_owned),
-        })
-    }
-
-    async fn delete(&self, ids: &[String]) -> Result<()> {
-        let body = serde_json::json!({ "ids": ids });
-        self.call(
-            reqwest::Method::POST,
-            "/deposits/delete",
-            body.to_string().into_bytes(),
-        )
-        .await
-        .map(drop)
-    }
-}
-
-/// Removes the account's mailbox from its server (before `mailbox off`
-/// forgets the key). Deposits still there are lost; contacts are told to
-/// stop depositing by the withdrawn grants.
-pub(super) async fn remove_mailbox(url: &str, key: &MailboxKey) -> Result<()> {
-    let http = client()?;
-    Server::new(&http, url, key).remove().await
-}
-
-/// Checks that a server answers as a kith mailbox (before `mailbox use`
-/// switches to it).
-pub(super) async fn probe(url: &str) -> Result<()> {
-    let http = client()?;
-    let key = MailboxKey::generate();
-    let answer = http
-        .post(format!("{url}/v1/mailboxes/{}/challenge", key.id()))
-        .send()
-        .await
-        .with_context(|| format!("cannot reach {url}"))?;
-    let body = check(answer)
-        .await
-        .with_context(|| format!("{url} is not a kith mailbox"))?;
-    if body["challenge"].as_str().is_none() {
-        bail!("{url} is not a kith mailbox");
-    }
     Ok(())
 }
