@@ -134,3 +134,74 @@ async fn hostile_peers_are_disconnected_and_change_nothing() {
     stranger.close().await;
     mallory.close().await;
 }
+
+/// A device that is not an active device of an entitled account asks for
+/// a file's chunks on a file stream: it gets none (the stream ends with no
+/// chunk), a garbage request ends only its own stream, and the daemon
+/// keeps serving its link and its owner.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stranger_gets_no_file_chunk() {
+    use node_core::sync::file_msg::{ChunkHead, FileRequest};
+    let mut bob = Running::start("Bob");
+    let dir = tempfile::tempdir().unwrap();
+    let (carol, _) = Node::create(Profile::new(dir.path().join("c")), "Carol", None, false, 1)
+        .await
+        .unwrap();
+    let carol_id = ok(kith(
+        &bob.home,
+        &["contact", "add", &carol.card(vec![], 1).unwrap()],
+    ));
+    let path = dir.path().join("secret.txt");
+    std::fs::write(&path, vec![b's'; 100_000]).unwrap();
+    let offer = ok(kith(
+        &bob.home,
+        &["file", "send", carol_id.trim(), path.to_str().unwrap()],
+    ));
+    let file: EventId = offer.trim().parse().unwrap();
+
+    let stranger = Transport::bind(&SigningKey::generate(), &["127.0.0.1:0".parse().unwrap()])
+        .await
+        .unwrap();
+    let link = dial(&stranger, &bob).await;
+    // The sync stream, opened with half a frame header (no hello yet):
+    // the daemon now serves further streams on this link as file requests.
+    let (mut sync, _sync_r) = link.open().await.unwrap();
+    sync.danger_write_raw(&[0, 0]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let (mut w, mut r) = link.open().await.unwrap();
+    let ask = FileRequest {
+        file,
+        chunks: vec![0],
+    };
+    w.send(&ask.encode()).await.unwrap();
+    w.finish();
+    let answer = tokio::time::timeout(Duration::from_secs(10), r.recv())
+        .await
+        .expect("the daemon neither answered nor ended the stream");
+    if let Ok(Some(frame)) = &answer {
+        assert!(
+            !matches!(ChunkHead::decode(frame), Ok(ChunkHead::Chunk { .. })),
+            "a stranger was served a chunk"
+        );
+    }
+
+    // Garbage on another stream ends that stream only.
+    let (mut w, mut r) = link.open().await.unwrap();
+    w.send(&[0xff, 1, 2, 3]).await.unwrap();
+    w.finish();
+    let answer = tokio::time::timeout(Duration::from_secs(10), r.recv())
+        .await
+        .expect("a garbage request was neither answered nor ended");
+    assert!(!matches!(answer, Ok(Some(_))), "garbage was answered");
+
+    assert!(bob.is_running(), "daemon died:\n{}", bob.log());
+    let files = ok(kith(
+        &bob.home,
+        &["file", "list", carol_id.trim(), "--json"],
+    ));
+    assert!(files.contains("complete"), "{files}");
+    link.close("done");
+    stranger.close().await;
+    carol.close().await;
+}

@@ -15,6 +15,7 @@ use node_core::names::{NameAction, NameRecord};
 use node_core::node::rooms::RoomLink;
 use node_core::push::PushHandle;
 use node_core::rooms::{History, Membership, RoomContent, Trust};
+use node_core::sync::file_msg::{ChunkHead, FileRequest, MAX_REQUEST};
 use node_core::sync::join::{Invite, JoinMsg};
 use node_core::sync::message::Msg;
 use node_core::{AccountId, DeviceId, EventId, LogId};
@@ -49,6 +50,7 @@ fn write_all() -> bool {
         "join_msg",
         join_msgs(&key, account).iter().map(JoinMsg::encode),
     );
+    put("file_msg", file_msgs());
     put(
         "room_link",
         with_modes(&room_link(account, device).to_uri(), "kith:room/"),
@@ -237,6 +239,19 @@ fn invite(account: AccountId, device: DeviceId) -> Invite {
         secret: SecretBytes::new([3; 16]),
         expires: 1_700_000_600_000,
     }
+}
+
+/// File transfer frames: requests (none, some, the most chunks) and
+/// chunk heads.
+fn file_msgs() -> Vec<Vec<u8>> {
+    let file = EventId::from_bytes([9; 32]);
+    let mut out: Vec<Vec<u8>> = [vec![], vec![0, 3, 7], (0..MAX_REQUEST as u32).collect()]
+        .into_iter()
+        .map(|chunks| FileRequest { file, chunks }.encode())
+        .collect();
+    out.push(ChunkHead::Chunk { index: 2, len: 524_288 }.encode());
+    out.push(ChunkHead::NotHere(5).encode());
+    out
 }
 
 fn join_msgs(key: &SigningKey, account: AccountId) -> Vec<JoinMsg> {

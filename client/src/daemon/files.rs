@@ -1,7 +1,7 @@
 //! File transfer beside the sync: every stream on a link after the sync
-//! stream is one file request. A request names a file and up to
-//! [`MAX_REQUEST`] chunks; the answer gives each chunk (in pieces that fit a
-//! frame) or says it is not here. A fetcher asks every connected device
+//! stream is one file request (frames: `node_core::sync::file_msg`). A
+//! request names a file and up to [`MAX_REQUEST`] chunks; the answer gives
+//! each chunk (in pieces that fit a frame) or says it is not here. A fetcher asks every connected device
 //! that may hold a file for a share of its missing chunks, checks each chunk
 //! against the offer before it is written, and drops a source that sends a
 //! bad one.
@@ -10,20 +10,16 @@ use super::Daemon;
 use anyhow::{Context, Result, bail};
 use node_core::files::{FileOffer, MAX_CHUNK};
 use node_core::sync::View;
+use node_core::sync::file_msg::{ChunkHead, FileRequest, MAX_REQUEST, PIECE};
 use node_core::transport::{FrameReader, FrameWriter, Link};
-use node_core::wire::{Reader, Writer};
 use node_core::{DeviceId, EventId, LogId};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tracing::{debug, info, warn};
 
-/// Most chunks in one request.
-const MAX_REQUEST: usize = 32;
 /// Requests in flight per file and source (pipelining hides round trips).
 const IN_FLIGHT: usize = 4;
-/// Chunk bytes per frame.
-const PIECE: usize = 512 * 1024;
 /// How long a device that sent a bad chunk is not asked again for that file.
 const BAD_SOURCE_PAUSE: Duration = Duration::from_secs(300);
 /// How long a device that had none of the chunks asked for is left alone
@@ -35,12 +31,6 @@ const REQUEST_LIMIT: Duration = Duration::from_secs(120);
 const SERVING_PER_LINK: usize = 4;
 /// How often the fetcher looks for work without being woken.
 const FETCH_EVERY: Duration = Duration::from_secs(2);
-
-mod tag {
-    pub const REQUEST: u8 = 0x50;
-    pub const CHUNK: u8 = 0x51;
-    pub const NOT_HERE: u8 = 0x52;
-}
 
 /// Aborts a task when dropped (tasks tied to a link's life).
 pub(super) struct AbortOnDrop(pub tokio::task::JoinHandle<()>);
@@ -90,16 +80,7 @@ async fn serve_one(
     mut reader: FrameReader,
 ) -> Result<()> {
     let frame = reader.recv().await?.context("no request")?;
-    let mut r = Reader::new(&frame);
-    if r.u8("tag")? != tag::REQUEST {
-        bail!("not a file request");
-    }
-    let id = EventId::from_bytes(r.array("file")?);
-    let n = r.count(MAX_REQUEST, "chunks")?;
-    let chunks = (0..n)
-        .map(|_| r.u32("chunk"))
-        .collect::<Result<Vec<_>, _>>()?;
-    r.finish("file request")?;
+    let FileRequest { file: id, chunks } = FileRequest::decode(&frame)?;
     let (offer, files) = {
         let node = d.node.lock().await;
         let Some((log, offer)) = node.file_offer(id).await? else {
@@ -120,22 +101,18 @@ async fn serve_one(
                 {
                     *b ^= 1;
                 }
-                let mut head = Writer::new();
-                head.u8(tag::CHUNK).u32(i).u32(data.len() as u32);
-                let mut frames = vec![head.finish()];
+                let head = ChunkHead::Chunk {
+                    index: i,
+                    len: data.len() as u32,
+                };
+                let mut frames = vec![head.encode()];
                 frames.extend(data.chunks(PIECE).map(<[u8]>::to_vec));
                 writer.send_many(&frames).await?;
             }
-            Ok(None) => {
-                let mut w = Writer::new();
-                w.u8(tag::NOT_HERE).u32(i);
-                writer.send(&w.finish()).await?;
-            }
+            Ok(None) => writer.send(&ChunkHead::NotHere(i).encode()).await?,
             Err(e) => {
                 warn!(file = %id.short(8), error = %e, "cannot read a chunk to serve");
-                let mut w = Writer::new();
-                w.u8(tag::NOT_HERE).u32(i);
-                writer.send(&w.finish()).await?;
+                writer.send(&ChunkHead::NotHere(i).encode()).await?;
             }
         }
     }
@@ -321,28 +298,20 @@ async fn fetch_from(
     chunks: &[u32],
 ) -> Result<(bool, usize)> {
     let (mut writer, mut reader) = link.open().await?;
-    let mut req = Writer::new();
-    req.u8(tag::REQUEST)
-        .fixed(id.as_bytes())
-        .u16(chunks.len() as u16);
-    for c in chunks {
-        req.u32(*c);
-    }
-    writer.send(&req.finish()).await?;
+    let req = FileRequest {
+        file: id,
+        chunks: chunks.to_vec(),
+    };
+    writer.send(&req.encode()).await?;
     writer.finish();
     let mut complete = false;
     let mut got = 0usize;
     let wanted: HashSet<u32> = chunks.iter().copied().collect();
     while let Some(frame) = reader.recv().await? {
-        let mut r = Reader::new(&frame);
-        match r.u8("tag")? {
-            tag::NOT_HERE => continue,
-            tag::CHUNK => {}
-            _ => bail!("unexpected frame"),
-        }
-        let i = r.u32("chunk")?;
-        let len = r.u32("length")? as usize;
-        r.finish("chunk header")?;
+        let (i, len) = match ChunkHead::decode(&frame)? {
+            ChunkHead::NotHere(_) => continue,
+            ChunkHead::Chunk { index, len } => (index, len as usize),
+        };
         if !wanted.contains(&i) || i >= offer.chunk_count() || len != offer.chunk_len(i) {
             return Err(BadChunk(i).into());
         }
