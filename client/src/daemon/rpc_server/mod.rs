@@ -1,0 +1,219 @@
+//! Answers the CLI's requests on the local socket: one connection per
+//! request (or a subscription that stays open), each request dispatched
+//! to its handler. The handlers sit per domain, as `cmd/` does: `contacts`
+//! (card, contacts, trust), `messages` (send, log, read, delete), `rooms`,
+//! `files`, `devices` (status, devices) and `services` (mailbox, push,
+//! relay, names). Each builds its answer from `kith-client`'s types.
+
+mod contacts;
+mod devices;
+mod files;
+mod messages;
+mod rooms;
+mod services;
+
+use super::Daemon;
+use crate::rpc::{self, Request, Response};
+use anyhow::Result;
+use kith_client::answers as a;
+use tokio::net::UnixStream;
+use tracing::warn;
+
+pub(super) use services::RELAY_SETTING;
+
+impl Daemon {
+    pub(super) async fn handle_client(&self, stream: UnixStream) {
+        let (mut read, write) = stream.into_split();
+        let resp = match rpc::read_request(&mut read)
+            .await
+            .map_err(anyhow::Error::from)
+        {
+            Ok(Request::Subscribe) => return self.subscription(read, write).await,
+            Ok(req) => {
+                let writes = self.durable.writes();
+                let mut answer = self.answer(req).await;
+                // A request that wrote is answered once its writes are on
+                // the disk (what `kith send` returned for survives a crash
+                // of the machine too). A read waits only if something else
+                // wrote meanwhile (one sync round at most).
+                if self.durable.writes() != writes
+                    && let Err(e) = self.durable_now().await
+                {
+                    answer = Err(e);
+                }
+                match answer {
+                    Ok(v) => Response::Ok(v),
+                    Err(e) => rpc::failed(&e),
+                }
+            }
+            Err(e) => rpc::failed(&e),
+        };
+        if let Err(e) = rpc::write_line(write, &resp).await {
+            warn!(error = %e, "answering a client failed");
+        }
+    }
+
+    /// Serves a subscriber: a [`rpc::Notice`] line for each change (new
+    /// events coalesced per log), until the client closes its side or the
+    /// daemon stops.
+    async fn subscription(
+        &self,
+        mut read: tokio::net::unix::OwnedReadHalf,
+        mut write: tokio::net::unix::OwnedWriteHalf,
+    ) {
+        use tokio::io::AsyncReadExt as _;
+        use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+        let mut events = self.node.lock().await.subscribe();
+        let mut notices = self.notices.subscribe();
+        let ok = match serde_json::to_value(a::Subscribed { subscribed: true }) {
+            Ok(v) => Response::Ok(v),
+            Err(_) => return,
+        };
+        if rpc::write_line(&mut write, &ok).await.is_err() {
+            return;
+        }
+        let mut buf = [0u8; 256];
+        loop {
+            let out: Vec<rpc::Notice> = tokio::select! {
+                ev = events.recv() => match ev {
+                    Ok(first) => {
+                        let mut counts: std::collections::BTreeMap<node_core::LogId, u64> =
+                            Default::default();
+                        *counts.entry(first.log).or_default() += 1;
+                        let mut lagged = false;
+                        for _ in 0..4096 {
+                            match events.try_recv() {
+                                Ok(ev) => *counts.entry(ev.log).or_default() += 1,
+                                Err(TryRecvError::Lagged(_)) => lagged = true,
+                                Err(_) => break,
+                            }
+                        }
+                        let mut out: Vec<rpc::Notice> = counts
+                            .into_iter()
+                            .map(|(log, count)| rpc::Notice::Stored { log: log.to_string(), count })
+                            .collect();
+                        if lagged {
+                            out.push(rpc::Notice::Lagged);
+                        }
+                        out
+                    }
+                    Err(RecvError::Lagged(_)) => vec![rpc::Notice::Lagged],
+                    Err(RecvError::Closed) => return,
+                },
+                n = notices.recv() => match n {
+                    Ok(n) => vec![n],
+                    Err(RecvError::Lagged(_)) => vec![rpc::Notice::Lagged],
+                    Err(RecvError::Closed) => return,
+                },
+                // The client closed its side (anything it writes is ignored).
+                r = read.read(&mut buf) => match r {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => continue,
+                },
+            };
+            for n in out {
+                if rpc::write_line(&mut write, &n).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Runs one request. Requests that wait on the network or the disk
+    /// without the node (file preparation, joining a room, helper servers)
+    /// take the node only for their own steps; the others hold it for
+    /// their whole handler.
+    async fn answer(&self, req: Request) -> Result<serde_json::Value> {
+        let now = crate::now_ms();
+        match req {
+            Request::FileSend { target, path } => return self.file_send(&target, &path).await,
+            Request::FileSave { id, dest } => return self.file_save(&id, dest).await,
+            Request::RoomJoin { uri, wait_secs } => return self.room_join(&uri, wait_secs).await,
+            Request::MailboxUse { url } => return self.mailbox_use(&url).await,
+            Request::MailboxOff => return self.mailbox_off().await,
+            Request::PushUse { url, target } => return self.push_use(&url, target).await,
+            Request::PushOff => return self.push_off().await,
+            // Answered before this point (the connection stays open).
+            Request::Subscribe => anyhow::bail!("subscribe opens its own connection"),
+            _ => {}
+        }
+        let mut node = self.node.lock().await;
+        let node = &mut *node;
+        match req {
+            Request::Status => answer(self.status(node).await?),
+            Request::Card => self.card(node, now),
+            Request::ContactAdd { card, alias } => contacts::add(node, &card, alias, now).await,
+            Request::ContactList => answer(node.contacts()),
+            Request::ContactSafetyNumber { contact } => contacts::safety_number(node, &contact),
+            Request::ContactVerify { contact, number } => {
+                contacts::verify(node, &contact, &number, now).await
+            }
+            Request::ContactTrust { contact, state } => {
+                contacts::trust(node, &contact, &state, now).await
+            }
+            Request::ContactShare { contact, with } => {
+                contacts::share(node, &contact, &with, now).await
+            }
+            Request::Send { target, text } => messages::send(node, &target, &text, now).await,
+            Request::Log { target, limit } => messages::log(node, &target, limit).await,
+            Request::MarkRead { target } => messages::mark_read(node, &target, now).await,
+            Request::Delete { target, messages } => {
+                messages::delete(node, &target, &messages, now).await
+            }
+            Request::RoomCreate { name, public } => rooms::create(node, &name, public, now).await,
+            Request::RoomInvite { room, contact } => {
+                rooms::invite(node, &room, &contact, now).await
+            }
+            Request::RoomLink { room } => self.room_link(node, &room),
+            Request::RoomMembers { room } => rooms::members(node, &room),
+            Request::RoomRole {
+                room,
+                account,
+                role,
+            } => rooms::role(node, &room, &account, &role, now).await,
+            Request::RoomKick { room, account, ban } => {
+                rooms::kick(node, &room, &account, ban, now).await
+            }
+            Request::RoomLeave { room } => rooms::leave(node, &room, now).await,
+            Request::RoomSet { room, topic, text } => {
+                rooms::set_text(node, &room, topic, &text, now).await
+            }
+            Request::RoomList => answer(node.rooms()),
+            Request::RoomHistory {
+                room,
+                confirmations,
+                trust,
+            } => rooms::history(node, &room, confirmations, trust, now).await,
+            Request::RoomHeld { room } => rooms::held(node, &room).await,
+            Request::RoomConfirm { room, event } => rooms::confirm(node, &room, &event, now).await,
+            Request::FileList { target } => files::list(node, &target).await,
+            Request::FileStatus { id } => files::status(node, &id).await,
+            Request::FileFetch { id } => self.file_fetch(node, &id).await,
+            Request::FileSyncLimit { bytes } => self.file_sync_limit(node, bytes, now).await,
+            Request::NameRecord { handle, release } => {
+                self.name_record(node, &handle, release, now)
+            }
+            Request::MailboxStatus => services::mailbox_status(node),
+            Request::PushStatus => services::push_status(node).await,
+            Request::Relay { url } => self.relay(node, url, now).await,
+            Request::DeviceInvite => self.device_invite(node, now),
+            Request::DeviceList => answer(node.devices()?),
+            Request::DeviceRevoke { device, recovery } => {
+                devices::revoke(node, &device, recovery, now).await
+            }
+            Request::FileSend { .. }
+            | Request::FileSave { .. }
+            | Request::RoomJoin { .. }
+            | Request::MailboxUse { .. }
+            | Request::MailboxOff
+            | Request::PushUse { .. }
+            | Request::PushOff
+            | Request::Subscribe => anyhow::bail!("answered above"),
+        }
+    }
+}
+
+/// An answer as the socket carries it.
+fn answer<T: serde::Serialize>(value: T) -> Result<serde_json::Value> {
+    Ok(serde_json::to_value(value)?)
+}
