@@ -51,6 +51,8 @@ fn write_all() -> bool {
         join_msgs(&key, account).iter().map(JoinMsg::encode),
     );
     put("file_msg", file_msgs());
+    put("media_packet", media_packets());
+    put("call_msg", call_msgs(device));
     put(
         "room_link",
         with_modes(&room_link(account, device).to_uri(), "kith:room/"),
@@ -239,6 +241,50 @@ fn invite(account: AccountId, device: DeviceId) -> Invite {
         secret: SecretBytes::new([3; 16]),
         expires: 1_700_000_600_000,
     }
+}
+
+/// Call control messages, one of each.
+fn call_msgs(device: DeviceId) -> Vec<Vec<u8>> {
+    use node_core::call::msg::{CallId, CallMsg, Ended};
+    let call = CallId([3; 16]);
+    [
+        CallMsg::Offer { call, video: true },
+        CallMsg::Ringing(call),
+        CallMsg::Busy(call),
+        CallMsg::Answer { call, video: false },
+        CallMsg::Accepted(call),
+        CallMsg::End { call, why: Ended::Taken(device) },
+        CallMsg::End { call, why: Ended::Hangup },
+        CallMsg::Resume(call),
+    ]
+    .iter()
+    .map(CallMsg::encode)
+    .collect()
+}
+
+/// Media datagrams: an audio frame, a silent one, a key frame's last piece.
+fn media_packets() -> Vec<Vec<u8>> {
+    use kith_media::packet::{FLAG_END, FLAG_KEY, FLAG_SILENT, Kind, Packet};
+    let audio = |flags, payload: Vec<u8>| Packet {
+        kind: Kind::Audio,
+        flags,
+        layer: 0,
+        seq: 42,
+        ts: 42 * 960,
+        payload,
+    };
+    let video = Packet {
+        kind: Kind::Video,
+        flags: FLAG_KEY | FLAG_END,
+        layer: 1,
+        seq: 7,
+        ts: 90_000,
+        payload: vec![0x65; 900],
+    };
+    [audio(0, vec![0xfc; 80]), audio(FLAG_SILENT, vec![0xf8]), video]
+        .iter()
+        .filter_map(|p| p.encode().ok())
+        .collect()
 }
 
 /// File transfer frames: requests (none, some, the most chunks) and

@@ -8,6 +8,7 @@
 //! socket protocol (those live in the `kith` client), and the helper servers.
 #![warn(missing_docs)]
 
+pub mod call;
 pub mod crypto;
 pub mod file_offer;
 pub mod id;

@@ -4,8 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
-const ROOTS: [&str; 8] = [
+const ROOTS: [&str; 9] = [
     "node-core/src",
+    "media/src",
     "client/src",
     "client-api/src",
     "mailboxd/src",

@@ -1,0 +1,21 @@
+//! Calls between two people, device to device: the control messages on a
+//! call connection ([`msg`]) and the pure state machine of one call on one
+//! device ([`machine`]), fed messages, local commands and the time, giving
+//! back what to send and what the call now is. Media is not here
+//! (`kith-media`); neither are sockets or logs (the daemon carries the
+//! machine's effects out).
+//!
+//! The caller dials every online device of the callee with its own QUIC
+//! connection (ALPN `kith/call/1`) and offers the call on each. Every
+//! callee device rings; the first to answer takes the call (the caller
+//! tells it so, and tells the others who took it, so they stop ringing
+//! and say where it was answered); a decline on any device declines the
+//! call. No answer within [`machine::RING_FOR`] ends it as missed. A link
+//! lost mid-call may come back within [`machine::RESUME_FOR`]; after that
+//! the call ends on both sides.
+
+pub mod machine;
+pub mod msg;
+
+pub use machine::{Call, CallState, Command, Effect, EndReason};
+pub use msg::{CallId, CallMsg};
