@@ -209,3 +209,40 @@ pub struct Subscribed {
     /// Always true.
     pub subscribed: bool,
 }
+
+/// A call on this device, as `kith call status --json` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CallInfo {
+    /// The call's id (32 hex digits).
+    pub id: String,
+    /// The contact at the other end (account id).
+    pub target: String,
+    /// `ringing` (calling out), `incoming`, `active`,
+    /// `answered-elsewhere` or `ended`.
+    pub state: String,
+    /// The other end's device once answered (or, answered elsewhere, the
+    /// own device that took it).
+    pub device: Option<String>,
+    /// The devices in the call besides this one.
+    pub participants: Vec<String>,
+    /// How the call's packets travel: `direct`, `relay` or `unknown`.
+    pub path: Option<String>,
+    /// Round-trip time on the call's path.
+    pub rtt_ms: Option<u64>,
+    /// Share of media packets lost (once media flows).
+    pub loss: Option<f64>,
+    /// Audio bitrate sent (once media flows).
+    pub audio_kbps: Option<u64>,
+    /// Video bitrate sent (once media flows).
+    pub video_kbps: Option<u64>,
+    /// Whether the caller offered video.
+    #[serde(default)]
+    pub video: bool,
+    /// Whether media flows now.
+    #[serde(default)]
+    pub media: bool,
+    /// Why it ended, once it did: `hung-up`, `they-hung-up`, `no-answer`,
+    /// `declined`, `busy`, `cancelled`, `answered-elsewhere`, `link-lost`.
+    #[serde(default)]
+    pub ended: Option<String>,
+}

@@ -400,6 +400,46 @@ impl Client {
         self.typed(Request::DeviceList).await
     }
 
+    /// Rings every online device of a contact; returns the call's id once
+    /// one rings (the call goes on in the daemon).
+    pub async fn call_start(&self, target: &str, video: bool) -> Result<Id<String>> {
+        self.typed(Request::CallStart {
+            target: target.into(),
+            video,
+        })
+        .await
+    }
+
+    /// Answers a ringing call on this device.
+    pub async fn call_answer(&self, call: Option<&str>, video: bool) -> Result<Done> {
+        self.typed(Request::CallAnswer {
+            call: call.map(Into::into),
+            video,
+        })
+        .await
+    }
+
+    /// Declines a ringing call (every own device stops ringing).
+    pub async fn call_decline(&self, call: Option<&str>) -> Result<Done> {
+        self.typed(Request::CallDecline {
+            call: call.map(Into::into),
+        })
+        .await
+    }
+
+    /// Leaves a call, or stops ringing the other side.
+    pub async fn call_hangup(&self, call: Option<&str>) -> Result<Done> {
+        self.typed(Request::CallHangup {
+            call: call.map(Into::into),
+        })
+        .await
+    }
+
+    /// The calls this device knows (going on and recently ended).
+    pub async fn call_status(&self) -> Result<Vec<CallInfo>> {
+        self.typed(Request::CallStatus).await
+    }
+
     /// Revokes a device (with the recovery code when this device cannot
     /// sign for the account alone).
     pub async fn device_revoke(

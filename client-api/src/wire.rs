@@ -244,6 +244,37 @@ pub enum Request {
     /// Keep the connection open and receive a [`Notice`] line whenever
     /// something a client shows changed (instead of polling).
     Subscribe,
+    /// Rings every online device of a contact; answers once one rings.
+    CallStart {
+        /// The contact.
+        target: String,
+        /// Send video too.
+        #[serde(default)]
+        video: bool,
+    },
+    /// Answers a ringing call here.
+    CallAnswer {
+        /// The call (a unique prefix of its id; none: the one ringing).
+        #[serde(default)]
+        call: Option<String>,
+        /// Send video too.
+        #[serde(default)]
+        video: bool,
+    },
+    /// Declines a ringing call (on all own devices).
+    CallDecline {
+        /// The call (none: the one ringing).
+        #[serde(default)]
+        call: Option<String>,
+    },
+    /// Leaves a call, or stops ringing the other side.
+    CallHangup {
+        /// The call (none: the one going on).
+        #[serde(default)]
+        call: Option<String>,
+    },
+    /// The calls this device knows.
+    CallStatus,
     /// Delete messages (or the whole conversation) on all own devices.
     Delete {
         /// Contact (id, prefix, alias or name).

@@ -65,6 +65,8 @@ pub enum Command {
     /// Let contacts wake this device through a push relay.
     #[command(subcommand)]
     Push(cmd::push::Args),
+    /// Calls: ring a contact's devices, answer, decline, hang up.
+    Call(cmd::call::Args),
     /// Rooms: group conversations without a hub.
     #[command(subcommand)]
     Room(cmd::room::Args),
@@ -114,6 +116,7 @@ pub fn main() -> ExitCode {
         Command::Name(args) => cmd::name::run(&home, args),
         Command::Push(args) => cmd::push::run(&home, args),
         Command::Room(args) => cmd::room::run(&home, args),
+        Command::Call(args) => cmd::call::run(&home, args),
         Command::Relay(args) => cmd::mailbox::run_relay(&home, args),
         Command::Tui => tui::run(&home),
     };

@@ -205,3 +205,38 @@ async fn a_stranger_gets_no_file_chunk() {
     stranger.close().await;
     carol.close().await;
 }
+
+/// A device that is not an active device of a contact dials the call
+/// protocol: it is closed before it can offer anything, whatever it
+/// sends (an offer, garbage, an oversized frame), and nothing rings.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stranger_cannot_ring() {
+    use node_core::call::{CallId, CallMsg};
+    let mut bob = Running::start("Bob");
+    let (device, addr) = target(&bob);
+    let stranger = Transport::bind(&SigningKey::generate(), &["127.0.0.1:0".parse().unwrap()])
+        .await
+        .unwrap();
+    for frame in [
+        CallMsg::Offer {
+            call: CallId([1; 16]),
+            video: false,
+        }
+        .encode(),
+        vec![0xff; 40],
+        vec![0; 100_000],
+    ] {
+        let link = stranger.connect_call(device, &[addr], None).await.unwrap();
+        if let Ok((mut w, _r)) = link.open().await {
+            let _ = w.send(&frame).await;
+        }
+        assert!(
+            closed_by_daemon(&link).await,
+            "a stranger's call was not refused"
+        );
+    }
+    let calls = ok(kith(&bob.home, &["call", "status", "--json"]));
+    assert_eq!(calls.trim(), "[]", "a stranger's call rang");
+    assert!(bob.is_running(), "daemon died:\n{}", bob.log());
+    stranger.close().await;
+}

@@ -28,6 +28,10 @@ use std::time::Duration;
 pub const ALPN: &[u8] = b"kith/1";
 /// The ALPN of a device joining an account with an invite code.
 pub const ALPN_JOIN: &[u8] = b"kith-join/1";
+/// The ALPN of a call between two devices: control frames on the first
+/// stream, media in datagrams (its own connection, so a sync link's
+/// renewal never cuts a call).
+pub const ALPN_CALL: &[u8] = b"kith/call/1";
 
 /// What a connection is for, named by its ALPN: the daemon's router hands
 /// each accepted connection to the handler of its protocol.
@@ -38,17 +42,20 @@ pub enum Protocol {
     Sync,
     /// A new device joining the account with an invite code ([`ALPN_JOIN`]).
     Join,
+    /// A call ([`ALPN_CALL`]).
+    Call,
 }
 
 impl Protocol {
     /// Every protocol this build speaks (what the endpoint accepts).
-    pub const ALL: [Protocol; 2] = [Protocol::Sync, Protocol::Join];
+    pub const ALL: [Protocol; 3] = [Protocol::Sync, Protocol::Join, Protocol::Call];
 
     /// Its ALPN.
     pub fn alpn(self) -> &'static [u8] {
         match self {
             Protocol::Sync => ALPN,
             Protocol::Join => ALPN_JOIN,
+            Protocol::Call => ALPN_CALL,
         }
     }
 
@@ -275,6 +282,17 @@ impl Transport {
             .await
     }
 
+    /// Dials `device` for a call (see [`ALPN_CALL`]).
+    pub async fn connect_call(
+        &self,
+        device: DeviceId,
+        addrs: &[SocketAddr],
+        relay: Option<&str>,
+    ) -> Result<Link, TransportError> {
+        self.connect_alpn(device, addrs, relay, Protocol::Call)
+            .await
+    }
+
     /// Dials `device` to join its account (see [`ALPN_JOIN`]).
     pub async fn connect_join(
         &self,
@@ -418,6 +436,15 @@ impl Link {
         }
     }
 
+    /// The round-trip time on the path in use, once known.
+    pub fn rtt(&self) -> Option<Duration> {
+        self.conn
+            .paths()
+            .iter()
+            .find(|p| p.is_selected())
+            .map(|p| p.rtt())
+    }
+
     /// Whether both handles are the same connection.
     pub fn same_as(&self, other: &Link) -> bool {
         self.conn.stable_id() == other.conn.stable_id()
@@ -497,6 +524,14 @@ impl FrameWriter {
 impl FrameReader {
     /// Reads one frame; `None` at a clean end of stream.
     pub async fn recv(&mut self) -> Result<Option<Vec<u8>>, TransportError> {
+        self.recv_max(MAX_FRAME).await
+    }
+
+    /// [`FrameReader::recv`] for a protocol whose frames are small: a
+    /// frame announced over `max` bytes (itself at most [`MAX_FRAME`]) is
+    /// refused before anything is read into memory.
+    pub async fn recv_max(&mut self, max: usize) -> Result<Option<Vec<u8>>, TransportError> {
+        let max = max.min(MAX_FRAME);
         let mut len = [0u8; 4];
         match self.0.read_exact(&mut len).await {
             Ok(()) => {}
@@ -504,7 +539,7 @@ impl FrameReader {
             Err(e) => return Err(link(e)),
         }
         let len = u32::from_be_bytes(len) as usize;
-        if len > MAX_FRAME {
+        if len > max {
             return Err(TransportError::FrameTooLarge(len));
         }
         let mut buf = vec![0u8; len];

@@ -367,3 +367,47 @@ fn messages_round_trip_and_garbage_is_refused() {
     assert_eq!(id.to_string().parse::<CallId>(), Ok(id));
     assert!("xyz".parse::<CallId>().is_err());
 }
+
+/// Regressions from an attacker's reading: a device that said busy cannot
+/// then answer (its queued answer is ignored), and the device in the call
+/// cannot end it by saying busy (only by hanging up, which stops media).
+#[test]
+fn busy_is_final_and_cannot_end_a_call() {
+    let t0 = Instant::now();
+    let (a1, b1, b2) = (device(1), device(2), device(3));
+    let (mut caller, _r1, _r2) = ringing(t0);
+    let id = caller.id();
+    let _ = caller.on_msg(b1, CallMsg::Busy(id), t0);
+    let fx = caller.on_msg(
+        b1,
+        CallMsg::Answer {
+            call: id,
+            video: false,
+        },
+        t0,
+    );
+    assert!(fx.is_empty(), "{fx:?}");
+    assert_eq!(caller.state(), CallState::Ringing);
+    // B2 answers for real; then says busy: the call goes on.
+    let _ = caller.on_msg(
+        b2,
+        CallMsg::Answer {
+            call: id,
+            video: false,
+        },
+        t0,
+    );
+    assert!(matches!(caller.state(), CallState::Active { peer, .. } if peer == b2));
+    assert!(caller.on_msg(b2, CallMsg::Busy(id), t0).is_empty());
+    assert!(matches!(caller.state(), CallState::Active { .. }));
+    let fx = caller.on_msg(
+        b2,
+        CallMsg::End {
+            call: id,
+            why: Ended::Hangup,
+        },
+        t0,
+    );
+    assert!(fx.contains(&Effect::StopMedia));
+    let _ = a1;
+}

@@ -2,6 +2,7 @@
 //! contacts' devices, runs a sync session on each, serves the local socket,
 //! and stops cleanly on SIGINT/SIGTERM.
 
+mod calls;
 mod dial;
 mod echo;
 mod files;
@@ -33,6 +34,8 @@ pub struct Daemon {
     /// Who this device shares what with, published by the node whenever
     /// it changes: read without the node (links, later call media).
     sharing: tokio::sync::watch::Receiver<std::sync::Arc<node_core::node::Sharing>>,
+    /// Calls on this device (each runs its own task).
+    calls: calls::Calls,
     /// When the node's writes are on the disk: acknowledgements, events
     /// sent to peers and replies to clients wait for it, never the node.
     durable: node_core::store::Durability,
@@ -204,6 +207,7 @@ impl Daemon {
         Ok(Arc::new(Self {
             durable: node.durability(),
             sharing: node.watch_sharing(),
+            calls: Default::default(),
             receipts,
             receipts_rx: std::sync::Mutex::new(Some(receipts_rx)),
             node: timed::TimedMutex::with_release(node, Node::publish_sharing),

@@ -1,8 +1,8 @@
 //! The protocol router and the link manager. The router accepts incoming
 //! connections, runs their handshakes concurrently (bounded in number and
 //! time), and hands each to the handler of its protocol, named by its
-//! ALPN: sync links to `link::run`, joining devices to `join::serve`
-//! (calls will have their own). The manager decides how long sync links
+//! ALPN: sync links to `link::run`, joining devices to `join::serve`,
+//! calls to `calls::serve`. The manager decides how long sync links
 //! live: it renews each after [`policy::MAX_LINK_AGE`]; links of other
 //! protocols (a call) are never renewed or replaced by it.
 
@@ -39,6 +39,7 @@ pub(super) async fn accept_loop(d: Arc<Daemon>) {
                 Ok(Ok(link)) => match link.protocol() {
                     Protocol::Sync => super::link::run(d2, link, Role::Listener).await,
                     Protocol::Join => super::join::serve(d2, link).await,
+                    Protocol::Call => super::calls::serve(d2, link).await,
                     _ => link.close("unsupported protocol"),
                 },
                 Ok(Err(e)) => debug!(error = %e, "incoming link failed"),

@@ -272,6 +272,12 @@ impl Call {
         let Some(reply) = self.offered.get(&from).copied() else {
             return vec![];
         };
+        // A device that said busy, or whose connection was closed, has no
+        // more say (a message it queued before cannot answer the call).
+        if matches!(reply, Reply::Busy | Reply::Gone) {
+            return vec![];
+        }
+        let ringing = matches!(self.state, CallState::Calling | CallState::Ringing);
         match msg {
             CallMsg::Ringing(_) if reply == Reply::Pending => {
                 self.offered.insert(from, Reply::Ringing);
@@ -280,7 +286,8 @@ impl Call {
                 }
                 vec![]
             }
-            CallMsg::Busy(_) => {
+            // Busy is an answer to an offer, not a way to end a call.
+            CallMsg::Busy(_) if ringing => {
                 self.offered.insert(from, Reply::Busy);
                 let mut out = vec![Effect::Close(from)];
                 if self.no_one_left() {

@@ -1,7 +1,8 @@
 //! Calls between two people, device to device: the control messages on a
 //! call connection ([`msg`]) and the pure state machine of one call on one
 //! device ([`machine`]), fed messages, local commands and the time, giving
-//! back what to send and what the call now is. Media is not here
+//! back what to send and what the call now is, and the record of a call
+//! its conversation keeps ([`record`]). Media is not here
 //! (`kith-media`); neither are sockets or logs (the daemon carries the
 //! machine's effects out).
 //!
@@ -16,6 +17,8 @@
 
 pub mod machine;
 pub mod msg;
+pub mod record;
 
 pub use machine::{Call, CallState, Command, Effect, EndReason};
 pub use msg::{CallId, CallMsg};
+pub use record::{CallRecord, Outcome};

@@ -20,6 +20,9 @@ pub mod conversation_kind {
     pub const PUSH_GRANT: u16 = 5;
     /// An invitation to a room: room id, creator, inviter (not shown).
     pub const ROOM_INVITE: u16 = 6;
+    /// A call that ended ([`crate::call::CallRecord`]), written by the
+    /// caller's device.
+    pub const CALL: u16 = 7;
 }
 
 /// A message as `kith log --json` shows it.
@@ -104,6 +107,19 @@ impl Node {
             &[to],
         )
         .await
+    }
+
+    /// Records a call with `with` that ended (this device called).
+    pub async fn record_call(
+        &mut self,
+        with: AccountId,
+        record: &crate::call::CallRecord,
+        now: i64,
+    ) -> Result<EventId, NodeError> {
+        self.require_contact(with)?;
+        let log = LogId::conversation(self.account, with);
+        self.append_for(log, conversation_kind::CALL, record.encode(), now, &[with])
+            .await
     }
 
     /// Introduces `contact` to `to`: sends `to` the contact's card and our
@@ -216,6 +232,7 @@ impl Node {
                     conversation_kind::MESSAGE
                         | conversation_kind::INTRODUCTION
                         | conversation_kind::FILE_OFFER
+                        | conversation_kind::CALL
                 ) && e.event.body().is_some()
             })
             .map(|e| {
@@ -247,6 +264,11 @@ impl Node {
                             None,
                         ),
                         Err(_) => ("file", "(a damaged file offer)".into(), None),
+                    }
+                } else if h.kind == conversation_kind::CALL {
+                    match crate::call::CallRecord::decode(body) {
+                        Ok(r) => ("call", r.describe(), None),
+                        Err(_) => ("call", "(a damaged call record)".into(), None),
                     }
                 } else {
                     ("message", String::from_utf8_lossy(body).into_owned(), None)

@@ -96,6 +96,16 @@ impl Sharing {
         self.index.listing(device)
     }
 
+    /// Whether `device` is listed by this account's own log.
+    pub fn is_own_device(&self, device: &DeviceId) -> bool {
+        self.account_of_device(device) == Some(self.account)
+    }
+
+    /// Whether `account` is a contact.
+    pub fn is_contact(&self, account: &AccountId) -> bool {
+        self.contacts.contains(account)
+    }
+
     /// Whether `log` is the account log of a followed account.
     pub fn is_account_log(&self, log: &LogId) -> bool {
         self.followed

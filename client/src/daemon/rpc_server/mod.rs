@@ -1,10 +1,12 @@
 //! Answers the CLI's requests on the local socket: one connection per
 //! request (or a subscription that stays open), each request dispatched
-//! to its handler. The handlers sit per domain, as `cmd/` does: `contacts`
+//! to its handler. The handlers sit per domain, as `cmd/` does: `calls`,
+//! `contacts`
 //! (card, contacts, trust), `messages` (send, log, read, delete), `rooms`,
 //! `files`, `devices` (status, devices) and `services` (mailbox, push,
 //! relay, names). Each builds its answer from `kith-client`'s types.
 
+mod calls;
 mod contacts;
 mod devices;
 mod files;
@@ -16,13 +18,14 @@ use super::Daemon;
 use crate::rpc::{self, Request, Response};
 use anyhow::Result;
 use kith_client::answers as a;
+use node_core::call::machine::Command;
 use tokio::net::UnixStream;
 use tracing::warn;
 
 pub(super) use services::RELAY_SETTING;
 
 impl Daemon {
-    pub(super) async fn handle_client(&self, stream: UnixStream) {
+    pub(super) async fn handle_client(self: &std::sync::Arc<Self>, stream: UnixStream) {
         let (mut read, write) = stream.into_split();
         let resp = match rpc::read_request(&mut read)
             .await
@@ -123,7 +126,7 @@ impl Daemon {
     /// without the node (file preparation, joining a room, helper servers)
     /// take the node only for their own steps; the others hold it for
     /// their whole handler.
-    async fn answer(&self, req: Request) -> Result<serde_json::Value> {
+    async fn answer(self: &std::sync::Arc<Self>, req: Request) -> Result<serde_json::Value> {
         let now = crate::now_ms();
         match req {
             Request::FileSend { target, path } => return self.file_send(&target, &path).await,
@@ -133,6 +136,15 @@ impl Daemon {
             Request::MailboxOff => return self.mailbox_off().await,
             Request::PushUse { url, target } => return self.push_use(&url, target).await,
             Request::PushOff => return self.push_off().await,
+            Request::CallStart { target, video } => return self.call_start(&target, video).await,
+            Request::CallAnswer { call, video } => {
+                return self.call_command(call, Command::Answer { video }).await;
+            }
+            Request::CallDecline { call } => {
+                return self.call_command(call, Command::Decline).await;
+            }
+            Request::CallHangup { call } => return self.call_command(call, Command::Hangup).await,
+            Request::CallStatus => return answer(super::calls::status(self)),
             // Answered before this point (the connection stays open).
             Request::Subscribe => anyhow::bail!("subscribe opens its own connection"),
             _ => {}
@@ -208,6 +220,11 @@ impl Daemon {
             | Request::MailboxOff
             | Request::PushUse { .. }
             | Request::PushOff
+            | Request::CallStart { .. }
+            | Request::CallAnswer { .. }
+            | Request::CallDecline { .. }
+            | Request::CallHangup { .. }
+            | Request::CallStatus
             | Request::Subscribe => anyhow::bail!("answered above"),
         }
     }

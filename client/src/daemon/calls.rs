@@ -1,0 +1,772 @@
+//! Calls on this device: one task per call owns its state machine
+//! (`node_core::call::Call`) and carries out what it says — frames on the
+//! call connections, connections closed or made again, the record written
+//! to the conversation when the caller's call ends. Call connections are
+//! their own QUIC connections (ALPN `kith/call/1`), one per device the
+//! call reaches; each has a reader task that feeds the call task. Nothing
+//! here waits for the node except resolving a target and writing the
+//! record; incoming connections are checked against the published sharing
+//! snapshot (an active device of a contact) before a byte is read.
+//!
+//! Media is not carried yet (the machine's start and stop are noted for
+//! `call status`); see `docs/calls.md`.
+
+use super::Daemon;
+use anyhow::{Context, Result, bail};
+use node_core::call::machine::{Call, CallState, Command, Effect, EndReason, Side};
+use node_core::call::{CallId, CallMsg, CallRecord, Outcome};
+use node_core::transport::{FrameReader, FrameWriter, Link};
+use node_core::{AccountId, DeviceId};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, info, warn};
+
+/// How long dialling one device for a call may take.
+const CONNECT_WAIT: Duration = Duration::from_secs(5);
+/// How long an incoming call connection has to say what it is.
+const FIRST_FRAME_WAIT: Duration = Duration::from_secs(10);
+/// How long `kith call` waits for a device to ring.
+const RING_WAIT: Duration = Duration::from_secs(10);
+/// Longest control frame (the longest message is 50 bytes).
+const MAX_CONTROL_FRAME: usize = 256;
+/// Most calls this device keeps at once, ended ones included (an offer
+/// beyond it is answered busy; the oldest ended call is forgotten first).
+const MAX_CALLS: usize = 16;
+/// Inputs queued per call.
+const INPUTS: usize = 64;
+/// How long one control frame may take to leave (a peer that grants no
+/// flow-control credit loses its connection, not the call task).
+const SEND_WAIT: Duration = Duration::from_secs(2);
+/// How long a user's command may take to be carried out.
+const COMMAND_WAIT: Duration = Duration::from_secs(15);
+
+/// What a call task is told.
+enum Input {
+    /// A control message from a device on its connection.
+    Msg(DeviceId, CallMsg),
+    /// A (new) connection to a device, with its control stream.
+    Up(DeviceId, Link, FrameWriter, FrameReader),
+    /// The connection to a device ended.
+    Lost(DeviceId),
+    /// The user's command, answered once carried out.
+    Command(Command, oneshot::Sender<Result<(), String>>),
+}
+
+/// A call as `kith call status` shows it.
+#[derive(Debug, Clone)]
+struct View {
+    id: CallId,
+    contact: AccountId,
+    side: Side,
+    state: CallState,
+    video: bool,
+    /// Whether media would flow now (started and not stopped).
+    media: bool,
+    /// How the connection to the peer travels, once known.
+    path: Option<&'static str>,
+    rtt_ms: Option<u64>,
+}
+
+/// One call this device knows of.
+struct Entry {
+    tx: mpsc::Sender<Input>,
+    view: Arc<Mutex<View>>,
+    /// When it ended (for forgetting the oldest).
+    ended: Option<Instant>,
+}
+
+/// The calls of a daemon.
+#[derive(Default)]
+pub(super) struct Calls {
+    table: Mutex<HashMap<CallId, Entry>>,
+}
+
+impl std::fmt::Debug for Calls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self.table.lock().map(|t| t.len()).unwrap_or(0);
+        write!(f, "Calls({n})")
+    }
+}
+
+impl Calls {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<CallId, Entry>> {
+        self.table.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether a call is ringing or on here.
+    fn busy(&self) -> bool {
+        self.lock().values().any(|e| !view_of(e).state_is_over())
+    }
+
+    /// Keeps a new call, in one step with the checks: refused (given
+    /// back) if its id is known, if this device is ringing or in a call,
+    /// or if the table is full of calls still going (the oldest ended one
+    /// is forgotten to make room).
+    fn insert_idle(&self, id: CallId, entry: Entry) -> Result<(), Entry> {
+        let mut table = self.lock();
+        if table.contains_key(&id) || table.values().any(|e| !view_of(e).state_is_over()) {
+            return Err(entry);
+        }
+        if table.len() >= MAX_CALLS {
+            let oldest = table
+                .iter()
+                .filter_map(|(id, e)| e.ended.map(|t| (t, *id)))
+                .min();
+            match oldest {
+                Some((_, old)) => {
+                    table.remove(&old);
+                }
+                None => return Err(entry),
+            }
+        }
+        table.insert(id, entry);
+        Ok(())
+    }
+
+    /// The call a command names: `id` (a unique prefix), or the one call
+    /// in a state the command fits when none is given.
+    fn find(
+        &self,
+        id: Option<&str>,
+        fits: impl Fn(&View) -> bool,
+    ) -> Result<(CallId, mpsc::Sender<Input>)> {
+        let table = self.lock();
+        let found: Vec<(CallId, mpsc::Sender<Input>)> = table
+            .iter()
+            .filter(|(cid, e)| match id {
+                Some(want) => cid.to_string().starts_with(&want.trim().to_lowercase()),
+                None => fits(&view_of(e)),
+            })
+            .map(|(cid, e)| (*cid, e.tx.clone()))
+            .collect();
+        match (found.len(), id) {
+            (1, _) => Ok(found.into_iter().next().context("one call")?),
+            (0, Some(want)) => bail!("no call {want:?} on this device"),
+            (0, None) => bail!("no call on this device fits (see `kith call status`)"),
+            (_, Some(want)) => bail!("{want:?} matches several calls; give more of the id"),
+            (_, None) => bail!("several calls fit; name one (see `kith call status`)"),
+        }
+    }
+}
+
+fn view_of(e: &Entry) -> View {
+    e.view.lock().unwrap_or_else(|p| p.into_inner()).clone()
+}
+
+impl View {
+    fn state_is_over(&self) -> bool {
+        matches!(self.state, CallState::Ended(_))
+    }
+
+    /// The state word of `kith call status`.
+    fn state_word(&self) -> &'static str {
+        match (self.side, self.state) {
+            (_, CallState::Ended(EndReason::AnsweredElsewhere(_))) => "answered-elsewhere",
+            (_, CallState::Ended(_)) => "ended",
+            (_, CallState::Active { .. } | CallState::Reconnecting { .. }) => "active",
+            (Side::Caller, _) => "ringing",
+            (Side::Callee, _) => "incoming",
+        }
+    }
+}
+
+/// `kith call TARGET`: dials every active device of the contact, offers
+/// the call on each, and returns once one rings (or says why none does).
+pub(super) async fn start(d: &Arc<Daemon>, target: &str, video: bool) -> Result<CallId> {
+    let (contact, targets) = {
+        let node = d.node.lock().await;
+        let contact = node.resolve_target(target)?;
+        let hints: HashMap<DeviceId, Vec<std::net::SocketAddr>> =
+            node.dial_targets().into_iter().collect();
+        let targets: Vec<(DeviceId, Vec<std::net::SocketAddr>, Option<String>)> = node
+            .contact_devices(&contact)
+            .into_iter()
+            .map(|dev| {
+                let addrs = hints.get(&dev).cloned().unwrap_or_default();
+                (dev, addrs, node.relay_of(&dev))
+            })
+            .collect();
+        (contact, targets)
+    };
+    if d.calls.busy() {
+        bail!("this device is already in a call (see `kith call status`)");
+    }
+    let dials = targets.into_iter().map(|(dev, addrs, relay)| {
+        let d = Arc::clone(d);
+        async move {
+            tokio::time::timeout(CONNECT_WAIT, async {
+                let link = d
+                    .transport
+                    .connect_call(dev, &addrs, relay.as_deref())
+                    .await
+                    .ok()?;
+                match link.open().await {
+                    Ok((writer, reader)) => Some((dev, link, writer, reader)),
+                    Err(_) => {
+                        link.close("no stream");
+                        None
+                    }
+                }
+            })
+            .await
+            .ok()
+            .flatten()
+        }
+    });
+    let links: Vec<_> = futures_join_all(dials)
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    if links.is_empty() {
+        bail!("no device of this contact can be reached now");
+    }
+    let devices: Vec<DeviceId> = links.iter().map(|(dev, ..)| *dev).collect();
+    let id = CallId::random();
+    let (call, effects) =
+        Call::dial(id, &devices, video, Instant::now()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let view = match spawn_call(d, call, contact, effects, links) {
+        Ok(view) => view,
+        Err(links) => {
+            for (_, link, ..) in links {
+                link.close("busy here");
+            }
+            bail!("this device is already in a call (see `kith call status`)");
+        }
+    };
+    // Until a device rings (or the call ends).
+    let deadline = Instant::now() + RING_WAIT;
+    loop {
+        let v = view.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        match v.state {
+            CallState::Calling if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            CallState::Calling => {
+                let _ = command(d, Some(&id.to_string()), Command::Hangup).await;
+                bail!(
+                    "no device of this contact rang within {} s",
+                    RING_WAIT.as_secs()
+                );
+            }
+            CallState::Ended(why) => bail!("the call ended: {}", reason_text(why)),
+            _ => return Ok(id),
+        }
+    }
+}
+
+/// Serves an incoming call connection: only an active device of a contact
+/// may ring this device; its first frame must offer or resume a call.
+pub(super) async fn serve(d: Arc<Daemon>, link: Link) {
+    let peer = link.peer();
+    let account = {
+        let s = d.sharing.borrow();
+        s.account_of_device(&peer)
+            .filter(|a| s.is_contact(a) && s.device_active(*a, peer))
+    };
+    let Some(account) = account else {
+        debug!(peer = %peer.short(8), "call from a device that is not a contact's: refused");
+        link.close("not a contact's device");
+        return;
+    };
+    // A contact marked compromised does not ring this device.
+    if !d
+        .node
+        .lock()
+        .await
+        .uncompromised_contacts()
+        .contains(&account)
+    {
+        link.close("compromised contact");
+        return;
+    }
+    let opened = tokio::time::timeout(FIRST_FRAME_WAIT, async {
+        let (writer, mut reader) = link.accept().await.ok()?;
+        let frame = reader.recv_max(MAX_CONTROL_FRAME).await.ok()??;
+        Some((writer, reader, frame))
+    })
+    .await;
+    let Ok(Some((writer, reader, frame))) = opened else {
+        link.close("no call offered");
+        return;
+    };
+    let msg = match CallMsg::decode(&frame) {
+        Ok(m) => m,
+        Err(e) => {
+            debug!(peer = %peer.short(8), error = %e, "bad call frame");
+            link.close("bad call frame");
+            return;
+        }
+    };
+    match msg {
+        CallMsg::Offer { call: id, video } => {
+            let (call, effects) = Call::incoming(id, peer, video, false, Instant::now());
+            let links = vec![(peer, link.clone(), writer, reader)];
+            let Err(mut links) = spawn_call(&d, call, account, effects, links) else {
+                info!(call = %id, peer = %peer.short(8), "call ringing");
+                return;
+            };
+            // Busy (or the id is known): say so on the caller's stream and
+            // keep nothing, from a task of its own with a bounded wait, so
+            // the router's slot is free at once.
+            let Some((_, link, mut writer, _reader)) = links.pop() else {
+                return;
+            };
+            tokio::spawn(async move {
+                let busy = CallMsg::Busy(id).encode();
+                let _ = tokio::time::timeout(SEND_WAIT, writer.send(&busy)).await;
+                writer.finish();
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                link.close("busy");
+            });
+        }
+        CallMsg::Resume(id) => {
+            let tx = d.calls.lock().get(&id).map(|e| e.tx.clone());
+            let Some(tx) = tx else {
+                link.close("no such call");
+                return;
+            };
+            // The call task checks that the device is its peer; a call
+            // whose queue is full loses the resumption, not the router.
+            if tx
+                .try_send(Input::Up(peer, link.clone(), writer, reader))
+                .is_err()
+                || tx.try_send(Input::Msg(peer, CallMsg::Resume(id))).is_err()
+            {
+                link.close("call busy");
+            }
+        }
+        _ => link.close("a call starts with an offer"),
+    }
+}
+
+/// Runs `kith call answer|decline|hangup`.
+pub(super) async fn command(d: &Daemon, id: Option<&str>, cmd: Command) -> Result<()> {
+    let fits = |v: &View| match cmd {
+        Command::Answer { .. } | Command::Decline => {
+            v.side == Side::Callee && v.state == CallState::Ringing
+        }
+        Command::Hangup => !v.state_is_over(),
+    };
+    let (_, tx) = d.calls.find(id, fits)?;
+    let (reply, answer) = oneshot::channel();
+    tx.send(Input::Command(cmd, reply))
+        .await
+        .map_err(|_| anyhow::anyhow!("the call is over"))?;
+    tokio::time::timeout(COMMAND_WAIT, answer)
+        .await
+        .map_err(|_| anyhow::anyhow!("the call did not respond"))?
+        .map_err(|_| anyhow::anyhow!("the call is over"))?
+        .map_err(|e| anyhow::anyhow!(e))
+}
+
+/// Every call this device knows, for `kith call status`.
+pub(super) fn status(d: &Daemon) -> Vec<kith_client::answers::CallInfo> {
+    let mut views: Vec<View> = d.calls.lock().values().map(view_of).collect();
+    let sharing = d.sharing.borrow().clone();
+    views.sort_by_key(|v| (v.state_is_over(), v.id));
+    views
+        .into_iter()
+        .map(|v| kith_client::answers::CallInfo {
+            id: v.id.to_string(),
+            target: v.contact.to_string(),
+            state: v.state_word().into(),
+            device: match v.state {
+                CallState::Active { peer, .. } | CallState::Reconnecting { peer, .. } => {
+                    Some(peer.to_string())
+                }
+                // Only an own device is named: the caller's word for it is
+                // not trusted beyond that.
+                CallState::Ended(EndReason::AnsweredElsewhere(dev))
+                    if sharing.is_own_device(&dev) =>
+                {
+                    Some(dev.to_string())
+                }
+                _ => None,
+            },
+            participants: match v.state {
+                CallState::Active { peer, .. } | CallState::Reconnecting { peer, .. } => {
+                    vec![peer.to_string()]
+                }
+                _ => vec![],
+            },
+            path: v.path.map(str::to_owned),
+            rtt_ms: v.rtt_ms,
+            loss: None,
+            audio_kbps: None,
+            video_kbps: None,
+            video: v.video,
+            media: v.media,
+            ended: match v.state {
+                CallState::Ended(why) => Some(reason_word(why).into()),
+                _ => None,
+            },
+        })
+        .collect()
+}
+
+fn reason_word(why: EndReason) -> &'static str {
+    match why {
+        EndReason::HungUp => "hung-up",
+        EndReason::TheyHungUp => "they-hung-up",
+        EndReason::NoAnswer => "no-answer",
+        EndReason::Declined => "declined",
+        EndReason::Busy => "busy",
+        EndReason::Cancelled => "cancelled",
+        EndReason::AnsweredElsewhere(_) => "answered-elsewhere",
+        EndReason::LinkLost => "link-lost",
+    }
+}
+
+fn reason_text(why: EndReason) -> String {
+    match why {
+        EndReason::Busy => "every device of the contact is in another call".into(),
+        EndReason::Declined => "declined".into(),
+        EndReason::NoAnswer => "no answer".into(),
+        EndReason::LinkLost => "the connection was lost".into(),
+        other => reason_word(other).replace('-', " "),
+    }
+}
+
+/// Joins futures without a dependency: each on its own task.
+async fn futures_join_all<T: Send + 'static>(
+    futs: impl Iterator<Item = impl std::future::Future<Output = T> + Send + 'static>,
+) -> Vec<T> {
+    let handles: Vec<_> = futs.map(tokio::spawn).collect();
+    let mut out = Vec::with_capacity(handles.len());
+    for h in handles {
+        if let Ok(v) = h.await {
+            out.push(v);
+        }
+    }
+    out
+}
+
+/// Registers a call (if this device is idle and the id new) and starts
+/// its task; its view, or the links given back if refused.
+fn spawn_call(
+    d: &Arc<Daemon>,
+    call: Call,
+    contact: AccountId,
+    effects: Vec<Effect>,
+    links: Vec<CallConn>,
+) -> Result<Arc<Mutex<View>>, Vec<CallConn>> {
+    let id = call.id();
+    let view = Arc::new(Mutex::new(View {
+        id,
+        contact,
+        side: call.side(),
+        state: call.state(),
+        video: call.video(),
+        media: false,
+        path: None,
+        rtt_ms: None,
+    }));
+    let (tx, rx) = mpsc::channel(INPUTS);
+    let entry = Entry {
+        tx: tx.clone(),
+        view: Arc::clone(&view),
+        ended: None,
+    };
+    if d.calls.insert_idle(id, entry).is_err() {
+        return Err(links);
+    }
+    let task = CallTask {
+        d: Arc::clone(d),
+        call,
+        contact,
+        view: Arc::clone(&view),
+        tx,
+        conns: HashMap::new(),
+        answered_at: None,
+        answered_peer: None,
+    };
+    d.spawn(task.run(rx, effects, links));
+    Ok(view)
+}
+
+/// A call connection as it comes up: the device, the link, and its
+/// control stream.
+type CallConn = (DeviceId, Link, FrameWriter, FrameReader);
+
+/// One connection of a call.
+struct Conn {
+    link: Link,
+    writer: FrameWriter,
+    _reader: super::files::AbortOnDrop,
+}
+
+struct CallTask {
+    d: Arc<Daemon>,
+    call: Call,
+    contact: AccountId,
+    view: Arc<Mutex<View>>,
+    tx: mpsc::Sender<Input>,
+    conns: HashMap<DeviceId, Conn>,
+    /// When media first started, and with which device.
+    answered_at: Option<Instant>,
+    answered_peer: Option<DeviceId>,
+}
+
+impl CallTask {
+    async fn run(
+        mut self,
+        mut rx: mpsc::Receiver<Input>,
+        first: Vec<Effect>,
+        links: Vec<(DeviceId, Link, FrameWriter, FrameReader)>,
+    ) {
+        for (dev, link, writer, reader) in links {
+            self.attach(dev, link, writer, reader);
+        }
+        self.carry_out(first).await;
+        while !self.call.is_over() {
+            let deadline = self.call.deadline();
+            let sleep = async {
+                match deadline {
+                    Some(at) => tokio::time::sleep_until(at.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let effects = tokio::select! {
+                input = rx.recv() => match input {
+                    Some(input) => self.input(input),
+                    None => break,
+                },
+                () = sleep => self.call.tick(Instant::now()),
+            };
+            self.carry_out(effects).await;
+            self.publish();
+        }
+        self.finish().await;
+        // Commands that arrive after the end are told so (the sender is
+        // dropped with the receiver).
+        drop(rx);
+    }
+
+    fn input(&mut self, input: Input) -> Vec<Effect> {
+        let now = Instant::now();
+        match input {
+            // A device whose connection was closed has no more say (what
+            // it queued before is dropped).
+            Input::Msg(from, _) if !self.conns.contains_key(&from) => vec![],
+            Input::Msg(from, msg) => self.call.on_msg(from, msg, now),
+            Input::Up(dev, link, writer, reader) => {
+                // Only a device of this call may come back.
+                let ours = match self.call.state() {
+                    CallState::Reconnecting { peer, .. } => peer == dev,
+                    _ => false,
+                };
+                if !ours {
+                    link.close("not this call's device");
+                    return vec![];
+                }
+                self.attach(dev, link, writer, reader);
+                self.call.link_back(dev, now)
+            }
+            Input::Lost(dev) => {
+                self.conns.remove(&dev);
+                self.call.link_lost(dev, now)
+            }
+            Input::Command(cmd, reply) => match self.call.command(cmd, now) {
+                Ok(effects) => {
+                    let _ = reply.send(Ok(()));
+                    effects
+                }
+                Err(e) => {
+                    let _ = reply.send(Err(e.to_string()));
+                    vec![]
+                }
+            },
+        }
+    }
+
+    /// Keeps a connection and starts reading it into this task.
+    fn attach(&mut self, dev: DeviceId, link: Link, writer: FrameWriter, mut reader: FrameReader) {
+        let tx = self.tx.clone();
+        let reading = tokio::spawn(async move {
+            while let Ok(Some(frame)) = reader.recv_max(MAX_CONTROL_FRAME).await {
+                match CallMsg::decode(&frame) {
+                    Ok(msg) => {
+                        if tx.send(Input::Msg(dev, msg)).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        debug!(peer = %dev.short(8), error = %e, "bad call frame: connection dropped");
+                        break;
+                    }
+                }
+            }
+            let _ = tx.send(Input::Lost(dev)).await;
+        });
+        if let Some(old) = self.conns.insert(
+            dev,
+            Conn {
+                link,
+                writer,
+                _reader: super::files::AbortOnDrop(reading),
+            },
+        ) {
+            old.link.close("replaced");
+        }
+    }
+
+    async fn carry_out(&mut self, effects: Vec<Effect>) {
+        let mut queue: std::collections::VecDeque<Effect> = effects.into();
+        while let Some(effect) = queue.pop_front() {
+            match effect {
+                Effect::Send { to, msg } => {
+                    let Some(conn) = self.conns.get_mut(&to) else {
+                        continue;
+                    };
+                    let sent =
+                        tokio::time::timeout(SEND_WAIT, conn.writer.send(&msg.encode())).await;
+                    if !matches!(sent, Ok(Ok(()))) {
+                        // A peer that takes no frames loses its connection.
+                        debug!(peer = %to.short(8), "call frame not sent: connection dropped");
+                        if let Some(conn) = self.conns.remove(&to) {
+                            conn.link.close("not reading");
+                        }
+                        queue.extend(self.call.link_lost(to, Instant::now()));
+                    }
+                }
+                Effect::Close(dev) => {
+                    if let Some(mut conn) = self.conns.remove(&dev) {
+                        conn.writer.finish();
+                        // Let the last frame leave before the connection
+                        // goes (closing at once may drop it).
+                        let link = conn.link.clone();
+                        tokio::spawn(async move {
+                            tokio::time::sleep(Duration::from_millis(500)).await;
+                            link.close("call over");
+                        });
+                    }
+                }
+                Effect::Redial(dev) => self.redial(dev).await,
+                Effect::StartMedia(dev) => {
+                    self.answered_at.get_or_insert_with(Instant::now);
+                    self.answered_peer.get_or_insert(dev);
+                    let mut v = self.view.lock().unwrap_or_else(|p| p.into_inner());
+                    v.media = true;
+                    if let Some(conn) = self.conns.get(&dev) {
+                        v.path = Some(match conn.link.path() {
+                            node_core::transport::LinkPath::Direct => "direct",
+                            node_core::transport::LinkPath::Relay => "relay",
+                            _ => "unknown",
+                        });
+                    }
+                }
+                Effect::StopMedia => {
+                    self.view.lock().unwrap_or_else(|p| p.into_inner()).media = false;
+                }
+            }
+        }
+    }
+
+    /// The caller dials the lost device again, in the background; the
+    /// connection reaches this task as `Up`.
+    async fn redial(&self, dev: DeviceId) {
+        let (addrs, relay) = {
+            let node = self.d.node.lock().await;
+            let addrs = node
+                .dial_targets()
+                .into_iter()
+                .find(|(d, _)| *d == dev)
+                .map(|(_, a)| a)
+                .unwrap_or_default();
+            (addrs, node.relay_of(&dev))
+        };
+        let d = Arc::clone(&self.d);
+        let tx = self.tx.clone();
+        let id = self.call.id();
+        tokio::spawn(async move {
+            let until = Instant::now() + node_core::call::machine::RESUME_FOR;
+            while Instant::now() < until && !tx.is_closed() {
+                let dial = tokio::time::timeout(CONNECT_WAIT, async {
+                    let link = d
+                        .transport
+                        .connect_call(dev, &addrs, relay.as_deref())
+                        .await
+                        .ok()?;
+                    let (writer, reader) = link.open().await.ok()?;
+                    Some((link, writer, reader))
+                })
+                .await;
+                if let Ok(Some((link, writer, reader))) = dial {
+                    let _ = tx.send(Input::Up(dev, link, writer, reader)).await;
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            debug!(call = %id, "redialling gave up");
+        });
+    }
+
+    fn publish(&self) {
+        let mut v = self.view.lock().unwrap_or_else(|p| p.into_inner());
+        v.state = self.call.state();
+        if let CallState::Active { peer, .. } = v.state
+            && let Some(conn) = self.conns.get(&peer)
+        {
+            v.rtt_ms = conn.link.rtt().map(|r| r.as_millis() as u64);
+        }
+    }
+
+    /// The call is over: close what is open, note when, and (the caller)
+    /// write the record every device of both people will show.
+    async fn finish(&mut self) {
+        self.publish();
+        for (_, conn) in self.conns.drain() {
+            let link = conn.link.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                link.close("call over");
+            });
+        }
+        if let Some(e) = self.d.calls.lock().get_mut(&self.call.id())
+            && e.tx.same_channel(&self.tx)
+        {
+            e.ended = Some(Instant::now());
+        }
+        let CallState::Ended(why) = self.call.state() else {
+            return;
+        };
+        info!(call = %self.call.id(), why = reason_word(why), "call ended");
+        if self.call.side() != Side::Caller {
+            return;
+        }
+        let answered_by = self.answered_peer;
+        let outcome = match (why, answered_by) {
+            (_, Some(_)) => Outcome::Answered,
+            (EndReason::NoAnswer, _) => Outcome::Missed,
+            (EndReason::Declined, _) => Outcome::Declined,
+            (EndReason::Busy, _) => Outcome::Busy,
+            (EndReason::HungUp | EndReason::Cancelled, _) => Outcome::Cancelled,
+            _ => Outcome::Failed,
+        };
+        let record = CallRecord {
+            call: self.call.id(),
+            video: self.call.video(),
+            outcome,
+            answered_by,
+            duration_ms: match (answered_by, self.answered_at) {
+                (Some(_), Some(t)) => u64::try_from(t.elapsed().as_millis())
+                    .unwrap_or(u64::MAX)
+                    .min(node_core::call::record::MAX_DURATION_MS),
+                _ => 0,
+            },
+        };
+        let written = self
+            .d
+            .node
+            .lock()
+            .await
+            .record_call(self.contact, &record, crate::now_ms())
+            .await;
+        if let Err(e) = written {
+            warn!(error = %e, "recording the call failed");
+        }
+    }
+}

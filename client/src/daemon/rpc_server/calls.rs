@@ -1,0 +1,29 @@
+//! Calls: start, answer, decline, hang up (the calls themselves run in
+//! `daemon::calls`).
+
+use super::{Daemon, a, answer};
+use anyhow::Result;
+use kith_client::answers::Id;
+use node_core::call::machine::Command;
+
+impl Daemon {
+    /// Rings the contact's devices; the call's id once one rings.
+    pub(super) async fn call_start(
+        self: &std::sync::Arc<Self>,
+        target: &str,
+        video: bool,
+    ) -> Result<serde_json::Value> {
+        let id = crate::daemon::calls::start(self, target, video).await?;
+        answer(Id { id: id.to_string() })
+    }
+
+    /// Answers, declines or hangs up the call named (or the one that fits).
+    pub(super) async fn call_command(
+        &self,
+        call: Option<String>,
+        cmd: Command,
+    ) -> Result<serde_json::Value> {
+        crate::daemon::calls::command(self, call.as_deref(), cmd).await?;
+        answer(a::Done {})
+    }
+}
