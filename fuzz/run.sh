@@ -11,7 +11,7 @@ RUNS=${RUNS:-10000000}
 TARGETS=("$@")
 if [ ${#TARGETS[@]} -eq 0 ]; then
     TARGETS=(sync_msg event deposit_payload card room_link name_record join_msg
-        invite account_entry room_content file_offer file_msg media_packet call_msg handle mailbox_auth deposit
+        invite account_entry room_content file_offer file_msg media_packet call_msg call_record handle mailbox_auth deposit
         pushd_request mailboxd_request named_request)
 fi
 mkdir -p logs

@@ -53,6 +53,7 @@ fn write_all() -> bool {
     put("file_msg", file_msgs());
     put("media_packet", media_packets());
     put("call_msg", call_msgs(device));
+    put("call_record", call_records(device));
     put(
         "room_link",
         with_modes(&room_link(account, device).to_uri(), "kith:room/"),
@@ -260,6 +261,27 @@ fn call_msgs(device: DeviceId) -> Vec<Vec<u8>> {
     .iter()
     .map(CallMsg::encode)
     .collect()
+}
+
+/// Call records: answered (with a device and a duration) and missed.
+fn call_records(device: DeviceId) -> Vec<Vec<u8>> {
+    use node_core::call::msg::CallId;
+    use node_core::call::record::{CallRecord, Outcome};
+    let answered = CallRecord {
+        call: CallId([4; 16]),
+        video: true,
+        outcome: Outcome::Answered,
+        answered_by: Some(device),
+        duration_ms: 65_000,
+    };
+    let missed = CallRecord {
+        call: CallId([5; 16]),
+        video: false,
+        outcome: Outcome::Missed,
+        answered_by: None,
+        duration_ms: 0,
+    };
+    vec![answered.encode(), missed.encode()]
 }
 
 /// Media datagrams: an audio frame, a silent one, a key frame's last piece.

@@ -411,3 +411,65 @@ fn busy_is_final_and_cannot_end_a_call() {
     assert!(fx.contains(&Effect::StopMedia));
     let _ = a1;
 }
+
+mod common;
+
+/// A contact's device writes call records into the conversation: a
+/// damaged one is shown as damaged (and breaks nothing), a well-formed one
+/// as that contact's, whatever it claims.
+#[tokio::test]
+async fn a_contacts_call_records_are_shown_as_theirs_and_damage_is_contained() {
+    use common::{NOW, deliver, events_of, new_node};
+    use node_core::LogId;
+    use node_core::call::record::{CallRecord, Outcome};
+    use node_core::node::messages::conversation_kind;
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = new_node(&dir, "a").await;
+    let mut b = new_node(&dir, "b").await;
+    let (ca, cb) = (a.card(vec![], NOW).unwrap(), b.card(vec![], NOW).unwrap());
+    a.add_contact(&cb, None, NOW).await.unwrap();
+    b.add_contact(&ca, None, NOW).await.unwrap();
+    let (ia, ib) = (a.account(), b.account());
+    let conversation = LogId::conversation(ib, ia);
+    b.append_for(
+        conversation,
+        conversation_kind::CALL,
+        vec![0xff; 7],
+        NOW,
+        &[ia],
+    )
+    .await
+    .unwrap();
+    let forged = CallRecord {
+        call: CallId([8; 16]),
+        video: false,
+        outcome: Outcome::Answered,
+        answered_by: Some(a.device()),
+        duration_ms: 3_600_000,
+    };
+    b.append_for(
+        conversation,
+        conversation_kind::CALL,
+        forged.encode(),
+        NOW + 1,
+        &[ia],
+    )
+    .await
+    .unwrap();
+    deliver(
+        &mut a,
+        LogId::account(ib),
+        events_of(&b, LogId::account(ib)).await,
+        3,
+    )
+    .await;
+    deliver(&mut a, conversation, events_of(&b, conversation).await, 5).await;
+    let log = a.conversation(ib, None).await.unwrap();
+    let calls: Vec<_> = log.iter().filter(|m| m.kind == "call").collect();
+    assert_eq!(calls.len(), 2, "{log:?}");
+    assert!(calls.iter().any(|m| m.text == "(a damaged call record)"));
+    assert!(
+        calls.iter().all(|m| m.author == ib),
+        "shown as the contact's"
+    );
+}
