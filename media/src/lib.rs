@@ -1,11 +1,15 @@
 //! Call media for kith, beside `node-core` (which knows devices, logs and
 //! links but nothing of sound): the datagram format media travels in
 //! ([`packet`]) and the adaptive jitter buffer that turns packets arriving
-//! late, early, twice or never into one frame every 20 ms ([`jitter`]).
+//! late, early, twice or never into one frame every 20 ms ([`jitter`]),
+//! Opus voice coding with FEC ([`codec`]) and 48 kHz mono WAV files
+//! ([`wav`]).
 //!
 //! Both are pure: they are given bytes and the time, never read a clock
 //! or a socket, so they are tested in virtual time. Real-time paths in the
 //! daemon use them without the node or its store.
 
+pub mod codec;
 pub mod jitter;
 pub mod packet;
+pub mod wav;
