@@ -402,19 +402,23 @@ impl Client {
 
     /// Rings every online device of a contact; returns the call's id once
     /// one rings (the call goes on in the daemon).
-    pub async fn call_start(&self, target: &str, video: bool) -> Result<Id<String>> {
+    pub async fn call_start(&self, target: &str, options: &CallOptions) -> Result<Id<String>> {
         self.typed(Request::CallStart {
             target: target.into(),
-            video,
+            video: options.video,
+            audio_in: options.audio_in.clone(),
+            audio_out: options.audio_out.clone(),
         })
         .await
     }
 
     /// Answers a ringing call on this device.
-    pub async fn call_answer(&self, call: Option<&str>, video: bool) -> Result<Done> {
+    pub async fn call_answer(&self, call: Option<&str>, options: &CallOptions) -> Result<Done> {
         self.typed(Request::CallAnswer {
             call: call.map(Into::into),
-            video,
+            video: options.video,
+            audio_in: options.audio_in.clone(),
+            audio_out: options.audio_out.clone(),
         })
         .await
     }
@@ -453,6 +457,19 @@ impl Client {
         })
         .await
     }
+}
+
+/// How this device takes part in a call.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CallOptions {
+    /// Send video too.
+    pub video: bool,
+    /// A 48 kHz mono 16-bit WAV file (a path the daemon reads) to send
+    /// instead of the microphone.
+    pub audio_in: Option<String>,
+    /// A path where the daemon writes what was heard as a WAV file, when
+    /// the call ends.
+    pub audio_out: Option<String>,
 }
 
 /// Sends `req` and reads the daemon's answer (a line of at most `limit`

@@ -251,6 +251,13 @@ pub enum Request {
         /// Send video too.
         #[serde(default)]
         video: bool,
+        /// A 48 kHz mono WAV file to send instead of the microphone.
+        #[serde(default)]
+        audio_in: Option<String>,
+        /// Where to write what is heard, as a WAV file, instead of the
+        /// speaker.
+        #[serde(default)]
+        audio_out: Option<String>,
     },
     /// Answers a ringing call here.
     CallAnswer {
@@ -260,6 +267,12 @@ pub enum Request {
         /// Send video too.
         #[serde(default)]
         video: bool,
+        /// A 48 kHz mono WAV file to send instead of the microphone.
+        #[serde(default)]
+        audio_in: Option<String>,
+        /// Where to write what is heard, as a WAV file.
+        #[serde(default)]
+        audio_out: Option<String>,
     },
     /// Declines a ringing call (on all own devices).
     CallDecline {

@@ -3,8 +3,9 @@
 
 use crate::display::terminal_safe;
 use crate::rpc::Client;
-use anyhow::Result;
-use std::path::Path;
+use anyhow::{Context, Result};
+use kith_client::CallOptions;
+use std::path::{Path, PathBuf};
 
 /// `kith call` arguments: a TARGET to ring, or a subcommand.
 #[derive(Debug, clap::Args)]
@@ -15,6 +16,13 @@ pub struct Args {
     /// Send video too.
     #[arg(long)]
     pub video: bool,
+    /// Send this 48 kHz mono 16-bit WAV file instead of the microphone.
+    #[arg(long, value_name = "WAV")]
+    pub audio_in: Option<PathBuf>,
+    /// Write what is heard to this WAV file (when the call ends) instead
+    /// of the speaker.
+    #[arg(long, value_name = "WAV")]
+    pub audio_out: Option<PathBuf>,
     /// What to do with a call on this device.
     #[command(subcommand)]
     pub action: Option<Action>,
@@ -30,6 +38,12 @@ pub enum Action {
         /// Send video too.
         #[arg(long)]
         video: bool,
+        /// Send this 48 kHz mono 16-bit WAV file instead of the microphone.
+        #[arg(long, value_name = "WAV")]
+        audio_in: Option<PathBuf>,
+        /// Write what is heard to this WAV file when the call ends.
+        #[arg(long, value_name = "WAV")]
+        audio_out: Option<PathBuf>,
     },
     /// Decline a ringing call (every own device stops ringing).
     Decline {
@@ -54,8 +68,17 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
     let rt = super::runtime()?;
     let client = Client::new(home);
     match (args.action, args.target) {
-        (Some(Action::Answer { call, video }), _) => {
-            rt.block_on(client.call_answer(call.as_deref(), video))?;
+        (
+            Some(Action::Answer {
+                call,
+                video,
+                audio_in,
+                audio_out,
+            }),
+            _,
+        ) => {
+            let options = options(video, audio_in, audio_out)?;
+            rt.block_on(client.call_answer(call.as_deref(), &options))?;
         }
         (Some(Action::Decline { call }), _) => {
             rt.block_on(client.call_decline(call.as_deref()))?;
@@ -85,14 +108,38 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
             }
         }
         (None, Some(target)) => {
-            println!(
-                "{}",
-                rt.block_on(client.call_start(&target, args.video))?.id
-            );
+            let options = options(args.video, args.audio_in, args.audio_out)?;
+            println!("{}", rt.block_on(client.call_start(&target, &options))?.id);
         }
         (None, None) => {
             anyhow::bail!("say whom to call: `kith call TARGET` (or see `kith call --help`)")
         }
     }
     Ok(())
+}
+
+/// The call options, with the files' paths made absolute (the daemon
+/// reads and writes them, from its own working folder).
+fn options(
+    video: bool,
+    audio_in: Option<PathBuf>,
+    audio_out: Option<PathBuf>,
+) -> Result<CallOptions> {
+    let absolute = |p: PathBuf| -> Result<String> {
+        let p = if p.is_absolute() {
+            p
+        } else {
+            std::env::current_dir()
+                .context("finding the current folder")?
+                .join(p)
+        };
+        p.to_str()
+            .map(str::to_owned)
+            .context("the path is not valid UTF-8")
+    };
+    Ok(CallOptions {
+        video,
+        audio_in: audio_in.map(absolute).transpose()?,
+        audio_out: audio_out.map(absolute).transpose()?,
+    })
 }

@@ -52,6 +52,8 @@ enum Input {
     Lost(DeviceId),
     /// The user's command, answered once carried out.
     Command(Command, oneshot::Sender<Result<(), String>>),
+    /// Where this device's audio comes from and goes (before answering).
+    Audio(super::media::Audio),
 }
 
 /// A call as `kith call status` shows it.
@@ -67,6 +69,8 @@ struct View {
     /// How the connection to the peer travels, once known.
     path: Option<&'static str>,
     rtt_ms: Option<u64>,
+    /// Share of frames concealed so far.
+    loss: Option<f64>,
 }
 
 /// One call this device knows of.
@@ -174,7 +178,12 @@ impl View {
 
 /// `kith call TARGET`: dials every active device of the contact, offers
 /// the call on each, and returns once one rings (or says why none does).
-pub(super) async fn start(d: &Arc<Daemon>, target: &str, video: bool) -> Result<CallId> {
+pub(super) async fn start(
+    d: &Arc<Daemon>,
+    target: &str,
+    video: bool,
+    audio: super::media::Audio,
+) -> Result<CallId> {
     let (contact, targets) = {
         let node = d.node.lock().await;
         let contact = node.resolve_target(target)?;
@@ -227,7 +236,7 @@ pub(super) async fn start(d: &Arc<Daemon>, target: &str, video: bool) -> Result<
     let id = CallId::random();
     let (call, effects) =
         Call::dial(id, &devices, video, Instant::now()).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let view = match spawn_call(d, call, contact, effects, links) {
+    let view = match spawn_call(d, call, contact, effects, links, audio) {
         Ok(view) => view,
         Err(links) => {
             for (_, link, ..) in links {
@@ -304,7 +313,8 @@ pub(super) async fn serve(d: Arc<Daemon>, link: Link) {
         CallMsg::Offer { call: id, video } => {
             let (call, effects) = Call::incoming(id, peer, video, false, Instant::now());
             let links = vec![(peer, link.clone(), writer, reader)];
-            let Err(mut links) = spawn_call(&d, call, account, effects, links) else {
+            let audio = super::media::Audio::default();
+            let Err(mut links) = spawn_call(&d, call, account, effects, links, audio) else {
                 info!(call = %id, peer = %peer.short(8), "call ringing");
                 return;
             };
@@ -342,8 +352,13 @@ pub(super) async fn serve(d: Arc<Daemon>, link: Link) {
     }
 }
 
-/// Runs `kith call answer|decline|hangup`.
-pub(super) async fn command(d: &Daemon, id: Option<&str>, cmd: Command) -> Result<()> {
+/// Runs `kith call answer|decline|hangup` (answering with `audio`).
+pub(super) async fn command_with(
+    d: &Daemon,
+    id: Option<&str>,
+    cmd: Command,
+    audio: Option<super::media::Audio>,
+) -> Result<()> {
     let fits = |v: &View| match cmd {
         Command::Answer { .. } | Command::Decline => {
             v.side == Side::Callee && v.state == CallState::Ringing
@@ -351,6 +366,11 @@ pub(super) async fn command(d: &Daemon, id: Option<&str>, cmd: Command) -> Resul
         Command::Hangup => !v.state_is_over(),
     };
     let (_, tx) = d.calls.find(id, fits)?;
+    if let Some(audio) = audio {
+        tx.send(Input::Audio(audio))
+            .await
+            .map_err(|_| anyhow::anyhow!("the call is over"))?;
+    }
     let (reply, answer) = oneshot::channel();
     tx.send(Input::Command(cmd, reply))
         .await
@@ -360,6 +380,11 @@ pub(super) async fn command(d: &Daemon, id: Option<&str>, cmd: Command) -> Resul
         .map_err(|_| anyhow::anyhow!("the call did not respond"))?
         .map_err(|_| anyhow::anyhow!("the call is over"))?
         .map_err(|e| anyhow::anyhow!(e))
+}
+
+/// Runs `kith call decline|hangup`.
+pub(super) async fn command(d: &Daemon, id: Option<&str>, cmd: Command) -> Result<()> {
+    command_with(d, id, cmd, None).await
 }
 
 /// Every call this device knows, for `kith call status`.
@@ -394,8 +419,8 @@ pub(super) fn status(d: &Daemon) -> Vec<kith_client::answers::CallInfo> {
             },
             path: v.path.map(str::to_owned),
             rtt_ms: v.rtt_ms,
-            loss: None,
-            audio_kbps: None,
+            loss: v.loss,
+            audio_kbps: v.media.then_some(32),
             video_kbps: None,
             video: v.video,
             media: v.media,
@@ -452,6 +477,7 @@ fn spawn_call(
     contact: AccountId,
     effects: Vec<Effect>,
     links: Vec<CallConn>,
+    audio: super::media::Audio,
 ) -> Result<Arc<Mutex<View>>, Vec<CallConn>> {
     let id = call.id();
     let view = Arc::new(Mutex::new(View {
@@ -463,6 +489,7 @@ fn spawn_call(
         media: false,
         path: None,
         rtt_ms: None,
+        loss: None,
     }));
     let (tx, rx) = mpsc::channel(INPUTS);
     let entry = Entry {
@@ -482,6 +509,11 @@ fn spawn_call(
         conns: HashMap::new(),
         answered_at: None,
         answered_peer: None,
+        audio,
+        flow: None,
+        heard: Default::default(),
+        from: Default::default(),
+        counts: Default::default(),
     };
     d.spawn(task.run(rx, effects, links));
     Ok(view)
@@ -508,6 +540,15 @@ struct CallTask {
     /// When media first started, and with which device.
     answered_at: Option<Instant>,
     answered_peer: Option<DeviceId>,
+    /// Where audio comes from and goes.
+    audio: super::media::Audio,
+    /// Media flowing now.
+    flow: Option<super::media::Flow>,
+    /// What was heard (all flows of the call).
+    heard: Arc<super::media::Heard>,
+    /// The next input sample to send.
+    from: Arc<std::sync::atomic::AtomicU64>,
+    counts: Arc<super::media::Counts>,
 }
 
 impl CallTask {
@@ -568,6 +609,10 @@ impl CallTask {
             Input::Lost(dev) => {
                 self.conns.remove(&dev);
                 self.call.link_lost(dev, now)
+            }
+            Input::Audio(audio) => {
+                self.audio = audio;
+                vec![]
             }
             Input::Command(cmd, reply) => match self.call.command(cmd, now) {
                 Ok(effects) => {
@@ -648,6 +693,18 @@ impl CallTask {
                 Effect::StartMedia(dev) => {
                     self.answered_at.get_or_insert_with(Instant::now);
                     self.answered_peer.get_or_insert(dev);
+                    if let Some(conn) = self.conns.get(&dev) {
+                        match super::media::start(
+                            &conn.link,
+                            &self.audio,
+                            Arc::clone(&self.from),
+                            Arc::clone(&self.heard),
+                            Arc::clone(&self.counts),
+                        ) {
+                            Ok(flow) => self.flow = Some(flow),
+                            Err(e) => warn!(error = %e, "call media could not start"),
+                        }
+                    }
                     let mut v = self.view.lock().unwrap_or_else(|p| p.into_inner());
                     v.media = true;
                     if let Some(conn) = self.conns.get(&dev) {
@@ -659,6 +716,7 @@ impl CallTask {
                     }
                 }
                 Effect::StopMedia => {
+                    self.flow = None;
                     self.view.lock().unwrap_or_else(|p| p.into_inner()).media = false;
                 }
             }
@@ -707,6 +765,17 @@ impl CallTask {
     fn publish(&self) {
         let mut v = self.view.lock().unwrap_or_else(|p| p.into_inner());
         v.state = self.call.state();
+        let received = self
+            .counts
+            .received
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let concealed = self
+            .counts
+            .concealed
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if received + concealed > 0 {
+            v.loss = Some(concealed as f64 / (received + concealed) as f64);
+        }
         if let CallState::Active { peer, .. } = v.state
             && let Some(conn) = self.conns.get(&peer)
         {
@@ -717,6 +786,11 @@ impl CallTask {
     /// The call is over: close what is open, note when, and (the caller)
     /// write the record every device of both people will show.
     async fn finish(&mut self) {
+        self.flow = None;
+        if let Some(path) = &self.audio.output {
+            self.heard.write(path);
+        }
+        self.view.lock().unwrap_or_else(|p| p.into_inner()).media = false;
         self.publish();
         for (_, conn) in self.conns.drain() {
             let link = conn.link.clone();

@@ -9,6 +9,7 @@ mod files;
 mod join;
 mod link;
 mod mailbox;
+mod media;
 mod policy;
 mod push;
 mod router;

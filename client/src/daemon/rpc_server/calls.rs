@@ -12,9 +12,31 @@ impl Daemon {
         self: &std::sync::Arc<Self>,
         target: &str,
         video: bool,
+        audio_in: Option<&str>,
+        audio_out: Option<&str>,
     ) -> Result<serde_json::Value> {
-        let id = crate::daemon::calls::start(self, target, video).await?;
+        let audio = crate::daemon::media::Audio::open(audio_in, audio_out)?;
+        let id = crate::daemon::calls::start(self, target, video, audio).await?;
         answer(Id { id: id.to_string() })
+    }
+
+    /// Answers the call named (or the one ringing), with its audio.
+    pub(super) async fn call_answer(
+        &self,
+        call: Option<String>,
+        video: bool,
+        audio_in: Option<&str>,
+        audio_out: Option<&str>,
+    ) -> Result<serde_json::Value> {
+        let audio = crate::daemon::media::Audio::open(audio_in, audio_out)?;
+        crate::daemon::calls::command_with(
+            self,
+            call.as_deref(),
+            Command::Answer { video },
+            Some(audio),
+        )
+        .await?;
+        answer(a::Done {})
     }
 
     /// Answers, declines or hangs up the call named (or the one that fits).

@@ -136,9 +136,25 @@ impl Daemon {
             Request::MailboxOff => return self.mailbox_off().await,
             Request::PushUse { url, target } => return self.push_use(&url, target).await,
             Request::PushOff => return self.push_off().await,
-            Request::CallStart { target, video } => return self.call_start(&target, video).await,
-            Request::CallAnswer { call, video } => {
-                return self.call_command(call, Command::Answer { video }).await;
+            Request::CallStart {
+                target,
+                video,
+                audio_in,
+                audio_out,
+            } => {
+                return self
+                    .call_start(&target, video, audio_in.as_deref(), audio_out.as_deref())
+                    .await;
+            }
+            Request::CallAnswer {
+                call,
+                video,
+                audio_in,
+                audio_out,
+            } => {
+                return self
+                    .call_answer(call, video, audio_in.as_deref(), audio_out.as_deref())
+                    .await;
             }
             Request::CallDecline { call } => {
                 return self.call_command(call, Command::Decline).await;
