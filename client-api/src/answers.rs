@@ -241,6 +241,10 @@ pub struct CallInfo {
     /// Whether media flows now.
     #[serde(default)]
     pub media: bool,
+    /// The longest stretch of audio concealed so far (nothing came in
+    /// time, not even FEC), in milliseconds.
+    #[serde(default)]
+    pub longest_gap_ms: Option<u64>,
     /// Why it ended, once it did: `hung-up`, `they-hung-up`, `no-answer`,
     /// `declined`, `busy`, `cancelled`, `answered-elsewhere`, `link-lost`.
     #[serde(default)]

@@ -6,6 +6,8 @@
 //! (WAV files in place of the sound card) goes both ways at once and
 //! arrives recognisably.
 
+#![allow(clippy::unwrap_used)]
+
 use kith_tests::{Daemon, Ids, Profile, assert_fails_cleanly, assert_ok, pair, wait_until};
 use std::time::Duration;
 
@@ -339,4 +341,81 @@ fn audio_goes_both_ways_at_once_and_arrives_recognisably() {
             );
         }
     }
+}
+
+/// Runs a call from `alice` to `bob` in which each sends a sweep; returns
+/// (what Bob heard of Alice's, what Alice heard of Bob's) and each side's
+/// last `call status` entry before hanging up.
+fn sweeps_both_ways(
+    alice: &Profile,
+    bob: &Profile,
+    b: &str,
+    secs: f64,
+) -> (f64, f64, serde_json::Value, serde_json::Value) {
+    let everyone = [alice, bob];
+    let (a_says, b_says) = (sweep(300.0, 2_500.0, secs), sweep(2_400.0, 250.0, secs));
+    let dir = alice.scratch("lossy");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = |name: &str| dir.join(name).to_str().unwrap().to_owned();
+    kith_media::wav::write(std::path::Path::new(&path("a_in.wav")), &a_says).unwrap();
+    kith_media::wav::write(std::path::Path::new(&path("b_in.wav")), &b_says).unwrap();
+    let id = assert_ok(&alice.kith([
+        "call",
+        b,
+        "--audio-in",
+        &path("a_in.wav"),
+        "--audio-out",
+        &path("a_heard.wav"),
+    ]))
+    .trim()
+    .to_owned();
+    wait_state(bob, "B", &id, "incoming", &everyone);
+    assert_ok(&bob.kith([
+        "call",
+        "answer",
+        "--audio-in",
+        &path("b_in.wav"),
+        "--audio-out",
+        &path("b_heard.wav"),
+    ]));
+    wait_state(alice, "A", &id, "active", &everyone);
+    std::thread::sleep(Duration::from_secs_f64(secs + 1.0));
+    let status = |p: &Profile| calls(p).into_iter().find(|c| c["id"] == id).unwrap();
+    let (sa, sb) = (status(alice), status(bob));
+    assert_eq!(
+        (sa["state"].as_str(), sb["state"].as_str()),
+        (Some("active"), Some("active"))
+    );
+    assert_ok(&alice.kith(["call", "hangup"]));
+    wait_state(bob, "B", &id, "ended", &everyone);
+    let read =
+        |name: &str| kith_media::wav::read(std::path::Path::new(&path(name)), usize::MAX).unwrap();
+    (
+        recognisable(&a_says, &read("b_heard.wav")),
+        recognisable(&b_says, &read("a_heard.wav")),
+        sa,
+        sb,
+    )
+}
+
+#[test]
+fn ten_percent_loss_leaves_no_gap_over_60_ms() {
+    let (alice, _ia) = (Profile::new(), ());
+    alice.init("alice");
+    let _da = alice.spawn_daemon_with(&["--danger-media-loss-percent", "10"]);
+    let bob = Profile::new();
+    let ib = bob.init("bob");
+    let _db = bob.spawn_daemon_with(&["--danger-media-loss-percent", "10"]);
+    pair(&alice, &bob);
+    wait_devices_online(&alice, &ib.account, &[&ib.device]);
+    let (to_b, to_a, sa, sb) = sweeps_both_ways(&alice, &bob, &ib.account, 5.0);
+    eprintln!(
+        "10% loss: recognisable A→B {to_b:.3}, B→A {to_a:.3}; longest gaps {} / {} ms; concealed {} / {}",
+        sb["longest_gap_ms"], sa["longest_gap_ms"], sb["loss"], sa["loss"]
+    );
+    for (who, s) in [("A", &sa), ("B", &sb)] {
+        let gap = s["longest_gap_ms"].as_u64().unwrap_or(u64::MAX);
+        assert!(gap <= 60, "{who}: a gap of {gap} ms: {s}");
+    }
+    assert!(to_b > 0.6 && to_a > 0.6, "A→B {to_b}, B→A {to_a}");
 }

@@ -29,6 +29,11 @@ pub struct Args {
     /// durability).
     #[arg(long, hide = true, value_name = "MS", default_value_t = 0)]
     pub danger_sync_delay_ms: u64,
+    /// Tests only: drop this share (percent, seeded) of incoming call
+    /// media datagrams (plays a lossy path).
+    #[arg(long, hide = true, value_name = "PERCENT", default_value_t = 0,
+          value_parser = clap::value_parser!(u8).range(0..=100))]
+    pub danger_media_loss_percent: u8,
     /// Refuse to offer files larger than this many bytes.
     #[arg(long, value_name = "BYTES", default_value_t = crate::daemon::FileLimits::default().max_file)]
     pub max_file_size: u64,
@@ -68,6 +73,7 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
             anyhow::bail!("--mailbox-poll must be at least 0.1 seconds");
         }
         daemon.set_mailbox_poll(std::time::Duration::from_secs_f64(args.mailbox_poll));
+        daemon.set_media_loss(args.danger_media_loss_percent);
         Daemon::serve(daemon.clone()).await?;
         daemon.close().await;
         Ok(())

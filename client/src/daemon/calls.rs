@@ -69,8 +69,8 @@ struct View {
     /// How the connection to the peer travels, once known.
     path: Option<&'static str>,
     rtt_ms: Option<u64>,
-    /// Share of frames concealed so far.
-    loss: Option<f64>,
+    /// The call's media counts (read live).
+    counts: Arc<super::media::Counts>,
 }
 
 /// One call this device knows of.
@@ -419,11 +419,12 @@ pub(super) fn status(d: &Daemon) -> Vec<kith_client::answers::CallInfo> {
             },
             path: v.path.map(str::to_owned),
             rtt_ms: v.rtt_ms,
-            loss: v.loss,
+            loss: v.counts.loss(),
             audio_kbps: v.media.then_some(32),
             video_kbps: None,
             video: v.video,
             media: v.media,
+            longest_gap_ms: v.counts.longest_gap_ms(),
             ended: match v.state {
                 CallState::Ended(why) => Some(reason_word(why).into()),
                 _ => None,
@@ -480,6 +481,7 @@ fn spawn_call(
     audio: super::media::Audio,
 ) -> Result<Arc<Mutex<View>>, Vec<CallConn>> {
     let id = call.id();
+    let counts: Arc<super::media::Counts> = Default::default();
     let view = Arc::new(Mutex::new(View {
         id,
         contact,
@@ -489,7 +491,7 @@ fn spawn_call(
         media: false,
         path: None,
         rtt_ms: None,
-        loss: None,
+        counts: Arc::clone(&counts),
     }));
     let (tx, rx) = mpsc::channel(INPUTS);
     let entry = Entry {
@@ -513,7 +515,7 @@ fn spawn_call(
         flow: None,
         heard: Default::default(),
         from: Default::default(),
-        counts: Default::default(),
+        counts,
     };
     d.spawn(task.run(rx, effects, links));
     Ok(view)
@@ -700,6 +702,7 @@ impl CallTask {
                             Arc::clone(&self.from),
                             Arc::clone(&self.heard),
                             Arc::clone(&self.counts),
+                            self.d.media_loss.load(std::sync::atomic::Ordering::Relaxed),
                         ) {
                             Ok(flow) => self.flow = Some(flow),
                             Err(e) => warn!(error = %e, "call media could not start"),
@@ -765,17 +768,6 @@ impl CallTask {
     fn publish(&self) {
         let mut v = self.view.lock().unwrap_or_else(|p| p.into_inner());
         v.state = self.call.state();
-        let received = self
-            .counts
-            .received
-            .load(std::sync::atomic::Ordering::Relaxed);
-        let concealed = self
-            .counts
-            .concealed
-            .load(std::sync::atomic::Ordering::Relaxed);
-        if received + concealed > 0 {
-            v.loss = Some(concealed as f64 / (received + concealed) as f64);
-        }
         if let CallState::Active { peer, .. } = v.state
             && let Some(conn) = self.conns.get(&peer)
         {

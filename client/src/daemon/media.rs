@@ -67,6 +67,25 @@ pub(super) struct Counts {
     pub bad: AtomicU64,
     /// Frames concealed (lost, or stretched).
     pub concealed: AtomicU64,
+    /// The longest run of concealed frames so far.
+    pub longest_gap: AtomicU64,
+    /// Datagrams dropped on purpose (tests: a lossy path).
+    pub dropped: AtomicU64,
+}
+
+impl Counts {
+    /// The share of played frames that were concealed, once any played.
+    pub(super) fn loss(&self) -> Option<f64> {
+        let received = self.received.load(Ordering::Relaxed);
+        let concealed = self.concealed.load(Ordering::Relaxed);
+        (received + concealed > 0).then(|| concealed as f64 / (received + concealed) as f64)
+    }
+
+    /// The longest run of concealed audio, once media flowed.
+    pub(super) fn longest_gap_ms(&self) -> Option<u64> {
+        let any = self.received.load(Ordering::Relaxed) + self.concealed.load(Ordering::Relaxed);
+        (any > 0).then(|| self.longest_gap.load(Ordering::Relaxed) * 20)
+    }
 }
 
 /// Media flowing with one peer; stops when dropped.
@@ -108,6 +127,7 @@ pub(super) fn start(
     from: Arc<AtomicU64>,
     heard: Arc<Heard>,
     counts: Arc<Counts>,
+    loss_percent: u8,
 ) -> anyhow::Result<Flow> {
     let encoder = VoiceEncoder::new(START_BITRATE, START_LOSS)?;
     let decoder = VoiceDecoder::new()?;
@@ -118,7 +138,7 @@ pub(super) fn start(
         from,
         Arc::clone(&counts),
     ));
-    let receive = tokio::spawn(receive(link.clone(), decoder, heard, counts));
+    let receive = tokio::spawn(receive(link.clone(), decoder, heard, counts, loss_percent));
     Ok(Flow {
         _send: AbortOnDrop(send),
         _receive: AbortOnDrop(receive),
@@ -175,8 +195,17 @@ async fn send(
     }
 }
 
-async fn receive(link: Link, mut decoder: VoiceDecoder, heard: Arc<Heard>, counts: Arc<Counts>) {
+async fn receive(
+    link: Link,
+    mut decoder: VoiceDecoder,
+    heard: Arc<Heard>,
+    counts: Arc<Counts>,
+    loss_percent: u8,
+) {
     let mut jitter = JitterBuffer::new(Config::default());
+    // Tests only: a seeded lossy path.
+    let mut seed: u64 = 0x5eed;
+    let mut gap = 0u64;
     let mut tick = tokio::time::interval(FRAME);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let silence = vec![0i16; FRAME_SAMPLES];
@@ -187,6 +216,15 @@ async fn receive(link: Link, mut decoder: VoiceDecoder, heard: Arc<Heard>, count
                     debug!("call media: the connection ended");
                     return;
                 };
+                if loss_percent > 0 {
+                    seed = seed
+                        .wrapping_mul(6_364_136_223_846_793_005)
+                        .wrapping_add(1_442_695_040_888_963_407);
+                    if (seed >> 33) % 100 < u64::from(loss_percent) {
+                        counts.dropped.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
+                }
                 match Packet::decode(&bytes) {
                     Ok(p) if p.kind == Kind::Audio => {
                         jitter.push(p.seq, p.ts, p.payload, Instant::now());
@@ -198,7 +236,15 @@ async fn receive(link: Link, mut decoder: VoiceDecoder, heard: Arc<Heard>, count
                 }
             }
             _ = tick.tick() => {
-                let frame = match jitter.pop(Instant::now()) {
+                let playout = jitter.pop(Instant::now());
+                let concealed = matches!(playout, Playout::Lost { .. } | Playout::Stretch);
+                if concealed {
+                    gap += 1;
+                    counts.longest_gap.fetch_max(gap, Ordering::Relaxed);
+                } else {
+                    gap = 0;
+                }
+                let frame = match playout {
                     Playout::Waiting => silence.clone(),
                     Playout::Frame { payload, .. } => match decoder.decode(&payload) {
                         Ok(f) => f,

@@ -71,6 +71,9 @@ pub struct Daemon {
     max_file_size: u64,
     /// Tests only: corrupt served chunks.
     corrupt_served: bool,
+    /// Tests only: the share of incoming call media datagrams dropped
+    /// (seeded), in percent.
+    media_loss: std::sync::atomic::AtomicU8,
     /// Corrupted chunks received (each from a source then avoided).
     bad_chunks: std::sync::atomic::AtomicU64,
     /// Link, dial and client tasks: all end when the daemon stops.
@@ -229,6 +232,7 @@ impl Daemon {
             wanted_files: Default::default(),
             max_file_size: limits.max_file,
             corrupt_served: limits.danger_corrupt_served,
+            media_loss: Default::default(),
             bad_chunks: Default::default(),
             mailbox_notify: tokio::sync::Notify::new(),
             push_notify: tokio::sync::Notify::new(),
@@ -362,6 +366,14 @@ impl Daemon {
             self.mailbox_poll_ms
                 .load(std::sync::atomic::Ordering::Relaxed),
         )
+    }
+
+    /// Tests only: drops this share (percent, seeded) of incoming call
+    /// media datagrams, to play a lossy path.
+    #[doc(hidden)]
+    pub fn set_media_loss(&self, percent: u8) {
+        self.media_loss
+            .store(percent.min(100), std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Sets how often the account's mailbox is collected.
