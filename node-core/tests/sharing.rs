@@ -68,4 +68,6 @@ async fn the_snapshot_follows_devices_and_contacts_and_is_built_once_per_change(
     assert_eq!(fourth.shared_logs(me, phone.id()), vec![LogId::account(me)]);
     a.publish_sharing();
     assert!(!watch.borrow().device_active(me, phone.id()));
+    a.close().await;
+    b.close().await;
 }
