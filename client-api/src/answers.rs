@@ -245,6 +245,9 @@ pub struct CallInfo {
     /// time, not even FEC), in milliseconds.
     #[serde(default)]
     pub longest_gap_ms: Option<u64>,
+    /// Whether this device's sound is muted.
+    #[serde(default)]
+    pub muted: bool,
     /// Why it ended, once it did: `hung-up`, `they-hung-up`, `no-answer`,
     /// `declined`, `busy`, `cancelled`, `answered-elsewhere`, `link-lost`.
     #[serde(default)]

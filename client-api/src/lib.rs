@@ -439,6 +439,15 @@ impl Client {
         .await
     }
 
+    /// Mutes this device's sound in a call (`on: false` unmutes).
+    pub async fn call_mute(&self, call: Option<&str>, on: bool) -> Result<Done> {
+        self.typed(Request::CallMute {
+            call: call.map(Into::into),
+            off: !on,
+        })
+        .await
+    }
+
     /// The calls this device knows (going on and recently ended).
     pub async fn call_status(&self) -> Result<Vec<CallInfo>> {
         self.typed(Request::CallStatus).await

@@ -286,6 +286,15 @@ pub enum Request {
         #[serde(default)]
         call: Option<String>,
     },
+    /// Mutes this device's sound in a call (or, with `off`, unmutes it).
+    CallMute {
+        /// The call (none: the one going on).
+        #[serde(default)]
+        call: Option<String>,
+        /// Unmute instead.
+        #[serde(default)]
+        off: bool,
+    },
     /// The calls this device knows.
     CallStatus,
     /// Delete messages (or the whole conversation) on all own devices.

@@ -317,6 +317,17 @@ struct Sweeps {
 /// `secs` from a WAV file and records what it hears to another; each
 /// side's `call status` is taken just before Alice hangs up.
 fn sweeps_both_ways(alice: &Profile, bob: &Profile, b: &str, secs: f64) -> Sweeps {
+    sweeps_both_ways_then(alice, bob, b, secs, |_| {})
+}
+
+/// [`sweeps_both_ways`], running `then` with the call's id once it is on.
+fn sweeps_both_ways_then(
+    alice: &Profile,
+    bob: &Profile,
+    b: &str,
+    secs: f64,
+    then: impl FnOnce(&str),
+) -> Sweeps {
     let everyone = [alice, bob];
     let (a_says, b_says) = (sweep(300.0, 2_500.0, secs), sweep(2_400.0, 250.0, secs));
     let dir = alice.scratch("audio");
@@ -344,6 +355,7 @@ fn sweeps_both_ways(alice: &Profile, bob: &Profile, b: &str, secs: f64) -> Sweep
         &path("b_heard.wav"),
     ]));
     wait_state(alice, "A", &id, "active", &everyone);
+    then(&id);
     std::thread::sleep(Duration::from_secs_f64(secs + 1.0));
     let status = |p: &Profile| calls(p).into_iter().find(|c| c["id"] == id).unwrap();
     let (a_status, b_status) = (status(alice), status(bob));
@@ -390,4 +402,27 @@ fn ten_percent_loss_leaves_no_gap_over_60_ms() {
         assert!(gap <= 60, "{who}: a gap of {gap} ms: {s}");
     }
     assert!(to_b > 0.6 && to_a > 0.6, "A→B {to_b}, B→A {to_a}");
+}
+
+#[test]
+fn a_muted_device_sends_silence_and_the_call_goes_on() {
+    let (alice, _ia, _da) = user("alice");
+    let (bob, ib, _db) = user("bob");
+    pair(&alice, &bob);
+    wait_devices_online(&alice, &ib.account, &[&ib.device]);
+    assert_fails_cleanly(&alice.kith(["call", "mute"]));
+    let run = sweeps_both_ways_then(&alice, &bob, &ib.account, 3.0, |id| {
+        assert_ok(&alice.kith(["call", "mute", id]));
+    });
+    assert_eq!(run.a_status["muted"], true, "{}", run.a_status);
+    let (to_b, to_a) = (
+        recognisable(&run.a_says, &run.b_heard),
+        recognisable(&run.b_says, &run.a_heard),
+    );
+    eprintln!("muted A: A→B {to_b:.3}, B→A {to_a:.3}");
+    assert!(
+        to_b < 0.5,
+        "Bob heard Alice's sweep while she was muted: {to_b}"
+    );
+    assert!(to_a > 0.8, "Alice stopped hearing Bob: {to_a}");
 }

@@ -55,6 +55,14 @@ pub enum Action {
         /// The call; none: the one going on.
         call: Option<String>,
     },
+    /// Mute this device's sound in a call (the call goes on).
+    Mute {
+        /// The call; none: the one going on.
+        call: Option<String>,
+        /// Unmute instead.
+        #[arg(long)]
+        off: bool,
+    },
     /// Calls on this device.
     Status {
         /// Print JSON.
@@ -85,6 +93,9 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
         }
         (Some(Action::Hangup { call }), _) => {
             rt.block_on(client.call_hangup(call.as_deref()))?;
+        }
+        (Some(Action::Mute { call, off }), _) => {
+            rt.block_on(client.call_mute(call.as_deref(), !off))?;
         }
         (Some(Action::Status { json }), _) => {
             let Some(calls) = super::json_or(rt.block_on(client.call_status())?, json)? else {

@@ -77,6 +77,8 @@ struct View {
 struct Entry {
     tx: mpsc::Sender<Input>,
     view: Arc<Mutex<View>>,
+    /// Whether this device's sound is muted (read by the send task).
+    muted: Arc<std::sync::atomic::AtomicBool>,
     /// When it ended (for forgetting the oldest).
     ended: Option<Instant>,
 }
@@ -382,6 +384,16 @@ pub(super) async fn command_with(
         .map_err(|e| anyhow::anyhow!(e))
 }
 
+/// `kith call mute [--off]`: this device's sound is silenced (or not)
+/// from the next frame on; the call goes on.
+pub(super) fn mute(d: &Daemon, id: Option<&str>, on: bool) -> Result<()> {
+    let (cid, _) = d.calls.find(id, |v| !v.state_is_over())?;
+    let table = d.calls.lock();
+    let entry = table.get(&cid).context("the call is over")?;
+    entry.muted.store(on, std::sync::atomic::Ordering::Relaxed);
+    Ok(())
+}
+
 /// Runs `kith call decline|hangup`.
 pub(super) async fn command(d: &Daemon, id: Option<&str>, cmd: Command) -> Result<()> {
     command_with(d, id, cmd, None).await
@@ -389,12 +401,22 @@ pub(super) async fn command(d: &Daemon, id: Option<&str>, cmd: Command) -> Resul
 
 /// Every call this device knows, for `kith call status`.
 pub(super) fn status(d: &Daemon) -> Vec<kith_client::answers::CallInfo> {
-    let mut views: Vec<View> = d.calls.lock().values().map(view_of).collect();
+    let mut views: Vec<(View, bool)> = d
+        .calls
+        .lock()
+        .values()
+        .map(|e| {
+            (
+                view_of(e),
+                e.muted.load(std::sync::atomic::Ordering::Relaxed),
+            )
+        })
+        .collect();
     let sharing = d.sharing.borrow().clone();
-    views.sort_by_key(|v| (v.state_is_over(), v.id));
+    views.sort_by_key(|(v, _)| (v.state_is_over(), v.id));
     views
         .into_iter()
-        .map(|v| kith_client::answers::CallInfo {
+        .map(|(v, muted)| kith_client::answers::CallInfo {
             id: v.id.to_string(),
             target: v.contact.to_string(),
             state: v.state_word().into(),
@@ -425,6 +447,7 @@ pub(super) fn status(d: &Daemon) -> Vec<kith_client::answers::CallInfo> {
             video: v.video,
             media: v.media,
             longest_gap_ms: v.counts.longest_gap_ms(),
+            muted,
             ended: match v.state {
                 CallState::Ended(why) => Some(reason_word(why).into()),
                 _ => None,
@@ -494,9 +517,11 @@ fn spawn_call(
         counts: Arc::clone(&counts),
     }));
     let (tx, rx) = mpsc::channel(INPUTS);
+    let muted: Arc<std::sync::atomic::AtomicBool> = Default::default();
     let entry = Entry {
         tx: tx.clone(),
         view: Arc::clone(&view),
+        muted: Arc::clone(&muted),
         ended: None,
     };
     if d.calls.insert_idle(id, entry).is_err() {
@@ -516,6 +541,7 @@ fn spawn_call(
         heard: Default::default(),
         from: Default::default(),
         counts,
+        muted,
     };
     d.spawn(task.run(rx, effects, links));
     Ok(view)
@@ -551,6 +577,7 @@ struct CallTask {
     /// The next input sample to send.
     from: Arc<std::sync::atomic::AtomicU64>,
     counts: Arc<super::media::Counts>,
+    muted: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl CallTask {
@@ -702,6 +729,7 @@ impl CallTask {
                             Arc::clone(&self.from),
                             Arc::clone(&self.heard),
                             Arc::clone(&self.counts),
+                            Arc::clone(&self.muted),
                             self.d.media_loss.load(std::sync::atomic::Ordering::Relaxed),
                         ) {
                             Ok(flow) => self.flow = Some(flow),

@@ -127,6 +127,7 @@ pub(super) fn start(
     from: Arc<AtomicU64>,
     heard: Arc<Heard>,
     counts: Arc<Counts>,
+    muted: Arc<std::sync::atomic::AtomicBool>,
     loss_percent: u8,
 ) -> anyhow::Result<Flow> {
     let encoder = VoiceEncoder::new(START_BITRATE, START_LOSS)?;
@@ -137,6 +138,7 @@ pub(super) fn start(
         audio.input.clone(),
         from,
         Arc::clone(&counts),
+        muted,
     ));
     let receive = tokio::spawn(receive(link.clone(), decoder, heard, counts, loss_percent));
     Ok(Flow {
@@ -151,6 +153,7 @@ async fn send(
     input: Option<Arc<Vec<i16>>>,
     from: Arc<AtomicU64>,
     counts: Arc<Counts>,
+    muted: Arc<std::sync::atomic::AtomicBool>,
 ) {
     let mut tick = tokio::time::interval(FRAME);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -160,7 +163,10 @@ async fn send(
         tick.tick().await;
         let at = usize::try_from(from.fetch_add(FRAME_SAMPLES as u64, Ordering::Relaxed))
             .unwrap_or(usize::MAX);
+        // Muted, the source goes on (as a microphone would) but silence
+        // is sent.
         let frame: &[i16] = match input.as_deref() {
+            _ if muted.load(Ordering::Relaxed) => &silence,
             Some(samples) if at + FRAME_SAMPLES <= samples.len() => {
                 &samples[at..at + FRAME_SAMPLES]
             }

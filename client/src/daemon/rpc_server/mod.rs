@@ -161,6 +161,10 @@ impl Daemon {
             }
             Request::CallHangup { call } => return self.call_command(call, Command::Hangup).await,
             Request::CallStatus => return answer(super::calls::status(self)),
+            Request::CallMute { call, off } => {
+                super::calls::mute(self, call.as_deref(), !off)?;
+                return answer(a::Done {});
+            }
             // Answered before this point (the connection stays open).
             Request::Subscribe => anyhow::bail!("subscribe opens its own connection"),
             _ => {}
@@ -241,6 +245,7 @@ impl Daemon {
             | Request::CallDecline { .. }
             | Request::CallHangup { .. }
             | Request::CallStatus
+            | Request::CallMute { .. }
             | Request::Subscribe => anyhow::bail!("answered above"),
         }
     }
