@@ -248,6 +248,13 @@ pub struct CallInfo {
     /// Whether this device's sound is muted.
     #[serde(default)]
     pub muted: bool,
+    /// Times the call came back after its connection was lost.
+    #[serde(default)]
+    pub resumed: u64,
+    /// The peer's media datagrams refused (malformed, oversized, not
+    /// audio) and dropped.
+    #[serde(default)]
+    pub bad_datagrams: u64,
     /// Why it ended, once it did: `hung-up`, `they-hung-up`, `no-answer`,
     /// `declined`, `busy`, `cancelled`, `answered-elsewhere`, `link-lost`.
     #[serde(default)]

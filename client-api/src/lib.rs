@@ -448,6 +448,16 @@ impl Client {
         .await
     }
 
+    /// Hands this device's side of a call to own device `device` (id,
+    /// unique prefix or name) without hanging up.
+    pub async fn call_move(&self, device: &str, call: Option<&str>) -> Result<Done> {
+        self.typed(Request::CallMove {
+            device: device.into(),
+            call: call.map(Into::into),
+        })
+        .await
+    }
+
     /// The calls this device knows (going on and recently ended).
     pub async fn call_status(&self) -> Result<Vec<CallInfo>> {
         self.typed(Request::CallStatus).await

@@ -295,6 +295,15 @@ pub enum Request {
         #[serde(default)]
         off: bool,
     },
+    /// Hands this device's side of a call to another own device without
+    /// hanging up.
+    CallMove {
+        /// The own device to take the call (id, unique prefix or name).
+        device: String,
+        /// The call (none: the one going on).
+        #[serde(default)]
+        call: Option<String>,
+    },
     /// The calls this device knows.
     CallStatus,
     /// Delete messages (or the whole conversation) on all own devices.

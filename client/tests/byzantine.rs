@@ -566,3 +566,189 @@ async fn a_thief_below_the_cut_off_is_never_shown() {
     m1.close().await;
     m2.close().await;
 }
+
+/// Waits until `d`'s `kith call status --json` has a call for which
+/// `pred` holds; that call.
+async fn wait_call(d: &Running, pred: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    for _ in 0..200 {
+        let calls: serde_json::Value =
+            serde_json::from_str(&ok(kith(&d.home, &["call", "status", "--json"]))).unwrap();
+        if let Some(c) = calls.as_array().unwrap().iter().find(|c| pred(c)) {
+            return c.clone();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!(
+        "no such call: {}\n{}",
+        ok(kith(&d.home, &["call", "status", "--json"])),
+        d.log()
+    );
+}
+
+/// A contact's device in a call with the victim sends media datagrams
+/// that are malformed (short, wrong version or kind, unknown flags,
+/// reserved bits, video flags on audio), oversized for the format, or
+/// well-formed around a payload that is not one Opus frame, between
+/// good ones: each is dropped and counted, the call stays up and keeps
+/// playing, the daemon stays up and its store is unchanged. Then its
+/// account revokes another of its devices, whose call is refused before
+/// a frame is read and rings nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_contacts_bad_media_is_dropped_and_a_revoked_device_cannot_ring() {
+    use kith_media::packet::{Kind, Packet};
+    use node_core::call::{CallId, CallMsg};
+    let mut bob = Running::start("Bob");
+    let (device, addr, _) = target(&bob);
+    let dir = tempfile::tempdir().unwrap();
+    let (mut m1, m2, _) = mallory(&bob, &dir).await;
+    let (t1, sync, _w, _r) = tell_account_log(&m1, &bob).await;
+    let before = digest(&bob);
+
+    // m1 calls Bob; Bob answers.
+    let call = t1.connect_call(device, &[addr], None).await.unwrap();
+    let (mut w, mut r) = call.open().await.unwrap();
+    let id = CallId([7; 16]);
+    w.send(
+        &CallMsg::Offer {
+            call: id,
+            video: false,
+        }
+        .encode(),
+    )
+    .await
+    .unwrap();
+    let ringing = r.recv_max(256).await.unwrap().unwrap();
+    assert_eq!(CallMsg::decode(&ringing).unwrap(), CallMsg::Ringing(id));
+    wait_call(&bob, |c| c["state"] == "incoming").await;
+    ok(kith(&bob.home, &["call", "answer"]));
+    let answer = r.recv_max(256).await.unwrap().unwrap();
+    assert!(matches!(
+        CallMsg::decode(&answer).unwrap(),
+        CallMsg::Answer { call, .. } if call == id
+    ));
+    w.send(&CallMsg::Accepted(id).encode()).await.unwrap();
+    wait_call(&bob, |c| c["state"] == "active" && c["media"] == true).await;
+
+    // Good frames every 20 ms, and between them every kind of bad one.
+    let mut encoder = kith_media::codec::VoiceEncoder::new(32_000, 10).unwrap();
+    let tone: Vec<i16> = (0..960)
+        .map(|i| ((i as f64 * 0.05).sin() * 8_000.0) as i16)
+        .collect();
+    let good = |seq: u32, payload: Vec<u8>| {
+        Packet {
+            kind: Kind::Audio,
+            flags: 0,
+            layer: 0,
+            seq,
+            ts: seq * 960,
+            payload,
+        }
+        .encode()
+        .unwrap()
+    };
+    let frame = encoder.encode(&tone).unwrap().to_vec();
+    let mut bad: Vec<Vec<u8>> = vec![
+        vec![],
+        vec![0x10; 5],
+        {
+            let mut p = good(1, frame.clone());
+            p[0] = 0x20; // version 2
+            p
+        },
+        {
+            let mut p = good(1, frame.clone());
+            p[0] = 0x1f; // kind 15
+            p
+        },
+        {
+            let mut p = good(1, frame.clone());
+            p[1] = 0x80; // an unknown flag
+            p
+        },
+        {
+            let mut p = good(1, frame.clone());
+            p[3] = 1; // the reserved byte
+            p
+        },
+        {
+            let mut p = good(1, frame.clone());
+            p[1] = kith_media::packet::FLAG_KEY; // a video flag on audio
+            p
+        },
+    ];
+    // Longer than the format allows, as far as the path carries.
+    let max = call.max_datagram_size().unwrap_or(1200);
+    bad.push({
+        let mut p = good(4, frame.clone());
+        p.resize(max.min(1200), 0x55);
+        p
+    });
+    // Well-formed, in sequence, but the payload is not one 20 ms Opus
+    // frame (refused by the decoder when its turn to play comes).
+    let not_opus = [vec![0xff; 200], vec![0x00]];
+    let n_bad = (bad.len() + not_opus.len()) as u64;
+    let mut seq = 10u32;
+    for b in bad {
+        call.send_datagram(good(seq, encoder.encode(&tone).unwrap().to_vec()))
+            .unwrap();
+        seq += 1;
+        let _ = call.send_datagram(b);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for payload in not_opus {
+        call.send_datagram(good(seq, payload)).unwrap();
+        seq += 1;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for _ in 0..50 {
+        call.send_datagram(good(seq, encoder.encode(&tone).unwrap().to_vec()))
+            .unwrap();
+        seq += 1;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let c = wait_call(&bob, |c| c["bad_datagrams"].as_u64() >= Some(n_bad - 2)).await;
+    assert_eq!(c["state"], "active", "{c}");
+    assert!(bob.is_running(), "daemon died:\n{}", bob.log());
+
+    // Bob hangs up; the caller (m1) would write the record, so Bob's
+    // store is as it was.
+    ok(kith(&bob.home, &["call", "hangup"]));
+    let end = r.recv_max(256).await.unwrap().unwrap();
+    assert!(matches!(
+        CallMsg::decode(&end).unwrap(),
+        CallMsg::End { .. }
+    ));
+    call.close("done");
+    sync.close("done");
+    t1.close().await;
+    assert_eq!(digest(&bob), before);
+
+    // m1 revokes m2 and tells Bob; m2 rings: refused, nothing rings.
+    m1.revoke_device("m2", 3).await.unwrap();
+    let (t1, sync, _, _) = tell_account_log(&m1, &bob).await;
+    sync.close("done");
+    t1.close().await;
+    let t2 = m2
+        .bind_transport(&["127.0.0.1:0".parse().unwrap()])
+        .await
+        .unwrap();
+    let link = t2.connect_call(device, &[addr], None).await.unwrap();
+    if let Ok((mut w, _r)) = link.open().await {
+        let offer = CallMsg::Offer {
+            call: CallId([8; 16]),
+            video: false,
+        };
+        let _ = w.send(&offer.encode()).await;
+    }
+    let closed = tokio::time::timeout(Duration::from_secs(10), link.closed()).await;
+    assert!(closed.is_ok(), "a revoked device's call was not refused");
+    let calls = ok(kith(&bob.home, &["call", "status", "--json"]));
+    assert!(
+        !calls.contains("08080808"),
+        "a revoked device's call rang: {calls}"
+    );
+    assert!(bob.is_running(), "daemon died:\n{}", bob.log());
+    t2.close().await;
+    m1.close().await;
+    m2.close().await;
+}

@@ -45,6 +45,8 @@ impl VoiceEncoder {
         let mut enc =
             opus::Encoder::new(RATE, opus::Channels::Mono, opus::Application::Voip).map_err(err)?;
         enc.set_inband_fec(true).map_err(err)?;
+        // Silence shrinks to 1–2 byte frames (the caller still sends each).
+        enc.set_dtx(true).map_err(err)?;
         let mut me = Self {
             enc,
             out: vec![0; MAX_PACKET],

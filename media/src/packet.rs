@@ -30,6 +30,9 @@ pub enum Kind {
     Audio,
     /// A piece of an encoded video frame.
     Video,
+    /// The receiver's report of what reached it (a [`Report`]), about
+    /// once a second: the sender follows it.
+    Report,
 }
 
 impl Kind {
@@ -37,6 +40,7 @@ impl Kind {
         match self {
             Kind::Audio => 0,
             Kind::Video => 1,
+            Kind::Report => 2,
         }
     }
 
@@ -44,6 +48,7 @@ impl Kind {
         match code {
             0 => Some(Kind::Audio),
             1 => Some(Kind::Video),
+            2 => Some(Kind::Report),
             _ => None,
         }
     }
@@ -138,7 +143,10 @@ impl Packet {
         }
         check_flags(kind, flags)?;
         let layer = bytes[2];
-        if kind == Kind::Audio && layer != 0 {
+        if kind != Kind::Video && layer != 0 {
+            return Err(PacketError::Mismatch);
+        }
+        if kind == Kind::Report && bytes.len() != HEADER + REPORT_BYTES {
             return Err(PacketError::Mismatch);
         }
         let word = |at: usize| {
@@ -155,12 +163,63 @@ impl Packet {
     }
 }
 
+/// Payload bytes of a report.
+pub const REPORT_BYTES: usize = 4;
+
+/// What a receiver saw over the last second: the share of frames that did
+/// not arrive in time (rebuilt from FEC or concealed), and its jitter
+/// buffer's target delay. Payload: `u16 loss ‰ ‖ u16 target ms`, big-endian.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Report {
+    /// Frames missing on arrival, per thousand (at most 1000).
+    pub loss_permille: u16,
+    /// The receiver's playout delay target, milliseconds.
+    pub target_ms: u16,
+}
+
+impl Report {
+    /// The report as the `seq`-th report packet.
+    pub fn packet(&self, seq: u32) -> Packet {
+        let mut payload = Vec::with_capacity(REPORT_BYTES);
+        payload.extend_from_slice(&self.loss_permille.min(1000).to_be_bytes());
+        payload.extend_from_slice(&self.target_ms.to_be_bytes());
+        Packet {
+            kind: Kind::Report,
+            flags: 0,
+            layer: 0,
+            seq,
+            ts: 0,
+            payload,
+        }
+    }
+
+    /// The report a decoded report packet carries (a loss over 1000 ‰ is
+    /// refused).
+    pub fn from_packet(p: &Packet) -> Result<Self, PacketError> {
+        let [a, b, c, d] = p.payload[..] else {
+            return Err(PacketError::Mismatch);
+        };
+        if p.kind != Kind::Report {
+            return Err(PacketError::Mismatch);
+        }
+        let loss_permille = u16::from_be_bytes([a, b]);
+        if loss_permille > 1000 {
+            return Err(PacketError::Mismatch);
+        }
+        Ok(Report {
+            loss_permille,
+            target_ms: u16::from_be_bytes([c, d]),
+        })
+    }
+}
+
 fn check_flags(kind: Kind, flags: u8) -> Result<(), PacketError> {
     if flags & !FLAGS_KNOWN != 0 {
         return Err(PacketError::Flags(flags));
     }
     let video_only = FLAG_END | FLAG_KEY;
     match kind {
+        Kind::Report if flags != 0 => Err(PacketError::Mismatch),
         Kind::Audio if flags & video_only != 0 => Err(PacketError::Mismatch),
         Kind::Video if flags & FLAG_SILENT != 0 => Err(PacketError::Mismatch),
         _ => Ok(()),
@@ -232,5 +291,31 @@ mod tests {
         let mut empty = audio(1);
         empty.payload.clear();
         assert!(empty.encode().is_err());
+    }
+
+    #[test]
+    fn reports_round_trip_and_only_their_shape_is_taken() {
+        let r = Report {
+            loss_permille: 125,
+            target_ms: 60,
+        };
+        let bytes = r.packet(3).encode().unwrap();
+        assert_eq!(bytes.len(), HEADER + REPORT_BYTES);
+        let p = Packet::decode(&bytes).unwrap();
+        assert_eq!(Report::from_packet(&p), Ok(r));
+        let mut long = bytes.clone();
+        long.push(0);
+        assert_eq!(Packet::decode(&long), Err(PacketError::Mismatch));
+        let mut flagged = bytes.clone();
+        flagged[1] = FLAG_SILENT;
+        assert_eq!(Packet::decode(&flagged), Err(PacketError::Mismatch));
+        let mut layered = bytes.clone();
+        layered[2] = 1;
+        assert_eq!(Packet::decode(&layered), Err(PacketError::Mismatch));
+        let mut over = bytes;
+        over[HEADER] = 0xff;
+        let p = Packet::decode(&over).unwrap();
+        assert_eq!(Report::from_packet(&p), Err(PacketError::Mismatch));
+        assert!(Report::from_packet(&audio(1)).is_err());
     }
 }

@@ -7,6 +7,7 @@
 #![allow(clippy::disallowed_methods)]
 
 use node_core::DeviceId;
+use node_core::call::machine::Side;
 use node_core::call::machine::{Call, CallState, Command, Effect, EndReason, RESUME_FOR, RING_FOR};
 use node_core::call::msg::{CallId, CallMsg, Ended};
 use std::time::{Duration, Instant};
@@ -348,6 +349,22 @@ fn messages_round_trip_and_garbage_is_refused() {
             why: Ended::Cancelled,
         },
         CallMsg::Resume(id),
+        CallMsg::End {
+            call: id,
+            why: Ended::Moved(device(6)),
+        },
+        CallMsg::Move {
+            call: id,
+            to: device(6),
+        },
+        CallMsg::Handover(node_core::call::Handover {
+            call: id,
+            peer: device(1),
+            caller: false,
+            video: true,
+            elapsed_ms: 12_345,
+            answered_by: device(3),
+        }),
     ];
     for m in all {
         assert_eq!(CallMsg::decode(&m.encode()), Ok(m));
@@ -472,4 +489,171 @@ async fn a_contacts_call_records_are_shown_as_theirs_and_damage_is_contained() {
         calls.iter().all(|m| m.author == ib),
         "shown as the contact's"
     );
+}
+
+/// A1 and B2 in a call (B2 answered); returns the machines.
+fn on_call(t0: Instant) -> (Call, Call) {
+    let (a1, b2) = (device(1), device(3));
+    let (mut caller, _r1, mut r2) = ringing(t0);
+    let fx = r2.command(Command::Answer { video: false }, t0).unwrap();
+    let fx = caller.on_msg(b2, sent(&fx, a1)[0].clone(), t0);
+    for m in sent(&fx, b2) {
+        let _ = r2.on_msg(a1, m, t0);
+    }
+    assert!(matches!(caller.state(), CallState::Active { peer, .. } if peer == b2));
+    assert!(matches!(r2.state(), CallState::Active { peer, .. } if peer == a1));
+    (caller, r2)
+}
+
+/// B2 moves its side to B1: B1 takes the handover and dials A1; A1
+/// switches its media to B1 when B1 resumes, and tells B2 the move is
+/// done; B2 ends as moved. The call goes on between A1 and B1, and either
+/// can hang up.
+#[test]
+fn a_call_moves_to_another_own_device_without_ending() {
+    let t0 = Instant::now();
+    let (a1, b1, b2) = (device(1), device(2), device(3));
+    let id = CallId([7; 16]);
+    let (mut caller, mut r2) = on_call(t0);
+    let t1 = t0 + Duration::from_secs(20);
+    // Not to the other side itself, nor twice at once.
+    assert!(r2.command(Command::Move { to: a1 }, t1).is_err());
+    let fx = r2.command(Command::Move { to: b1 }, t1).unwrap();
+    assert_eq!(sent(&fx, a1), vec![CallMsg::Move { call: id, to: b1 }]);
+    assert!(r2.command(Command::Move { to: b1 }, t1).is_err());
+    // A1 hears of it and keeps B2's media meanwhile.
+    assert!(
+        caller
+            .on_msg(b2, CallMsg::Move { call: id, to: b1 }, t1)
+            .is_empty()
+    );
+    assert!(caller.expects_link(b1));
+    assert!(!caller.expects_link(device(9)));
+    // B1 takes over: it dials A1 and, linked, resumes there.
+    let (mut taker, fx) = Call::taken_over(id, a1, Side::Callee, false, t0, t1);
+    assert_eq!(fx, vec![Effect::Redial(a1)]);
+    let fx = taker.link_back(a1, t1);
+    assert_eq!(sent(&fx, a1), vec![CallMsg::Resume(id)]);
+    assert!(fx.contains(&Effect::StartMedia(a1)));
+    assert_eq!(
+        taker.state(),
+        CallState::Active {
+            peer: a1,
+            since: t0
+        }
+    );
+    // A1 switches to B1 and tells B2.
+    assert!(caller.link_back(b1, t1).is_empty());
+    let fx = caller.on_msg(b1, CallMsg::Resume(id), t1);
+    assert_eq!(
+        caller.state(),
+        CallState::Active {
+            peer: b1,
+            since: t0
+        }
+    );
+    assert!(fx.contains(&Effect::StopMedia));
+    assert!(fx.contains(&Effect::StartMedia(b1)));
+    assert!(fx.contains(&Effect::Close(b2)));
+    let done = sent(&fx, b2);
+    assert_eq!(
+        done,
+        vec![CallMsg::End {
+            call: id,
+            why: Ended::Moved(b1)
+        }]
+    );
+    let fx = r2.on_msg(a1, done[0].clone(), t1);
+    assert_eq!(r2.state(), CallState::Ended(EndReason::Moved(b1)));
+    assert!(fx.contains(&Effect::StopMedia));
+    // B2 has no more say; B1 hangs up and A1 hears it.
+    let stale = CallMsg::End {
+        call: id,
+        why: Ended::Hangup,
+    };
+    assert!(caller.on_msg(b2, stale, t1).is_empty());
+    let fx = taker.command(Command::Hangup, t1).unwrap();
+    for m in sent(&fx, a1) {
+        let _ = caller.on_msg(b1, m, t1);
+    }
+    assert_eq!(caller.state(), CallState::Ended(EndReason::TheyHungUp));
+}
+
+/// The caller's side moves too (A1 to A2): the callee switches, and the
+/// caller's new device redials after a lost link like any caller.
+#[test]
+fn the_callers_side_moves_and_redials_after_a_loss() {
+    let t0 = Instant::now();
+    let (a1, a2, b2) = (device(1), device(4), device(3));
+    let id = CallId([7; 16]);
+    let (mut caller, mut r2) = on_call(t0);
+    let fx = caller.command(Command::Move { to: a2 }, t0).unwrap();
+    for m in sent(&fx, b2) {
+        assert!(r2.on_msg(a1, m, t0).is_empty());
+    }
+    let (mut a2m, _) = Call::taken_over(id, b2, Side::Caller, false, t0, t0);
+    let fx = a2m.link_back(b2, t0);
+    for m in sent(&fx, b2) {
+        let fx = r2.on_msg(a2, m, t0);
+        assert!(fx.contains(&Effect::StartMedia(a2)));
+        for m in sent(&fx, a1) {
+            let _ = caller.on_msg(b2, m, t0);
+        }
+    }
+    assert_eq!(caller.state(), CallState::Ended(EndReason::Moved(a2)));
+    let fx = a2m.link_lost(b2, t0);
+    assert!(fx.contains(&Effect::Redial(b2)));
+    let fx = r2.link_lost(a2, t0);
+    assert!(!fx.iter().any(|e| matches!(e, Effect::Redial(_))));
+}
+
+/// A move that never completes lapses: the call goes on with the old
+/// device; a device taking over that never reaches the other side ends
+/// as lost; a `Move` from anyone but the peer, and an `End(Moved)` nobody
+/// asked for, move nothing (the latter ends the call like a hang-up).
+#[test]
+fn moves_that_do_not_complete_change_nothing() {
+    let t0 = Instant::now();
+    let (a1, b1, b2) = (device(1), device(2), device(3));
+    let id = CallId([7; 16]);
+    let (mut caller, mut r2) = on_call(t0);
+    assert!(
+        caller
+            .on_msg(
+                device(9),
+                CallMsg::Move {
+                    call: id,
+                    to: device(9)
+                },
+                t0
+            )
+            .is_empty()
+    );
+    assert!(!caller.expects_link(device(9)));
+    let _ = r2.command(Command::Move { to: b1 }, t0).unwrap();
+    let _ = caller.on_msg(b2, CallMsg::Move { call: id, to: b1 }, t0);
+    let later = t0 + RESUME_FOR + Duration::from_millis(1);
+    assert_eq!(caller.deadline(), Some(t0 + RESUME_FOR));
+    assert!(caller.tick(later).is_empty());
+    assert!(r2.tick(later).is_empty());
+    assert!(!caller.expects_link(b1));
+    assert!(matches!(caller.state(), CallState::Active { peer, .. } if peer == b2));
+    assert!(matches!(r2.state(), CallState::Active { .. }));
+    // A Resume from B1 now is nobody's.
+    assert!(caller.on_msg(b1, CallMsg::Resume(id), later).is_empty());
+    let (mut taker, _) = Call::taken_over(id, a1, Side::Callee, false, t0, t0);
+    let fx = taker.tick(later);
+    assert_eq!(taker.state(), CallState::Ended(EndReason::LinkLost));
+    assert!(fx.contains(&Effect::Close(a1)));
+    // An unasked-for "moved" ends the call as a hang-up would.
+    let fx = r2.on_msg(
+        a1,
+        CallMsg::End {
+            call: id,
+            why: Ended::Moved(device(9)),
+        },
+        later,
+    );
+    assert!(fx.contains(&Effect::StopMedia));
+    assert_eq!(r2.state(), CallState::Ended(EndReason::TheyHungUp));
 }

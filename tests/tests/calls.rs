@@ -426,3 +426,303 @@ fn a_muted_device_sends_silence_and_the_call_goes_on() {
     );
     assert!(to_a > 0.8, "Alice stopped hearing Bob: {to_a}");
 }
+
+/// A network namespace with only loopback, in which an nftables chain
+/// cuts every packet to or from one UDP port (a daemon's: its sync links
+/// and its calls alike) and heals it. Needs root, `ip` and `nft`.
+struct Loopback {
+    ns: String,
+}
+
+impl Loopback {
+    fn new(tag: &str) -> Option<Self> {
+        if !kith_tests::root_with(&["ip", "nft"]) {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI must run the call link-cut test (root, ip, nft)"
+            );
+            eprintln!("skipped: needs root, ip and nft");
+            return None;
+        }
+        let ns = format!("k{tag}{}", std::process::id() % 100_000);
+        kith_tests::sh(&format!(
+            "ip netns add {ns}
+             ip -n {ns} link set lo up
+             ip netns exec {ns} nft add table inet cut
+             ip netns exec {ns} nft add chain inet cut out '{{ type filter hook output priority 0; policy accept; }}'"
+        ));
+        Some(Self { ns })
+    }
+
+    fn cut(&self, port: u16) {
+        kith_tests::sh(&format!(
+            "ip netns exec {ns} nft add rule inet cut out udp dport {port} drop
+             ip netns exec {ns} nft add rule inet cut out udp sport {port} drop",
+            ns = self.ns
+        ));
+    }
+
+    fn heal(&self) {
+        kith_tests::sh(&format!(
+            "ip netns exec {} nft flush chain inet cut out",
+            self.ns
+        ));
+    }
+}
+
+impl Drop for Loopback {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", &self.ns])
+            .status();
+    }
+}
+
+/// The UDP port a daemon listens on.
+fn port_of(p: &Profile) -> u16 {
+    let st = p.status_json();
+    let addr: std::net::SocketAddr = st["listening"][0].as_str().unwrap().parse().unwrap();
+    addr.port()
+}
+
+/// Call `id`'s `kith call status --json` entry on `p`.
+fn call_of(p: &Profile, id: &str) -> serde_json::Value {
+    calls(p)
+        .into_iter()
+        .find(|c| c["id"] == id)
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_cut_of_3_s_resumes_the_call_and_one_of_15_s_ends_it_on_both_sides() {
+    let Some(net) = Loopback::new("cut") else {
+        return;
+    };
+    let alice = Profile::new();
+    let ia = alice.init("alice");
+    let _da = kith_tests::daemon_in_netns(&alice, &net.ns, "127.0.0.1:0", &[]);
+    let bob = Profile::new();
+    let ib = bob.init("bob");
+    let _db = kith_tests::daemon_in_netns(&bob, &net.ns, "127.0.0.1:0", &[]);
+    pair(&alice, &bob);
+    wait_devices_online(&alice, &ib.account, &[&ib.device]);
+    let everyone = [&alice, &bob];
+    let b_port = port_of(&bob);
+
+    // 3 s without a packet either way: both sides notice the silence, the
+    // caller dials again once the path is back, and the call goes on with
+    // the sweeps where they were.
+    let run = sweeps_both_ways_then(&alice, &bob, &ib.account, 6.0, |id| {
+        std::thread::sleep(Duration::from_secs(1));
+        net.cut(b_port);
+        std::thread::sleep(Duration::from_secs(3));
+        net.heal();
+        let back = wait_until(Duration::from_secs(20), || {
+            [&alice, &bob].iter().all(|p| {
+                let c = call_of(p, id);
+                c["state"] == "active" && c["media"] == true && c["resumed"].as_u64() >= Some(1)
+            })
+        });
+        assert!(
+            back,
+            "the call did not resume: {} / {}\n{}{}",
+            call_of(&alice, id),
+            call_of(&bob, id),
+            alice.daemon_logs(),
+            bob.daemon_logs()
+        );
+    });
+    let (to_b, to_a) = (
+        recognisable(&run.a_says, &run.b_heard),
+        recognisable(&run.b_says, &run.a_heard),
+    );
+    eprintln!(
+        "3 s cut: resumed {} / {}; recognisable A→B {to_b:.3}, B→A {to_a:.3}",
+        run.a_status["resumed"], run.b_status["resumed"]
+    );
+    assert!(to_b > 0.6 && to_a > 0.6, "A→B {to_b}, B→A {to_a}");
+
+    // 15 s: the call waits 10 s for the path, then ends on both sides as
+    // lost, and the caller's record reaches Bob once the path is back.
+    let id = assert_ok(&alice.kith(["call", &ib.account]))
+        .trim()
+        .to_owned();
+    wait_state(&bob, "B", &id, "incoming", &everyone);
+    assert_ok(&bob.kith(["call", "answer"]));
+    wait_state(&alice, "A", &id, "active", &everyone);
+    net.cut(b_port);
+    let cut_at = std::time::Instant::now();
+    let ended = |p: &Profile| {
+        let c = call_of(p, &id);
+        c["state"] == "ended" && c["ended"] == "link-lost"
+    };
+    let both = wait_until(Duration::from_secs(30), || ended(&alice) && ended(&bob));
+    let took = cut_at.elapsed();
+    let (sa, sb) = (call_of(&alice, &id), call_of(&bob, &id));
+    std::thread::sleep(Duration::from_secs(15).saturating_sub(took));
+    net.heal();
+    assert!(both, "not ended as lost on both sides: {sa} / {sb}");
+    eprintln!("15 s cut: ended as link-lost on both sides {took:?} after the cut");
+    for (who, p, target) in [("A", &alice, &ib.account), ("B", &bob, &ia.account)] {
+        let ok = wait_until(WAIT, || {
+            call_entries(p, target)
+                .iter()
+                .filter(|e| {
+                    e["text"]
+                        .as_str()
+                        .unwrap_or("")
+                        .starts_with("[call] answered")
+                })
+                .count()
+                == 2
+        });
+        assert!(ok, "{who}: {:?}", call_entries(p, target));
+    }
+}
+
+/// A steady tone of `f` Hz for `secs` at 48 kHz.
+fn tone(f: f64, secs: f64) -> Vec<i16> {
+    (0..(secs * 48_000.0) as usize)
+        .map(|i| {
+            let t = i as f64 / 48_000.0;
+            (8_000.0 * (2.0 * std::f64::consts::PI * f * t).sin()) as i16
+        })
+        .collect()
+}
+
+/// The power of `f` Hz in `x` (Goertzel), relative to `x`'s power.
+fn share_of(x: &[i16], f: f64) -> f64 {
+    let w = 2.0 * std::f64::consts::PI * f / 48_000.0;
+    let (mut s1, mut s2, mut total) = (0.0f64, 0.0f64, 0.0f64);
+    for &v in x {
+        let v = f64::from(v);
+        let s = v + 2.0 * w.cos() * s1 - s2;
+        s2 = s1;
+        s1 = s;
+        total += v * v;
+    }
+    let power = s1 * s1 + s2 * s2 - 2.0 * w.cos() * s1 * s2;
+    if total == 0.0 {
+        0.0
+    } else {
+        2.0 * power / (total * x.len() as f64)
+    }
+}
+
+/// Bob's laptop (B2) takes a call, and Bob moves it to his phone (B1)
+/// mid-stream: Alice's side switches to B1 without hanging up, what she
+/// hears goes from B2's tone to B1's with no silence longer than 500 ms,
+/// B2 says where the call went, and the one record of the call (written
+/// by Alice's device when she hangs up) is the same on all three devices.
+#[test]
+fn a_call_moves_to_another_own_device_mid_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let wav = |name: &str, samples: &[i16]| {
+        let path = dir.path().join(name);
+        kith_media::wav::write(&path, samples).unwrap();
+        path.to_str().unwrap().to_owned()
+    };
+    let (b2_says, b1_says) = (
+        wav("b2.wav", &tone(440.0, 30.0)),
+        wav("b1.wav", &tone(660.0, 30.0)),
+    );
+    let a_heard = dir.path().join("a_heard.wav");
+    let (alice, ia, _da) = user("alice");
+    let bob1 = Profile::new();
+    let ib = bob1.init("bob");
+    let _db1 = bob1.spawn_daemon_with(&["--audio-in", &b1_says]);
+    pair(&alice, &bob1);
+    let bob2 = Profile::new();
+    let ib2 = bob2.join(&bob1, "bob-laptop");
+    let _db2 = bob2.spawn_daemon_shared();
+    let everyone = [&alice, &bob1, &bob2];
+    let (a, b) = (ia.account.as_str(), ib.account.as_str());
+    wait_devices_online(&alice, b, &[&ib.device, &ib2.device]);
+
+    let id = assert_ok(&alice.kith(["call", b, "--audio-out", a_heard.to_str().unwrap()]))
+        .trim()
+        .to_owned();
+    wait_state(&bob2, "B2", &id, "incoming", &everyone);
+    assert_ok(&bob2.kith(["call", "answer", "--audio-in", &b2_says]));
+    wait_state(&alice, "A", &id, "active", &everyone);
+    wait_state(&bob1, "B1", &id, "answered-elsewhere", &everyone);
+    std::thread::sleep(Duration::from_secs(2));
+
+    // Bad moves first: to no such device, to the device itself.
+    assert_fails_cleanly(&bob2.kith(["call", "move", "no-such-device"]));
+    assert_fails_cleanly(&bob2.kith(["call", "move", &ib2.device]));
+    assert_fails_cleanly(&alice.kith(["call", "move", &ib.device]));
+
+    assert_ok(&bob2.kith(["call", "move", &ib.device[..12]]));
+    wait_state(&bob1, "B1", &id, "active", &everyone);
+    let ok = wait_until(WAIT, || {
+        let c = call_of(&alice, &id);
+        c["state"] == "active" && c["device"] == ib.device.as_str()
+    });
+    assert!(
+        ok,
+        "Alice's side did not switch to B1: {}",
+        call_of(&alice, &id)
+    );
+    wait_state(&bob2, "B2", &id, "ended", &everyone);
+    let b2 = call_of(&bob2, &id);
+    assert_eq!(
+        (b2["ended"].as_str(), b2["device"].as_str()),
+        (Some("moved"), Some(ib.device.as_str())),
+        "{b2}"
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(call_of(&bob1, &id)["state"], "active");
+    assert_ok(&alice.kith(["call", "hangup"]));
+    wait_state(&bob1, "B1", &id, "ended", &everyone);
+
+    // What Alice heard: B2's tone, then B1's, and no silence between
+    // longer than 500 ms.
+    let heard = kith_media::wav::read(&a_heard, usize::MAX).unwrap();
+    let frames: Vec<&[i16]> = heard.chunks_exact(960).collect();
+    let loud = |f: &[i16]| f.iter().map(|&v| i32::from(v).abs()).max().unwrap_or(0) > 500;
+    let first = frames
+        .iter()
+        .position(|f| loud(f))
+        .expect("Alice heard nothing");
+    let last = frames.iter().rposition(|f| loud(f)).unwrap();
+    let (mut run, mut longest) = (0usize, 0usize);
+    for f in &frames[first..=last] {
+        run = if loud(f) { 0 } else { run + 1 };
+        longest = longest.max(run);
+    }
+    let which = |f: &[i16]| (share_of(f, 440.0), share_of(f, 660.0));
+    let b2_frames = frames[first..=last]
+        .iter()
+        .filter(|f| loud(f) && which(f).0 > 0.5)
+        .count();
+    let b1_frames = frames[first..=last]
+        .iter()
+        .filter(|f| loud(f) && which(f).1 > 0.5)
+        .count();
+    eprintln!(
+        "move: Alice heard {} ms of B2's tone, {} ms of B1's; longest silence {} ms",
+        b2_frames * 20,
+        b1_frames * 20,
+        longest * 20
+    );
+    assert!(
+        b2_frames >= 50 && b1_frames >= 50,
+        "{b2_frames} / {b1_frames}"
+    );
+    assert!(longest * 20 <= 500, "a silence of {} ms", longest * 20);
+
+    // One record, the same everywhere: answered on B2.
+    for (who, p, target) in [("A", &alice, b), ("B1", &bob1, a), ("B2", &bob2, a)] {
+        let ok = wait_until(WAIT, || call_entries(p, target).len() == 1);
+        assert!(ok, "{who}: {:?}", call_entries(p, target));
+        let text = call_entries(p, target)[0]["text"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        assert!(
+            text.starts_with("[call] answered on ") && text.contains(&ib2.device[..8]),
+            "{who}: {text}"
+        );
+    }
+}

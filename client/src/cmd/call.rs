@@ -63,6 +63,14 @@ pub enum Action {
         #[arg(long)]
         off: bool,
     },
+    /// Hand this device's side of the call to another own device (the
+    /// call goes on there; the other side hears at most a short gap).
+    Move {
+        /// The own device to take the call (id, unique prefix or name).
+        device: String,
+        /// The call; none: the one going on.
+        call: Option<String>,
+    },
     /// Calls on this device.
     Status {
         /// Print JSON.
@@ -96,6 +104,9 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
         }
         (Some(Action::Mute { call, off }), _) => {
             rt.block_on(client.call_mute(call.as_deref(), !off))?;
+        }
+        (Some(Action::Move { device, call }), _) => {
+            rt.block_on(client.call_move(&device, call.as_deref()))?;
         }
         (Some(Action::Status { json }), _) => {
             let Some(calls) = super::json_or(rt.block_on(client.call_status())?, json)? else {

@@ -34,6 +34,15 @@ pub struct Args {
     #[arg(long, hide = true, value_name = "PERCENT", default_value_t = 0,
           value_parser = clap::value_parser!(u8).range(0..=100))]
     pub danger_media_loss_percent: u8,
+    /// Calls send this 48 kHz mono 16-bit WAV file instead of the
+    /// microphone when their command names none (and a call moved here
+    /// from another own device sends it).
+    #[arg(long, value_name = "WAV")]
+    pub audio_in: Option<std::path::PathBuf>,
+    /// Calls write what they heard to this WAV file instead of the
+    /// speaker when their command names none.
+    #[arg(long, value_name = "WAV")]
+    pub audio_out: Option<std::path::PathBuf>,
     /// Refuse to offer files larger than this many bytes.
     #[arg(long, value_name = "BYTES", default_value_t = crate::daemon::FileLimits::default().max_file)]
     pub max_file_size: u64,
@@ -74,6 +83,21 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
         }
         daemon.set_mailbox_poll(std::time::Duration::from_secs_f64(args.mailbox_poll));
         daemon.set_media_loss(args.danger_media_loss_percent);
+        let path = |p: &Option<std::path::PathBuf>| -> Result<Option<String>> {
+            p.as_ref()
+                .map(|p| {
+                    std::path::absolute(p)
+                        .context("finding the current folder")?
+                        .to_str()
+                        .map(str::to_owned)
+                        .context("the path is not valid UTF-8")
+                })
+                .transpose()
+        };
+        daemon.set_default_audio(
+            path(&args.audio_in)?.as_deref(),
+            path(&args.audio_out)?.as_deref(),
+        )?;
         Daemon::serve(daemon.clone()).await?;
         daemon.close().await;
         Ok(())

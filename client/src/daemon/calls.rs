@@ -8,8 +8,10 @@
 //! record; incoming connections are checked against the published sharing
 //! snapshot (an active device of a contact) before a byte is read.
 //!
-//! Media is not carried yet (the machine's start and stop are noted for
-//! `call status`); see `docs/calls.md`.
+//! Media runs in tasks of its own (`media.rs`) started and stopped by the
+//! machine's effects; media that stops coming for 1.5 s counts as a lost
+//! connection (the call then waits 10 s for it to come back). See
+//! `docs/calls.md`.
 
 use super::Daemon;
 use anyhow::{Context, Result, bail};
@@ -50,6 +52,9 @@ enum Input {
     Up(DeviceId, Link, FrameWriter, FrameReader),
     /// The connection to a device ended.
     Lost(DeviceId),
+    /// The device's media stopped coming (a cut path): its connection
+    /// counts as lost.
+    Silent(DeviceId),
     /// The user's command, answered once carried out.
     Command(Command, oneshot::Sender<Result<(), String>>),
     /// Where this device's audio comes from and goes (before answering).
@@ -68,6 +73,8 @@ struct View {
     media: bool,
     /// How the connection to the peer travels, once known.
     path: Option<&'static str>,
+    /// The callee's device that answered (for a moved call's record).
+    answered_by: Option<DeviceId>,
     rtt_ms: Option<u64>,
     /// The call's media counts (read live).
     counts: Arc<super::media::Counts>,
@@ -107,12 +114,17 @@ impl Calls {
     }
 
     /// Keeps a new call, in one step with the checks: refused (given
-    /// back) if its id is known, if this device is ringing or in a call,
-    /// or if the table is full of calls still going (the oldest ended one
-    /// is forgotten to make room).
-    fn insert_idle(&self, id: CallId, entry: Entry) -> Result<(), Entry> {
+    /// back) if its id is known (unless `over_ended` and that call ended
+    /// here: a call answered on another own device and then moved here),
+    /// if this device is ringing or in a call, or if the table is full of
+    /// calls still going (the oldest ended one is forgotten to make room).
+    fn insert_idle(&self, id: CallId, entry: Entry, over_ended: bool) -> Result<(), Entry> {
         let mut table = self.lock();
-        if table.contains_key(&id) || table.values().any(|e| !view_of(e).state_is_over()) {
+        let known = match table.get(&id) {
+            Some(old) => !(over_ended && old.ended.is_some()),
+            None => false,
+        };
+        if known || table.values().any(|e| !view_of(e).state_is_over()) {
             return Err(entry);
         }
         if table.len() >= MAX_CALLS {
@@ -238,7 +250,7 @@ pub(super) async fn start(
     let id = CallId::random();
     let (call, effects) =
         Call::dial(id, &devices, video, Instant::now()).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let view = match spawn_call(d, call, contact, effects, links, audio) {
+    let view = match spawn_call(d, call, contact, effects, links, audio, None) {
         Ok(view) => view,
         Err(links) => {
             for (_, link, ..) in links {
@@ -272,6 +284,13 @@ pub(super) async fn start(
 /// may ring this device; its first frame must offer or resume a call.
 pub(super) async fn serve(d: Arc<Daemon>, link: Link) {
     let peer = link.peer();
+    let own = {
+        let s = d.sharing.borrow();
+        s.is_own_device(&peer) && s.device_active(d.account, peer) && peer != d.device
+    };
+    if own {
+        return take_over(d, link).await;
+    }
     let account = {
         let s = d.sharing.borrow();
         s.account_of_device(&peer)
@@ -315,8 +334,8 @@ pub(super) async fn serve(d: Arc<Daemon>, link: Link) {
         CallMsg::Offer { call: id, video } => {
             let (call, effects) = Call::incoming(id, peer, video, false, Instant::now());
             let links = vec![(peer, link.clone(), writer, reader)];
-            let audio = super::media::Audio::default();
-            let Err(mut links) = spawn_call(&d, call, account, effects, links, audio) else {
+            let audio = d.default_audio();
+            let Err(mut links) = spawn_call(&d, call, account, effects, links, audio, None) else {
                 info!(call = %id, peer = %peer.short(8), "call ringing");
                 return;
             };
@@ -354,6 +373,164 @@ pub(super) async fn serve(d: Arc<Daemon>, link: Link) {
     }
 }
 
+/// An own device hands this device its side of a call (`kith call move`
+/// there): the first frame must be the handover, naming an active device
+/// of an uncompromised contact; this device, if idle, takes the call,
+/// says so, and dials the other side to resume the call here.
+async fn take_over(d: Arc<Daemon>, link: Link) {
+    let peer = link.peer();
+    let opened = tokio::time::timeout(FIRST_FRAME_WAIT, async {
+        let (writer, mut reader) = link.accept().await.ok()?;
+        let frame = reader.recv_max(MAX_CONTROL_FRAME).await.ok()??;
+        Some((writer, frame))
+    })
+    .await;
+    let Ok(Some((mut writer, frame))) = opened else {
+        link.close("no handover");
+        return;
+    };
+    let Ok(CallMsg::Handover(h)) = CallMsg::decode(&frame) else {
+        debug!(peer = %peer.short(8), "an own device's call connection without a handover");
+        link.close("a handover was expected");
+        return;
+    };
+    let contact = {
+        let s = d.sharing.borrow();
+        s.account_of_device(&h.peer)
+            .filter(|a| s.is_contact(a) && s.device_active(*a, h.peer))
+    };
+    let contact = match contact {
+        Some(a) if d.node.lock().await.uncompromised_contacts().contains(&a) => Some(a),
+        _ => None,
+    };
+    let now = Instant::now();
+    let elapsed = Duration::from_millis(h.elapsed_ms.min(node_core::call::record::MAX_DURATION_MS));
+    let since = now.checked_sub(elapsed).unwrap_or(now);
+    let reply = match contact {
+        None => CallMsg::End {
+            call: h.call,
+            why: node_core::call::msg::Ended::Hangup,
+        },
+        Some(contact) => {
+            let side = if h.caller { Side::Caller } else { Side::Callee };
+            let (call, effects) = Call::taken_over(h.call, h.peer, side, h.video, since, now);
+            let answered = Some((h.answered_by, since));
+            match spawn_call(
+                &d,
+                call,
+                contact,
+                effects,
+                vec![],
+                d.default_audio(),
+                answered,
+            ) {
+                Ok(_) => {
+                    info!(call = %h.call, from = %peer.short(8), "call taken over from an own device");
+                    CallMsg::Accepted(h.call)
+                }
+                Err(_) => CallMsg::Busy(h.call),
+            }
+        }
+    };
+    let _ = tokio::time::timeout(SEND_WAIT, writer.send(&reply.encode())).await;
+    writer.finish();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        link.close("handed over");
+    });
+}
+
+/// `kith call move DEVICE [CALL]`: hands this device's side of the call
+/// to another own device (which dials the other side and resumes the
+/// call there); this device's media goes on until the other side has
+/// switched.
+pub(super) async fn move_call(d: &Arc<Daemon>, device: &str, id: Option<&str>) -> Result<()> {
+    let (cid, tx) = d
+        .calls
+        .find(id, |v| matches!(v.state, CallState::Active { .. }))?;
+    let view = {
+        let table = d.calls.lock();
+        view_of(table.get(&cid).context("the call is over")?)
+    };
+    let CallState::Active { peer, since } = view.state else {
+        bail!("the call is not on here (see `kith call status`)");
+    };
+    let (to, addrs, relay) = {
+        let node = d.node.lock().await;
+        let want = device.trim().to_lowercase();
+        let found: Vec<DeviceId> = node
+            .devices()?
+            .into_iter()
+            .filter(|x| x.state == "active" && !x.current)
+            .filter(|x| {
+                (want.len() >= 4 && x.id.to_string().starts_with(&want))
+                    || x.name.to_lowercase() == want
+            })
+            .map(|x| x.id)
+            .collect();
+        let to = match found.as_slice() {
+            [one] => *one,
+            [] => bail!(
+                "no other active device of this account is called {device:?} (see `kith device list`)"
+            ),
+            _ => bail!("{device:?} matches several devices; give more of the id"),
+        };
+        let addrs = node
+            .own_device_hints()
+            .into_iter()
+            .find(|(x, _)| *x == to)
+            .map(|(_, a)| a)
+            .unwrap_or_default();
+        let relay = node
+            .own_device_relays()
+            .into_iter()
+            .find(|(x, _)| *x == to)
+            .map(|(_, r)| r);
+        (to, addrs, relay)
+    };
+    let handover = node_core::call::Handover {
+        call: cid,
+        peer,
+        caller: view.side == Side::Caller,
+        video: view.video,
+        elapsed_ms: u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX),
+        answered_by: view.answered_by.unwrap_or(peer),
+    };
+    let reply = tokio::time::timeout(CONNECT_WAIT + SEND_WAIT, async {
+        let link = d
+            .transport
+            .connect_call(to, &addrs, relay.as_deref())
+            .await
+            .ok()?;
+        let (mut writer, mut reader) = link.open().await.ok()?;
+        writer
+            .send(&CallMsg::Handover(handover).encode())
+            .await
+            .ok()?;
+        let reply = reader.recv_max(MAX_CONTROL_FRAME).await.ok()??;
+        link.close("handed over");
+        CallMsg::decode(&reply).ok()
+    })
+    .await
+    .ok()
+    .flatten();
+    match reply {
+        Some(CallMsg::Accepted(c)) if c == cid => {}
+        Some(CallMsg::Busy(_)) => bail!("that device is in a call"),
+        Some(_) => bail!("that device did not take the call"),
+        None => bail!("that device cannot be reached now"),
+    }
+    let (reply, answer) = oneshot::channel();
+    tx.send(Input::Command(Command::Move { to }, reply))
+        .await
+        .map_err(|_| anyhow::anyhow!("the call is over"))?;
+    tokio::time::timeout(COMMAND_WAIT, answer)
+        .await
+        .map_err(|_| anyhow::anyhow!("the call did not respond"))?
+        .map_err(|_| anyhow::anyhow!("the call is over"))?
+        .map_err(|e| anyhow::anyhow!(e))
+}
+
 /// Runs `kith call answer|decline|hangup` (answering with `audio`).
 pub(super) async fn command_with(
     d: &Daemon,
@@ -366,6 +543,7 @@ pub(super) async fn command_with(
             v.side == Side::Callee && v.state == CallState::Ringing
         }
         Command::Hangup => !v.state_is_over(),
+        Command::Move { .. } => matches!(v.state, CallState::Active { .. }),
     };
     let (_, tx) = d.calls.find(id, fits)?;
     if let Some(audio) = audio {
@@ -426,7 +604,7 @@ pub(super) fn status(d: &Daemon) -> Vec<kith_client::answers::CallInfo> {
                 }
                 // Only an own device is named: the caller's word for it is
                 // not trusted beyond that.
-                CallState::Ended(EndReason::AnsweredElsewhere(dev))
+                CallState::Ended(EndReason::AnsweredElsewhere(dev) | EndReason::Moved(dev))
                     if sharing.is_own_device(&dev) =>
                 {
                     Some(dev.to_string())
@@ -442,16 +620,36 @@ pub(super) fn status(d: &Daemon) -> Vec<kith_client::answers::CallInfo> {
             path: v.path.map(str::to_owned),
             rtt_ms: v.rtt_ms,
             loss: v.counts.loss(),
-            audio_kbps: v.media.then_some(32),
+            audio_kbps: v.media.then(|| {
+                v.counts
+                    .sent_bps
+                    .load(std::sync::atomic::Ordering::Relaxed)
+                    .div_ceil(1000)
+            }),
             video_kbps: None,
             video: v.video,
             media: v.media,
             longest_gap_ms: v.counts.longest_gap_ms(),
             muted,
+            resumed: v.counts.resumed.load(std::sync::atomic::Ordering::Relaxed),
+            bad_datagrams: v.counts.bad.load(std::sync::atomic::Ordering::Relaxed),
             ended: match v.state {
                 CallState::Ended(why) => Some(reason_word(why).into()),
                 _ => None,
             },
+        })
+        .collect()
+}
+
+/// Each call's media clocks (benchmarks).
+pub(super) fn clocks(d: &Daemon) -> Vec<(String, super::media::Clocks)> {
+    d.calls
+        .lock()
+        .iter()
+        .map(|(id, e)| {
+            let v = view_of(e);
+            let c = *v.counts.clocks.lock().unwrap_or_else(|p| p.into_inner());
+            (id.to_string(), c)
         })
         .collect()
 }
@@ -466,6 +664,7 @@ fn reason_word(why: EndReason) -> &'static str {
         EndReason::Cancelled => "cancelled",
         EndReason::AnsweredElsewhere(_) => "answered-elsewhere",
         EndReason::LinkLost => "link-lost",
+        EndReason::Moved(_) => "moved",
     }
 }
 
@@ -502,6 +701,7 @@ fn spawn_call(
     effects: Vec<Effect>,
     links: Vec<CallConn>,
     audio: super::media::Audio,
+    answered: Option<(DeviceId, Instant)>,
 ) -> Result<Arc<Mutex<View>>, Vec<CallConn>> {
     let id = call.id();
     let counts: Arc<super::media::Counts> = Default::default();
@@ -513,6 +713,7 @@ fn spawn_call(
         video: call.video(),
         media: false,
         path: None,
+        answered_by: answered.map(|(dev, _)| dev),
         rtt_ms: None,
         counts: Arc::clone(&counts),
     }));
@@ -524,7 +725,7 @@ fn spawn_call(
         muted: Arc::clone(&muted),
         ended: None,
     };
-    if d.calls.insert_idle(id, entry).is_err() {
+    if d.calls.insert_idle(id, entry, answered.is_some()).is_err() {
         return Err(links);
     }
     let task = CallTask {
@@ -534,8 +735,9 @@ fn spawn_call(
         view: Arc::clone(&view),
         tx,
         conns: HashMap::new(),
-        answered_at: None,
-        answered_peer: None,
+        answered_at: answered.map(|(_, at)| at),
+        answered_by: answered.map(|(dev, _)| dev),
+        media_peer: None,
         audio,
         flow: None,
         heard: Default::default(),
@@ -565,9 +767,12 @@ struct CallTask {
     view: Arc<Mutex<View>>,
     tx: mpsc::Sender<Input>,
     conns: HashMap<DeviceId, Conn>,
-    /// When media first started, and with which device.
+    /// When media first started (or, taken over, when the call did).
     answered_at: Option<Instant>,
-    answered_peer: Option<DeviceId>,
+    /// The callee's device that answered (for the record).
+    answered_by: Option<DeviceId>,
+    /// The device media last ran with (a restart with it is a resumption).
+    media_peer: Option<DeviceId>,
     /// Where audio comes from and goes.
     audio: super::media::Audio,
     /// Media flowing now.
@@ -621,14 +826,19 @@ impl CallTask {
             // A device whose connection was closed has no more say (what
             // it queued before is dropped).
             Input::Msg(from, _) if !self.conns.contains_key(&from) => vec![],
+            // The other side moves its end: only to an active device of
+            // the same contact.
+            Input::Msg(from, CallMsg::Move { to, .. })
+                if !self.d.sharing.borrow().device_active(self.contact, to) =>
+            {
+                debug!(peer = %from.short(8), "a call moved to a device not the contact's: ignored");
+                vec![]
+            }
             Input::Msg(from, msg) => self.call.on_msg(from, msg, now),
             Input::Up(dev, link, writer, reader) => {
-                // Only a device of this call may come back.
-                let ours = match self.call.state() {
-                    CallState::Reconnecting { peer, .. } => peer == dev,
-                    _ => false,
-                };
-                if !ours {
+                // Only a device of this call may come back (or the device
+                // the other side moves to).
+                if !self.call.expects_link(dev) {
                     link.close("not this call's device");
                     return vec![];
                 }
@@ -636,9 +846,23 @@ impl CallTask {
                 self.call.link_back(dev, now)
             }
             Input::Lost(dev) => {
-                self.conns.remove(&dev);
+                if let Some(conn) = self.conns.remove(&dev) {
+                    conn.link.close("lost");
+                }
                 self.call.link_lost(dev, now)
             }
+            // Only the media of the device the call is with counts (a
+            // flow stopped since may still report).
+            Input::Silent(dev) => match self.call.state() {
+                CallState::Active { peer, .. } if peer == dev && self.flow.is_some() => {
+                    debug!(peer = %dev.short(8), "call media silent: the connection counts as lost");
+                    if let Some(conn) = self.conns.remove(&dev) {
+                        conn.link.close("no media");
+                    }
+                    self.call.link_lost(dev, now)
+                }
+                _ => vec![],
+            },
             Input::Audio(audio) => {
                 self.audio = audio;
                 vec![]
@@ -720,9 +944,27 @@ impl CallTask {
                 }
                 Effect::Redial(dev) => self.redial(dev).await,
                 Effect::StartMedia(dev) => {
+                    if self.media_peer == Some(dev) {
+                        self.counts
+                            .resumed
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    self.media_peer = Some(dev);
                     self.answered_at.get_or_insert_with(Instant::now);
-                    self.answered_peer.get_or_insert(dev);
+                    let me = self.d.device;
+                    let by = *self.answered_by.get_or_insert(match self.call.side() {
+                        Side::Caller => dev,
+                        Side::Callee => me,
+                    });
+                    self.view
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .answered_by = Some(by);
                     if let Some(conn) = self.conns.get(&dev) {
+                        let tx = self.tx.clone();
+                        let silent = Box::new(move || {
+                            let _ = tx.try_send(Input::Silent(dev));
+                        });
                         match super::media::start(
                             &conn.link,
                             &self.audio,
@@ -731,6 +973,7 @@ impl CallTask {
                             Arc::clone(&self.counts),
                             Arc::clone(&self.muted),
                             self.d.media_loss.load(std::sync::atomic::Ordering::Relaxed),
+                            silent,
                         ) {
                             Ok(flow) => self.flow = Some(flow),
                             Err(e) => warn!(error = %e, "call media could not start"),
@@ -831,7 +1074,11 @@ impl CallTask {
         if self.call.side() != Side::Caller {
             return;
         }
-        let answered_by = self.answered_peer;
+        // A call moved to another own device is recorded there.
+        if matches!(why, EndReason::Moved(_)) {
+            return;
+        }
+        let answered_by = self.answered_by;
         let outcome = match (why, answered_by) {
             (_, Some(_)) => Outcome::Answered,
             (EndReason::NoAnswer, _) => Outcome::Missed,

@@ -10,7 +10,7 @@
 use super::files::AbortOnDrop;
 use kith_media::codec::{FRAME_SAMPLES, VoiceDecoder, VoiceEncoder};
 use kith_media::jitter::{Config, FRAME, FRAME_TICKS, JitterBuffer, Playout};
-use kith_media::packet::{Kind, Packet};
+use kith_media::packet::{FLAG_SILENT, Kind, Packet, Report};
 use node_core::transport::Link;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -25,6 +25,46 @@ pub(super) const MAX_SAMPLES: usize = 600 * 48_000;
 const START_BITRATE: i32 = 32_000;
 /// The loss FEC prepares for until the path says otherwise, percent.
 const START_LOSS: u8 = 10;
+/// How often each side reports what reached it, and the sender adapts.
+const REPORT_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+/// A relayed path's ceiling on the audio bitrate, bits per second.
+const RELAY_BITRATE: i32 = 24_000;
+
+/// The audio bitrate and the loss FEC prepares for, from the receiver's
+/// last report, the path's round trip and whether it is relayed: the
+/// more is lost the fewer bits go to the voice and the more to FEC (Opus
+/// spends FEC bits out of the bitrate), and a long round trip, where a
+/// burst of loss hurts longer, asks for FEC a little earlier.
+pub(super) fn follow(
+    loss_permille: u16,
+    rtt: Option<std::time::Duration>,
+    relayed: bool,
+) -> (i32, u8) {
+    let loss = u32::from(loss_permille.min(1000));
+    let long_rtt = rtt.is_some_and(|r| r > std::time::Duration::from_millis(200));
+    let bitrate = match loss {
+        0..=19 => 32_000,
+        20..=79 => 28_000,
+        80..=149 => 24_000,
+        _ => 16_000,
+    };
+    let bitrate = if relayed {
+        bitrate.min(RELAY_BITRATE)
+    } else {
+        bitrate
+    };
+    // FEC prepares for a bit more than was seen (never less than 5 %).
+    let mut fec = (loss * 3 / 20 + 2).clamp(5, 40);
+    if long_rtt {
+        fec = (fec + 5).min(40);
+    }
+    (bitrate, fec as u8)
+}
+
+/// How long the peer's media may be silent before the connection counts
+/// as lost (a sender always sends at least one datagram per 20 ms frame;
+/// a cut path shows here long before QUIC's idle timeout).
+pub(super) const SILENT_FOR: std::time::Duration = std::time::Duration::from_millis(1500);
 
 /// Where a device's audio comes from and goes to.
 #[derive(Debug, Clone, Default)]
@@ -71,6 +111,46 @@ pub(super) struct Counts {
     pub longest_gap: AtomicU64,
     /// Datagrams dropped on purpose (tests: a lossy path).
     pub dropped: AtomicU64,
+    /// Audio bitrate sent over the last second, bits per second.
+    pub sent_bps: AtomicU64,
+    /// Times media started again after the connection was lost.
+    pub resumed: AtomicU64,
+    /// The peer's last report: frames missing on arrival, per thousand
+    /// (`u64::MAX` before the first).
+    pub peer_loss: AtomicU64,
+    /// Frames this device sent as silence (DTX: 1–2 bytes each).
+    pub silent_sent: AtomicU64,
+    /// The bitrate the encoder uses now, bits per second.
+    pub bitrate: AtomicU64,
+    /// The loss the encoder's FEC prepares for now, percent.
+    pub fec_percent: AtomicU64,
+    /// When the current flow's first frame was sent and its playout
+    /// clock started, and when the first frame from the peer was played
+    /// (benchmarks: where a sample of the input and of the output is on
+    /// one clock).
+    pub clocks: Mutex<Clocks>,
+}
+
+/// When a flow's clocks started (see [`Counts::clocks`]).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Clocks {
+    /// The send task's first tick: input sample `from` went out then.
+    pub send_started: Option<Instant>,
+    /// The input sample the flow started at.
+    pub send_from: u64,
+    /// The receive task's first tick: output sample `heard_from` was
+    /// played then.
+    pub play_started: Option<Instant>,
+    /// How many samples were heard before this flow.
+    pub heard_from: u64,
+    /// The first frame played that came from the peer.
+    pub first_played: Option<Instant>,
+}
+
+impl Counts {
+    fn clocks(&self) -> std::sync::MutexGuard<'_, Clocks> {
+        self.clocks.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 impl Counts {
@@ -102,6 +182,11 @@ pub(super) struct Heard {
 }
 
 impl Heard {
+    /// Samples heard so far.
+    fn len(&self) -> usize {
+        self.samples.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
     fn extend(&self, frame: &[i16]) {
         let mut s = self.samples.lock().unwrap_or_else(|p| p.into_inner());
         if s.len() + frame.len() <= MAX_SAMPLES {
@@ -120,7 +205,9 @@ impl Heard {
 
 /// Starts sending `audio`'s input from `from` (the sample to start at,
 /// so a resumed call goes on where it was) and playing what the peer
-/// sends into `heard`.
+/// sends into `heard`; `silent` is called (once) if the peer's media
+/// stops for [`SILENT_FOR`].
+#[allow(clippy::too_many_arguments)]
 pub(super) fn start(
     link: &Link,
     audio: &Audio,
@@ -129,8 +216,16 @@ pub(super) fn start(
     counts: Arc<Counts>,
     muted: Arc<std::sync::atomic::AtomicBool>,
     loss_percent: u8,
+    silent: Box<dyn FnOnce() + Send>,
 ) -> anyhow::Result<Flow> {
     let encoder = VoiceEncoder::new(START_BITRATE, START_LOSS)?;
+    counts.peer_loss.store(u64::MAX, Ordering::Relaxed);
+    counts
+        .bitrate
+        .store(START_BITRATE as u64, Ordering::Relaxed);
+    counts
+        .fec_percent
+        .store(u64::from(START_LOSS), Ordering::Relaxed);
     let decoder = VoiceDecoder::new()?;
     let send = tokio::spawn(send(
         link.clone(),
@@ -140,7 +235,14 @@ pub(super) fn start(
         Arc::clone(&counts),
         muted,
     ));
-    let receive = tokio::spawn(receive(link.clone(), decoder, heard, counts, loss_percent));
+    let receive = tokio::spawn(receive(
+        link.clone(),
+        decoder,
+        heard,
+        counts,
+        loss_percent,
+        silent,
+    ));
     Ok(Flow {
         _send: AbortOnDrop(send),
         _receive: AbortOnDrop(receive),
@@ -159,10 +261,45 @@ async fn send(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let silence = [0i16; FRAME_SAMPLES];
     let mut seq: u32 = 0;
+    let mut first = true;
+    // Bytes sent in the current second, for the bitrate shown.
+    let (mut window, mut window_bytes) = (Instant::now(), 0u64);
     loop {
         tick.tick().await;
-        let at = usize::try_from(from.fetch_add(FRAME_SAMPLES as u64, Ordering::Relaxed))
-            .unwrap_or(usize::MAX);
+        if window.elapsed() >= REPORT_EVERY {
+            let secs = window.elapsed().as_secs_f64();
+            counts
+                .sent_bps
+                .store((window_bytes as f64 * 8.0 / secs) as u64, Ordering::Relaxed);
+            (window, window_bytes) = (Instant::now(), 0);
+            // Follow the receiver's last report and the path.
+            let relayed = link.path() == node_core::transport::LinkPath::Relay;
+            let (bitrate, fec) = match u16::try_from(counts.peer_loss.load(Ordering::Relaxed)) {
+                Ok(loss) => follow(loss, link.rtt(), relayed),
+                // No report yet: as the call started (lower if relayed).
+                Err(_) if relayed => (RELAY_BITRATE, START_LOSS),
+                Err(_) => (START_BITRATE, START_LOSS),
+            };
+            if counts.bitrate.load(Ordering::Relaxed) != bitrate as u64
+                || counts.fec_percent.load(Ordering::Relaxed) != u64::from(fec)
+            {
+                match encoder.adapt(bitrate, fec) {
+                    Ok(()) => {
+                        counts.bitrate.store(bitrate as u64, Ordering::Relaxed);
+                        counts.fec_percent.store(u64::from(fec), Ordering::Relaxed);
+                    }
+                    Err(e) => warn!(error = %e, "adapting the encoder failed"),
+                }
+            }
+        }
+        let at64 = from.fetch_add(FRAME_SAMPLES as u64, Ordering::Relaxed);
+        if first {
+            first = false;
+            let mut c = counts.clocks();
+            c.send_started = Some(Instant::now());
+            c.send_from = at64;
+        }
+        let at = usize::try_from(at64).unwrap_or(usize::MAX);
         // Muted, the source goes on (as a microphone would) but silence
         // is sent.
         let frame: &[i16] = match input.as_deref() {
@@ -179,9 +316,15 @@ async fn send(
                 continue;
             }
         };
+        // DTX: a silent stretch shrinks to 1–2 byte frames, still one per
+        // 20 ms (so the other side's playout and liveness see each).
+        let silent = payload.len() <= 2;
+        if silent {
+            counts.silent_sent.fetch_add(1, Ordering::Relaxed);
+        }
         let packet = Packet {
             kind: Kind::Audio,
-            flags: 0,
+            flags: if silent { FLAG_SILENT } else { 0 },
             layer: 0,
             seq,
             ts: seq.wrapping_mul(FRAME_TICKS),
@@ -191,6 +334,7 @@ async fn send(
         let Ok(bytes) = packet.encode() else {
             continue;
         };
+        let len = bytes.len() as u64;
         if link.send_datagram(bytes).is_err() {
             if link.is_closed() {
                 return;
@@ -198,6 +342,7 @@ async fn send(
             continue;
         }
         counts.sent.fetch_add(1, Ordering::Relaxed);
+        window_bytes += len;
     }
 }
 
@@ -207,8 +352,15 @@ async fn receive(
     heard: Arc<Heard>,
     counts: Arc<Counts>,
     loss_percent: u8,
+    silent: Box<dyn FnOnce() + Send>,
 ) {
     let mut jitter = JitterBuffer::new(Config::default());
+    // When the peer's last good packet came (or media started).
+    let mut heard_from = Instant::now();
+    // This side's reports: frames played and missing since the last.
+    let (mut played, mut missing, mut reported, mut reports) = (0u32, 0u32, Instant::now(), 0u32);
+    let mut path = link.path();
+    let (mut first_tick, mut first_frame) = (true, true);
     // Tests only: a seeded lossy path.
     let mut seed: u64 = 0x5eed;
     let mut gap = 0u64;
@@ -233,16 +385,70 @@ async fn receive(
                 }
                 match Packet::decode(&bytes) {
                     Ok(p) if p.kind == Kind::Audio => {
-                        jitter.push(p.seq, p.ts, p.payload, Instant::now());
+                        heard_from = Instant::now();
+                        jitter.push(p.seq, p.ts, p.payload, heard_from);
                         counts.received.fetch_add(1, Ordering::Relaxed);
                     }
+                    Ok(p) if p.kind == Kind::Report => match Report::from_packet(&p) {
+                        Ok(r) => counts
+                            .peer_loss
+                            .store(u64::from(r.loss_permille), Ordering::Relaxed),
+                        Err(_) => {
+                            counts.bad.fetch_add(1, Ordering::Relaxed);
+                        }
+                    },
                     _ => {
                         counts.bad.fetch_add(1, Ordering::Relaxed);
                     }
                 }
             }
             _ = tick.tick() => {
+                if heard_from.elapsed() >= SILENT_FOR {
+                    debug!("call media: the peer went silent");
+                    silent();
+                    return;
+                }
+                if reported.elapsed() >= REPORT_EVERY {
+                    let report = Report {
+                        loss_permille: u16::try_from(
+                            u64::from(missing) * 1000 / u64::from(played.max(1)),
+                        )
+                        .unwrap_or(1000),
+                        target_ms: u16::try_from(jitter.target().as_millis()).unwrap_or(u16::MAX),
+                    };
+                    if let Ok(bytes) = report.packet(reports).encode() {
+                        let _ = link.send_datagram(bytes);
+                    }
+                    reports = reports.wrapping_add(1);
+                    (played, missing, reported) = (0, 0, Instant::now());
+                    // A path that turned direct (from a relay) starts the
+                    // delay target again from the least.
+                    let now_path = link.path();
+                    if now_path != path {
+                        if now_path == node_core::transport::LinkPath::Direct {
+                            jitter.reset_target();
+                        }
+                        path = now_path;
+                    }
+                }
                 let playout = jitter.pop(Instant::now());
+                if first_tick {
+                    first_tick = false;
+                    let mut c = counts.clocks();
+                    c.play_started = Some(Instant::now());
+                    c.heard_from = heard.len() as u64;
+                    c.first_played = None;
+                }
+                if !matches!(playout, Playout::Waiting) {
+                    played += 1;
+                    if first_frame {
+                        first_frame = false;
+                        counts.clocks().first_played = Some(Instant::now());
+                    }
+                }
+                if matches!(playout, Playout::Lost { .. } | Playout::Fec { .. }) {
+                    missing += 1;
+                }
                 let concealed = matches!(playout, Playout::Lost { .. } | Playout::Stretch);
                 if concealed {
                     gap += 1;
@@ -273,4 +479,30 @@ async fn receive(
 fn conceal(decoder: &mut VoiceDecoder, counts: &Counts) -> Vec<i16> {
     counts.concealed.fetch_add(1, Ordering::Relaxed);
     decoder.conceal().unwrap_or_else(|_| vec![0; FRAME_SAMPLES])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::follow;
+    use std::time::Duration;
+
+    #[test]
+    fn the_encoder_follows_loss_round_trip_and_relays() {
+        let rtt = Some(Duration::from_millis(30));
+        // A clean path: the full bitrate, FEC kept ready for a little.
+        assert_eq!(follow(0, rtt, false), (32_000, 5));
+        // More loss: fewer bits for the voice, more FEC.
+        let (b5, f5) = follow(50, rtt, false);
+        let (b10, f10) = follow(100, rtt, false);
+        let (b20, f20) = follow(200, rtt, false);
+        assert!(32_000 > b5 && b5 > b10 && b10 > b20, "{b5} {b10} {b20}");
+        assert!(5 < f5 && f5 < f10 && f10 < f20, "{f5} {f10} {f20}");
+        assert!(f20 <= 40);
+        // Everything lost still gives a bounded setting.
+        assert_eq!(follow(1000, rtt, false), (16_000, 40));
+        assert_eq!(follow(u16::MAX, rtt, false), (16_000, 40));
+        // A long round trip asks for FEC earlier; a relay caps the rate.
+        assert!(follow(50, Some(Duration::from_millis(400)), false).1 > f5);
+        assert_eq!(follow(0, rtt, true).0, 24_000);
+    }
 }

@@ -16,6 +16,8 @@ mod router;
 mod rpc_server;
 pub mod timed;
 
+pub use media::Clocks as CallClocks;
+
 use anyhow::{Context, Result};
 use node_core::node::Node;
 use node_core::transport::Transport;
@@ -40,6 +42,9 @@ pub struct Daemon {
     /// When the node's writes are on the disk: acknowledgements, events
     /// sent to peers and replies to clients wait for it, never the node.
     durable: node_core::store::Durability,
+    /// This device, and its account.
+    device: DeviceId,
+    account: AccountId,
     transport: Transport,
     /// Live links per peer device.
     links: std::sync::Mutex<HashMap<DeviceId, usize>>,
@@ -74,6 +79,9 @@ pub struct Daemon {
     /// Tests only: the share of incoming call media datagrams dropped
     /// (seeded), in percent.
     media_loss: std::sync::atomic::AtomicU8,
+    /// The sound calls use when a command names none (`kith daemon
+    /// --audio-in/--audio-out`; a call moved here uses it too).
+    default_audio: std::sync::Mutex<media::Audio>,
     /// Corrupted chunks received (each from a source then avoided).
     bad_chunks: std::sync::atomic::AtomicU64,
     /// Link, dial and client tasks: all end when the daemon stops.
@@ -210,6 +218,8 @@ impl Daemon {
         let (receipts, receipts_rx) = tokio::sync::mpsc::channel(RECEIPTS_QUEUED);
         Ok(Arc::new(Self {
             durable: node.durability(),
+            device: node.device(),
+            account: node.account(),
             sharing: node.watch_sharing(),
             calls: Default::default(),
             receipts,
@@ -233,6 +243,7 @@ impl Daemon {
             max_file_size: limits.max_file,
             corrupt_served: limits.danger_corrupt_served,
             media_loss: Default::default(),
+            default_audio: Default::default(),
             bad_chunks: Default::default(),
             mailbox_notify: tokio::sync::Notify::new(),
             push_notify: tokio::sync::Notify::new(),
@@ -374,6 +385,30 @@ impl Daemon {
     pub fn set_media_loss(&self, percent: u8) {
         self.media_loss
             .store(percent.min(100), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The WAV files calls use instead of the sound card when a call's
+    /// command names none (and a call moved here from another own device
+    /// uses): `input` is read now, `output` made now and written when a
+    /// call ends.
+    pub fn set_default_audio(&self, input: Option<&str>, output: Option<&str>) -> Result<()> {
+        let audio = media::Audio::open(input, output)?;
+        *self.default_audio.lock().unwrap_or_else(|p| p.into_inner()) = audio;
+        Ok(())
+    }
+
+    /// The sound a call uses when its command names none.
+    fn default_audio(&self) -> media::Audio {
+        self.default_audio
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Benchmarks: each call's media clocks (call id, clocks).
+    #[doc(hidden)]
+    pub fn call_clocks(&self) -> Vec<(String, CallClocks)> {
+        calls::clocks(self)
     }
 
     /// Sets how often the account's mailbox is collected.

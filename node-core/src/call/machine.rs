@@ -45,6 +45,8 @@ pub enum EndReason {
     AnsweredElsewhere(DeviceId),
     /// The link was lost and did not come back within [`RESUME_FOR`].
     LinkLost,
+    /// This device's side of the call moved to another own device.
+    Moved(DeviceId),
 }
 
 /// What the call is now.
@@ -88,6 +90,13 @@ pub enum Command {
     Decline,
     /// Leave the call (or stop ringing the others).
     Hangup,
+    /// Hand this device's side of the call to own device `to` (which has
+    /// taken the handover): tell the other side, and keep the media going
+    /// until it says the move is done.
+    Move {
+        /// The own device taking over.
+        to: DeviceId,
+    },
 }
 
 /// What the daemon must do.
@@ -139,6 +148,13 @@ pub struct Call {
     caller: Option<DeviceId>,
     /// Callee: when it answered.
     answered: Option<Instant>,
+    /// The other side moves its end to this device (until the instant).
+    moving_in: Option<(DeviceId, Instant)>,
+    /// This side moves its end to this own device (until the instant).
+    moving_out: Option<(DeviceId, Instant)>,
+    /// This device took the call over from an own device and dials the
+    /// other side to resume it.
+    taking_over: bool,
 }
 
 impl Call {
@@ -161,6 +177,9 @@ impl Call {
             offered: devices.iter().map(|d| (*d, Reply::Pending)).collect(),
             caller: None,
             answered: None,
+            moving_in: None,
+            moving_out: None,
+            taking_over: false,
         };
         let effects = devices
             .iter()
@@ -189,6 +208,9 @@ impl Call {
             offered: BTreeMap::new(),
             caller: Some(caller),
             answered: None,
+            moving_in: None,
+            moving_out: None,
+            taking_over: false,
         };
         if busy {
             call.state = CallState::Ended(EndReason::Busy);
@@ -210,6 +232,52 @@ impl Call {
                 msg: CallMsg::Ringing(id),
             }],
         )
+    }
+
+    /// A call an own device hands over to this one: on with `peer` since
+    /// `since`; this device dials `peer` and resumes it there (or, if that
+    /// does not happen within [`RESUME_FOR`], the call ends here as lost).
+    pub fn taken_over(
+        id: CallId,
+        peer: DeviceId,
+        side: Side,
+        video: bool,
+        since: Instant,
+        now: Instant,
+    ) -> (Call, Vec<Effect>) {
+        let call = Call {
+            id,
+            side,
+            video,
+            started: since,
+            state: CallState::Reconnecting {
+                peer,
+                since,
+                lost: now,
+            },
+            offered: match side {
+                Side::Caller => [(peer, Reply::Ringing)].into(),
+                Side::Callee => BTreeMap::new(),
+            },
+            caller: (side == Side::Callee).then_some(peer),
+            answered: None,
+            moving_in: None,
+            moving_out: None,
+            taking_over: true,
+        };
+        (call, vec![Effect::Redial(peer)])
+    }
+
+    /// Whether a new call connection from `device` belongs to this call:
+    /// the peer it waits for, or the device the other side moves to.
+    pub fn expects_link(&self, device: DeviceId) -> bool {
+        match self.state {
+            CallState::Reconnecting { peer, .. } if peer == device => true,
+            CallState::Active { .. } | CallState::Reconnecting { .. } => {
+                self.moving_in.is_some_and(|(to, _)| to == device)
+            }
+            _ => false,
+        }
     }
 
     /// The call's id.
@@ -244,6 +312,22 @@ impl Call {
 
     /// The next time [`Call::tick`] has something to do.
     pub fn deadline(&self) -> Option<Instant> {
+        if self.is_over() {
+            return None;
+        }
+        let moves = [self.moving_in, self.moving_out]
+            .into_iter()
+            .flatten()
+            .map(|(_, until)| until)
+            .min();
+        match (self.state_deadline(), moves) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// When the state itself times out (ringing, answering, reconnecting).
+    fn state_deadline(&self) -> Option<Instant> {
         match (self.side, self.state) {
             (_, CallState::Ended(_) | CallState::Active { .. }) => None,
             (Side::Caller, CallState::Calling | CallState::Ringing) => {
@@ -261,10 +345,63 @@ impl Call {
         if msg.call() != self.id || self.is_over() {
             return vec![];
         }
+        if let Some(out) = self.moving_msg(from, &msg, now) {
+            return out;
+        }
         match self.side {
             Side::Caller => self.caller_msg(from, msg, now),
             Side::Callee if self.caller == Some(from) => self.callee_msg(msg, now),
             Side::Callee => vec![],
+        }
+    }
+
+    /// Messages that move a call on either side: `Move` from the peer,
+    /// `Resume` from the device it moves to, `End(Moved)` when this side's
+    /// move is done. `None`: not one of them.
+    fn moving_msg(&mut self, from: DeviceId, msg: &CallMsg, now: Instant) -> Option<Vec<Effect>> {
+        let (peer, since) = match self.state {
+            CallState::Active { peer, since } | CallState::Reconnecting { peer, since, .. } => {
+                (peer, since)
+            }
+            _ => return None,
+        };
+        match *msg {
+            CallMsg::Move { to, .. } if from == peer && to != peer => {
+                self.moving_in = Some((to, now + RESUME_FOR));
+                Some(vec![])
+            }
+            CallMsg::Resume(_) if self.moving_in.is_some_and(|(to, _)| to == from) => {
+                self.moving_in = None;
+                self.state = CallState::Active { peer: from, since };
+                match self.side {
+                    Side::Caller => {
+                        self.offered.insert(peer, Reply::Gone);
+                        self.offered.insert(from, Reply::Ringing);
+                    }
+                    Side::Callee => self.caller = Some(from),
+                }
+                Some(vec![
+                    Effect::StopMedia,
+                    Effect::Send {
+                        to: peer,
+                        msg: CallMsg::End {
+                            call: self.id,
+                            why: Ended::Moved(from),
+                        },
+                    },
+                    Effect::Close(peer),
+                    Effect::StartMedia(from),
+                ])
+            }
+            CallMsg::End {
+                why: Ended::Moved(to),
+                ..
+            } if from == peer && self.moving_out.is_some_and(|(want, _)| want == to) => {
+                self.moving_out = None;
+                self.state = CallState::Ended(EndReason::Moved(to));
+                Some(vec![Effect::StopMedia, Effect::Close(peer)])
+            }
+            _ => None,
         }
     }
 
@@ -377,7 +514,7 @@ impl Call {
                     Ended::Declined => EndReason::Declined,
                     Ended::NoAnswer => EndReason::NoAnswer,
                     Ended::Cancelled => EndReason::Cancelled,
-                    Ended::Hangup => EndReason::TheyHungUp,
+                    Ended::Hangup | Ended::Moved(_) => EndReason::TheyHungUp,
                 };
                 self.state = CallState::Ended(reason);
                 let mut out = Vec::new();
@@ -434,6 +571,20 @@ impl Call {
             (Side::Callee, Command::Hangup, CallState::Ringing) => {
                 self.command(Command::Decline, now)
             }
+            (_, Command::Move { to }, CallState::Active { peer, .. }) => {
+                if self.moving_out.is_some() || self.moving_in.is_some() {
+                    return Err(CallError("the call is already moving"));
+                }
+                if to == peer {
+                    return Err(CallError("that device is the other side of the call"));
+                }
+                self.moving_out = Some((to, now + RESUME_FOR));
+                Ok(vec![Effect::Send {
+                    to: peer,
+                    msg: CallMsg::Move { call: id, to },
+                }])
+            }
+            (_, Command::Move { .. }, _) => Err(CallError("the call is not on here")),
             (_, Command::Hangup, _) => {
                 let peer = match self.state {
                     CallState::Active { peer, .. } | CallState::Reconnecting { peer, .. } => {
@@ -502,7 +653,8 @@ impl Call {
     pub fn link_back(&mut self, device: DeviceId, _now: Instant) -> Vec<Effect> {
         match self.state {
             CallState::Reconnecting { peer, since, .. } if peer == device => {
-                if self.side == Side::Caller {
+                if self.side == Side::Caller || self.taking_over {
+                    self.taking_over = false;
                     self.state = CallState::Active { peer, since };
                     vec![
                         Effect::Send {
@@ -522,7 +674,14 @@ impl Call {
 
     /// Timeouts due at `now`.
     pub fn tick(&mut self, now: Instant) -> Vec<Effect> {
-        let Some(due) = self.deadline() else {
+        // A move that did not happen in time is off; the call goes on.
+        if self.moving_in.is_some_and(|(_, until)| until <= now) {
+            self.moving_in = None;
+        }
+        if self.moving_out.is_some_and(|(_, until)| until <= now) {
+            self.moving_out = None;
+        }
+        let Some(due) = self.state_deadline() else {
             return vec![];
         };
         if now < due {

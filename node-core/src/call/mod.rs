@@ -14,11 +14,18 @@
 //! call. No answer within [`machine::RING_FOR`] ends it as missed. A link
 //! lost mid-call may come back within [`machine::RESUME_FOR`]; after that
 //! the call ends on both sides.
+//!
+//! Either side may move its end of the call to another of its own
+//! devices: it hands the call over (`Handover`, on a call connection
+//! between the two own devices), tells the other side (`Move`), and the
+//! device taking over dials the other side and resumes the call there;
+//! the other side then switches its media to the new device and tells the
+//! old one the move is done (`End(Moved)`).
 
 pub mod machine;
 pub mod msg;
 pub mod record;
 
 pub use machine::{Call, CallState, Command, Effect, EndReason};
-pub use msg::{CallId, CallMsg};
+pub use msg::{CallId, CallMsg, Handover};
 pub use record::{CallRecord, Outcome};

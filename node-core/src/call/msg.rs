@@ -64,6 +64,9 @@ pub enum Ended {
     Taken(DeviceId),
     /// The caller gave up before anyone answered.
     Cancelled,
+    /// The other side's call moved to its device named here (to the
+    /// device that asked to move its side away: the move is done).
+    Moved(DeviceId),
 }
 
 /// A control message.
@@ -97,8 +100,38 @@ pub enum CallMsg {
         why: Ended,
     },
     /// Caller → callee device after the connection was lost and made
-    /// again: carry on with this call.
+    /// again (or a device a call moved to → the other side): carry on with
+    /// this call.
     Resume(CallId),
+    /// A device in the call → the other side: this side of the call goes
+    /// to my own device `to` (which will dial and resume).
+    Move {
+        /// The call.
+        call: CallId,
+        /// The device taking this side over (of the sender's account).
+        to: DeviceId,
+    },
+    /// A device in a call → another device of its own account, the first
+    /// frame of a call connection between them: take over my side of
+    /// this call (answered `Accepted` or `Busy`).
+    Handover(Handover),
+}
+
+/// What a device taking over a call needs to know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Handover {
+    /// The call.
+    pub call: CallId,
+    /// The device at the other end.
+    pub peer: DeviceId,
+    /// Whether this side is the caller (who writes the call's record).
+    pub caller: bool,
+    /// Whether the call has video.
+    pub video: bool,
+    /// How long the call has been on, in milliseconds.
+    pub elapsed_ms: u64,
+    /// The callee's device that answered (for the record).
+    pub answered_by: DeviceId,
 }
 
 mod tag {
@@ -109,6 +142,8 @@ mod tag {
     pub const ACCEPTED: u8 = 5;
     pub const END: u8 = 6;
     pub const RESUME: u8 = 7;
+    pub const MOVE: u8 = 8;
+    pub const HANDOVER: u8 = 9;
 }
 
 mod why {
@@ -117,6 +152,7 @@ mod why {
     pub const DECLINED: u8 = 3;
     pub const TAKEN: u8 = 4;
     pub const CANCELLED: u8 = 5;
+    pub const MOVED: u8 = 6;
 }
 
 fn flag(r: &mut Reader<'_>, what: &'static str) -> Result<bool, WireError> {
@@ -140,7 +176,9 @@ impl CallMsg {
             | CallMsg::Ringing(call)
             | CallMsg::Busy(call)
             | CallMsg::Accepted(call)
-            | CallMsg::Resume(call) => *call,
+            | CallMsg::Resume(call)
+            | CallMsg::Move { call, .. }
+            | CallMsg::Handover(Handover { call, .. }) => *call,
         }
     }
 
@@ -171,10 +209,23 @@ impl CallMsg {
                     Ended::Declined => w.u8(why::DECLINED),
                     Ended::Taken(device) => w.u8(why::TAKEN).fixed(device.as_bytes()),
                     Ended::Cancelled => w.u8(why::CANCELLED),
+                    Ended::Moved(device) => w.u8(why::MOVED).fixed(device.as_bytes()),
                 };
             }
             CallMsg::Resume(call) => {
                 w.u8(tag::RESUME).fixed(&call.0);
+            }
+            CallMsg::Move { call, to } => {
+                w.u8(tag::MOVE).fixed(&call.0).fixed(to.as_bytes());
+            }
+            CallMsg::Handover(h) => {
+                w.u8(tag::HANDOVER)
+                    .fixed(&h.call.0)
+                    .fixed(h.peer.as_bytes())
+                    .u8(u8::from(h.caller))
+                    .u8(u8::from(h.video))
+                    .u64(h.elapsed_ms)
+                    .fixed(h.answered_by.as_bytes());
             }
         }
         w.finish()
@@ -204,6 +255,7 @@ impl CallMsg {
                     why::DECLINED => Ended::Declined,
                     why::TAKEN => Ended::Taken(DeviceId::from_bytes(r.array("device")?)),
                     why::CANCELLED => Ended::Cancelled,
+                    why::MOVED => Ended::Moved(DeviceId::from_bytes(r.array("device")?)),
                     _ => {
                         return Err(WireError::Invalid {
                             what: "end reason",
@@ -214,6 +266,18 @@ impl CallMsg {
                 CallMsg::End { call, why: reason }
             }
             tag::RESUME => CallMsg::Resume(call),
+            tag::MOVE => CallMsg::Move {
+                call,
+                to: DeviceId::from_bytes(r.array("device")?),
+            },
+            tag::HANDOVER => CallMsg::Handover(Handover {
+                call,
+                peer: DeviceId::from_bytes(r.array("device")?),
+                caller: flag(&mut r, "caller")?,
+                video: flag(&mut r, "video")?,
+                elapsed_ms: r.u64("elapsed")?,
+                answered_by: DeviceId::from_bytes(r.array("device")?),
+            }),
             _ => {
                 return Err(WireError::Invalid {
                     what: "call message",

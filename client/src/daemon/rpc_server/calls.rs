@@ -15,7 +15,7 @@ impl Daemon {
         audio_in: Option<&str>,
         audio_out: Option<&str>,
     ) -> Result<serde_json::Value> {
-        let audio = crate::daemon::media::Audio::open(audio_in, audio_out)?;
+        let audio = self.audio_for(audio_in, audio_out)?;
         let id = crate::daemon::calls::start(self, target, video, audio).await?;
         answer(Id { id: id.to_string() })
     }
@@ -28,7 +28,7 @@ impl Daemon {
         audio_in: Option<&str>,
         audio_out: Option<&str>,
     ) -> Result<serde_json::Value> {
-        let audio = crate::daemon::media::Audio::open(audio_in, audio_out)?;
+        let audio = self.audio_for(audio_in, audio_out)?;
         crate::daemon::calls::command_with(
             self,
             call.as_deref(),
@@ -37,6 +37,18 @@ impl Daemon {
         )
         .await?;
         answer(a::Done {})
+    }
+
+    /// The sound a call command names, or the daemon's when it names none.
+    fn audio_for(
+        &self,
+        audio_in: Option<&str>,
+        audio_out: Option<&str>,
+    ) -> Result<crate::daemon::media::Audio> {
+        if audio_in.is_none() && audio_out.is_none() {
+            return Ok(self.default_audio());
+        }
+        crate::daemon::media::Audio::open(audio_in, audio_out)
     }
 
     /// Answers, declines or hangs up the call named (or the one that fits).

@@ -161,6 +161,10 @@ impl Daemon {
             }
             Request::CallHangup { call } => return self.call_command(call, Command::Hangup).await,
             Request::CallStatus => return answer(super::calls::status(self)),
+            Request::CallMove { device, call } => {
+                super::calls::move_call(self, &device, call.as_deref()).await?;
+                return answer(a::Done {});
+            }
             Request::CallMute { call, off } => {
                 super::calls::mute(self, call.as_deref(), !off)?;
                 return answer(a::Done {});
@@ -245,6 +249,7 @@ impl Daemon {
             | Request::CallDecline { .. }
             | Request::CallHangup { .. }
             | Request::CallStatus
+            | Request::CallMove { .. }
             | Request::CallMute { .. }
             | Request::Subscribe => anyhow::bail!("answered above"),
         }

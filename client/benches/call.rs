@@ -1,0 +1,342 @@
+//! Calls between two real daemons in one process, over QUIC on loopback,
+//! driven through the client library as `kith call` drives them; prints
+//! call set-up times, audio mouth-to-ear delay (clicks in the caller's
+//! input found in what the callee played, both on this process's clock,
+//! sound cards excluded: WAV files stand in for them), the bitrate each
+//! way, and the CPU an audio call costs on this machine.
+//! Run: `cargo bench -p kith --bench call`.
+#![allow(clippy::unwrap_used, clippy::disallowed_methods)]
+
+use kith_app::daemon::{CallClocks, Daemon};
+use kith_client::{CallOptions, Client};
+use node_core::node::Node;
+use node_core::store::Profile;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const RATE: f64 = 48_000.0;
+
+struct Side {
+    _dir: tempfile::TempDir,
+    path: std::path::PathBuf,
+    daemon: Arc<Daemon>,
+}
+
+async fn side(name: &str) -> Side {
+    let dir = tempfile::Builder::new()
+        .prefix("kc")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let path = dir.path().join("p");
+    let (node, _) = Node::create(Profile::new(&path), name, None, false, kith_app::now_ms())
+        .await
+        .unwrap();
+    let daemon = Daemon::start(node, vec!["127.0.0.1:0".parse().unwrap()], false)
+        .await
+        .unwrap();
+    tokio::spawn(Daemon::serve(Arc::clone(&daemon)));
+    // Until its socket answers.
+    let client = Client::new(&path);
+    for _ in 0..500 {
+        if client.call_status().await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    Side {
+        _dir: dir,
+        path,
+        daemon,
+    }
+}
+
+async fn card(s: &Side) -> String {
+    let hints = s
+        .daemon
+        .listening()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    s.daemon
+        .node()
+        .lock()
+        .await
+        .card(hints, kith_app::now_ms())
+        .unwrap()
+}
+
+/// Makes `a` and `b` contacts and waits until they are linked; `b`'s
+/// account id.
+async fn pair(a: &Side, b: &Side) -> String {
+    let (ca, cb) = (card(a).await, card(b).await);
+    let bid = a
+        .daemon
+        .node()
+        .lock()
+        .await
+        .add_contact(&cb, None, kith_app::now_ms())
+        .await
+        .unwrap();
+    b.daemon
+        .node()
+        .lock()
+        .await
+        .add_contact(&ca, None, kith_app::now_ms())
+        .await
+        .unwrap();
+    let bdev = b.daemon.node().lock().await.device();
+    let start = Instant::now();
+    while !a.daemon.connected().contains(&bdev) {
+        assert!(start.elapsed() < Duration::from_secs(30), "never linked");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    bid.to_string()
+}
+
+fn pct(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[((v.len() as f64 - 1.0) * p).round() as usize]
+}
+
+/// `secs` of silence with a 10 ms 1 kHz click every `every` seconds,
+/// starting at `first`; the clicks' first samples.
+fn clicks(secs: f64, first: f64, every: f64) -> (Vec<i16>, Vec<usize>) {
+    let mut x = vec![0i16; (secs * RATE) as usize];
+    let mut at = Vec::new();
+    let mut t = first;
+    while t + 0.01 < secs {
+        let start = (t * RATE) as usize;
+        for i in 0..480 {
+            let v = (2.0 * std::f64::consts::PI * 1_000.0 * i as f64 / RATE).sin();
+            x[start + i] = (v * 12_000.0) as i16;
+        }
+        at.push(start);
+        t += every;
+    }
+    (x, at)
+}
+
+/// Where a click starts in `heard`: the first loud sample after at least
+/// 100 ms of quiet.
+fn onsets(heard: &[i16]) -> Vec<usize> {
+    let mut out = Vec::new();
+    let mut quiet = 0usize;
+    for (i, &v) in heard.iter().enumerate() {
+        if i32::from(v).abs() > 3_000 {
+            if quiet >= 4_800 {
+                out.push(i);
+            }
+            quiet = 0;
+        } else {
+            quiet += 1;
+        }
+    }
+    out
+}
+
+/// The process's CPU time so far (user + system).
+fn cpu() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    // utime and stime are fields 14 and 15 (1-based), 12 and 13 after ')'.
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    Duration::from_millis(ticks * 10)
+}
+
+async fn clocks_of(s: &Side, id: &str) -> CallClocks {
+    s.daemon
+        .call_clocks()
+        .into_iter()
+        .find(|(c, _)| c == id)
+        .map(|(_, c)| c)
+        .unwrap()
+}
+
+async fn state_of(s: &Side, id: &str) -> String {
+    Client::new(&s.path)
+        .call_status()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|c| c.id == id)
+        .map(|c| c.state)
+        .unwrap_or_default()
+}
+
+async fn wait_state(s: &Side, id: &str, want: &str) {
+    let start = Instant::now();
+    while state_of(s, id).await != want {
+        assert!(start.elapsed() < Duration::from_secs(30), "never {want}");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+/// Calls set up and torn down: `kith call` until the callee rings and
+/// until the caller hears that it does; answer until the first frame of
+/// audio is played on each side.
+async fn set_up(a: &Side, b: &Side, bid: &str) {
+    let (ca, cb) = (Client::new(&a.path), Client::new(&b.path));
+    let (mut rings, mut told, mut at_callee, mut at_caller) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..10 {
+        let t0 = Instant::now();
+        let call = {
+            let ca = ca.clone();
+            let bid = bid.to_owned();
+            tokio::spawn(async move { ca.call_start(&bid, &CallOptions::default()).await })
+        };
+        // The callee rings once its daemon knows the call.
+        let id = loop {
+            let calls = cb.call_status().await.unwrap();
+            if let Some(c) = calls.iter().find(|c| c.state == "incoming") {
+                rings.push(t0.elapsed().as_secs_f64() * 1000.0);
+                break c.id.clone();
+            }
+            tokio::time::sleep(Duration::from_micros(200)).await;
+        };
+        call.await.unwrap().unwrap();
+        told.push(t0.elapsed().as_secs_f64() * 1000.0);
+        let t1 = Instant::now();
+        cb.call_answer(Some(&id), &CallOptions::default())
+            .await
+            .unwrap();
+        let (mut callee, mut caller) = (None, None);
+        while callee.is_none() || caller.is_none() {
+            if callee.is_none() {
+                callee = clocks_of(b, &id).await.first_played;
+            }
+            if caller.is_none() {
+                caller = clocks_of(a, &id).await.first_played;
+            }
+            tokio::time::sleep(Duration::from_micros(200)).await;
+            assert!(t1.elapsed() < Duration::from_secs(10), "no audio played");
+        }
+        at_callee.push(callee.unwrap().duration_since(t1).as_secs_f64() * 1000.0);
+        at_caller.push(caller.unwrap().duration_since(t1).as_secs_f64() * 1000.0);
+        ca.call_hangup(Some(&id)).await.unwrap();
+        wait_state(b, &id, "ended").await;
+    }
+    println!(
+        "call set-up, 10 calls, already linked: kith call → ringing at the callee p50 {:.1} ms (caller told p50 {:.1} ms)",
+        pct(&mut rings, 0.5),
+        pct(&mut told, 0.5)
+    );
+    println!(
+        "call set-up: answer → first audio frame played p50 {:.1} ms at the callee, {:.1} ms at the caller",
+        pct(&mut at_callee, 0.5),
+        pct(&mut at_caller, 0.5)
+    );
+}
+
+/// One call of `secs` with clicks from A to B: mouth-to-ear delays, the
+/// bitrates each way, and the CPU over the call's middle.
+async fn one_call(a: &Side, b: &Side, bid: &str, label: &str, secs: f64) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = |n: &str| dir.path().join(n).to_str().unwrap().to_owned();
+    let (a_says, a_clicks) = clicks(secs, 0.5, 0.4);
+    let (b_says, _) = clicks(secs, 0.7, 0.4);
+    kith_media::wav::write(std::path::Path::new(&file("a.wav")), &a_says).unwrap();
+    kith_media::wav::write(std::path::Path::new(&file("b.wav")), &b_says).unwrap();
+    let (ca, cb) = (Client::new(&a.path), Client::new(&b.path));
+    let opts = |i: &str, o: &str| CallOptions {
+        video: false,
+        audio_in: Some(file(i)),
+        audio_out: Some(file(o)),
+    };
+    let id = ca
+        .call_start(bid, &opts("a.wav", "a_heard.wav"))
+        .await
+        .unwrap()
+        .id;
+    wait_state(b, &id, "incoming").await;
+    cb.call_answer(Some(&id), &opts("b.wav", "b_heard.wav"))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (c0, t0) = (cpu(), Instant::now());
+    tokio::time::sleep(Duration::from_secs_f64(secs - 2.0)).await;
+    let cpu_share = (cpu() - c0).as_secs_f64() / t0.elapsed().as_secs_f64() / 2.0;
+    let kbps = |c: &Client| {
+        let c = c.clone();
+        let id = id.clone();
+        async move {
+            c.call_status()
+                .await
+                .unwrap()
+                .into_iter()
+                .find(|x| x.id == id)
+                .and_then(|x| x.audio_kbps)
+                .unwrap_or(0)
+        }
+    };
+    let (ab, ba) = (kbps(&ca).await, kbps(&cb).await);
+    let (sent, heard) = (clocks_of(a, &id).await, clocks_of(b, &id).await);
+    ca.call_hangup(Some(&id)).await.unwrap();
+    wait_state(b, &id, "ended").await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let b_heard =
+        kith_media::wav::read(std::path::Path::new(&file("b_heard.wav")), usize::MAX).unwrap();
+    // Input sample k left A at send_started + (k - send_from) / RATE; output
+    // sample j was played at B at play_started + (j - heard_from) / RATE.
+    let (s0, p0) = (sent.send_started.unwrap(), heard.play_started.unwrap());
+    let offset = p0.duration_since(s0).as_secs_f64();
+    let mut delays = Vec::new();
+    for j in onsets(&b_heard) {
+        let played = offset + (j as f64 - heard.heard_from as f64) / RATE;
+        let best = a_clicks
+            .iter()
+            .map(|&k| played - (k as f64 - sent.send_from as f64) / RATE)
+            .filter(|d| *d >= 0.0 && *d < 0.4)
+            .fold(f64::INFINITY, f64::min);
+        if best.is_finite() {
+            delays.push(best * 1000.0);
+        }
+    }
+    assert!(!delays.is_empty(), "no click found in what B heard");
+    let n = delays.len();
+    println!(
+        "audio mouth-to-ear {label} (clicks, sound cards excluded), {n} of {} clicks: p50 {:.1} ms, p95 {:.1} ms",
+        a_clicks.len(),
+        pct(&mut delays, 0.5),
+        pct(&mut delays, 0.95)
+    );
+    println!(
+        "audio bitrate sent {label}: A→B {ab} kbit/s, B→A {ba} kbit/s (Opus and our header; both sides click)"
+    );
+    println!(
+        "CPU per audio call {label} (both ends in one process, halved): {:.1}% of one core",
+        cpu_share * 100.0
+    );
+}
+
+fn main() {
+    if let Ok(filter) = std::env::var("KITH_LOG") {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::io::stderr)
+            .init();
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let a = side("A").await;
+        let b = side("B").await;
+        let bid = pair(&a, &b).await;
+        set_up(&a, &b, &bid).await;
+        one_call(&a, &b, &bid, "no loss", 12.0).await;
+        a.daemon.set_media_loss(5);
+        b.daemon.set_media_loss(5);
+        one_call(&a, &b, &bid, "5% loss each way", 12.0).await;
+        for s in [a, b] {
+            s.daemon.shutdown();
+            s.daemon.clone().close().await;
+        }
+    });
+}
