@@ -675,6 +675,18 @@ async fn a_contacts_bad_media_is_dropped_and_a_revoked_device_cannot_ring() {
             p[1] = kith_media::packet::FLAG_KEY; // a video flag on audio
             p
         },
+        // A receiver report claiming more than everything lost.
+        {
+            let mut p = kith_media::packet::Report {
+                loss_permille: 0,
+                target_ms: 40,
+            }
+            .packet(1)
+            .encode()
+            .unwrap();
+            p[12] = 0xff;
+            p
+        },
     ];
     // Longer than the format allows, as far as the path carries.
     let max = call.max_datagram_size().unwrap_or(1200);
@@ -706,8 +718,43 @@ async fn a_contacts_bad_media_is_dropped_and_a_revoked_device_cannot_ring() {
         seq += 1;
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let c = wait_call(&bob, |c| c["bad_datagrams"].as_u64() >= Some(n_bad - 2)).await;
+    let c = wait_call(&bob, |c| c["bad_datagrams"].as_u64() >= Some(n_bad)).await;
+    assert_eq!(c["bad_datagrams"].as_u64(), Some(n_bad), "{c}");
     assert_eq!(c["state"], "active", "{c}");
+
+    // Control frames out of place: a move to a device that is not the
+    // contact's (the victim's own, a stranger's), a resumption, a
+    // handover: the call stays with m1.
+    let (bob_device, _, _) = target(&bob);
+    for msg in [
+        CallMsg::Move {
+            call: id,
+            to: bob_device,
+        },
+        CallMsg::Move {
+            call: id,
+            to: DeviceId::from_bytes([9; 32]),
+        },
+        CallMsg::Resume(id),
+        CallMsg::Handover(node_core::call::Handover {
+            call: id,
+            peer: bob_device,
+            caller: true,
+            video: false,
+            elapsed_ms: u64::MAX,
+            answered_by: bob_device,
+        }),
+    ] {
+        w.send(&msg.encode()).await.unwrap();
+    }
+    for _ in 0..25 {
+        call.send_datagram(good(seq, encoder.encode(&tone).unwrap().to_vec()))
+            .unwrap();
+        seq += 1;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let c = wait_call(&bob, |c| c["state"] == "active").await;
+    assert_eq!(c["device"], m1.device().to_string(), "{c}");
     assert!(bob.is_running(), "daemon died:\n{}", bob.log());
 
     // Bob hangs up; the caller (m1) would write the record, so Bob's

@@ -220,10 +220,16 @@ fn a_lost_link_resumes_within_the_window_and_ends_after_it() {
     let back = cut + Duration::from_secs(3);
     assert!(caller.tick(back).is_empty());
     let fx = caller.link_back(b2, back);
-    assert!(fx.contains(&Effect::StartMedia(b2)));
+    // Media waits until the callee accepts the resumption.
+    assert!(!fx.contains(&Effect::StartMedia(b2)));
+    assert!(matches!(caller.state(), CallState::Reconnecting { .. }));
     for m in sent(&fx, b2) {
         let out = r2.on_msg(a1, m, back);
         assert!(out.contains(&Effect::StartMedia(a1)));
+        for m in sent(&out, a1) {
+            let fx = caller.on_msg(b2, m, back);
+            assert!(fx.contains(&Effect::StartMedia(b2)));
+        }
     }
     assert!(matches!(caller.state(), CallState::Active { since, .. } if since == t0));
     assert!(matches!(r2.state(), CallState::Active { .. }));
@@ -365,6 +371,10 @@ fn messages_round_trip_and_garbage_is_refused() {
             elapsed_ms: 12_345,
             answered_by: device(3),
         }),
+        CallMsg::Elsewhere {
+            call: id,
+            contact: node_core::AccountId::from_bytes([8; 32]),
+        },
     ];
     for m in all {
         assert_eq!(CallMsg::decode(&m.encode()), Ok(m));
@@ -534,7 +544,13 @@ fn a_call_moves_to_another_own_device_without_ending() {
     assert_eq!(fx, vec![Effect::Redial(a1)]);
     let fx = taker.link_back(a1, t1);
     assert_eq!(sent(&fx, a1), vec![CallMsg::Resume(id)]);
-    assert!(fx.contains(&Effect::StartMedia(a1)));
+    assert!(!fx.contains(&Effect::StartMedia(a1)));
+    // A1 switches to B1, accepts, and tells B2.
+    assert!(caller.link_back(b1, t1).is_empty());
+    let fx = caller.on_msg(b1, CallMsg::Resume(id), t1);
+    assert_eq!(sent(&fx, b1), vec![CallMsg::Accepted(id)]);
+    let started = taker.on_msg(a1, CallMsg::Accepted(id), t1);
+    assert_eq!(started, vec![Effect::StartMedia(a1)]);
     assert_eq!(
         taker.state(),
         CallState::Active {
@@ -542,9 +558,6 @@ fn a_call_moves_to_another_own_device_without_ending() {
             since: t0
         }
     );
-    // A1 switches to B1 and tells B2.
-    assert!(caller.link_back(b1, t1).is_empty());
-    let fx = caller.on_msg(b1, CallMsg::Resume(id), t1);
     assert_eq!(
         caller.state(),
         CallState::Active {
@@ -596,10 +609,14 @@ fn the_callers_side_moves_and_redials_after_a_loss() {
     for m in sent(&fx, b2) {
         let fx = r2.on_msg(a2, m, t0);
         assert!(fx.contains(&Effect::StartMedia(a2)));
+        for m in sent(&fx, a2) {
+            let _ = a2m.on_msg(b2, m, t0);
+        }
         for m in sent(&fx, a1) {
             let _ = caller.on_msg(b2, m, t0);
         }
     }
+    assert!(matches!(a2m.state(), CallState::Active { .. }));
     assert_eq!(caller.state(), CallState::Ended(EndReason::Moved(a2)));
     let fx = a2m.link_lost(b2, t0);
     assert!(fx.contains(&Effect::Redial(b2)));
@@ -656,4 +673,56 @@ fn moves_that_do_not_complete_change_nothing() {
     );
     assert!(fx.contains(&Effect::StopMedia));
     assert_eq!(r2.state(), CallState::Ended(EndReason::TheyHungUp));
+}
+
+/// Regressions from an attacker's reading of moves: a resumption the
+/// other side refuses is dialled again within the same window (it does
+/// not restart it, so a refusing peer cannot keep a call alive forever);
+/// the own device taking over ends the moving device's side even when
+/// the other side never says the move is done; a move cancelled after a
+/// failed handover lets the call go on; the peer cannot move while this
+/// side moves.
+#[test]
+fn refused_resumptions_end_in_time_and_moves_finish_without_the_peer() {
+    let t0 = Instant::now();
+    let (a1, a2, b2) = (device(1), device(4), device(3));
+    let id = CallId([7; 16]);
+    let (mut caller, mut r2) = on_call(t0);
+    let cut = t0 + Duration::from_secs(5);
+    let _ = caller.link_lost(b2, cut);
+    for i in 1..20u64 {
+        let at = cut + Duration::from_millis(400 * i);
+        if caller.is_over() {
+            break;
+        }
+        // Linked again, Resume sent, refused (the connection closes).
+        let fx = caller.link_back(b2, at);
+        assert_eq!(sent(&fx, b2), vec![CallMsg::Resume(id)]);
+        let fx = caller.link_lost(b2, at);
+        assert_eq!(fx, vec![Effect::Redial(b2)]);
+        let _ = caller.tick(at);
+    }
+    assert_eq!(caller.deadline(), Some(cut + RESUME_FOR));
+    let _ = caller.tick(cut + RESUME_FOR);
+    assert_eq!(caller.state(), CallState::Ended(EndReason::LinkLost));
+
+    // B2 moves to B1; A never says it is done; B1 says it has the call.
+    let (mut caller, mut r2b) = on_call(t0);
+    let b1 = device(2);
+    let _ = r2b.command(Command::Move { to: b1 }, t0).unwrap();
+    // While B2 moves, A cannot move (no split call).
+    assert!(
+        r2b.on_msg(a1, CallMsg::Move { call: id, to: a2 }, t0)
+            .is_empty()
+    );
+    assert!(!r2b.expects_link(a2));
+    assert!(r2b.moved(device(9)).is_empty());
+    let fx = r2b.moved(b1);
+    assert!(fx.contains(&Effect::StopMedia) && fx.contains(&Effect::Close(a1)));
+    assert_eq!(r2b.state(), CallState::Ended(EndReason::Moved(b1)));
+    // A move whose handover failed is cancelled: the call goes on.
+    let _ = caller.command(Command::Move { to: a2 }, t0).unwrap();
+    let _ = caller.command(Command::CancelMove, t0).unwrap();
+    assert!(caller.command(Command::Move { to: a2 }, t0).is_ok());
+    let _ = r2.command(Command::Hangup, t0);
 }

@@ -89,9 +89,19 @@ fn a_call_rings_on_every_device_and_the_first_answer_takes_it() {
     let bob2 = Profile::new();
     let ib2 = bob2.join(&bob1, "bob-laptop");
     let _db2 = bob2.spawn_daemon_shared();
-    let everyone = [&alice, &bob1, &bob2];
+    // Alice's second device: not rung, but told where the call is on.
+    let alice2 = Profile::new();
+    let _ia2 = alice2.join(&alice, "alice-laptop");
+    let _da2 = alice2.spawn_daemon_shared();
+    let everyone = [&alice, &bob1, &bob2, &alice2];
     let (a, b) = (ia.account.as_str(), ib.account.as_str());
     wait_devices_online(&alice, b, &[&ib.device, &ib2.device]);
+    let linked = wait_until(WAIT, || {
+        alice.status_json()["peers"]
+            .as_array()
+            .is_some_and(|p| p.iter().any(|x| x == _ia2.device.as_str()))
+    });
+    assert!(linked, "Alice's two devices never linked");
 
     let out = alice.kith(["call", b]);
     let id = assert_ok(&out).trim().to_owned();
@@ -115,6 +125,13 @@ fn a_call_rings_on_every_device_and_the_first_answer_takes_it() {
     );
     // B1 can no longer take it.
     assert_fails_cleanly(&bob1.kith(["call", "answer", &id]));
+    // Alice's other device says the call is on her first.
+    wait_state(&alice2, "A2", &id, "answered-elsewhere", &everyone);
+    assert_eq!(
+        state(&alice2, &id).and_then(|s| s.1),
+        Some(ia.device.clone()),
+        "A2 says where the call is on"
+    );
 
     // B2 hangs up: it ends everywhere.
     assert_ok(&bob2.kith(["call", "hangup"]));
@@ -122,7 +139,12 @@ fn a_call_rings_on_every_device_and_the_first_answer_takes_it() {
     wait_state(&bob2, "B2", &id, "ended", &everyone);
 
     // The same record on every device of both people.
-    for (who, p, target) in [("A", &alice, b), ("B1", &bob1, a), ("B2", &bob2, a)] {
+    for (who, p, target) in [
+        ("A", &alice, b),
+        ("A2", &alice2, b),
+        ("B1", &bob1, a),
+        ("B2", &bob2, a),
+    ] {
         let ok = wait_until(WAIT, || call_entries(p, target).len() == 1);
         assert!(
             ok,

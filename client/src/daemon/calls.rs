@@ -31,7 +31,7 @@ const CONNECT_WAIT: Duration = Duration::from_secs(5);
 const FIRST_FRAME_WAIT: Duration = Duration::from_secs(10);
 /// How long `kith call` waits for a device to ring.
 const RING_WAIT: Duration = Duration::from_secs(10);
-/// Longest control frame (the longest message is 50 bytes).
+/// Longest control frame (the longest message, a handover, is 91 bytes).
 const MAX_CONTROL_FRAME: usize = 256;
 /// Most calls this device keeps at once, ended ones included (an offer
 /// beyond it is answered busy; the oldest ended call is forgotten first).
@@ -55,6 +55,8 @@ enum Input {
     /// The device's media stopped coming (a cut path): its connection
     /// counts as lost.
     Silent(DeviceId),
+    /// The own device this call is moving to says it has it now.
+    Moved(DeviceId),
     /// The user's command, answered once carried out.
     Command(Command, oneshot::Sender<Result<(), String>>),
     /// Where this device's audio comes from and goes (before answering).
@@ -75,6 +77,8 @@ struct View {
     path: Option<&'static str>,
     /// The callee's device that answered (for a moved call's record).
     answered_by: Option<DeviceId>,
+    /// Woken whenever the state changes.
+    changed: Arc<tokio::sync::Notify>,
     rtt_ms: Option<u64>,
     /// The call's media counts (read live).
     counts: Arc<super::media::Counts>,
@@ -141,6 +145,57 @@ impl Calls {
         }
         table.insert(id, entry);
         Ok(())
+    }
+
+    /// Another own device says call `id` with `contact` is on there: kept
+    /// (for `call status`) as answered elsewhere, naming that device,
+    /// unless the call is known here or `contact` is not a contact. Never
+    /// makes this device busy; the oldest ended call makes room.
+    fn elsewhere(&self, id: CallId, contact: AccountId, on: DeviceId, is_contact: bool) {
+        if !is_contact {
+            return;
+        }
+        let mut table = self.lock();
+        if let Some(e) = table.get(&id) {
+            // The call this device is moving there: the move is done.
+            let _ = e.tx.try_send(Input::Moved(on));
+            return;
+        }
+        if table.len() >= MAX_CALLS {
+            let oldest = table
+                .iter()
+                .filter_map(|(id, e)| e.ended.map(|t| (t, *id)))
+                .min();
+            match oldest {
+                Some((_, old)) => {
+                    table.remove(&old);
+                }
+                None => return,
+            }
+        }
+        let (tx, _) = mpsc::channel(1);
+        let view = View {
+            id,
+            contact,
+            side: Side::Caller,
+            state: CallState::Ended(EndReason::AnsweredElsewhere(on)),
+            video: false,
+            media: false,
+            path: None,
+            answered_by: None,
+            changed: Default::default(),
+            rtt_ms: None,
+            counts: Default::default(),
+        };
+        table.insert(
+            id,
+            Entry {
+                tx,
+                view: Arc::new(Mutex::new(view)),
+                muted: Default::default(),
+                ended: Some(Instant::now()),
+            },
+        );
     }
 
     /// The call a command names: `id` (a unique prefix), or the one call
@@ -220,14 +275,21 @@ pub(super) async fn start(
         let d = Arc::clone(d);
         async move {
             tokio::time::timeout(CONNECT_WAIT, async {
-                let link = d
+                let link = match d
                     .transport
                     .connect_call(dev, &addrs, relay.as_deref())
                     .await
-                    .ok()?;
+                {
+                    Ok(link) => link,
+                    Err(e) => {
+                        debug!(peer = %dev.short(8), error = %e, "dialling for a call failed");
+                        return None;
+                    }
+                };
                 match link.open().await {
                     Ok((writer, reader)) => Some((dev, link, writer, reader)),
-                    Err(_) => {
+                    Err(e) => {
+                        debug!(peer = %dev.short(8), error = %e, "no call stream");
                         link.close("no stream");
                         None
                     }
@@ -263,9 +325,11 @@ pub(super) async fn start(
     let deadline = Instant::now() + RING_WAIT;
     loop {
         let v = view.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        // Registered before the state is read: no change is missed.
+        let changed = v.changed.notified();
         match v.state {
             CallState::Calling if Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(20)).await;
+                let _ = tokio::time::timeout(Duration::from_millis(100), changed).await;
             }
             CallState::Calling => {
                 let _ = command(d, Some(&id.to_string()), Command::Hangup).await;
@@ -389,10 +453,19 @@ async fn take_over(d: Arc<Daemon>, link: Link) {
         link.close("no handover");
         return;
     };
-    let Ok(CallMsg::Handover(h)) = CallMsg::decode(&frame) else {
-        debug!(peer = %peer.short(8), "an own device's call connection without a handover");
-        link.close("a handover was expected");
-        return;
+    let h = match CallMsg::decode(&frame) {
+        Ok(CallMsg::Handover(h)) => h,
+        Ok(CallMsg::Elsewhere { call, contact }) => {
+            d.calls
+                .elsewhere(call, contact, peer, d.sharing.borrow().is_contact(&contact));
+            link.close("noted");
+            return;
+        }
+        _ => {
+            debug!(peer = %peer.short(8), "an own device's call connection without a handover");
+            link.close("a handover was expected");
+            return;
+        }
     };
     let contact = {
         let s = d.sharing.borrow();
@@ -488,6 +561,17 @@ pub(super) async fn move_call(d: &Arc<Daemon>, device: &str, id: Option<&str>) -
             .map(|(_, r)| r);
         (to, addrs, relay)
     };
+    // The other side hears of the move first (so the device taking over
+    // is expected when it dials); a handover that fails cancels it.
+    let (reply, answer) = oneshot::channel();
+    tx.send(Input::Command(Command::Move { to }, reply))
+        .await
+        .map_err(|_| anyhow::anyhow!("the call is over"))?;
+    tokio::time::timeout(COMMAND_WAIT, answer)
+        .await
+        .map_err(|_| anyhow::anyhow!("the call did not respond"))?
+        .map_err(|_| anyhow::anyhow!("the call is over"))?
+        .map_err(|e| anyhow::anyhow!(e))?;
     let handover = node_core::call::Handover {
         call: cid,
         peer,
@@ -514,21 +598,15 @@ pub(super) async fn move_call(d: &Arc<Daemon>, device: &str, id: Option<&str>) -
     .await
     .ok()
     .flatten();
-    match reply {
-        Some(CallMsg::Accepted(c)) if c == cid => {}
-        Some(CallMsg::Busy(_)) => bail!("that device is in a call"),
-        Some(_) => bail!("that device did not take the call"),
-        None => bail!("that device cannot be reached now"),
-    }
-    let (reply, answer) = oneshot::channel();
-    tx.send(Input::Command(Command::Move { to }, reply))
-        .await
-        .map_err(|_| anyhow::anyhow!("the call is over"))?;
-    tokio::time::timeout(COMMAND_WAIT, answer)
-        .await
-        .map_err(|_| anyhow::anyhow!("the call did not respond"))?
-        .map_err(|_| anyhow::anyhow!("the call is over"))?
-        .map_err(|e| anyhow::anyhow!(e))
+    let failed = match reply {
+        Some(CallMsg::Accepted(c)) if c == cid => return Ok(()),
+        Some(CallMsg::Busy(_)) => "that device is in a call",
+        Some(_) => "that device did not take the call",
+        None => "that device cannot be reached now",
+    };
+    let (reply, _) = oneshot::channel();
+    let _ = tx.send(Input::Command(Command::CancelMove, reply)).await;
+    bail!("{failed}; the call goes on here")
 }
 
 /// Runs `kith call answer|decline|hangup` (answering with `audio`).
@@ -543,7 +621,9 @@ pub(super) async fn command_with(
             v.side == Side::Callee && v.state == CallState::Ringing
         }
         Command::Hangup => !v.state_is_over(),
-        Command::Move { .. } => matches!(v.state, CallState::Active { .. }),
+        Command::Move { .. } | Command::CancelMove => {
+            matches!(v.state, CallState::Active { .. })
+        }
     };
     let (_, tx) = d.calls.find(id, fits)?;
     if let Some(audio) = audio {
@@ -714,6 +794,7 @@ fn spawn_call(
         media: false,
         path: None,
         answered_by: answered.map(|(dev, _)| dev),
+        changed: Default::default(),
         rtt_ms: None,
         counts: Arc::clone(&counts),
     }));
@@ -738,6 +819,7 @@ fn spawn_call(
         answered_at: answered.map(|(_, at)| at),
         answered_by: answered.map(|(dev, _)| dev),
         media_peer: None,
+        taken_over: answered.is_some(),
         audio,
         flow: None,
         heard: Default::default(),
@@ -773,6 +855,8 @@ struct CallTask {
     answered_by: Option<DeviceId>,
     /// The device media last ran with (a restart with it is a resumption).
     media_peer: Option<DeviceId>,
+    /// This device took the call over from an own device.
+    taken_over: bool,
     /// Where audio comes from and goes.
     audio: super::media::Audio,
     /// Media flowing now.
@@ -867,6 +951,7 @@ impl CallTask {
                 self.audio = audio;
                 vec![]
             }
+            Input::Moved(to) => self.call.moved(to),
             Input::Command(cmd, reply) => match self.call.command(cmd, now) {
                 Ok(effects) => {
                     let _ = reply.send(Ok(()));
@@ -944,6 +1029,9 @@ impl CallTask {
                 }
                 Effect::Redial(dev) => self.redial(dev).await,
                 Effect::StartMedia(dev) => {
+                    if self.media_peer.is_none() {
+                        self.tell_own_devices();
+                    }
                     if self.media_peer == Some(dev) {
                         self.counts
                             .resumed
@@ -962,8 +1050,11 @@ impl CallTask {
                         .answered_by = Some(by);
                     if let Some(conn) = self.conns.get(&dev) {
                         let tx = self.tx.clone();
+                        // Never dropped for a full queue: it waits its turn.
                         let silent = Box::new(move || {
-                            let _ = tx.try_send(Input::Silent(dev));
+                            tokio::spawn(async move {
+                                let _ = tx.send(Input::Silent(dev)).await;
+                            });
                         });
                         match super::media::start(
                             &conn.link,
@@ -995,6 +1086,59 @@ impl CallTask {
                 }
             }
         }
+    }
+
+    /// Tells this account's other devices, in the background, that the
+    /// call is on here (each shows it as answered elsewhere, naming this
+    /// device). Best effort: a device not reachable now is not told.
+    fn tell_own_devices(&self) {
+        let d = Arc::clone(&self.d);
+        let msg = CallMsg::Elsewhere {
+            call: self.call.id(),
+            contact: self.contact,
+        }
+        .encode();
+        tokio::spawn(async move {
+            let targets: Vec<(DeviceId, Vec<std::net::SocketAddr>, Option<String>)> = {
+                let node = d.node.lock().await;
+                let relays = node.own_device_relays();
+                node.own_device_hints()
+                    .into_iter()
+                    .filter(|(dev, _)| *dev != d.device)
+                    .map(|(dev, addrs)| {
+                        let relay = relays
+                            .iter()
+                            .find(|(x, _)| *x == dev)
+                            .map(|(_, r)| r.clone());
+                        (dev, addrs, relay)
+                    })
+                    .collect()
+            };
+            for (dev, addrs, relay) in targets {
+                if !d.sharing.borrow().device_active(d.account, dev) {
+                    continue;
+                }
+                let d = Arc::clone(&d);
+                let msg = msg.clone();
+                tokio::spawn(async move {
+                    let _ = tokio::time::timeout(CONNECT_WAIT + SEND_WAIT, async {
+                        let link = d
+                            .transport
+                            .connect_call(dev, &addrs, relay.as_deref())
+                            .await
+                            .ok()?;
+                        let (mut writer, _reader) = link.open().await.ok()?;
+                        writer.send(&msg).await.ok()?;
+                        writer.finish();
+                        // Until the other device has read it and closed.
+                        let _ = tokio::time::timeout(SEND_WAIT, link.closed()).await;
+                        link.close("told");
+                        Some(())
+                    })
+                    .await;
+                });
+            }
+        });
     }
 
     /// The caller dials the lost device again, in the background; the
@@ -1038,6 +1182,9 @@ impl CallTask {
 
     fn publish(&self) {
         let mut v = self.view.lock().unwrap_or_else(|p| p.into_inner());
+        if v.state != self.call.state() {
+            v.changed.notify_waiters();
+        }
         v.state = self.call.state();
         if let CallState::Active { peer, .. } = v.state
             && let Some(conn) = self.conns.get(&peer)
@@ -1050,7 +1197,11 @@ impl CallTask {
     /// write the record every device of both people will show.
     async fn finish(&mut self) {
         self.flow = None;
-        if let Some(path) = &self.audio.output {
+        // Only a call that carried media writes its sound out (a ring that
+        // was never answered must not wipe the last call's file).
+        if let Some(path) = &self.audio.output
+            && self.media_peer.is_some()
+        {
             self.heard.write(path);
         }
         self.view.lock().unwrap_or_else(|p| p.into_inner()).media = false;
@@ -1074,8 +1225,10 @@ impl CallTask {
         if self.call.side() != Side::Caller {
             return;
         }
-        // A call moved to another own device is recorded there.
-        if matches!(why, EndReason::Moved(_)) {
+        // A call moved to another own device is recorded there; a device
+        // that took a call over but never reached the other side records
+        // nothing (the device it came from still has it).
+        if matches!(why, EndReason::Moved(_)) || (self.taken_over && self.media_peer.is_none()) {
             return;
         }
         let answered_by = self.answered_by;

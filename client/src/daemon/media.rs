@@ -31,34 +31,30 @@ const REPORT_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 const RELAY_BITRATE: i32 = 24_000;
 
 /// The audio bitrate and the loss FEC prepares for, from the receiver's
-/// last report, the path's round trip and whether it is relayed: the
-/// more is lost the fewer bits go to the voice and the more to FEC (Opus
-/// spends FEC bits out of the bitrate), and a long round trip, where a
-/// burst of loss hurts longer, asks for FEC a little earlier.
+/// last report, the path's round trip and whether it is relayed. A clean
+/// path spends every bit on the voice (FEC off: PESQ-WB 4.25 against 3.74
+/// with FEC kept ready); once frames go missing, FEC is prepared for 10 %
+/// (15 % past a 200 ms round trip, where a burst hurts longer) and the
+/// bitrate rises to 35 kbit/s so the redundancy does not starve the voice
+/// (at 10 % loss: 3.24 against 2.22 at 24 kbit/s; `bench/calls/pesq.sh`).
+/// A relayed path is capped at 24 kbit/s.
 pub(super) fn follow(
     loss_permille: u16,
     rtt: Option<std::time::Duration>,
     relayed: bool,
 ) -> (i32, u8) {
-    let loss = u32::from(loss_permille.min(1000));
     let long_rtt = rtt.is_some_and(|r| r > std::time::Duration::from_millis(200));
-    let bitrate = match loss {
-        0..=19 => 32_000,
-        20..=79 => 28_000,
-        80..=149 => 24_000,
-        _ => 16_000,
+    let (bitrate, fec) = match loss_permille {
+        0..=19 => (32_000, 0),
+        _ if long_rtt => (35_000, 15),
+        _ => (35_000, 10),
     };
     let bitrate = if relayed {
         bitrate.min(RELAY_BITRATE)
     } else {
         bitrate
     };
-    // FEC prepares for a bit more than was seen (never less than 5 %).
-    let mut fec = (loss * 3 / 20 + 2).clamp(5, 40);
-    if long_rtt {
-        fec = (fec + 5).min(40);
-    }
-    (bitrate, fec as u8)
+    (bitrate, fec)
 }
 
 /// How long the peer's media may be silent before the connection counts
@@ -489,20 +485,19 @@ mod tests {
     #[test]
     fn the_encoder_follows_loss_round_trip_and_relays() {
         let rtt = Some(Duration::from_millis(30));
-        // A clean path: the full bitrate, FEC kept ready for a little.
-        assert_eq!(follow(0, rtt, false), (32_000, 5));
-        // More loss: fewer bits for the voice, more FEC.
-        let (b5, f5) = follow(50, rtt, false);
-        let (b10, f10) = follow(100, rtt, false);
-        let (b20, f20) = follow(200, rtt, false);
-        assert!(32_000 > b5 && b5 > b10 && b10 > b20, "{b5} {b10} {b20}");
-        assert!(5 < f5 && f5 < f10 && f10 < f20, "{f5} {f10} {f20}");
-        assert!(f20 <= 40);
-        // Everything lost still gives a bounded setting.
-        assert_eq!(follow(1000, rtt, false), (16_000, 40));
-        assert_eq!(follow(u16::MAX, rtt, false), (16_000, 40));
-        // A long round trip asks for FEC earlier; a relay caps the rate.
-        assert!(follow(50, Some(Duration::from_millis(400)), false).1 > f5);
+        // A clean path: every bit for the voice, no FEC.
+        assert_eq!(follow(0, rtt, false), (32_000, 0));
+        assert_eq!(follow(19, rtt, false), (32_000, 0));
+        // Loss: FEC, and more bits so it does not starve the voice.
+        assert_eq!(follow(20, rtt, false), (35_000, 10));
+        assert_eq!(follow(1000, rtt, false), (35_000, 10));
+        assert_eq!(follow(u16::MAX, rtt, false), (35_000, 10));
+        // A long round trip asks for more FEC; a relay caps the rate.
+        assert_eq!(
+            follow(50, Some(Duration::from_millis(400)), false),
+            (35_000, 15)
+        );
         assert_eq!(follow(0, rtt, true).0, 24_000);
+        assert_eq!(follow(100, rtt, true), (24_000, 10));
     }
 }

@@ -90,13 +90,17 @@ pub enum Command {
     Decline,
     /// Leave the call (or stop ringing the others).
     Hangup,
-    /// Hand this device's side of the call to own device `to` (which has
-    /// taken the handover): tell the other side, and keep the media going
-    /// until it says the move is done.
+    /// Hand this device's side of the call to own device `to` (sent
+    /// before the handover, so the other side knows the device first):
+    /// tell the other side, and keep the media going until the move is
+    /// done.
     Move {
         /// The own device taking over.
         to: DeviceId,
     },
+    /// The move just asked for cannot happen (the own device did not
+    /// take the call): the call goes on here.
+    CancelMove,
 }
 
 /// What the daemon must do.
@@ -155,6 +159,9 @@ pub struct Call {
     /// This device took the call over from an own device and dials the
     /// other side to resume it.
     taking_over: bool,
+    /// This device sent `Resume` on a new connection and waits for the
+    /// other side to accept it before media starts.
+    resuming: bool,
 }
 
 impl Call {
@@ -180,6 +187,7 @@ impl Call {
             moving_in: None,
             moving_out: None,
             taking_over: false,
+            resuming: false,
         };
         let effects = devices
             .iter()
@@ -211,6 +219,7 @@ impl Call {
             moving_in: None,
             moving_out: None,
             taking_over: false,
+            resuming: false,
         };
         if busy {
             call.state = CallState::Ended(EndReason::Busy);
@@ -264,6 +273,7 @@ impl Call {
             moving_in: None,
             moving_out: None,
             taking_over: true,
+            resuming: false,
         };
         (call, vec![Effect::Redial(peer)])
     }
@@ -366,9 +376,22 @@ impl Call {
             _ => return None,
         };
         match *msg {
-            CallMsg::Move { to, .. } if from == peer && to != peer => {
+            // Not while this side is moving (two moves at once could split
+            // the call in two).
+            CallMsg::Move { to, .. } if from == peer && to != peer && self.moving_out.is_none() => {
                 self.moving_in = Some((to, now + RESUME_FOR));
                 Some(vec![])
+            }
+            // The device this side resumed with accepts: media starts.
+            CallMsg::Accepted(_)
+                if self.resuming
+                    && from == peer
+                    && matches!(self.state, CallState::Reconnecting { .. }) =>
+            {
+                self.resuming = false;
+                self.taking_over = false;
+                self.state = CallState::Active { peer, since };
+                Some(vec![Effect::StartMedia(peer)])
             }
             CallMsg::Resume(_) if self.moving_in.is_some_and(|(to, _)| to == from) => {
                 self.moving_in = None;
@@ -390,6 +413,10 @@ impl Call {
                         },
                     },
                     Effect::Close(peer),
+                    Effect::Send {
+                        to: from,
+                        msg: CallMsg::Accepted(self.id),
+                    },
                     Effect::StartMedia(from),
                 ])
             }
@@ -506,7 +533,13 @@ impl Call {
             }
             (CallMsg::Resume(_), CallState::Reconnecting { peer, since, .. }) => {
                 self.state = CallState::Active { peer, since };
-                vec![Effect::StartMedia(peer)]
+                vec![
+                    Effect::Send {
+                        to: peer,
+                        msg: CallMsg::Accepted(self.id),
+                    },
+                    Effect::StartMedia(peer),
+                ]
             }
             (CallMsg::End { why, .. }, state) => {
                 let reason = match why {
@@ -571,6 +604,10 @@ impl Call {
             (Side::Callee, Command::Hangup, CallState::Ringing) => {
                 self.command(Command::Decline, now)
             }
+            (_, Command::CancelMove, _) => {
+                self.moving_out = None;
+                Ok(vec![])
+            }
             (_, Command::Move { to }, CallState::Active { peer, .. }) => {
                 if self.moving_out.is_some() || self.moving_in.is_some() {
                     return Err(CallError("the call is already moving"));
@@ -631,6 +668,15 @@ impl Call {
                 }
                 out
             }
+            // The connection a dialer resumed on was lost (or refused)
+            // before the other side accepted: dial again, within the same
+            // window (it does not restart).
+            CallState::Reconnecting { peer, .. }
+                if peer == device && (self.side == Side::Caller || self.taking_over) =>
+            {
+                self.resuming = false;
+                vec![Effect::Redial(peer)]
+            }
             CallState::Calling | CallState::Ringing if self.side == Side::Caller => {
                 if self.offered.contains_key(&device) {
                     self.offered.insert(device, Reply::Gone);
@@ -652,17 +698,14 @@ impl Call {
     /// the callee was dialled again): the call carries on.
     pub fn link_back(&mut self, device: DeviceId, _now: Instant) -> Vec<Effect> {
         match self.state {
-            CallState::Reconnecting { peer, since, .. } if peer == device => {
+            CallState::Reconnecting { peer, .. } if peer == device => {
                 if self.side == Side::Caller || self.taking_over {
-                    self.taking_over = false;
-                    self.state = CallState::Active { peer, since };
-                    vec![
-                        Effect::Send {
-                            to: peer,
-                            msg: CallMsg::Resume(self.id),
-                        },
-                        Effect::StartMedia(peer),
-                    ]
+                    // Media starts once the other side accepts.
+                    self.resuming = true;
+                    vec![Effect::Send {
+                        to: peer,
+                        msg: CallMsg::Resume(self.id),
+                    }]
                 } else {
                     // The callee resumes on the caller's `Resume`.
                     vec![]
@@ -670,6 +713,22 @@ impl Call {
             }
             _ => vec![],
         }
+    }
+
+    /// The own device this side moves to says it has the call now (the
+    /// other side accepted it there): this side is done, whatever the
+    /// other side says or fails to say.
+    pub fn moved(&mut self, to: DeviceId) -> Vec<Effect> {
+        if self.moving_out.is_none_or(|(want, _)| want != to) {
+            return vec![];
+        }
+        let peer = match self.state {
+            CallState::Active { peer, .. } | CallState::Reconnecting { peer, .. } => peer,
+            _ => return vec![],
+        };
+        self.moving_out = None;
+        self.state = CallState::Ended(EndReason::Moved(to));
+        vec![Effect::StopMedia, Effect::Close(peer)]
     }
 
     /// Timeouts due at `now`.

@@ -115,6 +115,15 @@ pub enum CallMsg {
     /// frame of a call connection between them: take over my side of
     /// this call (answered `Accepted` or `Busy`).
     Handover(Handover),
+    /// A device in a call → another device of its own account, the only
+    /// frame of a call connection between them: this call with `contact`
+    /// is on at the sending device (so the others can say so).
+    Elsewhere {
+        /// The call.
+        call: CallId,
+        /// The contact at the other end.
+        contact: crate::id::AccountId,
+    },
 }
 
 /// What a device taking over a call needs to know.
@@ -144,6 +153,7 @@ mod tag {
     pub const RESUME: u8 = 7;
     pub const MOVE: u8 = 8;
     pub const HANDOVER: u8 = 9;
+    pub const ELSEWHERE: u8 = 10;
 }
 
 mod why {
@@ -178,7 +188,8 @@ impl CallMsg {
             | CallMsg::Accepted(call)
             | CallMsg::Resume(call)
             | CallMsg::Move { call, .. }
-            | CallMsg::Handover(Handover { call, .. }) => *call,
+            | CallMsg::Handover(Handover { call, .. })
+            | CallMsg::Elsewhere { call, .. } => *call,
         }
     }
 
@@ -226,6 +237,11 @@ impl CallMsg {
                     .u8(u8::from(h.video))
                     .u64(h.elapsed_ms)
                     .fixed(h.answered_by.as_bytes());
+            }
+            CallMsg::Elsewhere { call, contact } => {
+                w.u8(tag::ELSEWHERE)
+                    .fixed(&call.0)
+                    .fixed(contact.as_bytes());
             }
         }
         w.finish()
@@ -278,6 +294,10 @@ impl CallMsg {
                 elapsed_ms: r.u64("elapsed")?,
                 answered_by: DeviceId::from_bytes(r.array("device")?),
             }),
+            tag::ELSEWHERE => CallMsg::Elsewhere {
+                call,
+                contact: crate::id::AccountId::from_bytes(r.array("account")?),
+            },
             _ => {
                 return Err(WireError::Invalid {
                     what: "call message",
