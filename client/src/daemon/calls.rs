@@ -896,7 +896,11 @@ impl CallTask {
                 () = sleep => self.call.tick(Instant::now()),
             };
             self.carry_out(effects).await;
-            self.publish();
+            // The end is shown once finished (the sound written out), so
+            // whoever sees "ended" finds the file complete.
+            if !self.call.is_over() {
+                self.publish();
+            }
         }
         self.finish().await;
         // Commands that arrive after the end are told so (the sender is
