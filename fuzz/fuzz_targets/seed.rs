@@ -256,7 +256,21 @@ fn call_msgs(device: DeviceId) -> Vec<Vec<u8>> {
         CallMsg::Accepted(call),
         CallMsg::End { call, why: Ended::Taken(device) },
         CallMsg::End { call, why: Ended::Hangup },
+        CallMsg::End { call, why: Ended::Moved(device) },
         CallMsg::Resume(call),
+        CallMsg::Move { call, to: device },
+        CallMsg::Handover(node_core::call::Handover {
+            call,
+            peer: device,
+            caller: true,
+            video: false,
+            elapsed_ms: 90_000,
+            answered_by: device,
+        }),
+        CallMsg::Elsewhere {
+            call,
+            contact: node_core::AccountId::from_bytes([6; 32]),
+        },
     ]
     .iter()
     .map(CallMsg::encode)
@@ -303,10 +317,20 @@ fn media_packets() -> Vec<Vec<u8>> {
         ts: 90_000,
         payload: vec![0x65; 900],
     };
-    [audio(0, vec![0xfc; 80]), audio(FLAG_SILENT, vec![0xf8]), video]
-        .iter()
-        .filter_map(|p| p.encode().ok())
-        .collect()
+    let report = kith_media::packet::Report {
+        loss_permille: 100,
+        target_ms: 40,
+    }
+    .packet(3);
+    [
+        audio(0, vec![0xfc; 80]),
+        audio(FLAG_SILENT, vec![0xf8]),
+        video,
+        report,
+    ]
+    .iter()
+    .filter_map(|p| p.encode().ok())
+    .collect()
 }
 
 /// File transfer frames: requests (none, some, the most chunks) and
