@@ -131,17 +131,8 @@ impl Calls {
         if known || table.values().any(|e| !view_of(e).state_is_over()) {
             return Err(entry);
         }
-        if table.len() >= MAX_CALLS {
-            let oldest = table
-                .iter()
-                .filter_map(|(id, e)| e.ended.map(|t| (t, *id)))
-                .min();
-            match oldest {
-                Some((_, old)) => {
-                    table.remove(&old);
-                }
-                None => return Err(entry),
-            }
+        if !room_for_one(&mut table) {
+            return Err(entry);
         }
         table.insert(id, entry);
         Ok(())
@@ -161,17 +152,8 @@ impl Calls {
             let _ = e.tx.try_send(Input::Moved(on));
             return;
         }
-        if table.len() >= MAX_CALLS {
-            let oldest = table
-                .iter()
-                .filter_map(|(id, e)| e.ended.map(|t| (t, *id)))
-                .min();
-            match oldest {
-                Some((_, old)) => {
-                    table.remove(&old);
-                }
-                None => return,
-            }
+        if !room_for_one(&mut table) {
+            return;
         }
         let (tx, _) = mpsc::channel(1);
         let view = View {
@@ -221,6 +203,25 @@ impl Calls {
             (_, Some(want)) => bail!("{want:?} matches several calls; give more of the id"),
             (_, None) => bail!("several calls fit; name one (see `kith call status`)"),
         }
+    }
+}
+
+/// Makes room for one more call in a full table by forgetting the call
+/// that ended first; false if none has ended.
+fn room_for_one(table: &mut HashMap<CallId, Entry>) -> bool {
+    if table.len() < MAX_CALLS {
+        return true;
+    }
+    let oldest = table
+        .iter()
+        .filter_map(|(id, e)| e.ended.map(|t| (t, *id)))
+        .min();
+    match oldest {
+        Some((_, old)) => {
+            table.remove(&old);
+            true
+        }
+        None => false,
     }
 }
 
