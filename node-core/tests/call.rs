@@ -8,7 +8,9 @@
 
 use node_core::DeviceId;
 use node_core::call::machine::Side;
-use node_core::call::machine::{Call, CallState, Command, Effect, EndReason, RESUME_FOR, RING_FOR};
+use node_core::call::machine::{
+    Call, CallState, Command, Effect, EndReason, MOVE_FOR, RESUME_FOR, RING_FOR,
+};
 use node_core::call::msg::{CallId, CallMsg, Ended};
 use std::time::{Duration, Instant};
 
@@ -649,8 +651,11 @@ fn moves_that_do_not_complete_change_nothing() {
     assert!(!caller.expects_link(device(9)));
     let _ = r2.command(Command::Move { to: b1 }, t0).unwrap();
     let _ = caller.on_msg(b2, CallMsg::Move { call: id, to: b1 }, t0);
-    let later = t0 + RESUME_FOR + Duration::from_millis(1);
-    assert_eq!(caller.deadline(), Some(t0 + RESUME_FOR));
+    // A move's window covers the handover (up to 7 s) and the taker's
+    // own window, on both sides.
+    assert!(MOVE_FOR >= RESUME_FOR + Duration::from_secs(7));
+    let later = t0 + MOVE_FOR + Duration::from_millis(1);
+    assert_eq!(caller.deadline(), Some(t0 + MOVE_FOR));
     assert!(caller.tick(later).is_empty());
     assert!(r2.tick(later).is_empty());
     assert!(!caller.expects_link(b1));

@@ -148,8 +148,12 @@ impl Calls {
         }
         let mut table = self.lock();
         if let Some(e) = table.get(&id) {
-            // The call this device is moving there: the move is done.
-            let _ = e.tx.try_send(Input::Moved(on));
+            // The call this device is moving there: the move is done
+            // (waiting its turn: a full queue must not drop it).
+            let tx = e.tx.clone();
+            tokio::spawn(async move {
+                let _ = tx.send(Input::Moved(on)).await;
+            });
             return;
         }
         if !room_for_one(&mut table) {
@@ -457,8 +461,8 @@ async fn take_over(d: Arc<Daemon>, link: Link) {
     let h = match CallMsg::decode(&frame) {
         Ok(CallMsg::Handover(h)) => h,
         Ok(CallMsg::Elsewhere { call, contact }) => {
-            d.calls
-                .elsewhere(call, contact, peer, d.sharing.borrow().is_contact(&contact));
+            let is_contact = d.sharing.borrow().is_contact(&contact);
+            d.calls.elsewhere(call, contact, peer, is_contact);
             link.close("noted");
             return;
         }
@@ -573,6 +577,17 @@ pub(super) async fn move_call(d: &Arc<Daemon>, device: &str, id: Option<&str>) -
         .map_err(|_| anyhow::anyhow!("the call did not respond"))?
         .map_err(|_| anyhow::anyhow!("the call is over"))?
         .map_err(|e| anyhow::anyhow!(e))?;
+    // The peer the Move went to (a move of the other side's that finished
+    // just before would have changed it): the handover must name it.
+    let now_peer = {
+        let table = d.calls.lock();
+        table.get(&cid).map(|e| view_of(e).state)
+    };
+    if !matches!(now_peer, Some(CallState::Active { peer: p, .. }) if p == peer) {
+        let (reply, _) = oneshot::channel();
+        let _ = tx.send(Input::Command(Command::CancelMove, reply)).await;
+        bail!("the call changed while moving; try again");
+    }
     let handover = node_core::call::Handover {
         call: cid,
         peer,
@@ -599,15 +614,21 @@ pub(super) async fn move_call(d: &Arc<Daemon>, device: &str, id: Option<&str>) -
     .await
     .ok()
     .flatten();
-    let failed = match reply {
+    let refused = match reply {
         Some(CallMsg::Accepted(c)) if c == cid => return Ok(()),
         Some(CallMsg::Busy(_)) => "that device is in a call",
         Some(_) => "that device did not take the call",
-        None => "that device cannot be reached now",
+        // No answer: the device may have taken the call all the same, so
+        // the move is not cancelled; it completes if that device reaches
+        // the other side, and lapses otherwise.
+        None => bail!(
+            "that device did not answer; if it took the call, the call moves there, otherwise it goes on here"
+        ),
     };
+    // A device that said no did not take the call: cancel the move.
     let (reply, _) = oneshot::channel();
     let _ = tx.send(Input::Command(Command::CancelMove, reply)).await;
-    bail!("{failed}; the call goes on here")
+    bail!("{refused}; the call goes on here")
 }
 
 /// Runs `kith call answer|decline|hangup` (answering with `audio`).
@@ -1164,6 +1185,9 @@ impl CallTask {
         let id = self.call.id();
         tokio::spawn(async move {
             let until = Instant::now() + node_core::call::machine::RESUME_FOR;
+            // A short pause first: a peer that refuses each resumption
+            // does not get back-to-back handshakes.
+            tokio::time::sleep(Duration::from_millis(100)).await;
             while Instant::now() < until && !tx.is_closed() {
                 let dial = tokio::time::timeout(CONNECT_WAIT, async {
                     let link = d

@@ -15,6 +15,11 @@ pub const RING_FOR: Duration = Duration::from_secs(45);
 pub const GRACE: Duration = Duration::from_secs(5);
 /// How long a call whose link was lost waits for it to come back.
 pub const RESUME_FOR: Duration = Duration::from_secs(10);
+/// How long a move may take on either side before it lapses: the
+/// handover (dialling the own device, up to 7 s) and then the device
+/// taking over dialling the other side ([`RESUME_FOR`]), with room to
+/// spare, so the two sides' windows always cover the taker's.
+pub const MOVE_FOR: Duration = Duration::from_secs(20);
 
 /// Which end of the call this device is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -379,7 +384,7 @@ impl Call {
             // Not while this side is moving (two moves at once could split
             // the call in two).
             CallMsg::Move { to, .. } if from == peer && to != peer && self.moving_out.is_none() => {
-                self.moving_in = Some((to, now + RESUME_FOR));
+                self.moving_in = Some((to, now + MOVE_FOR));
                 Some(vec![])
             }
             // The device this side resumed with accepts: media starts.
@@ -395,6 +400,9 @@ impl Call {
             }
             CallMsg::Resume(_) if self.moving_in.is_some_and(|(to, _)| to == from) => {
                 self.moving_in = None;
+                // Whatever this side was doing to resume is moot now.
+                self.resuming = false;
+                self.taking_over = false;
                 self.state = CallState::Active { peer: from, since };
                 match self.side {
                     Side::Caller => {
@@ -615,7 +623,7 @@ impl Call {
                 if to == peer {
                     return Err(CallError("that device is the other side of the call"));
                 }
-                self.moving_out = Some((to, now + RESUME_FOR));
+                self.moving_out = Some((to, now + MOVE_FOR));
                 Ok(vec![Effect::Send {
                     to: peer,
                     msg: CallMsg::Move { call: id, to },
