@@ -762,3 +762,74 @@ fn a_call_moves_to_another_own_device_mid_stream() {
         );
     }
 }
+
+/// The caller's side moves (Alice's phone to her laptop): Bob's side
+/// switches, the laptop carries the call, and when Bob hangs up the laptop
+/// (now holding the caller's side) writes the one record of the call,
+/// answered on Bob's device, the same on all three devices.
+#[test]
+fn the_callers_side_moves_and_the_new_device_records_the_call() {
+    let (alice1, ia, _da1) = user("alice");
+    let (bob, ib, _db) = user("bob");
+    pair(&alice1, &bob);
+    let alice2 = Profile::new();
+    let ia2 = alice2.join(&alice1, "alice-laptop");
+    let _da2 = alice2.spawn_daemon_shared();
+    let everyone = [&alice1, &alice2, &bob];
+    let (a, b) = (ia.account.as_str(), ib.account.as_str());
+    wait_devices_online(&alice1, b, &[&ib.device]);
+    wait_devices_online(&bob, a, &[&ia.device, &ia2.device]);
+
+    let id = assert_ok(&alice1.kith(["call", b])).trim().to_owned();
+    wait_state(&bob, "B", &id, "incoming", &everyone);
+    assert_ok(&bob.kith(["call", "answer"]));
+    wait_state(&alice1, "A1", &id, "active", &everyone);
+    assert_ok(&alice1.kith(["call", "move", "alice-laptop"]));
+    wait_state(&alice2, "A2", &id, "active", &everyone);
+    let ok = wait_until(WAIT, || call_of(&bob, &id)["device"] == ia2.device.as_str());
+    assert!(ok, "Bob's side did not switch: {}", call_of(&bob, &id));
+    wait_state(&alice1, "A1", &id, "ended", &everyone);
+    assert_eq!(call_of(&alice1, &id)["ended"], "moved");
+
+    assert_ok(&bob.kith(["call", "hangup"]));
+    wait_state(&alice2, "A2", &id, "ended", &everyone);
+    for (who, p, target) in [("A1", &alice1, b), ("A2", &alice2, b), ("B", &bob, a)] {
+        let ok = wait_until(WAIT, || call_entries(p, target).len() == 1);
+        assert!(ok, "{who}: {:?}", call_entries(p, target));
+        let e = &call_entries(p, target)[0];
+        let text = e["text"].as_str().unwrap_or_default();
+        assert!(
+            text.starts_with("[call] answered on ") && text.contains(&ib.device[..8]),
+            "{who}: {text}"
+        );
+        assert_eq!(e["author"], a, "{who}: Alice's side records the call");
+    }
+    // Nothing more arrives (no second record from the device moved from).
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(call_entries(&bob, a).len(), 1);
+}
+
+/// A contact that rings again and again is refused after five rings in a
+/// minute: the sixth call rings nothing and `kith call` says so.
+#[test]
+fn a_contact_cannot_ring_more_than_five_times_a_minute() {
+    let (alice, _ia, _da) = user("alice");
+    let (bob, ib, _db) = user("bob");
+    pair(&alice, &bob);
+    let everyone = [&alice, &bob];
+    let b = ib.account.as_str();
+    wait_devices_online(&alice, b, &[&ib.device]);
+    for _ in 0..5 {
+        let id = assert_ok(&alice.kith(["call", b])).trim().to_owned();
+        wait_state(&bob, "B", &id, "incoming", &everyone);
+        assert_ok(&alice.kith(["call", "hangup", &id]));
+        wait_state(&bob, "B", &id, "ended", &everyone);
+    }
+    let sixth = alice.kith(["call", b]);
+    assert_fails_cleanly(&sixth);
+    assert!(
+        calls(&bob).iter().all(|c| c["state"] == "ended"),
+        "a sixth call rang: {:?}",
+        calls(&bob)
+    );
+}

@@ -94,10 +94,19 @@ struct Entry {
     ended: Option<Instant>,
 }
 
+/// Most times one contact may ring this device in [`RING_WINDOW`]
+/// (beyond it the offer is refused and nothing rings).
+const RINGS_PER_WINDOW: usize = 5;
+/// The window [`RINGS_PER_WINDOW`] counts in.
+const RING_WINDOW: Duration = Duration::from_secs(60);
+
 /// The calls of a daemon.
 #[derive(Default)]
 pub(super) struct Calls {
     table: Mutex<HashMap<CallId, Entry>>,
+    /// When each contact last rang this device (at most
+    /// [`RINGS_PER_WINDOW`] kept per contact; contacts only).
+    rings: Mutex<HashMap<AccountId, std::collections::VecDeque<Instant>>>,
 }
 
 impl std::fmt::Debug for Calls {
@@ -110,6 +119,22 @@ impl std::fmt::Debug for Calls {
 impl Calls {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<CallId, Entry>> {
         self.table.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Counts a ring from `contact`; false (and not counted) if it rang
+    /// [`RINGS_PER_WINDOW`] times in the last [`RING_WINDOW`].
+    fn ring_allowed(&self, contact: AccountId, now: Instant) -> bool {
+        let mut rings = self.rings.lock().unwrap_or_else(|p| p.into_inner());
+        rings.retain(|_, times| {
+            times.retain(|t| now.duration_since(*t) < RING_WINDOW);
+            !times.is_empty()
+        });
+        let times = rings.entry(contact).or_default();
+        if times.len() >= RINGS_PER_WINDOW {
+            return false;
+        }
+        times.push_back(now);
+        true
     }
 
     /// Whether a call is ringing or on here.
@@ -401,6 +426,12 @@ pub(super) async fn serve(d: Arc<Daemon>, link: Link) {
     };
     match msg {
         CallMsg::Offer { call: id, video } => {
+            // A contact ringing again and again is refused for a while.
+            if !d.calls.ring_allowed(account, Instant::now()) {
+                debug!(peer = %peer.short(8), "too many calls from this contact: refused");
+                link.close("too many calls");
+                return;
+            }
             let (call, effects) = Call::incoming(id, peer, video, false, Instant::now());
             let links = vec![(peer, link.clone(), writer, reader)];
             let audio = d.default_audio();
