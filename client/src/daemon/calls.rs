@@ -584,30 +584,12 @@ pub(super) async fn move_call(d: &Arc<Daemon>, device: &str, id: Option<&str>) -
             ),
             _ => bail!("{device:?} matches several devices; give more of the id"),
         };
-        let addrs = node
-            .own_device_hints()
-            .into_iter()
-            .find(|(x, _)| *x == to)
-            .map(|(_, a)| a)
-            .unwrap_or_default();
-        let relay = node
-            .own_device_relays()
-            .into_iter()
-            .find(|(x, _)| *x == to)
-            .map(|(_, r)| r);
+        let (addrs, relay) = dial_info(&node, to);
         (to, addrs, relay)
     };
     // The other side hears of the move first (so the device taking over
     // is expected when it dials); a handover that fails cancels it.
-    let (reply, answer) = oneshot::channel();
-    tx.send(Input::Command(Command::Move { to }, reply))
-        .await
-        .map_err(|_| anyhow::anyhow!("the call is over"))?;
-    tokio::time::timeout(COMMAND_WAIT, answer)
-        .await
-        .map_err(|_| anyhow::anyhow!("the call did not respond"))?
-        .map_err(|_| anyhow::anyhow!("the call is over"))?
-        .map_err(|e| anyhow::anyhow!(e))?;
+    ask(&tx, Command::Move { to }).await?;
     // The peer the Move went to (a move of the other side's that finished
     // just before would have changed it): the handover must name it.
     let now_peer = {
@@ -684,6 +666,12 @@ pub(super) async fn command_with(
             .await
             .map_err(|_| anyhow::anyhow!("the call is over"))?;
     }
+    ask(&tx, cmd).await
+}
+
+/// Gives a call's task `cmd` and waits (at most [`COMMAND_WAIT`]) until
+/// it is carried out.
+async fn ask(tx: &mpsc::Sender<Input>, cmd: Command) -> Result<()> {
     let (reply, answer) = oneshot::channel();
     tx.send(Input::Command(cmd, reply))
         .await
@@ -693,6 +681,21 @@ pub(super) async fn command_with(
         .map_err(|_| anyhow::anyhow!("the call did not respond"))?
         .map_err(|_| anyhow::anyhow!("the call is over"))?
         .map_err(|e| anyhow::anyhow!(e))
+}
+
+/// Where to dial `dev`: the addresses and relay the node last knew for it
+/// (a contact's card's addresses too).
+fn dial_info(
+    node: &node_core::node::Node,
+    dev: DeviceId,
+) -> (Vec<std::net::SocketAddr>, Option<String>) {
+    let addrs = node
+        .dial_targets()
+        .into_iter()
+        .find(|(d, _)| *d == dev)
+        .map(|(_, a)| a)
+        .unwrap_or_default();
+    (addrs, node.relay_of(&dev))
 }
 
 /// `kith call mute [--off]`: this device's sound is silenced (or not)
@@ -1158,17 +1161,10 @@ impl CallTask {
         tokio::spawn(async move {
             let targets: Vec<(DeviceId, Vec<std::net::SocketAddr>, Option<String>)> = {
                 let node = d.node.lock().await;
-                let relays = node.own_device_relays();
                 node.own_device_hints()
                     .into_iter()
                     .filter(|(dev, _)| *dev != d.device)
-                    .map(|(dev, addrs)| {
-                        let relay = relays
-                            .iter()
-                            .find(|(x, _)| *x == dev)
-                            .map(|(_, r)| r.clone());
-                        (dev, addrs, relay)
-                    })
+                    .map(|(dev, addrs)| (dev, addrs, node.relay_of(&dev)))
                     .collect()
             };
             for (dev, addrs, relay) in targets {
@@ -1201,16 +1197,7 @@ impl CallTask {
     /// The caller dials the lost device again, in the background; the
     /// connection reaches this task as `Up`.
     async fn redial(&self, dev: DeviceId) {
-        let (addrs, relay) = {
-            let node = self.d.node.lock().await;
-            let addrs = node
-                .dial_targets()
-                .into_iter()
-                .find(|(d, _)| *d == dev)
-                .map(|(_, a)| a)
-                .unwrap_or_default();
-            (addrs, node.relay_of(&dev))
-        };
+        let (addrs, relay) = dial_info(&*self.d.node.lock().await, dev);
         let d = Arc::clone(&self.d);
         let tx = self.tx.clone();
         let id = self.call.id();
