@@ -255,6 +255,18 @@ pub struct CallInfo {
     /// audio) and dropped.
     #[serde(default)]
     pub bad_datagrams: u64,
+    /// Video frames this device coded and sent.
+    #[serde(default)]
+    pub video_frames_sent: u64,
+    /// The peer's video frames decoded here.
+    #[serde(default)]
+    pub video_frames_shown: u64,
+    /// The peer's video frames lost (or dropped waiting for a key frame).
+    #[serde(default)]
+    pub video_frames_lost: u64,
+    /// Key frames this device asked of the peer.
+    #[serde(default)]
+    pub video_keys_asked: u64,
     /// Why it ended, once it did: `hung-up`, `they-hung-up`, `no-answer`,
     /// `declined`, `busy`, `cancelled`, `answered-elsewhere`, `link-lost`.
     #[serde(default)]

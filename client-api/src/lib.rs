@@ -408,6 +408,8 @@ impl Client {
             video: options.video,
             audio_in: options.audio_in.clone(),
             audio_out: options.audio_out.clone(),
+            video_in: options.video_in.clone(),
+            video_out: options.video_out.clone(),
         })
         .await
     }
@@ -419,6 +421,8 @@ impl Client {
             video: options.video,
             audio_in: options.audio_in.clone(),
             audio_out: options.audio_out.clone(),
+            video_in: options.video_in.clone(),
+            video_out: options.video_out.clone(),
         })
         .await
     }
@@ -489,6 +493,12 @@ pub struct CallOptions {
     /// A path where the daemon writes what was heard as a WAV file, when
     /// the call ends.
     pub audio_out: Option<String>,
+    /// A Y4M file (4:2:0, a path the daemon reads) to send instead of the
+    /// camera; implies video.
+    pub video_in: Option<String>,
+    /// A path where the daemon writes the video shown, as a Y4M file at
+    /// 30 frames a second, while the call runs.
+    pub video_out: Option<String>,
 }
 
 /// Sends `req` and reads the daemon's answer (a line of at most `limit`

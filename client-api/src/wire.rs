@@ -258,6 +258,12 @@ pub enum Request {
         /// speaker.
         #[serde(default)]
         audio_out: Option<String>,
+        /// A Y4M file (4:2:0) to send instead of the camera.
+        #[serde(default)]
+        video_in: Option<String>,
+        /// Where to write the video shown, as a Y4M file.
+        #[serde(default)]
+        video_out: Option<String>,
     },
     /// Answers a ringing call here.
     CallAnswer {
@@ -273,6 +279,12 @@ pub enum Request {
         /// Where to write what is heard, as a WAV file.
         #[serde(default)]
         audio_out: Option<String>,
+        /// A Y4M file (4:2:0) to send instead of the camera.
+        #[serde(default)]
+        video_in: Option<String>,
+        /// Where to write the video shown, as a Y4M file.
+        #[serde(default)]
+        video_out: Option<String>,
     },
     /// Declines a ringing call (on all own devices).
     CallDecline {

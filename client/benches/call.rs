@@ -307,9 +307,9 @@ async fn one_call(a: &Side, b: &Side, bid: &str, label: &str, secs: f64) {
     kith_media::wav::write(std::path::Path::new(&file("b.wav")), &b_says).unwrap();
     let (ca, cb) = (Client::new(&a.path), Client::new(&b.path));
     let opts = |i: &str, o: &str| CallOptions {
-        video: false,
         audio_in: Some(file(i)),
         audio_out: Some(file(o)),
+        ..CallOptions::default()
     };
     let id = ca
         .call_start(bid, &opts("a.wav", "a_heard.wav"))
@@ -377,6 +377,207 @@ async fn one_call(a: &Side, b: &Side, bid: &str, label: &str, secs: f64) {
     );
 }
 
+/// Mean SSIM of two luma planes over 8×8 windows (the usual constants
+/// for 8-bit pictures).
+fn ssim(a: &kith_media::video::Picture, b: &kith_media::video::Picture) -> f64 {
+    let (w, h) = (a.width, a.height);
+    let (c1, c2) = ((0.01f64 * 255.0).powi(2), (0.03f64 * 255.0).powi(2));
+    let (mut sum, mut n) = (0.0, 0);
+    for by in (0..h - 7).step_by(8) {
+        for bx in (0..w - 7).step_by(8) {
+            let (mut ma, mut mb, mut va, mut vb, mut cov) = (0.0, 0.0, 0.0, 0.0, 0.0);
+            for y in by..by + 8 {
+                for x in bx..bx + 8 {
+                    let (p, q) = (f64::from(a.data[y * w + x]), f64::from(b.data[y * w + x]));
+                    ma += p;
+                    mb += q;
+                    va += p * p;
+                    vb += q * q;
+                    cov += p * q;
+                }
+            }
+            let k = 64.0;
+            let (ma, mb) = (ma / k, mb / k);
+            let (va, vb, cov) = (va / k - ma * ma, vb / k - mb * mb, cov / k - ma * mb);
+            sum += ((2.0 * ma * mb + c1) * (2.0 * cov + c2))
+                / ((ma * ma + mb * mb + c1) * (va + vb + c2));
+            n += 1;
+        }
+    }
+    sum / f64::from(n)
+}
+
+/// The pictures A sends: a 640×480 4:2:0 clip named by `KITH_VIDEO_CLIP`
+/// (its frames looped), or the daemon's moving test picture; each with
+/// its number drawn in.
+fn source_pictures(frames: u32) -> (Vec<kith_media::video::Picture>, String) {
+    use kith_media::video::{HEIGHT, WIDTH, mark, synthetic};
+    match std::env::var("KITH_VIDEO_CLIP") {
+        Ok(path) => {
+            let mut clip = Vec::new();
+            let mut r = kith_media::y4m::Y4mReader::open(std::path::Path::new(&path)).unwrap();
+            assert_eq!((r.width, r.height), (WIDTH, HEIGHT), "a 640×480 clip");
+            while let Some(p) = r.next_picture().unwrap() {
+                clip.push(p);
+                if clip.len() as u32 == frames {
+                    break;
+                }
+            }
+            let name = std::path::Path::new(&path)
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            let out = (0..frames)
+                .map(|i| {
+                    let mut p = clip[i as usize % clip.len()].clone();
+                    mark::draw(&mut p, i);
+                    p
+                })
+                .collect();
+            (out, name)
+        }
+        Err(_) => (
+            (0..frames).map(|i| synthetic(i, WIDTH, HEIGHT)).collect(),
+            "the moving test picture".into(),
+        ),
+    }
+}
+
+/// A video call of `secs` both ways (A from a file, B its test picture):
+/// glass-to-glass delay of A's pictures at B, their PSNR and SSIM, the
+/// bitrates each way and the CPU an audio and video call costs.
+async fn video_call(a: &Side, b: &Side, bid: &str, secs: f64) {
+    use kith_media::video::{FPS, mark};
+    let dir = tempfile::tempdir().unwrap();
+    let file = |n: &str| dir.path().join(n).to_str().unwrap().to_owned();
+    let frames = (secs * f64::from(FPS)) as u32 + 30;
+    let (sent, what) = source_pictures(frames);
+    let mut w = kith_media::y4m::Y4mWriter::create(std::path::Path::new(&file("a.y4m"))).unwrap();
+    for p in &sent {
+        w.write(p).unwrap();
+    }
+    w.flush().unwrap();
+    let (ca, cb) = (Client::new(&a.path), Client::new(&b.path));
+    let id = ca
+        .call_start(
+            bid,
+            &CallOptions {
+                video: true,
+                video_in: Some(file("a.y4m")),
+                ..CallOptions::default()
+            },
+        )
+        .await
+        .unwrap()
+        .id;
+    wait_state(b, &id, "incoming").await;
+    cb.call_answer(
+        Some(&id),
+        &CallOptions {
+            video: true,
+            video_out: Some(file("b_seen.y4m")),
+            ..CallOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (c0, t0) = (cpu(), Instant::now());
+    tokio::time::sleep(Duration::from_secs_f64(secs - 2.0)).await;
+    let cpu_share = (cpu() - c0).as_secs_f64() / t0.elapsed().as_secs_f64() / 2.0;
+    let status = |c: &Client| {
+        let c = c.clone();
+        let id = id.clone();
+        async move {
+            c.call_status()
+                .await
+                .unwrap()
+                .into_iter()
+                .find(|x| x.id == id)
+                .unwrap()
+        }
+    };
+    let (sa, sb) = (status(&ca).await, status(&cb).await);
+    let taken = a
+        .daemon
+        .call_video_clocks()
+        .into_iter()
+        .find(|(c, _)| *c == id)
+        .unwrap()
+        .1;
+    let shown = b
+        .daemon
+        .call_video_clocks()
+        .into_iter()
+        .find(|(c, _)| *c == id)
+        .unwrap()
+        .1;
+    ca.call_hangup(Some(&id)).await.unwrap();
+    wait_state(b, &id, "ended").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut r =
+        kith_media::y4m::Y4mReader::open(std::path::Path::new(&file("b_seen.y4m"))).unwrap();
+    let (mut delays, mut psnr, mut ssims, mut seen) = (Vec::new(), Vec::new(), Vec::new(), 0u32);
+    let (s0, p0) = (taken.send_started.unwrap(), shown.show_started.unwrap());
+    let offset = p0.duration_since(s0).as_secs_f64();
+    let frame = 1.0 / f64::from(FPS);
+    let mut last = None;
+    let mut k = 0u64;
+    while let Some(p) = r.next_picture().unwrap() {
+        let n = mark::read(&p).unwrap();
+        // Skip the first second (the rate control settling).
+        if n >= FPS && (n as usize) < sent.len() {
+            psnr.push(p.psnr(&sent[n as usize]));
+            if seen % 5 == 0 {
+                ssims.push(ssim(&p, &sent[n as usize]));
+            }
+            seen += 1;
+        }
+        // The first picture showing frame n: when it was shown, against
+        // when frame n was taken.
+        if last != Some(n) && k >= shown.shown_from {
+            let shown_at = offset + (k - shown.shown_from) as f64 * frame;
+            let taken_at = (f64::from(n) - taken.send_from as f64) * frame;
+            let d = shown_at - taken_at;
+            if (0.0..1.0).contains(&d) {
+                delays.push(d * 1000.0);
+            }
+        }
+        last = Some(n);
+        k += 1;
+    }
+    assert!(!delays.is_empty() && !psnr.is_empty(), "no video shown");
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    println!(
+        "video glass-to-glass, 640×480 at {FPS} fps ({what}, frame numbers as pixel blocks), {} frames: p50 {:.1} ms, p95 {:.1} ms",
+        delays.len(),
+        pct(&mut delays, 0.5),
+        pct(&mut delays, 0.95)
+    );
+    println!(
+        "video quality at {} kbit/s ({what}): PSNR-Y mean {:.1} dB (worst {:.1}), SSIM-Y mean {:.3}, {} frames",
+        sa.video_kbps.unwrap_or(0),
+        mean(&psnr),
+        psnr.iter().copied().fold(f64::INFINITY, f64::min),
+        mean(&ssims),
+        psnr.len()
+    );
+    println!(
+        "video call bitrate sent: A→B video {} kbit/s + audio {} kbit/s, B→A video {} kbit/s + audio {} kbit/s; frames lost at B {}, key frames asked {}",
+        sa.video_kbps.unwrap_or(0),
+        sa.audio_kbps.unwrap_or(0),
+        sb.video_kbps.unwrap_or(0),
+        sb.audio_kbps.unwrap_or(0),
+        sb.video_frames_lost,
+        sb.video_keys_asked
+    );
+    println!(
+        "CPU per audio+video call (both ends in one process, halved): {:.1}% of one core",
+        cpu_share * 100.0
+    );
+}
+
 fn main() {
     if let Ok(filter) = std::env::var("KITH_LOG") {
         tracing_subscriber::fmt()
@@ -392,11 +593,20 @@ fn main() {
         let a = side("A").await;
         let b = side("B").await;
         let bid = pair(&a, &b).await;
+        b.daemon.allow_extra_rings(100);
         set_up(&a, &b, &bid).await;
         one_call(&a, &b, &bid, "no loss", 12.0).await;
         a.daemon.set_media_loss(5);
         b.daemon.set_media_loss(5);
         one_call(&a, &b, &bid, "5% loss each way", 12.0).await;
+        a.daemon.set_media_delay(40);
+        b.daemon.set_media_delay(40);
+        one_call(&a, &b, &bid, "5% loss and 40 ms added delay each way", 12.0).await;
+        for s in [&a, &b] {
+            s.daemon.set_media_loss(0);
+            s.daemon.set_media_delay(0);
+        }
+        video_call(&a, &b, &bid, 10.0).await;
         for s in [a, b] {
             s.daemon.shutdown();
             s.daemon.clone().close().await;

@@ -680,6 +680,7 @@ async fn a_contacts_bad_media_is_dropped_and_a_revoked_device_cannot_ring() {
             let mut p = kith_media::packet::Report {
                 loss_permille: 0,
                 target_ms: 40,
+                video_loss_permille: 0,
             }
             .packet(1)
             .encode()
@@ -721,6 +722,67 @@ async fn a_contacts_bad_media_is_dropped_and_a_revoked_device_cannot_ring() {
     let c = wait_call(&bob, |c| c["bad_datagrams"].as_u64() >= Some(n_bad)).await;
     assert_eq!(c["bad_datagrams"].as_u64(), Some(n_bad), "{c}");
     assert_eq!(c["state"], "active", "{c}");
+
+    // Video Bob never asked for, most of it bad: pieces that contradict
+    // themselves, a flood of frames that never finish, a "key frame" of
+    // junk for the decoder, key requests without end. Refused or
+    // bounded; the call and its audio go on.
+    let video = |seq: u32, flags: u8, payload: Vec<u8>| {
+        Packet {
+            kind: Kind::Video,
+            flags,
+            layer: 0,
+            seq,
+            ts: seq * 3000,
+            payload,
+        }
+        .encode()
+        .unwrap()
+    };
+    use kith_media::packet::{FLAG_END, FLAG_KEY};
+    let contradictory = vec![
+        video(1, 0, vec![0, 0, 1]),        // zero pieces
+        video(2, 0, vec![3, 2, 1]),        // piece 3 of 2
+        video(3, FLAG_END, vec![0, 2, 1]), // the end, but not the last
+        video(4, 0, vec![1, 2, 1]),        // the last, but no end
+        video(5, FLAG_END, vec![0, 1]),    // no bytes of the frame
+    ];
+    let n_video_bad = contradictory.len() as u64;
+    for b in contradictory {
+        call.send_datagram(b).unwrap();
+    }
+    for i in 0..2_000u32 {
+        let _ = call.send_datagram(video(100_000 + i * 200, FLAG_KEY, {
+            let mut v = vec![0, 200];
+            v.extend(std::iter::repeat_n(0x41, 1000));
+            v
+        }));
+        if i % 100 == 0 {
+            call.send_datagram(good(seq, encoder.encode(&tone).unwrap().to_vec()))
+                .unwrap();
+            seq += 1;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    for i in 0..20u32 {
+        let mut junk = vec![0, 1, 0, 0, 0, 1, 0x65];
+        junk.extend(std::iter::repeat_n(0xa5u8, 800));
+        call.send_datagram(video(1_000_000 + i, FLAG_KEY | FLAG_END, junk))
+            .unwrap();
+        call.send_datagram(kith_media::packet::key_request(0, i).encode().unwrap())
+            .unwrap();
+        call.send_datagram(good(seq, encoder.encode(&tone).unwrap().to_vec()))
+            .unwrap();
+        seq += 1;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let c = wait_call(&bob, |c| {
+        c["bad_datagrams"].as_u64() >= Some(n_bad + n_video_bad)
+    })
+    .await;
+    assert_eq!(c["state"], "active", "{c}");
+    assert_eq!(c["video_frames_sent"], 0, "Bob sends no video: {c}");
+    assert!(bob.is_running(), "daemon died:\n{}", bob.log());
 
     // Control frames out of place: a move to a device that is not the
     // contact's (the victim's own, a stranger's), a resumption, a

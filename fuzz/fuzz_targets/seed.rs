@@ -52,6 +52,7 @@ fn write_all() -> bool {
     );
     put("file_msg", file_msgs());
     put("media_packet", media_packets());
+    put("video_frames", video_frames());
     put("call_msg", call_msgs(device));
     put("call_record", call_records(device));
     put(
@@ -320,6 +321,7 @@ fn media_packets() -> Vec<Vec<u8>> {
     let report = kith_media::packet::Report {
         loss_permille: 100,
         target_ms: 40,
+        video_loss_permille: 20,
     }
     .packet(3);
     [
@@ -327,10 +329,40 @@ fn media_packets() -> Vec<Vec<u8>> {
         audio(FLAG_SILENT, vec![0xf8]),
         video,
         report,
+        kith_media::packet::key_request(0, 1),
     ]
     .iter()
     .filter_map(|p| p.encode().ok())
     .collect()
+}
+
+/// Runs of video datagrams (u16 length, bytes): two real coded frames,
+/// a key frame and the next, cut into pieces; and the same reordered.
+fn video_frames() -> Vec<Vec<u8>> {
+    use kith_media::video::{HEIGHT, VideoEncoder, WIDTH, synthetic};
+    let Ok(mut enc) = VideoEncoder::new(300_000, 30) else {
+        return Vec::new();
+    };
+    let mut seq = 0;
+    let mut packets = Vec::new();
+    for i in 0..3 {
+        if let Ok(Some(e)) = enc.encode(&synthetic(i, WIDTH / 4, HEIGHT / 4)) {
+            packets.extend(kith_media::frames::pieces(&e.data, e.key, i * 3000, 0, &mut seq));
+        }
+    }
+    let run = |ps: &[kith_media::packet::Packet]| {
+        let mut out = Vec::new();
+        for p in ps {
+            if let Ok(b) = p.encode() {
+                out.extend_from_slice(&(b.len() as u16).to_be_bytes());
+                out.extend_from_slice(&b);
+            }
+        }
+        out
+    };
+    let mut reversed = packets.clone();
+    reversed.reverse();
+    vec![run(&packets), run(&reversed)]
 }
 
 /// File transfer frames: requests (none, some, the most chunks) and

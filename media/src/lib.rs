@@ -3,13 +3,18 @@
 //! ([`packet`]) and the adaptive jitter buffer that turns packets arriving
 //! late, early, twice or never into one frame every 20 ms ([`jitter`]),
 //! Opus voice coding with FEC ([`codec`]) and 48 kHz mono WAV files
-//! ([`wav`]).
+//! ([`wav`]); H.264 video through OpenH264 ([`video`]), video frames cut
+//! into datagrams and put together again ([`frames`]), and Y4M files
+//! ([`y4m`]).
 //!
 //! Both are pure: they are given bytes and the time, never read a clock
 //! or a socket, so they are tested in virtual time. Real-time paths in the
 //! daemon use them without the node or its store.
 
 pub mod codec;
+pub mod frames;
 pub mod jitter;
 pub mod packet;
+pub mod video;
 pub mod wav;
+pub mod y4m;

@@ -33,6 +33,10 @@ pub enum Kind {
     /// The receiver's report of what reached it (a [`Report`]), about
     /// once a second: the sender follows it.
     Report,
+    /// The receiver cannot decode the video on (a frame was lost): the
+    /// sender should make its next frame a key frame. Payload: one zero
+    /// byte; `layer` names the layer.
+    KeyRequest,
 }
 
 impl Kind {
@@ -41,6 +45,7 @@ impl Kind {
             Kind::Audio => 0,
             Kind::Video => 1,
             Kind::Report => 2,
+            Kind::KeyRequest => 3,
         }
     }
 
@@ -49,6 +54,7 @@ impl Kind {
             0 => Some(Kind::Audio),
             1 => Some(Kind::Video),
             2 => Some(Kind::Report),
+            3 => Some(Kind::KeyRequest),
             _ => None,
         }
     }
@@ -143,10 +149,13 @@ impl Packet {
         }
         check_flags(kind, flags)?;
         let layer = bytes[2];
-        if kind != Kind::Video && layer != 0 {
+        if !matches!(kind, Kind::Video | Kind::KeyRequest) && layer != 0 {
             return Err(PacketError::Mismatch);
         }
         if kind == Kind::Report && bytes.len() != HEADER + REPORT_BYTES {
+            return Err(PacketError::Mismatch);
+        }
+        if kind == Kind::KeyRequest && bytes[HEADER..] != [0] {
             return Err(PacketError::Mismatch);
         }
         let word = |at: usize| {
@@ -164,17 +173,21 @@ impl Packet {
 }
 
 /// Payload bytes of a report.
-pub const REPORT_BYTES: usize = 4;
+pub const REPORT_BYTES: usize = 6;
 
-/// What a receiver saw over the last second: the share of frames that did
-/// not arrive in time (rebuilt from FEC or concealed), and its jitter
-/// buffer's target delay. Payload: `u16 loss ‰ ‖ u16 target ms`, big-endian.
+/// What a receiver saw over the last second: the share of audio frames
+/// that did not arrive in time (rebuilt from FEC or concealed), its jitter
+/// buffer's target delay, and the share of video frames lost. Payload:
+/// `u16 loss ‰ ‖ u16 target ms ‖ u16 video loss ‰`, big-endian.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Report {
     /// Frames missing on arrival, per thousand (at most 1000).
     pub loss_permille: u16,
     /// The receiver's playout delay target, milliseconds.
     pub target_ms: u16,
+    /// Video frames lost (or dropped waiting for a key frame), per
+    /// thousand (at most 1000; 0 without video).
+    pub video_loss_permille: u16,
 }
 
 impl Report {
@@ -183,6 +196,7 @@ impl Report {
         let mut payload = Vec::with_capacity(REPORT_BYTES);
         payload.extend_from_slice(&self.loss_permille.min(1000).to_be_bytes());
         payload.extend_from_slice(&self.target_ms.to_be_bytes());
+        payload.extend_from_slice(&self.video_loss_permille.min(1000).to_be_bytes());
         Packet {
             kind: Kind::Report,
             flags: 0,
@@ -196,20 +210,34 @@ impl Report {
     /// The report a decoded report packet carries (a loss over 1000 ‰ is
     /// refused).
     pub fn from_packet(p: &Packet) -> Result<Self, PacketError> {
-        let [a, b, c, d] = p.payload[..] else {
+        let [a, b, c, d, e, f] = p.payload[..] else {
             return Err(PacketError::Mismatch);
         };
         if p.kind != Kind::Report {
             return Err(PacketError::Mismatch);
         }
         let loss_permille = u16::from_be_bytes([a, b]);
-        if loss_permille > 1000 {
+        let video_loss_permille = u16::from_be_bytes([e, f]);
+        if loss_permille > 1000 || video_loss_permille > 1000 {
             return Err(PacketError::Mismatch);
         }
         Ok(Report {
             loss_permille,
             target_ms: u16::from_be_bytes([c, d]),
+            video_loss_permille,
         })
+    }
+}
+
+/// A request for a key frame on `layer`, as the `seq`-th.
+pub fn key_request(layer: u8, seq: u32) -> Packet {
+    Packet {
+        kind: Kind::KeyRequest,
+        flags: 0,
+        layer,
+        seq,
+        ts: 0,
+        payload: vec![0],
     }
 }
 
@@ -219,7 +247,7 @@ fn check_flags(kind: Kind, flags: u8) -> Result<(), PacketError> {
     }
     let video_only = FLAG_END | FLAG_KEY;
     match kind {
-        Kind::Report if flags != 0 => Err(PacketError::Mismatch),
+        Kind::Report | Kind::KeyRequest if flags != 0 => Err(PacketError::Mismatch),
         Kind::Audio if flags & video_only != 0 => Err(PacketError::Mismatch),
         Kind::Video if flags & FLAG_SILENT != 0 => Err(PacketError::Mismatch),
         _ => Ok(()),
@@ -298,6 +326,7 @@ mod tests {
         let r = Report {
             loss_permille: 125,
             target_ms: 60,
+            video_loss_permille: 30,
         };
         let bytes = r.packet(3).encode().unwrap();
         assert_eq!(bytes.len(), HEADER + REPORT_BYTES);
@@ -312,10 +341,30 @@ mod tests {
         let mut layered = bytes.clone();
         layered[2] = 1;
         assert_eq!(Packet::decode(&layered), Err(PacketError::Mismatch));
-        let mut over = bytes;
+        let mut over = bytes.clone();
         over[HEADER] = 0xff;
         let p = Packet::decode(&over).unwrap();
         assert_eq!(Report::from_packet(&p), Err(PacketError::Mismatch));
+        let mut video_over = bytes;
+        video_over[HEADER + 4] = 0xff;
+        let p = Packet::decode(&video_over).unwrap();
+        assert_eq!(Report::from_packet(&p), Err(PacketError::Mismatch));
         assert!(Report::from_packet(&audio(1)).is_err());
+    }
+
+    #[test]
+    fn key_requests_have_one_shape() {
+        let bytes = key_request(1, 9).encode().unwrap();
+        let p = Packet::decode(&bytes).unwrap();
+        assert_eq!((p.kind, p.layer, p.seq), (Kind::KeyRequest, 1, 9));
+        let mut long = bytes.clone();
+        long.push(0);
+        assert_eq!(Packet::decode(&long), Err(PacketError::Mismatch));
+        let mut nonzero = bytes.clone();
+        nonzero[HEADER] = 1;
+        assert_eq!(Packet::decode(&nonzero), Err(PacketError::Mismatch));
+        let mut flagged = bytes;
+        flagged[1] = FLAG_KEY;
+        assert_eq!(Packet::decode(&flagged), Err(PacketError::Mismatch));
     }
 }

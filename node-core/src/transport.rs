@@ -67,7 +67,7 @@ impl Protocol {
 
 /// Most bytes of unread incoming datagrams kept per connection (older ones
 /// are dropped beyond it): a peer cannot make a link hold more.
-pub const MAX_DATAGRAM_BUFFER: usize = 64 << 10;
+pub const MAX_DATAGRAM_BUFFER: usize = 256 << 10;
 /// Connections idle this long are closed.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Keep-alive interval on idle connections.
@@ -443,6 +443,21 @@ impl Link {
             .iter()
             .find(|p| p.is_selected())
             .map(|p| p.rtt())
+    }
+
+    /// Bytes the outgoing datagram queue takes now without dropping older
+    /// ones (it shrinks while the congestion window holds datagrams back).
+    pub fn datagram_room(&self) -> usize {
+        self.conn.datagram_send_buffer_space()
+    }
+
+    /// What the path in use carries now by its congestion window, bits
+    /// per second (the window over the round trip), once known.
+    pub fn window_rate(&self) -> Option<u64> {
+        let paths = self.conn.paths();
+        let p = paths.iter().find(|p| p.is_selected())?;
+        let rtt = p.rtt().as_secs_f64().max(0.001);
+        Some((p.stats().cwnd as f64 * 8.0 / rtt) as u64)
     }
 
     /// Whether both handles are the same connection.

@@ -833,3 +833,110 @@ fn a_contact_cannot_ring_more_than_five_times_a_minute() {
         calls(&bob)
     );
 }
+
+/// The frame numbers drawn in each picture of a Y4M file, and the
+/// pictures.
+fn pictures(path: &std::path::Path) -> Vec<(u32, kith_media::video::Picture)> {
+    let mut r = kith_media::y4m::Y4mReader::open(path).unwrap();
+    let mut out = Vec::new();
+    while let Some(p) = r.next_picture().unwrap() {
+        out.push((kith_media::video::mark::read(&p).unwrap(), p));
+    }
+    out
+}
+
+#[test]
+fn a_video_call_shows_each_side_the_others_pictures() {
+    use kith_media::video::{HEIGHT, WIDTH, synthetic};
+    let _media = one_media_test_at_a_time();
+    let (alice, _ia, _da) = user("alice");
+    let (bob, ib, _db) = user("bob");
+    let everyone = [&alice, &bob];
+    pair(&alice, &bob);
+    wait_devices_online(&alice, &ib.account, &[&ib.device]);
+    let dir = alice.scratch("video");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = |name: &str| dir.join(name);
+    // Alice sends two seconds from a file (the last picture stays after
+    // it), Bob the test picture the daemon makes without a camera.
+    let frames = 60;
+    let mut w = kith_media::y4m::Y4mWriter::create(&path("a_in.y4m")).unwrap();
+    let sent: Vec<_> = (0..frames)
+        .map(|i| synthetic(1000 + i, WIDTH, HEIGHT))
+        .collect();
+    for p in &sent {
+        w.write(p).unwrap();
+    }
+    w.flush().unwrap();
+    let s = |name: &str| path(name).to_str().unwrap().to_owned();
+    let id = assert_ok(&alice.kith([
+        "call",
+        &ib.account,
+        "--video-in",
+        &s("a_in.y4m"),
+        "--video-out",
+        &s("a_seen.y4m"),
+    ]))
+    .trim()
+    .to_owned();
+    wait_state(&bob, "B", &id, "incoming", &everyone);
+    let incoming = call_of(&bob, &id);
+    assert_eq!(incoming["video"], true, "{incoming}");
+    assert_ok(&bob.kith(["call", "answer", "--video", "--video-out", &s("b_seen.y4m")]));
+    wait_state(&alice, "A", &id, "active", &everyone);
+    std::thread::sleep(Duration::from_secs(4));
+    let (a, b) = (call_of(&alice, &id), call_of(&bob, &id));
+    eprintln!("video call: A {a}\nB {b}");
+    assert_ok(&alice.kith(["call", "hangup"]));
+    wait_state(&bob, "B", &id, "ended", &everyone);
+    for (who, s) in [("A", &a), ("B", &b)] {
+        assert!(s["video_frames_sent"].as_u64().unwrap() > 60, "{who}: {s}");
+        assert!(s["video_frames_shown"].as_u64().unwrap() > 60, "{who}: {s}");
+        assert!(s["video_kbps"].as_u64().unwrap() > 0, "{who}: {s}");
+    }
+    // Bob saw Alice's file, in order, each picture close to the one sent.
+    let seen = pictures(&path("b_seen.y4m"));
+    let marks: Vec<u32> = seen.iter().map(|(n, _)| *n).collect();
+    assert!(marks.windows(2).all(|w| w[0] <= w[1]), "{marks:?}");
+    let distinct: std::collections::BTreeSet<u32> = marks.iter().copied().collect();
+    assert!(
+        distinct.len() > 40,
+        "B saw {} of A's pictures: {marks:?}",
+        distinct.len()
+    );
+    let psnr: Vec<f64> = seen
+        .iter()
+        .map(|(n, p)| p.psnr(&sent[usize::try_from(n - 1000).unwrap()]))
+        .collect();
+    let worst = psnr.iter().copied().fold(f64::INFINITY, f64::min);
+    let mean = psnr.iter().sum::<f64>() / psnr.len() as f64;
+    eprintln!(
+        "A→B: {} pictures shown, PSNR mean {mean:.1} dB, worst {worst:.1} dB",
+        seen.len()
+    );
+    // The first pictures, coded before the rate control settles, are the
+    // worst.
+    assert!(
+        mean > 32.0 && worst > 25.0,
+        "PSNR mean {mean:.1}, worst {worst:.1} dB"
+    );
+    // Alice saw Bob's test picture move.
+    let seen = pictures(&path("a_seen.y4m"));
+    let distinct: std::collections::BTreeSet<u32> = seen.iter().map(|(n, _)| *n).collect();
+    assert!(
+        distinct.len() > 60,
+        "A saw {} of B's pictures",
+        distinct.len()
+    );
+    // No picture of the call in either profile folder.
+    let needle = &sent[30].y()[WIDTH * 200..WIDTH * 200 + 64];
+    for p in [&alice, &bob] {
+        for (file, bytes) in p.snapshot() {
+            assert!(
+                !bytes.windows(needle.len()).any(|w| w == needle),
+                "call video in {}",
+                file.display()
+            );
+        }
+    }
+}

@@ -23,6 +23,12 @@ pub struct Args {
     /// of the speaker.
     #[arg(long, value_name = "WAV")]
     pub audio_out: Option<PathBuf>,
+    /// Send this Y4M file (4:2:0) instead of the camera (implies --video).
+    #[arg(long, value_name = "Y4M")]
+    pub video_in: Option<PathBuf>,
+    /// Write the video shown to this Y4M file (30 frames a second).
+    #[arg(long, value_name = "Y4M")]
+    pub video_out: Option<PathBuf>,
     /// What to do with a call on this device.
     #[command(subcommand)]
     pub action: Option<Action>,
@@ -44,6 +50,13 @@ pub enum Action {
         /// Write what is heard to this WAV file when the call ends.
         #[arg(long, value_name = "WAV")]
         audio_out: Option<PathBuf>,
+        /// Send this Y4M file (4:2:0) instead of the camera (implies
+        /// --video).
+        #[arg(long, value_name = "Y4M")]
+        video_in: Option<PathBuf>,
+        /// Write the video shown to this Y4M file (30 frames a second).
+        #[arg(long, value_name = "Y4M")]
+        video_out: Option<PathBuf>,
     },
     /// Decline a ringing call (every own device stops ringing).
     Decline {
@@ -90,10 +103,12 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
                 video,
                 audio_in,
                 audio_out,
+                video_in,
+                video_out,
             }),
             _,
         ) => {
-            let options = options(video, audio_in, audio_out)?;
+            let options = options(video, [audio_in, audio_out, video_in, video_out])?;
             rt.block_on(client.call_answer(call.as_deref(), &options))?;
         }
         (Some(Action::Decline { call }), _) => {
@@ -130,7 +145,8 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
             }
         }
         (None, Some(target)) => {
-            let options = options(args.video, args.audio_in, args.audio_out)?;
+            let files = [args.audio_in, args.audio_out, args.video_in, args.video_out];
+            let options = options(args.video, files)?;
             println!("{}", rt.block_on(client.call_start(&target, &options))?.id);
         }
         (None, None) => {
@@ -142,11 +158,7 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
 
 /// The call options, with the files' paths made absolute (the daemon
 /// reads and writes them, from its own working folder).
-fn options(
-    video: bool,
-    audio_in: Option<PathBuf>,
-    audio_out: Option<PathBuf>,
-) -> Result<CallOptions> {
+fn options(video: bool, files: [Option<PathBuf>; 4]) -> Result<CallOptions> {
     let absolute = |p: PathBuf| -> Result<String> {
         let p = if p.is_absolute() {
             p
@@ -159,9 +171,12 @@ fn options(
             .map(str::to_owned)
             .context("the path is not valid UTF-8")
     };
+    let [audio_in, audio_out, video_in, video_out] = files;
     Ok(CallOptions {
-        video,
+        video: video || video_in.is_some(),
         audio_in: audio_in.map(absolute).transpose()?,
         audio_out: audio_out.map(absolute).transpose()?,
+        video_in: video_in.map(absolute).transpose()?,
+        video_out: video_out.map(absolute).transpose()?,
     })
 }

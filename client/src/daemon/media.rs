@@ -8,6 +8,7 @@
 //! (`--audio-out`); nothing of the media goes to the profile folder.
 
 use super::files::AbortOnDrop;
+use super::video::VideoFlow;
 use kith_media::codec::{FRAME_SAMPLES, VoiceDecoder, VoiceEncoder};
 use kith_media::jitter::{Config, FRAME, FRAME_TICKS, JitterBuffer, Playout};
 use kith_media::packet::{FLAG_SILENT, Kind, Packet, Report};
@@ -27,6 +28,8 @@ const START_BITRATE: i32 = 32_000;
 const START_LOSS: u8 = 10;
 /// How often each side reports what reached it, and the sender adapts.
 const REPORT_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+/// Most datagrams held back by a benchmark's added delay.
+const MAX_HELD: usize = 4096;
 /// A relayed path's ceiling on the audio bitrate, bits per second.
 const RELAY_BITRATE: i32 = 24_000;
 
@@ -62,13 +65,16 @@ pub(super) fn follow(
 /// a cut path shows here long before QUIC's idle timeout).
 pub(super) const SILENT_FOR: std::time::Duration = std::time::Duration::from_millis(1500);
 
-/// Where a device's audio comes from and goes to.
+/// Where a device's audio comes from and goes to (and its video: see
+/// [`super::video::VideoIo`]).
 #[derive(Debug, Clone, Default)]
 pub(super) struct Audio {
     /// The samples to send (48 kHz mono), from `--audio-in`.
     pub input: Option<Arc<Vec<i16>>>,
     /// Where to write what was heard, from `--audio-out`.
     pub output: Option<PathBuf>,
+    /// The call's video on this device.
+    pub video: super::video::VideoIo,
 }
 
 impl Audio {
@@ -88,7 +94,11 @@ impl Audio {
             }
             None => None,
         };
-        Ok(Self { input, output })
+        Ok(Self {
+            input,
+            output,
+            video: Default::default(),
+        })
     }
 }
 
@@ -120,6 +130,11 @@ pub(super) struct Counts {
     pub bitrate: AtomicU64,
     /// The loss the encoder's FEC prepares for now, percent.
     pub fec_percent: AtomicU64,
+    /// The call's video.
+    pub video: Arc<super::video::VideoCounts>,
+    /// The next video frame to take from the source (a resumed call goes
+    /// on where it was).
+    pub video_from: Arc<AtomicU64>,
     /// When the current flow's first frame was sent and its playout
     /// clock started, and when the first frame from the peer was played
     /// (benchmarks: where a sample of the input and of the output is on
@@ -168,6 +183,7 @@ impl Counts {
 pub(super) struct Flow {
     _send: AbortOnDrop,
     _receive: AbortOnDrop,
+    _video: Arc<VideoFlow>,
 }
 
 /// What one call heard, across flows (a resumed call goes on with the
@@ -211,9 +227,15 @@ pub(super) fn start(
     heard: Arc<Heard>,
     counts: Arc<Counts>,
     muted: Arc<std::sync::atomic::AtomicBool>,
-    loss_percent: u8,
+    (loss_percent, delay): (u8, std::time::Duration),
     silent: Box<dyn FnOnce() + Send>,
 ) -> anyhow::Result<Flow> {
+    let video = Arc::new(VideoFlow::start(
+        link,
+        &audio.video,
+        Arc::clone(&counts.video_from),
+        Arc::clone(&counts.video),
+    ));
     let encoder = VoiceEncoder::new(START_BITRATE, START_LOSS)?;
     counts.peer_loss.store(u64::MAX, Ordering::Relaxed);
     counts
@@ -236,12 +258,14 @@ pub(super) fn start(
         decoder,
         heard,
         counts,
-        loss_percent,
+        Arc::clone(&video),
+        (loss_percent, delay),
         silent,
     ));
     Ok(Flow {
         _send: AbortOnDrop(send),
         _receive: AbortOnDrop(receive),
+        _video: video,
     })
 }
 
@@ -347,10 +371,13 @@ async fn receive(
     mut decoder: VoiceDecoder,
     heard: Arc<Heard>,
     counts: Arc<Counts>,
-    loss_percent: u8,
+    video: Arc<VideoFlow>,
+    (loss_percent, delay): (u8, std::time::Duration),
     silent: Box<dyn FnOnce() + Send>,
 ) {
     let mut jitter = JitterBuffer::new(Config::default());
+    // Benchmarks only: datagrams held back as a slower path would.
+    let mut held: std::collections::VecDeque<(Instant, Vec<u8>)> = Default::default();
     // When the peer's last good packet came (or media started).
     let mut heard_from = Instant::now();
     // This side's reports: frames played and missing since the last.
@@ -379,23 +406,15 @@ async fn receive(
                         continue;
                     }
                 }
-                match Packet::decode(&bytes) {
-                    Ok(p) if p.kind == Kind::Audio => {
-                        heard_from = Instant::now();
-                        jitter.push(p.seq, p.ts, p.payload, heard_from);
-                        counts.received.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Ok(p) if p.kind == Kind::Report => match Report::from_packet(&p) {
-                        Ok(r) => counts
-                            .peer_loss
-                            .store(u64::from(r.loss_permille), Ordering::Relaxed),
-                        Err(_) => {
-                            counts.bad.fetch_add(1, Ordering::Relaxed);
-                        }
-                    },
-                    _ => {
-                        counts.bad.fetch_add(1, Ordering::Relaxed);
-                    }
+                if delay.is_zero() {
+                    take(&bytes, &mut jitter, &mut heard_from, &counts, &video);
+                } else if held.len() < MAX_HELD {
+                    held.push_back((Instant::now() + delay, bytes));
+                }
+            }
+            () = sleep_until(held.front().map(|h| h.0)), if !held.is_empty() => {
+                if let Some((_, bytes)) = held.pop_front() {
+                    take(&bytes, &mut jitter, &mut heard_from, &counts, &video);
                 }
             }
             _ = tick.tick() => {
@@ -411,6 +430,7 @@ async fn receive(
                         )
                         .unwrap_or(1000),
                         target_ms: u16::try_from(jitter.target().as_millis()).unwrap_or(u16::MAX),
+                        video_loss_permille: video.loss_to_report(),
                     };
                     if let Ok(bytes) = report.packet(reports).encode() {
                         let _ = link.send_datagram(bytes);
@@ -469,6 +489,48 @@ async fn receive(
                 heard.extend(&frame);
             }
         }
+    }
+}
+
+/// Takes one datagram from the peer: audio into the jitter buffer, a
+/// report to the senders, video to its threads; anything else is counted
+/// as bad.
+fn take(
+    bytes: &[u8],
+    jitter: &mut JitterBuffer,
+    heard_from: &mut Instant,
+    counts: &Counts,
+    video: &VideoFlow,
+) {
+    match Packet::decode(bytes) {
+        Ok(p) if p.kind == Kind::Audio => {
+            *heard_from = Instant::now();
+            jitter.push(p.seq, p.ts, p.payload, *heard_from);
+            counts.received.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(p) if p.kind == Kind::Report => match Report::from_packet(&p) {
+            Ok(r) => {
+                counts
+                    .peer_loss
+                    .store(u64::from(r.loss_permille), Ordering::Relaxed);
+                video.peer_reported(r.video_loss_permille);
+            }
+            Err(_) => {
+                counts.bad.fetch_add(1, Ordering::Relaxed);
+            }
+        },
+        Ok(p) if matches!(p.kind, Kind::Video | Kind::KeyRequest) => video.deliver(p),
+        _ => {
+            counts.bad.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Sleeps until `at` (never, without one).
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
     }
 }
 

@@ -15,8 +15,10 @@ mod push;
 mod router;
 mod rpc_server;
 pub mod timed;
+mod video;
 
 pub use media::Clocks as CallClocks;
+pub use video::VideoClocks as CallVideoClocks;
 
 use anyhow::{Context, Result};
 use node_core::node::Node;
@@ -79,6 +81,8 @@ pub struct Daemon {
     /// Tests only: the share of incoming call media datagrams dropped
     /// (seeded), in percent.
     media_loss: std::sync::atomic::AtomicU8,
+    /// Benchmarks: added one-way delay on incoming media, milliseconds.
+    media_delay: std::sync::atomic::AtomicU16,
     /// The sound calls use when a command names none (`kith daemon
     /// --audio-in/--audio-out`; a call moved here uses it too).
     default_audio: std::sync::Mutex<media::Audio>,
@@ -243,6 +247,7 @@ impl Daemon {
             max_file_size: limits.max_file,
             corrupt_served: limits.danger_corrupt_served,
             media_loss: Default::default(),
+            media_delay: Default::default(),
             default_audio: Default::default(),
             bad_chunks: Default::default(),
             mailbox_notify: tokio::sync::Notify::new(),
@@ -379,6 +384,24 @@ impl Daemon {
         )
     }
 
+    /// Benchmarks: holds every incoming media datagram back by `ms`
+    /// before it is read, as a longer path would (this kernel has no
+    /// `tc netem`).
+    #[doc(hidden)]
+    pub fn set_media_delay(&self, ms: u16) {
+        self.media_delay
+            .store(ms, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Benchmarks: lets a contact ring this device `extra` more times a
+    /// minute than a person would (a benchmark places dozens of calls).
+    #[doc(hidden)]
+    pub fn allow_extra_rings(&self, extra: usize) {
+        self.calls
+            .extra_rings
+            .store(extra, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Tests only: drops this share (percent, seeded) of incoming call
     /// media datagrams, to play a lossy path.
     #[doc(hidden)]
@@ -409,6 +432,12 @@ impl Daemon {
     #[doc(hidden)]
     pub fn call_clocks(&self) -> Vec<(String, CallClocks)> {
         calls::clocks(self)
+    }
+
+    /// Benchmarks: each call's video clocks (call id, clocks).
+    #[doc(hidden)]
+    pub fn call_video_clocks(&self) -> Vec<(String, CallVideoClocks)> {
+        calls::video_clocks(self)
     }
 
     /// Sets how often the account's mailbox is collected.

@@ -12,10 +12,9 @@ impl Daemon {
         self: &std::sync::Arc<Self>,
         target: &str,
         video: bool,
-        audio_in: Option<&str>,
-        audio_out: Option<&str>,
+        files: [Option<String>; 4],
     ) -> Result<serde_json::Value> {
-        let audio = self.audio_for(audio_in, audio_out)?;
+        let audio = self.audio_for(video, files)?;
         let id = crate::daemon::calls::start(self, target, video, audio).await?;
         answer(Id { id: id.to_string() })
     }
@@ -25,10 +24,9 @@ impl Daemon {
         &self,
         call: Option<String>,
         video: bool,
-        audio_in: Option<&str>,
-        audio_out: Option<&str>,
+        files: [Option<String>; 4],
     ) -> Result<serde_json::Value> {
-        let audio = self.audio_for(audio_in, audio_out)?;
+        let audio = self.audio_for(video, files)?;
         crate::daemon::calls::command_with(
             self,
             call.as_deref(),
@@ -39,16 +37,22 @@ impl Daemon {
         answer(a::Done {})
     }
 
-    /// The sound a call command names, or the daemon's when it names none.
+    /// The sound and pictures a call command names (`files`: audio in and
+    /// out, video in and out), or the daemon's when it names none.
     fn audio_for(
         &self,
-        audio_in: Option<&str>,
-        audio_out: Option<&str>,
+        video: bool,
+        files: [Option<String>; 4],
     ) -> Result<crate::daemon::media::Audio> {
-        if audio_in.is_none() && audio_out.is_none() {
-            return Ok(self.default_audio());
-        }
-        crate::daemon::media::Audio::open(audio_in, audio_out)
+        let [audio_in, audio_out, video_in, video_out] = files;
+        let mut audio = if audio_in.is_none() && audio_out.is_none() {
+            self.default_audio()
+        } else {
+            crate::daemon::media::Audio::open(audio_in.as_deref(), audio_out.as_deref())?
+        };
+        audio.video =
+            crate::daemon::video::VideoIo::open(video, video_in.as_deref(), video_out.as_deref())?;
+        Ok(audio)
     }
 
     /// Answers, declines or hangs up the call named (or the one that fits).

@@ -141,20 +141,22 @@ impl Daemon {
                 video,
                 audio_in,
                 audio_out,
+                video_in,
+                video_out,
             } => {
-                return self
-                    .call_start(&target, video, audio_in.as_deref(), audio_out.as_deref())
-                    .await;
+                let files = [audio_in, audio_out, video_in, video_out];
+                return self.call_start(&target, video, files).await;
             }
             Request::CallAnswer {
                 call,
                 video,
                 audio_in,
                 audio_out,
+                video_in,
+                video_out,
             } => {
-                return self
-                    .call_answer(call, video, audio_in.as_deref(), audio_out.as_deref())
-                    .await;
+                let files = [audio_in, audio_out, video_in, video_out];
+                return self.call_answer(call, video, files).await;
             }
             Request::CallDecline { call } => {
                 return self.call_command(call, Command::Decline).await;
