@@ -255,6 +255,9 @@ pub struct CallInfo {
     /// audio) and dropped.
     #[serde(default)]
     pub bad_datagrams: u64,
+    /// The sound card the call uses here (none: files, or silent).
+    #[serde(default)]
+    pub audio_device: Option<String>,
     /// Video frames this device coded and sent.
     #[serde(default)]
     pub video_frames_sent: u64,

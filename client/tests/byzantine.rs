@@ -611,7 +611,8 @@ async fn a_contacts_bad_media_is_dropped_and_a_revoked_device_cannot_ring() {
     w.send(
         &CallMsg::Offer {
             call: id,
-            video: false,
+            // A video call: Bob's assembler and decoder meet what follows.
+            video: true,
         }
         .encode(),
     )

@@ -130,6 +130,12 @@ impl Assembler {
         self.broken
     }
 
+    /// Gives nothing more until a key frame (the caller could not keep up
+    /// with the frames given).
+    pub fn lose_sync(&mut self) {
+        self.broken = true;
+    }
+
     fn bytes(&self) -> usize {
         self.pending.iter().map(|p| p.bytes).sum()
     }
@@ -237,6 +243,8 @@ impl Assembler {
                 .map(|f| f.first)
                 .reduce(|a, b| if after(a, b) { a } else { b })
                 && (self.broken || self.next.is_none_or(|n| after(k, n)))
+                // Never back before what was already given.
+                && self.next.is_none_or(|n| !after(n, k))
             {
                 let before = self.pending.len();
                 self.pending.retain(|f| !after(k, f.first));
@@ -250,7 +258,12 @@ impl Assembler {
             let in_order = self.next.is_none_or(|n| head.first == n) && !self.broken;
             if head.whole.is_some() && in_order {
                 let f = self.pending.remove(oldest);
-                self.next = Some(f.first.wrapping_add(f.pieces.len() as u32));
+                let next = f.first.wrapping_add(f.pieces.len() as u32);
+                self.next = Some(next);
+                // Frames that overlap what was given are moot.
+                let before = self.pending.len();
+                self.pending.retain(|p| !after(next, p.first));
+                out.dropped += (before - self.pending.len()) as u32;
                 let data = f.pieces.into_iter().flatten().flatten().collect();
                 out.frames.push(Frame {
                     data,

@@ -46,6 +46,12 @@ pub const MIN_BITRATE: u32 = 100_000;
 #[error("video: {0}")]
 pub struct VideoError(String);
 
+impl VideoError {
+    pub(crate) fn new(why: impl Into<String>) -> Self {
+        Self(why.into())
+    }
+}
+
 fn err(e: impl std::fmt::Display) -> VideoError {
     VideoError(e.to_string())
 }
@@ -201,7 +207,8 @@ impl VideoEncoder {
         let data = stream.to_vec();
         self.started = true;
         if let Some(bps) = self.pending.take() {
-            self.set_bitrate(bps)?;
+            // A rate that cannot be set is not worth this frame.
+            let _ = self.set_bitrate(bps);
         }
         if matches!(kind, FrameType::Skip | FrameType::Invalid) || data.is_empty() {
             return Ok(None);
@@ -309,12 +316,13 @@ impl VideoDecoder {
 
     /// Decodes one whole frame (as [`crate::frames::Assembler`] gives it):
     /// the picture, or `None` if it made none. A frame over
-    /// [`MAX_FRAME_BYTES`] or a picture over [`MAX_WIDTH`] × [`MAX_HEIGHT`]
-    /// is an error.
+    /// [`MAX_FRAME_BYTES`], one [`crate::h264::check_frame`] refuses, or a
+    /// picture over [`MAX_WIDTH`] × [`MAX_HEIGHT`] is an error.
     pub fn decode(&mut self, frame: &[u8]) -> Result<Option<Picture>, VideoError> {
         if frame.len() > MAX_FRAME_BYTES {
             return Err(VideoError(format!("a frame of {} bytes", frame.len())));
         }
+        crate::h264::check_frame(frame)?;
         let Some(yuv) = self.dec.decode(frame).map_err(err)? else {
             return Ok(None);
         };

@@ -98,7 +98,9 @@ impl Y4mReader {
         }
         let (mut width, mut height, mut rate) = (0usize, 0usize, (30u32, 1u32));
         for w in words.filter(|w| !w.is_empty()) {
-            let (tag, value) = w.split_at(1);
+            let Some((tag, value)) = w.split_at_checked(1) else {
+                return Err(format_error(&name, "a header that is not YUV4MPEG2"));
+            };
             match tag {
                 "W" => width = value.parse().unwrap_or(0),
                 "H" => height = value.parse().unwrap_or(0),
@@ -166,6 +168,8 @@ pub struct Y4mWriter {
     size: Option<(usize, usize)>,
     /// Frames written.
     pub frames: u64,
+    /// Bytes written.
+    pub bytes: u64,
 }
 
 impl std::fmt::Debug for Y4mWriter {
@@ -188,6 +192,7 @@ impl Y4mWriter {
             file: BufWriter::with_capacity(1 << 20, file),
             size: None,
             frames: 0,
+            bytes: 0,
         })
     }
 
@@ -224,6 +229,7 @@ impl Y4mWriter {
             self.file.write_all(&scaled.data).map_err(|e| self.io(e))?;
         }
         self.frames += 1;
+        self.bytes += 6 + Picture::bytes(w, h) as u64;
         Ok(())
     }
 

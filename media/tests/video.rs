@@ -206,6 +206,9 @@ fn y4m_files_round_trip_and_bad_ones_are_refused() {
     assert!(bad(b"YUV4MPEG2 W4000 H480\n").is_err());
     assert!(bad(b"YUV4MPEG2 W640 H480 F0:1\n").is_err());
     assert!(bad(&[b'Y'; 10_000]).is_err());
+    // A header word starting with a multi-byte character (split it
+    // mid-character and the reader panicked).
+    assert!(bad("YUV4MPEG2 W640 H480 éX\n".as_bytes()).is_err());
     // A cut-short frame is an error, not a short picture.
     assert!(matches!(bad(b"YUV4MPEG2 W4 H2\nFRAME\n1234"), Ok(Err(_))));
     assert!(Picture::black(4, 2).data.len() == 12);

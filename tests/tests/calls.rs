@@ -940,3 +940,47 @@ fn a_video_call_shows_each_side_the_others_pictures() {
         }
     }
 }
+
+#[test]
+fn a_call_naming_no_file_uses_the_sound_card() {
+    let _media = one_media_test_at_a_time();
+    let (alice, _ia, _da) = user("alice");
+    let bob = Profile::new();
+    let ib = bob.init("bob");
+    // ALSA's `null` device: a sound card that takes everything and gives
+    // silence, present wherever alsa-lib is.
+    let _db = bob.spawn_daemon_with(&["--sound-card", "null"]);
+    let everyone = [&alice, &bob];
+    pair(&alice, &bob);
+    wait_devices_online(&alice, &ib.account, &[&ib.device]);
+    let dir = alice.scratch("audio");
+    std::fs::create_dir_all(&dir).unwrap();
+    let a_in = dir.join("a.wav");
+    kith_media::wav::write(&a_in, &sweep(300.0, 2_500.0, 3.0)).unwrap();
+    let id = assert_ok(&alice.kith(["call", &ib.account, "--audio-in", a_in.to_str().unwrap()]))
+        .trim()
+        .to_owned();
+    wait_state(&bob, "B", &id, "incoming", &everyone);
+    assert_ok(&bob.kith(["call", "answer"]));
+    wait_state(&alice, "A", &id, "active", &everyone);
+    let ok = wait_until(Duration::from_secs(10), || {
+        call_of(&bob, &id)["audio_device"]
+            .as_str()
+            .is_some_and(|d| d.ends_with("null"))
+    });
+    let b = call_of(&bob, &id);
+    assert!(
+        ok,
+        "B never opened the sound card: {b}\n{}",
+        bob.daemon_logs()
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    let (a, b) = (call_of(&alice, &id), call_of(&bob, &id));
+    assert_eq!(a["audio_device"], serde_json::Value::Null, "files: {a}");
+    assert_eq!(
+        (a["media"].as_bool(), b["media"].as_bool()),
+        (Some(true), Some(true))
+    );
+    assert_ok(&alice.kith(["call", "hangup"]));
+    wait_state(&bob, "B", &id, "ended", &everyone);
+}

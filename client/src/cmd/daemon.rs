@@ -43,6 +43,11 @@ pub struct Args {
     /// speaker when their command names none.
     #[arg(long, value_name = "WAV")]
     pub audio_out: Option<std::path::PathBuf>,
+    /// The sound card calls use when their command names no file:
+    /// `default` (the system's, if it has one), `none` (calls without
+    /// files are silent), or a device's name (ALSA: `null`, `hw:CARD=…`).
+    #[arg(long, value_name = "NAME", default_value = "default")]
+    pub sound_card: crate::daemon::SoundCard,
     /// Refuse to offer files larger than this many bytes.
     #[arg(long, value_name = "BYTES", default_value_t = crate::daemon::FileLimits::default().max_file)]
     pub max_file_size: u64,
@@ -98,6 +103,7 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
             path(&args.audio_in)?.as_deref(),
             path(&args.audio_out)?.as_deref(),
         )?;
+        daemon.set_sound_card(args.sound_card);
         Daemon::serve(daemon.clone()).await?;
         daemon.close().await;
         Ok(())

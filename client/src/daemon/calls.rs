@@ -788,6 +788,12 @@ pub(super) fn status(d: &Daemon) -> Vec<kith_client::answers::CallInfo> {
                     .video
                     .bad
                     .load(std::sync::atomic::Ordering::Relaxed),
+            audio_device: v
+                .counts
+                .sound_device
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
             video_frames_sent: v
                 .counts
                 .video
@@ -1173,6 +1179,9 @@ impl CallTask {
                                 let _ = tx.send(Input::Silent(dev)).await;
                             });
                         });
+                        // The old flow (a resumed or moved call) stops
+                        // before the new one starts.
+                        self.flow = None;
                         match super::media::start(
                             &conn.link,
                             &self.audio,
@@ -1187,6 +1196,11 @@ impl CallTask {
                                         .media_delay
                                         .load(std::sync::atomic::Ordering::Relaxed),
                                 )),
+                            ),
+                            (
+                                (self.audio.input.is_none() && self.audio.output.is_none())
+                                    .then(|| self.d.sound_card()),
+                                self.call.video(),
                             ),
                             silent,
                         ) {

@@ -28,6 +28,9 @@ const START_BITRATE: i32 = 32_000;
 const START_LOSS: u8 = 10;
 /// How often each side reports what reached it, and the sender adapts.
 const REPORT_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+/// The call's sound card, once open.
+type Device = Arc<std::sync::OnceLock<Arc<dyn super::sound::SoundDevice>>>;
+
 /// Most datagrams held back by a benchmark's added delay.
 const MAX_HELD: usize = 4096;
 /// A relayed path's ceiling on the audio bitrate, bits per second.
@@ -132,6 +135,8 @@ pub(super) struct Counts {
     pub fec_percent: AtomicU64,
     /// The call's video.
     pub video: Arc<super::video::VideoCounts>,
+    /// The sound card in use, once one opened.
+    pub sound_device: Mutex<Option<String>>,
     /// The next video frame to take from the source (a resumed call goes
     /// on where it was).
     pub video_from: Arc<AtomicU64>,
@@ -228,13 +233,35 @@ pub(super) fn start(
     counts: Arc<Counts>,
     muted: Arc<std::sync::atomic::AtomicBool>,
     (loss_percent, delay): (u8, std::time::Duration),
+    (card, video_call): (Option<super::sound::SoundCard>, bool),
     silent: Box<dyn FnOnce() + Send>,
 ) -> anyhow::Result<Flow> {
+    // The sound card opens beside the flow (it may take a moment); until
+    // it does, and without one, the call is silent.
+    let device: Device = Default::default();
+    if let Some(card) = card {
+        let (device, counts) = (Arc::clone(&device), Arc::clone(&counts));
+        tokio::spawn(async move {
+            match tokio::task::spawn_blocking(move || super::sound::open(&card)).await {
+                Ok(Ok(Some(d))) => {
+                    *counts
+                        .sound_device
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner()) = Some(d.name().to_owned());
+                    let _ = device.set(d);
+                }
+                Ok(Ok(None)) => debug!("no sound card: the call is silent here"),
+                Ok(Err(e)) => warn!(error = %e, "the sound card could not be opened"),
+                Err(e) => warn!(error = %e, "opening the sound card failed"),
+            }
+        });
+    }
     let video = Arc::new(VideoFlow::start(
         link,
         &audio.video,
         Arc::clone(&counts.video_from),
         Arc::clone(&counts.video),
+        video_call || audio.video.send,
     ));
     let encoder = VoiceEncoder::new(START_BITRATE, START_LOSS)?;
     counts.peer_loss.store(u64::MAX, Ordering::Relaxed);
@@ -248,7 +275,7 @@ pub(super) fn start(
     let send = tokio::spawn(send(
         link.clone(),
         encoder,
-        audio.input.clone(),
+        (audio.input.clone(), Arc::clone(&device)),
         from,
         Arc::clone(&counts),
         muted,
@@ -258,7 +285,7 @@ pub(super) fn start(
         decoder,
         heard,
         counts,
-        Arc::clone(&video),
+        (Arc::clone(&video), device),
         (loss_percent, delay),
         silent,
     ));
@@ -272,7 +299,7 @@ pub(super) fn start(
 async fn send(
     link: Link,
     mut encoder: VoiceEncoder,
-    input: Option<Arc<Vec<i16>>>,
+    (input, device): (Option<Arc<Vec<i16>>>, Device),
     from: Arc<AtomicU64>,
     counts: Arc<Counts>,
     muted: Arc<std::sync::atomic::AtomicBool>,
@@ -280,6 +307,7 @@ async fn send(
     let mut tick = tokio::time::interval(FRAME);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let silence = [0i16; FRAME_SAMPLES];
+    let mut mic = [0i16; FRAME_SAMPLES];
     let mut seq: u32 = 0;
     let mut first = true;
     // Bytes sent in the current second, for the bitrate shown.
@@ -320,6 +348,11 @@ async fn send(
             c.send_from = at64;
         }
         let at = usize::try_from(at64).unwrap_or(usize::MAX);
+        // The microphone is read every frame (muted too: what it took
+        // while muted must not be sent later).
+        if let Some(d) = device.get() {
+            d.capture(&mut mic);
+        }
         // Muted, the source goes on (as a microphone would) but silence
         // is sent.
         let frame: &[i16] = match input.as_deref() {
@@ -327,7 +360,9 @@ async fn send(
             Some(samples) if at + FRAME_SAMPLES <= samples.len() => {
                 &samples[at..at + FRAME_SAMPLES]
             }
-            _ => &silence,
+            Some(_) => &silence,
+            None if device.get().is_some() => &mic,
+            None => &silence,
         };
         let payload = match encoder.encode(frame) {
             Ok(p) => p.to_vec(),
@@ -371,7 +406,7 @@ async fn receive(
     mut decoder: VoiceDecoder,
     heard: Arc<Heard>,
     counts: Arc<Counts>,
-    video: Arc<VideoFlow>,
+    (video, device): (Arc<VideoFlow>, Device),
     (loss_percent, delay): (u8, std::time::Duration),
     silent: Box<dyn FnOnce() + Send>,
 ) {
@@ -486,6 +521,9 @@ async fn receive(
                         .unwrap_or_else(|_| conceal(&mut decoder, &counts)),
                     Playout::Lost { .. } | Playout::Stretch => conceal(&mut decoder, &counts),
                 };
+                if let Some(d) = device.get() {
+                    d.play(&frame);
+                }
                 heard.extend(&frame);
             }
         }

@@ -14,10 +14,12 @@ mod policy;
 mod push;
 mod router;
 mod rpc_server;
+mod sound;
 pub mod timed;
 mod video;
 
 pub use media::Clocks as CallClocks;
+pub use sound::SoundCard;
 pub use video::VideoClocks as CallVideoClocks;
 
 use anyhow::{Context, Result};
@@ -86,6 +88,8 @@ pub struct Daemon {
     /// The sound calls use when a command names none (`kith daemon
     /// --audio-in/--audio-out`; a call moved here uses it too).
     default_audio: std::sync::Mutex<media::Audio>,
+    /// The sound card calls use when they name no file.
+    sound_card: std::sync::Mutex<SoundCard>,
     /// Corrupted chunks received (each from a source then avoided).
     bad_chunks: std::sync::atomic::AtomicU64,
     /// Link, dial and client tasks: all end when the daemon stops.
@@ -249,6 +253,7 @@ impl Daemon {
             media_loss: Default::default(),
             media_delay: Default::default(),
             default_audio: Default::default(),
+            sound_card: Default::default(),
             bad_chunks: Default::default(),
             mailbox_notify: tokio::sync::Notify::new(),
             push_notify: tokio::sync::Notify::new(),
@@ -382,6 +387,19 @@ impl Daemon {
             self.mailbox_poll_ms
                 .load(std::sync::atomic::Ordering::Relaxed),
         )
+    }
+
+    /// Chooses the sound card calls use when they name no file.
+    pub fn set_sound_card(&self, card: SoundCard) {
+        *self.sound_card.lock().unwrap_or_else(|p| p.into_inner()) = card;
+    }
+
+    /// The sound card calls use when they name no file.
+    pub(super) fn sound_card(&self) -> SoundCard {
+        self.sound_card
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Benchmarks: holds every incoming media datagram back by `ms`

@@ -30,8 +30,12 @@ use tracing::{debug, warn};
 
 /// One frame's time.
 pub(super) const FRAME: Duration = Duration::from_nanos(1_000_000_000 / FPS as u64);
-/// Most frames written to one `--video-out` file (ten minutes).
-pub(super) const MAX_SHOWN: u64 = 600 * FPS as u64;
+/// Most bytes written to one `--video-out` file: ten minutes at 640×480
+/// (a peer sending larger pictures fills it sooner).
+pub(super) const MAX_SHOWN_BYTES: u64 = 600 * FPS as u64 * (WIDTH * HEIGHT * 3 / 2) as u64;
+/// Most frames decoded a second; beyond, frames are dropped and a key
+/// frame asked for (a peer cannot keep a core decoding).
+const MAX_DECODES: u32 = 2 * FPS;
 /// Video packets waiting for the shower thread; more are dropped.
 const QUEUE: usize = 1024;
 /// Bytes of datagrams queued in the connection beyond which a frame is
@@ -92,7 +96,7 @@ impl Shown {
     fn write(&self, p: &Picture) {
         let mut w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         let Some(writer) = w.as_mut() else { return };
-        if writer.frames >= MAX_SHOWN {
+        if writer.bytes >= MAX_SHOWN_BYTES {
             return;
         }
         if let Err(e) = writer.write(p) {
@@ -107,7 +111,8 @@ impl Shown {
         w.as_ref().map_or(0, |w| w.frames)
     }
 
-    /// Writes out what is buffered (the call ended).
+    /// Writes out what is buffered and closes the file (the call ended;
+    /// a shower still running writes nothing more).
     pub(super) fn finish(&self) {
         let mut w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(writer) = w.as_mut()
@@ -115,6 +120,7 @@ impl Shown {
         {
             warn!(error = %e, "writing the call's video failed");
         }
+        *w = None;
     }
 }
 
@@ -179,6 +185,8 @@ pub(super) struct VideoFlow {
     counts: Arc<VideoCounts>,
     /// The peer asked for a key frame.
     key_wanted: Arc<AtomicBool>,
+    /// Whether the call carries video (else the peer's is refused).
+    accept: bool,
 }
 
 impl std::fmt::Debug for VideoFlow {
@@ -201,6 +209,7 @@ impl VideoFlow {
         io: &VideoIo,
         from: Arc<AtomicU64>,
         counts: Arc<VideoCounts>,
+        accept: bool,
     ) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let key_wanted = Arc::new(AtomicBool::new(false));
@@ -227,6 +236,7 @@ impl VideoFlow {
             io: io.clone(),
             counts,
             key_wanted,
+            accept,
         }
     }
 
@@ -245,6 +255,12 @@ impl VideoFlow {
     /// Takes a video-related packet from the peer (the audio receiver
     /// reads every datagram and hands these over; never waits).
     pub(super) fn deliver(&self, p: Packet) {
+        // Video in a call that carries none, or a simulcast layer a call
+        // between two does not send: refused before anything is kept.
+        if !self.accept || p.layer != 0 {
+            self.counts.bad.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
         match p.kind {
             Kind::KeyRequest => self.key_wanted.store(true, Ordering::Relaxed),
             Kind::Video => {
@@ -417,6 +433,9 @@ fn send(
         let ts = n.wrapping_mul(FRAME_TICKS);
         let rate = f64::from(encoder.bitrate()) * 3.0 / 8.0;
         for p in pieces(&encoded.data, encoded.key, ts, 0, &mut seq) {
+            if stop.load(Ordering::Relaxed) {
+                return;
+            }
             let Ok(bytes) = p.encode() else { continue };
             let now = Instant::now();
             tokens = (tokens + now.duration_since(refilled).as_secs_f64() * rate).min(32_000.0);
@@ -460,6 +479,7 @@ fn show_loop(
     let mut shown: u64 = 0;
     let (mut asked_at, mut asks) = (None::<Instant>, 0u32);
     let (mut reported, mut decoded, mut lost) = (Instant::now(), 0u32, 0u32);
+    let (mut window_at, mut window_decodes) = (Instant::now(), 0u32);
     {
         let mut c = counts.clocks();
         c.show_started = None;
@@ -485,7 +505,17 @@ fn show_loop(
             .frames_dropped
             .fetch_add(u64::from(out.dropped), Ordering::Relaxed);
         lost += out.dropped;
+        if window_at.elapsed() >= Duration::from_secs(1) {
+            (window_at, window_decodes) = (Instant::now(), 0);
+        }
         for f in out.frames {
+            window_decodes += 1;
+            if window_decodes > MAX_DECODES {
+                counts.frames_dropped.fetch_add(1, Ordering::Relaxed);
+                lost += 1;
+                assembler.lose_sync();
+                continue;
+            }
             match decoder.decode(&f.data) {
                 Ok(Some(p)) => {
                     counts.frames_decoded.fetch_add(1, Ordering::Relaxed);
