@@ -129,3 +129,84 @@ fn type_send_and_see_the_reply_in_the_terminal_ui() {
     assert!(tmux.running());
     let _ = ib;
 }
+
+/// A call in the terminal UI: it rings on screen with the caller's trust
+/// badge and the suggestion to compare safety numbers; `a` answers and
+/// the in-call screen shows the path and the figures; `m` mutes, Esc puts
+/// the screen away and Ctrl-K brings it back, `h` hangs up, and the call's
+/// entry appears in the conversation.
+#[test]
+fn a_call_rings_is_answered_muted_and_hung_up_in_the_terminal_ui() {
+    let a = Profile::new();
+    a.init("alice");
+    let _da = a.spawn_daemon_with(&["--sound-card", "none"]);
+    let b = Profile::new();
+    b.init("bob");
+    let _db = b.spawn_daemon_with(&["--sound-card", "none"]);
+    let (bid, aid) = pair(&a, &b);
+    let command = format!(
+        "{} --home {} tui; sleep 30",
+        kith_bin().display(),
+        a.home().display()
+    );
+    let tmux = Tmux::start(a.scratch("tmux.sock"), &command);
+    assert!(
+        wait_until(WAIT, || tmux.screen().contains("Conversations")),
+        "the UI did not come up:\n{}",
+        tmux.screen()
+    );
+    // Bob rings Alice (until his daemon knows her device is active).
+    let rang = wait_until(WAIT, || b.kith(["call", &aid]).status.success());
+    assert!(rang, "bob could not ring alice");
+    assert!(
+        wait_until(WAIT, || tmux.screen().contains("Incoming call from bob")),
+        "no incoming call on screen:\n{}",
+        tmux.screen()
+    );
+    let screen = tmux.screen();
+    assert!(screen.contains("unvalidated"), "{screen}");
+    assert!(screen.contains("compared safety numbers"), "{screen}");
+    assert!(screen.contains("a answer"), "{screen}");
+    tmux.keys(&["a"]);
+    assert!(
+        wait_until(WAIT, || {
+            let s = tmux.screen();
+            s.contains("In a call with bob") && s.contains("path: direct")
+        }),
+        "not in the call:\n{}",
+        tmux.screen()
+    );
+    tmux.keys(&["m"]);
+    assert!(
+        wait_until(WAIT, || tmux.screen().contains("MUTED")),
+        "mute not shown:\n{}",
+        tmux.screen()
+    );
+    tmux.keys(&["Escape"]);
+    assert!(
+        wait_until(WAIT, || {
+            let s = tmux.screen();
+            s.contains("Conversations") && s.contains("active with bob")
+        }),
+        "the call screen did not go away:\n{}",
+        tmux.screen()
+    );
+    tmux.keys(&["C-k"]);
+    assert!(
+        wait_until(WAIT, || tmux.screen().contains("In a call with bob")),
+        "Ctrl-K did not bring the call back:\n{}",
+        tmux.screen()
+    );
+    tmux.keys(&["h"]);
+    let ended = wait_until(WAIT, || {
+        let out = b.kith(["call", "status", "--json"]);
+        String::from_utf8_lossy(&out.stdout).contains("they-hung-up")
+    });
+    assert!(ended, "bob's call did not end");
+    assert!(
+        wait_until(WAIT, || tmux.screen().contains("☎")),
+        "no call entry in the conversation:\n{}",
+        tmux.screen()
+    );
+    let _ = bid;
+}

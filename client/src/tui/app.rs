@@ -54,6 +54,38 @@ pub enum Effect {
     Invite,
     /// Revoke a device.
     Revoke(String),
+    /// Ring a contact.
+    CallStart {
+        /// Contact id.
+        to: String,
+        /// With video.
+        video: bool,
+    },
+    /// Answer the call.
+    CallAnswer {
+        /// Call id.
+        call: String,
+        /// With video.
+        video: bool,
+    },
+    /// Decline the ringing call.
+    CallDecline(String),
+    /// Hang up.
+    CallHangup(String),
+    /// Mute (or unmute) this device's sound.
+    CallMute {
+        /// Call id.
+        call: String,
+        /// Mute (true) or unmute.
+        on: bool,
+    },
+    /// Hand the call to another own device.
+    CallMove {
+        /// Call id.
+        call: String,
+        /// The device.
+        device: String,
+    },
 }
 
 /// A safety number being compared.
@@ -100,6 +132,14 @@ pub struct App {
     pub confirm_revoke: Option<String>,
     /// The last invite code made.
     pub invite: Option<String>,
+    /// Calls on this device (from `call status`).
+    pub calls: Vec<crate::rpc::CallInfo>,
+    /// The call screen is put away (the call goes on; Ctrl-K shows it).
+    pub call_hidden: bool,
+    /// A compromised contact's call: `a` was pressed once, `y` answers.
+    pub confirm_answer: bool,
+    /// Choosing the own device to move the call to.
+    pub moving: bool,
     /// Set when the user quits.
     pub quit: bool,
 }
@@ -128,7 +168,51 @@ impl App {
             device_selected: 0,
             confirm_revoke: None,
             invite: None,
+            calls: Vec::new(),
+            call_hidden: false,
+            confirm_answer: false,
+            moving: false,
             quit: false,
+        }
+    }
+
+    /// The call the call screen is about: one ringing here, else one
+    /// going on (or being set up, or coming back) on this device.
+    pub fn live_call(&self) -> Option<&crate::rpc::CallInfo> {
+        self.calls
+            .iter()
+            .find(|c| c.state == "incoming")
+            .or_else(|| {
+                self.calls
+                    .iter()
+                    .find(|c| matches!(c.state.as_str(), "active" | "ringing" | "reconnecting"))
+            })
+    }
+
+    /// Whether the call screen is up.
+    pub fn call_shown(&self) -> bool {
+        !self.call_hidden && self.live_call().is_some()
+    }
+
+    /// The contact at the other end of a call.
+    pub fn contact_of(&self, account: &str) -> Option<&ContactInfo> {
+        self.contacts.iter().find(|c| c.id.to_string() == account)
+    }
+
+    /// New call list from the daemon: a new incoming call brings the call
+    /// screen up.
+    pub fn set_calls(&mut self, calls: Vec<crate::rpc::CallInfo>) {
+        let before = self.live_call().map(|c| (c.id.clone(), c.state.clone()));
+        self.calls = calls;
+        let now = self.live_call().map(|c| (c.id.clone(), c.state.clone()));
+        if now != before {
+            if now.as_ref().is_some_and(|(_, s)| s == "incoming") {
+                self.call_hidden = false;
+            }
+            self.confirm_answer = false;
+            if now.is_none() {
+                self.moving = false;
+            }
         }
     }
 
@@ -161,6 +245,9 @@ impl App {
         if ctrl && matches!(key.code, KeyCode::Char('q') | KeyCode::Char('c')) {
             self.quit = true;
             return vec![];
+        }
+        if self.call_shown() {
+            return self.call_key(key, ctrl);
         }
         match self.screen {
             Screen::Chat => self.chat_key(key, ctrl),
@@ -212,6 +299,22 @@ impl App {
                     self.confirm_revoke = None;
                     vec![Effect::FetchDevices]
                 }
+                // A call going on: back to its screen; else ring the
+                // selected contact.
+                KeyCode::Char('k') if self.live_call().is_some() => {
+                    self.call_hidden = false;
+                    vec![]
+                }
+                KeyCode::Char('k') => match self.current().map(|c| c.id.to_string()) {
+                    Some(to) => {
+                        self.call_hidden = false;
+                        vec![Effect::CallStart { to, video: false }]
+                    }
+                    None => {
+                        self.notice = Some(("add a contact first (Ctrl-N)".into(), true));
+                        vec![]
+                    }
+                },
                 _ => vec![],
             };
         }
@@ -243,6 +346,87 @@ impl App {
             }
             KeyCode::Char(ch) => {
                 self.input.push(ch);
+                vec![]
+            }
+            _ => vec![],
+        }
+    }
+
+    fn call_key(&mut self, key: KeyEvent, ctrl: bool) -> Vec<Effect> {
+        let Some(call) = self.live_call() else {
+            return vec![];
+        };
+        let (id, state) = (call.id.clone(), call.state.clone());
+        let muted = call.muted;
+        let compromised = self
+            .contact_of(&call.target)
+            .is_some_and(|c| c.trust == "compromised");
+        if ctrl {
+            return vec![];
+        }
+        if self.moving {
+            return match key.code {
+                KeyCode::Esc => {
+                    self.moving = false;
+                    vec![]
+                }
+                KeyCode::Char(d @ '1'..='9') => {
+                    let others: Vec<_> = self
+                        .devices
+                        .iter()
+                        .filter(|d| !d.current && d.state == "active")
+                        .collect();
+                    let n = (d as usize) - ('1' as usize);
+                    match others.get(n) {
+                        Some(dev) => {
+                            let device = dev.id.to_string();
+                            self.moving = false;
+                            vec![Effect::CallMove { call: id, device }]
+                        }
+                        None => vec![],
+                    }
+                }
+                _ => vec![],
+            };
+        }
+        match (state.as_str(), key.code) {
+            // A compromised contact's call is answered only on a second,
+            // explicit key.
+            ("incoming", KeyCode::Char(c @ ('a' | 'v'))) if compromised && !self.confirm_answer => {
+                let _ = c;
+                self.confirm_answer = true;
+                vec![]
+            }
+            ("incoming", KeyCode::Char('y')) if compromised && self.confirm_answer => {
+                self.confirm_answer = false;
+                vec![Effect::CallAnswer {
+                    call: id,
+                    video: false,
+                }]
+            }
+            ("incoming", KeyCode::Char('a')) => vec![Effect::CallAnswer {
+                call: id,
+                video: false,
+            }],
+            ("incoming", KeyCode::Char('v')) => vec![Effect::CallAnswer {
+                call: id,
+                video: true,
+            }],
+            ("incoming", KeyCode::Char('d')) => vec![Effect::CallDecline(id)],
+            (_, KeyCode::Char('h')) => vec![Effect::CallHangup(id)],
+            ("active" | "reconnecting", KeyCode::Char('m')) => {
+                vec![Effect::CallMute {
+                    call: id,
+                    on: !muted,
+                }]
+            }
+            ("active", KeyCode::Char('o')) => {
+                self.moving = true;
+                vec![Effect::FetchDevices]
+            }
+            (_, KeyCode::Esc) => {
+                self.call_hidden = true;
+                self.confirm_answer = false;
                 vec![]
             }
             _ => vec![],
@@ -361,5 +545,89 @@ impl App {
             }
             _ => vec![],
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crossterm::event::KeyEvent;
+
+    fn contact(trust: &str) -> ContactInfo {
+        let id = node_core::AccountId::from_bytes([5; 32]);
+        serde_json::from_value(serde_json::json!({
+            "id": id.to_string(),
+            "name": "mallory",
+            "alias": null,
+            "trust": trust,
+            "devices": [],
+        }))
+        .unwrap()
+    }
+
+    fn incoming(target: &str) -> crate::rpc::CallInfo {
+        serde_json::from_value(serde_json::json!({
+            "id": "c0ffee",
+            "target": target,
+            "state": "incoming",
+            "device": null,
+            "participants": [],
+            "path": null,
+            "rtt_ms": null,
+            "loss": null,
+            "audio_kbps": null,
+            "video_kbps": null,
+        }))
+        .unwrap()
+    }
+
+    fn key(c: char) -> KeyEvent {
+        KeyEvent::from(KeyCode::Char(c))
+    }
+
+    #[test]
+    fn a_compromised_contacts_call_needs_a_second_explicit_key() {
+        let mut app = App::new();
+        let c = contact("compromised");
+        let target = c.id.to_string();
+        app.set_contacts(vec![c]);
+        app.set_calls(vec![incoming(&target)]);
+        assert!(app.call_shown());
+        assert!(app.on_key(key('a')).is_empty(), "one key does not answer");
+        assert!(app.confirm_answer);
+        assert_eq!(
+            app.on_key(key('y')),
+            vec![Effect::CallAnswer {
+                call: "c0ffee".into(),
+                video: false
+            }]
+        );
+    }
+
+    #[test]
+    fn an_unvalidated_contacts_call_is_answered_with_one_key_and_declined_with_d() {
+        let mut app = App::new();
+        let c = contact("unvalidated");
+        let target = c.id.to_string();
+        app.set_contacts(vec![c]);
+        app.set_calls(vec![incoming(&target)]);
+        assert_eq!(
+            app.on_key(key('v')),
+            vec![Effect::CallAnswer {
+                call: "c0ffee".into(),
+                video: true
+            }]
+        );
+        assert_eq!(
+            app.on_key(key('d')),
+            vec![Effect::CallDecline("c0ffee".into())]
+        );
+        // Put away, the chat takes keys again; a new ring brings it back.
+        app.on_key(KeyEvent::from(KeyCode::Esc));
+        assert!(!app.call_shown());
+        app.set_calls(vec![]);
+        app.set_calls(vec![incoming(&target)]);
+        assert!(app.call_shown());
     }
 }

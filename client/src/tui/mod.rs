@@ -25,6 +25,8 @@ const REFRESH: Duration = Duration::from_millis(500);
 /// How often the UI refreshes anyway while subscribed (what no notice
 /// covers: peers, paths, the clock in message times).
 const SLOW_REFRESH: Duration = Duration::from_secs(5);
+/// How often the UI asks for the calls on this device.
+const CALLS_EVERY: Duration = Duration::from_millis(300);
 /// How long the loop waits for a key before it looks for notices.
 const KEY_WAIT: Duration = Duration::from_millis(50);
 
@@ -102,7 +104,21 @@ pub fn run(home: &Path) -> Result<()> {
     app.status = Some(status);
     let (notices, subscribed) = watch_daemon(home);
     let mut last = Instant::now() - SLOW_REFRESH;
+    let mut last_calls = Instant::now() - CALLS_EVERY;
     while !app.quit {
+        // Calls change by the moment (a ring must show at once).
+        if last_calls.elapsed() >= CALLS_EVERY {
+            if let Ok(calls) = rt.block_on(Client::new(home).call_status()) {
+                app.set_calls(calls);
+            }
+            if app.moving
+                && app.devices.is_empty()
+                && let Ok(devices) = rt.block_on(Client::new(home).device_list())
+            {
+                app.devices = devices;
+            }
+            last_calls = Instant::now();
+        }
         // Something changed (new messages, deliveries), or the slow round.
         let mut changed = false;
         while notices.try_recv().is_ok() {
@@ -158,9 +174,10 @@ fn refresh(rt: &tokio::runtime::Runtime, home: &Path, app: &mut App) {
                 client.mark_read(&target).await?;
             }
         }
-        if app.screen == Screen::Devices {
+        if app.screen == Screen::Devices || app.moving {
             app.devices = client.device_list().await?;
         }
+        app.set_calls(client.call_status().await?);
         Ok(())
     });
     if let Err(e) = result {
@@ -217,6 +234,38 @@ fn perform(rt: &tokio::runtime::Runtime, home: &Path, app: &mut App, effect: Eff
             Effect::Revoke(device) => {
                 client.device_revoke(&device, None).await?;
                 Some("device revoked".into())
+            }
+            Effect::CallStart { to, video } => {
+                let options = kith_client::CallOptions {
+                    video,
+                    ..Default::default()
+                };
+                client.call_start(&to, &options).await?;
+                None
+            }
+            Effect::CallAnswer { call, video } => {
+                let options = kith_client::CallOptions {
+                    video,
+                    ..Default::default()
+                };
+                client.call_answer(Some(&call), &options).await?;
+                None
+            }
+            Effect::CallDecline(call) => {
+                client.call_decline(Some(&call)).await?;
+                Some("call declined".into())
+            }
+            Effect::CallHangup(call) => {
+                client.call_hangup(Some(&call)).await?;
+                Some("call ended".into())
+            }
+            Effect::CallMute { call, on } => {
+                client.call_mute(Some(&call), on).await?;
+                None
+            }
+            Effect::CallMove { call, device } => {
+                client.call_move(&device, Some(&call)).await?;
+                Some("the call moved to your other device".into())
             }
         })
     });

@@ -33,12 +33,16 @@ pub fn draw(f: &mut Frame<'_>, app: &App) {
         ])
         .split(f.area());
     draw_title(f, rows[0], app);
-    match app.screen {
-        Screen::Chat => draw_chat(f, rows[1], app),
-        Screen::AddContact => draw_add_contact(f, rows[1], app),
-        Screen::MyCard => draw_card(f, rows[1], app),
-        Screen::Verify => draw_verify(f, rows[1], app),
-        Screen::Devices => draw_devices(f, rows[1], app),
+    if app.call_shown() {
+        draw_call(f, rows[1], app);
+    } else {
+        match app.screen {
+            Screen::Chat => draw_chat(f, rows[1], app),
+            Screen::AddContact => draw_add_contact(f, rows[1], app),
+            Screen::MyCard => draw_card(f, rows[1], app),
+            Screen::Verify => draw_verify(f, rows[1], app),
+            Screen::Devices => draw_devices(f, rows[1], app),
+        }
     }
     if let Some((text, error)) = &app.notice {
         let style = if *error {
@@ -48,9 +52,151 @@ pub fn draw(f: &mut Frame<'_>, app: &App) {
         };
         f.render_widget(Paragraph::new(text.as_str()).style(style), rows[2]);
     }
+    let help = match app.live_call() {
+        Some(c) if app.call_shown() => call_keys(app, &c.state),
+        _ => keys(&app.screen),
+    };
     f.render_widget(
-        Paragraph::new(keys(&app.screen)).style(Style::default().add_modifier(Modifier::REVERSED)),
+        Paragraph::new(help).style(Style::default().add_modifier(Modifier::REVERSED)),
         rows[3],
+    );
+}
+
+/// The call screen's keys.
+fn call_keys(app: &App, state: &str) -> &'static str {
+    if app.moving {
+        return " 1–9 move the call to that device   Esc back";
+    }
+    if app.confirm_answer {
+        return " y answer anyway   d decline   Esc put away";
+    }
+    match state {
+        "incoming" => " a answer   v answer with video   d decline   Esc put away",
+        "active" | "reconnecting" => {
+            " m mute/unmute   h hang up   o move to another device   Esc put away (^K back)"
+        }
+        _ => " h hang up   Esc put away (^K back)",
+    }
+}
+
+/// The incoming-call and in-call screen.
+fn draw_call(f: &mut Frame<'_>, area: Rect, app: &App) {
+    let Some(call) = app.live_call() else { return };
+    let contact = app.contact_of(&call.target);
+    let name = contact.map_or_else(
+        || terminal_safe(&call.target[..call.target.len().min(12)]).into_owned(),
+        App::name_of,
+    );
+    let trust = contact.map_or("unvalidated", |c| c.trust.as_str());
+    let mut lines = Vec::new();
+    let what = if call.video { "video call" } else { "call" };
+    let headline = match call.state.as_str() {
+        "incoming" => format!("Incoming {what} from {name}"),
+        "ringing" => format!("Calling {name}…"),
+        "reconnecting" => format!("In a {what} with {name} — reconnecting…"),
+        _ => format!("In a {what} with {name}"),
+    };
+    lines.push(Line::from(vec![
+        Span::styled(headline, Style::default().add_modifier(Modifier::BOLD)),
+        Span::raw("  "),
+        badge(trust),
+    ]));
+    lines.push(Line::from(""));
+    match trust {
+        "compromised" => {
+            let why = contact
+                .and_then(|c| c.trust_reason.as_deref())
+                .unwrap_or("marked by hand");
+            lines.push(Line::from(Span::styled(
+                format!(
+                    "WARNING: {name} may be compromised ({}). Whoever holds their device may be calling.",
+                    terminal_safe(why)
+                ),
+                Style::default().fg(Color::White).bg(Color::Red),
+            )));
+            if call.state == "incoming" {
+                lines.push(Line::from(Span::styled(
+                    if app.confirm_answer {
+                        "Press y to answer anyway, d to decline."
+                    } else {
+                        "Answering needs a second key: press a, then y."
+                    },
+                    Style::default().fg(Color::Red).add_modifier(Modifier::BOLD),
+                )));
+            }
+        }
+        "unvalidated" => lines.push(Line::from(Span::styled(
+            format!(
+                "You have not compared safety numbers with {name}: on this call, read them to each other (Esc, then Ctrl-S)."
+            ),
+            Style::default().fg(Color::Yellow),
+        ))),
+        _ => {}
+    }
+    if call.state != "incoming" && call.state != "ringing" {
+        lines.push(Line::from(""));
+        let path = call.path.as_deref().unwrap_or("unknown");
+        let path_span = if path == "relay" {
+            Span::styled(
+                "relayed (lower bitrate)",
+                Style::default().fg(Color::Yellow),
+            )
+        } else {
+            Span::raw(terminal_safe(path).into_owned())
+        };
+        lines.push(Line::from(vec![Span::raw("path: "), path_span]));
+        let stat =
+            |v: Option<u64>, unit: &str| v.map_or("–".to_owned(), |v| format!("{v} {unit}"));
+        lines.push(Line::from(format!(
+            "round trip: {}   loss: {}   longest gap: {}",
+            stat(call.rtt_ms, "ms"),
+            call.loss
+                .map_or("–".to_owned(), |l| format!("{:.1}%", l * 100.0)),
+            stat(call.longest_gap_ms, "ms"),
+        )));
+        lines.push(Line::from(format!(
+            "sending: audio {}, video {}   video shown: {} frames",
+            stat(call.audio_kbps, "kbit/s"),
+            stat(call.video_kbps, "kbit/s"),
+            call.video_frames_shown
+        )));
+        if call.muted {
+            lines.push(Line::from(Span::styled(
+                "MUTED: they hear nothing from you (m to unmute)",
+                Style::default()
+                    .fg(Color::Yellow)
+                    .add_modifier(Modifier::BOLD),
+            )));
+        }
+        if let Some(d) = &call.audio_device {
+            lines.push(Line::from(format!("sound: {}", terminal_safe(d))));
+        }
+    }
+    if app.moving {
+        lines.push(Line::from(""));
+        lines.push(Line::from("Move the call to:"));
+        let others: Vec<_> = app
+            .devices
+            .iter()
+            .filter(|d| !d.current && d.state == "active")
+            .collect();
+        if others.is_empty() {
+            lines.push(Line::from("  (no other device of yours)"));
+        }
+        for (i, d) in others.iter().take(9).enumerate() {
+            lines.push(Line::from(format!(
+                "  {}  {} ({})",
+                i + 1,
+                terminal_safe(&d.name),
+                &d.id.to_string()[..8]
+            )));
+        }
+    }
+    f.render_widget(
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .block(Block::default().borders(Borders::ALL).title(" Call ")),
+        area,
     );
 }
 
@@ -58,7 +204,7 @@ pub fn draw(f: &mut Frame<'_>, app: &App) {
 fn keys(screen: &Screen) -> &'static str {
     match screen {
         Screen::Chat => {
-            " Enter send  ↑↓ conversation  ^N add contact  ^O my card  ^S safety number  ^D devices  ^Q quit"
+            " Enter send  ↑↓ conversation  ^K call  ^N add contact  ^O my card  ^S safety number  ^D devices  ^Q quit"
         }
         Screen::AddContact => " paste or type a kith:card/… URI   Enter add   Esc cancel",
         Screen::MyCard => " Esc back",
@@ -87,6 +233,17 @@ fn draw_title(f: &mut Frame<'_>, area: Rect, app: &App) {
             }
         }
         None => spans.push(Span::raw("· connecting to the daemon…")),
+    }
+    if let Some(c) = app.live_call()
+        && !app.call_shown()
+    {
+        let name = app
+            .contact_of(&c.target)
+            .map_or_else(|| "someone".to_owned(), App::name_of);
+        spans.push(Span::styled(
+            format!(" ☎ {} with {name} (^K) ", c.state),
+            Style::default().fg(Color::Black).bg(Color::Green),
+        ));
     }
     f.render_widget(Paragraph::new(Line::from(spans)), area);
 }
@@ -190,6 +347,11 @@ fn draw_chat(f: &mut Frame<'_>, area: Rect, app: &App) {
                 App::name_of(contact)
             };
             let time = m.time.get(11..16).unwrap_or("");
+            let who = if m.kind == "call" {
+                format!("☎ {who}")
+            } else {
+                who
+            };
             let mut spans = vec![
                 Span::styled(format!("{time} "), Style::default().fg(Color::DarkGray)),
                 Span::styled(
