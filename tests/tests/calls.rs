@@ -409,6 +409,162 @@ fn sweeps_both_ways_then(
     }
 }
 
+/// `text` spoken by espeak-ng (`.ci/run` installs it), at 48 kHz.
+fn speech(text: &str, voice: &str) -> Vec<i16> {
+    let out = std::process::Command::new("espeak-ng")
+        .args(["-v", voice, "-s", "150", "--stdout", text])
+        .output()
+        .expect("espeak-ng is needed for this test (apt-get install espeak-ng)");
+    assert!(out.status.success(), "espeak-ng failed");
+    // RIFF chunks: find `fmt ` (the rate) and `data` (16-bit mono PCM).
+    let b = out.stdout;
+    let (mut at, mut rate, mut pcm) = (12usize, 22_050u32, Vec::new());
+    while at + 8 <= b.len() {
+        let id = &b[at..at + 4];
+        let len = u32::from_le_bytes(b[at + 4..at + 8].try_into().unwrap()) as usize;
+        let body = &b[at + 8..(at + 8 + len).min(b.len())];
+        if id == b"fmt " {
+            rate = u32::from_le_bytes(body[4..8].try_into().unwrap());
+        } else if id == b"data" {
+            pcm = body
+                .chunks_exact(2)
+                .map(|c| i16::from_le_bytes([c[0], c[1]]))
+                .collect();
+        }
+        // espeak-ng writing to a pipe leaves the lengths unset.
+        if len == 0 || len == u32::MAX as usize || id == b"data" && pcm.is_empty() {
+            pcm = b[at + 8..]
+                .chunks_exact(2)
+                .map(|c| i16::from_le_bytes([c[0], c[1]]))
+                .collect();
+            break;
+        }
+        at += 8 + len + (len & 1);
+    }
+    assert!(pcm.len() > 1000, "espeak-ng gave no speech");
+    // Linear interpolation to 48 kHz.
+    let n = pcm.len() as u64 * 48_000 / u64::from(rate);
+    (0..n)
+        .map(|j| {
+            let x = j as f64 * f64::from(rate) / 48_000.0;
+            let (i, frac) = (x as usize, x.fract());
+            let a = f64::from(pcm[i.min(pcm.len() - 1)]);
+            let b = f64::from(pcm[(i + 1).min(pcm.len() - 1)]);
+            (a + (b - a) * frac) as i16
+        })
+        .collect()
+}
+
+/// [`recognisable`] over the windows of `sent` that hold speech (a
+/// quarter of its loudest window's energy or more), at 40 ms windows.
+fn speech_recognisable(sent: &[i16], heard: &[i16]) -> f64 {
+    const WINDOW: usize = 1_920 * 5;
+    const MAX_DELAY: usize = 96_000;
+    let energy = |s: &[i16]| s.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>();
+    let loudest = sent.chunks(WINDOW).map(energy).fold(0.0f64, f64::max);
+    // The lag of the whole: found once on the loudest stretch, then each
+    // window scored near it.
+    let mut scores = Vec::new();
+    let mut start = 0;
+    let mut lag_hint: Option<usize> = None;
+    while start + WINDOW <= sent.len() {
+        if energy(&sent[start..start + WINDOW]) < loudest / 4.0 {
+            start += WINDOW;
+            continue;
+        }
+        let range = match lag_hint {
+            Some(l) => l.saturating_sub(960)..=l + 960,
+            None => 0..=MAX_DELAY,
+        };
+        let (mut best, mut best_lag) = (0.0f64, 0);
+        for lag in range.step_by(2) {
+            if start + lag + WINDOW > heard.len() {
+                break;
+            }
+            let c = corr(sent, start, heard, start + lag, WINDOW, 2);
+            if c > best {
+                (best, best_lag) = (c, lag);
+            }
+        }
+        for lag in best_lag.saturating_sub(2)..=best_lag + 2 {
+            if start + lag + WINDOW <= heard.len() {
+                best = best.max(corr(sent, start, heard, start + lag, WINDOW, 1));
+            }
+        }
+        lag_hint.get_or_insert(best_lag);
+        scores.push(best);
+        start += WINDOW;
+    }
+    scores.sort_by(f64::total_cmp);
+    scores.get(scores.len() / 2).copied().unwrap_or(0.0)
+}
+
+#[test]
+fn speech_goes_both_ways_at_once_and_arrives_recognisably() {
+    let _media = one_media_test_at_a_time();
+    let (alice, _ia, _da) = user("alice");
+    let (bob, ib, _db) = user("bob");
+    let everyone = [&alice, &bob];
+    pair(&alice, &bob);
+    wait_devices_online(&alice, &ib.account, &[&ib.device]);
+    let a_says = speech(
+        "The quick brown fox jumps over the lazy dog, and then it runs away.",
+        "en",
+    );
+    let b_says = speech(
+        "Peer to peer calls need no server in between, only the two devices.",
+        "en+f3",
+    );
+    let dir = alice.scratch("speech");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = |name: &str| dir.join(name).to_str().unwrap().to_owned();
+    kith_media::wav::write(std::path::Path::new(&path("a.wav")), &a_says).unwrap();
+    kith_media::wav::write(std::path::Path::new(&path("b.wav")), &b_says).unwrap();
+    let id = assert_ok(&alice.kith([
+        "call",
+        &ib.account,
+        "--audio-in",
+        &path("a.wav"),
+        "--audio-out",
+        &path("a_heard.wav"),
+    ]))
+    .trim()
+    .to_owned();
+    wait_state(&bob, "B", &id, "incoming", &everyone);
+    assert_ok(&bob.kith([
+        "call",
+        "answer",
+        "--audio-in",
+        &path("b.wav"),
+        "--audio-out",
+        &path("b_heard.wav"),
+    ]));
+    wait_state(&alice, "A", &id, "active", &everyone);
+    let secs = a_says.len().max(b_says.len()) as f64 / 48_000.0;
+    std::thread::sleep(Duration::from_secs_f64(secs + 1.0));
+    assert_ok(&alice.kith(["call", "hangup"]));
+    wait_state(&bob, "B", &id, "ended", &everyone);
+    let read =
+        |name: &str| kith_media::wav::read(std::path::Path::new(&path(name)), usize::MAX).unwrap();
+    let (a_heard, b_heard) = (read("a_heard.wav"), read("b_heard.wav"));
+    let (to_b, to_a) = (
+        speech_recognisable(&a_says, &b_heard),
+        speech_recognisable(&b_says, &a_heard),
+    );
+    let (own_a, own_b) = (
+        speech_recognisable(&a_says, &a_heard),
+        speech_recognisable(&b_says, &b_heard),
+    );
+    eprintln!(
+        "speech (espeak-ng) recognisable: A→B {to_b:.3}, B→A {to_a:.3}; own speech heard {own_a:.3}, {own_b:.3}"
+    );
+    assert!(to_b > 0.7 && to_a > 0.7, "A→B {to_b}, B→A {to_a}");
+    assert!(
+        own_a < 0.4 && own_b < 0.4,
+        "own speech heard: {own_a}, {own_b}"
+    );
+}
+
 #[test]
 fn ten_percent_loss_leaves_no_gap_over_60_ms() {
     let _media = one_media_test_at_a_time();
