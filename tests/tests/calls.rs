@@ -1006,7 +1006,10 @@ fn a_video_call_shows_each_side_the_others_pictures() {
     use kith_media::video::{HEIGHT, WIDTH, synthetic};
     let _media = one_media_test_at_a_time();
     let (alice, _ia, _da) = user("alice");
-    let (bob, ib, _db) = user("bob");
+    let bob = Profile::new();
+    let ib = bob.init("bob");
+    // Bob's "camera" is not one: he sends the test picture instead.
+    let _db = bob.spawn_daemon_with(&["--camera", "/dev/null"]);
     let everyone = [&alice, &bob];
     pair(&alice, &bob);
     wait_devices_online(&alice, &ib.account, &[&ib.device]);
@@ -1075,6 +1078,10 @@ fn a_video_call_shows_each_side_the_others_pictures() {
     assert!(
         mean > 32.0 && worst > 25.0,
         "PSNR mean {mean:.1}, worst {worst:.1} dB"
+    );
+    assert!(
+        bob.daemon_logs().contains("the camera could not be opened"),
+        "no word of the camera"
     );
     // Alice saw Bob's test picture move.
     let seen = pictures(&path("a_seen.y4m"));

@@ -48,6 +48,11 @@ pub struct Args {
     /// files are silent), or a device's name (ALSA: `null`, `hw:CARD=…`).
     #[arg(long, value_name = "NAME", default_value = "default")]
     pub sound_card: crate::daemon::SoundCard,
+    /// The camera video calls use when their command names no file:
+    /// `default` (`/dev/video0` if there is one), `none` (the test
+    /// picture), or a V4L2 device's path.
+    #[arg(long, value_name = "DEVICE", default_value = "default")]
+    pub camera: crate::daemon::CameraChoice,
     /// Refuse to offer files larger than this many bytes.
     #[arg(long, value_name = "BYTES", default_value_t = crate::daemon::FileLimits::default().max_file)]
     pub max_file_size: u64,
@@ -104,6 +109,7 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
             path(&args.audio_out)?.as_deref(),
         )?;
         daemon.set_sound_card(args.sound_card);
+        daemon.set_camera(args.camera);
         Daemon::serve(daemon.clone()).await?;
         daemon.close().await;
         Ok(())

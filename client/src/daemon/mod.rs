@@ -3,6 +3,7 @@
 //! and stops cleanly on SIGINT/SIGTERM.
 
 mod calls;
+mod camera;
 mod dial;
 mod echo;
 mod files;
@@ -18,6 +19,7 @@ mod sound;
 pub mod timed;
 mod video;
 
+pub use camera::CameraChoice;
 pub use media::Clocks as CallClocks;
 pub use sound::SoundCard;
 pub use video::VideoClocks as CallVideoClocks;
@@ -90,6 +92,8 @@ pub struct Daemon {
     default_audio: std::sync::Mutex<media::Audio>,
     /// The sound card calls use when they name no file.
     sound_card: std::sync::Mutex<SoundCard>,
+    /// The camera video calls use when they name no file.
+    camera: std::sync::Mutex<CameraChoice>,
     /// Corrupted chunks received (each from a source then avoided).
     bad_chunks: std::sync::atomic::AtomicU64,
     /// Link, dial and client tasks: all end when the daemon stops.
@@ -254,6 +258,7 @@ impl Daemon {
             media_delay: Default::default(),
             default_audio: Default::default(),
             sound_card: Default::default(),
+            camera: Default::default(),
             bad_chunks: Default::default(),
             mailbox_notify: tokio::sync::Notify::new(),
             push_notify: tokio::sync::Notify::new(),
@@ -397,6 +402,19 @@ impl Daemon {
     /// The sound card calls use when they name no file.
     pub(super) fn sound_card(&self) -> SoundCard {
         self.sound_card
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Chooses the camera video calls use when they name no file.
+    pub fn set_camera(&self, camera: CameraChoice) {
+        *self.camera.lock().unwrap_or_else(|p| p.into_inner()) = camera;
+    }
+
+    /// The camera video calls use when they name no file.
+    pub(super) fn camera(&self) -> CameraChoice {
+        self.camera
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()

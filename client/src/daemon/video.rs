@@ -13,6 +13,7 @@
 //! lost a frame asks for a key frame (at most every 200 ms) and shows the
 //! last picture until one comes; the sender makes at most three a second.
 
+use super::camera::Camera;
 use kith_media::frames::{Assembler, pieces};
 use kith_media::packet::{Kind, Packet, key_request};
 use kith_media::video::{
@@ -55,6 +56,9 @@ pub(super) struct VideoIo {
     pub input: Option<PathBuf>,
     /// Where what is shown goes, from `--video-out`.
     pub output: Option<Arc<Shown>>,
+    /// The camera to send from when no file is named (none: the test
+    /// picture).
+    pub camera: Option<PathBuf>,
 }
 
 impl VideoIo {
@@ -82,6 +86,7 @@ impl VideoIo {
             send: send || input.is_some(),
             input,
             output,
+            camera: None,
         })
     }
 }
@@ -217,7 +222,7 @@ impl VideoFlow {
         if io.send {
             let (link, input, counts, stop, key_wanted) = (
                 link.clone(),
-                io.input.clone(),
+                (io.input.clone(), io.camera.clone()),
                 Arc::clone(&counts),
                 Arc::clone(&stop),
                 Arc::clone(&key_wanted),
@@ -321,7 +326,7 @@ pub(super) fn aim(
 
 fn send(
     link: Link,
-    input: Option<PathBuf>,
+    (input, camera): (Option<PathBuf>, Option<PathBuf>),
     from: Arc<AtomicU64>,
     counts: Arc<VideoCounts>,
     stop: Arc<AtomicBool>,
@@ -342,6 +347,17 @@ fn send(
             None
         }
     });
+    // No file: the camera, if one opens (else the test picture).
+    let camera: Option<Box<dyn Camera>> = match (&reader, camera) {
+        (None, Some(path)) => match super::camera::open(&path) {
+            Ok(c) => Some(Box::new(c)),
+            Err(e) => {
+                warn!(error = %e, "the camera could not be opened: sending the test picture");
+                None
+            }
+        },
+        _ => None,
+    };
     // Frames already sent by an earlier flow of this call are skipped.
     let start_at = from.load(Ordering::Relaxed);
     if let Some(r) = reader.as_mut() {
@@ -386,7 +402,10 @@ fn send(
             Some(_) => last
                 .clone()
                 .unwrap_or_else(|| Picture::black(WIDTH, HEIGHT)),
-            None => synthetic(u32::try_from(index % 65_536).unwrap_or(0), WIDTH, HEIGHT),
+            None => match camera.as_ref() {
+                Some(c) => c.latest().unwrap_or_else(|| Picture::black(WIDTH, HEIGHT)),
+                None => synthetic(u32::try_from(index % 65_536).unwrap_or(0), WIDTH, HEIGHT),
+            },
         };
         if window.elapsed() >= Duration::from_secs(1) {
             let secs = window.elapsed().as_secs_f64();

@@ -52,6 +52,9 @@ impl Daemon {
         };
         audio.video =
             crate::daemon::video::VideoIo::open(video, video_in.as_deref(), video_out.as_deref())?;
+        if audio.video.input.is_none() {
+            audio.video.camera = self.camera().path();
+        }
         Ok(audio)
     }
 
