@@ -68,6 +68,30 @@ impl Protocol {
 /// Most bytes of unread incoming datagrams kept per connection (older ones
 /// are dropped beyond it): a peer cannot make a link hold more.
 pub const MAX_DATAGRAM_BUFFER: usize = 256 << 10;
+/// Bytes of datagrams a call connection queues to send before it drops
+/// the oldest: about a second of 1 Mbit/s video. The video sender leaves
+/// frames out well before (at 48 kB queued), so what this drops is never
+/// audio in a healthy call; the default is a megabyte.
+pub const CALL_SEND_BUFFER: usize = 128 << 10;
+
+/// The QUIC configuration of the connections this device dials for calls
+/// (the side that accepts uses the endpoint's: QUIC's acceptor cannot
+/// tell a call from a sync link before the handshake has chosen its
+/// configuration).
+fn call_config() -> QuicTransportConfig {
+    QuicTransportConfig::builder()
+        .max_idle_timeout(IdleTimeout::try_from(IDLE_TIMEOUT).ok())
+        .keep_alive_interval(KEEP_ALIVE)
+        .datagram_receive_buffer_size(Some(MAX_DATAGRAM_BUFFER))
+        .datagram_send_buffer_size(CALL_SEND_BUFFER)
+        .max_concurrent_bidi_streams(4u32.into())
+        .max_concurrent_uni_streams(0u32.into())
+        .congestion_controller_factory(std::sync::Arc::new(
+            noq_proto::congestion::Bbr3Config::default(),
+        ))
+        .build()
+}
+
 /// Connections idle this long are closed.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Keep-alive interval on idle connections.
@@ -322,14 +346,29 @@ impl Transport {
         if let Some(relay) = relay.and_then(|r| parse_relay(r).ok()) {
             addr = addr.with_relay_url(relay);
         }
-        let conn = self
-            .endpoint
-            .connect(addr, protocol.alpn())
-            .await
-            .map_err(|e| TransportError::Connect {
-                device,
-                why: e.to_string(),
-            })?;
+        let connected = match protocol {
+            // A call's connection carries real-time media: BBR (it keeps
+            // queues short rather than filling them as Cubic does), a
+            // small datagram queue, and no streams beyond the control one.
+            Protocol::Call => {
+                let options =
+                    iroh::endpoint::ConnectOptions::new().with_transport_config(call_config());
+                match self
+                    .endpoint
+                    .connect_with_opts(addr, protocol.alpn(), options)
+                    .await
+                {
+                    Ok(connecting) => connecting.await.map_err(|e| e.to_string()),
+                    Err(e) => Err(e.to_string()),
+                }
+            }
+            _ => self
+                .endpoint
+                .connect(addr, protocol.alpn())
+                .await
+                .map_err(|e| e.to_string()),
+        };
+        let conn = connected.map_err(|why| TransportError::Connect { device, why })?;
         Ok(Link {
             peer: device,
             conn,

@@ -652,6 +652,15 @@ impl Loopback {
         ));
     }
 
+    /// Polices what leaves `port` to `kbytes` a second (a slow uplink
+    /// that drops what it cannot carry).
+    fn cap(&self, port: u16, kbytes: u32) {
+        kith_tests::sh(&format!(
+            "ip netns exec {ns} nft add rule inet cut out udp sport {port} limit rate over {kbytes} kbytes/second burst 16 kbytes drop",
+            ns = self.ns
+        ));
+    }
+
     fn heal(&self) {
         kith_tests::sh(&format!(
             "ip netns exec {} nft flush chain inet cut out",
@@ -1146,4 +1155,50 @@ fn a_call_naming_no_file_uses_the_sound_card() {
     );
     assert_ok(&alice.kith(["call", "hangup"]));
     wait_state(&bob, "B", &id, "ended", &everyone);
+}
+
+#[test]
+fn video_comes_down_under_a_capped_uplink_and_keeps_showing() {
+    let _media = one_media_test_at_a_time();
+    let Some(net) = Loopback::new("cap") else {
+        return;
+    };
+    let alice = Profile::new();
+    alice.init("alice");
+    let _da = kith_tests::daemon_in_netns(&alice, &net.ns, "127.0.0.1:0", &[]);
+    let bob = Profile::new();
+    let ib = bob.init("bob");
+    // No camera here (nor `--camera`): Bob sends the test picture.
+    let _db = kith_tests::daemon_in_netns(&bob, &net.ns, "127.0.0.1:0", &[]);
+    pair(&alice, &bob);
+    wait_devices_online(&alice, &ib.account, &[&ib.device]);
+    let everyone = [&alice, &bob];
+    // Bob's uplink carries 50 kB/s (400 kbit/s); his video starts at 1 Mbit/s.
+    net.cap(port_of(&bob), 50);
+    let id = assert_ok(&alice.kith(["call", &ib.account]))
+        .trim()
+        .to_owned();
+    wait_state(&bob, "B", &id, "incoming", &everyone);
+    assert_ok(&bob.kith(["call", "answer", "--video"]));
+    wait_state(&alice, "A", &id, "active", &everyone);
+    std::thread::sleep(Duration::from_secs(12));
+    let (a0, b0) = (call_of(&alice, &id), call_of(&bob, &id));
+    std::thread::sleep(Duration::from_secs(4));
+    let (a1, b1) = (call_of(&alice, &id), call_of(&bob, &id));
+    eprintln!("capped uplink: B after 12 s {b0}\nB after 16 s {b1}\nA {a1}");
+    assert_ok(&alice.kith(["call", "hangup"]));
+    wait_state(&bob, "B", &id, "ended", &everyone);
+    let kbps = b1["video_kbps"].as_u64().unwrap_or(u64::MAX);
+    assert!(
+        kbps < 400,
+        "B still sends {kbps} kbit/s of video into a 400 kbit/s uplink"
+    );
+    let shown =
+        a1["video_frames_shown"].as_u64().unwrap() - a0["video_frames_shown"].as_u64().unwrap();
+    assert!(
+        shown >= 30,
+        "A was shown only {shown} frames in the last 4 s"
+    );
+    assert_eq!(a1["state"], "active");
+    assert_eq!(a1["video"], true, "Bob answered with video: {a1}");
 }

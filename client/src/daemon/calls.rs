@@ -1210,6 +1210,8 @@ impl CallTask {
                     }
                     let mut v = self.view.lock().unwrap_or_else(|p| p.into_inner());
                     v.media = true;
+                    // An answer with video makes it a video call.
+                    v.video = self.call.video();
                     if let Some(conn) = self.conns.get(&dev) {
                         v.path = Some(match conn.link.path() {
                             node_core::transport::LinkPath::Direct => "direct",
