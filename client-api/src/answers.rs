@@ -255,6 +255,10 @@ pub struct CallInfo {
     /// audio) and dropped.
     #[serde(default)]
     pub bad_datagrams: u64,
+    /// The caller was marked compromised when it rang: answering takes
+    /// `--anyway`.
+    #[serde(default)]
+    pub compromised: bool,
     /// The sound card the call uses here (none: files, or silent).
     #[serde(default)]
     pub audio_device: Option<String>,

@@ -423,6 +423,7 @@ impl Client {
             audio_out: options.audio_out.clone(),
             video_in: options.video_in.clone(),
             video_out: options.video_out.clone(),
+            anyway: options.anyway,
         })
         .await
     }
@@ -499,6 +500,9 @@ pub struct CallOptions {
     /// A path where the daemon writes the video shown, as a Y4M file at
     /// 30 frames a second, while the call runs.
     pub video_out: Option<String>,
+    /// Answer a call from a contact marked compromised (otherwise
+    /// refused with an explanation).
+    pub anyway: bool,
 }
 
 /// Sends `req` and reads the daemon's answer (a line of at most `limit`

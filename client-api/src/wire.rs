@@ -285,6 +285,9 @@ pub enum Request {
         /// Where to write the video shown, as a Y4M file.
         #[serde(default)]
         video_out: Option<String>,
+        /// Answer even though the caller is marked compromised.
+        #[serde(default)]
+        anyway: bool,
     },
     /// Declines a ringing call (on all own devices).
     CallDecline {

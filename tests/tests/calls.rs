@@ -222,7 +222,22 @@ fn declines_busy_and_bad_input() {
     assert_fails_cleanly(&alice.kith(["call", b]));
     assert_ok(&alice.kith(["call", "hangup"]));
     wait_state(&bob, "B", &id, "ended", &everyone);
-    let _ = ic;
+
+    // A contact Bob marked compromised still rings, flagged, and a plain
+    // answer is refused with the reason; `--anyway` answers.
+    assert_ok(&bob.kith(["contact", "trust", &ic.account, "compromised"]));
+    let id = assert_ok(&carol.kith(["call", b])).trim().to_owned();
+    wait_state(&bob, "B", &id, "incoming", &everyone);
+    assert_eq!(call_of(&bob, &id)["compromised"], true);
+    let status = assert_ok(&bob.kith(["call", "status"]));
+    assert!(status.contains("marked compromised"), "{status}");
+    let refused = assert_fails_cleanly(&bob.kith(["call", "answer"]));
+    assert!(refused.contains("--anyway"), "{refused}");
+    assert_eq!(call_of(&bob, &id)["state"], "incoming");
+    assert_ok(&bob.kith(["call", "answer", "--anyway"]));
+    wait_state(&carol, "C", &id, "active", &everyone);
+    assert_ok(&carol.kith(["call", "hangup"]));
+    wait_state(&bob, "B", &id, "ended", &everyone);
 }
 
 /// A 48 kHz tone sweeping from `f0` to `f1` Hz over `secs`, with a slow

@@ -57,6 +57,9 @@ pub enum Action {
         /// Write the video shown to this Y4M file (30 frames a second).
         #[arg(long, value_name = "Y4M")]
         video_out: Option<PathBuf>,
+        /// Answer even though the caller is marked compromised.
+        #[arg(long)]
+        anyway: bool,
     },
     /// Decline a ringing call (every own device stops ringing).
     Decline {
@@ -105,10 +108,12 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
                 audio_out,
                 video_in,
                 video_out,
+                anyway,
             }),
             _,
         ) => {
-            let options = options(video, [audio_in, audio_out, video_in, video_out])?;
+            let mut options = options(video, [audio_in, audio_out, video_in, video_out])?;
+            options.anyway = anyway;
             rt.block_on(client.call_answer(call.as_deref(), &options))?;
         }
         (Some(Action::Decline { call }), _) => {
@@ -131,6 +136,11 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
                 println!("no calls");
             }
             for c in calls {
+                if c.compromised && c.state == "incoming" {
+                    println!(
+                        "WARNING: the caller below is marked compromised: answer only with --anyway"
+                    );
+                }
                 let with = c.device.map(|d| format!(" with {}", &d[..d.len().min(12)]));
                 println!(
                     "{}  {}  {}{}{}",
@@ -178,5 +188,6 @@ fn options(video: bool, files: [Option<PathBuf>; 4]) -> Result<CallOptions> {
         audio_out: audio_out.map(absolute).transpose()?,
         video_in: video_in.map(absolute).transpose()?,
         video_out: video_out.map(absolute).transpose()?,
+        anyway: false,
     })
 }

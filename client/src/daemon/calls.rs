@@ -82,6 +82,9 @@ struct View {
     rtt_ms: Option<u64>,
     /// The call's media counts (read live).
     counts: Arc<super::media::Counts>,
+    /// The contact was marked compromised when it rang: answering takes
+    /// an explicit word.
+    compromised: bool,
 }
 
 /// One call this device knows of.
@@ -198,6 +201,7 @@ impl Calls {
             path: None,
             answered_by: None,
             changed: Default::default(),
+            compromised: false,
             rtt_ms: None,
             counts: Default::default(),
         };
@@ -398,17 +402,15 @@ pub(super) async fn serve(d: Arc<Daemon>, link: Link) {
         link.close("not a contact's device");
         return;
     };
-    // A contact marked compromised does not ring this device.
-    if !d
+    // A contact marked compromised rings, with a warning, and is answered
+    // only on an explicit word (`--anyway`): whoever holds a stolen device
+    // may be calling, but so may the person, to say so.
+    let compromised = !d
         .node
         .lock()
         .await
         .uncompromised_contacts()
-        .contains(&account)
-    {
-        link.close("compromised contact");
-        return;
-    }
+        .contains(&account);
     let opened = tokio::time::timeout(FIRST_FRAME_WAIT, async {
         let (writer, mut reader) = link.accept().await.ok()?;
         let frame = reader.recv_max(MAX_CONTROL_FRAME).await.ok()??;
@@ -438,9 +440,13 @@ pub(super) async fn serve(d: Arc<Daemon>, link: Link) {
             let (call, effects) = Call::incoming(id, peer, video, false, Instant::now());
             let links = vec![(peer, link.clone(), writer, reader)];
             let audio = d.default_audio();
-            let Err(mut links) = spawn_call(&d, call, account, effects, links, audio, None) else {
-                info!(call = %id, peer = %peer.short(8), "call ringing");
-                return;
+            let mut links = match spawn_call(&d, call, account, effects, links, audio, None) {
+                Ok(view) => {
+                    view.lock().unwrap_or_else(|p| p.into_inner()).compromised = compromised;
+                    info!(call = %id, peer = %peer.short(8), compromised, "call ringing");
+                    return;
+                }
+                Err(links) => links,
             };
             // Busy (or the id is known): say so on the caller's stream and
             // keep nothing, from a task of its own with a bounded wait, so
@@ -652,7 +658,7 @@ pub(super) async fn command_with(
     d: &Daemon,
     id: Option<&str>,
     cmd: Command,
-    audio: Option<super::media::Audio>,
+    (audio, anyway): (Option<super::media::Audio>, bool),
 ) -> Result<()> {
     let fits = |v: &View| match cmd {
         Command::Answer { .. } | Command::Decline => {
@@ -663,7 +669,19 @@ pub(super) async fn command_with(
             matches!(v.state, CallState::Active { .. })
         }
     };
-    let (_, tx) = d.calls.find(id, fits)?;
+    let (cid, tx) = d.calls.find(id, fits)?;
+    if matches!(cmd, Command::Answer { .. }) && !anyway {
+        let compromised = d
+            .calls
+            .lock()
+            .get(&cid)
+            .is_some_and(|e| view_of(e).compromised);
+        if compromised {
+            bail!(
+                "this caller is marked compromised: whoever holds their device may be calling; answer with --anyway if you are sure"
+            );
+        }
+    }
     if let Some(audio) = audio {
         tx.send(Input::Audio(audio))
             .await
@@ -713,7 +731,7 @@ pub(super) fn mute(d: &Daemon, id: Option<&str>, on: bool) -> Result<()> {
 
 /// Runs `kith call decline|hangup`.
 pub(super) async fn command(d: &Daemon, id: Option<&str>, cmd: Command) -> Result<()> {
-    command_with(d, id, cmd, None).await
+    command_with(d, id, cmd, (None, false)).await
 }
 
 /// Every call this device knows, for `kith call status`.
@@ -788,6 +806,7 @@ pub(super) fn status(d: &Daemon) -> Vec<kith_client::answers::CallInfo> {
                     .video
                     .bad
                     .load(std::sync::atomic::Ordering::Relaxed),
+            compromised: v.compromised,
             audio_device: v
                 .counts
                 .sound_device
@@ -916,6 +935,7 @@ fn spawn_call(
         changed: Default::default(),
         rtt_ms: None,
         counts: Arc::clone(&counts),
+        compromised: false,
     }));
     let (tx, rx) = mpsc::channel(INPUTS);
     let muted: Arc<std::sync::atomic::AtomicBool> = Default::default();

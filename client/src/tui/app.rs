@@ -67,6 +67,8 @@ pub enum Effect {
         call: String,
         /// With video.
         video: bool,
+        /// The caller is marked compromised and the user said yes.
+        anyway: bool,
     },
     /// Decline the ringing call.
     CallDecline(String),
@@ -358,9 +360,10 @@ impl App {
         };
         let (id, state) = (call.id.clone(), call.state.clone());
         let muted = call.muted;
-        let compromised = self
-            .contact_of(&call.target)
-            .is_some_and(|c| c.trust == "compromised");
+        let compromised = call.compromised
+            || self
+                .contact_of(&call.target)
+                .is_some_and(|c| c.trust == "compromised");
         if ctrl {
             return vec![];
         }
@@ -402,15 +405,18 @@ impl App {
                 vec![Effect::CallAnswer {
                     call: id,
                     video: false,
+                    anyway: true,
                 }]
             }
             ("incoming", KeyCode::Char('a')) => vec![Effect::CallAnswer {
                 call: id,
                 video: false,
+                anyway: false,
             }],
             ("incoming", KeyCode::Char('v')) => vec![Effect::CallAnswer {
                 call: id,
                 video: true,
+                anyway: false,
             }],
             ("incoming", KeyCode::Char('d')) => vec![Effect::CallDecline(id)],
             (_, KeyCode::Char('h')) => vec![Effect::CallHangup(id)],
@@ -600,7 +606,8 @@ mod tests {
             app.on_key(key('y')),
             vec![Effect::CallAnswer {
                 call: "c0ffee".into(),
-                video: false
+                video: false,
+                anyway: true
             }]
         );
     }
@@ -616,7 +623,8 @@ mod tests {
             app.on_key(key('v')),
             vec![Effect::CallAnswer {
                 call: "c0ffee".into(),
-                video: true
+                video: true,
+                anyway: false
             }]
         );
         assert_eq!(

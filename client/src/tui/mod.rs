@@ -243,9 +243,14 @@ fn perform(rt: &tokio::runtime::Runtime, home: &Path, app: &mut App, effect: Eff
                 client.call_start(&to, &options).await?;
                 None
             }
-            Effect::CallAnswer { call, video } => {
+            Effect::CallAnswer {
+                call,
+                video,
+                anyway,
+            } => {
                 let options = kith_client::CallOptions {
                     video,
+                    anyway,
                     ..Default::default()
                 };
                 client.call_answer(Some(&call), &options).await?;

@@ -23,7 +23,7 @@ impl Daemon {
     pub(super) async fn call_answer(
         &self,
         call: Option<String>,
-        video: bool,
+        (video, anyway): (bool, bool),
         files: [Option<String>; 4],
     ) -> Result<serde_json::Value> {
         let audio = self.audio_for(video, files)?;
@@ -31,7 +31,7 @@ impl Daemon {
             self,
             call.as_deref(),
             Command::Answer { video },
-            Some(audio),
+            (Some(audio), anyway),
         )
         .await?;
         answer(a::Done {})

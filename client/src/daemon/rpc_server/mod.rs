@@ -154,9 +154,10 @@ impl Daemon {
                 audio_out,
                 video_in,
                 video_out,
+                anyway,
             } => {
                 let files = [audio_in, audio_out, video_in, video_out];
-                return self.call_answer(call, video, files).await;
+                return self.call_answer(call, (video, anyway), files).await;
             }
             Request::CallDecline { call } => {
                 return self.call_command(call, Command::Decline).await;
