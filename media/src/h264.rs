@@ -53,6 +53,7 @@ pub fn check_frame(frame: &[u8]) -> Result<(), VideoError> {
         let Some(&head) = u.first() else {
             return Err(VideoError::new("an empty NAL unit"));
         };
+        check_escapes(u)?;
         match head & 0x1f {
             // Slices (non-IDR, IDR), SEI, PPS.
             1 | 5 | 6 | 8 => {}
@@ -62,6 +63,28 @@ pub fn check_frame(frame: &[u8]) -> Result<(), VideoError> {
                     "NAL unit type {t} is not sent in calls"
                 )));
             }
+        }
+    }
+    Ok(())
+}
+
+/// Refuses byte patterns a conforming unit never holds and decoders read
+/// differently: `00 00` followed by `00`, `01` or `02`, or by `03` and then
+/// a byte above 3. (OpenH264 skips all of `00 00 03 XX` for XX > 3 where
+/// an emulation-prevention reader keeps `00 00 XX`: let one through and
+/// this gate would read one SPS while the decoder reads another.)
+fn check_escapes(unit: &[u8]) -> Result<(), VideoError> {
+    for (i, w) in unit.windows(3).enumerate() {
+        if w[0] != 0 || w[1] != 0 {
+            continue;
+        }
+        let bad = match w[2] {
+            0..=2 => true,
+            3 => unit.get(i + 3).is_some_and(|&next| next > 3),
+            _ => false,
+        };
+        if bad {
+            return Err(VideoError::new("a NAL unit with a malformed escape"));
         }
     }
     Ok(())
@@ -246,5 +269,20 @@ mod tests {
             many.extend_from_slice(&[0, 0, 1, 0x41, 0x9a]);
         }
         assert!(check_frame(&many).is_err());
+    }
+
+    #[test]
+    fn an_escape_read_two_ways_is_refused() {
+        // `00 00 03 FB`: a reader that keeps `00 00` sees a small SPS, the
+        // decoder (which drops all four bytes) the big one behind it.
+        let big = sps(66, 16, 256, 144);
+        let mut hidden = vec![0, 0, 0, 1, 0x67, 0x42, 0, 0, 3, 0xfb, 0x33];
+        hidden.extend_from_slice(&big[5..]);
+        assert!(check_frame(&hidden).is_err());
+        // And the plain patterns no encoder writes.
+        assert!(check_frame(&[0, 0, 1, 0x41, 0, 0, 2, 5]).is_err());
+        assert!(check_frame(&[0, 0, 1, 0x41, 0, 0, 0, 5, 0, 0, 1, 0x41, 1]).is_err());
+        // A real escape passes.
+        assert!(check_frame(&[0, 0, 1, 0x41, 0, 0, 3, 1, 7]).is_ok());
     }
 }

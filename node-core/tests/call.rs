@@ -731,23 +731,3 @@ fn refused_resumptions_end_in_time_and_moves_finish_without_the_peer() {
     assert!(caller.command(Command::Move { to: a2 }, t0).is_ok());
     let _ = r2.command(Command::Hangup, t0);
 }
-
-#[test]
-fn an_answer_with_video_makes_an_audio_call_a_video_call_for_the_caller() {
-    let t0 = Instant::now();
-    let a1 = device(1);
-    let b2 = device(3);
-    let (mut caller, _r1, mut r2) = ringing(t0);
-    assert!(!caller.video());
-    let fx = r2.command(Command::Answer { video: true }, t0).unwrap();
-    let answer = sent(&fx, a1);
-    assert_eq!(
-        answer[0],
-        CallMsg::Answer {
-            call: CallId([7; 16]),
-            video: true
-        }
-    );
-    caller.on_msg(b2, answer[0].clone(), t0);
-    assert!(caller.video(), "the caller takes the answerer's video");
-}

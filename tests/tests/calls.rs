@@ -1190,7 +1190,8 @@ fn video_comes_down_under_a_capped_uplink_and_keeps_showing() {
     let everyone = [&alice, &bob];
     // Bob's uplink carries 50 kB/s (400 kbit/s); his video starts at 1 Mbit/s.
     net.cap(port_of(&bob), 50);
-    let id = assert_ok(&alice.kith(["call", &ib.account]))
+    // Alice offers video (she sends the test picture too, uncapped).
+    let id = assert_ok(&alice.kith(["call", &ib.account, "--video"]))
         .trim()
         .to_owned();
     wait_state(&bob, "B", &id, "incoming", &everyone);
@@ -1215,5 +1216,5 @@ fn video_comes_down_under_a_capped_uplink_and_keeps_showing() {
         "A was shown only {shown} frames in the last 4 s"
     );
     assert_eq!(a1["state"], "active");
-    assert_eq!(a1["video"], true, "Bob answered with video: {a1}");
+    assert_eq!(a1["video"], true, "{a1}");
 }

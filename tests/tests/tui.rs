@@ -131,7 +131,8 @@ fn type_send_and_see_the_reply_in_the_terminal_ui() {
 }
 
 /// A call in the terminal UI: it rings on screen with the caller's trust
-/// badge and the suggestion to compare safety numbers; `a` answers and
+/// badge and the suggestion to compare safety numbers; typing does
+/// nothing to it, → and Enter answer, and
 /// the in-call screen shows the path and the figures; `m` mutes, Esc puts
 /// the screen away and Ctrl-K brings it back, `h` hangs up, and the call's
 /// entry appears in the conversation.
@@ -166,8 +167,13 @@ fn a_call_rings_is_answered_muted_and_hung_up_in_the_terminal_ui() {
     let screen = tmux.screen();
     assert!(screen.contains("unvalidated"), "{screen}");
     assert!(screen.contains("compared safety numbers"), "{screen}");
-    assert!(screen.contains("a answer"), "{screen}");
-    tmux.keys(&["a"]);
+    assert!(screen.contains("[ Answer ]"), "{screen}");
+    // Typing does not answer; choosing and Enter does.
+    tmux.keys(&["-l", "hav"]);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(tmux.screen().contains("Incoming call from bob"));
+    tmux.keys(&["Right"]);
+    tmux.keys(&["Enter"]);
     assert!(
         wait_until(WAIT, || {
             let s = tmux.screen();

@@ -1220,7 +1220,11 @@ impl CallTask {
                             (
                                 (self.audio.input.is_none() && self.audio.output.is_none())
                                     .then(|| self.d.sound_card()),
-                                self.call.video(),
+                                // The peer's video is taken when this side
+                                // chose video: it sends video, or it was
+                                // offered a video call and answered it.
+                                self.audio.video.send
+                                    || (self.call.side() == Side::Callee && self.call.video()),
                             ),
                             silent,
                         ) {
@@ -1230,8 +1234,6 @@ impl CallTask {
                     }
                     let mut v = self.view.lock().unwrap_or_else(|p| p.into_inner());
                     v.media = true;
-                    // An answer with video makes it a video call.
-                    v.video = self.call.video();
                     if let Some(conn) = self.conns.get(&dev) {
                         v.path = Some(match conn.link.path() {
                             node_core::transport::LinkPath::Direct => "direct",

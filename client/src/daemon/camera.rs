@@ -55,15 +55,20 @@ pub(super) trait Camera: Send {
     fn latest(&self) -> Option<Picture>;
 }
 
-/// A V4L2 camera being read.
+/// A V4L2 camera being read; dropping it closes the device (it waits
+/// for the reading thread, which looks at its stop flag every 5 ms).
 pub(super) struct V4l2 {
     latest: Arc<Mutex<Option<Picture>>>,
     stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Drop for V4l2 {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
     }
 }
 
@@ -76,8 +81,24 @@ impl Camera for V4l2 {
     }
 }
 
-/// Opens the camera at `path` and starts reading it.
+/// Opens the camera at `path` and starts reading it; a device still busy
+/// (a call's earlier flow letting go of it) is tried again for half a
+/// second.
 pub(super) fn open(path: &Path) -> anyhow::Result<V4l2> {
+    let mut tries = 0;
+    loop {
+        match open_once(path) {
+            Ok(c) => return Ok(c),
+            Err(e) if tries < 10 && e.to_string().contains("busy") => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+fn open_once(path: &Path) -> anyhow::Result<V4l2> {
     let device = linuxvideo::Device::open(path)
         .map_err(|e| anyhow::anyhow!("{}: not a camera ({e})", path.display()))?;
     let capture = device
@@ -112,11 +133,29 @@ pub(super) fn open(path: &Path) -> anyhow::Result<V4l2> {
     let latest: Arc<Mutex<Option<Picture>>> = Default::default();
     let stop = Arc::new(AtomicBool::new(false));
     let (l, s) = (Arc::clone(&latest), Arc::clone(&stop));
-    std::thread::Builder::new()
+    let thread = std::thread::Builder::new()
         .name("kith-camera".into())
         .spawn(move || {
             while !s.load(Ordering::Relaxed) {
-                let got = stream.dequeue(|buf| Ok(yuyv_to_i420(&buf, w, h, stride)));
+                // Never block on the device: a stalled camera must not
+                // keep the thread (and the device) past the call.
+                match stream.will_block() {
+                    Ok(true) => {
+                        std::thread::sleep(std::time::Duration::from_millis(5));
+                        continue;
+                    }
+                    Ok(false) => {}
+                    Err(e) => {
+                        warn!(error = %e, "the camera stopped");
+                        return;
+                    }
+                }
+                let got = stream.dequeue(|buf| {
+                    if buf.is_error() {
+                        return Ok(None);
+                    }
+                    Ok(yuyv_to_i420(&buf, w, h, stride))
+                });
                 match got {
                     Ok(Some(p)) => *l.lock().unwrap_or_else(|p| p.into_inner()) = Some(p),
                     Ok(None) => {}
@@ -127,7 +166,11 @@ pub(super) fn open(path: &Path) -> anyhow::Result<V4l2> {
                 }
             }
         })?;
-    Ok(V4l2 { latest, stop })
+    Ok(V4l2 {
+        latest,
+        stop,
+        thread: Some(thread),
+    })
 }
 
 /// A YUYV (4:2:2, packed) frame as an I420 picture; `None` if the buffer

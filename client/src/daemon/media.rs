@@ -261,7 +261,7 @@ pub(super) fn start(
         &audio.video,
         Arc::clone(&counts.video_from),
         Arc::clone(&counts.video),
-        video_call || audio.video.send,
+        video_call,
     ));
     let encoder = VoiceEncoder::new(START_BITRATE, START_LOSS)?;
     counts.peer_loss.store(u64::MAX, Ordering::Relaxed);

@@ -135,7 +135,11 @@ pub(super) fn open(card: &SoundCard) -> anyhow::Result<Option<Arc<dyn SoundDevic
             // The streams live (and die) on this thread.
             let streams = match start_streams(&card, &r) {
                 Ok(Some((name, streams))) => {
-                    let _ = ready_tx.send(Ok(Some(name)));
+                    // Nobody waits any more (opening took too long): close
+                    // the card rather than hold it open for no call.
+                    if ready_tx.send(Ok(Some(name))).is_err() {
+                        return;
+                    }
                     streams
                 }
                 Ok(None) => {

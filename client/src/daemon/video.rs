@@ -310,7 +310,10 @@ pub(super) fn aim(
     now: u32,
 ) -> u32 {
     let mut target = match peer_loss_permille {
-        // Losing frames: back off by a fifth.
+        // Losing much: halve (a path far below the rate, where every
+        // second over it costs the audio too).
+        Some(l) if l > 100 => now / 2,
+        // Losing some: back off by a fifth.
         Some(l) if l > 20 => now.saturating_mul(4) / 5,
         // Clean: climb back by a tenth.
         Some(_) => now.saturating_add(now / 10),
@@ -575,5 +578,26 @@ fn show_loop(
                 out.write(p);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::aim;
+
+    #[test]
+    fn the_video_rate_follows_loss_the_window_and_relays() {
+        // Clean: climbs by a tenth, up to the ceiling.
+        assert_eq!(aim(Some(0), None, false, 500_000), 550_000);
+        assert_eq!(aim(Some(0), None, false, 1_000_000), 1_000_000);
+        // Some loss: a fifth down; much: halved; never below the floor.
+        assert_eq!(aim(Some(50), None, false, 1_000_000), 800_000);
+        assert_eq!(aim(Some(400), None, false, 1_000_000), 500_000);
+        assert_eq!(aim(Some(1000), None, false, 150_000), 100_000);
+        // Under 80 % of what the window carries, less the audio's share.
+        assert_eq!(aim(Some(0), Some(564_000), false, 1_000_000), 400_000);
+        // Relayed: half the ceiling. No report yet: where it is.
+        assert_eq!(aim(Some(0), None, true, 1_000_000), 500_000);
+        assert_eq!(aim(None, None, false, 700_000), 700_000);
     }
 }

@@ -142,6 +142,10 @@ pub struct App {
     pub confirm_answer: bool,
     /// Choosing the own device to move the call to.
     pub moving: bool,
+    /// The choice selected on the incoming-call screen: 0 answer, 1
+    /// answer with video, 2 decline (none until an arrow key is pressed,
+    /// so typing that goes on when a call rings does nothing).
+    pub choice: Option<usize>,
     /// Set when the user quits.
     pub quit: bool,
 }
@@ -174,6 +178,7 @@ impl App {
             call_hidden: false,
             confirm_answer: false,
             moving: false,
+            choice: None,
             quit: false,
         }
     }
@@ -212,6 +217,7 @@ impl App {
                 self.call_hidden = false;
             }
             self.confirm_answer = false;
+            self.choice = None;
             if now.is_none() {
                 self.moving = false;
             }
@@ -364,7 +370,7 @@ impl App {
             || self
                 .contact_of(&call.target)
                 .is_some_and(|c| c.trust == "compromised");
-        if ctrl {
+        if ctrl && state != "incoming" {
             return vec![];
         }
         if self.moving {
@@ -392,33 +398,10 @@ impl App {
                 _ => vec![],
             };
         }
+        if state == "incoming" {
+            return self.incoming_key(key, ctrl, id, compromised);
+        }
         match (state.as_str(), key.code) {
-            // A compromised contact's call is answered only on a second,
-            // explicit key.
-            ("incoming", KeyCode::Char(c @ ('a' | 'v'))) if compromised && !self.confirm_answer => {
-                let _ = c;
-                self.confirm_answer = true;
-                vec![]
-            }
-            ("incoming", KeyCode::Char('y')) if compromised && self.confirm_answer => {
-                self.confirm_answer = false;
-                vec![Effect::CallAnswer {
-                    call: id,
-                    video: false,
-                    anyway: true,
-                }]
-            }
-            ("incoming", KeyCode::Char('a')) => vec![Effect::CallAnswer {
-                call: id,
-                video: false,
-                anyway: false,
-            }],
-            ("incoming", KeyCode::Char('v')) => vec![Effect::CallAnswer {
-                call: id,
-                video: true,
-                anyway: false,
-            }],
-            ("incoming", KeyCode::Char('d')) => vec![Effect::CallDecline(id)],
             (_, KeyCode::Char('h')) => vec![Effect::CallHangup(id)],
             ("active" | "reconnecting", KeyCode::Char('m')) => {
                 vec![Effect::CallMute {
@@ -431,6 +414,60 @@ impl App {
                 vec![Effect::FetchDevices]
             }
             (_, KeyCode::Esc) => {
+                self.call_hidden = true;
+                self.confirm_answer = false;
+                vec![]
+            }
+            _ => vec![],
+        }
+    }
+
+    /// The incoming-call screen takes only deliberate keys: arrows choose,
+    /// Enter does the chosen thing; a compromised contact's call is then
+    /// answered only with Ctrl-A. Letters do nothing (someone typing when
+    /// the call rings must not answer it).
+    fn incoming_key(
+        &mut self,
+        key: KeyEvent,
+        ctrl: bool,
+        id: String,
+        compromised: bool,
+    ) -> Vec<Effect> {
+        let video = self.choice == Some(1);
+        match key.code {
+            KeyCode::Char('a') if ctrl && self.confirm_answer => {
+                self.confirm_answer = false;
+                vec![Effect::CallAnswer {
+                    call: id,
+                    video,
+                    anyway: true,
+                }]
+            }
+            _ if ctrl => vec![],
+            KeyCode::Right | KeyCode::Tab => {
+                self.choice = Some(self.choice.map_or(0, |c| (c + 1) % 3));
+                self.confirm_answer = false;
+                vec![]
+            }
+            KeyCode::Left | KeyCode::BackTab => {
+                self.choice = Some(self.choice.map_or(2, |c| (c + 2) % 3));
+                self.confirm_answer = false;
+                vec![]
+            }
+            KeyCode::Enter => match self.choice {
+                Some(0 | 1) if compromised => {
+                    self.confirm_answer = true;
+                    vec![]
+                }
+                Some(c @ (0 | 1)) => vec![Effect::CallAnswer {
+                    call: id,
+                    video: c == 1,
+                    anyway: false,
+                }],
+                Some(_) => vec![Effect::CallDecline(id)],
+                None => vec![],
+            },
+            KeyCode::Esc => {
                 self.call_hidden = true;
                 self.confirm_answer = false;
                 vec![]
@@ -592,50 +629,72 @@ mod tests {
         KeyEvent::from(KeyCode::Char(c))
     }
 
-    #[test]
-    fn a_compromised_contacts_call_needs_a_second_explicit_key() {
-        let mut app = App::new();
-        let c = contact("compromised");
-        let target = c.id.to_string();
-        app.set_contacts(vec![c]);
-        app.set_calls(vec![incoming(&target)]);
-        assert!(app.call_shown());
-        assert!(app.on_key(key('a')).is_empty(), "one key does not answer");
-        assert!(app.confirm_answer);
-        assert_eq!(
-            app.on_key(key('y')),
-            vec![Effect::CallAnswer {
-                call: "c0ffee".into(),
-                video: false,
-                anyway: true
-            }]
-        );
+    fn code(c: KeyCode) -> KeyEvent {
+        KeyEvent::from(c)
     }
 
     #[test]
-    fn an_unvalidated_contacts_call_is_answered_with_one_key_and_declined_with_d() {
+    fn typing_while_a_call_rings_does_not_answer_it() {
         let mut app = App::new();
         let c = contact("unvalidated");
         let target = c.id.to_string();
         app.set_contacts(vec![c]);
         app.set_calls(vec![incoming(&target)]);
+        for ch in "okay, I said yes and maybe very loudly".chars() {
+            assert!(app.on_key(key(ch)).is_empty(), "{ch:?} did something");
+        }
+        assert!(
+            app.on_key(code(KeyCode::Enter)).is_empty(),
+            "nothing chosen"
+        );
+        // Choosing is deliberate: → answer, → with video, Enter.
+        app.on_key(code(KeyCode::Right));
+        app.on_key(code(KeyCode::Right));
         assert_eq!(
-            app.on_key(key('v')),
+            app.on_key(code(KeyCode::Enter)),
             vec![Effect::CallAnswer {
                 call: "c0ffee".into(),
                 video: true,
                 anyway: false
             }]
         );
+        // ← from nothing chosen is decline.
+        app.choice = None;
+        app.on_key(code(KeyCode::Left));
         assert_eq!(
-            app.on_key(key('d')),
+            app.on_key(code(KeyCode::Enter)),
             vec![Effect::CallDecline("c0ffee".into())]
         );
         // Put away, the chat takes keys again; a new ring brings it back.
-        app.on_key(KeyEvent::from(KeyCode::Esc));
+        app.on_key(code(KeyCode::Esc));
         assert!(!app.call_shown());
         app.set_calls(vec![]);
         app.set_calls(vec![incoming(&target)]);
         assert!(app.call_shown());
+        assert_eq!(app.choice, None);
+    }
+
+    #[test]
+    fn a_compromised_contacts_call_needs_ctrl_a_after_the_choice() {
+        let mut app = App::new();
+        let c = contact("compromised");
+        let target = c.id.to_string();
+        app.set_contacts(vec![c]);
+        app.set_calls(vec![incoming(&target)]);
+        app.on_key(code(KeyCode::Right));
+        assert!(
+            app.on_key(code(KeyCode::Enter)).is_empty(),
+            "Enter alone does not answer"
+        );
+        assert!(app.confirm_answer);
+        assert!(app.on_key(key('y')).is_empty());
+        assert_eq!(
+            app.on_key(KeyEvent::new(KeyCode::Char('a'), KeyModifiers::CONTROL)),
+            vec![Effect::CallAnswer {
+                call: "c0ffee".into(),
+                video: false,
+                anyway: true
+            }]
+        );
     }
 }

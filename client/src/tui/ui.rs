@@ -68,10 +68,10 @@ fn call_keys(app: &App, state: &str) -> &'static str {
         return " 1–9 move the call to that device   Esc back";
     }
     if app.confirm_answer {
-        return " y answer anyway   d decline   Esc put away";
+        return " Ctrl-A answer anyway   ←→ choose again   Esc put away";
     }
     match state {
-        "incoming" => " a answer   v answer with video   d decline   Esc put away",
+        "incoming" => " ←→ choose   Enter do it   Esc put away",
         "active" | "reconnecting" => {
             " m mute/unmute   h hang up   o move to another device   Esc put away (^K back)"
         }
@@ -117,9 +117,9 @@ fn draw_call(f: &mut Frame<'_>, area: Rect, app: &App) {
             if call.state == "incoming" {
                 lines.push(Line::from(Span::styled(
                     if app.confirm_answer {
-                        "Press y to answer anyway, d to decline."
+                        "Press Ctrl-A to answer anyway."
                     } else {
-                        "Answering needs a second key: press a, then y."
+                        "Answering takes Ctrl-A after choosing it."
                     },
                     Style::default().fg(Color::Red).add_modifier(Modifier::BOLD),
                 )));
@@ -132,6 +132,21 @@ fn draw_call(f: &mut Frame<'_>, area: Rect, app: &App) {
             Style::default().fg(Color::Yellow),
         ))),
         _ => {}
+    }
+    if call.state == "incoming" {
+        lines.push(Line::from(""));
+        let choices = ["Answer", "Answer with video", "Decline"];
+        let mut spans = Vec::new();
+        for (i, c) in choices.iter().enumerate() {
+            let style = if app.choice == Some(i) {
+                Style::default().add_modifier(Modifier::REVERSED | Modifier::BOLD)
+            } else {
+                Style::default()
+            };
+            spans.push(Span::styled(format!("[ {c} ]"), style));
+            spans.push(Span::raw("  "));
+        }
+        lines.push(Line::from(spans));
     }
     if call.state != "incoming" && call.state != "ringing" {
         lines.push(Line::from(""));
@@ -204,7 +219,7 @@ fn draw_call(f: &mut Frame<'_>, area: Rect, app: &App) {
 fn keys(screen: &Screen) -> &'static str {
     match screen {
         Screen::Chat => {
-            " Enter send  ↑↓ conversation  ^K call  ^N add contact  ^O my card  ^S safety number  ^D devices  ^Q quit"
+            " Enter send  ↑↓ chats  ^K call  ^N add contact  ^O my card  ^S safety number  ^D devices  ^Q quit"
         }
         Screen::AddContact => " paste or type a kith:card/… URI   Enter add   Esc cancel",
         Screen::MyCard => " Esc back",

@@ -305,8 +305,7 @@ impl Call {
         self.side
     }
 
-    /// Whether the call carries video: the caller offered it, or (on the
-    /// caller's side) the device that answered sends it.
+    /// Whether the caller offered video.
     pub fn video(&self) -> bool {
         self.video
     }
@@ -469,15 +468,12 @@ impl Call {
                 out.extend(self.if_over_close_all());
                 out
             }
-            CallMsg::Answer { video, .. } => match self.state {
+            CallMsg::Answer { .. } => match self.state {
                 CallState::Calling | CallState::Ringing => {
                     self.state = CallState::Active {
                         peer: from,
                         since: now,
                     };
-                    // The one who answered sends video: the call is a
-                    // video call for both.
-                    self.video |= video;
                     let mut out = vec![Effect::Send {
                         to: from,
                         msg: CallMsg::Accepted(self.id),
