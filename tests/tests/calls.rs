@@ -30,6 +30,18 @@ fn user(name: &str) -> (Profile, Ids, Daemon) {
     (p, ids, d)
 }
 
+/// Alice and Bob, each with a daemon (Bob's started with `bob_args`),
+/// each the other's contact, Bob's device online at Alice.
+fn alice_and_bob(bob_args: &[&str]) -> (Profile, Ids, Daemon, Profile, Ids, Daemon) {
+    let (alice, ia, da) = user("alice");
+    let bob = Profile::new();
+    let ib = bob.init("bob");
+    let db = bob.spawn_daemon_with(bob_args);
+    pair(&alice, &bob);
+    wait_devices_online(&alice, &ib.account, &[&ib.device]);
+    (alice, ia, da, bob, ib, db)
+}
+
 /// `kith call status --json` on `p`.
 fn calls(p: &Profile) -> Vec<serde_json::Value> {
     let out = p.kith(["call", "status", "--json"]);
@@ -375,8 +387,24 @@ fn sweeps_both_ways_then(
     secs: f64,
     then: impl FnOnce(&str),
 ) -> Sweeps {
-    let everyone = [alice, bob];
     let (a_says, b_says) = (sweep(300.0, 2_500.0, secs), sweep(2_400.0, 250.0, secs));
+    both_ways(alice, bob, b, (a_says, b_says), then)
+}
+
+/// Runs a call from `alice` to `bob` in which each sends its sound from a
+/// WAV file for as long as the longer lasts (and a second more) and
+/// records what it hears to another; each side's `call status` is taken
+/// just before Alice hangs up; `then` runs with the call's id once it is
+/// on.
+fn both_ways(
+    alice: &Profile,
+    bob: &Profile,
+    b: &str,
+    (a_says, b_says): (Vec<i16>, Vec<i16>),
+    then: impl FnOnce(&str),
+) -> Sweeps {
+    let everyone = [alice, bob];
+    let secs = a_says.len().max(b_says.len()) as f64 / 48_000.0;
     let dir = alice.scratch("audio");
     std::fs::create_dir_all(&dir).unwrap();
     let path = |name: &str| dir.join(name).to_str().unwrap().to_owned();
@@ -517,11 +545,7 @@ fn speech_recognisable(sent: &[i16], heard: &[i16]) -> f64 {
 #[test]
 fn speech_goes_both_ways_at_once_and_arrives_recognisably() {
     let _media = one_media_test_at_a_time();
-    let (alice, _ia, _da) = user("alice");
-    let (bob, ib, _db) = user("bob");
-    let everyone = [&alice, &bob];
-    pair(&alice, &bob);
-    wait_devices_online(&alice, &ib.account, &[&ib.device]);
+    let (alice, _ia, _da, bob, ib, _db) = alice_and_bob(&[]);
     let a_says = speech(
         "The quick brown fox jumps over the lazy dog, and then it runs away.",
         "en",
@@ -530,45 +554,14 @@ fn speech_goes_both_ways_at_once_and_arrives_recognisably() {
         "Peer to peer calls need no server in between, only the two devices.",
         "en+f3",
     );
-    let dir = alice.scratch("speech");
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = |name: &str| dir.join(name).to_str().unwrap().to_owned();
-    kith_media::wav::write(std::path::Path::new(&path("a.wav")), &a_says).unwrap();
-    kith_media::wav::write(std::path::Path::new(&path("b.wav")), &b_says).unwrap();
-    let id = assert_ok(&alice.kith([
-        "call",
-        &ib.account,
-        "--audio-in",
-        &path("a.wav"),
-        "--audio-out",
-        &path("a_heard.wav"),
-    ]))
-    .trim()
-    .to_owned();
-    wait_state(&bob, "B", &id, "incoming", &everyone);
-    assert_ok(&bob.kith([
-        "call",
-        "answer",
-        "--audio-in",
-        &path("b.wav"),
-        "--audio-out",
-        &path("b_heard.wav"),
-    ]));
-    wait_state(&alice, "A", &id, "active", &everyone);
-    let secs = a_says.len().max(b_says.len()) as f64 / 48_000.0;
-    std::thread::sleep(Duration::from_secs_f64(secs + 1.0));
-    assert_ok(&alice.kith(["call", "hangup"]));
-    wait_state(&bob, "B", &id, "ended", &everyone);
-    let read =
-        |name: &str| kith_media::wav::read(std::path::Path::new(&path(name)), usize::MAX).unwrap();
-    let (a_heard, b_heard) = (read("a_heard.wav"), read("b_heard.wav"));
+    let run = both_ways(&alice, &bob, &ib.account, (a_says, b_says), |_| {});
     let (to_b, to_a) = (
-        speech_recognisable(&a_says, &b_heard),
-        speech_recognisable(&b_says, &a_heard),
+        speech_recognisable(&run.a_says, &run.b_heard),
+        speech_recognisable(&run.b_says, &run.a_heard),
     );
     let (own_a, own_b) = (
-        speech_recognisable(&a_says, &a_heard),
-        speech_recognisable(&b_says, &b_heard),
+        speech_recognisable(&run.a_says, &run.a_heard),
+        speech_recognisable(&run.b_says, &run.b_heard),
     );
     eprintln!(
         "speech (espeak-ng) recognisable: A→B {to_b:.3}, B→A {to_a:.3}; own speech heard {own_a:.3}, {own_b:.3}"
@@ -1029,14 +1022,9 @@ fn pictures(path: &std::path::Path) -> Vec<(u32, kith_media::video::Picture)> {
 fn a_video_call_shows_each_side_the_others_pictures() {
     use kith_media::video::{HEIGHT, WIDTH, synthetic};
     let _media = one_media_test_at_a_time();
-    let (alice, _ia, _da) = user("alice");
-    let bob = Profile::new();
-    let ib = bob.init("bob");
     // Bob's "camera" is not one: he sends the test picture instead.
-    let _db = bob.spawn_daemon_with(&["--camera", "/dev/null"]);
+    let (alice, _ia, _da, bob, ib, _db) = alice_and_bob(&["--camera", "/dev/null"]);
     let everyone = [&alice, &bob];
-    pair(&alice, &bob);
-    wait_devices_online(&alice, &ib.account, &[&ib.device]);
     let dir = alice.scratch("video");
     std::fs::create_dir_all(&dir).unwrap();
     let path = |name: &str| dir.join(name);
@@ -1131,15 +1119,10 @@ fn a_video_call_shows_each_side_the_others_pictures() {
 #[test]
 fn a_call_naming_no_file_uses_the_sound_card() {
     let _media = one_media_test_at_a_time();
-    let (alice, _ia, _da) = user("alice");
-    let bob = Profile::new();
-    let ib = bob.init("bob");
     // ALSA's `null` device: a sound card that takes everything and gives
     // silence, present wherever alsa-lib is.
-    let _db = bob.spawn_daemon_with(&["--sound-card", "null"]);
+    let (alice, _ia, _da, bob, ib, _db) = alice_and_bob(&["--sound-card", "null"]);
     let everyone = [&alice, &bob];
-    pair(&alice, &bob);
-    wait_devices_online(&alice, &ib.account, &[&ib.device]);
     let dir = alice.scratch("audio");
     std::fs::create_dir_all(&dir).unwrap();
     let a_in = dir.join("a.wav");

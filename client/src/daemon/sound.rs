@@ -213,14 +213,20 @@ fn start_streams(
     Ok(Some((name, (mic, speaker))))
 }
 
-fn input_stream(dev: &cpal::Device, rings: &Arc<Mutex<Rings>>) -> anyhow::Result<cpal::Stream> {
-    let def = dev.default_input_config()?;
+/// The device's own channels and sample format, at 48 kHz; and how many
+/// channels a frame has.
+fn at_48k(def: &cpal::SupportedStreamConfig) -> (cpal::StreamConfig, usize) {
     let config = cpal::StreamConfig {
         channels: def.channels(),
         sample_rate: RATE,
         buffer_size: cpal::BufferSize::Default,
     };
-    let channels = usize::from(def.channels().max(1));
+    (config, usize::from(def.channels().max(1)))
+}
+
+fn input_stream(dev: &cpal::Device, rings: &Arc<Mutex<Rings>>) -> anyhow::Result<cpal::Stream> {
+    let def = dev.default_input_config()?;
+    let (config, channels) = at_48k(&def);
     Ok(match def.sample_format() {
         cpal::SampleFormat::I16 => mic::<i16>(dev, config, channels, rings)?,
         cpal::SampleFormat::F32 => mic::<f32>(dev, config, channels, rings)?,
@@ -256,12 +262,7 @@ where
 
 fn output_stream(dev: &cpal::Device, rings: &Arc<Mutex<Rings>>) -> anyhow::Result<cpal::Stream> {
     let def = dev.default_output_config()?;
-    let config = cpal::StreamConfig {
-        channels: def.channels(),
-        sample_rate: RATE,
-        buffer_size: cpal::BufferSize::Default,
-    };
-    let channels = usize::from(def.channels().max(1));
+    let (config, channels) = at_48k(&def);
     Ok(match def.sample_format() {
         cpal::SampleFormat::I16 => speaker::<i16>(dev, config, channels, rings)?,
         cpal::SampleFormat::F32 => speaker::<f32>(dev, config, channels, rings)?,
