@@ -329,15 +329,8 @@ fn audio_goes_both_ways_at_once_and_arrives_recognisably() {
     wait_devices_online(&alice, &ib.account, &[&ib.device]);
     let run = sweeps_both_ways(&alice, &bob, &ib.account, 4.0);
     assert_eq!(run.a_status["media"], true, "{}", run.a_status);
-    let (to_b, to_a) = (
-        recognisable(&run.a_says, &run.b_heard),
-        recognisable(&run.b_says, &run.a_heard),
-    );
     // Not merely sound: the other side's sweep, not one's own.
-    let (echo_a, echo_b) = (
-        recognisable(&run.a_says, &run.a_heard),
-        recognisable(&run.b_says, &run.b_heard),
-    );
+    let [to_b, to_a, echo_a, echo_b] = run.judged(recognisable);
     eprintln!(
         "recognisable: A→B {to_b:.3}, B→A {to_a:.3}; own sweep heard {echo_a:.3}, {echo_b:.3}"
     );
@@ -377,6 +370,19 @@ struct Sweeps {
 /// side's `call status` is taken just before Alice hangs up.
 fn sweeps_both_ways(alice: &Profile, bob: &Profile, b: &str, secs: f64) -> Sweeps {
     sweeps_both_ways_then(alice, bob, b, secs, |_| {})
+}
+
+impl Sweeps {
+    /// `score` of what each side said in what the other heard (A→B, B→A),
+    /// and in what it heard itself (A, B).
+    fn judged(&self, score: fn(&[i16], &[i16]) -> f64) -> [f64; 4] {
+        [
+            score(&self.a_says, &self.b_heard),
+            score(&self.b_says, &self.a_heard),
+            score(&self.a_says, &self.a_heard),
+            score(&self.b_says, &self.b_heard),
+        ]
+    }
 }
 
 /// [`sweeps_both_ways`], running `then` with the call's id once it is on.
@@ -555,14 +561,7 @@ fn speech_goes_both_ways_at_once_and_arrives_recognisably() {
         "en+f3",
     );
     let run = both_ways(&alice, &bob, &ib.account, (a_says, b_says), |_| {});
-    let (to_b, to_a) = (
-        speech_recognisable(&run.a_says, &run.b_heard),
-        speech_recognisable(&run.b_says, &run.a_heard),
-    );
-    let (own_a, own_b) = (
-        speech_recognisable(&run.a_says, &run.a_heard),
-        speech_recognisable(&run.b_says, &run.b_heard),
-    );
+    let [to_b, to_a, own_a, own_b] = run.judged(speech_recognisable);
     eprintln!(
         "speech (espeak-ng) recognisable: A→B {to_b:.3}, B→A {to_a:.3}; own speech heard {own_a:.3}, {own_b:.3}"
     );
@@ -585,10 +584,7 @@ fn ten_percent_loss_leaves_no_gap_over_60_ms() {
     pair(&alice, &bob);
     wait_devices_online(&alice, &ib.account, &[&ib.device]);
     let run = sweeps_both_ways(&alice, &bob, &ib.account, 5.0);
-    let (to_b, to_a) = (
-        recognisable(&run.a_says, &run.b_heard),
-        recognisable(&run.b_says, &run.a_heard),
-    );
+    let [to_b, to_a, ..] = run.judged(recognisable);
     let (sa, sb) = (&run.a_status, &run.b_status);
     eprintln!(
         "10% loss: recognisable A→B {to_b:.3}, B→A {to_a:.3}; longest gaps {} / {} ms; concealed {} / {}",
@@ -613,10 +609,7 @@ fn a_muted_device_sends_silence_and_the_call_goes_on() {
         assert_ok(&alice.kith(["call", "mute", id]));
     });
     assert_eq!(run.a_status["muted"], true, "{}", run.a_status);
-    let (to_b, to_a) = (
-        recognisable(&run.a_says, &run.b_heard),
-        recognisable(&run.b_says, &run.a_heard),
-    );
+    let [to_b, to_a, ..] = run.judged(recognisable);
     eprintln!("muted A: A→B {to_b:.3}, B→A {to_a:.3}");
     assert!(
         to_b < 0.5,
@@ -740,10 +733,7 @@ fn a_cut_of_3_s_resumes_the_call_and_one_of_15_s_ends_it_on_both_sides() {
             bob.daemon_logs()
         );
     });
-    let (to_b, to_a) = (
-        recognisable(&run.a_says, &run.b_heard),
-        recognisable(&run.b_says, &run.a_heard),
-    );
+    let [to_b, to_a, ..] = run.judged(recognisable);
     eprintln!(
         "3 s cut: resumed {} / {}; recognisable A→B {to_b:.3}, B→A {to_a:.3}",
         run.a_status["resumed"], run.b_status["resumed"]

@@ -53,6 +53,17 @@ impl Tmux {
         assert!(ok.success());
     }
 
+    /// Waits until the screen shows `text`; fails with `why` and the
+    /// screen if it never does.
+    #[track_caller]
+    fn wait_for(&self, text: &str, why: &str) {
+        assert!(
+            wait_until(WAIT, || self.screen().contains(text)),
+            "{why}:\n{}",
+            self.screen()
+        );
+    }
+
     fn running(&self) -> bool {
         self.cmd()
             .args(["has-session", "-t", "kith"])
@@ -183,11 +194,7 @@ fn a_call_rings_is_answered_muted_and_hung_up_in_the_terminal_ui() {
         tmux.screen()
     );
     tmux.keys(&["m"]);
-    assert!(
-        wait_until(WAIT, || tmux.screen().contains("MUTED")),
-        "mute not shown:\n{}",
-        tmux.screen()
-    );
+    tmux.wait_for("MUTED", "mute not shown");
     tmux.keys(&["Escape"]);
     assert!(
         wait_until(WAIT, || {
@@ -198,11 +205,7 @@ fn a_call_rings_is_answered_muted_and_hung_up_in_the_terminal_ui() {
         tmux.screen()
     );
     tmux.keys(&["C-k"]);
-    assert!(
-        wait_until(WAIT, || tmux.screen().contains("In a call with bob")),
-        "Ctrl-K did not bring the call back:\n{}",
-        tmux.screen()
-    );
+    tmux.wait_for("In a call with bob", "Ctrl-K did not bring the call back");
     tmux.keys(&["h"]);
     let ended = wait_until(WAIT, || {
         let out = b.kith(["call", "status", "--json"]);
