@@ -26,12 +26,13 @@ pub const FRAME: Duration = Duration::from_millis(20);
 pub const FRAME_TICKS: u32 = 960;
 /// Transit samples kept for the delay estimate (2 s of audio).
 pub const WINDOW: usize = 100;
-/// Delay held beyond the path's measured jitter, and the least held. The
-/// playout clock's 20 ms grid already waits for the next tick after a
-/// frame is due, so the margin covers only the estimate's own error: 5 ms
-/// (one whole frame here cost 15 ms of mouth-to-ear delay and no measured
-/// gap, `cargo bench -p kith --bench call`).
-pub const MARGIN: Duration = Duration::from_millis(5);
+/// Delay held beyond the path's measured jitter, and the least held: one
+/// frame. A 5 or 10 ms margin measured 20 ms less mouth-to-ear delay on a
+/// quiet machine, but with the CPU loaded a call resumed after a cut
+/// could stay behind its schedule for good (every frame concealed; the
+/// 3 s cut test failed 2 runs in 3 under `yes` load, and in CI), so the
+/// margin stays a frame until that is understood.
+pub const MARGIN: Duration = FRAME;
 
 /// Bounds of the buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
