@@ -287,31 +287,57 @@ fn corr(a: &[i16], ai: usize, b: &[i16], bi: usize, n: usize, step: usize) -> f6
     }
 }
 
+/// How far from its own index `sent`'s sound may be found in `heard`:
+/// from half a second early to 2 s late. Late: the call's delay (the
+/// playout may also shift by a frame now and then). Early: each side's
+/// sound keeps to the clock of its own first flow, so a callee that
+/// started its media after the caller writes the caller's words at a
+/// lower index than they had in the caller's file.
+const OFFSETS: std::ops::RangeInclusive<i64> = -24_000..=96_000;
+
+/// The best correlation of `sent[start..start + window]` with `heard` at
+/// an offset in `lags` (first every `step`-th sample and offset, then
+/// exactly near the best), and that offset.
+fn best_offset(
+    (sent, start): (&[i16], usize),
+    heard: &[i16],
+    window: usize,
+    lags: std::ops::RangeInclusive<i64>,
+    step: usize,
+) -> (f64, i64) {
+    let at = |lag: i64| {
+        usize::try_from(start as i64 + lag)
+            .ok()
+            .filter(|&i| i + window <= heard.len())
+    };
+    let (mut best, mut best_lag) = (0.0f64, 0);
+    for lag in lags.step_by(step) {
+        if let Some(i) = at(lag) {
+            let c = corr(sent, start, heard, i, window, step);
+            if c > best {
+                (best, best_lag) = (c, lag);
+            }
+        }
+    }
+    for lag in best_lag - step as i64..=best_lag + step as i64 {
+        if let Some(i) = at(lag) {
+            best = best.max(corr(sent, start, heard, i, window, 1));
+        }
+    }
+    (best, best_lag)
+}
+
 /// How recognisably `sent` is in `heard`: for each half second of `sent`,
-/// the best correlation with `heard` at any delay up to 2 s (the playout
-/// may shift by a frame now and then); the median over the windows.
+/// the best correlation with `heard` at any of [`OFFSETS`]; the median
+/// over the windows.
 fn recognisable(sent: &[i16], heard: &[i16]) -> f64 {
     const WINDOW: usize = 24_000;
-    const MAX_DELAY: usize = 96_000;
     let mut scores = Vec::new();
     let mut start = 0;
     while start + WINDOW <= sent.len() {
-        let mut best = 0.0f64;
-        let mut best_lag = 0;
-        // Coarse: every 4th sample and lag; then the exact lag near it.
-        let mut lag = 0;
-        while lag <= MAX_DELAY && start + lag + WINDOW <= heard.len() {
-            let c = corr(sent, start, heard, start + lag, WINDOW, 4);
-            if c > best {
-                best = c;
-                best_lag = lag;
-            }
-            lag += 4;
-        }
-        for lag in best_lag.saturating_sub(4)..=best_lag + 4 {
-            if start + lag + WINDOW <= heard.len() {
-                best = best.max(corr(sent, start, heard, start + lag, WINDOW, 1));
-            }
+        let (best, lag) = best_offset((sent, start), heard, WINDOW, OFFSETS, 4);
+        if std::env::var_os("KITH_DEBUG_LAGS").is_some() {
+            eprintln!("window {start}: best {best:.3} at offset {lag}");
         }
         scores.push(best);
         start += WINDOW;
@@ -508,38 +534,23 @@ fn speech(text: &str, voice: &str) -> Vec<i16> {
 /// quarter of its loudest window's energy or more), at 40 ms windows.
 fn speech_recognisable(sent: &[i16], heard: &[i16]) -> f64 {
     const WINDOW: usize = 1_920 * 5;
-    const MAX_DELAY: usize = 96_000;
     let energy = |s: &[i16]| s.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>();
     let loudest = sent.chunks(WINDOW).map(energy).fold(0.0f64, f64::max);
     // The lag of the whole: found once on the loudest stretch, then each
     // window scored near it.
     let mut scores = Vec::new();
     let mut start = 0;
-    let mut lag_hint: Option<usize> = None;
+    let mut lag_hint: Option<i64> = None;
     while start + WINDOW <= sent.len() {
         if energy(&sent[start..start + WINDOW]) < loudest / 4.0 {
             start += WINDOW;
             continue;
         }
         let range = match lag_hint {
-            Some(l) => l.saturating_sub(960)..=l + 960,
-            None => 0..=MAX_DELAY,
+            Some(l) => l - 960..=l + 960,
+            None => OFFSETS,
         };
-        let (mut best, mut best_lag) = (0.0f64, 0);
-        for lag in range.step_by(2) {
-            if start + lag + WINDOW > heard.len() {
-                break;
-            }
-            let c = corr(sent, start, heard, start + lag, WINDOW, 2);
-            if c > best {
-                (best, best_lag) = (c, lag);
-            }
-        }
-        for lag in best_lag.saturating_sub(2)..=best_lag + 2 {
-            if start + lag + WINDOW <= heard.len() {
-                best = best.max(corr(sent, start, heard, start + lag, WINDOW, 1));
-            }
-        }
+        let (best, best_lag) = best_offset((sent, start), heard, WINDOW, range, 2);
         lag_hint.get_or_insert(best_lag);
         scores.push(best);
         start += WINDOW;
@@ -711,9 +722,12 @@ fn a_cut_of_3_s_resumes_the_call_and_one_of_15_s_ends_it_on_both_sides() {
     let b_port = port_of(&bob);
 
     // 3 s without a packet either way: both sides notice the silence, the
-    // caller dials again once the path is back, and the call goes on with
-    // the sweeps where they were.
-    let run = sweeps_both_ways_then(&alice, &bob, &ib.account, 6.0, |id| {
+    // caller dials again once the path is back, and the call goes on.
+    // Sound keeps to the clock, as on any phone: what was said during the
+    // cut is lost, what is said after the call is back is heard.
+    let (on, back_at) = (std::cell::Cell::new(None), std::cell::Cell::new(None));
+    let run = sweeps_both_ways_then(&alice, &bob, &ib.account, 10.0, |id| {
+        on.set(Some(std::time::Instant::now()));
         std::thread::sleep(Duration::from_secs(1));
         net.cut(b_port);
         std::thread::sleep(Duration::from_secs(3));
@@ -732,10 +746,24 @@ fn a_cut_of_3_s_resumes_the_call_and_one_of_15_s_ends_it_on_both_sides() {
             alice.daemon_logs(),
             bob.daemon_logs()
         );
+        back_at.set(Some(std::time::Instant::now()));
     });
-    let [to_b, to_a, ..] = run.judged(recognisable);
+    // From half a second after both sides were back (the input and what
+    // was heard are on one clock, the call's delay apart).
+    let away = back_at.get().unwrap() - on.get().unwrap();
+    let from = ((away.as_secs_f64() + 0.5) * 48_000.0) as usize;
+    let after = |says: &[i16], heard: &[i16]| {
+        recognisable(
+            &says[from.min(says.len())..],
+            &heard[from.min(heard.len())..],
+        )
+    };
+    let (to_b, to_a) = (
+        after(&run.a_says, &run.b_heard),
+        after(&run.b_says, &run.a_heard),
+    );
     eprintln!(
-        "3 s cut: resumed {} / {}; recognisable A→B {to_b:.3}, B→A {to_a:.3}",
+        "3 s cut: resumed {} / {}, {away:?} after the call was on; after that, recognisable A→B {to_b:.3}, B→A {to_a:.3}",
         run.a_status["resumed"], run.b_status["resumed"]
     );
     assert!(to_b > 0.6 && to_a > 0.6, "A→B {to_b}, B→A {to_a}");

@@ -2,7 +2,8 @@
 //! tick as a datagram on the call connection; another reads the peer's
 //! datagrams into the jitter buffer and, on its own 20 ms clock, decodes
 //! (or rebuilds from FEC, or conceals) one frame per tick. Neither waits
-//! for the node or the store. Without a sound card in use the source is a
+//! for the node or the store, nor shares the node's threads: both run on
+//! a thread of their own. Without a sound card in use the source is a
 //! WAV file (`--audio-in`; silence after it ends, or without one) and the
 //! sink memory written out as a WAV file when the call ends
 //! (`--audio-out`); nothing of the media goes to the profile folder.
@@ -150,6 +151,12 @@ pub(super) struct Counts {
 /// When a flow's clocks started (see [`Counts::clocks`]).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Clocks {
+    /// When the call's first flow started. The source and the output
+    /// keep to this clock across flows, as a microphone and a speaker
+    /// would: what was said while a cut call was away is lost, and what
+    /// is heard after it lines up with what is said, with the call's own
+    /// delay.
+    pub epoch: Option<Instant>,
     /// The send task's first tick: input sample `from` went out then.
     pub send_started: Option<Instant>,
     /// The input sample the flow started at.
@@ -202,6 +209,15 @@ impl Heard {
     /// Samples heard so far.
     fn len(&self) -> usize {
         self.samples.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// Silence up to `len` samples, if fewer were heard.
+    fn pad_to(&self, len: usize) {
+        let mut s = self.samples.lock().unwrap_or_else(|p| p.into_inner());
+        let len = len.min(MAX_SAMPLES);
+        if s.len() < len {
+            s.resize(len, 0);
+        }
     }
 
     fn extend(&self, frame: &[i16]) {
@@ -272,18 +288,20 @@ pub(super) fn start(
         .fec_percent
         .store(u64::from(START_LOSS), Ordering::Relaxed);
     let decoder = VoiceDecoder::new()?;
-    let send = tokio::spawn(send(
+    let rt = media_runtime()?;
+    let epoch = *counts.clocks().epoch.get_or_insert_with(Instant::now);
+    let send = rt.spawn(send(
         link.clone(),
         encoder,
         (audio.input.clone(), Arc::clone(&device)),
-        from,
+        (from, epoch),
         Arc::clone(&counts),
         muted,
     ));
-    let receive = tokio::spawn(receive(
+    let receive = rt.spawn(receive(
         link.clone(),
         decoder,
-        heard,
+        (heard, epoch),
         counts,
         (Arc::clone(&video), device),
         (loss_percent, delay),
@@ -296,18 +314,54 @@ pub(super) fn start(
     })
 }
 
+/// The thread every call's audio runs on, with a runtime of its own: a
+/// busy node (a slow query, a batch of signatures to check, a task that
+/// blocks one of its workers) never delays a frame. Made on first use;
+/// it lives as long as the process.
+fn media_runtime() -> anyhow::Result<tokio::runtime::Handle> {
+    static RUNTIME: Mutex<Option<tokio::runtime::Handle>> = Mutex::new(None);
+    let mut slot = RUNTIME.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(handle) = slot.as_ref() {
+        return Ok(handle.clone());
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()?;
+    let handle = rt.handle().clone();
+    std::thread::Builder::new()
+        .name("kith-audio".into())
+        .spawn(move || rt.block_on(std::future::pending::<()>()))?;
+    *slot = Some(handle.clone());
+    Ok(handle)
+}
+
+/// Frames a late send tick still sends (100 ms); older ones are skipped
+/// (their sequence numbers go unused, the other side conceals them).
+const MAX_CATCH_UP: u64 = 5;
+
+/// Sends one frame per 20 ms. The source keeps to the call's clock from
+/// `epoch`, as a microphone does: a tick that comes late (this thread was
+/// not run in time) sends the frames it missed, up to [`MAX_CATCH_UP`],
+/// and skips the rest, so the media clock never falls behind and the
+/// other side's playout schedule holds; a flow that starts after a cut
+/// starts at the present.
 async fn send(
     link: Link,
     mut encoder: VoiceEncoder,
     (input, device): (Option<Arc<Vec<i16>>>, Device),
-    from: Arc<AtomicU64>,
+    (from, epoch): (Arc<AtomicU64>, Instant),
     counts: Arc<Counts>,
     muted: Arc<std::sync::atomic::AtomicBool>,
 ) {
     let mut tick = tokio::time::interval(FRAME);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let silence = [0i16; FRAME_SAMPLES];
-    let mut mic = [0i16; FRAME_SAMPLES];
+    let mut frames = FrameSource {
+        input,
+        device,
+        mic: [0i16; FRAME_SAMPLES],
+        from,
+        muted,
+    };
     let mut seq: u32 = 0;
     let mut first = true;
     // Bytes sent in the current second, for the bitrate shown.
@@ -320,91 +374,154 @@ async fn send(
                 .sent_bps
                 .store((window_bytes as f64 * 8.0 / secs) as u64, Ordering::Relaxed);
             (window, window_bytes) = (Instant::now(), 0);
-            // Follow the receiver's last report and the path.
-            let relayed = link.path() == node_core::transport::LinkPath::Relay;
-            let (bitrate, fec) = match u16::try_from(counts.peer_loss.load(Ordering::Relaxed)) {
-                Ok(loss) => follow(loss, link.rtt(), relayed),
-                // No report yet: as the call started (lower if relayed).
-                Err(_) if relayed => (RELAY_BITRATE, START_LOSS),
-                Err(_) => (START_BITRATE, START_LOSS),
-            };
-            if counts.bitrate.load(Ordering::Relaxed) != bitrate as u64
-                || counts.fec_percent.load(Ordering::Relaxed) != u64::from(fec)
-            {
-                match encoder.adapt(bitrate, fec) {
-                    Ok(()) => {
-                        counts.bitrate.store(bitrate as u64, Ordering::Relaxed);
-                        counts.fec_percent.store(u64::from(fec), Ordering::Relaxed);
-                    }
-                    Err(e) => warn!(error = %e, "adapting the encoder failed"),
-                }
-            }
+            adapt(&link, &mut encoder, &counts);
         }
-        let at64 = from.fetch_add(FRAME_SAMPLES as u64, Ordering::Relaxed);
+        let now = Instant::now();
+        // Frames of the source due by now, this tick's included (half a
+        // frame early counts: a tick is never late by less).
+        let due = frames_since(epoch, now + FRAME / 2) + 1;
+        let at = frames.from.load(Ordering::Relaxed) / FRAME_SAMPLES as u64;
+        let behind = due.saturating_sub(at);
+        // A flow starting after a cut sends from the present on.
+        let keep = if first { 1 } else { MAX_CATCH_UP };
+        if behind > keep {
+            let skip = behind - keep;
+            frames.skip(skip);
+            seq = seq.wrapping_add(u32::try_from(skip).unwrap_or(u32::MAX));
+        }
         if first {
             first = false;
             let mut c = counts.clocks();
-            c.send_started = Some(Instant::now());
-            c.send_from = at64;
+            c.send_started = Some(now);
+            c.send_from = frames.from.load(Ordering::Relaxed);
         }
+        for _ in 0..behind.min(keep) {
+            let frame = frames.next();
+            let payload = match encoder.encode(frame) {
+                Ok(p) => p.to_vec(),
+                Err(e) => {
+                    warn!(error = %e, "encoding a frame failed");
+                    seq = seq.wrapping_add(1);
+                    continue;
+                }
+            };
+            // DTX: a silent stretch shrinks to 1–2 byte frames, still one
+            // per 20 ms (so the other side's playout and liveness see
+            // each).
+            let silent = payload.len() <= 2;
+            if silent {
+                counts.silent_sent.fetch_add(1, Ordering::Relaxed);
+            }
+            let packet = Packet {
+                kind: Kind::Audio,
+                flags: if silent { FLAG_SILENT } else { 0 },
+                layer: 0,
+                seq,
+                ts: seq.wrapping_mul(FRAME_TICKS),
+                payload,
+            };
+            seq = seq.wrapping_add(1);
+            let Ok(bytes) = packet.encode() else {
+                continue;
+            };
+            let len = bytes.len() as u64;
+            if link.send_datagram(bytes).is_err() {
+                if link.is_closed() {
+                    return;
+                }
+                continue;
+            }
+            counts.sent.fetch_add(1, Ordering::Relaxed);
+            window_bytes += len;
+        }
+    }
+}
+
+/// Follows the receiver's last report and the path: the encoder's
+/// bitrate and FEC.
+fn adapt(link: &Link, encoder: &mut VoiceEncoder, counts: &Counts) {
+    let relayed = link.path() == node_core::transport::LinkPath::Relay;
+    let (bitrate, fec) = match u16::try_from(counts.peer_loss.load(Ordering::Relaxed)) {
+        Ok(loss) => follow(loss, link.rtt(), relayed),
+        // No report yet: as the call started (lower if relayed).
+        Err(_) if relayed => (RELAY_BITRATE, START_LOSS),
+        Err(_) => (START_BITRATE, START_LOSS),
+    };
+    if counts.bitrate.load(Ordering::Relaxed) != bitrate as u64
+        || counts.fec_percent.load(Ordering::Relaxed) != u64::from(fec)
+    {
+        match encoder.adapt(bitrate, fec) {
+            Ok(()) => {
+                counts.bitrate.store(bitrate as u64, Ordering::Relaxed);
+                counts.fec_percent.store(u64::from(fec), Ordering::Relaxed);
+            }
+            Err(e) => warn!(error = %e, "adapting the encoder failed"),
+        }
+    }
+}
+
+/// Where the frames sent come from: the `--audio-in` samples from `from`
+/// on, or the microphone, or silence (muted, or nothing to send).
+struct FrameSource {
+    input: Option<Arc<Vec<i16>>>,
+    device: Device,
+    mic: [i16; FRAME_SAMPLES],
+    from: Arc<AtomicU64>,
+    muted: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// One frame of silence.
+const SILENCE: [i16; FRAME_SAMPLES] = [0; FRAME_SAMPLES];
+
+impl FrameSource {
+    /// The next frame to send.
+    fn next(&mut self) -> &[i16] {
+        let at64 = self.from.fetch_add(FRAME_SAMPLES as u64, Ordering::Relaxed);
         let at = usize::try_from(at64).unwrap_or(usize::MAX);
         // The microphone is read every frame (muted too: what it took
         // while muted must not be sent later).
-        if let Some(d) = device.get() {
-            d.capture(&mut mic);
+        if let Some(d) = self.device.get() {
+            d.capture(&mut self.mic);
         }
         // Muted, the source goes on (as a microphone would) but silence
         // is sent.
-        let frame: &[i16] = match input.as_deref() {
-            _ if muted.load(Ordering::Relaxed) => &silence,
-            Some(samples) if at + FRAME_SAMPLES <= samples.len() => {
+        match self.input.as_deref() {
+            _ if self.muted.load(Ordering::Relaxed) => &SILENCE,
+            Some(samples) if at.saturating_add(FRAME_SAMPLES) <= samples.len() => {
                 &samples[at..at + FRAME_SAMPLES]
             }
-            Some(_) => &silence,
-            None if device.get().is_some() => &mic,
-            None => &silence,
-        };
-        let payload = match encoder.encode(frame) {
-            Ok(p) => p.to_vec(),
-            Err(e) => {
-                warn!(error = %e, "encoding a frame failed");
-                continue;
-            }
-        };
-        // DTX: a silent stretch shrinks to 1–2 byte frames, still one per
-        // 20 ms (so the other side's playout and liveness see each).
-        let silent = payload.len() <= 2;
-        if silent {
-            counts.silent_sent.fetch_add(1, Ordering::Relaxed);
+            Some(_) => &SILENCE,
+            None if self.device.get().is_some() => &self.mic,
+            None => &SILENCE,
         }
-        let packet = Packet {
-            kind: Kind::Audio,
-            flags: if silent { FLAG_SILENT } else { 0 },
-            layer: 0,
-            seq,
-            ts: seq.wrapping_mul(FRAME_TICKS),
-            payload,
-        };
-        seq = seq.wrapping_add(1);
-        let Ok(bytes) = packet.encode() else {
-            continue;
-        };
-        let len = bytes.len() as u64;
-        if link.send_datagram(bytes).is_err() {
-            if link.is_closed() {
-                return;
-            }
-            continue;
+    }
+
+    /// Passes over `n` frames without sending them.
+    fn skip(&mut self, n: u64) {
+        for _ in 0..n.min(MAX_SKIP) {
+            let _ = self.next();
         }
-        counts.sent.fetch_add(1, Ordering::Relaxed);
-        window_bytes += len;
+        if n > MAX_SKIP {
+            self.from
+                .fetch_add((n - MAX_SKIP) * FRAME_SAMPLES as u64, Ordering::Relaxed);
+        }
     }
 }
+
+/// Whole frames from `epoch` to `now`.
+fn frames_since(epoch: Instant, now: Instant) -> u64 {
+    u64::try_from(now.saturating_duration_since(epoch).as_micros() / FRAME.as_micros())
+        .unwrap_or(u64::MAX)
+}
+
+/// Frames a skip reads from the microphone (what it buffered over a
+/// second is dropped; beyond that only the file position moves).
+const MAX_SKIP: u64 = 50;
 
 async fn receive(
     link: Link,
     mut decoder: VoiceDecoder,
-    heard: Arc<Heard>,
+    (heard, epoch): (Arc<Heard>, Instant),
     counts: Arc<Counts>,
     (video, device): (Arc<VideoFlow>, Device),
     (loss_percent, delay): (u8, std::time::Duration),
@@ -482,11 +599,17 @@ async fn receive(
                         path = now_path;
                     }
                 }
-                let playout = jitter.pop(Instant::now());
+                // The output keeps to the call's clock, as a speaker
+                // does: time this task was not run (or the call was cut)
+                // is silence, a frame's slack allowed.
+                let now = Instant::now();
+                let expected = frames_since(epoch, now).saturating_sub(1) * FRAME_SAMPLES as u64;
+                heard.pad_to(usize::try_from(expected).unwrap_or(usize::MAX));
+                let playout = jitter.pop(now);
                 if first_tick {
                     first_tick = false;
                     let mut c = counts.clocks();
-                    c.play_started = Some(Instant::now());
+                    c.play_started = Some(now);
                     c.heard_from = heard.len() as u64;
                     c.first_played = None;
                 }
