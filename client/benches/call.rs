@@ -8,7 +8,7 @@
 #![allow(clippy::unwrap_used, clippy::disallowed_methods)]
 
 use kith_app::daemon::{CallClocks, Daemon};
-use kith_client::{CallOptions, Client};
+use kith_client::{CallInfo, CallOptions, Client};
 use node_core::node::Node;
 use node_core::store::Profile;
 use std::sync::Arc;
@@ -197,6 +197,25 @@ async fn clocks_of(s: &Side, id: &str) -> CallClocks {
         .unwrap()
 }
 
+/// The call `id` as `c` reports it.
+async fn status_of(c: &Client, id: &str) -> CallInfo {
+    c.call_status()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|x| x.id == id)
+        .unwrap()
+}
+
+/// The share of one core the process used over `secs` after the call's
+/// first 2 s (both ends are in this process: halved).
+async fn cpu_over_middle(secs: f64) -> f64 {
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (c0, t0) = (cpu(), Instant::now());
+    tokio::time::sleep(Duration::from_secs_f64(secs - 2.0)).await;
+    (cpu() - c0).as_secs_f64() / t0.elapsed().as_secs_f64() / 2.0
+}
+
 async fn state_of(s: &Side, id: &str) -> String {
     Client::new(&s.path)
         .call_status()
@@ -323,24 +342,12 @@ async fn one_call(a: &Side, b: &Side, bid: &str, label: &str, secs: f64) {
     cb.call_answer(Some(&id), &opts("b.wav", "b_heard.wav"))
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let (c0, t0) = (cpu(), Instant::now());
-    tokio::time::sleep(Duration::from_secs_f64(secs - 2.0)).await;
-    let cpu_share = (cpu() - c0).as_secs_f64() / t0.elapsed().as_secs_f64() / 2.0;
-    let kbps = |c: &Client| {
-        let c = c.clone();
-        let id = id.clone();
-        async move {
-            c.call_status()
-                .await
-                .unwrap()
-                .into_iter()
-                .find(|x| x.id == id)
-                .and_then(|x| x.audio_kbps)
-                .unwrap_or(0)
-        }
-    };
-    let (ab, ba) = (kbps(&ca).await, kbps(&cb).await);
+    let cpu_share = cpu_over_middle(secs).await;
+    let kbps = |s: CallInfo| s.audio_kbps.unwrap_or(0);
+    let (ab, ba) = (
+        kbps(status_of(&ca, &id).await),
+        kbps(status_of(&cb, &id).await),
+    );
     let (sent, heard) = (clocks_of(a, &id).await, clocks_of(b, &id).await);
     ca.call_hangup(Some(&id)).await.unwrap();
     wait_state(b, &id, "ended").await;
@@ -485,37 +492,17 @@ async fn video_call(a: &Side, b: &Side, bid: &str, secs: f64) {
     )
     .await
     .unwrap();
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let (c0, t0) = (cpu(), Instant::now());
-    tokio::time::sleep(Duration::from_secs_f64(secs - 2.0)).await;
-    let cpu_share = (cpu() - c0).as_secs_f64() / t0.elapsed().as_secs_f64() / 2.0;
-    let status = |c: &Client| {
-        let c = c.clone();
-        let id = id.clone();
-        async move {
-            c.call_status()
-                .await
-                .unwrap()
-                .into_iter()
-                .find(|x| x.id == id)
-                .unwrap()
-        }
+    let cpu_share = cpu_over_middle(secs).await;
+    let (sa, sb) = (status_of(&ca, &id).await, status_of(&cb, &id).await);
+    let video_clocks = |s: &Side| {
+        s.daemon
+            .call_video_clocks()
+            .into_iter()
+            .find(|(c, _)| *c == id)
+            .unwrap()
+            .1
     };
-    let (sa, sb) = (status(&ca).await, status(&cb).await);
-    let taken = a
-        .daemon
-        .call_video_clocks()
-        .into_iter()
-        .find(|(c, _)| *c == id)
-        .unwrap()
-        .1;
-    let shown = b
-        .daemon
-        .call_video_clocks()
-        .into_iter()
-        .find(|(c, _)| *c == id)
-        .unwrap()
-        .1;
+    let (taken, shown) = (video_clocks(a), video_clocks(b));
     ca.call_hangup(Some(&id)).await.unwrap();
     wait_state(b, &id, "ended").await;
     tokio::time::sleep(Duration::from_millis(300)).await;

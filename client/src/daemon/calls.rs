@@ -841,35 +841,25 @@ pub(super) fn status(d: &Daemon) -> Vec<kith_client::answers::CallInfo> {
         .collect()
 }
 
-/// Each call's media clocks (benchmarks).
-pub(super) fn clocks(d: &Daemon) -> Vec<(String, super::media::Clocks)> {
+/// Something of each call's media counts (benchmarks).
+fn of_each_call<T>(d: &Daemon, f: impl Fn(&super::media::Counts) -> T) -> Vec<(String, T)> {
     d.calls
         .lock()
         .iter()
-        .map(|(id, e)| {
-            let v = view_of(e);
-            let c = *v.counts.clocks.lock().unwrap_or_else(|p| p.into_inner());
-            (id.to_string(), c)
-        })
+        .map(|(id, e)| (id.to_string(), f(&view_of(e).counts)))
         .collect()
+}
+
+/// Each call's media clocks (benchmarks).
+pub(super) fn clocks(d: &Daemon) -> Vec<(String, super::media::Clocks)> {
+    of_each_call(d, |c| *c.clocks.lock().unwrap_or_else(|p| p.into_inner()))
 }
 
 /// Each call's video clocks (benchmarks).
 pub(super) fn video_clocks(d: &Daemon) -> Vec<(String, super::video::VideoClocks)> {
-    d.calls
-        .lock()
-        .iter()
-        .map(|(id, e)| {
-            let v = view_of(e);
-            let c = *v
-                .counts
-                .video
-                .clocks
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            (id.to_string(), c)
-        })
-        .collect()
+    of_each_call(d, |c| {
+        *c.video.clocks.lock().unwrap_or_else(|p| p.into_inner())
+    })
 }
 
 fn reason_word(why: EndReason) -> &'static str {
