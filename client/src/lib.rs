@@ -75,11 +75,21 @@ pub enum Command {
     Relay(cmd::mailbox::RelayArgs),
     /// The terminal UI (also what `kith` alone starts in a terminal).
     Tui,
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(cmd::shell::CompletionsArgs),
+    /// Print the manual page, or write one per command with `--out DIR`.
+    Man(cmd::shell::ManArgs),
 }
 
 /// Runs the command line; prints one clear line on failure.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // These need no profile.
+    match &cli.command {
+        Some(Command::Completions(args)) => return finish(cmd::shell::completions(args)),
+        Some(Command::Man(args)) => return finish(cmd::shell::man(args)),
+        _ => {}
+    }
     let home = match cli.home.clone().or_else(default_home) {
         Some(h) => h,
         None => {
@@ -119,7 +129,13 @@ pub fn main() -> ExitCode {
         Command::Call(args) => cmd::call::run(&home, args),
         Command::Relay(args) => cmd::mailbox::run_relay(&home, args),
         Command::Tui => tui::run(&home),
+        Command::Completions(args) => cmd::shell::completions(&args),
+        Command::Man(args) => cmd::shell::man(&args),
     };
+    finish(result)
+}
+
+fn finish(result: anyhow::Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(e),

@@ -38,3 +38,50 @@ fn a_non_finite_wait_is_bad_usage() {
         assert_eq!(out.status.code(), Some(2), "--wait {bad}");
     }
 }
+
+#[test]
+fn completions_are_made_for_each_shell_without_a_profile() {
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        let out = kith(&["completions", shell]);
+        assert!(out.status.success(), "{shell}: {out:?}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        for word in ["kith", "contact", "room", "call"] {
+            assert!(text.contains(word), "{shell} completions lack {word}");
+        }
+    }
+    let out = kith(&["completions", "tcsh"]);
+    assert_eq!(out.status.code(), Some(2), "an unknown shell is bad usage");
+}
+
+#[test]
+fn the_manual_page_covers_every_command() {
+    let out = kith(&["man"]);
+    assert!(out.status.success(), "{out:?}");
+    let page = String::from_utf8_lossy(&out.stdout);
+    assert!(page.contains(".TH kith 1"), "{page}");
+    for cmd in ["init", "daemon", "contact", "room", "call", "completions"] {
+        assert!(page.contains(cmd), "the page lacks {cmd}");
+    }
+    let dir = std::env::temp_dir().join(format!("kith-man-{}", std::process::id()));
+    let out = kith(&["man", "--out", dir.to_str().unwrap()]);
+    assert!(out.status.success(), "{out:?}");
+    for page in [
+        "kith.1",
+        "kith-contact.1",
+        "kith-contact-add.1",
+        "kith-room-create.1",
+    ] {
+        let text =
+            std::fs::read_to_string(dir.join(page)).unwrap_or_else(|e| panic!("{page}: {e}"));
+        assert!(text.contains(".TH"), "{page}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    // A folder that cannot be made: one clear line, no panic.
+    let out = kith(&["man", "--out", "/proc/kith-man"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with("kith: ") && err.lines().count() == 1,
+        "{err}"
+    );
+}

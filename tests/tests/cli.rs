@@ -257,3 +257,58 @@ fn status_wait_nan_is_bad_usage() {
     assert_ne!(out.status.code(), Some(101), "panicked: {}", stderr(&out));
     assert_usage_error(&out);
 }
+
+/// Every command that prints data prints it as JSON with `--json`: the
+/// ones whose answer is a single id, URI or code too.
+#[test]
+fn commands_that_print_data_take_json() {
+    let mut alice = Profile::new();
+    alice.init("alice");
+    let _da = alice.spawn_daemon();
+    let mut bob = Profile::new();
+    let ib = bob.init("bob");
+    let _db = bob.spawn_daemon();
+    let json = |p: &Profile, args: &[&str]| -> serde_json::Value {
+        let text = assert_ok(&p.kith(args));
+        serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("{args:?}: {e}: {text}"))
+    };
+    let field = |v: &serde_json::Value, name: &str| -> String {
+        v[name]
+            .as_str()
+            .unwrap_or_else(|| panic!("no {name:?} in {v}"))
+            .to_owned()
+    };
+    let card = field(&json(&bob, &["card", "--json"]), "uri");
+    assert!(card.starts_with("kith:card/"), "{card}");
+    assert_eq!(
+        field(&json(&alice, &["contact", "add", &card, "--json"]), "id"),
+        ib.account
+    );
+    assert!(
+        !field(
+            &json(&alice, &["send", &ib.account, "hello", "--json"]),
+            "id"
+        )
+        .is_empty()
+    );
+    let code = field(&json(&alice, &["device", "invite", "--json"]), "code");
+    assert!(!code.is_empty());
+    let room = field(
+        &json(&alice, &["room", "create", "club", "--public", "--json"]),
+        "id",
+    );
+    let link = field(&json(&alice, &["room", "link", &room, "--json"]), "uri");
+    assert!(link.starts_with("kith:room/"), "{link}");
+    let file = alice.scratch("note.txt");
+    std::fs::write(&file, b"a note").unwrap();
+    let file = file.to_str().unwrap();
+    assert!(
+        !field(
+            &json(&alice, &["file", "send", &room, file, "--json"]),
+            "id"
+        )
+        .is_empty()
+    );
+    // A card and --qr at once is bad usage (one output at a time).
+    assert_usage_error(&alice.kith(["card", "--json", "--qr"]));
+}

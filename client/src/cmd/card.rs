@@ -14,6 +14,9 @@ pub struct Args {
     /// Write the card as a QR code PNG to FILE.
     #[arg(long, value_name = "FILE")]
     pub qr_png: Option<PathBuf>,
+    /// Print JSON (`{"uri"}`).
+    #[arg(long, conflicts_with = "qr")]
+    pub json: bool,
 }
 
 /// Runs `kith card`.
@@ -27,7 +30,9 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
         print!("{}", qr_terminal(&card.uri)?);
         println!();
     }
-    if !args.qr {
+    if args.json {
+        super::json_or(card, true)?;
+    } else if !args.qr {
         println!("{}", card.uri);
     }
     Ok(())

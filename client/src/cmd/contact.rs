@@ -21,6 +21,9 @@ pub enum Args {
         /// domain's (repeatable; answers are cross-checked).
         #[arg(long)]
         nameserver: Vec<String>,
+        /// Print JSON (`{"id"}`).
+        #[arg(long)]
+        json: bool,
     },
     /// List contacts.
     List {
@@ -64,6 +67,9 @@ pub enum Args {
         /// The contact to send it to.
         #[arg(long)]
         with: String,
+        /// Print JSON (`{"id"}`).
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -76,6 +82,7 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
             card,
             alias,
             nameserver,
+            json,
         } => {
             let card = if is_handle(&card) {
                 let handle = super::name::parse(&card)?;
@@ -92,7 +99,9 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
                 card
             };
             let added = rt.block_on(client.contact_add(&card, alias.as_deref()))?;
-            println!("{}", added.id);
+            if let Some(added) = super::json_or(added, json)? {
+                println!("{}", added.id);
+            }
         }
         Args::List { json } => {
             let Some(contacts) = super::json_or(rt.block_on(client.contact_list())?, json)? else {
@@ -153,9 +162,15 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
             let set = rt.block_on(client.contact_trust(&contact, &state))?;
             println!("trust is now {}", set.trust);
         }
-        Args::Share { contact, with } => {
+        Args::Share {
+            contact,
+            with,
+            json,
+        } => {
             let shared = rt.block_on(client.contact_share(&contact, &with))?;
-            println!("{}", shared.id);
+            if let Some(shared) = super::json_or(shared, json)? {
+                println!("{}", shared.id);
+            }
         }
     }
     Ok(())

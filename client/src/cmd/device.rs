@@ -10,7 +10,11 @@ use std::path::Path;
 #[derive(Debug, clap::Subcommand)]
 pub enum Args {
     /// Print a one-time code (valid 10 minutes) for `kith init --join`.
-    Invite,
+    Invite {
+        /// Print JSON (`{"code"}`).
+        #[arg(long)]
+        json: bool,
+    },
     /// List this account's devices.
     List {
         /// Print JSON.
@@ -34,8 +38,10 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
     let rt = super::runtime()?;
     let client = Client::new(home);
     match args {
-        Args::Invite => {
-            println!("{}", rt.block_on(client.device_invite())?.code);
+        Args::Invite { json } => {
+            if let Some(invite) = super::json_or(rt.block_on(client.device_invite())?, json)? {
+                println!("{}", invite.code);
+            }
         }
         Args::List { json } => {
             let Some(devices) = super::json_or(rt.block_on(client.device_list())?, json)? else {

@@ -16,6 +16,9 @@ pub enum Args {
         target: String,
         /// The file.
         path: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Files of a conversation or room and how much of each is here.
     List {
@@ -69,13 +72,15 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
     let rt = super::runtime()?;
     let client = Client::new(home);
     match args {
-        Args::Send { target, path } => {
+        Args::Send { target, path, json } => {
             if !path.exists() {
                 anyhow::bail!("{} does not exist", path.display());
             }
             let path = absolute(&path)?;
             let offered = rt.block_on(client.file_send(&target, &path))?;
-            println!("{}", offered.id);
+            if let Some(offered) = super::json_or(offered, json)? {
+                println!("{}", offered.id);
+            }
         }
         Args::List { target, json } => {
             let Some(files) = super::json_or(rt.block_on(client.file_list(&target))?, json)? else {

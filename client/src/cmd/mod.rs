@@ -14,6 +14,7 @@ pub mod name;
 pub mod push;
 pub mod room;
 pub mod send;
+pub mod shell;
 pub mod status;
 
 /// A current-thread runtime for the short-lived commands.

@@ -15,6 +15,9 @@ pub enum Args {
         /// Anyone with the room's link may join.
         #[arg(long)]
         public: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Invite a contact (its devices join the room).
     Invite {
@@ -27,6 +30,9 @@ pub enum Args {
     Link {
         /// Room.
         room: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Join a room from its link; waits until a member's device gave it.
     Join {
@@ -35,6 +41,9 @@ pub enum Args {
         /// How long to wait for a member's device, in seconds.
         #[arg(long, default_value_t = 30)]
         wait: u64,
+        /// Print JSON (`{"id"}`).
+        #[arg(long)]
+        json: bool,
     },
     /// Members and their roles.
     Members {
@@ -132,14 +141,27 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
     let rt = super::runtime()?;
     let client = Client::new(home);
     match args {
-        Args::Create { name, public } => {
-            println!("{}", rt.block_on(client.room_create(&name, public))?.id)
+        Args::Create { name, public, json } => {
+            if let Some(made) =
+                super::json_or(rt.block_on(client.room_create(&name, public))?, json)?
+            {
+                println!("{}", made.id);
+            }
         }
         Args::Invite { room, contact } => {
             rt.block_on(client.room_invite(&room, &contact))?;
         }
-        Args::Link { room } => println!("{}", rt.block_on(client.room_link(&room))?.uri),
-        Args::Join { uri, wait } => println!("{}", rt.block_on(client.room_join(&uri, wait))?.id),
+        Args::Link { room, json } => {
+            if let Some(link) = super::json_or(rt.block_on(client.room_link(&room))?, json)? {
+                println!("{}", link.uri);
+            }
+        }
+        Args::Join { uri, wait, json } => {
+            if let Some(joined) = super::json_or(rt.block_on(client.room_join(&uri, wait))?, json)?
+            {
+                println!("{}", joined.id);
+            }
+        }
         Args::Members { room, json } => {
             let members = rt.block_on(client.room_members(&room))?;
             let Some(members) = super::json_or(members, json)? else {

@@ -12,11 +12,16 @@ pub struct Args {
     pub target: String,
     /// The message.
     pub text: String,
+    /// Print JSON (`{"id"}`).
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Runs `kith send`.
 pub fn run(home: &Path, args: Args) -> Result<()> {
     let sent = super::runtime()?.block_on(Client::new(home).send(&args.target, &args.text))?;
-    println!("{}", sent.id);
+    if let Some(sent) = super::json_or(sent, args.json)? {
+        println!("{}", sent.id);
+    }
     Ok(())
 }
