@@ -44,6 +44,25 @@ fn write_all() -> bool {
     put("sync_msg", msgs.iter().map(Msg::encode));
     put("event", events(&key, &genesis).iter().map(Event::encode));
     put("card", with_modes(&card, "kith:card/"));
+    put(
+        "contact_request",
+        [
+            node_core::requests::How::Card,
+            node_core::requests::How::Introduction(AccountId::from_bytes([7; 32])),
+            node_core::requests::How::Nameserver("alice@example.org".into()),
+        ]
+        .into_iter()
+        .map(|how| {
+            node_core::requests::ContactRequest::bounded(
+                card.clone(),
+                how,
+                &["hello".to_owned(), "it's me".to_owned()],
+                1_700_000_000_000,
+                vec![genesis.clone()],
+            )
+            .encode()
+        }),
+    );
     let invite = invite(account, device).to_code();
     put("invite", with_modes(&invite, "kith:join/"));
     put(

@@ -17,6 +17,7 @@ pub mod log;
 pub mod mailbox;
 pub mod names;
 pub mod push;
+pub mod requests;
 pub mod rooms;
 pub mod sync;
 pub mod wire;

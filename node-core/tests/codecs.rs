@@ -180,3 +180,140 @@ fn non_canonical_encodings_are_refused() {
     };
     assert!(Header::decode(&h.encode()).is_err());
 }
+
+/// A request from a fresh account of one device (`dev`), with its genesis
+/// as the account log.
+fn request_from(
+    dev: &mut Dev,
+    how: node_core::requests::How,
+) -> node_core::requests::ContactRequest {
+    let (account, genesis) = common::genesis(dev, None);
+    let card = Card {
+        account,
+        name: "alice".into(),
+        signer: dev.id(),
+        devices: vec![dev.id()],
+        hints: vec![],
+        issued: 1000,
+    };
+    node_core::requests::ContactRequest::bounded(
+        Card::sign(&dev.key, &card),
+        how,
+        &["hello, it's Alice".to_owned()],
+        2000,
+        vec![genesis],
+    )
+}
+
+#[test]
+fn contact_requests_round_trip_and_are_checked() {
+    use node_core::requests::{ContactRequest, How, RequestError};
+    let me = AccountId::from_bytes([9; 32]);
+    for how in [
+        How::Card,
+        How::Introduction(AccountId::from_bytes([3; 32])),
+        How::Nameserver("alice@example.org".into()),
+    ] {
+        let mut dev = Dev::new();
+        let req = request_from(&mut dev, how);
+        let bytes = req.encode();
+        assert!(bytes.len() <= node_core::requests::MAX_REQUEST);
+        let back = ContactRequest::decode(&bytes).unwrap();
+        assert_eq!(back, req);
+        assert_eq!(back.encode(), bytes, "one encoding per value");
+        let card = back.verify(dev.id(), me).unwrap();
+        assert_eq!(card.devices, vec![dev.id()]);
+        // Sent by another device than the card's: refused.
+        assert_eq!(
+            back.verify(Dev::new().id(), me),
+            Err(RequestError::NotOnCard)
+        );
+        // To the requester's own account: refused.
+        assert_eq!(
+            back.verify(dev.id(), card.account),
+            Err(RequestError::FromSelf)
+        );
+    }
+}
+
+#[test]
+fn a_request_in_another_accounts_name_is_refused() {
+    use node_core::requests::{ContactRequest, How, RequestError};
+    let me = AccountId::from_bytes([9; 32]);
+    // Mallory signs a card claiming Alice's account with his own device
+    // and carries Alice's genesis: the log does not show his device.
+    let mut alice = Dev::new();
+    let real = request_from(&mut alice, How::Card);
+    let alice_card = Card::parse(&real.card).unwrap();
+    let mallory = Dev::new();
+    let forged = Card {
+        devices: vec![mallory.id()],
+        signer: mallory.id(),
+        ..alice_card
+    };
+    let req = ContactRequest {
+        card: Card::sign(&mallory.key, &forged),
+        ..real.clone()
+    };
+    assert!(matches!(
+        req.verify(mallory.id(), me),
+        Err(RequestError::NotInAccount(_))
+    ));
+    // Without any account log: refused too.
+    let bare = ContactRequest {
+        account_log: vec![],
+        ..real
+    };
+    assert!(matches!(
+        bare.verify(alice.id(), me),
+        Err(RequestError::NotInAccount(_))
+    ));
+}
+
+#[test]
+fn contact_requests_are_bounded() {
+    use node_core::requests::{ContactRequest, How, MAX_HANDLE, MAX_MESSAGE, MAX_MESSAGES};
+    let mut dev = Dev::new();
+    let req = request_from(&mut dev, How::Card);
+    // The sender cuts what it has to the bounds (at a character boundary).
+    let long = "é".repeat(MAX_MESSAGE);
+    let cut = ContactRequest::bounded(
+        req.card.clone(),
+        How::Nameserver("n".repeat(1000)),
+        &vec![long; 9],
+        1,
+        req.account_log.clone(),
+    );
+    assert_eq!(cut.messages.len(), MAX_MESSAGES);
+    assert!(
+        cut.messages
+            .iter()
+            .all(|m| m.len() <= MAX_MESSAGE && m.len() >= MAX_MESSAGE - 1)
+    );
+    assert!(matches!(&cut.how, How::Nameserver(h) if h.len() == MAX_HANDLE));
+    ContactRequest::decode(&cut.encode()).unwrap();
+    // Past a bound, a trailing byte, an unknown version or kind: refused.
+    let too_many = ContactRequest {
+        messages: vec!["x".into(); MAX_MESSAGES + 1],
+        ..req.clone()
+    };
+    assert!(ContactRequest::decode(&too_many.encode()).is_err());
+    let too_long = ContactRequest {
+        messages: vec!["x".repeat(MAX_MESSAGE + 1)],
+        ..req.clone()
+    };
+    assert!(ContactRequest::decode(&too_long.encode()).is_err());
+    let mut trailing = req.encode();
+    trailing.push(0);
+    assert!(ContactRequest::decode(&trailing).is_err());
+    let mut version = req.encode();
+    version[0] = 2;
+    assert!(ContactRequest::decode(&version).is_err());
+    assert!(ContactRequest::decode(&vec![0u8; node_core::requests::MAX_REQUEST + 1]).is_err());
+    for n in 0..req.encode().len() {
+        assert!(
+            ContactRequest::decode(&req.encode()[..n]).is_err(),
+            "cut at {n}"
+        );
+    }
+}

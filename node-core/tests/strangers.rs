@@ -332,3 +332,42 @@ async fn a_backdated_room_message_is_held_not_shown() {
     );
     node.close().await;
 }
+
+/// Contact requests are kept one per account and at most N in all: ten
+/// thousand strangers asking leave the newest N, each asking again
+/// replaces its own, and nothing else grows.
+#[tokio::test]
+async fn a_flood_of_requests_keeps_the_newest_within_the_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = node_core::store::Store::create(&profile(&dir), None)
+        .await
+        .unwrap();
+    const MAX: usize = 1000;
+    let mut evicted = 0;
+    for i in 0..10_000u32 {
+        evicted += store
+            .put_request(some_account(i), &[1; 64], i64::from(i), MAX)
+            .await
+            .unwrap();
+    }
+    assert_eq!(evicted, 9_000);
+    let kept = store.requests().await.unwrap();
+    assert_eq!(kept.len(), MAX);
+    assert_eq!(kept[0].account, some_account(9_999), "newest first");
+    assert!(kept.iter().all(|r| r.received >= 9_000), "the oldest went");
+    // Asking again replaces one's own request: still MAX, the newest.
+    store
+        .put_request(some_account(9_500), &[2; 64], 20_000, MAX)
+        .await
+        .unwrap();
+    let kept = store.requests().await.unwrap();
+    assert_eq!(kept.len(), MAX);
+    assert_eq!(
+        (kept[0].account, kept[0].request.as_slice()),
+        (some_account(9_500), [2u8; 64].as_slice())
+    );
+    // An answered one goes.
+    assert!(store.remove_request(some_account(9_500)).await.unwrap());
+    assert!(!store.remove_request(some_account(9_500)).await.unwrap());
+    assert_eq!(store.requests().await.unwrap().len(), MAX - 1);
+}

@@ -13,11 +13,13 @@ pub mod durable;
 pub mod files;
 pub mod keyfile;
 pub mod profile;
+pub mod requests;
 
 pub use durable::{Durability, Ticket};
 pub use files::FileRow;
 pub use keyfile::{KeyFileError, Passphrase};
 pub use profile::{Profile, ProfileError, ProfileLock};
+pub use requests::RequestRow;
 
 use crate::crypto::{SecretBytes, Signature};
 use crate::id::{AccountId, EventId, LogId};
