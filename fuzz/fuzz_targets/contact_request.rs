@@ -23,7 +23,7 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(req.encode(), data);
     // Checked against the card's signer (the device a link would prove).
     if let Ok(card) = node_core::identity::Card::parse(&req.card) {
-        let _ = req.verify(card.signer, AccountId::from_bytes([0; 32]));
+        let _ = req.verify(card.signer, AccountId::from_bytes([0; 32]), &req.account_log);
     }
-    let _ = req.verify(DeviceId::from_bytes([0; 32]), AccountId::from_bytes([0; 32]));
+    let _ = req.verify(DeviceId::from_bytes([0; 32]), AccountId::from_bytes([0; 32]), &[]);
 });

@@ -83,6 +83,9 @@ pub enum RequestError {
     /// It claims to come from this very account.
     #[error("contact request from this account")]
     FromSelf,
+    /// It claims an introduction by the account asked, or by itself.
+    #[error("contact request claiming an introduction by one of its own two sides")]
+    SelfIntroduced,
 }
 
 impl ContactRequest {
@@ -116,7 +119,9 @@ impl ContactRequest {
 
     /// A request from what the sender has, cut to the bounds: at most
     /// [`MAX_MESSAGES`] messages of at most [`MAX_MESSAGE`] bytes each (cut
-    /// at a character boundary), a handle of at most [`MAX_HANDLE`] bytes.
+    /// at a character boundary); a handle that is not one in normal form
+    /// of at most [`MAX_HANDLE`] bytes is left out; the account log in
+    /// order (depth, then id), each event once.
     pub fn bounded(
         card: String,
         how: How,
@@ -131,8 +136,10 @@ impl ContactRequest {
             }
             s[..end].to_owned()
         };
+        // A handle is not cut (a cut one could be another valid handle):
+        // one too long, or not in normal form, is not claimed.
         let how = match how {
-            How::Nameserver(h) => How::Nameserver(cut(&h, MAX_HANDLE)),
+            How::Nameserver(h) if !is_normal_handle(&h) => How::Card,
             other => other,
         };
         Self {
@@ -144,7 +151,7 @@ impl ContactRequest {
                 .map(|m| cut(m, MAX_MESSAGE))
                 .collect(),
             sent,
-            account_log,
+            account_log: in_order(account_log),
         }
     }
 
@@ -167,10 +174,27 @@ impl ContactRequest {
             });
         }
         let card = r.str(MAX_CARD_URI, "request card")?.to_owned();
+        // One text per card: as `Card::sign` writes it (lower case, no
+        // space around).
+        if card.trim() != card || card.bytes().any(|b| b.is_ascii_uppercase()) {
+            return Err(WireError::Invalid {
+                what: "request card",
+                why: "not as the card is written",
+            });
+        }
         let how = match r.u8("request how")? {
             0 => How::Card,
             1 => How::Introduction(AccountId::from_bytes(r.array("request introducer")?)),
-            2 => How::Nameserver(r.str(MAX_HANDLE, "request handle")?.to_owned()),
+            2 => {
+                let handle = r.str(MAX_HANDLE, "request handle")?;
+                if !is_normal_handle(handle) {
+                    return Err(WireError::Invalid {
+                        what: "request handle",
+                        why: "not a handle in normal form",
+                    });
+                }
+                How::Nameserver(handle.to_owned())
+            }
             _ => {
                 return Err(WireError::Invalid {
                     what: "request how",
@@ -188,10 +212,21 @@ impl ContactRequest {
         let mut account_log = Vec::with_capacity(n);
         for _ in 0..n {
             let raw = r.bytes(MAX_EVENT, "request account event")?;
-            account_log.push(Event::decode(raw).map_err(|_| WireError::Invalid {
+            let event = Event::decode(raw).map_err(|_| WireError::Invalid {
                 what: "request account event",
                 why: "not an event",
-            })?);
+            })?;
+            // One order: by depth, then id, each event once.
+            if account_log
+                .last()
+                .is_some_and(|last: &Event| order_key(last) >= order_key(&event))
+            {
+                return Err(WireError::Invalid {
+                    what: "request account log",
+                    why: "not in order (depth, then id) or repeated",
+                });
+            }
+            account_log.push(event);
         }
         r.finish("contact request")?;
         Ok(Self {
@@ -204,10 +239,21 @@ impl ContactRequest {
     }
 
     /// Checks a request that device `from` (proven by its link) sent to a
-    /// device of account `me`: the card verifies, lists `from`, and is not
-    /// `me`'s own, and the account log carried shows `from` and the
-    /// card's signer active in the card's account. Gives the card.
-    pub fn verify(&self, from: DeviceId, me: AccountId) -> Result<Card, RequestError> {
+    /// device of account `me`: the card verifies, lists `from`, is not
+    /// `me`'s own, an introduction names neither side, and the account
+    /// log carried — with `known`, the events of that account's log this
+    /// device already holds, so a revoked device cannot leave its
+    /// revocation out — shows `from` and the card's signer active in the
+    /// card's account. Gives the card.
+    ///
+    /// `sent` is the requester's claim: keep and order requests by this
+    /// device's own clock.
+    pub fn verify(
+        &self,
+        from: DeviceId,
+        me: AccountId,
+        known: &[Event],
+    ) -> Result<Card, RequestError> {
         let card = Card::parse(&self.card)?;
         if !card.devices.contains(&from) {
             return Err(RequestError::NotOnCard);
@@ -215,8 +261,14 @@ impl ContactRequest {
         if card.account == me {
             return Err(RequestError::FromSelf);
         }
-        let state = crate::names::resolve_account(card.account, self.account_log.iter())
-            .map_err(|e| RequestError::NotInAccount(e.to_string()))?;
+        if let How::Introduction(by) = self.how
+            && (by == me || by == card.account)
+        {
+            return Err(RequestError::SelfIntroduced);
+        }
+        let state =
+            crate::names::resolve_account(card.account, self.account_log.iter().chain(known))
+                .map_err(|e| RequestError::NotInAccount(e.to_string()))?;
         if !state.is_active(&from) || !state.is_active(&card.signer) {
             return Err(RequestError::NotInAccount(
                 "the device is not active in the account".into(),
@@ -224,4 +276,24 @@ impl ContactRequest {
         }
         Ok(card)
     }
+}
+
+/// Whether `h` is a `name@domain` handle as [`crate::names::Handle`]
+/// writes it, within [`MAX_HANDLE`] bytes.
+fn is_normal_handle(h: &str) -> bool {
+    h.len() <= MAX_HANDLE
+        && h.parse::<crate::names::Handle>()
+            .is_ok_and(|p| p.to_string() == h)
+}
+
+/// Where an event of the account log goes in a request.
+fn order_key(e: &Event) -> (u64, crate::id::EventId) {
+    (e.header().depth, e.id())
+}
+
+/// `events` by depth, then id, each once.
+fn in_order(mut events: Vec<Event>) -> Vec<Event> {
+    events.sort_by_key(order_key);
+    events.dedup_by_key(|e| e.id());
+    events
 }

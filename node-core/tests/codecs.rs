@@ -221,16 +221,16 @@ fn contact_requests_round_trip_and_are_checked() {
         let back = ContactRequest::decode(&bytes).unwrap();
         assert_eq!(back, req);
         assert_eq!(back.encode(), bytes, "one encoding per value");
-        let card = back.verify(dev.id(), me).unwrap();
+        let card = back.verify(dev.id(), me, &[]).unwrap();
         assert_eq!(card.devices, vec![dev.id()]);
         // Sent by another device than the card's: refused.
         assert_eq!(
-            back.verify(Dev::new().id(), me),
+            back.verify(Dev::new().id(), me, &[]),
             Err(RequestError::NotOnCard)
         );
         // To the requester's own account: refused.
         assert_eq!(
-            back.verify(dev.id(), card.account),
+            back.verify(dev.id(), card.account, &[]),
             Err(RequestError::FromSelf)
         );
     }
@@ -256,7 +256,7 @@ fn a_request_in_another_accounts_name_is_refused() {
         ..real.clone()
     };
     assert!(matches!(
-        req.verify(mallory.id(), me),
+        req.verify(mallory.id(), me, &[]),
         Err(RequestError::NotInAccount(_))
     ));
     // Without any account log: refused too.
@@ -265,7 +265,7 @@ fn a_request_in_another_accounts_name_is_refused() {
         ..real
     };
     assert!(matches!(
-        bare.verify(alice.id(), me),
+        bare.verify(alice.id(), me, &[]),
         Err(RequestError::NotInAccount(_))
     ));
 }
@@ -275,11 +275,12 @@ fn contact_requests_are_bounded() {
     use node_core::requests::{ContactRequest, How, MAX_HANDLE, MAX_MESSAGE, MAX_MESSAGES};
     let mut dev = Dev::new();
     let req = request_from(&mut dev, How::Card);
-    // The sender cuts what it has to the bounds (at a character boundary).
+    // The sender cuts what it has to the bounds (at a character boundary);
+    // a handle too long to be one is not claimed at all.
     let long = "é".repeat(MAX_MESSAGE);
     let cut = ContactRequest::bounded(
         req.card.clone(),
-        How::Nameserver("n".repeat(1000)),
+        How::Nameserver(format!("{}@example.org", "n".repeat(1000))),
         &vec![long; 9],
         1,
         req.account_log.clone(),
@@ -290,7 +291,8 @@ fn contact_requests_are_bounded() {
             .iter()
             .all(|m| m.len() <= MAX_MESSAGE && m.len() >= MAX_MESSAGE - 1)
     );
-    assert!(matches!(&cut.how, How::Nameserver(h) if h.len() == MAX_HANDLE));
+    assert_eq!(cut.how, How::Card);
+    let _ = MAX_HANDLE;
     ContactRequest::decode(&cut.encode()).unwrap();
     // Past a bound, a trailing byte, an unknown version or kind: refused.
     let too_many = ContactRequest {
@@ -316,4 +318,87 @@ fn contact_requests_are_bounded() {
             "cut at {n}"
         );
     }
+}
+
+#[test]
+fn a_request_has_one_encoding_and_claims_within_reason() {
+    use node_core::requests::{ContactRequest, How, RequestError};
+    let me = AccountId::from_bytes([9; 32]);
+    let mut dev = Dev::new();
+    let req = request_from(&mut dev, How::Card);
+    let card = Card::parse(&req.card).unwrap();
+    // The card as written (lower case, no space), a handle in normal
+    // form, the account log in order: anything else is refused.
+    for bad in [
+        ContactRequest {
+            card: req.card.to_uppercase(),
+            ..req.clone()
+        },
+        ContactRequest {
+            card: format!(" {}", req.card),
+            ..req.clone()
+        },
+        ContactRequest {
+            how: How::Nameserver("Alice@Example.org".into()),
+            ..req.clone()
+        },
+        ContactRequest {
+            how: How::Nameserver("not a handle".into()),
+            ..req.clone()
+        },
+        ContactRequest {
+            account_log: vec![req.account_log[0].clone(), req.account_log[0].clone()],
+            ..req.clone()
+        },
+    ] {
+        assert!(ContactRequest::decode(&bad.encode()).is_err(), "{bad:?}");
+    }
+    // An introduction by the account asked, or by the requester: refused.
+    for by in [me, card.account] {
+        let claim = ContactRequest {
+            how: How::Introduction(by),
+            ..req.clone()
+        };
+        assert_eq!(
+            claim.verify(dev.id(), me, &[]),
+            Err(RequestError::SelfIntroduced)
+        );
+    }
+}
+
+#[test]
+fn a_revoked_device_cannot_ask_by_leaving_its_revocation_out() {
+    use node_core::requests::{ContactRequest, How, RequestError};
+    let me = AccountId::from_bytes([9; 32]);
+    let mut laptop = Dev::new();
+    let (account, genesis) = common::genesis(&mut laptop, None);
+    let phone = Dev::new();
+    let added = common::add_device(&mut laptop, account, &[&genesis], &phone);
+    let revoked = common::revoke(&mut laptop, account, &[&added], &phone, 0);
+    let card = Card {
+        account,
+        name: "alice".into(),
+        signer: phone.id(),
+        devices: vec![phone.id()],
+        hints: vec![],
+        issued: 1000,
+    };
+    // The stolen phone carries the log up to its own addition only.
+    let req = ContactRequest::bounded(
+        Card::sign(&phone.key, &card),
+        How::Card,
+        &[],
+        2000,
+        vec![genesis.clone(), added.clone()],
+    );
+    let req = ContactRequest::decode(&req.encode()).unwrap();
+    assert!(
+        req.verify(phone.id(), me, &[]).is_ok(),
+        "on its own, it passes"
+    );
+    // A device that holds the account's log (with the revocation) refuses it.
+    assert!(matches!(
+        req.verify(phone.id(), me, &[genesis, added, revoked]),
+        Err(RequestError::NotInAccount(_))
+    ));
 }

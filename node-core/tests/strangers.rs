@@ -343,10 +343,11 @@ async fn a_flood_of_requests_keeps_the_newest_within_the_bound() {
         .await
         .unwrap();
     const MAX: usize = 1000;
+    let device = node_core::DeviceId::from_bytes([5; 32]);
     let mut evicted = 0;
     for i in 0..10_000u32 {
         evicted += store
-            .put_request(some_account(i), &[1; 64], i64::from(i), MAX)
+            .put_request((some_account(i), device), &[1; 64], i64::from(i), MAX)
             .await
             .unwrap();
     }
@@ -355,17 +356,25 @@ async fn a_flood_of_requests_keeps_the_newest_within_the_bound() {
     assert_eq!(kept.len(), MAX);
     assert_eq!(kept[0].account, some_account(9_999), "newest first");
     assert!(kept.iter().all(|r| r.received >= 9_000), "the oldest went");
-    // Asking again replaces one's own request: still MAX, the newest.
+    // Asking again replaces one's own request: still MAX, the newest —
+    // even with this device's clock set back (arrival order counts).
     store
-        .put_request(some_account(9_500), &[2; 64], 20_000, MAX)
+        .put_request((some_account(9_500), device), &[2; 64], 5, MAX)
         .await
         .unwrap();
     let kept = store.requests().await.unwrap();
     assert_eq!(kept.len(), MAX);
     assert_eq!(
-        (kept[0].account, kept[0].request.as_slice()),
-        (some_account(9_500), [2u8; 64].as_slice())
+        (kept[0].account, kept[0].device, kept[0].request.as_slice()),
+        (some_account(9_500), device, [2u8; 64].as_slice())
     );
+    store
+        .put_request((some_account(20_000), device), &[3; 64], 1, MAX)
+        .await
+        .unwrap();
+    let kept = store.requests().await.unwrap();
+    assert_eq!(kept.len(), MAX);
+    assert_eq!(kept[0].account, some_account(20_000), "kept, as the newest");
     // An answered one goes.
     assert!(store.remove_request(some_account(9_500)).await.unwrap());
     assert!(!store.remove_request(some_account(9_500)).await.unwrap());
