@@ -10,6 +10,7 @@ pub use node_core::node::contacts::ContactInfo;
 pub use node_core::node::devices::DeviceInfo;
 pub use node_core::node::files::FileInfo;
 pub use node_core::node::messages::MessageInfo;
+pub use node_core::node::requests::RequestInfo;
 pub use node_core::node::rooms::{HeldInfo, HistoryInfo, MemberInfo, RoomInfo};
 
 /// The id of what a request made: an event written (a message, a room
@@ -52,6 +53,9 @@ pub struct Status {
     /// Events kept while they wait for their parents (bounded).
     #[serde(default)]
     pub held: u64,
+    /// Contact requests waiting for an answer.
+    #[serde(default)]
+    pub requests: u64,
 }
 
 /// A `kith:` URI: the account's card, or a room's link.

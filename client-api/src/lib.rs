@@ -100,6 +100,12 @@ impl Client {
         self.typed(Request::Status).await
     }
 
+    /// Stops the daemon (it answers first, then closes links and the
+    /// store, as on SIGTERM).
+    pub async fn stop(&self) -> Result<Done> {
+        self.typed(Request::Stop).await
+    }
+
     /// The account's signed contact card.
     pub async fn card(&self) -> Result<Uri> {
         self.typed(Request::Card).await
@@ -107,9 +113,36 @@ impl Client {
 
     /// Adds a contact from its card (it starts unvalidated).
     pub async fn contact_add(&self, card: &str, alias: Option<&str>) -> Result<Id<AccountId>> {
+        self.contact_add_found(card, alias, None).await
+    }
+
+    /// Adds a contact from the card a nameserver gave for `handle` (the
+    /// contact request it is sent says how it was found).
+    pub async fn contact_add_found(
+        &self,
+        card: &str,
+        alias: Option<&str>,
+        handle: Option<&str>,
+    ) -> Result<Id<AccountId>> {
         self.typed(Request::ContactAdd {
             card: card.into(),
             alias: alias.map(Into::into),
+            handle: handle.map(Into::into),
+        })
+        .await
+    }
+
+    /// Requests from accounts that added this one, newest first.
+    pub async fn contact_requests(&self) -> Result<Vec<RequestInfo>> {
+        self.typed(Request::ContactRequests).await
+    }
+
+    /// Answers a request (`accept`, `decline` or `block`); gives the
+    /// requesting account.
+    pub async fn contact_answer(&self, id: &str, answer: &str) -> Result<Id<AccountId>> {
+        self.typed(Request::ContactAnswer {
+            id: id.into(),
+            answer: answer.into(),
         })
         .await
     }
@@ -174,10 +207,30 @@ impl Client {
         .await
     }
 
-    /// Marks a conversation read up to its newest message.
+    /// Marks a conversation or room read up to its newest message.
     pub async fn mark_read(&self, target: &str) -> Result<Done> {
         self.typed(Request::MarkRead {
             target: target.into(),
+        })
+        .await
+    }
+
+    /// Mutes (or unmutes) a conversation's or room's notifications on all
+    /// own devices.
+    pub async fn mute(&self, target: &str, on: bool) -> Result<Done> {
+        self.typed(Request::Mute {
+            target: target.into(),
+            on,
+        })
+        .await
+    }
+
+    /// The messages of a conversation or room whose text holds `text`
+    /// (case-insensitive), oldest first.
+    pub async fn search(&self, target: &str, text: &str) -> Result<Vec<MessageInfo>> {
+        self.typed(Request::Search {
+            target: target.into(),
+            text: text.into(),
         })
         .await
     }

@@ -18,6 +18,8 @@ pub const MAX_ANSWER: usize = 256 << 20;
 pub enum Request {
     /// Daemon state.
     Status,
+    /// Stop the daemon (as SIGTERM does); answered before it stops.
+    Stop,
     /// Own contact card.
     Card,
     /// Add a contact from a card.
@@ -26,9 +28,23 @@ pub enum Request {
         card: String,
         /// A local name for it.
         alias: Option<String>,
+        /// The `name@domain` handle it was found by, if it was (the
+        /// contact request says so).
+        #[serde(default)]
+        handle: Option<String>,
     },
     /// List contacts.
     ContactList,
+    /// Requests from accounts that added this one and are not contacts.
+    ContactRequests,
+    /// Answer a request: `accept`, `decline` or `block`.
+    ContactAnswer {
+        /// The requesting account (its id, or a prefix of at least 12
+        /// characters).
+        id: String,
+        /// `accept`, `decline` or `block`.
+        answer: String,
+    },
     /// Make a room.
     RoomCreate {
         /// Its name.
@@ -155,10 +171,26 @@ pub enum Request {
         /// The contact it is sent to.
         with: String,
     },
-    /// Mark a conversation read (on all own devices).
+    /// Mark a conversation or room read (on all own devices).
     MarkRead {
-        /// Contact.
+        /// Contact or room.
         target: String,
+    },
+    /// Mute (or unmute) a conversation's or room's notifications on all
+    /// own devices.
+    Mute {
+        /// Contact or room.
+        target: String,
+        /// Mute (true) or unmute.
+        on: bool,
+    },
+    /// Messages of a conversation or room whose text holds `text`
+    /// (case-insensitive), oldest first.
+    Search {
+        /// Contact or room.
+        target: String,
+        /// What to look for.
+        text: String,
     },
     /// Offer a file in a conversation.
     FileSend {
@@ -413,6 +445,11 @@ pub enum Notice {
     },
     /// Notices were lost (the subscriber read too slowly): refresh all.
     Lagged,
+    /// A contact request was kept (see [`Request::ContactRequests`]).
+    Request {
+        /// The requesting account.
+        account: String,
+    },
 }
 
 /// Reads one request line (bounded by [`MAX_LINE`]) from a client.

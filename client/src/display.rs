@@ -23,7 +23,12 @@ pub const REPLACEMENT: char = '\u{FFFD}';
 /// `text` with every character that could steer a terminal replaced by
 /// [`REPLACEMENT`]: C0 controls (newline and tab included), DEL, C1
 /// controls, the Unicode bidi controls (U+061C, U+200E/F, U+202A–U+202E,
-/// U+2066–U+2069) and the line and paragraph separators (U+2028/9).
+/// U+2066–U+2069), the line and paragraph separators (U+2028/9), and
+/// invisible characters a name could hide behind (soft hyphen U+00AD,
+/// the Hangul fillers U+115F, U+1160, U+3164, U+FFA0, the Mongolian vowel
+/// separator U+180E, zero-width space U+200B, word joiner and invisible
+/// operators U+2060–U+2064, U+FEFF, the tag block U+E0000–U+E007F; not
+/// the zero-width joiners emoji are made of).
 /// Borrowed when nothing needed replacing.
 pub fn terminal_safe(text: &str) -> Cow<'_, str> {
     if !text.chars().any(is_unsafe) {
@@ -48,7 +53,42 @@ fn is_unsafe(c: char) -> bool {
                 | '\u{2066}'..='\u{2069}'
                 | '\u{2028}'
                 | '\u{2029}'
+                // Invisible: a name could hide in them or look like another.
+                | '\u{00AD}'
+                | '\u{115F}'
+                | '\u{1160}'
+                | '\u{180E}'
+                | '\u{200B}'
+                | '\u{2060}'..='\u{2064}'
+                | '\u{3164}'
+                | '\u{FEFF}'
+                | '\u{FFA0}'
+                | '\u{E0000}'..='\u{E007F}'
         )
+}
+
+/// How a contact requester says it found this account, as a claim, made
+/// safe for the terminal (for `kith contact requests` and the UI).
+pub fn request_how(r: &kith_client::RequestInfo) -> String {
+    match r.how.as_str() {
+        "introduction" => match (&r.introducer_name, r.introduced_by) {
+            (Some(name), Some(by)) => format!(
+                "says your contact {} ({}) introduced them",
+                terminal_safe(name),
+                by.short(12)
+            ),
+            (None, Some(by)) => format!(
+                "says {} (not one of your contacts) introduced them",
+                by.short(12)
+            ),
+            _ => "says they were introduced".into(),
+        },
+        "nameserver" => format!(
+            "found you as {} on a nameserver",
+            terminal_safe(r.handle.as_deref().unwrap_or("?"))
+        ),
+        _ => "has your card".into(),
+    }
 }
 
 #[cfg(test)]
@@ -83,6 +123,26 @@ mod tests {
         for c in [
             '\u{061C}', '\u{200E}', '\u{200F}', '\u{202A}', '\u{202B}', '\u{202C}', '\u{202D}',
             '\u{202E}', '\u{2066}', '\u{2067}', '\u{2068}', '\u{2069}', '\u{2028}', '\u{2029}',
+        ] {
+            let text = format!("a{c}b");
+            assert_eq!(terminal_safe(&text), "a\u{FFFD}b", "U+{:04X}", c as u32);
+        }
+    }
+
+    #[test]
+    fn invisible_characters_are_replaced() {
+        for c in [
+            '\u{00AD}',
+            '\u{115F}',
+            '\u{3164}',
+            '\u{FFA0}',
+            '\u{180E}',
+            '\u{200B}',
+            '\u{2060}',
+            '\u{2064}',
+            '\u{FEFF}',
+            '\u{E0001}',
+            '\u{E007F}',
         ] {
             let text = format!("a{c}b");
             assert_eq!(terminal_safe(&text), "a\u{FFFD}b", "U+{:04X}", c as u32);

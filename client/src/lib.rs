@@ -48,6 +48,10 @@ pub enum Command {
     Send(cmd::send::Args),
     /// Show a conversation in display order.
     Log(cmd::log::Args),
+    /// Find messages in a conversation or room by their text.
+    Search(cmd::log::SearchArgs),
+    /// Mute (or, with --off, unmute) a conversation's notifications on all own devices.
+    Mute(cmd::log::MuteArgs),
     /// This account's devices: invite a new one, list, revoke.
     #[command(subcommand)]
     Device(cmd::device::Args),
@@ -119,6 +123,8 @@ pub fn main() -> ExitCode {
         Command::Contact(args) => cmd::contact::run(&home, args),
         Command::Send(args) => cmd::send::run(&home, args),
         Command::Log(args) => cmd::log::run(&home, args),
+        Command::Search(args) => cmd::log::search(&home, args),
+        Command::Mute(args) => cmd::log::mute(&home, args),
         Command::Device(args) => cmd::device::run(&home, args),
         Command::Delete(args) => cmd::delete::run(&home, args),
         Command::File(args) => cmd::file::run(&home, args),

@@ -39,6 +39,7 @@ async fn the_daemon_says_what_kind_of_failure() {
     let add = Request::ContactAdd {
         card: "kith:not-a-card".into(),
         alias: None,
+        handle: None,
     };
     let e = rpc::call(&alice.home, &add).await.unwrap_err();
     assert_eq!(kind(&e), ErrorKind::Invalid, "{e:#}");
@@ -79,7 +80,20 @@ async fn typed_answers_are_what_the_socket_carries() {
     );
 
     let sent = a.send("bobby", "typed hello").await.unwrap();
-    let log = a.log("bobby", None).await.unwrap();
+    // Bob's delivery receipt flips `delivered`; wait for it (bounded) so the
+    // typed and raw answers below are read from the same state.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let log = loop {
+        let log = a.log("bobby", None).await.unwrap();
+        if log.last().is_some_and(|m| m.delivered) || std::time::Instant::now() > deadline {
+            break log;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert!(
+        log.last().is_some_and(|m| m.delivered),
+        "Bob's receipt never came"
+    );
     assert_eq!(
         log.last().map(|m| (m.id, m.text.as_str())),
         Some((sent.id, "typed hello"))
@@ -113,6 +127,25 @@ async fn typed_answers_are_what_the_socket_carries() {
     assert_eq!(members.len(), 1);
 
     assert_eq!(a.mark_read("bobby").await.unwrap(), kith_app::rpc::Done {});
+    assert_eq!(
+        a.mark_read("typed room").await.unwrap(),
+        kith_app::rpc::Done {}
+    );
+    let found = a.search("bobby", "TYPED").await.unwrap();
+    assert_eq!(found.len(), 1);
+    let raw_search = Request::Search {
+        target: "bobby".into(),
+        text: "TYPED".into(),
+    };
+    same(
+        json(&found),
+        rpc::call(&alice.home, &raw_search).await.unwrap(),
+    );
+    assert_eq!(
+        a.mute("typed room", true).await.unwrap(),
+        kith_app::rpc::Done {}
+    );
+    assert!(a.room_list().await.unwrap()[0].muted);
     let limit = a.file_sync_limit(None).await.unwrap();
     same(
         json(limit),

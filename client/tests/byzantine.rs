@@ -862,3 +862,88 @@ async fn a_contacts_bad_media_is_dropped_and_a_revoked_device_cannot_ring() {
     m1.close().await;
     m2.close().await;
 }
+
+/// Contact requests that lie: bytes that are no request, one larger than
+/// the bound, messages before the answer, a contact's real card sent from
+/// another device, a self-made card in a contact's name (which must not
+/// learn that it names a contact), a card in the victim's own account's
+/// name, a request whose account log does not show its device, and one
+/// device asking in the names of 50 accounts it made. Each is refused, or
+/// answered like any request and kept at most once; nothing else changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lying_contact_requests_are_refused_or_kept_once() {
+    use node_core::identity::Card;
+    let bob = Running::start("Bob");
+    let (device, addr, account) = target(&bob);
+    let dir = tempfile::tempdir().unwrap();
+    let carol = contact_of(&bob, &dir, "Carol").await;
+    let before = digest(&bob);
+    let now = 1_800_000_000_000;
+    let key = SigningKey::generate();
+    let t = Transport::bind(&key, &["127.0.0.1:0".parse().unwrap()])
+        .await
+        .unwrap();
+    let me: DeviceId = key.verifying_key().into();
+    let ask = |bytes: Vec<u8>| {
+        let t = &t;
+        async move { support::ask_request(t, &bytes, &[], device, addr).await }
+    };
+    let self_made = |account: AccountId, name: &str| {
+        let card = Card {
+            account,
+            name: name.into(),
+            signer: me,
+            devices: vec![me],
+            hints: vec![],
+            issued: now,
+        };
+        let mut r = support::request_from(&key, name, now);
+        r.card = Card::sign(&key, &card);
+        r.encode()
+    };
+
+    assert_eq!(ask(vec![1, 0xff, 0xff, 3]).await, None, "garbage answered");
+    assert_eq!(
+        ask(vec![0u8; node_core::requests::MAX_REQUEST + 1]).await,
+        None
+    );
+    let mut early = support::request_from(&key, "mallory", now);
+    early.messages = vec!["too soon".into()];
+    assert_eq!(
+        ask(early.encode()).await,
+        None,
+        "messages before the answer"
+    );
+
+    // Carol's real card, sent by a device it does not list.
+    let mut stolen = support::request_from(&key, "mallory", now);
+    stolen.card = carol.card(vec![], now).unwrap();
+    assert_eq!(ask(stolen.encode()).await, None);
+    // A self-made card naming Carol's account: the same answer as anyone's.
+    assert_eq!(ask(self_made(carol.account(), "carol")).await, Some(0));
+    // A card in Bob's own account's name.
+    assert_eq!(ask(self_made(account, "bob")).await, None);
+
+    // An account log that does not show the device: another's genesis.
+    let other = SigningKey::generate();
+    let mut unproven = support::request_from(&key, "mallory", now);
+    unproven.account_log = vec![support::genesis_of(&other, "mallory", now).1];
+    assert_eq!(ask(unproven.encode()).await, Some(0));
+
+    // One device, 50 accounts: at most one request is kept for it.
+    for n in 0..50 {
+        let r = support::request_from(&key, &format!("mallory {n}"), now);
+        assert_eq!(ask(r.encode()).await, Some(0), "request {n} not answered");
+    }
+    let kept: serde_json::Value =
+        serde_json::from_str(&ok(kith(&bob.home, &["contact", "requests", "--json"]))).unwrap();
+    let kept = kept.as_array().unwrap();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert_eq!(kept[0]["device"], me.to_string());
+    assert_eq!(kept[0]["name"], "mallory 49");
+    assert_eq!(digest(&bob), before);
+    let mut bob = bob;
+    assert!(bob.is_running(), "daemon died:\n{}", bob.log());
+    t.close().await;
+    carol.close().await;
+}

@@ -12,8 +12,10 @@ use kith_app::tui::app::{App, Effect, Safety, Screen};
 use kith_app::tui::ui;
 use node_core::node::contacts::ContactInfo;
 use node_core::node::devices::DeviceInfo;
+use node_core::node::files::FileInfo;
 use node_core::node::messages::MessageInfo;
-use node_core::{AccountId, DeviceId, EventId};
+use node_core::node::rooms::{HeldInfo, MemberInfo, RoomInfo};
+use node_core::{AccountId, DeviceId, EventId, LogId};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 
@@ -31,6 +33,7 @@ fn contact(n: u8, name: &str, trust: &str, unread: usize) -> ContactInfo {
         introduced_by: None,
         unread,
         new_devices: vec![],
+        muted: false,
     }
 }
 
@@ -71,6 +74,7 @@ fn app(protected: bool) -> App {
         paths: Default::default(),
         events: 0,
         held: 0,
+        requests: 0,
     });
     app.set_contacts(vec![
         contact(2, "bob", "validated", 0),
@@ -211,8 +215,11 @@ fn the_safety_number_screen_and_the_device_list() {
 fn small_terminals_still_show_the_keys() {
     let a = app(true);
     let screen = render(&a, 40, 8);
+    let lines: Vec<&str> = screen.lines().collect();
+    let keys = lines[lines.len() - 2..].join(" ");
+    // Sending and quitting are among the first keys shown.
     assert!(
-        screen.lines().last().unwrap().contains("Enter send"),
+        keys.contains("Enter send") && keys.contains("^Q quit"),
         "{screen}"
     );
 }
@@ -324,4 +331,311 @@ fn peer_text_is_drawn_without_terminal_controls() {
         screen.contains("evil") && screen.contains("pwned"),
         "{screen}"
     );
+}
+
+fn request(
+    n: u8,
+    name: &str,
+    messages: &[&str],
+    resembles: Option<AccountId>,
+) -> kith_client::RequestInfo {
+    kith_client::RequestInfo {
+        id: AccountId::from_bytes([n; 32]),
+        name: name.into(),
+        how: "card".into(),
+        introduced_by: None,
+        introducer_name: None,
+        handle: None,
+        time: "2026-12-06T10:00:00Z".into(),
+        messages: messages.iter().map(|m| (*m).to_owned()).collect(),
+        device: DeviceId::from_bytes([n; 32]),
+        resembles,
+    }
+}
+
+/// The requests screen: who asks, the claim of how, the first message,
+/// a look-alike of a contact flagged, every stranger's text made safe;
+/// the selection stays on the request it was on when a new one arrives,
+/// and a/d/b answer that one.
+#[test]
+fn contact_requests_are_shown_safely_and_answered_by_id() {
+    let mut app = app(true);
+    app.on_key(ctrl('r'));
+    assert_eq!(app.screen, Screen::Requests);
+    let carol = AccountId::from_bytes([3; 32]);
+    app.set_requests(vec![
+        request(7, "mallory\u{1b}[2J\u{202e}", &["hi\u{7}, it's\nme"], None),
+        request(8, "carol", &["it's carol, new phone"], Some(carol)),
+    ]);
+    app.on_key(key(KeyCode::Down));
+    let screen = render(&app, 100, 24);
+    assert!(screen.contains("People who added you"), "{screen}");
+    assert!(
+        !screen.contains('\u{1b}') && !screen.contains('\u{202e}'),
+        "{screen}"
+    );
+    assert!(screen.contains("Careful: a different account"), "{screen}");
+    assert!(screen.contains("it's carol, new phone"), "{screen}");
+    // A new request arrives on top: the selection stays on carol's.
+    app.set_requests(vec![
+        request(9, "eve", &[], None),
+        request(7, "mallory", &[], None),
+        request(8, "carol", &[], Some(carol)),
+    ]);
+    assert_eq!(
+        app.on_key(key(KeyCode::Char('b'))),
+        vec![Effect::AnswerRequest {
+            id: AccountId::from_bytes([8; 32]).to_string(),
+            answer: "block",
+        }]
+    );
+    app.on_key(key(KeyCode::Esc));
+    assert_eq!(app.screen, Screen::Chat);
+}
+
+fn room(n: u8, name: &str, unread: usize, membership: &str) -> RoomInfo {
+    RoomInfo {
+        id: LogId::from_bytes([n; 32]),
+        name: name.into(),
+        public: false,
+        members: 3,
+        membership: membership.into(),
+        topic: String::new(),
+        unread,
+        muted: n == 8,
+    }
+}
+
+fn member(n: u8, role: &str, name: Option<&str>) -> MemberInfo {
+    MemberInfo {
+        account: AccountId::from_bytes([n; 32]),
+        role: role.into(),
+        power: None,
+        membership: "join".into(),
+        name: name.map(Into::into),
+    }
+}
+
+#[test]
+fn rooms_show_unread_counts_members_roles_and_files_with_progress() {
+    let mut app = app(true);
+    app.set_rooms(vec![
+        room(9, "team", 3, "join"),
+        room(8, "lobby", 0, "join"),
+        room(7, "gone", 0, "leave"),
+    ]);
+    // Contacts, then rooms by name; a room left is not listed.
+    assert_eq!(app.conversations(), 5);
+    app.selected = 4;
+    let team = LogId::from_bytes([9; 32]).to_string();
+    assert_eq!(app.current_target(), Some(team.clone()));
+    app.members = vec![
+        member(1, "admin", None),
+        member(2, "moderator", Some("bob")),
+        member(7, "member", None),
+    ];
+    let mut file = message(3, AccountId::from_bytes([2; 32]), "[file] plan.pdf", true);
+    file.kind = "file".into();
+    app.messages = vec![
+        message(
+            1,
+            AccountId::from_bytes([7; 32]),
+            "hi from a stranger",
+            true,
+        ),
+        message(2, ME, "welcome", false),
+        file,
+    ];
+    app.files = vec![FileInfo {
+        id: EventId::from_bytes([3; 32]),
+        name: "plan.pdf".into(),
+        size: 2_500_000,
+        hash: "x".into(),
+        state: "partial".into(),
+        chunks: 10,
+        have: 4,
+        error: None,
+    }];
+    snapshot("room", &render(&app, 110, 16));
+
+    // Enter sends to the room.
+    type_text(&mut app, "hello all");
+    assert_eq!(
+        app.on_key(key(KeyCode::Enter)),
+        vec![Effect::Send {
+            to: team.clone(),
+            text: "hello all".into()
+        }]
+    );
+    // Members: roles, and a removal needs y.
+    assert_eq!(app.on_key(ctrl('t')), vec![Effect::RoomLink(team.clone())]);
+    app.room_link = Some("kith:room/abc".into());
+    snapshot("room_members", &render(&app, 110, 16));
+    app.on_key(key(KeyCode::Down));
+    let bob = AccountId::from_bytes([2; 32]).to_string();
+    // Every change to a member waits for y, and acts on the member that
+    // was selected when the key was pressed, whoever joins meanwhile.
+    assert!(app.on_key(key(KeyCode::Char('a'))).is_empty());
+    assert!(app.notice.as_ref().unwrap().0.contains("make bob an admin"));
+    let mut joined = app.members.clone();
+    joined.insert(0, member(0, "member", Some("mallory")));
+    app.set_members(joined);
+    assert_eq!(app.members[app.member_selected].account.to_string(), bob);
+    assert_eq!(
+        app.on_key(key(KeyCode::Char('y'))),
+        vec![Effect::RoomRole {
+            room: team.clone(),
+            account: bob.clone(),
+            role: "admin"
+        }]
+    );
+    assert!(app.on_key(key(KeyCode::Char('b'))).is_empty());
+    assert!(
+        app.on_key(key(KeyCode::Char('n'))).is_empty(),
+        "n is not yes"
+    );
+    assert!(app.on_key(key(KeyCode::Char('b'))).is_empty());
+    assert_eq!(
+        app.on_key(key(KeyCode::Char('y'))),
+        vec![Effect::RoomKick {
+            room: team.clone(),
+            account: bob,
+            ban: true
+        }]
+    );
+    app.set_members(app.members[1..].to_vec());
+    // Own entry: not removable from here.
+    app.member_selected = 0;
+    assert!(app.on_key(key(KeyCode::Char('k'))).is_empty());
+    assert!(app.confirm_member.is_none());
+    app.on_key(key(KeyCode::Esc));
+
+    // Files: the bar, and no saving before the file is here.
+    app.on_key(ctrl('e'));
+    assert_eq!(app.screen, Screen::Files);
+    snapshot("files", &render(&app, 110, 12));
+    assert!(app.on_key(key(KeyCode::Char('s'))).is_empty());
+    assert_eq!(
+        app.on_key(key(KeyCode::Char('f'))),
+        vec![Effect::FileFetch(EventId::from_bytes([3; 32]).to_string())]
+    );
+    app.on_key(key(KeyCode::Esc));
+
+    // Search.
+    app.on_key(ctrl('f'));
+    type_text(&mut app, "plan");
+    assert_eq!(
+        app.on_key(key(KeyCode::Enter)),
+        vec![Effect::Search {
+            target: team.clone(),
+            text: "plan".into()
+        }]
+    );
+    app.on_key(key(KeyCode::Esc));
+
+    // Mute follows what the room says it is.
+    assert_eq!(
+        app.on_key(ctrl('p')),
+        vec![Effect::Mute {
+            target: team,
+            on: true
+        }]
+    );
+}
+
+#[test]
+fn new_unread_messages_notify_unless_muted_or_on_screen() {
+    let mut app = app(true);
+    app.set_rooms(vec![
+        room(9, "team", 0, "join"),
+        room(8, "lobby", 0, "join"),
+    ]);
+    app.notifications.clear();
+    // bob (selected, on screen), carol, team, lobby (muted) all gain one.
+    app.set_contacts(vec![
+        contact(2, "bob", "validated", 1),
+        contact(3, "carol", "unvalidated", 3),
+        contact(4, "mallory", "compromised", 0),
+    ]);
+    app.set_rooms(vec![
+        room(9, "team", 1, "join"),
+        room(8, "lobby", 5, "join"),
+    ]);
+    let bodies: Vec<&str> = app.notifications.iter().map(|n| n.1.as_str()).collect();
+    assert_eq!(
+        bodies,
+        ["3 new message(s) from carol", "1 new message(s) from #team"]
+    );
+}
+
+#[test]
+fn progress_bars_fill_by_tenths() {
+    assert_eq!(ui::bar(0, 10), "[░░░░░░░░░░]   0%");
+    assert_eq!(ui::bar(4, 10), "[████░░░░░░]  40%");
+    assert_eq!(ui::bar(10, 10), "[██████████] 100%");
+    assert_eq!(ui::bar(3, 0), "[░░░░░░░░░░]   0%");
+}
+
+#[test]
+fn a_held_event_is_released_only_as_seen_and_confirmed() {
+    let mut app = app(true);
+    app.set_rooms(vec![room(9, "team", 0, "join")]);
+    app.selected = 3;
+    app.screen = Screen::Held;
+    let held = |n: u8, depth: u64| HeldInfo {
+        id: EventId::from_bytes([n; 32]),
+        author: AccountId::from_bytes([7; 32]),
+        device: DeviceId::from_bytes([7; 32]),
+        kind: "message".into(),
+        text: format!("late {n}"),
+        time: "2026-01-01T00:00:00Z".into(),
+        depth,
+        head_depth: 900,
+    };
+    app.set_held(vec![held(20, 500)]);
+    assert!(app.on_key(key(KeyCode::Char('c'))).is_empty());
+    // A backdated event arrives and sorts first: the selection stays.
+    app.set_held(vec![held(21, 3), held(20, 500)]);
+    assert_eq!(
+        app.held[app.held_selected].id,
+        EventId::from_bytes([20; 32])
+    );
+    assert_eq!(
+        app.on_key(key(KeyCode::Char('y'))),
+        vec![Effect::RoomConfirm {
+            room: LogId::from_bytes([9; 32]).to_string(),
+            event: EventId::from_bytes([20; 32]).to_string(),
+        }]
+    );
+}
+
+#[test]
+fn a_room_one_is_removed_from_takes_the_draft_with_it() {
+    let mut app = app(true);
+    app.set_rooms(vec![room(9, "team", 0, "join"), room(10, "zoo", 0, "join")]);
+    app.selected = 3;
+    type_text(&mut app, "meant for team only");
+    // Kicked: the room is listed as left, and goes from the list.
+    app.set_rooms(vec![
+        room(9, "team", 0, "leave"),
+        room(10, "zoo", 0, "join"),
+    ]);
+    assert!(
+        app.input.is_empty(),
+        "the draft would go to another conversation"
+    );
+    assert!(app.notice.as_ref().unwrap().1);
+    assert!(app.on_key(key(KeyCode::Enter)).is_empty());
+}
+
+#[test]
+fn a_peers_file_name_is_saved_under_a_plain_name() {
+    use kith_app::tui::app::save_name;
+    assert_eq!(save_name("photo.jpg", "abc"), "photo.jpg");
+    assert_eq!(save_name(".bash_login", "abc"), "bash_login");
+    assert_eq!(save_name("../../etc/passwd", "abc"), "_.._etc_passwd");
+    assert_eq!(save_name("..", "abc"), "file-abc");
+    assert_eq!(save_name("", "abc"), "file-abc");
+    assert_eq!(save_name("a\u{1b}[2Jb", "abc"), "a\u{fffd}[2Jb");
+    assert_eq!(save_name(&"x".repeat(500), "abc").chars().count(), 100);
 }

@@ -63,6 +63,32 @@ fn write_all() -> bool {
             .encode()
         }),
     );
+    put(
+        "request_answer",
+        [
+            node_core::requests::RequestAnswer::kept(vec![genesis.clone()]),
+            node_core::requests::RequestAnswer {
+                code: node_core::requests::ANSWER_CONTACT,
+                account_log: vec![],
+            },
+            node_core::requests::RequestAnswer {
+                code: node_core::requests::ANSWER_BUSY,
+                account_log: vec![],
+            },
+        ]
+        .iter()
+        .map(|a| a.encode()),
+    );
+    put(
+        "request_messages",
+        [
+            vec![],
+            vec!["hello".to_owned()],
+            vec!["é".repeat(1024), "two".into(), "three".into()],
+        ]
+        .iter()
+        .map(|m| node_core::requests::encode_messages(m)),
+    );
     let invite = invite(account, device).to_code();
     put("invite", with_modes(&invite, "kith:join/"));
     put(

@@ -64,11 +64,23 @@ pub fn read(path: &Path, max_samples: usize) -> Result<Vec<i16>, WavError> {
         .map_err(|e| io(path, e))
 }
 
-/// Writes samples as a file.
+/// Writes samples as a file. The file is written beside `path` and
+/// renamed over it once complete, so a reader finds the old file or the
+/// whole new one, never half of it.
 pub fn write(path: &Path, samples: &[i16]) -> Result<(), WavError> {
-    let mut w = hound::WavWriter::create(path, spec()).map_err(|e| io(path, e))?;
-    for s in samples {
-        w.write_sample(*s).map_err(|e| io(path, e))?;
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".part");
+    let part = path.with_file_name(name);
+    let written = (|| {
+        let mut w = hound::WavWriter::create(&part, spec()).map_err(|e| io(&part, e))?;
+        for s in samples {
+            w.write_sample(*s).map_err(|e| io(&part, e))?;
+        }
+        w.finalize().map_err(|e| io(&part, e))?;
+        std::fs::rename(&part, path).map_err(|e| io(path, e))
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&part);
     }
-    w.finalize().map_err(|e| io(path, e))
+    written
 }

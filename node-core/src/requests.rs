@@ -13,6 +13,13 @@
 //! one per account (the newest), so a stranger cannot grow what is kept
 //! by asking again.
 //!
+//! On the wire it is three frames: the request without messages, the
+//! receiver's [`RequestAnswer`] (with its own account log when the request
+//! is kept), and — only if that account log shows the device answering
+//! to be an active device of the account asked — the messages
+//! ([`encode_messages`]). So a forged card never gets a message: the
+//! requester sends text only to a device the account's own log proves.
+//!
 //! Not here: the link that carries requests, where they are kept and the
 //! user's answers (`store`, `node`).
 
@@ -36,6 +43,168 @@ pub const MAX_HANDLE: usize = 255;
 pub const MAX_ACCOUNT_EVENTS: usize = 64;
 /// Largest encoded request.
 pub const MAX_REQUEST: usize = 256 * 1024;
+
+/// The answer: the request is kept (or dropped without telling: a
+/// declined or blocked requester is not told, nor is one that failed the
+/// checks after the answer went).
+pub const ANSWER_KEPT: u8 = 0;
+/// The answer: the requester is already a contact here (stop asking).
+pub const ANSWER_CONTACT: u8 = 1;
+/// The answer: too many requests just now; ask again later.
+pub const ANSWER_BUSY: u8 = 2;
+/// The largest messages frame: [`MAX_MESSAGES`] messages of
+/// [`MAX_MESSAGE`] bytes with their lengths.
+pub const MAX_MESSAGES_FRAME: usize = 2 + MAX_MESSAGES * (4 + MAX_MESSAGE);
+
+/// The receiver's answer to a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestAnswer {
+    /// [`ANSWER_KEPT`], [`ANSWER_CONTACT`] or [`ANSWER_BUSY`].
+    pub code: u8,
+    /// With [`ANSWER_KEPT`]: the receiver's account log (at most
+    /// [`MAX_ACCOUNT_EVENTS`], in order), so the requester can check the
+    /// device before it sends messages. Empty otherwise.
+    pub account_log: Vec<Event>,
+}
+
+impl RequestAnswer {
+    /// The answer's bytes: `u8 code ‖ u16 n ‖ n × bytes event`.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.u8(self.code)
+            .u16(u16::try_from(self.account_log.len()).unwrap_or(u16::MAX));
+        for e in &self.account_log {
+            w.bytes(&e.encode());
+        }
+        w.finish()
+    }
+
+    /// An answer with `account_log` cut to the bound and put in order
+    /// (none at all if it is longer: the requester then sends no
+    /// messages).
+    pub fn kept(account_log: Vec<Event>) -> Self {
+        let account_log = if account_log.len() > MAX_ACCOUNT_EVENTS {
+            Vec::new()
+        } else {
+            in_order(account_log)
+        };
+        Self {
+            code: ANSWER_KEPT,
+            account_log,
+        }
+    }
+
+    /// Reads an answer, checking every bound.
+    pub fn decode(bytes: &[u8]) -> Result<Self, WireError> {
+        if bytes.len() > MAX_REQUEST {
+            return Err(WireError::TooLarge {
+                what: "request answer",
+                got: bytes.len() as u64,
+                max: MAX_REQUEST as u64,
+            });
+        }
+        let mut r = Reader::new(bytes);
+        let code = r.u8("answer code")?;
+        if !matches!(code, ANSWER_KEPT | ANSWER_CONTACT | ANSWER_BUSY) {
+            return Err(WireError::Invalid {
+                what: "answer code",
+                why: "unknown",
+            });
+        }
+        let max = if code == ANSWER_KEPT {
+            MAX_ACCOUNT_EVENTS
+        } else {
+            0
+        };
+        let account_log = read_account_log(&mut r, max, "answer account log")?;
+        r.finish("request answer")?;
+        Ok(Self { code, account_log })
+    }
+
+    /// Whether the answer's account log, with `known` (the events of that
+    /// account's log the requester holds: a revoked device cannot leave
+    /// its revocation out), shows `device` active in `account` (resolved
+    /// from the account id: a log of another account proves nothing).
+    pub fn proves(&self, account: AccountId, device: DeviceId, known: &[Event]) -> bool {
+        self.code == ANSWER_KEPT
+            && crate::names::resolve_account(account, self.account_log.iter().chain(known))
+                .is_ok_and(|state| state.is_active(&device))
+    }
+}
+
+/// The messages frame: `u16 n ‖ n × str` (n ≤ [`MAX_MESSAGES`], each at
+/// most [`MAX_MESSAGE`] bytes; longer ones are cut at a character
+/// boundary, more are left out).
+pub fn encode_messages(messages: &[String]) -> Vec<u8> {
+    let messages: Vec<String> = messages
+        .iter()
+        .take(MAX_MESSAGES)
+        .map(|m| cut(m, MAX_MESSAGE))
+        .collect();
+    let mut w = Writer::new();
+    w.u16(u16::try_from(messages.len()).unwrap_or(u16::MAX));
+    for m in &messages {
+        w.str(m);
+    }
+    w.finish()
+}
+
+/// Reads a messages frame.
+pub fn decode_messages(bytes: &[u8]) -> Result<Vec<String>, WireError> {
+    if bytes.len() > MAX_MESSAGES_FRAME {
+        return Err(WireError::TooLarge {
+            what: "request messages",
+            got: bytes.len() as u64,
+            max: MAX_MESSAGES_FRAME as u64,
+        });
+    }
+    let mut r = Reader::new(bytes);
+    let n = r.count(MAX_MESSAGES, "request messages")?;
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        out.push(r.str(MAX_MESSAGE, "request message")?.to_owned());
+    }
+    r.finish("request messages")?;
+    Ok(out)
+}
+
+/// `s` cut to at most `max` bytes at a character boundary.
+fn cut(s: &str, max: usize) -> String {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_owned()
+}
+
+/// Reads `u16 n ‖ n × bytes event` (n ≤ `max`), in order (depth, then
+/// id), each event once.
+fn read_account_log(
+    r: &mut Reader<'_>,
+    max: usize,
+    what: &'static str,
+) -> Result<Vec<Event>, WireError> {
+    let n = r.count(max, what)?;
+    let mut account_log: Vec<Event> = Vec::with_capacity(n);
+    for _ in 0..n {
+        let raw = r.bytes(MAX_EVENT, "account event")?;
+        let event = Event::decode(raw).map_err(|_| WireError::Invalid {
+            what: "account event",
+            why: "not an event",
+        })?;
+        if account_log
+            .last()
+            .is_some_and(|last| order_key(last) >= order_key(&event))
+        {
+            return Err(WireError::Invalid {
+                what,
+                why: "not in order (depth, then id) or repeated",
+            });
+        }
+        account_log.push(event);
+    }
+    Ok(account_log)
+}
 
 /// How the requester says it found this account.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -129,13 +298,6 @@ impl ContactRequest {
         sent: i64,
         account_log: Vec<Event>,
     ) -> Self {
-        let cut = |s: &str, max: usize| {
-            let mut end = s.len().min(max);
-            while !s.is_char_boundary(end) {
-                end -= 1;
-            }
-            s[..end].to_owned()
-        };
         // A handle is not cut (a cut one could be another valid handle):
         // one too long, or not in normal form, is not claimed.
         let how = match how {
@@ -208,26 +370,7 @@ impl ContactRequest {
             messages.push(r.str(MAX_MESSAGE, "request message")?.to_owned());
         }
         let sent = r.i64("request time")?;
-        let n = r.count(MAX_ACCOUNT_EVENTS, "request account log")?;
-        let mut account_log = Vec::with_capacity(n);
-        for _ in 0..n {
-            let raw = r.bytes(MAX_EVENT, "request account event")?;
-            let event = Event::decode(raw).map_err(|_| WireError::Invalid {
-                what: "request account event",
-                why: "not an event",
-            })?;
-            // One order: by depth, then id, each event once.
-            if account_log
-                .last()
-                .is_some_and(|last: &Event| order_key(last) >= order_key(&event))
-            {
-                return Err(WireError::Invalid {
-                    what: "request account log",
-                    why: "not in order (depth, then id) or repeated",
-                });
-            }
-            account_log.push(event);
-        }
+        let account_log = read_account_log(&mut r, MAX_ACCOUNT_EVENTS, "request account log")?;
         r.finish("contact request")?;
         Ok(Self {
             card,
@@ -254,6 +397,18 @@ impl ContactRequest {
         me: AccountId,
         known: &[Event],
     ) -> Result<Card, RequestError> {
+        let card = self.check_claims(from, me)?;
+        let state =
+            crate::names::resolve_account(card.account, self.account_log.iter().chain(known))
+                .map_err(|e| RequestError::NotInAccount(e.to_string()))?;
+        Self::check_active(&state, from, &card)?;
+        Ok(card)
+    }
+
+    /// The checks that need no account log: the card verifies, lists
+    /// `from`, is not `me`'s own, and an introduction names neither side.
+    /// Gives the card.
+    pub fn check_claims(&self, from: DeviceId, me: AccountId) -> Result<Card, RequestError> {
         let card = Card::parse(&self.card)?;
         if !card.devices.contains(&from) {
             return Err(RequestError::NotOnCard);
@@ -266,15 +421,23 @@ impl ContactRequest {
         {
             return Err(RequestError::SelfIntroduced);
         }
-        let state =
-            crate::names::resolve_account(card.account, self.account_log.iter().chain(known))
-                .map_err(|e| RequestError::NotInAccount(e.to_string()))?;
+        Ok(card)
+    }
+
+    /// Whether `state` (the card's account, resolved) shows `from` and the
+    /// card's signer active: for a receiver that already holds the
+    /// account's log (checked when it came), instead of the carried one.
+    pub fn check_active(
+        state: &crate::identity::AccountState,
+        from: DeviceId,
+        card: &Card,
+    ) -> Result<(), RequestError> {
         if !state.is_active(&from) || !state.is_active(&card.signer) {
             return Err(RequestError::NotInAccount(
                 "the device is not active in the account".into(),
             ));
         }
-        Ok(card)
+        Ok(())
     }
 }
 

@@ -32,6 +32,9 @@ pub const ALPN_JOIN: &[u8] = b"kith-join/1";
 /// stream, media in datagrams (its own connection, so a sync link's
 /// renewal never cuts a call).
 pub const ALPN_CALL: &[u8] = b"kith/call/1";
+/// The ALPN of a contact request: one stream, the request, the answer and
+/// the first messages (`requests`), from a device not yet a contact.
+pub const ALPN_REQUEST: &[u8] = b"kith/request/1";
 
 /// What a connection is for, named by its ALPN: the daemon's router hands
 /// each accepted connection to the handler of its protocol.
@@ -44,11 +47,18 @@ pub enum Protocol {
     Join,
     /// A call ([`ALPN_CALL`]).
     Call,
+    /// A contact request ([`ALPN_REQUEST`]).
+    Request,
 }
 
 impl Protocol {
     /// Every protocol this build speaks (what the endpoint accepts).
-    pub const ALL: [Protocol; 3] = [Protocol::Sync, Protocol::Join, Protocol::Call];
+    pub const ALL: [Protocol; 4] = [
+        Protocol::Sync,
+        Protocol::Join,
+        Protocol::Call,
+        Protocol::Request,
+    ];
 
     /// Its ALPN.
     pub fn alpn(self) -> &'static [u8] {
@@ -56,6 +66,7 @@ impl Protocol {
             Protocol::Sync => ALPN,
             Protocol::Join => ALPN_JOIN,
             Protocol::Call => ALPN_CALL,
+            Protocol::Request => ALPN_REQUEST,
         }
     }
 
@@ -314,6 +325,17 @@ impl Transport {
         relay: Option<&str>,
     ) -> Result<Link, TransportError> {
         self.connect_alpn(device, addrs, relay, Protocol::Call)
+            .await
+    }
+
+    /// Dials `device` to send it a contact request (see [`ALPN_REQUEST`]).
+    pub async fn connect_request(
+        &self,
+        device: DeviceId,
+        addrs: &[SocketAddr],
+        relay: Option<&str>,
+    ) -> Result<Link, TransportError> {
+        self.connect_alpn(device, addrs, relay, Protocol::Request)
             .await
     }
 

@@ -333,9 +333,10 @@ async fn a_backdated_room_message_is_held_not_shown() {
     node.close().await;
 }
 
-/// Contact requests are kept one per account and at most N in all: ten
-/// thousand strangers asking leave the newest N, each asking again
-/// replaces its own, and nothing else grows.
+/// Contact requests are kept one per account, one per device and at most
+/// N in all: ten thousand strangers asking leave the newest N, each asking
+/// again replaces its own, a device asking for another account replaces
+/// its first, and nothing else grows.
 #[tokio::test]
 async fn a_flood_of_requests_keeps_the_newest_within_the_bound() {
     let dir = tempfile::tempdir().unwrap();
@@ -343,11 +344,12 @@ async fn a_flood_of_requests_keeps_the_newest_within_the_bound() {
         .await
         .unwrap();
     const MAX: usize = 1000;
-    let device = node_core::DeviceId::from_bytes([5; 32]);
+    let device_of =
+        |i: u32| node_core::DeviceId::from_bytes(*some_account(i + 1_000_000).as_bytes());
     let mut evicted = 0;
     for i in 0..10_000u32 {
         evicted += store
-            .put_request((some_account(i), device), &[1; 64], i64::from(i), MAX)
+            .put_request((some_account(i), device_of(i)), &[1; 64], i64::from(i), MAX)
             .await
             .unwrap();
     }
@@ -358,6 +360,7 @@ async fn a_flood_of_requests_keeps_the_newest_within_the_bound() {
     assert!(kept.iter().all(|r| r.received >= 9_000), "the oldest went");
     // Asking again replaces one's own request: still MAX, the newest —
     // even with this device's clock set back (arrival order counts).
+    let device = device_of(9_500);
     store
         .put_request((some_account(9_500), device), &[2; 64], 5, MAX)
         .await
@@ -368,6 +371,7 @@ async fn a_flood_of_requests_keeps_the_newest_within_the_bound() {
         (kept[0].account, kept[0].device, kept[0].request.as_slice()),
         (some_account(9_500), device, [2u8; 64].as_slice())
     );
+    // The same device for another account it made: it replaces the first.
     store
         .put_request((some_account(20_000), device), &[3; 64], 1, MAX)
         .await
@@ -375,8 +379,9 @@ async fn a_flood_of_requests_keeps_the_newest_within_the_bound() {
     let kept = store.requests().await.unwrap();
     assert_eq!(kept.len(), MAX);
     assert_eq!(kept[0].account, some_account(20_000), "kept, as the newest");
+    assert!(!kept.iter().any(|r| r.account == some_account(9_500)));
     // An answered one goes.
-    assert!(store.remove_request(some_account(9_500)).await.unwrap());
-    assert!(!store.remove_request(some_account(9_500)).await.unwrap());
+    assert!(store.remove_request(some_account(20_000)).await.unwrap());
+    assert!(!store.remove_request(some_account(20_000)).await.unwrap());
     assert_eq!(store.requests().await.unwrap().len(), MAX - 1);
 }

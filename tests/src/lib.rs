@@ -418,6 +418,15 @@ impl Profile {
         id
     }
 
+    /// `kith contact requests --json`, parsed; panics on failure.
+    pub fn requests_json(&self) -> Vec<serde_json::Value> {
+        let out = self.kith(["contact", "requests", "--json"]);
+        match serde_json::from_str(&assert_ok(&out)) {
+            Ok(serde_json::Value::Array(list)) => list,
+            other => panic!("contact requests --json is not an array: {other:?}"),
+        }
+    }
+
     /// `kith contact list --json`, parsed.
     pub fn contacts_json(&self) -> serde_json::Value {
         let out = self.kith(["contact", "list", "--json"]);

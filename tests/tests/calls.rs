@@ -471,13 +471,16 @@ fn both_ways(
         (Some("active"), Some("active"))
     );
     assert_ok(&alice.kith(["call", "hangup"]));
-    wait_state(bob, "B", &id, "ended", &everyone);
     let read =
         |name: &str| kith_media::wav::read(std::path::Path::new(&path(name)), usize::MAX).unwrap();
+    // Read at once: `hangup` returns once the sound is written out (it
+    // once returned before, and this read found the file empty).
+    let a_heard = read("a_heard.wav");
+    wait_state(bob, "B", &id, "ended", &everyone);
     Sweeps {
         a_says,
         b_says,
-        a_heard: read("a_heard.wav"),
+        a_heard,
         b_heard: read("b_heard.wav"),
         a_status,
         b_status,

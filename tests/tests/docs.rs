@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-const ROOTS: [&str; 9] = [
+const ROOTS: [&str; 10] = [
     "node-core/src",
     "media/src",
     "client/src",
@@ -14,6 +14,7 @@ const ROOTS: [&str; 9] = [
     "named/src",
     "service-kit/src",
     "tests/src",
+    "ffi/src",
 ];
 
 fn workspace() -> PathBuf {

@@ -3,7 +3,7 @@
 //! SIGKILL, bad input, and what `status` shows about peers.
 
 use kith_tests::{
-    Daemon, Ids, Message, Profile, assert_fails_cleanly, assert_ok, is_id, pair, wait_until,
+    Daemon, Ids, Message, Profile, assert_fails_cleanly, assert_ok, is_id, pair, stdout, wait_until,
 };
 use std::collections::HashSet;
 use std::collections::hash_map::RandomState;
@@ -683,4 +683,99 @@ fn an_ack_waits_for_the_receivers_disk() {
     );
     let lb = b.log_json(&ia.account);
     assert_eq!(ids(&lb), vec![first, id], "B holds each message once");
+}
+
+/// `kith search` finds a conversation's messages by their text, in any
+/// case, oldest first, and refuses to look for nothing; `kith mute`
+/// follows the user to the other own device (self log), and `--off` undoes
+/// it; a room counts the messages of others not read yet.
+#[test]
+fn search_mute_on_every_own_device_and_room_unread_counts() {
+    let mut a = Profile::new();
+    let ia = a.init("alice");
+    let _da = a.spawn_daemon();
+    let mut b = Profile::new();
+    let ib = b.init("bob");
+    let _db = b.spawn_daemon();
+    pair(&a, &b);
+    for text in ["Train at 9", "see you", "the TRAIN is late"] {
+        b.send(&ia.account, text);
+    }
+    assert!(
+        wait_until(WAIT, || a
+            .try_log_json(&ib.account)
+            .is_ok_and(|l| l.len() >= 3)),
+        "alice never got bob's messages"
+    );
+    let found: Vec<serde_json::Value> = serde_json::from_str(&assert_ok(&a.kith([
+        "search",
+        &ib.account,
+        "train",
+        "--json",
+    ])))
+    .unwrap();
+    let texts: Vec<&str> = found.iter().map(|m| m["text"].as_str().unwrap()).collect();
+    assert_eq!(texts, ["Train at 9", "the TRAIN is late"]);
+    assert!(stdout(&a.kith(["search", &ib.account, "plane"])).contains("no message"));
+    assert_fails_cleanly(&a.kith(["search", &ib.account, "  "]));
+    assert_fails_cleanly(&a.kith(["search", "nobody-at-all", "train"]));
+
+    // A second own device learns of the mute through the self log.
+    let mut a2 = Profile::new();
+    a2.join(&a, "alice-laptop");
+    let _da2 = a2.spawn_daemon();
+    let muted_on = |p: &Profile| {
+        p.contacts_json()
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["id"] == ib.account.as_str()))
+            .is_some_and(|c| c["muted"] == true)
+    };
+    assert!(!muted_on(&a));
+    assert_ok(&a.kith(["mute", &ib.account]));
+    assert!(muted_on(&a));
+    assert!(
+        wait_until(WAIT, || muted_on(&a2)),
+        "the mute never reached the other own device"
+    );
+    assert_ok(&a2.kith(["mute", &ib.account, "--off"]));
+    assert!(
+        wait_until(WAIT, || !muted_on(&a)),
+        "unmuting never came back"
+    );
+
+    // Rooms: others' messages count as unread, one's own do not.
+    let room = assert_ok(&a.kith(["room", "create", "team"]))
+        .trim()
+        .to_owned();
+    assert_ok(&a.kith(["room", "invite", &room, &ib.account]));
+    let b_joined = || {
+        let rooms: serde_json::Value =
+            serde_json::from_str(&assert_ok(&b.kith(["room", "list", "--json"]))).unwrap();
+        rooms.as_array().is_some_and(|r| {
+            r.iter()
+                .any(|r| r["id"] == room.as_str() && r["membership"] == "join")
+        })
+    };
+    assert!(wait_until(WAIT, b_joined), "bob never joined the room");
+    a.send(&room, "mine");
+    b.send(&room, "one");
+    b.send(&room, "two");
+    let unread = |p: &Profile| {
+        let rooms: serde_json::Value =
+            serde_json::from_str(&assert_ok(&p.kith(["room", "list", "--json"]))).unwrap();
+        rooms
+            .as_array()
+            .and_then(|r| r.iter().find(|r| r["id"] == room.as_str()))
+            .and_then(|r| r["unread"].as_u64())
+    };
+    assert!(
+        wait_until(WAIT, || unread(&a) == Some(2)),
+        "alice's unread count: {:?}",
+        unread(&a)
+    );
+    assert_ok(&b.kith(["mute", &room]));
+    let found: Vec<serde_json::Value> =
+        serde_json::from_str(&assert_ok(&a.kith(["search", &room, "TWO", "--json"]))).unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0]["author"], ib.account.as_str());
 }

@@ -59,6 +59,30 @@ pub enum Args {
         /// The state.
         state: String,
     },
+    /// Requests from people who added you and are not contacts yet: who
+    /// asks, how they say they found you, and their first messages.
+    Requests {
+        /// Print JSON (`[{"id","name","how","time","messages"}]`).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Accept a request: the requester becomes a contact (unvalidated).
+    Accept {
+        /// The request: the requester's id, or a prefix of at least 12
+        /// characters (as `contact requests` shows it).
+        id: String,
+    },
+    /// Decline a request, on all your devices (the requester is not told).
+    Decline {
+        /// The request.
+        id: String,
+    },
+    /// Block the requester: its request, further requests, links and
+    /// introductions are refused, on all your devices.
+    Block {
+        /// The request.
+        id: String,
+    },
     /// Send a contact's card to another contact (it arrives unvalidated,
     /// naming you as the introducer).
     Share {
@@ -84,21 +108,22 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
             nameserver,
             json,
         } => {
-            let card = if is_handle(&card) {
+            let (card, handle) = if is_handle(&card) {
                 let handle = super::name::parse(&card)?;
                 let found = rt.block_on(async {
                     let finder = crate::names::Finder::from_env()?;
                     finder.find(&handle, &nameserver).await
                 })?;
                 super::name::report_silent(&found.silent);
-                found.card
+                (found.card, Some(handle.to_string()))
             } else {
                 if !nameserver.is_empty() {
                     anyhow::bail!("--nameserver is for adding by name@domain, not by card");
                 }
-                card
+                (card, None)
             };
-            let added = rt.block_on(client.contact_add(&card, alias.as_deref()))?;
+            let added =
+                rt.block_on(client.contact_add_found(&card, alias.as_deref(), handle.as_deref()))?;
             if let Some(added) = super::json_or(added, json)? {
                 println!("{}", added.id);
             }
@@ -162,6 +187,38 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
             let set = rt.block_on(client.contact_trust(&contact, &state))?;
             println!("trust is now {}", set.trust);
         }
+        Args::Requests { json } => {
+            let Some(requests) = super::json_or(rt.block_on(client.contact_requests())?, json)?
+            else {
+                return Ok(());
+            };
+            if requests.is_empty() {
+                println!("no contact requests");
+            }
+            for r in &requests {
+                print_request(r);
+            }
+            if !requests.is_empty() {
+                println!(
+                    "answer with `kith contact accept ID`, `kith contact decline ID` or `kith contact block ID`"
+                );
+            }
+        }
+        Args::Accept { id } => {
+            let done = rt.block_on(client.contact_answer(&id, "accept"))?;
+            println!(
+                "{} is a contact now (unvalidated: compare safety numbers to validate)",
+                done.id.short(12)
+            );
+        }
+        Args::Decline { id } => {
+            let done = rt.block_on(client.contact_answer(&id, "decline"))?;
+            println!("declined the request from {}", done.id.short(12));
+        }
+        Args::Block { id } => {
+            let done = rt.block_on(client.contact_answer(&id, "block"))?;
+            println!("blocked {} on all your devices", done.id.short(12));
+        }
         Args::Share {
             contact,
             with,
@@ -174,6 +231,27 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Prints one request: every text in it is the stranger's, so made safe
+/// for the terminal, and every claim in it is shown as a claim.
+fn print_request(r: &kith_client::RequestInfo) {
+    let how = crate::display::request_how(r);
+    println!(
+        "{}  {}  {how}  ({})",
+        r.id.short(12),
+        terminal_safe(&r.name),
+        r.time
+    );
+    if let Some(like) = r.resembles {
+        println!(
+            "    careful: a different account from your contact with that name ({})",
+            like.short(12)
+        );
+    }
+    for m in &r.messages {
+        println!("    > {}", terminal_safe(m));
+    }
 }
 
 /// Whether `text` is a `name@domain` handle rather than a `kith:` card.

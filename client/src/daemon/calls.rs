@@ -293,17 +293,7 @@ pub(super) async fn start(
     let (contact, targets) = {
         let node = d.node.lock().await;
         let contact = node.resolve_target(target)?;
-        let hints: HashMap<DeviceId, Vec<std::net::SocketAddr>> =
-            node.dial_targets().into_iter().collect();
-        let targets: Vec<(DeviceId, Vec<std::net::SocketAddr>, Option<String>)> = node
-            .contact_devices(&contact)
-            .into_iter()
-            .map(|dev| {
-                let addrs = hints.get(&dev).cloned().unwrap_or_default();
-                (dev, addrs, node.relay_of(&dev))
-            })
-            .collect();
-        (contact, targets)
+        (contact, super::devices_to_dial(&node, contact))
     };
     if d.calls.busy() {
         bail!("this device is already in a call (see `kith call status`)");
@@ -687,7 +677,15 @@ pub(super) async fn command_with(
             .await
             .map_err(|_| anyhow::anyhow!("the call is over"))?;
     }
-    ask(&tx, cmd).await
+    let ends = matches!(cmd, Command::Hangup | Command::Decline);
+    ask(&tx, cmd).await?;
+    // Hung up or declined: the command returns once the call is over on
+    // this device (its sound written out, its record kept), so what a
+    // script reads next (`--audio-out`, `call status`) is complete.
+    if ends {
+        let _ = tokio::time::timeout(COMMAND_WAIT, tx.closed()).await;
+    }
+    Ok(())
 }
 
 /// Gives a call's task `cmd` and waits (at most [`COMMAND_WAIT`]) until

@@ -13,6 +13,7 @@ mod mailbox;
 mod media;
 mod policy;
 mod push;
+mod requests;
 mod router;
 mod rpc_server;
 mod sound;
@@ -111,6 +112,8 @@ pub struct Daemon {
     links_changed: tokio::sync::Notify,
     /// Links now open, with when each came up.
     open_links: std::sync::Mutex<Vec<(node_core::transport::Link, std::time::Instant)>>,
+    /// Contact requests: the receiving bounds and whom to ask.
+    requests: requests::Requests,
 }
 
 /// Binds the transport; where the port is 0, first tries the port bound
@@ -142,6 +145,22 @@ async fn bind(node: &Node, listen: Vec<SocketAddr>) -> Result<Transport> {
         node.save_listen_port(port).await?;
     }
     Ok(t)
+}
+
+/// Where to dial each active device of contact `account`: the addresses
+/// known for it (none when only its relay may reach it) and its relay.
+fn devices_to_dial(
+    node: &Node,
+    account: AccountId,
+) -> Vec<(DeviceId, Vec<SocketAddr>, Option<String>)> {
+    let mut hints: HashMap<DeviceId, Vec<SocketAddr>> = node.dial_targets().into_iter().collect();
+    node.contact_devices(&account)
+        .into_iter()
+        .map(|dev| {
+            let addrs = hints.remove(&dev).unwrap_or_default();
+            (dev, addrs, node.relay_of(&dev))
+        })
+        .collect()
 }
 
 /// How often the account's mailbox is collected unless set otherwise.
@@ -246,6 +265,7 @@ impl Daemon {
             frame_bytes: Default::default(),
             open_links: Default::default(),
             links_changed: tokio::sync::Notify::new(),
+            requests: Default::default(),
             notices: tokio::sync::broadcast::channel(NOTICES_QUEUED).0,
             tasks: Default::default(),
             files_notify: tokio::sync::Notify::new(),
@@ -268,8 +288,25 @@ impl Daemon {
         }))
     }
 
+    /// This device's account.
+    pub fn account(&self) -> AccountId {
+        self.account
+    }
+
+    /// This device.
+    pub fn device(&self) -> DeviceId {
+        self.device
+    }
+
     /// Serves until SIGINT or SIGTERM, then closes links and the store.
     pub async fn serve(self: Arc<Self>) -> Result<()> {
+        self.serve_with(true).await
+    }
+
+    /// Serves until [`Daemon::shutdown`] (and, with `signals`, SIGINT or
+    /// SIGTERM), then closes links and the store. An app that embeds the
+    /// daemon passes false: the signals are the app's.
+    pub async fn serve_with(self: Arc<Self>, signals: bool) -> Result<()> {
         let socket = self.node.lock().await.profile().socket();
         // We hold the profile lock, so a socket file left here is stale.
         let _ = std::fs::remove_file(&socket);
@@ -278,8 +315,14 @@ impl Daemon {
         std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600))
             .with_context(|| format!("restricting {}", socket.display()))?;
         self.log_ready().await;
-        let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
-        let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
+        let mut signals = if signals {
+            Some((
+                signal(SignalKind::terminate()).context("installing SIGTERM handler")?,
+                signal(SignalKind::interrupt()).context("installing SIGINT handler")?,
+            ))
+        } else {
+            None
+        };
         let accept = tokio::spawn(router::accept_loop(Arc::clone(&self)));
         self.spawn(router::manage_links(Arc::clone(&self)));
         if self.echo {
@@ -289,6 +332,7 @@ impl Daemon {
         self.spawn(files::fetch_loop(Arc::clone(&self)));
         self.spawn(mailbox::mailbox_loop(Arc::clone(&self)));
         self.spawn(push::push_loop(Arc::clone(&self)));
+        self.spawn(requests::send_loop(Arc::clone(&self)));
         let rx = self
             .receipts_rx
             .lock()
@@ -314,8 +358,7 @@ impl Daemon {
                     }
                     Err(e) => warn!(error = %e, "accepting a client failed"),
                 },
-                _ = term.recv() => break,
-                _ = int.recv() => break,
+                () = signalled(signals.as_mut()) => break,
                 _ = self.stop.notified() => break,
             }
         }
@@ -586,5 +629,20 @@ impl Daemon {
         if let Ok(me) = Arc::try_unwrap(self) {
             me.node.into_inner().close().await;
         }
+    }
+}
+
+/// Waits for SIGTERM or SIGINT (for ever, without the handlers).
+async fn signalled(
+    signals: Option<&mut (tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+) {
+    match signals {
+        Some((term, int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        None => std::future::pending().await,
     }
 }

@@ -2,7 +2,8 @@
 //! connections, runs their handshakes concurrently (bounded in number and
 //! time), and hands each to the handler of its protocol, named by its
 //! ALPN: sync links to `link::run`, joining devices to `join::serve`,
-//! calls to `calls::serve`. The manager decides how long sync links
+//! calls to `calls::serve`, contact requests to
+//! `requests::serve`. The manager decides how long sync links
 //! live: it renews each after [`policy::MAX_LINK_AGE`]; links of other
 //! protocols (a call) are never renewed or replaced by it.
 
@@ -40,6 +41,13 @@ pub(super) async fn accept_loop(d: Arc<Daemon>) {
                     Protocol::Sync => super::link::run(d2, link, Role::Listener).await,
                     Protocol::Join => super::join::serve(d2, link).await,
                     Protocol::Call => super::calls::serve(d2, link).await,
+                    Protocol::Request => {
+                        // Strangers' requests get a few places of their own.
+                        match Arc::clone(&d2.requests.serving).try_acquire_owned() {
+                            Ok(_place) => super::requests::serve(d2, link).await,
+                            Err(_) => link.close("busy"),
+                        }
+                    }
                     _ => link.close("unsupported protocol"),
                 },
                 Ok(Err(e)) => debug!(error = %e, "incoming link failed"),

@@ -29,7 +29,7 @@ pub fn draw(f: &mut Frame<'_>, app: &App) {
             Constraint::Length(1),
             Constraint::Min(3),
             Constraint::Length(1),
-            Constraint::Length(1),
+            Constraint::Length(2),
         ])
         .split(f.area());
     draw_title(f, rows[0], app);
@@ -42,6 +42,16 @@ pub fn draw(f: &mut Frame<'_>, app: &App) {
             Screen::MyCard => draw_card(f, rows[1], app),
             Screen::Verify => draw_verify(f, rows[1], app),
             Screen::Devices => draw_devices(f, rows[1], app),
+            Screen::Requests => draw_requests(f, rows[1], app),
+            Screen::NewRoom
+            | Screen::JoinRoom
+            | Screen::SendFile
+            | Screen::SaveFile
+            | Screen::Search => draw_prompt(f, rows[1], app),
+            Screen::Members => draw_members(f, rows[1], app),
+            Screen::InviteMember => draw_invite(f, rows[1], app),
+            Screen::Held => draw_held(f, rows[1], app),
+            Screen::Files => draw_files(f, rows[1], app),
         }
     }
     if let Some((text, error)) = &app.notice {
@@ -50,15 +60,341 @@ pub fn draw(f: &mut Frame<'_>, app: &App) {
         } else {
             Style::default().fg(Color::Cyan)
         };
-        f.render_widget(Paragraph::new(text.as_str()).style(style), rows[2]);
+        // Errors may quote a peer's words (a file's name, say).
+        f.render_widget(
+            Paragraph::new(terminal_safe(text).into_owned()).style(style),
+            rows[2],
+        );
     }
     let help = match app.live_call() {
         Some(c) if app.call_shown() => call_keys(app, &c.state),
         _ => keys(&app.screen),
     };
     f.render_widget(
-        Paragraph::new(help).style(Style::default().add_modifier(Modifier::REVERSED)),
+        Paragraph::new(help)
+            .wrap(Wrap { trim: true })
+            .style(Style::default().add_modifier(Modifier::REVERSED)),
         rows[3],
+    );
+}
+
+/// A progress bar of `have` out of `all`, ten cells wide, with the
+/// percentage.
+pub fn bar(have: u64, all: u64) -> String {
+    let pct = (have.min(all) * 100).checked_div(all).unwrap_or(0);
+    let full = usize::try_from(pct / 10).unwrap_or(10);
+    format!(
+        "[{}{}] {pct:>3}%",
+        "█".repeat(full),
+        "░".repeat(10usize.saturating_sub(full))
+    )
+}
+
+/// How a file's progress reads: "here" once complete, else a bar.
+fn file_progress(f: &node_core::node::files::FileInfo) -> String {
+    match f.state.as_str() {
+        "complete" => "here".to_owned(),
+        _ if f.chunks > 0 => format!(
+            "{} {}",
+            bar(u64::from(f.have), u64::from(f.chunks)),
+            f.state
+        ),
+        other => other.to_owned(),
+    }
+}
+
+/// Bytes as people read them.
+fn size(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut v = bytes as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
+/// The prompt screens: a question, the field, and (search) what was
+/// found.
+fn draw_prompt(f: &mut Frame<'_>, area: Rect, app: &App) {
+    let (title, ask) = match app.screen {
+        Screen::NewRoom => (
+            " New room ",
+            format!(
+                "Name the room and press Enter. You are its admin.\n{}",
+                if app.public_room {
+                    "PUBLIC: anyone with its link may join (Tab: make it private)"
+                } else {
+                    "Private: members you invite only (Tab: make it public)"
+                }
+            ),
+        ),
+        Screen::JoinRoom => (
+            " Join a room ",
+            "Paste the room's link (kith:room/…) and press Enter.".to_owned(),
+        ),
+        Screen::SendFile => (
+            " Send a file ",
+            "Type the file's path (~/ for your home folder) and press Enter. It is offered at once; the content follows in the background.".to_owned(),
+        ),
+        Screen::SaveFile => (
+            " Save the file ",
+            "Where to save it (the file must not exist yet); Enter saves.".to_owned(),
+        ),
+        _ => (
+            " Find in this conversation ",
+            "Type what to look for (any case) and press Enter.".to_owned(),
+        ),
+    };
+    let rows = Layout::default()
+        .direction(Direction::Vertical)
+        .constraints([Constraint::Length(6), Constraint::Min(3)])
+        .split(area);
+    let mut lines: Vec<Line<'_>> = ask.lines().map(|l| Line::from(l.to_owned())).collect();
+    lines.push(Line::from(""));
+    lines.push(Line::from(vec![
+        Span::styled("> ", Style::default().add_modifier(Modifier::BOLD)),
+        Span::raw(terminal_safe(&app.field).into_owned()),
+    ]));
+    f.render_widget(
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .block(Block::default().borders(Borders::ALL).title(title)),
+        rows[0],
+    );
+    if app.screen != Screen::Search {
+        return;
+    }
+    let lines: Vec<Line<'_>> = match &app.found {
+        None => vec![],
+        Some(found) if found.is_empty() => vec![Line::from("no message holds that text")],
+        Some(found) => found
+            .iter()
+            .map(|m| {
+                Line::from(vec![
+                    Span::styled(
+                        format!("{} ", day_time(&m.time)),
+                        Style::default().fg(Color::DarkGray),
+                    ),
+                    Span::styled(
+                        format!("{}: ", app.author_name(&m.author)),
+                        Style::default().add_modifier(Modifier::BOLD),
+                    ),
+                    Span::raw(terminal_safe(&m.text).into_owned()),
+                ])
+            })
+            .collect(),
+    };
+    let title = match &app.found {
+        Some(found) => format!(" Found: {} ", found.len()),
+        None => " Found ".to_owned(),
+    };
+    f.render_widget(
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .block(Block::default().borders(Borders::ALL).title(title)),
+        rows[1],
+    );
+}
+
+/// An RFC 3339 time as `YYYY-MM-DD HH:MM`.
+fn day_time(time: &str) -> String {
+    time.get(..16).unwrap_or("").replace('T', " ")
+}
+
+/// A list with its selected row shown reversed (none when it is empty).
+fn draw_list(
+    f: &mut Frame<'_>,
+    area: Rect,
+    items: Vec<ListItem<'_>>,
+    selected: usize,
+    block: Block<'_>,
+) {
+    let mut state = ListState::default();
+    if !items.is_empty() {
+        state.select(Some(selected));
+    }
+    f.render_stateful_widget(
+        List::new(items)
+            .block(block)
+            .highlight_style(Style::default().add_modifier(Modifier::REVERSED)),
+        area,
+        &mut state,
+    );
+}
+
+/// A role as shown, with its mark.
+fn role_span(role: &str) -> Span<'static> {
+    match role {
+        "admin" => Span::styled("★ admin", Style::default().fg(Color::Magenta)),
+        "moderator" => Span::styled("☆ moderator", Style::default().fg(Color::Cyan)),
+        _ => Span::raw("member"),
+    }
+}
+
+fn draw_members(f: &mut Frame<'_>, area: Rect, app: &App) {
+    let Some(room) = app.current_room() else {
+        return;
+    };
+    let rows = Layout::default()
+        .direction(Direction::Vertical)
+        .constraints([Constraint::Min(3), Constraint::Length(4)])
+        .split(area);
+    let items: Vec<ListItem<'_>> = app
+        .members
+        .iter()
+        .map(|m| {
+            let mut spans = vec![
+                Span::raw(format!("{}  ", app.member_name(m))),
+                role_span(&m.role),
+            ];
+            if m.membership == "invite" {
+                spans.push(Span::styled(
+                    "  (invited)",
+                    Style::default().fg(Color::DarkGray),
+                ));
+            }
+            if let Some(c) = app.contacts.iter().find(|c| c.id == m.account) {
+                spans.push(Span::raw("  "));
+                spans.push(badge(&c.trust));
+            }
+            ListItem::new(Line::from(spans))
+        })
+        .collect();
+    let title = format!(
+        " #{} · {} · {} member(s) ",
+        App::room_name(room),
+        if room.public { "public" } else { "private" },
+        room.members
+    );
+    draw_list(
+        f,
+        rows[0],
+        items,
+        app.member_selected,
+        Block::default().borders(Borders::ALL).title(title),
+    );
+    let link = match &app.room_link {
+        Some(uri) => format!("Anyone with this link may join: {uri}"),
+        None if !room.public => {
+            "A private room: members come in by invitation (i); it has no link.".to_owned()
+        }
+        None => "No link to give out yet (once this device has joined).".to_owned(),
+    };
+    f.render_widget(
+        Paragraph::new(link)
+            .wrap(Wrap { trim: false })
+            .block(Block::default().borders(Borders::ALL)),
+        rows[1],
+    );
+}
+
+fn draw_invite(f: &mut Frame<'_>, area: Rect, app: &App) {
+    let people = app.invitable();
+    let items: Vec<ListItem<'_>> = people
+        .iter()
+        .map(|c| {
+            ListItem::new(Line::from(vec![
+                Span::raw(format!("{}  ", App::name_of(c))),
+                badge(&c.trust),
+            ]))
+        })
+        .collect();
+    let title = if people.is_empty() {
+        " Every contact is in this room already "
+    } else {
+        " Invite a contact "
+    };
+    draw_list(
+        f,
+        area,
+        items,
+        app.member_selected,
+        Block::default().borders(Borders::ALL).title(title),
+    );
+}
+
+fn draw_held(f: &mut Frame<'_>, area: Rect, app: &App) {
+    let rows = Layout::default()
+        .direction(Direction::Vertical)
+        .constraints([Constraint::Min(3), Constraint::Length(4)])
+        .split(area);
+    let items: Vec<ListItem<'_>> = app
+        .held
+        .iter()
+        .map(|h| {
+            ListItem::new(Line::from(format!(
+                "{}  {}  {}: {}  (placed at depth {}, the room is at {}; claims {})",
+                h.id.short(12),
+                h.kind,
+                app.author_name(&h.author),
+                terminal_safe(&h.text),
+                h.depth,
+                h.head_depth,
+                day_time(&h.time)
+            )))
+        })
+        .collect();
+    draw_list(
+        f,
+        rows[0],
+        items,
+        app.held_selected,
+        Block::default()
+            .borders(Borders::ALL)
+            .title(" Held: arrived late, placed far back in the room's history "),
+    );
+    let text = if app.held.is_empty() {
+        "Nothing is held."
+    } else {
+        "An event placed far back may be someone rewriting history. Release it (c) only if you know it is genuine; it is then shown where it was placed."
+    };
+    f.render_widget(
+        Paragraph::new(text)
+            .wrap(Wrap { trim: false })
+            .block(Block::default().borders(Borders::ALL)),
+        rows[1],
+    );
+}
+
+fn draw_files(f: &mut Frame<'_>, area: Rect, app: &App) {
+    let items: Vec<ListItem<'_>> = app
+        .files
+        .iter()
+        .map(|file| {
+            let mut spans = vec![
+                Span::raw(format!(
+                    "{}  {}  ",
+                    terminal_safe(&file.name),
+                    size(file.size)
+                )),
+                Span::styled(file_progress(file), Style::default().fg(Color::Cyan)),
+            ];
+            if let Some(e) = &file.error {
+                spans.push(Span::styled(
+                    format!("  {}", terminal_safe(e)),
+                    Style::default().fg(Color::Red),
+                ));
+            }
+            ListItem::new(Line::from(spans))
+        })
+        .collect();
+    let title = if app.files.is_empty() {
+        " Files: none in this conversation (Ctrl-U sends one) "
+    } else {
+        " Files "
+    };
+    draw_list(
+        f,
+        area,
+        items,
+        app.file_selected,
+        Block::default().borders(Borders::ALL).title(title),
     );
 }
 
@@ -219,12 +555,24 @@ fn draw_call(f: &mut Frame<'_>, area: Rect, app: &App) {
 fn keys(screen: &Screen) -> &'static str {
     match screen {
         Screen::Chat => {
-            " Enter send  ↑↓ chats  ^K call  ^N add contact  ^O my card  ^S safety number  ^D devices  ^Q quit"
+            " Enter send ↑↓ chats ^Q quit ^K call ^U send file ^E files ^F find ^N add contact ^O card ^S safety no. ^G new room ^L join room ^T members ^P mute ^D devices ^R requests ^X stop all"
         }
+        Screen::NewRoom => " Enter make it   Tab private/public   Esc cancel",
+        Screen::JoinRoom | Screen::SendFile | Screen::SaveFile => " Enter go   Esc cancel",
+        Screen::Search => " Enter find   Esc back",
+        Screen::Members => {
+            " ↑↓ select   i invite   a admin m moderator u member   k remove b ban   h held events   x leave   Esc back"
+        }
+        Screen::InviteMember => " ↑↓ select   Enter invite   Esc back",
+        Screen::Held => " ↑↓ select   c release it   Esc back",
+        Screen::Files => " ↑↓ select   s save   f fetch   Esc back",
         Screen::AddContact => " paste or type a kith:card/… URI   Enter add   Esc cancel",
         Screen::MyCard => " Esc back",
         Screen::Verify => " y the numbers match   n they differ   Esc back",
         Screen::Devices => " ↑↓ select   i invite a device   r revoke   Esc back",
+        Screen::Requests => {
+            " ↑↓ select   a accept   d decline   b block (on all your devices)   Esc back"
+        }
     }
 }
 
@@ -249,6 +597,12 @@ fn draw_title(f: &mut Frame<'_>, area: Rect, app: &App) {
         }
         None => spans.push(Span::raw("· connecting to the daemon…")),
     }
+    if app.request_count > 0 && app.screen != Screen::Requests {
+        spans.push(Span::styled(
+            format!(" {} contact request(s) (^R) ", app.request_count),
+            Style::default().fg(Color::Black).bg(Color::Yellow),
+        ));
+    }
     if let Some(c) = app.live_call()
         && !app.call_shown()
     {
@@ -268,38 +622,59 @@ fn draw_chat(f: &mut Frame<'_>, area: Rect, app: &App) {
         .direction(Direction::Horizontal)
         .constraints([Constraint::Percentage(32), Constraint::Percentage(68)])
         .split(area);
-    let items: Vec<ListItem<'_>> = app
+    let unread = |n: usize, muted: bool, spans: &mut Vec<Span<'static>>| {
+        if n > 0 {
+            spans.push(Span::styled(
+                format!(" ({n})"),
+                Style::default().add_modifier(Modifier::BOLD),
+            ));
+        }
+        if muted {
+            spans.push(Span::styled(" muted", Style::default().fg(Color::DarkGray)));
+        }
+    };
+    let mut items: Vec<ListItem<'_>> = app
         .contacts
         .iter()
         .map(|c| {
             let mut spans = vec![Span::raw(App::name_of(c)), Span::raw(" ")];
             spans.push(badge(&c.trust));
-            if c.unread > 0 {
-                spans.push(Span::styled(
-                    format!(" ({})", c.unread),
-                    Style::default().add_modifier(Modifier::BOLD),
-                ));
-            }
+            unread(c.unread, c.muted, &mut spans);
             ListItem::new(Line::from(spans))
         })
         .collect();
-    let mut state = ListState::default();
-    if !app.contacts.is_empty() {
-        state.select(Some(app.selected));
-    }
-    let list = List::new(items)
-        .block(
-            Block::default()
-                .borders(Borders::ALL)
-                .title(" Conversations "),
-        )
-        .highlight_style(Style::default().add_modifier(Modifier::REVERSED));
-    f.render_stateful_widget(list, cols[0], &mut state);
+    items.extend(app.rooms.iter().map(|r| {
+        let mut spans = vec![Span::styled(
+            format!("# {}", App::room_name(r)),
+            Style::default().fg(Color::Cyan),
+        )];
+        if r.membership != "join" {
+            spans.push(Span::styled(
+                " (joining)",
+                Style::default().fg(Color::DarkGray),
+            ));
+        }
+        unread(r.unread, r.muted, &mut spans);
+        ListItem::new(Line::from(spans))
+    }));
+    draw_list(
+        f,
+        cols[0],
+        items,
+        app.selected,
+        Block::default()
+            .borders(Borders::ALL)
+            .title(" Conversations "),
+    );
 
+    if let Some(room) = app.current_room() {
+        draw_room(f, cols[1], app, room);
+        return;
+    }
     let Some(contact) = app.current() else {
         f.render_widget(
             Paragraph::new(
-                "No contacts yet.\n\nPress Ctrl-O to show your card to someone, and Ctrl-N to paste theirs.",
+                "No contacts yet.\n\nPress Ctrl-O to show your card to someone, and Ctrl-N to paste theirs.\nCtrl-G makes a room; Ctrl-L joins one from its link.",
             )
             .wrap(Wrap { trim: false })
             .block(Block::default().borders(Borders::ALL)),
@@ -312,7 +687,7 @@ fn draw_chat(f: &mut Frame<'_>, area: Rect, app: &App) {
             format!(
                 "WARNING: {} may be compromised: {}. Do not trust what arrives until you have checked in person.",
                 App::name_of(contact),
-                contact.trust_reason.as_deref().unwrap_or("marked by hand")
+                terminal_safe(contact.trust_reason.as_deref().unwrap_or("marked by hand"))
             ),
             Style::default().fg(Color::White).bg(Color::Red),
             3,
@@ -350,16 +725,27 @@ fn draw_chat(f: &mut Frame<'_>, area: Rect, app: &App) {
             right[0],
         );
     }
+    let lines = message_lines(app, |_| App::name_of(contact));
+    let title = Line::from(vec![
+        Span::raw(format!(" {} ", App::name_of(contact))),
+        badge(&contact.trust),
+        Span::raw(" "),
+    ]);
+    draw_messages(f, (right[1], right[2]), app, lines, title);
+}
+
+/// The messages of the selected conversation as lines; `name` gives the
+/// name of an author that is not this account.
+fn message_lines(app: &App, name: impl Fn(&node_core::AccountId) -> String) -> Vec<Line<'_>> {
     let me = app.status.as_ref().map(|s| s.account.clone());
-    let lines: Vec<Line<'_>> = app
-        .messages
+    app.messages
         .iter()
         .map(|m| {
             let own = me.as_deref() == Some(m.author.to_string().as_str());
             let who = if own {
                 "me".to_owned()
             } else {
-                App::name_of(contact)
+                name(&m.author)
             };
             let time = m.time.get(11..16).unwrap_or("");
             let who = if m.kind == "call" {
@@ -378,16 +764,10 @@ fn draw_chat(f: &mut Frame<'_>, area: Rect, app: &App) {
             if m.kind == "file"
                 && let Some(f) = app.files.iter().find(|f| f.id == m.id)
             {
-                let progress = match f.state.as_str() {
-                    "complete" => " · here".to_owned(),
-                    _ if f.chunks > 0 => format!(
-                        " · {}% ({})",
-                        u64::from(f.have) * 100 / u64::from(f.chunks),
-                        f.state
-                    ),
-                    _ => format!(" · {}", f.state),
-                };
-                spans.push(Span::styled(progress, Style::default().fg(Color::Cyan)));
+                spans.push(Span::styled(
+                    format!(" · {}", file_progress(f)),
+                    Style::default().fg(Color::Cyan),
+                ));
             }
             if own {
                 let (mark, color) = if m.delivered {
@@ -399,24 +779,68 @@ fn draw_chat(f: &mut Frame<'_>, area: Rect, app: &App) {
             }
             Line::from(spans)
         })
-        .collect();
-    let height = right[1].height.saturating_sub(2) as usize;
+        .collect()
+}
+
+/// The message pane (the last lines that fit) and the input below it.
+fn draw_messages(
+    f: &mut Frame<'_>,
+    (pane, input): (Rect, Rect),
+    app: &App,
+    lines: Vec<Line<'_>>,
+    title: Line<'_>,
+) {
+    let height = pane.height.saturating_sub(2) as usize;
     let skip = lines.len().saturating_sub(height);
-    let title = Line::from(vec![
-        Span::raw(format!(" {} ", App::name_of(contact))),
-        badge(&contact.trust),
-        Span::raw(" "),
-    ]);
     f.render_widget(
         Paragraph::new(lines.into_iter().skip(skip).collect::<Vec<_>>())
             .block(Block::default().borders(Borders::ALL).title(title)),
-        right[1],
+        pane,
     );
     f.render_widget(
         Paragraph::new(app.input.as_str())
             .block(Block::default().borders(Borders::ALL).title(" message ")),
-        right[2],
+        input,
     );
+}
+
+/// A room: who is in it and what it says.
+fn draw_room(f: &mut Frame<'_>, area: Rect, app: &App, room: &node_core::node::rooms::RoomInfo) {
+    let rows = Layout::default()
+        .direction(Direction::Vertical)
+        .constraints([
+            Constraint::Length(1),
+            Constraint::Min(3),
+            Constraint::Length(3),
+        ])
+        .split(area);
+    let me = app.status.as_ref().map(|s| s.account.clone());
+    let my_role = app
+        .members
+        .iter()
+        .find(|m| me.as_deref() == Some(m.account.to_string().as_str()))
+        .map(|m| m.role.clone());
+    let about = if room.membership != "join" {
+        Line::from(Span::styled(
+            "Joining: the room fills in once a member's device gives it to this one.",
+            Style::default().fg(Color::Yellow),
+        ))
+    } else {
+        let mut spans = vec![Span::raw(format!(
+            "{} · {} member(s) · you: ",
+            if room.public { "public" } else { "private" },
+            room.members
+        ))];
+        spans.push(role_span(my_role.as_deref().unwrap_or("member")));
+        if !room.topic.is_empty() {
+            spans.push(Span::raw(format!(" · {}", terminal_safe(&room.topic))));
+        }
+        Line::from(spans)
+    };
+    f.render_widget(Paragraph::new(about), rows[0]);
+    let lines = message_lines(app, |a| app.author_name(a));
+    let title = Line::from(format!(" # {} ", App::room_name(room)));
+    draw_messages(f, (rows[1], rows[2]), app, lines, title);
 }
 
 fn draw_add_contact(f: &mut Frame<'_>, area: Rect, app: &App) {
@@ -494,20 +918,14 @@ fn draw_devices(f: &mut Frame<'_>, area: Rect, app: &App) {
             ]))
         })
         .collect();
-    let mut state = ListState::default();
-    if !app.devices.is_empty() {
-        state.select(Some(app.device_selected));
-    }
-    f.render_stateful_widget(
-        List::new(items)
-            .block(
-                Block::default()
-                    .borders(Borders::ALL)
-                    .title(" Devices of this account "),
-            )
-            .highlight_style(Style::default().add_modifier(Modifier::REVERSED)),
+    draw_list(
+        f,
         rows[0],
-        &mut state,
+        items,
+        app.device_selected,
+        Block::default()
+            .borders(Borders::ALL)
+            .title(" Devices of this account "),
     );
     let invite = match &app.invite {
         Some(code) => format!(
@@ -517,6 +935,68 @@ fn draw_devices(f: &mut Frame<'_>, area: Rect, app: &App) {
     };
     f.render_widget(
         Paragraph::new(invite)
+            .wrap(Wrap { trim: false })
+            .block(Block::default().borders(Borders::ALL)),
+        rows[1],
+    );
+}
+
+fn draw_requests(f: &mut Frame<'_>, area: Rect, app: &App) {
+    let rows = Layout::default()
+        .direction(Direction::Vertical)
+        .constraints([Constraint::Percentage(40), Constraint::Min(4)])
+        .split(area);
+    let items: Vec<ListItem<'_>> = app
+        .requests
+        .iter()
+        .map(|r| {
+            ListItem::new(Line::from(format!(
+                "{}  {}  {}",
+                r.id.short(12),
+                terminal_safe(&r.name),
+                crate::display::request_how(r)
+            )))
+        })
+        .collect();
+    draw_list(
+        f,
+        rows[0],
+        items,
+        app.request_selected,
+        Block::default()
+            .borders(Borders::ALL)
+            .title(" People who added you "),
+    );
+    let mut lines: Vec<Line<'_>> = Vec::new();
+    match app.requests.get(app.request_selected) {
+        None => lines.push(Line::from("No contact requests.")),
+        Some(r) => {
+            lines.push(Line::from(format!(
+                "{} — {} ({}). Not a contact: nothing from them is shown or fetched until you accept.",
+                terminal_safe(&r.name),
+                crate::display::request_how(r),
+                r.time
+            )));
+            if let Some(like) = r.resembles {
+                lines.push(Line::from(Span::styled(
+                    format!(
+                        "Careful: a different account from your contact with the same name ({}).",
+                        like.short(12)
+                    ),
+                    Style::default().fg(Color::Red).add_modifier(Modifier::BOLD),
+                )));
+            }
+            lines.push(Line::from(""));
+            if r.messages.is_empty() {
+                lines.push(Line::from("(no message)"));
+            }
+            for m in &r.messages {
+                lines.push(Line::from(format!("> {}", terminal_safe(m))));
+            }
+        }
+    }
+    f.render_widget(
+        Paragraph::new(lines)
             .wrap(Wrap { trim: false })
             .block(Block::default().borders(Borders::ALL)),
         rows[1],

@@ -24,6 +24,9 @@ pub mod self_kind {
     pub const SETTING: u16 = 5;
     /// A room held: its id, creator and the account it came through.
     pub const ROOM: u16 = 6;
+    /// A contact request declined or blocked: the account, and whether it
+    /// is blocked.
+    pub const REFUSE: u16 = 7;
 }
 
 /// Which self-log entry set a register: the entry with the highest
@@ -58,6 +61,9 @@ pub struct Contact {
     pub introduced_by: Option<AccountId>,
     /// The entry that named `introduced_by` (the lowest key wins).
     introduced_by_key: RegisterKey,
+    /// Whether an own device added it itself (an entry naming no
+    /// introducer): only that overrides a decline or a block.
+    pub(super) added_directly: bool,
 }
 
 /// A contact as `kith contact list --json` shows it.
@@ -87,6 +93,9 @@ pub struct ContactInfo {
     /// stands, as both its devices signed each addition).
     #[serde(default)]
     pub new_devices: Vec<DeviceId>,
+    /// Its notifications are muted (on every own device).
+    #[serde(default)]
+    pub muted: bool,
 }
 
 /// A Contact entry: card URI, alias, and (optional, at the end) the
@@ -169,6 +178,7 @@ impl Node {
             self_kind::READ => return self.apply_read_entry(event),
             self_kind::SETTING => return self.apply_setting_entry(event),
             self_kind::ROOM => return self.apply_room_entry(event),
+            self_kind::REFUSE => return self.apply_refusal_entry(event),
             _ => return,
         }
         let Some(Ok(entry)) = event.body().map(decode_contact) else {
@@ -204,6 +214,7 @@ impl Node {
                     c.alias = alias;
                     c.alias_by = by;
                 }
+                c.added_directly |= introduced_by.is_none();
             }
             None => {
                 let alias_by = if alias.is_some() { by } else { UNSET };
@@ -219,6 +230,7 @@ impl Node {
                         trust_by: UNSET,
                         validated_at: Vec::new(),
                         introduced_by_key: if introduced_by.is_some() { by } else { UNSET },
+                        added_directly: introduced_by.is_none(),
                         introduced_by,
                     },
                 );
@@ -241,6 +253,11 @@ impl Node {
             .keys()
             .find(|c| LogId::conversation(self.account, **c) == log)
             .copied()
+    }
+
+    /// Every contact's account.
+    pub fn contact_accounts(&self) -> Vec<AccountId> {
+        self.contacts.keys().copied().collect()
     }
 
     /// A contact.
@@ -272,6 +289,7 @@ impl Node {
                 devices: self.contact_devices(id),
                 introduced_by: c.introduced_by,
                 unread: self.unread(*id),
+                muted: self.muted(LogId::conversation(self.account, *id)),
                 new_devices: self.devices_since_validation(*id),
             })
             .collect()
@@ -291,8 +309,8 @@ impl Node {
     }
 
     /// Devices to keep links with (own other active devices and contacts'
-    /// active devices), with the addresses cards, invite codes and the
-    /// devices' own reports gave.
+    /// active devices), with the addresses cards (for the device that
+    /// signed each), invite codes and the devices' own reports gave.
     pub fn dial_targets(&self) -> Vec<(DeviceId, Vec<SocketAddr>)> {
         let mut out = Vec::new();
         let me = self.device();
@@ -302,11 +320,20 @@ impl Node {
             }
         }
         for (account, c) in &self.contacts {
+            // A blocked account that came by introduction: not dialled.
+            if self.is_blocked(*account) {
+                continue;
+            }
             let card: Vec<SocketAddr> =
                 c.card.hints.iter().filter_map(|h| h.parse().ok()).collect();
             for d in self.contact_devices(account) {
                 let mut hints = self.hints_of(&d);
-                hints.extend(card.iter().copied());
+                // A card's addresses are its signer's own: given to another
+                // device of the account they reach the wrong key, and a
+                // handshake that does fails the whole dial.
+                if d == c.card.signer {
+                    hints.extend(card.iter().copied());
+                }
                 hints.sort();
                 hints.dedup();
                 out.push((d, hints));

@@ -153,7 +153,10 @@ impl Node {
             let Ok(card) = crate::identity::Card::parse(&uri) else {
                 continue;
             };
-            if card.account == self.account || self.contacts.contains_key(&card.account) {
+            if card.account == self.account
+                || self.contacts.contains_key(&card.account)
+                || self.request_standing(card.account) == super::requests::Standing::Refused
+            {
                 continue;
             }
             // A contact cannot flood the contact list: a compromised one

@@ -15,6 +15,7 @@ pub mod mailbox;
 pub mod messages;
 pub mod push;
 pub mod read;
+pub mod requests;
 pub mod rooms;
 mod sharing;
 pub mod trust;
@@ -177,6 +178,8 @@ pub struct Node {
     join_targets: BTreeMap<DeviceId, LogId>,
     /// Accounts followed because they dialled in for a public room.
     strangers: HashMap<AccountId, usize>,
+    /// Accounts whose requests were declined or blocked (self log).
+    refused: requests::Refusals,
     /// Held events pushed out of a buffer by the last ingest (a sync
     /// round waiting for them stops waiting).
     evicted: Vec<EventId>,
@@ -383,6 +386,7 @@ impl Node {
             joining: Default::default(),
             join_targets: Default::default(),
             strangers: HashMap::new(),
+            refused: HashMap::new(),
             evicted: Vec::new(),
             stashed_hints: BTreeMap::new(),
             distrusted: Default::default(),

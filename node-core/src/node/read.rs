@@ -14,9 +14,9 @@ use crate::wire::{Reader, Writer};
 pub const SETTING_AUTO_FETCH: &str = "files.auto_fetch_up_to";
 
 impl Node {
-    /// Marks the conversation with `contact` read up to its newest event.
-    pub async fn mark_read(&mut self, contact: AccountId, now: i64) -> Result<(), NodeError> {
-        let log = LogId::conversation(self.account, contact);
+    /// Marks a conversation's or a room's log read up to its newest event
+    /// (on every own device, through the self log).
+    pub async fn mark_read(&mut self, log: LogId, now: i64) -> Result<(), NodeError> {
         let dag = self.logs.get(&log).ok_or(NodeError::UnknownLog(log))?;
         let Some((head, depth)) = dag.heads().max_by_key(|(id, d)| (*d, *id)) else {
             return Ok(());
@@ -75,6 +75,45 @@ impl Node {
             })
             .count()
     }
+
+    /// Messages and files in `room` from other accounts that came after
+    /// the read marker (what the room shows, in its order).
+    pub fn room_unread(&self, room: LogId) -> usize {
+        let (Some(log), Some(dag)) = (self.rooms.get(&room), self.logs.get(&room)) else {
+            return 0;
+        };
+        let marker = self.read_markers.get(&room).copied();
+        log.resolved()
+            .shown
+            .iter()
+            .filter(|id| {
+                dag.node(id).is_some_and(|n| {
+                    log.account_of(&n.author) != Some(self.account)
+                        && marker.is_none_or(|m| (n.depth, **id) > m)
+                })
+            })
+            .count()
+    }
+
+    /// Whether notifications of `log` (a conversation or a room) are
+    /// muted on every own device.
+    pub fn muted(&self, log: LogId) -> bool {
+        self.setting(&mute_setting(log)) == Some(&[1][..])
+    }
+
+    /// Mutes (or unmutes) the notifications of `log` on every own device.
+    pub async fn set_muted(&mut self, log: LogId, on: bool, now: i64) -> Result<(), NodeError> {
+        if self.muted(log) == on {
+            return Ok(());
+        }
+        self.set_setting(&mute_setting(log), &[u8::from(on)], now)
+            .await
+    }
+}
+
+/// The setting that mutes one conversation's or room's notifications.
+fn mute_setting(log: LogId) -> String {
+    format!("mute.{log}")
 }
 
 impl Node {

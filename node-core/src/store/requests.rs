@@ -21,7 +21,9 @@ pub struct RequestRow {
 
 impl Store {
     /// Keeps `request` from `account`'s `device` (replacing one the
-    /// account sent before; it counts as the newest), then drops the
+    /// account or the device sent before — one device cannot keep
+    /// requests for many accounts it made; it counts as the newest), then
+    /// drops the
     /// oldest requests beyond `max_total`, in one transaction. Gives how
     /// many were dropped.
     pub async fn put_request(
@@ -32,8 +34,9 @@ impl Store {
         max_total: usize,
     ) -> Result<u64, StoreError> {
         let mut tx = self.pool.begin().await.map_err(db("keeping a request"))?;
-        sqlx::query("DELETE FROM contact_requests WHERE account = ?")
+        sqlx::query("DELETE FROM contact_requests WHERE account = ? OR device = ?")
             .bind(account.as_bytes().as_slice())
+            .bind(device.as_bytes().as_slice())
             .execute(&mut *tx)
             .await
             .map_err(db("keeping a request"))?;
@@ -61,6 +64,15 @@ impl Store {
         tx.commit().await.map_err(db("keeping a request"))?;
         self.durable.wrote();
         Ok(evicted)
+    }
+
+    /// How many requests are kept.
+    pub async fn request_count(&self) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM contact_requests")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db("counting the requests"))?;
+        Ok(u64::try_from(n).unwrap_or(0))
     }
 
     /// The requests kept, newest first.

@@ -11,4 +11,4 @@ pub mod message;
 pub mod session;
 
 pub use message::{MAX_FRAME, MAX_IDS, Msg, SYNC_VERSION};
-pub use session::{Action, Role, Session, SyncError, View, events_messages};
+pub use session::{Action, Role, Session, SyncError, View, events_messages, msg_log};

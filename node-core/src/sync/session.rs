@@ -737,7 +737,7 @@ fn negentropy_for(
 }
 
 /// The log a message is about, if any.
-fn msg_log(msg: &Msg) -> Option<LogId> {
+pub fn msg_log(msg: &Msg) -> Option<LogId> {
     match msg {
         Msg::Begin { log, .. }
         | Msg::Heads { log, .. }

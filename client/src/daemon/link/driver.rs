@@ -23,6 +23,9 @@ pub(super) struct Driver<'a> {
     hints_sent: bool,
     /// When the link came up.
     since: Instant,
+    /// Whether the peer was seen syncing our conversation (so it has this
+    /// account as a contact: no contact request is needed).
+    conversation_seen: bool,
 }
 
 /// Batches at least this large are verified on every core, off the
@@ -68,6 +71,7 @@ pub(super) async fn drive(
         hints_scope: scope,
         hints_sent: false,
         since: Instant::now(),
+        conversation_seen: false,
     };
     drv.execute(first.into()).await?;
     let hello = tokio::time::sleep(HELLO_WAIT);
@@ -83,18 +87,40 @@ pub(super) async fn drive(
                 d.count_frames(false, bytes.len());
                 let msg = Msg::decode(&bytes).context("malformed frame")?;
                 tracing::trace!(peer = %link.peer().short(8), tag = bytes[0], len = bytes.len(), "frame in");
+                // The peer syncing our conversation (not refusing it) has
+                // this account as a contact: it needs no request.
+                let about_conversation = !drv.conversation_seen
+                    && matches!(msg, Msg::Same { .. } | Msg::Synced { .. } | Msg::Events { .. })
+                    && drv.session.peer_account().is_some_and(|a| {
+                        node_core::sync::msg_log(&msg) == Some(LogId::conversation(d.account, a))
+                    });
                 let actions = {
                     let mut node = d.node.lock().await;
-                    // A stranger dialling in for a public room: follow its
-                    // account log so its devices can be checked.
                     if drv.session.peer_account().is_none()
                         && let Msg::Hello { account, .. } = &msg
-                        && node.follow_stranger(*account)
                     {
-                        *stranger = Some(*account);
-                        drv.scope = node.scope();
+                        // A blocked account's links are refused.
+                        if node.is_blocked(*account) {
+                            bail!("account {} is blocked", account.short(12));
+                        }
+                        // A stranger dialling in for a public room: follow
+                        // its account log so its devices can be checked.
+                        if node.follow_stranger(*account) {
+                            *stranger = Some(*account);
+                            drv.scope = node.scope();
+                        }
                     }
-                    drv.session.on_msg(msg, &*node)?
+                    let actions = drv.session.on_msg(msg, &*node)?;
+                    // Only once the session accepted it, from a device the
+                    // peer's account log proves.
+                    if about_conversation
+                        && let Some(a) = drv.session.peer_account()
+                        && node_core::sync::View::device_active(&*node, a, link.peer())
+                    {
+                        drv.conversation_seen = true;
+                        d.requests.synced(a);
+                    }
+                    actions
                 };
                 drv.execute(actions.into()).await?;
                 if !drv.hints_sent {

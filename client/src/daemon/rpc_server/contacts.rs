@@ -4,6 +4,8 @@ use super::{Daemon, a, answer};
 use anyhow::Result;
 use kith_client::answers::Id;
 use node_core::node::Node;
+use node_core::node::requests::Answer;
+use node_core::requests::How;
 
 impl Daemon {
     /// The account's card, with this device's addresses.
@@ -15,14 +17,44 @@ impl Daemon {
     }
 }
 
-pub(super) async fn add(
-    node: &mut Node,
-    card: &str,
-    alias: Option<String>,
-    now: i64,
-) -> Result<serde_json::Value> {
-    let id = node.add_contact(card, alias.as_deref(), now).await?;
-    answer(Id { id })
+impl Daemon {
+    /// Adds a contact and asks it right away (a contact request, unless it
+    /// has this account as a contact already).
+    pub(super) async fn contact_add(
+        &self,
+        node: &mut Node,
+        card: &str,
+        alias: Option<String>,
+        handle: Option<String>,
+        now: i64,
+    ) -> Result<serde_json::Value> {
+        let how = match handle {
+            Some(h) => Some(How::Nameserver(
+                h.parse::<node_core::names::Handle>()?.to_string(),
+            )),
+            None => None,
+        };
+        let id = node.add_contact(card, alias.as_deref(), now).await?;
+        self.requests.added(id, how);
+        answer(Id { id })
+    }
+
+    /// Answers a contact request.
+    pub(super) async fn contact_answer(
+        &self,
+        node: &mut Node,
+        id: &str,
+        how: &str,
+        now: i64,
+    ) -> Result<serde_json::Value> {
+        let how: Answer = how.parse()?;
+        let id = node.answer_request(id, how, now).await?;
+        if how == Answer::Accept {
+            // It asked: it has this account as a contact.
+            self.requests.synced(id);
+        }
+        answer(Id { id })
+    }
 }
 
 pub(super) fn safety_number(node: &Node, contact: &str) -> Result<serde_json::Value> {

@@ -33,6 +33,7 @@ impl Daemon {
             paths: self.link_paths(),
             events: node.event_count().await?,
             held: node.held_count().await?,
+            requests: node.request_count().await?,
         })
     }
 

@@ -35,9 +35,46 @@ pub(super) async fn mark_read(
     target: &str,
     now: i64,
 ) -> Result<serde_json::Value> {
-    let with = node.resolve_target(target)?;
-    node.mark_read(with, now).await?;
+    let log = node.target_log(node.resolve_any(target)?);
+    node.mark_read(log, now).await?;
     answer(a::Done {})
+}
+
+pub(super) async fn mute(
+    node: &mut Node,
+    target: &str,
+    on: bool,
+    now: i64,
+) -> Result<serde_json::Value> {
+    let log = node.target_log(node.resolve_any(target)?);
+    node.set_muted(log, on, now).await?;
+    answer(a::Done {})
+}
+
+/// Longest text `search` looks for.
+const MAX_SEARCH: usize = 256;
+/// Most messages `search` answers with (the newest).
+const MAX_FOUND: usize = 500;
+
+pub(super) async fn search(node: &Node, target: &str, text: &str) -> Result<serde_json::Value> {
+    let want = text.trim().to_lowercase();
+    if want.is_empty() {
+        anyhow::bail!("nothing to search for");
+    }
+    if want.len() > MAX_SEARCH {
+        anyhow::bail!("the text to search for is longer than {MAX_SEARCH} bytes");
+    }
+    let all = match node.resolve_any(target)? {
+        Target::Contact(with) => node.conversation(with, None).await?,
+        Target::Room(room) => node.room_log(room, None).await?,
+    };
+    let mut found: Vec<_> = all
+        .into_iter()
+        .filter(|m| m.text.to_lowercase().contains(&want))
+        .collect();
+    let skip = found.len().saturating_sub(MAX_FOUND);
+    found.drain(..skip);
+    answer(found)
 }
 
 pub(super) async fn delete(

@@ -174,6 +174,11 @@ impl Daemon {
             }
             // Answered before this point (the connection stays open).
             Request::Subscribe => anyhow::bail!("subscribe opens its own connection"),
+            Request::Stop => {
+                tracing::info!("stopping, as a client asked");
+                self.shutdown();
+                return answer(a::Done {});
+            }
             _ => {}
         }
         let mut node = self.node.lock().await;
@@ -181,8 +186,16 @@ impl Daemon {
         match req {
             Request::Status => answer(self.status(node).await?),
             Request::Card => self.card(node, now),
-            Request::ContactAdd { card, alias } => contacts::add(node, &card, alias, now).await,
+            Request::ContactAdd {
+                card,
+                alias,
+                handle,
+            } => self.contact_add(node, &card, alias, handle, now).await,
             Request::ContactList => answer(node.contacts()),
+            Request::ContactRequests => answer(node.contact_requests().await?),
+            Request::ContactAnswer { id, answer } => {
+                self.contact_answer(node, &id, &answer, now).await
+            }
             Request::ContactSafetyNumber { contact } => contacts::safety_number(node, &contact),
             Request::ContactVerify { contact, number } => {
                 contacts::verify(node, &contact, &number, now).await
@@ -193,9 +206,19 @@ impl Daemon {
             Request::ContactShare { contact, with } => {
                 contacts::share(node, &contact, &with, now).await
             }
-            Request::Send { target, text } => messages::send(node, &target, &text, now).await,
+            Request::Send { target, text } => {
+                let sent = messages::send(node, &target, &text, now).await;
+                if sent.is_ok()
+                    && let Ok(to) = node.resolve_target(&target)
+                {
+                    self.requests.wrote_to(to);
+                }
+                sent
+            }
             Request::Log { target, limit } => messages::log(node, &target, limit).await,
             Request::MarkRead { target } => messages::mark_read(node, &target, now).await,
+            Request::Mute { target, on } => messages::mute(node, &target, on, now).await,
+            Request::Search { target, text } => messages::search(node, &target, &text).await,
             Request::Delete { target, messages } => {
                 messages::delete(node, &target, &messages, now).await
             }
@@ -254,7 +277,8 @@ impl Daemon {
             | Request::CallStatus
             | Request::CallMove { .. }
             | Request::CallMute { .. }
-            | Request::Subscribe => anyhow::bail!("answered above"),
+            | Request::Subscribe
+            | Request::Stop => anyhow::bail!("answered above"),
         }
     }
 }

@@ -21,6 +21,12 @@ pub struct RoomInfo {
     /// The topic.
     #[serde(default)]
     pub topic: String,
+    /// Messages and files from others not read yet (on any own device).
+    #[serde(default)]
+    pub unread: usize,
+    /// Its notifications are muted (on every own device).
+    #[serde(default)]
+    pub muted: bool,
 }
 
 /// A member as `kith room members --json` shows it.
@@ -160,6 +166,8 @@ impl Node {
                     members: s.joined().count(),
                     membership: membership_name(s.membership(&self.account)).into(),
                     topic: s.topic.clone(),
+                    unread: self.room_unread(*id),
+                    muted: self.muted(*id),
                 }
             })
             .collect()

@@ -309,6 +309,7 @@ impl Node {
             return true;
         }
         if self.accounts.contains_key(&account)
+            || self.is_blocked(account)
             || !self.has_public_rooms()
             || self.strangers.len() >= MAX_STRANGERS
         {
