@@ -12,7 +12,7 @@ TARGETS=("$@")
 if [ ${#TARGETS[@]} -eq 0 ]; then
     TARGETS=(sync_msg event deposit_payload card room_link name_record join_msg
         invite account_entry room_content file_offer file_msg media_packet call_msg call_record handle mailbox_auth deposit
-        pushd_request mailboxd_request named_request video_frames contact_request request_answer
+        pushd_request mailboxd_request named_request video_frames contact_request request_answer xmpp_stanza
         request_messages)
 fi
 mkdir -p logs

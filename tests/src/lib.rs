@@ -14,6 +14,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 pub mod crash;
+pub mod prosody;
 
 /// How long any single command may run before the test gives up on it.
 pub const COMMAND_LIMIT: Duration = Duration::from_secs(60);

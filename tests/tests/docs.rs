@@ -4,9 +4,10 @@
 
 use std::path::{Path, PathBuf};
 
-const ROOTS: [&str; 10] = [
+const ROOTS: [&str; 11] = [
     "node-core/src",
     "media/src",
+    "bridge/src",
     "client/src",
     "client-api/src",
     "mailboxd/src",
