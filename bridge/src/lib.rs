@@ -19,6 +19,10 @@
 
 pub mod xmpp;
 
+/// The XMPP library the bridge is built on, for tests and tools that speak
+/// to a server themselves (see [`xmpp::raw_stream`]).
+pub use tokio_xmpp;
+
 use std::fmt;
 use std::time::Duration;
 use zeroize::Zeroizing;

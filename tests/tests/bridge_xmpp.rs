@@ -252,3 +252,141 @@ async fn the_server_goes_away_and_queued_messages_go_out_in_order_when_it_return
     let want: Vec<String> = (0..20).map(|i| format!("queued {i}")).collect();
     assert_eq!(texts, want);
 }
+
+/// Byzantine: another account on the network writes what a careful bridge
+/// must not believe — a receipt and an error for a message it never
+/// received, a private message dressed as from a group, a message dated in
+/// the future, an oversized body. None of it counts; the genuine receipt
+/// still does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_a_stranger_forges_is_not_believed() {
+    use raw::*;
+    if !Prosody::available() {
+        return;
+    }
+    let p = Prosody::start();
+    for (u, pw) in [
+        ("alice", "alice-pass"),
+        ("bob", "bob-pass"),
+        ("mallory", "mallory-pass"),
+    ] {
+        p.register(u, pw);
+    }
+    let (alice, mut a) = start(&p, "alice", "alice-pass").await;
+    let (bob, mut b) = start(&p, "bob", "bob-pass").await;
+    next(&mut a, |e| {
+        (e == Incoming::Status(Status::Online)).then_some(())
+    })
+    .await;
+    next(&mut b, |e| {
+        (e == Incoming::Status(Status::Online)).then_some(())
+    })
+    .await;
+    let mut mallory = xmpp::raw_stream(
+        &config(&p, "mallory"),
+        &Password::new("mallory-pass".into()),
+    )
+    .await
+    .expect("mallory logs in");
+    wait_reset(&mut mallory).await;
+
+    let alice_jid = format!("alice@{DOMAIN}");
+    alice
+        .send(out("m-1", &format!("bob@{DOMAIN}"), "for Bob only"))
+        .unwrap();
+    next(&mut b, message).await;
+    next(&mut a, |e| matches!(e, Incoming::Sent { .. }).then_some(())).await;
+
+    let to_alice = || Jid::new(&alice_jid).unwrap();
+    // A receipt and an error for Alice's message to Bob, from Mallory.
+    let receipt = Message::chat(to_alice()).with_payload(receipts::Received { id: "m-1".into() });
+    let mut error = Message::new(to_alice());
+    error.type_ = MessageType::Error;
+    error.id = Some(Id("m-1".into()));
+    // A private message marked as coming through a group chat.
+    let mut dressed =
+        Message::chat(to_alice()).with_body(Lang::new(), "from the room, honest".into());
+    dressed
+        .payloads
+        .push(Element::builder("x", ns::MUC_USER).build());
+    // Dated in the future, and too long.
+    let future = Message::chat(to_alice())
+        .with_body(Lang::new(), "from the future".into())
+        .with_payload(Delay {
+            from: None,
+            stamp: "2099-01-01T00:00:00Z".parse().unwrap(),
+            data: None,
+        });
+    let long = Message::chat(to_alice()).with_body(Lang::new(), "x".repeat(100 * 1024));
+    for m in [receipt, error, dressed, future, long] {
+        mallory.send(Box::new(m.into())).await;
+    }
+    let later = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+        + 60_000;
+    // Everything Alice reports until the last of Mallory's messages.
+    let mut seen = Vec::new();
+    next(&mut a, |e| {
+        let last = matches!(&e, Incoming::Message(m) if m.text.starts_with("xxx"));
+        seen.push(e);
+        last.then_some(())
+    })
+    .await;
+    let texts: Vec<&str> = seen
+        .iter()
+        .filter_map(|e| match e {
+            Incoming::Message(m) => Some(m.text.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        texts.len(),
+        2,
+        "only the dated and the long message: {texts:?}"
+    );
+    assert_eq!(texts[0], "from the future");
+    assert!(texts[1].len() <= kith_bridge::MAX_TEXT && texts[1].ends_with(" […]"));
+    let dated = seen.iter().find_map(|e| match e {
+        Incoming::Message(m) if m.text == "from the future" => m.time_ms,
+        _ => None,
+    });
+    assert!(dated.is_some_and(|t| t <= later), "{dated:?}");
+    assert!(
+        !seen
+            .iter()
+            .any(|e| matches!(e, Incoming::Failed { .. } | Incoming::Delivered { .. })),
+        "a forged receipt or error was believed: {seen:?}"
+    );
+    // Bob's genuine receipt still counts.
+    bob.received(&alice_jid, "m-1").unwrap();
+    let chat = next(&mut a, |e| match e {
+        Incoming::Delivered { chat, id } if id == "m-1" => Some(chat),
+        _ => None,
+    })
+    .await;
+    assert_eq!(chat, format!("bob@{DOMAIN}"));
+}
+
+mod raw {
+    pub use kith_bridge::tokio_xmpp::jid::Jid;
+    pub use kith_bridge::tokio_xmpp::minidom::Element;
+    pub use kith_bridge::tokio_xmpp::parsers::delay::Delay;
+    pub use kith_bridge::tokio_xmpp::parsers::message::{Id, Lang, Message, MessageType};
+    pub use kith_bridge::tokio_xmpp::parsers::{ns, receipts};
+    use kith_bridge::tokio_xmpp::stanzastream::{Event, StanzaStream, StreamEvent};
+
+    /// Waits (20 s at most) until a raw stream is bound.
+    pub async fn wait_reset(s: &mut StanzaStream) {
+        use futures::StreamExt;
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            match tokio::time::timeout_at(deadline, s.next()).await {
+                Ok(Some(Event::Stream(StreamEvent::Reset { .. }))) => return,
+                Ok(Some(_)) => {}
+                other => panic!("no session: {other:?}"),
+            }
+        }
+    }
+}

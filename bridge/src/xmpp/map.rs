@@ -82,7 +82,8 @@ pub(crate) fn message(view: &View<'_>, mut m: Message) -> Option<Incoming> {
         // the group vouches for, not an account; not taken.
         return None;
     }
-    if !group && &bare == view.own {
+    if !group && (&bare == view.own || bare.node().is_none()) {
+        // Our own other clients, or a server (announcements, not a person).
         return None;
     }
     if let Some(r) = m.extract_valid_payload::<receipts::Received>() {

@@ -192,6 +192,36 @@ pub async fn start(
     ))
 }
 
+/// An address as the bridge writes it (a bare JID with a user part, in
+/// its normal form), or why it is not one.
+pub fn normalize_address(address: &str) -> Result<String, BridgeError> {
+    let jid = BareJid::new(address.trim())
+        .map_err(|e| BridgeError::Invalid(format!("{address:?} is not an XMPP address: {e}")))?;
+    if jid.node().is_none() {
+        return Err(BridgeError::Invalid(format!(
+            "{jid} has no user part (user@domain, or room@service for a group)"
+        )));
+    }
+    Ok(jid.to_string())
+}
+
+/// A plain tokio-xmpp stanza stream logged in the way the bridge logs in
+/// (same TLS and SASL checks), with no reconnection: for tests and tools
+/// that write stanzas themselves (another client, a hostile one).
+pub async fn raw_stream(config: &Config, password: &Password) -> Result<StanzaStream, BridgeError> {
+    let target = target(config)?;
+    let mut first = Some(login::login(&target, password.expose()).await?);
+    let once = move |_: Option<String>, slot: oneshot::Sender<Connection>| match first.take() {
+        Some(connection) => {
+            let _ = slot.send(connection);
+        }
+        // No second login: the stream waits (see Reconnector on why the
+        // slot is never dropped).
+        None => std::mem::forget(slot),
+    };
+    Ok(StanzaStream::new(Box::new(once), 16))
+}
+
 /// A running XMPP bridge (see the module documentation).
 pub struct XmppBridge {
     account: String,
