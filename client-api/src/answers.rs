@@ -22,6 +22,36 @@ pub struct Id<T> {
     pub id: T,
 }
 
+/// A bridge, as `kith bridge list --json` prints it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BridgeInfo {
+    /// Its id.
+    pub id: String,
+    /// `xmpp`.
+    pub network: String,
+    /// The account there.
+    pub account: String,
+    /// The own device that carries it.
+    pub device: DeviceId,
+    /// That device's name.
+    pub device_name: String,
+    /// Whether its session is up (known on the device that carries it;
+    /// elsewhere false).
+    pub online: bool,
+    /// Its state in words (`online`, `offline: …; next try in N s`,
+    /// `refused: …`, or, asked from another device, where it runs).
+    pub status: String,
+}
+
+/// A conversation opened through a bridge.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BridgedChat {
+    /// Its log id (a TARGET for `send` and `log`).
+    pub id: node_core::LogId,
+    /// The address there.
+    pub address: String,
+}
+
 /// `status` as printed by `kith status --json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Status {

@@ -24,7 +24,9 @@ pub mod answers;
 pub mod wire;
 
 pub use answers::*;
-pub use wire::{ClientError, ErrorKind, MAX_ANSWER, MAX_LINE, Notice, Request, Response};
+pub use wire::{
+    ClientError, ErrorKind, MAX_ANSWER, MAX_LINE, Notice, Request, Response, SecretText,
+};
 
 use node_core::{AccountId, EventId, LogId};
 use serde::de::DeserializeOwned;
@@ -211,6 +213,52 @@ impl Client {
     pub async fn mark_read(&self, target: &str) -> Result<Done> {
         self.typed(Request::MarkRead {
             target: target.into(),
+        })
+        .await
+    }
+
+    /// Logs this device in to another network for the account; the
+    /// password stays in this device's store.
+    pub async fn bridge_add(
+        &self,
+        network: &str,
+        account: &str,
+        server: Option<String>,
+        ca_pem: Option<String>,
+        password: String,
+    ) -> Result<Id<String>> {
+        self.typed(Request::BridgeAdd {
+            network: network.into(),
+            account: account.into(),
+            server,
+            ca_pem,
+            password: wire::SecretText(password),
+        })
+        .await
+    }
+
+    /// The account's bridges.
+    pub async fn bridge_list(&self) -> Result<Vec<BridgeInfo>> {
+        self.typed(Request::BridgeList).await
+    }
+
+    /// Removes a bridge.
+    pub async fn bridge_remove(&self, id: &str) -> Result<Done> {
+        self.typed(Request::BridgeRemove { id: id.into() }).await
+    }
+
+    /// Opens a conversation (or, with `group`, joins a group chat) through
+    /// a bridge.
+    pub async fn bridge_chat(
+        &self,
+        bridge: &str,
+        address: &str,
+        group: bool,
+    ) -> Result<BridgedChat> {
+        self.typed(Request::BridgeChat {
+            bridge: bridge.into(),
+            address: address.into(),
+            group,
         })
         .await
     }

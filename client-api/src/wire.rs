@@ -184,6 +184,40 @@ pub enum Request {
         /// Mute (true) or unmute.
         on: bool,
     },
+    /// Log this device in to another network for the account (a bridge):
+    /// it logs in once before anything is kept.
+    BridgeAdd {
+        /// `xmpp`.
+        network: String,
+        /// The account there (XMPP: `user@domain`).
+        account: String,
+        /// `HOST:PORT` of its server, if not the account's domain.
+        #[serde(default)]
+        server: Option<String>,
+        /// Extra certificate authorities to trust for that server (PEM).
+        #[serde(default)]
+        ca_pem: Option<String>,
+        /// The account's password: kept in this device's store only.
+        password: SecretText,
+    },
+    /// The account's bridges, from any own device.
+    BridgeList,
+    /// Remove a bridge (its conversations stay, read only).
+    BridgeRemove {
+        /// Bridge id or unique prefix.
+        id: String,
+    },
+    /// Open a conversation with an address through a bridge (with `group`,
+    /// join a group chat there).
+    BridgeChat {
+        /// Bridge id or unique prefix.
+        bridge: String,
+        /// The address there.
+        address: String,
+        /// A group chat.
+        #[serde(default)]
+        group: bool,
+    },
     /// Messages of a conversation or room whose text holds `text`
     /// (case-insensitive), oldest first.
     Search {
@@ -450,6 +484,24 @@ pub enum Notice {
         /// The requesting account.
         account: String,
     },
+}
+
+/// A secret a request carries (a bridged account's password): never
+/// printed by `Debug`, wiped when dropped.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SecretText(pub String);
+
+impl std::fmt::Debug for SecretText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretText(..)")
+    }
+}
+
+impl Drop for SecretText {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.0);
+    }
 }
 
 /// Reads one request line (bounded by [`MAX_LINE`]) from a client.

@@ -74,6 +74,9 @@ pub enum Command {
     /// Rooms: group conversations without a hub.
     #[command(subcommand)]
     Room(cmd::room::Args),
+    /// Bridges: reach another network (XMPP) through one of your devices.
+    #[command(subcommand)]
+    Bridge(cmd::bridge::Args),
     /// Use a relay for reaching devices behind NATs.
     #[command(subcommand)]
     Relay(cmd::mailbox::RelayArgs),
@@ -134,6 +137,7 @@ pub fn main() -> ExitCode {
         Command::Room(args) => cmd::room::run(&home, args),
         Command::Call(args) => cmd::call::run(&home, args),
         Command::Relay(args) => cmd::mailbox::run_relay(&home, args),
+        Command::Bridge(args) => cmd::bridge::run(&home, args),
         Command::Tui => tui::run(&home),
         Command::Completions(args) => cmd::shell::completions(&args),
         Command::Man(args) => cmd::shell::man(&args),
@@ -166,7 +170,8 @@ pub fn one_line(e: &anyhow::Error) -> String {
         }
         line.push_str(&cause);
     }
-    line.replace('\n', " ")
+    // Errors can carry a peer's or a server's words: no terminal controls.
+    display::terminal_safe(&line.replace('\n', " ")).into_owned()
 }
 
 fn default_home() -> Option<PathBuf> {

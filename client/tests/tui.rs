@@ -34,6 +34,9 @@ fn contact(n: u8, name: &str, trust: &str, unread: usize) -> ContactInfo {
         unread,
         new_devices: vec![],
         muted: false,
+        insecure: false,
+        via: None,
+        group: false,
     }
 }
 
@@ -47,6 +50,9 @@ fn message(n: u8, author: AccountId, text: &str, delivered: bool) -> MessageInfo
         delivered,
         kind: "message".into(),
         introduces: None,
+        insecure: false,
+        sender: None,
+        state: None,
     }
 }
 

@@ -25,12 +25,24 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
     let Some(messages) = super::json_or(messages, args.json)? else {
         return Ok(());
     };
+    if messages.iter().any(|m| m.insecure) {
+        println!("INSECURE — a bridged conversation: the other network reads it");
+    }
     for m in messages {
-        let mark = if m.delivered { "✓" } else { "…" };
+        let mark = match m.state.as_deref() {
+            Some("waiting") => "⧗",
+            Some("failed") => "✗",
+            _ if m.delivered => "✓",
+            _ => "…",
+        };
+        let who = match &m.sender {
+            Some(sender) => terminal_safe(sender).into_owned(),
+            None => m.author.short(8),
+        };
         println!(
             "{} {} {} {}",
-            &m.time[..19],
-            m.author.short(8),
+            m.time.get(..19).unwrap_or(&m.time),
+            who,
             mark,
             terminal_safe(&m.text)
         );

@@ -2,6 +2,7 @@
 //! contacts' devices, runs a sync session on each, serves the local socket,
 //! and stops cleanly on SIGINT/SIGTERM.
 
+mod bridges;
 mod calls;
 mod camera;
 mod dial;
@@ -114,6 +115,8 @@ pub struct Daemon {
     open_links: std::sync::Mutex<Vec<(node_core::transport::Link, std::time::Instant)>>,
     /// Contact requests: the receiving bounds and whom to ask.
     requests: requests::Requests,
+    /// The bridges this device carries.
+    bridges: bridges::Bridges,
 }
 
 /// Binds the transport; where the port is 0, first tries the port bound
@@ -266,6 +269,7 @@ impl Daemon {
             open_links: Default::default(),
             links_changed: tokio::sync::Notify::new(),
             requests: Default::default(),
+            bridges: Default::default(),
             notices: tokio::sync::broadcast::channel(NOTICES_QUEUED).0,
             tasks: Default::default(),
             files_notify: tokio::sync::Notify::new(),
@@ -333,6 +337,7 @@ impl Daemon {
         self.spawn(mailbox::mailbox_loop(Arc::clone(&self)));
         self.spawn(push::push_loop(Arc::clone(&self)));
         self.spawn(requests::send_loop(Arc::clone(&self)));
+        self.spawn(bridges::bridge_loop(Arc::clone(&self)));
         let rx = self
             .receipts_rx
             .lock()

@@ -21,6 +21,18 @@ fn badge(trust: &str) -> Span<'static> {
     }
 }
 
+/// The badge of a conversation in lists and titles: a bridged one is
+/// marked insecure and never shows a kith trust badge.
+fn contact_badge(c: &node_core::node::contacts::ContactInfo) -> Span<'static> {
+    if c.insecure {
+        return Span::styled(
+            "⚠ INSECURE",
+            Style::default().fg(Color::Red).add_modifier(Modifier::BOLD),
+        );
+    }
+    badge(&c.trust)
+}
+
 /// Draws the whole UI.
 pub fn draw(f: &mut Frame<'_>, app: &App) {
     let rows = Layout::default()
@@ -638,7 +650,7 @@ fn draw_chat(f: &mut Frame<'_>, area: Rect, app: &App) {
         .iter()
         .map(|c| {
             let mut spans = vec![Span::raw(App::name_of(c)), Span::raw(" ")];
-            spans.push(badge(&c.trust));
+            spans.push(contact_badge(c));
             unread(c.unread, c.muted, &mut spans);
             ListItem::new(Line::from(spans))
         })
@@ -683,6 +695,17 @@ fn draw_chat(f: &mut Frame<'_>, area: Rect, app: &App) {
         return;
     };
     let banner: Option<(String, Style, u16)> = match contact.trust.as_str() {
+        _ if contact.insecure => Some((
+            format!(
+                "INSECURE — via {}: the other network reads this conversation and its people are not proven by kith keys.",
+                terminal_safe(contact.via.as_deref().unwrap_or("a bridge"))
+            ),
+            Style::default()
+                .fg(Color::White)
+                .bg(Color::Red)
+                .add_modifier(Modifier::BOLD),
+            2,
+        )),
         "compromised" => Some((
             format!(
                 "WARNING: {} may be compromised: {}. Do not trust what arrives until you have checked in person.",
@@ -728,7 +751,7 @@ fn draw_chat(f: &mut Frame<'_>, area: Rect, app: &App) {
     let lines = message_lines(app, |_| App::name_of(contact));
     let title = Line::from(vec![
         Span::raw(format!(" {} ", App::name_of(contact))),
-        badge(&contact.trust),
+        contact_badge(contact),
         Span::raw(" "),
     ]);
     draw_messages(f, (right[1], right[2]), app, lines, title);
@@ -742,10 +765,11 @@ fn message_lines(app: &App, name: impl Fn(&node_core::AccountId) -> String) -> V
         .iter()
         .map(|m| {
             let own = me.as_deref() == Some(m.author.to_string().as_str());
-            let who = if own {
-                "me".to_owned()
-            } else {
-                name(&m.author)
+            let who = match &m.sender {
+                // A bridged conversation: who wrote it on the other network.
+                Some(sender) => terminal_safe(sender).into_owned(),
+                None if own => "me".to_owned(),
+                None => name(&m.author),
             };
             let time = m.time.get(11..16).unwrap_or("");
             let who = if m.kind == "call" {
@@ -770,10 +794,12 @@ fn message_lines(app: &App, name: impl Fn(&node_core::AccountId) -> String) -> V
                 ));
             }
             if own {
-                let (mark, color) = if m.delivered {
-                    (" ✓✓", Color::Green)
-                } else {
-                    (" ✓", Color::DarkGray)
+                let (mark, color) = match m.state.as_deref() {
+                    Some("waiting") => (" ⧗ waiting for the bridge device", Color::Yellow),
+                    Some("failed") => (" ✗ not sent", Color::Red),
+                    Some("sent") => (" ✓", Color::DarkGray),
+                    _ if m.delivered => (" ✓✓", Color::Green),
+                    _ => (" ✓", Color::DarkGray),
                 };
                 spans.push(Span::styled(mark, Style::default().fg(color)));
             }

@@ -32,6 +32,9 @@ pub enum LogKind {
     Conversation,
     /// A room: state and messages.
     Room,
+    /// A conversation on another network through an own device's bridge;
+    /// own devices only (see `node::bridged`).
+    Bridged,
 }
 
 impl LogKind {
@@ -41,6 +44,7 @@ impl LogKind {
             LogKind::SelfLog => 2,
             LogKind::Conversation => 3,
             LogKind::Room => 4,
+            LogKind::Bridged => 5,
         }
     }
     /// From the wire code.
@@ -50,6 +54,7 @@ impl LogKind {
             2 => LogKind::SelfLog,
             3 => LogKind::Conversation,
             4 => LogKind::Room,
+            5 => LogKind::Bridged,
             _ => {
                 return Err(WireError::Invalid {
                     what: "log kind",

@@ -96,6 +96,18 @@ pub struct ContactInfo {
     /// Its notifications are muted (on every own device).
     #[serde(default)]
     pub muted: bool,
+    /// A conversation on another network through a bridge: read by that
+    /// network's servers, its people not proven by kith keys. Never
+    /// validated; `id` is then the conversation's log id.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub insecure: bool,
+    /// For a bridged conversation: which network, through which own
+    /// device (`XMPP on laptop`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
+    /// For a bridged conversation: whether it is a group chat.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub group: bool,
 }
 
 /// A Contact entry: card URI, alias, and (optional, at the end) the
@@ -291,6 +303,9 @@ impl Node {
                 unread: self.unread(*id),
                 muted: self.muted(LogId::conversation(self.account, *id)),
                 new_devices: self.devices_since_validation(*id),
+                insecure: false,
+                via: None,
+                group: false,
             })
             .collect()
     }

@@ -69,6 +69,11 @@ impl Node {
                     .await?;
                 (id, room)
             }
+            Target::Bridged(_) => {
+                return Err(NodeError::Invalid(
+                    "files do not go through bridges (yet)".into(),
+                ));
+            }
         };
         self.file_store()
             .register_prepared(id, log, prepared)

@@ -46,6 +46,18 @@ pub struct MessageInfo {
     /// For an introduction: the account introduced.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub introduces: Option<AccountId>,
+    /// A bridged conversation's message: the other network carried it
+    /// (read by its servers, its people not proven by kith keys).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub insecure: bool,
+    /// In a bridged conversation: who wrote it there (an address, or a
+    /// nickname in a group); absent for this account's own messages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sender: Option<String>,
+    /// In a bridged conversation, for this account's messages: `waiting`
+    /// (for the bridge device), `sent`, `delivered` or `failed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
 }
 
 fn message_kind() -> String {
@@ -285,6 +297,9 @@ impl Node {
                     delivered: !undelivered.contains(&e.event.id()),
                     kind: kind.into(),
                     introduces,
+                    insecure: false,
+                    sender: None,
+                    state: None,
                 }
             })
             .collect())

@@ -6,6 +6,7 @@
 //! node implements).
 
 mod accounts;
+pub mod bridged;
 pub mod contacts;
 mod cuts;
 pub mod delete;
@@ -892,7 +893,9 @@ impl Node {
             return Ok(LogRules::Account(account));
         }
         let own = self.account_state()?;
-        if log == LogId::self_log(self.account) {
+        // A bridged conversation is written by own devices only, as the
+        // self log.
+        if log == LogId::self_log(self.account) || self.is_bridged(&log) {
             return Ok(LogRules::Members(
                 Members::new(vec![own]).distrusting(self.distrusted.keys().copied().collect()),
             ));

@@ -165,5 +165,6 @@ impl Node {
                 self.settings.insert(name.to_owned(), (by, value.to_vec()));
             }
         }
+        self.apply_bridged_setting(name);
     }
 }

@@ -65,6 +65,8 @@ pub struct Sharing {
     /// Which followed account lists each device.
     index: Arc<super::accounts::DeviceIndex>,
     rooms: BTreeMap<LogId, Room>,
+    /// Bridged conversations: shared with own devices only.
+    bridged: Vec<LogId>,
     /// Shared logs per account, computed once per snapshot when asked.
     memo: Mutex<HashMap<AccountId, Arc<Shared>>>,
 }
@@ -81,6 +83,7 @@ impl Sharing {
             active: HashSet::new(),
             index: Arc::default(),
             rooms: BTreeMap::new(),
+            bridged: Vec::new(),
             memo: Mutex::new(HashMap::new()),
         }
     }
@@ -214,6 +217,7 @@ impl Sharing {
         let mut rooms = Vec::new();
         if account == self.account {
             logs.extend([LogId::account(self.account), LogId::self_log(self.account)]);
+            logs.extend(self.bridged.iter().copied());
             for c in &self.contacts {
                 logs.push(LogId::account(*c));
                 logs.push(LogId::conversation(self.account, *c));
@@ -351,6 +355,12 @@ impl Node {
             active,
             index: self.accounts.index(),
             rooms,
+            bridged: self
+                .bridged()
+                .into_iter()
+                .map(|r| r.log)
+                .filter(|l| self.logs.contains_key(l))
+                .collect(),
             memo: Mutex::new(HashMap::new()),
         }
     }

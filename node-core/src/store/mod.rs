@@ -595,6 +595,7 @@ fn log_kind_code(kind: LogKind) -> i64 {
         LogKind::SelfLog => 2,
         LogKind::Conversation => 3,
         LogKind::Room => 4,
+        LogKind::Bridged => 5,
     }
 }
 

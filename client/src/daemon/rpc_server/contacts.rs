@@ -58,6 +58,7 @@ impl Daemon {
 }
 
 pub(super) fn safety_number(node: &Node, contact: &str) -> Result<serde_json::Value> {
+    refuse_bridged(node, contact)?;
     let id = node.resolve_target(contact)?;
     let digits = node.safety_number(id)?;
     answer(a::SafetyNumber {
@@ -73,6 +74,7 @@ pub(super) async fn verify(
     number: &str,
     now: i64,
 ) -> Result<serde_json::Value> {
+    refuse_bridged(node, contact)?;
     let id = node.resolve_target(contact)?;
     node.verify_contact(id, number, now).await?;
     answer(a::TrustSet {
@@ -87,6 +89,7 @@ pub(super) async fn trust(
     state: &str,
     now: i64,
 ) -> Result<serde_json::Value> {
+    refuse_bridged(node, contact)?;
     let id = node.resolve_target(contact)?;
     let trust: node_core::node::trust::Trust = state.parse()?;
     node.set_trust(id, trust, "set by hand", now).await?;
@@ -106,4 +109,18 @@ pub(super) async fn share(
     let to = node.resolve_target(with)?;
     let id = node.share_contact(what, to, now).await?;
     answer(Id { id })
+}
+
+/// Trust is about kith keys: a bridged conversation has none to check, so
+/// it is never validated (nor marked by hand).
+fn refuse_bridged(node: &Node, target: &str) -> Result<()> {
+    if node.resolve_target(target).is_err() && node.resolve_bridged(target).ok().flatten().is_some()
+    {
+        anyhow::bail!(
+            "{:?} is a bridged conversation: bridged contacts cannot be validated (the other \
+             network carries it; there are no kith keys to compare)",
+            target.trim()
+        );
+    }
+    Ok(())
 }

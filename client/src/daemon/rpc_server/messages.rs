@@ -15,6 +15,7 @@ pub(super) async fn send(
     let id = match node.resolve_any(target)? {
         Target::Contact(to) => node.send_message(to, text, now).await?,
         Target::Room(room) => node.room_send(room, text, now).await?,
+        Target::Bridged(log) => node.bridged_send(log, text, now).await?,
     };
     answer(Id { id })
 }
@@ -27,6 +28,7 @@ pub(super) async fn log(
     match node.resolve_any(target)? {
         Target::Contact(with) => answer(node.conversation(with, limit).await?),
         Target::Room(room) => answer(node.room_log(room, limit).await?),
+        Target::Bridged(log) => answer(node.bridged_log(log, limit).await?),
     }
 }
 
@@ -67,6 +69,7 @@ pub(super) async fn search(node: &Node, target: &str, text: &str) -> Result<serd
     let all = match node.resolve_any(target)? {
         Target::Contact(with) => node.conversation(with, None).await?,
         Target::Room(room) => node.room_log(room, None).await?,
+        Target::Bridged(log) => node.bridged_log(log, None).await?,
     };
     let mut found: Vec<_> = all
         .into_iter()

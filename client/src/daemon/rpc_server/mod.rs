@@ -134,6 +134,22 @@ impl Daemon {
             Request::RoomJoin { uri, wait_secs } => return self.room_join(&uri, wait_secs).await,
             Request::MailboxUse { url } => return self.mailbox_use(&url).await,
             Request::MailboxOff => return self.mailbox_off().await,
+            Request::BridgeAdd {
+                network,
+                account,
+                server,
+                ca_pem,
+                password,
+            } => {
+                let id = self
+                    .bridge_add(&network, &account, server, ca_pem, &password.0)
+                    .await?;
+                return answer(a::Id { id });
+            }
+            Request::BridgeRemove { id } => {
+                self.bridge_remove(&id).await?;
+                return answer(a::Done {});
+            }
             Request::PushUse { url, target } => return self.push_use(&url, target).await,
             Request::PushOff => return self.push_off().await,
             Request::CallStart {
@@ -191,7 +207,25 @@ impl Daemon {
                 alias,
                 handle,
             } => self.contact_add(node, &card, alias, handle, now).await,
-            Request::ContactList => answer(node.contacts()),
+            Request::BridgeList => answer(self.bridge_list(node)),
+            Request::BridgeChat {
+                bridge,
+                address,
+                group,
+            } => {
+                let address = kith_bridge::xmpp::normalize_address(&address)?;
+                let id = node.open_bridged(&bridge, &address, group, now).await?;
+                self.bridges_changed();
+                answer(a::BridgedChat {
+                    id,
+                    address: address.trim().to_owned(),
+                })
+            }
+            Request::ContactList => {
+                let mut all = node.contacts();
+                all.extend(node.bridged_contacts());
+                answer(all)
+            }
             Request::ContactRequests => answer(node.contact_requests().await?),
             Request::ContactAnswer { id, answer } => {
                 self.contact_answer(node, &id, &answer, now).await
@@ -268,6 +302,8 @@ impl Daemon {
             | Request::RoomJoin { .. }
             | Request::MailboxUse { .. }
             | Request::MailboxOff
+            | Request::BridgeAdd { .. }
+            | Request::BridgeRemove { .. }
             | Request::PushUse { .. }
             | Request::PushOff
             | Request::CallStart { .. }

@@ -256,6 +256,9 @@ impl Node {
                     delivered: !undelivered.contains(&e.event.id()),
                     kind: kind.into(),
                     introduces: None,
+                    insecure: false,
+                    sender: None,
+                    state: None,
                 })
             })
             .collect();

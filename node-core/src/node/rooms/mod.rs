@@ -309,6 +309,8 @@ pub enum Target {
     Contact(AccountId),
     /// A room.
     Room(LogId),
+    /// A conversation through a bridge (insecure).
+    Bridged(LogId),
 }
 
 impl Node {
@@ -316,7 +318,7 @@ impl Node {
     pub fn target_log(&self, target: Target) -> LogId {
         match target {
             Target::Contact(with) => LogId::conversation(self.account, with),
-            Target::Room(room) => room,
+            Target::Room(room) | Target::Bridged(room) => room,
         }
     }
 
@@ -326,6 +328,20 @@ impl Node {
     pub fn resolve_any(&self, target: &str) -> Result<Target, NodeError> {
         let contact = self.resolve_target(target);
         let rooms = self.room_candidates(target);
+        // A bridged conversation never shadows a contact or a room: an
+        // address the other network chose that also names one is
+        // ambiguous, never silently the bridged one.
+        if let Some(log) = self.resolve_bridged(target)? {
+            if contact.is_ok() || !rooms.is_empty() {
+                return Err(NodeError::Invalid(format!(
+                    "{:?} is ambiguous: a bridged conversation ({}) and a contact or room; \
+                     use an id",
+                    target.trim(),
+                    log.short(12)
+                )));
+            }
+            return Ok(Target::Bridged(log));
+        }
         match (contact, rooms.as_slice()) {
             (Ok(c), []) => Ok(Target::Contact(c)),
             (Err(_), [room]) => Ok(Target::Room(*room)),
