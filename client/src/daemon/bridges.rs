@@ -248,23 +248,22 @@ impl Daemon {
                 {
                     return Ok(());
                 }
+                // A known conversation or a group is taken at once; only a
+                // new 1:1 conversation outside the contact list is counted
+                // against the cap (that count decodes every setting).
                 let known = {
                     let node = self.node.lock().await;
-                    let log = LogId::bridged(id, &m.chat);
-                    let strangers = node
-                        .bridged()
-                        .iter()
-                        .filter(|b| b.bridge == id && !b.group)
-                        .count()
-                        .saturating_sub(running.bridge.contacts().len());
-                    node.is_bridged(&log)
-                        || m.group
-                        || running
-                            .bridge
-                            .contacts()
+                    m.group || node.is_bridged(&LogId::bridged(id, &m.chat)) || {
+                        let contacts = running.bridge.contacts();
+                        let strangers = node
+                            .bridged()
                             .iter()
-                            .any(|c| c.address == m.chat)
-                        || strangers < MAX_STRANGER_CHATS
+                            .filter(|b| b.bridge == id && !b.group)
+                            .count()
+                            .saturating_sub(contacts.len());
+                        contacts.iter().any(|c| c.address == m.chat)
+                            || strangers < MAX_STRANGER_CHATS
+                    }
                 };
                 if !known {
                     warn!(bridge = %id, "a message from someone not in the contact list dropped: {MAX_STRANGER_CHATS} such conversations already");
