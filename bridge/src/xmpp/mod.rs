@@ -363,16 +363,8 @@ impl Reconnector {
         };
         tokio::spawn(async move {
             if wait_first {
-                let status = Status::Offline {
-                    why: "the connection was lost soon after the login".into(),
-                    retry_in: delay,
-                };
-                report(&shared, &events, status).await;
-                tokio::select! {
-                    _ = tokio::time::sleep(delay) => {}
-                    _ = closed.changed() => {}
-                }
-                delay = (delay * 2).min(MAX_BACKOFF);
+                let why = "the connection was lost soon after the login".to_owned();
+                delay = offline(&shared, &events, &mut closed, why, delay).await;
             }
             loop {
                 if *closed.borrow() {
@@ -396,21 +388,33 @@ impl Reconnector {
                     }
                     Err(e) => {
                         tracing::info!(account = %target.jid, "bridge offline: {e}; next try in {delay:?}");
-                        let status = Status::Offline {
-                            why: e.to_string(),
-                            retry_in: delay,
-                        };
-                        report(&shared, &events, status).await;
-                        tokio::select! {
-                            _ = tokio::time::sleep(delay) => {}
-                            _ = closed.changed() => {}
-                        }
-                        delay = (delay * 2).min(MAX_BACKOFF);
+                        delay = offline(&shared, &events, &mut closed, e.to_string(), delay).await;
                     }
                 }
             }
         });
     }
+}
+
+/// Says the session is offline for `why`, waits `delay` (or until the
+/// bridge is closed) and gives the next, doubled, delay.
+async fn offline(
+    shared: &Shared,
+    events: &mpsc::Sender<Incoming>,
+    closed: &mut watch::Receiver<bool>,
+    why: String,
+    delay: Duration,
+) -> Duration {
+    let status = Status::Offline {
+        why,
+        retry_in: delay,
+    };
+    report(shared, events, status).await;
+    tokio::select! {
+        _ = tokio::time::sleep(delay) => {}
+        _ = closed.changed() => {}
+    }
+    (delay * 2).min(MAX_BACKOFF)
 }
 
 async fn report(shared: &Shared, events: &mpsc::Sender<Incoming>, status: Status) {
