@@ -12,6 +12,8 @@ use anyhow::bail;
 use clap::Parser;
 use node_core::mailbox::{MAX_DEPOSIT, MAX_RETENTION_MS, MIN_RETENTION_MS};
 use serde::Deserialize;
+
+use crate::relay::RelaySettings;
 use service_kit::proxy::ProxyNet;
 use service_kit::{CommonOptions, CommonSettings, DatabaseUrl, Span};
 
@@ -90,6 +92,28 @@ pub struct Cli {
     /// address, for devices behind NATs [default: no relay].
     #[arg(long, env = "KITH_MAILBOXD_RELAY_LISTEN", value_name = "ADDR:PORT")]
     relay_listen: Option<SocketAddr>,
+    /// The relay's QUIC address discovery on this UDP address (lets devices behind NATs punch holes) [default: none].
+    #[arg(
+        long,
+        env = "KITH_MAILBOXD_RELAY_QUIC_LISTEN",
+        value_name = "ADDR:PORT"
+    )]
+    relay_quic_listen: Option<SocketAddr>,
+    /// Certificate chain (PEM) for address discovery [default: one made once in DATA/relay-tls, trusted by its pin].
+    #[arg(long, env = "KITH_MAILBOXD_RELAY_CERT", value_name = "FILE")]
+    relay_cert: Option<PathBuf>,
+    /// Private key (PEM) of --relay-cert.
+    #[arg(long, env = "KITH_MAILBOXD_RELAY_KEY", value_name = "FILE")]
+    relay_key: Option<PathBuf>,
+    /// File of access tokens, one per line: devices presenting one may use the relay.
+    #[arg(long, env = "KITH_MAILBOXD_RELAY_TOKENS", value_name = "FILE")]
+    relay_tokens: Option<PathBuf>,
+    /// File of device ids, one per line, that may use the relay.
+    #[arg(long, env = "KITH_MAILBOXD_RELAY_DEVICES", value_name = "FILE")]
+    relay_devices: Option<PathBuf>,
+    /// Let every device use the relay (needed beyond loopback without tokens or devices).
+    #[arg(long, env = "KITH_MAILBOXD_RELAY_OPEN")]
+    relay_open: bool,
 }
 
 /// The config file. Every key is optional; unknown keys are an error.
@@ -132,6 +156,18 @@ pub struct Config {
     pub rate_burst: Option<u32>,
     /// See `--relay-listen`.
     pub relay_listen: Option<SocketAddr>,
+    /// See `--relay-quic-listen`.
+    pub relay_quic_listen: Option<SocketAddr>,
+    /// See `--relay-cert`.
+    pub relay_cert: Option<PathBuf>,
+    /// See `--relay-key`.
+    pub relay_key: Option<PathBuf>,
+    /// See `--relay-tokens`.
+    pub relay_tokens: Option<PathBuf>,
+    /// See `--relay-devices`.
+    pub relay_devices: Option<PathBuf>,
+    /// See `--relay-open`.
+    pub relay_open: Option<bool>,
 }
 
 /// The mailbox's own limits, all sources merged and checked.
@@ -174,8 +210,8 @@ pub struct Settings {
     pub common: CommonSettings,
     /// Retention, sizes, quotas and rates.
     pub limits: Limits,
-    /// Where to run the in-process relay, if at all.
-    pub relay_listen: Option<SocketAddr>,
+    /// The in-process relay, if any, and who may use it.
+    pub relay: RelaySettings,
 }
 
 impl Settings {
@@ -206,12 +242,25 @@ impl Settings {
             rate_burst: pick(cli.rate_burst, file.rate_burst).unwrap_or(defaults.rate_burst),
         };
         limits.check()?;
-        let relay_listen = cli.relay_listen.or(file.relay_listen);
         let common = CommonSettings::resolve(BINARY, cli.common(), file.common())?;
+        let relay = RelaySettings {
+            listen: cli.relay_listen.or(file.relay_listen),
+            quic_listen: cli.relay_quic_listen.or(file.relay_quic_listen),
+            cert: cli.relay_cert.or(file.relay_cert),
+            key: cli.relay_key.or(file.relay_key),
+            tokens: cli.relay_tokens.or(file.relay_tokens),
+            devices: cli.relay_devices.or(file.relay_devices),
+            open: cli.relay_open || file.relay_open.unwrap_or(false),
+        };
+        relay.check()?;
+        if relay.listen.is_some() {
+            // The lists are read now, so a bad one is a usage error.
+            crate::relay::Gate::new(&relay)?;
+        }
         Ok(Self {
             common,
             limits,
-            relay_listen,
+            relay,
         })
     }
 }

@@ -8,6 +8,7 @@
 
 pub mod config;
 pub mod http;
+pub mod relay;
 pub mod request;
 pub mod server;
 pub mod service;

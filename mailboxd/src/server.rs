@@ -34,20 +34,7 @@ where
     let health = Health::default();
     let router = http::router(service.clone(), metrics(registry), health.clone());
     let purger = tokio::spawn(purge_forever(service));
-    let relay = match settings.relay_listen {
-        Some(addr) => {
-            let mut config = iroh_relay::server::ServerConfig::default();
-            config.relay = Some(iroh_relay::server::RelayConfig::new(addr));
-            let relay = iroh_relay::server::Server::spawn(config)
-                .await
-                .with_context(|| format!("starting the relay on {addr}"))?;
-            if let Some(bound) = relay.http_addr() {
-                tracing::info!("relay listening on http://{bound}");
-            }
-            Some(relay)
-        }
-        None => None,
-    };
+    let relay = crate::relay::start(&settings.relay, &common.data).await?;
     server.announce(common.ready_file.as_deref())?;
     health.set_ready();
     let served = server

@@ -50,6 +50,12 @@ fn help_lists_every_flag() {
         "--rate-limit",
         "--rate-burst",
         "--relay-listen",
+        "--relay-quic-listen",
+        "--relay-cert",
+        "--relay-key",
+        "--relay-tokens",
+        "--relay-devices",
+        "--relay-open",
     ];
     testing::assert_help_mentions(BIN, &flags);
 }
@@ -105,6 +111,25 @@ fn unknown_config_key_is_refused() {
         "line 2: unknown field `colour`",
     );
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
+}
+
+#[test]
+fn an_open_relay_beyond_loopback_is_refused_unless_asked_for() {
+    let mut command = mailboxd();
+    command.args(["--listen", "127.0.0.1:0", "--relay-listen", "0.0.0.0:0"]);
+    testing::assert_fails(&mut command, 2, "would be open to anyone");
+    let (_dir, tokens) = testing::temp_file("tokens", "short\n");
+    let mut command = mailboxd();
+    command
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--relay-listen",
+            "0.0.0.0:0",
+            "--relay-tokens",
+        ])
+        .arg(&tokens);
+    testing::assert_fails(&mut command, 2, "entry 1 is not a token");
 }
 
 #[test]

@@ -27,6 +27,8 @@ pub mod files;
 #[cfg(feature = "node")]
 pub mod node;
 #[cfg(feature = "node")]
+pub mod relay_tls;
+#[cfg(feature = "node")]
 pub mod store;
 #[cfg(feature = "node")]
 pub mod transport;

@@ -15,12 +15,14 @@
 
 use crate::crypto::SigningKey;
 use crate::id::DeviceId;
+use crate::relay_tls::{Pins, parse_params};
 use crate::sync::MAX_FRAME;
 use iroh::endpoint::{
     Connection, IdleTimeout, NetReportConfig, PortmapperConfig, QuicTransportConfig, RecvStream,
     SendStream, presets,
 };
 use iroh::{Endpoint, EndpointAddr, RelayConfig, RelayMap, RelayMode, RelayUrl, SecretKey};
+use iroh_relay::RelayQuicConfig;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -170,13 +172,14 @@ fn net_report() -> NetReportConfig {
     config
 }
 
-/// Parses a relay URL (`http(s)://HOST[:PORT]`).
+/// Parses a relay URL (`http(s)://HOST[:PORT][/?token=T&pin=SHA256&quic=PORT]`,
+/// see [`crate::relay_tls`]).
 pub fn parse_relay(url: &str) -> Result<RelayUrl, TransportError> {
-    if !(url.starts_with("http://") || url.starts_with("https://")) {
-        return Err(TransportError::BadRelay(url.to_owned()));
-    }
-    url.parse::<RelayUrl>()
-        .map_err(|_| TransportError::BadRelay(url.to_owned()))
+    let bad = |why: String| {
+        TransportError::BadRelay(format!("{}: {why}", crate::relay_tls::redacted(url)))
+    };
+    parse_params(url).map_err(|e| bad(e.to_string()))?;
+    url.parse::<RelayUrl>().map_err(|e| bad(e.to_string()))
 }
 
 fn link(e: impl std::fmt::Display) -> TransportError {
@@ -189,6 +192,8 @@ pub struct Transport {
     endpoint: Endpoint,
     /// The relays set by [`Transport::set_relays`].
     relays: std::sync::Arc<std::sync::Mutex<Vec<RelayUrl>>>,
+    /// Relay certificates trusted by their pins (from relay URLs).
+    pins: Pins,
 }
 
 /// An authenticated connection to a peer device.
@@ -223,8 +228,14 @@ impl Transport {
             addrs: addrs.clone(),
             why,
         };
+        let pins = Pins::default();
+        let verifier_pins = pins.clone();
+        let tls = iroh::tls::CaTlsConfig::custom_server_cert_verifier(std::sync::Arc::new(
+            move |provider| verifier_pins.verifier(provider),
+        ));
         let mut builder = Endpoint::builder(presets::Minimal)
             .secret_key(secret)
+            .ca_tls_config(tls)
             .alpns(Protocol::ALL.iter().map(|p| p.alpn().to_vec()).collect())
             // A relay transport with no relay: silent until one is set,
             // and able to reach a peer through the relay its hint names.
@@ -241,6 +252,7 @@ impl Transport {
         Ok(Self {
             endpoint,
             relays: Default::default(),
+            pins,
         })
     }
 
@@ -276,7 +288,14 @@ impl Transport {
             self.endpoint.remove_relay(old).await;
         }
         for new in wanted.iter().filter(|u| !current.contains(u)) {
-            let config = RelayConfig::from(new.clone());
+            // Checked by parse_relay above.
+            let params = parse_params(new.as_str().trim_end_matches('/'))
+                .map_err(|e| TransportError::BadRelay(e.to_string()))?;
+            if let Some(pin) = params.pin {
+                self.pins.add(&params.host, pin);
+            }
+            let config =
+                RelayConfig::new(new.clone(), Some(RelayQuicConfig::new(params.quic_port)));
             self.endpoint
                 .insert_relay(new.clone(), std::sync::Arc::new(config))
                 .await;
@@ -294,6 +313,35 @@ impl Transport {
             .relay_urls()
             .next()
             .map(|u| u.to_string().trim_end_matches('/').to_owned())
+    }
+
+    /// The home relay if this endpoint is connected to it now (the relay
+    /// may have refused it, or be unreachable).
+    pub fn connected_relay(&self) -> Option<String> {
+        use iroh::Watcher as _;
+        self.endpoint
+            .home_relay_status()
+            .get()
+            .into_iter()
+            .find(|s| s.is_connected())
+            .map(|s| s.url().to_string().trim_end_matches('/').to_owned())
+    }
+
+    /// Why the home relay is not connected, if a try failed: the relay's
+    /// refusal, else the last error (tokens redacted).
+    pub fn relay_problem(&self) -> Option<String> {
+        use iroh::Watcher as _;
+        let statuses = self.endpoint.home_relay_status().get();
+        let failed = statuses.iter().find(|s| !s.is_connected())?;
+        let url = crate::relay_tls::redacted(failed.url().as_str());
+        if let Some(reason) = failed.auth_denied_reason() {
+            return Some(format!("the relay {url} refused this device: {reason}"));
+        }
+        let error = failed.last_error()?;
+        Some(format!(
+            "cannot reach the relay {url}: {}",
+            crate::relay_tls::redacted(&error.to_string())
+        ))
     }
 
     /// Dials `device` at the given addresses.
@@ -366,6 +414,7 @@ impl Transport {
             addr = addr.with_ip_addr(*a);
         }
         if let Some(relay) = relay.and_then(|r| parse_relay(r).ok()) {
+            self.pins.add_from_url(relay.as_str());
             addr = addr.with_relay_url(relay);
         }
         let connected = match protocol {

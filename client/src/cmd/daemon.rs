@@ -121,7 +121,29 @@ fn init_tracing() {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| RedactingStderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
+}
+
+/// The daemon's log output: standard error, with every relay access token
+/// (`token=…`, a capability) blanked, whoever logged it (iroh logs relay
+/// URLs whole). Each log line arrives in one write.
+struct RedactingStderr;
+
+impl std::io::Write for RedactingStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let mut err = std::io::stderr().lock();
+        if buf.windows(6).any(|w| w == b"token=") {
+            let text = String::from_utf8_lossy(buf);
+            err.write_all(node_core::relay_tls::redacted(&text).as_bytes())?;
+        } else {
+            err.write_all(buf)?;
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
 }

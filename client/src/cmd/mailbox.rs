@@ -72,6 +72,18 @@ pub enum RelayArgs {
     Use {
         /// The relay.
         url: String,
+        /// The relay's access token (added to the URL as token=T; your
+        /// contacts learn it with the URL, so they can reach you through it).
+        #[arg(long)]
+        token: Option<String>,
+        /// The SHA-256 of the relay's certificate (64 hex digits, added as
+        /// pin=HEX): trusted for that host even if self-signed.
+        #[arg(long)]
+        pin: Option<String>,
+        /// The UDP port of the relay's QUIC address discovery, if not 7842
+        /// (added as quic=PORT).
+        #[arg(long, value_name = "PORT")]
+        quic_port: Option<u16>,
     },
     /// Stop using a relay.
     Off,
@@ -80,13 +92,63 @@ pub enum RelayArgs {
 /// Runs `kith relay`.
 pub fn run_relay(home: &Path, args: RelayArgs) -> Result<()> {
     let url = match args {
-        RelayArgs::Use { url } => Some(url),
+        RelayArgs::Use {
+            url,
+            token,
+            pin,
+            quic_port,
+        } => Some(with_params(&url, token, pin, quic_port)),
         RelayArgs::Off => None,
     };
     let set = super::runtime()?.block_on(Client::new(home).relay(url.as_deref()))?;
     match set.relay {
-        Some(url) => println!("using the relay at {url}; your devices and contacts follow"),
+        Some(url) => println!(
+            "using the relay at {}; your devices and contacts follow",
+            node_core::relay_tls::redacted(&url)
+        ),
         None => println!("no relay in use"),
     }
     Ok(())
+}
+
+/// The relay URL with the flags' parameters added to its query.
+fn with_params(url: &str, token: Option<String>, pin: Option<String>, quic: Option<u16>) -> String {
+    let extra: Vec<String> = [
+        token.map(|t| format!("token={t}")),
+        pin.map(|p| format!("pin={p}")),
+        quic.map(|q| format!("quic={q}")),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if extra.is_empty() {
+        return url.to_owned();
+    }
+    let url = url.trim_end_matches('/');
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let base = if url.contains('?') {
+        url.to_owned()
+    } else {
+        format!("{url}/")
+    };
+    format!("{base}{sep}{}", extra.join("&"))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn relay_flags_become_url_parameters() {
+        assert_eq!(
+            super::with_params("http://h:1", None, None, None),
+            "http://h:1"
+        );
+        assert_eq!(
+            super::with_params("http://h:1/", Some("tok12345".into()), None, Some(9)),
+            "http://h:1/?token=tok12345&quic=9"
+        );
+        assert_eq!(
+            super::with_params("http://h:1/?token=tok12345", None, Some("ab".into()), None),
+            "http://h:1/?token=tok12345&pin=ab"
+        );
+    }
 }

@@ -72,6 +72,12 @@ pub fn hash(domain: HashDomain, data: &[u8]) -> [u8; HASH_LEN] {
     h.finalize()
 }
 
+/// Plain SHA-256, for digests other software computes too (a TLS
+/// certificate's pin); kith's own hashes use [`hash`].
+pub fn sha256(data: &[u8]) -> [u8; 32] {
+    libsodium_rs::crypto_hash::sha256::hash(data)
+}
+
 /// Incremental form of [`hash`]: same result for the same concatenated input.
 pub struct Hasher {
     domain: HashDomain,

@@ -51,7 +51,7 @@ pub use aead::{
 };
 pub use error::{CryptoError, SignatureError};
 pub use fingerprint::{FINGERPRINT_DIGITS, FINGERPRINT_ITERATIONS, numeric_fingerprint};
-pub use hash::{HASH_LEN, HashDomain, Hasher, blake2b, hash};
+pub use hash::{HASH_LEN, HashDomain, Hasher, blake2b, hash, sha256};
 pub use kdf::{ARGON2_SALT_LEN, Argon2Params, KdfPurpose, argon2id, derive_key};
 pub use seal::{BoxPublicKey, BoxSecretKey, SEAL_OVERHEAD, open_sealed, seal};
 pub use secret::{CtBytes, SecretBytes, ct_eq, fill_random, random_bytes};

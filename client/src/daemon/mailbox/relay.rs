@@ -19,7 +19,8 @@ pub(in crate::daemon) async fn apply_relay(daemon: &Daemon, applied: &mut Option
     let urls: Vec<String> = wanted.iter().cloned().collect();
     match daemon.transport.set_relays(&urls).await {
         Ok(()) => {
-            info!(relay = ?wanted, "relay set");
+            let shown = wanted.as_deref().map(node_core::relay_tls::redacted);
+            info!(relay = ?shown, "relay set");
             *applied = wanted;
         }
         Err(e) => warn!(error = %e, "relay: cannot use it"),

@@ -15,6 +15,7 @@ impl Daemon {
                     .to_owned(),
             );
         }
+        warnings.extend(self.transport.relay_problem());
         Ok(Status {
             account: node.account().to_string(),
             device: node.device().to_string(),
@@ -29,7 +30,7 @@ impl Daemon {
             outbox: node.outbox_len().await?,
             protected: node.is_protected(),
             warnings,
-            relay: self.transport.home_relay(),
+            relay: self.transport.connected_relay(),
             paths: self.link_paths(),
             events: node.event_count().await?,
             held: node.held_count().await?,

@@ -126,10 +126,17 @@ impl Daemon {
         url: Option<String>,
         now: i64,
     ) -> Result<serde_json::Value> {
-        let url = url.map(|u| u.trim_end_matches('/').to_owned());
-        if let Some(u) = &url {
-            node_core::transport::parse_relay(u)?;
-        }
+        // As iroh writes it back (its home relay), so that the hints
+        // peers pass on match the setting.
+        let url = match url {
+            Some(u) => Some(
+                node_core::transport::parse_relay(u.trim())?
+                    .to_string()
+                    .trim_end_matches('/')
+                    .to_owned(),
+            ),
+            None => None,
+        };
         let value = url.clone().unwrap_or_default();
         node.set_setting(RELAY_SETTING, value.as_bytes(), now)
             .await?;

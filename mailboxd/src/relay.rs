@@ -1,0 +1,407 @@
+//! The iroh relay `kith-mailboxd` can run beside the mailbox: who may use
+//! it, and its QUIC address discovery.
+//!
+//! - **Access.** A relay on loopback is open. Beyond loopback it admits
+//!   only devices that present a listed token (the `token=` of the relay
+//!   URL users give `kith relay use`, which their devices pass on to
+//!   their contacts) or whose device id is listed; `--relay-open` opens it
+//!   to everyone, explicitly. Without one of the three it refuses to start.
+//!   The lists are files, read again when they change.
+//! - **Address discovery (QAD).** On `--relay-quic-listen` (UDP) the relay
+//!   tells each device the address its packets come from, which is what a
+//!   device behind a NAT needs to punch a hole. It is QUIC, so TLS 1.3:
+//!   the operator's certificate (`--relay-cert`, `--relay-key`), or one
+//!   made here once and kept in the data folder, which devices trust by its
+//!   pin (`pin=` in the relay URL; printed at start and written to
+//!   `DATA/relay-tls/pin`). Address discovery answers anyone: it only
+//!   reflects an address back, and QUIC's handshake bounds how much it
+//!   sends to an unproven address.
+//!
+//! Not here: flags and the config file (`config.rs`).
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use anyhow::{Context as _, bail};
+use iroh_relay::server::{Access, AccessControl, ClientRequest};
+use node_core::crypto::ct_eq;
+use node_core::id::DeviceId;
+
+/// Most tokens or device ids a list file may hold.
+const MAX_LIST: usize = 100_000;
+/// Largest list file read.
+const MAX_LIST_BYTES: u64 = 16 << 20;
+
+/// The relay's settings, all sources merged.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RelaySettings {
+    /// HTTP (WebSocket) address of the relay.
+    pub listen: Option<SocketAddr>,
+    /// UDP address of QUIC address discovery, if run.
+    pub quic_listen: Option<SocketAddr>,
+    /// The operator's certificate chain (PEM), for address discovery.
+    pub cert: Option<PathBuf>,
+    /// Its private key (PEM).
+    pub key: Option<PathBuf>,
+    /// A file of access tokens, one per line.
+    pub tokens: Option<PathBuf>,
+    /// A file of device ids allowed, one per line.
+    pub devices: Option<PathBuf>,
+    /// Open to every device, explicitly.
+    pub open: bool,
+}
+
+impl RelaySettings {
+    /// Refuses combinations that make no sense or an open relay nobody
+    /// asked for.
+    pub fn check(&self) -> anyhow::Result<()> {
+        let Some(listen) = self.listen else {
+            if self.quic_listen.is_some() || self.tokens.is_some() || self.devices.is_some() {
+                bail!("relay options given without relay_listen");
+            }
+            return Ok(());
+        };
+        if self.cert.is_some() != self.key.is_some() {
+            bail!("relay_cert and relay_key go together");
+        }
+        if self.open && (self.tokens.is_some() || self.devices.is_some()) {
+            bail!("relay_open admits everyone: drop relay_tokens and relay_devices, or relay_open");
+        }
+        let restricted = self.tokens.is_some() || self.devices.is_some();
+        if !listen.ip().is_loopback() && !restricted && !self.open {
+            bail!(
+                "the relay on {listen} would be open to anyone: give relay_tokens or \
+                 relay_devices to restrict it, or relay_open to open it on purpose"
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Who may use the relay.
+#[derive(Debug)]
+pub struct Gate {
+    open: bool,
+    tokens: Option<Listed>,
+    devices: Option<Listed>,
+}
+
+/// A list file and what it said when last read.
+#[derive(Debug)]
+struct Listed {
+    path: PathBuf,
+    cache: Mutex<(Option<SystemTime>, Arc<Vec<String>>)>,
+}
+
+impl Listed {
+    fn new(path: &Path) -> anyhow::Result<Self> {
+        let listed = Self {
+            path: path.to_owned(),
+            cache: Mutex::new((None, Arc::new(Vec::new()))),
+        };
+        listed.read()?;
+        Ok(listed)
+    }
+
+    /// The entries, read again if the file changed; a file that cannot be
+    /// read now keeps the last good list.
+    fn read(&self) -> anyhow::Result<Arc<Vec<String>>> {
+        let modified = std::fs::metadata(&self.path)
+            .and_then(|m| m.modified())
+            .with_context(|| format!("reading {}", self.path.display()))?;
+        let mut cache = self
+            .cache
+            .lock()
+            .map_err(|_| anyhow::anyhow!("relay list lock poisoned"))?;
+        if cache.0 == Some(modified) {
+            return Ok(cache.1.clone());
+        }
+        let entries = read_list(&self.path)?;
+        *cache = (Some(modified), Arc::new(entries));
+        Ok(cache.1.clone())
+    }
+
+    fn current(&self) -> Arc<Vec<String>> {
+        match self.read() {
+            Ok(list) => list,
+            Err(e) => {
+                tracing::warn!("relay: {e:#}; keeping the last list");
+                self.cache.lock().map(|c| c.1.clone()).unwrap_or_default()
+            }
+        }
+    }
+}
+
+/// One entry per line; blank lines and `#` comments skipped.
+fn read_list(path: &Path) -> anyhow::Result<Vec<String>> {
+    let size = std::fs::metadata(path)
+        .with_context(|| format!("reading {}", path.display()))?
+        .len();
+    if size > MAX_LIST_BYTES {
+        bail!("{} is larger than {MAX_LIST_BYTES} bytes", path.display());
+    }
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let entries: Vec<String> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_owned)
+        .collect();
+    if entries.len() > MAX_LIST {
+        bail!("{} lists more than {MAX_LIST} entries", path.display());
+    }
+    Ok(entries)
+}
+
+impl Gate {
+    /// The gate the settings describe; list files must be readable, tokens
+    /// well formed (8-128 of `A-Za-z0-9-_.`) and device ids device ids.
+    pub fn new(settings: &RelaySettings) -> anyhow::Result<Self> {
+        let tokens = settings.tokens.as_deref().map(Listed::new).transpose()?;
+        if let Some(t) = &tokens
+            && let Some(bad) = t.current().iter().position(|t| !token_ok(t))
+        {
+            bail!(
+                "{}: entry {} is not a token (8-128 of A-Za-z0-9-_.)",
+                t.path.display(),
+                bad + 1
+            );
+        }
+        let devices = settings.devices.as_deref().map(Listed::new).transpose()?;
+        if let Some(d) = &devices
+            && let Some(bad) = d
+                .current()
+                .iter()
+                .position(|d| d.parse::<DeviceId>().is_err())
+        {
+            bail!("{}: entry {} is not a device id", d.path.display(), bad + 1);
+        }
+        Ok(Self {
+            open: settings.open || (tokens.is_none() && devices.is_none()),
+            tokens,
+            devices,
+        })
+    }
+
+    /// Whether a device with this id, presenting this token, may use the
+    /// relay.
+    pub fn admits(&self, device: &[u8; 32], token: Option<&str>) -> bool {
+        if self.open {
+            return true;
+        }
+        if let (Some(listed), Some(token)) = (&self.tokens, token) {
+            // Every entry compared, in constant time each.
+            let mut found = false;
+            for t in listed.current().iter() {
+                found |= ct_eq(t.as_bytes(), token.as_bytes());
+            }
+            if found {
+                return true;
+            }
+        }
+        if let Some(listed) = &self.devices {
+            let allowed: HashSet<[u8; 32]> = listed
+                .current()
+                .iter()
+                .filter_map(|d| d.parse::<DeviceId>().ok())
+                .map(|d| *d.as_bytes())
+                .collect();
+            return allowed.contains(device);
+        }
+        false
+    }
+}
+
+fn token_ok(token: &str) -> bool {
+    (8..=128).contains(&token.len())
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+}
+
+impl AccessControl for Gate {
+    async fn on_connect(&self, request: &ClientRequest) -> Access {
+        let device = *request.endpoint_id().as_bytes();
+        if self.admits(&device, request.auth_token().as_deref()) {
+            Access::Allow
+        } else {
+            tracing::debug!("relay: refused a device without a listed token or id");
+            Access::Deny {
+                reason: Some("this relay admits listed devices only".into()),
+            }
+        }
+    }
+}
+
+/// Starts the relay the settings describe (`None` if none).
+pub async fn start(
+    settings: &RelaySettings,
+    data: &Path,
+) -> anyhow::Result<Option<iroh_relay::server::Server>> {
+    let Some(listen) = settings.listen else {
+        return Ok(None);
+    };
+    let mut config = iroh_relay::server::ServerConfig::default();
+    let mut relay = iroh_relay::server::RelayConfig::new(listen);
+    relay.access = Arc::new(Gate::new(settings)?);
+    config.relay = Some(relay);
+    if let Some(quic_listen) = settings.quic_listen {
+        let (tls, pin) = tls_config(settings, data, listen)?;
+        let mut quic = iroh_relay::server::QuicConfig::new(quic_listen);
+        quic.server_config = Some(tls);
+        config.quic = Some(quic);
+        tracing::info!("relay certificate pin: {pin} (relay URLs carry it as pin={pin})");
+    }
+    let server = iroh_relay::server::Server::spawn(config)
+        .await
+        .with_context(|| format!("starting the relay on {listen}"))?;
+    if let Some(bound) = server.http_addr() {
+        tracing::info!("relay listening on http://{bound}");
+    }
+    if let Some(bound) = server.quic_addr() {
+        tracing::info!("relay address discovery on udp {bound}");
+    }
+    Ok(Some(server))
+}
+
+/// The TLS configuration of address discovery and its certificate's pin.
+fn tls_config(
+    settings: &RelaySettings,
+    data: &Path,
+    listen: SocketAddr,
+) -> anyhow::Result<(rustls::ServerConfig, String)> {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let (cert_path, key_path) = match (&settings.cert, &settings.key) {
+        (Some(c), Some(k)) => (c.clone(), k.clone()),
+        _ => self_signed(data, listen)?,
+    };
+    let chain = CertificateDer::pem_file_iter(&cert_path)
+        .with_context(|| format!("reading {}", cert_path.display()))?
+        .collect::<Result<Vec<_>, _>>()
+        .with_context(|| format!("reading {}", cert_path.display()))?;
+    let Some(leaf) = chain.first() else {
+        bail!("{} holds no certificate", cert_path.display());
+    };
+    let pin = pin_of(leaf.as_ref());
+    let key = PrivateKeyDer::from_pem_file(&key_path)
+        .with_context(|| format!("reading {}", key_path.display()))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let tls = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .context("TLS 1.3")?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .context("the relay certificate and key do not go together")?;
+    Ok((tls, pin))
+}
+
+/// The certificate made here for address discovery, made once and kept
+/// (`DATA/relay-tls/`), so its pin stays the same across restarts.
+fn self_signed(data: &Path, listen: SocketAddr) -> anyhow::Result<(PathBuf, PathBuf)> {
+    let dir = data.join("relay-tls");
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    if cert.exists() && key.exists() {
+        return Ok((cert, key));
+    }
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut names = vec!["localhost".to_owned()];
+    if !listen.ip().is_unspecified() {
+        names.push(listen.ip().to_string());
+    }
+    let made = rcgen::generate_simple_self_signed(names).context("making a certificate")?;
+    write_private(&key, made.signing_key.serialize_pem().as_bytes())?;
+    std::fs::write(&cert, made.cert.pem())
+        .with_context(|| format!("writing {}", cert.display()))?;
+    std::fs::write(dir.join("pin"), format!("{}\n", pin_of(made.cert.der())))
+        .context("writing the pin")?;
+    Ok((cert, key))
+}
+
+/// A certificate's pin: its SHA-256, 64 hex digits.
+fn pin_of(cert_der: &[u8]) -> String {
+    data_encoding::HEXLOWER.encode(&node_core::crypto::sha256(cert_der))
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    file.write_all(bytes)
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(listen: &str) -> RelaySettings {
+        RelaySettings {
+            listen: Some(listen.parse().unwrap()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn an_open_relay_beyond_loopback_must_be_asked_for() {
+        assert!(settings("127.0.0.1:3340").check().is_ok());
+        let err = settings("0.0.0.0:3340").check().unwrap_err();
+        assert!(err.to_string().contains("open to anyone"), "{err}");
+        let mut open = settings("0.0.0.0:3340");
+        open.open = true;
+        assert!(open.check().is_ok());
+        let mut both = open.clone();
+        both.tokens = Some("t".into());
+        assert!(both.check().is_err());
+        let lonely = RelaySettings {
+            quic_listen: Some("0.0.0.0:7842".parse().unwrap()),
+            ..Default::default()
+        };
+        assert!(lonely.check().is_err());
+    }
+
+    #[test]
+    fn only_listed_tokens_and_devices_are_admitted() {
+        let dir = tempfile::tempdir().unwrap();
+        let tokens = dir.path().join("tokens");
+        std::fs::write(&tokens, "# friends\nfriends-token-1\n\nsecond.token_2\n").unwrap();
+        let devices = dir.path().join("devices");
+        let listed = [7u8; 32];
+        std::fs::write(&devices, format!("{}\n", DeviceId::from_bytes(listed))).unwrap();
+        let mut s = settings("0.0.0.0:3340");
+        s.tokens = Some(tokens.clone());
+        s.devices = Some(devices);
+        let gate = Gate::new(&s).unwrap();
+        assert!(gate.admits(&[1; 32], Some("friends-token-1")));
+        assert!(gate.admits(&[1; 32], Some("second.token_2")));
+        assert!(gate.admits(&listed, None));
+        assert!(!gate.admits(&[1; 32], None));
+        assert!(!gate.admits(&[1; 32], Some("friends-token")));
+        assert!(!gate.admits(&[1; 32], Some("friends-token-10")));
+        // The file is read again when it changes.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::fs::write(&tokens, "third-token\n").unwrap();
+        let later = SystemTime::now() + std::time::Duration::from_secs(5);
+        std::fs::File::options()
+            .write(true)
+            .open(&tokens)
+            .unwrap()
+            .set_modified(later)
+            .unwrap();
+        assert!(!gate.admits(&[1; 32], Some("friends-token-1")));
+        assert!(gate.admits(&[1; 32], Some("third-token")));
+        // Bad entries are refused at start.
+        std::fs::write(&tokens, "short\n").unwrap();
+        assert!(Gate::new(&s).is_err());
+    }
+}
