@@ -77,6 +77,10 @@ pub struct Status {
     /// How each link's packets travel now: `direct`, `relay` or `unknown`.
     #[serde(default)]
     pub paths: std::collections::BTreeMap<String, String>,
+    /// The peer's address on each direct link (IPv6 is preferred when
+    /// both devices have it).
+    #[serde(default)]
+    pub direct_addrs: std::collections::BTreeMap<String, String>,
     /// Events stored (all logs).
     #[serde(default)]
     pub events: u64,
@@ -86,6 +90,46 @@ pub struct Status {
     /// Contact requests waiting for an answer.
     #[serde(default)]
     pub requests: u64,
+    /// LAN discovery.
+    #[serde(default)]
+    pub lan: LanStatus,
+    /// Address lookup in the DHT (opt-in).
+    #[serde(default)]
+    pub dht: DhtStatus,
+}
+
+/// DHT lookup, as `status` reports it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DhtStatus {
+    /// Whether the DHT client runs (the account's setting is on).
+    pub on: bool,
+    /// Records this device published since it started.
+    pub published: u64,
+    /// Lookups that found a record.
+    pub found: u64,
+    /// How long the last of them took, in milliseconds.
+    #[serde(default)]
+    pub last_lookup_ms: Option<u64>,
+}
+
+/// The answer to `lookup dht`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LookupSet {
+    /// Whether DHT lookup is on for the account now.
+    pub dht: bool,
+}
+
+/// LAN discovery, as `status` reports it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LanStatus {
+    /// Whether it runs (the daemon listens beyond loopback, no `--no-lan`).
+    pub on: bool,
+    /// Devices (own and contacts') whose beacons it would recognise now.
+    pub known: u64,
+    /// Devices found on the local network lately.
+    pub found: u64,
+    /// Beacons ignored: malformed, or from no device it knows.
+    pub ignored: u64,
 }
 
 /// A `kith:` URI: the account's card, or a room's link.

@@ -483,6 +483,11 @@ impl Client {
         .await
     }
 
+    /// Turns DHT address lookup on or off for the account.
+    pub async fn lookup_dht(&self, on: bool) -> Result<LookupSet> {
+        self.typed(Request::LookupDht { on }).await
+    }
+
     /// Sets (or with `None` clears) the account's relay.
     pub async fn relay(&self, url: Option<&str>) -> Result<RelaySet> {
         self.typed(Request::Relay {

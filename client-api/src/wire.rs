@@ -290,6 +290,12 @@ pub enum Request {
         /// Release instead of bind.
         release: bool,
     },
+    /// Publish and look up addresses in the Mainline DHT (all own devices
+    /// follow), or stop.
+    LookupDht {
+        /// On or off.
+        on: bool,
+    },
     /// Use a relay (all own devices follow), or none with `None`.
     Relay {
         /// The relay, `http(s)://HOST[:PORT]`, or none to stop.

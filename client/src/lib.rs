@@ -80,6 +80,9 @@ pub enum Command {
     /// Use a relay for reaching devices behind NATs.
     #[command(subcommand)]
     Relay(cmd::mailbox::RelayArgs),
+    /// Address lookup without servers: `kith lookup dht on|off`.
+    #[command(subcommand)]
+    Lookup(cmd::mailbox::LookupArgs),
     /// The terminal UI (also what `kith` alone starts in a terminal).
     Tui,
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
@@ -137,6 +140,7 @@ pub fn main() -> ExitCode {
         Command::Room(args) => cmd::room::run(&home, args),
         Command::Call(args) => cmd::call::run(&home, args),
         Command::Relay(args) => cmd::mailbox::run_relay(&home, args),
+        Command::Lookup(args) => cmd::mailbox::run_lookup(&home, args),
         Command::Bridge(args) => cmd::bridge::run(&home, args),
         Command::Tui => tui::run(&home),
         Command::Completions(args) => cmd::shell::completions(&args),

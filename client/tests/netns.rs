@@ -69,6 +69,10 @@ fn inner() {
         &bob.home,
         &["contact", "add", &alice.card(), "--alias", "alice"],
     ));
+    // The opt-in DHT lookup, turned on, still sends nothing from a daemon
+    // on loopback (it has no bootstrap nodes of its own), and LAN
+    // discovery does not run there at all.
+    ok(kith(&alice.home, &["lookup", "dht", "on"]));
     for i in 0..20 {
         ok(kith(&alice.home, &["send", "bob", &format!("m{i}")]));
         ok(kith(&bob.home, &["send", "alice", &format!("r{i}")]));
@@ -82,7 +86,12 @@ fn inner() {
         alice.log(),
         bob.log()
     );
-    std::thread::sleep(Duration::from_secs(2));
+    std::thread::sleep(Duration::from_secs(5));
+    for who in [&alice, &bob] {
+        let s = who.status();
+        assert_eq!(s["lan"]["on"], false, "{s}");
+        assert_eq!(s["dht"]["on"], false, "{s}");
+    }
     let rules = sh("nft list ruleset");
     let counts: Vec<&str> = rules.lines().filter(|l| l.contains("counter")).collect();
     assert_eq!(counts.len(), 2, "{rules}");

@@ -78,9 +78,12 @@ fn app(protected: bool) -> App {
         warnings: vec![],
         relay: None,
         paths: Default::default(),
+        direct_addrs: Default::default(),
         events: 0,
         held: 0,
         requests: 0,
+        lan: Default::default(),
+        dht: Default::default(),
     });
     app.set_contacts(vec![
         contact(2, "bob", "validated", 0),

@@ -22,8 +22,8 @@
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, SystemTime};
 
 use anyhow::{Context as _, bail};
 use iroh_relay::server::{Access, AccessControl, ClientRequest};
@@ -81,58 +81,40 @@ impl RelaySettings {
     }
 }
 
-/// Who may use the relay.
+/// Who may use the relay. The lists live in memory: a connection costs a
+/// lookup, never a file read; [`Gate::reload`] (every [`RELOAD_EVERY`],
+/// off the async threads) reads the files again when they changed.
 #[derive(Debug)]
 pub struct Gate {
     open: bool,
-    tokens: Option<Listed>,
-    devices: Option<Listed>,
+    tokens: Option<PathBuf>,
+    devices: Option<PathBuf>,
+    lists: RwLock<Arc<Lists>>,
+    /// What the files looked like when last read.
+    stamps: Mutex<[Option<Stamp>; 2]>,
 }
 
-/// A list file and what it said when last read.
-#[derive(Debug)]
-struct Listed {
-    path: PathBuf,
-    cache: Mutex<(Option<SystemTime>, Arc<Vec<String>>)>,
+/// How often the list files are checked for changes.
+pub const RELOAD_EVERY: Duration = Duration::from_secs(5);
+
+/// A file's modification time, size and inode: a change in any means read
+/// it again.
+type Stamp = (Option<SystemTime>, u64, u64);
+
+/// The lists as last read.
+#[derive(Debug, Default)]
+struct Lists {
+    tokens: Vec<String>,
+    devices: HashSet<[u8; 32]>,
 }
 
-impl Listed {
-    fn new(path: &Path) -> anyhow::Result<Self> {
-        let listed = Self {
-            path: path.to_owned(),
-            cache: Mutex::new((None, Arc::new(Vec::new()))),
-        };
-        listed.read()?;
-        Ok(listed)
-    }
-
-    /// The entries, read again if the file changed; a file that cannot be
-    /// read now keeps the last good list.
-    fn read(&self) -> anyhow::Result<Arc<Vec<String>>> {
-        let modified = std::fs::metadata(&self.path)
-            .and_then(|m| m.modified())
-            .with_context(|| format!("reading {}", self.path.display()))?;
-        let mut cache = self
-            .cache
-            .lock()
-            .map_err(|_| anyhow::anyhow!("relay list lock poisoned"))?;
-        if cache.0 == Some(modified) {
-            return Ok(cache.1.clone());
-        }
-        let entries = read_list(&self.path)?;
-        *cache = (Some(modified), Arc::new(entries));
-        Ok(cache.1.clone())
-    }
-
-    fn current(&self) -> Arc<Vec<String>> {
-        match self.read() {
-            Ok(list) => list,
-            Err(e) => {
-                tracing::warn!("relay: {e:#}; keeping the last list");
-                self.cache.lock().map(|c| c.1.clone()).unwrap_or_default()
-            }
-        }
-    }
+fn stamp(path: &Path) -> std::io::Result<Stamp> {
+    let meta = std::fs::metadata(path)?;
+    #[cfg(unix)]
+    let ino = std::os::unix::fs::MetadataExt::ino(&meta);
+    #[cfg(not(unix))]
+    let ino = 0;
+    Ok((meta.modified().ok(), meta.len(), ino))
 }
 
 /// One entry per line; blank lines and `#` comments skipped.
@@ -157,34 +139,114 @@ fn read_list(path: &Path) -> anyhow::Result<Vec<String>> {
     Ok(entries)
 }
 
+fn read_tokens(path: &Path) -> anyhow::Result<Vec<String>> {
+    let tokens = read_list(path)?;
+    if let Some(bad) = tokens.iter().position(|t| !token_ok(t)) {
+        bail!(
+            "{}: entry {} is not a token (8-128 of A-Za-z0-9-_.)",
+            path.display(),
+            bad + 1
+        );
+    }
+    Ok(tokens)
+}
+
+fn read_devices(path: &Path) -> anyhow::Result<HashSet<[u8; 32]>> {
+    let mut out = HashSet::new();
+    for (i, line) in read_list(path)?.iter().enumerate() {
+        let Ok(device) = line.parse::<DeviceId>() else {
+            bail!("{}: entry {} is not a device id", path.display(), i + 1);
+        };
+        out.insert(*device.as_bytes());
+    }
+    Ok(out)
+}
+
 impl Gate {
     /// The gate the settings describe; list files must be readable, tokens
     /// well formed (8-128 of `A-Za-z0-9-_.`) and device ids device ids.
     pub fn new(settings: &RelaySettings) -> anyhow::Result<Self> {
-        let tokens = settings.tokens.as_deref().map(Listed::new).transpose()?;
-        if let Some(t) = &tokens
-            && let Some(bad) = t.current().iter().position(|t| !token_ok(t))
-        {
-            bail!(
-                "{}: entry {} is not a token (8-128 of A-Za-z0-9-_.)",
-                t.path.display(),
-                bad + 1
-            );
+        let mut lists = Lists::default();
+        let mut stamps = [None, None];
+        if let Some(path) = &settings.tokens {
+            stamps[0] = stamp(path).ok();
+            lists.tokens = read_tokens(path)?;
         }
-        let devices = settings.devices.as_deref().map(Listed::new).transpose()?;
-        if let Some(d) = &devices
-            && let Some(bad) = d
-                .current()
-                .iter()
-                .position(|d| d.parse::<DeviceId>().is_err())
-        {
-            bail!("{}: entry {} is not a device id", d.path.display(), bad + 1);
+        if let Some(path) = &settings.devices {
+            stamps[1] = stamp(path).ok();
+            lists.devices = read_devices(path)?;
         }
         Ok(Self {
-            open: settings.open || (tokens.is_none() && devices.is_none()),
-            tokens,
-            devices,
+            open: settings.open || (settings.tokens.is_none() && settings.devices.is_none()),
+            tokens: settings.tokens.clone(),
+            devices: settings.devices.clone(),
+            lists: RwLock::new(Arc::new(lists)),
+            stamps: Mutex::new(stamps),
         })
+    }
+
+    /// Reads the list files again if they changed (blocking file reads).
+    /// A file that is gone empties its list (deleting it revokes); one
+    /// that cannot be read or holds a bad entry keeps the last good list,
+    /// with a warning.
+    pub fn reload(&self) {
+        let Ok(mut stamps) = self.stamps.lock() else {
+            return;
+        };
+        let current = self.lists.read().map(|l| l.clone()).unwrap_or_default();
+        let mut tokens = None;
+        let mut devices = None;
+        if let Some(path) = &self.tokens {
+            match stamp(path) {
+                Ok(now) if stamps[0] == Some(now) => {}
+                Ok(now) => match read_tokens(path) {
+                    Ok(t) => {
+                        stamps[0] = Some(now);
+                        tokens = Some(t);
+                    }
+                    Err(e) => tracing::warn!("relay: {e:#}; keeping the last token list"),
+                },
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    if stamps[0].take().is_some() {
+                        tracing::warn!("relay: {} is gone: no token admits now", path.display());
+                    }
+                    tokens = Some(Vec::new());
+                }
+                Err(e) => tracing::warn!("relay: reading {}: {e}", path.display()),
+            }
+        }
+        if let Some(path) = &self.devices {
+            match stamp(path) {
+                Ok(now) if stamps[1] == Some(now) => {}
+                Ok(now) => match read_devices(path) {
+                    Ok(d) => {
+                        stamps[1] = Some(now);
+                        devices = Some(d);
+                    }
+                    Err(e) => tracing::warn!("relay: {e:#}; keeping the last device list"),
+                },
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    if stamps[1].take().is_some() {
+                        tracing::warn!(
+                            "relay: {} is gone: no device is listed now",
+                            path.display()
+                        );
+                    }
+                    devices = Some(HashSet::new());
+                }
+                Err(e) => tracing::warn!("relay: reading {}: {e}", path.display()),
+            }
+        }
+        if tokens.is_none() && devices.is_none() {
+            return;
+        }
+        let fresh = Lists {
+            tokens: tokens.unwrap_or_else(|| current.tokens.clone()),
+            devices: devices.unwrap_or_else(|| current.devices.clone()),
+        };
+        if let Ok(mut lists) = self.lists.write() {
+            *lists = Arc::new(fresh);
+        }
     }
 
     /// Whether a device with this id, presenting this token, may use the
@@ -193,26 +255,20 @@ impl Gate {
         if self.open {
             return true;
         }
-        if let (Some(listed), Some(token)) = (&self.tokens, token) {
+        let Ok(lists) = self.lists.read().map(|l| l.clone()) else {
+            return false;
+        };
+        if let Some(token) = token {
             // Every entry compared, in constant time each.
             let mut found = false;
-            for t in listed.current().iter() {
+            for t in &lists.tokens {
                 found |= ct_eq(t.as_bytes(), token.as_bytes());
             }
             if found {
                 return true;
             }
         }
-        if let Some(listed) = &self.devices {
-            let allowed: HashSet<[u8; 32]> = listed
-                .current()
-                .iter()
-                .filter_map(|d| d.parse::<DeviceId>().ok())
-                .map(|d| *d.as_bytes())
-                .collect();
-            return allowed.contains(device);
-        }
-        false
+        lists.devices.contains(device)
     }
 }
 
@@ -247,7 +303,22 @@ pub async fn start(
     };
     let mut config = iroh_relay::server::ServerConfig::default();
     let mut relay = iroh_relay::server::RelayConfig::new(listen);
-    relay.access = Arc::new(Gate::new(settings)?);
+    let gate = Arc::new(Gate::new(settings)?);
+    if gate.open && listen.ip().is_loopback() && !settings.open {
+        tracing::warn!(
+            "the relay on {listen} admits every device that reaches it: with a proxy in front \
+             it is open to the world (give --relay-tokens or --relay-devices)"
+        );
+    }
+    let reloading = gate.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(RELOAD_EVERY).await;
+            let gate = reloading.clone();
+            let _ = tokio::task::spawn_blocking(move || gate.reload()).await;
+        }
+    });
+    relay.access = gate;
     config.relay = Some(relay);
     if let Some(quic_listen) = settings.quic_listen {
         let (tls, pin) = tls_config(settings, data, listen)?;
@@ -388,18 +459,20 @@ mod tests {
         assert!(!gate.admits(&[1; 32], None));
         assert!(!gate.admits(&[1; 32], Some("friends-token")));
         assert!(!gate.admits(&[1; 32], Some("friends-token-10")));
-        // The file is read again when it changes.
-        std::thread::sleep(std::time::Duration::from_millis(20));
+        // The file is read again when it changes; a bad one keeps the
+        // last good list; a deleted one revokes.
         std::fs::write(&tokens, "third-token\n").unwrap();
-        let later = SystemTime::now() + std::time::Duration::from_secs(5);
-        std::fs::File::options()
-            .write(true)
-            .open(&tokens)
-            .unwrap()
-            .set_modified(later)
-            .unwrap();
+        gate.reload();
         assert!(!gate.admits(&[1; 32], Some("friends-token-1")));
         assert!(gate.admits(&[1; 32], Some("third-token")));
+        std::fs::write(&tokens, "third-token\nbad\n").unwrap();
+        gate.reload();
+        assert!(gate.admits(&[1; 32], Some("third-token")));
+        std::fs::remove_file(&tokens).unwrap();
+        gate.reload();
+        assert!(!gate.admits(&[1; 32], Some("third-token")));
+        assert!(gate.admits(&listed, None), "the device list stays");
+        std::fs::write(&tokens, "friends-token-1\n").unwrap();
         // Bad entries are refused at start.
         std::fs::write(&tokens, "short\n").unwrap();
         assert!(Gate::new(&s).is_err());

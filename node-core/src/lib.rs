@@ -10,9 +10,11 @@
 
 pub mod call;
 pub mod crypto;
+pub mod dht;
 pub mod file_offer;
 pub mod id;
 pub mod identity;
+pub mod lan;
 pub mod log;
 pub mod mailbox;
 pub mod names;

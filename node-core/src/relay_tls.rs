@@ -33,9 +33,6 @@ use rustls::{DigitallySignedStruct, SignatureScheme};
 /// The UDP port of a relay's QUIC address discovery unless its URL names
 /// another (iroh's default).
 pub const DEFAULT_QUIC_PORT: u16 = 7842;
-/// Most certificate pins kept (one per relay the device has seen named
-/// with a pin); older ones are dropped first.
-const MAX_PINS: usize = 64;
 
 /// What a relay URL says beyond where the relay is.
 #[derive(Clone, PartialEq, Eq)]
@@ -202,8 +199,9 @@ fn port_ok(port: &str) -> bool {
     port.parse::<u16>().is_ok_and(|p| p != 0)
 }
 
-/// The certificate digests this device trusts for relay hosts, shared by
-/// the endpoint's verifier and whoever sets relays. Cheap to clone.
+/// The certificate digests this device trusts for relay hosts: those of
+/// the relays the account set, nothing else. Shared by the endpoint's
+/// verifier and whoever sets relays. Cheap to clone.
 #[derive(Debug, Clone, Default)]
 pub struct Pins(Arc<RwLock<Vec<Pin>>>);
 
@@ -211,29 +209,17 @@ pub struct Pins(Arc<RwLock<Vec<Pin>>>);
 type Pin = (String, [u8; 32]);
 
 impl Pins {
-    /// Trusts the certificate whose SHA-256 is `digest` for `host`.
-    pub fn add(&self, host: &str, digest: [u8; 32]) {
-        let Ok(mut pins) = self.0.write() else {
-            return;
-        };
-        if pins.iter().any(|(h, d)| h == host && *d == digest) {
-            return;
-        }
-        if pins.len() >= MAX_PINS {
-            pins.remove(0);
-        }
-        pins.push((host.to_owned(), digest));
-    }
-
-    /// Trusts the pin a relay URL names, if it names one.
-    pub fn add_from_url(&self, url: &str) {
-        if let Ok(RelayParams {
-            host,
-            pin: Some(pin),
-            ..
-        }) = parse_params(url)
-        {
-            self.add(&host, pin);
+    /// Trusts exactly the pins these relay URLs name (the account's own
+    /// relays: pins never come from peers, who could otherwise pin a
+    /// certificate of theirs for any host, our relay's included).
+    pub fn set_from_urls<'a>(&self, urls: impl IntoIterator<Item = &'a str>) {
+        let pins: Vec<Pin> = urls
+            .into_iter()
+            .filter_map(|u| parse_params(u).ok())
+            .filter_map(|p| Some((p.host, p.pin?)))
+            .collect();
+        if let Ok(mut current) = self.0.write() {
+            *current = pins;
         }
     }
 
@@ -387,20 +373,17 @@ mod tests {
         let pins = Pins::default();
         let cert = b"not really a certificate";
         let digest = crate::crypto::sha256(cert);
-        pins.add_from_url(&format!(
+        let url = format!(
             "http://Relay.Example:1/?pin={}",
             data_encoding::HEXLOWER.encode(&digest)
-        ));
+        );
+        pins.set_from_urls([url.as_str(), "https://other.example"]);
         assert!(pins.trusts("relay.example", cert));
         assert!(pins.trusts("RELAY.example", cert));
         assert!(!pins.trusts("other.example", cert));
         assert!(!pins.trusts("relay.example", b"another certificate"));
-        for i in 0..MAX_PINS {
-            pins.add(&format!("h{i}"), [0; 32]);
-        }
-        assert!(
-            !pins.trusts("relay.example", cert),
-            "the oldest pin went first"
-        );
+        // A relay no longer set is no longer pinned.
+        pins.set_from_urls(["https://other.example"]);
+        assert!(!pins.trusts("relay.example", cert));
     }
 }

@@ -365,6 +365,13 @@ impl Profile {
         }
     }
 
+    /// Starts a daemon listening on `listen` with extra arguments, and
+    /// waits until it answers.
+    pub fn spawn_daemon_on_with(&self, listen: &str, extra: &[&str]) -> Daemon {
+        let daemon = self.start_daemon_on(listen, extra);
+        self.wait_answering(daemon)
+    }
+
     /// Like [`Profile::spawn_daemon`], through a shared reference.
     pub fn spawn_daemon_shared(&self) -> Daemon {
         self.spawn_daemon_with(&[])
@@ -772,7 +779,8 @@ impl Profile {
 }
 
 /// `kith daemon` for `p` run inside network namespace `ns`, listening on
-/// `addr`, with `env` set (e.g. `KITH_LOG`); waits until it answers.
+/// `addr` (several, comma-separated), with `env` set (e.g. `KITH_LOG`);
+/// waits until it answers.
 pub fn daemon_in_netns(p: &Profile, ns: &str, addr: &str, env: &[(&str, &str)]) -> Daemon {
     let log = p.scratch(&format!("daemon-{ns}.log"));
     let file = std::fs::File::create(&log).expect("daemon log");
@@ -781,7 +789,8 @@ pub fn daemon_in_netns(p: &Profile, ns: &str, addr: &str, env: &[(&str, &str)]) 
         .arg(kith_bin())
         .arg("--home")
         .arg(p.home())
-        .args(["daemon", "--listen", addr])
+        .arg("daemon")
+        .args(addr.split(',').flat_map(|a| ["--listen", a]))
         .env_remove("KITH_HOME")
         .env_remove("KITH_PASSPHRASE")
         .envs(env.iter().copied())

@@ -60,6 +60,14 @@ pub struct Args {
     /// seconds.
     #[arg(long, value_name = "SECS", default_value_t = crate::daemon::DEFAULT_MAILBOX_POLL.as_secs_f64())]
     pub mailbox_poll: f64,
+    /// Do not look for own and contacts' devices on the local network
+    /// (LAN discovery is on whenever the daemon listens beyond loopback).
+    #[arg(long)]
+    pub no_lan: bool,
+    /// DHT bootstrap nodes (HOST:PORT, comma-separated) instead of the
+    /// public ones, for `kith lookup dht on` (a private or test network).
+    #[arg(long, value_name = "HOST:PORT,...", value_delimiter = ',')]
+    pub dht_bootstrap: Vec<String>,
 }
 
 /// Runs `kith daemon` until SIGINT/SIGTERM.
@@ -92,6 +100,12 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
             anyhow::bail!("--mailbox-poll must be at least 0.1 seconds");
         }
         daemon.set_mailbox_poll(std::time::Duration::from_secs_f64(args.mailbox_poll));
+        if args.no_lan {
+            daemon.turn_off_lan();
+        }
+        if !args.dht_bootstrap.is_empty() {
+            daemon.set_dht_bootstrap(args.dht_bootstrap.clone());
+        }
         daemon.set_media_loss(args.danger_media_loss_percent);
         let path = |p: &Option<std::path::PathBuf>| -> Result<Option<String>> {
             p.as_ref()

@@ -74,7 +74,7 @@ pub enum RelayArgs {
         url: String,
         /// The relay's access token (added to the URL as token=T; your
         /// contacts learn it with the URL, so they can reach you through it).
-        #[arg(long)]
+        #[arg(long, env = "KITH_RELAY_TOKEN", hide_env_values = true)]
         token: Option<String>,
         /// The SHA-256 of the relay's certificate (64 hex digits, added as
         /// pin=HEX): trusted for that host even if self-signed.
@@ -107,6 +107,32 @@ pub fn run_relay(home: &Path, args: RelayArgs) -> Result<()> {
             node_core::relay_tls::redacted(&url)
         ),
         None => println!("no relay in use"),
+    }
+    Ok(())
+}
+
+/// `kith lookup` subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum LookupArgs {
+    /// Publish your devices' addresses in the Mainline DHT (signed by each
+    /// device's key) and look devices up there when every known address
+    /// fails; all your devices follow. The DHT then learns that your
+    /// device ids are online and at which IP addresses: off by default.
+    Dht {
+        /// `on` or `off`.
+        #[arg(value_parser = ["on", "off"])]
+        state: String,
+    },
+}
+
+/// Runs `kith lookup`.
+pub fn run_lookup(home: &Path, args: LookupArgs) -> Result<()> {
+    let LookupArgs::Dht { state } = args;
+    let set = super::runtime()?.block_on(Client::new(home).lookup_dht(state == "on"))?;
+    if set.dht {
+        println!("DHT lookup on: your devices publish their addresses there and look devices up");
+    } else {
+        println!("DHT lookup off");
     }
     Ok(())
 }

@@ -63,8 +63,18 @@ async fn targets(d: &Daemon) -> (Vec<Target>, u64) {
         .dial_targets()
         .into_iter()
         .filter(|(device, _)| *device != me)
-        .map(|(device, addrs)| {
+        .map(|(device, mut addrs)| {
             let relay = node.relay_of(&device);
+            for a in d
+                .lan
+                .addrs_of(&device)
+                .into_iter()
+                .chain(d.dht.addrs_of(&device))
+            {
+                if !addrs.contains(&a) {
+                    addrs.push(a);
+                }
+            }
             (device, addrs, relay)
         })
         .collect();

@@ -5,10 +5,12 @@
 mod bridges;
 mod calls;
 mod camera;
+mod dht;
 mod dial;
 mod echo;
 mod files;
 mod join;
+mod lan;
 mod link;
 mod mailbox;
 mod media;
@@ -117,6 +119,10 @@ pub struct Daemon {
     requests: requests::Requests,
     /// The bridges this device carries.
     bridges: bridges::Bridges,
+    /// LAN discovery.
+    lan: lan::Lan,
+    /// DHT lookup.
+    dht: dht::DhtState,
 }
 
 /// Binds the transport; where the port is 0, first tries the port bound
@@ -270,6 +276,8 @@ impl Daemon {
             links_changed: tokio::sync::Notify::new(),
             requests: Default::default(),
             bridges: Default::default(),
+            lan: Default::default(),
+            dht: Default::default(),
             notices: tokio::sync::broadcast::channel(NOTICES_QUEUED).0,
             tasks: Default::default(),
             files_notify: tokio::sync::Notify::new(),
@@ -290,6 +298,11 @@ impl Daemon {
                 DEFAULT_MAILBOX_POLL.as_millis() as u64
             ),
         }))
+    }
+
+    /// Turns LAN discovery off (`kith daemon --no-lan`); before serving.
+    pub fn turn_off_lan(&self) {
+        self.lan.turn_off();
     }
 
     /// This device's account.
@@ -338,6 +351,8 @@ impl Daemon {
         self.spawn(push::push_loop(Arc::clone(&self)));
         self.spawn(requests::send_loop(Arc::clone(&self)));
         self.spawn(bridges::bridge_loop(Arc::clone(&self)));
+        self.spawn(lan::lan_loop(Arc::clone(&self)));
+        self.spawn(dht::dht_loop(Arc::clone(&self)));
         let rx = self
             .receipts_rx
             .lock()
@@ -426,6 +441,15 @@ impl Daemon {
         let open = self.open_links.lock().unwrap_or_else(|p| p.into_inner());
         open.iter()
             .map(|(l, _)| (l.peer().to_string(), l.path().as_str().to_owned()))
+            .collect()
+    }
+
+    /// The peer's address on each direct link (`status --json`:
+    /// `direct_addrs`).
+    fn link_direct_addrs(&self) -> std::collections::BTreeMap<String, String> {
+        let open = self.open_links.lock().unwrap_or_else(|p| p.into_inner());
+        open.iter()
+            .filter_map(|(l, _)| Some((l.peer().to_string(), l.direct_addr()?.to_string())))
             .collect()
     }
 

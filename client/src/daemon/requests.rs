@@ -495,7 +495,8 @@ async fn ask(d: &Arc<Daemon>, account: AccountId) -> Result<(Option<u8>, usize)>
     Ok((best, carried))
 }
 
-/// Dials `device` for a request at each address in turn, then through
+/// Dials `device` for a request at each address in turn (IPv6 ones
+/// first), then through
 /// the relay: addresses come from cards and hints that do not say which
 /// device they belong to, and a handshake that reaches the wrong device
 /// fails the whole dial.
@@ -506,7 +507,11 @@ async fn connect(
     relay: Option<&str>,
 ) -> Result<Link> {
     let mut last = anyhow::anyhow!("no address to dial");
-    let tries = addrs
+    // IPv6 first (a path, once chosen, stays: iroh switches only for a
+    // clearly lower round trip).
+    let mut ordered = addrs.to_vec();
+    ordered.sort_by_key(|a| !a.is_ipv6());
+    let tries = ordered
         .iter()
         .map(|a| (std::slice::from_ref(a), None))
         .chain(relay.map(|r| (&[][..], Some(r))));

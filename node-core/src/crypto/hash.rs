@@ -38,6 +38,8 @@ impl HashDomain {
     pub const MAILBOX_TOKEN: HashDomain = HashDomain("kith/v1/mailbox-token");
     /// The body of a signed mailbox request.
     pub const MAILBOX_REQUEST: HashDomain = HashDomain("kith/v1/mailbox-request");
+    /// A device's blinded LAN discovery tag (keyed BLAKE2b, `crate::lan`).
+    pub const LAN_TAG: HashDomain = HashDomain("kith/v1/lan-tag");
 
     /// Every hash domain; a new constant must be added here too.
     pub const ALL: &'static [HashDomain] = &[
@@ -49,6 +51,7 @@ impl HashDomain {
         HashDomain::FILE_CHUNK,
         HashDomain::MAILBOX_TOKEN,
         HashDomain::MAILBOX_REQUEST,
+        HashDomain::LAN_TAG,
     ];
 
     /// The domain string.

@@ -23,6 +23,9 @@ pub mod conversation_kind {
     /// A call that ended ([`crate::call::CallRecord`]), written by the
     /// caller's device.
     pub const CALL: u16 = 7;
+    /// The author's account's LAN discovery secret (`node::lan`); not
+    /// shown.
+    pub const LAN_GRANT: u16 = 8;
 }
 
 /// A message as `kith log --json` shows it.

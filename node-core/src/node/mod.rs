@@ -12,6 +12,7 @@ mod cuts;
 pub mod delete;
 pub mod devices;
 pub mod files;
+pub mod lan;
 pub mod mailbox;
 pub mod messages;
 pub mod push;
@@ -165,6 +166,8 @@ pub struct Node {
     grants: mailbox::Grants,
     /// Push grants seen in conversations (ours and contacts' devices').
     push_grants: push::PushGrants,
+    /// LAN discovery grants, ours and contacts'.
+    lan_grants: lan::LanGrants,
     /// Room logs' rules and resolved state.
     rooms: HashMap<LogId, crate::rooms::RoomLog>,
     /// Rooms held (from the self log): creator and who brought them.
@@ -379,6 +382,7 @@ impl Node {
             settings: HashMap::new(),
             grants: Default::default(),
             push_grants: Default::default(),
+            lan_grants: Default::default(),
             device_relays: Default::default(),
             rooms: HashMap::new(),
             held_rooms: HashMap::new(),
@@ -495,6 +499,11 @@ impl Node {
                 && stored.event.header().log_kind == LogKind::Conversation
             {
                 self.apply_push_grant_entry(log, &stored.event);
+            }
+            if stored.event.header().kind == messages::conversation_kind::LAN_GRANT
+                && stored.event.header().log_kind == LogKind::Conversation
+            {
+                self.apply_lan_grant_entry(log, &stored.event);
             }
         }
         self.restore_pending(log).await
@@ -1140,6 +1149,12 @@ const HANDLERS: &[Handler] = &[
         kind: Some(messages::conversation_kind::PUSH_GRANT),
         by_owner_only: false,
         apply: |node, log, _, event| node.apply_push_grant_entry(log, event),
+    },
+    Handler {
+        family: Family::Conversation,
+        kind: Some(messages::conversation_kind::LAN_GRANT),
+        by_owner_only: false,
+        apply: |node, log, _, event| node.apply_lan_grant_entry(log, event),
     },
     Handler {
         family: Family::Conversation,

@@ -194,6 +194,11 @@ impl Node {
         let body = encode_trust(contact, trust, reason, &seen);
         self.append(LogId::self_log(self.account), self_kind::TRUST, body, now)
             .await?;
+        // A compromised contact must stop recognising our devices on a LAN:
+        // a new secret, which it will not be granted.
+        if trust == Trust::Compromised && self.lan_secret().is_some() {
+            self.rotate_lan_secret(now).await?;
+        }
         Ok(())
     }
 

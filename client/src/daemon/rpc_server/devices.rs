@@ -30,11 +30,17 @@ impl Daemon {
             outbox: node.outbox_len().await?,
             protected: node.is_protected(),
             warnings,
-            relay: self.transport.connected_relay(),
+            relay: self
+                .transport
+                .connected_relay()
+                .map(|r| node_core::relay_tls::redacted(&r)),
             paths: self.link_paths(),
+            direct_addrs: self.link_direct_addrs(),
             events: node.event_count().await?,
             held: node.held_count().await?,
             requests: node.request_count().await?,
+            lan: self.lan_status(),
+            dht: self.dht.status(),
         })
     }
 

@@ -292,6 +292,10 @@ impl Daemon {
             Request::MailboxStatus => services::mailbox_status(node),
             Request::PushStatus => services::push_status(node).await,
             Request::Relay { url } => self.relay(node, url, now).await,
+            Request::LookupDht { on } => {
+                node.set_dht_lookup(on, now).await?;
+                answer(a::LookupSet { dht: on })
+            }
             Request::DeviceInvite => self.device_invite(node, now),
             Request::DeviceList => answer(node.devices()?),
             Request::DeviceRevoke { device, recovery } => {
