@@ -187,8 +187,9 @@ impl Gate {
 
     /// Reads the list files again if they changed (blocking file reads).
     /// A file that is gone empties its list (deleting it revokes); one
-    /// that cannot be read or holds a bad entry keeps the last good list,
-    /// with a warning.
+    /// with a bad entry admits only entries both listed before and still
+    /// listed (a removal counts, an addition waits for a good file), with a
+    /// warning; one that cannot be read keeps the last list.
     pub fn reload(&self) {
         let Ok(mut stamps) = self.stamps.lock() else {
             return;
@@ -204,7 +205,20 @@ impl Gate {
                         stamps[0] = Some(now);
                         tokens = Some(t);
                     }
-                    Err(e) => tracing::warn!("relay: {e:#}; keeping the last token list"),
+                    Err(e) => {
+                        // Removals still count: keep only old tokens the
+                        // file still names.
+                        let still: Vec<String> = read_list(path)
+                            .unwrap_or_default()
+                            .into_iter()
+                            .filter(|t| current.tokens.contains(t))
+                            .collect();
+                        tracing::warn!(
+                            "relay: {e:#}; only tokens both listed before and still listed admit"
+                        );
+                        stamps[0] = Some(now);
+                        tokens = Some(still);
+                    }
                 },
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                     if stamps[0].take().is_some() {
@@ -223,7 +237,20 @@ impl Gate {
                         stamps[1] = Some(now);
                         devices = Some(d);
                     }
-                    Err(e) => tracing::warn!("relay: {e:#}; keeping the last device list"),
+                    Err(e) => {
+                        let still: HashSet<[u8; 32]> = read_list(path)
+                            .unwrap_or_default()
+                            .iter()
+                            .filter_map(|l| l.parse::<DeviceId>().ok())
+                            .map(|d| *d.as_bytes())
+                            .filter(|d| current.devices.contains(d))
+                            .collect();
+                        tracing::warn!(
+                            "relay: {e:#}; only devices both listed before and still listed are admitted"
+                        );
+                        stamps[1] = Some(now);
+                        devices = Some(still);
+                    }
                 },
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                     if stamps[1].take().is_some() {
@@ -465,9 +492,21 @@ mod tests {
         gate.reload();
         assert!(!gate.admits(&[1; 32], Some("friends-token-1")));
         assert!(gate.admits(&[1; 32], Some("third-token")));
-        std::fs::write(&tokens, "third-token\nbad\n").unwrap();
+        std::fs::write(&tokens, "third-token\nfourth-token\nbad\n").unwrap();
         gate.reload();
         assert!(gate.admits(&[1; 32], Some("third-token")));
+        assert!(
+            !gate.admits(&[1; 32], Some("fourth-token")),
+            "added by a bad file"
+        );
+        std::fs::write(&tokens, "bad\n").unwrap();
+        gate.reload();
+        assert!(
+            !gate.admits(&[1; 32], Some("third-token")),
+            "removed by a bad file"
+        );
+        std::fs::write(&tokens, "third-token\n").unwrap();
+        gate.reload();
         std::fs::remove_file(&tokens).unwrap();
         gate.reload();
         assert!(!gate.admits(&[1; 32], Some("third-token")));

@@ -56,7 +56,13 @@ pub fn encode_record(addrs: &[SocketAddr]) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// Reads a record value; `None` for anything malformed. Unspecified,
+/// The record a device publishes over its own when lookup is turned off:
+/// it names nothing (readers take it as no record).
+pub fn encode_withdrawal() -> Vec<u8> {
+    vec![VERSION, 0]
+}
+
+/// Reads a record value; `None` for anything malformed (or a withdrawal). Unspecified,
 /// multicast and port-0 addresses are dropped (they cannot be dialled).
 pub fn decode_record(bytes: &[u8]) -> Option<Vec<SocketAddr>> {
     if bytes.len() > MAX_RECORD {
@@ -111,6 +117,7 @@ mod tests {
         assert!(bytes.len() <= MAX_RECORD);
         assert_eq!(decode_record(&bytes), Some(addrs));
         assert_eq!(encode_record(&[]), None);
+        assert_eq!(decode_record(&encode_withdrawal()), None);
         let many: Vec<SocketAddr> = (1..=20)
             .map(|p| SocketAddr::from(([10, 0, 0, 1], p)))
             .collect();

@@ -423,10 +423,11 @@ impl Transport {
         let failed = statuses.iter().find(|s| !s.is_connected())?;
         let url = crate::relay_tls::redacted(failed.url().as_str());
         if let Some(reason) = failed.auth_denied_reason() {
-            // The relay's words: printable characters only, bounded.
+            // The relay's words: printable ASCII only (no controls, no
+            // reordering marks), bounded.
             let reason: String = reason
                 .chars()
-                .filter(|c| !c.is_control())
+                .filter(|c| c.is_ascii_graphic() || *c == ' ')
                 .take(200)
                 .collect();
             return Some(format!("the relay {url} refused this device: {reason}"));

@@ -92,13 +92,13 @@ while True:
             .expect("starting the capture")
     }
 
-    /// Sends `payload` to the beacon group from the switch (a stranger on
-    /// the network).
-    fn send_from_switch(&self, payload: &[u8]) {
+    /// Sends `payload` to `to` (the beacon group, or one host) on the
+    /// beacon port from the switch (a stranger on the network).
+    fn send_from_switch(&self, payload: &[u8], to: &str) {
         let script = "import socket, sys
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b'br0')
-s.sendto(bytes.fromhex(sys.argv[1]), ('239.255.75.75', 47575))
+s.sendto(bytes.fromhex(sys.argv[1]), (sys.argv[2], 47575))
 ";
         let hex: String = payload.iter().map(|b| format!("{b:02x}")).collect();
         let ok = Command::new("ip")
@@ -110,6 +110,7 @@ s.sendto(bytes.fromhex(sys.argv[1]), ('239.255.75.75', 47575))
                 "-c",
                 script,
                 &hex,
+                to,
             ])
             .status()
             .expect("python3")
@@ -235,14 +236,26 @@ fn devices_on_one_network_find_each_other_without_hints_and_stay_anonymous() {
     });
     assert!(both, "no exchange after the move");
 
+    // Datagrams sent to a host rather than to the group never reach
+    // discovery (its socket is bound to the group): nothing is counted.
+    let mut fake = b"KLAN\x01".to_vec();
+    fake.extend([0x5a; 16]);
+    fake.extend([0x17; 8]);
+    let ignored_before = b.status_json()["lan"]["ignored"].as_u64().unwrap_or(0);
+    for _ in 0..20 {
+        net.send_from_switch(&fake, "10.77.0.13");
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let ignored_after = b.status_json()["lan"]["ignored"].as_u64().unwrap_or(0);
+    assert!(
+        ignored_after < ignored_before + 20,
+        "unicast reached LAN discovery ({ignored_before} → {ignored_after})"
+    );
     // A stranger on the network: junk, a truncated beacon, and a beacon
     // with a tag nobody knows. All ignored, counted, nothing breaks.
     let ignored_before = b.status_json()["lan"]["ignored"].as_u64().unwrap_or(0);
-    let mut fake = b"KLAN\x01".to_vec();
-    fake.extend([0x5a; 16]);
-    fake.extend([1, 0x1f, 0x90]);
     for payload in [&b"junk"[..], &fake[..10], &fake[..], &[0xff; 200][..]] {
-        net.send_from_switch(payload);
+        net.send_from_switch(payload, "239.255.75.75");
     }
     let counted = wait_until(Duration::from_secs(10), || {
         b.status_json()["lan"]["ignored"].as_u64().unwrap_or(0) >= ignored_before + 4

@@ -6,10 +6,15 @@
 //! may send beyond loopback (it listens beyond loopback), or was given its
 //! own bootstrap nodes (`kith daemon --dht-bootstrap`, a local testnet in
 //! the tests: then its DHT socket binds loopback if they are all there).
-//! The record is published at start, when the addresses change and every
-//! [`REPUBLISH`] (DHT nodes drop items after about two hours). A device
-//! without a link is looked up at most once per [`LOOKUP_EVERY`]; what a
-//! record names is a dial hint for [`FOUND_FOR`].
+//! The record names the device's global addresses only (no private,
+//! shared, unique-local or link-local ones: the DHT is public), and is
+//! published at start, when they change and every [`REPUBLISH`] (DHT nodes
+//! drop items after about two hours); turning lookup off publishes an
+//! empty record over it. A device without a link is looked up after
+//! [`LOOKUP_FIRST`], then less and less often (doubling up to
+//! [`LOOKUP_MAX`]) while it stays unlinked; what a record names is a dial
+//! hint for [`FOUND_FOR`]. The `mainline` client runs in its adaptive
+//! mode: after long enough reachable it also serves the DHT.
 
 use super::Daemon;
 use node_core::DeviceId;
@@ -23,8 +28,12 @@ use tracing::{debug, info, warn};
 const TICK: Duration = Duration::from_secs(2);
 /// How often the record is published again.
 const REPUBLISH: Duration = Duration::from_secs(30 * 60);
-/// Shortest time between two lookups of one device.
-const LOOKUP_EVERY: Duration = Duration::from_secs(30);
+/// First wait between two lookups of one device (it doubles).
+const LOOKUP_FIRST: Duration = Duration::from_secs(30);
+/// Longest wait between two lookups of one device.
+const LOOKUP_MAX: Duration = Duration::from_secs(30 * 60);
+/// Wait after a failed publication.
+const PUBLISH_RETRY: Duration = Duration::from_secs(60);
 /// How long a record's addresses are dialled.
 const FOUND_FOR: Duration = Duration::from_secs(10 * 60);
 /// Lookups in flight at once.
@@ -87,7 +96,12 @@ impl Daemon {
 struct Client {
     dht: mainline::async_dht::AsyncDht,
     published: Option<(Vec<SocketAddr>, Instant)>,
-    looked: HashMap<DeviceId, Instant>,
+    /// No publication before this (after a failure).
+    retry_at: Option<Instant>,
+    /// The last sequence number used (they must grow).
+    last_seq: i64,
+    /// Per device: when it may be looked up next, and the wait after that.
+    looked: HashMap<DeviceId, (Instant, Duration)>,
     lookups: tokio::task::JoinSet<(DeviceId, Option<Vec<SocketAddr>>, Duration)>,
     /// Whether the bootstrap nodes are all on loopback (a test network):
     /// then loopback addresses are published too.
@@ -102,7 +116,8 @@ pub(super) async fn dht_loop(d: Arc<Daemon>) {
         tick.tick().await;
         let wanted = d.node.lock().await.dht_lookup();
         if !wanted {
-            if client.take().is_some() {
+            if let Some(mut c) = client.take() {
+                withdraw(&d, &mut c).await;
                 info!("DHT lookup off");
             }
             d.dht.on.store(false, std::sync::atomic::Ordering::Relaxed);
@@ -152,6 +167,8 @@ fn start(d: &Daemon) -> Option<Client> {
             Some(Client {
                 dht: dht.as_async(),
                 published: None,
+                retry_at: None,
+                last_seq: 0,
                 looked: HashMap::new(),
                 lookups: tokio::task::JoinSet::new(),
                 local,
@@ -166,11 +183,14 @@ fn start(d: &Daemon) -> Option<Client> {
 
 /// Publishes this device's record if it is new, changed or due.
 async fn publish(d: &Daemon, c: &mut Client) {
+    if c.retry_at.is_some_and(|t| Instant::now() < t) {
+        return;
+    }
     let mut addrs: Vec<SocketAddr> = d
         .transport
         .hints()
         .into_iter()
-        .filter(|a| c.local || !(a.ip().is_loopback() || is_link_local(a)))
+        .filter(|a| c.local || is_global(a))
         .collect();
     addrs.sort();
     if addrs.is_empty() {
@@ -182,7 +202,8 @@ async fn publish(d: &Daemon, c: &mut Client) {
     {
         return;
     }
-    let Some(record) = d.node.lock().await.dht_record(&addrs, crate::now_ms()) else {
+    let seq_ms = next_seq_ms(c);
+    let Some(record) = d.node.lock().await.dht_record(&addrs, seq_ms) else {
         return;
     };
     let item = mainline::MutableItem::new_signed_unchecked(
@@ -204,14 +225,63 @@ async fn publish(d: &Daemon, c: &mut Client) {
         Err(e) => {
             debug!(error = %e, "DHT lookup: publishing failed");
             c.published = None;
+            c.retry_at = Some(Instant::now() + PUBLISH_RETRY);
         }
     }
 }
 
-fn is_link_local(a: &SocketAddr) -> bool {
+/// The time to sign a record at: now, or one second past the last record
+/// if the clock went back (sequence numbers must grow).
+fn next_seq_ms(c: &mut Client) -> i64 {
+    let seq = (crate::now_ms() / 1000).max(c.last_seq + 1);
+    c.last_seq = seq;
+    seq * 1000
+}
+
+/// Publishes an empty record over ours (lookup turned off).
+async fn withdraw(d: &Daemon, c: &mut Client) {
+    if c.published.is_none() {
+        return;
+    }
+    let seq_ms = next_seq_ms(c);
+    let Some(record) = d.node.lock().await.dht_withdrawal(seq_ms) else {
+        return;
+    };
+    let item = mainline::MutableItem::new_signed_unchecked(
+        record.key,
+        record.signature,
+        &record.value,
+        record.seq,
+        Some(node_core::dht::SALT),
+    );
+    if let Err(e) = c.dht.put_mutable(item, None).await {
+        debug!(error = %e, "DHT lookup: withdrawing the record failed");
+    }
+}
+
+/// Whether an address is worth telling the whole DHT: not loopback,
+/// private (RFC 1918), shared (100.64/10), link-local, unique-local
+/// (fc00::/7), documentation or unspecified.
+fn is_global(a: &SocketAddr) -> bool {
     match a.ip() {
-        std::net::IpAddr::V4(ip) => ip.is_link_local(),
-        std::net::IpAddr::V6(ip) => (ip.segments()[0] & 0xffc0) == 0xfe80,
+        std::net::IpAddr::V4(ip) => {
+            let [a, b, ..] = ip.octets();
+            !(ip.is_loopback()
+                || ip.is_private()
+                || ip.is_link_local()
+                || ip.is_unspecified()
+                || ip.is_documentation()
+                || ip.is_broadcast()
+                || (a == 100 && (64..128).contains(&b)))
+        }
+        std::net::IpAddr::V6(ip) => {
+            let first = ip.segments()[0];
+            !(ip.is_loopback()
+                || ip.is_unspecified()
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80
+                || (first == 0x2001 && ip.segments()[1] == 0x0db8))
+        }
     }
 }
 
@@ -243,15 +313,20 @@ async fn look_up(d: &Daemon, c: &mut Client) {
             .filter(|device| *device != me && !connected.contains(device))
             .collect()
     };
-    c.looked.retain(|_, at| at.elapsed() < LOOKUP_EVERY);
+    // Linked devices start again from the shortest wait next time.
+    c.looked.retain(|device, _| targets.contains(device));
+    let now = Instant::now();
     for device in targets {
         if c.lookups.len() >= MAX_LOOKUPS {
             break;
         }
-        if c.looked.contains_key(&device) {
-            continue;
-        }
-        c.looked.insert(device, Instant::now());
+        let wait = match c.looked.get(&device) {
+            Some((next, _)) if now < *next => continue,
+            Some((_, wait)) => *wait,
+            None => LOOKUP_FIRST,
+        };
+        c.looked
+            .insert(device, (now + wait, (wait * 2).min(LOOKUP_MAX)));
         let dht = c.dht.clone();
         c.lookups.spawn(async move {
             let started = Instant::now();
@@ -264,5 +339,30 @@ async fn look_up(d: &Daemon, c: &mut Client) {
                 .and_then(|i| node_core::dht::decode_record(i.value()));
             (device, addrs, started.elapsed())
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_global_addresses_are_published() {
+        for (addr, global) in [
+            ("203.0.114.5:1", true),
+            ("8.8.8.8:1", true),
+            ("[2a01:4f8::1]:1", true),
+            ("10.1.2.3:1", false),
+            ("192.168.1.2:1", false),
+            ("172.16.0.1:1", false),
+            ("100.64.0.1:1", false),
+            ("127.0.0.1:1", false),
+            ("169.254.1.1:1", false),
+            ("203.0.113.5:1", false),
+            ("[fd77::2]:1", false),
+            ("[fe80::1]:1", false),
+            ("[::1]:1", false),
+            ("[2001:db8::1]:1", false),
+        ] {
+            assert_eq!(super::is_global(&addr.parse().unwrap()), global, "{addr}");
+        }
     }
 }

@@ -5,18 +5,21 @@
 //! On whenever the daemon listens beyond loopback, unless `kith daemon
 //! --no-lan`; a daemon on loopback only opens no socket for it (and so
 //! sends nothing beyond loopback). A beacon goes out at start, every
-//! [`FAST`] for the first [`FAST_FOR`], then every [`SLOW`], and in answer
-//! to a beacon from a known device that has no link (at most once per
-//! [`REPLY_EVERY`]), so two devices meet within a round trip of the later
-//! one starting. What a beacon from a known device says (its source
-//! address and ports) is a dial hint for [`FOUND_FOR`]; the dial loop
+//! [`FAST`] for the first [`FAST_FOR`], then every [`SLOW`], and after a
+//! random [`REPLY_DELAY`] when any well-formed beacon arrives (at most once
+//! per [`REPLY_EVERY`]): whether it was recognised changes nothing, so an
+//! answer tells a stranger replaying someone's beacon nothing about who
+//! knows whom. A newcomer is found within about a second of its first
+//! beacon. What a beacon from a known device says (its source address and
+//! the ports it seals) is a dial hint for [`FOUND_FOR`]; the dial loop
 //! tries it like any other, and the QUIC handshake proves the device.
 //!
-//! Bounds: beacons are read into a fixed buffer; only tags of known
-//! devices are kept, each with its [`MAX_FOUND_ADDRS`] newest addresses
-//! (so a replayed beacon with a wrong address cannot push out the right
-//! one); an unknown tag re-reads the node's tags at most once per
-//! [`RETAG_EVERY`].
+//! Input: beacons are received on a socket bound to the group address, so
+//! only datagrams sent to the group arrive (not unicast from anywhere), and
+//! multicast is not routed beyond the local network (TTL 1 when sent).
+//! Bounds: a fixed buffer; only tags of known devices are kept, with the
+//! ports of each device's [`MAX_SOURCES`] newest source addresses; an
+//! unknown tag re-reads the node's tags at most once per [`RETAG_EVERY`].
 
 use super::Daemon;
 use node_core::DeviceId;
@@ -37,21 +40,27 @@ const FAST_FOR: Duration = Duration::from_secs(60);
 /// Beacon interval after that.
 const SLOW: Duration = Duration::from_secs(30);
 /// Shortest time between two answering beacons.
-const REPLY_EVERY: Duration = Duration::from_secs(1);
+const REPLY_EVERY: Duration = Duration::from_secs(2);
+/// Longest wait before an answering beacon (the wait is random).
+const REPLY_DELAY: Duration = Duration::from_millis(800);
 /// How long an address from a beacon is dialled after the last beacon.
 const FOUND_FOR: Duration = Duration::from_secs(120);
-/// Addresses kept per found device.
-const MAX_FOUND_ADDRS: usize = 8;
+/// Source addresses kept per found device.
+const MAX_SOURCES: usize = 3;
 /// Shortest time between two readings of the node's tags.
 const RETAG_EVERY: Duration = Duration::from_secs(2);
+
+/// A source address a device's beacon came from, its ports, and when.
+type Source = (IpAddr, Vec<u16>, Instant);
 
 /// LAN discovery's state in the daemon.
 #[derive(Debug, Default)]
 pub(super) struct Lan {
     /// Turned off (`--no-lan`).
     off: AtomicBool,
-    /// Devices found, with their addresses (newest last) and when.
-    found: std::sync::Mutex<HashMap<DeviceId, Vec<(SocketAddr, Instant)>>>,
+    /// Devices found: per source address (newest last), the ports its
+    /// beacon sealed and when.
+    found: std::sync::Mutex<HashMap<DeviceId, Vec<Source>>>,
     /// Beacons received that were not well formed, or named no device we
     /// know (for `status` and the tests).
     ignored: AtomicU64,
@@ -75,11 +84,11 @@ impl Lan {
         };
         found
             .get(device)
-            .map(|addrs| {
-                addrs
+            .map(|sources| {
+                sources
                     .iter()
-                    .filter(|(_, at)| now.duration_since(*at) < FOUND_FOR)
-                    .map(|(a, _)| *a)
+                    .filter(|(_, _, at)| now.duration_since(*at) < FOUND_FOR)
+                    .flat_map(|(ip, ports, _)| ports.iter().map(|p| SocketAddr::new(*ip, *p)))
                     .collect()
             })
             .unwrap_or_default()
@@ -90,7 +99,10 @@ impl Lan {
         let now = Instant::now();
         let found = self.found.lock().map_or(0, |f| {
             f.values()
-                .filter(|a| a.iter().any(|(_, at)| now.duration_since(*at) < FOUND_FOR))
+                .filter(|a| {
+                    a.iter()
+                        .any(|(_, _, at)| now.duration_since(*at) < FOUND_FOR)
+                })
                 .count()
         });
         kith_client::answers::LanStatus {
@@ -101,18 +113,19 @@ impl Lan {
         }
     }
 
-    fn note(&self, device: DeviceId, addrs: Vec<SocketAddr>) {
+    fn note(&self, device: DeviceId, source: IpAddr, ports: Vec<u16>) {
         let now = Instant::now();
         let Ok(mut found) = self.found.lock() else {
             return;
         };
-        found.retain(|_, a| a.iter().any(|(_, at)| now.duration_since(*at) < FOUND_FOR));
+        found.retain(|_, a| {
+            a.iter()
+                .any(|(_, _, at)| now.duration_since(*at) < FOUND_FOR)
+        });
         let list = found.entry(device).or_default();
-        for addr in addrs {
-            list.retain(|(a, _)| *a != addr);
-            list.push((addr, now));
-        }
-        let excess = list.len().saturating_sub(MAX_FOUND_ADDRS);
+        list.retain(|(ip, _, _)| *ip != source);
+        list.push((source, ports, now));
+        let excess = list.len().saturating_sub(MAX_SOURCES);
         list.drain(..excess);
     }
 }
@@ -167,16 +180,28 @@ fn ports(d: &Daemon) -> Vec<u16> {
     out
 }
 
-fn bind() -> std::io::Result<UdpSocket> {
+/// The receiving socket: bound to the group's address, so that only
+/// datagrams sent to the group arrive.
+fn bind_listener() -> std::io::Result<UdpSocket> {
     use socket2::{Domain, Protocol, Socket, Type};
     let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
     // Several daemons on one machine (profiles, tests) share the port.
     socket.set_reuse_address(true)?;
     socket.set_reuse_port(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&SocketAddr::from((GROUP_V4, PORT)).into())?;
+    UdpSocket::from_std(socket.into())
+}
+
+/// The sending socket: any port, TTL 1 (the local network only), looped
+/// back to other daemons on this machine.
+fn bind_sender() -> std::io::Result<UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
     socket.set_multicast_ttl_v4(1)?;
     socket.set_multicast_loop_v4(true)?;
     socket.set_nonblocking(true)?;
-    socket.bind(&SocketAddr::from((Ipv4Addr::UNSPECIFIED, PORT)).into())?;
+    socket.bind(&SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)).into())?;
     UdpSocket::from_std(socket.into())
 }
 
@@ -186,17 +211,30 @@ struct State {
     tagged_at: Option<Instant>,
     joined: Vec<Ipv4Addr>,
     last_reply: Option<Instant>,
+    /// When the next answering beacon goes out, if one is due.
+    reply_at: Option<Instant>,
+    /// This device's own tag now (its beacons come back on the loop).
+    own: Option<Tag>,
+    /// When each source address was last heard (bounded): only a source
+    /// not heard lately gets an answer, so two devices do not answer each
+    /// other forever.
+    heard_from: HashMap<IpAddr, Instant>,
 }
+
+/// How long a source stays known (longer than [`SLOW`]).
+const HEARD_FOR: Duration = Duration::from_secs(75);
+/// Most sources remembered.
+const MAX_HEARD: usize = 256;
 
 /// Runs LAN discovery until the daemon stops (returns at once if off).
 pub(super) async fn lan_loop(d: Arc<Daemon>) {
     if !d.lan_wanted() {
         return;
     }
-    let socket = match bind() {
-        Ok(s) => s,
-        Err(e) => {
-            warn!(error = %e, "LAN discovery: cannot open its socket; it stays off");
+    let (socket, sender) = match (bind_listener(), bind_sender()) {
+        (Ok(l), Ok(s)) => (l, s),
+        (Err(e), _) | (_, Err(e)) => {
+            warn!(error = %e, "LAN discovery: cannot open its sockets; it stays off");
             return;
         }
     };
@@ -208,19 +246,28 @@ pub(super) async fn lan_loop(d: Arc<Daemon>) {
         tagged_at: None,
         joined: Vec::new(),
         last_reply: None,
+        reply_at: None,
+        own: None,
+        heard_from: HashMap::new(),
     };
     let mut next_round = Instant::now();
     let mut buf = [0u8; 256];
     loop {
+        let reply_at = state.reply_at.unwrap_or(next_round + SLOW);
         tokio::select! {
             _ = tokio::time::sleep_until(next_round.into()) => {
-                round(&d, &socket, &mut state).await;
+                round(&d, &socket, &sender, &mut state).await;
                 let every = if started.elapsed() < FAST_FOR { FAST } else { SLOW };
                 next_round = Instant::now() + every;
             }
+            _ = tokio::time::sleep_until(reply_at.into()), if state.reply_at.is_some() => {
+                state.reply_at = None;
+                state.last_reply = Some(Instant::now());
+                announce(&d, &sender, &local_v4(&d)).await;
+            }
             got = socket.recv_from(&mut buf) => {
                 let Ok((n, from)) = got else { continue };
-                heard(&d, &socket, &mut state, &buf[..n], from).await;
+                heard(&d, &mut state, &buf[..n], from).await;
             }
         }
     }
@@ -228,7 +275,7 @@ pub(super) async fn lan_loop(d: Arc<Daemon>) {
 
 /// One round: the secret and grants, the tags, the groups joined, our
 /// beacon.
-async fn round(d: &Daemon, socket: &UdpSocket, state: &mut State) {
+async fn round(d: &Daemon, socket: &UdpSocket, sender: &UdpSocket, state: &mut State) {
     let now = crate::now_ms();
     {
         let mut node = d.node.lock().await;
@@ -242,6 +289,7 @@ async fn round(d: &Daemon, socket: &UdpSocket, state: &mut State) {
         }
         state.tags = node.lan_tags(now);
         state.tagged_at = Some(Instant::now());
+        state.own = node.lan_tag_now(now);
         let devices: std::collections::HashSet<DeviceId> =
             state.tags.values().map(|o| o.device).collect();
         d.lan.known.store(devices.len() as u64, Ordering::Relaxed);
@@ -256,19 +304,19 @@ async fn round(d: &Daemon, socket: &UdpSocket, state: &mut State) {
             }
         }
     }
-    announce(d, socket, &interfaces).await;
+    announce(d, sender, &interfaces).await;
 }
 
 /// Sends our beacon out of every interface.
 async fn announce(d: &Daemon, socket: &UdpSocket, interfaces: &[Ipv4Addr]) {
-    let tag = d.node.lock().await.lan_tag_now(crate::now_ms());
-    let (Some(tag), ports) = (tag, ports(d)) else {
-        return;
-    };
+    let ports = ports(d);
     if ports.is_empty() {
         return;
     }
-    let beacon = Beacon { tag, ports }.encode();
+    let Some(beacon) = d.node.lock().await.lan_beacon_now(&ports, crate::now_ms()) else {
+        return;
+    };
+    let beacon = beacon.encode();
     let sock = socket2::SockRef::from(socket);
     for ip in interfaces {
         if sock.set_multicast_if_v4(ip).is_err() {
@@ -281,37 +329,55 @@ async fn announce(d: &Daemon, socket: &UdpSocket, interfaces: &[Ipv4Addr]) {
 }
 
 /// A datagram arrived on the group.
-async fn heard(d: &Daemon, socket: &UdpSocket, state: &mut State, bytes: &[u8], from: SocketAddr) {
+async fn heard(d: &Daemon, state: &mut State, bytes: &[u8], from: SocketAddr) {
     let Some(beacon) = Beacon::decode(bytes) else {
         d.lan.ignored.fetch_add(1, Ordering::Relaxed);
         return;
     };
-    let mut owner = state.tags.get(&beacon.tag).copied();
+    if state.own == Some(beacon.tag) {
+        return;
+    }
+    // Answer a source not heard lately, recognised or not, after a random
+    // wait: a newcomer learns of us quickly, and a stranger learns nothing
+    // from the answer.
+    let fresh = state
+        .heard_from
+        .get(&from.ip())
+        .is_none_or(|t| t.elapsed() >= HEARD_FOR);
+    if state.heard_from.len() >= MAX_HEARD {
+        state.heard_from.retain(|_, t| t.elapsed() < HEARD_FOR);
+        if state.heard_from.len() >= MAX_HEARD {
+            state.heard_from.clear();
+        }
+    }
+    state.heard_from.insert(from.ip(), Instant::now());
+    if fresh
+        && state.reply_at.is_none()
+        && state.last_reply.is_none_or(|t| t.elapsed() >= REPLY_EVERY)
+    {
+        let wait = u64::from(u16::from_be_bytes(node_core::crypto::random_bytes::<2>()))
+            % (REPLY_DELAY.as_millis() as u64 + 1);
+        state.reply_at = Some(Instant::now() + Duration::from_millis(wait));
+    }
+    let mut owner = state.tags.get(&beacon.tag).cloned();
     if owner.is_none() && state.tagged_at.is_none_or(|t| t.elapsed() >= RETAG_EVERY) {
         // A contact added or a grant arrived since the last round.
         state.tags = d.node.lock().await.lan_tags(crate::now_ms());
         state.tagged_at = Some(Instant::now());
-        owner = state.tags.get(&beacon.tag).copied();
+        owner = state.tags.get(&beacon.tag).cloned();
     }
     let Some(owner) = owner else {
         // Our own beacon coming back, or a device we do not know.
         d.lan.ignored.fetch_add(1, Ordering::Relaxed);
         return;
     };
-    let addrs: Vec<SocketAddr> = beacon
-        .ports
-        .iter()
-        .map(|p| SocketAddr::new(from.ip(), *p))
-        .collect();
-    if d.connected().contains(&owner.device) {
-        d.lan.note(owner.device, addrs);
+    let ports = owner.ports(&beacon);
+    if ports.is_empty() {
+        d.lan.ignored.fetch_add(1, Ordering::Relaxed);
         return;
     }
-    debug!(device = %owner.device.short(8), %from, "LAN discovery: found a device");
-    d.lan.note(owner.device, addrs);
-    // It may not know where we are either: answer, at most so often.
-    if state.last_reply.is_none_or(|t| t.elapsed() >= REPLY_EVERY) {
-        state.last_reply = Some(Instant::now());
-        announce(d, socket, &local_v4(d)).await;
+    if !d.connected().contains(&owner.device) {
+        debug!(device = %owner.device.short(8), %from, "LAN discovery: found a device");
     }
+    d.lan.note(owner.device, from.ip(), ports);
 }

@@ -40,6 +40,8 @@ impl HashDomain {
     pub const MAILBOX_REQUEST: HashDomain = HashDomain("kith/v1/mailbox-request");
     /// A device's blinded LAN discovery tag (keyed BLAKE2b, `crate::lan`).
     pub const LAN_TAG: HashDomain = HashDomain("kith/v1/lan-tag");
+    /// The keystream sealing a LAN beacon's ports (keyed BLAKE2b).
+    pub const LAN_PORTS: HashDomain = HashDomain("kith/v1/lan-ports");
 
     /// Every hash domain; a new constant must be added here too.
     pub const ALL: &'static [HashDomain] = &[
@@ -52,6 +54,7 @@ impl HashDomain {
         HashDomain::MAILBOX_TOKEN,
         HashDomain::MAILBOX_REQUEST,
         HashDomain::LAN_TAG,
+        HashDomain::LAN_PORTS,
     ];
 
     /// The domain string.

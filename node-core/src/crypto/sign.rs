@@ -124,18 +124,18 @@ impl SigningKey {
         }
     }
 
-    /// Ed25519 over a BEP 44 mutable item's signable bytes (the Mainline
-    /// DHT's format: `[4:salt<len>:<salt>]3:seqi<seq>e1:v<len>:<value>`),
-    /// built here from its parts, so no other message can be signed this
-    /// way. No kith domain (`kith/…`) and no TLS signature input starts as
-    /// these bytes do (`4:salt` or `3:seqi`), so such a signature cannot be
-    /// replayed as one of kith's or of a device link's.
-    pub fn sign_bep44(&self, seq: i64, value: &[u8], salt: Option<&[u8]>) -> Signature {
+    /// Ed25519 over a kith DHT record's BEP 44 signable bytes (the
+    /// Mainline DHT's format, `4:salt<len>:<salt>3:seqi<seq>e1:v<len>:<value>`,
+    /// always with kith's salt [`crate::dht::SALT`]), built here from its
+    /// parts, so no other message can be signed this way: no kith domain
+    /// (`kith/…`), TLS signature input or salt-less record (a pkarr record
+    /// for the same key, which other iroh software would believe) starts as
+    /// these bytes do.
+    pub(crate) fn sign_bep44(&self, seq: i64, value: &[u8]) -> Signature {
+        let salt = crate::dht::SALT;
         let mut signable = Vec::with_capacity(value.len() + 64);
-        if let Some(salt) = salt {
-            signable.extend_from_slice(format!("4:salt{}:", salt.len()).as_bytes());
-            signable.extend_from_slice(salt);
-        }
+        signable.extend_from_slice(format!("4:salt{}:", salt.len()).as_bytes());
+        signable.extend_from_slice(salt);
         signable.extend_from_slice(format!("3:seqi{seq}e1:v{}:", value.len()).as_bytes());
         signable.extend_from_slice(value);
         self.sign_raw(&signable)

@@ -3,13 +3,14 @@
 //!
 //! - **Secret** (self log, setting `lan`): 32 random bytes, made by the
 //!   first own device that needs it, so every own device tags (and
-//!   recognises) alike. Made anew when a contact is removed or marked
-//!   compromised ([`Node::rotate_lan_secret`]), so a former contact stops
-//!   recognising this account's devices from the next grant round on.
+//!   recognises) alike. Made anew when a contact is marked compromised or
+//!   blocked ([`Node::rotate_lan_secret`]), so it stops recognising this
+//!   account's devices from the next beacon on (own devices follow once
+//!   the self log reaches them).
 //! - **Grants** (1:1 conversation, kind [`conversation_kind::LAN_GRANT`],
 //!   not shown): the secret, for the contact's devices to recognise ours.
 //!   An empty body withdraws. The newest (by depth, author, id) counts.
-//!   Compromised contacts get a withdrawal.
+//!   Compromised and blocked contacts get a withdrawal.
 //!
 //! - **DHT lookup** (self log, setting `lookup.dht`: `on`, else off): whether
 //!   own devices publish their addresses in the Mainline DHT and look
@@ -24,7 +25,7 @@ use super::contacts::RegisterKey;
 use super::messages::conversation_kind;
 use super::{Node, NodeError};
 use crate::id::{AccountId, DeviceId, LogId};
-use crate::lan::{Tag, epoch, tag};
+use crate::lan::{Beacon, Tag, epoch, tag};
 use crate::log::Event;
 
 /// The self-log setting holding the account's LAN secret.
@@ -49,13 +50,31 @@ pub struct DhtRecord {
 /// LAN grants by (contact, whether written by this account).
 pub(super) type LanGrants = BTreeMap<(AccountId, bool), (RegisterKey, Vec<u8>)>;
 
-/// Who a tag belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Who a tag belongs to, and the secret that opens its beacon's ports.
+#[derive(Clone)]
 pub struct TagOwner {
     /// The device.
     pub device: DeviceId,
     /// Its account.
     pub account: AccountId,
+    /// Its account's LAN secret.
+    secret: zeroize::Zeroizing<[u8; 32]>,
+}
+
+impl std::fmt::Debug for TagOwner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TagOwner")
+            .field("device", &self.device)
+            .field("account", &self.account)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TagOwner {
+    /// The ports `beacon` (whose tag is this owner's) names.
+    pub fn ports(&self, beacon: &crate::lan::Beacon) -> Vec<u16> {
+        beacon.ports(&self.secret)
+    }
 }
 
 impl Node {
@@ -89,7 +108,12 @@ impl Node {
             .iter()
             .filter(|(c, info)| {
                 let wanted: Vec<u8> = match &secret {
-                    Some(s) if info.trust != super::trust::Trust::Compromised => s.to_vec(),
+                    Some(s)
+                        if info.trust != super::trust::Trust::Compromised
+                            && !self.is_blocked(**c) =>
+                    {
+                        s.to_vec()
+                    }
                     _ => Vec::new(),
                 };
                 let ours = self.lan_grants.get(&(**c, true)).map(|(_, b)| b.as_slice());
@@ -109,7 +133,8 @@ impl Node {
         let compromised = self
             .contacts
             .get(&contact)
-            .is_some_and(|c| c.trust == super::trust::Trust::Compromised);
+            .is_some_and(|c| c.trust == super::trust::Trust::Compromised)
+            || self.is_blocked(contact);
         let body = match self.lan_secret() {
             Some(s) if !compromised => s.to_vec(),
             _ => Vec::new(),
@@ -158,12 +183,17 @@ impl Node {
     /// This device's DHT record naming `addrs`, signed now; `None` with no
     /// address to name.
     pub fn dht_record(&self, addrs: &[std::net::SocketAddr], now_ms: i64) -> Option<DhtRecord> {
-        let value = crate::dht::encode_record(addrs)?;
+        self.sign_dht_value(crate::dht::encode_record(addrs)?, now_ms)
+    }
+
+    /// This device's empty DHT record (lookup turned off), signed now.
+    pub fn dht_withdrawal(&self, now_ms: i64) -> Option<DhtRecord> {
+        self.sign_dht_value(crate::dht::encode_withdrawal(), now_ms)
+    }
+
+    fn sign_dht_value(&self, value: Vec<u8>, now_ms: i64) -> Option<DhtRecord> {
         let seq = now_ms / 1000;
-        let signature = self
-            .key
-            .sign_bep44(seq, &value, Some(crate::dht::SALT))
-            .to_bytes();
+        let signature = self.key.sign_bep44(seq, &value).to_bytes();
         Some(DhtRecord {
             key: *self.device().as_bytes(),
             signature,
@@ -178,6 +208,14 @@ impl Node {
         Some(tag(&secret, epoch(now_ms), &self.device()))
     }
 
+    /// This device's beacon now, naming `ports`, if the account has a
+    /// secret.
+    pub fn lan_beacon_now(&self, ports: &[u16], now_ms: i64) -> Option<Beacon> {
+        let secret = self.lan_secret()?;
+        let tag = tag(&secret, epoch(now_ms), &self.device());
+        Some(Beacon::new(&secret, tag, ports))
+    }
+
     /// The tags to recognise now: every other active own device under the
     /// account's secret, and every active device of each contact (not
     /// blocked, not compromised) that granted one, for this epoch and the
@@ -190,7 +228,12 @@ impl Node {
         let mut add = |secret: &[u8; 32], account: AccountId, devices: Vec<DeviceId>| {
             for device in devices.into_iter().filter(|d| *d != me) {
                 for ep in epochs {
-                    out.insert(tag(secret, ep, &device), TagOwner { device, account });
+                    let owner = TagOwner {
+                        device,
+                        account,
+                        secret: zeroize::Zeroizing::new(*secret),
+                    };
+                    out.insert(tag(secret, ep, &device), owner);
                 }
             }
         };

@@ -351,6 +351,14 @@ impl Node {
                 let body = encode_refusal(account, answer == Answer::Block);
                 self.append(LogId::self_log(self.account), self_kind::REFUSE, body, now)
                     .await?;
+                // A blocked account that had our LAN secret must stop
+                // recognising our devices: a new one, never granted to it.
+                if answer == Answer::Block
+                    && self.lan_grants.contains_key(&(account, true))
+                    && self.lan_secret().is_some()
+                {
+                    self.rotate_lan_secret(now).await?;
+                }
             }
         }
         self.store.remove_request(account).await?;
