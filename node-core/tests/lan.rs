@@ -7,22 +7,12 @@
 
 mod common;
 
-use common::{NOW, deliver, events_of, new_node, rt};
+use common::{NOW, befriend_synced as befriend, deliver, events_of, new_node, rt};
 use node_core::LogId;
 use node_core::lan::{epoch, tag};
 use node_core::node::Node;
 use node_core::node::messages::conversation_kind;
 use node_core::node::trust::Trust;
-
-async fn befriend(a: &mut Node, b: &mut Node) {
-    let (ca, cb) = (a.card(vec![], NOW).unwrap(), b.card(vec![], NOW).unwrap());
-    a.add_contact(&cb, None, NOW).await.unwrap();
-    b.add_contact(&ca, None, NOW).await.unwrap();
-    // Each follows the other's account log, as a sync would.
-    let (la, lb) = (LogId::account(a.account()), LogId::account(b.account()));
-    deliver(b, la, events_of(a, la).await, 1).await;
-    deliver(a, lb, events_of(b, lb).await, 2).await;
-}
 
 /// Gives `to` every event of the conversation `from` holds.
 async fn sync_conversation(from: &Node, to: &mut Node) {

@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{NOW, deliver, events_of, join, new_node, rt};
+use common::{NOW, befriend_synced as befriend, deliver, events_of, join, new_node, rt};
 use node_core::LogId;
 use node_core::crypto::{BoxSecretKey, SigningKey};
 use node_core::mailbox::{
@@ -18,16 +18,6 @@ use node_core::node::Node;
 use node_core::node::mailbox::PREKEY_KEEP_MS;
 
 const DAY: i64 = 24 * 3600 * 1000;
-
-async fn befriend(a: &mut Node, b: &mut Node) {
-    let (ca, cb) = (a.card(vec![], NOW).unwrap(), b.card(vec![], NOW).unwrap());
-    a.add_contact(&cb, None, NOW).await.unwrap();
-    b.add_contact(&ca, None, NOW).await.unwrap();
-    // Each needs the other's account log to accept its conversation events.
-    let (la, lb) = (LogId::account(a.account()), LogId::account(b.account()));
-    deliver(b, la, events_of(a, la).await, 1).await;
-    deliver(a, lb, events_of(b, lb).await, 2).await;
-}
 
 #[test]
 fn a_captured_deposit_stops_opening_once_its_prekey_is_deleted() {

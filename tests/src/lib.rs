@@ -486,6 +486,20 @@ impl Profile {
         }
     }
 
+    /// The texts of `log TARGET --json` (none if it fails).
+    pub fn texts(&self, target: &str) -> Vec<String> {
+        self.try_log_json(target)
+            .map(|log| log.into_iter().map(|m| m.text).collect())
+            .unwrap_or_default()
+    }
+
+    /// Whether this profile's daemon has a link to `device` now.
+    pub fn linked_to(&self, device: &str) -> bool {
+        self.status_json()["peers"]
+            .as_array()
+            .is_some_and(|peers| peers.iter().any(|d| d.as_str() == Some(device)))
+    }
+
     /// `kith status --json`, parsed; panics on failure.
     pub fn status_json(&self) -> serde_json::Value {
         let out = self.kith(["status", "--json"]);

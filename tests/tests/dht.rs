@@ -16,12 +16,6 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn linked(p: &Profile, other: &str) -> bool {
-    p.status_json()["peers"]
-        .as_array()
-        .is_some_and(|peers| peers.iter().any(|d| d.as_str() == Some(other)))
-}
-
 #[test]
 fn both_devices_move_and_find_each_other_through_the_dht() {
     let testnet = mainline::Testnet::builder(10)
@@ -45,7 +39,7 @@ fn both_devices_move_and_find_each_other_through_the_dht() {
     let ids2 = a2.join(&a1, "Alice phone");
     let d2 = a2.spawn_daemon_on_with(&format!("127.0.0.1:{}", free_port()), &extra);
     assert!(
-        wait_until(WAIT, || linked(&a1, &ids2.device)),
+        wait_until(WAIT, || a1.linked_to(&ids2.device)),
         "the two devices never linked\n{}\n{}",
         d1.log(),
         d2.log()
@@ -73,7 +67,7 @@ fn both_devices_move_and_find_each_other_through_the_dht() {
     let d1 = a1.spawn_daemon_on_with(&format!("127.0.0.1:{}", free_port()), &extra);
     let d2 = a2.spawn_daemon_on_with(&format!("127.0.0.1:{}", free_port()), &extra);
     let met = wait_until(WAIT, || {
-        linked(&a1, &ids2.device) && linked(&a2, &ids1.device)
+        a1.linked_to(&ids2.device) && a2.linked_to(&ids1.device)
     });
     eprintln!(
         "DHT: both devices moved; linked again through the testnet after {:.2} s \

@@ -129,16 +129,24 @@ impl Drop for Lan {
     }
 }
 
-fn texts(p: &Profile, target: &str) -> Vec<String> {
-    p.try_log_json(target)
-        .map(|log| log.into_iter().map(|m| m.text).collect())
-        .unwrap_or_default()
-}
-
-fn linked(p: &Profile, other_device: &str) -> bool {
-    p.status_json()["peers"]
-        .as_array()
-        .is_some_and(|peers| peers.iter().any(|d| d.as_str() == Some(other_device)))
+/// The network (`variant` keeps two tests' namespaces apart) and the
+/// profiles of Alice and Bob; `None` (skipped) without root, `ip`, `nft`
+/// and `python3`, except in CI.
+fn scene(variant: &str) -> Option<(Lan, Profile, Profile)> {
+    if !root_with(&["ip", "nft", "python3"]) {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must run the LAN test (root, ip, nft, python3)"
+        );
+        eprintln!("skipped: needs root, ip, nft and python3");
+        return None;
+    }
+    let net = Lan::new(variant);
+    let a = Profile::new();
+    a.init("Alice");
+    let b = Profile::new();
+    b.init("Bob");
+    Some((net, a, b))
 }
 
 /// The byte strings that would give a device or account away: raw, and
@@ -161,19 +169,9 @@ fn needles(status: &serde_json::Value) -> Vec<(String, Vec<u8>)> {
 
 #[test]
 fn devices_on_one_network_find_each_other_without_hints_and_stay_anonymous() {
-    if !root_with(&["ip", "nft", "python3"]) {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must run the LAN test (root, ip, nft, python3)"
-        );
-        eprintln!("skipped: needs root, ip, nft and python3");
+    let Some((net, a, b)) = scene("") else {
         return;
-    }
-    let net = Lan::new("");
-    let a = Profile::new();
-    a.init("Alice");
-    let b = Profile::new();
-    b.init("Bob");
+    };
     let mut da = daemon_in_netns(&a, &net.ns("klana"), "10.77.0.2:0", &[]);
     let mut db = daemon_in_netns(&b, &net.ns("klanb"), "10.77.0.3:0", &[]);
     let (bob, alice) = pair(&a, &b);
@@ -185,7 +183,8 @@ fn devices_on_one_network_find_each_other_without_hints_and_stay_anonymous() {
     assert_eq!(sa["lan"]["on"], true, "{sa}");
     a.send(&bob, "before the move");
     assert!(
-        wait_until(WAIT, || texts(&b, &alice)
+        wait_until(WAIT, || b
+            .texts(&alice)
             .contains(&"before the move".to_owned())),
         "no first exchange\nA:{}\nB:{}",
         da.log(),
@@ -216,7 +215,7 @@ fn devices_on_one_network_find_each_other_without_hints_and_stay_anonymous() {
     let start = Instant::now();
     let da2 = daemon_in_netns(&a, &net.ns("klana"), "10.77.0.12:0", &[]);
     let db2 = daemon_in_netns(&b, &net.ns("klanb"), "10.77.0.13:0", &[]);
-    let met = wait_until(WAIT, || linked(&a, &dev_b) && linked(&b, &dev_a));
+    let met = wait_until(WAIT, || a.linked_to(&dev_b) && b.linked_to(&dev_a));
     let took = start.elapsed();
     eprintln!(
         "LAN: both daemons started on new addresses; linked with no working hint after {:.2} s",
@@ -231,8 +230,9 @@ fn devices_on_one_network_find_each_other_without_hints_and_stay_anonymous() {
     a.send(&bob, "after the move, from A");
     b.send(&alice, "after the move, from B");
     let both = wait_until(WAIT, || {
-        texts(&b, &alice).contains(&"after the move, from A".to_owned())
-            && texts(&a, &bob).contains(&"after the move, from B".to_owned())
+        b.texts(&alice)
+            .contains(&"after the move, from A".to_owned())
+            && a.texts(&bob).contains(&"after the move, from B".to_owned())
     });
     assert!(both, "no exchange after the move");
 
@@ -263,8 +263,7 @@ fn devices_on_one_network_find_each_other_without_hints_and_stay_anonymous() {
     assert!(counted, "stranger's datagrams not counted as ignored");
     a.send(&bob, "still fine");
     assert!(
-        wait_until(WAIT, || texts(&b, &alice)
-            .contains(&"still fine".to_owned())),
+        wait_until(WAIT, || b.texts(&alice).contains(&"still fine".to_owned())),
         "the link broke after the stranger's beacons"
     );
 
@@ -293,19 +292,9 @@ fn devices_on_one_network_find_each_other_without_hints_and_stay_anonymous() {
 
 #[test]
 fn on_both_families_a_direct_link_prefers_ipv6() {
-    if !root_with(&["ip", "nft", "python3"]) {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must run the LAN test (root, ip, nft, python3)"
-        );
-        eprintln!("skipped: needs root, ip, nft and python3");
+    let Some((net, a, b)) = scene("6") else {
         return;
-    }
-    let net = Lan::new("6");
-    let a = Profile::new();
-    a.init("Alice");
-    let b = Profile::new();
-    b.init("Bob");
+    };
     let env = [("KITH_LOG", "info,iroh=debug")];
     let da = daemon_in_netns(&a, &net.ns("klana"), "10.77.0.2:0,[fd77::2]:0", &env);
     let db = daemon_in_netns(&b, &net.ns("klanb"), "10.77.0.3:0,[fd77::3]:0", &env);
@@ -316,7 +305,8 @@ fn on_both_families_a_direct_link_prefers_ipv6() {
         .to_owned();
     a.send(&bob, "over which family?");
     assert!(
-        wait_until(WAIT, || texts(&b, &alice)
+        wait_until(WAIT, || b
+            .texts(&alice)
             .contains(&"over which family?".to_owned())),
         "no exchange\nA:{}\nB:{}",
         da.log(),

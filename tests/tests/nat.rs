@@ -135,12 +135,6 @@ impl Drop for Topology {
     }
 }
 
-fn texts(p: &Profile, target: &str) -> Vec<String> {
-    p.try_log_json(target)
-        .map(|log| log.into_iter().map(|m| m.text).collect())
-        .unwrap_or_default()
-}
-
 const TOKEN: &str = "nat-test-token-1";
 
 /// The relay's server, a device behind each NAT with the relay in use and
@@ -272,10 +266,10 @@ fn stream_until(s: &Scene, mut done: impl FnMut(f64) -> bool) -> usize {
     let expect_b: Vec<String> = (0..n).map(|i| format!("a{i}")).collect();
     let expect_a: Vec<String> = (0..n).map(|i| format!("b{i}")).collect();
     let all = wait_until(WAIT, || {
-        let (at_b, at_a) = (texts(&s.b, &s.alice), texts(&s.a, &s.bob));
+        let (at_b, at_a) = (s.b.texts(&s.alice), s.a.texts(&s.bob));
         expect_b.iter().all(|m| at_b.contains(m)) && expect_a.iter().all(|m| at_a.contains(m))
     });
-    let (at_b, at_a) = (texts(&s.b, &s.alice), texts(&s.a, &s.bob));
+    let (at_b, at_a) = (s.b.texts(&s.alice), s.a.texts(&s.bob));
     let lost_ab = expect_b.iter().filter(|m| !at_b.contains(m)).count();
     let lost_ba = expect_a.iter().filter(|m| !at_a.contains(m)).count();
     eprintln!("messages: A→B sent {n}, lost {lost_ab}; B→A sent {n}, lost {lost_ba}");

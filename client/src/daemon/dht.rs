@@ -206,16 +206,9 @@ async fn publish(d: &Daemon, c: &mut Client) {
     let Some(record) = d.node.lock().await.dht_record(&addrs, seq_ms) else {
         return;
     };
-    let item = mainline::MutableItem::new_signed_unchecked(
-        record.key,
-        record.signature,
-        &record.value,
-        record.seq,
-        Some(node_core::dht::SALT),
-    );
     // Set before the put: a failure waits for the next change or round.
     c.published = Some((addrs, Instant::now()));
-    match c.dht.put_mutable(item, None).await {
+    match put(c, record).await {
         Ok(_) => {
             d.dht
                 .published
@@ -247,6 +240,16 @@ async fn withdraw(d: &Daemon, c: &mut Client) {
     let Some(record) = d.node.lock().await.dht_withdrawal(seq_ms) else {
         return;
     };
+    if let Err(e) = put(c, record).await {
+        debug!(error = %e, "DHT lookup: withdrawing the record failed");
+    }
+}
+
+/// Puts a signed record under this device's key and kith's salt.
+async fn put(
+    c: &Client,
+    record: node_core::node::lan::DhtRecord,
+) -> Result<mainline::PutOutcome, mainline::errors::PutMutableError> {
     let item = mainline::MutableItem::new_signed_unchecked(
         record.key,
         record.signature,
@@ -254,9 +257,7 @@ async fn withdraw(d: &Daemon, c: &mut Client) {
         record.seq,
         Some(node_core::dht::SALT),
     );
-    if let Err(e) = c.dht.put_mutable(item, None).await {
-        debug!(error = %e, "DHT lookup: withdrawing the record failed");
-    }
+    c.dht.put_mutable(item, None).await
 }
 
 /// Whether an address is worth telling the whole DHT: not loopback,

@@ -19,9 +19,8 @@
 //!
 //! Not here: beacons and tags (`crate::lan`), the sockets (the daemon).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
-use super::contacts::RegisterKey;
 use super::messages::conversation_kind;
 use super::{Node, NodeError};
 use crate::id::{AccountId, DeviceId, LogId};
@@ -48,7 +47,7 @@ pub struct DhtRecord {
 }
 
 /// LAN grants by (contact, whether written by this account).
-pub(super) type LanGrants = BTreeMap<(AccountId, bool), (RegisterKey, Vec<u8>)>;
+pub(super) type LanGrants = super::mailbox::Grants;
 
 /// Who a tag belongs to, and the secret that opens its beacon's ports.
 #[derive(Clone)]
@@ -147,25 +146,10 @@ impl Node {
 
     /// Records a stored LAN grant of the conversation `log`.
     pub(super) fn apply_lan_grant_entry(&mut self, log: LogId, event: &Event) {
-        let Some(contact) = self.contact_of_conversation(log) else {
-            return;
-        };
-        let Some(body) = event.body() else { return };
-        if !(body.is_empty() || body.len() == 32) {
-            return;
-        }
-        let h = event.header();
-        let ours = match self.account_of_device(&h.author) {
-            Some(a) if a == self.account => true,
-            Some(a) if a == contact => false,
-            _ => return,
-        };
-        let by = (h.depth, h.author, event.id());
-        match self.lan_grants.get(&(contact, ours)) {
-            Some((old, _)) if *old >= by => {}
-            _ => {
-                self.lan_grants.insert((contact, ours), (by, body.to_vec()));
-            }
+        if let Some((side, by, body)) = self.grant_origin(log, event)
+            && (body.is_empty() || body.len() == 32)
+        {
+            super::mailbox::keep_newest(&mut self.lan_grants, side, by, body);
         }
     }
 

@@ -108,6 +108,21 @@ struct Prekey {
     secret: BoxSecretKey,
 }
 
+/// Keeps `body` as the grant of `side` if it is newer than the one kept.
+pub(super) fn keep_newest(
+    grants: &mut Grants,
+    side: (AccountId, bool),
+    by: RegisterKey,
+    body: &[u8],
+) {
+    match grants.get(&side) {
+        Some((old, _)) if *old >= by => {}
+        _ => {
+            grants.insert(side, (by, body.to_vec()));
+        }
+    }
+}
+
 fn encode_grant(url: &str, mailbox: &MailboxId, token: &DeliveryToken) -> Vec<u8> {
     let mut w = Writer::new();
     w.str(url).fixed(mailbox.as_bytes()).fixed(token.as_bytes());
@@ -259,23 +274,28 @@ impl Node {
 
     /// Records a stored grant event of the conversation `log`.
     pub(super) fn apply_grant_entry(&mut self, log: LogId, event: &Event) {
-        let Some(contact) = self.contact_of_conversation(log) else {
-            return;
-        };
-        let Some(body) = event.body() else { return };
+        if let Some((side, by, body)) = self.grant_origin(log, event) {
+            keep_newest(&mut self.grants, side, by, body);
+        }
+    }
+
+    /// Whose a grant event of the conversation `log` is (the contact, and
+    /// whether this account wrote it), its register key and its body; `None`
+    /// unless a device of either side wrote it and it has a body.
+    pub(super) fn grant_origin<'e>(
+        &self,
+        log: LogId,
+        event: &'e Event,
+    ) -> Option<((AccountId, bool), RegisterKey, &'e [u8])> {
+        let contact = self.contact_of_conversation(log)?;
+        let body = event.body()?;
         let h = event.header();
         let ours = match self.account_of_device(&h.author) {
             Some(a) if a == self.account => true,
             Some(a) if a == contact => false,
-            _ => return,
+            _ => return None,
         };
-        let by = (h.depth, h.author, event.id());
-        match self.grants.get(&(contact, ours)) {
-            Some((old, _)) if *old >= by => {}
-            _ => {
-                self.grants.insert((contact, ours), (by, body.to_vec()));
-            }
-        }
+        Some(((contact, ours), (h.depth, h.author, event.id()), body))
     }
 
     async fn load_prekeys(&self) -> Result<Vec<Prekey>, NodeError> {

@@ -210,6 +210,18 @@ mod node_helpers {
         dev
     }
 
+    /// Adds each node as the other's contact, and gives each the other's
+    /// account log (it must hold it to accept their conversation events).
+    #[allow(dead_code)]
+    pub async fn befriend_synced(a: &mut Node, b: &mut Node) {
+        let (ca, cb) = (a.card(vec![], NOW).unwrap(), b.card(vec![], NOW).unwrap());
+        a.add_contact(&cb, None, NOW).await.unwrap();
+        b.add_contact(&ca, None, NOW).await.unwrap();
+        let (la, lb) = (LogId::account(a.account()), LogId::account(b.account()));
+        deliver(b, la, events_of(a, la).await, 1).await;
+        deliver(a, lb, events_of(b, lb).await, 2).await;
+    }
+
     /// Every stored event of `log` at `node`, in wire form.
     pub async fn events_of(node: &Node, log: LogId) -> Vec<Vec<u8>> {
         let ids: Vec<_> = node.log(&log).unwrap().ids().copied().collect();
