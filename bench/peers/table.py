@@ -27,10 +27,17 @@ rows = [
      grab(r"xmpp: one-way: ([\d.]+)"), grab(r"tox: one-way: ([\d.]+)")),
     ("one-way, 500 per transaction (messages/s)", True,
      grab(r"one-way, 500 sends per transaction: ([\d.]+) messages/s"), None, None),
-    ("history (s)", False,
-     grab(r"history: \d+ messages in ([\d.]+) s"),
-     grab(r"xmpp: history: \d+ messages in ([\d.]+) s"), None),
+    ("history fetched (messages/s)", True, None, None, None),
 ]
+
+
+def rate(pattern):
+    m = re.search(pattern, text)
+    return int(m.group(1)) / float(m.group(2)) if m and float(m.group(2)) > 0 else None
+
+
+rows[-1] = rows[-1][:2] + (rate(r"(?m)^history: (\d+) messages in ([\d.]+) s"),
+                           rate(r"xmpp: history: (\d+) messages in ([\d.]+) s"), None)
 n_kith = re.search(r"history: (\d+) messages in", text)
 n_xmpp = re.search(r"xmpp: history: (\d+) messages", text)
 
