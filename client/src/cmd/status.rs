@@ -52,8 +52,10 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
             "NO"
         }
     );
+    // A warning may quote a server (a relay's refusal): cleaned like
+    // peer text.
     for w in s.warnings {
-        println!("warning: {w}");
+        println!("warning: {}", crate::display::terminal_safe(&w));
     }
     Ok(())
 }
