@@ -29,6 +29,7 @@ use anyhow::{Context as _, bail};
 use iroh_relay::server::{Access, AccessControl, ClientRequest};
 use node_core::crypto::ct_eq;
 use node_core::id::DeviceId;
+use node_core::relay_tls::token_ok;
 
 /// Most tokens or device ids a list file may hold.
 const MAX_LIST: usize = 100_000;
@@ -162,6 +163,45 @@ fn read_devices(path: &Path) -> anyhow::Result<HashSet<[u8; 32]>> {
     Ok(out)
 }
 
+/// One list file's turn in [`Gate::reload`]: its new entries if it
+/// changed (`stamp` is what it looked like when last read). A file with a
+/// bad entry gives what `salvage` keeps of its lines (the entries both
+/// listed before and still listed); a file that is gone, nothing; one that
+/// cannot be read, no change.
+fn reload_list<T: Default>(
+    path: &Path,
+    stamp_slot: &mut Option<Stamp>,
+    what: &str,
+    read: impl Fn(&Path) -> anyhow::Result<T>,
+    salvage: impl FnOnce(Vec<String>) -> T,
+) -> Option<T> {
+    match stamp(path) {
+        Ok(now) if *stamp_slot == Some(now) => None,
+        Ok(now) => {
+            *stamp_slot = Some(now);
+            match read(path) {
+                Ok(entries) => Some(entries),
+                Err(e) => {
+                    tracing::warn!(
+                        "relay: {e:#}; only {what}s both listed before and still listed are admitted"
+                    );
+                    Some(salvage(read_list(path).unwrap_or_default()))
+                }
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if stamp_slot.take().is_some() {
+                tracing::warn!("relay: {} is gone: no {what} is listed now", path.display());
+            }
+            Some(T::default())
+        }
+        Err(e) => {
+            tracing::warn!("relay: reading {}: {e}", path.display());
+            None
+        }
+    }
+}
+
 impl Gate {
     /// The gate the settings describe; list files must be readable, tokens
     /// well formed (8-128 of `A-Za-z0-9-_.`) and device ids device ids.
@@ -195,75 +235,24 @@ impl Gate {
             return;
         };
         let current = self.lists.read().map(|l| l.clone()).unwrap_or_default();
-        let mut tokens = None;
-        let mut devices = None;
-        if let Some(path) = &self.tokens {
-            match stamp(path) {
-                Ok(now) if stamps[0] == Some(now) => {}
-                Ok(now) => match read_tokens(path) {
-                    Ok(t) => {
-                        stamps[0] = Some(now);
-                        tokens = Some(t);
-                    }
-                    Err(e) => {
-                        // Removals still count: keep only old tokens the
-                        // file still names.
-                        let still: Vec<String> = read_list(path)
-                            .unwrap_or_default()
-                            .into_iter()
-                            .filter(|t| current.tokens.contains(t))
-                            .collect();
-                        tracing::warn!(
-                            "relay: {e:#}; only tokens both listed before and still listed admit"
-                        );
-                        stamps[0] = Some(now);
-                        tokens = Some(still);
-                    }
-                },
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    if stamps[0].take().is_some() {
-                        tracing::warn!("relay: {} is gone: no token admits now", path.display());
-                    }
-                    tokens = Some(Vec::new());
-                }
-                Err(e) => tracing::warn!("relay: reading {}: {e}", path.display()),
-            }
-        }
-        if let Some(path) = &self.devices {
-            match stamp(path) {
-                Ok(now) if stamps[1] == Some(now) => {}
-                Ok(now) => match read_devices(path) {
-                    Ok(d) => {
-                        stamps[1] = Some(now);
-                        devices = Some(d);
-                    }
-                    Err(e) => {
-                        let still: HashSet<[u8; 32]> = read_list(path)
-                            .unwrap_or_default()
-                            .iter()
-                            .filter_map(|l| l.parse::<DeviceId>().ok())
-                            .map(|d| *d.as_bytes())
-                            .filter(|d| current.devices.contains(d))
-                            .collect();
-                        tracing::warn!(
-                            "relay: {e:#}; only devices both listed before and still listed are admitted"
-                        );
-                        stamps[1] = Some(now);
-                        devices = Some(still);
-                    }
-                },
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    if stamps[1].take().is_some() {
-                        tracing::warn!(
-                            "relay: {} is gone: no device is listed now",
-                            path.display()
-                        );
-                    }
-                    devices = Some(HashSet::new());
-                }
-                Err(e) => tracing::warn!("relay: reading {}: {e}", path.display()),
-            }
-        }
+        let tokens = self.tokens.as_deref().and_then(|path| {
+            reload_list(path, &mut stamps[0], "token", read_tokens, |lines| {
+                lines
+                    .into_iter()
+                    .filter(|t| current.tokens.contains(t))
+                    .collect()
+            })
+        });
+        let devices = self.devices.as_deref().and_then(|path| {
+            reload_list(path, &mut stamps[1], "device", read_devices, |lines| {
+                lines
+                    .iter()
+                    .filter_map(|l| l.parse::<DeviceId>().ok())
+                    .map(|d| *d.as_bytes())
+                    .filter(|d| current.devices.contains(d))
+                    .collect()
+            })
+        });
         if tokens.is_none() && devices.is_none() {
             return;
         }
@@ -297,13 +286,6 @@ impl Gate {
         }
         lists.devices.contains(device)
     }
-}
-
-fn token_ok(token: &str) -> bool {
-    (8..=128).contains(&token.len())
-        && token
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
 }
 
 impl AccessControl for Gate {

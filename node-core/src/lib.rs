@@ -28,7 +28,6 @@ pub mod wire;
 pub mod files;
 #[cfg(feature = "node")]
 pub mod node;
-#[cfg(feature = "node")]
 pub mod relay_tls;
 #[cfg(feature = "node")]
 pub mod store;

@@ -20,16 +20,6 @@
 //!
 //! Not here: dialling (`transport`), or the server (`kith-mailboxd`).
 
-use crate::crypto::ct_eq;
-use std::net::IpAddr;
-use std::sync::{Arc, RwLock};
-
-use rustls::client::WebPkiServerVerifier;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::CryptoProvider;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, SignatureScheme};
-
 /// The UDP port of a relay's QUIC address discovery unless its URL names
 /// another (iroh's default).
 pub const DEFAULT_QUIC_PORT: u16 = 7842;
@@ -199,118 +189,142 @@ fn port_ok(port: &str) -> bool {
     port.parse::<u16>().is_ok_and(|p| p != 0)
 }
 
-/// The certificate digests this device trusts for relay hosts: those of
-/// the relays the account set, nothing else. Shared by the endpoint's
-/// verifier and whoever sets relays. Cheap to clone.
-#[derive(Debug, Clone, Default)]
-pub struct Pins(Arc<RwLock<Vec<Pin>>>);
+#[cfg(feature = "node")]
+pub use verify::Pins;
 
-/// A host and the certificate digest trusted for it.
-type Pin = (String, [u8; 32]);
+/// The certificate check (device builds only: the servers read relay
+/// URLs, they do not dial relays).
+#[cfg(feature = "node")]
+mod verify {
+    use super::parse_params;
+    use crate::crypto::ct_eq;
+    use std::net::IpAddr;
+    use std::sync::{Arc, RwLock};
 
-impl Pins {
-    /// Trusts exactly the pins these relay URLs name (the account's own
-    /// relays: pins never come from peers, who could otherwise pin a
-    /// certificate of theirs for any host, our relay's included).
-    pub fn set_from_urls<'a>(&self, urls: impl IntoIterator<Item = &'a str>) {
-        let pins: Vec<Pin> = urls
-            .into_iter()
-            .filter_map(|u| parse_params(u).ok())
-            .filter_map(|p| Some((p.host, p.pin?)))
-            .collect();
-        if let Ok(mut current) = self.0.write() {
-            *current = pins;
+    use rustls::client::WebPkiServerVerifier;
+    use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+    use rustls::crypto::CryptoProvider;
+    use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+    use rustls::{DigitallySignedStruct, SignatureScheme};
+
+    /// The certificate digests this device trusts for relay hosts: those of
+    /// the relays the account set, nothing else. Shared by the endpoint's
+    /// verifier and whoever sets relays. Cheap to clone.
+    #[derive(Debug, Clone, Default)]
+    pub struct Pins(Arc<RwLock<Vec<Pin>>>);
+
+    /// A host and the certificate digest trusted for it.
+    type Pin = (String, [u8; 32]);
+
+    impl Pins {
+        /// Trusts exactly the pins these relay URLs name (the account's own
+        /// relays: pins never come from peers, who could otherwise pin a
+        /// certificate of theirs for any host, our relay's included).
+        pub fn set_from_urls<'a>(&self, urls: impl IntoIterator<Item = &'a str>) {
+            let pins: Vec<Pin> = urls
+                .into_iter()
+                .filter_map(|u| parse_params(u).ok())
+                .filter_map(|p| Some((p.host, p.pin?)))
+                .collect();
+            if let Ok(mut current) = self.0.write() {
+                *current = pins;
+            }
+        }
+
+        pub(super) fn trusts(&self, host: &str, cert: &[u8]) -> bool {
+            let digest = crate::crypto::sha256(cert);
+            self.0.read().is_ok_and(|pins| {
+                pins.iter()
+                    .any(|(h, d)| h.eq_ignore_ascii_case(host) && ct_eq(d, &digest))
+            })
+        }
+
+        /// The certificate verifier for the endpoint's TLS to relays: a pinned
+        /// certificate for its host, else the Mozilla roots.
+        pub fn verifier(
+            &self,
+            provider: Arc<CryptoProvider>,
+        ) -> std::io::Result<Arc<dyn ServerCertVerifier>> {
+            let roots = Arc::new(rustls::RootCertStore {
+                roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+            });
+            let webpki = WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
+                .build()
+                .map_err(std::io::Error::other)?;
+            Ok(Arc::new(PinningVerifier {
+                pins: self.clone(),
+                webpki,
+                provider,
+            }))
         }
     }
 
-    fn trusts(&self, host: &str, cert: &[u8]) -> bool {
-        let digest = crate::crypto::sha256(cert);
-        self.0.read().is_ok_and(|pins| {
-            pins.iter()
-                .any(|(h, d)| h.eq_ignore_ascii_case(host) && ct_eq(d, &digest))
-        })
-    }
-
-    /// The certificate verifier for the endpoint's TLS to relays: a pinned
-    /// certificate for its host, else the Mozilla roots.
-    pub fn verifier(
-        &self,
+    #[derive(Debug)]
+    struct PinningVerifier {
+        pins: Pins,
+        webpki: Arc<WebPkiServerVerifier>,
         provider: Arc<CryptoProvider>,
-    ) -> std::io::Result<Arc<dyn ServerCertVerifier>> {
-        let roots = Arc::new(rustls::RootCertStore {
-            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-        });
-        let webpki = WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
-            .build()
-            .map_err(std::io::Error::other)?;
-        Ok(Arc::new(PinningVerifier {
-            pins: self.clone(),
-            webpki,
-            provider,
-        }))
     }
-}
 
-#[derive(Debug)]
-struct PinningVerifier {
-    pins: Pins,
-    webpki: Arc<WebPkiServerVerifier>,
-    provider: Arc<CryptoProvider>,
-}
-
-impl ServerCertVerifier for PinningVerifier {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp_response: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        let host = match server_name {
-            ServerName::DnsName(name) => name.as_ref().to_ascii_lowercase(),
-            ServerName::IpAddress(ip) => IpAddr::from(*ip).to_string(),
-            _ => String::new(),
-        };
-        if !host.is_empty() && self.pins.trusts(&host, end_entity.as_ref()) {
-            return Ok(ServerCertVerified::assertion());
+    impl ServerCertVerifier for PinningVerifier {
+        fn verify_server_cert(
+            &self,
+            end_entity: &CertificateDer<'_>,
+            intermediates: &[CertificateDer<'_>],
+            server_name: &ServerName<'_>,
+            ocsp_response: &[u8],
+            now: UnixTime,
+        ) -> Result<ServerCertVerified, rustls::Error> {
+            let host = match server_name {
+                ServerName::DnsName(name) => name.as_ref().to_ascii_lowercase(),
+                ServerName::IpAddress(ip) => IpAddr::from(*ip).to_string(),
+                _ => String::new(),
+            };
+            if !host.is_empty() && self.pins.trusts(&host, end_entity.as_ref()) {
+                return Ok(ServerCertVerified::assertion());
+            }
+            self.webpki.verify_server_cert(
+                end_entity,
+                intermediates,
+                server_name,
+                ocsp_response,
+                now,
+            )
         }
-        self.webpki
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
-    }
 
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls12_signature(
+                message,
+                cert,
+                dss,
+                &self.provider.signature_verification_algorithms,
+            )
+        }
 
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls13_signature(
+                message,
+                cert,
+                dss,
+                &self.provider.signature_verification_algorithms,
+            )
+        }
 
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
+        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+            self.provider
+                .signature_verification_algorithms
+                .supported_schemes()
+        }
     }
 }
 
@@ -368,6 +382,7 @@ mod tests {
         );
     }
 
+    #[cfg(feature = "node")]
     #[test]
     fn a_pin_is_trusted_for_its_host_only() {
         let pins = Pins::default();

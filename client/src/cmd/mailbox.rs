@@ -150,14 +150,12 @@ fn with_params(url: &str, token: Option<String>, pin: Option<String>, quic: Opti
     if extra.is_empty() {
         return url.to_owned();
     }
-    let url = url.trim_end_matches('/');
-    let sep = if url.contains('?') { '&' } else { '?' };
-    let base = if url.contains('?') {
-        url.to_owned()
+    let (url, extra) = (url.trim_end_matches('/'), extra.join("&"));
+    if url.contains('?') {
+        format!("{url}&{extra}")
     } else {
-        format!("{url}/")
-    };
-    format!("{base}{sep}{}", extra.join("&"))
+        format!("{url}/?{extra}")
+    }
 }
 
 #[cfg(test)]

@@ -137,11 +137,7 @@ pub(super) async fn dht_loop(d: Arc<Daemon>) {
 
 fn start(d: &Daemon) -> Option<Client> {
     let given = d.dht.bootstrap.lock().ok().and_then(|b| b.clone());
-    let beyond_loopback = d
-        .transport
-        .local_addrs()
-        .iter()
-        .any(|a| !a.ip().is_loopback());
+    let beyond_loopback = d.listens_beyond_loopback();
     let mut builder = mainline::Dht::builder();
     let mut local = false;
     match &given {

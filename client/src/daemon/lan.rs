@@ -139,12 +139,7 @@ impl Daemon {
     /// Whether LAN discovery runs: not turned off, and some listen address
     /// beyond loopback.
     fn lan_wanted(&self) -> bool {
-        !self.lan.off.load(Ordering::Relaxed)
-            && self
-                .transport
-                .local_addrs()
-                .iter()
-                .any(|a| !a.ip().is_loopback())
+        !self.lan.off.load(Ordering::Relaxed) && self.listens_beyond_loopback()
     }
 }
 
@@ -287,12 +282,8 @@ async fn round(d: &Daemon, socket: &UdpSocket, sender: &UdpSocket, state: &mut S
                 debug!(error = %e, "LAN discovery: grant not written");
             }
         }
-        state.tags = node.lan_tags(now);
-        state.tagged_at = Some(Instant::now());
+        retag(d, state, &node, now);
         state.own = node.lan_tag_now(now);
-        let devices: std::collections::HashSet<DeviceId> =
-            state.tags.values().map(|o| o.device).collect();
-        d.lan.known.store(devices.len() as u64, Ordering::Relaxed);
     }
     let sock = socket2::SockRef::from(socket);
     let interfaces = local_v4(d);
@@ -305,6 +296,16 @@ async fn round(d: &Daemon, socket: &UdpSocket, sender: &UdpSocket, state: &mut S
         }
     }
     announce(d, sender, &interfaces).await;
+}
+
+/// Reads the tags to recognise from the node, and how many devices they
+/// name (for `status`).
+fn retag(d: &Daemon, state: &mut State, node: &node_core::node::Node, now: i64) {
+    state.tags = node.lan_tags(now);
+    state.tagged_at = Some(Instant::now());
+    let devices: std::collections::HashSet<DeviceId> =
+        state.tags.values().map(|o| o.device).collect();
+    d.lan.known.store(devices.len() as u64, Ordering::Relaxed);
 }
 
 /// Sends our beacon out of every interface.
@@ -362,12 +363,11 @@ async fn heard(d: &Daemon, state: &mut State, bytes: &[u8], from: SocketAddr) {
     let mut owner = state.tags.get(&beacon.tag).cloned();
     if owner.is_none() && state.tagged_at.is_none_or(|t| t.elapsed() >= RETAG_EVERY) {
         // A contact added or a grant arrived since the last round.
-        state.tags = d.node.lock().await.lan_tags(crate::now_ms());
-        state.tagged_at = Some(Instant::now());
+        retag(d, state, &*d.node.lock().await, crate::now_ms());
         owner = state.tags.get(&beacon.tag).cloned();
     }
     let Some(owner) = owner else {
-        // Our own beacon coming back, or a device we do not know.
+        // A device we do not know.
         d.lan.ignored.fetch_add(1, Ordering::Relaxed);
         return;
     };

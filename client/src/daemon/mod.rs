@@ -444,6 +444,15 @@ impl Daemon {
             .collect()
     }
 
+    /// Whether some listen address is beyond loopback (a daemon on loopback
+    /// only sends nothing beyond it: no LAN beacons, no DHT).
+    fn listens_beyond_loopback(&self) -> bool {
+        self.transport
+            .local_addrs()
+            .iter()
+            .any(|a| !a.ip().is_loopback())
+    }
+
     /// The peer's address on each direct link (`status --json`:
     /// `direct_addrs`).
     fn link_direct_addrs(&self) -> std::collections::BTreeMap<String, String> {

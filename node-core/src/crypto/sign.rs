@@ -131,6 +131,7 @@ impl SigningKey {
     /// (`kith/…`), TLS signature input or salt-less record (a pkarr record
     /// for the same key, which other iroh software would believe) starts as
     /// these bytes do.
+    #[cfg(feature = "node")]
     pub(crate) fn sign_bep44(&self, seq: i64, value: &[u8]) -> Signature {
         let salt = crate::dht::SALT;
         let mut signable = Vec::with_capacity(value.len() + 64);

@@ -222,11 +222,11 @@ impl Node {
             }
         };
         if let Some(secret) = self.lan_secret() {
-            add(
-                &secret,
-                self.account,
-                self.contact_devices_or_own(self.account),
-            );
+            let own: Vec<DeviceId> = self
+                .account_state()
+                .map(|s| s.active_devices().map(|(d, _)| *d).collect())
+                .unwrap_or_default();
+            add(&secret, self.account, own);
         }
         for (account, info) in &self.contacts {
             if info.trust == super::trust::Trust::Compromised || self.is_blocked(*account) {
@@ -242,16 +242,5 @@ impl Node {
             add(&secret, *account, self.contact_devices(account));
         }
         out
-    }
-
-    /// The active devices of `account`: own ones from the account state.
-    fn contact_devices_or_own(&self, account: AccountId) -> Vec<DeviceId> {
-        if account == self.account {
-            return self
-                .account_state()
-                .map(|s| s.active_devices().map(|(d, _)| *d).collect())
-                .unwrap_or_default();
-        }
-        self.contact_devices(&account)
     }
 }
