@@ -120,14 +120,21 @@ impl Packet {
         }
         check_flags(self.kind, self.flags)?;
         let mut out = Vec::with_capacity(HEADER + self.payload.len());
-        out.push(VERSION << 4 | self.kind.code());
-        out.push(self.flags);
-        out.push(self.layer);
-        out.push(0);
-        out.extend_from_slice(&self.seq.to_be_bytes());
-        out.extend_from_slice(&self.ts.to_be_bytes());
+        out.extend_from_slice(&self.header());
         out.extend_from_slice(&self.payload);
         Ok(out)
+    }
+
+    /// The header bytes alone (what a conference's sealed frame
+    /// authenticates beside its payload).
+    pub fn header(&self) -> [u8; HEADER] {
+        let mut h = [0u8; HEADER];
+        h[0] = VERSION << 4 | self.kind.code();
+        h[1] = self.flags;
+        h[2] = self.layer;
+        h[4..8].copy_from_slice(&self.seq.to_be_bytes());
+        h[8..12].copy_from_slice(&self.ts.to_be_bytes());
+        h
     }
 
     /// Reads a datagram (see the module documentation for what is refused).

@@ -24,13 +24,13 @@ use tracing::{debug, warn};
 /// Longest audio read from a file or kept for one (10 minutes).
 pub(super) const MAX_SAMPLES: usize = 600 * 48_000;
 /// The bitrate a call starts at, bits per second.
-const START_BITRATE: i32 = 32_000;
+pub(super) const START_BITRATE: i32 = 32_000;
 /// The loss FEC prepares for until the path says otherwise, percent.
-const START_LOSS: u8 = 10;
+pub(super) const START_LOSS: u8 = 10;
 /// How often each side reports what reached it, and the sender adapts.
 const REPORT_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 /// The call's sound card, once open.
-type Device = Arc<std::sync::OnceLock<Arc<dyn super::sound::SoundDevice>>>;
+pub(super) type Device = Arc<std::sync::OnceLock<Arc<dyn super::sound::SoundDevice>>>;
 
 /// Most datagrams held back by a benchmark's added delay.
 const MAX_HELD: usize = 4096;
@@ -207,12 +207,12 @@ pub(super) struct Heard {
 
 impl Heard {
     /// Samples heard so far.
-    fn len(&self) -> usize {
+    pub(super) fn len(&self) -> usize {
         self.samples.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 
     /// Silence up to `len` samples, if fewer were heard.
-    fn pad_to(&self, len: usize) {
+    pub(super) fn pad_to(&self, len: usize) {
         let mut s = self.samples.lock().unwrap_or_else(|p| p.into_inner());
         let len = len.min(MAX_SAMPLES);
         if s.len() < len {
@@ -220,7 +220,7 @@ impl Heard {
         }
     }
 
-    fn extend(&self, frame: &[i16]) {
+    pub(super) fn extend(&self, frame: &[i16]) {
         let mut s = self.samples.lock().unwrap_or_else(|p| p.into_inner());
         if s.len() + frame.len() <= MAX_SAMPLES {
             s.extend_from_slice(frame);
@@ -252,26 +252,7 @@ pub(super) fn start(
     (card, video_call): (Option<super::sound::SoundCard>, bool),
     silent: Box<dyn FnOnce() + Send>,
 ) -> anyhow::Result<Flow> {
-    // The sound card opens beside the flow (it may take a moment); until
-    // it does, and without one, the call is silent.
-    let device: Device = Default::default();
-    if let Some(card) = card {
-        let (device, counts) = (Arc::clone(&device), Arc::clone(&counts));
-        tokio::spawn(async move {
-            match tokio::task::spawn_blocking(move || super::sound::open(&card)).await {
-                Ok(Ok(Some(d))) => {
-                    *counts
-                        .sound_device
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner()) = Some(d.name().to_owned());
-                    let _ = device.set(d);
-                }
-                Ok(Ok(None)) => debug!("no sound card: the call is silent here"),
-                Ok(Err(e)) => warn!(error = %e, "the sound card could not be opened"),
-                Err(e) => warn!(error = %e, "opening the sound card failed"),
-            }
-        });
-    }
+    let device = open_card(card, &counts);
     let video = Arc::new(VideoFlow::start(
         link,
         &audio.video,
@@ -314,11 +295,35 @@ pub(super) fn start(
     })
 }
 
+/// Opens the sound card beside a flow (it may take a moment); until it
+/// does, and without one, the call is silent.
+pub(super) fn open_card(card: Option<super::sound::SoundCard>, counts: &Arc<Counts>) -> Device {
+    let device: Device = Default::default();
+    if let Some(card) = card {
+        let (device, counts) = (Arc::clone(&device), Arc::clone(counts));
+        tokio::spawn(async move {
+            match tokio::task::spawn_blocking(move || super::sound::open(&card)).await {
+                Ok(Ok(Some(d))) => {
+                    *counts
+                        .sound_device
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner()) = Some(d.name().to_owned());
+                    let _ = device.set(d);
+                }
+                Ok(Ok(None)) => debug!("no sound card: the call is silent here"),
+                Ok(Err(e)) => warn!(error = %e, "the sound card could not be opened"),
+                Err(e) => warn!(error = %e, "opening the sound card failed"),
+            }
+        });
+    }
+    device
+}
+
 /// The thread every call's audio runs on, with a runtime of its own: a
 /// busy node (a slow query, a batch of signatures to check, a task that
 /// blocks one of its workers) never delays a frame. Made on first use;
 /// it lives as long as the process.
-fn media_runtime() -> anyhow::Result<tokio::runtime::Handle> {
+pub(super) fn media_runtime() -> anyhow::Result<tokio::runtime::Handle> {
     static RUNTIME: Mutex<Option<tokio::runtime::Handle>> = Mutex::new(None);
     let mut slot = RUNTIME.lock().unwrap_or_else(|p| p.into_inner());
     if let Some(handle) = slot.as_ref() {
@@ -337,7 +342,7 @@ fn media_runtime() -> anyhow::Result<tokio::runtime::Handle> {
 
 /// Frames a late send tick still sends (100 ms); older ones are skipped
 /// (their sequence numbers go unused, the other side conceals them).
-const MAX_CATCH_UP: u64 = 5;
+pub(super) const MAX_CATCH_UP: u64 = 5;
 
 /// Sends one frame per 20 ms. The source keeps to the call's clock from
 /// `epoch`, as a microphone does: a tick that comes late (this thread was
@@ -462,20 +467,20 @@ fn adapt(link: &Link, encoder: &mut VoiceEncoder, counts: &Counts) {
 
 /// Where the frames sent come from: the `--audio-in` samples from `from`
 /// on, or the microphone, or silence (muted, or nothing to send).
-struct FrameSource {
-    input: Option<Arc<Vec<i16>>>,
-    device: Device,
-    mic: [i16; FRAME_SAMPLES],
-    from: Arc<AtomicU64>,
-    muted: Arc<std::sync::atomic::AtomicBool>,
+pub(super) struct FrameSource {
+    pub(super) input: Option<Arc<Vec<i16>>>,
+    pub(super) device: Device,
+    pub(super) mic: [i16; FRAME_SAMPLES],
+    pub(super) from: Arc<AtomicU64>,
+    pub(super) muted: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// One frame of silence.
-const SILENCE: [i16; FRAME_SAMPLES] = [0; FRAME_SAMPLES];
+pub(super) const SILENCE: [i16; FRAME_SAMPLES] = [0; FRAME_SAMPLES];
 
 impl FrameSource {
     /// The next frame to send.
-    fn next(&mut self) -> &[i16] {
+    pub(super) fn next(&mut self) -> &[i16] {
         let at64 = self.from.fetch_add(FRAME_SAMPLES as u64, Ordering::Relaxed);
         let at = usize::try_from(at64).unwrap_or(usize::MAX);
         // The microphone is read every frame (muted too: what it took
@@ -497,7 +502,7 @@ impl FrameSource {
     }
 
     /// Passes over `n` frames without sending them.
-    fn skip(&mut self, n: u64) {
+    pub(super) fn skip(&mut self, n: u64) {
         for _ in 0..n.min(MAX_SKIP) {
             let _ = self.next();
         }
@@ -509,7 +514,7 @@ impl FrameSource {
 }
 
 /// Whole frames from `epoch` to `now`.
-fn frames_since(epoch: Instant, now: Instant) -> u64 {
+pub(super) fn frames_since(epoch: Instant, now: Instant) -> u64 {
     u64::try_from(now.saturating_duration_since(epoch).as_micros() / FRAME.as_micros())
         .unwrap_or(u64::MAX)
 }
@@ -688,14 +693,14 @@ fn take(
 }
 
 /// Sleeps until `at` (never, without one).
-async fn sleep_until(at: Option<Instant>) {
+pub(super) async fn sleep_until(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at.into()).await,
         None => std::future::pending().await,
     }
 }
 
-fn conceal(decoder: &mut VoiceDecoder, counts: &Counts) -> Vec<i16> {
+pub(super) fn conceal(decoder: &mut VoiceDecoder, counts: &Counts) -> Vec<i16> {
     counts.concealed.fetch_add(1, Ordering::Relaxed);
     decoder.conceal().unwrap_or_else(|_| vec![0; FRAME_SAMPLES])
 }
