@@ -353,7 +353,25 @@ pub struct CallInfo {
     #[serde(default)]
     pub video_keys_asked: u64,
     /// Why it ended, once it did: `hung-up`, `they-hung-up`, `no-answer`,
-    /// `declined`, `busy`, `cancelled`, `answered-elsewhere`, `link-lost`.
+    /// `declined`, `busy`, `cancelled`, `answered-elsewhere`, `link-lost`
+    /// (a room's call: `hung-up`, `call-ended`, `removed`).
     #[serde(default)]
     pub ended: Option<String>,
+    /// A room's call: the room (`target` is the room too).
+    #[serde(default)]
+    pub room: Option<String>,
+    /// A room's call: sender keys this device made (one at the start and
+    /// one each time the participants it is linked with change).
+    #[serde(default)]
+    pub keys_made: u64,
+    /// A room's call: frames refused as replayed.
+    #[serde(default)]
+    pub frames_replayed: u64,
+    /// A room's call: frames under a key not held here (never given, or
+    /// retired by a rotation).
+    #[serde(default)]
+    pub frames_stale_key: u64,
+    /// A room's call: frames that do not open under the key they name.
+    #[serde(default)]
+    pub frames_forged: u64,
 }

@@ -412,6 +412,8 @@ fn room(n: u8, name: &str, unread: usize, membership: &str) -> RoomInfo {
         topic: String::new(),
         unread,
         muted: n == 8,
+        call: None,
+        in_call: 0,
     }
 }
 

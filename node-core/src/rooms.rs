@@ -79,6 +79,9 @@ pub mod kind {
     pub const MESSAGE: u16 = 16;
     /// A file offer.
     pub const FILE: u16 = 17;
+    /// A conference: started, joined, left, ended, a member muted or
+    /// removed (see `crate::call::conf`).
+    pub const CALL: u16 = 18;
 }
 
 /// Who releases an event held as arrived late (see [`RoomLog`]).
@@ -233,6 +236,8 @@ pub enum RoomContent {
     /// What a revocation vouches for here (see `crate::log::cut`); changes
     /// nothing in the room.
     Cut(crate::log::Cut),
+    /// The room's conference (see `crate::call::conf`).
+    Call(crate::call::conf::RoomCall),
 }
 
 impl RoomContent {
@@ -250,6 +255,7 @@ impl RoomContent {
             RoomContent::Message(_) => kind::MESSAGE,
             RoomContent::File(_) => kind::FILE,
             RoomContent::Cut(_) => crate::log::CUT_KIND,
+            RoomContent::Call(_) => kind::CALL,
         }
     }
 
@@ -276,6 +282,7 @@ impl RoomContent {
             RoomContent::Confirm(id) => w.fixed(id.as_bytes()),
             RoomContent::File(offer) => return offer.encode(),
             RoomContent::Cut(cut) => return cut.encode(),
+            RoomContent::Call(call) => return call.encode(),
         };
         w.finish()
     }
@@ -287,6 +294,9 @@ impl RoomContent {
         }
         if kind == crate::log::CUT_KIND {
             return crate::log::Cut::decode(body).map(RoomContent::Cut);
+        }
+        if kind == kind::CALL {
+            return crate::call::conf::RoomCall::decode(body).map(RoomContent::Call);
         }
         let mut r = Reader::new(body);
         let content = match kind {
@@ -358,7 +368,8 @@ impl RoomContent {
             RoomContent::Confirm(_)
             | RoomContent::Message(_)
             | RoomContent::File(_)
-            | RoomContent::Cut(_) => 2,
+            | RoomContent::Cut(_)
+            | RoomContent::Call(_) => 2,
         }
     }
 
@@ -421,6 +432,8 @@ pub struct RoomState {
     pub topic: String,
     /// How late history is released, once an admin set it.
     pub history: Option<History>,
+    /// The conference on in the room, if any.
+    pub call: Option<crate::call::conf::Conference>,
 }
 
 impl RoomState {
@@ -471,6 +484,24 @@ impl RoomState {
             RoomContent::Create { .. } => Err(AuthError::Create("the room exists already")),
             RoomContent::Message(_) | RoomContent::File(_) => {
                 joined.then_some(()).ok_or(AuthError::NotMember)
+            }
+            // Members only (a public room's too: anyone who joined it);
+            // muting and removing take a moderator, over a member below.
+            RoomContent::Call(event) => {
+                use crate::call::conf::{Conference, RoomCall};
+                if !joined {
+                    return Err(AuthError::NotMember);
+                }
+                if let RoomCall::Mute { target, .. } | RoomCall::Remove { target, .. } = event {
+                    need(MODERATOR)?;
+                    if self.power_of(target) >= have {
+                        return Err(AuthError::Target);
+                    }
+                }
+                match Conference::refuse(self.call.as_ref(), sender, event) {
+                    Some(why) => Err(AuthError::Refused(why)),
+                    None => Ok(()),
+                }
             }
             // It changes nothing in the room, and only vouches for events of
             // its author's own account (checked with the account logs):
@@ -589,11 +620,17 @@ impl RoomState {
             RoomContent::Power { users } => self.power = users.clone(),
             RoomContent::Member { target, membership } => {
                 self.members.insert(*target, *membership);
+                if *membership != Membership::Join {
+                    crate::call::conf::Conference::drop_member(&mut self.call, target);
+                }
             }
             RoomContent::JoinRule { public } => self.public = *public,
             RoomContent::Name(name) => self.name = name.clone(),
             RoomContent::Topic(topic) => self.topic = topic.clone(),
             RoomContent::History(h) => self.history = Some(*h),
+            RoomContent::Call(event) => {
+                crate::call::conf::Conference::apply(&mut self.call, sender, event)
+            }
             RoomContent::Confirm(_)
             | RoomContent::Message(_)
             | RoomContent::File(_)

@@ -34,6 +34,9 @@ pub const ALPN_JOIN: &[u8] = b"kith-join/1";
 /// stream, media in datagrams (its own connection, so a sync link's
 /// renewal never cuts a call).
 pub const ALPN_CALL: &[u8] = b"kith/call/1";
+/// The ALPN of a room's conference between two participants: control
+/// frames (sender keys) on the first stream, sealed media in datagrams.
+pub const ALPN_CONF: &[u8] = b"kith/conf/1";
 /// The ALPN of a contact request: one stream, the request, the answer and
 /// the first messages (`requests`), from a device not yet a contact.
 pub const ALPN_REQUEST: &[u8] = b"kith/request/1";
@@ -51,15 +54,18 @@ pub enum Protocol {
     Call,
     /// A contact request ([`ALPN_REQUEST`]).
     Request,
+    /// A room's conference ([`ALPN_CONF`]).
+    Conf,
 }
 
 impl Protocol {
     /// Every protocol this build speaks (what the endpoint accepts).
-    pub const ALL: [Protocol; 4] = [
+    pub const ALL: [Protocol; 5] = [
         Protocol::Sync,
         Protocol::Join,
         Protocol::Call,
         Protocol::Request,
+        Protocol::Conf,
     ];
 
     /// Its ALPN.
@@ -69,6 +75,7 @@ impl Protocol {
             Protocol::Join => ALPN_JOIN,
             Protocol::Call => ALPN_CALL,
             Protocol::Request => ALPN_REQUEST,
+            Protocol::Conf => ALPN_CONF,
         }
     }
 
@@ -471,6 +478,17 @@ impl Transport {
             .await
     }
 
+    /// Dials `device` for a room's conference (see [`ALPN_CONF`]).
+    pub async fn connect_conf(
+        &self,
+        device: DeviceId,
+        addrs: &[SocketAddr],
+        relay: Option<&str>,
+    ) -> Result<Link, TransportError> {
+        self.connect_alpn(device, addrs, relay, Protocol::Conf)
+            .await
+    }
+
     /// Dials `device` to send it a contact request (see [`ALPN_REQUEST`]).
     pub async fn connect_request(
         &self,
@@ -536,7 +554,7 @@ impl Transport {
             // A call's connection carries real-time media: BBR (it keeps
             // queues short rather than filling them as Cubic does), a
             // small datagram queue, and no streams beyond the control one.
-            Protocol::Call => {
+            Protocol::Call | Protocol::Conf => {
                 let options =
                     iroh::endpoint::ConnectOptions::new().with_transport_config(call_config());
                 match self

@@ -34,6 +34,11 @@ pub struct Args {
     #[arg(long, hide = true, value_name = "PERCENT", default_value_t = 0,
           value_parser = clap::value_parser!(u8).range(0..=100))]
     pub danger_media_loss_percent: u8,
+    /// Tests only: room calls append every sender key given to this
+    /// device and the first sealed frames received to files in DIR (to
+    /// show a leaver's keys open nothing sent after it left).
+    #[arg(long, hide = true, value_name = "DIR")]
+    pub danger_conf_dump: Option<std::path::PathBuf>,
     /// Calls send this 48 kHz mono 16-bit WAV file instead of the
     /// microphone when their command names none (and a call moved here
     /// from another own device sends it).
@@ -107,6 +112,9 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
             daemon.set_dht_bootstrap(args.dht_bootstrap.clone());
         }
         daemon.set_media_loss(args.danger_media_loss_percent);
+        if let Some(dir) = &args.danger_conf_dump {
+            daemon.set_conf_dump(dir.clone());
+        }
         let path = |p: &Option<std::path::PathBuf>| -> Result<Option<String>> {
             p.as_ref()
                 .map(|p| {

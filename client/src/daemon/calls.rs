@@ -144,7 +144,7 @@ impl Calls {
     }
 
     /// Whether a call is ringing or on here.
-    fn busy(&self) -> bool {
+    pub(super) fn busy(&self) -> bool {
         self.lock().values().any(|e| !view_of(e).state_is_over())
     }
 
@@ -292,10 +292,14 @@ pub(super) async fn start(
 ) -> Result<CallId> {
     let (contact, targets) = {
         let node = d.node.lock().await;
+        if let node_core::node::rooms::Target::Room(room) = node.resolve_any(target)? {
+            drop(node);
+            return super::conf::start(d, room, video, audio).await;
+        }
         let contact = node.resolve_target(target)?;
         (contact, super::devices_to_dial(&node, contact))
     };
-    if d.calls.busy() {
+    if d.calls.busy() || d.confs.busy() {
         bail!("this device is already in a call (see `kith call status`)");
     }
     let dials = targets.into_iter().map(|(dev, addrs, relay)| {
@@ -720,6 +724,9 @@ fn dial_info(
 /// `kith call mute [--off]`: this device's sound is silenced (or not)
 /// from the next frame on; the call goes on.
 pub(super) fn mute(d: &Daemon, id: Option<&str>, on: bool) -> Result<()> {
+    if super::conf::mute(d, id, on) {
+        return Ok(());
+    }
     let (cid, _) = d.calls.find(id, |v| !v.state_is_over())?;
     let table = d.calls.lock();
     let entry = table.get(&cid).context("the call is over")?;
@@ -729,6 +736,9 @@ pub(super) fn mute(d: &Daemon, id: Option<&str>, on: bool) -> Result<()> {
 
 /// Runs `kith call decline|hangup`.
 pub(super) async fn command(d: &Daemon, id: Option<&str>, cmd: Command) -> Result<()> {
+    if matches!(cmd, Command::Hangup) && super::conf::hangup(d, id).await? {
+        return Ok(());
+    }
     command_with(d, id, cmd, (None, false)).await
 }
 
@@ -835,7 +845,13 @@ pub(super) fn status(d: &Daemon) -> Vec<kith_client::answers::CallInfo> {
                 CallState::Ended(why) => Some(reason_word(why).into()),
                 _ => None,
             },
+            room: None,
+            keys_made: 0,
+            frames_replayed: 0,
+            frames_stale_key: 0,
+            frames_forged: 0,
         })
+        .chain(super::conf::status(d))
         .collect()
 }
 

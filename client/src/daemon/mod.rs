@@ -5,6 +5,7 @@
 mod bridges;
 mod calls;
 mod camera;
+mod conf;
 mod dht;
 mod dial;
 mod echo;
@@ -49,6 +50,11 @@ pub struct Daemon {
     sharing: tokio::sync::watch::Receiver<std::sync::Arc<node_core::node::Sharing>>,
     /// Calls on this device (each runs its own task).
     calls: calls::Calls,
+    /// Room conferences on this device (each runs its own task).
+    confs: conf::Confs,
+    /// Tests only: where conferences copy the keys given to this device
+    /// and the sealed frames received (`--danger-conf-dump`).
+    conf_dump: std::sync::OnceLock<std::path::PathBuf>,
     /// When the node's writes are on the disk: acknowledgements, events
     /// sent to peers and replies to clients wait for it, never the node.
     durable: node_core::store::Durability,
@@ -262,6 +268,8 @@ impl Daemon {
             account: node.account(),
             sharing: node.watch_sharing(),
             calls: Default::default(),
+            confs: Default::default(),
+            conf_dump: Default::default(),
             receipts,
             receipts_rx: std::sync::Mutex::new(Some(receipts_rx)),
             node: timed::TimedMutex::with_release(node, Node::publish_sharing),
@@ -517,6 +525,13 @@ impl Daemon {
         self.calls
             .extra_rings
             .store(extra, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Tests only: room calls copy the keys given to this device and the
+    /// sealed frames received into files in `dir`.
+    #[doc(hidden)]
+    pub fn set_conf_dump(&self, dir: std::path::PathBuf) {
+        let _ = self.conf_dump.set(dir);
     }
 
     /// Tests only: drops this share (percent, seeded) of incoming call

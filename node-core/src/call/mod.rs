@@ -21,7 +21,12 @@
 //! device taking over dials the other side and resumes the call there;
 //! the other side then switches its media to the new device and tells the
 //! old one the move is done (`End(Moved)`).
+//!
+//! Conferences in rooms ([`conf`]) are a mesh of such connections
+//! (ALPN `kith/conf/1`) between the participants, announced by room events,
+//! each participant's frames sealed under its own sender key.
 
+pub mod conf;
 pub mod machine;
 pub mod msg;
 pub mod record;

@@ -433,3 +433,52 @@ pub(super) fn check_room_text(text: &str, what: &str) -> Result<(), NodeError> {
     }
     Ok(())
 }
+
+impl Node {
+    /// The room's conference as its events say, keeping only participants
+    /// that are active devices of the joined member that said they joined
+    /// (a member cannot put another account's device in the call).
+    pub fn room_conference(&self, room: &LogId) -> Option<crate::call::conf::Conference> {
+        let state = &self.rooms.get(room)?.resolved().state;
+        let mut call = state.call.clone()?;
+        call.participants.retain(|device, account| {
+            state.is_joined(account)
+                && self
+                    .accounts
+                    .get(account)
+                    .and_then(|l| l.state_ref().ok())
+                    .is_some_and(|s| s.active_devices().any(|(d, _)| d == device))
+        });
+        Some(call)
+    }
+
+    /// The account of `device` if it may take part in `room`'s conference
+    /// `call` now: an active device of a joined member that was not
+    /// removed from it.
+    pub fn conference_member(
+        &self,
+        room: &LogId,
+        call: crate::call::CallId,
+        device: &DeviceId,
+    ) -> Option<AccountId> {
+        let state = &self.rooms.get(room)?.resolved().state;
+        let conf = state.call.as_ref().filter(|c| c.id == call)?;
+        let account = self.account_of_device(device)?;
+        let active = self
+            .accounts
+            .get(&account)
+            .and_then(|l| l.state_ref().ok())
+            .is_some_and(|s| s.active_devices().any(|(d, _)| d == device));
+        (active && state.is_joined(&account) && !conf.removed.contains(&account)).then_some(account)
+    }
+
+    /// Writes a conference event to the room (checked like any room event).
+    pub async fn room_call(
+        &mut self,
+        room: LogId,
+        event: crate::call::conf::RoomCall,
+        now: i64,
+    ) -> Result<EventId, NodeError> {
+        self.room_write(room, RoomContent::Call(event), now).await
+    }
+}

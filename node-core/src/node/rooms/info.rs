@@ -27,6 +27,12 @@ pub struct RoomInfo {
     /// Its notifications are muted (on every own device).
     #[serde(default)]
     pub muted: bool,
+    /// The call on in the room (its id), if any.
+    #[serde(default)]
+    pub call: Option<String>,
+    /// Devices in that call, as the room's events say.
+    #[serde(default)]
+    pub in_call: usize,
 }
 
 /// A member as `kith room members --json` shows it.
@@ -116,6 +122,28 @@ pub(super) fn describe(content: &RoomContent) -> (&'static str, String) {
         ),
         RoomContent::Confirm(id) => ("confirm", id.short(12)),
         RoomContent::Cut(cut) => ("cut", format!("vouches for {}", cut.head.short(12))),
+        RoomContent::Call(event) => {
+            use crate::call::conf::RoomCall;
+            let text = match event {
+                RoomCall::Start(c) => format!("call {c} started"),
+                RoomCall::Join { call, device } => {
+                    format!("{} joined call {call}", device.short(12))
+                }
+                RoomCall::Leave { call, device } => {
+                    format!("{} left call {call}", device.short(12))
+                }
+                RoomCall::End(c) => format!("call {c} ended"),
+                RoomCall::Mute { call, target, on } => format!(
+                    "{} {} in call {call}",
+                    target.short(12),
+                    if *on { "muted" } else { "unmuted" }
+                ),
+                RoomCall::Remove { call, target } => {
+                    format!("{} removed from call {call}", target.short(12))
+                }
+            };
+            ("call", text)
+        }
     }
 }
 
@@ -168,6 +196,8 @@ impl Node {
                     topic: s.topic.clone(),
                     unread: self.room_unread(*id),
                     muted: self.muted(*id),
+                    call: self.room_conference(id).map(|c| c.id.to_string()),
+                    in_call: self.room_conference(id).map_or(0, |c| c.participants.len()),
                 }
             })
             .collect()

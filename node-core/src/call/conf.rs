@@ -1,0 +1,796 @@
+//! Conferences in rooms: the room event that says a call is on and who is
+//! in it ([`RoomCall`], folded into the room's state as a [`Conference`]),
+//! the control messages on a conference connection ([`ConfMsg`]), and the
+//! sender keys every participant encrypts its media frames under
+//! ([`SenderKey`], opened with [`SenderKeys`]).
+//!
+//! Media never enters the room's log: the log says only that a call is on,
+//! which devices joined and left it, and a moderator's mute or removal
+//! (all checked against the room's power like any room event). The frames
+//! go device to device on conference connections (ALPN `kith/conf/1`), a
+//! full mesh; each frame is sealed under its sender's key, so whatever
+//! carries it (a relay now, a forwarding participant later) sees sizes and
+//! timing, never the voice.
+//!
+//! **Frame format** (SFrame-shaped, RFC 9605 §4.3, with libsodium's
+//! XChaCha20-Poly1305 as the AEAD): the media packet's 12-byte header stays
+//! in the clear (kind, flags, layer, sequence number, media clock: what a
+//! forwarder needs) and is authenticated; its payload becomes
+//!
+//! ```text
+//! kid (u32 BE) ‖ ctr (u64 BE) ‖ ciphertext ‖ tag (16)
+//! ```
+//!
+//! under the sender's current key `kid`, with nonce `kid ‖ 0¹² ‖ ctr`
+//! (24 bytes). `ctr` counts the frames sealed under that key from 0, so
+//! no nonce repeats under a key; a receiver refuses a counter it has seen
+//! (a window of 128 behind the highest).
+//!
+//! **Keys.** Each participant draws a fresh random 32-byte key whenever
+//! the set of participants it is linked with changes (someone joins,
+//! leaves, or is removed), sends it on the control stream of each link
+//! (already end to end: QUIC's TLS 1.3 between the two devices), and seals
+//! with it a moment later. A receiver keeps a sender's current and
+//! previous key; the first frame under the current key retires the
+//! previous one, and a frame under a retired key is refused. A device
+//! that left (or was never linked) never receives the keys made after it
+//! went, so it cannot open what is sent after.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use super::CallId;
+use crate::crypto::{
+    AEAD_NONCE_LEN, AEAD_TAG_LEN, AeadKey, SecretBytes, aead_decrypt_with_nonce,
+    aead_encrypt_with_nonce,
+};
+use crate::id::{AccountId, DeviceId, LogId};
+use crate::wire::{Reader, WireError, Writer};
+
+/// What a room's call event says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RoomCall {
+    /// A conference begins in the room (only while none is on).
+    Start(CallId),
+    /// The sender's device joined the conference.
+    Join {
+        /// The conference.
+        call: CallId,
+        /// The device (one of the sender's).
+        device: DeviceId,
+    },
+    /// The sender's device left it.
+    Leave {
+        /// The conference.
+        call: CallId,
+        /// The device (one of the sender's).
+        device: DeviceId,
+    },
+    /// The conference is over (written by the last to leave).
+    End(CallId),
+    /// A moderator mutes (or unmutes) a member in the conference: the
+    /// others stop playing its audio, its devices stop sending it.
+    Mute {
+        /// The conference.
+        call: CallId,
+        /// Whom.
+        target: AccountId,
+        /// Muted (or no longer).
+        on: bool,
+    },
+    /// A moderator removes a member from the conference: the others drop
+    /// its links and make new keys; it may not join this conference again.
+    Remove {
+        /// The conference.
+        call: CallId,
+        /// Whom.
+        target: AccountId,
+    },
+}
+
+impl RoomCall {
+    fn tag(&self) -> u8 {
+        match self {
+            RoomCall::Start(_) => 1,
+            RoomCall::Join { .. } => 2,
+            RoomCall::Leave { .. } => 3,
+            RoomCall::End(_) => 4,
+            RoomCall::Mute { .. } => 5,
+            RoomCall::Remove { .. } => 6,
+        }
+    }
+
+    /// The conference it is about.
+    pub fn call(&self) -> CallId {
+        match self {
+            RoomCall::Start(c) | RoomCall::End(c) => *c,
+            RoomCall::Join { call, .. }
+            | RoomCall::Leave { call, .. }
+            | RoomCall::Mute { call, .. }
+            | RoomCall::Remove { call, .. } => *call,
+        }
+    }
+
+    /// The event body.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.u8(self.tag()).fixed(&self.call().0);
+        match self {
+            RoomCall::Start(_) | RoomCall::End(_) => {}
+            RoomCall::Join { device, .. } | RoomCall::Leave { device, .. } => {
+                w.fixed(device.as_bytes());
+            }
+            RoomCall::Mute { target, on, .. } => {
+                w.fixed(target.as_bytes()).u8(u8::from(*on));
+            }
+            RoomCall::Remove { target, .. } => {
+                w.fixed(target.as_bytes());
+            }
+        }
+        w.finish()
+    }
+
+    /// Reads an event body (strictly: no unknown action, no trailing byte).
+    pub fn decode(body: &[u8]) -> Result<Self, WireError> {
+        let mut r = Reader::new(body);
+        let tag = r.u8("call action")?;
+        let call = CallId(r.array("call id")?);
+        let out = match tag {
+            1 => RoomCall::Start(call),
+            2 => RoomCall::Join {
+                call,
+                device: DeviceId::from_bytes(r.array("device")?),
+            },
+            3 => RoomCall::Leave {
+                call,
+                device: DeviceId::from_bytes(r.array("device")?),
+            },
+            4 => RoomCall::End(call),
+            5 => RoomCall::Mute {
+                call,
+                target: AccountId::from_bytes(r.array("target")?),
+                on: match r.u8("mute")? {
+                    0 => false,
+                    1 => true,
+                    _ => {
+                        return Err(WireError::Invalid {
+                            what: "mute",
+                            why: "not 0 or 1",
+                        });
+                    }
+                },
+            },
+            6 => RoomCall::Remove {
+                call,
+                target: AccountId::from_bytes(r.array("target")?),
+            },
+            _ => {
+                return Err(WireError::Invalid {
+                    what: "call action",
+                    why: "unknown",
+                });
+            }
+        };
+        r.finish("room call event")?;
+        Ok(out)
+    }
+}
+
+/// Most devices one conference keeps as participants (a room's events
+/// cannot make a device keep more).
+pub const MAX_PARTICIPANTS: usize = 256;
+
+/// A room's conference as its events say.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conference {
+    /// The conference.
+    pub id: CallId,
+    /// Who started it.
+    pub started_by: AccountId,
+    /// Devices that joined and have not left, with the account that said
+    /// so (the caller checks the device is that account's).
+    pub participants: BTreeMap<DeviceId, AccountId>,
+    /// Members a moderator muted.
+    pub muted: BTreeSet<AccountId>,
+    /// Members a moderator removed (they may not join again).
+    pub removed: BTreeSet<AccountId>,
+}
+
+impl Conference {
+    /// Why `sender` may not write `event` while this conference (or none)
+    /// is on; `None` if it may. Power and membership are the room's part.
+    pub fn refuse(
+        on: Option<&Conference>,
+        sender: AccountId,
+        event: &RoomCall,
+    ) -> Option<&'static str> {
+        match (event, on) {
+            (RoomCall::Start(_), Some(_)) => Some("a call is on in this room already"),
+            (RoomCall::Start(_), None) => None,
+            (_, None) => Some("no call is on in this room"),
+            (e, Some(c)) if e.call() != c.id => Some("that call is over"),
+            (RoomCall::Join { device, .. }, Some(c)) => {
+                if c.removed.contains(&sender) {
+                    Some("you were removed from this call")
+                } else if c.participants.len() >= MAX_PARTICIPANTS
+                    && !c.participants.contains_key(device)
+                {
+                    Some("this call is full")
+                } else {
+                    None
+                }
+            }
+            (RoomCall::Leave { device, .. }, Some(c)) => (c.participants.get(device)
+                != Some(&sender))
+            .then_some("that device is not in the call"),
+            (RoomCall::End(_), Some(_)) => None,
+            (RoomCall::Mute { .. } | RoomCall::Remove { .. }, Some(_)) => None,
+        }
+    }
+
+    /// Applies an allowed event.
+    pub fn apply(on: &mut Option<Conference>, sender: AccountId, event: &RoomCall) {
+        match event {
+            RoomCall::Start(id) => {
+                *on = Some(Conference {
+                    id: *id,
+                    started_by: sender,
+                    participants: BTreeMap::new(),
+                    muted: BTreeSet::new(),
+                    removed: BTreeSet::new(),
+                });
+            }
+            RoomCall::End(_) => *on = None,
+            _ => {
+                let Some(c) = on.as_mut() else {
+                    return;
+                };
+                match event {
+                    RoomCall::Join { device, .. } => {
+                        c.participants.insert(*device, sender);
+                    }
+                    RoomCall::Leave { device, .. } => {
+                        c.participants.remove(device);
+                    }
+                    RoomCall::Mute { target, on, .. } => {
+                        if *on {
+                            c.muted.insert(*target);
+                        } else {
+                            c.muted.remove(target);
+                        }
+                    }
+                    RoomCall::Remove { target, .. } => {
+                        c.participants.retain(|_, a| a != target);
+                        c.removed.insert(*target);
+                    }
+                    RoomCall::Start(_) | RoomCall::End(_) => {}
+                }
+            }
+        }
+    }
+
+    /// A member left the room (or was kicked or banned): its devices are
+    /// no longer in the call.
+    pub fn drop_member(on: &mut Option<Conference>, account: &AccountId) {
+        if let Some(c) = on.as_mut() {
+            c.participants.retain(|_, a| a != account);
+        }
+    }
+}
+
+/// Longest control frame on a conference connection.
+pub const MAX_CONF_FRAME: usize = 128;
+
+/// A control message on a conference connection.
+pub enum ConfMsg {
+    /// The dialling participant's first frame: this room's conference.
+    Hello {
+        /// The room.
+        room: LogId,
+        /// Its conference.
+        call: CallId,
+    },
+    /// The dialled participant takes the link.
+    Welcome(CallId),
+    /// The sender's new key (it seals with it from a moment later on).
+    Key {
+        /// Its id (unique among the sender's keys in this call).
+        kid: u32,
+        /// The key.
+        key: SecretBytes<32>,
+    },
+    /// The sender leaves the conference.
+    Bye(CallId),
+}
+
+impl fmt::Debug for ConfMsg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfMsg::Hello { room, call } => write!(f, "Hello({room:?}, {call})"),
+            ConfMsg::Welcome(c) => write!(f, "Welcome({c})"),
+            ConfMsg::Key { kid, .. } => write!(f, "Key({kid}, ..)"),
+            ConfMsg::Bye(c) => write!(f, "Bye({c})"),
+        }
+    }
+}
+
+impl ConfMsg {
+    /// The frame.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        match self {
+            ConfMsg::Hello { room, call } => w.u8(1).fixed(room.as_bytes()).fixed(&call.0),
+            ConfMsg::Welcome(call) => w.u8(2).fixed(&call.0),
+            ConfMsg::Key { kid, key } => w.u8(3).u32(*kid).fixed(key.as_bytes()),
+            ConfMsg::Bye(call) => w.u8(4).fixed(&call.0),
+        };
+        w.finish()
+    }
+
+    /// Reads a frame (strictly).
+    pub fn decode(bytes: &[u8]) -> Result<Self, WireError> {
+        let mut r = Reader::new(bytes);
+        let msg = match r.u8("conference message")? {
+            1 => ConfMsg::Hello {
+                room: LogId::from_bytes(r.array("room")?),
+                call: CallId(r.array("call id")?),
+            },
+            2 => ConfMsg::Welcome(CallId(r.array("call id")?)),
+            3 => {
+                let kid = r.u32("key id")?;
+                let mut bytes: [u8; 32] = r.array("key")?;
+                let key = SecretBytes::new(bytes);
+                zeroize::Zeroize::zeroize(&mut bytes);
+                ConfMsg::Key { kid, key }
+            }
+            4 => ConfMsg::Bye(CallId(r.array("call id")?)),
+            _ => {
+                return Err(WireError::Invalid {
+                    what: "conference message",
+                    why: "unknown",
+                });
+            }
+        };
+        r.finish("conference message")?;
+        Ok(msg)
+    }
+}
+
+/// Bytes a sealed frame adds to its payload: key id, counter and tag.
+pub const FRAME_OVERHEAD: usize = 4 + 8 + AEAD_TAG_LEN;
+
+fn nonce(kid: u32, ctr: u64) -> [u8; AEAD_NONCE_LEN] {
+    let mut n = [0u8; AEAD_NONCE_LEN];
+    n[..4].copy_from_slice(&kid.to_be_bytes());
+    n[16..].copy_from_slice(&ctr.to_be_bytes());
+    n
+}
+
+fn aad(header: &[u8], kid: u32, ctr: u64) -> Vec<u8> {
+    let mut a = Vec::with_capacity(header.len() + 12);
+    a.extend_from_slice(header);
+    a.extend_from_slice(&kid.to_be_bytes());
+    a.extend_from_slice(&ctr.to_be_bytes());
+    a
+}
+
+/// Key ids a participant starts from are below this, so they can rise
+/// for as long as any call lasts without wrapping.
+pub const FIRST_KID_BELOW: u32 = 1 << 31;
+
+/// One of this device's sender keys. Zeroized on drop; no `Debug` of the
+/// key.
+pub struct SenderKey {
+    kid: u32,
+    key: AeadKey,
+    next: u64,
+}
+
+impl fmt::Debug for SenderKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SenderKey({}, ..)", self.kid)
+    }
+}
+
+impl SenderKey {
+    /// A fresh random key with id `kid`.
+    pub fn generate(kid: u32) -> Self {
+        SenderKey {
+            kid,
+            key: AeadKey::generate(),
+            next: 0,
+        }
+    }
+
+    /// Its id.
+    pub fn kid(&self) -> u32 {
+        self.kid
+    }
+
+    /// The message that gives it to a participant.
+    pub fn announce(&self) -> ConfMsg {
+        ConfMsg::Key {
+            kid: self.kid,
+            key: self.key.as_secret().clone(),
+        }
+    }
+
+    /// Seals one frame's payload, authenticating `header` (the media
+    /// packet's clear header) too: `kid ‖ ctr ‖ ciphertext ‖ tag`.
+    pub fn seal(&mut self, header: &[u8], payload: &[u8]) -> Vec<u8> {
+        let ctr = self.next;
+        self.next += 1;
+        let sealed = aead_encrypt_with_nonce(
+            &self.key,
+            &nonce(self.kid, ctr),
+            &aad(header, self.kid, ctr),
+            payload,
+        );
+        let mut out = Vec::with_capacity(12 + sealed.len());
+        out.extend_from_slice(&self.kid.to_be_bytes());
+        out.extend_from_slice(&ctr.to_be_bytes());
+        out.extend_from_slice(&sealed);
+        out
+    }
+}
+
+/// Why a sealed frame was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum FrameError {
+    /// Shorter than the key id, counter and tag.
+    #[error("a sealed frame of {0} bytes is too short")]
+    Short(usize),
+    /// Under a key this receiver does not hold (never given, or retired
+    /// by a rotation).
+    #[error("a frame under a key not held here")]
+    UnknownKey,
+    /// A counter already seen (or too far behind).
+    #[error("a replayed frame")]
+    Replayed,
+    /// It does not open under the key it names.
+    #[error("a frame that does not open")]
+    Forged,
+}
+
+/// How far behind the highest counter seen a frame may still come.
+const WINDOW: u64 = 128;
+
+struct Held {
+    kid: u32,
+    key: AeadKey,
+    /// The highest counter opened, and which of the [`WINDOW`] below it
+    /// were (bit i: `highest - i`).
+    highest: Option<u64>,
+    seen: u128,
+}
+
+impl Held {
+    fn new(kid: u32, key: SecretBytes<32>) -> Self {
+        Held {
+            kid,
+            key: AeadKey::from_bytes(key),
+            highest: None,
+            seen: 0,
+        }
+    }
+
+    fn fresh(&self, ctr: u64) -> bool {
+        match self.highest {
+            None => true,
+            Some(h) if ctr > h => true,
+            Some(h) => {
+                let back = h - ctr;
+                back < WINDOW && self.seen & (1u128 << back) == 0
+            }
+        }
+    }
+
+    fn mark(&mut self, ctr: u64) {
+        match self.highest {
+            Some(h) if ctr <= h => self.seen |= 1u128 << (h - ctr),
+            Some(h) => {
+                let shift = ctr - h;
+                self.seen = if shift >= WINDOW {
+                    0
+                } else {
+                    self.seen << shift
+                };
+                self.seen |= 1;
+                self.highest = Some(ctr);
+            }
+            None => {
+                self.seen = 1;
+                self.highest = Some(ctr);
+            }
+        }
+    }
+}
+
+/// One sender's keys as a receiver holds them: its current key and the
+/// one before (until a frame under the current one arrives).
+#[derive(Default)]
+pub struct SenderKeys {
+    current: Option<Held>,
+    previous: Option<Held>,
+    /// Keys given so far (a sender that floods keys is cut off by the
+    /// caller).
+    given: u64,
+    /// The last key id given: ids only rise.
+    last_kid: Option<u32>,
+}
+
+impl fmt::Debug for SenderKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "SenderKeys(current {:?}, previous {:?})",
+            self.current.as_ref().map(|h| h.kid),
+            self.previous.as_ref().map(|h| h.kid)
+        )
+    }
+}
+
+impl SenderKeys {
+    /// Takes the sender's new key. Key ids only rise: a key id not above
+    /// the last one given is ignored (false), so no key message can bring
+    /// a retired key back.
+    pub fn add(&mut self, kid: u32, key: SecretBytes<32>) -> bool {
+        if self.last_kid.is_some_and(|last| kid <= last) {
+            return false;
+        }
+        self.last_kid = Some(kid);
+        self.given += 1;
+        self.previous = self.current.take();
+        self.current = Some(Held::new(kid, key));
+        true
+    }
+
+    /// Keys given so far.
+    pub fn given(&self) -> u64 {
+        self.given
+    }
+
+    /// The key id frames are expected under now.
+    pub fn current_kid(&self) -> Option<u32> {
+        self.current.as_ref().map(|h| h.kid)
+    }
+
+    /// Opens a sealed payload (`kid ‖ ctr ‖ ciphertext ‖ tag`) whose clear
+    /// header is `header`.
+    pub fn open(&mut self, header: &[u8], sealed: &[u8]) -> Result<Vec<u8>, FrameError> {
+        if sealed.len() < FRAME_OVERHEAD {
+            return Err(FrameError::Short(sealed.len()));
+        }
+        let mut kid = [0u8; 4];
+        kid.copy_from_slice(&sealed[..4]);
+        let kid = u32::from_be_bytes(kid);
+        let mut ctr = [0u8; 8];
+        ctr.copy_from_slice(&sealed[4..12]);
+        let ctr = u64::from_be_bytes(ctr);
+        let is_current = match (&self.current, &self.previous) {
+            (Some(h), _) if h.kid == kid => true,
+            (_, Some(h)) if h.kid == kid => false,
+            _ => return Err(FrameError::UnknownKey),
+        };
+        let held = if is_current {
+            self.current.as_mut()
+        } else {
+            self.previous.as_mut()
+        }
+        .ok_or(FrameError::UnknownKey)?;
+        if !held.fresh(ctr) {
+            return Err(FrameError::Replayed);
+        }
+        let plain = aead_decrypt_with_nonce(
+            &held.key,
+            &nonce(kid, ctr),
+            &aad(header, kid, ctr),
+            &sealed[12..],
+        )
+        .map_err(|_| FrameError::Forged)?;
+        held.mark(ctr);
+        // The sender uses its new key: the old one is retired.
+        if is_current {
+            self.previous = None;
+        }
+        Ok(plain)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key_of(k: &SenderKey) -> SecretBytes<32> {
+        match k.announce() {
+            ConfMsg::Key { key, .. } => key,
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn room_call_events_round_trip_and_refuse_junk() {
+        let call = CallId([7; 16]);
+        let events = [
+            RoomCall::Start(call),
+            RoomCall::Join {
+                call,
+                device: DeviceId::from_bytes([1; 32]),
+            },
+            RoomCall::Leave {
+                call,
+                device: DeviceId::from_bytes([1; 32]),
+            },
+            RoomCall::End(call),
+            RoomCall::Mute {
+                call,
+                target: AccountId::from_bytes([2; 32]),
+                on: true,
+            },
+            RoomCall::Remove {
+                call,
+                target: AccountId::from_bytes([2; 32]),
+            },
+        ];
+        for e in events {
+            let bytes = e.encode();
+            assert_eq!(RoomCall::decode(&bytes).unwrap(), e);
+            let mut longer = bytes.clone();
+            longer.push(0);
+            assert!(RoomCall::decode(&longer).is_err());
+            assert!(RoomCall::decode(&bytes[..bytes.len() - 1]).is_err());
+        }
+        assert!(RoomCall::decode(&[9; 17]).is_err());
+        let mut bad_mute = RoomCall::Mute {
+            call,
+            target: AccountId::from_bytes([2; 32]),
+            on: false,
+        }
+        .encode();
+        *bad_mute.last_mut().unwrap() = 2;
+        assert!(RoomCall::decode(&bad_mute).is_err());
+    }
+
+    #[test]
+    fn control_messages_round_trip_and_hide_keys() {
+        let key = SenderKey::generate(5);
+        let msgs = [
+            ConfMsg::Hello {
+                room: LogId::from_bytes([3; 32]),
+                call: CallId([4; 16]),
+            },
+            ConfMsg::Welcome(CallId([4; 16])),
+            key.announce(),
+            ConfMsg::Bye(CallId([4; 16])),
+        ];
+        for m in msgs {
+            let bytes = m.encode();
+            assert!(bytes.len() <= MAX_CONF_FRAME);
+            assert_eq!(ConfMsg::decode(&bytes).unwrap().encode(), bytes);
+            assert!(ConfMsg::decode(&[&bytes[..], &[0]].concat()).is_err());
+        }
+        assert_eq!(format!("{:?}", key.announce()), "Key(5, ..)");
+        assert!(ConfMsg::decode(&[0]).is_err());
+    }
+
+    #[test]
+    fn frames_open_once_under_the_key_they_name() {
+        let mut mine = SenderKey::generate(1);
+        let mut theirs = SenderKeys::default();
+        assert!(theirs.add(1, key_of(&mine)));
+        let header = [1u8; 12];
+        let a = mine.seal(&header, b"frame one");
+        let b = mine.seal(&header, b"frame two");
+        assert_eq!(a.len(), 9 + FRAME_OVERHEAD);
+        assert_eq!(theirs.open(&header, &b).unwrap(), b"frame two");
+        assert_eq!(theirs.open(&header, &a).unwrap(), b"frame one");
+        // Replays, under either order.
+        assert_eq!(theirs.open(&header, &a), Err(FrameError::Replayed));
+        assert_eq!(theirs.open(&header, &b), Err(FrameError::Replayed));
+        // The clear header is authenticated; so is every byte sealed.
+        let c = mine.seal(&header, b"frame three");
+        assert_eq!(theirs.open(&[2u8; 12], &c), Err(FrameError::Forged));
+        let mut flipped = c.clone();
+        *flipped.last_mut().unwrap() ^= 1;
+        assert_eq!(theirs.open(&header, &flipped), Err(FrameError::Forged));
+        // A forged frame does not use up its counter.
+        assert_eq!(theirs.open(&header, &c).unwrap(), b"frame three");
+        assert_eq!(theirs.open(&header, &c[..10]), Err(FrameError::Short(10)));
+        // Far behind the window: refused.
+        let mut late = Vec::new();
+        for i in 0..200 {
+            let f = mine.seal(&header, b"x");
+            if i == 0 {
+                late = f;
+            } else {
+                theirs.open(&header, &f).unwrap();
+            }
+        }
+        assert_eq!(theirs.open(&header, &late), Err(FrameError::Replayed));
+    }
+
+    #[test]
+    fn a_rotation_retires_the_old_key_once_the_new_one_is_used() {
+        let mut old = SenderKey::generate(10);
+        let mut new = SenderKey::generate(11);
+        let mut theirs = SenderKeys::default();
+        theirs.add(10, key_of(&old));
+        let header = [0u8; 12];
+        let before = old.seal(&header, b"old");
+        let straggler = old.seal(&header, b"old, late");
+        theirs.open(&header, &before).unwrap();
+        theirs.add(11, key_of(&new));
+        assert_eq!(theirs.current_kid(), Some(11));
+        // Frames in flight under the old key still open until the new one
+        // is used...
+        let in_flight = old.seal(&header, b"in flight");
+        assert_eq!(theirs.open(&header, &in_flight).unwrap(), b"in flight");
+        theirs.open(&header, &new.seal(&header, b"new")).unwrap();
+        // ...then never.
+        assert_eq!(
+            theirs.open(&header, &straggler),
+            Err(FrameError::UnknownKey)
+        );
+        // No key message can bring it back (key ids only rise).
+        assert!(!theirs.add(10, key_of(&old)));
+        assert!(!theirs.add(11, key_of(&new)));
+        assert_eq!(
+            theirs.open(&header, &straggler),
+            Err(FrameError::UnknownKey)
+        );
+        // A key never given opens nothing.
+        let mut stranger = SenderKey::generate(12);
+        assert_eq!(
+            theirs.open(&header, &stranger.seal(&header, b"?")),
+            Err(FrameError::UnknownKey)
+        );
+        // The same key id with another key (a forger guessing the id).
+        let mut forger = SenderKey::generate(11);
+        let forged = (0..5).map(|_| forger.seal(&header, b"?")).last().unwrap();
+        assert_eq!(theirs.open(&header, &forged), Err(FrameError::Forged));
+    }
+
+    #[test]
+    fn the_conference_follows_its_events() {
+        let (a, b) = (
+            AccountId::from_bytes([1; 32]),
+            AccountId::from_bytes([2; 32]),
+        );
+        let (da, db) = (
+            DeviceId::from_bytes([11; 32]),
+            DeviceId::from_bytes([12; 32]),
+        );
+        let call = CallId([5; 16]);
+        let mut on = None;
+        let join_a = RoomCall::Join { call, device: da };
+        assert!(Conference::refuse(on.as_ref(), a, &join_a).is_some());
+        Conference::apply(&mut on, a, &RoomCall::Start(call));
+        assert!(Conference::refuse(on.as_ref(), b, &RoomCall::Start(CallId([6; 16]))).is_some());
+        Conference::apply(&mut on, a, &join_a);
+        Conference::apply(&mut on, b, &RoomCall::Join { call, device: db });
+        assert_eq!(on.as_ref().unwrap().participants.len(), 2);
+        // Only the device's own account takes it out.
+        let leave_a = RoomCall::Leave { call, device: da };
+        assert!(Conference::refuse(on.as_ref(), b, &leave_a).is_some());
+        assert!(Conference::refuse(on.as_ref(), a, &leave_a).is_none());
+        Conference::apply(&mut on, a, &RoomCall::Remove { call, target: b });
+        assert_eq!(on.as_ref().unwrap().participants.len(), 1);
+        assert_eq!(
+            Conference::refuse(on.as_ref(), b, &RoomCall::Join { call, device: db }),
+            Some("you were removed from this call")
+        );
+        assert!(
+            Conference::refuse(
+                on.as_ref(),
+                a,
+                &RoomCall::Join {
+                    call: CallId([9; 16]),
+                    device: da
+                }
+            )
+            .is_some()
+        );
+        Conference::apply(&mut on, a, &RoomCall::End(call));
+        assert!(on.is_none());
+    }
+}

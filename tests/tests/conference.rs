@@ -1,0 +1,322 @@
+//! Room calls between real daemons through the CLI: four members of a
+//! private room in one call, each sending its own tone; every participant
+//! hears the other three and not itself; a kicked member is dropped from
+//! the call; one leaves, the others make new keys, and nothing the leaver
+//! holds opens what is sent after it left. A stranger to the room cannot
+//! join its call.
+
+#![allow(clippy::unwrap_used)]
+
+use kith_tests::{Daemon, Ids, Profile, assert_fails_cleanly, assert_ok, pair, wait_until};
+use node_core::call::conf::SenderKeys;
+use node_core::crypto::SecretBytes;
+use std::path::Path;
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(90);
+
+fn user(name: &str, dump: &Path) -> (Profile, Ids, Daemon) {
+    let p = Profile::new();
+    let ids = p.init(name);
+    std::fs::create_dir_all(dump).unwrap();
+    let d = p.spawn_daemon_with(&["--danger-conf-dump", dump.to_str().unwrap()]);
+    (p, ids, d)
+}
+
+fn calls(p: &Profile) -> Vec<serde_json::Value> {
+    serde_json::from_str(&assert_ok(&p.kith(["call", "status", "--json"]))).unwrap()
+}
+
+fn call_of(p: &Profile, id: &str) -> Option<serde_json::Value> {
+    calls(p).into_iter().find(|c| c["id"] == id)
+}
+
+fn linked(p: &Profile, id: &str) -> Vec<String> {
+    call_of(p, id)
+        .and_then(|c| {
+            c["participants"].as_array().map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(str::to_owned))
+                    .collect()
+            })
+        })
+        .unwrap_or_default()
+}
+
+fn room_entry(p: &Profile, room: &str) -> Option<serde_json::Value> {
+    let v: serde_json::Value =
+        serde_json::from_str(&assert_ok(&p.kith(["room", "list", "--json"]))).unwrap();
+    v.as_array()?.iter().find(|r| r["id"] == room).cloned()
+}
+
+/// A steady tone of `f` Hz for `secs` at 48 kHz.
+fn tone(f: f64, secs: f64) -> Vec<i16> {
+    (0..(secs * 48_000.0) as usize)
+        .map(|i| {
+            let t = i as f64 / 48_000.0;
+            (6_000.0 * (2.0 * std::f64::consts::PI * f * t).sin()) as i16
+        })
+        .collect()
+}
+
+/// The share of `x`'s power at `f` Hz (Goertzel).
+fn share_of(x: &[i16], f: f64) -> f64 {
+    let w = 2.0 * std::f64::consts::PI * f / 48_000.0;
+    let (mut s1, mut s2, mut total) = (0.0f64, 0.0f64, 0.0f64);
+    for &v in x {
+        let v = f64::from(v);
+        let s = v + 2.0 * w.cos() * s1 - s2;
+        s2 = s1;
+        s1 = s;
+        total += v * v;
+    }
+    let power = s1 * s1 + s2 * s2 - 2.0 * w.cos() * s1 * s2;
+    if total == 0.0 {
+        0.0
+    } else {
+        2.0 * power / (total * x.len() as f64)
+    }
+}
+
+/// The best half second of `heard`: the least share among the `others`'
+/// tones is highest there; that least share, and the own tone's share in
+/// the same window.
+fn best_window(heard: &[i16], others: &[f64], own: f64) -> (f64, f64) {
+    let n = 24_000;
+    let mut best = (0.0, 1.0);
+    let mut at = 0;
+    while at + n <= heard.len() {
+        let w = &heard[at..at + n];
+        let least = others
+            .iter()
+            .map(|f| share_of(w, *f))
+            .fold(f64::INFINITY, f64::min);
+        if least > best.0 {
+            best = (least, share_of(w, own));
+        }
+        at += 4_800;
+    }
+    best
+}
+
+/// Reads a `--danger-conf-dump` file: one line per entry, fields split
+/// by spaces, hex decoded.
+fn dump_lines(path: &Path) -> Vec<Vec<String>> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| l.split(' ').map(str::to_owned).collect())
+        .collect()
+}
+
+fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len() / 2)
+        .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap())
+        .collect()
+}
+
+/// Whether `frame` (a whole media datagram) opens under `key`, whatever
+/// key id the frame names.
+fn opens(frame: &[u8], key: &[u8]) -> bool {
+    if frame.len() < 12 + 28 {
+        return false;
+    }
+    let kid = u32::from_be_bytes([frame[12], frame[13], frame[14], frame[15]]);
+    let mut k = [0u8; 32];
+    k.copy_from_slice(key);
+    let mut keys = SenderKeys::default();
+    keys.add(kid, SecretBytes::new(k));
+    keys.open(&frame[..12], &frame[12..]).is_ok()
+}
+
+#[test]
+fn four_members_hear_each_other_a_kicked_one_is_dropped_and_a_leaver_opens_nothing_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let names = ["alice", "bob", "carol", "dave"];
+    let freqs = [440.0, 550.0, 660.0, 770.0];
+    let mut people = Vec::new();
+    for n in names {
+        people.push(user(n, &dir.path().join(format!("dump-{n}"))));
+    }
+    let (erin, _ie, _de) = user("erin", &dir.path().join("dump-erin"));
+    for (p, ..) in &people[1..] {
+        pair(&people[0].0, p);
+    }
+    pair(&people[0].0, &erin);
+    let a = &people[0].0;
+    let room = assert_ok(&a.kith(["room", "create", "band"]))
+        .trim()
+        .to_owned();
+    for n in &names[1..] {
+        assert_ok(&a.kith(["room", "invite", &room, n]));
+    }
+    let all_joined = |p: &Profile| {
+        room_entry(p, &room).is_some_and(|r| r["members"] == 4 && r["membership"] == "join")
+    };
+    assert!(
+        wait_until(WAIT, || people.iter().all(|(p, ..)| all_joined(p))),
+        "not everyone joined"
+    );
+
+    // Each sends its own tone and keeps what it hears.
+    let wav = |n: &str, f: f64| {
+        let path = dir.path().join(format!("{n}-in.wav"));
+        kith_media::wav::write(&path, &tone(f, 40.0)).unwrap();
+        path
+    };
+    let outs: Vec<_> = names
+        .iter()
+        .map(|n| dir.path().join(format!("{n}-out.wav")))
+        .collect();
+    let start = |i: usize| {
+        let input = wav(names[i], freqs[i]);
+        let out = people[i].0.kith([
+            "call",
+            &room,
+            "--audio-in",
+            input.to_str().unwrap(),
+            "--audio-out",
+            outs[i].to_str().unwrap(),
+        ]);
+        assert_ok(&out).trim().to_owned()
+    };
+    let id = start(0);
+    // The others see the call on in the room, and join that one.
+    for (i, (p, ..)) in people.iter().enumerate().skip(1) {
+        assert!(
+            wait_until(WAIT, || room_entry(p, &room)
+                .is_some_and(|r| r["call"] == id.as_str())),
+            "{} does not see the call",
+            names[i]
+        );
+        assert_eq!(start(i), id, "{} joined another call", names[i]);
+    }
+    // A stranger to the room (a contact of Alice's) cannot call it: it
+    // does not hold the room, and it could not join if it did (below).
+    let line = assert_fails_cleanly(&erin.kith(["call", &room]));
+    assert!(
+        line.contains("no room") || line.contains("no contact"),
+        "{line}"
+    );
+
+    let full_mesh = || people.iter().all(|(p, ..)| linked(p, &id).len() == 3);
+    assert!(
+        wait_until(WAIT, full_mesh),
+        "no full mesh: {:?}",
+        people
+            .iter()
+            .map(|(p, ..)| call_of(p, &id))
+            .collect::<Vec<_>>()
+    );
+    std::thread::sleep(Duration::from_secs(5));
+
+    // Alice (the room's creator) kicks Carol: everyone drops her from the
+    // call, and her call ends.
+    let carol_device = people[2].1.device.clone();
+    assert_ok(&a.kith(["room", "kick", &room, &people[2].1.account]));
+    assert!(
+        wait_until(WAIT, || [0usize, 1, 3].iter().all(|&i| !linked(
+            &people[i].0,
+            &id
+        )
+        .contains(&carol_device))),
+        "carol is still linked"
+    );
+    // Nothing of the room reaches her any more, but every participant
+    // refuses her: alone, her side ends.
+    assert!(
+        wait_until(WAIT, || call_of(&people[2].0, &id)
+            .is_some_and(|c| c["state"] == "ended")),
+        "carol's call: {:?}",
+        call_of(&people[2].0, &id)
+    );
+
+    // Dave leaves; Bob's frames received after the others made new keys
+    // are kept apart from those before.
+    let bob_frames = dir.path().join("dump-bob").join("frames");
+    let dave_device = people[3].1.device.clone();
+    let keys_before: Vec<u64> = [0usize, 1]
+        .iter()
+        .map(|&i| {
+            call_of(&people[i].0, &id).unwrap()["keys_made"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_ok(&people[3].0.kith(["call", "hangup"]));
+    assert!(
+        wait_until(WAIT, || [0usize, 1].iter().all(|&i| !linked(
+            &people[i].0,
+            &id
+        )
+        .contains(&dave_device))),
+        "dave is still linked"
+    );
+    for (k, &i) in [0usize, 1].iter().enumerate() {
+        let made = call_of(&people[i].0, &id).unwrap()["keys_made"]
+            .as_u64()
+            .unwrap();
+        assert!(made > keys_before[k], "{} made no new key", names[i]);
+    }
+    // The new key is used from 200 ms on; frames from then on.
+    std::thread::sleep(Duration::from_millis(600));
+    let cut = dump_lines(&bob_frames).len();
+    std::thread::sleep(Duration::from_secs(3));
+    for i in [0usize, 1] {
+        assert_ok(&people[i].0.kith(["call", "hangup"]));
+    }
+
+    // What each heard: the others' tones, not its own.
+    for (i, out) in outs.iter().enumerate() {
+        let heard = kith_media::wav::read(out, 48_000 * 120).unwrap();
+        let others: Vec<f64> = (0..4).filter(|&j| j != i).map(|j| freqs[j]).collect();
+        let (least, own) = best_window(&heard, &others, freqs[i]);
+        eprintln!(
+            "{}: heard {:.1} s; the others' tones at least {least:.3} of the power, its own {own:.4}",
+            names[i],
+            heard.len() as f64 / 48_000.0
+        );
+        assert!(least > 0.1, "{} did not hear all three others", names[i]);
+        assert!(own < 0.01, "{} heard itself", names[i]);
+    }
+
+    // Nothing Dave holds opens what Bob received after Dave left; what
+    // Bob received while Dave was in the call does open with Dave's keys
+    // (the check can tell).
+    let dave_keys: Vec<Vec<u8>> = dump_lines(&dir.path().join("dump-dave").join("keys"))
+        .into_iter()
+        .map(|l| unhex(&l[2]))
+        .collect();
+    assert!(!dave_keys.is_empty(), "dave was given no keys");
+    let frames: Vec<Vec<u8>> = dump_lines(&bob_frames)
+        .into_iter()
+        .map(|l| unhex(&l[1]))
+        .collect();
+    let (before, after) = frames.split_at(cut.min(frames.len()));
+    assert!(
+        after.len() > 50,
+        "only {} frames after dave left",
+        after.len()
+    );
+    let opened_before = before
+        .iter()
+        .filter(|f| dave_keys.iter().any(|k| opens(f, k)))
+        .count();
+    let opened_after = after
+        .iter()
+        .filter(|f| dave_keys.iter().any(|k| opens(f, k)))
+        .count();
+    eprintln!(
+        "frames bob received: {} before dave left ({opened_before} open with dave's keys), {} after ({opened_after})",
+        before.len(),
+        after.len()
+    );
+    assert!(opened_before > 0, "the check cannot tell");
+    assert_eq!(opened_after, 0, "a leaver's key opens frames sent after");
+    // The room says who was in the call and that it ended.
+    assert!(
+        wait_until(WAIT, || room_entry(a, &room)
+            .is_some_and(|r| r["call"].is_null())),
+        "the call is still on in the room"
+    );
+}
