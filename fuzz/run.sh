@@ -13,7 +13,7 @@ if [ ${#TARGETS[@]} -eq 0 ]; then
     TARGETS=(sync_msg event deposit_payload card room_link name_record join_msg
         invite account_entry room_content file_offer file_msg media_packet call_msg call_record handle mailbox_auth deposit
         pushd_request mailboxd_request named_request video_frames contact_request request_answer xmpp_stanza
-        request_messages lan_beacon relay_url dht_record)
+        request_messages lan_beacon relay_url dht_record conf_msg conf_frame)
 fi
 mkdir -p logs
 cargo fuzz build -s none --release

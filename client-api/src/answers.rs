@@ -374,4 +374,12 @@ pub struct CallInfo {
     /// A room's call: frames that do not open under the key they name.
     #[serde(default)]
     pub frames_forged: u64,
+    /// A room's call: the participant speaking now (the loudest over the
+    /// last few hundred milliseconds, if any is loud enough), by device.
+    #[serde(default)]
+    pub speaking: Option<String>,
+    /// A room's call: the participants' accounts, in the order of
+    /// `participants`.
+    #[serde(default)]
+    pub participant_accounts: Vec<String>,
 }

@@ -555,6 +555,32 @@ impl Client {
         self.typed(Request::CallMute {
             call: call.map(Into::into),
             off: !on,
+            member: None,
+        })
+        .await
+    }
+
+    /// In a room's call, mutes `member` for everyone (or, `on` false,
+    /// unmutes them): a moderator's room event.
+    pub async fn call_mute_member(
+        &self,
+        call: Option<&str>,
+        member: &str,
+        on: bool,
+    ) -> Result<Done> {
+        self.typed(Request::CallMute {
+            call: call.map(Into::into),
+            off: !on,
+            member: Some(member.into()),
+        })
+        .await
+    }
+
+    /// Removes `member` from a room's call: a moderator's room event.
+    pub async fn call_remove(&self, call: Option<&str>, member: &str) -> Result<Done> {
+        self.typed(Request::CallRemove {
+            call: call.map(Into::into),
+            member: member.into(),
         })
         .await
     }

@@ -381,6 +381,17 @@ pub enum Request {
         /// Unmute instead.
         #[serde(default)]
         off: bool,
+        /// A room call: the member muted for everyone (moderators).
+        #[serde(default)]
+        member: Option<String>,
+    },
+    /// Removes a member from a room's call (moderators).
+    CallRemove {
+        /// The member (account id, prefix or contact name).
+        member: String,
+        /// The call (none: the one going on).
+        #[serde(default)]
+        call: Option<String>,
     },
     /// Hands this device's side of a call to another own device without
     /// hanging up.

@@ -3,8 +3,11 @@
 //! call set-up times, audio mouth-to-ear delay (clicks in the caller's
 //! input found in what the callee played, both on this process's clock,
 //! sound cards excluded: WAV files stand in for them), the bitrate each
-//! way, and the CPU an audio call costs on this machine.
-//! Run: `cargo bench -p kith --bench call`.
+//! way, and the CPU an audio call costs on this machine; then room calls
+//! (a full mesh) of 3 and 8 daemons: mouth-to-ear over all pairs, upload
+//! and download per participant, CPU per participant.
+//! Run: `cargo bench -p kith --bench call` (`KITH_BENCH=conf` for the
+//! room calls alone, `KITH_CONF_SIZES=3,8,16` for other sizes).
 #![allow(clippy::unwrap_used, clippy::disallowed_methods)]
 
 use kith_app::daemon::{CallClocks, Daemon};
@@ -568,6 +571,258 @@ async fn video_call(a: &Side, b: &Side, bid: &str, secs: f64) {
     );
 }
 
+/// A click of 20 ms at `f` Hz (a multiple of 400 Hz: a whole number of
+/// periods in the 2.5 ms windows [`tone_onsets`] looks at) every second
+/// from `first`; the clicks' first samples.
+fn tone_clicks(secs: f64, first: f64, f: f64) -> (Vec<i16>, Vec<usize>) {
+    let mut x = vec![0i16; (secs * RATE) as usize];
+    let mut at = Vec::new();
+    let mut t = first;
+    while t + 0.02 < secs {
+        let start = (t * RATE) as usize;
+        for i in 0..960 {
+            let v = (2.0 * std::f64::consts::PI * f * i as f64 / RATE).sin();
+            x[start + i] = (v * 6_000.0) as i16;
+        }
+        at.push(start);
+        t += 1.0;
+    }
+    (x, at)
+}
+
+/// Where a click at `f` Hz starts in `heard` (a mix): the first 2.5 ms
+/// window whose amplitude at `f` is loud after 100 ms without it.
+fn tone_onsets(heard: &[i16], f: f64) -> Vec<usize> {
+    const W: usize = 120;
+    let w = 2.0 * std::f64::consts::PI * f / RATE;
+    let mut out = Vec::new();
+    let mut quiet = 0usize;
+    for (n, win) in heard.chunks_exact(W).enumerate() {
+        let (mut s1, mut s2) = (0.0f64, 0.0f64);
+        for &v in win {
+            let s0 = f64::from(v) + 2.0 * w.cos() * s1 - s2;
+            s2 = s1;
+            s1 = s0;
+        }
+        let amp = (s1 * s1 + s2 * s2 - 2.0 * w.cos() * s1 * s2).sqrt() * 2.0 / W as f64;
+        if amp > 1_500.0 {
+            if quiet >= 40 {
+                out.push(n * W);
+            }
+            quiet = 0;
+        } else {
+            quiet += 1;
+        }
+    }
+    out
+}
+
+/// A room call of `n` daemons in one process, each clicking at its own
+/// pitch once a second: mouth-to-ear over all pairs, bytes each way per
+/// participant, CPU per participant.
+async fn conference(n: usize, secs: f64) {
+    let mut sides = Vec::new();
+    for i in 0..n {
+        sides.push(side(&format!("P{i}")).await);
+    }
+    // P0 knows everyone; the room is P0's, the others invited.
+    let mut ids = Vec::new();
+    for s in &sides[1..] {
+        ids.push(pair(&sides[0], s).await);
+    }
+    let c0 = Client::new(&sides[0].path);
+    let room = c0.room_create("bench", false).await.unwrap().id.to_string();
+    for id in &ids {
+        c0.room_invite(&room, id).await.unwrap();
+    }
+    let start = Instant::now();
+    loop {
+        let mut joined = 0;
+        for s in &sides {
+            let rooms = s.daemon.node().lock().await.rooms();
+            if rooms
+                .iter()
+                .any(|r| r.members == n && r.membership == "join")
+            {
+                joined += 1;
+            }
+        }
+        if joined == n {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "not everyone joined"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut clicks_at = Vec::new();
+    let freq = |i: usize| 800.0 + 400.0 * i as f64;
+    let mut call = String::new();
+    for (i, s) in sides.iter().enumerate() {
+        let (x, at) = tone_clicks(secs + 30.0, 1.0, freq(i));
+        clicks_at.push(at);
+        let input = dir.path().join(format!("in{i}.wav"));
+        kith_media::wav::write(&input, &x).unwrap();
+        let opts = CallOptions {
+            audio_in: Some(input.to_str().unwrap().to_owned()),
+            audio_out: Some(
+                dir.path()
+                    .join(format!("out{i}.wav"))
+                    .to_str()
+                    .unwrap()
+                    .to_owned(),
+            ),
+            ..CallOptions::default()
+        };
+        // Each joins the call the room says is on.
+        if i > 0 {
+            let start = Instant::now();
+            while s
+                .daemon
+                .node()
+                .lock()
+                .await
+                .rooms()
+                .iter()
+                .all(|r| r.call.as_deref() != Some(call.as_str()))
+            {
+                assert!(
+                    start.elapsed() < Duration::from_secs(30),
+                    "the call never reached P{i}"
+                );
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+        let id = Client::new(&s.path)
+            .call_start(&room, &opts)
+            .await
+            .unwrap()
+            .id;
+        if i == 0 {
+            call = id;
+        }
+    }
+    let start = Instant::now();
+    loop {
+        let mut full = 0;
+        for s in &sides {
+            if status_of(&Client::new(&s.path), &call)
+                .await
+                .participants
+                .len()
+                == n - 1
+            {
+                full += 1;
+            }
+        }
+        if full == n {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the mesh never formed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let meshed = start.elapsed();
+    let traffic = |s: &Side| {
+        s.daemon
+            .conf_traffic()
+            .into_iter()
+            .find(|(c, ..)| *c == call)
+            .map(|(_, up, down)| (up, down))
+            .unwrap()
+    };
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let before: Vec<(u64, u64)> = sides.iter().map(traffic).collect();
+    let (c0, t0) = (cpu(), Instant::now());
+    tokio::time::sleep(Duration::from_secs_f64(secs)).await;
+    let elapsed = t0.elapsed().as_secs_f64();
+    let cpu_share = (cpu() - c0).as_secs_f64() / elapsed / n as f64;
+    let after: Vec<(u64, u64)> = sides.iter().map(traffic).collect();
+    let mut clocks = Vec::new();
+    for s in &sides {
+        clocks.push(clocks_of(s, &call).await);
+    }
+    for s in &sides {
+        Client::new(&s.path).call_hangup(Some(&call)).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Sample k of i's input left at send_started + (k - send_from) / RATE;
+    // sample j of what r heard was played at play_started + (j - heard_from) / RATE.
+    let mut delays = Vec::new();
+    for (r, heard_by) in clocks.iter().enumerate() {
+        let heard =
+            kith_media::wav::read(&dir.path().join(format!("out{r}.wav")), usize::MAX).unwrap();
+        let p0 = heard_by.play_started.unwrap();
+        for (i, sent_by) in clocks.iter().enumerate() {
+            if i == r {
+                continue;
+            }
+            let s0 = sent_by.send_started.unwrap();
+            for j in tone_onsets(&heard, freq(i)) {
+                let played = p0
+                    + Duration::from_secs_f64(
+                        (j as f64 - heard_by.heard_from as f64).max(0.0) / RATE,
+                    );
+                let best = clicks_at[i]
+                    .iter()
+                    .filter_map(|&k| {
+                        let sent = s0
+                            + Duration::from_secs_f64(
+                                (k as f64 - sent_by.send_from as f64).max(0.0) / RATE,
+                            );
+                        played.checked_duration_since(sent)
+                    })
+                    .map(|d| d.as_secs_f64())
+                    .filter(|d| *d < 0.4)
+                    .fold(f64::INFINITY, f64::min);
+                if best.is_finite() {
+                    delays.push(best * 1000.0);
+                }
+            }
+        }
+    }
+    assert!(!delays.is_empty(), "no click found");
+    let kbps = |a: u64, b: u64| (b - a) as f64 * 8.0 / elapsed / 1000.0;
+    let ups: Vec<f64> = before
+        .iter()
+        .zip(&after)
+        .map(|(b, a)| kbps(b.0, a.0))
+        .collect();
+    let downs: Vec<f64> = before
+        .iter()
+        .zip(&after)
+        .map(|(b, a)| kbps(b.1, a.1))
+        .collect();
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let pairs = n * (n - 1);
+    let found = delays.len();
+    println!(
+        "room call, {n} participants (full mesh, audio): mouth-to-ear over {pairs} pairs, {found} clicks: p50 {:.1} ms, p95 {:.1} ms",
+        pct(&mut delays, 0.5),
+        pct(&mut delays, 0.95)
+    );
+    println!(
+        "room call, {n} participants: upload per participant {:.1} kbit/s ({} copies of one {:.1} kbit/s stream), download {:.1} kbit/s (media datagrams with our header and sealing; QUIC's not counted)",
+        mean(&ups),
+        n - 1,
+        mean(&ups) / (n - 1) as f64,
+        mean(&downs)
+    );
+    println!(
+        "room call, {n} participants: CPU per participant {:.1}% of one core (all {n} in one process, divided); mesh formed {:.2} s after the last joined",
+        cpu_share * 100.0,
+        meshed.as_secs_f64()
+    );
+    for s in sides {
+        s.daemon.shutdown();
+        s.daemon.clone().close().await;
+    }
+}
+
 fn main() {
     if let Ok(filter) = std::env::var("KITH_LOG") {
         tracing_subscriber::fmt()
@@ -579,6 +834,21 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
+    let only = std::env::var("KITH_BENCH").unwrap_or_default();
+    let sizes: Vec<usize> = std::env::var("KITH_CONF_SIZES")
+        .unwrap_or_else(|_| "3,8".into())
+        .split(',')
+        .filter_map(|x| x.trim().parse().ok())
+        .filter(|n| *n >= 2)
+        .collect();
+    if only == "conf" {
+        rt.block_on(async {
+            for n in sizes {
+                conference(n, 12.0).await;
+            }
+        });
+        return;
+    }
     rt.block_on(async {
         let a = side("A").await;
         let b = side("B").await;
@@ -600,6 +870,9 @@ fn main() {
         for s in [a, b] {
             s.daemon.shutdown();
             s.daemon.clone().close().await;
+        }
+        for n in sizes {
+            conference(n, 12.0).await;
         }
     });
 }

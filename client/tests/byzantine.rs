@@ -947,3 +947,74 @@ async fn lying_contact_requests_are_refused_or_kept_once() {
     t.close().await;
     carol.close().await;
 }
+
+/// A contact of the victim's who is not a member of its private room dials
+/// the room's call: refused before anything is read (no welcome, not
+/// linked), with or without naming the call; so is a dial when the victim
+/// is in no call. The daemon stays up and its store is unchanged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_non_member_cannot_join_a_private_rooms_call() {
+    use node_core::call::CallId;
+    use node_core::call::conf::{ConfMsg, MAX_CONF_FRAME};
+    let bob = Running::start("Bob");
+    let (device, addr, _) = target(&bob);
+    let dir = tempfile::tempdir().unwrap();
+    let mallory = contact_of(&bob, &dir, "Mallory").await;
+    let t = mallory
+        .bind_transport(&["127.0.0.1:0".parse().unwrap()])
+        .await
+        .unwrap();
+    let room: LogId = ok(kith(&bob.home, &["room", "create", "private"]))
+        .trim()
+        .parse()
+        .unwrap();
+    // Bob is in no call yet.
+    let refused = |link: Link| async move {
+        let Ok((mut w, mut r)) = link.open().await else {
+            return true;
+        };
+        let hello = ConfMsg::Hello {
+            room,
+            call: CallId([1; 16]),
+        };
+        let _ = w.send(&hello.encode()).await;
+        !matches!(
+            tokio::time::timeout(Duration::from_secs(10), r.recv_max(MAX_CONF_FRAME)).await,
+            Ok(Ok(Some(_)))
+        )
+    };
+    let link = t.connect_conf(device, &[addr], None).await.unwrap();
+    assert!(refused(link).await, "welcomed with no call on");
+    let id: CallId = ok(kith(&bob.home, &["call", &room.to_string()]))
+        .trim()
+        .parse()
+        .unwrap();
+    let before = digest(&bob);
+    // Naming the real call, and naming another.
+    for call in [id, CallId([2; 16])] {
+        let link = t.connect_conf(device, &[addr], None).await.unwrap();
+        let (mut w, mut r) = match link.open().await {
+            Ok(s) => s,
+            Err(_) => continue,
+        };
+        let _ = w.send(&ConfMsg::Hello { room, call }.encode()).await;
+        let answer =
+            tokio::time::timeout(Duration::from_secs(10), r.recv_max(MAX_CONF_FRAME)).await;
+        assert!(
+            !matches!(answer, Ok(Ok(Some(_)))),
+            "a non-member was answered"
+        );
+    }
+    let calls: serde_json::Value =
+        serde_json::from_str(&ok(kith(&bob.home, &["call", "status", "--json"]))).unwrap();
+    assert_eq!(
+        calls[0]["participants"].as_array().unwrap().len(),
+        0,
+        "{calls}"
+    );
+    assert_eq!(calls[0]["state"], "active");
+    assert_eq!(digest(&bob), before, "the store changed");
+    ok(kith(&bob.home, &["call", "hangup"]));
+    t.close().await;
+    mallory.close().await;
+}

@@ -650,3 +650,57 @@ fn a_peers_file_name_is_saved_under_a_plain_name() {
     assert_eq!(save_name("a\u{1b}[2Jb", "abc"), "a\u{fffd}[2Jb");
     assert_eq!(save_name(&"x".repeat(500), "abc").chars().count(), 100);
 }
+
+/// A room's call: the room list marks the room, Ctrl-K on it starts (or
+/// joins) its call, and the call screen lists who is in it with their
+/// trust badges and who is speaking.
+#[test]
+fn a_room_call_lists_its_participants_and_who_speaks() {
+    let mut app = app(false);
+    let mut r = room(9, "band", 0, "join");
+    r.call = Some("ab".repeat(16));
+    r.in_call = 3;
+    app.set_rooms(vec![r]);
+    app.selected = 3;
+    assert_eq!(
+        app.on_key(KeyEvent::new(KeyCode::Char('k'), KeyModifiers::CONTROL)),
+        vec![Effect::CallStart {
+            to: LogId::from_bytes([9; 32]).to_string(),
+            video: false
+        }]
+    );
+    let bob = DeviceId::from_bytes([2; 32]).to_string();
+    let carol = DeviceId::from_bytes([3; 32]).to_string();
+    let stranger = DeviceId::from_bytes([7; 32]).to_string();
+    let call: kith_app::rpc::CallInfo = serde_json::from_value(serde_json::json!({
+        "id": "ab".repeat(16),
+        "target": LogId::from_bytes([9; 32]).to_string(),
+        "room": LogId::from_bytes([9; 32]).to_string(),
+        "state": "active",
+        "device": null,
+        "participants": [bob, carol, stranger],
+        "participant_accounts": [
+            AccountId::from_bytes([2; 32]).to_string(),
+            AccountId::from_bytes([3; 32]).to_string(),
+            AccountId::from_bytes([7; 32]).to_string(),
+        ],
+        "speaking": carol,
+        "path": "direct",
+        "rtt_ms": null,
+        "loss": 0.0,
+        "audio_kbps": 33,
+        "video_kbps": null,
+        "media": true,
+    }))
+    .unwrap();
+    app.set_calls(vec![call]);
+    let screen = render(&app, 90, 24);
+    assert!(screen.contains("In the call of # band"), "{screen}");
+    assert!(screen.contains("bob  ✔ validated"), "{screen}");
+    assert!(
+        screen.contains("🔊") && screen.contains("carol  ? unvalidated  speaking"),
+        "{screen}"
+    );
+    assert!(screen.contains("not a contact"), "{screen}");
+    snapshot("room_call", &screen);
+}

@@ -434,6 +434,9 @@ pub struct RoomState {
     pub history: Option<History>,
     /// The conference on in the room, if any.
     pub call: Option<crate::call::conf::Conference>,
+    /// Members a moderator removed from a call: they stay out of this
+    /// room's calls.
+    pub call_removed: BTreeSet<AccountId>,
 }
 
 impl RoomState {
@@ -498,7 +501,13 @@ impl RoomState {
                         return Err(AuthError::Target);
                     }
                 }
-                match Conference::refuse(self.call.as_ref(), sender, event) {
+                let moderator = have >= MODERATOR;
+                match Conference::refuse(
+                    self.call.as_ref(),
+                    &self.call_removed,
+                    (sender, moderator),
+                    event,
+                ) {
                     Some(why) => Err(AuthError::Refused(why)),
                     None => Ok(()),
                 }
@@ -628,9 +637,12 @@ impl RoomState {
             RoomContent::Name(name) => self.name = name.clone(),
             RoomContent::Topic(topic) => self.topic = topic.clone(),
             RoomContent::History(h) => self.history = Some(*h),
-            RoomContent::Call(event) => {
-                crate::call::conf::Conference::apply(&mut self.call, sender, event)
-            }
+            RoomContent::Call(event) => crate::call::conf::Conference::apply(
+                &mut self.call,
+                &mut self.call_removed,
+                sender,
+                event,
+            ),
             RoomContent::Confirm(_)
             | RoomContent::Message(_)
             | RoomContent::File(_)

@@ -15,6 +15,13 @@ use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(90);
 
+/// One call test at a time: each runs three to five daemons coding and
+/// mixing audio in real time (debug builds) on two cores.
+fn one_media_test_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static MEDIA: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    MEDIA.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 fn user(name: &str, dump: &Path) -> (Profile, Ids, Daemon) {
     let p = Profile::new();
     let ids = p.init(name);
@@ -131,6 +138,7 @@ fn opens(frame: &[u8], key: &[u8]) -> bool {
 
 #[test]
 fn four_members_hear_each_other_a_kicked_one_is_dropped_and_a_leaver_opens_nothing_after() {
+    let _media = one_media_test_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let names = ["alice", "bob", "carol", "dave"];
     let freqs = [440.0, 550.0, 660.0, 770.0];
@@ -210,6 +218,15 @@ fn four_members_hear_each_other_a_kicked_one_is_dropped_and_a_leaver_opens_nothi
     );
     std::thread::sleep(Duration::from_secs(5));
 
+    // A member cannot mute another; Alice (the creator) mutes Bob for
+    // everyone for a while.
+    let line = assert_fails_cleanly(&people[1].0.kith(["call", "mute", "--member", "alice"]));
+    assert!(line.contains("power"), "{line}");
+    assert_ok(&a.kith(["call", "mute", "--member", "bob"]));
+    std::thread::sleep(Duration::from_secs(3));
+    assert_ok(&a.kith(["call", "mute", "--member", "bob", "--off"]));
+    std::thread::sleep(Duration::from_secs(2));
+
     // Alice (the room's creator) kicks Carol: everyone drops her from the
     // call, and her call ends.
     let carol_device = people[2].1.device.clone();
@@ -279,6 +296,11 @@ fn four_members_hear_each_other_a_kicked_one_is_dropped_and_a_leaver_opens_nothi
         assert!(least > 0.1, "{} did not hear all three others", names[i]);
         assert!(own < 0.01, "{} heard itself", names[i]);
     }
+    // While Bob was muted, Carol heard Alice and Dave and not him.
+    let carol = kith_media::wav::read(&outs[2], 48_000 * 120).unwrap();
+    let (least, bob_share) = best_window(&carol, &[440.0, 770.0], 550.0);
+    eprintln!("carol while bob was muted: alice and dave at least {least:.3}, bob {bob_share:.4}");
+    assert!(least > 0.3 && bob_share < 0.01, "the mute did not hold");
 
     // Nothing Dave holds opens what Bob received after Dave left; what
     // Bob received while Dave was in the call does open with Dave's keys
@@ -319,4 +341,103 @@ fn four_members_hear_each_other_a_kicked_one_is_dropped_and_a_leaver_opens_nothi
             .is_some_and(|r| r["call"].is_null())),
         "the call is still on in the room"
     );
+}
+
+/// A participant that sends, beside its good frames, replays of them,
+/// forged ones, frames under the key it used before and junk: each is
+/// dropped and counted by the others, whose call goes on hearing it.
+#[test]
+fn a_hostile_participants_bad_frames_are_dropped_and_counted() {
+    let _media = one_media_test_at_a_time();
+    let dir = tempfile::tempdir().unwrap();
+    let (bob, _ib, _db) = user("bob", &dir.path().join("dump-bob"));
+    let mallory = Profile::new();
+    let im = mallory.init("mallory");
+    let _dm = mallory.spawn_daemon_with(&["--danger-conf-hostile"]);
+    let (carol, _ic, _dc) = user("carol", &dir.path().join("dump-carol"));
+    pair(&bob, &mallory);
+    pair(&bob, &carol);
+    let room = assert_ok(&bob.kith(["room", "create", "den"]))
+        .trim()
+        .to_owned();
+    assert_ok(&bob.kith(["room", "invite", &room, "mallory"]));
+    assert_ok(&bob.kith(["room", "invite", &room, "carol"]));
+    for p in [&bob, &mallory, &carol] {
+        assert!(
+            wait_until(WAIT, || room_entry(p, &room)
+                .is_some_and(|r| r["members"] == 3 && r["membership"] == "join")),
+            "not everyone joined"
+        );
+    }
+    let wav = |n: &str, f: f64| {
+        let path = dir.path().join(format!("{n}-in.wav"));
+        kith_media::wav::write(&path, &tone(f, 30.0)).unwrap();
+        path
+    };
+    let bob_out = dir.path().join("bob-out.wav");
+    let (bob_in, mallory_in, carol_in) = (
+        wav("bob", 440.0),
+        wav("mallory", 660.0),
+        wav("carol", 550.0),
+    );
+    let id = assert_ok(&bob.kith([
+        "call",
+        &room,
+        "--audio-in",
+        bob_in.to_str().unwrap(),
+        "--audio-out",
+        bob_out.to_str().unwrap(),
+    ]))
+    .trim()
+    .to_owned();
+    assert!(wait_until(WAIT, || room_entry(&mallory, &room)
+        .is_some_and(|r| r["call"] == id.as_str())));
+    assert_ok(&mallory.kith(["call", &room, "--audio-in", mallory_in.to_str().unwrap()]));
+    assert!(wait_until(WAIT, || linked(&bob, &id) == vec![im.device.clone()]));
+    std::thread::sleep(Duration::from_secs(2));
+    // Carol comes and goes: everyone makes new keys twice, so Mallory's
+    // frames under her key before are stale at Bob.
+    assert!(wait_until(WAIT, || room_entry(&carol, &room)
+        .is_some_and(|r| r["call"] == id.as_str())));
+    assert_ok(&carol.kith(["call", &room, "--audio-in", carol_in.to_str().unwrap()]));
+    assert!(wait_until(WAIT, || linked(&bob, &id).len() == 2));
+    std::thread::sleep(Duration::from_secs(2));
+    assert_ok(&carol.kith(["call", "hangup"]));
+    std::thread::sleep(Duration::from_secs(3));
+    let c = call_of(&bob, &id).unwrap();
+    eprintln!(
+        "bob counted: replayed {}, forged {}, stale key {}, bad {}",
+        c["frames_replayed"], c["frames_forged"], c["frames_stale_key"], c["bad_datagrams"]
+    );
+    for counter in ["frames_replayed", "frames_forged", "frames_stale_key"] {
+        assert!(c[counter].as_u64().unwrap() > 0, "{counter}: {c}");
+    }
+    assert!(
+        c["bad_datagrams"].as_u64().unwrap()
+            > c["frames_replayed"].as_u64().unwrap() + c["frames_forged"].as_u64().unwrap(),
+        "junk not counted: {c}"
+    );
+    assert_eq!(c["state"], "active");
+    // Bob (the room's creator) removes Mallory from the call: dropped,
+    // her side ends, and she cannot join again.
+    let line = assert_fails_cleanly(&mallory.kith(["call", "remove", "bob"]));
+    assert!(line.contains("power"), "{line}");
+    assert_ok(&bob.kith(["call", "remove", "mallory"]));
+    assert!(
+        wait_until(WAIT, || linked(&bob, &id).is_empty()),
+        "mallory still linked"
+    );
+    assert!(
+        wait_until(WAIT, || call_of(&mallory, &id)
+            .is_some_and(|c| c["state"] == "ended" && c["ended"] == "removed")),
+        "mallory's call: {:?}",
+        call_of(&mallory, &id)
+    );
+    let line = assert_fails_cleanly(&mallory.kith(["call", &room]));
+    assert!(line.contains("removed"), "{line}");
+    assert_ok(&bob.kith(["call", "hangup"]));
+    // Bob heard Mallory all along (the good frames between the bad).
+    let heard = kith_media::wav::read(&bob_out, 48_000 * 120).unwrap();
+    let (least, _) = best_window(&heard, &[660.0], 440.0);
+    assert!(least > 0.3, "bob did not hear mallory: {least}");
 }

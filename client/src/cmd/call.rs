@@ -71,13 +71,27 @@ pub enum Action {
         /// The call; none: the one going on.
         call: Option<String>,
     },
-    /// Mute this device's sound in a call (the call goes on).
+    /// Mute this device's sound in a call (the call goes on); in a room's
+    /// call, a moderator mutes a member for everyone with `--member`.
     Mute {
         /// The call; none: the one going on.
         call: Option<String>,
         /// Unmute instead.
         #[arg(long)]
         off: bool,
+        /// A member of the room (account id, prefix or contact name):
+        /// everyone in the room's call stops hearing them, and their
+        /// devices send silence (moderators and admins).
+        #[arg(long)]
+        member: Option<String>,
+    },
+    /// Remove a member from the room's call (moderators and admins): they
+    /// are dropped and may not join the room's calls again.
+    Remove {
+        /// The member (account id, prefix or contact name).
+        member: String,
+        /// The call; none: the one going on.
+        call: Option<String>,
     },
     /// Hand this device's side of the call to another own device (the
     /// call goes on there; the other side hears at most a short gap).
@@ -122,8 +136,16 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
         (Some(Action::Hangup { call }), _) => {
             rt.block_on(client.call_hangup(call.as_deref()))?;
         }
-        (Some(Action::Mute { call, off }), _) => {
-            rt.block_on(client.call_mute(call.as_deref(), !off))?;
+        (Some(Action::Mute { call, off, member }), _) => match member {
+            Some(member) => {
+                rt.block_on(client.call_mute_member(call.as_deref(), &member, !off))?;
+            }
+            None => {
+                rt.block_on(client.call_mute(call.as_deref(), !off))?;
+            }
+        },
+        (Some(Action::Remove { member, call }), _) => {
+            rt.block_on(client.call_remove(call.as_deref(), &member))?;
         }
         (Some(Action::Move { device, call }), _) => {
             rt.block_on(client.call_move(&device, call.as_deref()))?;

@@ -39,6 +39,10 @@ pub struct Args {
     /// show a leaver's keys open nothing sent after it left).
     #[arg(long, hide = true, value_name = "DIR")]
     pub danger_conf_dump: Option<std::path::PathBuf>,
+    /// Tests only: room calls also send replayed, forged and stale frames
+    /// (a hostile participant, for the Byzantine tests).
+    #[arg(long, hide = true)]
+    pub danger_conf_hostile: bool,
     /// Calls send this 48 kHz mono 16-bit WAV file instead of the
     /// microphone when their command names none (and a call moved here
     /// from another own device sends it).
@@ -113,7 +117,17 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
         }
         daemon.set_media_loss(args.danger_media_loss_percent);
         if let Some(dir) = &args.danger_conf_dump {
+            // Keys in a file: never in a release build.
+            if !cfg!(debug_assertions) {
+                anyhow::bail!("--danger-conf-dump exists only in debug builds");
+            }
             daemon.set_conf_dump(dir.clone());
+        }
+        if args.danger_conf_hostile {
+            if !cfg!(debug_assertions) {
+                anyhow::bail!("--danger-conf-hostile exists only in debug builds");
+            }
+            daemon.set_conf_hostile();
         }
         let path = |p: &Option<std::path::PathBuf>| -> Result<Option<String>> {
             p.as_ref()

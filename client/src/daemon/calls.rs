@@ -850,6 +850,8 @@ pub(super) fn status(d: &Daemon) -> Vec<kith_client::answers::CallInfo> {
             frames_replayed: 0,
             frames_stale_key: 0,
             frames_forged: 0,
+            speaking: None,
+            participant_accounts: Vec::new(),
         })
         .chain(super::conf::status(d))
         .collect()
@@ -866,7 +868,9 @@ fn of_each_call<T>(d: &Daemon, f: impl Fn(&super::media::Counts) -> T) -> Vec<(S
 
 /// Each call's media clocks (benchmarks).
 pub(super) fn clocks(d: &Daemon) -> Vec<(String, super::media::Clocks)> {
-    of_each_call(d, |c| *c.clocks.lock().unwrap_or_else(|p| p.into_inner()))
+    let mut out = of_each_call(d, |c| *c.clocks.lock().unwrap_or_else(|p| p.into_inner()));
+    out.extend(super::conf::clocks(d));
+    out
 }
 
 /// Each call's video clocks (benchmarks).

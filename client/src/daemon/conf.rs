@@ -40,6 +40,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
+use zeroize::Zeroizing;
 
 /// How long dialling one participant may take.
 const CONNECT_WAIT: Duration = Duration::from_secs(5);
@@ -58,6 +59,21 @@ const MAX_REDIAL: Duration = Duration::from_secs(60);
 /// link to any of them before it gives up (a kicked member hears nothing
 /// from the room, and everyone refuses it).
 const ALONE_FOR: Duration = Duration::from_secs(20);
+/// Most participants linked at once (a full mesh; forwarding for larger
+/// calls is not built yet).
+const MAX_LINKED: usize = 32;
+/// How long an incoming link waits for the room to say its device joined
+/// (the joiner writes `Join` before it dials; the event may still be on
+/// its way here).
+const JOIN_WAIT: Duration = Duration::from_secs(5);
+/// Most links one device may bring up per minute (each makes every
+/// participant make a new key).
+const UPS_PER_MINUTE: usize = 6;
+/// Most control messages per second on one link.
+const MESSAGES_PER_SECOND: u32 = 50;
+/// The level (mean absolute sample) above which a participant counts as
+/// speaking: about −50 dBFS, above Opus's comfort noise.
+const SPEAKING_LEVEL: f32 = 100.0;
 /// Most keys one participant may give in a conference (a participant that
 /// floods keys is dropped).
 const MAX_KEYS: u64 = 10_000;
@@ -113,6 +129,9 @@ struct Peer {
     heard_from: Instant,
     /// A moderator muted its account: not played.
     silenced: bool,
+    /// How loud its last frames were (a slow average of each frame's
+    /// mean absolute sample).
+    level: f32,
     /// Its datagram reader.
     _reader: AbortOnDrop,
 }
@@ -123,6 +142,10 @@ pub(super) struct Shared {
     room: LogId,
     /// The key frames are sealed under now.
     key: Mutex<SenderKey>,
+    /// A key given out, sealed with from the instant named (the send task
+    /// switches; newer keys made before then replace it, the instant
+    /// stays).
+    pending: Mutex<Option<(SenderKey, Instant)>>,
     peers: Mutex<HashMap<DeviceId, Peer>>,
     /// The user muted this device.
     muted: Arc<AtomicBool>,
@@ -130,9 +153,17 @@ pub(super) struct Shared {
     forced_mute: AtomicBool,
     counts: Arc<Counts>,
     seal: SealCounts,
+    /// Media bytes sent (to every participant) and received, datagrams'
+    /// payloads with our header (benchmarks).
+    bytes: [AtomicU64; 2],
     ended: Mutex<Option<String>>,
+    /// The participant speaking now, if any.
+    speaking: Mutex<Option<DeviceId>>,
     /// What was heard (written to `--audio-out` on leaving).
     heard: Arc<Heard>,
+    /// Tests only: this device also sends replayed, forged and stale
+    /// frames (`kith daemon --danger-conf-hostile`).
+    hostile: bool,
     /// Benchmarks and tests: a copy of every key given to this device
     /// and of sealed frames received (see `kith daemon
     /// --danger-conf-dump`).
@@ -172,6 +203,13 @@ impl std::fmt::Debug for Confs {
 impl Confs {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<CallId, Entry>> {
         self.table.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The conference this device is in now, if any.
+    fn live(&self) -> Option<(CallId, LogId, mpsc::Sender<Input>, Arc<Shared>)> {
+        let t = self.lock();
+        let (id, e) = t.iter().find(|(_, e)| e.ended_at.is_none())?;
+        Some((*id, e.shared.room, e.tx.clone(), Arc::clone(&e.shared)))
     }
 
     /// Whether this device is in a conference now.
@@ -221,50 +259,37 @@ pub(super) async fn start(
     if video {
         bail!("video in room calls is not built yet: call the room without --video");
     }
-    if d.calls.busy() || d.confs.busy() {
+    if d.calls.busy() {
         bail!("this device is already in a call (see `kith call status`)");
     }
     let now = crate::now_ms();
-    let (id, started) = {
-        let mut node = d.node.lock().await;
-        let (id, started) = match node.room_conference(&room) {
-            Some(c) => (c.id, false),
-            None => {
-                let id = CallId::random();
-                node.room_call(room, RoomCall::Start(id), now).await?;
-                (id, true)
-            }
-        };
-        node.room_call(
-            room,
-            RoomCall::Join {
-                call: id,
-                device: d.device,
-            },
-            now,
-        )
-        .await?;
-        (id, started)
+    let mut node = d.node.lock().await;
+    let (id, started) = match node.room_conference(&room) {
+        Some(c) => (c.id, false),
+        None => (CallId::random(), true),
     };
-    info!(call = %id, room = %room.short(12), started, "in the room's call");
-    let counts = Arc::new(Counts::default());
-    let muted = Arc::new(AtomicBool::new(false));
     let shared = Arc::new(Shared {
         id,
         room,
         key: Mutex::new(SenderKey::generate(
             u32::from_be_bytes(node_core::crypto::random_bytes()) % FIRST_KID_BELOW,
         )),
+        pending: Mutex::new(None),
         peers: Mutex::new(HashMap::new()),
-        muted: Arc::clone(&muted),
+        muted: Arc::new(AtomicBool::new(false)),
         forced_mute: AtomicBool::new(false),
-        counts: Arc::clone(&counts),
+        counts: Arc::new(Counts::default()),
         seal: SealCounts::default(),
+        bytes: Default::default(),
         ended: Mutex::new(None),
+        speaking: Mutex::new(None),
         heard: Arc::default(),
         dump: d.conf_dump.get().cloned(),
+        hostile: d.conf_hostile.load(Ordering::Relaxed),
     });
     let (tx, rx) = mpsc::channel(INPUTS);
+    // The place in the table first (two commands at once: one wins), then
+    // the room's events; nothing is left behind if either fails.
     if !d.confs.insert(
         id,
         Entry {
@@ -275,7 +300,38 @@ pub(super) async fn start(
     ) {
         bail!("this device is already in a call (see `kith call status`)");
     }
-    let media = start_media(d, &shared, &audio, tx.clone())?;
+    let join = RoomCall::Join {
+        call: id,
+        device: d.device,
+    };
+    let written = async {
+        if started {
+            node.room_call(room, RoomCall::Start(id), now).await?;
+        }
+        node.room_call(room, join, now).await
+    }
+    .await;
+    if let Err(e) = written {
+        d.confs.lock().remove(&id);
+        return Err(e.into());
+    }
+    let media = match start_media(d, &shared, &audio, tx.clone()) {
+        Ok(m) => m,
+        Err(e) => {
+            d.confs.lock().remove(&id);
+            let leave = RoomCall::Leave {
+                call: id,
+                device: d.device,
+            };
+            let _ = node.room_call(room, leave, now).await;
+            if started {
+                let _ = node.room_call(room, RoomCall::End(id), now).await;
+            }
+            return Err(e);
+        }
+    };
+    drop(node);
+    info!(call = %id, room = %room.short(12), started, "in the room's call");
     let task = Task {
         d: Arc::clone(d),
         shared,
@@ -283,7 +339,8 @@ pub(super) async fn start(
         writers: HashMap::new(),
         dialling: HashMap::new(),
         next_kid: 0,
-        pending: None,
+        keys_given: HashMap::new(),
+        ups: HashMap::new(),
         audio,
         media: Some(media),
         alone_since: None,
@@ -292,10 +349,51 @@ pub(super) async fn start(
     Ok(id)
 }
 
-/// Serves an incoming conference connection: its first frame names the
-/// conference; the dialling device must be a member's that may be in it.
+/// Serves an incoming conference connection. Before anything is read,
+/// the dialling device must be in the conference this device is in: an
+/// active device of a member of the room, not removed from the call,
+/// whose joining the room's events say (waited for up to [`JOIN_WAIT`]:
+/// the joiner writes it before it dials). Its first frame must then name
+/// that very conference.
 pub(super) async fn serve(d: Arc<Daemon>, link: Link) {
     let peer = link.peer();
+    let Some((call, room, tx, shared)) = d.confs.live() else {
+        link.close("not in a call");
+        return;
+    };
+    if peer == d.device {
+        link.close("not in the call");
+        return;
+    }
+    let deadline = Instant::now() + JOIN_WAIT;
+    let account = loop {
+        let (member, listed) = {
+            let node = d.node.lock().await;
+            (
+                node.conference_member(&room, call, &peer),
+                node.conference_participant(&room, call, &peer),
+            )
+        };
+        match (member, listed) {
+            (_, Some(account)) => break account,
+            (Some(_), None) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            _ => {
+                debug!(peer = %peer.short(8), "conference connection from a device not in the call: refused");
+                link.close("not in the call");
+                return;
+            }
+        }
+    };
+    {
+        let peers = shared.peers();
+        if peers.len() >= MAX_LINKED && !peers.contains_key(&peer) {
+            drop(peers);
+            link.close("the call is full here");
+            return;
+        }
+    }
     let opened = tokio::time::timeout(HELLO_WAIT, async {
         let (writer, mut reader) = link.accept().await.ok()?;
         let frame = reader.recv_max(MAX_CONF_FRAME).await.ok()??;
@@ -306,27 +404,14 @@ pub(super) async fn serve(d: Arc<Daemon>, link: Link) {
         link.close("no conference named");
         return;
     };
-    let Ok(ConfMsg::Hello { room, call }) = ConfMsg::decode(&frame) else {
-        debug!(peer = %peer.short(8), "a conference connection that does not start with hello");
-        link.close("bad conference frame");
-        return;
-    };
-    let tx = d
-        .confs
-        .lock()
-        .get(&call)
-        .filter(|e| e.ended_at.is_none() && e.shared.room == room)
-        .map(|e| e.tx.clone());
-    let Some(tx) = tx else {
-        link.close("not in that call");
-        return;
-    };
-    let account = d.node.lock().await.conference_member(&room, call, &peer);
-    let Some(account) = account.filter(|_| peer != d.device) else {
-        debug!(peer = %peer.short(8), "conference connection from a device that may not be in it: refused");
-        link.close("not a member of the call");
-        return;
-    };
+    match ConfMsg::decode(&frame) {
+        Ok(ConfMsg::Hello { room: r, call: c }) if r == room && c == call => {}
+        _ => {
+            debug!(peer = %peer.short(8), "a conference connection that does not name this call");
+            link.close("not that call");
+            return;
+        }
+    }
     if tokio::time::timeout(SEND_WAIT, writer.send(&ConfMsg::Welcome(call).encode()))
         .await
         .map_or(true, |r| r.is_err())
@@ -346,6 +431,35 @@ pub(super) async fn serve(d: Arc<Daemon>, link: Link) {
         .is_err()
     {
         link.close("call busy");
+    }
+}
+
+/// After a restart (a crash, a kill): this device is in no call, so where
+/// a room still says it joined one, it leaves (and ends the call if it may
+/// and no one else is in it), so no call stays on for a device gone.
+pub(super) async fn recover(d: Arc<Daemon>) {
+    let now = crate::now_ms();
+    let mut node = d.node.lock().await;
+    let rooms: Vec<LogId> = node.rooms().into_iter().map(|r| r.id).collect();
+    for room in rooms {
+        let Some(conf) = node.room_conference(&room) else {
+            continue;
+        };
+        if !conf.participants.contains_key(&d.device) {
+            continue;
+        }
+        let leave = RoomCall::Leave {
+            call: conf.id,
+            device: d.device,
+        };
+        if let Err(e) = node.room_call(room, leave, now).await {
+            debug!(error = %e, "could not leave a call after a restart");
+            continue;
+        }
+        info!(call = %conf.id, room = %room.short(12), "left a call this device was in before it restarted");
+        if !conf.participants.keys().any(|dev| *dev != d.device) {
+            let _ = node.room_call(room, RoomCall::End(conf.id), now).await;
+        }
     }
 }
 
@@ -392,6 +506,19 @@ async fn dial(
     .await
     .ok()
     .flatten();
+    // Still in the call now that the link is up (the dial took a while).
+    let up = match up {
+        Some((link, writer, reader)) => {
+            let still = d.node.lock().await.conference_participant(&room, id, &dev);
+            if still == Some(account) {
+                Some((link, writer, reader))
+            } else {
+                link.close("not in the call");
+                None
+            }
+        }
+        None => None,
+    };
     let input = match up {
         Some((link, writer, reader)) => Input::Up {
             dev,
@@ -409,19 +536,25 @@ async fn dial(
     let _ = tx.send(input).await;
 }
 
+/// A link's control frames queued for its writer task, and its writer
+/// and reader tasks (stopped when this is dropped).
+type Writer = (mpsc::Sender<Zeroizing<Vec<u8>>>, AbortOnDrop, AbortOnDrop);
+
 /// The conference's own task: links, keys, the room's word.
 struct Task {
     d: Arc<Daemon>,
     shared: Arc<Shared>,
     tx: mpsc::Sender<Input>,
     /// Each link's control frames, sent by a task of its own.
-    writers: HashMap<DeviceId, (mpsc::Sender<Vec<u8>>, AbortOnDrop, AbortOnDrop)>,
+    writers: HashMap<DeviceId, Writer>,
     /// Participants being dialled or not reached: when to try next, and
     /// how long to wait after that.
     dialling: HashMap<DeviceId, (Instant, Duration)>,
     next_kid: u32,
-    /// A key given out, sealed with from the instant named.
-    pending: Option<(SenderKey, Instant)>,
+    /// Keys each participant gave in this call (across its links).
+    keys_given: HashMap<DeviceId, u64>,
+    /// When each participant's recent links came up.
+    ups: HashMap<DeviceId, std::collections::VecDeque<Instant>>,
     audio: super::media::Audio,
     media: Option<Media>,
     /// Since when no participant is linked while others are in the call.
@@ -440,7 +573,6 @@ impl Task {
         let mut look = tokio::time::interval(LOOK_EVERY);
         look.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let why = loop {
-            let switch_at = self.pending.as_ref().map(|(_, at)| *at);
             tokio::select! {
                 input = rx.recv() => match input {
                     Some(Input::Hangup(done)) => {
@@ -454,11 +586,6 @@ impl Task {
                 _ = look.tick() => {
                     if let Some(why) = self.look().await {
                         break why;
-                    }
-                }
-                () = super::media::sleep_until(switch_at), if switch_at.is_some() => {
-                    if let Some((key, _)) = self.pending.take() {
-                        *self.shared.key.lock().unwrap_or_else(|p| p.into_inner()) = key;
                     }
                 }
             }
@@ -481,26 +608,35 @@ impl Task {
                 let Some(peer) = peers.get_mut(&dev).filter(|p| p.link.same_as(&link)) else {
                     return;
                 };
-                match msg {
+                let given = self.keys_given.entry(dev).or_default();
+                let wrong = match msg {
                     ConfMsg::Key { kid, key } => {
                         if let Some(dir) = &self.shared.dump {
                             dump_key(dir, dev, kid, &key);
                         }
-                        peer.keys.add(kid, key);
-                        if peer.keys.given() > MAX_KEYS {
-                            warn!(peer = %dev.short(8), "a participant gave too many keys: dropped");
-                            drop(peers);
-                            self.drop_peer(dev, "too many keys");
+                        *given += 1;
+                        if *given > MAX_KEYS {
+                            Some("too many keys")
+                        } else if !peer.keys.add(kid, key) {
+                            Some("a key id that does not rise")
+                        } else {
+                            None
                         }
                     }
                     ConfMsg::Bye(call) if call == self.shared.id => {
-                        drop(peers);
                         info!(peer = %dev.short(8), "a participant left the call");
-                        self.drop_peer(dev, "left");
+                        Some("left")
                     }
-                    // Hello and Welcome open a link; anything else here is
-                    // ignored.
-                    _ => {}
+                    // Hello and Welcome only open a link; a bye for another
+                    // call is not this one's.
+                    _ => Some("a message out of place"),
+                };
+                drop(peers);
+                if let Some(why) = wrong {
+                    if why != "left" {
+                        debug!(peer = %dev.short(8), why, "conference link dropped");
+                    }
+                    self.drop_peer(dev, why);
                 }
             }
             Input::Lost(dev, link) => {
@@ -548,6 +684,20 @@ impl Task {
             return;
         }
         self.dialling.remove(&dev);
+        let now = Instant::now();
+        let ups = self.ups.entry(dev).or_default();
+        ups.retain(|at| now.duration_since(*at) < Duration::from_secs(60));
+        if ups.len() >= UPS_PER_MINUTE {
+            debug!(peer = %dev.short(8), "a participant links too often: refused");
+            link.close("too many links");
+            return;
+        }
+        ups.push_back(now);
+        let count = self.shared.peers().len();
+        if count >= MAX_LINKED && !self.shared.peers().contains_key(&dev) {
+            link.close("the call is full here");
+            return;
+        }
         if let Some(old) = self.shared.peers().get(&dev) {
             let keep_new = dialled_here == (self.d.device < dev);
             if !keep_new {
@@ -575,6 +725,7 @@ impl Task {
                 decoder,
                 heard_from: Instant::now(),
                 silenced: false,
+                level: 0.0,
                 _reader: reader_task,
             },
         );
@@ -601,14 +752,24 @@ impl Task {
     fn rotate(&mut self) {
         let key = SenderKey::generate(self.next_kid);
         self.next_kid = self.next_kid.saturating_add(1);
-        let frame = key.announce().encode();
+        let frame = Zeroizing::new(key.announce().encode());
         for (out, ..) in self.writers.values() {
             // A link whose queue is full is too slow to keep: its writer
             // closes it when a frame takes too long.
             let _ = out.try_send(frame.clone());
         }
         self.shared.seal.keys_made.fetch_add(1, Ordering::Relaxed);
-        self.pending = Some((key, Instant::now() + KEY_SWITCH));
+        let mut pending = self
+            .shared
+            .pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        // A key already waiting keeps its instant: keys made quickly one
+        // after another never hold the switch off.
+        let at = pending
+            .as_ref()
+            .map_or(Instant::now() + KEY_SWITCH, |(_, at)| *at);
+        *pending = Some((key, at));
     }
 
     /// Follows the room: the call ended or this device was removed (the
@@ -626,8 +787,8 @@ impl Task {
             let members: Vec<(DeviceId, bool)> = linked
                 .iter()
                 .map(|(d, a)| {
-                    let ok =
-                        node.conference_member(&self.shared.room, self.shared.id, d) == Some(*a);
+                    let ok = node.conference_participant(&self.shared.room, self.shared.id, d)
+                        == Some(*a);
                     (*d, ok)
                 })
                 .collect();
@@ -684,6 +845,10 @@ impl Task {
         }
         self.dialling
             .retain(|dev, _| conf.participants.contains_key(dev));
+        self.keys_given
+            .retain(|dev, _| conf.participants.contains_key(dev));
+        self.ups
+            .retain(|dev, _| conf.participants.contains_key(dev));
         let others = conf.participants.keys().any(|dev| *dev != self.d.device);
         if linked.is_empty() && others {
             if self.alone_since.get_or_insert(now).elapsed() >= ALONE_FOR {
@@ -700,7 +865,7 @@ impl Task {
     /// in it).
     async fn finish(&mut self, why: &str) {
         *self.shared.ended.lock().unwrap_or_else(|p| p.into_inner()) = Some(why.to_owned());
-        let bye = ConfMsg::Bye(self.shared.id).encode();
+        let bye = Zeroizing::new(ConfMsg::Bye(self.shared.id).encode());
         for (out, ..) in self.writers.values() {
             let _ = out.try_send(bye.clone());
         }
@@ -752,7 +917,11 @@ impl Task {
 
 /// Writes a link's control frames, each within [`SEND_WAIT`]; a link that
 /// takes longer is closed.
-async fn write_frames(mut writer: FrameWriter, mut rx: mpsc::Receiver<Vec<u8>>, link: Link) {
+async fn write_frames(
+    mut writer: FrameWriter,
+    mut rx: mpsc::Receiver<Zeroizing<Vec<u8>>>,
+    link: Link,
+) {
     while let Some(frame) = rx.recv().await {
         if !matches!(
             tokio::time::timeout(SEND_WAIT, writer.send(&frame)).await,
@@ -766,11 +935,20 @@ async fn write_frames(mut writer: FrameWriter, mut rx: mpsc::Receiver<Vec<u8>>, 
 
 /// Reads a link's control frames into the conference task.
 async fn read_frames(mut reader: FrameReader, dev: DeviceId, link: Link, tx: mpsc::Sender<Input>) {
+    let (mut window, mut count) = (Instant::now(), 0u32);
     loop {
         let frame = match reader.recv_max(MAX_CONF_FRAME).await {
-            Ok(Some(f)) => f,
+            Ok(Some(f)) => Zeroizing::new(f),
             _ => break,
         };
+        if window.elapsed() >= Duration::from_secs(1) {
+            (window, count) = (Instant::now(), 0);
+        }
+        count += 1;
+        if count > MESSAGES_PER_SECOND {
+            debug!(peer = %dev.short(8), "too many conference messages: link dropped");
+            break;
+        }
         match ConfMsg::decode(&frame) {
             Ok(msg) => {
                 if tx.send(Input::Msg(dev, link.clone(), msg)).await.is_err() {
@@ -816,6 +994,7 @@ fn spawn_datagram_reader(
 
 fn take(shared: &Shared, dev: DeviceId, bytes: &[u8]) {
     let counts = &shared.counts;
+    shared.bytes[1].fetch_add(bytes.len() as u64, Ordering::Relaxed);
     let packet = match Packet::decode(bytes) {
         Ok(p) if p.kind == Kind::Audio => p,
         _ => {
@@ -902,8 +1081,13 @@ async fn send(
     let counts = &shared.counts;
     let (mut window, mut window_bytes) = (Instant::now(), 0u64);
     let mut first = true;
+    // The key used before the current one (tests: a hostile sender's
+    // frames under it), and the tick count.
+    let mut retired: Option<SenderKey> = None;
+    let mut ticks = 0u64;
     loop {
         tick.tick().await;
+        ticks += 1;
         if window.elapsed() >= Duration::from_secs(1) {
             let secs = window.elapsed().as_secs_f64();
             counts
@@ -926,6 +1110,18 @@ async fn send(
             let mut c = counts.clocks.lock().unwrap_or_else(|p| p.into_inner());
             c.send_started = Some(now);
             c.send_from = frames.from.load(Ordering::Relaxed);
+        }
+        {
+            let mut pending = shared.pending.lock().unwrap_or_else(|p| p.into_inner());
+            if pending.as_ref().is_some_and(|(_, at)| *at <= now)
+                && let Some((key, _)) = pending.take()
+            {
+                let old = std::mem::replace(
+                    &mut *shared.key.lock().unwrap_or_else(|p| p.into_inner()),
+                    key,
+                );
+                retired = Some(old);
+            }
         }
         let links: Vec<Link> = shared.peers().values().map(|p| p.link.clone()).collect();
         for _ in 0..behind.min(keep) {
@@ -972,8 +1168,41 @@ async fn send(
                 if link.send_datagram(bytes.clone()).is_ok() {
                     counts.sent.fetch_add(1, Ordering::Relaxed);
                     window_bytes += bytes.len() as u64;
+                    shared.bytes[0].fetch_add(bytes.len() as u64, Ordering::Relaxed);
                 }
             }
+            if shared.hostile && ticks.is_multiple_of(10) {
+                hostile_frames(&links, &bytes, &header, &payload, retired.as_mut());
+            }
+        }
+    }
+}
+
+/// Tests only (`kith daemon --danger-conf-hostile`): besides each good
+/// frame, a replay of it, a forged copy, one under the key used before
+/// the current one, and junk.
+fn hostile_frames(
+    links: &[Link],
+    bytes: &[u8],
+    header: &[u8; HEADER],
+    payload: &[u8],
+    retired: Option<&mut SenderKey>,
+) {
+    // A counter not used yet, so it is the sealing that fails.
+    let mut forged = bytes.to_vec();
+    if let Some(ctr) = forged.get_mut(HEADER + 4..HEADER + 12) {
+        let next = u64::from_be_bytes(ctr.try_into().unwrap_or([0; 8])) + 1_000_000;
+        ctr.copy_from_slice(&next.to_be_bytes());
+    }
+    let mut out = vec![bytes.to_vec(), forged, vec![0x10, 0, 0, 0, 1, 2, 3]];
+    if let Some(old) = retired {
+        let mut frame = header.to_vec();
+        frame.extend_from_slice(&old.seal(header, payload));
+        out.push(frame);
+    }
+    for link in links {
+        for b in &out {
+            let _ = link.send_datagram(b.clone());
         }
     }
 }
@@ -1035,12 +1264,23 @@ async fn mix(
                     }
                 };
                 if p.silenced {
+                    p.level = 0.0;
                     continue;
                 }
+                let mean =
+                    frame.iter().map(|x| f32::from(*x).abs()).sum::<f32>() / FRAME_SAMPLES as f32;
+                // About 300 ms to follow a change.
+                p.level += (mean - p.level) * 0.07;
                 for (s, x) in sum.iter_mut().zip(frame.iter()) {
                     *s += i32::from(*x);
                 }
             }
+            let loudest = peers
+                .iter()
+                .filter(|(_, p)| p.level > SPEAKING_LEVEL)
+                .max_by(|a, b| a.1.level.total_cmp(&b.1.level))
+                .map(|(d, _)| *d);
+            *shared.speaking.lock().unwrap_or_else(|p| p.into_inner()) = loudest;
         }
         if concealed_any {
             gap += 1;
@@ -1091,6 +1331,39 @@ fn dump_frame(dir: &std::path::Path, from: DeviceId, bytes: &[u8]) {
     }
 }
 
+/// Each conference's media clocks (benchmarks).
+pub(super) fn clocks(d: &Daemon) -> Vec<(String, super::media::Clocks)> {
+    d.confs
+        .lock()
+        .iter()
+        .map(|(id, e)| {
+            let c = *e
+                .shared
+                .counts
+                .clocks
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            (id.to_string(), c)
+        })
+        .collect()
+}
+
+/// Each conference's media bytes sent and received so far (benchmarks).
+pub(super) fn traffic(d: &Daemon) -> Vec<(String, u64, u64)> {
+    d.confs
+        .lock()
+        .iter()
+        .map(|(id, e)| {
+            let [s, r] = &e.shared.bytes;
+            (
+                id.to_string(),
+                s.load(Ordering::Relaxed),
+                r.load(Ordering::Relaxed),
+            )
+        })
+        .collect()
+}
+
 /// `kith call hangup` for a conference; false if none fits.
 pub(super) async fn hangup(d: &Daemon, id: Option<&str>) -> Result<bool> {
     let Some((_, tx, _)) = d.confs.find(id) else {
@@ -1102,6 +1375,35 @@ pub(super) async fn hangup(d: &Daemon, id: Option<&str>) -> Result<bool> {
     }
     let _ = tokio::time::timeout(Duration::from_secs(15), wait).await;
     Ok(true)
+}
+
+/// What a moderator does to a member in a room's call.
+pub(super) enum Moderate {
+    /// Mutes (true) or unmutes them for everyone.
+    Mute(bool),
+    /// Removes them from the room's calls.
+    Remove,
+}
+
+/// `kith call mute --member` / `kith call remove`: a moderator's room
+/// event about a member in the room's call this device is in.
+pub(super) async fn moderate(
+    d: &Daemon,
+    id: Option<&str>,
+    member: &str,
+    action: Moderate,
+) -> Result<()> {
+    let Some((call, _, shared)) = d.confs.find(id) else {
+        bail!("this device is in no room call (see `kith call status`)");
+    };
+    let mut node = d.node.lock().await;
+    let target = node.resolve_member(shared.room, member)?;
+    let event = match action {
+        Moderate::Mute(on) => RoomCall::Mute { call, target, on },
+        Moderate::Remove => RoomCall::Remove { call, target },
+    };
+    node.room_call(shared.room, event, crate::now_ms()).await?;
+    Ok(())
 }
 
 /// `kith call mute` for a conference; false if none fits.
@@ -1175,6 +1477,23 @@ pub(super) fn status(d: &Daemon) -> Vec<kith_client::answers::CallInfo> {
                 frames_replayed: s.seal.replayed.load(Ordering::Relaxed),
                 frames_stale_key: s.seal.stale_key.load(Ordering::Relaxed),
                 frames_forged: s.seal.forged.load(Ordering::Relaxed),
+                speaking: s
+                    .speaking
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .map(|d| d.to_string()),
+                participant_accounts: {
+                    let peers = s.peers();
+                    linked
+                        .iter()
+                        .map(|d| {
+                            peers
+                                .get(d)
+                                .map(|p| p.account.to_string())
+                                .unwrap_or_default()
+                        })
+                        .collect()
+                },
             }
         })
         .collect()

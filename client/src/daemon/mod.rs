@@ -55,6 +55,9 @@ pub struct Daemon {
     /// Tests only: where conferences copy the keys given to this device
     /// and the sealed frames received (`--danger-conf-dump`).
     conf_dump: std::sync::OnceLock<std::path::PathBuf>,
+    /// Tests only: room calls also send replayed, forged and stale frames
+    /// (`--danger-conf-hostile`).
+    conf_hostile: std::sync::atomic::AtomicBool,
     /// When the node's writes are on the disk: acknowledgements, events
     /// sent to peers and replies to clients wait for it, never the node.
     durable: node_core::store::Durability,
@@ -270,6 +273,7 @@ impl Daemon {
             calls: Default::default(),
             confs: Default::default(),
             conf_dump: Default::default(),
+            conf_hostile: Default::default(),
             receipts,
             receipts_rx: std::sync::Mutex::new(Some(receipts_rx)),
             node: timed::TimedMutex::with_release(node, Node::publish_sharing),
@@ -350,6 +354,7 @@ impl Daemon {
         };
         let accept = tokio::spawn(router::accept_loop(Arc::clone(&self)));
         self.spawn(router::manage_links(Arc::clone(&self)));
+        self.spawn(conf::recover(Arc::clone(&self)));
         if self.echo {
             self.spawn(echo::echo_loop(Arc::clone(&self)));
         }
@@ -534,6 +539,13 @@ impl Daemon {
         let _ = self.conf_dump.set(dir);
     }
 
+    /// Tests only: room calls also send replayed, forged and stale frames.
+    #[doc(hidden)]
+    pub fn set_conf_hostile(&self) {
+        self.conf_hostile
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Tests only: drops this share (percent, seeded) of incoming call
     /// media datagrams, to play a lossy path.
     #[doc(hidden)]
@@ -558,6 +570,13 @@ impl Daemon {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    /// Benchmarks: each room call's media bytes so far (call id, sent to
+    /// every participant, received from them).
+    #[doc(hidden)]
+    pub fn conf_traffic(&self) -> Vec<(String, u64, u64)> {
+        conf::traffic(self)
     }
 
     /// Benchmarks: each call's media clocks (call id, clocks).

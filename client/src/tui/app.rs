@@ -414,7 +414,7 @@ impl App {
     /// What to say when a key needs a contact and none is selected.
     fn no_contact_here(&self) -> &'static str {
         if self.current_room().is_some() {
-            "that works with a contact: select one above the rooms (calls in rooms come with group calls)"
+            "that works with a contact: select one above the rooms"
         } else {
             "add a contact first (Ctrl-N)"
         }
@@ -853,7 +853,11 @@ impl App {
                     self.call_hidden = false;
                     vec![]
                 }
-                KeyCode::Char('k') => match self.current().map(|c| c.id.to_string()) {
+                KeyCode::Char('k') => match self
+                    .current()
+                    .map(|c| c.id.to_string())
+                    .or_else(|| self.current_room().map(|r| r.id.to_string()))
+                {
                     Some(to) => {
                         self.call_hidden = false;
                         vec![Effect::CallStart { to, video: false }]

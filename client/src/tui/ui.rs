@@ -428,8 +428,87 @@ fn call_keys(app: &App, state: &str) -> &'static str {
 }
 
 /// The incoming-call and in-call screen.
+/// A room's call: who is in it (with their trust badges), who speaks,
+/// and the call's figures.
+fn draw_room_call(f: &mut Frame<'_>, area: Rect, app: &App, call: &crate::rpc::CallInfo) {
+    let room = app
+        .rooms
+        .iter()
+        .find(|r| Some(r.id.to_string()) == call.room)
+        .map_or_else(|| "a room".to_owned(), App::room_name);
+    let mut lines = vec![
+        Line::from(Span::styled(
+            format!("In the call of # {room}"),
+            Style::default().add_modifier(Modifier::BOLD),
+        )),
+        Line::from(""),
+        Line::from(format!(
+            "with {} (every frame sealed under its sender's key):",
+            call.participants.len()
+        )),
+    ];
+    if call.participants.is_empty() {
+        lines.push(Line::from("  no one yet"));
+    }
+    for (i, device) in call.participants.iter().enumerate() {
+        let account = call.participant_accounts.get(i).map_or("", String::as_str);
+        let speaking = call.speaking.as_deref() == Some(device.as_str());
+        let mut spans = vec![Span::raw(if speaking { "  🔊 " } else { "     " })];
+        match app.contact_of(account) {
+            Some(c) => {
+                spans.push(Span::raw(format!("{}  ", App::name_of(c))));
+                spans.push(contact_badge(c));
+            }
+            None => {
+                spans.push(Span::raw(format!(
+                    "{}  ",
+                    terminal_safe(&account[..account.len().min(12)])
+                )));
+                spans.push(Span::styled(
+                    "not a contact",
+                    Style::default().fg(Color::Yellow),
+                ));
+            }
+        }
+        if speaking {
+            spans.push(Span::styled(
+                "  speaking",
+                Style::default().fg(Color::Green),
+            ));
+        }
+        lines.push(Line::from(spans));
+    }
+    lines.push(Line::from(""));
+    let stat = |v: Option<u64>, unit: &str| v.map_or("–".to_owned(), |v| format!("{v} {unit}"));
+    lines.push(Line::from(format!(
+        "path: {}   loss: {}   longest gap: {}   sending: {}",
+        terminal_safe(call.path.as_deref().unwrap_or("–")),
+        call.loss
+            .map_or("–".to_owned(), |l| format!("{:.1}%", l * 100.0)),
+        stat(call.longest_gap_ms, "ms"),
+        stat(call.audio_kbps, "kbit/s"),
+    )));
+    if call.muted {
+        lines.push(Line::from(Span::styled(
+            "MUTED: they hear nothing from you (m to unmute)",
+            Style::default()
+                .fg(Color::Yellow)
+                .add_modifier(Modifier::BOLD),
+        )));
+    }
+    f.render_widget(
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .block(Block::default().borders(Borders::ALL).title(" Room call ")),
+        area,
+    );
+}
+
 fn draw_call(f: &mut Frame<'_>, area: Rect, app: &App) {
     let Some(call) = app.live_call() else { return };
+    if call.room.is_some() {
+        return draw_room_call(f, area, app, call);
+    }
     let contact = app.contact_of(&call.target);
     let name = contact.map_or_else(
         || terminal_safe(&call.target[..call.target.len().min(12)]).into_owned(),
@@ -664,6 +743,12 @@ fn draw_chat(f: &mut Frame<'_>, area: Rect, app: &App) {
             spans.push(Span::styled(
                 " (joining)",
                 Style::default().fg(Color::DarkGray),
+            ));
+        }
+        if r.call.is_some() {
+            spans.push(Span::styled(
+                format!(" ☎ {}", r.in_call),
+                Style::default().fg(Color::Green),
             ));
         }
         unread(r.unread, r.muted, &mut spans);

@@ -180,6 +180,9 @@ impl RoomCall {
 /// cannot make a device keep more).
 pub const MAX_PARTICIPANTS: usize = 256;
 
+/// Most devices of one account in one conference.
+pub const MAX_DEVICES_EACH: usize = 8;
+
 /// A room's conference as its events say.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Conference {
@@ -201,35 +204,52 @@ impl Conference {
     /// is on; `None` if it may. Power and membership are the room's part.
     pub fn refuse(
         on: Option<&Conference>,
-        sender: AccountId,
+        removed: &BTreeSet<AccountId>,
+        (sender, moderator): (AccountId, bool),
         event: &RoomCall,
     ) -> Option<&'static str> {
+        if removed.contains(&sender) && !matches!(event, RoomCall::Leave { .. }) {
+            return Some("you were removed from this room's calls");
+        }
         match (event, on) {
             (RoomCall::Start(_), Some(_)) => Some("a call is on in this room already"),
             (RoomCall::Start(_), None) => None,
             (_, None) => Some("no call is on in this room"),
             (e, Some(c)) if e.call() != c.id => Some("that call is over"),
-            (RoomCall::Join { device, .. }, Some(c)) => {
-                if c.removed.contains(&sender) {
-                    Some("you were removed from this call")
-                } else if c.participants.len() >= MAX_PARTICIPANTS
-                    && !c.participants.contains_key(device)
+            (RoomCall::Join { device, .. }, Some(c)) => match c.participants.get(device) {
+                Some(a) if *a != sender => Some("that device is another account's"),
+                Some(_) => None,
+                None if c.participants.values().filter(|a| **a == sender).count()
+                    >= MAX_DEVICES_EACH =>
                 {
-                    Some("this call is full")
-                } else {
-                    None
+                    Some("too many of your devices are in the call")
                 }
-            }
+                None if c.participants.len() >= MAX_PARTICIPANTS => Some("this call is full"),
+                None => None,
+            },
             (RoomCall::Leave { device, .. }, Some(c)) => (c.participants.get(device)
                 != Some(&sender))
             .then_some("that device is not in the call"),
-            (RoomCall::End(_), Some(_)) => None,
+            // Whoever started it, a moderator, or the last one in it.
+            (RoomCall::End(_), Some(c)) => (!moderator
+                && c.started_by != sender
+                && c.participants.values().any(|a| *a != sender))
+            .then_some("others are still in the call"),
             (RoomCall::Mute { .. } | RoomCall::Remove { .. }, Some(_)) => None,
         }
     }
 
-    /// Applies an allowed event.
-    pub fn apply(on: &mut Option<Conference>, sender: AccountId, event: &RoomCall) {
+    /// Applies an allowed event; `removed` (the room's members removed
+    /// from its calls) grows with a removal.
+    pub fn apply(
+        on: &mut Option<Conference>,
+        removed: &mut BTreeSet<AccountId>,
+        sender: AccountId,
+        event: &RoomCall,
+    ) {
+        if let RoomCall::Remove { target, .. } = event {
+            removed.insert(*target);
+        }
         match event {
             RoomCall::Start(id) => {
                 *on = Some(Conference {
@@ -237,7 +257,7 @@ impl Conference {
                     started_by: sender,
                     participants: BTreeMap::new(),
                     muted: BTreeSet::new(),
-                    removed: BTreeSet::new(),
+                    removed: removed.clone(),
                 });
             }
             RoomCall::End(_) => *on = None,
@@ -506,12 +526,16 @@ impl Held {
     }
 }
 
-/// One sender's keys as a receiver holds them: its current key and the
-/// one before (until a frame under the current one arrives).
+/// Most keys of one sender a receiver holds at once (a sender that makes
+/// new keys quickly, several within the time it waits before using one,
+/// still has its frames opened).
+pub const KEYS_HELD: usize = 4;
+
+/// One sender's keys as a receiver holds them: the last [`KEYS_HELD`]
+/// given, oldest first; a frame under one of them retires every older one.
 #[derive(Default)]
 pub struct SenderKeys {
-    current: Option<Held>,
-    previous: Option<Held>,
+    held: Vec<Held>,
     /// Keys given so far (a sender that floods keys is cut off by the
     /// caller).
     given: u64,
@@ -521,18 +545,14 @@ pub struct SenderKeys {
 
 impl fmt::Debug for SenderKeys {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "SenderKeys(current {:?}, previous {:?})",
-            self.current.as_ref().map(|h| h.kid),
-            self.previous.as_ref().map(|h| h.kid)
-        )
+        let kids: Vec<u32> = self.held.iter().map(|h| h.kid).collect();
+        write!(f, "SenderKeys({kids:?})")
     }
 }
 
 impl SenderKeys {
     /// Takes the sender's new key. Key ids only rise: a key id not above
-    /// the last one given is ignored (false), so no key message can bring
+    /// the last one given is refused (false), so no key message can bring
     /// a retired key back.
     pub fn add(&mut self, kid: u32, key: SecretBytes<32>) -> bool {
         if self.last_kid.is_some_and(|last| kid <= last) {
@@ -540,8 +560,10 @@ impl SenderKeys {
         }
         self.last_kid = Some(kid);
         self.given += 1;
-        self.previous = self.current.take();
-        self.current = Some(Held::new(kid, key));
+        if self.held.len() >= KEYS_HELD {
+            self.held.remove(0);
+        }
+        self.held.push(Held::new(kid, key));
         true
     }
 
@@ -550,9 +572,9 @@ impl SenderKeys {
         self.given
     }
 
-    /// The key id frames are expected under now.
+    /// The newest key id given, if any.
     pub fn current_kid(&self) -> Option<u32> {
-        self.current.as_ref().map(|h| h.kid)
+        self.held.last().map(|h| h.kid)
     }
 
     /// Opens a sealed payload (`kid ‖ ctr ‖ ciphertext ‖ tag`) whose clear
@@ -567,17 +589,12 @@ impl SenderKeys {
         let mut ctr = [0u8; 8];
         ctr.copy_from_slice(&sealed[4..12]);
         let ctr = u64::from_be_bytes(ctr);
-        let is_current = match (&self.current, &self.previous) {
-            (Some(h), _) if h.kid == kid => true,
-            (_, Some(h)) if h.kid == kid => false,
-            _ => return Err(FrameError::UnknownKey),
-        };
-        let held = if is_current {
-            self.current.as_mut()
-        } else {
-            self.previous.as_mut()
-        }
-        .ok_or(FrameError::UnknownKey)?;
+        let at = self
+            .held
+            .iter()
+            .position(|h| h.kid == kid)
+            .ok_or(FrameError::UnknownKey)?;
+        let held = &mut self.held[at];
         if !held.fresh(ctr) {
             return Err(FrameError::Replayed);
         }
@@ -589,10 +606,8 @@ impl SenderKeys {
         )
         .map_err(|_| FrameError::Forged)?;
         held.mark(ctr);
-        // The sender uses its new key: the old one is retired.
-        if is_current {
-            self.previous = None;
-        }
+        // The sender uses this key: the older ones are retired.
+        self.held.drain(..at);
         Ok(plain)
     }
 }
@@ -722,8 +737,10 @@ mod tests {
         theirs.add(11, key_of(&new));
         assert_eq!(theirs.current_kid(), Some(11));
         // Frames in flight under the old key still open until the new one
-        // is used...
+        // is used (also after further keys: a sender rotating quickly)...
         let in_flight = old.seal(&header, b"in flight");
+        let mut newer = SenderKey::generate(12);
+        theirs.add(12, key_of(&newer));
         assert_eq!(theirs.open(&header, &in_flight).unwrap(), b"in flight");
         theirs.open(&header, &new.seal(&header, b"new")).unwrap();
         // ...then never.
@@ -738,14 +755,31 @@ mod tests {
             theirs.open(&header, &straggler),
             Err(FrameError::UnknownKey)
         );
+        // The newest retires the one before.
+        theirs
+            .open(&header, &newer.seal(&header, b"newer"))
+            .unwrap();
+        assert_eq!(
+            theirs.open(&header, &new.seal(&header, b"new again")),
+            Err(FrameError::UnknownKey)
+        );
+        // At most KEYS_HELD are held: the oldest go first.
+        for kid in 20..20 + KEYS_HELD as u32 + 2 {
+            theirs.add(kid, key_of(&SenderKey::generate(kid)));
+        }
+        assert_eq!(
+            theirs.open(&header, &newer.seal(&header, b"?")),
+            Err(FrameError::UnknownKey)
+        );
         // A key never given opens nothing.
-        let mut stranger = SenderKey::generate(12);
+        let mut stranger = SenderKey::generate(13);
         assert_eq!(
             theirs.open(&header, &stranger.seal(&header, b"?")),
             Err(FrameError::UnknownKey)
         );
         // The same key id with another key (a forger guessing the id).
-        let mut forger = SenderKey::generate(11);
+        let kid = theirs.current_kid().unwrap();
+        let mut forger = SenderKey::generate(kid);
         let forged = (0..5).map(|_| forger.seal(&header, b"?")).last().unwrap();
         assert_eq!(theirs.open(&header, &forged), Err(FrameError::Forged));
     }
@@ -761,27 +795,70 @@ mod tests {
             DeviceId::from_bytes([12; 32]),
         );
         let call = CallId([5; 16]);
+        let c = AccountId::from_bytes([3; 32]);
         let mut on = None;
+        let mut removed = BTreeSet::new();
+        let refuse = |on: &Option<Conference>, removed: &BTreeSet<AccountId>, who, e: &RoomCall| {
+            Conference::refuse(on.as_ref(), removed, (who, false), e)
+        };
         let join_a = RoomCall::Join { call, device: da };
-        assert!(Conference::refuse(on.as_ref(), a, &join_a).is_some());
-        Conference::apply(&mut on, a, &RoomCall::Start(call));
-        assert!(Conference::refuse(on.as_ref(), b, &RoomCall::Start(CallId([6; 16]))).is_some());
-        Conference::apply(&mut on, a, &join_a);
-        Conference::apply(&mut on, b, &RoomCall::Join { call, device: db });
+        assert!(refuse(&on, &removed, a, &join_a).is_some());
+        Conference::apply(&mut on, &mut removed, a, &RoomCall::Start(call));
+        assert!(refuse(&on, &removed, b, &RoomCall::Start(CallId([6; 16]))).is_some());
+        Conference::apply(&mut on, &mut removed, a, &join_a);
+        // Another account cannot take a device that is in the call.
+        assert_eq!(
+            refuse(&on, &removed, b, &join_a),
+            Some("that device is another account's")
+        );
+        Conference::apply(
+            &mut on,
+            &mut removed,
+            b,
+            &RoomCall::Join { call, device: db },
+        );
         assert_eq!(on.as_ref().unwrap().participants.len(), 2);
+        // At most MAX_DEVICES_EACH devices of one account.
+        for i in 0..MAX_DEVICES_EACH as u8 - 1 {
+            let e = RoomCall::Join {
+                call,
+                device: DeviceId::from_bytes([100 + i; 32]),
+            };
+            assert!(refuse(&on, &removed, b, &e).is_none());
+            Conference::apply(&mut on, &mut removed, b, &e);
+        }
+        let one_more = RoomCall::Join {
+            call,
+            device: DeviceId::from_bytes([99; 32]),
+        };
+        assert!(refuse(&on, &removed, b, &one_more).is_some());
         // Only the device's own account takes it out.
         let leave_a = RoomCall::Leave { call, device: da };
-        assert!(Conference::refuse(on.as_ref(), b, &leave_a).is_some());
-        assert!(Conference::refuse(on.as_ref(), a, &leave_a).is_none());
-        Conference::apply(&mut on, a, &RoomCall::Remove { call, target: b });
+        assert!(refuse(&on, &removed, b, &leave_a).is_some());
+        assert!(refuse(&on, &removed, a, &leave_a).is_none());
+        // A member who neither started it nor is the last in it cannot end
+        // it; the one who started it, or a moderator, can.
+        assert!(refuse(&on, &removed, c, &RoomCall::End(call)).is_some());
+        assert!(refuse(&on, &removed, a, &RoomCall::End(call)).is_none());
+        assert!(
+            Conference::refuse(on.as_ref(), &removed, (c, true), &RoomCall::End(call)).is_none()
+        );
+        Conference::apply(
+            &mut on,
+            &mut removed,
+            a,
+            &RoomCall::Remove { call, target: b },
+        );
         assert_eq!(on.as_ref().unwrap().participants.len(), 1);
+        let again = RoomCall::Join { call, device: db };
         assert_eq!(
-            Conference::refuse(on.as_ref(), b, &RoomCall::Join { call, device: db }),
-            Some("you were removed from this call")
+            refuse(&on, &removed, b, &again),
+            Some("you were removed from this room's calls")
         );
         assert!(
-            Conference::refuse(
-                on.as_ref(),
+            refuse(
+                &on,
+                &removed,
                 a,
                 &RoomCall::Join {
                     call: CallId([9; 16]),
@@ -790,7 +867,15 @@ mod tests {
             )
             .is_some()
         );
-        Conference::apply(&mut on, a, &RoomCall::End(call));
+        // A removal outlives the call: no new call, no joining one.
+        Conference::apply(&mut on, &mut removed, a, &RoomCall::End(call));
         assert!(on.is_none());
+        assert!(refuse(&on, &removed, b, &RoomCall::Start(CallId([7; 16]))).is_some());
+        Conference::apply(&mut on, &mut removed, a, &RoomCall::Start(CallId([7; 16])));
+        let join_new = RoomCall::Join {
+            call: CallId([7; 16]),
+            device: db,
+        };
+        assert!(refuse(&on, &removed, b, &join_new).is_some());
     }
 }

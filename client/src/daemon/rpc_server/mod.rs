@@ -184,8 +184,22 @@ impl Daemon {
                 super::calls::move_call(self, &device, call.as_deref()).await?;
                 return answer(a::Done {});
             }
-            Request::CallMute { call, off } => {
+            Request::CallMute {
+                call,
+                off,
+                member: Some(member),
+            } => {
+                let action = super::conf::Moderate::Mute(!off);
+                super::conf::moderate(self, call.as_deref(), &member, action).await?;
+                return answer(a::Done {});
+            }
+            Request::CallMute { call, off, .. } => {
                 super::calls::mute(self, call.as_deref(), !off)?;
+                return answer(a::Done {});
+            }
+            Request::CallRemove { call, member } => {
+                let action = super::conf::Moderate::Remove;
+                super::conf::moderate(self, call.as_deref(), &member, action).await?;
                 return answer(a::Done {});
             }
             // Answered before this point (the connection stays open).
@@ -317,6 +331,7 @@ impl Daemon {
             | Request::CallStatus
             | Request::CallMove { .. }
             | Request::CallMute { .. }
+            | Request::CallRemove { .. }
             | Request::Subscribe
             | Request::Stop => anyhow::bail!("answered above"),
         }

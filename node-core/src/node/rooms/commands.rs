@@ -482,3 +482,19 @@ impl Node {
         self.room_write(room, RoomContent::Call(event), now).await
     }
 }
+
+impl Node {
+    /// The account of `device` if it is in `room`'s conference `call` now:
+    /// it may be ([`Node::conference_member`]) and the room's events say
+    /// it joined, for that account.
+    pub fn conference_participant(
+        &self,
+        room: &LogId,
+        call: crate::call::CallId,
+        device: &DeviceId,
+    ) -> Option<AccountId> {
+        let account = self.conference_member(room, call, device)?;
+        let conf = self.room_conference(room)?;
+        (conf.participants.get(device) == Some(&account)).then_some(account)
+    }
+}
