@@ -576,6 +576,12 @@ impl Client {
         .await
     }
 
+    /// Ends `room`'s call for everyone (its starter, a moderator, or the
+    /// last one in it).
+    pub async fn call_end(&self, room: &str) -> Result<Done> {
+        self.typed(Request::CallEnd { room: room.into() }).await
+    }
+
     /// Removes `member` from a room's call: a moderator's room event.
     pub async fn call_remove(&self, call: Option<&str>, member: &str) -> Result<Done> {
         self.typed(Request::CallRemove {

@@ -385,6 +385,11 @@ pub enum Request {
         #[serde(default)]
         member: Option<String>,
     },
+    /// Ends a room's call for everyone.
+    CallEnd {
+        /// The room (id, prefix or name).
+        room: String,
+    },
     /// Removes a member from a room's call (moderators).
     CallRemove {
         /// The member (account id, prefix or contact name).

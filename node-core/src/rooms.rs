@@ -887,6 +887,13 @@ impl RoomLog {
             }
             None => return Err("the body is missing".into()),
         };
+        // A device joins or leaves a call only by its own word: no member
+        // can put another's device in a call (or take it out).
+        if let RoomContent::Call(call) = &content
+            && call.device().is_some_and(|d| d != h.author)
+        {
+            return Err("a call join or leave names a device other than its author".into());
+        }
         Ok(RoomEvent {
             id: event.id(),
             parents: h.parents.clone(),

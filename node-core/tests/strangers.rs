@@ -385,3 +385,59 @@ async fn a_flood_of_requests_keeps_the_newest_within_the_bound() {
     assert!(!store.remove_request(some_account(20_000)).await.unwrap());
     assert_eq!(store.requests().await.unwrap().len(), MAX - 1);
 }
+
+/// A member cannot put another device in a room's call (or take one out):
+/// a join or leave must name its author's own device, or the room refuses
+/// the event — the victim's own join then goes through. (Before, a member
+/// could claim a victim's device id first, and the victim's join was
+/// refused as "another account's".)
+#[tokio::test]
+async fn a_call_join_names_its_authors_own_device() {
+    use node_core::call::CallId;
+    use node_core::call::conf::RoomCall;
+    let dir = tempfile::tempdir().unwrap();
+    let (mut node, _) = Node::create(profile(&dir), "alice", None, false, 1_000)
+        .await
+        .unwrap();
+    let room = node.create_room("band", false, 1_000).await.unwrap();
+    let call = CallId([5; 16]);
+    node.room_call(room, RoomCall::Start(call), 1_001)
+        .await
+        .unwrap();
+    let other = node_core::DeviceId::from_bytes([9; 32]);
+    assert!(
+        node.room_call(
+            room,
+            RoomCall::Join {
+                call,
+                device: other
+            },
+            1_002
+        )
+        .await
+        .is_err(),
+        "joined another device"
+    );
+    let me = node.device();
+    node.room_call(room, RoomCall::Join { call, device: me }, 1_003)
+        .await
+        .unwrap();
+    let conf = node.room_conference(&room).unwrap();
+    assert_eq!(
+        conf.participants.keys().copied().collect::<Vec<_>>(),
+        vec![me]
+    );
+    assert!(
+        node.room_call(
+            room,
+            RoomCall::Leave {
+                call,
+                device: other
+            },
+            1_004
+        )
+        .await
+        .is_err()
+    );
+    node.close().await;
+}

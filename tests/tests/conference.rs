@@ -435,7 +435,20 @@ fn a_hostile_participants_bad_frames_are_dropped_and_counted() {
     );
     let line = assert_fails_cleanly(&mallory.kith(["call", &room]));
     assert!(line.contains("removed"), "{line}");
-    assert_ok(&bob.kith(["call", "hangup"]));
+    // Carol, neither its starter nor a moderator nor in it, cannot end
+    // the call while Bob is in it; Bob, who started it, can.
+    let line = assert_fails_cleanly(&carol.kith(["call", "end", &room]));
+    assert!(line.contains("others are still in the call"), "{line}");
+    assert_ok(&bob.kith(["call", "end", &room]));
+    assert!(
+        wait_until(WAIT, || call_of(&bob, &id).is_some_and(|c| c["state"]
+            == "ended"
+            && c["ended"] == "call-ended")),
+        "bob's call: {:?}",
+        call_of(&bob, &id)
+    );
+    assert!(wait_until(WAIT, || room_entry(&carol, &room)
+        .is_some_and(|r| r["call"].is_null())));
     // Bob heard Mallory all along (the good frames between the bad).
     let heard = kith_media::wav::read(&bob_out, 48_000 * 120).unwrap();
     let (least, _) = best_window(&heard, &[660.0], 440.0);

@@ -85,6 +85,12 @@ pub enum Action {
         #[arg(long)]
         member: Option<String>,
     },
+    /// End a room's call for everyone (whoever started it, moderators and
+    /// admins, or the last one in it).
+    End {
+        /// The room (id, prefix or name).
+        room: String,
+    },
     /// Remove a member from the room's call (moderators and admins): they
     /// are dropped and may not join the room's calls again.
     Remove {
@@ -144,6 +150,9 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
                 rt.block_on(client.call_mute(call.as_deref(), !off))?;
             }
         },
+        (Some(Action::End { room }), _) => {
+            rt.block_on(client.call_end(&room))?;
+        }
         (Some(Action::Remove { member, call }), _) => {
             rt.block_on(client.call_remove(call.as_deref(), &member))?;
         }

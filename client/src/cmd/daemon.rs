@@ -116,18 +116,21 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
             daemon.set_dht_bootstrap(args.dht_bootstrap.clone());
         }
         daemon.set_media_loss(args.danger_media_loss_percent);
-        if let Some(dir) = &args.danger_conf_dump {
-            // Keys in a file: never in a release build.
-            if !cfg!(debug_assertions) {
-                anyhow::bail!("--danger-conf-dump exists only in debug builds");
+        // Keys in a file, a hostile participant: never in a release build.
+        #[cfg(debug_assertions)]
+        {
+            if let Some(dir) = &args.danger_conf_dump {
+                daemon.set_conf_dump(dir.clone());
             }
-            daemon.set_conf_dump(dir.clone());
+            if args.danger_conf_hostile {
+                daemon.set_conf_hostile();
+            }
         }
-        if args.danger_conf_hostile {
-            if !cfg!(debug_assertions) {
-                anyhow::bail!("--danger-conf-hostile exists only in debug builds");
-            }
-            daemon.set_conf_hostile();
+        #[cfg(not(debug_assertions))]
+        if args.danger_conf_dump.is_some() || args.danger_conf_hostile {
+            anyhow::bail!(
+                "--danger-conf-dump and --danger-conf-hostile exist only in debug builds"
+            );
         }
         let path = |p: &Option<std::path::PathBuf>| -> Result<Option<String>> {
             p.as_ref()

@@ -533,14 +533,17 @@ impl Daemon {
     }
 
     /// Tests only: room calls copy the keys given to this device and the
-    /// sealed frames received into files in `dir`.
+    /// sealed frames received into files in `dir` (debug builds only).
     #[doc(hidden)]
+    #[cfg(debug_assertions)]
     pub fn set_conf_dump(&self, dir: std::path::PathBuf) {
         let _ = self.conf_dump.set(dir);
     }
 
-    /// Tests only: room calls also send replayed, forged and stale frames.
+    /// Tests only: room calls also send replayed, forged and stale frames
+    /// (debug builds only).
     #[doc(hidden)]
+    #[cfg(debug_assertions)]
     pub fn set_conf_hostile(&self) {
         self.conf_hostile
             .store(true, std::sync::atomic::Ordering::Relaxed);

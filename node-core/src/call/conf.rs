@@ -52,14 +52,15 @@ use crate::wire::{Reader, WireError, Writer};
 pub enum RoomCall {
     /// A conference begins in the room (only while none is on).
     Start(CallId),
-    /// The sender's device joined the conference.
+    /// The sender's device joined the conference (the device must be the
+    /// event's author: a room refuses any other).
     Join {
         /// The conference.
         call: CallId,
         /// The device (one of the sender's).
         device: DeviceId,
     },
-    /// The sender's device left it.
+    /// The sender's device left it (the event's author, as for `Join`).
     Leave {
         /// The conference.
         call: CallId,
@@ -97,6 +98,14 @@ impl RoomCall {
             RoomCall::End(_) => 4,
             RoomCall::Mute { .. } => 5,
             RoomCall::Remove { .. } => 6,
+        }
+    }
+
+    /// The device a join or leave names (it must be the event's author).
+    pub fn device(&self) -> Option<DeviceId> {
+        match self {
+            RoomCall::Join { device, .. } | RoomCall::Leave { device, .. } => Some(*device),
+            _ => None,
         }
     }
 
@@ -176,9 +185,9 @@ impl RoomCall {
     }
 }
 
-/// Most devices one conference keeps as participants (a room's events
-/// cannot make a device keep more).
-pub const MAX_PARTICIPANTS: usize = 256;
+/// Most devices in one conference (a full mesh: every participant links
+/// with every other).
+pub const MAX_PARTICIPANTS: usize = 32;
 
 /// Most devices of one account in one conference.
 pub const MAX_DEVICES_EACH: usize = 8;
@@ -212,6 +221,8 @@ impl Conference {
             return Some("you were removed from this room's calls");
         }
         match (event, on) {
+            // A removal is the room's, whatever call is on (or none).
+            (RoomCall::Remove { .. }, _) => None,
             (RoomCall::Start(_), Some(_)) => Some("a call is on in this room already"),
             (RoomCall::Start(_), None) => None,
             (_, None) => Some("no call is on in this room"),
@@ -235,7 +246,7 @@ impl Conference {
                 && c.started_by != sender
                 && c.participants.values().any(|a| *a != sender))
             .then_some("others are still in the call"),
-            (RoomCall::Mute { .. } | RoomCall::Remove { .. }, Some(_)) => None,
+            (RoomCall::Mute { .. }, Some(_)) => None,
         }
     }
 
@@ -866,6 +877,19 @@ mod tests {
                 }
             )
             .is_some()
+        );
+        // A removal is taken with no call on too.
+        assert!(
+            refuse(
+                &None,
+                &removed,
+                a,
+                &RoomCall::Remove {
+                    call: CallId([0; 16]),
+                    target: c
+                }
+            )
+            .is_none()
         );
         // A removal outlives the call: no new call, no joining one.
         Conference::apply(&mut on, &mut removed, a, &RoomCall::End(call));

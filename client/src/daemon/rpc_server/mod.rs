@@ -197,6 +197,10 @@ impl Daemon {
                 super::calls::mute(self, call.as_deref(), !off)?;
                 return answer(a::Done {});
             }
+            Request::CallEnd { room } => {
+                super::conf::end(self, &room).await?;
+                return answer(a::Done {});
+            }
             Request::CallRemove { call, member } => {
                 let action = super::conf::Moderate::Remove;
                 super::conf::moderate(self, call.as_deref(), &member, action).await?;
@@ -332,6 +336,7 @@ impl Daemon {
             | Request::CallMove { .. }
             | Request::CallMute { .. }
             | Request::CallRemove { .. }
+            | Request::CallEnd { .. }
             | Request::Subscribe
             | Request::Stop => anyhow::bail!("answered above"),
         }

@@ -469,7 +469,11 @@ impl Node {
             .get(&account)
             .and_then(|l| l.state_ref().ok())
             .is_some_and(|s| s.active_devices().any(|(d, _)| d == device));
-        (active && state.is_joined(&account) && !conf.removed.contains(&account)).then_some(account)
+        (active
+            && state.is_joined(&account)
+            && !conf.removed.contains(&account)
+            && !state.call_removed.contains(&account))
+        .then_some(account)
     }
 
     /// Writes a conference event to the room (checked like any room event).
