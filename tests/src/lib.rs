@@ -822,3 +822,32 @@ pub fn daemon_in_netns(p: &Profile, ns: &str, addr: &str, env: &[(&str, &str)]) 
     );
     daemon
 }
+
+/// A steady tone of `f` Hz for `secs` at 48 kHz, of peak `amplitude`.
+pub fn tone(f: f64, secs: f64, amplitude: f64) -> Vec<i16> {
+    (0..(secs * 48_000.0) as usize)
+        .map(|i| {
+            let t = i as f64 / 48_000.0;
+            (amplitude * (2.0 * std::f64::consts::PI * f * t).sin()) as i16
+        })
+        .collect()
+}
+
+/// The share of `x`'s power at `f` Hz (Goertzel).
+pub fn share_of(x: &[i16], f: f64) -> f64 {
+    let w = 2.0 * std::f64::consts::PI * f / 48_000.0;
+    let (mut s1, mut s2, mut total) = (0.0f64, 0.0f64, 0.0f64);
+    for &v in x {
+        let v = f64::from(v);
+        let s = v + 2.0 * w.cos() * s1 - s2;
+        s2 = s1;
+        s1 = s;
+        total += v * v;
+    }
+    let power = s1 * s1 + s2 * s2 - 2.0 * w.cos() * s1 * s2;
+    if total == 0.0 {
+        0.0
+    } else {
+        2.0 * power / (total * x.len() as f64)
+    }
+}

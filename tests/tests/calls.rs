@@ -8,7 +8,9 @@
 
 #![allow(clippy::unwrap_used)]
 
-use kith_tests::{Daemon, Ids, Profile, assert_fails_cleanly, assert_ok, pair, wait_until};
+use kith_tests::{
+    Daemon, Ids, Profile, assert_fails_cleanly, assert_ok, pair, share_of, tone, wait_until,
+};
 use std::time::Duration;
 
 /// The tests that judge what was heard run one at a time: each runs two
@@ -809,35 +811,6 @@ fn a_cut_of_3_s_resumes_the_call_and_one_of_15_s_ends_it_on_both_sides() {
     }
 }
 
-/// A steady tone of `f` Hz for `secs` at 48 kHz.
-fn tone(f: f64, secs: f64) -> Vec<i16> {
-    (0..(secs * 48_000.0) as usize)
-        .map(|i| {
-            let t = i as f64 / 48_000.0;
-            (8_000.0 * (2.0 * std::f64::consts::PI * f * t).sin()) as i16
-        })
-        .collect()
-}
-
-/// The power of `f` Hz in `x` (Goertzel), relative to `x`'s power.
-fn share_of(x: &[i16], f: f64) -> f64 {
-    let w = 2.0 * std::f64::consts::PI * f / 48_000.0;
-    let (mut s1, mut s2, mut total) = (0.0f64, 0.0f64, 0.0f64);
-    for &v in x {
-        let v = f64::from(v);
-        let s = v + 2.0 * w.cos() * s1 - s2;
-        s2 = s1;
-        s1 = s;
-        total += v * v;
-    }
-    let power = s1 * s1 + s2 * s2 - 2.0 * w.cos() * s1 * s2;
-    if total == 0.0 {
-        0.0
-    } else {
-        2.0 * power / (total * x.len() as f64)
-    }
-}
-
 /// Bob's laptop (B2) takes a call, and Bob moves it to his phone (B1)
 /// mid-stream: Alice's side switches to B1 without hanging up, what she
 /// hears goes from B2's tone to B1's with no silence longer than 500 ms,
@@ -853,8 +826,8 @@ fn a_call_moves_to_another_own_device_mid_stream() {
         path.to_str().unwrap().to_owned()
     };
     let (b2_says, b1_says) = (
-        wav("b2.wav", &tone(440.0, 30.0)),
-        wav("b1.wav", &tone(660.0, 30.0)),
+        wav("b2.wav", &tone(440.0, 30.0, 8_000.0)),
+        wav("b1.wav", &tone(660.0, 30.0, 8_000.0)),
     );
     let a_heard = dir.path().join("a_heard.wav");
     let (alice, ia, _da) = user("alice");

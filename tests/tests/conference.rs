@@ -7,7 +7,9 @@
 
 #![allow(clippy::unwrap_used)]
 
-use kith_tests::{Daemon, Ids, Profile, assert_fails_cleanly, assert_ok, pair, wait_until};
+use kith_tests::{
+    Daemon, Ids, Profile, assert_fails_cleanly, assert_ok, pair, share_of, tone, wait_until,
+};
 use node_core::call::conf::SenderKeys;
 use node_core::crypto::SecretBytes;
 use std::path::Path;
@@ -54,35 +56,6 @@ fn room_entry(p: &Profile, room: &str) -> Option<serde_json::Value> {
     let v: serde_json::Value =
         serde_json::from_str(&assert_ok(&p.kith(["room", "list", "--json"]))).unwrap();
     v.as_array()?.iter().find(|r| r["id"] == room).cloned()
-}
-
-/// A steady tone of `f` Hz for `secs` at 48 kHz.
-fn tone(f: f64, secs: f64) -> Vec<i16> {
-    (0..(secs * 48_000.0) as usize)
-        .map(|i| {
-            let t = i as f64 / 48_000.0;
-            (6_000.0 * (2.0 * std::f64::consts::PI * f * t).sin()) as i16
-        })
-        .collect()
-}
-
-/// The share of `x`'s power at `f` Hz (Goertzel).
-fn share_of(x: &[i16], f: f64) -> f64 {
-    let w = 2.0 * std::f64::consts::PI * f / 48_000.0;
-    let (mut s1, mut s2, mut total) = (0.0f64, 0.0f64, 0.0f64);
-    for &v in x {
-        let v = f64::from(v);
-        let s = v + 2.0 * w.cos() * s1 - s2;
-        s2 = s1;
-        s1 = s;
-        total += v * v;
-    }
-    let power = s1 * s1 + s2 * s2 - 2.0 * w.cos() * s1 * s2;
-    if total == 0.0 {
-        0.0
-    } else {
-        2.0 * power / (total * x.len() as f64)
-    }
 }
 
 /// The best half second of `heard`: the least share among the `others`'
@@ -169,7 +142,7 @@ fn four_members_hear_each_other_a_kicked_one_is_dropped_and_a_leaver_opens_nothi
     // Each sends its own tone and keeps what it hears.
     let wav = |n: &str, f: f64| {
         let path = dir.path().join(format!("{n}-in.wav"));
-        kith_media::wav::write(&path, &tone(f, 40.0)).unwrap();
+        kith_media::wav::write(&path, &tone(f, 40.0, 6_000.0)).unwrap();
         path
     };
     let outs: Vec<_> = names
@@ -371,7 +344,7 @@ fn a_hostile_participants_bad_frames_are_dropped_and_counted() {
     }
     let wav = |n: &str, f: f64| {
         let path = dir.path().join(format!("{n}-in.wav"));
-        kith_media::wav::write(&path, &tone(f, 30.0)).unwrap();
+        kith_media::wav::write(&path, &tone(f, 30.0, 6_000.0)).unwrap();
         path
     };
     let bob_out = dir.path().join("bob-out.wav");

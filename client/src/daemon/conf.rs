@@ -25,8 +25,8 @@ use super::files::AbortOnDrop;
 use super::media::{Counts, Heard};
 use anyhow::{Result, bail};
 use kith_media::codec::{FRAME_SAMPLES, VoiceDecoder, VoiceEncoder};
-use kith_media::jitter::{Config, FRAME, FRAME_TICKS, JitterBuffer, Playout};
-use kith_media::packet::{FLAG_SILENT, HEADER, Kind, MAX_PAYLOAD, Packet};
+use kith_media::jitter::{Config, FRAME, JitterBuffer, Playout};
+use kith_media::packet::{HEADER, Kind, MAX_PAYLOAD, Packet};
 use node_core::call::CallId;
 use node_core::call::conf::{
     ConfMsg, FIRST_KID_BELOW, FRAME_OVERHEAD, FrameError, MAX_CONF_FRAME, RoomCall, SenderKey,
@@ -1165,7 +1165,8 @@ fn start_media(
         from: Arc::new(AtomicU64::new(0)),
         muted: Arc::clone(&shared.muted),
     };
-    let send = rt.spawn(send(Arc::clone(shared), encoder, source, epoch));
+    let out = super::media::Outgoing::new(encoder, source, epoch, Arc::clone(&shared.counts));
+    let send = rt.spawn(send(Arc::clone(shared), out));
     let mix = rt.spawn(mix(Arc::clone(shared), device, heard, epoch, tx));
     Ok(Media {
         _send: AbortOnDrop(send),
@@ -1175,18 +1176,11 @@ fn start_media(
 
 /// Sends one sealed frame per 20 ms to every linked participant (the same
 /// bytes to each: sealed once).
-async fn send(
-    shared: Arc<Shared>,
-    mut encoder: VoiceEncoder,
-    mut frames: super::media::FrameSource,
-    epoch: Instant,
-) {
+async fn send(shared: Arc<Shared>, mut out: super::media::Outgoing) {
     let mut tick = tokio::time::interval(FRAME);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut seq: u32 = 0;
     let counts = &shared.counts;
-    let (mut window, mut window_bytes) = (Instant::now(), 0u64);
-    let mut first = true;
+    let mut rate = super::media::Rate::new();
     // The key used before the current one (tests: a hostile sender's
     // frames under it), and the tick count.
     let mut retired: Option<SenderKey> = None;
@@ -1194,29 +1188,8 @@ async fn send(
     loop {
         tick.tick().await;
         ticks += 1;
-        if window.elapsed() >= Duration::from_secs(1) {
-            let secs = window.elapsed().as_secs_f64();
-            counts
-                .sent_bps
-                .store((window_bytes as f64 * 8.0 / secs) as u64, Ordering::Relaxed);
-            (window, window_bytes) = (Instant::now(), 0);
-        }
+        rate.roll(&counts.sent_bps);
         let now = Instant::now();
-        let due = super::media::frames_since(epoch, now + FRAME / 2) + 1;
-        let at = frames.from.load(Ordering::Relaxed) / FRAME_SAMPLES as u64;
-        let behind = due.saturating_sub(at);
-        let keep = if first { 1 } else { super::media::MAX_CATCH_UP };
-        if behind > keep {
-            let skip = behind - keep;
-            frames.skip(skip);
-            seq = seq.wrapping_add(u32::try_from(skip).unwrap_or(u32::MAX));
-        }
-        if first {
-            first = false;
-            let mut c = counts.clocks.lock().unwrap_or_else(|p| p.into_inner());
-            c.send_started = Some(now);
-            c.send_from = frames.from.load(Ordering::Relaxed);
-        }
         {
             let mut pending = shared.pending.lock().unwrap_or_else(|p| p.into_inner());
             if pending.as_ref().is_some_and(|(_, at)| *at <= now)
@@ -1233,38 +1206,13 @@ async fn send(
             }
         }
         let links: Vec<Link> = shared.peers().values().map(|p| p.link.clone()).collect();
-        for _ in 0..behind.min(keep) {
-            let frame = frames.next();
-            let frame = if shared.forced_mute.load(Ordering::Relaxed) {
-                &super::media::SILENCE[..]
-            } else {
-                frame
-            };
-            let payload = match encoder.encode(frame) {
-                Ok(p) => p.to_vec(),
-                Err(e) => {
-                    warn!(error = %e, "encoding a frame failed");
-                    seq = seq.wrapping_add(1);
-                    continue;
-                }
-            };
-            let silent = payload.len() <= 2;
-            if silent {
-                counts.silent_sent.fetch_add(1, Ordering::Relaxed);
-            }
-            let mut packet = Packet {
-                kind: Kind::Audio,
-                flags: if silent { FLAG_SILENT } else { 0 },
-                layer: 0,
-                seq,
-                ts: seq.wrapping_mul(FRAME_TICKS),
-                payload: Vec::new(),
-            };
-            seq = seq.wrapping_add(1);
-            if payload.len() + FRAME_OVERHEAD > MAX_PAYLOAD {
+        let forced = shared.forced_mute.load(Ordering::Relaxed);
+        for mut packet in out.due(now, forced) {
+            if packet.payload.len() + FRAME_OVERHEAD > MAX_PAYLOAD {
                 continue;
             }
             let header = packet.header();
+            let payload = std::mem::take(&mut packet.payload);
             packet.payload = shared
                 .key
                 .lock()
@@ -1276,7 +1224,7 @@ async fn send(
             for link in &links {
                 if link.send_datagram(bytes.clone()).is_ok() {
                     counts.sent.fetch_add(1, Ordering::Relaxed);
-                    window_bytes += bytes.len() as u64;
+                    rate.add(bytes.len());
                     shared.bytes[0].fetch_add(bytes.len() as u64, Ordering::Relaxed);
                 }
             }

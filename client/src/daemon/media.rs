@@ -344,15 +344,128 @@ pub(super) fn media_runtime() -> anyhow::Result<tokio::runtime::Handle> {
 /// (their sequence numbers go unused, the other side conceals them).
 pub(super) const MAX_CATCH_UP: u64 = 5;
 
-/// Sends one frame per 20 ms. The source keeps to the call's clock from
-/// `epoch`, as a microphone does: a tick that comes late (this thread was
-/// not run in time) sends the frames it missed, up to [`MAX_CATCH_UP`],
-/// and skips the rest, so the media clock never falls behind and the
-/// other side's playout schedule holds; a flow that starts after a cut
-/// starts at the present.
+/// The audio a sender owes on its clock: the source keeps to the call's
+/// clock from `epoch`, as a microphone does. A tick that comes late (the
+/// thread was not run in time) yields the frames it missed, up to
+/// [`MAX_CATCH_UP`], and skips the rest (their sequence numbers go
+/// unused: the other side conceals them), so the media clock never falls
+/// behind and the other side's playout schedule holds; a flow that starts
+/// after a cut starts at the present. Each frame is coded (DTX: a silent
+/// stretch shrinks to 1–2 byte frames, still one per 20 ms, so the other
+/// side's playout and liveness see each) into a packet.
+pub(super) struct Outgoing {
+    pub(super) encoder: VoiceEncoder,
+    frames: FrameSource,
+    epoch: Instant,
+    seq: u32,
+    first: bool,
+    counts: Arc<Counts>,
+}
+
+impl Outgoing {
+    pub(super) fn new(
+        encoder: VoiceEncoder,
+        frames: FrameSource,
+        epoch: Instant,
+        counts: Arc<Counts>,
+    ) -> Self {
+        Self {
+            encoder,
+            frames,
+            epoch,
+            seq: 0,
+            first: true,
+            counts,
+        }
+    }
+
+    /// The packets due at `now` (`silence`: send silence whatever the
+    /// source says, as a muted device does).
+    pub(super) fn due(&mut self, now: Instant, silence: bool) -> Vec<Packet> {
+        // Frames of the source due by now, this tick's included (half a
+        // frame early counts: a tick is never late by less).
+        let due = frames_since(self.epoch, now + FRAME / 2) + 1;
+        let at = self.frames.from.load(Ordering::Relaxed) / FRAME_SAMPLES as u64;
+        let behind = due.saturating_sub(at);
+        let keep = if self.first { 1 } else { MAX_CATCH_UP };
+        if behind > keep {
+            let skip = behind - keep;
+            self.frames.skip(skip);
+            self.seq = self
+                .seq
+                .wrapping_add(u32::try_from(skip).unwrap_or(u32::MAX));
+        }
+        if self.first {
+            self.first = false;
+            let mut c = self.counts.clocks();
+            c.send_started = Some(now);
+            c.send_from = self.frames.from.load(Ordering::Relaxed);
+        }
+        let mut out = Vec::new();
+        for _ in 0..behind.min(keep) {
+            let frame = self.frames.next();
+            let frame = if silence { &SILENCE[..] } else { frame };
+            let seq = self.seq;
+            self.seq = self.seq.wrapping_add(1);
+            let payload = match self.encoder.encode(frame) {
+                Ok(p) => p.to_vec(),
+                Err(e) => {
+                    warn!(error = %e, "encoding a frame failed");
+                    continue;
+                }
+            };
+            let silent = payload.len() <= 2;
+            if silent {
+                self.counts.silent_sent.fetch_add(1, Ordering::Relaxed);
+            }
+            out.push(Packet {
+                kind: Kind::Audio,
+                flags: if silent { FLAG_SILENT } else { 0 },
+                layer: 0,
+                seq,
+                ts: seq.wrapping_mul(FRAME_TICKS),
+                payload,
+            });
+        }
+        out
+    }
+}
+
+/// Bytes sent in the current second, for the bitrate shown.
+pub(super) struct Rate {
+    window: Instant,
+    bytes: u64,
+}
+
+impl Rate {
+    pub(super) fn new() -> Self {
+        Self {
+            window: Instant::now(),
+            bytes: 0,
+        }
+    }
+
+    pub(super) fn add(&mut self, n: usize) {
+        self.bytes += n as u64;
+    }
+
+    /// Once a second: stores the bitrate of the second gone in `into`
+    /// and starts the next; true then.
+    pub(super) fn roll(&mut self, into: &AtomicU64) -> bool {
+        if self.window.elapsed() < REPORT_EVERY {
+            return false;
+        }
+        let secs = self.window.elapsed().as_secs_f64();
+        into.store((self.bytes as f64 * 8.0 / secs) as u64, Ordering::Relaxed);
+        (self.window, self.bytes) = (Instant::now(), 0);
+        true
+    }
+}
+
+/// Sends one frame per 20 ms on the call's clock (see [`Outgoing`]).
 async fn send(
     link: Link,
-    mut encoder: VoiceEncoder,
+    encoder: VoiceEncoder,
     (input, device): (Option<Arc<Vec<i16>>>, Device),
     (from, epoch): (Arc<AtomicU64>, Instant),
     counts: Arc<Counts>,
@@ -360,76 +473,25 @@ async fn send(
 ) {
     let mut tick = tokio::time::interval(FRAME);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut frames = FrameSource {
+    let frames = FrameSource {
         input,
         device,
         mic: [0i16; FRAME_SAMPLES],
         from,
         muted,
     };
-    let mut seq: u32 = 0;
-    let mut first = true;
-    // Bytes sent in the current second, for the bitrate shown.
-    let (mut window, mut window_bytes) = (Instant::now(), 0u64);
+    let mut out = Outgoing::new(encoder, frames, epoch, Arc::clone(&counts));
+    let mut rate = Rate::new();
     loop {
         tick.tick().await;
-        if window.elapsed() >= REPORT_EVERY {
-            let secs = window.elapsed().as_secs_f64();
-            counts
-                .sent_bps
-                .store((window_bytes as f64 * 8.0 / secs) as u64, Ordering::Relaxed);
-            (window, window_bytes) = (Instant::now(), 0);
-            adapt(&link, &mut encoder, &counts);
+        if rate.roll(&counts.sent_bps) {
+            adapt(&link, &mut out.encoder, &counts);
         }
-        let now = Instant::now();
-        // Frames of the source due by now, this tick's included (half a
-        // frame early counts: a tick is never late by less).
-        let due = frames_since(epoch, now + FRAME / 2) + 1;
-        let at = frames.from.load(Ordering::Relaxed) / FRAME_SAMPLES as u64;
-        let behind = due.saturating_sub(at);
-        // A flow starting after a cut sends from the present on.
-        let keep = if first { 1 } else { MAX_CATCH_UP };
-        if behind > keep {
-            let skip = behind - keep;
-            frames.skip(skip);
-            seq = seq.wrapping_add(u32::try_from(skip).unwrap_or(u32::MAX));
-        }
-        if first {
-            first = false;
-            let mut c = counts.clocks();
-            c.send_started = Some(now);
-            c.send_from = frames.from.load(Ordering::Relaxed);
-        }
-        for _ in 0..behind.min(keep) {
-            let frame = frames.next();
-            let payload = match encoder.encode(frame) {
-                Ok(p) => p.to_vec(),
-                Err(e) => {
-                    warn!(error = %e, "encoding a frame failed");
-                    seq = seq.wrapping_add(1);
-                    continue;
-                }
-            };
-            // DTX: a silent stretch shrinks to 1–2 byte frames, still one
-            // per 20 ms (so the other side's playout and liveness see
-            // each).
-            let silent = payload.len() <= 2;
-            if silent {
-                counts.silent_sent.fetch_add(1, Ordering::Relaxed);
-            }
-            let packet = Packet {
-                kind: Kind::Audio,
-                flags: if silent { FLAG_SILENT } else { 0 },
-                layer: 0,
-                seq,
-                ts: seq.wrapping_mul(FRAME_TICKS),
-                payload,
-            };
-            seq = seq.wrapping_add(1);
+        for packet in out.due(Instant::now(), false) {
             let Ok(bytes) = packet.encode() else {
                 continue;
             };
-            let len = bytes.len() as u64;
+            let len = bytes.len();
             if link.send_datagram(bytes).is_err() {
                 if link.is_closed() {
                     return;
@@ -437,7 +499,7 @@ async fn send(
                 continue;
             }
             counts.sent.fetch_add(1, Ordering::Relaxed);
-            window_bytes += len;
+            rate.add(len);
         }
     }
 }

@@ -373,7 +373,7 @@ fn send(
     let mut last: Option<Picture> = None;
     let room_at_start = link.datagram_room();
     let (mut seq, mut key_at) = (0u32, None::<Instant>);
-    let (mut window, mut window_bytes) = (Instant::now(), 0u64);
+    let mut sent_rate = super::media::Rate::new();
     // Pacing: pieces go out at most at three times the bitrate, so a key
     // frame does not sit in front of the audio as one burst.
     let (mut tokens, mut refilled) = (32_000f64, Instant::now());
@@ -410,12 +410,7 @@ fn send(
                 None => synthetic(u32::try_from(index % 65_536).unwrap_or(0), WIDTH, HEIGHT),
             },
         };
-        if window.elapsed() >= Duration::from_secs(1) {
-            let secs = window.elapsed().as_secs_f64();
-            counts
-                .sent_bps
-                .store((window_bytes as f64 * 8.0 / secs) as u64, Ordering::Relaxed);
-            (window, window_bytes) = (Instant::now(), 0);
+        if sent_rate.roll(&counts.sent_bps) {
             let loss = u16::try_from(counts.peer_loss.load(Ordering::Relaxed)).ok();
             let relayed = link.path() == node_core::transport::LinkPath::Relay;
             let target = aim(loss, link.window_rate(), relayed, encoder.bitrate());
@@ -469,7 +464,7 @@ fn send(
                 refilled = Instant::now();
             }
             tokens -= bytes.len() as f64;
-            window_bytes += bytes.len() as u64;
+            sent_rate.add(bytes.len());
             if link.send_datagram(bytes).is_err() && link.is_closed() {
                 return;
             }

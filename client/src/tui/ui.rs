@@ -428,6 +428,16 @@ fn call_keys(app: &App, state: &str) -> &'static str {
 }
 
 /// The incoming-call and in-call screen.
+/// The line saying this device is muted in a call.
+fn muted_line() -> Line<'static> {
+    Line::from(Span::styled(
+        "MUTED: they hear nothing from you (m to unmute)",
+        Style::default()
+            .fg(Color::Yellow)
+            .add_modifier(Modifier::BOLD),
+    ))
+}
+
 /// A room's call: who is in it (with their trust badges), who speaks,
 /// and the call's figures.
 fn draw_room_call(f: &mut Frame<'_>, area: Rect, app: &App, call: &crate::rpc::CallInfo) {
@@ -489,12 +499,7 @@ fn draw_room_call(f: &mut Frame<'_>, area: Rect, app: &App, call: &crate::rpc::C
         stat(call.audio_kbps, "kbit/s"),
     )));
     if call.muted {
-        lines.push(Line::from(Span::styled(
-            "MUTED: they hear nothing from you (m to unmute)",
-            Style::default()
-                .fg(Color::Yellow)
-                .add_modifier(Modifier::BOLD),
-        )));
+        lines.push(muted_line());
     }
     f.render_widget(
         Paragraph::new(lines)
@@ -603,12 +608,7 @@ fn draw_call(f: &mut Frame<'_>, area: Rect, app: &App) {
             call.video_frames_shown
         )));
         if call.muted {
-            lines.push(Line::from(Span::styled(
-                "MUTED: they hear nothing from you (m to unmute)",
-                Style::default()
-                    .fg(Color::Yellow)
-                    .add_modifier(Modifier::BOLD),
-            )));
+            lines.push(muted_line());
         }
         if let Some(d) = &call.audio_device {
             lines.push(Line::from(format!("sound: {}", terminal_safe(d))));
