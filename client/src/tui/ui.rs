@@ -427,7 +427,6 @@ fn call_keys(app: &App, state: &str) -> &'static str {
     }
 }
 
-/// The incoming-call and in-call screen.
 /// The line saying this device is muted in a call.
 fn muted_line() -> Line<'static> {
     Line::from(Span::styled(
@@ -509,6 +508,7 @@ fn draw_room_call(f: &mut Frame<'_>, area: Rect, app: &App, call: &crate::rpc::C
     );
 }
 
+/// The incoming-call and in-call screen.
 fn draw_call(f: &mut Frame<'_>, area: Rect, app: &App) {
     let Some(call) = app.live_call() else { return };
     if call.room.is_some() {
