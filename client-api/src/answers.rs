@@ -382,4 +382,11 @@ pub struct CallInfo {
     /// `participants`.
     #[serde(default)]
     pub participant_accounts: Vec<String>,
+    /// A room's call beyond a mesh: the participant that forwards this
+    /// device's frames to the others, by device.
+    #[serde(default)]
+    pub forwarder: Option<String>,
+    /// A room's call: participants whose frames this device forwards.
+    #[serde(default)]
+    pub forwarding_for: u64,
 }

@@ -4,10 +4,11 @@
 //! input found in what the callee played, both on this process's clock,
 //! sound cards excluded: WAV files stand in for them), the bitrate each
 //! way, and the CPU an audio call costs on this machine; then room calls
-//! (a full mesh) of 3 and 8 daemons: mouth-to-ear over all pairs, upload
-//! and download per participant, CPU per participant.
+//! of 3, 8, 16 and 32 daemons (a full mesh up to 8, forwarded beyond):
+//! mouth-to-ear over all pairs, upload and download per participant and
+//! per forwarder, CPU per participant and per forwarder.
 //! Run: `cargo bench -p kith --bench call` (`KITH_BENCH=conf` for the
-//! room calls alone, `KITH_CONF_SIZES=3,8,16` for other sizes).
+//! room calls alone, `KITH_CONF_SIZES=3,8` for some sizes).
 #![allow(clippy::unwrap_used, clippy::disallowed_methods)]
 
 use kith_app::daemon::{CallClocks, Daemon};
@@ -617,13 +618,54 @@ fn tone_onsets(heard: &[i16], f: f64) -> Vec<usize> {
     out
 }
 
-/// A room call of `n` daemons in one process, each clicking at its own
-/// pitch once a second: mouth-to-ear over all pairs, bytes each way per
-/// participant, CPU per participant.
+/// CPU time of each thread of this process named `ka-…` (a daemon's own
+/// audio thread), by name.
+fn audio_threads_cpu() -> std::collections::HashMap<String, Duration> {
+    let mut out = std::collections::HashMap::new();
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return out;
+    };
+    for t in tasks.flatten() {
+        let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+        let comm = comm.trim();
+        if !comm.starts_with("ka-") {
+            continue;
+        }
+        let stat = std::fs::read_to_string(t.path().join("stat")).unwrap_or_default();
+        let fields: Vec<&str> = stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .split_whitespace()
+            .collect();
+        if fields.len() > 12 {
+            let ticks: u64 =
+                fields[11].parse::<u64>().unwrap_or(0) + fields[12].parse::<u64>().unwrap_or(0);
+            out.insert(comm.to_owned(), Duration::from_millis(ticks * 10));
+        }
+    }
+    out
+}
+
+/// Participant `i`'s pitch and first click: eight pitches, the clicks of
+/// one pitch 250 ms apart within a second (so at most eight click at once,
+/// each at its own pitch; clicks of different pitches at different times
+/// would leak into each other's 2.5 ms windows as onsets of their own).
+fn click_plan(i: usize) -> (f64, f64) {
+    (800.0 + 400.0 * (i % 8) as f64, 1.0 + 0.25 * (i / 8) as f64)
+}
+
+/// A room call of `n` daemons in one process (each with an audio thread of
+/// its own, as in a process of its own), each clicking once a second (see
+/// [`click_plan`]): mouth-to-ear over all pairs, bytes each way per
+/// participant (and per forwarder beyond a mesh), CPU per participant and
+/// per forwarder.
 async fn conference(n: usize, secs: f64) {
     let mut sides = Vec::new();
     for i in 0..n {
-        sides.push(side(&format!("P{i}")).await);
+        let s = side(&format!("P{i}")).await;
+        s.daemon.own_conf_audio_thread().unwrap();
+        sides.push(s);
     }
     // P0 knows everyone; the room is P0's, the others invited.
     let mut ids = Vec::new();
@@ -651,17 +693,17 @@ async fn conference(n: usize, secs: f64) {
             break;
         }
         assert!(
-            start.elapsed() < Duration::from_secs(60),
+            start.elapsed() < Duration::from_secs(120),
             "not everyone joined"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let dir = tempfile::tempdir().unwrap();
     let mut clicks_at = Vec::new();
-    let freq = |i: usize| 800.0 + 400.0 * i as f64;
     let mut call = String::new();
     for (i, s) in sides.iter().enumerate() {
-        let (x, at) = tone_clicks(secs + 30.0, 1.0, freq(i));
+        let (f, first) = click_plan(i);
+        let (x, at) = tone_clicks(secs + 60.0, first, f);
         clicks_at.push(at);
         let input = dir.path().join(format!("in{i}.wav"));
         kith_media::wav::write(&input, &x).unwrap();
@@ -704,47 +746,73 @@ async fn conference(n: usize, secs: f64) {
             call = id;
         }
     }
+    let forwarded = n > node_core::call::conf::MESH_SIZE;
+    // Beyond a mesh, all but the first ⌈n/8⌉ send through a forwarder.
+    let through_one = if forwarded {
+        n - n.div_ceil(node_core::call::conf::PER_FORWARDER)
+    } else {
+        0
+    };
     let start = Instant::now();
+    let mut infos = Vec::new();
     loop {
-        let mut full = 0;
+        infos.clear();
         for s in &sides {
-            if status_of(&Client::new(&s.path), &call)
-                .await
-                .participants
-                .len()
-                == n - 1
-            {
-                full += 1;
-            }
+            infos.push(status_of(&Client::new(&s.path), &call).await);
         }
-        if full == n {
+        let linked = infos.iter().all(|c| c.participants.len() == n - 1);
+        let through = infos.iter().filter(|c| c.forwarder.is_some()).count();
+        if linked && through == through_one {
             break;
         }
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "the mesh never formed"
-        );
+        if start.elapsed() >= Duration::from_secs(90) {
+            println!(
+                "room call, {n} participants: did not form within 90 s ({} of {n} linked with every other, {through} of {through_one} sending through a forwarder)",
+                infos
+                    .iter()
+                    .filter(|c| c.participants.len() == n - 1)
+                    .count()
+            );
+            for s in sides {
+                s.daemon.shutdown();
+                s.daemon.clone().close().await;
+            }
+            return;
+        }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let meshed = start.elapsed();
+    let formed = start.elapsed();
     let traffic = |s: &Side| {
         s.daemon
             .conf_traffic()
             .into_iter()
             .find(|(c, ..)| *c == call)
-            .map(|(_, up, down)| (up, down))
+            .map(|(_, up, down, fwd)| (up, down, fwd))
             .unwrap()
     };
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let before: Vec<(u64, u64)> = sides.iter().map(traffic).collect();
-    let (c0, t0) = (cpu(), Instant::now());
+    let before: Vec<(u64, u64, u64)> = sides.iter().map(traffic).collect();
+    let (c0, t0, threads0) = (cpu(), Instant::now(), audio_threads_cpu());
     tokio::time::sleep(Duration::from_secs_f64(secs)).await;
     let elapsed = t0.elapsed().as_secs_f64();
     let cpu_share = (cpu() - c0).as_secs_f64() / elapsed / n as f64;
-    let after: Vec<(u64, u64)> = sides.iter().map(traffic).collect();
+    let threads1 = audio_threads_cpu();
+    let after: Vec<(u64, u64, u64)> = sides.iter().map(traffic).collect();
+    // Roles now (a forwarder forwards for someone).
+    let mut roles = Vec::new();
+    for s in &sides {
+        roles.push(status_of(&Client::new(&s.path), &call).await.forwarding_for > 0);
+    }
     let mut clocks = Vec::new();
     for s in &sides {
         clocks.push(clocks_of(s, &call).await);
+    }
+    let mut thread_cpu = Vec::new();
+    for s in &sides {
+        let name = format!("ka-{}", s.daemon.node().lock().await.device().short(8));
+        let used = threads1.get(&name).copied().unwrap_or_default()
+            - threads0.get(&name).copied().unwrap_or_default();
+        thread_cpu.push(used.as_secs_f64() / elapsed);
     }
     for s in &sides {
         Client::new(&s.path).call_hangup(Some(&call)).await.unwrap();
@@ -752,29 +820,40 @@ async fn conference(n: usize, secs: f64) {
     tokio::time::sleep(Duration::from_millis(300)).await;
     // Sample k of i's input left at send_started + (k - send_from) / RATE;
     // sample j of what r heard was played at play_started + (j - heard_from) / RATE.
+    // A click at one pitch is put down to the sender of that pitch it
+    // follows most closely.
     let mut delays = Vec::new();
     for (r, heard_by) in clocks.iter().enumerate() {
         let heard =
             kith_media::wav::read(&dir.path().join(format!("out{r}.wav")), usize::MAX).unwrap();
         let p0 = heard_by.play_started.unwrap();
-        for (i, sent_by) in clocks.iter().enumerate() {
-            if i == r {
-                continue;
-            }
-            let s0 = sent_by.send_started.unwrap();
-            for j in tone_onsets(&heard, freq(i)) {
+        let mut pitches: Vec<f64> = (0..n)
+            .filter(|i| *i != r)
+            .map(|i| click_plan(i).0)
+            .collect();
+        pitches.sort_by(f64::total_cmp);
+        pitches.dedup();
+        for f in pitches {
+            let senders: Vec<usize> = (0..n)
+                .filter(|i| *i != r && click_plan(*i).0 == f)
+                .collect();
+            for j in tone_onsets(&heard, f) {
                 let played = p0
                     + Duration::from_secs_f64(
                         (j as f64 - heard_by.heard_from as f64).max(0.0) / RATE,
                     );
-                let best = clicks_at[i]
+                let best = senders
                     .iter()
-                    .filter_map(|&k| {
-                        let sent = s0
-                            + Duration::from_secs_f64(
-                                (k as f64 - sent_by.send_from as f64).max(0.0) / RATE,
-                            );
-                        played.checked_duration_since(sent)
+                    .flat_map(|&i| {
+                        let sent_by = &clocks[i];
+                        let s0 = sent_by.send_started.unwrap();
+                        clicks_at[i].iter().filter_map(move |&k| {
+                            let sent = s0
+                                + Duration::from_secs_f64(
+                                    (k as f64 - sent_by.send_from as f64).max(0.0) / RATE,
+                                );
+                            played.checked_duration_since(sent)
+                        })
                     })
                     .map(|d| d.as_secs_f64())
                     .filter(|d| *d < 0.4)
@@ -797,26 +876,64 @@ async fn conference(n: usize, secs: f64) {
         .zip(&after)
         .map(|(b, a)| kbps(b.1, a.1))
         .collect();
-    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let fwds: Vec<f64> = before
+        .iter()
+        .zip(&after)
+        .map(|(b, a)| kbps(b.2, a.2))
+        .collect();
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+    let pick = |v: &[f64], forwarder: bool| -> Vec<f64> {
+        v.iter()
+            .zip(&roles)
+            .filter(|(_, r)| **r == forwarder)
+            .map(|(x, _)| *x)
+            .collect()
+    };
     let pairs = n * (n - 1);
     let found = delays.len();
+    let shape = if forwarded { "forwarded" } else { "full mesh" };
     println!(
-        "room call, {n} participants (full mesh, audio): mouth-to-ear over {pairs} pairs, {found} clicks: p50 {:.1} ms, p95 {:.1} ms",
+        "room call, {n} participants ({shape}, audio): mouth-to-ear over {pairs} pairs, {found} clicks: p50 {:.1} ms, p95 {:.1} ms",
         pct(&mut delays, 0.5),
         pct(&mut delays, 0.95)
     );
-    println!(
-        "room call, {n} participants: upload per participant {:.1} kbit/s ({} copies of one {:.1} kbit/s stream), download {:.1} kbit/s (media datagrams with our header and sealing; QUIC's not counted)",
-        mean(&ups),
-        n - 1,
-        mean(&ups) / (n - 1) as f64,
-        mean(&downs)
-    );
-    println!(
-        "room call, {n} participants: CPU per participant {:.1}% of one core (all {n} in one process, divided); mesh formed {:.2} s after the last joined",
-        cpu_share * 100.0,
-        meshed.as_secs_f64()
-    );
+    if forwarded {
+        // One stream: what a participant sends to one other.
+        let clients_up = pick(&ups, false);
+        let stream = mean(&pick(&ups, true)) / (n - 1) as f64;
+        println!(
+            "room call, {n} participants: upload per non-forwarding participant {:.1} kbit/s ({:.2}× one {:.1} kbit/s stream), download {:.1} kbit/s; per forwarder ({} of them) own {:.1} + forwarded {:.1} kbit/s up, {:.1} kbit/s down (media datagrams with our header and sealing; QUIC's not counted)",
+            mean(&clients_up),
+            mean(&clients_up) / stream,
+            stream,
+            mean(&pick(&downs, false)),
+            roles.iter().filter(|r| **r).count(),
+            mean(&pick(&ups, true)),
+            mean(&pick(&fwds, true)),
+            mean(&pick(&downs, true)),
+        );
+        println!(
+            "room call, {n} participants: CPU per participant {:.1}% of one core (all {n} in one process, divided); audio thread per non-forwarding participant {:.1}%, per forwarder {:.1}%; formed {:.2} s after the last joined",
+            cpu_share * 100.0,
+            mean(&pick(&thread_cpu, false)) * 100.0,
+            mean(&pick(&thread_cpu, true)) * 100.0,
+            formed.as_secs_f64()
+        );
+    } else {
+        println!(
+            "room call, {n} participants: upload per participant {:.1} kbit/s ({} copies of one {:.1} kbit/s stream), download {:.1} kbit/s (media datagrams with our header and sealing; QUIC's not counted)",
+            mean(&ups),
+            n - 1,
+            mean(&ups) / (n - 1) as f64,
+            mean(&downs)
+        );
+        println!(
+            "room call, {n} participants: CPU per participant {:.1}% of one core (all {n} in one process, divided; audio thread alone {:.1}%); mesh formed {:.2} s after the last joined",
+            cpu_share * 100.0,
+            mean(&thread_cpu) * 100.0,
+            formed.as_secs_f64()
+        );
+    }
     for s in sides {
         s.daemon.shutdown();
         s.daemon.clone().close().await;
@@ -836,7 +953,7 @@ fn main() {
         .unwrap();
     let only = std::env::var("KITH_BENCH").unwrap_or_default();
     let sizes: Vec<usize> = std::env::var("KITH_CONF_SIZES")
-        .unwrap_or_else(|_| "3,8".into())
+        .unwrap_or_else(|_| "3,8,16,32".into())
         .split(',')
         .filter_map(|x| x.trim().parse().ok())
         .filter(|n| *n >= 2)

@@ -1,12 +1,15 @@
-//! Sealed room call frames (`node_core::call::conf::SenderKeys::open`):
-//! what a participant (or anyone on the path) can put in a media
-//! datagram. The input is cut into frames at 0xff bytes and each is
-//! opened in turn under two held keys (a current and a previous one), so
-//! the replay window and key retirement see sequences, not one frame.
+//! Room call datagrams (`node_core::call::conf::Datagram::parse`: a frame,
+//! a frame relayed by a forwarder, a beat) and the sealed frames in them
+//! (`SenderKeys::open`): what a participant, a forwarder (or anyone on the
+//! path) can put in a media datagram. The input is cut into datagrams at
+//! 0xff bytes and each frame is opened in turn under held keys (a current
+//! and a previous one), so the replay window and key retirement see
+//! sequences, not one frame.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use node_core::call::conf::{SenderKey, SenderKeys};
+use node_core::DeviceId;
+use node_core::call::conf::{Datagram, SenderKey, SenderKeys, tag_of};
 use node_core::crypto::SecretBytes;
 
 fuzz_target!(|data: &[u8]| {
@@ -21,9 +24,26 @@ fuzz_target!(|data: &[u8]| {
     let header = [0x10u8, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 2];
     let good = real.seal(&header, b"frame");
     assert!(keys.open(&header, &good).is_ok());
+    let dev = DeviceId::from_bytes([7; 32]);
     for piece in data.split(|b| *b == 0xff) {
-        let (h, sealed) = piece.split_at(piece.len().min(12));
+        let frame = match Datagram::parse(piece) {
+            Ok(Datagram::Own(f)) => f,
+            Ok(Datagram::Relayed { frame, .. }) => frame,
+            Ok(Datagram::Beat) | Err(_) => piece,
+        };
+        let (h, sealed) = frame.split_at(frame.len().min(12));
         let _ = keys.open(h, sealed);
+        // What a forwarder passes on reads back as it was.
+        if !piece.is_empty() {
+            let relayed = Datagram::relay(&dev, piece);
+            assert_eq!(
+                Datagram::parse(&relayed),
+                Ok(Datagram::Relayed {
+                    origin: tag_of(&dev),
+                    frame: piece
+                })
+            );
+        }
     }
     // The good frame never opens twice.
     assert!(keys.open(&header, &good).is_err());

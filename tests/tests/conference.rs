@@ -427,3 +427,204 @@ fn a_hostile_participants_bad_frames_are_dropped_and_counted() {
     let (least, _) = best_window(&heard, &[660.0], 440.0);
     assert!(least > 0.3, "bob did not hear mallory: {least}");
 }
+
+/// The longest stretch (seconds) of `heard[from..to]` without the tone at
+/// `f`, in 100 ms windows.
+fn longest_absence(heard: &[i16], f: f64, from: usize, to: usize) -> f64 {
+    const W: usize = 4_800;
+    let to = to.min(heard.len());
+    let mut longest = 0usize;
+    let mut run = 0usize;
+    for w in heard[from.min(to)..to].chunks_exact(W) {
+        run = if share_of(w, f) > 0.02 { 0 } else { run + 1 };
+        longest = longest.max(run);
+    }
+    longest as f64 * W as f64 / 48_000.0
+}
+
+#[test]
+fn a_forwarded_call_of_twelve_forms_again_within_a_second_when_its_forwarder_is_killed() {
+    let _media = one_media_test_at_a_time();
+    let dir = tempfile::tempdir().unwrap();
+    let n = 12usize;
+    let names: Vec<String> = (0..n).map(|i| format!("p{i}")).collect();
+    let freqs: Vec<f64> = (0..n).map(|i| 400.0 + 120.0 * i as f64).collect();
+    let mut people: Vec<(Profile, Ids, Daemon)> = names
+        .iter()
+        .map(|name| {
+            let mut p = Profile::new();
+            let ids = p.init(name);
+            let d = p.spawn_daemon();
+            (p, ids, d)
+        })
+        .collect();
+    for (p, ..) in &people[1..] {
+        pair(&people[0].0, p);
+    }
+    let a = &people[0].0;
+    let room = assert_ok(&a.kith(["room", "create", "choir"]))
+        .trim()
+        .to_owned();
+    for name in &names[1..] {
+        assert_ok(&a.kith(["room", "invite", &room, name]));
+    }
+    assert!(
+        wait_until(WAIT * 2, || people
+            .iter()
+            .all(|(p, ..)| room_entry(p, &room).is_some_and(|r| r["members"]
+                == n
+                && r["membership"] == "join"))),
+        "not everyone joined"
+    );
+    let outs: Vec<_> = names
+        .iter()
+        .map(|name| dir.path().join(format!("{name}-out.wav")))
+        .collect();
+    let start = |i: usize| {
+        let input = dir.path().join(format!("{}-in.wav", names[i]));
+        kith_media::wav::write(&input, &tone(freqs[i], 90.0, 2_500.0)).unwrap();
+        let out = people[i].0.kith([
+            "call",
+            &room,
+            "--audio-in",
+            input.to_str().unwrap(),
+            "--audio-out",
+            outs[i].to_str().unwrap(),
+        ]);
+        assert_ok(&out).trim().to_owned()
+    };
+    let id = start(0);
+    for i in 1..n {
+        assert!(
+            wait_until(WAIT, || room_entry(&people[i].0, &room)
+                .is_some_and(|r| r["call"] == id.as_str())),
+            "{} does not see the call",
+            names[i]
+        );
+        assert_eq!(start(i), id, "{} joined another call", names[i]);
+    }
+    // Everyone linked with everyone (keys go end to end on those links);
+    // beyond eight, all but the two forwarders send through one.
+    let formed = || {
+        let infos: Vec<_> = people.iter().map(|(p, ..)| call_of(p, &id)).collect();
+        let linked = infos.iter().all(|c| {
+            c.as_ref()
+                .and_then(|c| c["participants"].as_array().map(Vec::len))
+                == Some(n - 1)
+        });
+        let through = infos
+            .iter()
+            .filter(|c| c.as_ref().is_some_and(|c| c["forwarder"].is_string()))
+            .count();
+        linked && through == n - 2
+    };
+    assert!(
+        wait_until(WAIT, formed),
+        "the call never formed: {:?}",
+        people
+            .iter()
+            .map(|(p, ..)| call_of(p, &id))
+            .collect::<Vec<_>>()
+    );
+    std::thread::sleep(Duration::from_secs(5));
+    // Kill the forwarder serving the most (kill -9: no bye, no leave).
+    let serving: Vec<u64> = people
+        .iter()
+        .map(|(p, ..)| call_of(p, &id).map_or(0, |c| c["forwarding_for"].as_u64().unwrap_or(0)))
+        .collect();
+    let f = (0..n).max_by_key(|i| serving[*i]).unwrap();
+    assert!(serving[f] >= 4, "forwarding for {serving:?}");
+    let f_device = people[f].1.device.clone();
+    let turned: Vec<usize> = (0..n)
+        .filter(|i| {
+            call_of(&people[*i].0, &id).is_some_and(|c| c["forwarder"] == f_device.as_str())
+        })
+        .collect();
+    eprintln!(
+        "killing {} (forwarding for {:?}), whose frames go through it: {turned:?}",
+        names[f], serving[f]
+    );
+    let killed_at = std::time::Instant::now();
+    people[f].2.kill_hard();
+    // Those it forwarded for turn to the other forwarder (not watched
+    // meanwhile: asking twelve daemons ten times a second costs what the
+    // call needs).
+    std::thread::sleep(Duration::from_secs(6));
+    for i in &turned {
+        let c = call_of(&people[*i].0, &id).unwrap();
+        assert!(
+            c["forwarder"].is_string() && c["forwarder"] != f_device.as_str(),
+            "{} did not turn to another forwarder: {c}",
+            names[*i]
+        );
+    }
+    for (i, (p, ids, _)) in people.iter().enumerate() {
+        if i != f {
+            let c = call_of(p, &id).unwrap();
+            eprintln!(
+                "{} {}: forwarder {} forwarding for {} linked {} replayed {} stale {} forged {} bad {}",
+                names[i],
+                &ids.device[..8],
+                c["forwarder"].as_str().map_or("-", |d| &d[..8]),
+                c["forwarding_for"],
+                c["participants"].as_array().map_or(0, Vec::len),
+                c["frames_replayed"],
+                c["frames_stale_key"],
+                c["frames_forged"],
+                c["bad_datagrams"]
+            );
+        }
+    }
+    let mut hung_up_at = vec![killed_at; n];
+    for (i, (p, ..)) in people.iter().enumerate() {
+        if i != f {
+            hung_up_at[i] = std::time::Instant::now();
+            assert_ok(&p.kith(["call", "hangup"]));
+        }
+    }
+    let first_hangup = hung_up_at[if f == 0 { 1 } else { 0 }];
+    // Every remaining pair heard each other again within a second: no
+    // stretch longer than that without the other's tone from a second
+    // before the kill until the first hangs up. (A recording ends about
+    // 100 ms after its hangup: where the kill and the first hangup fall
+    // in it follows.)
+    let mut worst = (0.0f64, 0, 0);
+    let mut table = String::new();
+    for r in (0..n).filter(|r| *r != f) {
+        let heard = kith_media::wav::read(&outs[r], usize::MAX).unwrap();
+        assert!(
+            share_of(&heard, freqs[r]) < 0.01,
+            "{} hears itself",
+            names[r]
+        );
+        let end = hung_up_at[r] + Duration::from_millis(100);
+        let at = |t: std::time::Instant| {
+            heard
+                .len()
+                .saturating_sub((end.duration_since(t).as_secs_f64() * 48_000.0) as usize)
+        };
+        let (from, to) = (at(killed_at - Duration::from_secs(1)), at(first_hangup));
+        assert!(to > from + 48_000 * 5, "{} heard too little", names[r]);
+        table += &format!("{:>4} hears:", names[r]);
+        for s in (0..n).filter(|s| *s != f && *s != r) {
+            let gap = longest_absence(&heard, freqs[s], from, to);
+            table += &format!(" {}:{gap:.1}", names[s]);
+            if gap > worst.0 {
+                worst = (gap, r, s);
+            }
+        }
+        table += "\n";
+    }
+    eprintln!("longest silences (s):\n{table}");
+    eprintln!(
+        "longest silence of one participant in another's ears, the kill included: {:.1} s ({} hearing {})",
+        worst.0, names[worst.1], names[worst.2]
+    );
+    assert!(
+        worst.0 <= 1.0,
+        "{} did not hear {} for {:.1} s",
+        names[worst.1],
+        names[worst.2],
+        worst.0
+    );
+}

@@ -852,6 +852,8 @@ pub(super) fn status(d: &Daemon) -> Vec<kith_client::answers::CallInfo> {
             frames_forged: 0,
             speaking: None,
             participant_accounts: Vec::new(),
+            forwarder: None,
+            forwarding_for: 0,
         })
         .chain(super::conf::status(d))
         .collect()

@@ -29,12 +29,12 @@ use kith_media::jitter::{Config, FRAME, JitterBuffer, Playout};
 use kith_media::packet::{HEADER, Kind, MAX_PAYLOAD, Packet};
 use node_core::call::CallId;
 use node_core::call::conf::{
-    ConfMsg, FIRST_KID_BELOW, FRAME_OVERHEAD, FrameError, MAX_CONF_FRAME, RoomCall, SenderKey,
-    SenderKeys,
+    BEAT, ConfMsg, Datagram, FIRST_KID_BELOW, FRAME_OVERHEAD, FrameError, MAX_CONF_FRAME, Plan,
+    RoomCall, SenderKey, SenderKeys, tag_of,
 };
 use node_core::transport::{FrameReader, FrameWriter, Link};
 use node_core::{AccountId, DeviceId, LogId};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -91,6 +91,23 @@ const MAX_CONFS: usize = 8;
 const INPUTS: usize = 256;
 /// Control frames queued per link.
 const OUTGOING: usize = 32;
+/// How long a forwarder may send nothing (its beats included) before the
+/// participants it forwards for turn to the next one.
+const FORWARDER_SILENT: Duration = Duration::from_millis(400);
+/// How long a forwarder just asked has to send its first beat (the ask
+/// travels on the control stream, which a busy link may hold up).
+const FORWARDER_FIRST_BEAT: Duration = Duration::from_secs(1);
+/// How long a forwarder given up on is not asked again.
+const FORWARDER_FAILED_FOR: Duration = Duration::from_secs(10);
+/// How often the conference checks its forwarder is there.
+const ROUTE_EVERY: Duration = Duration::from_millis(100);
+/// A forwarder beats every this many 20 ms ticks (100 ms).
+const BEAT_TICKS: u64 = 5;
+/// Most participants one forwarder forwards for.
+const MAX_CLIENTS: usize = 2 * node_core::call::conf::PER_FORWARDER;
+/// Most frames a second a forwarder passes on for one participant (one
+/// 20 ms stream and its catch-up).
+const RELAY_PER_SECOND: u32 = 60;
 
 /// What a conference task is told.
 enum Input {
@@ -135,6 +152,15 @@ struct Peer {
     jitter: JitterBuffer,
     decoder: VoiceDecoder,
     heard_from: Instant,
+    /// When its link last brought a beat (it forwards for this device).
+    beat_at: Instant,
+    /// When its link last brought anything.
+    heard_at: Instant,
+    /// The forwarder it says its frames come through (a relayed frame of
+    /// its is taken only from that one).
+    via: Option<DeviceId>,
+    /// Frames of its relayed in the current second, and when that began.
+    relayed: (Instant, u32),
     /// A moderator muted its account: not played.
     silenced: bool,
     /// How loud its last frames were (a slow average of each frame's
@@ -147,6 +173,8 @@ struct Peer {
 /// What the conference task and its media tasks share (never the node).
 pub(super) struct Shared {
     id: CallId,
+    /// The audio thread its media tasks run on.
+    rt: tokio::runtime::Handle,
     room: LogId,
     /// The key frames are sealed under now.
     key: Mutex<SenderKey>,
@@ -163,9 +191,22 @@ pub(super) struct Shared {
     forced_mute: AtomicBool,
     counts: Arc<Counts>,
     seal: SealCounts,
-    /// Media bytes sent (to every participant) and received, datagrams'
-    /// payloads with our header (benchmarks).
-    bytes: [AtomicU64; 2],
+    /// Media bytes sent (this device's frames, to every participant it
+    /// sends to), received, and forwarded for others: datagrams' payloads
+    /// with our header (benchmarks).
+    bytes: [AtomicU64; 3],
+    /// The call is beyond a mesh: a participant's frames may come through
+    /// a forwarder, so a participant not heard from is not dropped for
+    /// that (its link's own liveness decides).
+    forwarded: AtomicBool,
+    /// This device is one of the call's forwarders (it forwards for those
+    /// that ask; no one else does).
+    forwarder: AtomicBool,
+    /// Participants whose frames this device forwards to every other.
+    clients: Mutex<HashSet<DeviceId>>,
+    /// The participant that forwards this device's frames (in a call
+    /// beyond a mesh), if any.
+    via: Mutex<Option<DeviceId>>,
     ended: Mutex<Option<String>>,
     /// The participant speaking now, if any.
     speaking: Mutex<Option<DeviceId>>,
@@ -203,6 +244,14 @@ impl Shared {
     fn linked_now(&self, dev: DeviceId) {
         let mut ups = self.ups.lock().unwrap_or_else(|p| p.into_inner());
         ups.entry(dev).or_default().push_back(Instant::now());
+    }
+
+    fn clients(&self) -> std::sync::MutexGuard<'_, HashSet<DeviceId>> {
+        self.clients.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn via(&self) -> Option<DeviceId> {
+        *self.via.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn linked(&self) -> Vec<DeviceId> {
@@ -332,7 +381,9 @@ pub(super) async fn start(
         Some(c) => (c.id, false),
         None => (CallId::random(), true),
     };
+    let rt = d.conf_audio()?;
     let shared = Arc::new(Shared {
+        rt,
         id,
         room,
         key: Mutex::new(SenderKey::generate(
@@ -346,6 +397,10 @@ pub(super) async fn start(
         counts: Arc::new(Counts::default()),
         seal: SealCounts::default(),
         bytes: Default::default(),
+        forwarded: AtomicBool::new(false),
+        forwarder: AtomicBool::new(false),
+        clients: Mutex::new(HashSet::new()),
+        via: Mutex::new(None),
         ended: Mutex::new(None),
         speaking: Mutex::new(None),
         heard: Arc::default(),
@@ -408,6 +463,9 @@ pub(super) async fn start(
         audio,
         media: Some(media),
         alone_since: None,
+        plan: Plan::Mesh,
+        failed: HashMap::new(),
+        asked_at: Instant::now(),
     };
     d.spawn(task.run(rx));
     Ok(id)
@@ -624,6 +682,12 @@ struct Task {
     media: Option<Media>,
     /// Since when no participant is linked while others are in the call.
     alone_since: Option<Instant>,
+    /// How this device sends, from the room's participants.
+    plan: Plan,
+    /// Forwarders given up on (silent), and when.
+    failed: HashMap<DeviceId, Instant>,
+    /// When this device last asked a forwarder to forward.
+    asked_at: Instant,
 }
 
 impl Task {
@@ -637,6 +701,8 @@ impl Task {
             .saturating_add(1);
         let mut look = tokio::time::interval(LOOK_EVERY);
         look.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut route = tokio::time::interval(ROUTE_EVERY);
+        route.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let why = loop {
             tokio::select! {
                 input = rx.recv() => match input {
@@ -653,6 +719,7 @@ impl Task {
                         break why;
                     }
                 }
+                _ = route.tick() => self.route(),
             }
         };
         self.finish(why).await;
@@ -695,6 +762,24 @@ impl Task {
                     ConfMsg::Bye(call) if call == self.shared.id => {
                         info!(peer = %dev.short(8), "a participant left the call");
                         Some("left")
+                    }
+                    // Only a forwarder forwards, for at most MAX_CLIENTS (an
+                    // asker it refuses hears no beat and turns elsewhere).
+                    ConfMsg::Forward(on) => {
+                        let mut clients = self.shared.clients();
+                        if !on {
+                            clients.remove(&dev);
+                        } else if self.shared.forwarder.load(Ordering::Relaxed)
+                            && clients.len() < MAX_CLIENTS
+                            && clients.insert(dev)
+                        {
+                            debug!(peer = %dev.short(8), "forwarding a participant's frames");
+                        }
+                        None
+                    }
+                    ConfMsg::Via(via) => {
+                        peer.via = via;
+                        None
                     }
                     // Hello and Welcome only open a link; a bye for another
                     // call is not this one's.
@@ -794,6 +879,10 @@ impl Task {
                 jitter: JitterBuffer::new(Config::default()),
                 decoder,
                 heard_from: Instant::now(),
+                beat_at: Instant::now(),
+                heard_at: Instant::now(),
+                via: None,
+                relayed: (Instant::now(), 0),
                 silenced: false,
                 level: 0.0,
                 _reader: reader_task,
@@ -806,6 +895,14 @@ impl Task {
         self.writers
             .insert(dev, (out_tx, AbortOnDrop(write), AbortOnDrop(read)));
         info!(peer = %dev.short(8), "linked with a participant");
+        // A new link: where this device's frames come from; with its
+        // forwarder (the old link, and what was asked on it, is gone):
+        // asked again.
+        self.tell(dev, &ConfMsg::Via(self.shared.via()));
+        if self.shared.via() == Some(dev) {
+            self.tell(dev, &ConfMsg::Forward(true));
+            self.asked_at = Instant::now();
+        }
         // A newcomer gets the key waiting to be used, if one is (nothing
         // was sealed under it yet); else everyone gets a new one.
         let waiting = self
@@ -828,6 +925,77 @@ impl Task {
             p.link.close(why);
         }
         self.writers.remove(&dev);
+        self.shared.clients().remove(&dev);
+        self.rotate();
+        if self.shared.via() == Some(dev) {
+            self.failed.insert(dev, Instant::now());
+            self.route();
+        }
+    }
+
+    /// Sends one control message to a linked participant.
+    fn tell(&self, dev: DeviceId, msg: &ConfMsg) {
+        if let Some((out, ..)) = self.writers.get(&dev) {
+            let _ = out.try_send(Zeroizing::new(msg.encode()));
+        }
+    }
+
+    /// Beyond a mesh, sends through a forwarder: keeps the one it has
+    /// while it is heard from, else asks the first of its plan's
+    /// forwarders that is linked and not given up on. With none, sends to
+    /// everyone it is linked with.
+    fn route(&mut self) {
+        let now = Instant::now();
+        self.failed
+            .retain(|_, at| now.duration_since(*at) < FORWARDER_FAILED_FOR);
+        let current = self.shared.via();
+        let want = match &self.plan {
+            Plan::Client(forwarders) => {
+                let peers = self.shared.peers();
+                let mut keep = current.filter(|f| forwarders.contains(f) && peers.contains_key(f));
+                let silent = |p: &Peer| {
+                    if p.beat_at > self.asked_at {
+                        now.duration_since(p.beat_at.max(p.heard_at)) >= FORWARDER_SILENT
+                    } else {
+                        now.duration_since(self.asked_at) >= FORWARDER_FIRST_BEAT
+                    }
+                };
+                if let Some(f) = keep
+                    && peers.get(&f).is_some_and(silent)
+                {
+                    info!(forwarder = %f.short(8), "the forwarder went silent: turning to the next");
+                    self.failed.insert(f, now);
+                    keep = None;
+                }
+                keep.or_else(|| {
+                    forwarders
+                        .iter()
+                        .find(|f| peers.contains_key(f) && !self.failed.contains_key(f))
+                        .copied()
+                })
+            }
+            Plan::Mesh | Plan::Forwarder => None,
+        };
+        if want == current {
+            return;
+        }
+        if let Some(old) = current {
+            self.tell(old, &ConfMsg::Forward(false));
+        }
+        if let Some(new) = want {
+            self.tell(new, &ConfMsg::Forward(true));
+            self.asked_at = now;
+            info!(forwarder = %new.short(8), "sending through a forwarder");
+        }
+        *self.shared.via.lock().unwrap_or_else(|p| p.into_inner()) = want;
+        // Everyone learns where this device's frames come from.
+        let via = ConfMsg::Via(want);
+        let devs: Vec<DeviceId> = self.writers.keys().copied().collect();
+        for dev in devs {
+            self.tell(dev, &via);
+        }
+        // And gets a new key with it (whatever any of them missed, none
+        // misses the next), sealed with a moment later.
         self.rotate();
     }
 
@@ -889,6 +1057,27 @@ impl Task {
         if !me_ok {
             return Some("removed");
         }
+        let participants: Vec<DeviceId> = conf
+            .participants
+            .iter()
+            .filter(|(_, a)| !conf.removed.contains(a))
+            .map(|(d, _)| *d)
+            .collect();
+        let plan = node_core::call::conf::plan(self.shared.id, &participants, self.d.device);
+        if plan != self.plan {
+            debug!(?plan, "the call's plan changed");
+            self.shared
+                .forwarded
+                .store(plan != Plan::Mesh, Ordering::Relaxed);
+            self.shared
+                .forwarder
+                .store(plan == Plan::Forwarder, Ordering::Relaxed);
+            if plan != Plan::Forwarder {
+                self.shared.clients().clear();
+            }
+            self.plan = plan;
+        }
+        self.route();
         for (dev, ok) in members {
             if !ok {
                 info!(peer = %dev.short(8), "a participant may no longer be in the call: dropped");
@@ -1064,7 +1253,7 @@ fn spawn_datagram_reader(
     link: Link,
     tx: mpsc::Sender<Input>,
 ) -> Option<AbortOnDrop> {
-    let rt = super::media::media_runtime().ok()?;
+    let rt = shared.rt.clone();
     let shared = Arc::clone(shared);
     Some(AbortOnDrop(rt.spawn(async move {
         let mut dumped = 0u32;
@@ -1083,7 +1272,7 @@ fn spawn_datagram_reader(
                 dumped += 1;
                 dump_frame(dir, dev, &bytes);
             }
-            if !take(&shared, dev, &bytes) {
+            if !receive(&shared, dev, &bytes) {
                 bad += 1;
                 if bad > MAX_BAD_PER_SECOND {
                     debug!(peer = %dev.short(8), "too many bad frames: link dropped");
@@ -1095,20 +1284,105 @@ fn spawn_datagram_reader(
     })))
 }
 
-/// Takes one datagram from a participant; false if it was bad.
-fn take(shared: &Shared, dev: DeviceId, bytes: &[u8]) -> bool {
-    let counts = &shared.counts;
+/// What became of a frame.
+#[derive(PartialEq)]
+enum Taken {
+    /// Opened and kept for playing.
+    Opened,
+    /// Left aside, not bad (its sender is not linked here, or its key has
+    /// not come yet).
+    Ignored,
+    /// Seen before: counted (bad if it came from its sender itself).
+    Replayed,
+    /// Bad: counted.
+    Bad,
+}
+
+/// Takes one datagram from the participant at the other end of a link
+/// (`from`): its own frame, one it forwards from another participant, or
+/// a forwarder's beat; false if it was bad. A frame of a participant this
+/// device forwards for is passed on, once it opened here, to every other
+/// participant linked.
+fn receive(shared: &Shared, from: DeviceId, bytes: &[u8]) -> bool {
     shared.bytes[1].fetch_add(bytes.len() as u64, Ordering::Relaxed);
-    let packet = match Packet::decode(bytes) {
-        Ok(p) if p.kind == Kind::Audio => p,
-        _ => {
-            counts.bad.fetch_add(1, Ordering::Relaxed);
+    let datagram = match Datagram::parse(bytes) {
+        Ok(d) => d,
+        Err(_) => {
+            shared.counts.bad.fetch_add(1, Ordering::Relaxed);
             return false;
         }
     };
     let mut peers = shared.peers();
+    if let Some(p) = peers.get_mut(&from) {
+        p.heard_at = Instant::now();
+    }
+    match datagram {
+        Datagram::Beat => {
+            if let Some(p) = peers.get_mut(&from) {
+                p.beat_at = Instant::now();
+            }
+            true
+        }
+        Datagram::Own(frame) => {
+            let mut taken = take(shared, &mut peers, from, frame);
+            if taken == Taken::Replayed {
+                taken = Taken::Bad;
+            }
+            let mut relay = taken == Taken::Opened && shared.clients().contains(&from);
+            if relay && let Some(p) = peers.get_mut(&from) {
+                let (since, count) = &mut p.relayed;
+                if since.elapsed() >= Duration::from_secs(1) {
+                    (*since, *count) = (Instant::now(), 0);
+                }
+                *count += 1;
+                relay = *count <= RELAY_PER_SECOND;
+            }
+            if relay {
+                let relayed = Datagram::relay(&from, frame);
+                for (dev, p) in peers.iter() {
+                    if *dev != from && p.link.send_datagram(relayed.clone()).is_ok() {
+                        shared.bytes[2].fetch_add(relayed.len() as u64, Ordering::Relaxed);
+                    }
+                }
+            }
+            taken != Taken::Bad
+        }
+        // Taken only from the forwarder its sender named to this device
+        // (on their own link), so no other participant can pass frames off
+        // as another's. What fails to open is counted but never held
+        // against the forwarder: it checked the frame under its own copy
+        // of the sender's key, and the sender may have given this device
+        // another (or not yet its newest).
+        Datagram::Relayed { origin, frame } => {
+            let sender = peers
+                .iter()
+                .find(|(d, p)| **d != from && tag_of(d) == origin && p.via == Some(from))
+                .map(|(d, _)| *d);
+            if let Some(sender) = sender {
+                take(shared, &mut peers, sender, frame);
+            }
+            true
+        }
+    }
+}
+
+/// Opens one frame of participant `dev` into its jitter buffer.
+fn take(
+    shared: &Shared,
+    peers: &mut HashMap<DeviceId, Peer>,
+    dev: DeviceId,
+    bytes: &[u8],
+) -> Taken {
+    let counts = &shared.counts;
+    let packet = match Packet::decode(bytes) {
+        Ok(p) if p.kind == Kind::Audio => p,
+        _ => {
+            counts.bad.fetch_add(1, Ordering::Relaxed);
+            return Taken::Bad;
+        }
+    };
     let Some(peer) = peers.get_mut(&dev) else {
-        return true;
+        return Taken::Ignored;
     };
     match peer.keys.open(&bytes[..HEADER], &packet.payload) {
         Ok(opus) => {
@@ -1116,20 +1390,25 @@ fn take(shared: &Shared, dev: DeviceId, bytes: &[u8]) -> bool {
             peer.jitter
                 .push(packet.seq, packet.ts, opus, peer.heard_from);
             counts.received.fetch_add(1, Ordering::Relaxed);
-            true
+            Taken::Opened
         }
-        // Frames from before its first key came (it seals under the key
-        // it had before the link, which it never gives out): not bad.
-        Err(FrameError::UnknownKey) if peer.keys.current_kid().is_none() => true,
+        // Frames under a key still on its way (or, before its first key
+        // came, under the key it had before the link, which it never
+        // gives out): not bad.
+        Err(FrameError::EarlyKey) => Taken::Ignored,
+        Err(FrameError::Replayed) => {
+            shared.seal.replayed.fetch_add(1, Ordering::Relaxed);
+            Taken::Replayed
+        }
         Err(e) => {
             let c = match e {
                 FrameError::Replayed => &shared.seal.replayed,
-                FrameError::UnknownKey => &shared.seal.stale_key,
+                FrameError::UnknownKey | FrameError::EarlyKey => &shared.seal.stale_key,
                 FrameError::Forged => &shared.seal.forged,
                 FrameError::Short(_) => &counts.bad,
             };
             c.fetch_add(1, Ordering::Relaxed);
-            false
+            Taken::Bad
         }
     }
 }
@@ -1149,7 +1428,7 @@ fn start_media(
     let card = (audio.input.is_none() && audio.output.is_none()).then(|| d.sound_card());
     let device = super::media::open_card(card, &shared.counts);
     let encoder = VoiceEncoder::new(super::media::START_BITRATE, super::media::START_LOSS)?;
-    let rt = super::media::media_runtime()?;
+    let rt = d.conf_audio()?;
     let epoch = *shared
         .counts
         .clocks
@@ -1205,7 +1484,29 @@ async fn send(shared: Arc<Shared>, mut out: super::media::Outgoing) {
                 }
             }
         }
-        let links: Vec<Link> = shared.peers().values().map(|p| p.link.clone()).collect();
+        // Beyond a mesh, to the forwarder only (while it is linked); else
+        // to everyone. A forwarder beats to those it forwards for.
+        let (links, beats) = {
+            let peers = shared.peers();
+            let via = shared.via().and_then(|f| peers.get(&f));
+            let links: Vec<Link> = match via {
+                Some(p) => vec![p.link.clone()],
+                None => peers.values().map(|p| p.link.clone()).collect(),
+            };
+            let beats: Vec<Link> = if ticks.is_multiple_of(BEAT_TICKS) {
+                shared
+                    .clients()
+                    .iter()
+                    .filter_map(|d| peers.get(d).map(|p| p.link.clone()))
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            (links, beats)
+        };
+        for link in beats {
+            let _ = link.send_datagram(vec![BEAT]);
+        }
         let forced = shared.forced_mute.load(Ordering::Relaxed);
         for mut packet in out.due(now, forced) {
             if packet.payload.len() + FRAME_OVERHEAD > MAX_PAYLOAD {
@@ -1237,7 +1538,8 @@ async fn send(shared: Arc<Shared>, mut out: super::media::Outgoing) {
 
 /// Tests only (`kith daemon --danger-conf-hostile`): besides each good
 /// frame, a replay of it, a forged copy, one under the key used before
-/// the current one, and junk.
+/// the current one, junk, and the frame passed off as another
+/// participant's (relayed with its tag).
 fn hostile_frames(
     links: &[Link],
     bytes: &[u8],
@@ -1260,6 +1562,9 @@ fn hostile_frames(
     for link in links {
         for b in &out {
             let _ = link.send_datagram(b.clone());
+        }
+        if let Some(other) = links.iter().find(|l| l.peer() != link.peer()) {
+            let _ = link.send_datagram(Datagram::relay(&other.peer(), bytes));
         }
     }
 }
@@ -1299,7 +1604,9 @@ async fn mix(
             let mut peers = shared.peers();
             for (dev, p) in peers.iter_mut() {
                 if p.heard_from.elapsed() >= super::media::SILENT_FOR {
-                    silent_peers.push((*dev, p.link.clone()));
+                    if !shared.forwarded.load(Ordering::Relaxed) {
+                        silent_peers.push((*dev, p.link.clone()));
+                    }
                     continue;
                 }
                 let frame = match p.jitter.pop(now) {
@@ -1405,17 +1712,19 @@ pub(super) fn clocks(d: &Daemon) -> Vec<(String, super::media::Clocks)> {
         .collect()
 }
 
-/// Each conference's media bytes sent and received so far (benchmarks).
-pub(super) fn traffic(d: &Daemon) -> Vec<(String, u64, u64)> {
+/// Each conference's media bytes sent (this device's frames), received,
+/// and forwarded for others so far (benchmarks).
+pub(super) fn traffic(d: &Daemon) -> Vec<(String, u64, u64, u64)> {
     d.confs
         .lock()
         .iter()
         .map(|(id, e)| {
-            let [s, r] = &e.shared.bytes;
+            let [s, r, f] = &e.shared.bytes;
             (
                 id.to_string(),
                 s.load(Ordering::Relaxed),
                 r.load(Ordering::Relaxed),
+                f.load(Ordering::Relaxed),
             )
         })
         .collect()
@@ -1512,6 +1821,32 @@ pub(super) fn status(d: &Daemon) -> Vec<kith_client::answers::CallInfo> {
                     _ => Some("mixed".to_owned()),
                 }
             };
+            // Each lock taken and let go on its own line: a guard kept
+            // alive to the end of the literal below, while `peers` is taken
+            // further on, once deadlocked against the mixer (which holds
+            // `peers` and then takes `speaking`).
+            let speaking = s
+                .speaking
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .map(|d| d.to_string());
+            let audio_device = c
+                .sound_device
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
+            let participant_accounts = {
+                let peers = s.peers();
+                linked
+                    .iter()
+                    .map(|d| {
+                        peers
+                            .get(d)
+                            .map(|p| p.account.to_string())
+                            .unwrap_or_default()
+                    })
+                    .collect()
+            };
             kith_client::answers::CallInfo {
                 id: s.id.to_string(),
                 target: s.room.to_string(),
@@ -1533,11 +1868,7 @@ pub(super) fn status(d: &Daemon) -> Vec<kith_client::answers::CallInfo> {
                     + s.seal.stale_key.load(Ordering::Relaxed)
                     + s.seal.forged.load(Ordering::Relaxed),
                 compromised: false,
-                audio_device: c
-                    .sound_device
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .clone(),
+                audio_device,
                 video_frames_sent: 0,
                 video_frames_shown: 0,
                 video_frames_lost: 0,
@@ -1548,23 +1879,10 @@ pub(super) fn status(d: &Daemon) -> Vec<kith_client::answers::CallInfo> {
                 frames_replayed: s.seal.replayed.load(Ordering::Relaxed),
                 frames_stale_key: s.seal.stale_key.load(Ordering::Relaxed),
                 frames_forged: s.seal.forged.load(Ordering::Relaxed),
-                speaking: s
-                    .speaking
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .map(|d| d.to_string()),
-                participant_accounts: {
-                    let peers = s.peers();
-                    linked
-                        .iter()
-                        .map(|d| {
-                            peers
-                                .get(d)
-                                .map(|p| p.account.to_string())
-                                .unwrap_or_default()
-                        })
-                        .collect()
-                },
+                speaking,
+                participant_accounts,
+                forwarder: s.via().map(|d| d.to_string()),
+                forwarding_for: s.clients().len() as u64,
             }
         })
         .collect()

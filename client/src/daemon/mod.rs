@@ -58,6 +58,10 @@ pub struct Daemon {
     /// Tests only: room calls also send replayed, forged and stale frames
     /// (`--danger-conf-hostile`).
     conf_hostile: std::sync::atomic::AtomicBool,
+    /// Benchmarks of many daemons in one process: this daemon's room
+    /// calls run on an audio thread of its own (as in a process of its
+    /// own) instead of the process's.
+    conf_audio: std::sync::OnceLock<tokio::runtime::Handle>,
     /// When the node's writes are on the disk: acknowledgements, events
     /// sent to peers and replies to clients wait for it, never the node.
     durable: node_core::store::Durability,
@@ -274,6 +278,7 @@ impl Daemon {
             confs: Default::default(),
             conf_dump: Default::default(),
             conf_hostile: Default::default(),
+            conf_audio: Default::default(),
             receipts,
             receipts_rx: std::sync::Mutex::new(Some(receipts_rx)),
             node: timed::TimedMutex::with_release(node, Node::publish_sharing),
@@ -540,6 +545,30 @@ impl Daemon {
         let _ = self.conf_dump.set(dir);
     }
 
+    /// Benchmarks of many daemons in one process: this daemon's room calls
+    /// get an audio thread of their own, named `ka-` and the first eight
+    /// characters of its device id (its CPU can be read from `/proc`).
+    #[doc(hidden)]
+    pub fn own_conf_audio_thread(&self) -> anyhow::Result<()> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()?;
+        let handle = rt.handle().clone();
+        std::thread::Builder::new()
+            .name(format!("ka-{}", self.device.short(8)))
+            .spawn(move || rt.block_on(std::future::pending::<()>()))?;
+        let _ = self.conf_audio.set(handle);
+        Ok(())
+    }
+
+    /// The audio thread this daemon's room calls run on.
+    fn conf_audio(&self) -> anyhow::Result<tokio::runtime::Handle> {
+        match self.conf_audio.get() {
+            Some(h) => Ok(h.clone()),
+            None => media::media_runtime(),
+        }
+    }
+
     /// Tests only: room calls also send replayed, forged and stale frames
     /// (debug builds only).
     #[doc(hidden)]
@@ -575,10 +604,10 @@ impl Daemon {
             .clone()
     }
 
-    /// Benchmarks: each room call's media bytes so far (call id, sent to
-    /// every participant, received from them).
+    /// Benchmarks: each room call's media bytes so far (call id, this
+    /// device's frames sent, received, forwarded for others).
     #[doc(hidden)]
-    pub fn conf_traffic(&self) -> Vec<(String, u64, u64)> {
+    pub fn conf_traffic(&self) -> Vec<(String, u64, u64, u64)> {
         conf::traffic(self)
     }
 

@@ -41,8 +41,8 @@ use std::fmt;
 
 use super::CallId;
 use crate::crypto::{
-    AEAD_NONCE_LEN, AEAD_TAG_LEN, AeadKey, SecretBytes, aead_decrypt_with_nonce,
-    aead_encrypt_with_nonce,
+    AEAD_NONCE_LEN, AEAD_TAG_LEN, AeadKey, HashDomain, SecretBytes, aead_decrypt_with_nonce,
+    aead_encrypt_with_nonce, hash,
 };
 use crate::id::{AccountId, DeviceId, LogId};
 use crate::wire::{Reader, WireError, Writer};
@@ -332,6 +332,11 @@ pub enum ConfMsg {
     },
     /// The sender leaves the conference.
     Bye(CallId),
+    /// Forward my frames to every other participant (`true`), or stop.
+    Forward(bool),
+    /// My frames come to you through this forwarder (or directly): a
+    /// relayed frame of mine is taken only from the one named.
+    Via(Option<DeviceId>),
 }
 
 impl fmt::Debug for ConfMsg {
@@ -341,6 +346,8 @@ impl fmt::Debug for ConfMsg {
             ConfMsg::Welcome(c) => write!(f, "Welcome({c})"),
             ConfMsg::Key { kid, .. } => write!(f, "Key({kid}, ..)"),
             ConfMsg::Bye(c) => write!(f, "Bye({c})"),
+            ConfMsg::Forward(on) => write!(f, "Forward({on})"),
+            ConfMsg::Via(v) => write!(f, "Via({v:?})"),
         }
     }
 }
@@ -354,6 +361,9 @@ impl ConfMsg {
             ConfMsg::Welcome(call) => w.u8(2).fixed(&call.0),
             ConfMsg::Key { kid, key } => w.u8(3).u32(*kid).fixed(key.as_bytes()),
             ConfMsg::Bye(call) => w.u8(4).fixed(&call.0),
+            ConfMsg::Forward(on) => w.u8(5).u8(u8::from(*on)),
+            ConfMsg::Via(None) => w.u8(6),
+            ConfMsg::Via(Some(d)) => w.u8(6).fixed(d.as_bytes()),
         };
         w.finish()
     }
@@ -375,6 +385,18 @@ impl ConfMsg {
                 ConfMsg::Key { kid, key }
             }
             4 => ConfMsg::Bye(CallId(r.array("call id")?)),
+            5 => match r.u8("forward")? {
+                0 => ConfMsg::Forward(false),
+                1 => ConfMsg::Forward(true),
+                _ => {
+                    return Err(WireError::Invalid {
+                        what: "forward",
+                        why: "neither 0 nor 1",
+                    });
+                }
+            },
+            6 if r.is_empty() => ConfMsg::Via(None),
+            6 => ConfMsg::Via(Some(DeviceId::from_bytes(r.array("forwarder")?))),
             _ => {
                 return Err(WireError::Invalid {
                     what: "conference message",
@@ -385,6 +407,149 @@ impl ConfMsg {
         r.finish("conference message")?;
         Ok(msg)
     }
+}
+
+/// Participants a call carries as a full mesh (every participant sends
+/// its frames to every other); beyond this, some forward for others.
+pub const MESH_SIZE: usize = 8;
+
+/// Participants per forwarder (itself included) in a forwarded call.
+pub const PER_FORWARDER: usize = 8;
+
+/// How this device sends its frames in a call (see [`plan`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Plan {
+    /// To every other participant.
+    Mesh,
+    /// To every other participant, and it forwards the frames of the
+    /// participants that ask it to (with [`ConfMsg::Forward`]).
+    Forwarder,
+    /// Only to one forwarder: the first of these it is linked with (its
+    /// own first, the others after, in the call's order).
+    Client(Vec<DeviceId>),
+}
+
+/// The call's participants in its order: by
+/// `BLAKE2b(conf-order, call id ‖ device id)`, the same on every device
+/// and not chosen by anyone (a device id is a public key; a participant
+/// cannot place itself without making keys until one hashes low, and a
+/// forwarder sees no more than any participant).
+pub fn order(call: CallId, participants: impl IntoIterator<Item = DeviceId>) -> Vec<DeviceId> {
+    let mut keyed: Vec<([u8; 32], DeviceId)> = participants
+        .into_iter()
+        .map(|d| {
+            let mut data = call.0.to_vec();
+            data.extend_from_slice(d.as_bytes());
+            (hash(HashDomain::CONF_ORDER, &data), d)
+        })
+        .collect();
+    keyed.sort();
+    keyed.dedup_by(|a, b| a.1 == b.1);
+    keyed.into_iter().map(|(_, d)| d).collect()
+}
+
+/// How `me` sends in call `call` of `participants` (as this device sees
+/// them): a mesh up to [`MESH_SIZE`]; beyond, the first ⌈n / 8⌉ of the
+/// call's [`order`] forward, and every other participant sends through
+/// one of them (spread evenly, the next ones in turn if its own is not
+/// reachable). Every device computes the same from the room's state, so
+/// there is no election; a device that sees the participants differently
+/// for a moment still asks its forwarder, which forwards for whoever
+/// asks.
+pub fn plan(call: CallId, participants: &[DeviceId], me: DeviceId) -> Plan {
+    let order = order(call, participants.iter().copied());
+    let n = order.len();
+    if n <= MESH_SIZE || !order.contains(&me) {
+        return Plan::Mesh;
+    }
+    let k = n.div_ceil(PER_FORWARDER);
+    let (forwarders, rest) = order.split_at(k);
+    if forwarders.contains(&me) {
+        return Plan::Forwarder;
+    }
+    let first = rest.iter().position(|d| *d == me).unwrap_or(0) % k;
+    Plan::Client(
+        forwarders[first..]
+            .iter()
+            .chain(&forwarders[..first])
+            .copied()
+            .collect(),
+    )
+}
+
+/// A conference datagram's first byte when a forwarder passes a frame
+/// on: then the first [`ORIGIN_TAG`] bytes of its sender's device id, then
+/// the frame as its sender sealed it. (A frame sent directly starts with
+/// the media header, whose first byte is never `0xF_`.)
+pub const RELAYED: u8 = 0xF1;
+/// A forwarder's beat (this one byte) to each participant it forwards
+/// for, every 100 ms, so a participant knows its forwarder is there when
+/// no one speaks.
+pub const BEAT: u8 = 0xF0;
+/// Bytes of the sender's device id a relayed frame carries.
+pub const ORIGIN_TAG: usize = 8;
+
+/// A datagram on a conference link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Datagram<'a> {
+    /// A frame from the participant at the other end.
+    Own(&'a [u8]),
+    /// A frame the participant at the other end forwards, from the
+    /// participant whose device id starts with `origin`. The tag is not
+    /// authenticated: the frame opens only under its real sender's key.
+    Relayed {
+        /// The first bytes of its sender's device id.
+        origin: [u8; ORIGIN_TAG],
+        /// The frame.
+        frame: &'a [u8],
+    },
+    /// A forwarder's beat.
+    Beat,
+}
+
+impl<'a> Datagram<'a> {
+    /// Reads a datagram's framing (the frame inside is checked by its
+    /// reader).
+    pub fn parse(bytes: &'a [u8]) -> Result<Self, WireError> {
+        let bad = |why| WireError::Invalid {
+            what: "conference datagram",
+            why,
+        };
+        match bytes.split_first() {
+            Some((&BEAT, [])) => Ok(Datagram::Beat),
+            Some((&RELAYED, rest)) => {
+                let (origin, frame) = rest
+                    .split_first_chunk::<ORIGIN_TAG>()
+                    .ok_or(bad("too short"))?;
+                if frame.is_empty() {
+                    return Err(bad("no frame"));
+                }
+                Ok(Datagram::Relayed {
+                    origin: *origin,
+                    frame,
+                })
+            }
+            Some((first, _)) if first & 0xF0 != 0xF0 => Ok(Datagram::Own(bytes)),
+            Some(_) => Err(bad("unknown")),
+            None => Err(bad("empty")),
+        }
+    }
+
+    /// The datagram that passes `frame` on from `origin`.
+    pub fn relay(origin: &DeviceId, frame: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(1 + ORIGIN_TAG + frame.len());
+        out.push(RELAYED);
+        out.extend_from_slice(&tag_of(origin));
+        out.extend_from_slice(frame);
+        out
+    }
+}
+
+/// The tag a relayed frame from `dev` carries.
+pub fn tag_of(dev: &DeviceId) -> [u8; ORIGIN_TAG] {
+    let mut t = [0u8; ORIGIN_TAG];
+    t.copy_from_slice(&dev.as_bytes()[..ORIGIN_TAG]);
+    t
 }
 
 /// Bytes a sealed frame adds to its payload: key id, counter and tag.
@@ -475,6 +640,10 @@ pub enum FrameError {
     /// by a rotation).
     #[error("a frame under a key not held here")]
     UnknownKey,
+    /// Under a key newer than any given yet (its key message may still be
+    /// on its way: not the sender's fault).
+    #[error("a frame under a key not given yet")]
+    EarlyKey,
     /// A counter already seen (or too far behind).
     #[error("a replayed frame")]
     Replayed,
@@ -600,6 +769,9 @@ impl SenderKeys {
         let mut ctr = [0u8; 8];
         ctr.copy_from_slice(&sealed[4..12]);
         let ctr = u64::from_be_bytes(ctr);
+        if self.last_kid.is_none_or(|last| kid > last) {
+            return Err(FrameError::EarlyKey);
+        }
         let at = self
             .held
             .iter()
@@ -688,6 +860,10 @@ mod tests {
             ConfMsg::Welcome(CallId([4; 16])),
             key.announce(),
             ConfMsg::Bye(CallId([4; 16])),
+            ConfMsg::Forward(true),
+            ConfMsg::Forward(false),
+            ConfMsg::Via(None),
+            ConfMsg::Via(Some(DeviceId::from_bytes([6; 32]))),
         ];
         for m in msgs {
             let bytes = m.encode();
@@ -697,6 +873,89 @@ mod tests {
         }
         assert_eq!(format!("{:?}", key.announce()), "Key(5, ..)");
         assert!(ConfMsg::decode(&[0]).is_err());
+        assert!(ConfMsg::decode(&[5, 2]).is_err());
+        assert!(ConfMsg::decode(&[5]).is_err());
+        assert!(ConfMsg::decode(&[6, 1, 2]).is_err());
+    }
+
+    fn devices(n: u8) -> Vec<DeviceId> {
+        (0..n).map(|i| DeviceId::from_bytes([i + 1; 32])).collect()
+    }
+
+    #[test]
+    fn small_calls_are_a_mesh_and_larger_ones_agree_on_their_forwarders() {
+        let call = CallId([9; 16]);
+        let eight = devices(8);
+        for d in &eight {
+            assert_eq!(plan(call, &eight, *d), Plan::Mesh);
+        }
+        for n in [9u8, 12, 16, 17, 32] {
+            let all = devices(n);
+            let mut reversed = all.clone();
+            reversed.reverse();
+            let k = usize::from(n).div_ceil(PER_FORWARDER);
+            let mut forwarders = Vec::new();
+            let mut served: BTreeMap<DeviceId, usize> = BTreeMap::new();
+            for d in &all {
+                // The same whatever order the room lists them in.
+                let p = plan(call, &all, *d);
+                assert_eq!(p, plan(call, &reversed, *d));
+                match p {
+                    Plan::Forwarder => forwarders.push(*d),
+                    Plan::Client(via) => {
+                        assert_eq!(via.len(), k);
+                        *served.entry(via[0]).or_default() += 1;
+                    }
+                    Plan::Mesh => panic!("{n} participants: a mesh"),
+                }
+            }
+            assert_eq!(forwarders.len(), k, "{n} participants");
+            let mut first: Vec<DeviceId> = order(call, all.iter().copied())[..k].to_vec();
+            first.sort();
+            assert_eq!(first, forwarders, "{n} participants");
+            // Spread evenly: each forwarder serves at most one more than
+            // any other, and at most PER_FORWARDER - 1.
+            let (lo, hi) = (served.values().min(), served.values().max());
+            assert!(hi.unwrap() - lo.unwrap() <= 1, "{n}: {served:?}");
+            assert!(*hi.unwrap() < PER_FORWARDER, "{n}: {served:?}");
+        }
+        // Another call orders them otherwise.
+        let twelve = devices(12);
+        assert_ne!(
+            order(call, twelve.iter().copied()),
+            order(CallId([8; 16]), twelve.iter().copied())
+        );
+        // A device not in the call sends to no one through anyone.
+        assert_eq!(
+            plan(call, &twelve, DeviceId::from_bytes([99; 32])),
+            Plan::Mesh
+        );
+    }
+
+    #[test]
+    fn datagrams_are_frames_relayed_frames_or_beats() {
+        let dev = DeviceId::from_bytes([7; 32]);
+        let frame = [0x10, 0, 0, 0, 1, 2, 3];
+        assert_eq!(Datagram::parse(&frame), Ok(Datagram::Own(&frame)));
+        let relayed = Datagram::relay(&dev, &frame);
+        assert_eq!(
+            Datagram::parse(&relayed),
+            Ok(Datagram::Relayed {
+                origin: tag_of(&dev),
+                frame: &frame
+            })
+        );
+        assert_eq!(Datagram::parse(&[BEAT]), Ok(Datagram::Beat));
+        for junk in [
+            &[][..],
+            &[BEAT, 0],
+            &[RELAYED],
+            &relayed[..1 + ORIGIN_TAG],
+            &[0xF2, 1, 2],
+            &[0xFF],
+        ] {
+            assert!(Datagram::parse(junk).is_err(), "{junk:?}");
+        }
     }
 
     #[test]
@@ -788,6 +1047,13 @@ mod tests {
             theirs.open(&header, &stranger.seal(&header, b"?")),
             Err(FrameError::UnknownKey)
         );
+        // One above every key given is early (its key may be on its way),
+        // and opens once it comes.
+        let mut next = SenderKey::generate(1000);
+        let early = next.seal(&header, b"early");
+        assert_eq!(theirs.open(&header, &early), Err(FrameError::EarlyKey));
+        theirs.add(1000, key_of(&next));
+        assert_eq!(theirs.open(&header, &early).unwrap(), b"early");
         // The same key id with another key (a forger guessing the id).
         let kid = theirs.current_kid().unwrap();
         let mut forger = SenderKey::generate(kid);

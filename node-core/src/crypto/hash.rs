@@ -42,6 +42,8 @@ impl HashDomain {
     pub const LAN_TAG: HashDomain = HashDomain("kith/v1/lan-tag");
     /// The keystream sealing a LAN beacon's ports (keyed BLAKE2b).
     pub const LAN_PORTS: HashDomain = HashDomain("kith/v1/lan-ports");
+    /// A participant's place in a room call's order (who forwards).
+    pub const CONF_ORDER: HashDomain = HashDomain("kith/v1/conf-order");
 
     /// Every hash domain; a new constant must be added here too.
     pub const ALL: &'static [HashDomain] = &[
@@ -55,6 +57,7 @@ impl HashDomain {
         HashDomain::MAILBOX_REQUEST,
         HashDomain::LAN_TAG,
         HashDomain::LAN_PORTS,
+        HashDomain::CONF_ORDER,
     ];
 
     /// The domain string.
