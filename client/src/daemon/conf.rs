@@ -1,11 +1,13 @@
 //! Conferences in rooms on this device: `kith call ROOM` starts the room's
 //! conference (a room event) or joins the one on (another), and links with
 //! every other participant on a connection of its own (ALPN
-//! `kith/conf/1`): a full mesh. Each participant seals its frames under
-//! its own sender key (`node_core::call::conf`), gives the key to each
-//! linked participant on that link's control stream, and makes a new one
-//! whenever the participants it is linked with change. Every receiver
-//! mixes what the others send.
+//! `kith/conf/1`). Each participant seals its frames under its own sender
+//! key (`node_core::call::conf`), gives the key to each linked participant
+//! on that link's control stream, and makes a new one whenever the
+//! participants it is linked with change. Up to eight participants every
+//! one sends its frames to every other (a full mesh); beyond, it sends
+//! them to one forwarder, which passes them on (`node_core::call::conf::plan`).
+//! Every receiver mixes what the others send.
 //!
 //! One task per conference owns the links and the keys; the media runs on
 //! the audio thread (`media::media_runtime`): one task sends a sealed
@@ -67,8 +69,8 @@ const MAX_REDIAL: Duration = Duration::from_secs(60);
 /// link to any of them before it gives up (a kicked member hears nothing
 /// from the room, and everyone refuses it).
 const ALONE_FOR: Duration = Duration::from_secs(20);
-/// Most participants linked at once (a full mesh; forwarding for larger
-/// calls is not built yet).
+/// Most participants linked at once (every participant links with every
+/// other, forwarded call or not: the links carry the keys).
 const MAX_LINKED: usize = 32;
 /// How long an incoming link waits for the room to say its device joined
 /// (the joiner writes `Join` before it dials; the event may still be on

@@ -7,10 +7,12 @@
 //! Media never enters the room's log: the log says only that a call is on,
 //! which devices joined and left it, and a moderator's mute or removal
 //! (all checked against the room's power like any room event). The frames
-//! go device to device on conference connections (ALPN `kith/conf/1`), a
-//! full mesh; each frame is sealed under its sender's key, so whatever
-//! carries it (a relay now, a forwarding participant later) sees sizes and
-//! timing, never the voice.
+//! go device to device on conference connections (ALPN `kith/conf/1`): a
+//! full mesh up to [`MESH_SIZE`], beyond it through forwarding
+//! participants ([`plan`], [`Datagram`]). Each frame is sealed under its
+//! sender's key, so a relay sees sizes and timing, never the voice; a
+//! forwarder is a participant and holds the keys as every participant
+//! does (see `docs/calls.md` for what it can still do).
 //!
 //! **Frame format** (SFrame-shaped, RFC 9605 §4.3, with libsodium's
 //! XChaCha20-Poly1305 as the AEAD): the media packet's 12-byte header stays
