@@ -98,6 +98,14 @@ pub const CALL_SEND_BUFFER: usize = 128 << 10;
 /// (the side that accepts uses the endpoint's: QUIC's acceptor cannot
 /// tell a call from a sync link before the handshake has chosen its
 /// configuration).
+///
+/// Congestion control is QUIC's default (Cubic), paced by its window.
+/// BBR was used here and is not: it paces at the rate it measured, and
+/// an audio flow measures a few kB/s, so one full-size packet (a control
+/// frame, or iroh's NAT traversal round re-checking the path with
+/// 1,200-byte padded challenges) left a pacing debt that held the next
+/// audio frames back 98–124 ms
+/// (`a_big_packet_on_a_call_connection_does_not_hold_audio_back`).
 fn call_config() -> QuicTransportConfig {
     QuicTransportConfig::builder()
         .max_idle_timeout(IdleTimeout::try_from(IDLE_TIMEOUT).ok())
@@ -106,9 +114,6 @@ fn call_config() -> QuicTransportConfig {
         .datagram_send_buffer_size(CALL_SEND_BUFFER)
         .max_concurrent_bidi_streams(4u32.into())
         .max_concurrent_uni_streams(0u32.into())
-        .congestion_controller_factory(std::sync::Arc::new(
-            noq_proto::congestion::Bbr3Config::default(),
-        ))
         .build()
 }
 
@@ -551,9 +556,9 @@ impl Transport {
             addr = addr.with_relay_url(relay);
         }
         let connected = match protocol {
-            // A call's connection carries real-time media: BBR (it keeps
-            // queues short rather than filling them as Cubic does), a
-            // small datagram queue, and no streams beyond the control one.
+            // A call's connection carries real-time media: a small
+            // datagram queue, and no streams beyond the control one (see
+            // `call_config` for why its congestion control is Cubic's).
             Protocol::Call | Protocol::Conf => {
                 let options =
                     iroh::endpoint::ConnectOptions::new().with_transport_config(call_config());
