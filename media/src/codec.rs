@@ -150,7 +150,9 @@ impl VoiceDecoder {
         self.run(&[], false)
     }
 
-    fn check(&self, packet: &[u8]) -> Result<(), CodecError> {
+    /// Whether `packet` is one 20 ms Opus frame of a size a decoder
+    /// takes (checked without decoding it).
+    pub fn check(&self, packet: &[u8]) -> Result<(), CodecError> {
         if packet.is_empty() || packet.len() > MAX_PACKET {
             return Err(CodecError(format!("a packet of {} bytes", packet.len())));
         }

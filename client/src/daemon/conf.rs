@@ -84,6 +84,9 @@ const MESSAGES_PER_SECOND: u32 = 50;
 /// The level (mean absolute sample) above which a participant counts as
 /// speaking: about −50 dBFS, above Opus's comfort noise.
 const SPEAKING_LEVEL: f32 = 100.0;
+/// How far a participant's level moves toward each frame's (about
+/// 300 ms to follow a change; a frame not decoded counts as silent).
+const LEVEL_FOLLOW: f32 = 0.07;
 /// Most keys one participant may give in a minute (a participant that
 /// floods keys is dropped).
 const KEYS_PER_MINUTE: u64 = 60;
@@ -168,6 +171,11 @@ struct Peer {
     /// How loud its last frames were (a slow average of each frame's
     /// mean absolute sample).
     level: f32,
+    /// Its last frame was silence (DTX): not decoded, nor are frames
+    /// missing after it concealed, until it speaks again (a call of 32 has
+    /// 31 such streams to mix most of the time; comfort noise from each is
+    /// not worth two cores).
+    quiet: bool,
     /// Its datagram reader.
     _reader: AbortOnDrop,
 }
@@ -317,8 +325,13 @@ impl Confs {
     /// A place to check `dev`'s incoming connection: one per device, at
     /// most [`MAX_SERVING`] at once.
     fn serve_slot(&self, dev: DeviceId) -> Option<Serving<'_>> {
-        let mut s = self.serving.lock().unwrap_or_else(|p| p.into_inner());
-        (s.len() < MAX_SERVING && s.insert(dev)).then_some(Serving(self, dev))
+        let taken = {
+            let mut s = self.serving.lock().unwrap_or_else(|p| p.into_inner());
+            s.len() < MAX_SERVING && s.insert(dev)
+        };
+        // Made only when taken (a `Serving` dropped frees its device's
+        // place, and takes the lock to do it).
+        taken.then(|| Serving(self, dev))
     }
 
     /// The conference this device is in now, if any.
@@ -469,8 +482,18 @@ pub(super) async fn start(
         failed: HashMap::new(),
         asked_at: Instant::now(),
     };
-    d.spawn(task.run(rx));
+    d.spawn(tracing::Instrument::instrument(
+        task.run(rx),
+        span(&d.device),
+    ));
     Ok(id)
+}
+
+/// The span of one device's conference work: its lines say which device
+/// wrote them (several daemons may share a process's log: tests,
+/// benchmarks).
+pub(super) fn span(me: &DeviceId) -> tracing::Span {
+    tracing::info_span!("conf", me = %me.short(8))
 }
 
 /// Serves an incoming conference connection. Before anything is read,
@@ -507,8 +530,8 @@ pub(super) async fn serve(d: Arc<Daemon>, link: Link) {
             (Some(_), None) if Instant::now() < deadline => {
                 tokio::time::sleep(Duration::from_millis(250)).await;
             }
-            _ => {
-                debug!(peer = %peer.short(8), "conference connection from a device not in the call: refused");
+            (member, _) => {
+                debug!(peer = %peer.short(8), member = member.is_some(), "conference connection from a device not in the call: refused");
                 link.close("not in the call");
                 return;
             }
@@ -887,6 +910,7 @@ impl Task {
                 relayed: (Instant::now(), 0),
                 silenced: false,
                 level: 0.0,
+                quiet: false,
                 _reader: reader_task,
             },
         );
@@ -1119,7 +1143,9 @@ impl Task {
                 self.shared.id,
                 self.tx.clone(),
             );
-            tokio::spawn(dial(d, room, id, *dev, *account, tx));
+            tokio::spawn(tracing::Instrument::in_current_span(dial(
+                d, room, id, *dev, *account, tx,
+            )));
         }
         self.dialling
             .retain(|dev, _| conf.participants.contains_key(dev));
@@ -1613,17 +1639,41 @@ async fn mix(
                 }
                 let frame = match p.jitter.pop(now) {
                     Playout::Waiting => continue,
-                    Playout::Frame { payload, .. } => match p.decoder.decode(&payload) {
-                        Ok(f) => f,
-                        Err(_) => {
+                    Playout::Frame { payload, .. } if super::media::is_silence(&payload) => {
+                        // Not decoded, but still one well-formed 20 ms
+                        // frame, or counted as bad as a decode would.
+                        if p.decoder.check(&payload).is_err() {
                             counts.bad.fetch_add(1, Ordering::Relaxed);
-                            super::media::conceal(&mut p.decoder, &counts)
                         }
-                    },
+                        p.quiet = true;
+                        p.level -= p.level * LEVEL_FOLLOW;
+                        continue;
+                    }
+                    Playout::Frame { payload, .. } => {
+                        p.quiet = false;
+                        match p.decoder.decode(&payload) {
+                            Ok(f) => f,
+                            Err(_) => {
+                                counts.bad.fetch_add(1, Ordering::Relaxed);
+                                super::media::conceal(&mut p.decoder, &counts)
+                            }
+                        }
+                    }
+                    Playout::Fec { next, .. } if p.quiet && super::media::is_silence(&next) => {
+                        p.level -= p.level * LEVEL_FOLLOW;
+                        continue;
+                    }
                     Playout::Fec { next, .. } => p
                         .decoder
                         .decode_fec(&next)
                         .unwrap_or_else(|_| super::media::conceal(&mut p.decoder, &counts)),
+                    // A gap in silence is not heard.
+                    // (Its level still falls: a participant whose frames
+                    // stop coming after silence is not kept as speaking.)
+                    Playout::Lost { .. } | Playout::Stretch if p.quiet => {
+                        p.level -= p.level * LEVEL_FOLLOW;
+                        continue;
+                    }
                     Playout::Lost { .. } | Playout::Stretch => {
                         concealed_any = true;
                         super::media::conceal(&mut p.decoder, &counts)
@@ -1635,8 +1685,7 @@ async fn mix(
                 }
                 let mean =
                     frame.iter().map(|x| f32::from(*x).abs()).sum::<f32>() / FRAME_SAMPLES as f32;
-                // About 300 ms to follow a change.
-                p.level += (mean - p.level) * 0.07;
+                p.level += (mean - p.level) * LEVEL_FOLLOW;
                 for (s, x) in sum.iter_mut().zip(frame.iter()) {
                     *s += i32::from(*x);
                 }
@@ -1888,4 +1937,61 @@ pub(super) fn status(d: &Daemon) -> Vec<kith_client::answers::CallInfo> {
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression: a second connection from a device already being
+    /// checked (both ends dial at once) made and dropped a place while
+    /// the table's lock was held, and its drop took the same lock: the
+    /// daemon's accept loop hung (found by the 32-party benchmark).
+    #[test]
+    fn a_second_connection_from_a_device_being_checked_is_refused_without_a_hang() {
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let confs = Confs::default();
+            let (a, b) = (DeviceId::from_bytes([1; 32]), DeviceId::from_bytes([2; 32]));
+            let first = confs.serve_slot(a);
+            let again = confs.serve_slot(a);
+            // The first keeps its place (a third is refused too); another
+            // device gets one.
+            let third = confs.serve_slot(a);
+            let other = confs.serve_slot(b);
+            let held = (
+                first.is_some(),
+                again.is_none() && third.is_none(),
+                other.is_some(),
+            );
+            drop((third, again));
+            drop((first, other));
+            let freed = confs.serving.lock().unwrap().is_empty();
+            let _ = done_tx.send((held, freed));
+        });
+        let got = done_rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("serve_slot hung");
+        assert_eq!(got, ((true, true, true), true));
+    }
+
+    #[test]
+    fn no_more_than_max_serving_are_checked_at_once() {
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let confs = Confs::default();
+            let places: Vec<_> = (0..MAX_SERVING as u8)
+                .map(|i| confs.serve_slot(DeviceId::from_bytes([i; 32])))
+                .collect();
+            let all = places.iter().all(Option::is_some);
+            let over = confs.serve_slot(DeviceId::from_bytes([255; 32])).is_none();
+            drop(places);
+            let after = confs.serve_slot(DeviceId::from_bytes([255; 32])).is_some();
+            let _ = done_tx.send((all, over, after));
+        });
+        let got = done_rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("serve_slot hung");
+        assert_eq!(got, (true, true, true));
+    }
 }

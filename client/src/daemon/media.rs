@@ -340,6 +340,12 @@ pub(super) fn media_runtime() -> anyhow::Result<tokio::runtime::Handle> {
     Ok(handle)
 }
 
+/// Whether an Opus payload is a silent frame (DTX: one or two bytes,
+/// comfort noise at most).
+pub(super) fn is_silence(payload: &[u8]) -> bool {
+    payload.len() <= 2
+}
+
 /// Frames a late send tick still sends (100 ms); older ones are skipped
 /// (their sequence numbers go unused, the other side conceals them).
 pub(super) const MAX_CATCH_UP: u64 = 5;
@@ -414,7 +420,7 @@ impl Outgoing {
                     continue;
                 }
             };
-            let silent = payload.len() <= 2;
+            let silent = is_silence(&payload);
             if silent {
                 self.counts.silent_sent.fetch_add(1, Ordering::Relaxed);
             }

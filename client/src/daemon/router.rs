@@ -41,7 +41,10 @@ pub(super) async fn accept_loop(d: Arc<Daemon>) {
                     Protocol::Sync => super::link::run(d2, link, Role::Listener).await,
                     Protocol::Join => super::join::serve(d2, link).await,
                     Protocol::Call => super::calls::serve(d2, link).await,
-                    Protocol::Conf => super::conf::serve(d2, link).await,
+                    Protocol::Conf => {
+                        let span = super::conf::span(&d2.device);
+                        tracing::Instrument::instrument(super::conf::serve(d2, link), span).await
+                    }
                     Protocol::Request => {
                         // Strangers' requests get a few places of their own.
                         match Arc::clone(&d2.requests.serving).try_acquire_owned() {
