@@ -703,7 +703,9 @@ async fn conference(n: usize, secs: f64) {
     let mut call = String::new();
     for (i, s) in sides.iter().enumerate() {
         let (f, first) = click_plan(i);
-        let (x, at) = tone_clicks(secs + 60.0, first, f);
+        // Long enough for the slowest formation waited for (180 s) and the
+        // measurement.
+        let (x, at) = tone_clicks(secs + 200.0, first, f);
         clicks_at.push(at);
         let input = dir.path().join(format!("in{i}.wav"));
         kith_media::wav::write(&input, &x).unwrap();
@@ -765,14 +767,27 @@ async fn conference(n: usize, secs: f64) {
         if linked && through == through_one {
             break;
         }
-        if start.elapsed() >= Duration::from_secs(90) {
+        if start.elapsed() >= Duration::from_secs(180) {
             println!(
-                "room call, {n} participants: did not form within 90 s ({} of {n} linked with every other, {through} of {through_one} sending through a forwarder)",
+                "room call, {n} participants: did not form within 180 s ({} of {n} linked with every other, {through} of {through_one} sending through a forwarder)",
                 infos
                     .iter()
                     .filter(|c| c.participants.len() == n - 1)
                     .count()
             );
+            // What the room says on each device: participants listed and
+            // events held as arrived late.
+            let mut seen = Vec::new();
+            for s in &sides {
+                let node = s.daemon.node().lock().await;
+                let room_id = node.resolve_room(&room).unwrap();
+                let listed = node
+                    .room_conference(&room_id)
+                    .map_or(0, |c| c.participants.len());
+                let held = node.room_history(room_id).map_or(0, |h| h.held);
+                seen.push(format!("{listed}/{held}"));
+            }
+            println!("  listed/held per device: {}", seen.join(" "));
             for s in sides {
                 s.daemon.shutdown();
                 s.daemon.clone().close().await;
@@ -795,13 +810,24 @@ async fn conference(n: usize, secs: f64) {
     let (c0, t0, threads0) = (cpu(), Instant::now(), audio_threads_cpu());
     tokio::time::sleep(Duration::from_secs_f64(secs)).await;
     let elapsed = t0.elapsed().as_secs_f64();
+    let measured_to = Instant::now();
     let cpu_share = (cpu() - c0).as_secs_f64() / elapsed / n as f64;
     let threads1 = audio_threads_cpu();
     let after: Vec<(u64, u64, u64)> = sides.iter().map(traffic).collect();
-    // Roles now (a forwarder forwards for someone).
+    // Roles now: a participant that sends through a forwarder is a
+    // client; every other one sends its frames to everyone, as a
+    // forwarder does (one the call's order made a forwarder forwards for
+    // no one if its clients turned elsewhere while the call formed: it
+    // still uploads a forwarder's share, and once counted as a client it
+    // doubled the clients' mean).
     let mut roles = Vec::new();
     for s in &sides {
-        roles.push(status_of(&Client::new(&s.path), &call).await.forwarding_for > 0);
+        roles.push(
+            status_of(&Client::new(&s.path), &call)
+                .await
+                .forwarder
+                .is_none(),
+        );
     }
     let mut clocks = Vec::new();
     for s in &sides {
@@ -852,14 +878,18 @@ async fn conference(n: usize, secs: f64) {
                                 + Duration::from_secs_f64(
                                     (k as f64 - sent_by.send_from as f64).max(0.0) / RATE,
                                 );
-                            played.checked_duration_since(sent)
+                            Some((played.checked_duration_since(sent)?, sent))
                         })
                     })
-                    .map(|d| d.as_secs_f64())
-                    .filter(|d| *d < 0.4)
-                    .fold(f64::INFINITY, f64::min);
-                if best.is_finite() {
-                    delays.push(best * 1000.0);
+                    .filter(|(d, _)| d.as_secs_f64() < 0.4)
+                    .min_by_key(|(d, _)| *d);
+                // Only clicks sent while the call was measured (not while
+                // it formed).
+                if let Some((d, sent)) = best
+                    && sent >= t0
+                    && sent < measured_to
+                {
+                    delays.push(d.as_secs_f64() * 1000.0);
                 }
             }
         }
