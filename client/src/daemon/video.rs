@@ -343,40 +343,12 @@ fn send(
         }
     };
     counts.bitrate.store(u64::from(BITRATE), Ordering::Relaxed);
-    let mut reader = input.and_then(|p| match Y4mReader::open(&p) {
-        Ok(r) => Some(r),
-        Err(e) => {
-            warn!(error = %e, "the video file could not be read");
-            None
-        }
-    });
-    // No file: the camera, if one opens (else the test picture).
-    let camera: Option<Box<dyn Camera>> = match (&reader, camera) {
-        (None, Some(path)) => match super::camera::open(&path) {
-            Ok(c) => Some(Box::new(c)),
-            Err(e) => {
-                warn!(error = %e, "the camera could not be opened: sending the test picture");
-                None
-            }
-        },
-        _ => None,
-    };
     // Frames already sent by an earlier flow of this call are skipped.
-    let start_at = from.load(Ordering::Relaxed);
-    if let Some(r) = reader.as_mut() {
-        for _ in 0..start_at {
-            if !matches!(r.next_picture(), Ok(Some(_))) {
-                break;
-            }
-        }
-    }
-    let mut last: Option<Picture> = None;
+    let mut source = PictureSource::open(input, camera, from.load(Ordering::Relaxed));
     let room_at_start = link.datagram_room();
     let (mut seq, mut key_at) = (0u32, None::<Instant>);
     let mut sent_rate = super::media::Rate::new();
-    // Pacing: pieces go out at most at three times the bitrate, so a key
-    // frame does not sit in front of the audio as one burst.
-    let (mut tokens, mut refilled) = (32_000f64, Instant::now());
+    let mut pacer = Pacer::new();
     let started = Instant::now();
     let mut n: u32 = 0;
     loop {
@@ -396,20 +368,7 @@ fn send(
             c.send_started = Some(Instant::now());
             c.send_from = index;
         }
-        let picture = match reader.as_mut().map(Y4mReader::next_picture) {
-            Some(Ok(Some(p))) => {
-                last = Some(p.clone());
-                p
-            }
-            // The file ended (or broke): the last picture stays.
-            Some(_) => last
-                .clone()
-                .unwrap_or_else(|| Picture::black(WIDTH, HEIGHT)),
-            None => match camera.as_ref() {
-                Some(c) => c.latest().unwrap_or_else(|| Picture::black(WIDTH, HEIGHT)),
-                None => synthetic(u32::try_from(index % 65_536).unwrap_or(0), WIDTH, HEIGHT),
-            },
-        };
+        let picture = source.picture(index);
         if sent_rate.roll(&counts.sent_bps) {
             let loss = u16::try_from(counts.peer_loss.load(Ordering::Relaxed)).ok();
             let relayed = link.path() == node_core::transport::LinkPath::Relay;
@@ -454,22 +413,113 @@ fn send(
                 return;
             }
             let Ok(bytes) = p.encode() else { continue };
-            let now = Instant::now();
-            tokens = (tokens + now.duration_since(refilled).as_secs_f64() * rate).min(32_000.0);
-            refilled = now;
-            if tokens < bytes.len() as f64 {
-                let wait = (bytes.len() as f64 - tokens) / rate;
-                std::thread::sleep(Duration::from_secs_f64(wait));
-                tokens = bytes.len() as f64;
-                refilled = Instant::now();
-            }
-            tokens -= bytes.len() as f64;
+            pacer.wait(bytes.len(), rate);
             sent_rate.add(bytes.len());
             if link.send_datagram(bytes).is_err() && link.is_closed() {
                 return;
             }
         }
         counts.frames_sent.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Paces a video sender's pieces under a rate (the sender gives three
+/// times its bitrate), so a key frame does not sit in front of the audio
+/// as one burst: a bucket of 32 kB.
+pub(super) struct Pacer {
+    tokens: f64,
+    refilled: Instant,
+}
+
+impl Pacer {
+    const BUCKET: f64 = 32_000.0;
+
+    pub(super) fn new() -> Self {
+        Self {
+            tokens: Self::BUCKET,
+            refilled: Instant::now(),
+        }
+    }
+
+    /// Waits (sleeping the thread) until `bytes` may go at `rate` bytes
+    /// a second.
+    pub(super) fn wait(&mut self, bytes: usize, rate: f64) {
+        let (bytes, rate) = (bytes as f64, rate.max(1.0));
+        let now = Instant::now();
+        self.tokens = (self.tokens + now.duration_since(self.refilled).as_secs_f64() * rate)
+            .min(Self::BUCKET);
+        self.refilled = now;
+        if self.tokens < bytes {
+            std::thread::sleep(Duration::from_secs_f64((bytes - self.tokens) / rate));
+            self.tokens = bytes;
+            self.refilled = Instant::now();
+        }
+        self.tokens -= bytes;
+    }
+}
+
+/// Where a call's pictures come from: `--video-in` (its last picture
+/// stays once the file ends), else the camera, else the moving test
+/// picture.
+pub(super) struct PictureSource {
+    reader: Option<Y4mReader>,
+    camera: Option<Box<dyn Camera>>,
+    last: Option<Picture>,
+}
+
+impl PictureSource {
+    /// Opens the file (its first `skip` pictures passed over: sent by an
+    /// earlier flow) or, with none, the camera.
+    pub(super) fn open(input: Option<PathBuf>, camera: Option<PathBuf>, skip: u64) -> Self {
+        let mut reader = input.and_then(|p| match Y4mReader::open(&p) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                warn!(error = %e, "the video file could not be read");
+                None
+            }
+        });
+        // No file: the camera, if one opens (else the test picture).
+        let camera: Option<Box<dyn Camera>> = match (&reader, camera) {
+            (None, Some(path)) => match super::camera::open(&path) {
+                Ok(c) => Some(Box::new(c)),
+                Err(e) => {
+                    warn!(error = %e, "the camera could not be opened: sending the test picture");
+                    None
+                }
+            },
+            _ => None,
+        };
+        if let Some(r) = reader.as_mut() {
+            for _ in 0..skip {
+                if !matches!(r.next_picture(), Ok(Some(_))) {
+                    break;
+                }
+            }
+        }
+        Self {
+            reader,
+            camera,
+            last: None,
+        }
+    }
+
+    /// The next picture (frame `index` of the call, for the test picture).
+    pub(super) fn picture(&mut self, index: u64) -> Picture {
+        match self.reader.as_mut().map(Y4mReader::next_picture) {
+            Some(Ok(Some(p))) => {
+                self.last = Some(p.clone());
+                p
+            }
+            // The file ended (or broke): the last picture stays.
+            Some(_) => self
+                .last
+                .clone()
+                .unwrap_or_else(|| Picture::black(WIDTH, HEIGHT)),
+            None => match self.camera.as_ref() {
+                Some(c) => c.latest().unwrap_or_else(|| Picture::black(WIDTH, HEIGHT)),
+                None => synthetic(u32::try_from(index % 65_536).unwrap_or(0), WIDTH, HEIGHT),
+            },
+        }
     }
 }
 
