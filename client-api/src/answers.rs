@@ -389,4 +389,19 @@ pub struct CallInfo {
     /// A room's call: participants whose frames this device forwards.
     #[serde(default)]
     pub forwarding_for: u64,
+    /// A room's call with video: each participant whose video this device
+    /// takes, the simulcast layer taken and the frames decoded at it.
+    #[serde(default)]
+    pub video_from: Vec<VideoFrom>,
+}
+
+/// One participant's video as a device in a room's call takes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VideoFrom {
+    /// The participant's device.
+    pub device: String,
+    /// The simulcast layer taken: 0 the small one, 1 the full one.
+    pub layer: u8,
+    /// Its frames decoded here at that layer.
+    pub frames: u64,
 }

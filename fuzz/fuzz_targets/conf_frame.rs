@@ -1,7 +1,7 @@
 //! Room call datagrams (`node_core::call::conf::Datagram::parse`: a frame,
 //! a frame relayed by a forwarder, a beat) and the sealed frames in them
-//! (`SenderKeys::open`): what a participant, a forwarder (or anyone on the
-//! path) can put in a media datagram. The input is cut into datagrams at
+//! (`SenderKeys::open_stream`, audio or video): what a participant, a
+//! forwarder (or anyone on the path) can put in a media datagram. The input is cut into datagrams at
 //! 0xff bytes and each frame is opened in turn under held keys (a current
 //! and a previous one), so the replay window and key retirement see
 //! sequences, not one frame.
@@ -9,7 +9,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use node_core::DeviceId;
-use node_core::call::conf::{Datagram, SenderKey, SenderKeys, tag_of};
+use node_core::call::conf::{Datagram, SenderKey, SenderKeys, Stream, tag_of};
 use node_core::crypto::SecretBytes;
 
 fuzz_target!(|data: &[u8]| {
@@ -32,7 +32,13 @@ fuzz_target!(|data: &[u8]| {
             Ok(Datagram::Beat) | Err(_) => piece,
         };
         let (h, sealed) = frame.split_at(frame.len().min(12));
-        let _ = keys.open(h, sealed);
+        // Audio, or a piece of video (its own counters and nonces).
+        let stream = if h.first().is_some_and(|b| b & 0x0f == 1) {
+            Stream::Video
+        } else {
+            Stream::Audio
+        };
+        let _ = keys.open_stream(stream, h, sealed);
         // What a forwarder passes on reads back as it was.
         if !piece.is_empty() {
             let relayed = Datagram::relay(&dev, piece);

@@ -29,12 +29,28 @@ pub const REORDER_WAIT: Duration = Duration::from_millis(60);
 /// Cuts one encoded frame into packets numbered from `*seq` on.
 /// A frame over [`crate::video::MAX_FRAME_BYTES`] gives none.
 pub fn pieces(frame: &[u8], key: bool, ts: u32, layer: u8, seq: &mut u32) -> Vec<Packet> {
-    let count = frame.len().div_ceil(PIECE_BYTES);
+    pieces_of(frame, key, ts, layer, seq, PIECE_BYTES)
+}
+
+/// Cuts one encoded frame into pieces of at most `piece_bytes` bytes of
+/// the frame each (at most [`PIECE_BYTES`]: a room call's pieces leave
+/// room for their sealing), numbered from `*seq` on. A frame of more
+/// than 255 pieces gives none.
+pub fn pieces_of(
+    frame: &[u8],
+    key: bool,
+    ts: u32,
+    layer: u8,
+    seq: &mut u32,
+    piece_bytes: usize,
+) -> Vec<Packet> {
+    let piece_bytes = piece_bytes.clamp(1, PIECE_BYTES);
+    let count = frame.len().div_ceil(piece_bytes);
     let Ok(count8) = u8::try_from(count) else {
         return Vec::new();
     };
     frame
-        .chunks(PIECE_BYTES)
+        .chunks(piece_bytes)
         .enumerate()
         .map(|(i, chunk)| {
             let mut payload = Vec::with_capacity(2 + chunk.len());

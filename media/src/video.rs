@@ -90,6 +90,83 @@ impl Picture {
         }
     }
 
+    /// The picture at half the width and height (each pixel the mean of
+    /// four): a small simulcast layer's. Sizes not a multiple of four
+    /// lose their last rows and columns.
+    pub fn half(&self) -> Picture {
+        let (w, h) = ((self.width / 4) * 2, (self.height / 4) * 2);
+        let mut out = Vec::with_capacity(Self::bytes(w, h));
+        let (cw, ch) = (self.width / 2, self.height / 2);
+        let planes = [
+            (&self.data[..self.width * self.height], self.width, w, h),
+            (
+                &self.data[self.width * self.height..][..cw * ch],
+                cw,
+                w / 2,
+                h / 2,
+            ),
+            (
+                &self.data[self.width * self.height + cw * ch..][..cw * ch],
+                cw,
+                w / 2,
+                h / 2,
+            ),
+        ];
+        for (plane, stride, pw, ph) in planes {
+            for y in 0..ph {
+                let (a, b) = (&plane[2 * y * stride..], &plane[(2 * y + 1) * stride..]);
+                for x in 0..pw {
+                    let sum = u16::from(a[2 * x])
+                        + u16::from(a[2 * x + 1])
+                        + u16::from(b[2 * x])
+                        + u16::from(b[2 * x + 1]);
+                    out.push(((sum + 2) / 4) as u8);
+                }
+            }
+        }
+        Picture {
+            width: w,
+            height: h,
+            data: out,
+        }
+    }
+
+    /// The picture at twice the width and height (each pixel repeated).
+    pub fn double(&self) -> Picture {
+        let (w, h) = (self.width * 2, self.height * 2);
+        let mut out = Vec::with_capacity(Self::bytes(w, h));
+        let (cw, ch) = (self.width / 2, self.height / 2);
+        let planes = [
+            (
+                &self.data[..self.width * self.height],
+                self.width,
+                self.height,
+            ),
+            (&self.data[self.width * self.height..][..cw * ch], cw, ch),
+            (
+                &self.data[self.width * self.height + cw * ch..][..cw * ch],
+                cw,
+                ch,
+            ),
+        ];
+        for (plane, pw, ph) in planes {
+            for y in 0..ph {
+                let row = &plane[y * pw..][..pw];
+                let start = out.len();
+                for &p in row {
+                    out.push(p);
+                    out.push(p);
+                }
+                out.extend_from_within(start..);
+            }
+        }
+        Picture {
+            width: w,
+            height: h,
+            data: out,
+        }
+    }
+
     /// The luma plane.
     pub fn y(&self) -> &[u8] {
         &self.data[..self.width * self.height]

@@ -213,3 +213,22 @@ fn y4m_files_round_trip_and_bad_ones_are_refused() {
     assert!(matches!(bad(b"YUV4MPEG2 W4 H2\nFRAME\n1234"), Ok(Err(_))));
     assert!(Picture::black(4, 2).data.len() == 12);
 }
+
+#[test]
+fn a_half_picture_is_a_quarter_of_the_pixels_and_doubling_brings_it_back() {
+    let p = synthetic(7, WIDTH, HEIGHT);
+    let small = p.half();
+    assert_eq!((small.width, small.height), (WIDTH / 2, HEIGHT / 2));
+    assert_eq!(small.data.len(), Picture::bytes(WIDTH / 2, HEIGHT / 2));
+    let big = small.double();
+    assert_eq!((big.width, big.height), (WIDTH, HEIGHT));
+    assert_eq!(big.data.len(), p.data.len());
+    // Doubling then halving is exact; halving then doubling is close.
+    assert_eq!(big.half(), small);
+    assert!(big.psnr(&p) > 20.0, "{}", big.psnr(&p));
+    // Colours are kept: black stays black.
+    assert_eq!(
+        Picture::black(WIDTH, HEIGHT).half(),
+        Picture::black(WIDTH / 2, HEIGHT / 2)
+    );
+}

@@ -3,7 +3,8 @@
 //! hears the other three and not itself; a kicked member is dropped from
 //! the call; one leaves, the others make new keys, and nothing the leaver
 //! holds opens what is sent after it left. A stranger to the room cannot
-//! join its call.
+//! join its call. Four members in a video call each take the others'
+//! full layer and show their pictures, never their own.
 
 #![allow(clippy::unwrap_used)]
 
@@ -56,6 +57,30 @@ fn room_entry(p: &Profile, room: &str) -> Option<serde_json::Value> {
     let v: serde_json::Value =
         serde_json::from_str(&assert_ok(&p.kith(["room", "list", "--json"]))).unwrap();
     v.as_array()?.iter().find(|r| r["id"] == room).cloned()
+}
+
+/// A private room made by the first of `people`, every other one a
+/// contact of hers invited and joined (`names` are theirs, in order).
+fn room_of(people: &[(Profile, Ids, Daemon)], names: &[&str]) -> String {
+    for (p, ..) in &people[1..] {
+        pair(&people[0].0, p);
+    }
+    let a = &people[0].0;
+    let room = assert_ok(&a.kith(["room", "create", "band"]))
+        .trim()
+        .to_owned();
+    for n in &names[1..] {
+        assert_ok(&a.kith(["room", "invite", &room, n]));
+    }
+    let all_joined = |p: &Profile| {
+        room_entry(p, &room)
+            .is_some_and(|r| r["members"] == people.len() && r["membership"] == "join")
+    };
+    assert!(
+        wait_until(WAIT, || people.iter().all(|(p, ..)| all_joined(p))),
+        "not everyone joined"
+    );
+    room
 }
 
 /// The best half second of `heard`: the least share among the `others`'
@@ -120,24 +145,9 @@ fn four_members_hear_each_other_a_kicked_one_is_dropped_and_a_leaver_opens_nothi
         people.push(user(n, &dir.path().join(format!("dump-{n}"))));
     }
     let (erin, _ie, _de) = user("erin", &dir.path().join("dump-erin"));
-    for (p, ..) in &people[1..] {
-        pair(&people[0].0, p);
-    }
     pair(&people[0].0, &erin);
+    let room = room_of(&people, &names);
     let a = &people[0].0;
-    let room = assert_ok(&a.kith(["room", "create", "band"]))
-        .trim()
-        .to_owned();
-    for n in &names[1..] {
-        assert_ok(&a.kith(["room", "invite", &room, n]));
-    }
-    let all_joined = |p: &Profile| {
-        room_entry(p, &room).is_some_and(|r| r["members"] == 4 && r["membership"] == "join")
-    };
-    assert!(
-        wait_until(WAIT, || people.iter().all(|(p, ..)| all_joined(p))),
-        "not everyone joined"
-    );
 
     // Each sends its own tone and keeps what it hears.
     let wav = |n: &str, f: f64| {
@@ -353,9 +363,12 @@ fn a_hostile_participants_bad_frames_are_dropped_and_counted() {
         wav("mallory", 660.0),
         wav("carol", 550.0),
     );
+    // Bob takes video: Mallory's pieces sealed as audio, replayed, and her
+    // requests for a layer there is not reach his video's checks.
     let id = assert_ok(&bob.kith([
         "call",
         &room,
+        "--video",
         "--audio-in",
         bob_in.to_str().unwrap(),
         "--audio-out",
@@ -391,6 +404,7 @@ fn a_hostile_participants_bad_frames_are_dropped_and_counted() {
         "junk not counted: {c}"
     );
     assert_eq!(c["state"], "active");
+    assert_eq!(c["video_frames_shown"], 0, "{c}");
     // Bob (the room's creator) removes Mallory from the call: dropped,
     // her side ends, and she cannot join again.
     let line = assert_fails_cleanly(&mallory.kith(["call", "remove", "bob"]));
@@ -627,4 +641,106 @@ fn a_forwarded_call_of_twelve_forms_again_within_a_second_when_its_forwarder_is_
         names[worst.2],
         worst.0
     );
+}
+
+/// Four members in a video call: each sends its own pictures (a file whose
+/// frames carry numbers of its own) and takes the full layer of the other
+/// three, sealed under their keys; what each shows is the others'
+/// pictures, never its own.
+#[test]
+fn four_members_see_each_other_at_the_full_layer() {
+    use kith_media::video::{HEIGHT, WIDTH, mark, synthetic};
+    let _media = one_media_test_at_a_time();
+    let dir = tempfile::tempdir().unwrap();
+    let names = ["alice", "bob", "carol", "dave"];
+    let mut people = Vec::new();
+    for n in names {
+        people.push(user(n, &dir.path().join(format!("dump-{n}"))));
+    }
+    let room = room_of(&people, &names);
+    // Each one's pictures are numbered from 1000 × its place on (the file
+    // ends after two seconds; its last picture stays).
+    let path = |n: &str, what: &str| dir.path().join(format!("{n}-{what}.y4m"));
+    for (i, n) in names.iter().enumerate() {
+        let mut w = kith_media::y4m::Y4mWriter::create(&path(n, "in")).unwrap();
+        for f in 0..60 {
+            w.write(&synthetic(1000 * (i as u32 + 1) + f, WIDTH, HEIGHT))
+                .unwrap();
+        }
+        w.flush().unwrap();
+    }
+    let start = |i: usize| {
+        let (input, output) = (path(names[i], "in"), path(names[i], "out"));
+        let out = people[i].0.kith([
+            "call",
+            &room,
+            "--video",
+            "--video-in",
+            input.to_str().unwrap(),
+            "--video-out",
+            output.to_str().unwrap(),
+        ]);
+        assert_ok(&out).trim().to_owned()
+    };
+    let id = start(0);
+    for (i, (p, ..)) in people.iter().enumerate().skip(1) {
+        assert!(
+            wait_until(WAIT, || room_entry(p, &room)
+                .is_some_and(|r| r["call"] == id.as_str())),
+            "{} does not see the call",
+            names[i]
+        );
+        assert_eq!(start(i), id);
+    }
+    let full_mesh = || people.iter().all(|(p, ..)| linked(p, &id).len() == 3);
+    assert!(wait_until(WAIT, full_mesh), "no full mesh");
+    // Every one takes every other's full layer and decodes its frames.
+    let seeing = |p: &Profile| {
+        call_of(p, &id).is_some_and(|c| {
+            let from = c["video_from"].as_array().cloned().unwrap_or_default();
+            from.len() == 3
+                && from
+                    .iter()
+                    .all(|f| f["layer"] == 1 && f["frames"].as_u64().unwrap_or(0) >= 30)
+        })
+    };
+    let all_seeing = wait_until(WAIT, || people.iter().all(|(p, ..)| seeing(p)));
+    let states: Vec<_> = people.iter().map(|(p, ..)| call_of(p, &id)).collect();
+    for (i, s) in states.iter().enumerate() {
+        eprintln!("{}: {}", names[i], s.as_ref().unwrap());
+    }
+    assert!(all_seeing, "not everyone sees the others");
+    for (i, s) in states.iter().enumerate() {
+        let s = s.as_ref().unwrap();
+        assert_eq!(s["video"], true, "{}", names[i]);
+        assert!(
+            s["video_frames_sent"].as_u64().unwrap() > 30,
+            "{}",
+            names[i]
+        );
+        assert!(s["video_kbps"].as_u64().unwrap() > 0, "{}", names[i]);
+        assert_eq!(s["bad_datagrams"], 0, "{}", names[i]);
+    }
+    for (p, ..) in &people {
+        assert_ok(&p.kith(["call", "hangup"]));
+    }
+    // What each showed: pictures of the others (numbered in their ranges),
+    // none of its own.
+    for (i, n) in names.iter().enumerate() {
+        let mut r = kith_media::y4m::Y4mReader::open(&path(n, "out")).unwrap();
+        let mut whose = std::collections::BTreeMap::<u32, usize>::new();
+        while let Some(p) = r.next_picture().unwrap() {
+            if let Some(m) = mark::read(&p) {
+                *whose.entry(m / 1000).or_default() += 1;
+            }
+        }
+        eprintln!("{n} showed pictures of senders (by 1000s): {whose:?}");
+        let shown: usize = whose.values().sum();
+        assert!(shown > 30, "{n} showed {shown} pictures");
+        assert!(!whose.contains_key(&(i as u32 + 1)), "{n} showed its own");
+        assert!(
+            whose.keys().all(|k| (1..=4).contains(k)),
+            "{n}: pictures of no one: {whose:?}"
+        );
+    }
 }

@@ -854,6 +854,7 @@ pub(super) fn status(d: &Daemon) -> Vec<kith_client::answers::CallInfo> {
             participant_accounts: Vec::new(),
             forwarder: None,
             forwarding_for: 0,
+            video_from: Vec::new(),
         })
         .chain(super::conf::status(d))
         .collect()

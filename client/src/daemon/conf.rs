@@ -22,6 +22,8 @@
 //! the dialling device must be an active device of a member of that room
 //! who was not removed from the call. See `docs/calls.md`.
 
+mod video;
+
 use super::Daemon;
 use super::files::AbortOnDrop;
 use super::media::{Counts, Heard};
@@ -32,7 +34,7 @@ use kith_media::packet::{HEADER, Kind, MAX_PAYLOAD, Packet};
 use node_core::call::CallId;
 use node_core::call::conf::{
     BEAT, ConfMsg, Datagram, FIRST_KID_BELOW, FRAME_OVERHEAD, FrameError, MAX_CONF_FRAME, Plan,
-    RoomCall, SenderKey, SenderKeys, tag_of,
+    RoomCall, SenderKey, SenderKeys, Stream, tag_of,
 };
 use node_core::transport::{FrameReader, FrameWriter, Link};
 use node_core::{AccountId, DeviceId, LogId};
@@ -132,6 +134,8 @@ enum Input {
     Lost(DeviceId, Link),
     /// A dial came to nothing.
     Unreached(DeviceId),
+    /// Ask a participant for this layer of its video (from the shower).
+    Layer(DeviceId, Option<u8>),
     /// The user leaves.
     Hangup(oneshot::Sender<()>),
 }
@@ -171,6 +175,10 @@ struct Peer {
     /// How loud its last frames were (a slow average of each frame's
     /// mean absolute sample).
     level: f32,
+    /// The layer of this device's video it asked for.
+    wants: Option<u8>,
+    /// The layer of its video this device asked for.
+    asked: Option<u8>,
     /// Its last frame was silence (DTX): not decoded, nor are frames
     /// missing after it concealed, until it speaks again (a call of 32 has
     /// 31 such streams to mix most of the time; comfort noise from each is
@@ -222,6 +230,8 @@ pub(super) struct Shared {
     speaking: Mutex<Option<DeviceId>>,
     /// What was heard (written to `--audio-out` on leaving).
     heard: Arc<Heard>,
+    /// The call's video here (`--video`), if on.
+    video: Option<Arc<video::ConfVideo>>,
     /// Tests only: this device also sends replayed, forged and stale
     /// frames (`kith daemon --danger-conf-hostile`).
     hostile: bool,
@@ -384,9 +394,6 @@ pub(super) async fn start(
     video: bool,
     audio: super::media::Audio,
 ) -> Result<CallId> {
-    if video {
-        bail!("video in room calls is not built yet: call the room without --video");
-    }
     if d.calls.busy() {
         bail!("this device is already in a call (see `kith call status`)");
     }
@@ -419,6 +426,8 @@ pub(super) async fn start(
         ended: Mutex::new(None),
         speaking: Mutex::new(None),
         heard: Arc::default(),
+        video: (video || audio.video.send)
+            .then(|| Arc::new(video::ConfVideo::new(audio.video.clone()))),
         dump: d.conf_dump.get().cloned(),
         hostile: d.conf_hostile.load(Ordering::Relaxed),
     });
@@ -806,6 +815,12 @@ impl Task {
                         peer.via = via;
                         None
                     }
+                    // What it takes of this device's video (nothing is
+                    // sent unless this device has video on).
+                    ConfMsg::Layer(layer) => {
+                        peer.wants = layer;
+                        None
+                    }
                     // Hello and Welcome only open a link; a bye for another
                     // call is not this one's.
                     _ => Some("a message out of place"),
@@ -837,6 +852,12 @@ impl Task {
                     *next = Instant::now() + *wait;
                     *wait = (*wait * 2).min(MAX_REDIAL);
                 }
+            }
+            Input::Layer(dev, layer) => {
+                if let Some(p) = self.shared.peers().get_mut(&dev) {
+                    p.asked = layer;
+                }
+                self.tell(dev, &ConfMsg::Layer(layer));
             }
             Input::Hangup(_) => {}
         }
@@ -910,6 +931,8 @@ impl Task {
                 relayed: (Instant::now(), 0),
                 silenced: false,
                 level: 0.0,
+                wants: None,
+                asked: None,
                 quiet: false,
                 _reader: reader_task,
             },
@@ -1352,6 +1375,11 @@ fn receive(shared: &Shared, from: DeviceId, bytes: &[u8]) -> bool {
             true
         }
         Datagram::Own(frame) => {
+            if let Ok(p) = Packet::decode(frame)
+                && p.kind != Kind::Audio
+            {
+                return video::receive(shared, &mut peers, from, frame, p);
+            }
             let mut taken = take(shared, &mut peers, from, frame);
             if taken == Taken::Replayed {
                 taken = Taken::Bad;
@@ -1420,31 +1448,33 @@ fn take(
             counts.received.fetch_add(1, Ordering::Relaxed);
             Taken::Opened
         }
-        // Frames under a key still on its way (or, before its first key
-        // came, under the key it had before the link, which it never
-        // gives out): not bad.
-        Err(FrameError::EarlyKey) => Taken::Ignored,
-        Err(FrameError::Replayed) => {
-            shared.seal.replayed.fetch_add(1, Ordering::Relaxed);
-            Taken::Replayed
-        }
-        Err(e) => {
-            let c = match e {
-                FrameError::Replayed => &shared.seal.replayed,
-                FrameError::UnknownKey | FrameError::EarlyKey => &shared.seal.stale_key,
-                FrameError::Forged => &shared.seal.forged,
-                FrameError::Short(_) => &counts.bad,
-            };
-            c.fetch_add(1, Ordering::Relaxed);
-            Taken::Bad
-        }
+        Err(e) => refused(shared, e),
     }
+}
+
+/// Counts a frame that did not open: a frame under a key still on its
+/// way, or under one the sender used before this device was linked (it
+/// never gives those out), is not bad.
+fn refused(shared: &Shared, e: FrameError) -> Taken {
+    let c = match e {
+        FrameError::EarlyKey | FrameError::BeforeFirstKey => return Taken::Ignored,
+        FrameError::Replayed => {
+            shared.seal.replayed.fetch_add(1, Ordering::Relaxed);
+            return Taken::Replayed;
+        }
+        FrameError::UnknownKey => &shared.seal.stale_key,
+        FrameError::Forged => &shared.seal.forged,
+        FrameError::Short(_) => &shared.counts.bad,
+    };
+    c.fetch_add(1, Ordering::Relaxed);
+    Taken::Bad
 }
 
 /// The conference's media tasks; they stop when this is dropped.
 struct Media {
     _send: AbortOnDrop,
     _mix: AbortOnDrop,
+    _video: Option<video::VideoThreads>,
 }
 
 fn start_media(
@@ -1473,11 +1503,16 @@ fn start_media(
         muted: Arc::clone(&shared.muted),
     };
     let out = super::media::Outgoing::new(encoder, source, epoch, Arc::clone(&shared.counts));
+    let video = match &shared.video {
+        Some(v) => Some(video::start(shared, v, tx.clone())?),
+        None => None,
+    };
     let send = rt.spawn(send(Arc::clone(shared), out));
     let mix = rt.spawn(mix(Arc::clone(shared), device, heard, epoch, tx));
     Ok(Media {
         _send: AbortOnDrop(send),
         _mix: AbortOnDrop(mix),
+        _video: video,
     })
 }
 
@@ -1559,6 +1594,8 @@ async fn send(shared: Arc<Shared>, mut out: super::media::Outgoing) {
             }
             if shared.hostile && ticks.is_multiple_of(10) {
                 hostile_frames(&links, &bytes, &header, &payload, retired.as_mut());
+                let mut key = shared.key.lock().unwrap_or_else(|p| p.into_inner());
+                hostile_video(&links, &mut key, ticks);
             }
         }
     }
@@ -1593,6 +1630,37 @@ fn hostile_frames(
         }
         if let Some(other) = links.iter().find(|l| l.peer() != link.peer()) {
             let _ = link.send_datagram(Datagram::relay(&other.peer(), bytes));
+        }
+    }
+}
+
+/// Tests only (`kith daemon --danger-conf-hostile`): a piece of a video
+/// frame sealed as audio (it must not open as video), one sealed as video
+/// sent twice (the second a replay), and a request for a key frame of a
+/// layer there is not.
+fn hostile_video(links: &[Link], key: &mut SenderKey, ticks: u64) {
+    let piece = |key: &mut SenderKey, stream| {
+        let mut p = Packet {
+            kind: Kind::Video,
+            flags: kith_media::packet::FLAG_END,
+            layer: node_core::call::conf::VIDEO_LAYERS - 1,
+            seq: u32::try_from(ticks).unwrap_or(0),
+            ts: 0,
+            payload: vec![0, 1, 0, 0, 0, 1, 0x65],
+        };
+        let header = p.header();
+        p.payload = key.seal_stream(stream, &header, &p.payload);
+        p.encode().ok()
+    };
+    let as_audio = piece(key, Stream::Audio);
+    let as_video = piece(key, Stream::Video);
+    let bad_layer = kith_media::packet::key_request(9, 0).encode().ok();
+    for link in links {
+        for bytes in [&as_audio, &as_video, &as_video, &bad_layer]
+            .into_iter()
+            .flatten()
+        {
+            let _ = link.send_datagram(bytes.clone());
         }
     }
 }
@@ -1848,6 +1916,13 @@ pub(super) fn mute(d: &Daemon, id: Option<&str>, on: bool) -> bool {
     }
 }
 
+/// One of a conference's video counts (0 without video).
+fn video_count(s: &Shared, which: impl Fn(&super::video::VideoCounts) -> &AtomicU64) -> u64 {
+    s.video
+        .as_ref()
+        .map_or(0, |v| which(&v.counts).load(Ordering::Relaxed))
+}
+
 /// The conferences, for `kith call status`.
 pub(super) fn status(d: &Daemon) -> Vec<kith_client::answers::CallInfo> {
     let entries: Vec<Arc<Shared>> = d
@@ -1908,8 +1983,11 @@ pub(super) fn status(d: &Daemon) -> Vec<kith_client::answers::CallInfo> {
                 rtt_ms: None,
                 loss: c.loss(),
                 audio_kbps: Some(c.sent_bps.load(Ordering::Relaxed) / 1000),
-                video_kbps: None,
-                video: false,
+                video_kbps: s
+                    .video
+                    .as_ref()
+                    .map(|v| v.counts.sent_bps.load(Ordering::Relaxed) / 1000),
+                video: s.video.is_some(),
                 media: ended.is_none(),
                 longest_gap_ms: c.longest_gap_ms(),
                 muted: s.muted.load(Ordering::Relaxed),
@@ -1920,10 +1998,26 @@ pub(super) fn status(d: &Daemon) -> Vec<kith_client::answers::CallInfo> {
                     + s.seal.forged.load(Ordering::Relaxed),
                 compromised: false,
                 audio_device,
-                video_frames_sent: 0,
-                video_frames_shown: 0,
-                video_frames_lost: 0,
-                video_keys_asked: 0,
+                video_frames_sent: video_count(&s, |c| &c.frames_sent),
+                video_frames_shown: video_count(&s, |c| &c.frames_decoded),
+                video_frames_lost: video_count(&s, |c| &c.frames_dropped),
+                video_keys_asked: video_count(&s, |c| &c.keys_asked),
+                video_from: s
+                    .video
+                    .as_ref()
+                    .map(|v| {
+                        v.from
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .iter()
+                            .map(|(d, (layer, frames))| kith_client::answers::VideoFrom {
+                                device: d.to_string(),
+                                layer: *layer,
+                                frames: *frames,
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default(),
                 ended,
                 room: Some(s.room.to_string()),
                 keys_made: s.seal.keys_made.load(Ordering::Relaxed),

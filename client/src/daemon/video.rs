@@ -98,7 +98,7 @@ pub(super) struct Shown {
 }
 
 impl Shown {
-    fn write(&self, p: &Picture) {
+    pub(super) fn write(&self, p: &Picture) {
         let mut w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         let Some(writer) = w.as_mut() else { return };
         if writer.bytes >= MAX_SHOWN_BYTES {

@@ -23,10 +23,11 @@
 //! kid (u32 BE) ‖ ctr (u64 BE) ‖ ciphertext ‖ tag (16)
 //! ```
 //!
-//! under the sender's current key `kid`, with nonce `kid ‖ 0¹² ‖ ctr`
-//! (24 bytes). `ctr` counts the frames sealed under that key from 0, so
-//! no nonce repeats under a key; a receiver refuses a counter it has seen
-//! (a window of 128 behind the highest).
+//! under the sender's current key `kid`, with nonce `kid ‖ stream ‖ 0¹¹ ‖
+//! ctr` (24 bytes; the stream is audio or video). `ctr` counts the frames
+//! of one stream sealed under that key from 0, so no nonce repeats under
+//! a key; a receiver refuses a counter it has seen in that stream (a
+//! window of 128 behind the highest).
 //!
 //! **Keys.** Each participant draws a fresh random 32-byte key whenever
 //! the set of participants it is linked with changes (someone joins,
@@ -339,7 +340,14 @@ pub enum ConfMsg {
     /// My frames come to you through this forwarder (or directly): a
     /// relayed frame of mine is taken only from the one named.
     Via(Option<DeviceId>),
+    /// Send me your video at this simulcast layer (below
+    /// [`VIDEO_LAYERS`]), or none.
+    Layer(Option<u8>),
 }
+
+/// Simulcast layers of a room call's video: 0 the small one, 1 the full
+/// one.
+pub const VIDEO_LAYERS: u8 = 2;
 
 impl fmt::Debug for ConfMsg {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -350,6 +358,7 @@ impl fmt::Debug for ConfMsg {
             ConfMsg::Bye(c) => write!(f, "Bye({c})"),
             ConfMsg::Forward(on) => write!(f, "Forward({on})"),
             ConfMsg::Via(v) => write!(f, "Via({v:?})"),
+            ConfMsg::Layer(l) => write!(f, "Layer({l:?})"),
         }
     }
 }
@@ -366,6 +375,8 @@ impl ConfMsg {
             ConfMsg::Forward(on) => w.u8(5).u8(u8::from(*on)),
             ConfMsg::Via(None) => w.u8(6),
             ConfMsg::Via(Some(d)) => w.u8(6).fixed(d.as_bytes()),
+            ConfMsg::Layer(None) => w.u8(7),
+            ConfMsg::Layer(Some(l)) => w.u8(7).u8(*l),
         };
         w.finish()
     }
@@ -399,6 +410,16 @@ impl ConfMsg {
             },
             6 if r.is_empty() => ConfMsg::Via(None),
             6 => ConfMsg::Via(Some(DeviceId::from_bytes(r.array("forwarder")?))),
+            7 if r.is_empty() => ConfMsg::Layer(None),
+            7 => match r.u8("layer")? {
+                l if l < VIDEO_LAYERS => ConfMsg::Layer(Some(l)),
+                _ => {
+                    return Err(WireError::Invalid {
+                        what: "layer",
+                        why: "no such simulcast layer",
+                    });
+                }
+            },
             _ => {
                 return Err(WireError::Invalid {
                     what: "conference message",
@@ -557,9 +578,25 @@ pub fn tag_of(dev: &DeviceId) -> [u8; ORIGIN_TAG] {
 /// Bytes a sealed frame adds to its payload: key id, counter and tag.
 pub const FRAME_OVERHEAD: usize = 4 + 8 + AEAD_TAG_LEN;
 
-fn nonce(kid: u32, ctr: u64) -> [u8; AEAD_NONCE_LEN] {
+/// A sender's streams under one key: each counts its frames on its own
+/// and has a nonce space of its own (the stream's number is the nonce's
+/// fifth byte), so a frame of one never opens as a frame of another, and
+/// each has its own replay window at the receiver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    /// Audio frames.
+    Audio = 0,
+    /// Pieces of video frames (every simulcast layer).
+    Video = 1,
+}
+
+/// How many [`Stream`]s there are.
+const STREAMS: usize = 2;
+
+fn nonce(kid: u32, stream: Stream, ctr: u64) -> [u8; AEAD_NONCE_LEN] {
     let mut n = [0u8; AEAD_NONCE_LEN];
     n[..4].copy_from_slice(&kid.to_be_bytes());
+    n[4] = stream as u8;
     n[16..].copy_from_slice(&ctr.to_be_bytes());
     n
 }
@@ -581,7 +618,8 @@ pub const FIRST_KID_BELOW: u32 = 1 << 31;
 pub struct SenderKey {
     kid: u32,
     key: AeadKey,
-    next: u64,
+    /// Each stream's next counter.
+    next: [u64; STREAMS],
 }
 
 impl fmt::Debug for SenderKey {
@@ -596,7 +634,7 @@ impl SenderKey {
         SenderKey {
             kid,
             key: AeadKey::generate(),
-            next: 0,
+            next: [0; STREAMS],
         }
     }
 
@@ -616,11 +654,17 @@ impl SenderKey {
     /// Seals one frame's payload, authenticating `header` (the media
     /// packet's clear header) too: `kid ‖ ctr ‖ ciphertext ‖ tag`.
     pub fn seal(&mut self, header: &[u8], payload: &[u8]) -> Vec<u8> {
-        let ctr = self.next;
-        self.next += 1;
+        self.seal_stream(Stream::Audio, header, payload)
+    }
+
+    /// Seals one frame of `stream` (see [`SenderKey::seal`]).
+    pub fn seal_stream(&mut self, stream: Stream, header: &[u8], payload: &[u8]) -> Vec<u8> {
+        let next = &mut self.next[stream as usize];
+        let ctr = *next;
+        *next += 1;
         let sealed = aead_encrypt_with_nonce(
             &self.key,
-            &nonce(self.kid, ctr),
+            &nonce(self.kid, stream, ctr),
             &aad(header, self.kid, ctr),
             payload,
         );
@@ -646,6 +690,11 @@ pub enum FrameError {
     /// on its way: not the sender's fault).
     #[error("a frame under a key not given yet")]
     EarlyKey,
+    /// Under a key older than the first this receiver was given (the
+    /// sender sealed with it before this receiver was linked, and never
+    /// gives a key it used to a newcomer): not the sender's fault.
+    #[error("a frame under a key from before this receiver's first")]
+    BeforeFirstKey,
     /// A counter already seen (or too far behind).
     #[error("a replayed frame")]
     Replayed,
@@ -660,10 +709,8 @@ const WINDOW: u64 = 128;
 struct Held {
     kid: u32,
     key: AeadKey,
-    /// The highest counter opened, and which of the [`WINDOW`] below it
-    /// were (bit i: `highest - i`).
-    highest: Option<u64>,
-    seen: u128,
+    /// Each stream's replay window.
+    windows: [Window; STREAMS],
 }
 
 impl Held {
@@ -671,11 +718,21 @@ impl Held {
         Held {
             kid,
             key: AeadKey::from_bytes(key),
-            highest: None,
-            seen: 0,
+            windows: [Window::default(), Window::default()],
         }
     }
+}
 
+/// One stream's counters seen under one key.
+#[derive(Default)]
+struct Window {
+    /// The highest counter opened, and which of the [`WINDOW`] below it
+    /// were (bit i: `highest - i`).
+    highest: Option<u64>,
+    seen: u128,
+}
+
+impl Window {
     fn fresh(&self, ctr: u64) -> bool {
         match self.highest {
             None => true,
@@ -723,6 +780,8 @@ pub struct SenderKeys {
     given: u64,
     /// The last key id given: ids only rise.
     last_kid: Option<u32>,
+    /// The first key id given.
+    first_kid: Option<u32>,
 }
 
 impl fmt::Debug for SenderKeys {
@@ -741,6 +800,7 @@ impl SenderKeys {
             return false;
         }
         self.last_kid = Some(kid);
+        self.first_kid.get_or_insert(kid);
         self.given += 1;
         if self.held.len() >= KEYS_HELD {
             self.held.remove(0);
@@ -762,6 +822,16 @@ impl SenderKeys {
     /// Opens a sealed payload (`kid ‖ ctr ‖ ciphertext ‖ tag`) whose clear
     /// header is `header`.
     pub fn open(&mut self, header: &[u8], sealed: &[u8]) -> Result<Vec<u8>, FrameError> {
+        self.open_stream(Stream::Audio, header, sealed)
+    }
+
+    /// Opens a sealed frame of `stream` (see [`SenderKeys::open`]).
+    pub fn open_stream(
+        &mut self,
+        stream: Stream,
+        header: &[u8],
+        sealed: &[u8],
+    ) -> Result<Vec<u8>, FrameError> {
         if sealed.len() < FRAME_OVERHEAD {
             return Err(FrameError::Short(sealed.len()));
         }
@@ -774,23 +844,26 @@ impl SenderKeys {
         if self.last_kid.is_none_or(|last| kid > last) {
             return Err(FrameError::EarlyKey);
         }
+        if self.first_kid.is_some_and(|first| kid < first) {
+            return Err(FrameError::BeforeFirstKey);
+        }
         let at = self
             .held
             .iter()
             .position(|h| h.kid == kid)
             .ok_or(FrameError::UnknownKey)?;
         let held = &mut self.held[at];
-        if !held.fresh(ctr) {
+        if !held.windows[stream as usize].fresh(ctr) {
             return Err(FrameError::Replayed);
         }
         let plain = aead_decrypt_with_nonce(
             &held.key,
-            &nonce(kid, ctr),
+            &nonce(kid, stream, ctr),
             &aad(header, kid, ctr),
             &sealed[12..],
         )
         .map_err(|_| FrameError::Forged)?;
-        held.mark(ctr);
+        held.windows[stream as usize].mark(ctr);
         // The sender uses this key: the older ones are retired.
         self.held.drain(..at);
         Ok(plain)
@@ -866,18 +939,81 @@ mod tests {
             ConfMsg::Forward(false),
             ConfMsg::Via(None),
             ConfMsg::Via(Some(DeviceId::from_bytes([6; 32]))),
+            ConfMsg::Layer(None),
+            ConfMsg::Layer(Some(0)),
+            ConfMsg::Layer(Some(VIDEO_LAYERS - 1)),
         ];
         for m in msgs {
             let bytes = m.encode();
             assert!(bytes.len() <= MAX_CONF_FRAME);
             assert_eq!(ConfMsg::decode(&bytes).unwrap().encode(), bytes);
-            assert!(ConfMsg::decode(&[&bytes[..], &[0]].concat()).is_err());
+            assert!(ConfMsg::decode(&[&bytes[..], &[0xFF]].concat()).is_err());
         }
         assert_eq!(format!("{:?}", key.announce()), "Key(5, ..)");
         assert!(ConfMsg::decode(&[0]).is_err());
         assert!(ConfMsg::decode(&[5, 2]).is_err());
         assert!(ConfMsg::decode(&[5]).is_err());
         assert!(ConfMsg::decode(&[6, 1, 2]).is_err());
+        // No such layer.
+        assert!(ConfMsg::decode(&[7, VIDEO_LAYERS]).is_err());
+        assert!(ConfMsg::decode(&[7, 0, 0]).is_err());
+    }
+
+    #[test]
+    fn a_frame_of_one_stream_never_opens_as_another_and_each_has_its_own_window() {
+        let mut key = SenderKey::generate(3);
+        let mut keys = SenderKeys::default();
+        let ConfMsg::Key { kid, key: secret } = key.announce() else {
+            unreachable!()
+        };
+        assert!(keys.add(kid, secret));
+        let audio = key.seal(b"h", b"audio");
+        let video = key.seal_stream(Stream::Video, b"h", b"video");
+        // Both start at counter 0, in nonce spaces of their own.
+        assert_eq!(audio[4..12], video[4..12]);
+        assert_eq!(
+            keys.open_stream(Stream::Video, b"h", &audio),
+            Err(FrameError::Forged)
+        );
+        assert_eq!(keys.open(b"h", &video), Err(FrameError::Forged));
+        assert_eq!(keys.open(b"h", &audio).unwrap(), b"audio");
+        assert_eq!(
+            keys.open_stream(Stream::Video, b"h", &video).unwrap(),
+            b"video"
+        );
+        // Replays are refused within each stream.
+        assert_eq!(keys.open(b"h", &audio), Err(FrameError::Replayed));
+        assert_eq!(
+            keys.open_stream(Stream::Video, b"h", &video),
+            Err(FrameError::Replayed)
+        );
+        // Many video pieces do not push audio out of its window.
+        let next_audio = key.seal(b"h", b"a2");
+        for _ in 0..500 {
+            let v = key.seal_stream(Stream::Video, b"h", b"v");
+            assert!(keys.open_stream(Stream::Video, b"h", &v).is_ok());
+        }
+        assert_eq!(keys.open(b"h", &next_audio).unwrap(), b"a2");
+    }
+
+    #[test]
+    fn a_frame_under_a_key_from_before_the_first_given_is_not_held_against_its_sender() {
+        let (mut before, first) = (SenderKey::generate(2), SenderKey::generate(3));
+        let mut keys = SenderKeys::default();
+        assert!(keys.add(3, key_of(&first)));
+        assert_eq!(
+            keys.open(b"h", &before.seal(b"h", b"x")),
+            Err(FrameError::BeforeFirstKey)
+        );
+        // A key retired after it was given is another matter.
+        let mut second = SenderKey::generate(4);
+        assert!(keys.add(4, key_of(&second)));
+        let mut first = first;
+        keys.open(b"h", &second.seal(b"h", b"y")).unwrap();
+        assert_eq!(
+            keys.open(b"h", &first.seal(b"h", b"z")),
+            Err(FrameError::UnknownKey)
+        );
     }
 
     fn devices(n: u8) -> Vec<DeviceId> {

@@ -1,0 +1,617 @@
+//! A room call's video (`kith call ROOM --video`), in a call small enough
+//! to be a full mesh (at most [`node_core::call::conf::MESH_SIZE`]; a
+//! forwarded call carries audio only).
+//!
+//! Each sender codes its pictures in two simulcast layers, the full
+//! 640×480 at 30 frames a second and a small 320×240 one at 15, and sends
+//! every participant the one layer it asked for (`ConfMsg::Layer`); a
+//! layer no one asks for is not coded. The pieces of a frame are sealed
+//! under the sender's key like its audio, in a stream of their own
+//! (`Stream::Video`: their own counters and replay window). A receiver
+//! asks for the full layer of everyone in a call of at most
+//! [`VIDEO_MESH`], else of the participant speaking only (changed at most
+//! every [`FEATURE_FOR`]) and the small layer of the others; it steps down
+//! to the small layer of a sender whose full one loses more than a tenth
+//! of its frames in a second, for [`UP_AFTER`]. So each receiver takes
+//! what its downlink carries, and a sender uploads at most one full copy
+//! per receiver that features it.
+//!
+//! Two threads per conference, never on the audio's runtime: the sender
+//! (pictures from `--video-in`, the camera or the test picture), and the
+//! shower, which puts each sender's frames together, decodes them, asks
+//! for key frames after a loss, and writes the featured participant's
+//! picture (a small one doubled) to `--video-out` once per frame time.
+
+use super::{Input, Shared, Taken};
+use crate::daemon::video::{FRAME, Pacer, PictureSource, VideoCounts, VideoIo};
+use kith_media::frames::{Assembler, PIECE_BYTES, pieces_of};
+use kith_media::packet::{HEADER, Kind, Packet, key_request};
+use kith_media::video::{FPS, HEIGHT, Picture, VideoDecoder, VideoEncoder, WIDTH};
+use node_core::DeviceId;
+use node_core::call::conf::{FRAME_OVERHEAD, Stream, VIDEO_LAYERS};
+use node_core::transport::Link;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use tracing::{debug, warn};
+
+/// Participants whose full layer every receiver takes; in a call of more,
+/// only the featured (speaking) participant's.
+pub(super) const VIDEO_MESH: usize = 4;
+/// The full layer's bitrate.
+const FULL_BITRATE: u32 = 800_000;
+/// The small layer's bitrate.
+const SMALL_BITRATE: u32 = 150_000;
+/// The small layer is coded every this many frames (15 a second).
+const SMALL_EVERY: u32 = 2;
+/// Bytes of a frame in one sealed piece.
+const PIECE: usize = PIECE_BYTES - FRAME_OVERHEAD;
+/// Bytes of datagrams queued on a link beyond which a frame is not sent
+/// on it (its congestion window is holding them back).
+const BACKLOG: usize = 48 << 10;
+/// Least time between key frames of one layer made on request.
+const KEY_EVERY: Duration = Duration::from_millis(330);
+/// Least time between requests for a key frame of one sender.
+const ASK_EVERY: Duration = Duration::from_millis(200);
+/// Most frames of one sender decoded a second.
+const MAX_DECODES: u32 = 2 * FPS;
+/// Video packets waiting for the shower; more are dropped.
+const QUEUE: usize = 2048;
+/// How often the shower looks at who is linked and who speaks.
+const LOOK_EVERY: Duration = Duration::from_millis(200);
+/// Least time the featured participant stays featured.
+const FEATURE_FOR: Duration = Duration::from_secs(2);
+/// Frames of a sender's full layer lost in a second, per thousand,
+/// beyond which the receiver steps down to its small layer.
+const DOWN_AT: u32 = 100;
+/// How long a receiver that stepped down stays on the small layer.
+const UP_AFTER: Duration = Duration::from_secs(10);
+/// Least time between two asks for the same layer of one sender.
+const ASK_AGAIN: Duration = Duration::from_secs(1);
+
+/// A conference's video on this device.
+pub(super) struct ConfVideo {
+    io: VideoIo,
+    pub(super) counts: Arc<VideoCounts>,
+    /// A receiver asked for a key frame of this layer.
+    key_wanted: [AtomicBool; VIDEO_LAYERS as usize],
+    /// The shower's queue.
+    show: Mutex<Option<SyncSender<(DeviceId, Packet)>>>,
+    stop: Arc<AtomicBool>,
+    /// Each sender's video as taken here: its layer, frames decoded.
+    pub(super) from: Mutex<BTreeMap<DeviceId, (u8, u64)>>,
+}
+
+impl ConfVideo {
+    pub(super) fn new(io: VideoIo) -> Self {
+        Self {
+            io,
+            counts: Arc::default(),
+            key_wanted: [AtomicBool::new(false), AtomicBool::new(false)],
+            show: Mutex::new(None),
+            stop: Arc::new(AtomicBool::new(false)),
+            from: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    fn from(&self) -> std::sync::MutexGuard<'_, BTreeMap<DeviceId, (u8, u64)>> {
+        self.from.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Stops a conference's video threads when dropped (and closes
+/// `--video-out`).
+pub(super) struct VideoThreads(Arc<ConfVideo>);
+
+impl Drop for VideoThreads {
+    fn drop(&mut self) {
+        self.0.stop.store(true, Ordering::Relaxed);
+        *self.0.show.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        if let Some(out) = &self.0.io.output {
+            out.finish();
+        }
+    }
+}
+
+/// Starts the conference's video threads: the sender (if this device
+/// sends) and the shower.
+pub(super) fn start(
+    shared: &Arc<Shared>,
+    v: &Arc<ConfVideo>,
+    tx: mpsc::Sender<Input>,
+) -> anyhow::Result<VideoThreads> {
+    let threads = VideoThreads(Arc::clone(v));
+    let (show_tx, show_rx) = std::sync::mpsc::sync_channel(QUEUE);
+    let (s, v2) = (Arc::clone(shared), Arc::clone(v));
+    std::thread::Builder::new()
+        .name("kith-conf-show".into())
+        .spawn(move || show_loop(&s, &v2, &show_rx, &tx))?;
+    *v.show.lock().unwrap_or_else(|p| p.into_inner()) = Some(show_tx);
+    if v.io.send {
+        let (s, v2) = (Arc::clone(shared), Arc::clone(v));
+        std::thread::Builder::new()
+            .name("kith-conf-video".into())
+            .spawn(move || send_loop(&s, &v2))?;
+    }
+    Ok(threads)
+}
+
+/// Takes a video datagram (a piece of a frame, or a request for a key
+/// frame) from the participant at the other end of a link; false if bad.
+/// Video comes only directly from its sender (a forwarder passes on
+/// audio only), only at the layer asked of it, and only to a device that
+/// takes video.
+pub(super) fn receive(
+    shared: &Shared,
+    peers: &mut HashMap<DeviceId, super::Peer>,
+    from: DeviceId,
+    bytes: &[u8],
+    packet: Packet,
+) -> bool {
+    let Some(v) = &shared.video else {
+        shared.counts.bad.fetch_add(1, Ordering::Relaxed);
+        return false;
+    };
+    match packet.kind {
+        Kind::KeyRequest => {
+            if let Some(w) = v.key_wanted.get(usize::from(packet.layer)) {
+                w.store(true, Ordering::Relaxed);
+                true
+            } else {
+                v.counts.bad.fetch_add(1, Ordering::Relaxed);
+                false
+            }
+        }
+        Kind::Video => {
+            let Some(peer) = peers.get_mut(&from) else {
+                return true;
+            };
+            // Not the layer asked (pieces of the one before may still be
+            // on their way): left aside.
+            if peer.asked != Some(packet.layer) {
+                return true;
+            }
+            let Some(header) = bytes.get(..HEADER) else {
+                return false;
+            };
+            match peer
+                .keys
+                .open_stream(Stream::Video, header, &packet.payload)
+            {
+                Ok(plain) => {
+                    let opened = Packet {
+                        payload: plain,
+                        ..packet
+                    };
+                    let show = v.show.lock().unwrap_or_else(|p| p.into_inner());
+                    if let Some(tx) = show.as_ref()
+                        && let Err(TrySendError::Full(_)) = tx.try_send((from, opened))
+                    {
+                        v.counts.frames_dropped.fetch_add(1, Ordering::Relaxed);
+                    }
+                    true
+                }
+                Err(e) => super::refused(shared, e) != Taken::Bad,
+            }
+        }
+        Kind::Audio | Kind::Report => {
+            shared.counts.bad.fetch_add(1, Ordering::Relaxed);
+            false
+        }
+    }
+}
+
+/// The layer a receiver takes of one sender: the full one in a call of at
+/// most [`VIDEO_MESH`] participants, else the featured participant's
+/// only; the small one while this receiver stepped down for that sender.
+pub(super) fn choose(participants: usize, featured: bool, stepped_down: bool) -> u8 {
+    if stepped_down || (participants > VIDEO_MESH && !featured) {
+        0
+    } else {
+        VIDEO_LAYERS - 1
+    }
+}
+
+fn bitrate(layer: usize) -> u32 {
+    if layer == 0 {
+        SMALL_BITRATE
+    } else {
+        FULL_BITRATE
+    }
+}
+
+/// The sender: one picture per frame time, coded in each layer some
+/// linked participant asked for, sealed and sent to those.
+fn send_loop(shared: &Shared, v: &ConfVideo) {
+    let mut source = PictureSource::open(v.io.input.clone(), v.io.camera.clone(), 0);
+    let mut encoders: [Option<VideoEncoder>; VIDEO_LAYERS as usize] = [None, None];
+    let mut seq = [0u32; VIDEO_LAYERS as usize];
+    let mut key_at = [None::<Instant>; VIDEO_LAYERS as usize];
+    // Each link's datagram room when it was emptiest (its backlog is how
+    // far below that it is).
+    let mut roomiest: HashMap<DeviceId, usize> = HashMap::new();
+    let mut pacer = Pacer::new();
+    let mut rate = crate::daemon::media::Rate::new();
+    let started = Instant::now();
+    let mut n: u32 = 0;
+    loop {
+        let due = started + FRAME * n;
+        let now = Instant::now();
+        if due > now {
+            std::thread::sleep(due - now);
+        }
+        if v.stop.load(Ordering::Relaxed) {
+            debug!("room call video: the sender stops");
+            return;
+        }
+        n = n.wrapping_add(1);
+        rate.roll(&v.counts.sent_bps);
+        // Who takes which layer (a forwarded call carries no video).
+        let mut to: [Vec<Link>; VIDEO_LAYERS as usize] = Default::default();
+        if !shared.forwarded.load(Ordering::Relaxed) {
+            let peers = shared.peers();
+            for (dev, p) in peers.iter() {
+                let room = p.link.datagram_room();
+                let most = roomiest.entry(*dev).or_insert(room);
+                *most = (*most).max(room);
+                if *most - room > BACKLOG {
+                    v.counts.frames_skipped.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+                if let Some(l) = p.wants.and_then(|l| to.get_mut(usize::from(l))) {
+                    l.push(p.link.clone());
+                }
+            }
+            roomiest.retain(|dev, _| peers.contains_key(dev));
+        }
+        if to.iter().all(Vec::is_empty) {
+            // Taken up again with a key frame.
+            encoders = [None, None];
+            continue;
+        }
+        let picture = source.picture(u64::from(n));
+        for (layer, links) in to.iter().enumerate() {
+            if links.is_empty() {
+                encoders[layer] = None;
+                continue;
+            }
+            if layer == 0 && !n.is_multiple_of(SMALL_EVERY) {
+                continue;
+            }
+            let encoder = match &mut encoders[layer] {
+                Some(e) => e,
+                slot => {
+                    let fps = if layer == 0 { FPS / SMALL_EVERY } else { FPS };
+                    match VideoEncoder::new(bitrate(layer), fps) {
+                        Ok(e) => slot.insert(e),
+                        Err(e) => {
+                            warn!(error = %e, "the video encoder could not start");
+                            return;
+                        }
+                    }
+                }
+            };
+            if v.key_wanted[layer].swap(false, Ordering::Relaxed)
+                && key_at[layer].is_none_or(|t| t.elapsed() >= KEY_EVERY)
+            {
+                encoder.request_key();
+            }
+            let coded = if layer == 0 {
+                encoder.encode(&picture.half())
+            } else {
+                encoder.encode(&picture)
+            };
+            let encoded = match coded {
+                Ok(Some(e)) => e,
+                Ok(None) => {
+                    v.counts.frames_skipped.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+                Err(e) => {
+                    warn!(error = %e, "coding a video frame failed");
+                    continue;
+                }
+            };
+            if encoded.key {
+                key_at[layer] = Some(Instant::now());
+                v.counts.keys_sent.fetch_add(1, Ordering::Relaxed);
+            }
+            let ts = n.wrapping_mul(kith_media::video::FRAME_TICKS);
+            let layer8 = u8::try_from(layer).unwrap_or(0);
+            let pace = f64::from(bitrate(layer)) * 3.0 / 8.0 * links.len() as f64;
+            for mut p in pieces_of(
+                &encoded.data,
+                encoded.key,
+                ts,
+                layer8,
+                &mut seq[layer],
+                PIECE,
+            ) {
+                let header = p.header();
+                p.payload = shared
+                    .key
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .seal_stream(Stream::Video, &header, &p.payload);
+                let Ok(bytes) = p.encode() else { continue };
+                pacer.wait(bytes.len() * links.len(), pace);
+                for link in links {
+                    if link.send_datagram(bytes.clone()).is_ok() {
+                        rate.add(bytes.len());
+                        shared.bytes[0].fetch_add(bytes.len() as u64, Ordering::Relaxed);
+                    }
+                }
+            }
+            v.counts.frames_sent.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// One sender's video as the shower takes it.
+struct From {
+    /// The layer asked of it, and when.
+    layer: u8,
+    asked_at: Instant,
+    assembler: Assembler,
+    decoder: VideoDecoder,
+    latest: Option<Picture>,
+    /// Until when its small layer is taken (its full one lost frames).
+    down_until: Option<Instant>,
+    /// Frames decoded and lost since `counted`.
+    decoded: u32,
+    lost: u32,
+    counted: Instant,
+    /// Decodes in the current second, and when it began.
+    decodes: (Instant, u32),
+    /// When a key frame was last asked of it, and how many were.
+    key_asked: Option<Instant>,
+    asks: u32,
+}
+
+impl From {
+    fn new(layer: u8) -> Option<Self> {
+        Some(Self {
+            layer,
+            asked_at: Instant::now(),
+            assembler: Assembler::new(),
+            decoder: VideoDecoder::new().ok()?,
+            latest: None,
+            down_until: None,
+            decoded: 0,
+            lost: 0,
+            counted: Instant::now(),
+            decodes: (Instant::now(), 0),
+            key_asked: None,
+            asks: 0,
+        })
+    }
+}
+
+/// The shower (see the module documentation).
+fn show_loop(
+    shared: &Shared,
+    v: &ConfVideo,
+    rx: &Receiver<(DeviceId, Packet)>,
+    tx: &mpsc::Sender<Input>,
+) {
+    let mut senders: HashMap<DeviceId, From> = HashMap::new();
+    let mut featured: Option<(DeviceId, Instant)> = None;
+    let mut looked = Instant::now();
+    let started = Instant::now();
+    let mut shown: u64 = 0;
+    let mut first_look = true;
+    loop {
+        if v.stop.load(Ordering::Relaxed) {
+            return;
+        }
+        let due = started + FRAME * u32::try_from(shown + 1).unwrap_or(u32::MAX);
+        let now = Instant::now();
+        let mut outs = Vec::new();
+        if due > now {
+            match rx.recv_timeout(due - now) {
+                Ok((dev, p)) => {
+                    if let Some(s) = senders.get_mut(&dev).filter(|s| s.layer == p.layer) {
+                        outs.push((dev, s.assembler.push(&p, Instant::now())));
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+        } else {
+            for (dev, s) in senders.iter_mut() {
+                outs.push((*dev, s.assembler.tick(now)));
+            }
+        }
+        for (dev, out) in outs {
+            let Some(s) = senders.get_mut(&dev) else {
+                continue;
+            };
+            take_frames(v, dev, s, out);
+        }
+        if first_look || looked.elapsed() >= LOOK_EVERY {
+            first_look = false;
+            looked = Instant::now();
+            look(shared, v, &mut senders, &mut featured, tx);
+        }
+        if Instant::now() >= due {
+            shown += 1;
+            let pick = featured
+                .and_then(|(d, _)| senders.get(&d))
+                .and_then(|s| s.latest.as_ref())
+                .or_else(|| {
+                    let mut devs: Vec<&DeviceId> = senders.keys().collect();
+                    devs.sort();
+                    devs.into_iter()
+                        .find_map(|d| senders.get(d).and_then(|s| s.latest.as_ref()))
+                });
+            if let (Some(out), Some(p)) = (v.io.output.as_ref(), pick) {
+                match (p.width, p.height) {
+                    (WIDTH, HEIGHT) => out.write(p),
+                    (w, h) if w * 2 == WIDTH && h * 2 == HEIGHT => out.write(&p.double()),
+                    // Another size (a file sent as it is): not shown in
+                    // the call's one picture size.
+                    _ => {}
+                }
+            }
+        }
+    }
+}
+
+/// Decodes what the assembler gave of one sender's frames, asks for a key
+/// frame after a loss.
+fn take_frames(v: &ConfVideo, dev: DeviceId, s: &mut From, out: kith_media::frames::Out) {
+    let counts = &v.counts;
+    counts.bad.fetch_add(u64::from(out.bad), Ordering::Relaxed);
+    counts
+        .frames_dropped
+        .fetch_add(u64::from(out.dropped), Ordering::Relaxed);
+    // Frames dropped before the first picture (waiting for the first key
+    // frame) are not the path's loss.
+    if s.latest.is_some() {
+        s.lost += out.dropped;
+    }
+    if s.decodes.0.elapsed() >= Duration::from_secs(1) {
+        s.decodes = (Instant::now(), 0);
+    }
+    for f in out.frames {
+        s.decodes.1 += 1;
+        if s.decodes.1 > MAX_DECODES {
+            counts.frames_dropped.fetch_add(1, Ordering::Relaxed);
+            s.lost += 1;
+            s.assembler.lose_sync();
+            continue;
+        }
+        match s.decoder.decode(&f.data) {
+            Ok(Some(p)) => {
+                counts.frames_decoded.fetch_add(1, Ordering::Relaxed);
+                s.decoded += 1;
+                s.latest = Some(p);
+                v.from().entry(dev).or_insert((s.layer, 0)).1 += 1;
+            }
+            Ok(None) => {}
+            Err(_) => {
+                counts.bad.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+    if out.need_key || s.assembler.waiting_for_key() {
+        let now = Instant::now();
+        s.key_asked = s
+            .key_asked
+            .or(Some(now.checked_sub(ASK_EVERY).unwrap_or(now)));
+    }
+}
+
+/// Follows who is linked and who speaks: which layer to take of each
+/// sender, asked of it through the conference task; key frames asked;
+/// loss counted.
+fn look(
+    shared: &Shared,
+    v: &ConfVideo,
+    senders: &mut HashMap<DeviceId, From>,
+    featured: &mut Option<(DeviceId, Instant)>,
+    tx: &mpsc::Sender<Input>,
+) {
+    let now = Instant::now();
+    let linked: Vec<(DeviceId, Link, Option<u8>)> = {
+        let peers = shared.peers();
+        peers
+            .iter()
+            .map(|(d, p)| (*d, p.link.clone(), p.asked))
+            .collect()
+    };
+    senders.retain(|d, _| linked.iter().any(|(l, ..)| l == d));
+    v.from().retain(|d, _| senders.contains_key(d));
+    let speaking = *shared.speaking.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(sp) = speaking
+        && featured.is_none_or(|(f, at)| f != sp && now.duration_since(at) >= FEATURE_FOR)
+    {
+        *featured = Some((sp, now));
+    }
+    let participants = linked.len() + 1;
+    for (dev, link, asked) in linked {
+        // Loss over the last second: a full layer losing much steps down.
+        if let Some(s) = senders.get_mut(&dev)
+            && s.counted.elapsed() >= Duration::from_secs(1)
+        {
+            let total = s.decoded + s.lost;
+            if s.layer == VIDEO_LAYERS - 1 && total > 0 && s.lost * 1000 / total > DOWN_AT {
+                debug!(peer = %dev.short(8), lost = s.lost, total, "a sender's full layer loses frames: its small one taken");
+                s.down_until = Some(now + UP_AFTER);
+            }
+            (s.decoded, s.lost, s.counted) = (0, 0, now);
+        }
+        let down_until = senders.get(&dev).and_then(|s| s.down_until);
+        let down = down_until.is_some_and(|until| until > now);
+        let want = choose(participants, featured.is_some_and(|(f, _)| f == dev), down);
+        if senders.get(&dev).is_none_or(|s| s.layer != want) {
+            let Some(mut fresh) = From::new(want) else {
+                continue;
+            };
+            fresh.down_until = down_until;
+            fresh.asked_at = now.checked_sub(ASK_AGAIN).unwrap_or(now);
+            senders.insert(dev, fresh);
+            v.from().insert(dev, (want, 0));
+        }
+        let Some(s) = senders.get_mut(&dev) else {
+            continue;
+        };
+        // Asked (again after a relink, which forgets it) through the task.
+        if asked != Some(want)
+            && now.duration_since(s.asked_at) >= ASK_AGAIN
+            && tx.try_send(Input::Layer(dev, Some(want))).is_ok()
+        {
+            s.asked_at = now;
+        }
+        if let Some(at) = s.key_asked
+            && now.duration_since(at) >= ASK_EVERY
+            && asked == Some(want)
+            && s.assembler.waiting_for_key()
+        {
+            if let Ok(bytes) = key_request(want, s.asks).encode() {
+                let _ = link.send_datagram(bytes);
+            }
+            s.asks = s.asks.wrapping_add(1);
+            s.key_asked = Some(now);
+            v.counts.keys_asked.fetch_add(1, Ordering::Relaxed);
+        } else if !s.assembler.waiting_for_key() {
+            s.key_asked = None;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn receivers_take_the_full_layer_in_small_calls_and_of_the_speaker_in_larger_ones() {
+        for n in 2..=VIDEO_MESH {
+            assert_eq!(choose(n, false, false), 1);
+            assert_eq!(choose(n, true, false), 1);
+            // Stepped down after losing frames: the small one.
+            assert_eq!(choose(n, false, true), 0);
+        }
+        for n in VIDEO_MESH + 1..=8 {
+            assert_eq!(choose(n, false, false), 0);
+            assert_eq!(choose(n, true, false), 1);
+            assert_eq!(choose(n, true, true), 0);
+        }
+    }
+
+    #[test]
+    fn a_sealed_piece_fits_a_datagram() {
+        let frame = vec![7u8; 10_000];
+        let mut seq = 0;
+        let mut key = node_core::call::conf::SenderKey::generate(1);
+        for mut p in pieces_of(&frame, true, 0, 1, &mut seq, PIECE) {
+            let header = p.header();
+            p.payload = key.seal_stream(Stream::Video, &header, &p.payload);
+            assert!(p.encode().is_ok());
+        }
+        assert!(seq > 9);
+    }
+}
