@@ -6,9 +6,11 @@
 //! way, and the CPU an audio call costs on this machine; then room calls
 //! of 3, 8, 16 and 32 daemons (a full mesh up to 8, forwarded beyond):
 //! mouth-to-ear over all pairs, upload and download per participant and
-//! per forwarder, CPU per participant and per forwarder.
+//! per forwarder, CPU per participant and per forwarder; and room calls
+//! with video of 4 and 8 (the same, and the video frames each takes).
 //! Run: `cargo bench -p kith --bench call` (`KITH_BENCH=conf` for the
-//! room calls alone, `KITH_CONF_SIZES=3,8` for some sizes).
+//! room calls alone, `KITH_CONF_SIZES=3,8` for some sizes;
+//! `KITH_BENCH=conf-video` for room calls with video, of 4 and 8).
 #![allow(clippy::unwrap_used, clippy::disallowed_methods)]
 
 use kith_app::daemon::{CallClocks, Daemon};
@@ -659,8 +661,9 @@ fn click_plan(i: usize) -> (f64, f64) {
 /// its own, as in a process of its own), each clicking once a second (see
 /// [`click_plan`]): mouth-to-ear over all pairs, bytes each way per
 /// participant (and per forwarder beyond a mesh), CPU per participant and
-/// per forwarder.
-async fn conference(n: usize, secs: f64) {
+/// per forwarder. With `video`, each also sends the moving test picture
+/// and takes the others' (the layers each receiver chose, frames decoded).
+async fn conference(n: usize, secs: f64, video: bool) {
     let mut sides = Vec::new();
     for i in 0..n {
         let s = side(&format!("P{i}")).await;
@@ -710,6 +713,7 @@ async fn conference(n: usize, secs: f64) {
         let input = dir.path().join(format!("in{i}.wav"));
         kith_media::wav::write(&input, &x).unwrap();
         let opts = CallOptions {
+            video,
             audio_in: Some(input.to_str().unwrap().to_owned()),
             audio_out: Some(
                 dir.path()
@@ -807,6 +811,10 @@ async fn conference(n: usize, secs: f64) {
     };
     tokio::time::sleep(Duration::from_secs(2)).await;
     let before: Vec<(u64, u64, u64)> = sides.iter().map(traffic).collect();
+    let mut video_before = Vec::new();
+    for s in &sides {
+        video_before.push(status_of(&Client::new(&s.path), &call).await);
+    }
     let (c0, t0, threads0) = (cpu(), Instant::now(), audio_threads_cpu());
     tokio::time::sleep(Duration::from_secs_f64(secs)).await;
     let elapsed = t0.elapsed().as_secs_f64();
@@ -821,13 +829,11 @@ async fn conference(n: usize, secs: f64) {
     // still uploads a forwarder's share, and once counted as a client it
     // doubled the clients' mean).
     let mut roles = Vec::new();
+    let mut video_after = Vec::new();
     for s in &sides {
-        roles.push(
-            status_of(&Client::new(&s.path), &call)
-                .await
-                .forwarder
-                .is_none(),
-        );
+        let info = status_of(&Client::new(&s.path), &call).await;
+        roles.push(info.forwarder.is_none());
+        video_after.push(info);
     }
     let mut clocks = Vec::new();
     for s in &sides {
@@ -922,8 +928,9 @@ async fn conference(n: usize, secs: f64) {
     let pairs = n * (n - 1);
     let found = delays.len();
     let shape = if forwarded { "forwarded" } else { "full mesh" };
+    let media = if video { "audio and video" } else { "audio" };
     println!(
-        "room call, {n} participants ({shape}, audio): mouth-to-ear over {pairs} pairs, {found} clicks: p50 {:.1} ms, p95 {:.1} ms",
+        "room call, {n} participants ({shape}, {media}): mouth-to-ear over {pairs} pairs, {found} clicks: p50 {:.1} ms, p95 {:.1} ms",
         pct(&mut delays, 0.5),
         pct(&mut delays, 0.95)
     );
@@ -949,6 +956,18 @@ async fn conference(n: usize, secs: f64) {
             mean(&pick(&thread_cpu, true)) * 100.0,
             formed.as_secs_f64()
         );
+    } else if video {
+        println!(
+            "room call, {n} participants: upload per participant {:.1} kbit/s, download {:.1} kbit/s, audio and video (media datagrams with our header and sealing; QUIC's not counted)",
+            mean(&ups),
+            mean(&downs)
+        );
+        println!(
+            "room call, {n} participants: CPU per participant {:.1}% of one core (all {n} in one process, divided, the test picture's drawing included; audio thread alone {:.1}%); mesh formed {:.2} s after the last joined",
+            cpu_share * 100.0,
+            mean(&thread_cpu) * 100.0,
+            formed.as_secs_f64()
+        );
     } else {
         println!(
             "room call, {n} participants: upload per participant {:.1} kbit/s ({} copies of one {:.1} kbit/s stream), download {:.1} kbit/s (media datagrams with our header and sealing; QUIC's not counted)",
@@ -962,6 +981,42 @@ async fn conference(n: usize, secs: f64) {
             cpu_share * 100.0,
             mean(&thread_cpu) * 100.0,
             formed.as_secs_f64()
+        );
+    }
+    if video {
+        // Frames decoded per receiver a second, over every sender; the
+        // layers receivers took; what a sender coded.
+        let per = |f: fn(&CallInfo) -> u64| -> Vec<f64> {
+            video_before
+                .iter()
+                .zip(&video_after)
+                .map(|(b, a)| f(a).saturating_sub(f(b)) as f64 / elapsed)
+                .collect()
+        };
+        let shown = per(|c| c.video_frames_shown);
+        let sent = per(|c| c.video_frames_sent);
+        let lost = per(|c| c.video_frames_lost);
+        let (mut full, mut small) = (0usize, 0usize);
+        for c in &video_after {
+            for f in &c.video_from {
+                if f.layer == 0 {
+                    small += 1;
+                } else {
+                    full += 1;
+                }
+            }
+        }
+        let kbps: Vec<f64> = video_after
+            .iter()
+            .map(|c| c.video_kbps.unwrap_or(0) as f64)
+            .collect();
+        println!(
+            "room call, {n} participants, video: {:.1} frames/s decoded per participant (of {} senders), {:.1} lost; {full} sender-receiver pairs at the full layer, {small} at the small; a sender codes {:.1} frames/s and sends {:.0} kbit/s of video",
+            mean(&shown),
+            n - 1,
+            mean(&lost),
+            mean(&sent),
+            mean(&kbps),
         );
     }
     for s in sides {
@@ -991,7 +1046,21 @@ fn main() {
     if only == "conf" {
         rt.block_on(async {
             for n in sizes {
-                conference(n, 12.0).await;
+                conference(n, 12.0, false).await;
+            }
+        });
+        return;
+    }
+    if only == "conf-video" {
+        let sizes: Vec<usize> = std::env::var("KITH_CONF_SIZES")
+            .unwrap_or_else(|_| "4,8".into())
+            .split(',')
+            .filter_map(|x| x.trim().parse().ok())
+            .filter(|n| (2..=node_core::call::conf::MESH_SIZE).contains(n))
+            .collect();
+        rt.block_on(async {
+            for n in sizes {
+                conference(n, 12.0, true).await;
             }
         });
         return;
@@ -1019,7 +1088,10 @@ fn main() {
             s.daemon.clone().close().await;
         }
         for n in sizes {
-            conference(n, 12.0).await;
+            conference(n, 12.0, false).await;
+        }
+        for n in [4, 8] {
+            conference(n, 12.0, true).await;
         }
     });
 }

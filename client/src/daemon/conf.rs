@@ -177,6 +177,8 @@ struct Peer {
     level: f32,
     /// The layer of this device's video it asked for.
     wants: Option<u8>,
+    /// Bytes of video it sent in the current second, and when that began.
+    video_in: (Instant, u64),
     /// The layer of its video this device asked for.
     asked: Option<u8>,
     /// Its last frame was silence (DTX): not decoded, nor are frames
@@ -932,6 +934,7 @@ impl Task {
                 silenced: false,
                 level: 0.0,
                 wants: None,
+                video_in: (Instant::now(), 0),
                 asked: None,
                 quiet: false,
                 _reader: reader_task,

@@ -56,8 +56,9 @@ const BACKLOG: usize = 48 << 10;
 const KEY_EVERY: Duration = Duration::from_millis(330);
 /// Least time between requests for a key frame of one sender.
 const ASK_EVERY: Duration = Duration::from_millis(200);
-/// Most frames of one sender decoded a second.
-const MAX_DECODES: u32 = 2 * FPS;
+/// Most frames of one sender's full layer decoded a second (half that of
+/// its small one).
+const MAX_DECODES: u32 = FPS * 3 / 2;
 /// Video packets waiting for the shower; more are dropped.
 const QUEUE: usize = 2048;
 /// How often the shower looks at who is linked and who speaks.
@@ -67,6 +68,8 @@ const FEATURE_FOR: Duration = Duration::from_secs(2);
 /// Frames of a sender's full layer lost in a second, per thousand,
 /// beyond which the receiver steps down to its small layer.
 const DOWN_AT: u32 = 100;
+/// How long a layer no one takes keeps its encoder.
+const IDLE_KEEP: Duration = Duration::from_secs(3);
 /// How long a receiver that stepped down stays on the small layer.
 const UP_AFTER: Duration = Duration::from_secs(10);
 /// Least time between two asks for the same layer of one sender.
@@ -151,20 +154,33 @@ pub(super) fn receive(
     bytes: &[u8],
     packet: Packet,
 ) -> bool {
-    let Some(v) = &shared.video else {
+    // No video here, or none in a forwarded call.
+    let Some(v) = shared
+        .video
+        .as_ref()
+        .filter(|_| !shared.forwarded.load(Ordering::Relaxed))
+    else {
         shared.counts.bad.fetch_add(1, Ordering::Relaxed);
         return false;
     };
     match packet.kind {
-        Kind::KeyRequest => {
-            if let Some(w) = v.key_wanted.get(usize::from(packet.layer)) {
-                w.store(true, Ordering::Relaxed);
+        // Honoured only for the layer the asker takes (one that takes
+        // another cannot make everyone's pictures key frames).
+        Kind::KeyRequest => match v.key_wanted.get(usize::from(packet.layer)) {
+            Some(w) => {
+                if peers
+                    .get(&from)
+                    .is_some_and(|p| p.wants == Some(packet.layer))
+                {
+                    w.store(true, Ordering::Relaxed);
+                }
                 true
-            } else {
+            }
+            None => {
                 v.counts.bad.fetch_add(1, Ordering::Relaxed);
                 false
             }
-        }
+        },
         Kind::Video => {
             let Some(peer) = peers.get_mut(&from) else {
                 return true;
@@ -173,6 +189,18 @@ pub(super) fn receive(
             // on their way): left aside.
             if peer.asked != Some(packet.layer) {
                 return true;
+            }
+            // At most four times the layer's bitrate, before anything is
+            // opened.
+            let now = Instant::now();
+            let (since, got) = &mut peer.video_in;
+            if now.duration_since(*since) >= Duration::from_secs(1) {
+                (*since, *got) = (now, 0);
+            }
+            *got += bytes.len() as u64;
+            if *got > u64::from(bitrate(usize::from(packet.layer))) / 2 {
+                v.counts.frames_dropped.fetch_add(1, Ordering::Relaxed);
+                return false;
             }
             let Some(header) = bytes.get(..HEADER) else {
                 return false;
@@ -194,7 +222,8 @@ pub(super) fn receive(
                     }
                     true
                 }
-                Err(e) => super::refused(shared, e) != Taken::Bad,
+                // A replay is bad here: video comes only from its sender.
+                Err(e) => !matches!(super::refused(shared, e), Taken::Bad | Taken::Replayed),
             }
         }
         Kind::Audio | Kind::Report => {
@@ -215,6 +244,15 @@ pub(super) fn choose(participants: usize, featured: bool, stepped_down: bool) ->
     }
 }
 
+/// Most pixels of a layer's pictures.
+fn layer_pixels(layer: u8) -> usize {
+    if layer == 0 {
+        (WIDTH / 2) * (HEIGHT / 2)
+    } else {
+        WIDTH * HEIGHT
+    }
+}
+
 fn bitrate(layer: usize) -> u32 {
     if layer == 0 {
         SMALL_BITRATE
@@ -223,11 +261,33 @@ fn bitrate(layer: usize) -> u32 {
     }
 }
 
+/// A picture of at most [`WIDTH`]×[`HEIGHT`] pixels: a larger one (a
+/// `--video-in` file) halved until it fits.
+fn fit(mut p: Picture) -> Picture {
+    while p.width * p.height > WIDTH * HEIGHT && p.width >= 4 && p.height >= 4 {
+        p = p.half();
+    }
+    p
+}
+
+/// Bytes that may wait in a link's datagram queue before the rest of a
+/// frame is not sent on it: what the path carries in 30 ms, between 8
+/// and 48 kB (the audio waits behind whatever is queued).
+fn backlog_limit(link: &Link) -> usize {
+    let per_30ms = link.window_rate().map_or(BACKLOG, |bps| {
+        usize::try_from(bps / 8 * 30 / 1000).unwrap_or(BACKLOG)
+    });
+    per_30ms.clamp(8 << 10, BACKLOG)
+}
+
 /// The sender: one picture per frame time, coded in each layer some
-/// linked participant asked for, sealed and sent to those.
+/// linked participant asked for, sealed and sent to those. A layer no one
+/// takes keeps its encoder for [`IDLE_KEEP`] (a participant flipping its
+/// choice does not make a key frame each time).
 fn send_loop(shared: &Shared, v: &ConfVideo) {
     let mut source = PictureSource::open(v.io.input.clone(), v.io.camera.clone(), 0);
     let mut encoders: [Option<VideoEncoder>; VIDEO_LAYERS as usize] = [None, None];
+    let mut idle_since = [None::<Instant>; VIDEO_LAYERS as usize];
     let mut seq = [0u32; VIDEO_LAYERS as usize];
     let mut key_at = [None::<Instant>; VIDEO_LAYERS as usize];
     // Each link's datagram room when it was emptiest (its backlog is how
@@ -249,36 +309,53 @@ fn send_loop(shared: &Shared, v: &ConfVideo) {
         }
         n = n.wrapping_add(1);
         rate.roll(&v.counts.sent_bps);
-        // Who takes which layer (a forwarded call carries no video).
-        let mut to: [Vec<Link>; VIDEO_LAYERS as usize] = Default::default();
-        if !shared.forwarded.load(Ordering::Relaxed) {
+        // Who takes which layer (a forwarded call carries no video, a
+        // device a moderator muted sends none), copied out of the lock.
+        let takers: Vec<(DeviceId, Link, u8)> = if shared.forwarded.load(Ordering::Relaxed)
+            || shared.forced_mute.load(Ordering::Relaxed)
+        {
+            Vec::new()
+        } else {
             let peers = shared.peers();
-            for (dev, p) in peers.iter() {
-                let room = p.link.datagram_room();
-                let most = roomiest.entry(*dev).or_insert(room);
-                *most = (*most).max(room);
-                if *most - room > BACKLOG {
-                    v.counts.frames_skipped.fetch_add(1, Ordering::Relaxed);
-                    continue;
-                }
-                if let Some(l) = p.wants.and_then(|l| to.get_mut(usize::from(l))) {
-                    l.push(p.link.clone());
-                }
+            peers
+                .iter()
+                .filter_map(|(d, p)| Some((*d, p.link.clone(), p.wants?)))
+                .collect()
+        };
+        roomiest.retain(|dev, _| takers.iter().any(|(d, ..)| d == dev));
+        let mut to: [Vec<(DeviceId, Link)>; VIDEO_LAYERS as usize] = Default::default();
+        for (dev, link, layer) in takers {
+            let room = link.datagram_room();
+            let most = roomiest.entry(dev).or_insert(room);
+            *most = (*most).max(room);
+            if let Some(l) = to.get_mut(usize::from(layer)) {
+                l.push((dev, link));
             }
-            roomiest.retain(|dev, _| peers.contains_key(dev));
+        }
+        for (layer, links) in to.iter().enumerate() {
+            if !links.is_empty() {
+                idle_since[layer] = None;
+            } else if idle_since[layer].get_or_insert(now).elapsed() >= IDLE_KEEP {
+                // Taken up again with a key frame.
+                encoders[layer] = None;
+            }
         }
         if to.iter().all(Vec::is_empty) {
-            // Taken up again with a key frame.
-            encoders = [None, None];
             continue;
         }
-        let picture = source.picture(u64::from(n));
+        let full = fit(source.picture(u64::from(n)));
         for (layer, links) in to.iter().enumerate() {
-            if links.is_empty() {
-                encoders[layer] = None;
+            if links.is_empty() || (layer == 0 && !n.is_multiple_of(SMALL_EVERY)) {
                 continue;
             }
-            if layer == 0 && !n.is_multiple_of(SMALL_EVERY) {
+            let small;
+            let picture = if layer == 0 {
+                small = full.half();
+                &small
+            } else {
+                &full
+            };
+            if picture.width == 0 || picture.height == 0 {
                 continue;
             }
             let encoder = match &mut encoders[layer] {
@@ -299,12 +376,7 @@ fn send_loop(shared: &Shared, v: &ConfVideo) {
             {
                 encoder.request_key();
             }
-            let coded = if layer == 0 {
-                encoder.encode(&picture.half())
-            } else {
-                encoder.encode(&picture)
-            };
-            let encoded = match coded {
+            let encoded = match encoder.encode(picture) {
                 Ok(Some(e)) => e,
                 Ok(None) => {
                     v.counts.frames_skipped.fetch_add(1, Ordering::Relaxed);
@@ -315,21 +387,42 @@ fn send_loop(shared: &Shared, v: &ConfVideo) {
                     continue;
                 }
             };
-            if encoded.key {
-                key_at[layer] = Some(Instant::now());
-                v.counts.keys_sent.fetch_add(1, Ordering::Relaxed);
-            }
             let ts = n.wrapping_mul(kith_media::video::FRAME_TICKS);
             let layer8 = u8::try_from(layer).unwrap_or(0);
-            let pace = f64::from(bitrate(layer)) * 3.0 / 8.0 * links.len() as f64;
-            for mut p in pieces_of(
+            let pieces = pieces_of(
                 &encoded.data,
                 encoded.key,
                 ts,
                 layer8,
                 &mut seq[layer],
                 PIECE,
-            ) {
+            );
+            if pieces.is_empty() {
+                v.counts.frames_skipped.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            if encoded.key {
+                key_at[layer] = Some(Instant::now());
+                v.counts.keys_sent.fetch_add(1, Ordering::Relaxed);
+            }
+            // A link whose queue backs up gets no more of this frame (its
+            // receiver asks for a key frame; the audio does not wait
+            // behind the rest).
+            let mut sending: Vec<(&Link, usize, usize)> = links
+                .iter()
+                .map(|(d, l)| (l, roomiest.get(d).copied().unwrap_or(0), backlog_limit(l)))
+                .collect();
+            let pace = f64::from(bitrate(layer)) * 3.0 / 8.0 * links.len() as f64;
+            for mut p in pieces {
+                sending.retain(|(l, most, limit)| most.saturating_sub(l.datagram_room()) <= *limit);
+                if sending.is_empty() {
+                    v.counts.frames_skipped.fetch_add(1, Ordering::Relaxed);
+                    break;
+                }
+                // Paced before it is sealed: sealed and sent together, so
+                // no piece waits under a key the audio switched from.
+                let sealed_len = p.payload.len() + HEADER + FRAME_OVERHEAD;
+                pacer.wait(sealed_len * sending.len(), pace);
                 let header = p.header();
                 p.payload = shared
                     .key
@@ -337,8 +430,7 @@ fn send_loop(shared: &Shared, v: &ConfVideo) {
                     .unwrap_or_else(|p| p.into_inner())
                     .seal_stream(Stream::Video, &header, &p.payload);
                 let Ok(bytes) = p.encode() else { continue };
-                pacer.wait(bytes.len() * links.len(), pace);
-                for link in links {
+                for (link, ..) in &sending {
                     if link.send_datagram(bytes.clone()).is_ok() {
                         rate.add(bytes.len());
                         shared.bytes[0].fetch_add(bytes.len() as u64, Ordering::Relaxed);
@@ -410,19 +502,28 @@ fn show_loop(
         let due = started + FRAME * u32::try_from(shown + 1).unwrap_or(u32::MAX);
         let now = Instant::now();
         let mut outs = Vec::new();
-        if due > now {
+        let got = if due > now {
             match rx.recv_timeout(due - now) {
-                Ok((dev, p)) => {
-                    if let Some(s) = senders.get_mut(&dev).filter(|s| s.layer == p.layer) {
-                        outs.push((dev, s.assembler.push(&p, Instant::now())));
-                    }
-                }
-                Err(RecvTimeoutError::Timeout) => {}
+                Ok(got) => Some(got),
+                Err(RecvTimeoutError::Timeout) => None,
                 Err(RecvTimeoutError::Disconnected) => return,
             }
         } else {
-            for (dev, s) in senders.iter_mut() {
-                outs.push((*dev, s.assembler.tick(now)));
+            None
+        };
+        match got {
+            Some((dev, p)) => {
+                if let Some(s) = senders.get_mut(&dev).filter(|s| s.layer == p.layer) {
+                    outs.push((dev, s.assembler.push(&p, Instant::now())));
+                }
+            }
+            // A frame time with nothing new: frames waited for too long
+            // count as lost.
+            None => {
+                let now = Instant::now();
+                for (dev, s) in senders.iter_mut() {
+                    outs.push((*dev, s.assembler.tick(now)));
+                }
             }
         }
         for (dev, out) in outs {
@@ -476,15 +577,27 @@ fn take_frames(v: &ConfVideo, dev: DeviceId, s: &mut From, out: kith_media::fram
     if s.decodes.0.elapsed() >= Duration::from_secs(1) {
         s.decodes = (Instant::now(), 0);
     }
+    // The layer's frame rate and a half, at most.
+    let most = if s.layer == 0 {
+        MAX_DECODES / 2
+    } else {
+        MAX_DECODES
+    };
     for f in out.frames {
         s.decodes.1 += 1;
-        if s.decodes.1 > MAX_DECODES {
+        if s.decodes.1 > most {
             counts.frames_dropped.fetch_add(1, Ordering::Relaxed);
             s.lost += 1;
             s.assembler.lose_sync();
             continue;
         }
         match s.decoder.decode(&f.data) {
+            // Larger than the layer's size: refused, as a sender of ours
+            // never sends (it costs the decoder more than it may).
+            Ok(Some(p)) if p.width * p.height > layer_pixels(s.layer) => {
+                counts.bad.fetch_add(1, Ordering::Relaxed);
+                s.assembler.lose_sync();
+            }
             Ok(Some(p)) => {
                 counts.frames_decoded.fetch_add(1, Ordering::Relaxed);
                 s.decoded += 1;
@@ -516,13 +629,14 @@ fn look(
     tx: &mpsc::Sender<Input>,
 ) {
     let now = Instant::now();
-    let linked: Vec<(DeviceId, Link, Option<u8>)> = {
+    let linked: Vec<(DeviceId, Link, Option<u8>, bool)> = {
         let peers = shared.peers();
         peers
             .iter()
-            .map(|(d, p)| (*d, p.link.clone(), p.asked))
+            .map(|(d, p)| (*d, p.link.clone(), p.asked, p.silenced))
             .collect()
     };
+    let forwarded = shared.forwarded.load(Ordering::Relaxed);
     senders.retain(|d, _| linked.iter().any(|(l, ..)| l == d));
     v.from().retain(|d, _| senders.contains_key(d));
     let speaking = *shared.speaking.lock().unwrap_or_else(|p| p.into_inner());
@@ -532,13 +646,26 @@ fn look(
         *featured = Some((sp, now));
     }
     let participants = linked.len() + 1;
-    for (dev, link, asked) in linked {
+    for (dev, link, asked, silenced) in linked {
+        // None of a participant a moderator muted, nor any in a forwarded
+        // call.
+        if forwarded || silenced {
+            senders.remove(&dev);
+            v.from().remove(&dev);
+            if asked.is_some() {
+                let _ = tx.try_send(Input::Layer(dev, None));
+            }
+            continue;
+        }
         // Loss over the last second: a full layer losing much steps down.
         if let Some(s) = senders.get_mut(&dev)
             && s.counted.elapsed() >= Duration::from_secs(1)
         {
             let total = s.decoded + s.lost;
-            if s.layer == VIDEO_LAYERS - 1 && total > 0 && s.lost * 1000 / total > DOWN_AT {
+            if s.layer == VIDEO_LAYERS - 1
+                && total > 0
+                && u64::from(s.lost) * 1000 / u64::from(total) > u64::from(DOWN_AT)
+            {
                 debug!(peer = %dev.short(8), lost = s.lost, total, "a sender's full layer loses frames: its small one taken");
                 s.down_until = Some(now + UP_AFTER);
             }
