@@ -61,7 +61,7 @@ fn room_entry(p: &Profile, room: &str) -> Option<serde_json::Value> {
 
 /// A private room made by the first of `people`, every other one a
 /// contact of hers invited and joined (`names` are theirs, in order).
-fn room_of(people: &[(Profile, Ids, Daemon)], names: &[&str]) -> String {
+fn room_of(people: &[(Profile, Ids, Daemon)], names: &[impl AsRef<str>]) -> String {
     for (p, ..) in &people[1..] {
         pair(&people[0].0, p);
     }
@@ -70,14 +70,14 @@ fn room_of(people: &[(Profile, Ids, Daemon)], names: &[&str]) -> String {
         .trim()
         .to_owned();
     for n in &names[1..] {
-        assert_ok(&a.kith(["room", "invite", &room, n]));
+        assert_ok(&a.kith(["room", "invite", &room, n.as_ref()]));
     }
     let all_joined = |p: &Profile| {
         room_entry(p, &room)
             .is_some_and(|r| r["members"] == people.len() && r["membership"] == "join")
     };
     assert!(
-        wait_until(WAIT, || people.iter().all(|(p, ..)| all_joined(p))),
+        wait_until(WAIT * 2, || people.iter().all(|(p, ..)| all_joined(p))),
         "not everyone joined"
     );
     room
@@ -472,24 +472,7 @@ fn a_forwarded_call_of_twelve_forms_again_within_a_second_when_its_forwarder_is_
             (p, ids, d)
         })
         .collect();
-    for (p, ..) in &people[1..] {
-        pair(&people[0].0, p);
-    }
-    let a = &people[0].0;
-    let room = assert_ok(&a.kith(["room", "create", "choir"]))
-        .trim()
-        .to_owned();
-    for name in &names[1..] {
-        assert_ok(&a.kith(["room", "invite", &room, name]));
-    }
-    assert!(
-        wait_until(WAIT * 2, || people
-            .iter()
-            .all(|(p, ..)| room_entry(p, &room).is_some_and(|r| r["members"]
-                == n
-                && r["membership"] == "join"))),
-        "not everyone joined"
-    );
+    let room = room_of(&people, &names);
     let outs: Vec<_> = names
         .iter()
         .map(|name| dir.path().join(format!("{name}-out.wav")))

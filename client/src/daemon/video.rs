@@ -352,11 +352,7 @@ fn send(
     let started = Instant::now();
     let mut n: u32 = 0;
     loop {
-        let due = started + FRAME * n;
-        let now = Instant::now();
-        if due > now {
-            std::thread::sleep(due - now);
-        }
+        sleep_until(started + FRAME * n);
         if stop.load(Ordering::Relaxed) || link.is_closed() {
             debug!("call video: the sender stops");
             return;
@@ -420,6 +416,14 @@ fn send(
             }
         }
         counts.frames_sent.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Sleeps the thread until `due` (a frame's time on a sender's clock).
+pub(super) fn sleep_until(due: Instant) {
+    let now = Instant::now();
+    if due > now {
+        std::thread::sleep(due - now);
     }
 }
 

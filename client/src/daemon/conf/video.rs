@@ -298,11 +298,8 @@ fn send_loop(shared: &Shared, v: &ConfVideo) {
     let started = Instant::now();
     let mut n: u32 = 0;
     loop {
-        let due = started + FRAME * n;
+        crate::daemon::video::sleep_until(started + FRAME * n);
         let now = Instant::now();
-        if due > now {
-            std::thread::sleep(due - now);
-        }
         if v.stop.load(Ordering::Relaxed) {
             debug!("room call video: the sender stops");
             return;
