@@ -810,11 +810,13 @@ async fn conference(n: usize, secs: f64, video: bool) {
             .unwrap()
     };
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let before: Vec<(u64, u64, u64)> = sides.iter().map(traffic).collect();
     let mut video_before = Vec::new();
-    for s in &sides {
-        video_before.push(status_of(&Client::new(&s.path), &call).await);
+    if video {
+        for s in &sides {
+            video_before.push(status_of(&Client::new(&s.path), &call).await);
+        }
     }
+    let before: Vec<(u64, u64, u64)> = sides.iter().map(traffic).collect();
     let (c0, t0, threads0) = (cpu(), Instant::now(), audio_threads_cpu());
     tokio::time::sleep(Duration::from_secs_f64(secs)).await;
     let elapsed = t0.elapsed().as_secs_f64();

@@ -819,7 +819,14 @@ impl Task {
                     }
                     // What it takes of this device's video (nothing is
                     // sent unless this device has video on).
+                    // A new taker of a layer gets a key frame (at most three
+                    // a second per layer, as asked ones).
                     ConfMsg::Layer(layer) => {
+                        if layer != peer.wants
+                            && let (Some(l), Some(v)) = (layer, &self.shared.video)
+                        {
+                            v.want_key(l);
+                        }
                         peer.wants = layer;
                         None
                     }
@@ -858,6 +865,8 @@ impl Task {
             Input::Layer(dev, layer) => {
                 if let Some(p) = self.shared.peers().get_mut(&dev) {
                     p.asked = layer;
+                    // The budget starts again with the layer.
+                    p.video_in = (Instant::now(), 0);
                 }
                 self.tell(dev, &ConfMsg::Layer(layer));
             }

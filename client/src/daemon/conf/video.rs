@@ -56,8 +56,8 @@ const BACKLOG: usize = 48 << 10;
 const KEY_EVERY: Duration = Duration::from_millis(330);
 /// Least time between requests for a key frame of one sender.
 const ASK_EVERY: Duration = Duration::from_millis(200);
-/// Most frames of one sender's full layer decoded a second (half that of
-/// its small one).
+/// Most frames of one sender's full layer decoded a second (half that
+/// for its small one), with a second's burst.
 const MAX_DECODES: u32 = FPS * 3 / 2;
 /// Video packets waiting for the shower; more are dropped.
 const QUEUE: usize = 2048;
@@ -68,6 +68,9 @@ const FEATURE_FOR: Duration = Duration::from_secs(2);
 /// Frames of a sender's full layer lost in a second, per thousand,
 /// beyond which the receiver steps down to its small layer.
 const DOWN_AT: u32 = 100;
+/// How long a receiver waits for the first picture of a sender's full
+/// layer, its pieces coming, before it takes the small one.
+const FIRST_PICTURE_WAIT: Duration = Duration::from_secs(3);
 /// How long a layer no one takes keeps its encoder.
 const IDLE_KEEP: Duration = Duration::from_secs(3);
 /// How long a receiver that stepped down stays on the small layer.
@@ -97,6 +100,14 @@ impl ConfVideo {
             show: Mutex::new(None),
             stop: Arc::new(AtomicBool::new(false)),
             from: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// Makes this device's next frame of `layer` a key frame (limited
+    /// by [`KEY_EVERY`]).
+    pub(super) fn want_key(&self, layer: u8) {
+        if let Some(w) = self.key_wanted.get(usize::from(layer)) {
+            w.store(true, Ordering::Relaxed);
         }
     }
 
@@ -154,15 +165,15 @@ pub(super) fn receive(
     bytes: &[u8],
     packet: Packet,
 ) -> bool {
-    // No video here, or none in a forwarded call.
-    let Some(v) = shared
-        .video
-        .as_ref()
-        .filter(|_| !shared.forwarded.load(Ordering::Relaxed))
-    else {
+    // No video here: bad. None in a forwarded call: what was on its way
+    // when it became one is left aside.
+    let Some(v) = shared.video.as_ref() else {
         shared.counts.bad.fetch_add(1, Ordering::Relaxed);
         return false;
     };
+    if shared.forwarded.load(Ordering::Relaxed) {
+        return true;
+    }
     match packet.kind {
         // Honoured only for the layer the asker takes (one that takes
         // another cannot make everyone's pictures key frames).
@@ -199,7 +210,7 @@ pub(super) fn receive(
             }
             *got += bytes.len() as u64;
             if *got > u64::from(bitrate(usize::from(packet.layer))) / 2 {
-                v.counts.frames_dropped.fetch_add(1, Ordering::Relaxed);
+                v.counts.bad.fetch_add(1, Ordering::Relaxed);
                 return false;
             }
             let Some(header) = bytes.get(..HEADER) else {
@@ -292,7 +303,8 @@ fn send_loop(shared: &Shared, v: &ConfVideo) {
     let mut key_at = [None::<Instant>; VIDEO_LAYERS as usize];
     // Each link's datagram room when it was emptiest (its backlog is how
     // far below that it is).
-    let mut roomiest: HashMap<DeviceId, usize> = HashMap::new();
+    // (Keyed by device, kept with its link: a relink starts again.)
+    let mut roomiest: HashMap<DeviceId, (Link, usize)> = HashMap::new();
     let mut pacer = Pacer::new();
     let mut rate = crate::daemon::media::Rate::new();
     let started = Instant::now();
@@ -323,8 +335,11 @@ fn send_loop(shared: &Shared, v: &ConfVideo) {
         let mut to: [Vec<(DeviceId, Link)>; VIDEO_LAYERS as usize] = Default::default();
         for (dev, link, layer) in takers {
             let room = link.datagram_room();
-            let most = roomiest.entry(dev).or_insert(room);
-            *most = (*most).max(room);
+            let entry = roomiest.entry(dev).or_insert_with(|| (link.clone(), room));
+            if !entry.0.same_as(&link) {
+                *entry = (link.clone(), room);
+            }
+            entry.1 = entry.1.max(room);
             if let Some(l) = to.get_mut(usize::from(layer)) {
                 l.push((dev, link));
             }
@@ -407,19 +422,32 @@ fn send_loop(shared: &Shared, v: &ConfVideo) {
             // behind the rest).
             let mut sending: Vec<(&Link, usize, usize)> = links
                 .iter()
-                .map(|(d, l)| (l, roomiest.get(d).copied().unwrap_or(0), backlog_limit(l)))
+                .map(|(d, l)| {
+                    let most = roomiest.get(d).map_or(0, |(_, most)| *most);
+                    (l, most, backlog_limit(l))
+                })
                 .collect();
-            let pace = f64::from(bitrate(layer)) * 3.0 / 8.0 * links.len() as f64;
+            // Each link at three times the layer's bitrate, at most what
+            // the slowest link's window carries (a queue paced slower than
+            // it drains does not grow, so a key frame on a slow path is
+            // late rather than cut).
+            let slowest = sending
+                .iter()
+                .filter_map(|(l, ..)| l.window_rate())
+                .min()
+                .map_or(f64::MAX, |bps| bps as f64 / 8.0 * 0.9);
+            let per_link = (f64::from(bitrate(layer)) * 3.0 / 8.0).min(slowest.max(4_000.0));
+            let mut cut = false;
             for mut p in pieces {
                 sending.retain(|(l, most, limit)| most.saturating_sub(l.datagram_room()) <= *limit);
                 if sending.is_empty() {
-                    v.counts.frames_skipped.fetch_add(1, Ordering::Relaxed);
+                    cut = true;
                     break;
                 }
                 // Paced before it is sealed: sealed and sent together, so
                 // no piece waits under a key the audio switched from.
                 let sealed_len = p.payload.len() + HEADER + FRAME_OVERHEAD;
-                pacer.wait(sealed_len * sending.len(), pace);
+                pacer.wait(sealed_len * sending.len(), per_link * sending.len() as f64);
                 let header = p.header();
                 p.payload = shared
                     .key
@@ -434,16 +462,21 @@ fn send_loop(shared: &Shared, v: &ConfVideo) {
                     }
                 }
             }
-            v.counts.frames_sent.fetch_add(1, Ordering::Relaxed);
+            if cut {
+                v.counts.frames_skipped.fetch_add(1, Ordering::Relaxed);
+            } else {
+                v.counts.frames_sent.fetch_add(1, Ordering::Relaxed);
+            }
         }
     }
 }
 
 /// One sender's video as the shower takes it.
 struct From {
-    /// The layer asked of it, and when.
+    /// The layer asked of it, and when (and since when it is taken).
     layer: u8,
     asked_at: Instant,
+    since: Instant,
     assembler: Assembler,
     decoder: VideoDecoder,
     latest: Option<Picture>,
@@ -453,8 +486,8 @@ struct From {
     decoded: u32,
     lost: u32,
     counted: Instant,
-    /// Decodes in the current second, and when it began.
-    decodes: (Instant, u32),
+    /// The decode bucket's level, and when it was last drained.
+    decodes: (Instant, f64),
     /// When a key frame was last asked of it, and how many were.
     key_asked: Option<Instant>,
     asks: u32,
@@ -465,6 +498,7 @@ impl From {
         Some(Self {
             layer,
             asked_at: Instant::now(),
+            since: Instant::now(),
             assembler: Assembler::new(),
             decoder: VideoDecoder::new().ok()?,
             latest: None,
@@ -472,7 +506,7 @@ impl From {
             decoded: 0,
             lost: 0,
             counted: Instant::now(),
-            decodes: (Instant::now(), 0),
+            decodes: (Instant::now(), 0.0),
             key_asked: None,
             asks: 0,
         })
@@ -571,23 +605,24 @@ fn take_frames(v: &ConfVideo, dev: DeviceId, s: &mut From, out: kith_media::fram
     if s.latest.is_some() {
         s.lost += out.dropped;
     }
-    if s.decodes.0.elapsed() >= Duration::from_secs(1) {
-        s.decodes = (Instant::now(), 0);
-    }
-    // The layer's frame rate and a half, at most.
-    let most = if s.layer == 0 {
+    // The layer's frame rate and a half, at most: a bucket of a second's
+    // decodes, drained at that rate.
+    let most = f64::from(if s.layer == 0 {
         MAX_DECODES / 2
     } else {
         MAX_DECODES
-    };
+    });
+    let now = Instant::now();
+    let drained = now.duration_since(s.decodes.0).as_secs_f64() * most;
+    s.decodes = (now, (s.decodes.1 - drained).max(0.0));
     for f in out.frames {
-        s.decodes.1 += 1;
-        if s.decodes.1 > most {
+        if s.decodes.1 + 1.0 > most {
             counts.frames_dropped.fetch_add(1, Ordering::Relaxed);
             s.lost += 1;
             s.assembler.lose_sync();
             continue;
         }
+        s.decodes.1 += 1.0;
         match s.decoder.decode(&f.data) {
             // Larger than the layer's size: refused, as a sender of ours
             // never sends (it costs the decoder more than it may).
@@ -667,6 +702,18 @@ fn look(
                 s.down_until = Some(now + UP_AFTER);
             }
             (s.decoded, s.lost, s.counted) = (0, 0, now);
+        }
+        // Pieces of a full layer come, but no picture for a while (its key
+        // frames do not get through whole): the small layer.
+        if let Some(s) = senders.get_mut(&dev)
+            && s.layer == VIDEO_LAYERS - 1
+            && s.latest.is_none()
+            && s.key_asked.is_some()
+            && now.duration_since(s.since) >= FIRST_PICTURE_WAIT
+            && s.down_until.is_none()
+        {
+            debug!(peer = %dev.short(8), "no picture of a sender's full layer: its small one taken");
+            s.down_until = Some(now + UP_AFTER);
         }
         let down_until = senders.get(&dev).and_then(|s| s.down_until);
         let down = down_until.is_some_and(|until| until > now);
