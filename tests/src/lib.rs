@@ -792,10 +792,97 @@ impl Profile {
     }
 }
 
+/// A network namespace with only loopback, in which an nftables chain
+/// cuts every packet to or from one UDP port (a daemon's: its sync links
+/// and its calls alike) and heals it. Needs root, `ip` and `nft`.
+#[derive(Debug)]
+pub struct Loopback {
+    /// The namespace's name.
+    pub ns: String,
+}
+
+impl Loopback {
+    /// A new namespace (its name starts with `k` and `tag`); `None`
+    /// (the test skips) without root, `ip` and `nft`, except under CI.
+    pub fn new(tag: &str) -> Option<Self> {
+        if !root_with(&["ip", "nft"]) {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI must run the tests in network namespaces (root, ip, nft)"
+            );
+            eprintln!("skipped: needs root, ip and nft");
+            return None;
+        }
+        let ns = format!("k{tag}{}", std::process::id() % 100_000);
+        sh(&format!(
+            "ip netns add {ns}
+             ip -n {ns} link set lo up
+             ip netns exec {ns} nft add table inet cut
+             ip netns exec {ns} nft add chain inet cut out '{{ type filter hook output priority 0; policy accept; }}'"
+        ));
+        Some(Self { ns })
+    }
+
+    /// Drops every packet to or from `port`.
+    pub fn cut(&self, port: u16) {
+        sh(&format!(
+            "ip netns exec {ns} nft add rule inet cut out udp dport {port} drop
+             ip netns exec {ns} nft add rule inet cut out udp sport {port} drop",
+            ns = self.ns
+        ));
+    }
+
+    /// Polices what leaves `port` to `kbytes` a second (a slow uplink
+    /// that drops what it cannot carry).
+    pub fn cap(&self, port: u16, kbytes: u32) {
+        sh(&format!(
+            "ip netns exec {ns} nft add rule inet cut out udp sport {port} limit rate over {kbytes} kbytes/second burst 16 kbytes drop",
+            ns = self.ns
+        ));
+    }
+
+    /// Takes every cut and cap away.
+    pub fn heal(&self) {
+        sh(&format!(
+            "ip netns exec {} nft flush chain inet cut out",
+            self.ns
+        ));
+    }
+}
+
+impl Drop for Loopback {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", &self.ns])
+            .status();
+    }
+}
+
+/// The UDP port a daemon listens on.
+pub fn port_of(p: &Profile) -> u16 {
+    let st = p.status_json();
+    let addr: std::net::SocketAddr = st["listening"][0]
+        .as_str()
+        .and_then(|a| a.parse().ok())
+        .expect("a daemon listens on an address");
+    addr.port()
+}
+
 /// `kith daemon` for `p` run inside network namespace `ns`, listening on
 /// `addr` (several, comma-separated), with `env` set (e.g. `KITH_LOG`);
 /// waits until it answers.
 pub fn daemon_in_netns(p: &Profile, ns: &str, addr: &str, env: &[(&str, &str)]) -> Daemon {
+    daemon_in_netns_with(p, ns, addr, env, &[])
+}
+
+/// [`daemon_in_netns`] with more `kith daemon` arguments.
+pub fn daemon_in_netns_with(
+    p: &Profile,
+    ns: &str,
+    addr: &str,
+    env: &[(&str, &str)],
+    extra: &[&str],
+) -> Daemon {
     let log = p.scratch(&format!("daemon-{ns}.log"));
     let file = std::fs::File::create(&log).expect("daemon log");
     let child = Command::new("ip")
@@ -805,6 +892,7 @@ pub fn daemon_in_netns(p: &Profile, ns: &str, addr: &str, env: &[(&str, &str)]) 
         .arg(p.home())
         .arg("daemon")
         .args(addr.split(',').flat_map(|a| ["--listen", a]))
+        .args(extra)
         .env_remove("KITH_HOME")
         .env_remove("KITH_PASSPHRASE")
         .envs(env.iter().copied())

@@ -9,7 +9,8 @@
 #![allow(clippy::unwrap_used)]
 
 use kith_tests::{
-    Daemon, Ids, Profile, assert_fails_cleanly, assert_ok, pair, share_of, tone, wait_until,
+    Daemon, Ids, Loopback, Profile, assert_fails_cleanly, assert_ok, pair, port_of, share_of, tone,
+    wait_until,
 };
 use std::time::Duration;
 
@@ -632,73 +633,6 @@ fn a_muted_device_sends_silence_and_the_call_goes_on() {
         "Bob heard Alice's sweep while she was muted: {to_b}"
     );
     assert!(to_a > 0.8, "Alice stopped hearing Bob: {to_a}");
-}
-
-/// A network namespace with only loopback, in which an nftables chain
-/// cuts every packet to or from one UDP port (a daemon's: its sync links
-/// and its calls alike) and heals it. Needs root, `ip` and `nft`.
-struct Loopback {
-    ns: String,
-}
-
-impl Loopback {
-    fn new(tag: &str) -> Option<Self> {
-        if !kith_tests::root_with(&["ip", "nft"]) {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "CI must run the call link-cut test (root, ip, nft)"
-            );
-            eprintln!("skipped: needs root, ip and nft");
-            return None;
-        }
-        let ns = format!("k{tag}{}", std::process::id() % 100_000);
-        kith_tests::sh(&format!(
-            "ip netns add {ns}
-             ip -n {ns} link set lo up
-             ip netns exec {ns} nft add table inet cut
-             ip netns exec {ns} nft add chain inet cut out '{{ type filter hook output priority 0; policy accept; }}'"
-        ));
-        Some(Self { ns })
-    }
-
-    fn cut(&self, port: u16) {
-        kith_tests::sh(&format!(
-            "ip netns exec {ns} nft add rule inet cut out udp dport {port} drop
-             ip netns exec {ns} nft add rule inet cut out udp sport {port} drop",
-            ns = self.ns
-        ));
-    }
-
-    /// Polices what leaves `port` to `kbytes` a second (a slow uplink
-    /// that drops what it cannot carry).
-    fn cap(&self, port: u16, kbytes: u32) {
-        kith_tests::sh(&format!(
-            "ip netns exec {ns} nft add rule inet cut out udp sport {port} limit rate over {kbytes} kbytes/second burst 16 kbytes drop",
-            ns = self.ns
-        ));
-    }
-
-    fn heal(&self) {
-        kith_tests::sh(&format!(
-            "ip netns exec {} nft flush chain inet cut out",
-            self.ns
-        ));
-    }
-}
-
-impl Drop for Loopback {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("ip")
-            .args(["netns", "del", &self.ns])
-            .status();
-    }
-}
-
-/// The UDP port a daemon listens on.
-fn port_of(p: &Profile) -> u16 {
-    let st = p.status_json();
-    let addr: std::net::SocketAddr = st["listening"][0].as_str().unwrap().parse().unwrap();
-    addr.port()
 }
 
 /// Call `id`'s `kith call status --json` entry on `p`.
