@@ -83,6 +83,28 @@ fn room_of(people: &[(Profile, Ids, Daemon)], names: &[impl AsRef<str>]) -> Stri
     room
 }
 
+/// The first of `people` starts the room's call (`start(0)`, the call's
+/// id); each other one waits until its room shows that call on, and joins
+/// it (`start(i)` must give the same id).
+fn everyone_joins(
+    people: &[(Profile, Ids, Daemon)],
+    names: &[impl AsRef<str>],
+    room: &str,
+    start: impl Fn(usize) -> String,
+) -> String {
+    let id = start(0);
+    for (i, (p, ..)) in people.iter().enumerate().skip(1) {
+        assert!(
+            wait_until(WAIT, || room_entry(p, room)
+                .is_some_and(|r| r["call"] == id.as_str())),
+            "{} does not see the call",
+            names[i].as_ref()
+        );
+        assert_eq!(start(i), id, "{} joined another call", names[i].as_ref());
+    }
+    id
+}
+
 /// The best half second of `heard`: the least share among the `others`'
 /// tones is highest there; that least share, and the own tone's share in
 /// the same window.
@@ -171,17 +193,8 @@ fn four_members_hear_each_other_a_kicked_one_is_dropped_and_a_leaver_opens_nothi
         ]);
         assert_ok(&out).trim().to_owned()
     };
-    let id = start(0);
     // The others see the call on in the room, and join that one.
-    for (i, (p, ..)) in people.iter().enumerate().skip(1) {
-        assert!(
-            wait_until(WAIT, || room_entry(p, &room)
-                .is_some_and(|r| r["call"] == id.as_str())),
-            "{} does not see the call",
-            names[i]
-        );
-        assert_eq!(start(i), id, "{} joined another call", names[i]);
-    }
+    let id = everyone_joins(&people, &names, &room, start);
     // A stranger to the room (a contact of Alice's) cannot call it: it
     // does not hold the room, and it could not join if it did (below).
     let line = assert_fails_cleanly(&erin.kith(["call", &room]));
@@ -490,16 +503,7 @@ fn a_forwarded_call_of_twelve_forms_again_within_a_second_when_its_forwarder_is_
         ]);
         assert_ok(&out).trim().to_owned()
     };
-    let id = start(0);
-    for i in 1..n {
-        assert!(
-            wait_until(WAIT, || room_entry(&people[i].0, &room)
-                .is_some_and(|r| r["call"] == id.as_str())),
-            "{} does not see the call",
-            names[i]
-        );
-        assert_eq!(start(i), id, "{} joined another call", names[i]);
-    }
+    let id = everyone_joins(&people, &names, &room, start);
     // Everyone linked with everyone (keys go end to end on those links);
     // beyond eight, all but the two forwarders send through one.
     let formed = || {
@@ -665,16 +669,7 @@ fn four_members_see_each_other_at_the_full_layer() {
         ]);
         assert_ok(&out).trim().to_owned()
     };
-    let id = start(0);
-    for (i, (p, ..)) in people.iter().enumerate().skip(1) {
-        assert!(
-            wait_until(WAIT, || room_entry(p, &room)
-                .is_some_and(|r| r["call"] == id.as_str())),
-            "{} does not see the call",
-            names[i]
-        );
-        assert_eq!(start(i), id);
-    }
+    let id = everyone_joins(&people, &names, &room, start);
     let full_mesh = || people.iter().all(|(p, ..)| linked(p, &id).len() == 3);
     assert!(wait_until(WAIT, full_mesh), "no full mesh");
     // Every one takes every other's full layer and decodes its frames.
