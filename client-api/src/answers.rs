@@ -389,6 +389,16 @@ pub struct CallInfo {
     /// A room's call: participants whose frames this device forwards.
     #[serde(default)]
     pub forwarding_for: u64,
+    /// A room's call: the uplink this device measured and said in the
+    /// room, kbit/s (0 while no limit was seen); a participant whose
+    /// uplink cannot carry a copy for every other sends through a
+    /// forwarder.
+    #[serde(default)]
+    pub uplink_kbps: u64,
+    /// A room's call: this device said in the room it is its account's
+    /// always-on device (`kith daemon --always-on`).
+    #[serde(default)]
+    pub always_on: bool,
     /// A room's call with video: each participant whose video this device
     /// takes, the simulcast layer taken and the frames decoded at it.
     #[serde(default)]

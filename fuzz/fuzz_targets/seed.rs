@@ -5,6 +5,7 @@
 
 use data_encoding::{BASE64, BASE64URL_NOPAD, HEXLOWER};
 use libfuzzer_sys::fuzz_target;
+use node_core::call::conf::{RoomCall, Standing};
 use node_core::crypto::{BoxSecretKey, SecretBytes, SigningKey};
 use node_core::files::{FileOffer, chunk_size_for};
 use node_core::identity::entry::{kind as account_kind, sign_join};
@@ -571,6 +572,25 @@ fn room_contents(account: AccountId) -> Vec<RoomContent> {
         }),
     ];
     out.extend(offers().into_iter().map(RoomContent::File));
+    let call = node_core::call::CallId([7; 16]);
+    let device = DeviceId::from_bytes([2; 32]);
+    out.extend(
+        [
+            RoomCall::Start(call),
+            RoomCall::Join { call, device },
+            RoomCall::Standing {
+                call,
+                device,
+                standing: Standing {
+                    uplink_kbps: 111,
+                    always_on: true,
+                    direct: false,
+                },
+            },
+        ]
+        .into_iter()
+        .map(RoomContent::Call),
+    );
     out
 }
 

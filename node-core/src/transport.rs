@@ -718,6 +718,22 @@ impl Link {
         Some((p.stats().cwnd as f64 * 8.0 / rtt) as u64)
     }
 
+    /// QUIC bytes sent on this connection's paths so far, and of them the
+    /// bytes its loss detection declared lost (paths it dropped are no
+    /// longer counted: a sum may fall).
+    pub fn sent_and_lost(&self) -> (u64, u64) {
+        self.conn.paths().iter().fold((0, 0), |(sent, lost), p| {
+            let s = p.stats();
+            (sent + s.sent_bytes, lost + s.lost_bytes)
+        })
+    }
+
+    /// This connection's id, stable for its life (another connection to
+    /// the same peer has another).
+    pub fn id(&self) -> usize {
+        self.conn.stable_id()
+    }
+
     /// Whether both handles are the same connection.
     pub fn same_as(&self, other: &Link) -> bool {
         self.conn.stable_id() == other.conn.stable_id()

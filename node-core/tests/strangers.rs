@@ -386,8 +386,9 @@ async fn a_flood_of_requests_keeps_the_newest_within_the_bound() {
     assert_eq!(store.requests().await.unwrap().len(), MAX - 1);
 }
 
-/// A member cannot put another device in a room's call (or take one out):
-/// a join or leave must name its author's own device, or the room refuses
+/// A member cannot put another device in a room's call (or take one out,
+/// or speak for its links): a join, leave or standing must name its
+/// author's own device, or the room refuses
 /// the event — the victim's own join then goes through. (Before, a member
 /// could claim a victim's device id first, and the victim's join was
 /// refused as "another account's".)
@@ -438,6 +439,43 @@ async fn a_call_join_names_its_authors_own_device() {
         )
         .await
         .is_err()
+    );
+    // Nor can it say what another device's links are (to make it a
+    // forwarder, or to keep it from being one); of its own, it can.
+    let standing = node_core::call::conf::Standing {
+        uplink_kbps: 5,
+        always_on: true,
+        direct: false,
+    };
+    assert!(
+        node.room_call(
+            room,
+            RoomCall::Standing {
+                call,
+                device: other,
+                standing
+            },
+            1_005
+        )
+        .await
+        .is_err(),
+        "said another device's standing"
+    );
+    node.room_call(
+        room,
+        RoomCall::Standing {
+            call,
+            device: me,
+            standing,
+        },
+        1_006,
+    )
+    .await
+    .unwrap();
+    let conf = node.room_conference(&room).unwrap();
+    assert_eq!(
+        conf.standing.into_iter().collect::<Vec<_>>(),
+        vec![(me, standing)]
     );
     node.close().await;
 }

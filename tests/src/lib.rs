@@ -818,7 +818,8 @@ impl Loopback {
             "ip netns add {ns}
              ip -n {ns} link set lo up
              ip netns exec {ns} nft add table inet cut
-             ip netns exec {ns} nft add chain inet cut out '{{ type filter hook output priority 0; policy accept; }}'"
+             ip netns exec {ns} nft add chain inet cut out '{{ type filter hook output priority 0; policy accept; }}'
+             ip netns exec {ns} nft add chain inet cut inbound '{{ type filter hook input priority 0; policy accept; }}'"
         ));
         Some(Self { ns })
     }
@@ -841,11 +842,22 @@ impl Loopback {
         ));
     }
 
+    /// Polices what leaves `port` to `kbytes` a second where it arrives
+    /// (the sender's socket sees no error, as behind a real bottleneck:
+    /// what does not fit is lost on the way).
+    pub fn police(&self, port: u16, kbytes: u32) {
+        sh(&format!(
+            "ip netns exec {ns} nft add rule inet cut inbound udp sport {port} limit rate over {kbytes} kbytes/second burst 8 kbytes drop",
+            ns = self.ns
+        ));
+    }
+
     /// Takes every cut and cap away.
     pub fn heal(&self) {
         sh(&format!(
-            "ip netns exec {} nft flush chain inet cut out",
-            self.ns
+            "ip netns exec {ns} nft flush chain inet cut out
+             ip netns exec {ns} nft flush chain inet cut inbound",
+            ns = self.ns
         ));
     }
 }

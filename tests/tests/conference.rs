@@ -4,12 +4,16 @@
 //! the call; one leaves, the others make new keys, and nothing the leaver
 //! holds opens what is sent after it left. A stranger to the room cannot
 //! join its call. Four members in a video call each take the others'
-//! full layer and show their pictures, never their own.
+//! full layer and show their pictures, never their own. A member whose
+//! uplink cannot carry a copy for each other (capped by nftables in a
+//! network namespace) measures it, says so in the room, and sends through
+//! a forwarder: the always-on device of another member.
 
 #![allow(clippy::unwrap_used)]
 
 use kith_tests::{
-    Daemon, Ids, Profile, assert_fails_cleanly, assert_ok, pair, share_of, tone, wait_until,
+    Daemon, Ids, Loopback, Profile, assert_fails_cleanly, assert_ok, pair, port_of, share_of, tone,
+    wait_until,
 };
 use node_core::call::conf::SenderKeys;
 use node_core::crypto::SecretBytes;
@@ -103,6 +107,36 @@ fn everyone_joins(
         assert_eq!(start(i), id, "{} joined another call", names[i].as_ref());
     }
     id
+}
+
+/// Everyone in `people` joins `room`'s call (as [`everyone_joins`]), each
+/// sending a tone of its own (`freqs`, 90 s at peak `amplitude`) and
+/// keeping what it hears: the call's id, and the files heard, in order.
+fn everyone_joins_with_tones(
+    people: &[(Profile, Ids, Daemon)],
+    names: &[impl AsRef<str>],
+    room: &str,
+    dir: &Path,
+    (freqs, amplitude): (&[f64], f64),
+) -> (String, Vec<std::path::PathBuf>) {
+    let outs: Vec<_> = names
+        .iter()
+        .map(|n| dir.join(format!("{}-out.wav", n.as_ref())))
+        .collect();
+    let start = |i: usize| {
+        let input = dir.join(format!("{}-in.wav", names[i].as_ref()));
+        kith_media::wav::write(&input, &tone(freqs[i], 90.0, amplitude)).unwrap();
+        let out = people[i].0.kith([
+            "call",
+            room,
+            "--audio-in",
+            input.to_str().unwrap(),
+            "--audio-out",
+            outs[i].to_str().unwrap(),
+        ]);
+        assert_ok(&out).trim().to_owned()
+    };
+    (everyone_joins(people, names, room, start), outs)
 }
 
 /// The best half second of `heard`: the least share among the `others`'
@@ -720,5 +754,102 @@ fn four_members_see_each_other_at_the_full_layer() {
             whose.keys().all(|k| (1..=4).contains(k)),
             "{n}: pictures of no one: {whose:?}"
         );
+    }
+}
+
+/// Four members in a call, in a network namespace: what Bob sends is
+/// policed to 24 kB/s once the mesh formed (three copies of his frames and
+/// his acknowledgements take about 30, one copy about 13). His links lose
+/// what he sends beyond that; he measures it, says it in the room, and
+/// every participant computes the same plan: he sends through Dave (whose
+/// daemon runs `--always-on`, so he forwards however the call's order
+/// falls), the others stay a mesh. Everyone hears the three others again, Bob too.
+#[test]
+fn a_member_whose_uplink_cannot_carry_the_mesh_sends_through_the_always_on_device() {
+    let _media = one_media_test_at_a_time();
+    let Some(net) = Loopback::new("up") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let names = ["alice", "bob", "carol", "dave"];
+    let freqs = [440.0, 550.0, 660.0, 770.0];
+    let people: Vec<(Profile, Ids, Daemon)> = names
+        .iter()
+        .map(|n| {
+            let p = Profile::new();
+            let ids = p.init(n);
+            let extra: &[&str] = if *n == "dave" { &["--always-on"] } else { &[] };
+            let d = kith_tests::daemon_in_netns_with(
+                &p,
+                &net.ns,
+                "127.0.0.1:0",
+                &[("KITH_LOG", "info,kith_app::daemon::conf=debug")],
+                extra,
+            );
+            (p, ids, d)
+        })
+        .collect();
+    let room = room_of(&people, &names);
+    let (id, outs) =
+        everyone_joins_with_tones(&people, &names, &room, dir.path(), (&freqs, 6_000.0));
+    let full_mesh = || people.iter().all(|(p, ..)| linked(p, &id).len() == 3);
+    assert!(wait_until(WAIT, full_mesh), "no full mesh");
+    // Dave says he is always on; with everyone's uplink good, a mesh.
+    assert!(
+        wait_until(WAIT, || call_of(&people[3].0, &id)
+            .is_some_and(|c| c["always_on"] == true)),
+        "dave never said he is always on"
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    for (p, ..) in &people {
+        let c = call_of(p, &id).unwrap();
+        assert!(c["forwarder"].is_null(), "{c}");
+        assert_eq!(c["uplink_kbps"], 0, "{c}");
+    }
+
+    net.police(port_of(&people[1].0), 24);
+    let dave = people[3].1.device.as_str();
+    let through_dave = || {
+        let bob = call_of(&people[1].0, &id);
+        let dave_serves = call_of(&people[3].0, &id).is_some_and(|c| c["forwarding_for"] == 1);
+        bob.is_some_and(|c| c["forwarder"] == dave && c["uplink_kbps"].as_u64() > Some(0))
+            && dave_serves
+    };
+    let formed = wait_until(WAIT, through_dave);
+    let states: Vec<_> = people.iter().map(|(p, ..)| call_of(p, &id)).collect();
+    for (i, s) in states.iter().enumerate() {
+        eprintln!("{}: {}", names[i], s.as_ref().unwrap());
+    }
+    if !formed || std::env::var_os("KITH_TEST_LOGS").is_some() {
+        for (i, (_, _, d)) in people.iter().enumerate() {
+            for line in d.log().lines().filter(|l| l.contains("conf{")) {
+                eprintln!("{}'s log: {line}", names[i]);
+            }
+        }
+    }
+    assert!(formed, "bob does not send through dave");
+    for i in [0usize, 2, 3] {
+        let c = states[i].as_ref().unwrap();
+        assert!(c["forwarder"].is_null(), "{}: {c}", names[i]);
+        assert_eq!(c["uplink_kbps"], 0, "{}: {c}", names[i]);
+    }
+    // Some seconds through the forwarder, then everyone leaves.
+    std::thread::sleep(Duration::from_secs(8));
+    for (p, ..) in &people {
+        assert_ok(&p.kith(["call", "hangup"]));
+    }
+    // The last six seconds each heard: the three others, not itself.
+    for (i, out) in outs.iter().enumerate() {
+        let heard = kith_media::wav::read(out, 48_000 * 120).unwrap();
+        let tail = &heard[heard.len().saturating_sub(6 * 48_000)..];
+        let others: Vec<f64> = (0..4).filter(|&j| j != i).map(|j| freqs[j]).collect();
+        let (least, own) = best_window(tail, &others, freqs[i]);
+        eprintln!(
+            "{}: heard {:.1} s; the others' tones at least {least:.3} of the power, its own {own:.4}",
+            names[i],
+            heard.len() as f64 / 48_000.0
+        );
+        assert!(least > 0.1, "{} did not hear all three others", names[i]);
+        assert!(own < 0.01, "{} heard itself", names[i]);
     }
 }

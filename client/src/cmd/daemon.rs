@@ -69,6 +69,11 @@ pub struct Args {
     /// seconds.
     #[arg(long, value_name = "SECS", default_value_t = crate::daemon::DEFAULT_MAILBOX_POLL.as_secs_f64())]
     pub mailbox_poll: f64,
+    /// This device is its account's always-on device (it stays up, on
+    /// power and a good link): room calls beyond a mesh prefer it as a
+    /// forwarder (it says so in the room when it joins a call).
+    #[arg(long)]
+    pub always_on: bool,
     /// Do not look for own and contacts' devices on the local network
     /// (LAN discovery is on whenever the daemon listens beyond loopback).
     #[arg(long)]
@@ -111,6 +116,9 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
         daemon.set_mailbox_poll(std::time::Duration::from_secs_f64(args.mailbox_poll));
         if args.no_lan {
             daemon.turn_off_lan();
+        }
+        if args.always_on {
+            daemon.set_always_on();
         }
         if !args.dht_bootstrap.is_empty() {
             daemon.set_dht_bootstrap(args.dht_bootstrap.clone());

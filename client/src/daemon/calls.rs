@@ -854,6 +854,8 @@ pub(super) fn status(d: &Daemon) -> Vec<kith_client::answers::CallInfo> {
             participant_accounts: Vec::new(),
             forwarder: None,
             forwarding_for: 0,
+            uplink_kbps: 0,
+            always_on: false,
             video_from: Vec::new(),
         })
         .chain(super::conf::status(d))

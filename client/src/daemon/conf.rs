@@ -34,7 +34,7 @@ use kith_media::packet::{HEADER, Kind, MAX_PAYLOAD, Packet};
 use node_core::call::CallId;
 use node_core::call::conf::{
     BEAT, ConfMsg, Datagram, FIRST_KID_BELOW, FRAME_OVERHEAD, FrameError, MAX_CONF_FRAME, Plan,
-    RoomCall, SenderKey, SenderKeys, Stream, tag_of,
+    RoomCall, STREAM_KBPS, SenderKey, SenderKeys, Standing, Stream, tag_of,
 };
 use node_core::transport::{FrameReader, FrameWriter, Link};
 use node_core::{AccountId, DeviceId, LogId};
@@ -92,6 +92,33 @@ const LEVEL_FOLLOW: f32 = 0.07;
 /// Most keys one participant may give in a minute (a participant that
 /// floods keys is dropped).
 const KEYS_PER_MINUTE: u64 = 60;
+/// Times a weak device asks its only forwarder again before it leaves it
+/// for [`FORWARDER_FAILED_FOR`] (and sends to everyone meanwhile).
+const MAX_REASKS: u32 = 5;
+/// How long a directly sending participant's link may bring no frame that
+/// opens (frames under a lost key, say) before it is dialled again.
+const NO_FRAME_FOR: Duration = Duration::from_secs(10);
+/// How long each measure of this device's uplink in a call runs.
+const MEASURE_EVERY: Duration = Duration::from_secs(1);
+/// How long a mesh participant's link may bring nothing at all (no frame,
+/// not even one under a key still on its way) before it counts as lost
+/// and is dialled again. Longer than a two-person call's 1.5 s: a
+/// participant whose uplink cannot carry the mesh loses much for the
+/// seconds it takes to measure that and turn to a forwarder, and a link
+/// dropped then comes back slowly over the same uplink.
+const NOTHING_FOR: Duration = Duration::from_secs(3);
+/// The share of what a link sent that its loss detection declared lost
+/// from which the link counts as unable to carry it (the random loss of
+/// a usable path stays below; an uplink a fifth short of what is sent is
+/// above). Random loss above it on most links also counts: such a device
+/// does better sending one stream.
+const LIMITED_LOSS: f64 = 0.12;
+/// Measures in a row with most links limited before this device says its
+/// uplink is what got through.
+const LIMITED_MEASURES: u32 = 2;
+/// The least time between two standings this device writes in the room
+/// (each is a room event).
+const SAY_EVERY: Duration = Duration::from_secs(5);
 /// Most conferences kept for `call status` (ended ones included).
 const MAX_CONFS: usize = 8;
 /// Inputs queued per conference.
@@ -227,6 +254,9 @@ pub(super) struct Shared {
     /// The participant that forwards this device's frames (in a call
     /// beyond a mesh), if any.
     via: Mutex<Option<DeviceId>>,
+    /// What this device said of its links in the room (the default until
+    /// it says otherwise).
+    said: Mutex<Standing>,
     ended: Mutex<Option<String>>,
     /// The participant speaking now, if any.
     speaking: Mutex<Option<DeviceId>>,
@@ -425,6 +455,7 @@ pub(super) async fn start(
         forwarder: AtomicBool::new(false),
         clients: Mutex::new(HashSet::new()),
         via: Mutex::new(None),
+        said: Mutex::new(Standing::default()),
         ended: Mutex::new(None),
         speaking: Mutex::new(None),
         heard: Arc::default(),
@@ -490,6 +521,10 @@ pub(super) async fn start(
         media: Some(media),
         alone_since: None,
         plan: Plan::Mesh,
+        uplink: Uplink::new(),
+        said_at: None,
+        weak: false,
+        reasked: 0,
         failed: HashMap::new(),
         asked_at: Instant::now(),
     };
@@ -724,6 +759,86 @@ struct Task {
     failed: HashMap<DeviceId, Instant>,
     /// When this device last asked a forwarder to forward.
     asked_at: Instant,
+    /// What this device's uplink measures now.
+    uplink: Uplink,
+    /// When this device last said what its links are in the room.
+    said_at: Option<Instant>,
+    /// This device's uplink, as it said it, cannot carry a copy of its
+    /// frames for every other participant.
+    weak: bool,
+    /// Times in a row a weak device asked its only forwarder again.
+    reasked: u32,
+}
+
+/// Measures this device's uplink in a call from its links' own loss
+/// detection: when two thirds of the links (two at least) lose a fifth or
+/// more of what they send, for [`LIMITED_MEASURES`] measures in a row, the
+/// uplink is what got through. One link losing is that peer's downlink or
+/// path (or that peer withholding acknowledgements), not this device's
+/// uplink.
+struct Uplink {
+    /// Each link's bytes (sent, lost) at the last measure, by connection.
+    last: HashMap<usize, (u64, u64)>,
+    at: Instant,
+    /// Measures in a row with most links limited.
+    limited: u32,
+    /// The uplink measured (kbit/s), 0 while no limit was seen.
+    kbps: u32,
+}
+
+impl Uplink {
+    fn new() -> Self {
+        Uplink {
+            last: HashMap::new(),
+            at: Instant::now(),
+            limited: 0,
+            kbps: 0,
+        }
+    }
+
+    /// One measure over `links` (each connection's id and bytes sent and
+    /// lost so far), if one is due.
+    fn measure(&mut self, links: &[(usize, (u64, u64))]) {
+        let secs = self.at.elapsed().as_secs_f64();
+        if secs < MEASURE_EVERY.as_secs_f64() {
+            return;
+        }
+        self.at = Instant::now();
+        let (mut busy, mut losing, mut through) = (0usize, 0usize, 0u64);
+        for (id, (sent, lost)) in links {
+            let Some((sent0, lost0)) = self.last.get(id) else {
+                continue;
+            };
+            // A sum that fell: a path dropped; no measure.
+            let (Some(s), Some(l)) = (sent.checked_sub(*sent0), lost.checked_sub(*lost0)) else {
+                continue;
+            };
+            // Links that carry less than a second of one stream say nothing.
+            if s < (STREAM_KBPS as u64 * 125) {
+                continue;
+            }
+            busy += 1;
+            if l as f64 >= s as f64 * LIMITED_LOSS {
+                losing += 1;
+            }
+            through += s.saturating_sub(l);
+        }
+        self.last = links.iter().copied().collect();
+        if busy >= 2 && losing * 3 >= busy * 2 {
+            self.limited += 1;
+        } else {
+            self.limited = 0;
+        }
+        if self.limited >= LIMITED_MEASURES {
+            let kbps = ((through as f64 * 8.0 / secs / 1000.0) as u32).max(1);
+            // The lowest seen stands for the call: sending through a
+            // forwarder, it no longer sends enough to see more.
+            self.kbps = match self.kbps {
+                0 => kbps,
+                k => k.min(kbps),
+            };
+        }
+    }
 }
 
 impl Task {
@@ -1010,6 +1125,7 @@ impl Task {
         self.failed
             .retain(|_, at| now.duration_since(*at) < FORWARDER_FAILED_FOR);
         let current = self.shared.via();
+        let mut gave_up = None;
         let want = match &self.plan {
             Plan::Client(forwarders) => {
                 let peers = self.shared.peers();
@@ -1026,18 +1142,42 @@ impl Task {
                 {
                     info!(forwarder = %f.short(8), "the forwarder went silent: turning to the next");
                     self.failed.insert(f, now);
+                    gave_up = Some(f);
                     keep = None;
                 }
+                // A forwarder that beats since it was asked: asked again
+                // no more.
+                if let Some(f) = keep
+                    && peers.get(&f).is_some_and(|p| p.beat_at > self.asked_at)
+                {
+                    self.reasked = 0;
+                }
+                let reask = self.weak && self.reasked < MAX_REASKS;
                 keep.or_else(|| {
                     forwarders
                         .iter()
                         .find(|f| peers.contains_key(f) && !self.failed.contains_key(f))
                         .copied()
                 })
+                // With every forwarder given up on, a device whose uplink
+                // cannot carry a copy for everyone asks its first one
+                // again, a few times (sending to everyone would only lose
+                // more; a forwarder that never beats is left after that).
+                .or_else(|| {
+                    reask
+                        .then(|| forwarders.iter().find(|f| peers.contains_key(f)).copied())
+                        .flatten()
+                })
             }
             Plan::Mesh | Plan::Forwarder => None,
         };
         if want == current {
+            // The one given up on asked again (the only one there is).
+            if let Some(f) = want.filter(|f| gave_up == Some(*f)) {
+                self.tell(f, &ConfMsg::Forward(true));
+                self.asked_at = now;
+                self.reasked += 1;
+            }
             return;
         }
         if let Some(old) = current {
@@ -1118,18 +1258,23 @@ impl Task {
         if !me_ok {
             return Some("removed");
         }
-        let participants: Vec<DeviceId> = conf
+        let participants: Vec<(DeviceId, Standing)> = conf
             .participants
             .iter()
             .filter(|(_, a)| !conf.removed.contains(a))
-            .map(|(d, _)| *d)
+            .map(|(d, _)| (*d, conf.standing.get(d).copied().unwrap_or_default()))
             .collect();
         let plan = node_core::call::conf::plan(self.shared.id, &participants, self.d.device);
+        self.weak = participants
+            .iter()
+            .find(|(d, _)| *d == self.d.device)
+            .is_some_and(|(_, s)| s.weak(participants.len().saturating_sub(1)));
+        self.shared.forwarded.store(
+            node_core::call::conf::forwarded(self.shared.id, &participants),
+            Ordering::Relaxed,
+        );
         if plan != self.plan {
             debug!(?plan, "the call's plan changed");
-            self.shared
-                .forwarded
-                .store(plan != Plan::Mesh, Ordering::Relaxed);
             self.shared
                 .forwarder
                 .store(plan == Plan::Forwarder, Ordering::Relaxed);
@@ -1191,6 +1336,7 @@ impl Task {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .retain(|dev, _| conf.participants.contains_key(dev));
+        self.say_standing(&conf).await;
         let others = conf.participants.keys().any(|dev| *dev != self.d.device);
         if linked.is_empty() && others {
             if self.alone_since.get_or_insert(now).elapsed() >= ALONE_FOR {
@@ -1200,6 +1346,68 @@ impl Task {
             self.alone_since = None;
         }
         None
+    }
+
+    /// Measures this device's uplink, and says in the room what its links
+    /// are when that changed (at most every [`SAY_EVERY`]): the shared
+    /// inputs of every participant's plan. A device that says nothing
+    /// stands as the default (no limit seen, direct, not always on), so a
+    /// call on good links writes no such event.
+    async fn say_standing(&mut self, conf: &node_core::call::conf::Conference) {
+        let (links, relayed) = {
+            let peers = self.shared.peers();
+            let links: Vec<(usize, (u64, u64))> = peers
+                .values()
+                .map(|p| (p.link.id(), p.link.sent_and_lost()))
+                .collect();
+            let relayed = peers
+                .values()
+                .any(|p| p.link.path() == node_core::transport::LinkPath::Relay);
+            (links, relayed)
+        };
+        self.uplink.measure(&links);
+        let said = *self.shared.said.lock().unwrap_or_else(|p| p.into_inner());
+        let now_standing = Standing {
+            uplink_kbps: self.uplink.kbps,
+            always_on: self.d.always_on.load(Ordering::Relaxed),
+            // With no link yet, what it said before stands.
+            direct: if links.is_empty() {
+                said.direct
+            } else {
+                !relayed
+            },
+        };
+        let in_room = conf
+            .standing
+            .get(&self.d.device)
+            .copied()
+            .unwrap_or_default();
+        if now_standing == in_room || self.said_at.is_some_and(|at| at.elapsed() < SAY_EVERY) {
+            return;
+        }
+        self.said_at = Some(Instant::now());
+        let event = RoomCall::Standing {
+            call: self.shared.id,
+            device: self.d.device,
+            standing: now_standing,
+        };
+        let written = {
+            let mut node = self.d.node.lock().await;
+            node.room_call(self.shared.room, event, crate::now_ms())
+                .await
+        };
+        match written {
+            Ok(_) => {
+                info!(
+                    uplink_kbps = now_standing.uplink_kbps,
+                    always_on = now_standing.always_on,
+                    direct = now_standing.direct,
+                    "said in the room what this device's links are"
+                );
+                *self.shared.said.lock().unwrap_or_else(|p| p.into_inner()) = now_standing;
+            }
+            Err(e) => warn!(error = %e, "could not say in the room what this device's links are"),
+        }
     }
 
     /// Leaves: tells the participants, stops the media, writes the sound
@@ -1376,7 +1584,10 @@ fn receive(shared: &Shared, from: DeviceId, bytes: &[u8]) -> bool {
         }
     };
     let mut peers = shared.peers();
-    if let Some(p) = peers.get_mut(&from) {
+    // A frame of its own or one it forwards (a beat counts only as a beat).
+    if !matches!(datagram, Datagram::Beat)
+        && let Some(p) = peers.get_mut(&from)
+    {
         p.heard_at = Instant::now();
     }
     match datagram {
@@ -1680,7 +1891,7 @@ fn hostile_video(links: &[Link], key: &mut SenderKey, ticks: u64) {
 /// Mixes what every participant sends, one 20 ms frame per tick: each
 /// participant's jitter buffer gives a frame (decoded, rebuilt from FEC or
 /// concealed), a muted one's is left out, and the sum is what is heard. A
-/// participant silent for [`super::media::SILENT_FOR`] counts as lost.
+/// participant whose link brings nothing for [`NOTHING_FOR`] counts as lost.
 async fn mix(
     shared: Arc<Shared>,
     device: super::media::Device,
@@ -1712,7 +1923,16 @@ async fn mix(
             let mut peers = shared.peers();
             for (dev, p) in peers.iter_mut() {
                 if p.heard_from.elapsed() >= super::media::SILENT_FOR {
-                    if !shared.forwarded.load(Ordering::Relaxed) {
+                    // Lost if nothing came for NOTHING_FOR (frames under a
+                    // key still on its way on a congested control stream
+                    // show the link is there), or no frame opened for
+                    // NO_FRAME_FOR.
+                    // A participant sending through a forwarder is not
+                    // heard on its own link: its link's liveness decides.
+                    if p.via.is_none()
+                        && (p.heard_at.elapsed() >= NOTHING_FOR
+                            || p.heard_from.elapsed() >= NO_FRAME_FOR)
+                    {
                         silent_peers.push((*dev, p.link.clone()));
                     }
                     continue;
@@ -1947,6 +2167,7 @@ pub(super) fn status(d: &Daemon) -> Vec<kith_client::answers::CallInfo> {
         .into_iter()
         .map(|s| {
             let ended = s.ended.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            let said = *s.said.lock().unwrap_or_else(|p| p.into_inner());
             let c = &s.counts;
             let linked = s.linked();
             let path = {
@@ -2040,6 +2261,8 @@ pub(super) fn status(d: &Daemon) -> Vec<kith_client::answers::CallInfo> {
                 participant_accounts,
                 forwarder: s.via().map(|d| d.to_string()),
                 forwarding_for: s.clients().len() as u64,
+                uplink_kbps: u64::from(said.uplink_kbps),
+                always_on: said.always_on,
             }
         })
         .collect()

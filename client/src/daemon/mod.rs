@@ -58,6 +58,9 @@ pub struct Daemon {
     /// Tests only: room calls also send replayed, forged and stale frames
     /// (`--danger-conf-hostile`).
     conf_hostile: std::sync::atomic::AtomicBool,
+    /// This is its account's always-on device (`kith daemon --always-on`):
+    /// room calls say so, and prefer it as a forwarder.
+    always_on: std::sync::atomic::AtomicBool,
     /// Benchmarks of many daemons in one process: this daemon's room
     /// calls run on an audio thread of its own (as in a process of its
     /// own) instead of the process's.
@@ -278,6 +281,7 @@ impl Daemon {
             confs: Default::default(),
             conf_dump: Default::default(),
             conf_hostile: Default::default(),
+            always_on: Default::default(),
             conf_audio: Default::default(),
             receipts,
             receipts_rx: std::sync::Mutex::new(Some(receipts_rx)),
@@ -543,6 +547,13 @@ impl Daemon {
     #[cfg(debug_assertions)]
     pub fn set_conf_dump(&self, dir: std::path::PathBuf) {
         let _ = self.conf_dump.set(dir);
+    }
+
+    /// This is its account's always-on device: room calls prefer it as a
+    /// forwarder (`kith daemon --always-on`).
+    pub fn set_always_on(&self) {
+        self.always_on
+            .store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Benchmarks of many daemons in one process: this daemon's room calls

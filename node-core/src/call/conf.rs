@@ -90,6 +90,55 @@ pub enum RoomCall {
         /// Whom.
         target: AccountId,
     },
+    /// What the sender's device (a participant, the event's author as for
+    /// `Join`) says of its own links, for the choice of forwarders
+    /// ([`plan`]). A participant that wrote none stands as
+    /// [`Standing::default`].
+    Standing {
+        /// The conference.
+        call: CallId,
+        /// The device (one of the sender's).
+        device: DeviceId,
+        /// What it says.
+        standing: Standing,
+    },
+}
+
+/// What a participant says of its own links ([`RoomCall::Standing`]): the
+/// shared inputs every participant's [`plan`] reads besides the call's
+/// order. Self-declared (see `docs/calls.md` for what a liar gains).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Standing {
+    /// The uplink it measured in this call, kbit/s, once its links could
+    /// not carry what it sent (most of them losing a fifth or more of it);
+    /// 0 while no limit was seen.
+    pub uplink_kbps: u32,
+    /// It is its account's always-on device (`kith daemon --always-on`).
+    pub always_on: bool,
+    /// Its links in this call are direct (none through a relay).
+    pub direct: bool,
+}
+
+impl Default for Standing {
+    fn default() -> Self {
+        Standing {
+            uplink_kbps: 0,
+            always_on: false,
+            direct: true,
+        }
+    }
+}
+
+impl Standing {
+    /// It could not send a copy of its frames to each of `others`.
+    pub fn weak(&self, others: usize) -> bool {
+        self.uplink_kbps != 0 && (self.uplink_kbps as usize) < others * STREAM_KBPS
+    }
+
+    /// It can send its own frames and one client's to each of `others`.
+    fn strong(&self, others: usize) -> bool {
+        self.uplink_kbps == 0 || (self.uplink_kbps as usize) >= 2 * others * STREAM_KBPS
+    }
 }
 
 impl RoomCall {
@@ -101,13 +150,17 @@ impl RoomCall {
             RoomCall::End(_) => 4,
             RoomCall::Mute { .. } => 5,
             RoomCall::Remove { .. } => 6,
+            RoomCall::Standing { .. } => 7,
         }
     }
 
-    /// The device a join or leave names (it must be the event's author).
+    /// The device a join, leave or standing names (it must be the event's
+    /// author).
     pub fn device(&self) -> Option<DeviceId> {
         match self {
-            RoomCall::Join { device, .. } | RoomCall::Leave { device, .. } => Some(*device),
+            RoomCall::Join { device, .. }
+            | RoomCall::Leave { device, .. }
+            | RoomCall::Standing { device, .. } => Some(*device),
             _ => None,
         }
     }
@@ -119,7 +172,8 @@ impl RoomCall {
             RoomCall::Join { call, .. }
             | RoomCall::Leave { call, .. }
             | RoomCall::Mute { call, .. }
-            | RoomCall::Remove { call, .. } => *call,
+            | RoomCall::Remove { call, .. }
+            | RoomCall::Standing { call, .. } => *call,
         }
     }
 
@@ -137,6 +191,13 @@ impl RoomCall {
             }
             RoomCall::Remove { target, .. } => {
                 w.fixed(target.as_bytes());
+            }
+            RoomCall::Standing {
+                device, standing, ..
+            } => {
+                w.fixed(device.as_bytes())
+                    .u32(standing.uplink_kbps)
+                    .u8(u8::from(standing.always_on) | u8::from(standing.direct) << 1);
             }
         }
         w.finish()
@@ -176,6 +237,26 @@ impl RoomCall {
                 call,
                 target: AccountId::from_bytes(r.array("target")?),
             },
+            7 => {
+                let device = DeviceId::from_bytes(r.array("device")?);
+                let uplink_kbps = r.u32("uplink")?;
+                let flags = r.u8("standing flags")?;
+                if flags > 3 {
+                    return Err(WireError::Invalid {
+                        what: "standing flags",
+                        why: "unknown bits",
+                    });
+                }
+                RoomCall::Standing {
+                    call,
+                    device,
+                    standing: Standing {
+                        uplink_kbps,
+                        always_on: flags & 1 != 0,
+                        direct: flags & 2 != 0,
+                    },
+                }
+            }
             _ => {
                 return Err(WireError::Invalid {
                     what: "call action",
@@ -209,7 +290,18 @@ pub struct Conference {
     pub muted: BTreeSet<AccountId>,
     /// Members a moderator removed (they may not join again).
     pub removed: BTreeSet<AccountId>,
+    /// What participants said of their links (the last word of each; a
+    /// participant absent here stands as [`Standing::default`]).
+    pub standing: BTreeMap<DeviceId, Standing>,
+    /// How many standings each device wrote in this call (at most
+    /// [`MAX_STANDINGS`]: each may change who forwards, and so the keys).
+    pub standings_said: BTreeMap<DeviceId, u32>,
 }
+
+/// Most standings one device may write in one call (an honest one writes
+/// a few: when it joins always-on, when it measures a limit, when its
+/// links move to a relay and back).
+pub const MAX_STANDINGS: u32 = 16;
 
 impl Conference {
     /// Why `sender` may not write `event` while this conference (or none)
@@ -241,9 +333,15 @@ impl Conference {
                 None if c.participants.len() >= MAX_PARTICIPANTS => Some("this call is full"),
                 None => None,
             },
-            (RoomCall::Leave { device, .. }, Some(c)) => (c.participants.get(device)
-                != Some(&sender))
-            .then_some("that device is not in the call"),
+            (RoomCall::Standing { device, .. }, Some(c))
+                if c.standings_said.get(device).copied().unwrap_or(0) >= MAX_STANDINGS =>
+            {
+                Some("that device said its standing too often in this call")
+            }
+            (RoomCall::Leave { device, .. } | RoomCall::Standing { device, .. }, Some(c)) => {
+                (c.participants.get(device) != Some(&sender))
+                    .then_some("that device is not in the call")
+            }
             // Whoever started it, a moderator, or the last one in it.
             (RoomCall::End(_), Some(c)) => (!moderator
                 && c.started_by != sender
@@ -272,6 +370,8 @@ impl Conference {
                     participants: BTreeMap::new(),
                     muted: BTreeSet::new(),
                     removed: removed.clone(),
+                    standing: BTreeMap::new(),
+                    standings_said: BTreeMap::new(),
                 });
             }
             RoomCall::End(_) => *on = None,
@@ -282,9 +382,19 @@ impl Conference {
                 match event {
                     RoomCall::Join { device, .. } => {
                         c.participants.insert(*device, sender);
+                        // A join starts afresh (a device back after a crash
+                        // measures again).
+                        c.standing.remove(device);
                     }
                     RoomCall::Leave { device, .. } => {
                         c.participants.remove(device);
+                        c.standing.remove(device);
+                    }
+                    RoomCall::Standing {
+                        device, standing, ..
+                    } => {
+                        c.standing.insert(*device, *standing);
+                        *c.standings_said.entry(*device).or_default() += 1;
                     }
                     RoomCall::Mute { target, on, .. } => {
                         if *on {
@@ -295,6 +405,8 @@ impl Conference {
                     }
                     RoomCall::Remove { target, .. } => {
                         c.participants.retain(|_, a| a != target);
+                        let participants = &c.participants;
+                        c.standing.retain(|d, _| participants.contains_key(d));
                         c.removed.insert(*target);
                     }
                     RoomCall::Start(_) | RoomCall::End(_) => {}
@@ -308,6 +420,8 @@ impl Conference {
     pub fn drop_member(on: &mut Option<Conference>, account: &AccountId) {
         if let Some(c) = on.as_mut() {
             c.participants.retain(|_, a| a != account);
+            let participants = &c.participants;
+            c.standing.retain(|d, _| participants.contains_key(d));
         }
     }
 }
@@ -471,26 +585,92 @@ pub fn order(call: CallId, participants: impl IntoIterator<Item = DeviceId>) -> 
     keyed.into_iter().map(|(_, d)| d).collect()
 }
 
+/// Kbit/s of one participant's audio stream as QUIC sends it (50 frames a
+/// second of Opus at up to 48 kbit/s with in-band FEC, the media header,
+/// the key id, counter and tag, and QUIC's own bytes; measured: a tone
+/// takes 60–68 kbit/s with UDP and IP): what an uplink needs for each copy
+/// it sends.
+pub const STREAM_KBPS: usize = 64;
+
 /// How `me` sends in call `call` of `participants` (as this device sees
-/// them): a mesh up to [`MESH_SIZE`]; beyond, the first ⌈n / 8⌉ of the
-/// call's [`order`] forward, and every other participant sends through
-/// one of them (spread evenly, the next ones in turn if its own is not
-/// reachable). Every device computes the same from the room's state, so
-/// there is no election; a device that sees the participants differently
-/// for a moment still asks its forwarder, which forwards for whoever
-/// asks.
-pub fn plan(call: CallId, participants: &[DeviceId], me: DeviceId) -> Plan {
-    let order = order(call, participants.iter().copied());
-    let n = order.len();
-    if n <= MESH_SIZE || !order.contains(&me) {
+/// them, each with what it said of its links; the same on every device
+/// once the room's events have reached it, so there is no election):
+///
+/// - a mesh up to [`MESH_SIZE`], unless a participant's measured uplink
+///   cannot carry a copy of its frames for every other: then those
+///   participants send through a forwarder (one for every
+///   `PER_FORWARDER - 1` of them), the others still to everyone;
+/// - beyond, ⌈n / 8⌉ participants forward and every other sends through
+///   one of them (spread evenly, the next ones in turn if its own is not
+///   reachable).
+///
+/// Forwarders are taken in this order: able to send a copy of two streams
+/// to every other (no limit seen, or enough measured), then a member's
+/// always-on device, then direct links, then the larger measured uplink,
+/// then the call's [`order`]. A device that sees the participants
+/// differently for a moment still asks its forwarder, which forwards for
+/// whoever asks.
+pub fn plan(call: CallId, participants: &[(DeviceId, Standing)], me: DeviceId) -> Plan {
+    let standing: BTreeMap<DeviceId, Standing> = participants.iter().copied().collect();
+    if !standing.contains_key(&me) {
         return Plan::Mesh;
     }
-    let k = n.div_ceil(PER_FORWARDER);
-    let (forwarders, rest) = order.split_at(k);
+    let order = order(call, standing.keys().copied());
+    let n = order.len();
+    let others = n.saturating_sub(1);
+    let of = |d: &DeviceId| standing.get(d).copied().unwrap_or_default();
+    let weak: Vec<DeviceId> = order
+        .iter()
+        .filter(|d| of(d).weak(others))
+        .copied()
+        .collect();
+    if n <= MESH_SIZE && weak.is_empty() {
+        return Plan::Mesh;
+    }
+    // A stable sort: the call's order decides among equals.
+    let mut ranked = order.clone();
+    ranked.sort_by_key(|d| {
+        let s = of(d);
+        let uplink = match s.uplink_kbps {
+            0 => u32::MAX,
+            kbps => kbps,
+        };
+        (
+            s.weak(others),
+            !s.strong(others),
+            !s.always_on,
+            !s.direct,
+            std::cmp::Reverse(uplink),
+        )
+    });
+    let (forwarders, clients): (Vec<DeviceId>, Vec<DeviceId>) = if n > MESH_SIZE {
+        let forwarders = ranked[..n.div_ceil(PER_FORWARDER)].to_vec();
+        let clients = order
+            .iter()
+            .filter(|d| !forwarders.contains(d))
+            .copied()
+            .collect();
+        (forwarders, clients)
+    } else {
+        let k = weak.len().div_ceil(PER_FORWARDER - 1);
+        let forwarders: Vec<DeviceId> = ranked
+            .iter()
+            .filter(|d| !weak.contains(d))
+            .take(k)
+            .copied()
+            .collect();
+        (forwarders, weak)
+    };
+    if forwarders.is_empty() {
+        return Plan::Mesh;
+    }
     if forwarders.contains(&me) {
         return Plan::Forwarder;
     }
-    let first = rest.iter().position(|d| *d == me).unwrap_or(0) % k;
+    let Some(i) = clients.iter().position(|d| *d == me) else {
+        return Plan::Mesh;
+    };
+    let first = i % forwarders.len();
     Plan::Client(
         forwarders[first..]
             .iter()
@@ -498,6 +678,15 @@ pub fn plan(call: CallId, participants: &[DeviceId], me: DeviceId) -> Plan {
             .copied()
             .collect(),
     )
+}
+
+/// Whether some participant of the call sends through a forwarder (then
+/// any participant's frames may come relayed: one not heard from directly
+/// is not dropped for that).
+pub fn forwarded(call: CallId, participants: &[(DeviceId, Standing)]) -> bool {
+    participants
+        .iter()
+        .any(|(d, _)| matches!(plan(call, participants, *d), Plan::Client(_)))
 }
 
 /// A conference datagram's first byte when a forwarder passes a frame
@@ -904,6 +1093,15 @@ mod tests {
                 call,
                 target: AccountId::from_bytes([2; 32]),
             },
+            RoomCall::Standing {
+                call,
+                device: DeviceId::from_bytes([1; 32]),
+                standing: Standing {
+                    uplink_kbps: 96,
+                    always_on: true,
+                    direct: false,
+                },
+            },
         ];
         for e in events {
             let bytes = e.encode();
@@ -922,6 +1120,14 @@ mod tests {
         .encode();
         *bad_mute.last_mut().unwrap() = 2;
         assert!(RoomCall::decode(&bad_mute).is_err());
+        let mut bad_flags = RoomCall::Standing {
+            call,
+            device: DeviceId::from_bytes([1; 32]),
+            standing: Standing::default(),
+        }
+        .encode();
+        *bad_flags.last_mut().unwrap() = 4;
+        assert!(RoomCall::decode(&bad_flags).is_err());
     }
 
     #[test]
@@ -1020,12 +1226,17 @@ mod tests {
         (0..n).map(|i| DeviceId::from_bytes([i + 1; 32])).collect()
     }
 
+    /// Participants that said nothing of their links.
+    fn plain(devices: &[DeviceId]) -> Vec<(DeviceId, Standing)> {
+        devices.iter().map(|d| (*d, Standing::default())).collect()
+    }
+
     #[test]
     fn small_calls_are_a_mesh_and_larger_ones_agree_on_their_forwarders() {
         let call = CallId([9; 16]);
         let eight = devices(8);
         for d in &eight {
-            assert_eq!(plan(call, &eight, *d), Plan::Mesh);
+            assert_eq!(plan(call, &plain(&eight), *d), Plan::Mesh);
         }
         for n in [9u8, 12, 16, 17, 32] {
             let all = devices(n);
@@ -1036,8 +1247,8 @@ mod tests {
             let mut served: BTreeMap<DeviceId, usize> = BTreeMap::new();
             for d in &all {
                 // The same whatever order the room lists them in.
-                let p = plan(call, &all, *d);
-                assert_eq!(p, plan(call, &reversed, *d));
+                let p = plan(call, &plain(&all), *d);
+                assert_eq!(p, plan(call, &plain(&reversed), *d));
                 match p {
                     Plan::Forwarder => forwarders.push(*d),
                     Plan::Client(via) => {
@@ -1065,9 +1276,90 @@ mod tests {
         );
         // A device not in the call sends to no one through anyone.
         assert_eq!(
-            plan(call, &twelve, DeviceId::from_bytes([99; 32])),
+            plan(call, &plain(&twelve), DeviceId::from_bytes([99; 32])),
             Plan::Mesh
         );
+    }
+
+    /// Every participant's plan, as each computes it (with the room
+    /// listing them in reverse for half of them: the same either way).
+    fn plans(call: CallId, all: &[(DeviceId, Standing)]) -> BTreeMap<DeviceId, Plan> {
+        let mut reversed = all.to_vec();
+        reversed.reverse();
+        all.iter()
+            .map(|(d, _)| {
+                let p = plan(call, all, *d);
+                assert_eq!(p, plan(call, &reversed, *d));
+                (*d, p)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn what_participants_say_of_their_links_picks_the_forwarders() {
+        let call = CallId([9; 16]);
+        let twelve = devices(12);
+        let last = order(call, twelve.iter().copied())[11];
+        // A member's always-on device forwards, however its id hashes.
+        let mut all = plain(&twelve);
+        for (d, s) in &mut all {
+            s.always_on = *d == last;
+        }
+        assert_eq!(plans(call, &all)[&last], Plan::Forwarder);
+        // Unless its measured uplink cannot carry two streams to everyone.
+        for (d, s) in &mut all {
+            if *d == last {
+                s.uplink_kbps = (11 * STREAM_KBPS) as u32;
+            }
+        }
+        assert!(matches!(plans(call, &all)[&last], Plan::Client(_)));
+        // A relayed participant gives way to direct ones; a measured
+        // uplink that carries it comes after the ones with no limit seen.
+        let first = order(call, twelve.iter().copied())[..2].to_vec();
+        let mut all = plain(&twelve);
+        for (d, s) in &mut all {
+            if *d == first[0] {
+                s.direct = false;
+            }
+            if *d == first[1] {
+                s.uplink_kbps = 10_000;
+            }
+        }
+        let p = plans(call, &all);
+        assert!(matches!(p[&first[0]], Plan::Client(_)));
+        assert!(matches!(p[&first[1]], Plan::Client(_)));
+        assert_eq!(p.values().filter(|p| **p == Plan::Forwarder).count(), 2);
+
+        // In a call the mesh would carry, a participant whose uplink
+        // cannot send a copy to each other sends through a forwarder; the
+        // others stay a mesh, one of them forwarding for it.
+        let four = devices(4);
+        let weak = four[2];
+        let mut all = plain(&four);
+        for (d, s) in &mut all {
+            if *d == weak {
+                s.uplink_kbps = (2 * STREAM_KBPS) as u32;
+            }
+        }
+        let p = plans(call, &all);
+        let Plan::Client(via) = &p[&weak] else {
+            panic!("{p:?}");
+        };
+        assert_eq!(via.len(), 1);
+        assert_eq!(p[&via[0]], Plan::Forwarder);
+        assert_eq!(p.values().filter(|p| **p == Plan::Mesh).count(), 2);
+        // Enough measured for three copies: a mesh.
+        for (d, s) in &mut all {
+            if *d == weak {
+                s.uplink_kbps = (3 * STREAM_KBPS) as u32;
+            }
+        }
+        assert!(plans(call, &all).values().all(|p| *p == Plan::Mesh));
+        // No one able to forward: a mesh (the best there is).
+        for (_, s) in &mut all {
+            s.uplink_kbps = 50;
+        }
+        assert!(plans(call, &all).values().all(|p| *p == Plan::Mesh));
     }
 
     #[test]
@@ -1251,6 +1543,27 @@ mod tests {
         let leave_a = RoomCall::Leave { call, device: da };
         assert!(refuse(&on, &removed, b, &leave_a).is_some());
         assert!(refuse(&on, &removed, a, &leave_a).is_none());
+        // Only a participant's own account says what its links are; the
+        // last word stands, and goes with the device.
+        let says = |uplink_kbps| RoomCall::Standing {
+            call,
+            device: da,
+            standing: Standing {
+                uplink_kbps,
+                ..Standing::default()
+            },
+        };
+        assert!(refuse(&on, &removed, b, &says(1)).is_some());
+        assert!(refuse(&on, &removed, a, &says(1)).is_none());
+        Conference::apply(&mut on, &mut removed, a, &says(1));
+        Conference::apply(&mut on, &mut removed, a, &says(2));
+        assert_eq!(on.as_ref().unwrap().standing[&da].uplink_kbps, 2);
+        // At most MAX_STANDINGS in a call.
+        for k in 3..=MAX_STANDINGS {
+            assert!(refuse(&on, &removed, a, &says(k)).is_none());
+            Conference::apply(&mut on, &mut removed, a, &says(k));
+        }
+        assert!(refuse(&on, &removed, a, &says(99)).is_some());
         // A member who neither started it nor is the last in it cannot end
         // it; the one who started it, or a moderator, can.
         assert!(refuse(&on, &removed, c, &RoomCall::End(call)).is_some());
@@ -1265,6 +1578,16 @@ mod tests {
             &RoomCall::Remove { call, target: b },
         );
         assert_eq!(on.as_ref().unwrap().participants.len(), 1);
+        assert!(on.as_ref().unwrap().standing.contains_key(&da));
+        Conference::apply(&mut on, &mut removed, a, &leave_a);
+        assert!(on.as_ref().unwrap().standing.is_empty());
+        Conference::apply(
+            &mut on,
+            &mut removed,
+            a,
+            &RoomCall::Join { call, device: da },
+        );
+        assert!(on.as_ref().unwrap().standing.is_empty());
         let again = RoomCall::Join { call, device: db };
         assert_eq!(
             refuse(&on, &removed, b, &again),

@@ -449,6 +449,8 @@ impl Node {
                     .and_then(|l| l.state_ref().ok())
                     .is_some_and(|s| s.active_devices().any(|(d, _)| d == device))
         });
+        let participants = &call.participants;
+        call.standing.retain(|d, _| participants.contains_key(d));
         Some(call)
     }
 

@@ -141,6 +141,24 @@ pub(super) fn describe(content: &RoomContent) -> (&'static str, String) {
                 RoomCall::Remove { call, target } => {
                     format!("{} removed from call {call}", target.short(12))
                 }
+                RoomCall::Standing {
+                    call,
+                    device,
+                    standing,
+                } => format!(
+                    "{} in call {call}: uplink {}, {}{}",
+                    device.short(12),
+                    match standing.uplink_kbps {
+                        0 => "no limit seen".to_owned(),
+                        k => format!("{k} kbit/s"),
+                    },
+                    if standing.direct { "direct" } else { "relayed" },
+                    if standing.always_on {
+                        ", always on"
+                    } else {
+                        ""
+                    }
+                ),
             };
             ("call", text)
         }
