@@ -520,24 +520,8 @@ fn a_forwarded_call_of_twelve_forms_again_within_a_second_when_its_forwarder_is_
         })
         .collect();
     let room = room_of(&people, &names);
-    let outs: Vec<_> = names
-        .iter()
-        .map(|name| dir.path().join(format!("{name}-out.wav")))
-        .collect();
-    let start = |i: usize| {
-        let input = dir.path().join(format!("{}-in.wav", names[i]));
-        kith_media::wav::write(&input, &tone(freqs[i], 90.0, 2_500.0)).unwrap();
-        let out = people[i].0.kith([
-            "call",
-            &room,
-            "--audio-in",
-            input.to_str().unwrap(),
-            "--audio-out",
-            outs[i].to_str().unwrap(),
-        ]);
-        assert_ok(&out).trim().to_owned()
-    };
-    let id = everyone_joins(&people, &names, &room, start);
+    let (id, outs) =
+        everyone_joins_with_tones(&people, &names, &room, dir.path(), (&freqs, 2_500.0));
     // Everyone linked with everyone (keys go end to end on those links);
     // beyond eight, all but the two forwarders send through one.
     let formed = || {
