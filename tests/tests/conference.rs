@@ -139,6 +139,27 @@ fn everyone_joins_with_tones(
     (everyone_joins(people, names, room, start), outs)
 }
 
+/// In the last `secs` of what each of `outs` heard, some half second holds
+/// every other one's tone (`freqs`, in order) and not its own.
+fn each_heard_the_others(outs: &[std::path::PathBuf], names: &[&str], freqs: &[f64], secs: usize) {
+    for (i, out) in outs.iter().enumerate() {
+        let heard = kith_media::wav::read(out, 48_000 * 120).unwrap();
+        let tail = &heard[heard.len().saturating_sub(secs * 48_000)..];
+        let others: Vec<f64> = (0..freqs.len())
+            .filter(|&j| j != i)
+            .map(|j| freqs[j])
+            .collect();
+        let (least, own) = best_window(tail, &others, freqs[i]);
+        eprintln!(
+            "{}: heard {:.1} s; the others' tones at least {least:.3} of the power, its own {own:.4}",
+            names[i],
+            heard.len() as f64 / 48_000.0
+        );
+        assert!(least > 0.1, "{} did not hear all the others", names[i]);
+        assert!(own < 0.01, "{} heard itself", names[i]);
+    }
+}
+
 /// The best half second of `heard`: the least share among the `others`'
 /// tones is highest there; that least share, and the own tone's share in
 /// the same window.
@@ -314,18 +335,7 @@ fn four_members_hear_each_other_a_kicked_one_is_dropped_and_a_leaver_opens_nothi
     }
 
     // What each heard: the others' tones, not its own.
-    for (i, out) in outs.iter().enumerate() {
-        let heard = kith_media::wav::read(out, 48_000 * 120).unwrap();
-        let others: Vec<f64> = (0..4).filter(|&j| j != i).map(|j| freqs[j]).collect();
-        let (least, own) = best_window(&heard, &others, freqs[i]);
-        eprintln!(
-            "{}: heard {:.1} s; the others' tones at least {least:.3} of the power, its own {own:.4}",
-            names[i],
-            heard.len() as f64 / 48_000.0
-        );
-        assert!(least > 0.1, "{} did not hear all three others", names[i]);
-        assert!(own < 0.01, "{} heard itself", names[i]);
-    }
+    each_heard_the_others(&outs, &names, &freqs, 120);
     // While Bob was muted, Carol heard Alice and Dave and not him.
     let carol = kith_media::wav::read(&outs[2], 48_000 * 120).unwrap();
     let (least, bob_share) = best_window(&carol, &[440.0, 770.0], 550.0);
@@ -823,17 +833,5 @@ fn a_member_whose_uplink_cannot_carry_the_mesh_sends_through_the_always_on_devic
         assert_ok(&p.kith(["call", "hangup"]));
     }
     // The last six seconds each heard: the three others, not itself.
-    for (i, out) in outs.iter().enumerate() {
-        let heard = kith_media::wav::read(out, 48_000 * 120).unwrap();
-        let tail = &heard[heard.len().saturating_sub(6 * 48_000)..];
-        let others: Vec<f64> = (0..4).filter(|&j| j != i).map(|j| freqs[j]).collect();
-        let (least, own) = best_window(tail, &others, freqs[i]);
-        eprintln!(
-            "{}: heard {:.1} s; the others' tones at least {least:.3} of the power, its own {own:.4}",
-            names[i],
-            heard.len() as f64 / 48_000.0
-        );
-        assert!(least > 0.1, "{} did not hear all three others", names[i]);
-        assert!(own < 0.01, "{} heard itself", names[i]);
-    }
+    each_heard_the_others(&outs, &names, &freqs, 6);
 }
