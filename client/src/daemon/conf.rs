@@ -1598,12 +1598,14 @@ fn receive(shared: &Shared, from: DeviceId, bytes: &[u8]) -> bool {
             true
         }
         Datagram::Own(frame) => {
-            if let Ok(p) = Packet::decode(frame)
-                && p.kind != Kind::Audio
-            {
-                return video::receive(shared, &mut peers, from, frame, p);
-            }
-            let mut taken = take(shared, &mut peers, from, frame);
+            // Decoded once: video goes to its own path, audio is taken.
+            let packet = match Packet::decode(frame) {
+                Ok(p) if p.kind != Kind::Audio => {
+                    return video::receive(shared, &mut peers, from, frame, p);
+                }
+                other => other.ok(),
+            };
+            let mut taken = take(shared, &mut peers, from, frame, packet);
             if taken == Taken::Replayed {
                 taken = Taken::Bad;
             }
@@ -1638,23 +1640,31 @@ fn receive(shared: &Shared, from: DeviceId, bytes: &[u8]) -> bool {
                 .find(|(d, p)| **d != from && tag_of(d) == origin && p.via == Some(from))
                 .map(|(d, _)| *d);
             if let Some(sender) = sender {
-                take(shared, &mut peers, sender, frame);
+                take(
+                    shared,
+                    &mut peers,
+                    sender,
+                    frame,
+                    Packet::decode(frame).ok(),
+                );
             }
             true
         }
     }
 }
 
-/// Opens one frame of participant `dev` into its jitter buffer.
+/// Opens one frame of participant `dev` (`bytes`, decoded as `packet` if
+/// it decodes) into its jitter buffer.
 fn take(
     shared: &Shared,
     peers: &mut HashMap<DeviceId, Peer>,
     dev: DeviceId,
     bytes: &[u8],
+    packet: Option<Packet>,
 ) -> Taken {
     let counts = &shared.counts;
-    let packet = match Packet::decode(bytes) {
-        Ok(p) if p.kind == Kind::Audio => p,
+    let packet = match packet {
+        Some(p) if p.kind == Kind::Audio => p,
         _ => {
             counts.bad.fetch_add(1, Ordering::Relaxed);
             return Taken::Bad;
