@@ -871,6 +871,7 @@ async fn conference(n: usize, secs: f64, video: bool) {
     // A click at one pitch is put down to the sender of that pitch it
     // follows most closely.
     let mut delays = Vec::new();
+    let mut found_from = std::collections::BTreeMap::new();
     for (r, heard_by) in clocks.iter().enumerate() {
         let heard =
             kith_media::wav::read(&dir.path().join(format!("out{r}.wav")), usize::MAX).unwrap();
@@ -900,23 +901,57 @@ async fn conference(n: usize, secs: f64, video: bool) {
                                 + Duration::from_secs_f64(
                                     (k as f64 - sent_by.send_from as f64).max(0.0) / RATE,
                                 );
-                            Some((played.checked_duration_since(sent)?, sent))
+                            Some((played.checked_duration_since(sent)?, sent, i))
                         })
                     })
-                    .filter(|(d, _)| d.as_secs_f64() < 0.4)
-                    .min_by_key(|(d, _)| *d);
+                    .filter(|(d, ..)| d.as_secs_f64() < 0.4)
+                    .min_by_key(|(d, ..)| *d);
                 // Only clicks sent while the call was measured (not while
                 // it formed).
-                if let Some((d, sent)) = best
+                if let Some((d, sent, i)) = best
                     && sent >= t0
                     && sent < measured_to
                 {
                     delays.push(d.as_secs_f64() * 1000.0);
+                    *found_from.entry((r, i)).or_insert(0usize) += 1;
                 }
             }
         }
     }
     assert!(!delays.is_empty(), "no click found");
+    if std::env::var_os("KITH_BENCH_PAIRS").is_some() {
+        // Clicks found per pair, by the roles of receiver and sender
+        // (forwarder or not): where the ones not found went missing.
+        let mut by_roles = std::collections::BTreeMap::new();
+        for r in 0..n {
+            for i in (0..n).filter(|i| *i != r) {
+                let k = found_from.get(&(r, i)).copied().unwrap_or(0);
+                let e = by_roles.entry((roles[r], roles[i])).or_insert((
+                    0usize,
+                    0usize,
+                    usize::MAX,
+                    0usize,
+                ));
+                e.0 += 1;
+                e.1 += k;
+                e.2 = e.2.min(k);
+                e.3 = e.3.max(k);
+            }
+        }
+        eprintln!(
+            "clicks found per pair, by (receiver forwards, sender forwards): (pairs, found, min, max) {by_roles:?}"
+        );
+        for (i, info) in video_after.iter().enumerate() {
+            let heard_by: Vec<usize> = (0..n)
+                .filter(|r| *r != i && found_from.get(&(*r, i)).is_some_and(|k| *k > 0))
+                .collect();
+            eprintln!(
+                "sender {i}: via {:?}, forwarding for {}, heard by {heard_by:?}",
+                info.forwarder.as_ref().map(|f| &f[..8]),
+                info.forwarding_for
+            );
+        }
+    }
     let kbps = |a: u64, b: u64| (b - a) as f64 * 8.0 / elapsed / 1000.0;
     let ups: Vec<f64> = before
         .iter()
@@ -949,6 +984,44 @@ async fn conference(n: usize, secs: f64, video: bool) {
         "room call, {n} participants ({shape}, {media}): mouth-to-ear over {pairs} pairs, {found} clicks: p50 {:.1} ms, p95 {:.1} ms",
         pct(&mut delays, 0.5),
         pct(&mut delays, 0.95)
+    );
+    // Clicks sent while measured, over all pairs, and of them those another
+    // participant's click at the same pitch came within 120 ms of (each
+    // participant's clicks keep to its own clock, which started when it
+    // joined: two at one pitch may meet, and are then heard as one).
+    let sent_at = |i: usize| -> Vec<Instant> {
+        let c = &clocks[i];
+        let s0 = c.send_started.unwrap();
+        clicks_at[i]
+            .iter()
+            .map(|&k| s0 + Duration::from_secs_f64((k as f64 - c.send_from as f64).max(0.0) / RATE))
+            .collect()
+    };
+    let all_sent: Vec<Vec<Instant>> = (0..n).map(sent_at).collect();
+    let (mut sent_total, mut met) = (0usize, 0usize);
+    for r in 0..n {
+        for i in (0..n).filter(|i| *i != r) {
+            for t in all_sent[i]
+                .iter()
+                .filter(|t| **t >= t0 && **t < measured_to)
+            {
+                sent_total += 1;
+                let near = (0..n)
+                    .filter(|j| *j != r && *j != i && click_plan(*j).0 == click_plan(i).0)
+                    .any(|j| {
+                        all_sent[j].iter().any(|u| {
+                            let d = if u > t { *u - *t } else { *t - *u };
+                            d < Duration::from_millis(120)
+                        })
+                    });
+                if near {
+                    met += 1;
+                }
+            }
+        }
+    }
+    println!(
+        "room call, {n} participants: clicks found {found} of {sent_total} sent while measured; {met} of those met another participant's click at the same pitch within 120 ms (heard as one: the bench cannot tell them apart)"
     );
     if forwarded {
         // One stream: what a participant sends to one other.
