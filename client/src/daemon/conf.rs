@@ -95,6 +95,10 @@ const KEYS_PER_MINUTE: u64 = 60;
 /// Times a weak device asks its only forwarder again before it leaves it
 /// for [`FORWARDER_FAILED_FOR`] (and sends to everyone meanwhile).
 const MAX_REASKS: u32 = 5;
+/// How long a link of this device's must go through a relay before it
+/// says its links are not direct (a new link may start on a relay until a
+/// direct path is found).
+const RELAYED_FOR: Duration = Duration::from_secs(10);
 /// How long a directly sending participant's link may bring no frame that
 /// opens (frames under a lost key, say) before it is dialled again.
 const NO_FRAME_FOR: Duration = Duration::from_secs(10);
@@ -242,10 +246,12 @@ pub(super) struct Shared {
     /// sends to), received, and forwarded for others: datagrams' payloads
     /// with our header (benchmarks).
     bytes: [AtomicU64; 3],
-    /// The call is beyond a mesh: a participant's frames may come through
-    /// a forwarder, so a participant not heard from is not dropped for
-    /// that (its link's own liveness decides).
+    /// The call is beyond a mesh (more than `MESH_SIZE` participants):
+    /// it carries no video.
     forwarded: AtomicBool,
+    /// This device's measured uplink cannot carry a copy of its frames
+    /// for every other participant: it sends no video.
+    weak: AtomicBool,
     /// This device is one of the call's forwarders (it forwards for those
     /// that ask; no one else does).
     forwarder: AtomicBool,
@@ -452,6 +458,7 @@ pub(super) async fn start(
         seal: SealCounts::default(),
         bytes: Default::default(),
         forwarded: AtomicBool::new(false),
+        weak: AtomicBool::new(false),
         forwarder: AtomicBool::new(false),
         clients: Mutex::new(HashSet::new()),
         via: Mutex::new(None),
@@ -525,6 +532,7 @@ pub(super) async fn start(
         said_at: None,
         weak: false,
         reasked: 0,
+        relayed_since: None,
         failed: HashMap::new(),
         asked_at: Instant::now(),
     };
@@ -766,8 +774,10 @@ struct Task {
     /// This device's uplink, as it said it, cannot carry a copy of its
     /// frames for every other participant.
     weak: bool,
-    /// Times in a row a weak device asked its only forwarder again.
+    /// Times a weak device asked a forwarder again since one last beat.
     reasked: u32,
+    /// Since when some link of this device's goes through a relay.
+    relayed_since: Option<Instant>,
 }
 
 /// Measures this device's uplink in a call from its links' own loss
@@ -813,8 +823,8 @@ impl Uplink {
             let (Some(s), Some(l)) = (sent.checked_sub(*sent0), lost.checked_sub(*lost0)) else {
                 continue;
             };
-            // Links that carry less than a second of one stream say nothing.
-            if s < (STREAM_KBPS as u64 * 125) {
+            // Links that carry less than half of one stream say nothing.
+            if (s as f64) < STREAM_KBPS as f64 * 125.0 * secs / 2.0 {
                 continue;
             }
             busy += 1;
@@ -1126,13 +1136,16 @@ impl Task {
             .retain(|_, at| now.duration_since(*at) < FORWARDER_FAILED_FOR);
         let current = self.shared.via();
         let mut gave_up = None;
+        let mut reasking = false;
         let want = match &self.plan {
             Plan::Client(forwarders) => {
                 let peers = self.shared.peers();
                 let mut keep = current.filter(|f| forwarders.contains(f) && peers.contains_key(f));
+                // Its beats alone say it forwards (its own frames come
+                // whether it forwards or not).
                 let silent = |p: &Peer| {
                     if p.beat_at > self.asked_at {
-                        now.duration_since(p.beat_at.max(p.heard_at)) >= FORWARDER_SILENT
+                        now.duration_since(p.beat_at) >= FORWARDER_SILENT
                     } else {
                         now.duration_since(self.asked_at) >= FORWARDER_FIRST_BEAT
                     }
@@ -1164,6 +1177,7 @@ impl Task {
                 // again, a few times (sending to everyone would only lose
                 // more; a forwarder that never beats is left after that).
                 .or_else(|| {
+                    reasking = reask;
                     reask
                         .then(|| forwarders.iter().find(|f| peers.contains_key(f)).copied())
                         .flatten()
@@ -1171,12 +1185,14 @@ impl Task {
             }
             Plan::Mesh | Plan::Forwarder => None,
         };
+        if reasking && want.is_some() {
+            self.reasked += 1;
+        }
         if want == current {
             // The one given up on asked again (the only one there is).
             if let Some(f) = want.filter(|f| gave_up == Some(*f)) {
                 self.tell(f, &ConfMsg::Forward(true));
                 self.asked_at = now;
-                self.reasked += 1;
             }
             return;
         }
@@ -1270,11 +1286,13 @@ impl Task {
             .find(|(d, _)| *d == self.d.device)
             .is_some_and(|(_, s)| s.weak(participants.len().saturating_sub(1)));
         self.shared.forwarded.store(
-            node_core::call::conf::forwarded(self.shared.id, &participants),
+            participants.len() > node_core::call::conf::MESH_SIZE,
             Ordering::Relaxed,
         );
+        self.shared.weak.store(self.weak, Ordering::Relaxed);
         if plan != self.plan {
             debug!(?plan, "the call's plan changed");
+            self.reasked = 0;
             self.shared
                 .forwarder
                 .store(plan == Plan::Forwarder, Ordering::Relaxed);
@@ -1366,15 +1384,23 @@ impl Task {
             (links, relayed)
         };
         self.uplink.measure(&links);
+        if !relayed {
+            self.relayed_since = None;
+        } else if self.relayed_since.is_none() {
+            self.relayed_since = Some(Instant::now());
+        }
         let said = *self.shared.said.lock().unwrap_or_else(|p| p.into_inner());
         let now_standing = Standing {
             uplink_kbps: self.uplink.kbps,
             always_on: self.d.always_on.load(Ordering::Relaxed),
-            // With no link yet, what it said before stands.
+            // With no link yet, what it said before stands; a link that
+            // starts on a relay (before a direct path is found) counts
+            // only after RELAYED_FOR.
             direct: if links.is_empty() {
                 said.direct
             } else {
-                !relayed
+                self.relayed_since
+                    .is_none_or(|at| at.elapsed() < RELAYED_FOR)
             },
         };
         let in_room = conf

@@ -381,10 +381,12 @@ impl Conference {
                 };
                 match event {
                     RoomCall::Join { device, .. } => {
-                        c.participants.insert(*device, sender);
-                        // A join starts afresh (a device back after a crash
-                        // measures again).
-                        c.standing.remove(device);
+                        // A device new to the call starts afresh (one that
+                        // joins again while in it keeps what it said: a
+                        // join is no way round the cap on standings).
+                        if c.participants.insert(*device, sender).is_none() {
+                            c.standing.remove(device);
+                        }
                     }
                     RoomCall::Leave { device, .. } => {
                         c.participants.remove(device);
@@ -678,15 +680,6 @@ pub fn plan(call: CallId, participants: &[(DeviceId, Standing)], me: DeviceId) -
             .copied()
             .collect(),
     )
-}
-
-/// Whether some participant of the call sends through a forwarder (then
-/// any participant's frames may come relayed: one not heard from directly
-/// is not dropped for that).
-pub fn forwarded(call: CallId, participants: &[(DeviceId, Standing)]) -> bool {
-    participants
-        .iter()
-        .any(|(d, _)| matches!(plan(call, participants, *d), Plan::Client(_)))
 }
 
 /// A conference datagram's first byte when a forwarder passes a frame
@@ -1564,6 +1557,15 @@ mod tests {
             Conference::apply(&mut on, &mut removed, a, &says(k));
         }
         assert!(refuse(&on, &removed, a, &says(99)).is_some());
+        // A join while in the call keeps what it said (a join is no way
+        // round the cap).
+        Conference::apply(
+            &mut on,
+            &mut removed,
+            a,
+            &RoomCall::Join { call, device: da },
+        );
+        assert!(on.as_ref().unwrap().standing.contains_key(&da));
         // A member who neither started it nor is the last in it cannot end
         // it; the one who started it, or a moderator, can.
         assert!(refuse(&on, &removed, c, &RoomCall::End(call)).is_some());

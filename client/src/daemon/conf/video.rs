@@ -318,9 +318,11 @@ fn send_loop(shared: &Shared, v: &ConfVideo) {
         }
         n = n.wrapping_add(1);
         rate.roll(&v.counts.sent_bps);
-        // Who takes which layer (a forwarded call carries no video, a
-        // device a moderator muted sends none), copied out of the lock.
+        // Who takes which layer (a call beyond a mesh carries no video; a
+        // device a moderator muted, or whose uplink cannot carry the mesh,
+        // sends none), copied out of the lock.
         let takers: Vec<(DeviceId, Link, u8)> = if shared.forwarded.load(Ordering::Relaxed)
+            || shared.weak.load(Ordering::Relaxed)
             || shared.forced_mute.load(Ordering::Relaxed)
         {
             Vec::new()
