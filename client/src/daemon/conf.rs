@@ -104,7 +104,7 @@ const RELAYED_FOR: Duration = Duration::from_secs(10);
 const NO_FRAME_FOR: Duration = Duration::from_secs(10);
 /// How long each measure of this device's uplink in a call runs.
 const MEASURE_EVERY: Duration = Duration::from_secs(1);
-/// How long a mesh participant's link may bring nothing at all (no frame,
+/// How long a directly sending participant's link may bring nothing at all (no frame,
 /// not even one under a key still on its way) before it counts as lost
 /// and is dialled again. Longer than a two-person call's 1.5 s: a
 /// participant whose uplink cannot carry the mesh loses much for the
@@ -129,8 +129,8 @@ const MAX_CONFS: usize = 8;
 const INPUTS: usize = 256;
 /// Control frames queued per link.
 const OUTGOING: usize = 32;
-/// How long a forwarder may send nothing (its beats included) before the
-/// participants it forwards for turn to the next one.
+/// How long a forwarder may send no beat before the participants it
+/// forwards for turn to the next one.
 const FORWARDER_SILENT: Duration = Duration::from_millis(400);
 /// How long a forwarder just asked has to send its first beat (the ask
 /// travels on the control stream, which a busy link may hold up).
@@ -248,7 +248,7 @@ pub(super) struct Shared {
     bytes: [AtomicU64; 3],
     /// The call is beyond a mesh (more than `MESH_SIZE` participants):
     /// it carries no video.
-    forwarded: AtomicBool,
+    beyond_mesh: AtomicBool,
     /// This device's measured uplink cannot carry a copy of its frames
     /// for every other participant: it sends no video.
     weak: AtomicBool,
@@ -457,7 +457,7 @@ pub(super) async fn start(
         counts: Arc::new(Counts::default()),
         seal: SealCounts::default(),
         bytes: Default::default(),
-        forwarded: AtomicBool::new(false),
+        beyond_mesh: AtomicBool::new(false),
         weak: AtomicBool::new(false),
         forwarder: AtomicBool::new(false),
         clients: Mutex::new(HashSet::new()),
@@ -530,7 +530,6 @@ pub(super) async fn start(
         plan: Plan::Mesh,
         uplink: Uplink::new(),
         said_at: None,
-        weak: false,
         reasked: 0,
         relayed_since: None,
         failed: HashMap::new(),
@@ -771,9 +770,6 @@ struct Task {
     uplink: Uplink,
     /// When this device last said what its links are in the room.
     said_at: Option<Instant>,
-    /// This device's uplink, as it said it, cannot carry a copy of its
-    /// frames for every other participant.
-    weak: bool,
     /// Times a weak device asked a forwarder again since one last beat.
     reasked: u32,
     /// Since when some link of this device's goes through a relay.
@@ -1165,7 +1161,7 @@ impl Task {
                 {
                     self.reasked = 0;
                 }
-                let reask = self.weak && self.reasked < MAX_REASKS;
+                let reask = self.shared.weak.load(Ordering::Relaxed) && self.reasked < MAX_REASKS;
                 keep.or_else(|| {
                     forwarders
                         .iter()
@@ -1281,15 +1277,15 @@ impl Task {
             .map(|(d, _)| (*d, conf.standing.get(d).copied().unwrap_or_default()))
             .collect();
         let plan = node_core::call::conf::plan(self.shared.id, &participants, self.d.device);
-        self.weak = participants
+        let weak = participants
             .iter()
             .find(|(d, _)| *d == self.d.device)
             .is_some_and(|(_, s)| s.weak(participants.len().saturating_sub(1)));
-        self.shared.forwarded.store(
+        self.shared.beyond_mesh.store(
             participants.len() > node_core::call::conf::MESH_SIZE,
             Ordering::Relaxed,
         );
-        self.shared.weak.store(self.weak, Ordering::Relaxed);
+        self.shared.weak.store(weak, Ordering::Relaxed);
         if plan != self.plan {
             debug!(?plan, "the call's plan changed");
             self.reasked = 0;

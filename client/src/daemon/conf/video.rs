@@ -171,7 +171,7 @@ pub(super) fn receive(
         shared.counts.bad.fetch_add(1, Ordering::Relaxed);
         return false;
     };
-    if shared.forwarded.load(Ordering::Relaxed) {
+    if shared.beyond_mesh.load(Ordering::Relaxed) {
         return true;
     }
     match packet.kind {
@@ -321,7 +321,7 @@ fn send_loop(shared: &Shared, v: &ConfVideo) {
         // Who takes which layer (a call beyond a mesh carries no video; a
         // device a moderator muted, or whose uplink cannot carry the mesh,
         // sends none), copied out of the lock.
-        let takers: Vec<(DeviceId, Link, u8)> = if shared.forwarded.load(Ordering::Relaxed)
+        let takers: Vec<(DeviceId, Link, u8)> = if shared.beyond_mesh.load(Ordering::Relaxed)
             || shared.weak.load(Ordering::Relaxed)
             || shared.forced_mute.load(Ordering::Relaxed)
         {
@@ -670,7 +670,7 @@ fn look(
             .map(|(d, p)| (*d, p.link.clone(), p.asked, p.silenced))
             .collect()
     };
-    let forwarded = shared.forwarded.load(Ordering::Relaxed);
+    let beyond_mesh = shared.beyond_mesh.load(Ordering::Relaxed);
     senders.retain(|d, _| linked.iter().any(|(l, ..)| l == d));
     v.from().retain(|d, _| senders.contains_key(d));
     let speaking = *shared.speaking.lock().unwrap_or_else(|p| p.into_inner());
@@ -681,9 +681,9 @@ fn look(
     }
     let participants = linked.len() + 1;
     for (dev, link, asked, silenced) in linked {
-        // None of a participant a moderator muted, nor any in a forwarded
-        // call.
-        if forwarded || silenced {
+        // None of a participant a moderator muted, nor any in a call beyond
+        // a mesh.
+        if beyond_mesh || silenced {
             senders.remove(&dev);
             v.from().remove(&dev);
             if asked.is_some() {
