@@ -10,7 +10,8 @@
 //! with video of 4 and 8 (the same, and the video frames each takes).
 //! Run: `cargo bench -p kith --bench call` (`KITH_BENCH=conf` for the
 //! room calls alone, `KITH_CONF_SIZES=3,8` for some sizes;
-//! `KITH_BENCH=conf-video` for room calls with video, of 4 and 8).
+//! `KITH_BENCH=conf-video` for room calls with video, of 4 and 8, or of
+//! the sizes given, forwarded beyond 8).
 #![allow(clippy::unwrap_used, clippy::disallowed_methods)]
 
 use kith_app::daemon::{CallClocks, Daemon};
@@ -1152,7 +1153,7 @@ fn main() {
             .unwrap_or_else(|_| "4,8".into())
             .split(',')
             .filter_map(|x| x.trim().parse().ok())
-            .filter(|n| (2..=node_core::call::conf::MESH_SIZE).contains(n))
+            .filter(|n| (2..=node_core::call::conf::MAX_PARTICIPANTS).contains(n))
             .collect();
         rt.block_on(async {
             for n in sizes {

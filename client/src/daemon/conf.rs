@@ -212,6 +212,17 @@ struct Peer {
     video_in: (Instant, u64),
     /// The layer of its video this device asked for.
     asked: Option<u8>,
+    /// The forwarder this device asked to pass that layer on (its video
+    /// comes through one), if any.
+    asked_via: Option<DeviceId>,
+    /// Video of other participants it asked this device to pass on (this
+    /// device forwarding their frames): the layer of each (at most
+    /// [`MAX_LINKED`]).
+    passes: HashMap<DeviceId, u8>,
+    /// The most room its link's datagram queue had (what is queued on it
+    /// now is how far below that it is): a forwarder passes no more of a
+    /// video frame to a link backed up.
+    roomiest: usize,
     /// Its last frame was silence (DTX): not decoded, nor are frames
     /// missing after it concealed, until it speaks again (a call of 32 has
     /// 31 such streams to mix most of the time; comfort noise from each is
@@ -246,9 +257,6 @@ pub(super) struct Shared {
     /// sends to), received, and forwarded for others: datagrams' payloads
     /// with our header (benchmarks).
     bytes: [AtomicU64; 3],
-    /// The call is beyond a mesh (more than `MESH_SIZE` participants):
-    /// it carries no video.
-    beyond_mesh: AtomicBool,
     /// This device's measured uplink cannot carry a copy of its frames
     /// for every other participant: it sends no video.
     weak: AtomicBool,
@@ -457,7 +465,6 @@ pub(super) async fn start(
         counts: Arc::new(Counts::default()),
         seal: SealCounts::default(),
         bytes: Default::default(),
-        beyond_mesh: AtomicBool::new(false),
         weak: AtomicBool::new(false),
         forwarder: AtomicBool::new(false),
         clients: Mutex::new(HashSet::new()),
@@ -951,6 +958,23 @@ impl Task {
                         peer.wants = layer;
                         None
                     }
+                    // What it takes of another participant's video that
+                    // this device forwards (passed on only while that one
+                    // is a client here, and only the layer named).
+                    ConfMsg::Pass(of, layer) => {
+                        match layer {
+                            None => {
+                                peer.passes.remove(&of);
+                            }
+                            Some(l) if of != dev && of != self.d.device => {
+                                if peer.passes.len() < MAX_LINKED || peer.passes.contains_key(&of) {
+                                    peer.passes.insert(of, l);
+                                }
+                            }
+                            Some(_) => {}
+                        }
+                        None
+                    }
                     // Hello and Welcome only open a link; a bye for another
                     // call is not this one's.
                     _ => Some("a message out of place"),
@@ -984,12 +1008,35 @@ impl Task {
                 }
             }
             Input::Layer(dev, layer) => {
-                if let Some(p) = self.shared.peers().get_mut(&dev) {
-                    p.asked = layer;
-                    // The budget starts again with the layer.
-                    p.video_in = (Instant::now(), 0);
-                }
+                // Asked of the sender (it codes what is taken, and honours
+                // requests for key frames of it), and of the forwarder its
+                // frames come through, if any (it passes each layer on only
+                // to those that asked).
+                let (via, before) = {
+                    let mut peers = self.shared.peers();
+                    let via = peers
+                        .get(&dev)
+                        .and_then(|p| p.via)
+                        .filter(|f| peers.contains_key(f));
+                    match peers.get_mut(&dev) {
+                        Some(p) => {
+                            p.asked = layer;
+                            // The budget starts again with the layer.
+                            p.video_in = (Instant::now(), 0);
+                            (via, std::mem::replace(&mut p.asked_via, via))
+                        }
+                        None => (None, None),
+                    }
+                };
                 self.tell(dev, &ConfMsg::Layer(layer));
+                if let Some(old) = before
+                    && before != via
+                {
+                    self.tell(old, &ConfMsg::Pass(dev, None));
+                }
+                if let Some(f) = via {
+                    self.tell(f, &ConfMsg::Pass(dev, layer));
+                }
             }
             Input::Hangup(_) => {}
         }
@@ -1066,6 +1113,9 @@ impl Task {
                 wants: None,
                 video_in: (Instant::now(), 0),
                 asked: None,
+                asked_via: None,
+                passes: HashMap::new(),
+                roomiest: 0,
                 quiet: false,
                 _reader: reader_task,
             },
@@ -1081,6 +1131,9 @@ impl Task {
         // forwarder (the old link, and what was asked on it, is gone):
         // asked again.
         self.tell(dev, &ConfMsg::Via(self.shared.via()));
+        if self.shared.hostile {
+            hostile_passes(self, dev);
+        }
         if self.shared.via() == Some(dev) {
             self.tell(dev, &ConfMsg::Forward(true));
             self.asked_at = Instant::now();
@@ -1103,8 +1156,14 @@ impl Task {
     }
 
     fn drop_peer(&mut self, dev: DeviceId, why: &str) {
-        if let Some(p) = self.shared.peers().remove(&dev) {
-            p.link.close(why);
+        {
+            let mut peers = self.shared.peers();
+            if let Some(p) = peers.remove(&dev) {
+                p.link.close(why);
+            }
+            for p in peers.values_mut() {
+                p.passes.remove(&dev);
+            }
         }
         self.writers.remove(&dev);
         self.shared.clients().remove(&dev);
@@ -1281,10 +1340,6 @@ impl Task {
             .iter()
             .find(|(d, _)| *d == self.d.device)
             .is_some_and(|(_, s)| s.weak(participants.len().saturating_sub(1)));
-        self.shared.beyond_mesh.store(
-            participants.len() > node_core::call::conf::MESH_SIZE,
-            Ordering::Relaxed,
-        );
         self.shared.weak.store(weak, Ordering::Relaxed);
         if plan != self.plan {
             debug!(?plan, "the call's plan changed");
@@ -1627,8 +1682,13 @@ fn receive(shared: &Shared, from: DeviceId, bytes: &[u8]) -> bool {
                 }
                 other => other.ok(),
             };
+            // A replay from its sender itself is bad, unless its frames may
+            // also come through a forwarder: while it turns from one to
+            // sending directly, a frame may come both ways, the relayed
+            // copy first.
+            let relayed_too = peers.get(&from).is_some_and(|p| p.via.is_some());
             let mut taken = take(shared, &mut peers, from, frame, packet);
-            if taken == Taken::Replayed {
+            if taken == Taken::Replayed && !relayed_too {
                 taken = Taken::Bad;
             }
             let mut relay = taken == Taken::Opened && shared.clients().contains(&from);
@@ -1662,13 +1722,14 @@ fn receive(shared: &Shared, from: DeviceId, bytes: &[u8]) -> bool {
                 .find(|(d, p)| **d != from && tag_of(d) == origin && p.via == Some(from))
                 .map(|(d, _)| *d);
             if let Some(sender) = sender {
-                take(
-                    shared,
-                    &mut peers,
-                    sender,
-                    frame,
-                    Packet::decode(frame).ok(),
-                );
+                match Packet::decode(frame) {
+                    Ok(p) if p.kind == Kind::Video => {
+                        video::receive_relayed(shared, &mut peers, sender, frame, p);
+                    }
+                    packet => {
+                        take(shared, &mut peers, sender, frame, packet.ok());
+                    }
+                }
             }
             true
         }
@@ -1889,10 +1950,22 @@ fn hostile_frames(
     }
 }
 
+/// Tests only (`kith daemon --danger-conf-hostile`): asks a new link to
+/// pass on the video of devices that are not in the call, of itself, and
+/// of this device (fewer than its queue of control messages holds).
+fn hostile_passes(task: &Task, dev: DeviceId) {
+    for i in 0..24u8 {
+        task.tell(dev, &ConfMsg::Pass(DeviceId::from_bytes([i; 32]), Some(0)));
+    }
+    task.tell(dev, &ConfMsg::Pass(dev, Some(1)));
+    task.tell(dev, &ConfMsg::Pass(task.d.device, Some(1)));
+}
+
 /// Tests only (`kith daemon --danger-conf-hostile`): a piece of a video
 /// frame sealed as audio (it must not open as video), one sealed as video
-/// sent twice (the second a replay), and a request for a key frame of a
-/// layer there is not.
+/// sent twice (the second a replay), a request for a key frame of a
+/// layer there is not, and the piece passed off as another participant's
+/// (relayed with its tag, by a device that forwards for no one).
 fn hostile_video(links: &[Link], key: &mut SenderKey, ticks: u64) {
     let piece = |key: &mut SenderKey, stream| {
         let mut p = Packet {
@@ -1916,6 +1989,11 @@ fn hostile_video(links: &[Link], key: &mut SenderKey, ticks: u64) {
             .flatten()
         {
             let _ = link.send_datagram(bytes.clone());
+        }
+        if let (Some(other), Some(piece)) =
+            (links.iter().find(|l| l.peer() != link.peer()), &as_video)
+        {
+            let _ = link.send_datagram(Datagram::relay(&other.peer(), piece));
         }
     }
 }

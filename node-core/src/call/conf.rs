@@ -459,6 +459,10 @@ pub enum ConfMsg {
     /// Send me your video at this simulcast layer (below
     /// [`VIDEO_LAYERS`]), or none.
     Layer(Option<u8>),
+    /// Pass me this participant's video at this simulcast layer, or none:
+    /// sent to the forwarder the participant's frames come through (it
+    /// passes each of its clients' layers on only to those that asked).
+    Pass(DeviceId, Option<u8>),
 }
 
 /// Simulcast layers of a room call's video: 0 the small one, 1 the full
@@ -475,6 +479,7 @@ impl fmt::Debug for ConfMsg {
             ConfMsg::Forward(on) => write!(f, "Forward({on})"),
             ConfMsg::Via(v) => write!(f, "Via({v:?})"),
             ConfMsg::Layer(l) => write!(f, "Layer({l:?})"),
+            ConfMsg::Pass(d, l) => write!(f, "Pass({}, {l:?})", d.short(8)),
         }
     }
 }
@@ -493,6 +498,8 @@ impl ConfMsg {
             ConfMsg::Via(Some(d)) => w.u8(6).fixed(d.as_bytes()),
             ConfMsg::Layer(None) => w.u8(7),
             ConfMsg::Layer(Some(l)) => w.u8(7).u8(*l),
+            ConfMsg::Pass(d, None) => w.u8(8).fixed(d.as_bytes()),
+            ConfMsg::Pass(d, Some(l)) => w.u8(8).fixed(d.as_bytes()).u8(*l),
         };
         w.finish()
     }
@@ -527,15 +534,15 @@ impl ConfMsg {
             6 if r.is_empty() => ConfMsg::Via(None),
             6 => ConfMsg::Via(Some(DeviceId::from_bytes(r.array("forwarder")?))),
             7 if r.is_empty() => ConfMsg::Layer(None),
-            7 => match r.u8("layer")? {
-                l if l < VIDEO_LAYERS => ConfMsg::Layer(Some(l)),
-                _ => {
-                    return Err(WireError::Invalid {
-                        what: "layer",
-                        why: "no such simulcast layer",
-                    });
+            7 => ConfMsg::Layer(Some(layer(&mut r)?)),
+            8 => {
+                let of = DeviceId::from_bytes(r.array("participant")?);
+                if r.is_empty() {
+                    ConfMsg::Pass(of, None)
+                } else {
+                    ConfMsg::Pass(of, Some(layer(&mut r)?))
                 }
-            },
+            }
             _ => {
                 return Err(WireError::Invalid {
                     what: "conference message",
@@ -545,6 +552,17 @@ impl ConfMsg {
         };
         r.finish("conference message")?;
         Ok(msg)
+    }
+}
+
+/// A simulcast layer's number (below [`VIDEO_LAYERS`]).
+fn layer(r: &mut Reader<'_>) -> Result<u8, WireError> {
+    match r.u8("layer")? {
+        l if l < VIDEO_LAYERS => Ok(l),
+        _ => Err(WireError::Invalid {
+            what: "layer",
+            why: "no such simulcast layer",
+        }),
     }
 }
 
@@ -1141,6 +1159,9 @@ mod tests {
             ConfMsg::Layer(None),
             ConfMsg::Layer(Some(0)),
             ConfMsg::Layer(Some(VIDEO_LAYERS - 1)),
+            ConfMsg::Pass(DeviceId::from_bytes([7; 32]), None),
+            ConfMsg::Pass(DeviceId::from_bytes([7; 32]), Some(0)),
+            ConfMsg::Pass(DeviceId::from_bytes([7; 32]), Some(VIDEO_LAYERS - 1)),
         ];
         for m in msgs {
             let bytes = m.encode();
@@ -1155,6 +1176,8 @@ mod tests {
         assert!(ConfMsg::decode(&[6, 1, 2]).is_err());
         // No such layer.
         assert!(ConfMsg::decode(&[7, VIDEO_LAYERS]).is_err());
+        assert!(ConfMsg::decode(&[&[8u8][..], &[7; 32], &[VIDEO_LAYERS]].concat()).is_err());
+        assert!(ConfMsg::decode(&[8, 7, 7]).is_err());
         assert!(ConfMsg::decode(&[7, 0, 0]).is_err());
     }
 

@@ -1,11 +1,13 @@
-//! A room call's video (`kith call ROOM --video`), in a call small enough
-//! to be a full mesh (at most [`node_core::call::conf::MESH_SIZE`]; a
-//! forwarded call carries audio only).
+//! A room call's video (`kith call ROOM --video`).
 //!
 //! Each sender codes its pictures in two simulcast layers, the full
 //! 640×480 at 30 frames a second and a small 320×240 one at 15, and sends
 //! every participant the one layer it asked for (`ConfMsg::Layer`); a
-//! layer no one asks for is not coded. The pieces of a frame are sealed
+//! layer no one asks for is not coded. A sender whose frames go through a
+//! forwarder (a call beyond a mesh) sends it one copy of each layer taken;
+//! the forwarder opens each piece under the sender's key and passes it on
+//! to each participant that asked it for that layer (`ConfMsg::Pass`), as
+//! it was sealed. The pieces of a frame are sealed
 //! under the sender's key like its audio, in a stream of their own
 //! (`Stream::Video`: their own counters and replay window). A receiver
 //! asks for the full layer of everyone in a call of at most
@@ -22,13 +24,13 @@
 //! for key frames after a loss, and writes the featured participant's
 //! picture (a small one doubled) to `--video-out` once per frame time.
 
-use super::{Input, Shared, Taken};
+use super::{Input, Peer, Shared, Taken};
 use crate::daemon::video::{FRAME, Pacer, PictureSource, VideoCounts, VideoIo};
 use kith_media::frames::{Assembler, PIECE_BYTES, pieces_of};
 use kith_media::packet::{HEADER, Kind, Packet, key_request};
 use kith_media::video::{FPS, HEIGHT, Picture, VideoDecoder, VideoEncoder, WIDTH};
 use node_core::DeviceId;
-use node_core::call::conf::{FRAME_OVERHEAD, Stream, VIDEO_LAYERS};
+use node_core::call::conf::{Datagram, FRAME_OVERHEAD, FrameError, Stream, VIDEO_LAYERS};
 use node_core::transport::Link;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -154,26 +156,22 @@ pub(super) fn start(
 }
 
 /// Takes a video datagram (a piece of a frame, or a request for a key
-/// frame) from the participant at the other end of a link; false if bad.
-/// Video comes only directly from its sender (a forwarder passes on
-/// audio only), only at the layer asked of it, and only to a device that
-/// takes video.
+/// frame) from the participant at the other end of a link, its own; false
+/// if bad. Video is taken only at the layer asked of its sender, and only
+/// by a device that takes video; a forwarder also opens its clients'
+/// pieces of every layer and passes them on (see [`pass_on`]).
 pub(super) fn receive(
     shared: &Shared,
-    peers: &mut HashMap<DeviceId, super::Peer>,
+    peers: &mut HashMap<DeviceId, Peer>,
     from: DeviceId,
     bytes: &[u8],
     packet: Packet,
 ) -> bool {
-    // No video here: bad. None in a forwarded call: what was on its way
-    // when it became one is left aside.
+    // No video here: bad.
     let Some(v) = shared.video.as_ref() else {
         shared.counts.bad.fetch_add(1, Ordering::Relaxed);
         return false;
     };
-    if shared.beyond_mesh.load(Ordering::Relaxed) {
-        return true;
-    }
     match packet.kind {
         // Honoured only for the layer the asker takes (one that takes
         // another cannot make everyone's pictures key frames).
@@ -193,53 +191,148 @@ pub(super) fn receive(
             }
         },
         Kind::Video => {
+            let client = shared.clients().contains(&from);
+            let layer = packet.layer;
             let Some(peer) = peers.get_mut(&from) else {
                 return true;
             };
             // Not the layer asked (pieces of the one before may still be
-            // on their way): left aside.
-            if peer.asked != Some(packet.layer) {
+            // on their way), nor one to pass on: left aside.
+            if !client && peer.asked != Some(layer) {
                 return true;
             }
-            // At most four times the layer's bitrate, before anything is
-            // opened.
-            let now = Instant::now();
-            let (since, got) = &mut peer.video_in;
-            if now.duration_since(*since) >= Duration::from_secs(1) {
-                (*since, *got) = (now, 0);
-            }
-            *got += bytes.len() as u64;
-            if *got > u64::from(bitrate(usize::from(packet.layer))) / 2 {
+            // At most four times the layer's bitrate (both layers' for a
+            // client), before anything is opened.
+            let most = if client {
+                FULL_BITRATE + SMALL_BITRATE
+            } else {
+                bitrate(usize::from(layer))
+            };
+            if !within_budget(peer, bytes.len(), most) {
                 v.counts.bad.fetch_add(1, Ordering::Relaxed);
                 return false;
             }
-            let Some(header) = bytes.get(..HEADER) else {
-                return false;
-            };
-            match peer
-                .keys
-                .open_stream(Stream::Video, header, &packet.payload)
-            {
-                Ok(plain) => {
-                    let opened = Packet {
-                        payload: plain,
-                        ..packet
-                    };
-                    let show = v.show.lock().unwrap_or_else(|p| p.into_inner());
-                    if let Some(tx) = show.as_ref()
-                        && let Err(TrySendError::Full(_)) = tx.try_send((from, opened))
-                    {
-                        v.counts.frames_dropped.fetch_add(1, Ordering::Relaxed);
+            let relayed_too = peer.via.is_some();
+            match open(v, peer, from, bytes, packet) {
+                // Passed on once it opened here (sealed by its sender,
+                // not a replay).
+                Ok(()) => {
+                    if client {
+                        pass_on(shared, peers, from, bytes, layer);
                     }
                     true
                 }
-                // A replay is bad here: video comes only from its sender.
-                Err(e) => !matches!(super::refused(shared, e), Taken::Bad | Taken::Replayed),
+                // A replay is bad here (this came from its sender itself),
+                // unless its pieces may also come through a forwarder (as
+                // its audio, in `super::receive`).
+                Err(e) => match super::refused(shared, e) {
+                    Taken::Bad => false,
+                    Taken::Replayed => relayed_too,
+                    Taken::Opened | Taken::Ignored => true,
+                },
             }
         }
         Kind::Audio | Kind::Report => {
             shared.counts.bad.fetch_add(1, Ordering::Relaxed);
             false
+        }
+    }
+}
+
+/// Takes a piece of participant `sender`'s video that a forwarder passed
+/// on (the caller checked it came from the forwarder `sender` named). What
+/// does not open is counted, never held against the forwarder (it opened
+/// the piece under its own copy of the sender's key).
+pub(super) fn receive_relayed(
+    shared: &Shared,
+    peers: &mut HashMap<DeviceId, Peer>,
+    sender: DeviceId,
+    bytes: &[u8],
+    packet: Packet,
+) {
+    let Some(v) = shared.video.as_ref() else {
+        shared.counts.bad.fetch_add(1, Ordering::Relaxed);
+        return;
+    };
+    let Some(peer) = peers.get_mut(&sender) else {
+        return;
+    };
+    if peer.asked != Some(packet.layer) {
+        return;
+    }
+    if !within_budget(peer, bytes.len(), bitrate(usize::from(packet.layer))) {
+        v.counts.bad.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
+    if let Err(e) = open(v, peer, sender, bytes, packet) {
+        super::refused(shared, e);
+    }
+}
+
+/// Counts `len` bytes of a sender's video in the current second: false
+/// beyond four times `bps` (a flood is dropped before anything opens).
+fn within_budget(peer: &mut Peer, len: usize, bps: u32) -> bool {
+    let now = Instant::now();
+    let (since, got) = &mut peer.video_in;
+    if now.duration_since(*since) >= Duration::from_secs(1) {
+        (*since, *got) = (now, 0);
+    }
+    *got += len as u64;
+    *got <= u64::from(bps) / 2
+}
+
+/// Opens a piece of `from`'s video under its key; one of the layer this
+/// device takes goes to the shower.
+fn open(
+    v: &ConfVideo,
+    peer: &mut Peer,
+    from: DeviceId,
+    bytes: &[u8],
+    packet: Packet,
+) -> Result<(), FrameError> {
+    let header = bytes.get(..HEADER).ok_or(FrameError::Short(bytes.len()))?;
+    let plain = peer
+        .keys
+        .open_stream(Stream::Video, header, &packet.payload)?;
+    if peer.asked == Some(packet.layer) {
+        let opened = Packet {
+            payload: plain,
+            ..packet
+        };
+        let show = v.show.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(tx) = show.as_ref()
+            && let Err(TrySendError::Full(_)) = tx.try_send((from, opened))
+        {
+            v.counts.frames_dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    Ok(())
+}
+
+/// A forwarder passes a piece of its client `from`'s video (`bytes`, as
+/// its sender sealed it) on to each participant that asked it for that
+/// layer, but not to one whose link is backed up (it loses the frame and
+/// asks the sender for a key frame; its audio does not wait behind
+/// video).
+fn pass_on(
+    shared: &Shared,
+    peers: &mut HashMap<DeviceId, Peer>,
+    from: DeviceId,
+    bytes: &[u8],
+    layer: u8,
+) {
+    let relayed = Datagram::relay(&from, bytes);
+    for (dev, p) in peers.iter_mut() {
+        if *dev == from || p.passes.get(&from) != Some(&layer) {
+            continue;
+        }
+        let room = p.link.datagram_room();
+        p.roomiest = p.roomiest.max(room);
+        if p.roomiest.saturating_sub(room) > backlog_limit(&p.link) {
+            continue;
+        }
+        if p.link.send_datagram(relayed.clone()).is_ok() {
+            shared.bytes[2].fetch_add(relayed.len() as u64, Ordering::Relaxed);
         }
     }
 }
@@ -318,21 +411,31 @@ fn send_loop(shared: &Shared, v: &ConfVideo) {
         }
         n = n.wrapping_add(1);
         rate.roll(&v.counts.sent_bps);
-        // Who takes which layer (a call beyond a mesh carries no video; a
-        // device a moderator muted, or whose uplink cannot carry the mesh,
-        // sends none), copied out of the lock.
-        let takers: Vec<(DeviceId, Link, u8)> = if shared.beyond_mesh.load(Ordering::Relaxed)
-            || shared.weak.load(Ordering::Relaxed)
-            || shared.forced_mute.load(Ordering::Relaxed)
-        {
-            Vec::new()
-        } else {
-            let peers = shared.peers();
-            peers
-                .iter()
-                .filter_map(|(d, p)| Some((*d, p.link.clone(), p.wants?)))
-                .collect()
-        };
+        // Who takes which layer (a device a moderator muted, or whose
+        // uplink cannot carry the mesh, sends none), copied out of the
+        // lock; with a forwarder linked, it takes one copy of each layer
+        // anyone takes.
+        let takers: Vec<(DeviceId, Link, u8)> =
+            if shared.weak.load(Ordering::Relaxed) || shared.forced_mute.load(Ordering::Relaxed) {
+                Vec::new()
+            } else {
+                let peers = shared.peers();
+                let takers = peers
+                    .iter()
+                    .filter_map(|(d, p)| Some((*d, p.link.clone(), p.wants?)));
+                match shared
+                    .via()
+                    .and_then(|f| Some((f, peers.get(&f)?.link.clone())))
+                {
+                    Some((f, link)) => {
+                        let mut layers: Vec<u8> = takers.map(|(.., l)| l).collect();
+                        layers.sort_unstable();
+                        layers.dedup();
+                        layers.into_iter().map(|l| (f, link.clone(), l)).collect()
+                    }
+                    None => takers.collect(),
+                }
+            };
         roomiest.retain(|dev, _| takers.iter().any(|(d, ..)| d == dev));
         let mut to: [Vec<(DeviceId, Link)>; VIDEO_LAYERS as usize] = Default::default();
         for (dev, link, layer) in takers {
@@ -663,14 +766,19 @@ fn look(
     tx: &mpsc::Sender<Input>,
 ) {
     let now = Instant::now();
-    let linked: Vec<(DeviceId, Link, Option<u8>, bool)> = {
+    // Each linked participant: its link, the layer asked of it, muted by a
+    // moderator, whether the forwarder its video comes through (if linked
+    // here) is the one that was asked for it.
+    let linked: Vec<(DeviceId, Link, Option<u8>, bool, bool)> = {
         let peers = shared.peers();
         peers
             .iter()
-            .map(|(d, p)| (*d, p.link.clone(), p.asked, p.silenced))
+            .map(|(d, p)| {
+                let via = p.via.filter(|f| peers.contains_key(f));
+                (*d, p.link.clone(), p.asked, p.silenced, via == p.asked_via)
+            })
             .collect()
     };
-    let beyond_mesh = shared.beyond_mesh.load(Ordering::Relaxed);
     senders.retain(|d, _| linked.iter().any(|(l, ..)| l == d));
     v.from().retain(|d, _| senders.contains_key(d));
     let speaking = *shared.speaking.lock().unwrap_or_else(|p| p.into_inner());
@@ -680,10 +788,9 @@ fn look(
         *featured = Some((sp, now));
     }
     let participants = linked.len() + 1;
-    for (dev, link, asked, silenced) in linked {
-        // None of a participant a moderator muted, nor any in a call beyond
-        // a mesh.
-        if beyond_mesh || silenced {
+    for (dev, link, asked, silenced, routed) in linked {
+        // None of a participant a moderator muted.
+        if silenced {
             senders.remove(&dev);
             v.from().remove(&dev);
             if asked.is_some() {
@@ -732,8 +839,9 @@ fn look(
         let Some(s) = senders.get_mut(&dev) else {
             continue;
         };
-        // Asked (again after a relink, which forgets it) through the task.
-        if asked != Some(want)
+        // Asked (again after a relink, which forgets it, or when its video
+        // comes through another forwarder) through the task.
+        if (asked != Some(want) || !routed)
             && now.duration_since(s.asked_at) >= ASK_AGAIN
             && tx.try_send(Input::Layer(dev, Some(want))).is_ok()
         {
