@@ -34,7 +34,7 @@ use kith_media::packet::{HEADER, Kind, MAX_PAYLOAD, Packet};
 use node_core::call::CallId;
 use node_core::call::conf::{
     BEAT, ConfMsg, Datagram, FIRST_KID_BELOW, FRAME_OVERHEAD, FrameError, MAX_CONF_FRAME, Plan,
-    RoomCall, STREAM_KBPS, SenderKey, SenderKeys, Standing, Stream, tag_of,
+    RoomCall, STREAM_KBPS, SenderKey, SenderKeys, Standing, Stream, VIDEO_LAYERS, tag_of,
 };
 use node_core::transport::{FrameReader, FrameWriter, Link};
 use node_core::{AccountId, DeviceId, LogId};
@@ -143,6 +143,9 @@ const ROUTE_EVERY: Duration = Duration::from_millis(100);
 const BEAT_TICKS: u64 = 5;
 /// Most participants one forwarder forwards for.
 const MAX_CLIENTS: usize = 2 * node_core::call::conf::PER_FORWARDER;
+/// Most participants whose full video layer a forwarder passes on to one
+/// receiver (the one speaking, and the one before while it changes).
+const MAX_FULL_PASSES: usize = 2;
 /// Most frames a second a forwarder passes on for one participant (one
 /// 20 ms stream and its catch-up).
 const RELAY_PER_SECOND: u32 = 60;
@@ -209,7 +212,9 @@ struct Peer {
     /// The layer of this device's video it asked for.
     wants: Option<u8>,
     /// Bytes of video it sent in the current second, and when that began.
-    video_in: (Instant, u64),
+    /// Bytes of each layer of its video that came in the current second,
+    /// and when that began.
+    video_in: [(Instant, u64); VIDEO_LAYERS as usize],
     /// The layer of its video this device asked for.
     asked: Option<u8>,
     /// The forwarder this device asked to pass that layer on (its video
@@ -223,6 +228,9 @@ struct Peer {
     /// now is how far below that it is): a forwarder passes no more of a
     /// video frame to a link backed up.
     roomiest: usize,
+    /// The video frame (sender, layer, media time) a forwarder stopped
+    /// passing on to it, its link backed up: none of its other pieces go.
+    cut: Option<(DeviceId, u8, u32)>,
     /// Its last frame was silence (DTX): not decoded, nor are frames
     /// missing after it concealed, until it speaks again (a call of 32 has
     /// 31 such streams to mix most of the time; comfort noise from each is
@@ -235,6 +243,8 @@ struct Peer {
 /// What the conference task and its media tasks share (never the node).
 pub(super) struct Shared {
     id: CallId,
+    /// This device.
+    me: DeviceId,
     /// The audio thread its media tasks run on.
     rt: tokio::runtime::Handle,
     room: LogId,
@@ -310,6 +320,19 @@ impl Shared {
     fn linked_now(&self, dev: DeviceId) {
         let mut ups = self.ups.lock().unwrap_or_else(|p| p.into_inner());
         ups.entry(dev).or_default().push_back(Instant::now());
+    }
+
+    /// Whether a replay of `from`'s frame on its own link may be a copy
+    /// that also came through its forwarder (named, linked, and not this
+    /// device): while it turns from the forwarder to sending to everyone,
+    /// the forwarder (it is still a client there until its `Forward(false)`
+    /// comes) passes on a frame this device also gets directly, sometimes
+    /// first. Such a replay is counted but not held against the link.
+    fn relayed_too(&self, peers: &HashMap<DeviceId, Peer>, from: DeviceId) -> bool {
+        peers
+            .get(&from)
+            .and_then(|p| p.via)
+            .is_some_and(|f| f != self.me && f != from && peers.contains_key(&f))
     }
 
     fn clients(&self) -> std::sync::MutexGuard<'_, HashSet<DeviceId>> {
@@ -453,6 +476,7 @@ pub(super) async fn start(
     let shared = Arc::new(Shared {
         rt,
         id,
+        me: d.device,
         room,
         key: Mutex::new(SenderKey::generate(
             u32::from_be_bytes(node_core::crypto::random_bytes()) % FIRST_KID_BELOW,
@@ -961,17 +985,31 @@ impl Task {
                     // What it takes of another participant's video that
                     // this device forwards (passed on only while that one
                     // is a client here, and only the layer named).
+                    // At most MAX_LINKED choices, of participants linked
+                    // here, the full layer of at most MAX_FULL_PASSES (a
+                    // receiver takes the full layer of the participant
+                    // speaking only, beyond a mesh): others are left as
+                    // they were.
                     ConfMsg::Pass(of, layer) => {
-                        match layer {
-                            None => {
+                        let linked = of != dev && of != self.d.device && peers.contains_key(&of);
+                        let peer = peers.get_mut(&dev);
+                        match (layer, peer) {
+                            (None, Some(peer)) => {
                                 peer.passes.remove(&of);
                             }
-                            Some(l) if of != dev && of != self.d.device => {
-                                if peer.passes.len() < MAX_LINKED || peer.passes.contains_key(&of) {
+                            (Some(l), Some(peer)) if linked => {
+                                let full = peer
+                                    .passes
+                                    .iter()
+                                    .filter(|(d, pl)| **d != of && **pl == VIDEO_LAYERS - 1)
+                                    .count();
+                                let room =
+                                    peer.passes.len() < MAX_LINKED || peer.passes.contains_key(&of);
+                                if room && (l < VIDEO_LAYERS - 1 || full < MAX_FULL_PASSES) {
                                     peer.passes.insert(of, l);
                                 }
                             }
-                            Some(_) => {}
+                            _ => {}
                         }
                         None
                     }
@@ -1020,10 +1058,15 @@ impl Task {
                         .filter(|f| peers.contains_key(f));
                     match peers.get_mut(&dev) {
                         Some(p) => {
+                            // A new layer's budget starts afresh.
+                            if let Some(l) = layer
+                                && p.asked != layer
+                                && let Some(b) = p.video_in.get_mut(usize::from(l))
+                            {
+                                *b = (Instant::now(), 0);
+                            }
                             p.asked = layer;
-                            // The budget starts again with the layer.
-                            p.video_in = (Instant::now(), 0);
-                            (via, std::mem::replace(&mut p.asked_via, via))
+                            (via, p.asked_via)
                         }
                         None => (None, None),
                     }
@@ -1034,8 +1077,14 @@ impl Task {
                 {
                     self.tell(old, &ConfMsg::Pass(dev, None));
                 }
-                if let Some(f) = via {
-                    self.tell(f, &ConfMsg::Pass(dev, layer));
+                // Kept as asked only once the ask is on its way (else
+                // asked again).
+                let asked_via = match via {
+                    Some(f) => self.tell(f, &ConfMsg::Pass(dev, layer)).then_some(f),
+                    None => None,
+                };
+                if let Some(p) = self.shared.peers().get_mut(&dev) {
+                    p.asked_via = asked_via;
                 }
             }
             Input::Hangup(_) => {}
@@ -1111,15 +1160,22 @@ impl Task {
                 silenced: false,
                 level: 0.0,
                 wants: None,
-                video_in: (Instant::now(), 0),
+                video_in: [(Instant::now(), 0); VIDEO_LAYERS as usize],
                 asked: None,
                 asked_via: None,
                 passes: HashMap::new(),
                 roomiest: 0,
+                cut: None,
                 quiet: false,
                 _reader: reader_task,
             },
         );
+        // What it was asked to pass on went with the old link: asked again.
+        for p in self.shared.peers().values_mut() {
+            if p.asked_via == Some(dev) {
+                p.asked_via = None;
+            }
+        }
         // Its control frames: read by one task, written by another.
         let (out_tx, out_rx) = mpsc::channel(OUTGOING);
         let write = tokio::spawn(write_frames(writer, out_rx, link.clone()));
@@ -1156,14 +1212,25 @@ impl Task {
     }
 
     fn drop_peer(&mut self, dev: DeviceId, why: &str) {
-        {
+        let passing = {
             let mut peers = self.shared.peers();
-            if let Some(p) = peers.remove(&dev) {
+            let gone = peers.remove(&dev);
+            if let Some(p) = &gone {
                 p.link.close(why);
             }
             for p in peers.values_mut() {
                 p.passes.remove(&dev);
+                // A forwarder that passed its video on to `dev` asked
+                // again when linked again (its choices went with the link).
+                if p.asked_via == Some(dev) {
+                    p.asked_via = None;
+                }
             }
+            gone.and_then(|p| p.asked_via)
+        };
+        // The forwarder that passed on its video to this device stops.
+        if let Some(f) = passing {
+            self.tell(f, &ConfMsg::Pass(dev, None));
         }
         self.writers.remove(&dev);
         self.shared.clients().remove(&dev);
@@ -1174,11 +1241,12 @@ impl Task {
         }
     }
 
-    /// Sends one control message to a linked participant.
-    fn tell(&self, dev: DeviceId, msg: &ConfMsg) {
-        if let Some((out, ..)) = self.writers.get(&dev) {
-            let _ = out.try_send(Zeroizing::new(msg.encode()));
-        }
+    /// Sends one control message to a linked participant: false if it
+    /// could not be queued.
+    fn tell(&self, dev: DeviceId, msg: &ConfMsg) -> bool {
+        self.writers
+            .get(&dev)
+            .is_some_and(|(out, ..)| out.try_send(Zeroizing::new(msg.encode())).is_ok())
     }
 
     /// Beyond a mesh, sends through a forwarder: keeps the one it has
@@ -1678,15 +1746,15 @@ fn receive(shared: &Shared, from: DeviceId, bytes: &[u8]) -> bool {
             // Decoded once: video goes to its own path, audio is taken.
             let packet = match Packet::decode(frame) {
                 Ok(p) if p.kind != Kind::Audio => {
-                    return video::receive(shared, &mut peers, from, frame, p);
+                    let (ok, relay) = video::receive(shared, &mut peers, from, frame, p);
+                    // Passed on once the lock is released.
+                    drop(peers);
+                    relay.send(shared);
+                    return ok;
                 }
                 other => other.ok(),
             };
-            // A replay from its sender itself is bad, unless its frames may
-            // also come through a forwarder: while it turns from one to
-            // sending directly, a frame may come both ways, the relayed
-            // copy first.
-            let relayed_too = peers.get(&from).is_some_and(|p| p.via.is_some());
+            let relayed_too = shared.relayed_too(&peers, from);
             let mut taken = take(shared, &mut peers, from, frame, packet);
             if taken == Taken::Replayed && !relayed_too {
                 taken = Taken::Bad;
@@ -1701,12 +1769,17 @@ fn receive(shared: &Shared, from: DeviceId, bytes: &[u8]) -> bool {
                 relay = *count <= RELAY_PER_SECOND;
             }
             if relay {
-                let relayed = Datagram::relay(&from, frame);
-                for (dev, p) in peers.iter() {
-                    if *dev != from && p.link.send_datagram(relayed.clone()).is_ok() {
-                        shared.bytes[2].fetch_add(relayed.len() as u64, Ordering::Relaxed);
-                    }
+                let links = peers
+                    .iter()
+                    .filter(|(dev, _)| **dev != from)
+                    .map(|(_, p)| p.link.clone())
+                    .collect();
+                drop(peers);
+                Relay {
+                    bytes: Datagram::relay(&from, frame),
+                    links,
                 }
+                .send(shared);
             }
             taken != Taken::Bad
         }
@@ -1732,6 +1805,24 @@ fn receive(shared: &Shared, from: DeviceId, bytes: &[u8]) -> bool {
                 }
             }
             true
+        }
+    }
+}
+
+/// A frame a forwarder passes on, and the links it goes to (sent once the
+/// participants' lock is released: the mixer waits for it every 20 ms).
+#[derive(Default)]
+pub(super) struct Relay {
+    pub(super) bytes: Vec<u8>,
+    pub(super) links: Vec<Link>,
+}
+
+impl Relay {
+    fn send(self, shared: &Shared) {
+        for link in &self.links {
+            if link.send_datagram(self.bytes.clone()).is_ok() {
+                shared.bytes[2].fetch_add(self.bytes.len() as u64, Ordering::Relaxed);
+            }
         }
     }
 }

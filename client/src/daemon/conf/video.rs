@@ -24,7 +24,7 @@
 //! for key frames after a loss, and writes the featured participant's
 //! picture (a small one doubled) to `--video-out` once per frame time.
 
-use super::{Input, Peer, Shared, Taken};
+use super::{Input, Peer, Relay, Shared, Taken};
 use crate::daemon::video::{FRAME, Pacer, PictureSource, VideoCounts, VideoIo};
 use kith_media::frames::{Assembler, PIECE_BYTES, pieces_of};
 use kith_media::packet::{HEADER, Kind, Packet, key_request};
@@ -54,6 +54,8 @@ const PIECE: usize = PIECE_BYTES - FRAME_OVERHEAD;
 /// Bytes of datagrams queued on a link beyond which a frame is not sent
 /// on it (its congestion window is holding them back).
 const BACKLOG: usize = 48 << 10;
+/// The least such limit, whatever the path.
+const MIN_BACKLOG: usize = 8 << 10;
 /// Least time between key frames of one layer made on request.
 const KEY_EVERY: Duration = Duration::from_millis(330);
 /// Least time between requests for a key frame of one sender.
@@ -159,18 +161,19 @@ pub(super) fn start(
 /// frame) from the participant at the other end of a link, its own; false
 /// if bad. Video is taken only at the layer asked of its sender, and only
 /// by a device that takes video; a forwarder also opens its clients'
-/// pieces of every layer and passes them on (see [`pass_on`]).
+/// pieces of every layer and passes them on (the [`Relay`] returned, sent
+/// by the caller once it let go of `peers`; see [`pass_on`]).
 pub(super) fn receive(
     shared: &Shared,
     peers: &mut HashMap<DeviceId, Peer>,
     from: DeviceId,
     bytes: &[u8],
     packet: Packet,
-) -> bool {
+) -> (bool, Relay) {
     // No video here: bad.
     let Some(v) = shared.video.as_ref() else {
         shared.counts.bad.fetch_add(1, Ordering::Relaxed);
-        return false;
+        return (false, Relay::default());
     };
     match packet.kind {
         // Honoured only for the layer the asker takes (one that takes
@@ -183,58 +186,55 @@ pub(super) fn receive(
                 {
                     w.store(true, Ordering::Relaxed);
                 }
-                true
+                (true, Relay::default())
             }
             None => {
                 v.counts.bad.fetch_add(1, Ordering::Relaxed);
-                false
+                (false, Relay::default())
             }
         },
         Kind::Video => {
             let client = shared.clients().contains(&from);
-            let layer = packet.layer;
+            let relayed_too = shared.relayed_too(peers, from);
+            let (layer, ts) = (packet.layer, packet.ts);
             let Some(peer) = peers.get_mut(&from) else {
-                return true;
+                return (true, Relay::default());
             };
             // Not the layer asked (pieces of the one before may still be
             // on their way), nor one to pass on: left aside.
             if !client && peer.asked != Some(layer) {
-                return true;
+                return (true, Relay::default());
             }
-            // At most four times the layer's bitrate (both layers' for a
-            // client), before anything is opened.
-            let most = if client {
-                FULL_BITRATE + SMALL_BITRATE
-            } else {
-                bitrate(usize::from(layer))
-            };
-            if !within_budget(peer, bytes.len(), most) {
+            // At most four times the layer's bitrate, before anything is
+            // opened.
+            let Some(got) = within_budget(peer, layer, bytes.len()) else {
                 v.counts.bad.fetch_add(1, Ordering::Relaxed);
-                return false;
-            }
-            let relayed_too = peer.via.is_some();
+                return (false, Relay::default());
+            };
             match open(v, peer, from, bytes, packet) {
-                // Passed on once it opened here (sealed by its sender,
-                // not a replay).
+                // Passed on once it opened here (sealed by its sender, not
+                // a replay), within twice the layer's bitrate.
                 Ok(()) => {
-                    if client {
-                        pass_on(shared, peers, from, bytes, layer);
-                    }
-                    true
+                    let relay = if client && got <= u64::from(bitrate(usize::from(layer))) / 4 {
+                        pass_on(peers, from, bytes, layer, ts)
+                    } else {
+                        Relay::default()
+                    };
+                    (true, relay)
                 }
                 // A replay is bad here (this came from its sender itself),
-                // unless its pieces may also come through a forwarder (as
-                // its audio, in `super::receive`).
+                // unless its pieces may also come through a forwarder (see
+                // `Shared::relayed_too`).
                 Err(e) => match super::refused(shared, e) {
-                    Taken::Bad => false,
-                    Taken::Replayed => relayed_too,
-                    Taken::Opened | Taken::Ignored => true,
+                    Taken::Bad => (false, Relay::default()),
+                    Taken::Replayed => (relayed_too, Relay::default()),
+                    Taken::Opened | Taken::Ignored => (true, Relay::default()),
                 },
             }
         }
         Kind::Audio | Kind::Report => {
             shared.counts.bad.fetch_add(1, Ordering::Relaxed);
-            false
+            (false, Relay::default())
         }
     }
 }
@@ -260,7 +260,7 @@ pub(super) fn receive_relayed(
     if peer.asked != Some(packet.layer) {
         return;
     }
-    if !within_budget(peer, bytes.len(), bitrate(usize::from(packet.layer))) {
+    if within_budget(peer, packet.layer, bytes.len()).is_none() {
         v.counts.bad.fetch_add(1, Ordering::Relaxed);
         return;
     }
@@ -269,16 +269,17 @@ pub(super) fn receive_relayed(
     }
 }
 
-/// Counts `len` bytes of a sender's video in the current second: false
-/// beyond four times `bps` (a flood is dropped before anything opens).
-fn within_budget(peer: &mut Peer, len: usize, bps: u32) -> bool {
+/// Counts `len` bytes of a sender's `layer` in the current second: the
+/// second's bytes so far, or `None` beyond four times the layer's bitrate
+/// (a flood is dropped before anything opens).
+fn within_budget(peer: &mut Peer, layer: u8, len: usize) -> Option<u64> {
+    let (since, got) = peer.video_in.get_mut(usize::from(layer))?;
     let now = Instant::now();
-    let (since, got) = &mut peer.video_in;
     if now.duration_since(*since) >= Duration::from_secs(1) {
         (*since, *got) = (now, 0);
     }
     *got += len as u64;
-    *got <= u64::from(bps) / 2
+    (*got <= u64::from(bitrate(usize::from(layer))) / 2).then_some(*got)
 }
 
 /// Opens a piece of `from`'s video under its key; one of the layer this
@@ -310,30 +311,39 @@ fn open(
 }
 
 /// A forwarder passes a piece of its client `from`'s video (`bytes`, as
-/// its sender sealed it) on to each participant that asked it for that
-/// layer, but not to one whose link is backed up (it loses the frame and
-/// asks the sender for a key frame; its audio does not wait behind
-/// video).
+/// its sender sealed it; frame `ts` of `layer`) on to each participant
+/// that asked it for that layer — but not to one whose link is backed up
+/// (more than 30 ms of what its window carries, as [`send_loop`] judges):
+/// that one gets no more of the frame (it loses it and asks the sender for
+/// a key frame; its audio does not wait behind video).
 fn pass_on(
-    shared: &Shared,
     peers: &mut HashMap<DeviceId, Peer>,
     from: DeviceId,
     bytes: &[u8],
     layer: u8,
-) {
-    let relayed = Datagram::relay(&from, bytes);
+    ts: u32,
+) -> Relay {
+    let mut links = Vec::new();
     for (dev, p) in peers.iter_mut() {
         if *dev == from || p.passes.get(&from) != Some(&layer) {
             continue;
         }
-        let room = p.link.datagram_room();
-        p.roomiest = p.roomiest.max(room);
-        if p.roomiest.saturating_sub(room) > backlog_limit(&p.link) {
+        if p.cut == Some((from, layer, ts)) {
             continue;
         }
-        if p.link.send_datagram(relayed.clone()).is_ok() {
-            shared.bytes[2].fetch_add(relayed.len() as u64, Ordering::Relaxed);
+        let room = p.link.datagram_room();
+        p.roomiest = p.roomiest.max(room);
+        let backlog = p.roomiest.saturating_sub(room);
+        // (The least limit needs no look at the path.)
+        if backlog > MIN_BACKLOG && backlog > backlog_limit(&p.link) {
+            p.cut = Some((from, layer, ts));
+            continue;
         }
+        links.push(p.link.clone());
+    }
+    Relay {
+        bytes: Datagram::relay(&from, bytes),
+        links,
     }
 }
 
@@ -381,7 +391,7 @@ fn backlog_limit(link: &Link) -> usize {
     let per_30ms = link.window_rate().map_or(BACKLOG, |bps| {
         usize::try_from(bps / 8 * 30 / 1000).unwrap_or(BACKLOG)
     });
-    per_30ms.clamp(8 << 10, BACKLOG)
+    per_30ms.clamp(MIN_BACKLOG, BACKLOG)
 }
 
 /// The sender: one picture per frame time, coded in each layer some
