@@ -852,6 +852,16 @@ impl Loopback {
         ));
     }
 
+    /// Polices what arrives at `port` to `kbytes` a second (what does not
+    /// fit is lost on the way, as behind a real bottleneck in front of a
+    /// downlink).
+    pub fn police_to(&self, port: u16, kbytes: u32) {
+        sh(&format!(
+            "ip netns exec {ns} nft add rule inet cut inbound udp dport {port} limit rate over {kbytes} kbytes/second burst 8 kbytes drop",
+            ns = self.ns
+        ));
+    }
+
     /// Takes every cut and cap away.
     pub fn heal(&self) {
         sh(&format!(

@@ -5,7 +5,8 @@
 //! holds opens what is sent after it left. A stranger to the room cannot
 //! join its call. Four members in a video call each take the others'
 //! full layer and show their pictures, never their own; nine, beyond a
-//! mesh, see each other through the forwarders. A member whose
+//! mesh, see each other through the forwarders; one whose downlink is
+//! policed takes fewer senders' video. A member whose
 //! uplink cannot carry a copy for each other (capped by nftables in a
 //! network namespace) measures it, says so in the room, and sends through
 //! a forwarder: the always-on device of another member.
@@ -958,4 +959,130 @@ fn a_member_whose_uplink_cannot_carry_the_mesh_sends_through_the_always_on_devic
     }
     // The last six seconds each heard: the three others, not itself.
     each_heard_the_others(&outs, &names, &freqs, 6);
+}
+
+/// Four members in a video call, in a network namespace, each sending the
+/// moving test picture: once the mesh formed and each takes the others'
+/// full layer, what arrives at Bob is policed to 64 kB/s (three full
+/// layers take about 300, three small ones and the audio about 80). He steps down to the small layers, and when
+/// they still lose frames over every sender he takes fewer senders, and
+/// the pictures of those he keeps come whole; the others still take all
+/// three. Healed, he takes all three again.
+#[test]
+fn a_member_whose_downlink_cannot_carry_every_sender_takes_fewer() {
+    let _media = one_media_test_at_a_time();
+    let Some(net) = Loopback::new("down") else {
+        return;
+    };
+    let names = ["alice", "bob", "carol", "dave"];
+    let people: Vec<(Profile, Ids, Daemon)> = names
+        .iter()
+        .map(|n| {
+            let p = Profile::new();
+            let ids = p.init(n);
+            let d = kith_tests::daemon_in_netns_with(
+                &p,
+                &net.ns,
+                "127.0.0.1:0",
+                &[("KITH_LOG", "info,kith_app::daemon::conf=debug")],
+                &[],
+            );
+            (p, ids, d)
+        })
+        .collect();
+    let room = room_of(&people, &names);
+    let start = |i: usize| {
+        assert_ok(&people[i].0.kith(["call", &room, "--video"]))
+            .trim()
+            .to_owned()
+    };
+    let id = everyone_joins(&people, &names, &room, start);
+    let taking = |p: &Profile| -> Vec<(String, u64, u64)> {
+        call_of(p, &id)
+            .map(|c| {
+                c["video_from"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|f| {
+                        (
+                            f["device"].as_str().unwrap_or("").to_owned(),
+                            f["layer"].as_u64().unwrap_or(9),
+                            f["frames"].as_u64().unwrap_or(0),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let full_of_all = |p: &Profile| {
+        let t = taking(p);
+        t.len() == 3 && t.iter().all(|(_, l, f)| *l == 1 && *f >= 20)
+    };
+    assert!(
+        wait_until(WAIT, || people.iter().all(|(p, ..)| full_of_all(p))),
+        "not everyone takes the others' full layer"
+    );
+    let bob = &people[1].0;
+    net.police_to(port_of(bob), 64);
+    let fewer = wait_until(WAIT, || {
+        let t = taking(bob);
+        !t.is_empty() && t.len() < 3 && t.iter().all(|(_, l, _)| *l == 0)
+    });
+    let dump = |why: &str| {
+        for (i, (p, _, d)) in people.iter().enumerate() {
+            eprintln!("{} ({why}): {}", names[i], call_of(p, &id).unwrap());
+            if std::env::var_os("KITH_TEST_LOGS").is_some() {
+                for line in d
+                    .log()
+                    .lines()
+                    .filter(|l| l.contains("video") || l.contains("link"))
+                {
+                    eprintln!("{}'s log: {line}", names[i]);
+                }
+            }
+        }
+    };
+    if !fewer {
+        dump("never fewer");
+    }
+    assert!(fewer, "bob never took fewer senders");
+    // What he keeps comes: over 5 s, at least 5 pictures a second of each
+    // sender kept (its small layer has 15).
+    let before = taking(bob);
+    std::thread::sleep(Duration::from_secs(5));
+    let after = taking(bob);
+    let kept: Vec<(String, u64)> = after
+        .iter()
+        .filter_map(|(d, _, f)| {
+            let was = before.iter().find(|(b, ..)| b == d)?.2;
+            Some((d[..8].to_owned(), f.saturating_sub(was)))
+        })
+        .collect();
+    eprintln!(
+        "bob took {} of 3 senders; pictures decoded over 5 s: {kept:?}",
+        after.len()
+    );
+    if std::env::var_os("KITH_TEST_LOGS").is_some() {
+        dump("kept");
+    }
+    assert!(
+        !kept.is_empty() && kept.iter().all(|(_, n)| *n >= 25),
+        "{kept:?}"
+    );
+    // The others' downlinks are not limited: they still take all three.
+    for i in [0usize, 2, 3] {
+        assert_eq!(taking(&people[i].0).len(), 3, "{}", names[i]);
+    }
+    // Healed, he takes one more each 10 clean seconds.
+    net.heal();
+    let all_again = wait_until(WAIT, || taking(bob).len() == 3);
+    if !all_again {
+        dump("healed");
+    }
+    assert!(all_again, "bob never took all three again");
+    for (p, ..) in &people {
+        assert_ok(&p.kith(["call", "hangup"]));
+    }
 }

@@ -14,9 +14,10 @@
 //! [`VIDEO_MESH`], else of the participant speaking only (changed at most
 //! every [`FEATURE_FOR`]) and the small layer of the others; it steps down
 //! to the small layer of a sender whose full one loses more than a tenth
-//! of its frames in a second, for [`UP_AFTER`]. So each receiver takes
-//! what its downlink carries, and a sender uploads at most one full copy
-//! per receiver that features it.
+//! of its frames in a second, for [`UP_AFTER`], and takes fewer senders
+//! while the small layers still lose frames ([`Downlink`]). So each
+//! receiver takes what its downlink carries, and a sender uploads at most
+//! one full copy per receiver that features it.
 //!
 //! Two threads per conference, never on the audio's runtime: the sender
 //! (pictures from `--video-in`, the camera or the test picture), and the
@@ -81,6 +82,106 @@ const IDLE_KEEP: Duration = Duration::from_secs(3);
 const UP_AFTER: Duration = Duration::from_secs(10);
 /// Least time between two asks for the same layer of one sender.
 const ASK_AGAIN: Duration = Duration::from_secs(1);
+/// Seconds in a row a receiver's video loses more than [`DOWN_AT`] over
+/// every sender before it takes fewer senders (the step down to small
+/// layers had its chance).
+const CUT_AFTER: u32 = 3;
+/// Frames lost per thousand, over every sender, at or below which a
+/// second counts as clean (a receiver that took fewer senders takes one
+/// more after [`UP_AFTER`] of them).
+const CLEAN_AT: u32 = 20;
+
+/// How many senders' video a receiver takes: all of them while its
+/// downlink carries them, fewer once their small layers lose frames.
+struct Downlink {
+    /// Senders taken at most (`None`: every one).
+    most: Option<usize>,
+    /// When `most` last changed.
+    changed: Instant,
+    /// Frames decoded and lost over every sender this second, and when it
+    /// began.
+    decoded: u32,
+    lost: u32,
+    since: Instant,
+    /// Seconds in a row that lost more than [`DOWN_AT`]; clean ones.
+    lossy: u32,
+    clean: u32,
+    /// When each participant was last heard speaking.
+    spoke: HashMap<DeviceId, Instant>,
+    /// Until when each sender's small layer is taken (its full one lost
+    /// frames), kept across its links (a link made again under loss does
+    /// not start at the full layer again).
+    down: HashMap<DeviceId, Instant>,
+}
+
+impl Downlink {
+    fn new() -> Self {
+        Self {
+            most: None,
+            changed: Instant::now(),
+            decoded: 0,
+            lost: 0,
+            since: Instant::now(),
+            lossy: 0,
+            clean: 0,
+            spoke: HashMap::new(),
+            down: HashMap::new(),
+        }
+    }
+
+    /// Ends a second (once one passed): `taken` senders were taken, of
+    /// `senders` there are. Some loss over [`CUT_AFTER`] seconds in a row
+    /// takes a quarter fewer (at least one fewer, at least one kept);
+    /// [`UP_AFTER`] of clean seconds since the last change takes one more.
+    fn second(&mut self, now: Instant, taken: usize, senders: usize) {
+        if now.duration_since(self.since) < Duration::from_secs(1) {
+            return;
+        }
+        let total = u64::from(self.decoded) + u64::from(self.lost);
+        let per_thousand = u64::from(self.lost) * 1000 / total.max(1);
+        if total >= 5 && per_thousand > u64::from(DOWN_AT) {
+            (self.lossy, self.clean) = (self.lossy + 1, 0);
+        } else if total >= 5 && per_thousand <= u64::from(CLEAN_AT) {
+            (self.lossy, self.clean) = (0, self.clean + 1);
+        } else {
+            (self.lossy, self.clean) = (0, 0);
+        }
+        if self.lossy >= CUT_AFTER && taken > 1 {
+            let most = taken - (taken / 4).max(1);
+            debug!(
+                taken,
+                most,
+                lost = self.lost,
+                total,
+                "video loses frames over every sender: fewer senders taken"
+            );
+            (self.most, self.changed, self.lossy) = (Some(most), now, 0);
+        } else if let Some(most) = self.most
+            && self.clean >= UP_AFTER.as_secs() as u32
+            && now.duration_since(self.changed) >= UP_AFTER
+        {
+            self.most = (most + 1 < senders).then_some(most + 1);
+            debug!(most = ?self.most, "video clean: one more sender taken");
+            (self.changed, self.clean) = (now, 0);
+        }
+        (self.decoded, self.lost, self.since) = (0, 0, now);
+    }
+
+    /// The senders taken of `linked` (those not muted by a moderator):
+    /// the featured one first, then the latest to speak, then by device.
+    fn taken(&self, linked: &[DeviceId], featured: Option<DeviceId>) -> Vec<DeviceId> {
+        let mut order: Vec<DeviceId> = linked.to_vec();
+        order.sort_by_key(|d| {
+            (
+                Some(*d) != featured,
+                std::cmp::Reverse(self.spoke.get(d).copied()),
+                *d,
+            )
+        });
+        order.truncate(self.most.unwrap_or(usize::MAX));
+        order
+    }
+}
 
 /// A conference's video on this device.
 pub(super) struct ConfVideo {
@@ -637,6 +738,7 @@ fn show_loop(
 ) {
     let mut senders: HashMap<DeviceId, From> = HashMap::new();
     let mut featured: Option<(DeviceId, Instant)> = None;
+    let mut downlink = Downlink::new();
     let mut looked = Instant::now();
     let started = Instant::now();
     let mut shown: u64 = 0;
@@ -676,12 +778,12 @@ fn show_loop(
             let Some(s) = senders.get_mut(&dev) else {
                 continue;
             };
-            take_frames(v, dev, s, out);
+            take_frames(v, dev, s, out, &mut downlink);
         }
         if first_look || looked.elapsed() >= LOOK_EVERY {
             first_look = false;
             looked = Instant::now();
-            look(shared, v, &mut senders, &mut featured, tx);
+            look(shared, v, &mut senders, &mut featured, &mut downlink, tx);
         }
         if Instant::now() >= due {
             shown += 1;
@@ -709,7 +811,13 @@ fn show_loop(
 
 /// Decodes what the assembler gave of one sender's frames, asks for a key
 /// frame after a loss.
-fn take_frames(v: &ConfVideo, dev: DeviceId, s: &mut From, out: kith_media::frames::Out) {
+fn take_frames(
+    v: &ConfVideo,
+    dev: DeviceId,
+    s: &mut From,
+    out: kith_media::frames::Out,
+    downlink: &mut Downlink,
+) {
     let counts = &v.counts;
     counts.bad.fetch_add(u64::from(out.bad), Ordering::Relaxed);
     counts
@@ -720,6 +828,9 @@ fn take_frames(v: &ConfVideo, dev: DeviceId, s: &mut From, out: kith_media::fram
     if s.latest.is_some() {
         s.lost += out.dropped;
     }
+    // The downlink counts them all: a layer whose key frames never come
+    // whole (the path cannot carry them) shows no picture, only loss.
+    downlink.lost += out.dropped;
     // The layer's frame rate and a half, at most: a bucket of a second's
     // decodes, drained at that rate.
     let most = f64::from(if s.layer == 0 {
@@ -748,6 +859,7 @@ fn take_frames(v: &ConfVideo, dev: DeviceId, s: &mut From, out: kith_media::fram
             Ok(Some(p)) => {
                 counts.frames_decoded.fetch_add(1, Ordering::Relaxed);
                 s.decoded += 1;
+                downlink.decoded += 1;
                 s.latest = Some(p);
                 v.from().entry(dev).or_insert((s.layer, 0)).1 += 1;
             }
@@ -773,6 +885,7 @@ fn look(
     v: &ConfVideo,
     senders: &mut HashMap<DeviceId, From>,
     featured: &mut Option<(DeviceId, Instant)>,
+    downlink: &mut Downlink,
     tx: &mpsc::Sender<Input>,
 ) {
     let now = Instant::now();
@@ -797,10 +910,27 @@ fn look(
     {
         *featured = Some((sp, now));
     }
+    // As many senders as the downlink carries: the featured one, then the
+    // latest to speak.
+    if let Some(sp) = speaking {
+        downlink.spoke.insert(sp, now);
+    }
+    downlink
+        .spoke
+        .retain(|d, _| linked.iter().any(|(l, ..)| l == d));
+    downlink.down.retain(|_, until| *until > now);
+    let candidates: Vec<DeviceId> = linked
+        .iter()
+        .filter(|(.., silenced, _)| !silenced)
+        .map(|(d, ..)| *d)
+        .collect();
+    downlink.second(now, senders.len(), candidates.len());
+    let taken = downlink.taken(&candidates, featured.map(|(f, _)| f));
     let participants = linked.len() + 1;
     for (dev, link, asked, silenced, routed) in linked {
-        // None of a participant a moderator muted.
-        if silenced {
+        // None of a participant a moderator muted, nor of one beyond what
+        // the downlink carries.
+        if silenced || !taken.contains(&dev) {
             senders.remove(&dev);
             v.from().remove(&dev);
             if asked.is_some() {
@@ -819,6 +949,7 @@ fn look(
             {
                 debug!(peer = %dev.short(8), lost = s.lost, total, "a sender's full layer loses frames: its small one taken");
                 s.down_until = Some(now + UP_AFTER);
+                downlink.down.insert(dev, now + UP_AFTER);
             }
             (s.decoded, s.lost, s.counted) = (0, 0, now);
         }
@@ -833,8 +964,12 @@ fn look(
         {
             debug!(peer = %dev.short(8), "no picture of a sender's full layer: its small one taken");
             s.down_until = Some(now + UP_AFTER);
+            downlink.down.insert(dev, now + UP_AFTER);
         }
-        let down_until = senders.get(&dev).and_then(|s| s.down_until);
+        let down_until = senders
+            .get(&dev)
+            .and_then(|s| s.down_until)
+            .or_else(|| downlink.down.get(&dev).copied());
         let down = down_until.is_some_and(|until| until > now);
         let want = choose(participants, featured.is_some_and(|(f, _)| f == dev), down);
         if senders.get(&dev).is_none_or(|s| s.layer != want) {
@@ -891,6 +1026,51 @@ mod tests {
             assert_eq!(choose(n, true, false), 1);
             assert_eq!(choose(n, true, true), 0);
         }
+    }
+
+    #[test]
+    fn a_receiver_takes_fewer_senders_while_its_small_layers_lose_frames_and_more_when_clean() {
+        let mut d = Downlink::new();
+        let t0 = d.since;
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let lossy = |d: &mut Downlink, s: u64, taken: usize| {
+            (d.decoded, d.lost) = (10, 5);
+            d.second(at(s), taken, 8);
+        };
+        // Two lossy seconds: nothing yet; the third takes a quarter fewer.
+        lossy(&mut d, 1, 8);
+        lossy(&mut d, 2, 8);
+        assert_eq!(d.most, None);
+        lossy(&mut d, 3, 8);
+        assert_eq!(d.most, Some(6));
+        // At least one fewer, at least one kept.
+        for s in 4..=6 {
+            lossy(&mut d, s, 2);
+        }
+        assert_eq!(d.most, Some(1));
+        for s in 7..=9 {
+            lossy(&mut d, s, 1);
+        }
+        assert_eq!(d.most, Some(1));
+        // Nothing at all is neither lossy nor clean; ten clean seconds
+        // take one more.
+        d.second(at(10), 1, 8);
+        for s in 11..=19 {
+            (d.decoded, d.lost) = (15, 0);
+            d.second(at(s), 1, 8);
+        }
+        assert_eq!(d.most, Some(1));
+        (d.decoded, d.lost) = (15, 0);
+        d.second(at(20), 1, 8);
+        assert_eq!(d.most, Some(2));
+        // The featured one first, then the latest to speak, then by device.
+        let devs: Vec<DeviceId> = (1..=4u8).map(|i| DeviceId::from_bytes([i; 32])).collect();
+        d.spoke.insert(devs[2], at(5));
+        d.spoke.insert(devs[3], at(9));
+        assert_eq!(d.taken(&devs, Some(devs[1])), vec![devs[1], devs[3]]);
+        assert_eq!(d.taken(&devs, None), vec![devs[3], devs[2]]);
+        d.most = None;
+        assert_eq!(d.taken(&devs, None).len(), 4);
     }
 
     #[test]
