@@ -91,17 +91,21 @@ const CUT_AFTER: u32 = 3;
 /// more after [`UP_AFTER`] of them).
 const CLEAN_AT: u32 = 20;
 
+/// Frames of one sender a second, at least, for its loss to count.
+const COUNTED_FROM: u32 = 3;
+
 /// How many senders' video a receiver takes: all of them while its
-/// downlink carries them, fewer once their small layers lose frames.
+/// downlink carries them, fewer once their small layers lose frames. The
+/// loss must be most senders' (one sender's own loss, or a hostile
+/// sender's gaps in its numbering, is that sender's, not the downlink's).
 struct Downlink {
     /// Senders taken at most (`None`: every one).
     most: Option<usize>,
     /// When `most` last changed.
     changed: Instant,
-    /// Frames decoded and lost over every sender this second, and when it
+    /// Frames of each sender decoded and lost this second, and when it
     /// began.
-    decoded: u32,
-    lost: u32,
+    seen: HashMap<DeviceId, (u32, u32)>,
     since: Instant,
     /// Seconds in a row that lost more than [`DOWN_AT`]; clean ones.
     lossy: u32,
@@ -119,8 +123,7 @@ impl Downlink {
         Self {
             most: None,
             changed: Instant::now(),
-            decoded: 0,
-            lost: 0,
+            seen: HashMap::new(),
             since: Instant::now(),
             lossy: 0,
             clean: 0,
@@ -129,19 +132,42 @@ impl Downlink {
         }
     }
 
+    /// Counts frames of `dev`'s decoded and lost.
+    fn count(&mut self, dev: DeviceId, decoded: u32, lost: u32) {
+        if self.seen.len() < super::MAX_LINKED || self.seen.contains_key(&dev) {
+            let e = self.seen.entry(dev).or_default();
+            *e = (e.0.saturating_add(decoded), e.1.saturating_add(lost));
+        }
+    }
+
     /// Ends a second (once one passed): `taken` senders were taken, of
-    /// `senders` there are. Some loss over [`CUT_AFTER`] seconds in a row
-    /// takes a quarter fewer (at least one fewer, at least one kept);
-    /// [`UP_AFTER`] of clean seconds since the last change takes one more.
+    /// `senders` there are. A second is lossy when more than half the
+    /// senders counted (those with [`COUNTED_FROM`] frames or more) lost
+    /// more than [`DOWN_AT`], clean when fewer than half lost more than
+    /// [`CLEAN_AT`]. [`CUT_AFTER`] lossy seconds in a row take a quarter
+    /// fewer (at least one fewer, at least one kept); [`UP_AFTER`] of clean
+    /// seconds since the last change take one more.
     fn second(&mut self, now: Instant, taken: usize, senders: usize) {
         if now.duration_since(self.since) < Duration::from_secs(1) {
             return;
         }
-        let total = u64::from(self.decoded) + u64::from(self.lost);
-        let per_thousand = u64::from(self.lost) * 1000 / total.max(1);
-        if total >= 5 && per_thousand > u64::from(DOWN_AT) {
+        let losing = |at: u32| {
+            self.seen
+                .values()
+                .filter(|(d, l)| {
+                    d + l >= COUNTED_FROM && u64::from(*l) * 1000 > u64::from(at) * u64::from(d + l)
+                })
+                .count()
+        };
+        let counted = self
+            .seen
+            .values()
+            .filter(|(d, l)| d + l >= COUNTED_FROM)
+            .count();
+        let (lossy, dirty) = (losing(DOWN_AT), losing(CLEAN_AT));
+        if counted > 0 && lossy * 2 > counted {
             (self.lossy, self.clean) = (self.lossy + 1, 0);
-        } else if total >= 5 && per_thousand <= u64::from(CLEAN_AT) {
+        } else if counted > 0 && dirty * 2 < counted {
             (self.lossy, self.clean) = (0, self.clean + 1);
         } else {
             (self.lossy, self.clean) = (0, 0);
@@ -150,10 +176,7 @@ impl Downlink {
             let most = taken - (taken / 4).max(1);
             debug!(
                 taken,
-                most,
-                lost = self.lost,
-                total,
-                "video loses frames over every sender: fewer senders taken"
+                most, lossy, counted, "video loses frames from most senders: fewer senders taken"
             );
             (self.most, self.changed, self.lossy) = (Some(most), now, 0);
         } else if let Some(most) = self.most
@@ -164,7 +187,8 @@ impl Downlink {
             debug!(most = ?self.most, "video clean: one more sender taken");
             (self.changed, self.clean) = (now, 0);
         }
-        (self.decoded, self.lost, self.since) = (0, 0, now);
+        self.seen.clear();
+        self.since = now;
     }
 
     /// The senders taken of `linked` (those not muted by a moderator):
@@ -830,7 +854,7 @@ fn take_frames(
     }
     // The downlink counts them all: a layer whose key frames never come
     // whole (the path cannot carry them) shows no picture, only loss.
-    downlink.lost += out.dropped;
+    downlink.count(dev, 0, out.dropped);
     // The layer's frame rate and a half, at most: a bucket of a second's
     // decodes, drained at that rate.
     let most = f64::from(if s.layer == 0 {
@@ -859,7 +883,7 @@ fn take_frames(
             Ok(Some(p)) => {
                 counts.frames_decoded.fetch_add(1, Ordering::Relaxed);
                 s.decoded += 1;
-                downlink.decoded += 1;
+                downlink.count(dev, 1, 0);
                 s.latest = Some(p);
                 v.from().entry(dev).or_insert((s.layer, 0)).1 += 1;
             }
@@ -1033,38 +1057,50 @@ mod tests {
         let mut d = Downlink::new();
         let t0 = d.since;
         let at = |s: u64| t0 + Duration::from_secs(s);
-        let lossy = |d: &mut Downlink, s: u64, taken: usize| {
-            (d.decoded, d.lost) = (10, 5);
+        let devs: Vec<DeviceId> = (1..=4u8).map(|i| DeviceId::from_bytes([i; 32])).collect();
+        // A second in which each of the first `losing` senders had 10
+        // frames decoded and 5 lost, the others 15 decoded.
+        let second = |d: &mut Downlink, s: u64, losing: usize, taken: usize| {
+            for (i, dev) in devs.iter().enumerate() {
+                if i < losing {
+                    d.count(*dev, 10, 5);
+                } else {
+                    d.count(*dev, 15, 0);
+                }
+            }
             d.second(at(s), taken, 8);
         };
-        // Two lossy seconds: nothing yet; the third takes a quarter fewer.
-        lossy(&mut d, 1, 8);
-        lossy(&mut d, 2, 8);
+        // One sender's loss alone, or half of them losing, is not the
+        // downlink's.
+        for s in 1..=4 {
+            second(&mut d, s, 2, 8);
+        }
         assert_eq!(d.most, None);
-        lossy(&mut d, 3, 8);
+        // Two lossy seconds: nothing yet; the third takes a quarter fewer.
+        second(&mut d, 5, 3, 8);
+        second(&mut d, 6, 3, 8);
+        assert_eq!(d.most, None);
+        second(&mut d, 7, 3, 8);
         assert_eq!(d.most, Some(6));
         // At least one fewer, at least one kept.
-        for s in 4..=6 {
-            lossy(&mut d, s, 2);
+        for s in 8..=10 {
+            second(&mut d, s, 3, 2);
         }
         assert_eq!(d.most, Some(1));
-        for s in 7..=9 {
-            lossy(&mut d, s, 1);
+        for s in 11..=13 {
+            second(&mut d, s, 3, 1);
         }
         assert_eq!(d.most, Some(1));
         // Nothing at all is neither lossy nor clean; ten clean seconds
-        // take one more.
-        d.second(at(10), 1, 8);
-        for s in 11..=19 {
-            (d.decoded, d.lost) = (15, 0);
-            d.second(at(s), 1, 8);
+        // (one sender losing is still clean) take one more.
+        d.second(at(14), 1, 8);
+        for s in 15..=23 {
+            second(&mut d, s, 1, 1);
         }
         assert_eq!(d.most, Some(1));
-        (d.decoded, d.lost) = (15, 0);
-        d.second(at(20), 1, 8);
+        second(&mut d, 24, 0, 1);
         assert_eq!(d.most, Some(2));
         // The featured one first, then the latest to speak, then by device.
-        let devs: Vec<DeviceId> = (1..=4u8).map(|i| DeviceId::from_bytes([i; 32])).collect();
         d.spoke.insert(devs[2], at(5));
         d.spoke.insert(devs[3], at(9));
         assert_eq!(d.taken(&devs, Some(devs[1])), vec![devs[1], devs[3]]);
