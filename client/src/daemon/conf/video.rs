@@ -82,22 +82,25 @@ const IDLE_KEEP: Duration = Duration::from_secs(3);
 const UP_AFTER: Duration = Duration::from_secs(10);
 /// Least time between two asks for the same layer of one sender.
 const ASK_AGAIN: Duration = Duration::from_secs(1);
-/// Seconds in a row a receiver's video loses more than [`DOWN_AT`] over
-/// every sender before it takes fewer senders (the step down to small
-/// layers had its chance).
+/// Seconds in a row most senders' video loses more than [`DOWN_AT`] of
+/// its frames before a receiver takes fewer senders (the step down to
+/// small layers had its chance).
 const CUT_AFTER: u32 = 3;
-/// Frames lost per thousand, over every sender, at or below which a
-/// second counts as clean (a receiver that took fewer senders takes one
-/// more after [`UP_AFTER`] of them).
+/// Frames lost per thousand at or below which a sender's second counts
+/// as clean (a receiver that took fewer senders takes one more after
+/// [`UP_AFTER`] of seconds in which every sender not losing much was).
 const CLEAN_AT: u32 = 20;
-
 /// Frames of one sender a second, at least, for its loss to count.
 const COUNTED_FROM: u32 = 3;
+/// How long a sender that lost much in a second is dropped first when a
+/// receiver takes fewer.
+const LOSSY_FOR: Duration = Duration::from_secs(10);
 
 /// How many senders' video a receiver takes: all of them while its
-/// downlink carries them, fewer once their small layers lose frames. The
-/// loss must be most senders' (one sender's own loss, or a hostile
-/// sender's gaps in its numbering, is that sender's, not the downlink's).
+/// downlink carries them, fewer once most of their small layers lose
+/// frames. Those whose own frames were lost lately are dropped first (a
+/// sender decides its own numbering: one leaving gaps in it drops out
+/// before the others).
 struct Downlink {
     /// Senders taken at most (`None`: every one).
     most: Option<usize>,
@@ -107,9 +110,12 @@ struct Downlink {
     /// began.
     seen: HashMap<DeviceId, (u32, u32)>,
     since: Instant,
-    /// Seconds in a row that lost more than [`DOWN_AT`]; clean ones.
+    /// Seconds in a row that most senders lost more than [`DOWN_AT`];
+    /// clean ones.
     lossy: u32,
     clean: u32,
+    /// When each sender last lost more than [`DOWN_AT`] in a second.
+    lost_at: HashMap<DeviceId, Instant>,
     /// When each participant was last heard speaking.
     spoke: HashMap<DeviceId, Instant>,
     /// Until when each sender's small layer is taken (its full one lost
@@ -127,6 +133,7 @@ impl Downlink {
             since: Instant::now(),
             lossy: 0,
             clean: 0,
+            lost_at: HashMap::new(),
             spoke: HashMap::new(),
             down: HashMap::new(),
         }
@@ -143,32 +150,42 @@ impl Downlink {
     /// Ends a second (once one passed): `taken` senders were taken, of
     /// `senders` there are. A second is lossy when more than half the
     /// senders counted (those with [`COUNTED_FROM`] frames or more) lost
-    /// more than [`DOWN_AT`], clean when fewer than half lost more than
-    /// [`CLEAN_AT`]. [`CUT_AFTER`] lossy seconds in a row take a quarter
-    /// fewer (at least one fewer, at least one kept); [`UP_AFTER`] of clean
-    /// seconds since the last change take one more.
+    /// more than [`DOWN_AT`]; clean when it is not, and every sender
+    /// counted that did not lose that much lost at most [`CLEAN_AT`] (or
+    /// none was counted: nothing to judge by, so more are tried).
+    /// [`CUT_AFTER`] lossy seconds in a row take a quarter fewer (at least
+    /// one fewer, at least one kept); [`UP_AFTER`] of clean seconds since
+    /// the last change take one more.
     fn second(&mut self, now: Instant, taken: usize, senders: usize) {
         if now.duration_since(self.since) < Duration::from_secs(1) {
             return;
         }
-        let losing = |at: u32| {
-            self.seen
-                .values()
-                .filter(|(d, l)| {
-                    d + l >= COUNTED_FROM && u64::from(*l) * 1000 > u64::from(at) * u64::from(d + l)
-                })
-                .count()
+        let over = |(d, l): (u32, u32), at: u32| {
+            u64::from(l) * 1000 > u64::from(at) * (u64::from(d) + u64::from(l))
         };
-        let counted = self
+        let counted: Vec<(DeviceId, (u32, u32))> = self
             .seen
-            .values()
-            .filter(|(d, l)| d + l >= COUNTED_FROM)
-            .count();
-        let (lossy, dirty) = (losing(DOWN_AT), losing(CLEAN_AT));
-        if counted > 0 && lossy * 2 > counted {
-            (self.lossy, self.clean) = (self.lossy + 1, 0);
-        } else if counted > 0 && dirty * 2 < counted {
-            (self.lossy, self.clean) = (0, self.clean + 1);
+            .iter()
+            .filter(|(_, (d, l))| u64::from(*d) + u64::from(*l) >= u64::from(COUNTED_FROM))
+            .map(|(dev, n)| (*dev, *n))
+            .collect();
+        let losing: Vec<DeviceId> = counted
+            .iter()
+            .filter(|(_, n)| over(*n, DOWN_AT))
+            .map(|(d, _)| *d)
+            .collect();
+        for d in &losing {
+            self.lost_at.insert(*d, now);
+        }
+        self.lost_at
+            .retain(|_, at| now.duration_since(*at) < LOSSY_FOR);
+        let dirty = counted
+            .iter()
+            .any(|(_, n)| !over(*n, DOWN_AT) && over(*n, CLEAN_AT));
+        if !counted.is_empty() && losing.len() * 2 > counted.len() {
+            (self.lossy, self.clean) = (self.lossy.saturating_add(1), 0);
+        } else if !dirty {
+            (self.lossy, self.clean) = (0, self.clean.saturating_add(1));
         } else {
             (self.lossy, self.clean) = (0, 0);
         }
@@ -176,7 +193,10 @@ impl Downlink {
             let most = taken - (taken / 4).max(1);
             debug!(
                 taken,
-                most, lossy, counted, "video loses frames from most senders: fewer senders taken"
+                most,
+                losing = losing.len(),
+                counted = counted.len(),
+                "video loses frames from most senders: fewer senders taken"
             );
             (self.most, self.changed, self.lossy) = (Some(most), now, 0);
         } else if let Some(most) = self.most
@@ -192,11 +212,13 @@ impl Downlink {
     }
 
     /// The senders taken of `linked` (those not muted by a moderator):
-    /// the featured one first, then the latest to speak, then by device.
+    /// those that did not lose much lately first, then the featured one,
+    /// then the latest to speak, then by device.
     fn taken(&self, linked: &[DeviceId], featured: Option<DeviceId>) -> Vec<DeviceId> {
         let mut order: Vec<DeviceId> = linked.to_vec();
         order.sort_by_key(|d| {
             (
+                self.lost_at.contains_key(d),
                 Some(*d) != featured,
                 std::cmp::Reverse(self.spoke.get(d).copied()),
                 *d,
@@ -852,9 +874,13 @@ fn take_frames(
     if s.latest.is_some() {
         s.lost += out.dropped;
     }
-    // The downlink counts them all: a layer whose key frames never come
-    // whole (the path cannot carry them) shows no picture, only loss.
-    downlink.count(dev, 0, out.dropped);
+    // The downlink counts them all once the layer had time for its first
+    // key frame: a layer whose key frames never come whole (the path
+    // cannot carry them) shows no picture, only loss.
+    let settled = s.since.elapsed() >= FIRST_PICTURE_WAIT;
+    if settled {
+        downlink.count(dev, 0, out.dropped);
+    }
     // The layer's frame rate and a half, at most: a bucket of a second's
     // decodes, drained at that rate.
     let most = f64::from(if s.layer == 0 {
@@ -883,7 +909,9 @@ fn take_frames(
             Ok(Some(p)) => {
                 counts.frames_decoded.fetch_add(1, Ordering::Relaxed);
                 s.decoded += 1;
-                downlink.count(dev, 1, 0);
+                if settled {
+                    downlink.count(dev, 1, 0);
+                }
                 s.latest = Some(p);
                 v.from().entry(dev).or_insert((s.layer, 0)).1 += 1;
             }
@@ -1000,7 +1028,7 @@ fn look(
             let Some(mut fresh) = From::new(want) else {
                 continue;
             };
-            fresh.down_until = down_until;
+            fresh.down_until = down_until.filter(|until| *until > now);
             fresh.asked_at = now.checked_sub(ASK_AGAIN).unwrap_or(now);
             senders.insert(dev, fresh);
             v.from().insert(dev, (want, 0));
@@ -1091,20 +1119,34 @@ mod tests {
             second(&mut d, s, 3, 1);
         }
         assert_eq!(d.most, Some(1));
-        // Nothing at all is neither lossy nor clean; ten clean seconds
-        // (one sender losing is still clean) take one more.
+        // A second with nothing counted is clean (nothing to judge by), as
+        // is one where only a minority loses much and the rest lose
+        // nothing; ten of them since the last cut take one more.
         d.second(at(14), 1, 8);
-        for s in 15..=23 {
+        for s in 15..=22 {
             second(&mut d, s, 1, 1);
         }
         assert_eq!(d.most, Some(1));
-        second(&mut d, 24, 0, 1);
+        second(&mut d, 23, 0, 1);
         assert_eq!(d.most, Some(2));
-        // The featured one first, then the latest to speak, then by device.
+        // A sender losing a little while others lose nothing is not clean.
+        for s in 24..=40 {
+            for dev in &devs {
+                d.count(*dev, 95, 5);
+            }
+            d.second(at(s), 2, 8);
+        }
+        assert_eq!(d.most, Some(2));
+        // Those not losing lately first, then the featured one, then the
+        // latest to speak, then by device.
+        d.lost_at.clear();
         d.spoke.insert(devs[2], at(5));
         d.spoke.insert(devs[3], at(9));
         assert_eq!(d.taken(&devs, Some(devs[1])), vec![devs[1], devs[3]]);
         assert_eq!(d.taken(&devs, None), vec![devs[3], devs[2]]);
+        d.lost_at.insert(devs[1], at(40));
+        d.lost_at.insert(devs[3], at(40));
+        assert_eq!(d.taken(&devs, Some(devs[1])), vec![devs[2], devs[0]]);
         d.most = None;
         assert_eq!(d.taken(&devs, None).len(), 4);
     }
