@@ -89,6 +89,38 @@ fn room_of(people: &[(Profile, Ids, Daemon)], names: &[impl AsRef<str>]) -> Stri
     room
 }
 
+/// A daemon of its own for each of `names`, each with an account of that
+/// name.
+fn daemons(names: &[String]) -> Vec<(Profile, Ids, Daemon)> {
+    names
+        .iter()
+        .map(|name| {
+            let mut p = Profile::new();
+            let ids = p.init(name);
+            let d = p.spawn_daemon();
+            (p, ids, d)
+        })
+        .collect()
+}
+
+/// Whether call `id` formed as a forwarded call of at most 16: everyone
+/// linked with everyone, and all but the two forwarders sending through
+/// one.
+fn forwarded_by_two(people: &[(Profile, Ids, Daemon)], id: &str) -> bool {
+    let n = people.len();
+    let infos: Vec<_> = people.iter().map(|(p, ..)| call_of(p, id)).collect();
+    let linked = infos.iter().all(|c| {
+        c.as_ref()
+            .and_then(|c| c["participants"].as_array().map(Vec::len))
+            == Some(n - 1)
+    });
+    let through = infos
+        .iter()
+        .filter(|c| c.as_ref().is_some_and(|c| c["forwarder"].is_string()))
+        .count();
+    linked && through == n - 2
+}
+
 /// The first of `people` starts the room's call (`start(0)`, the call's
 /// id); each other one waits until its room shows that call on, and joins
 /// it (`start(i)` must give the same id).
@@ -522,33 +554,13 @@ fn a_forwarded_call_of_twelve_forms_again_within_a_second_when_its_forwarder_is_
     let n = 12usize;
     let names: Vec<String> = (0..n).map(|i| format!("p{i}")).collect();
     let freqs: Vec<f64> = (0..n).map(|i| 400.0 + 120.0 * i as f64).collect();
-    let mut people: Vec<(Profile, Ids, Daemon)> = names
-        .iter()
-        .map(|name| {
-            let mut p = Profile::new();
-            let ids = p.init(name);
-            let d = p.spawn_daemon();
-            (p, ids, d)
-        })
-        .collect();
+    let mut people = daemons(&names);
     let room = room_of(&people, &names);
     let (id, outs) =
         everyone_joins_with_tones(&people, &names, &room, dir.path(), (&freqs, 2_500.0));
     // Everyone linked with everyone (keys go end to end on those links);
     // beyond eight, all but the two forwarders send through one.
-    let formed = || {
-        let infos: Vec<_> = people.iter().map(|(p, ..)| call_of(p, &id)).collect();
-        let linked = infos.iter().all(|c| {
-            c.as_ref()
-                .and_then(|c| c["participants"].as_array().map(Vec::len))
-                == Some(n - 1)
-        });
-        let through = infos
-            .iter()
-            .filter(|c| c.as_ref().is_some_and(|c| c["forwarder"].is_string()))
-            .count();
-        linked && through == n - 2
-    };
+    let formed = || forwarded_by_two(&people, &id);
     assert!(
         wait_until(WAIT, formed),
         "the call never formed: {:?}",
@@ -766,15 +778,7 @@ fn nine_members_see_each_other_through_the_forwarders() {
     let dir = tempfile::tempdir().unwrap();
     let n = 9usize;
     let names: Vec<String> = (0..n).map(|i| format!("p{i}")).collect();
-    let people: Vec<(Profile, Ids, Daemon)> = names
-        .iter()
-        .map(|name| {
-            let mut p = Profile::new();
-            let ids = p.init(name);
-            let d = p.spawn_daemon();
-            (p, ids, d)
-        })
-        .collect();
+    let people = daemons(&names);
     let room = room_of(&people, &names);
     // Small pictures (160×120, 5 s, then the last one stays): nine
     // daemons each decoding eight senders stay cheap on two cores.
@@ -799,18 +803,7 @@ fn nine_members_see_each_other_through_the_forwarders() {
         assert_ok(&out).trim().to_owned()
     };
     let id = everyone_joins(&people, &names, &room, start);
-    let formed = || {
-        let infos: Vec<_> = people.iter().map(|(p, ..)| call_of(p, &id)).collect();
-        infos.iter().all(|c| {
-            c.as_ref()
-                .and_then(|c| c["participants"].as_array().map(Vec::len))
-                == Some(n - 1)
-        }) && infos
-            .iter()
-            .filter(|c| c.as_ref().is_some_and(|c| c["forwarder"].is_string()))
-            .count()
-            == n - 2
-    };
+    let formed = || forwarded_by_two(&people, &id);
     assert!(wait_until(WAIT, formed), "the call never formed");
     // Each decodes frames of every other at the small layer.
     let seeing = |p: &Profile| {
