@@ -33,7 +33,7 @@ use kith_media::video::{FPS, HEIGHT, Picture, VideoDecoder, VideoEncoder, WIDTH}
 use node_core::DeviceId;
 use node_core::call::conf::{Datagram, FRAME_OVERHEAD, FrameError, Stream, VIDEO_LAYERS};
 use node_core::transport::Link;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
@@ -92,15 +92,20 @@ const CUT_AFTER: u32 = 3;
 const CLEAN_AT: u32 = 20;
 /// Frames of one sender a second, at least, for its loss to count.
 const COUNTED_FROM: u32 = 3;
-/// How long a sender that lost much in a second is dropped first when a
-/// receiver takes fewer.
+/// How long a sender that lost much in a second is dropped before the
+/// others at a cut; how long one with no frame counted is taken as
+/// sending no video.
 const LOSSY_FOR: Duration = Duration::from_secs(10);
 
 /// How many senders' video a receiver takes: all of them while its
 /// downlink carries them, fewer once most of their small layers lose
-/// frames. Those whose own frames were lost lately are dropped first (a
+/// frames. At a cut, the featured one stays, and those sending no video
+/// lately go first, then those whose own frames were lost lately (a
 /// sender decides its own numbering: one leaving gaps in it drops out
-/// before the others).
+/// before the honest ones); those dropped stay out until the receiver
+/// takes one more. Between cuts the senders given places keep them (each
+/// loss is met by the step down to the small layer), but for the featured
+/// one, which takes a place when it speaks.
 struct Downlink {
     /// Senders taken at most (`None`: every one).
     most: Option<usize>,
@@ -116,6 +121,13 @@ struct Downlink {
     clean: u32,
     /// When each sender last lost more than [`DOWN_AT`] in a second.
     lost_at: HashMap<DeviceId, Instant>,
+    /// When a frame of each sender was last counted (decoded or lost).
+    active_at: HashMap<DeviceId, Instant>,
+    /// The senders given places at the last look.
+    placed: Vec<DeviceId>,
+    /// Senders dropped at a cut: out until one more is taken (kept across
+    /// their links; at most [`super::MAX_LINKED`]).
+    dropped: HashSet<DeviceId>,
     /// When each participant was last heard speaking.
     spoke: HashMap<DeviceId, Instant>,
     /// Until when each sender's small layer is taken (its full one lost
@@ -134,29 +146,36 @@ impl Downlink {
             lossy: 0,
             clean: 0,
             lost_at: HashMap::new(),
+            active_at: HashMap::new(),
+            placed: Vec::new(),
+            dropped: HashSet::new(),
             spoke: HashMap::new(),
             down: HashMap::new(),
         }
     }
 
-    /// Counts frames of `dev`'s decoded and lost.
-    fn count(&mut self, dev: DeviceId, decoded: u32, lost: u32) {
+    /// Counts frames of `dev`'s decoded and lost (`now`).
+    fn count(&mut self, dev: DeviceId, decoded: u32, lost: u32, now: Instant) {
         if self.seen.len() < super::MAX_LINKED || self.seen.contains_key(&dev) {
             let e = self.seen.entry(dev).or_default();
             *e = (e.0.saturating_add(decoded), e.1.saturating_add(lost));
         }
+        let room = self.active_at.len() < super::MAX_LINKED || self.active_at.contains_key(&dev);
+        if decoded + lost > 0 && room {
+            self.active_at.insert(dev, now);
+        }
     }
 
-    /// Ends a second (once one passed): `taken` senders were taken, of
-    /// `senders` there are. A second is lossy when more than half the
-    /// senders counted (those with [`COUNTED_FROM`] frames or more) lost
-    /// more than [`DOWN_AT`]; clean when it is not, and every sender
-    /// counted that did not lose that much lost at most [`CLEAN_AT`] (or
-    /// none was counted: nothing to judge by, so more are tried).
-    /// [`CUT_AFTER`] lossy seconds in a row take a quarter fewer (at least
-    /// one fewer, at least one kept); [`UP_AFTER`] of clean seconds since
-    /// the last change take one more.
-    fn second(&mut self, now: Instant, taken: usize, senders: usize) {
+    /// Ends a second (once one passed), `featured` the participant
+    /// featured now, of `senders` there are. A second is lossy when more
+    /// than half the senders counted (those with [`COUNTED_FROM`] frames
+    /// or more) lost more than [`DOWN_AT`]; clean when it is not, and
+    /// every sender counted that did not lose that much lost at most
+    /// [`CLEAN_AT`] (or none was counted: nothing to judge by, so more
+    /// are tried). [`CUT_AFTER`] lossy seconds in a row take a quarter
+    /// fewer of those placed (at least one fewer, at least one kept);
+    /// [`UP_AFTER`] of clean seconds since the last change take one more.
+    fn second(&mut self, now: Instant, featured: Option<DeviceId>, senders: usize) {
         if now.duration_since(self.since) < Duration::from_secs(1) {
             return;
         }
@@ -179,6 +198,8 @@ impl Downlink {
         }
         self.lost_at
             .retain(|_, at| now.duration_since(*at) < LOSSY_FOR);
+        self.active_at
+            .retain(|_, at| now.duration_since(*at) < LOSSY_FOR);
         let dirty = counted
             .iter()
             .any(|(_, n)| !over(*n, DOWN_AT) && over(*n, CLEAN_AT));
@@ -189,21 +210,38 @@ impl Downlink {
         } else {
             (self.lossy, self.clean) = (0, 0);
         }
-        if self.lossy >= CUT_AFTER && taken > 1 {
-            let most = taken - (taken / 4).max(1);
+        if self.lossy >= CUT_AFTER && self.placed.len() > 1 {
+            let mut order = self.placed.clone();
+            let most = order.len() - (order.len() / 4).max(1);
+            order.sort_by_key(|d| {
+                (
+                    Some(*d) != featured,
+                    !self.active_at.contains_key(d),
+                    self.lost_at.contains_key(d),
+                    std::cmp::Reverse(self.spoke.get(d).copied()),
+                    *d,
+                )
+            });
             debug!(
-                taken,
+                placed = order.len(),
                 most,
                 losing = losing.len(),
                 counted = counted.len(),
                 "video loses frames from most senders: fewer senders taken"
             );
+            for d in order.drain(most..) {
+                if self.dropped.len() < super::MAX_LINKED {
+                    self.dropped.insert(d);
+                }
+            }
+            self.placed = order;
             (self.most, self.changed, self.lossy) = (Some(most), now, 0);
         } else if let Some(most) = self.most
             && self.clean >= UP_AFTER.as_secs() as u32
             && now.duration_since(self.changed) >= UP_AFTER
         {
             self.most = (most + 1 < senders).then_some(most + 1);
+            self.dropped.clear();
             debug!(most = ?self.most, "video clean: one more sender taken");
             (self.changed, self.clean) = (now, 0);
         }
@@ -211,20 +249,26 @@ impl Downlink {
         self.since = now;
     }
 
-    /// The senders taken of `linked` (those not muted by a moderator):
-    /// those that did not lose much lately first, then the featured one,
-    /// then the latest to speak, then by device.
-    fn taken(&self, linked: &[DeviceId], featured: Option<DeviceId>) -> Vec<DeviceId> {
-        let mut order: Vec<DeviceId> = linked.to_vec();
+    /// Gives places to senders of `linked` (those not muted by a
+    /// moderator), at most [`Self::most`], none to one dropped at a cut:
+    /// the featured one first, then those placed before, then the latest
+    /// to speak, then by device. Returns those placed.
+    fn place(&mut self, linked: &[DeviceId], featured: Option<DeviceId>) -> Vec<DeviceId> {
+        let mut order: Vec<DeviceId> = linked
+            .iter()
+            .filter(|d| !self.dropped.contains(d))
+            .copied()
+            .collect();
         order.sort_by_key(|d| {
             (
-                self.lost_at.contains_key(d),
                 Some(*d) != featured,
+                !self.placed.contains(d),
                 std::cmp::Reverse(self.spoke.get(d).copied()),
                 *d,
             )
         });
         order.truncate(self.most.unwrap_or(usize::MAX));
+        self.placed.clone_from(&order);
         order
     }
 }
@@ -879,7 +923,7 @@ fn take_frames(
     // cannot carry them) shows no picture, only loss.
     let settled = s.since.elapsed() >= FIRST_PICTURE_WAIT;
     if settled {
-        downlink.count(dev, 0, out.dropped);
+        downlink.count(dev, 0, out.dropped, Instant::now());
     }
     // The layer's frame rate and a half, at most: a bucket of a second's
     // decodes, drained at that rate.
@@ -910,7 +954,7 @@ fn take_frames(
                 counts.frames_decoded.fetch_add(1, Ordering::Relaxed);
                 s.decoded += 1;
                 if settled {
-                    downlink.count(dev, 1, 0);
+                    downlink.count(dev, 1, 0, Instant::now());
                 }
                 s.latest = Some(p);
                 v.from().entry(dev).or_insert((s.layer, 0)).1 += 1;
@@ -976,8 +1020,9 @@ fn look(
         .filter(|(.., silenced, _)| !silenced)
         .map(|(d, ..)| *d)
         .collect();
-    downlink.second(now, senders.len(), candidates.len());
-    let taken = downlink.taken(&candidates, featured.map(|(f, _)| f));
+    let featured_now = featured.map(|(f, _)| f);
+    downlink.second(now, featured_now, candidates.len());
+    let taken = downlink.place(&candidates, featured_now);
     let participants = linked.len() + 1;
     for (dev, link, asked, silenced, routed) in linked {
         // None of a participant a moderator muted, nor of one beyond what
@@ -1081,74 +1126,85 @@ mod tests {
     }
 
     #[test]
-    fn a_receiver_takes_fewer_senders_while_its_small_layers_lose_frames_and_more_when_clean() {
+    fn a_receiver_takes_fewer_senders_while_most_lose_frames_and_more_when_clean() {
         let mut d = Downlink::new();
         let t0 = d.since;
         let at = |s: u64| t0 + Duration::from_secs(s);
         let devs: Vec<DeviceId> = (1..=4u8).map(|i| DeviceId::from_bytes([i; 32])).collect();
-        // A second in which each of the first `losing` senders had 10
-        // frames decoded and 5 lost, the others 15 decoded.
-        let second = |d: &mut Downlink, s: u64, losing: usize, taken: usize| {
+        // A second in which, of the senders placed, each of the first
+        // `losing` devices had 10 frames decoded and 5 lost, the others
+        // 15 decoded.
+        let second = |d: &mut Downlink, s: u64, losing: usize| {
+            let placed = d.place(&devs, None);
             for (i, dev) in devs.iter().enumerate() {
-                if i < losing {
-                    d.count(*dev, 10, 5);
-                } else {
-                    d.count(*dev, 15, 0);
+                if placed.contains(dev) {
+                    let (got, lost) = if i < losing { (10, 5) } else { (15, 0) };
+                    d.count(*dev, got, lost, at(s));
                 }
             }
-            d.second(at(s), taken, 8);
+            d.second(at(s), None, devs.len());
         };
-        // One sender's loss alone, or half of them losing, is not the
-        // downlink's.
-        for s in 1..=4 {
-            second(&mut d, s, 2, 8);
+        // One sender losing, or half of them, is not the downlink's.
+        for s in 1..=2 {
+            second(&mut d, s, 1);
+        }
+        for s in 3..=5 {
+            second(&mut d, s, 2);
         }
         assert_eq!(d.most, None);
-        // Two lossy seconds: nothing yet; the third takes a quarter fewer.
-        second(&mut d, 5, 3, 8);
-        second(&mut d, 6, 3, 8);
+        // Two lossy seconds: nothing yet; the third takes a quarter fewer
+        // (at least one): of those that lost lately, by device.
+        second(&mut d, 6, 3);
+        second(&mut d, 7, 3);
         assert_eq!(d.most, None);
-        second(&mut d, 7, 3, 8);
-        assert_eq!(d.most, Some(6));
-        // At least one fewer, at least one kept.
-        for s in 8..=10 {
-            second(&mut d, s, 3, 2);
+        second(&mut d, 8, 3);
+        assert_eq!(d.most, Some(3));
+        assert_eq!(d.dropped, HashSet::from([devs[2]]));
+        // Dropped stays out, even once featured; the others keep their
+        // places.
+        assert_eq!(
+            d.place(&devs, Some(devs[2])),
+            vec![devs[0], devs[1], devs[3]]
+        );
+        // Ten clean seconds (a minority losing much, the rest nothing)
+        // take one more: every one again.
+        for s in 9..=17 {
+            second(&mut d, s, 1);
         }
-        assert_eq!(d.most, Some(1));
-        for s in 11..=13 {
-            second(&mut d, s, 3, 1);
+        assert_eq!(d.most, Some(3));
+        second(&mut d, 18, 0);
+        assert_eq!(d.most, None);
+        assert!(d.dropped.is_empty());
+        assert_eq!(d.place(&devs, None).len(), 4);
+        // A sender losing a little while the others lose nothing is not
+        // clean.
+        d.most = Some(2);
+        d.changed = at(18);
+        d.placed = devs[..2].to_vec();
+        for s in 19..=40 {
+            d.count(devs[0], 95, 5, at(s));
+            d.count(devs[1], 100, 0, at(s));
+            d.second(at(s), None, devs.len());
         }
-        assert_eq!(d.most, Some(1));
-        // A second with nothing counted is clean (nothing to judge by), as
-        // is one where only a minority loses much and the rest lose
-        // nothing; ten of them since the last cut take one more.
-        d.second(at(14), 1, 8);
-        for s in 15..=22 {
-            second(&mut d, s, 1, 1);
-        }
-        assert_eq!(d.most, Some(1));
-        second(&mut d, 23, 0, 1);
         assert_eq!(d.most, Some(2));
-        // A sender losing a little while others lose nothing is not clean.
-        for s in 24..=40 {
-            for dev in &devs {
-                d.count(*dev, 95, 5);
-            }
-            d.second(at(s), 2, 8);
-        }
-        assert_eq!(d.most, Some(2));
-        // Those not losing lately first, then the featured one, then the
-        // latest to speak, then by device.
-        d.lost_at.clear();
-        d.spoke.insert(devs[2], at(5));
-        d.spoke.insert(devs[3], at(9));
-        assert_eq!(d.taken(&devs, Some(devs[1])), vec![devs[1], devs[3]]);
-        assert_eq!(d.taken(&devs, None), vec![devs[3], devs[2]]);
-        d.lost_at.insert(devs[1], at(40));
-        d.lost_at.insert(devs[3], at(40));
-        assert_eq!(d.taken(&devs, Some(devs[1])), vec![devs[2], devs[0]]);
+        // The featured one takes a place first, then those placed before,
+        // then the latest to speak.
+        d.spoke.insert(devs[2], at(35));
+        d.spoke.insert(devs[3], at(39));
+        assert_eq!(d.place(&devs, Some(devs[3])), vec![devs[3], devs[0]]);
+        assert_eq!(d.place(&devs, None), vec![devs[3], devs[0]]);
+        // At a cut the featured one stays, whatever it lost; one sending
+        // no video goes before one that lost.
         d.most = None;
-        assert_eq!(d.taken(&devs, None).len(), 4);
+        d.placed = vec![devs[0], devs[1], devs[2], devs[3]];
+        d.active_at.clear();
+        d.lossy = CUT_AFTER;
+        for dev in [devs[1], devs[2], devs[3]] {
+            d.count(dev, 2, 2, at(41));
+        }
+        d.second(at(41), Some(devs[3]), devs.len());
+        assert_eq!(d.dropped, HashSet::from([devs[0]]));
+        assert_eq!(d.most, Some(3));
     }
 
     #[test]
