@@ -211,7 +211,6 @@ struct Peer {
     level: f32,
     /// The layer of this device's video it asked for.
     wants: Option<u8>,
-    /// Bytes of video it sent in the current second, and when that began.
     /// Bytes of each layer of its video that came in the current second,
     /// and when that began.
     video_in: [(Instant, u64); VIDEO_LAYERS as usize],
@@ -984,12 +983,11 @@ impl Task {
                     }
                     // What it takes of another participant's video that
                     // this device forwards (passed on only while that one
-                    // is a client here, and only the layer named).
-                    // At most MAX_LINKED choices, of participants linked
-                    // here, the full layer of at most MAX_FULL_PASSES (a
-                    // receiver takes the full layer of the participant
-                    // speaking only, beyond a mesh): others are left as
-                    // they were.
+                    // is a client here, and only the layer named): at most
+                    // MAX_LINKED choices, of participants linked here, the
+                    // full layer of at most MAX_FULL_PASSES (a receiver
+                    // takes the full layer of the participant speaking
+                    // only, beyond a mesh); others are left as they were.
                     ConfMsg::Pass(of, layer) => {
                         let linked = of != dev && of != self.d.device && peers.contains_key(&of);
                         let peer = peers.get_mut(&dev);
