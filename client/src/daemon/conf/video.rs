@@ -524,9 +524,7 @@ fn pass_on(
         }
         let room = p.link.datagram_room();
         p.roomiest = p.roomiest.max(room);
-        let backlog = p.roomiest.saturating_sub(room);
-        // (The least limit needs no look at the path.)
-        if backlog > MIN_BACKLOG && backlog > backlog_limit(&p.link) {
+        if backed_up(p.roomiest, room, || backlog_limit(&p.link)) {
             p.cut = Some((from, layer, ts));
             continue;
         }
@@ -573,6 +571,15 @@ fn fit(mut p: Picture) -> Picture {
         p = p.half();
     }
     p
+}
+
+/// Whether a link is backed up: its datagram room `room` is more than
+/// `limit` (at least [`MIN_BACKLOG`]; looked up only past that) below
+/// `most`, the most room it had while this frame or an earlier one was
+/// sent on it.
+fn backed_up(most: usize, room: usize, limit: impl FnOnce() -> usize) -> bool {
+    let backlog = most.saturating_sub(room);
+    backlog > MIN_BACKLOG && backlog > limit()
 }
 
 /// Bytes that may wait in a link's datagram queue before the rest of a
@@ -745,7 +752,7 @@ fn send_loop(shared: &Shared, v: &ConfVideo) {
             let per_link = (f64::from(bitrate(layer)) * 3.0 / 8.0).min(slowest.max(4_000.0));
             let mut cut = false;
             for mut p in pieces {
-                sending.retain(|(l, most, limit)| most.saturating_sub(l.datagram_room()) <= *limit);
+                sending.retain(|(l, most, limit)| !backed_up(*most, l.datagram_room(), || *limit));
                 if sending.is_empty() {
                     cut = true;
                     break;
