@@ -2,10 +2,13 @@
 //! round-trip latency, sustained throughput, reconnect cost, history
 //! transfer, how long a newly linked device takes to hold an account's
 //! history, and how long a revocation takes to reach a contact.
-//! Also rooms of 10 and 30 daemons (`KITH_ROOM_SIZES`): time until every
-//! member holds a message, and what each device uploads for it.
+//! Also rooms of 10 and 30 daemons (`KITH_ROOM_SIZES`): when every ring
+//! link is up, what the idle daemons use, the time until every member
+//! holds a message (as each node announces it), and what each device
+//! uploads for it.
 //! Run: `cargo bench -p kith --bench link` (`KITH_BENCH=rtt|throughput|
-//! history|devices|rooms` runs one part).
+//! history|devices|rooms` runs one part; `KITH_BENCH_TMP=/dev/shm` keeps
+//! the profiles in memory, to take the disk out).
 #![allow(clippy::unwrap_used, clippy::disallowed_methods)]
 
 use kith_app::daemon::Daemon;
@@ -41,7 +44,7 @@ async fn start(
 fn profile_dir() -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = tempfile::Builder::new()
         .prefix("kb")
-        .tempdir_in("/tmp")
+        .tempdir_in(std::env::var("KITH_BENCH_TMP").unwrap_or_else(|_| "/tmp".into()))
         .unwrap();
     let path = dir.path().join("p");
     (dir, path)
@@ -131,6 +134,18 @@ async fn stop(s: Side) -> std::path::PathBuf {
     drop(d);
     std::mem::forget(s._dir);
     s.path
+}
+
+/// CPU seconds this process used (user and system), from `/proc`.
+fn process_cpu() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let f: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    (f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap()) / 100.0
 }
 
 fn pct(v: &mut [f64], p: f64) -> f64 {
@@ -545,7 +560,7 @@ async fn rooms() {
             if joined == n {
                 break;
             }
-            if start.elapsed() > Duration::from_secs(120) {
+            if start.elapsed() > Duration::from_secs(300) {
                 for (i, s) in sides.iter().enumerate() {
                     let node = s.daemon.node().lock().await;
                     let st = node.room_state(&room).cloned().unwrap_or_default();
@@ -561,8 +576,30 @@ async fn rooms() {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let formed = start.elapsed();
-        // Let the gossip links come up and settle.
-        tokio::time::sleep(Duration::from_secs(8)).await;
+        // Let the gossip links come up and settle (noting when every ring
+        // link is first up).
+        let mut all_up = None;
+        while start.elapsed() < formed + Duration::from_secs(8) {
+            if all_up.is_none() {
+                let mut missing = 0;
+                for s in &sides {
+                    let neighbours = s.daemon.node().lock().await.room_ring_neighbours(&room);
+                    let connected = s.daemon.connected();
+                    missing += neighbours.iter().filter(|d| !connected.contains(d)).count();
+                }
+                if missing == 0 {
+                    all_up = Some(start.elapsed() - formed);
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        match all_up {
+            Some(t) => println!(
+                "room of {n}: ring links all up {:.1} s after it formed",
+                t.as_secs_f64()
+            ),
+            None => println!("room of {n}: ring links not all up 8 s after it formed"),
+        }
         let (mut ring, mut ring_up, mut alone) = (0, 0, 0);
         for s in &sides {
             let neighbours = s.daemon.node().lock().await.room_ring_neighbours(&room);
@@ -575,10 +612,28 @@ async fn rooms() {
         println!(
             "room of {n}: ring links up {ring_up} of {ring} (device ends), devices with none {alone}"
         );
+        // What the daemons spend with nothing sent (all in this process).
+        let cpu0 = process_cpu();
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        println!(
+            "room of {n}: all daemons idle use {:.1}% of a core (2 s, 8 s after it formed)",
+            (process_cpu() - cpu0) / 2.0 * 100.0
+        );
         let (mut times, mut mean_up, mut max_up) = (Vec::new(), Vec::new(), Vec::new());
+        let mut arrivals = Vec::new();
         for trial in 0..10 {
             let writer = &sides[1 + trial % (n - 1)];
             let before: Vec<u64> = sides.iter().map(|s| s.daemon.frame_bytes().0).collect();
+            // Each member's time is when its node announces the event (as
+            // its user would see it), not when a poll finds it: a poll
+            // locking every node in turn measured itself.
+            let (target_tx, target_rx) = tokio::sync::watch::channel(None);
+            let mut watchers = Vec::with_capacity(n);
+            for s in &sides {
+                let rx = s.daemon.node().lock().await.subscribe();
+                let d = Arc::clone(&s.daemon);
+                watchers.push(tokio::spawn(seen_at(d, room, rx, target_rx.clone())));
+            }
             let t = Instant::now();
             let id = writer
                 .daemon
@@ -588,23 +643,20 @@ async fn rooms() {
                 .room_send(room, &"x".repeat(1024), now())
                 .await
                 .unwrap();
-            loop {
-                let mut holders = 0;
-                for s in &sides {
-                    if s.daemon
-                        .node()
-                        .lock()
-                        .await
-                        .log(&room)
-                        .is_some_and(|d| d.knows(&id))
-                    {
-                        holders += 1;
-                    }
-                }
-                if holders == n {
+            target_tx.send(Some(id)).unwrap();
+            let deadline = tokio::time::Instant::from_std(t + Duration::from_secs(60));
+            let mut last = t;
+            let mut holders = 0;
+            for w in watchers {
+                let Ok(Ok(at)) = tokio::time::timeout_at(deadline, w).await else {
                     break;
-                }
-                if t.elapsed() >= Duration::from_secs(60) {
+                };
+                holders += 1;
+                arrivals.push(at.duration_since(t).as_secs_f64() * 1000.0);
+                last = last.max(at);
+            }
+            if holders < n {
+                {
                     let wnode = writer.daemon.node().lock().await;
                     let connected = writer.daemon.connected();
                     let pushed: Vec<_> = connected
@@ -639,13 +691,9 @@ async fn rooms() {
                         );
                     }
                 }
-                assert!(
-                    t.elapsed() < Duration::from_secs(60),
-                    "message did not spread: {holders} of {n} hold it"
-                );
-                tokio::time::sleep(Duration::from_millis(2)).await;
+                panic!("message did not spread: {holders} of {n} hold it");
             }
-            times.push(t.elapsed().as_secs_f64() * 1000.0);
+            times.push(last.duration_since(t).as_secs_f64() * 1000.0);
             // Acknowledgements settle.
             tokio::time::sleep(Duration::from_millis(300)).await;
             let size = writer
@@ -673,8 +721,52 @@ async fn rooms() {
             mean_up.iter().sum::<f64>() / mean_up.len() as f64,
             max_up.iter().copied().fold(0.0, f64::max),
         );
+        println!(
+            "room of {n} daemons: each member holds a message p50 {:.1} ms, p90 {:.1} ms",
+            pct(&mut arrivals.clone(), 0.5),
+            pct(&mut arrivals, 0.9),
+        );
         for s in sides {
             stop(s).await;
+        }
+    }
+}
+
+/// When `d`'s node announces the event `target` will name, in `room`.
+async fn seen_at(
+    d: Arc<Daemon>,
+    room: LogId,
+    mut events: tokio::sync::broadcast::Receiver<node_core::node::LocalEvent>,
+    mut target: tokio::sync::watch::Receiver<Option<node_core::EventId>>,
+) -> Instant {
+    let mut seen = Vec::new();
+    let mut lagged = false;
+    loop {
+        let wanted = *target.borrow_and_update();
+        if let Some(id) = wanted {
+            if let Some((_, at)) = seen.iter().find(|(i, _)| *i == id) {
+                return *at;
+            }
+            // (Announcements missed: the store says.)
+            if lagged
+                && d.node()
+                    .lock()
+                    .await
+                    .log(&room)
+                    .is_some_and(|l| l.knows(&id))
+            {
+                return Instant::now();
+            }
+        }
+        tokio::select! {
+            ev = events.recv() => match ev {
+                Ok(ev) if ev.log == room => seen.push((ev.id, Instant::now())),
+                Ok(_) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => lagged = true,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => std::future::pending().await,
+            },
+            _ = target.changed() => {}
+            _ = tokio::time::sleep(Duration::from_millis(20)), if lagged => {}
         }
     }
 }
