@@ -476,3 +476,92 @@ fn reconciliation_frames_reuse_one_storage_per_round() {
         .unwrap();
     assert_eq!(view.items.get(), 2);
 }
+
+/// Empty logs shared with the peer, more of them as time goes on.
+struct Grows {
+    logs: std::cell::RefCell<Vec<LogId>>,
+}
+
+impl View for Grows {
+    fn shared_logs(&self, _: AccountId, _: DeviceId) -> Vec<LogId> {
+        self.logs.borrow().clone()
+    }
+    fn entitled(&self, _: AccountId, _: DeviceId, log: &LogId) -> bool {
+        self.logs.borrow().contains(log)
+    }
+    fn device_active(&self, _: AccountId, _: DeviceId) -> bool {
+        true
+    }
+    fn heads(&self, _: &LogId) -> Vec<EventId> {
+        vec![]
+    }
+    fn not_below(&self, _: &LogId, _: &[EventId]) -> Vec<EventId> {
+        vec![]
+    }
+    fn has(&self, _: &LogId, _: &EventId) -> bool {
+        false
+    }
+    fn items(&self, _: &LogId) -> Vec<(u64, EventId)> {
+        vec![]
+    }
+}
+
+/// The logs a dialer's actions begin; each is answered `Same` at once
+/// (the peer holds the same), so the round ends.
+fn begun_and_answered(s: &mut Session, actions: Vec<Action>, view: &Grows) -> Vec<LogId> {
+    let mut begun = Vec::new();
+    let mut queue = VecDeque::from(actions);
+    while let Some(a) = queue.pop_front() {
+        if let Action::Send(Msg::Begin { log, .. }) = a {
+            begun.push(log);
+            queue.extend(s.on_msg(Msg::Same { log }, view).unwrap());
+        }
+    }
+    begun.sort();
+    begun
+}
+
+/// When what is shared with a peer grows (a room member followed, a room
+/// held), the dialer begins the new logs and those where events were
+/// refused since, not every shared log: in a room of 100 forming, each
+/// member followed brought a round of all 100 members' logs on every link.
+/// A whole round (the minute's, or one asked for) still begins them all.
+#[test]
+fn a_round_after_sharing_grew_begins_only_the_new_and_refused_logs() {
+    let log = |i: u8| LogId::from_bytes([i; 32]);
+    let view = Grows {
+        logs: std::cell::RefCell::new((1..=50).map(log).collect()),
+    };
+    let (mut dialer, _) = Session::new(
+        Role::Dialer,
+        AccountId::from_bytes([1; 32]),
+        DeviceId::from_bytes([9; 32]),
+    );
+    let hello = Msg::Hello {
+        version: node_core::sync::SYNC_VERSION,
+        account: AccountId::from_bytes([2; 32]),
+    };
+    let first = dialer.on_msg(hello, &view).unwrap();
+    assert_eq!(begun_and_answered(&mut dialer, first, &view).len(), 50);
+    assert!(dialer.is_live());
+
+    // Nothing new: nothing begun.
+    assert!(dialer.extend(&view).is_empty());
+    // One log more: only it.
+    view.logs.borrow_mut().push(log(60));
+    let again = dialer.extend(&view);
+    assert_eq!(begun_and_answered(&mut dialer, again, &view), vec![log(60)]);
+    // An event of log 7 refused (its author not known yet), then one more
+    // log: both.
+    let refused = dialer.refused(log(7), &[EventId::from_bytes([3; 32])], &view);
+    assert!(refused.is_empty());
+    view.logs.borrow_mut().push(log(61));
+    let again = dialer.extend(&view);
+    assert_eq!(
+        begun_and_answered(&mut dialer, again, &view),
+        vec![log(7), log(61)]
+    );
+    // A whole round begins every shared log.
+    let all = dialer.resync(&view);
+    assert_eq!(begun_and_answered(&mut dialer, all, &view).len(), 52);
+}

@@ -73,6 +73,12 @@ impl Node {
         log: LogId,
         heads: &[EventId],
     ) -> Result<Vec<EventId>, NodeError> {
+        // Another account's account log holds no event of this device's
+        // (only its own writes wait for receipts): no query for it, as a
+        // round of a room's members' logs asks for each.
+        if self.account_of_log(log).is_some_and(|a| a != self.account) {
+            return Ok(vec![]);
+        }
         let waiting = self.store.undelivered(log).await?;
         let Some(dag) = self.logs.get(&log) else {
             return Ok(vec![]);

@@ -26,6 +26,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 pub const RECON_FRAME_LIMIT: u64 = 60_000;
 /// Most logs a listener keeps a reconciliation storage for at once.
 const MAX_ANSWERING: usize = 4;
+/// Most logs kept as stale per link (a peer's refused events cannot make
+/// it keep more; beyond this a log waits for the next whole round).
+const MAX_STALE: usize = 1024;
 /// Most event ids one session waits for at once (all logs): a peer that
 /// offers more (by claiming parents or items that never come) is dropped.
 pub const MAX_NEEDED: usize = 1 << 20;
@@ -172,6 +175,17 @@ pub struct Session {
     live: BTreeSet<LogId>,
     /// Dialer: reconcile again once the current round is done.
     resync_wanted: bool,
+    /// Dialer: once the current round is done, begin the logs shared since
+    /// (what is shared grew during it).
+    extend_wanted: bool,
+    /// Dialer: the current round begins only logs not live on this link
+    /// or [`Session::stale`] (a round after what is shared grew), not
+    /// every shared log.
+    new_only: bool,
+    /// Logs where an event that came on this link was refused (its
+    /// author's account log not here yet, say) since the log was last
+    /// begun: a round after what is shared grew begins these again.
+    stale: BTreeSet<LogId>,
     /// Listener: the negentropy storage answering the dialer's
     /// reconciliation of a log, built once per round (not per frame).
     answering: HashMap<LogId, Negentropy<'static, NegentropyStorageVector>>,
@@ -205,6 +219,9 @@ impl Session {
             needed: HashMap::new(),
             live: BTreeSet::new(),
             resync_wanted: false,
+            extend_wanted: false,
+            new_only: false,
+            stale: BTreeSet::new(),
             answering: HashMap::new(),
         };
         let hello = Msg::Hello {
@@ -297,6 +314,7 @@ impl Session {
             .shared_logs(account, self.peer)
             .into_iter()
             .filter(|l| is_account_log(account, self.me)(l) || view.is_account_log(l))
+            .filter(|l| self.wanted_in_round(l))
             .collect();
         self.begin_next(view)
     }
@@ -308,6 +326,7 @@ impl Session {
             // Events made from now on are pushed; older ones come through
             // this round.
             self.live.insert(log);
+            self.stale.remove(&log);
             let heads = view.heads(&log);
             if heads.len() <= MAX_HEADS {
                 self.begun.insert(log, heads.clone());
@@ -332,6 +351,13 @@ impl Session {
         vec![Action::Send(Msg::Recon { log, recon })]
     }
 
+    /// Dialer: whether the current round begins `log` (every shared log,
+    /// or in a round after what is shared grew, those new to this link or
+    /// stale).
+    fn wanted_in_round(&self, log: &LogId) -> bool {
+        !self.new_only || !self.live.contains(log) || self.stale.contains(log)
+    }
+
     /// Dialer: moves to the next phase once the current one is done.
     fn advance(&mut self, view: &dyn View) -> Vec<Action> {
         if self.role != Role::Dialer
@@ -351,13 +377,19 @@ impl Session {
                     .shared_logs(account, self.peer)
                     .into_iter()
                     .filter(|l| !is_account_log(account, self.me)(l) && !view.is_account_log(l))
+                    .filter(|l| self.wanted_in_round(l))
                     .collect();
                 self.begin_next(view)
             }
             Phase::Logs => {
                 self.phase = Phase::Live;
+                self.new_only = false;
                 if std::mem::take(&mut self.resync_wanted) {
+                    self.extend_wanted = false;
                     return self.resync(view);
+                }
+                if std::mem::take(&mut self.extend_wanted) {
+                    return self.extend(view);
                 }
                 vec![]
             }
@@ -587,6 +619,9 @@ impl Session {
     /// round asks again.
     #[must_use = "the session's actions must be carried out"]
     pub fn refused(&mut self, log: LogId, ids: &[EventId], view: &dyn View) -> Vec<Action> {
+        if !ids.is_empty() && self.stale.len() < MAX_STALE {
+            self.stale.insert(log);
+        }
         let Some(needed) = self.needed.get_mut(&log) else {
             return vec![];
         };
@@ -645,8 +680,10 @@ impl Session {
     }
 
     /// After what is shared with the peer may have grown (a room held, a
-    /// member's account followed): a new round if a shared log is not
-    /// synced on this link yet, else nothing.
+    /// member's account followed): if a shared log is not synced on this
+    /// link yet, a round of those logs (account logs first) and of the
+    /// logs where events were refused since (they may be taken now); else
+    /// nothing. A listener asks the dialer for a whole round.
     #[must_use = "the session's actions must be carried out"]
     pub fn extend(&mut self, view: &dyn View) -> Vec<Action> {
         let Some(account) = self.peer_account else {
@@ -656,7 +693,21 @@ impl Session {
             .shared_logs(account, self.peer)
             .iter()
             .any(|l| !self.live.contains(l));
-        if grown { self.resync(view) } else { vec![] }
+        if !grown {
+            return vec![];
+        }
+        if self.role == Role::Listener {
+            return self.resync(view);
+        }
+        if self.phase != Phase::Live {
+            self.extend_wanted = true;
+            return self.settle_wants(view);
+        }
+        // (A round of every shared log for each log newly shared cost a
+        // room of 100 forming most of its time: each member followed
+        // brought a round of all 100 members' logs on every link.)
+        self.new_only = true;
+        self.begin_account_logs(account, view)
     }
 
     /// Re-runs reconciliation of every shared log (periodically, or after
@@ -672,23 +723,28 @@ impl Session {
         }
         if self.phase != Phase::Live {
             self.resync_wanted = true;
-            // Wants another link has satisfied meanwhile no longer block.
-            let logs: Vec<LogId> = self.needed.keys().copied().collect();
-            let mut out = Vec::new();
-            for log in logs {
-                if let Some(needed) = self.needed.get_mut(&log) {
-                    needed.retain(|id| !view.has(&log, id));
-                }
-                if !self.recon.contains_key(&log) {
-                    out.extend(self.maybe_synced(log, view));
-                }
-            }
-            return out;
+            return self.settle_wants(view);
         }
         match self.peer_account {
             Some(account) => self.begin_account_logs(account, view),
             None => vec![],
         }
+    }
+
+    /// Dialer, during a round: wants another link has satisfied meanwhile
+    /// no longer block it.
+    fn settle_wants(&mut self, view: &dyn View) -> Vec<Action> {
+        let logs: Vec<LogId> = self.needed.keys().copied().collect();
+        let mut out = Vec::new();
+        for log in logs {
+            if let Some(needed) = self.needed.get_mut(&log) {
+                needed.retain(|id| !view.has(&log, id));
+            }
+            if !self.recon.contains_key(&log) {
+                out.extend(self.maybe_synced(log, view));
+            }
+        }
+        out
     }
 }
 

@@ -5,6 +5,8 @@
 
 use super::frames::{Outgoing, read_frames};
 use super::*;
+use node_core::DeviceId;
+use std::collections::HashMap;
 
 pub(super) struct Driver<'a> {
     d: &'a Daemon,
@@ -26,7 +28,15 @@ pub(super) struct Driver<'a> {
     /// Whether the peer was seen syncing our conversation (so it has this
     /// account as a contact: no contact request is needed).
     conversation_seen: bool,
+    /// Device hints told on this link, and when: the same again only
+    /// after [`HINTS_AGAIN`] (a room forming changes what is shared many
+    /// times a second, and each change sent every hint again).
+    told: HashMap<DeviceId, (Vec<String>, Instant)>,
 }
+
+/// Least time before a device hint the peer was told on this link is told
+/// again unchanged (it may have had no place for it then).
+const HINTS_AGAIN: Duration = Duration::from_secs(30);
 
 /// Batches at least this large are verified on every core, off the
 /// async threads; smaller ones inline (a thread hop costs more).
@@ -72,6 +82,7 @@ pub(super) async fn drive(
         hints_sent: false,
         since: Instant::now(),
         conversation_seen: false,
+        told: HashMap::new(),
     };
     drv.execute(first.into()).await?;
     let hello = tokio::time::sleep(HELLO_WAIT);
@@ -211,7 +222,7 @@ impl Driver<'_> {
                 return Ok(());
             }
             self.hints_scope = node.scope();
-            device_hints(&node, self.link.peer()).into()
+            self.untold(device_hints(&node, self.link.peer()))
         };
         self.execute(actions).await
     }
@@ -234,10 +245,16 @@ impl Driver<'_> {
             let mut first = VecDeque::from([Action::Send(Msg::Hints {
                 addrs: self.d.own_hints(),
             })]);
-            first.extend(device_hints(&node, self.link.peer()));
+            first.extend(self.untold(device_hints(&node, self.link.peer())));
             first
         };
         self.execute(actions).await
+    }
+
+    /// Of these device hints, those not told on this link lately as they
+    /// are (see [`untold`]).
+    fn untold(&mut self, hints: Vec<Action>) -> VecDeque<Action> {
+        untold(&mut self.told, hints, Instant::now())
     }
 
     /// Asks for offered events still missing once their wait is over.
@@ -448,6 +465,31 @@ impl Driver<'_> {
     }
 }
 
+/// Of these actions, all but the device hints `told` holds as they are
+/// from less than [`HINTS_AGAIN`] before `now`; those kept are noted as
+/// told at `now`. Bounded: entries older than that are dropped, and each
+/// call adds at most what `device_hints` gives for one peer.
+fn untold(
+    told: &mut HashMap<DeviceId, (Vec<String>, Instant)>,
+    hints: Vec<Action>,
+    now: Instant,
+) -> VecDeque<Action> {
+    told.retain(|_, (_, at)| now.saturating_duration_since(*at) < HINTS_AGAIN);
+    hints
+        .into_iter()
+        .filter(|a| {
+            let Action::Send(Msg::DeviceHints { device, addrs }) = a else {
+                return true;
+            };
+            if told.get(device).is_some_and(|(t, _)| t == addrs) {
+                return false;
+            }
+            told.insert(*device, (addrs.clone(), now));
+            true
+        })
+        .collect()
+}
+
 /// Whether sending `msg` tells the peer what this device holds (so the
 /// peer may stop keeping it for us: `Begin` heads equal to the listener's
 /// count as receipts too) or hands it events: it waits until this device's
@@ -505,4 +547,44 @@ pub(super) fn split_hints(hints: &[String]) -> (Vec<std::net::SocketAddr>, Optio
         .find(|h| node_core::transport::parse_relay(h).is_ok())
         .cloned();
     (addrs, relay)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hint(device: u8, addr: &str) -> Action {
+        Action::Send(Msg::DeviceHints {
+            device: DeviceId::from_bytes([device; 32]),
+            addrs: vec![addr.to_string()],
+        })
+    }
+
+    /// A room forming changes what is shared many times a second; each
+    /// change used to send every hint again on every link.
+    #[test]
+    fn device_hints_are_told_again_only_when_changed_or_after_a_while() {
+        let mut told = HashMap::new();
+        let t0 = Instant::now();
+        let all = || vec![hint(1, "127.0.0.1:1"), hint(2, "127.0.0.1:2")];
+        assert_eq!(untold(&mut told, all(), t0).len(), 2);
+        // The same again: nothing.
+        assert!(untold(&mut told, all(), t0 + Duration::from_secs(2)).is_empty());
+        // One changed: that one.
+        let changed = vec![hint(1, "127.0.0.1:9"), hint(2, "127.0.0.1:2")];
+        let out = untold(&mut told, changed, t0 + Duration::from_secs(4));
+        assert_eq!(out.len(), 1);
+        assert!(
+            matches!(&out[0], Action::Send(Msg::DeviceHints { addrs, .. }) if addrs[0].ends_with(":9"))
+        );
+        // Other actions pass.
+        let other = vec![Action::Send(Msg::Resync)];
+        assert_eq!(
+            untold(&mut told, other, t0 + Duration::from_secs(5)).len(),
+            1
+        );
+        // After a while, told again (the peer may have had no place for it).
+        let later = t0 + HINTS_AGAIN + Duration::from_secs(5);
+        assert_eq!(untold(&mut told, all(), later).len(), 2);
+    }
 }
