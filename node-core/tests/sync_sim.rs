@@ -564,4 +564,24 @@ fn a_round_after_sharing_grew_begins_only_the_new_and_refused_logs() {
     // A whole round begins every shared log.
     let all = dialer.resync(&view);
     assert_eq!(begun_and_answered(&mut dialer, all, &view).len(), 52);
+
+    // A log no longer shared (a room left), then shared again: begun again.
+    view.logs.borrow_mut().retain(|l| *l != log(61));
+    assert!(dialer.extend(&view).is_empty());
+    view.logs.borrow_mut().push(log(61));
+    let again = dialer.extend(&view);
+    assert_eq!(begun_and_answered(&mut dialer, again, &view), vec![log(61)]);
+
+    // A `Refuse` for a log this side never began is ignored: it does not
+    // make the log live (pushed to, and skipped by the next round).
+    view.logs.borrow_mut().push(log(70));
+    assert!(
+        dialer
+            .on_msg(Msg::Refuse { log: log(70) }, &view)
+            .unwrap()
+            .is_empty()
+    );
+    assert!(dialer.local_event(log(70), vec![1, 2, 3], &view).is_empty());
+    let again = dialer.extend(&view);
+    assert_eq!(begun_and_answered(&mut dialer, again, &view), vec![log(70)]);
 }

@@ -255,7 +255,7 @@ impl Session {
             return match msg {
                 // A proposal either side does not share is refused, not fatal.
                 Msg::Begin { log, .. } => Ok(vec![Action::Send(Msg::Refuse { log })]),
-                Msg::Refuse { log } => Ok(self.finish_log(log, view)),
+                Msg::Refuse { log } => Ok(self.on_refuse(log, view)),
                 // Room membership changes while events are in flight: what
                 // a removed member's device still pushes is dropped, the
                 // link stays.
@@ -275,7 +275,7 @@ impl Session {
             Msg::Heads { log, heads } => self.on_heads(log, heads, view),
             Msg::Recon { log, recon } => self.on_recon(log, &recon, view),
             Msg::Same { log } => self.on_same(log, view),
-            Msg::Refuse { log } => Ok(self.finish_log(log, view)),
+            Msg::Refuse { log } => Ok(self.on_refuse(log, view)),
             Msg::Events { log, events } => Ok(vec![Action::Ingest { log, events }]),
             Msg::Want { log, ids } => Ok(vec![Action::Serve { log, ids }]),
             Msg::Ack { log, ids } => Ok(vec![Action::Receipts { log, ids }]),
@@ -528,6 +528,18 @@ impl Session {
         }
     }
 
+    /// Dialer: the listener does not share a log this round began. A
+    /// `Refuse` for a log not begun is ignored (it made the log live on
+    /// this link: pushed to a peer that refused it, and skipped by the
+    /// rounds after what is shared grew).
+    fn on_refuse(&mut self, log: LogId, view: &dyn View) -> Vec<Action> {
+        if self.begun.contains_key(&log) || self.recon.contains_key(&log) {
+            self.finish_log(log, view)
+        } else {
+            vec![]
+        }
+    }
+
     fn finish_log(&mut self, log: LogId, view: &dyn View) -> Vec<Action> {
         self.begun.remove(&log);
         self.recon.remove(&log);
@@ -619,7 +631,7 @@ impl Session {
     /// round asks again.
     #[must_use = "the session's actions must be carried out"]
     pub fn refused(&mut self, log: LogId, ids: &[EventId], view: &dyn View) -> Vec<Action> {
-        if !ids.is_empty() && self.stale.len() < MAX_STALE {
+        if self.role == Role::Dialer && !ids.is_empty() && self.stale.len() < MAX_STALE {
             self.stale.insert(log);
         }
         let Some(needed) = self.needed.get_mut(&log) else {
@@ -689,10 +701,12 @@ impl Session {
         let Some(account) = self.peer_account else {
             return vec![];
         };
-        let grown = view
-            .shared_logs(account, self.peer)
-            .iter()
-            .any(|l| !self.live.contains(l));
+        let shared = view.shared_logs(account, self.peer);
+        // A log no longer shared (a room left) is begun again once it is
+        // shared again.
+        self.live.retain(|l| shared.contains(l));
+        self.stale.retain(|l| shared.contains(l));
+        let grown = shared.iter().any(|l| !self.live.contains(l));
         if !grown {
             return vec![];
         }

@@ -32,7 +32,14 @@ pub(super) struct Driver<'a> {
     /// after [`HINTS_AGAIN`] (a room forming changes what is shared many
     /// times a second, and each change sent every hint again).
     told: HashMap<DeviceId, (Vec<String>, Instant)>,
+    /// Whether every hint was told once more, [`HINTS_RETOLD`] after the
+    /// first ones (the peer drops hints from a device it has not proven
+    /// yet: its account log may still have been on its way).
+    retold: bool,
 }
+
+/// When every device hint is told once more on a link.
+const HINTS_RETOLD: Duration = Duration::from_secs(5);
 
 /// Least time before a device hint the peer was told on this link is told
 /// again unchanged (it may have had no place for it then).
@@ -83,6 +90,7 @@ pub(super) async fn drive(
         since: Instant::now(),
         conversation_seen: false,
         told: HashMap::new(),
+        retold: false,
     };
     drv.execute(first.into()).await?;
     let hello = tokio::time::sleep(HELLO_WAIT);
@@ -161,7 +169,9 @@ pub(super) async fn drive(
                 Err(RecvError::Lagged(_)) => drv.resync().await?,
                 Err(RecvError::Closed) => return Ok(()),
             },
-            _ = resync.tick() => drv.resync().await?,
+            // The dialer's round every minute syncs both ways: the
+            // listener asking for one too made two.
+            _ = resync.tick(), if role == Role::Dialer => drv.resync().await?,
             _ = hints.tick() => drv.tell_hints().await?,
             _ = offers.tick(), if !drv.offered.is_empty() => drv.want_offered().await?,
         }
@@ -216,9 +226,14 @@ impl Driver<'_> {
         if self.proven_account().is_none() {
             bail!("peer is no longer an active device of its account");
         }
+        let retell = !self.retold && self.since.elapsed() >= HINTS_RETOLD;
+        if retell {
+            self.retold = true;
+            self.told.clear();
+        }
         let actions: VecDeque<Action> = {
             let node = self.d.node.lock().await;
-            if node.scope() == self.hints_scope {
+            if node.scope() == self.hints_scope && !retell {
                 return Ok(());
             }
             self.hints_scope = node.scope();
