@@ -584,4 +584,27 @@ fn a_round_after_sharing_grew_begins_only_the_new_and_refused_logs() {
     assert!(dialer.local_event(log(70), vec![1, 2, 3], &view).is_empty());
     let again = dialer.extend(&view);
     assert_eq!(begun_and_answered(&mut dialer, again, &view), vec![log(70)]);
+
+    // A listener asked to reconcile a log it does not share (a dialer with
+    // many heads begins so) refuses it; the link stays.
+    let (mut listener, _) = Session::new(
+        Role::Listener,
+        AccountId::from_bytes([2; 32]),
+        DeviceId::from_bytes([8; 32]),
+    );
+    let hello = Msg::Hello {
+        version: node_core::sync::SYNC_VERSION,
+        account: AccountId::from_bytes([1; 32]),
+    };
+    listener.on_msg(hello, &view).unwrap();
+    let out = listener
+        .on_msg(
+            Msg::Recon {
+                log: log(99),
+                recon: vec![0x61],
+            },
+            &view,
+        )
+        .unwrap();
+    assert!(matches!(&out[..], [Action::Send(Msg::Refuse { log: l })] if *l == log(99)));
 }

@@ -255,6 +255,11 @@ impl Session {
             return match msg {
                 // A proposal either side does not share is refused, not fatal.
                 Msg::Begin { log, .. } => Ok(vec![Action::Send(Msg::Refuse { log })]),
+                // (A dialer with more than `MAX_HEADS` heads begins with
+                // `Recon`: refused alike, rather than the link closed.)
+                Msg::Recon { log, .. } if self.role == Role::Listener => {
+                    Ok(vec![Action::Send(Msg::Refuse { log })])
+                }
                 Msg::Refuse { log } => Ok(self.on_refuse(log, view)),
                 // Room membership changes while events are in flight: what
                 // a removed member's device still pushes is dropped, the

@@ -36,9 +36,11 @@ pub(super) struct Driver<'a> {
     /// first ones (the peer drops hints from a device it has not proven
     /// yet: its account log may still have been on its way).
     retold: bool,
+    /// When the first hints went out.
+    hints_at: Instant,
 }
 
-/// When every device hint is told once more on a link.
+/// How long after the first device hints on a link all are told once more.
 const HINTS_RETOLD: Duration = Duration::from_secs(5);
 
 /// Least time before a device hint the peer was told on this link is told
@@ -91,6 +93,7 @@ pub(super) async fn drive(
         conversation_seen: false,
         told: HashMap::new(),
         retold: false,
+        hints_at: Instant::now(),
     };
     drv.execute(first.into()).await?;
     let hello = tokio::time::sleep(HELLO_WAIT);
@@ -226,7 +229,7 @@ impl Driver<'_> {
         if self.proven_account().is_none() {
             bail!("peer is no longer an active device of its account");
         }
-        let retell = !self.retold && self.since.elapsed() >= HINTS_RETOLD;
+        let retell = !self.retold && self.hints_at.elapsed() >= HINTS_RETOLD;
         if retell {
             self.retold = true;
             self.told.clear();
@@ -256,6 +259,7 @@ impl Driver<'_> {
                 return Ok(());
             }
             self.hints_sent = true;
+            self.hints_at = Instant::now();
             self.hints_scope = node.scope();
             let mut first = VecDeque::from([Action::Send(Msg::Hints {
                 addrs: self.d.own_hints(),
