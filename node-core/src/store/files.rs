@@ -1,9 +1,9 @@
 //! The `files` table: offered files, their keys and which chunks are held.
 
-use super::{Store, StoreError, db};
+use super::{Store, StoreError};
 use crate::crypto::SecretBytes;
 use crate::id::{EventId, LogId};
-use sqlx::Row;
+use rusqlite::OptionalExtension;
 
 /// A file as stored.
 pub struct FileRow {
@@ -40,79 +40,72 @@ impl std::fmt::Debug for FileRow {
     }
 }
 
-fn row_to_file(r: &sqlx::sqlite::SqliteRow) -> Result<FileRow, StoreError> {
-    let damaged = |what: &str| StoreError::Db {
-        what: "reading a file row",
-        source: sqlx::Error::Decode(format!("bad {what}").into()),
-    };
-    let id: Vec<u8> = r.get("id");
-    let log: Vec<u8> = r.get("log");
-    let key: Vec<u8> = r.get("key");
+fn row_to_file(r: &rusqlite::Row<'_>) -> rusqlite::Result<FileRow> {
+    let id: Vec<u8> = r.get("id")?;
+    let log: Vec<u8> = r.get("log")?;
+    let key: Vec<u8> = r.get("key")?;
+    let size: i64 = r.get("size")?;
+    let chunk_size: i64 = r.get("chunk_size")?;
+    let chunks: i64 = r.get("chunks")?;
     Ok(FileRow {
-        id: EventId::from_bytes(id.try_into().map_err(|_| damaged("id"))?),
-        log: LogId::from_bytes(log.try_into().map_err(|_| damaged("log"))?),
-        name: r.get("name"),
-        size: r.get::<i64, _>("size").max(0) as u64,
-        chunk_size: r.get::<i64, _>("chunk_size").clamp(0, i64::from(u32::MAX)) as u32,
-        chunks: r.get::<i64, _>("chunks").clamp(0, i64::from(u32::MAX)) as u32,
-        local: r.get("local"),
-        key: SecretBytes::new(key.try_into().map_err(|_| damaged("key"))?),
-        have: r.get("have"),
-        complete: r.get::<i64, _>("complete") != 0,
+        id: EventId::from_bytes(id.try_into().map_err(|_| super::bad_value("id"))?),
+        log: LogId::from_bytes(log.try_into().map_err(|_| super::bad_value("log"))?),
+        name: r.get("name")?,
+        size: size.max(0) as u64,
+        chunk_size: chunk_size.clamp(0, i64::from(u32::MAX)) as u32,
+        chunks: chunks.clamp(0, i64::from(u32::MAX)) as u32,
+        local: r.get("local")?,
+        key: SecretBytes::new(key.try_into().map_err(|_| super::bad_value("key"))?),
+        have: r.get("have")?,
+        complete: r.get::<_, i64>("complete")? != 0,
     })
 }
 
 impl Store {
     /// Records a file (ignored if known).
     pub async fn insert_file(&self, f: &FileRow) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT OR IGNORE INTO files (id, log, name, size, chunk_size, chunks, local, key, have, complete)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(f.id.as_bytes().as_slice())
-        .bind(f.log.as_bytes().as_slice())
-        .bind(&f.name)
-        .bind(f.size as i64)
-        .bind(i64::from(f.chunk_size))
-        .bind(i64::from(f.chunks))
-        .bind(&f.local)
-        .bind(f.key.as_bytes().as_slice())
-        .bind(&f.have)
-        .bind(i64::from(f.complete))
-        .execute(&self.pool)
-        .await
-        .map_err(db("recording a file"))?;
-        self.durable.wrote();
+        self.write("recording a file", |tx| {
+            tx.prepare_cached(
+                "INSERT OR IGNORE INTO files (id, log, name, size, chunk_size, chunks, local, key, have, complete)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )?
+            .execute(rusqlite::params![
+                f.id.as_bytes().as_slice(),
+                f.log.as_bytes().as_slice(),
+                &f.name,
+                i64::try_from(f.size).unwrap_or(i64::MAX),
+                i64::from(f.chunk_size),
+                i64::from(f.chunks),
+                &f.local,
+                f.key.as_bytes().as_slice(),
+                &f.have,
+                i64::from(f.complete)
+            ])
+        })?;
         Ok(())
     }
 
     /// A file by its offer's id.
     pub async fn file(&self, id: EventId) -> Result<Option<FileRow>, StoreError> {
-        let row = sqlx::query("SELECT * FROM files WHERE id = ?")
-            .bind(id.as_bytes().as_slice())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db("reading a file"))?;
-        row.as_ref().map(row_to_file).transpose()
+        self.read("reading a file", |c| {
+            c.prepare_cached("SELECT * FROM files WHERE id = ?")?
+                .query_row([id.as_bytes().as_slice()], row_to_file)
+                .optional()
+        })
     }
 
     /// Files of a log, or every file.
     pub async fn files(&self, log: Option<LogId>) -> Result<Vec<FileRow>, StoreError> {
-        let rows = match log {
-            Some(l) => {
-                sqlx::query("SELECT * FROM files WHERE log = ? ORDER BY rowid")
-                    .bind(l.as_bytes().to_vec())
-                    .fetch_all(&self.pool)
-                    .await
-            }
-            None => {
-                sqlx::query("SELECT * FROM files ORDER BY rowid")
-                    .fetch_all(&self.pool)
-                    .await
-            }
-        }
-        .map_err(db("reading files"))?;
-        rows.iter().map(row_to_file).collect()
+        self.read_long("reading files", |c| match log {
+            Some(l) => c
+                .prepare_cached("SELECT * FROM files WHERE log = ? ORDER BY rowid")?
+                .query_map([l.as_bytes().as_slice()], row_to_file)?
+                .collect(),
+            None => c
+                .prepare_cached("SELECT * FROM files ORDER BY rowid")?
+                .query_map([], row_to_file)?
+                .collect(),
+        })
     }
 
     /// Saves which chunks are held.
@@ -122,14 +115,14 @@ impl Store {
         have: &[u8],
         complete: bool,
     ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE files SET have = ?, complete = ? WHERE id = ?")
-            .bind(have)
-            .bind(i64::from(complete))
-            .bind(id.as_bytes().as_slice())
-            .execute(&self.pool)
-            .await
-            .map_err(db("recording file progress"))?;
-        self.durable.wrote();
+        self.write("recording file progress", |tx| {
+            tx.prepare_cached("UPDATE files SET have = ?, complete = ? WHERE id = ?")?
+                .execute(rusqlite::params![
+                    have,
+                    i64::from(complete),
+                    id.as_bytes().as_slice()
+                ])
+        })?;
         Ok(())
     }
 }

@@ -24,14 +24,24 @@ pub use requests::RequestRow;
 use crate::crypto::{SecretBytes, Signature};
 use crate::id::{AccountId, EventId, LogId};
 use crate::log::{Event, EventError, LogKind, NodeInfo, Status};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
-use sqlx::{Row, Sqlite, Transaction};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use std::fmt::Write as _;
+use std::sync::{Arc, Mutex, MutexGuard};
 use zeroize::Zeroizing;
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+/// The schema, oldest first: (version, SQL). Applied in order, each in a
+/// transaction that also records its version in `PRAGMA user_version`.
+/// Profiles made before the store left sqlx recorded them in sqlx's
+/// `_sqlx_migrations` table, with the same version numbers.
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../../migrations/0001_events.sql")),
+    (2, include_str!("../../migrations/0002_outbox.sql")),
+    (3, include_str!("../../migrations/0003_files.sql")),
+    (4, include_str!("../../migrations/0004_requests.sql")),
+];
+
+/// Prepared statements kept per connection.
+const STATEMENT_CACHE: usize = 64;
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -49,7 +59,7 @@ pub enum StoreError {
         /// The database file.
         path: std::path::PathBuf,
         /// The cause.
-        source: sqlx::Error,
+        source: rusqlite::Error,
     },
     /// SQLCipher is missing: the build would store plaintext.
     #[error("this build's SQLite has no SQLCipher; refusing to store plaintext")]
@@ -60,8 +70,11 @@ pub enum StoreError {
         /// What we were doing.
         what: &'static str,
         /// The cause.
-        source: sqlx::Error,
+        source: rusqlite::Error,
     },
+    /// The store was closed.
+    #[error("the store is closed")]
+    Closed,
     /// The disk did not confirm that writes are durable.
     #[error("syncing the store: {0}")]
     Sync(String),
@@ -75,8 +88,17 @@ pub enum StoreError {
     },
 }
 
-fn db(what: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+fn db(what: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
     move |source| StoreError::Db { what, source }
+}
+
+/// A stored value that does not decode, as a query error.
+fn bad_value(what: &str) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(
+        0,
+        rusqlite::types::Type::Blob,
+        format!("bad {what}").into(),
+    )
 }
 
 /// An event as stored, with what the DAG recorded for it.
@@ -98,15 +120,23 @@ impl From<crate::log::Accepted> for StoredEvent {
 }
 
 /// The open store.
+///
+/// Statements run on the calling thread, on the one connection, behind a
+/// mutex: a write is a few tens of microseconds of SQLite, less than
+/// handing it to a worker thread and waking the caller again cost (sqlx's
+/// worker took about 100 µs per statement here, and a one-event commit
+/// six statements). When the connection is busy, the waiter leaves its
+/// async worker thread to the runtime while it waits, and so do reads
+/// that may be long (a whole log).
 #[derive(Debug, Clone)]
 pub struct Store {
-    /// The one writing connection.
-    pool: SqlitePool,
+    /// The one connection; `None` once closed.
+    conn: Arc<Mutex<Option<Connection>>>,
     /// When commits are on the disk.
     durable: Durability,
     /// What the database is known to hold, to skip needless statements on
     /// the write path.
-    known: std::sync::Arc<std::sync::Mutex<Known>>,
+    known: Arc<Mutex<Known>>,
 }
 
 #[derive(Debug, Default)]
@@ -117,6 +147,18 @@ struct Known {
     pending: bool,
     /// Holds so far (a hold during a write keeps `pending` set).
     holds: u64,
+}
+
+/// Runs `f` where blocking is allowed: on a multi-threaded runtime the
+/// async worker hands its tasks to another thread first; elsewhere (a
+/// current-thread runtime, a plain thread) it just runs.
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
 }
 
 impl Store {
@@ -150,52 +192,16 @@ impl Store {
 
     async fn connect(profile: &Profile, key: &SecretBytes<32>) -> Result<Self, StoreError> {
         let path = profile.database();
-        let mut hex = Zeroizing::new(String::with_capacity(70));
-        hex.push_str("\"x'");
-        for b in key.as_bytes() {
-            let _ = write!(hex, "{b:02x}");
-        }
-        hex.push_str("'\"");
-        // sqlx places `key` first, before any other pragma, as SQLCipher needs.
-        let opts = SqliteConnectOptions::new()
-            .filename(&path)
-            .create_if_missing(true)
-            .pragma("key", hex.to_string())
-            .journal_mode(SqliteJournalMode::Wal)
-            // Commits do not wait for the disk; `Durability` syncs the WAL
-            // once per group of commits.
-            .synchronous(SqliteSynchronous::Normal)
-            // Deleted content (retired mailbox prekeys, deleted messages) is
-            // overwritten, not left in free pages.
-            .pragma("secure_delete", "ON")
-            .foreign_keys(true);
-        // The writer's connection stays open for the store's life (closing
-        // the last connection deletes the WAL file).
-        let pool = SqlitePoolOptions::new()
-            .max_connections(1)
-            .min_connections(1)
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .connect_with(opts.clone())
-            .await
-            .map_err(|source| StoreError::Open {
-                path: path.clone(),
-                source,
-            })?;
-        let cipher: Option<String> = sqlx::query_scalar("PRAGMA cipher_version")
-            .fetch_optional(&pool)
-            .await
-            .map_err(db("checking SQLCipher"))?;
-        if cipher.is_none_or(|v| v.is_empty()) {
-            return Err(StoreError::NoCipher);
-        }
-        MIGRATOR.run(&pool).await.map_err(|e| StoreError::Open {
+        let open = |source| StoreError::Open {
             path: path.clone(),
-            source: e.into(),
+            source,
+        };
+        let conn = blocking(|| open_connection(&path, key)).map_err(|e| match e {
+            Opened::NoCipher => StoreError::NoCipher,
+            Opened::Failed(source) => open(source),
         })?;
-        let pending: i64 = sqlx::query_scalar("SELECT count(*) FROM pending")
-            .fetch_one(&pool)
-            .await
+        let pending: i64 = conn
+            .query_row("SELECT count(*) FROM pending", [], |r| r.get(0))
             .map_err(db("counting held events"))?;
         let known = Known {
             logs: Default::default(),
@@ -207,18 +213,24 @@ impl Store {
         // (ARCHITECTURE.md, "Store").
         let durable = Durability::start(path)?;
         Ok(Self {
-            pool,
+            conn: Arc::new(Mutex::new(Some(conn))),
             durable,
-            known: std::sync::Arc::new(std::sync::Mutex::new(known)),
+            known: Arc::new(Mutex::new(known)),
         })
     }
 
-    /// Closes the database, checkpointing the WAL.
+    /// Closes the database (its last connection: SQLite checkpoints the
+    /// WAL into the database file). Later calls on any clone fail.
     pub async fn close(self) {
         if let Err(e) = self.durable.sync().await {
             tracing::error!(error = %e, "closing the store");
         }
-        self.pool.close().await;
+        let conn = self.connection().take();
+        if let Some(conn) = conn
+            && let Some(e) = blocking(|| conn.close().err().map(|(_, e)| e))
+        {
+            tracing::error!(error = %e, "closing the store");
+        }
     }
 
     /// When this store's commits are on the disk.
@@ -226,28 +238,67 @@ impl Store {
         &self.durable
     }
 
+    /// The connection, waited for off the async worker if another caller
+    /// holds it.
+    fn connection(&self) -> MutexGuard<'_, Option<Connection>> {
+        match self.conn.try_lock() {
+            Ok(g) => g,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => {
+                blocking(|| self.conn.lock().unwrap_or_else(|p| p.into_inner()))
+            }
+        }
+    }
+
+    /// Runs `f` on the connection (reads, or a single statement).
+    fn read<T>(
+        &self,
+        what: &'static str,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, StoreError> {
+        let guard = self.connection();
+        let conn = guard.as_ref().ok_or(StoreError::Closed)?;
+        f(conn).map_err(db(what))
+    }
+
+    /// [`Store::read`] for a read that may be long, off the async worker.
+    fn read_long<T>(
+        &self,
+        what: &'static str,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, StoreError> {
+        blocking(|| self.read(what, f))
+    }
+
+    /// Runs `f` in one transaction and commits it (not yet durable: see
+    /// [`Durability`]).
+    fn write<T>(
+        &self,
+        what: &'static str,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T>,
+    ) -> Result<T, StoreError> {
+        let mut guard = self.connection();
+        let conn = guard.as_mut().ok_or(StoreError::Closed)?;
+        let tx = conn.transaction().map_err(db(what))?;
+        let out = f(&tx).map_err(db(what))?;
+        tx.commit().map_err(db(what))?;
+        drop(guard);
+        self.durable.wrote();
+        Ok(out)
+    }
+
     /// A metadata value.
     pub async fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        sqlx::query_scalar("SELECT value FROM meta WHERE key = ?")
-            .bind(key)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db("reading metadata"))
+        self.read("reading metadata", |c| {
+            c.prepare_cached("SELECT value FROM meta WHERE key = ?")?
+                .query_row([key], |r| r.get(0))
+                .optional()
+        })
     }
 
     /// Sets metadata values in one transaction.
     pub async fn set_meta(&self, pairs: &[(&str, &[u8])]) -> Result<(), StoreError> {
-        let mut tx = self
-            .pool
-            .begin()
-            .await
-            .map_err(db("beginning a transaction"))?;
-        for (k, v) in pairs {
-            put_meta(&mut tx, k, v).await?;
-        }
-        tx.commit().await.map_err(db("committing metadata"))?;
-        self.durable.wrote();
-        Ok(())
+        self.write("writing metadata", |tx| put_meta(tx, pairs))
     }
 
     /// Stores accepted events (and metadata) atomically.
@@ -267,20 +318,6 @@ impl Store {
         meta: &[(&str, &[u8])],
         outbox: &[(EventId, LogId, AccountId)],
     ) -> Result<(), StoreError> {
-        let mut tx = self
-            .pool
-            .begin()
-            .await
-            .map_err(db("beginning a transaction"))?;
-        for (event, log, account) in outbox {
-            sqlx::query("INSERT OR IGNORE INTO outbox (event, log, account) VALUES (?, ?, ?)")
-                .bind(event.as_bytes().as_slice())
-                .bind(log.as_bytes().as_slice())
-                .bind(account.as_bytes().as_slice())
-                .execute(&mut *tx)
-                .await
-                .map_err(db("queueing for delivery"))?;
-        }
         let (new_logs, pending, holds) = {
             let known = self.known();
             let mut logs: Vec<(LogId, LogKind)> = events
@@ -292,12 +329,29 @@ impl Store {
             logs.dedup_by_key(|(l, _)| *l);
             (logs, known.pending, known.holds)
         };
-        let still_pending = insert_events(&mut tx, events, &new_logs, pending).await?;
-        for (k, v) in meta {
-            put_meta(&mut tx, k, v).await?;
-        }
-        tx.commit().await.map_err(db("committing events"))?;
-        self.durable.wrote();
+        let run = || {
+            self.write("storing events", |tx| {
+                let mut q = tx.prepare_cached(
+                    "INSERT OR IGNORE INTO outbox (event, log, account) VALUES (?, ?, ?)",
+                )?;
+                for (event, log, account) in outbox {
+                    q.execute(params![
+                        event.as_bytes().as_slice(),
+                        log.as_bytes().as_slice(),
+                        account.as_bytes().as_slice()
+                    ])?;
+                }
+                let still_pending = insert_events(tx, events, &new_logs, pending)?;
+                put_meta(tx, meta)?;
+                Ok(still_pending)
+            })
+        };
+        // A large batch (history) is long: off the async worker.
+        let still_pending = if events.len() > LONG_BATCH {
+            blocking(run)?
+        } else {
+            run()?
+        };
         let mut known = self.known();
         known.logs.extend(new_logs.into_iter().map(|(l, _)| l));
         if !still_pending && known.holds == holds {
@@ -306,7 +360,7 @@ impl Store {
         Ok(())
     }
 
-    fn known(&self) -> std::sync::MutexGuard<'_, Known> {
+    fn known(&self) -> MutexGuard<'_, Known> {
         self.known.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -317,17 +371,17 @@ impl Store {
             known.pending = true;
             known.holds += 1;
         }
-        sqlx::query(
-            "INSERT OR IGNORE INTO pending (id, log, event, first_seen) VALUES (?, ?, ?, ?)",
-        )
-        .bind(event.id().as_bytes().as_slice())
-        .bind(event.log_id().as_bytes().as_slice())
-        .bind(event.encode())
-        .bind(first_seen)
-        .execute(&self.pool)
-        .await
-        .map_err(db("holding an event"))?;
-        self.durable.wrote();
+        self.write("holding an event", |tx| {
+            tx.prepare_cached(
+                "INSERT OR IGNORE INTO pending (id, log, event, first_seen) VALUES (?, ?, ?, ?)",
+            )?
+            .execute(params![
+                event.id().as_bytes().as_slice(),
+                event.log_id().as_bytes().as_slice(),
+                event.encode(),
+                first_seen
+            ])
+        })?;
         Ok(())
     }
 
@@ -336,15 +390,15 @@ impl Store {
     /// room's events held as arrived late (placed far below the heads when
     /// they came, which depth order would no longer show).
     pub async fn events(&self, log: LogId) -> Result<Vec<StoredEvent>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, effective_time, first_seen, status, header, signature, body
-             FROM events WHERE log = ? ORDER BY rowid",
-        )
-        .bind(log.as_bytes().as_slice())
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db("reading events"))?;
-        rows.iter().map(row_to_event).collect()
+        let rows = self.read_long("reading events", |c| {
+            c.prepare_cached(
+                "SELECT id, effective_time, first_seen, status, header, signature, body
+                 FROM events WHERE log = ? ORDER BY rowid",
+            )?
+            .query_map([log.as_bytes().as_slice()], EventRow::from_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()
+        })?;
+        rows.into_iter().map(EventRow::into_event).collect()
     }
 
     /// Held events of a log, the newest first: at most `max` of them and
@@ -355,237 +409,336 @@ impl Store {
         max: usize,
         max_bytes: usize,
     ) -> Result<Vec<(Vec<u8>, i64)>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT event, first_seen FROM (
-                 SELECT event, first_seen,
-                        sum(length(event)) OVER (ORDER BY first_seen DESC, id) AS total,
-                        row_number() OVER (ORDER BY first_seen DESC, id) AS n
-                 FROM pending WHERE log = ?)
-             WHERE n <= ? AND total <= ?",
-        )
-        .bind(log.as_bytes().as_slice())
-        .bind(i64::try_from(max).unwrap_or(i64::MAX))
-        .bind(i64::try_from(max_bytes).unwrap_or(i64::MAX))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db("reading pending events"))?;
-        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+        self.read_long("reading pending events", |c| {
+            c.prepare_cached(
+                "SELECT event, first_seen FROM (
+                     SELECT event, first_seen,
+                            sum(length(event)) OVER (ORDER BY first_seen DESC, id) AS total,
+                            row_number() OVER (ORDER BY first_seen DESC, id) AS n
+                     FROM pending WHERE log = ?)
+                 WHERE n <= ? AND total <= ?",
+            )?
+            .query_map(
+                params![
+                    log.as_bytes().as_slice(),
+                    i64::try_from(max).unwrap_or(i64::MAX),
+                    i64::try_from(max_bytes).unwrap_or(i64::MAX)
+                ],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?
+            .collect()
+        })
     }
 
     /// Deletes every event of a log, stored or held (a stranger's account
     /// log that nothing names any more).
     pub async fn forget_log(&self, log: LogId) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(db("forgetting a log"))?;
-        for query in [
-            "DELETE FROM outbox WHERE log = ?",
-            "DELETE FROM events WHERE log = ?",
-            "DELETE FROM pending WHERE log = ?",
-            "DELETE FROM logs WHERE id = ?",
-        ] {
-            sqlx::query(query)
-                .bind(log.as_bytes().as_slice())
-                .execute(&mut *tx)
-                .await
-                .map_err(db("forgetting a log"))?;
-        }
-        tx.commit().await.map_err(db("forgetting a log"))?;
-        self.durable.wrote();
+        blocking(|| {
+            self.write("forgetting a log", |tx| {
+                for query in [
+                    "DELETE FROM outbox WHERE log = ?",
+                    "DELETE FROM events WHERE log = ?",
+                    "DELETE FROM pending WHERE log = ?",
+                    "DELETE FROM logs WHERE id = ?",
+                ] {
+                    tx.prepare_cached(query)?
+                        .execute([log.as_bytes().as_slice()])?;
+                }
+                Ok(())
+            })
+        })?;
         self.known().logs.remove(&log);
         Ok(())
     }
 
     /// How many held events are kept at rest (all logs).
     pub async fn pending_rows(&self) -> Result<usize, StoreError> {
-        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM pending")
-            .fetch_one(&self.pool)
-            .await
-            .map_err(db("counting held events"))?;
+        let n: i64 = self.read("counting held events", |c| {
+            c.prepare_cached("SELECT count(*) FROM pending")?
+                .query_row([], |r| r.get(0))
+        })?;
         Ok(usize::try_from(n).unwrap_or(0))
     }
 
     /// Forgets held events (pushed out of the buffer).
     pub async fn unhold(&self, ids: &[EventId]) -> Result<(), StoreError> {
-        for chunk in ids.chunks(500) {
-            let mut q = sqlx::QueryBuilder::<Sqlite>::new("DELETE FROM pending WHERE id IN (");
-            let mut sep = q.separated(", ");
-            for id in chunk {
-                sep.push_bind(id.as_bytes().to_vec());
-            }
-            sep.push_unseparated(")");
-            q.build()
-                .execute(&self.pool)
-                .await
-                .map_err(db("forgetting held events"))?;
-            self.durable.wrote();
-        }
-        Ok(())
+        self.for_ids(
+            ids,
+            "forgetting held events",
+            "DELETE FROM pending WHERE id = ?",
+        )
     }
 
     /// Sets the status of stored events (a revocation or a cut changed
     /// what is trusted), in one transaction.
     pub async fn set_status(&self, changes: &[(EventId, Status)]) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(db("setting statuses"))?;
-        for (id, status) in changes {
-            sqlx::query("UPDATE events SET status = ? WHERE id = ?")
-                .bind(match status {
-                    Status::Accepted => 0i64,
-                    Status::SoftFailed => 1,
-                })
-                .bind(id.as_bytes().to_vec())
-                .execute(&mut *tx)
-                .await
-                .map_err(db("setting statuses"))?;
+        if changes.is_empty() {
+            return Ok(());
         }
-        tx.commit().await.map_err(db("setting statuses"))?;
-        self.durable.wrote();
-        Ok(())
+        let run = || {
+            self.write("setting statuses", |tx| {
+                let mut q = tx.prepare_cached("UPDATE events SET status = ? WHERE id = ?")?;
+                for (id, status) in changes {
+                    q.execute(params![status_code(*status), id.as_bytes().as_slice()])?;
+                }
+                Ok(())
+            })
+        };
+        if changes.len() > LONG_BATCH {
+            blocking(run)
+        } else {
+            run()
+        }
     }
 
     /// Deletes the held events of `log` other than `keep` (what the
     /// buffer took back at start-up).
     pub async fn prune_pending(&self, log: LogId, keep: &[EventId]) -> Result<(), StoreError> {
-        let mut q = sqlx::QueryBuilder::<Sqlite>::new("DELETE FROM pending WHERE log = ");
-        q.push_bind(log.as_bytes().to_vec());
-        if !keep.is_empty() {
-            q.push(" AND id NOT IN (");
-            let mut sep = q.separated(", ");
-            for id in keep {
-                sep.push_bind(id.as_bytes().to_vec());
-            }
-            sep.push_unseparated(")");
-        }
-        q.build()
-            .execute(&self.pool)
-            .await
-            .map_err(db("pruning held events"))?;
-        self.durable.wrote();
-        Ok(())
+        let keep: std::collections::HashSet<&[u8]> =
+            keep.iter().map(|id| id.as_bytes().as_slice()).collect();
+        blocking(|| {
+            self.write("pruning held events", |tx| {
+                let held: Vec<Vec<u8>> = tx
+                    .prepare_cached("SELECT id FROM pending WHERE log = ?")?
+                    .query_map([log.as_bytes().as_slice()], |r| r.get(0))?
+                    .collect::<rusqlite::Result<_>>()?;
+                let mut q = tx.prepare_cached("DELETE FROM pending WHERE id = ?")?;
+                for id in held.iter().filter(|id| !keep.contains(id.as_slice())) {
+                    q.execute([id.as_slice()])?;
+                }
+                Ok(())
+            })
+        })
     }
 
     /// Events by id (those stored), parents before children.
     pub async fn events_by_id(&self, ids: &[EventId]) -> Result<Vec<StoredEvent>, StoreError> {
-        let mut out = Vec::with_capacity(ids.len());
-        for chunk in ids.chunks(500) {
-            let mut q = sqlx::QueryBuilder::<Sqlite>::new(
-                "SELECT id, effective_time, first_seen, status, header, signature, body FROM events WHERE id IN (",
-            );
-            let mut sep = q.separated(", ");
-            for id in chunk {
-                sep.push_bind(id.as_bytes().to_vec());
-            }
-            q.push(")");
-            let rows = q
-                .build()
-                .fetch_all(&self.pool)
-                .await
-                .map_err(db("reading events"))?;
-            for r in &rows {
-                out.push(row_to_event(r)?);
-            }
-        }
+        let run = || {
+            self.read("reading events", |c| {
+                let mut q = c.prepare_cached(
+                    "SELECT id, effective_time, first_seen, status, header, signature, body
+                     FROM events WHERE id = ?",
+                )?;
+                let mut rows = Vec::with_capacity(ids.len());
+                for id in ids {
+                    if let Some(row) = q
+                        .query_row([id.as_bytes().as_slice()], EventRow::from_row)
+                        .optional()?
+                    {
+                        rows.push(row);
+                    }
+                }
+                Ok(rows)
+            })
+        };
+        let rows = if ids.len() > LONG_BATCH {
+            blocking(run)?
+        } else {
+            run()?
+        };
+        let mut out = rows
+            .into_iter()
+            .map(EventRow::into_event)
+            .collect::<Result<Vec<_>, _>>()?;
         out.sort_by_key(|e| (e.info.depth, e.event.id()));
         Ok(out)
     }
 
     /// The account has these events: they leave its outbox.
     pub async fn delivered(&self, account: AccountId, ids: &[EventId]) -> Result<(), StoreError> {
-        let account = account.as_bytes().to_vec();
-        self.for_ids(ids, "recording delivery", |q| {
-            q.push("DELETE FROM outbox WHERE account = ");
-            q.push_bind(account.clone());
-            q.push(" AND event IN (");
-        })
-        .await
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let run = || {
+            self.write("recording delivery", |tx| {
+                let mut q =
+                    tx.prepare_cached("DELETE FROM outbox WHERE account = ? AND event = ?")?;
+                for id in ids {
+                    q.execute(params![
+                        account.as_bytes().as_slice(),
+                        id.as_bytes().as_slice()
+                    ])?;
+                }
+                Ok(())
+            })
+        };
+        if ids.len() > LONG_BATCH {
+            blocking(run)
+        } else {
+            run()
+        }
     }
 
     /// Removes the bodies of these events (deleted messages); headers stay.
     pub async fn drop_bodies(&self, ids: &[EventId]) -> Result<(), StoreError> {
-        self.for_ids(ids, "deleting message bodies", |q| {
-            q.push("UPDATE events SET body = NULL WHERE body IS NOT NULL AND id IN (");
-        })
-        .await
+        self.for_ids(
+            ids,
+            "deleting message bodies",
+            "UPDATE events SET body = NULL WHERE body IS NOT NULL AND id = ?",
+        )
     }
 
-    /// Runs `start … (id, id, …)` over `ids` in chunks, in one transaction.
-    async fn for_ids(
+    /// Runs `statement` (one `?`, an event id) for each of `ids`, in one
+    /// transaction.
+    fn for_ids(
         &self,
         ids: &[EventId],
         what: &'static str,
-        start: impl Fn(&mut sqlx::QueryBuilder<Sqlite>),
+        statement: &str,
     ) -> Result<(), StoreError> {
         if ids.is_empty() {
             return Ok(());
         }
-        let mut tx = self
-            .pool
-            .begin()
-            .await
-            .map_err(db("beginning a transaction"))?;
-        for chunk in ids.chunks(500) {
-            let mut q = sqlx::QueryBuilder::<Sqlite>::new("");
-            start(&mut q);
-            let mut sep = q.separated(", ");
-            for id in chunk {
-                sep.push_bind(id.as_bytes().to_vec());
-            }
-            q.push(")");
-            q.build().execute(&mut *tx).await.map_err(db(what))?;
+        let run = || {
+            self.write(what, |tx| {
+                let mut q = tx.prepare_cached(statement)?;
+                for id in ids {
+                    q.execute([id.as_bytes().as_slice()])?;
+                }
+                Ok(())
+            })
+        };
+        if ids.len() > LONG_BATCH {
+            blocking(run)
+        } else {
+            run()
         }
-        tx.commit().await.map_err(db(what))?;
-        self.durable.wrote();
-        Ok(())
     }
 
     /// Events of `log` still waiting for delivery to some account.
     pub async fn undelivered(&self, log: LogId) -> Result<Vec<EventId>, StoreError> {
-        let rows: Vec<Vec<u8>> =
-            sqlx::query_scalar("SELECT DISTINCT event FROM outbox WHERE log = ?")
-                .bind(log.as_bytes().as_slice())
-                .fetch_all(&self.pool)
-                .await
-                .map_err(db("reading the outbox"))?;
+        let rows = self.read("reading the outbox", |c| {
+            c.prepare_cached("SELECT DISTINCT event FROM outbox WHERE log = ?")?
+                .query_map([log.as_bytes().as_slice()], |r| r.get(0))?
+                .collect::<rusqlite::Result<Vec<Vec<u8>>>>()
+        })?;
         Ok(event_ids(rows))
     }
 
     /// Events still waiting for delivery to `account`, oldest queued first.
     pub async fn undelivered_to(&self, account: AccountId) -> Result<Vec<EventId>, StoreError> {
-        let rows: Vec<Vec<u8>> =
-            sqlx::query_scalar("SELECT event FROM outbox WHERE account = ? ORDER BY rowid")
-                .bind(account.as_bytes().as_slice())
-                .fetch_all(&self.pool)
-                .await
-                .map_err(db("reading the outbox"))?;
+        let rows = self.read("reading the outbox", |c| {
+            c.prepare_cached("SELECT event FROM outbox WHERE account = ? ORDER BY rowid")?
+                .query_map([account.as_bytes().as_slice()], |r| r.get(0))?
+                .collect::<rusqlite::Result<Vec<Vec<u8>>>>()
+        })?;
         Ok(event_ids(rows))
     }
 
     /// Number of events waiting for delivery.
     pub async fn outbox_len(&self) -> Result<i64, StoreError> {
-        sqlx::query_scalar("SELECT count(DISTINCT event) FROM outbox")
-            .fetch_one(&self.pool)
-            .await
-            .map_err(db("counting the outbox"))
+        self.read("counting the outbox", |c| {
+            c.prepare_cached("SELECT count(DISTINCT event) FROM outbox")?
+                .query_row([], |r| r.get(0))
+        })
     }
 
     /// Number of stored events.
     pub async fn event_count(&self) -> Result<i64, StoreError> {
-        sqlx::query_scalar("SELECT count(*) FROM events")
-            .fetch_one(&self.pool)
-            .await
-            .map_err(db("counting events"))
+        self.read("counting events", |c| {
+            c.prepare_cached("SELECT count(*) FROM events")?
+                .query_row([], |r| r.get(0))
+        })
     }
 }
 
-async fn put_meta(
-    tx: &mut Transaction<'_, Sqlite>,
-    key: &str,
-    value: &[u8],
-) -> Result<(), StoreError> {
-    sqlx::query("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value")
-        .bind(key)
-        .bind(value)
-        .execute(&mut **tx)
-        .await
-        .map_err(db("writing metadata"))?;
+/// Why a connection could not be opened.
+enum Opened {
+    NoCipher,
+    Failed(rusqlite::Error),
+}
+
+impl From<rusqlite::Error> for Opened {
+    fn from(e: rusqlite::Error) -> Self {
+        Self::Failed(e)
+    }
+}
+
+/// Opens the database under `key`, sets the connection up and brings the
+/// schema up to date.
+fn open_connection(path: &std::path::Path, key: &SecretBytes<32>) -> Result<Connection, Opened> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI,
+    )?;
+    // SQLCipher needs the key before any other statement.
+    let mut pragma = Zeroizing::new(String::with_capacity(84));
+    pragma.push_str("PRAGMA key = \"x'");
+    for b in key.as_bytes() {
+        let _ = write!(pragma, "{b:02x}");
+    }
+    pragma.push_str("'\";");
+    conn.execute_batch(&pragma)?;
+    drop(pragma);
+    let cipher: Option<String> = conn
+        .query_row("PRAGMA cipher_version", [], |r| r.get(0))
+        .optional()?;
+    if cipher.is_none_or(|v| v.is_empty()) {
+        return Err(Opened::NoCipher);
+    }
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    // Commits do not wait for the disk; `Durability` syncs the WAL once
+    // per group of commits.
+    let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(Opened::Failed(bad_value("journal mode (not WAL)")));
+    }
+    // Deleted content (retired mailbox prekeys, deleted messages) is
+    // overwritten, not left in free pages.
+    conn.execute_batch(
+        "PRAGMA synchronous = NORMAL; PRAGMA secure_delete = ON; PRAGMA foreign_keys = ON;",
+    )?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    migrate(&conn)?;
+    Ok(conn)
+}
+
+/// Applies the [`MIGRATIONS`] the database lacks.
+fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    let mut version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version == 0 {
+        // A profile made while the store ran on sqlx.
+        let by_sqlx: bool = conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations')",
+            [],
+            |r| r.get(0),
+        )?;
+        if by_sqlx {
+            version = conn.query_row(
+                "SELECT coalesce(max(version), 0) FROM _sqlx_migrations WHERE success",
+                [],
+                |r| r.get(0),
+            )?;
+        }
+    }
+    let from = version;
+    for (v, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > from) {
+        conn.execute_batch(&format!(
+            "BEGIN; {sql}\n; PRAGMA user_version = {v}; COMMIT;"
+        ))
+        .inspect_err(|_| {
+            let _ = conn.execute_batch("ROLLBACK");
+        })?;
+        version = *v;
+    }
+    // Recorded for profiles that came from sqlx (no migration ran).
+    conn.pragma_update(None, "user_version", version)?;
+    Ok(())
+}
+
+fn put_meta(tx: &rusqlite::Transaction<'_>, pairs: &[(&str, &[u8])]) -> rusqlite::Result<()> {
+    if pairs.is_empty() {
+        return Ok(());
+    }
+    let mut q = tx.prepare_cached(
+        "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+    )?;
+    for (k, v) in pairs {
+        q.execute(params![k, v])?;
+    }
     Ok(())
 }
 
@@ -599,99 +752,119 @@ fn log_kind_code(kind: LogKind) -> i64 {
     }
 }
 
-/// Rows per multi-row INSERT (11 bound values each; SQLite allows 32766).
-const ROWS_PER_STATEMENT: usize = 256;
+fn status_code(status: Status) -> i64 {
+    match status {
+        Status::Accepted => 0,
+        Status::SoftFailed => 1,
+    }
+}
+
+/// Rows above which a write or a read by id runs off the async worker.
+const LONG_BATCH: usize = 64;
 
 /// Inserts events; `new_logs` are their logs not known to be recorded,
 /// `pending` whether held events may be waiting (and may now leave).
 /// Returns whether held events remain.
-async fn insert_events(
-    tx: &mut Transaction<'_, Sqlite>,
+fn insert_events(
+    tx: &rusqlite::Transaction<'_>,
     events: &[StoredEvent],
     new_logs: &[(LogId, LogKind)],
     pending: bool,
-) -> Result<bool, StoreError> {
-    for (log, kind) in new_logs {
-        sqlx::query("INSERT OR IGNORE INTO logs (id, kind) VALUES (?, ?)")
-            .bind(log.as_bytes().as_slice())
-            .bind(log_kind_code(*kind))
-            .execute(&mut **tx)
-            .await
-            .map_err(db("recording a log"))?;
+) -> rusqlite::Result<bool> {
+    if !new_logs.is_empty() {
+        let mut q = tx.prepare_cached("INSERT OR IGNORE INTO logs (id, kind) VALUES (?, ?)")?;
+        for (log, kind) in new_logs {
+            q.execute(params![log.as_bytes().as_slice(), log_kind_code(*kind)])?;
+        }
     }
-    for chunk in events.chunks(ROWS_PER_STATEMENT) {
-        let mut q = sqlx::QueryBuilder::<Sqlite>::new(
-            "INSERT INTO events (id, log, depth, author, seq, effective_time, first_seen, status, header, signature, body) ",
-        );
-        q.push_values(chunk, |mut row, e| {
-            let ev = &e.event;
-            let h = ev.header();
-            row.push_bind(ev.id().as_bytes().to_vec())
-                .push_bind(ev.log_id().as_bytes().to_vec())
-                .push_bind(h.depth as i64)
-                .push_bind(h.author.as_bytes().to_vec())
-                .push_bind(h.seq as i64)
-                .push_bind(e.info.effective_time)
-                .push_bind(e.info.first_seen)
-                .push_bind(match e.info.status {
-                    Status::Accepted => 0i64,
-                    Status::SoftFailed => 1,
-                })
-                .push_bind(ev.header_bytes().to_vec())
-                .push_bind(ev.signature().as_bytes().to_vec())
-                .push_bind(ev.body().map(<[u8]>::to_vec));
-        });
-        q.build()
-            .execute(&mut **tx)
-            .await
-            .map_err(db("storing events"))?;
+    let mut q = tx.prepare_cached(
+        "INSERT INTO events (id, log, depth, author, seq, effective_time, first_seen, status, header, signature, body)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )?;
+    for e in events {
+        let ev = &e.event;
+        let h = ev.header();
+        q.execute(params![
+            ev.id().as_bytes().as_slice(),
+            ev.log_id().as_bytes().as_slice(),
+            i64::try_from(h.depth).unwrap_or(i64::MAX),
+            h.author.as_bytes().as_slice(),
+            i64::try_from(h.seq).unwrap_or(i64::MAX),
+            e.info.effective_time,
+            e.info.first_seen,
+            status_code(e.info.status),
+            ev.header_bytes(),
+            ev.signature().as_bytes().as_slice(),
+            ev.body()
+        ])?;
     }
     if !pending {
         return Ok(false);
     }
     // Held events that have now been stored leave the pending table.
-    sqlx::query(
+    tx.prepare_cached(
         "DELETE FROM pending WHERE EXISTS (SELECT 1 FROM events e WHERE e.id = pending.id)",
-    )
-    .execute(&mut **tx)
-    .await
-    .map_err(db("clearing held events"))?;
-    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pending)")
-        .fetch_one(&mut **tx)
-        .await
-        .map_err(db("checking held events"))
+    )?
+    .execute([])?;
+    tx.prepare_cached("SELECT EXISTS (SELECT 1 FROM pending)")?
+        .query_row([], |r| r.get(0))
 }
 
-fn row_to_event(r: &sqlx::sqlite::SqliteRow) -> Result<StoredEvent, StoreError> {
-    let id: Vec<u8> = r.get(0);
-    let damaged = |source| StoreError::Damaged {
-        id: crate::wire::to_base32(&id),
-        source,
-    };
-    let sig: Vec<u8> = r.get(5);
-    let sig: [u8; 64] = sig.try_into().map_err(|_| {
-        damaged(EventError::Format(crate::wire::WireError::Invalid {
-            what: "signature",
-            why: "not 64 bytes",
-        }))
-    })?;
-    let event =
-        Event::from_parts(r.get(4), Signature::from_bytes(sig), r.get(6)).map_err(damaged)?;
-    let h = event.header();
-    let info = NodeInfo {
-        parents: h.parents.clone(),
-        depth: h.depth,
-        author: h.author,
-        seq: h.seq,
-        effective_time: r.get(1),
-        first_seen: r.get(2),
-        status: if r.get::<i64, _>(3) == 0 {
-            Status::Accepted
-        } else {
-            Status::SoftFailed
-        },
-    };
-    Ok(StoredEvent { event, info })
+/// An `events` row as read, before its event is decoded.
+struct EventRow {
+    id: Vec<u8>,
+    effective_time: i64,
+    first_seen: i64,
+    status: i64,
+    header: Vec<u8>,
+    signature: Vec<u8>,
+    body: Option<Vec<u8>>,
+}
+
+impl EventRow {
+    /// Reads `id, effective_time, first_seen, status, header, signature,
+    /// body`.
+    fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            id: r.get(0)?,
+            effective_time: r.get(1)?,
+            first_seen: r.get(2)?,
+            status: r.get(3)?,
+            header: r.get(4)?,
+            signature: r.get(5)?,
+            body: r.get(6)?,
+        })
+    }
+
+    fn into_event(self) -> Result<StoredEvent, StoreError> {
+        let damaged = |source| StoreError::Damaged {
+            id: crate::wire::to_base32(&self.id),
+            source,
+        };
+        let sig: [u8; 64] = self.signature.as_slice().try_into().map_err(|_| {
+            damaged(EventError::Format(crate::wire::WireError::Invalid {
+                what: "signature",
+                why: "not 64 bytes",
+            }))
+        })?;
+        let event = Event::from_parts(self.header, Signature::from_bytes(sig), self.body)
+            .map_err(damaged)?;
+        let h = event.header();
+        let info = NodeInfo {
+            parents: h.parents.clone(),
+            depth: h.depth,
+            author: h.author,
+            seq: h.seq,
+            effective_time: self.effective_time,
+            first_seen: self.first_seen,
+            status: if self.status == 0 {
+                Status::Accepted
+            } else {
+                Status::SoftFailed
+            },
+        };
+        Ok(StoredEvent { event, info })
+    }
 }
 
 /// Event ids from id columns (a value of the wrong length is skipped).
@@ -699,4 +872,26 @@ fn event_ids(rows: Vec<Vec<u8>>) -> Vec<EventId> {
     rows.into_iter()
         .filter_map(|b| b.try_into().ok().map(EventId::from_bytes))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MIGRATIONS;
+
+    #[test]
+    fn every_migration_file_is_applied_in_order() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+        let mut files: Vec<String> = std::fs::read_dir(dir)
+            .unwrap_or_else(|e| panic!("reading migrations: {e}"))
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".sql"))
+            .collect();
+        files.sort();
+        assert_eq!(files.len(), MIGRATIONS.len(), "a migration is not listed");
+        for (i, (v, _)) in MIGRATIONS.iter().enumerate() {
+            assert_eq!(*v, i as i64 + 1);
+            assert!(files[i].starts_with(&format!("{v:04}_")), "{}", files[i]);
+        }
+    }
 }
