@@ -419,6 +419,12 @@ impl Verified {
         event.verify()?;
         Ok(Self(event))
     }
+    /// Signs a new event ([`Event::sign`]): the signature is this
+    /// device's own, made just now, so it is not checked again (a check
+    /// costs more than the signing).
+    pub fn signed(key: &SigningKey, draft: Draft) -> Self {
+        Self(Event::sign(key, draft))
+    }
     /// The event.
     pub fn event(&self) -> &Event {
         &self.0

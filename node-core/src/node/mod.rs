@@ -1020,7 +1020,7 @@ impl Node {
         let mut rows = Vec::with_capacity(bodies.len());
         let mut seq = self.next_seq;
         for body in bodies {
-            let event = Event::sign(
+            let event = Verified::signed(
                 key,
                 Draft {
                     log: Some(log),
@@ -1033,7 +1033,7 @@ impl Node {
                     body,
                 },
             );
-            let Offer::Stored(accepted) = dag.offer(
+            let Offer::Stored(accepted) = dag.offer_verified(
                 event,
                 now,
                 &mut rules.as_rules(&mut self.accounts, &mut self.rooms),
