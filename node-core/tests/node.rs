@@ -491,3 +491,46 @@ async fn a_flood_of_held_events_stays_bounded_at_rest() {
     assert!(node.log(&log).unwrap().pending_len() <= bound);
     node.close().await;
 }
+
+/// Regression: the store read events by id one id at a time, so a peer's
+/// `Want` naming one large event 4,096 times was served 4,096 copies.
+#[tokio::test]
+async fn an_event_named_many_times_is_served_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut node, _) = Node::create(profile(&dir), "alice", None, false, 1_000)
+        .await
+        .unwrap();
+    let log = LogId::self_log(node.account());
+    let id = node.append(log, 7, vec![b'x'; 1000], 2_000).await.unwrap();
+    let served = node
+        .event_reader()
+        .serve(log, &vec![id; 4096])
+        .await
+        .unwrap();
+    assert_eq!(served.len(), 1);
+    node.close().await;
+}
+
+/// Regression: an own event whose body peers refuse (over `MAX_BODY`, as a
+/// room message of the largest text plus its length prefix was) was
+/// stored, and the log no longer loaded after a restart.
+#[tokio::test]
+async fn an_own_event_peers_would_refuse_is_not_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut node, _) = Node::create(profile(&dir), "alice", None, false, 1_000)
+        .await
+        .unwrap();
+    let log = LogId::self_log(node.account());
+    let max = node_core::log::event::MAX_BODY;
+    node.append(log, 7, vec![b'x'; max], 2_000).await.unwrap();
+    let err = node
+        .append(log, 7, vec![b'x'; max + 4], 3_000)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, NodeError::Invalid(_)), "{err}");
+    assert_eq!(node.log(&log).unwrap().len(), 1);
+    node.close().await;
+    let node = Node::open(profile(&dir), None).await.unwrap();
+    assert_eq!(node.log(&log).unwrap().len(), 1);
+    node.close().await;
+}

@@ -46,6 +46,7 @@ async fn a_profile_made_by_the_sqlx_store_opens_with_its_rows() {
 
     for _ in 0..2 {
         let store = Store::open(&profile, None).await.unwrap();
+        assert_eq!(store.schema_version().await.unwrap(), 4);
         assert_eq!(store.meta("kept").await.unwrap(), Some(vec![1]));
         store.set_meta(&[("after", b"2")]).await.unwrap();
         assert_eq!(store.event_count().await.unwrap(), 0);
@@ -77,4 +78,33 @@ async fn a_closed_store_refuses_further_calls() {
         other.meta("k").await,
         Err(node_core::store::StoreError::Closed)
     ));
+}
+
+#[tokio::test]
+async fn a_database_a_newer_kith_made_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let profile = Profile::new(dir.path().join("p"));
+    Store::create(&profile, None).await.unwrap().close().await;
+    let key = keyfile::unwrap(&std::fs::read(profile.key_file()).unwrap(), None).unwrap();
+    let mut hex = String::from("\"x'");
+    for b in key.as_bytes() {
+        write!(hex, "{b:02x}").unwrap();
+    }
+    hex.push_str("'\"");
+    let mut conn = SqliteConnectOptions::new()
+        .filename(profile.database())
+        .pragma("key", hex)
+        .connect()
+        .await
+        .unwrap();
+    sqlx::query("PRAGMA user_version = 99")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    sqlx::Connection::close(conn).await.unwrap();
+    let err = Store::open(&profile, None).await.unwrap_err();
+    assert!(
+        matches!(err, node_core::store::StoreError::Newer(99)),
+        "{err}"
+    );
 }

@@ -421,9 +421,20 @@ impl Verified {
     }
     /// Signs a new event ([`Event::sign`]): the signature is this
     /// device's own, made just now, so it is not checked again (a check
-    /// costs more than the signing).
-    pub fn signed(key: &SigningKey, draft: Draft) -> Self {
-        Self(Event::sign(key, draft))
+    /// costs more than the signing). Its header is read back as a peer
+    /// reads it, so an event peers would refuse is refused here too.
+    pub(crate) fn signed(key: &SigningKey, draft: Draft) -> Result<Self, EventError> {
+        if draft.body.len() > MAX_BODY {
+            return Err(WireError::TooLarge {
+                what: "body",
+                got: draft.body.len() as u64,
+                max: MAX_BODY as u64,
+            }
+            .into());
+        }
+        let event = Event::sign(key, draft);
+        Header::decode(event.header_bytes())?;
+        Ok(Self(event))
     }
     /// The event.
     pub fn event(&self) -> &Event {

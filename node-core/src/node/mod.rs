@@ -988,6 +988,18 @@ impl Node {
         recipients: &[AccountId],
         also: &[EventId],
     ) -> Result<Vec<EventId>, NodeError> {
+        // Checked before any is signed: none is offered to the DAG unless
+        // all can be.
+        if let Some(b) = bodies
+            .iter()
+            .find(|b| b.len() > crate::log::event::MAX_BODY)
+        {
+            return Err(NodeError::Invalid(format!(
+                "too large to write: {} bytes, limit {}",
+                b.len(),
+                crate::log::event::MAX_BODY
+            )));
+        }
         let mut rules = self.rules_for(log)?;
         let me = self.device();
         let key = &self.key;
@@ -1032,7 +1044,8 @@ impl Node {
                     kind,
                     body,
                 },
-            );
+            )
+            .map_err(|e| NodeError::Invalid(format!("cannot write this event: {e}")))?;
             let Offer::Stored(accepted) = dag.offer_verified(
                 event,
                 now,

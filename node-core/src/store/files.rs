@@ -64,7 +64,7 @@ fn row_to_file(r: &rusqlite::Row<'_>) -> rusqlite::Result<FileRow> {
 impl Store {
     /// Records a file (ignored if known).
     pub async fn insert_file(&self, f: &FileRow) -> Result<(), StoreError> {
-        self.write("recording a file", |tx| {
+        self.write("recording a file", 1, |tx| {
             tx.prepare_cached(
                 "INSERT OR IGNORE INTO files (id, log, name, size, chunk_size, chunks, local, key, have, complete)
                  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -115,7 +115,7 @@ impl Store {
         have: &[u8],
         complete: bool,
     ) -> Result<(), StoreError> {
-        self.write("recording file progress", |tx| {
+        self.write("recording file progress", 1, |tx| {
             tx.prepare_cached("UPDATE files SET have = ?, complete = ? WHERE id = ?")?
                 .execute(rusqlite::params![
                     have,

@@ -75,6 +75,11 @@ pub enum StoreError {
     /// The store was closed.
     #[error("the store is closed")]
     Closed,
+    /// A newer kith made this profile's database.
+    #[error(
+        "this profile's database has schema version {0}, newer than this kith knows; run a newer kith"
+    )]
+    Newer(i64),
     /// The disk did not confirm that writes are durable.
     #[error("syncing the store: {0}")]
     Sync(String),
@@ -132,6 +137,8 @@ impl From<crate::log::Accepted> for StoredEvent {
 pub struct Store {
     /// The one connection; `None` once closed.
     conn: Arc<Mutex<Option<Connection>>>,
+    /// Commits since the WAL was last checkpointed.
+    since_checkpoint: Arc<std::sync::atomic::AtomicUsize>,
     /// When commits are on the disk.
     durable: Durability,
     /// What the database is known to hold, to skip needless statements on
@@ -198,6 +205,7 @@ impl Store {
         };
         let conn = blocking(|| open_connection(&path, key)).map_err(|e| match e {
             Opened::NoCipher => StoreError::NoCipher,
+            Opened::Newer(version) => StoreError::Newer(version),
             Opened::Failed(source) => open(source),
         })?;
         let pending: i64 = conn
@@ -214,6 +222,7 @@ impl Store {
         let durable = Durability::start(path)?;
         Ok(Self {
             conn: Arc::new(Mutex::new(Some(conn))),
+            since_checkpoint: Default::default(),
             durable,
             known: Arc::new(Mutex::new(known)),
         })
@@ -271,20 +280,45 @@ impl Store {
     }
 
     /// Runs `f` in one transaction and commits it (not yet durable: see
-    /// [`Durability`]).
+    /// [`Durability`]). `rows` is about how many rows it writes: above
+    /// [`LONG_BATCH`] it runs off the async worker. The WAL is copied into
+    /// the database here too, off the async worker, every
+    /// [`CHECKPOINT_EVERY`] commits and after every long one (SQLite's own
+    /// checkpoints would run inside some small commit, on the worker).
     fn write<T>(
         &self,
         what: &'static str,
+        rows: usize,
         f: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T>,
     ) -> Result<T, StoreError> {
-        let mut guard = self.connection();
-        let conn = guard.as_mut().ok_or(StoreError::Closed)?;
-        let tx = conn.transaction().map_err(db(what))?;
-        let out = f(&tx).map_err(db(what))?;
-        tx.commit().map_err(db(what))?;
-        drop(guard);
-        self.durable.wrote();
-        Ok(out)
+        let long = rows > LONG_BATCH;
+        let run = || {
+            let mut guard = self.connection();
+            let conn = guard.as_mut().ok_or(StoreError::Closed)?;
+            let tx = conn.transaction().map_err(db(what))?;
+            let out = f(&tx).map_err(db(what))?;
+            tx.commit().map_err(db(what))?;
+            self.durable.wrote();
+            let n = self
+                .since_checkpoint
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if long || n + 1 >= CHECKPOINT_EVERY {
+                self.since_checkpoint
+                    .store(0, std::sync::atomic::Ordering::Relaxed);
+                let checkpoint = || conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE)");
+                let done = if long {
+                    checkpoint()
+                } else {
+                    blocking(checkpoint)
+                };
+                if let Err(e) = done {
+                    // The WAL keeps the pages; the next checkpoint copies them.
+                    tracing::warn!(error = %e, "checkpointing the store");
+                }
+            }
+            Ok(out)
+        };
+        if long { blocking(run) } else { run() }
     }
 
     /// A metadata value.
@@ -298,7 +332,7 @@ impl Store {
 
     /// Sets metadata values in one transaction.
     pub async fn set_meta(&self, pairs: &[(&str, &[u8])]) -> Result<(), StoreError> {
-        self.write("writing metadata", |tx| put_meta(tx, pairs))
+        self.write("writing metadata", pairs.len(), |tx| put_meta(tx, pairs))
     }
 
     /// Stores accepted events (and metadata) atomically.
@@ -329,8 +363,10 @@ impl Store {
             logs.dedup_by_key(|(l, _)| *l);
             (logs, known.pending, known.holds)
         };
-        let run = || {
-            self.write("storing events", |tx| {
+        let still_pending = self.write(
+            "storing events",
+            events.len() + outbox.len() + meta.len(),
+            |tx| {
                 let mut q = tx.prepare_cached(
                     "INSERT OR IGNORE INTO outbox (event, log, account) VALUES (?, ?, ?)",
                 )?;
@@ -344,14 +380,8 @@ impl Store {
                 let still_pending = insert_events(tx, events, &new_logs, pending)?;
                 put_meta(tx, meta)?;
                 Ok(still_pending)
-            })
-        };
-        // A large batch (history) is long: off the async worker.
-        let still_pending = if events.len() > LONG_BATCH {
-            blocking(run)?
-        } else {
-            run()?
-        };
+            },
+        )?;
         let mut known = self.known();
         known.logs.extend(new_logs.into_iter().map(|(l, _)| l));
         if !still_pending && known.holds == holds {
@@ -371,7 +401,7 @@ impl Store {
             known.pending = true;
             known.holds += 1;
         }
-        self.write("holding an event", |tx| {
+        self.write("holding an event", 1, |tx| {
             tx.prepare_cached(
                 "INSERT OR IGNORE INTO pending (id, log, event, first_seen) VALUES (?, ?, ?, ?)",
             )?
@@ -433,19 +463,18 @@ impl Store {
     /// Deletes every event of a log, stored or held (a stranger's account
     /// log that nothing names any more).
     pub async fn forget_log(&self, log: LogId) -> Result<(), StoreError> {
-        blocking(|| {
-            self.write("forgetting a log", |tx| {
-                for query in [
-                    "DELETE FROM outbox WHERE log = ?",
-                    "DELETE FROM events WHERE log = ?",
-                    "DELETE FROM pending WHERE log = ?",
-                    "DELETE FROM logs WHERE id = ?",
-                ] {
-                    tx.prepare_cached(query)?
-                        .execute([log.as_bytes().as_slice()])?;
-                }
-                Ok(())
-            })
+        // Every event of the log: may be long.
+        self.write("forgetting a log", usize::MAX, |tx| {
+            for query in [
+                "DELETE FROM outbox WHERE log = ?",
+                "DELETE FROM events WHERE log = ?",
+                "DELETE FROM pending WHERE log = ?",
+                "DELETE FROM logs WHERE id = ?",
+            ] {
+                tx.prepare_cached(query)?
+                    .execute([log.as_bytes().as_slice()])?;
+            }
+            Ok(())
         })?;
         self.known().logs.remove(&log);
         Ok(())
@@ -475,20 +504,13 @@ impl Store {
         if changes.is_empty() {
             return Ok(());
         }
-        let run = || {
-            self.write("setting statuses", |tx| {
-                let mut q = tx.prepare_cached("UPDATE events SET status = ? WHERE id = ?")?;
-                for (id, status) in changes {
-                    q.execute(params![status_code(*status), id.as_bytes().as_slice()])?;
-                }
-                Ok(())
-            })
-        };
-        if changes.len() > LONG_BATCH {
-            blocking(run)
-        } else {
-            run()
-        }
+        self.write("setting statuses", changes.len(), |tx| {
+            let mut q = tx.prepare_cached("UPDATE events SET status = ? WHERE id = ?")?;
+            for (id, status) in changes {
+                q.execute(params![status_code(*status), id.as_bytes().as_slice()])?;
+            }
+            Ok(())
+        })
     }
 
     /// Deletes the held events of `log` other than `keep` (what the
@@ -496,23 +518,27 @@ impl Store {
     pub async fn prune_pending(&self, log: LogId, keep: &[EventId]) -> Result<(), StoreError> {
         let keep: std::collections::HashSet<&[u8]> =
             keep.iter().map(|id| id.as_bytes().as_slice()).collect();
-        blocking(|| {
-            self.write("pruning held events", |tx| {
-                let held: Vec<Vec<u8>> = tx
-                    .prepare_cached("SELECT id FROM pending WHERE log = ?")?
-                    .query_map([log.as_bytes().as_slice()], |r| r.get(0))?
-                    .collect::<rusqlite::Result<_>>()?;
-                let mut q = tx.prepare_cached("DELETE FROM pending WHERE id = ?")?;
-                for id in held.iter().filter(|id| !keep.contains(id.as_slice())) {
-                    q.execute([id.as_slice()])?;
-                }
-                Ok(())
-            })
+        // Every held event of the log: may be long.
+        self.write("pruning held events", usize::MAX, |tx| {
+            let held: Vec<Vec<u8>> = tx
+                .prepare_cached("SELECT id FROM pending WHERE log = ?")?
+                .query_map([log.as_bytes().as_slice()], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            let mut q = tx.prepare_cached("DELETE FROM pending WHERE id = ?")?;
+            for id in held.iter().filter(|id| !keep.contains(id.as_slice())) {
+                q.execute([id.as_slice()])?;
+            }
+            Ok(())
         })
     }
 
-    /// Events by id (those stored), parents before children.
+    /// Events by id (those stored, each once however often it is named),
+    /// parents before children.
     pub async fn events_by_id(&self, ids: &[EventId]) -> Result<Vec<StoredEvent>, StoreError> {
+        let mut ids = ids.to_vec();
+        ids.sort();
+        ids.dedup();
+        let ids = &ids[..];
         let run = || {
             self.read("reading events", |c| {
                 let mut q = c.prepare_cached(
@@ -549,24 +575,16 @@ impl Store {
         if ids.is_empty() {
             return Ok(());
         }
-        let run = || {
-            self.write("recording delivery", |tx| {
-                let mut q =
-                    tx.prepare_cached("DELETE FROM outbox WHERE account = ? AND event = ?")?;
-                for id in ids {
-                    q.execute(params![
-                        account.as_bytes().as_slice(),
-                        id.as_bytes().as_slice()
-                    ])?;
-                }
-                Ok(())
-            })
-        };
-        if ids.len() > LONG_BATCH {
-            blocking(run)
-        } else {
-            run()
-        }
+        self.write("recording delivery", ids.len(), |tx| {
+            let mut q = tx.prepare_cached("DELETE FROM outbox WHERE account = ? AND event = ?")?;
+            for id in ids {
+                q.execute(params![
+                    account.as_bytes().as_slice(),
+                    id.as_bytes().as_slice()
+                ])?;
+            }
+            Ok(())
+        })
     }
 
     /// Removes the bodies of these events (deleted messages); headers stay.
@@ -589,25 +607,18 @@ impl Store {
         if ids.is_empty() {
             return Ok(());
         }
-        let run = || {
-            self.write(what, |tx| {
-                let mut q = tx.prepare_cached(statement)?;
-                for id in ids {
-                    q.execute([id.as_bytes().as_slice()])?;
-                }
-                Ok(())
-            })
-        };
-        if ids.len() > LONG_BATCH {
-            blocking(run)
-        } else {
-            run()
-        }
+        self.write(what, ids.len(), |tx| {
+            let mut q = tx.prepare_cached(statement)?;
+            for id in ids {
+                q.execute([id.as_bytes().as_slice()])?;
+            }
+            Ok(())
+        })
     }
 
     /// Events of `log` still waiting for delivery to some account.
     pub async fn undelivered(&self, log: LogId) -> Result<Vec<EventId>, StoreError> {
-        let rows = self.read("reading the outbox", |c| {
+        let rows = self.read_long("reading the outbox", |c| {
             c.prepare_cached("SELECT DISTINCT event FROM outbox WHERE log = ?")?
                 .query_map([log.as_bytes().as_slice()], |r| r.get(0))?
                 .collect::<rusqlite::Result<Vec<Vec<u8>>>>()
@@ -617,7 +628,7 @@ impl Store {
 
     /// Events still waiting for delivery to `account`, oldest queued first.
     pub async fn undelivered_to(&self, account: AccountId) -> Result<Vec<EventId>, StoreError> {
-        let rows = self.read("reading the outbox", |c| {
+        let rows = self.read_long("reading the outbox", |c| {
             c.prepare_cached("SELECT event FROM outbox WHERE account = ? ORDER BY rowid")?
                 .query_map([account.as_bytes().as_slice()], |r| r.get(0))?
                 .collect::<rusqlite::Result<Vec<Vec<u8>>>>()
@@ -633,6 +644,13 @@ impl Store {
         })
     }
 
+    /// The schema version (`PRAGMA user_version`).
+    pub async fn schema_version(&self) -> Result<i64, StoreError> {
+        self.read("reading the schema version", |c| {
+            c.query_row("PRAGMA user_version", [], |r| r.get(0))
+        })
+    }
+
     /// Number of stored events.
     pub async fn event_count(&self) -> Result<i64, StoreError> {
         self.read("counting events", |c| {
@@ -645,6 +663,8 @@ impl Store {
 /// Why a connection could not be opened.
 enum Opened {
     NoCipher,
+    /// The schema is this version, newer than this build knows.
+    Newer(i64),
     Failed(rusqlite::Error),
 }
 
@@ -661,8 +681,7 @@ fn open_connection(path: &std::path::Path, key: &SecretBytes<32>) -> Result<Conn
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_CREATE
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX
-            | OpenFlags::SQLITE_OPEN_URI,
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
     // SQLCipher needs the key before any other statement.
     let mut pragma = Zeroizing::new(String::with_capacity(84));
@@ -689,15 +708,17 @@ fn open_connection(path: &std::path::Path, key: &SecretBytes<32>) -> Result<Conn
     // Deleted content (retired mailbox prekeys, deleted messages) is
     // overwritten, not left in free pages.
     conn.execute_batch(
-        "PRAGMA synchronous = NORMAL; PRAGMA secure_delete = ON; PRAGMA foreign_keys = ON;",
+        "PRAGMA synchronous = NORMAL; PRAGMA secure_delete = ON; PRAGMA foreign_keys = ON;
+         PRAGMA wal_autocheckpoint = 0;",
     )?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     migrate(&conn)?;
     Ok(conn)
 }
 
-/// Applies the [`MIGRATIONS`] the database lacks.
-fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+/// Applies the [`MIGRATIONS`] the database lacks; refuses a database a
+/// newer build made.
+fn migrate(conn: &Connection) -> Result<(), Opened> {
     let mut version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if version == 0 {
         // A profile made while the store ran on sqlx.
@@ -712,20 +733,21 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
                 [],
                 |r| r.get(0),
             )?;
+            conn.pragma_update(None, "user_version", version)?;
         }
     }
-    let from = version;
-    for (v, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > from) {
+    let known = MIGRATIONS.last().map_or(0, |(v, _)| *v);
+    if version > known {
+        return Err(Opened::Newer(version));
+    }
+    for (v, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > version) {
         conn.execute_batch(&format!(
             "BEGIN; {sql}\n; PRAGMA user_version = {v}; COMMIT;"
         ))
         .inspect_err(|_| {
             let _ = conn.execute_batch("ROLLBACK");
         })?;
-        version = *v;
     }
-    // Recorded for profiles that came from sqlx (no migration ran).
-    conn.pragma_update(None, "user_version", version)?;
     Ok(())
 }
 
@@ -761,6 +783,9 @@ fn status_code(status: Status) -> i64 {
 
 /// Rows above which a write or a read by id runs off the async worker.
 const LONG_BATCH: usize = 64;
+
+/// Commits between two checkpoints of the WAL (each a few pages).
+const CHECKPOINT_EVERY: usize = 256;
 
 /// Inserts events; `new_logs` are their logs not known to be recorded,
 /// `pending` whether held events may be waiting (and may now leave).

@@ -32,7 +32,7 @@ impl Store {
         received: i64,
         max_total: usize,
     ) -> Result<u64, StoreError> {
-        let evicted = self.write("keeping a request", |tx| {
+        let evicted = self.write("keeping a request", 3, |tx| {
             tx.prepare_cached("DELETE FROM contact_requests WHERE account = ? OR device = ?")?
                 .execute([account.as_bytes().as_slice(), device.as_bytes().as_slice()])?;
             tx.prepare_cached(
@@ -91,7 +91,7 @@ impl Store {
 
     /// Forgets `account`'s request; whether there was one.
     pub async fn remove_request(&self, account: AccountId) -> Result<bool, StoreError> {
-        let n = self.write("forgetting a request", |tx| {
+        let n = self.write("forgetting a request", 1, |tx| {
             tx.prepare_cached("DELETE FROM contact_requests WHERE account = ?")?
                 .execute([account.as_bytes().as_slice()])
         })?;
