@@ -137,7 +137,8 @@ impl From<crate::log::Accepted> for StoredEvent {
 pub struct Store {
     /// The one connection; `None` once closed.
     conn: Arc<Mutex<Option<Connection>>>,
-    /// Commits since the WAL was last checkpointed.
+    /// Rows written since the WAL was last checkpointed (a small commit
+    /// counts as [`SMALL_COMMIT_ROWS`]).
     since_checkpoint: Arc<std::sync::atomic::AtomicUsize>,
     /// When commits are on the disk.
     durable: Durability,
@@ -282,9 +283,9 @@ impl Store {
     /// Runs `f` in one transaction and commits it (not yet durable: see
     /// [`Durability`]). `rows` is about how many rows it writes: above
     /// [`LONG_BATCH`] it runs off the async worker. The WAL is copied into
-    /// the database here too, off the async worker, every
-    /// [`CHECKPOINT_EVERY`] commits and after every long one (SQLite's own
-    /// checkpoints would run inside some small commit, on the worker).
+    /// the database here too, off the async worker, once about
+    /// [`CHECKPOINT_ROWS`] rows were written since the last time (SQLite's
+    /// own checkpoints would run inside some small commit, on the worker).
     fn write<T>(
         &self,
         what: &'static str,
@@ -299,10 +300,11 @@ impl Store {
             let out = f(&tx).map_err(db(what))?;
             tx.commit().map_err(db(what))?;
             self.durable.wrote();
+            let weight = rows.clamp(SMALL_COMMIT_ROWS, CHECKPOINT_ROWS);
             let n = self
                 .since_checkpoint
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            if long || n + 1 >= CHECKPOINT_EVERY {
+                .fetch_add(weight, std::sync::atomic::Ordering::Relaxed);
+            if n + weight >= CHECKPOINT_ROWS {
                 self.since_checkpoint
                     .store(0, std::sync::atomic::Ordering::Relaxed);
                 let checkpoint = || conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE)");
@@ -784,8 +786,13 @@ fn status_code(status: Status) -> i64 {
 /// Rows above which a write or a read by id runs off the async worker.
 const LONG_BATCH: usize = 64;
 
-/// Commits between two checkpoints of the WAL (each a few pages).
-const CHECKPOINT_EVERY: usize = 256;
+/// Rows written between two checkpoints of the WAL: 256 small commits of
+/// a few pages each, or four batches of 500 events (SQLite's own default
+/// is every 1,000 pages).
+const CHECKPOINT_ROWS: usize = 2048;
+
+/// What a small commit counts as towards [`CHECKPOINT_ROWS`].
+const SMALL_COMMIT_ROWS: usize = 8;
 
 /// Inserts events; `new_logs` are their logs not known to be recorded,
 /// `pending` whether held events may be waiting (and may now leave).
