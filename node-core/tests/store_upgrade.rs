@@ -9,6 +9,17 @@ use sqlx::ConnectOptions as _;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
 use std::fmt::Write as _;
 
+/// The store key of `profile` as SQLCipher's `key` pragma takes it.
+fn key_pragma(profile: &Profile) -> String {
+    let key = keyfile::unwrap(&std::fs::read(profile.key_file()).unwrap(), None).unwrap();
+    let mut hex = String::from("\"x'");
+    for b in key.as_bytes() {
+        write!(hex, "{b:02x}").unwrap();
+    }
+    hex.push_str("'\"");
+    hex
+}
+
 /// What the sqlx store ran at every open.
 static SQLX_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -22,12 +33,7 @@ async fn a_profile_made_by_the_sqlx_store_opens_with_its_rows() {
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", profile.database().display()));
     }
-    let key = keyfile::unwrap(&std::fs::read(profile.key_file()).unwrap(), None).unwrap();
-    let mut hex = String::from("\"x'");
-    for b in key.as_bytes() {
-        write!(hex, "{b:02x}").unwrap();
-    }
-    hex.push_str("'\"");
+    let hex = key_pragma(&profile);
     let mut conn = SqliteConnectOptions::new()
         .filename(profile.database())
         .create_if_missing(true)
@@ -85,12 +91,7 @@ async fn a_database_a_newer_kith_made_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let profile = Profile::new(dir.path().join("p"));
     Store::create(&profile, None).await.unwrap().close().await;
-    let key = keyfile::unwrap(&std::fs::read(profile.key_file()).unwrap(), None).unwrap();
-    let mut hex = String::from("\"x'");
-    for b in key.as_bytes() {
-        write!(hex, "{b:02x}").unwrap();
-    }
-    hex.push_str("'\"");
+    let hex = key_pragma(&profile);
     let mut conn = SqliteConnectOptions::new()
         .filename(profile.database())
         .pragma("key", hex)
