@@ -988,8 +988,8 @@ impl Node {
         recipients: &[AccountId],
         also: &[EventId],
     ) -> Result<Vec<EventId>, NodeError> {
-        // Checked before any is signed: none is offered to the DAG unless
-        // all can be.
+        // Checked before any is signed (the usual refusal; any later one
+        // reloads the log, below).
         if let Some(b) = bodies
             .iter()
             .find(|b| b.len() > crate::log::event::MAX_BODY)
@@ -1031,36 +1031,58 @@ impl Node {
         }
         let mut rows = Vec::with_capacity(bodies.len());
         let mut seq = self.next_seq;
-        for body in bodies {
-            let event = Verified::signed(
-                key,
-                Draft {
-                    log: Some(log),
-                    log_kind: dag.kind(),
-                    seq,
-                    prev,
-                    parents: parents.take().unwrap_or_else(|| dag.heads().collect()),
-                    time: now,
-                    kind,
-                    body,
-                },
-            )
-            .map_err(|e| NodeError::Invalid(format!("cannot write this event: {e}")))?;
-            let Offer::Stored(accepted) = dag.offer_verified(
-                event,
-                now,
-                &mut rules.as_rules(&mut self.accounts, &mut self.rooms),
-            )?
-            else {
-                return Err(NodeError::Damaged(
-                    "own event held for missing parents".into(),
-                ));
-            };
-            seq += 1;
-            for a in accepted {
-                prev = Some(a.event.id());
-                rows.push(StoredEvent::from(a));
+        let mut offered = false;
+        let outcome: Result<(), NodeError> = 'offer: {
+            for body in bodies {
+                let event = match Verified::signed(
+                    key,
+                    Draft {
+                        log: Some(log),
+                        log_kind: dag.kind(),
+                        seq,
+                        prev,
+                        parents: parents.take().unwrap_or_else(|| dag.heads().collect()),
+                        time: now,
+                        kind,
+                        body,
+                    },
+                ) {
+                    Ok(e) => e,
+                    Err(e) => {
+                        break 'offer Err(NodeError::Invalid(format!(
+                            "cannot write this event: {e}"
+                        )));
+                    }
+                };
+                offered = true;
+                let accepted = match dag.offer_verified(
+                    event,
+                    now,
+                    &mut rules.as_rules(&mut self.accounts, &mut self.rooms),
+                ) {
+                    Ok(Offer::Stored(accepted)) => accepted,
+                    Ok(_) => {
+                        break 'offer Err(NodeError::Damaged(
+                            "own event held for missing parents".into(),
+                        ));
+                    }
+                    Err(e) => break 'offer Err(e.into()),
+                };
+                seq += 1;
+                for a in accepted {
+                    prev = Some(a.event.id());
+                    rows.push(StoredEvent::from(a));
+                }
             }
+            Ok(())
+        };
+        if let Err(e) = outcome {
+            // Events of this batch already in the DAG were never stored:
+            // the log is read again from the store.
+            if offered {
+                self.reload(log).await?;
+            }
+            return Err(e);
         }
         self.next_seq = seq;
         let ids: Vec<EventId> = rows.iter().map(|r| r.event.id()).collect();

@@ -199,7 +199,16 @@ impl Store {
     }
 
     async fn connect(profile: &Profile, key: &SecretBytes<32>) -> Result<Self, StoreError> {
-        let path = profile.database();
+        // Absolute: SQLCipher reads any name starting with `file:` as a URI
+        // whatever the flags say, and the durability thread must sync the
+        // very file SQLite writes.
+        let path = std::path::absolute(profile.database()).map_err(|e| {
+            StoreError::Profile(ProfileError::Io {
+                what: "finding the database",
+                path: profile.database(),
+                source: e,
+            })
+        })?;
         let open = |source| StoreError::Open {
             path: path.clone(),
             source,
@@ -365,9 +374,14 @@ impl Store {
             logs.dedup_by_key(|(l, _)| *l);
             (logs, known.pending, known.holds)
         };
+        // Large events count by their pages too (the WAL grows by pages).
+        let bytes: usize = events
+            .iter()
+            .map(|e| e.event.header_bytes().len() + e.event.body().map_or(0, <[u8]>::len))
+            .sum();
         let still_pending = self.write(
             "storing events",
-            events.len() + outbox.len() + meta.len(),
+            events.len() + outbox.len() + meta.len() + bytes / PAGE,
             |tx| {
                 let mut q = tx.prepare_cached(
                     "INSERT OR IGNORE INTO outbox (event, log, account) VALUES (?, ?, ?)",
@@ -711,10 +725,13 @@ fn open_connection(path: &std::path::Path, key: &SecretBytes<32>) -> Result<Conn
     // overwritten, not left in free pages.
     conn.execute_batch(
         "PRAGMA synchronous = NORMAL; PRAGMA secure_delete = ON; PRAGMA foreign_keys = ON;
-         PRAGMA wal_autocheckpoint = 0;",
+         PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = 16777216;",
     )?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     migrate(&conn)?;
+    // What a crash left in the WAL, and the migrations, are copied into
+    // the database now (the write counter starts from nothing).
+    conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE)")?;
     Ok(conn)
 }
 
@@ -786,10 +803,14 @@ fn status_code(status: Status) -> i64 {
 /// Rows above which a write or a read by id runs off the async worker.
 const LONG_BATCH: usize = 64;
 
-/// Rows written between two checkpoints of the WAL: 256 small commits of
-/// a few pages each, or four batches of 500 events (SQLite's own default
-/// is every 1,000 pages).
+/// Rows written between two checkpoints of the WAL (a large row counts
+/// once per page): 256 small commits of a few pages each, or four batches
+/// of 500 short events (SQLite's own default is every 1,000 pages). The
+/// WAL file is cut back to 16 MiB after a checkpoint.
 const CHECKPOINT_ROWS: usize = 2048;
+
+/// A database page, to count large rows by.
+const PAGE: usize = 4096;
 
 /// What a small commit counts as towards [`CHECKPOINT_ROWS`].
 const SMALL_COMMIT_ROWS: usize = 8;
